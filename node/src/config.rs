@@ -1,0 +1,165 @@
+//! The node's configuration and the layout of its data folder.
+//!
+//! The library takes a [`Config`] value; it never reads the environment. The binary layers
+//! defaults, then `config.toml` (parsed here by [`ConfigFile::parse`]), then the
+//! environment, then flags.
+//!
+//! Data folder layout (mode 0700):
+//! - `config.toml`: the commented configuration.
+//! - `keys/`: `organisation.ed25519` and `encryption.x25519`, mode 0600.
+//! - `store/`: the sled database.
+//! - `control.sock`: the local control API's Unix socket, mode 0600, while the node runs.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::reference::Lang;
+
+/// Name of the configuration file in the data folder.
+pub const CONFIG_FILE: &str = "config.toml";
+/// Name of the store folder in the data folder.
+pub const STORE_DIR: &str = "store";
+/// Name of the control socket in the data folder.
+pub const CONTROL_SOCKET: &str = "control.sock";
+/// Default number of changes to a document between two snapshots.
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = 500;
+
+/// Everything a node needs to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The data folder.
+    pub data_dir: PathBuf,
+    /// Changes to a document after which a new snapshot is written.
+    pub snapshot_every: u64,
+    /// Language of labels in human output.
+    pub lang: Lang,
+}
+
+impl Config {
+    /// Defaults for a data folder.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            snapshot_every: DEFAULT_SNAPSHOT_EVERY,
+            lang: Lang::Fr,
+        }
+    }
+
+    /// Applies the values a config file sets.
+    pub fn with_file(mut self, file: &ConfigFile) -> Self {
+        if let Some(every) = file.node.snapshot_every {
+            self.snapshot_every = every.max(1);
+        }
+        if let Some(lang) = file.node.lang {
+            self.lang = lang;
+        }
+        self
+    }
+
+    /// The sled store's folder.
+    pub fn store_dir(&self) -> PathBuf {
+        self.data_dir.join(STORE_DIR)
+    }
+
+    /// The control socket's path.
+    pub fn control_socket(&self) -> PathBuf {
+        control_socket(&self.data_dir)
+    }
+}
+
+/// The control socket's path for a data folder.
+pub fn control_socket(data_dir: &Path) -> PathBuf {
+    data_dir.join(CONTROL_SOCKET)
+}
+
+/// Errors of the configuration file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file is not valid TOML or has unknown keys.
+    #[error("config.toml: {0}")]
+    Parse(#[from] toml::de::Error),
+}
+
+/// The contents of `config.toml`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// About the organisation.
+    #[serde(default)]
+    pub organisation: OrganisationSection,
+    /// About the node.
+    #[serde(default)]
+    pub node: NodeSection,
+}
+
+/// `[organisation]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrganisationSection {
+    /// The organisation's name, as given to `passerelle init` (informational).
+    pub name: Option<String>,
+}
+
+/// `[node]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSection {
+    /// Changes between two snapshots of a document.
+    pub snapshot_every: Option<u64>,
+    /// Language of labels: "fr" or "en".
+    pub lang: Option<Lang>,
+}
+
+impl ConfigFile {
+    /// Parses the text of `config.toml`.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        Ok(toml::from_str(text)?)
+    }
+
+    /// The commented file `passerelle init` writes.
+    pub fn template(org_name: &str) -> String {
+        let name = toml::Value::String(org_name.to_owned()).to_string();
+        format!(
+            r#"# Passerelle node configuration.
+# Values here override the defaults; environment variables and command-line flags
+# override this file. See docs/operator-guide.md.
+
+[organisation]
+# The name given to `passerelle init`. The profile itself lives in the organisation's
+# signed document: change it with `passerelle org set`.
+name = {name}
+
+[node]
+# Write a compact snapshot of a document after this many changes (faster start).
+# snapshot_every = {DEFAULT_SNAPSHOT_EVERY}
+
+# Language of labels in tables and reports: "fr" or "en".
+# lang = "fr"
+
+# Networking (listen addresses, peers) arrives with the sync release.
+"#
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_parses_and_names_the_organisation() {
+        let file = ConfigFile::parse(&ConfigFile::template("Centre \"Espoir\"")).unwrap();
+        assert_eq!(file.organisation.name.as_deref(), Some("Centre \"Espoir\""));
+        let config = Config::new("/tmp/x").with_file(&file);
+        assert_eq!(config.snapshot_every, DEFAULT_SNAPSHOT_EVERY);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let err = ConfigFile::parse("[node]\nsnapshot_evry = 3\n").unwrap_err();
+        assert!(err.to_string().contains("snapshot_evry"), "{err}");
+        let file = ConfigFile::parse("[node]\nlang = \"en\"\n").unwrap();
+        assert_eq!(file.node.lang, Some(Lang::En));
+    }
+}

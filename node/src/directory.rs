@@ -1,0 +1,293 @@
+//! Search over the directory: pure functions of the organisations' records and a query.
+//!
+//! A service matches when every filter given matches; free text looks in the service's and
+//! the organisation's names and descriptions, ignoring case and accents. Results are sorted
+//! by organisation name, then service name.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{CapacityStatus, OrganisationRecord, Service, ServiceStatus};
+use crate::reference::{areas, taxonomy::Dimension};
+
+/// A directory query; every field is optional.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SearchQuery {
+    /// Words that must all appear in the name or description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Dimension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dimension: Option<Dimension>,
+    /// Category code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// Region P-code: the service area or an office of the service lies in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Department P-code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department: Option<String>,
+    /// Cost kind: `free`, `cost_shared` or `fee`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<String>,
+    /// Highest fee in XAF (free and cost-shared services always pass).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_fee_xaf: Option<u64>,
+    /// Language code the service is offered in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// Capacity status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<CapacityStatus>,
+    /// Include inactive and temporarily closed services.
+    #[serde(default)]
+    pub include_inactive: bool,
+}
+
+/// A service found by a search, with its organisation.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ServiceHit {
+    /// The organisation's id.
+    pub org_id: String,
+    /// The organisation's name.
+    pub org_name: String,
+    /// The service's id within the organisation.
+    pub service_id: String,
+    /// The service.
+    pub service: Service,
+}
+
+/// Folds case and the accents of French, so "economique" finds "Économique".
+pub fn fold(text: &str) -> String {
+    text.chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| match c {
+            'à' | 'â' | 'ä' | 'á' => 'a',
+            'é' | 'è' | 'ê' | 'ë' => 'e',
+            'î' | 'ï' | 'í' => 'i',
+            'ô' | 'ö' | 'ó' => 'o',
+            'ù' | 'û' | 'ü' | 'ú' => 'u',
+            'ç' => 'c',
+            'ÿ' => 'y',
+            other => other,
+        })
+        .collect()
+}
+
+fn in_region(record: &OrganisationRecord, service: &Service, region: &str) -> bool {
+    service.service_area.regions.iter().any(|r| r == region)
+        || service
+            .service_area
+            .departments
+            .iter()
+            .any(|d| areas::department(d).is_some_and(|d| d.region == region))
+        || service
+            .offices
+            .iter()
+            .any(|o| record.offices.get(o).is_some_and(|o| o.region == region))
+}
+
+fn in_department(record: &OrganisationRecord, service: &Service, department: &str) -> bool {
+    let region = areas::department(department).map(|d| d.region);
+    service.service_area.departments.iter().any(|d| d == department)
+        // A service offered in the whole region covers each of its departments.
+        || region.is_some_and(|r| service.service_area.regions.iter().any(|s| s == r))
+        || service.offices.iter().any(|o| {
+            record
+                .offices
+                .get(o)
+                .is_some_and(|o| o.department.as_deref() == Some(department))
+        })
+}
+
+/// True if `service` of `record` matches `query`.
+pub fn matches(record: &OrganisationRecord, service: &Service, query: &SearchQuery) -> bool {
+    if !query.include_inactive && service.status != ServiceStatus::Active {
+        return false;
+    }
+    if query.dimension.is_some_and(|d| d != service.dimension) {
+        return false;
+    }
+    if let Some(category) = &query.category
+        && !service.categories.iter().any(|c| c == category)
+    {
+        return false;
+    }
+    if let Some(region) = &query.region
+        && !in_region(record, service, region)
+    {
+        return false;
+    }
+    if let Some(department) = &query.department
+        && !in_department(record, service, department)
+    {
+        return false;
+    }
+    if let Some(kind) = &query.cost
+        && service.cost.kind() != kind.replace('-', "_")
+    {
+        return false;
+    }
+    if let (Some(max), crate::model::Cost::Fee { amount_xaf }) = (query.max_fee_xaf, service.cost)
+        && amount_xaf > max
+    {
+        return false;
+    }
+    if let Some(language) = &query.language
+        && !service.languages.iter().any(|l| l == language)
+        && !(service.languages.is_empty() && record.profile.languages.contains(language))
+    {
+        return false;
+    }
+    if query.capacity.is_some_and(|c| c != service.capacity.status) {
+        return false;
+    }
+    if let Some(text) = &query.text {
+        let haystack = fold(&format!(
+            "{} {} {} {}",
+            service.name,
+            service.description.as_deref().unwrap_or(""),
+            record.profile.name,
+            record.profile.acronym.as_deref().unwrap_or("")
+        ));
+        if !fold(text)
+            .split_whitespace()
+            .all(|word| haystack.contains(word))
+        {
+            return false;
+        }
+    }
+    true
+}
+
+/// Every service of `records` that matches `query`, sorted.
+pub fn search<'a>(
+    records: impl IntoIterator<Item = &'a OrganisationRecord>,
+    query: &SearchQuery,
+) -> Vec<ServiceHit> {
+    let mut hits: Vec<ServiceHit> = records
+        .into_iter()
+        .flat_map(|record| {
+            record
+                .services
+                .iter()
+                .filter(|(_, service)| matches(record, service, query))
+                .map(|(id, service)| ServiceHit {
+                    org_id: record.org_id.clone(),
+                    org_name: record.profile.name.clone(),
+                    service_id: id.clone(),
+                    service: service.clone(),
+                })
+        })
+        .collect();
+    hits.sort_by(|a, b| {
+        (fold(&a.org_name), fold(&a.service.name)).cmp(&(fold(&b.org_name), fold(&b.service.name)))
+    });
+    hits
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::*;
+    use std::collections::BTreeMap;
+
+    fn record() -> OrganisationRecord {
+        let mut services = BTreeMap::new();
+        services.insert(
+            "svc-a".to_owned(),
+            Service {
+                name: "Formation en électricité".into(),
+                description: None,
+                dimension: Dimension::Economic,
+                categories: vec!["vocational_training".into()],
+                eligibility: None,
+                cost: Cost::Fee { amount_xaf: 10_000 },
+                capacity: Capacity {
+                    status: CapacityStatus::Waitlist,
+                    places: Some(4),
+                },
+                languages: vec!["fr".into()],
+                service_area: ServiceArea {
+                    regions: vec!["CM005".into()],
+                    departments: vec![],
+                },
+                offices: vec![],
+                schedule: None,
+                required_documents: vec![],
+                contact: None,
+                status: ServiceStatus::Active,
+                last_update: 0,
+            },
+        );
+        OrganisationRecord {
+            schema: 1,
+            org_id: "x".into(),
+            profile: Profile {
+                name: "Centre Espoir".into(),
+                acronym: None,
+                description: None,
+                legal_status: None,
+                parent_organisation: None,
+                contacts: vec![],
+                languages: vec![],
+                website: None,
+            },
+            offices: BTreeMap::new(),
+            services,
+        }
+    }
+
+    #[test]
+    fn filters_combine() {
+        let r = record();
+        let find = |q: SearchQuery| search([&r], &q).len();
+        assert_eq!(find(SearchQuery::default()), 1);
+        assert_eq!(
+            find(SearchQuery {
+                text: Some("ELECTRICITE espoir".into()),
+                ..Default::default()
+            }),
+            1
+        );
+        assert_eq!(
+            find(SearchQuery {
+                department: Some("CM005004".into()),
+                ..Default::default()
+            }),
+            1,
+            "a region-wide service covers its departments"
+        );
+        assert_eq!(
+            find(SearchQuery {
+                region: Some("CM002".into()),
+                ..Default::default()
+            }),
+            0
+        );
+        assert_eq!(
+            find(SearchQuery {
+                max_fee_xaf: Some(5_000),
+                ..Default::default()
+            }),
+            0
+        );
+        assert_eq!(
+            find(SearchQuery {
+                cost: Some("free".into()),
+                ..Default::default()
+            }),
+            0
+        );
+        assert_eq!(
+            find(SearchQuery {
+                capacity: Some(CapacityStatus::Waitlist),
+                dimension: Some(Dimension::Economic),
+                language: Some("fr".into()),
+                ..Default::default()
+            }),
+            1
+        );
+    }
+}

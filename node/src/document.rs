@@ -1,0 +1,705 @@
+//! An organisation's replicated document: its profile, offices and services in Automerge.
+//!
+//! Rules:
+//! - The Automerge actor id is the organisation's 32-byte public key, so every change is
+//!   bound to the key that must sign it (see [`crate::envelope`]).
+//! - Each [`Edit`] is validated first, then becomes exactly one Automerge change committed
+//!   with the real time and a message saying what changed, then is signed. A refused edit
+//!   leaves the document untouched.
+//! - The document's shape (`schema`, `kind`, `org_id`, `profile`, `offices`, `services`) is
+//!   described in `docs/data-model.md`. Root objects are created once, by the genesis change.
+
+use std::collections::HashMap;
+
+use automerge::transaction::{CommitOptions, Transactable};
+use automerge::{ActorId, AutoCommit, AutoSerde, ChangeHash, ObjType, ROOT, ReadDoc, ScalarValue};
+use serde::{Deserialize, Serialize};
+
+use crate::envelope::{DocumentId, SignedChange};
+use crate::identity::{OrgId, SigningSecret};
+use crate::model::{
+    self, Office, OrganisationRecord, Profile, Service, ValidationError, decode_json, merge_patch,
+};
+
+/// Version of the organisation document's shape.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Errors of document edits and reads.
+#[derive(Debug, thiserror::Error)]
+pub enum DocumentError {
+    /// The edit's input is invalid; nothing was written.
+    #[error("invalid input: {0}")]
+    Invalid(#[from] ValidationError),
+    /// No office or service with this id.
+    #[error("no {kind} with id {id:?}")]
+    NotFound {
+        /// "office" or "service".
+        kind: &'static str,
+        /// The id asked for.
+        id: String,
+    },
+    /// The document does not have the expected shape (a bug or a hostile author).
+    #[error("document {document} is malformed: {reason}")]
+    Malformed {
+        /// The document.
+        document: DocumentId,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The signing key is not the document owner's.
+    #[error("only {owner} may write document {document}")]
+    NotOwner {
+        /// The document.
+        document: DocumentId,
+        /// Its owner.
+        owner: OrgId,
+    },
+    /// Automerge refused an operation or a change.
+    #[error("automerge: {0}")]
+    Automerge(#[from] automerge::AutomergeError),
+}
+
+/// One edit of an organisation's document.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "edit", rename_all = "snake_case")]
+pub enum Edit {
+    /// Change profile fields (shallow merge patch).
+    SetProfile {
+        /// Fields to replace; `null` clears one.
+        patch: serde_json::Map<String, serde_json::Value>,
+    },
+    /// Add an office under a new id.
+    AddOffice {
+        /// The new id (`off-…`).
+        id: String,
+        /// The office.
+        office: Office,
+    },
+    /// Change office fields.
+    UpdateOffice {
+        /// Which office.
+        id: String,
+        /// Fields to replace.
+        patch: serde_json::Map<String, serde_json::Value>,
+    },
+    /// Remove an office.
+    RemoveOffice {
+        /// Which office.
+        id: String,
+    },
+    /// Add a service under a new id.
+    AddService {
+        /// The new id (`svc-…`).
+        id: String,
+        /// The service.
+        service: Service,
+    },
+    /// Change service fields.
+    UpdateService {
+        /// Which service.
+        id: String,
+        /// Fields to replace.
+        patch: serde_json::Map<String, serde_json::Value>,
+    },
+    /// Remove a service.
+    RemoveService {
+        /// Which service.
+        id: String,
+    },
+}
+
+/// One entry of a document's signed change log.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HistoryEntry {
+    /// Automerge change hash (hex).
+    pub hash: String,
+    /// The author's organisation id.
+    pub author: String,
+    /// The author's short fingerprint.
+    pub author_fingerprint: String,
+    /// The author's sequence number.
+    pub seq: u64,
+    /// Commit time, Unix seconds.
+    pub time: i64,
+    /// What changed.
+    pub message: String,
+}
+
+/// An organisation's document with a cached, validated reading of it.
+#[derive(Debug)]
+pub struct OrganisationDocument {
+    id: DocumentId,
+    owner: OrgId,
+    doc: AutoCommit,
+    record: Option<OrganisationRecord>,
+}
+
+fn json_to_hydrate(value: &serde_json::Value) -> automerge::hydrate::Value {
+    use automerge::hydrate::Value as H;
+    match value {
+        serde_json::Value::Null => H::scalar(ScalarValue::Null),
+        serde_json::Value::Bool(b) => H::scalar(*b),
+        serde_json::Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                H::scalar(i)
+            } else if let Some(u) = n.as_u64() {
+                H::scalar(u)
+            } else {
+                H::scalar(n.as_f64().unwrap_or(0.0))
+            }
+        }
+        serde_json::Value::String(s) => H::scalar(s.as_str()),
+        serde_json::Value::Array(items) => {
+            H::from(items.iter().map(json_to_hydrate).collect::<Vec<_>>())
+        }
+        serde_json::Value::Object(map) => {
+            let map: HashMap<String, H> = map
+                .iter()
+                .map(|(k, v)| (k.clone(), json_to_hydrate(v)))
+                .collect();
+            H::Map(map.into())
+        }
+    }
+}
+
+fn to_json<T: Serialize>(value: &T) -> serde_json::Value {
+    // Serialising our own model types to JSON cannot fail (no maps with non-string keys).
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+impl OrganisationDocument {
+    /// Creates the document of `secret`'s organisation with its first profile, and the
+    /// signed genesis change.
+    pub fn create(
+        secret: &SigningSecret,
+        mut profile: Profile,
+        now: i64,
+    ) -> Result<(Self, SignedChange), DocumentError> {
+        model::validate_profile(&mut profile)?;
+        let owner = secret.org_id();
+        let id = DocumentId::organisation(&owner);
+        let mut doc = AutoCommit::new().with_actor(ActorId::from(owner.as_bytes()));
+        let root = serde_json::json!({
+            "schema": SCHEMA_VERSION,
+            "kind": "organisation",
+            "org_id": owner.to_string(),
+            "profile": to_json(&profile),
+            "offices": {},
+            "services": {},
+        });
+        if let automerge::hydrate::Value::Map(map) = json_to_hydrate(&root) {
+            doc.init_root_from_hydrate(&map)?;
+        }
+        doc.commit_with(
+            CommitOptions::default()
+                .with_message(format!("create organisation {:?}", profile.name))
+                .with_time(now),
+        );
+        let change = doc
+            .get_last_local_change()
+            .ok_or_else(|| DocumentError::Malformed {
+                document: id.clone(),
+                reason: "genesis produced no change".into(),
+            })?;
+        let signed = SignedChange::sign(id.clone(), change, secret);
+        let mut this = Self {
+            id,
+            owner,
+            doc,
+            record: None,
+        };
+        this.refresh()?;
+        Ok((this, signed))
+    }
+
+    /// An empty document for `owner`, to fill from stored or received changes.
+    pub fn empty(owner: OrgId) -> Self {
+        Self {
+            id: DocumentId::organisation(&owner),
+            owner,
+            doc: AutoCommit::new(),
+            record: None,
+        }
+    }
+
+    /// The document from a saved snapshot (Automerge's compressed format).
+    pub fn from_snapshot(owner: OrgId, bytes: &[u8]) -> Result<Self, DocumentError> {
+        let doc = AutoCommit::load(bytes)?;
+        Ok(Self {
+            id: DocumentId::organisation(&owner),
+            owner,
+            doc,
+            record: None,
+        })
+    }
+
+    /// The document id.
+    pub fn id(&self) -> &DocumentId {
+        &self.id
+    }
+
+    /// The organisation that owns (and alone writes) it.
+    pub fn owner(&self) -> OrgId {
+        self.owner
+    }
+
+    /// Current heads.
+    pub fn heads(&mut self) -> Vec<ChangeHash> {
+        self.doc.get_heads()
+    }
+
+    /// True if the document holds this change.
+    pub fn has_change(&mut self, hash: &ChangeHash) -> bool {
+        self.doc.get_change_meta_by_hash(hash).is_some()
+    }
+
+    /// Number of changes in the document.
+    pub fn change_count(&mut self) -> usize {
+        self.doc.get_changes_meta(&[]).len()
+    }
+
+    /// Saves the whole document in Automerge's compressed format (a snapshot).
+    pub fn save(&mut self) -> Vec<u8> {
+        self.doc.save()
+    }
+
+    /// Applies already-verified signed changes (from the store or a peer), then re-reads
+    /// the document.
+    pub fn apply_verified(&mut self, changes: &[SignedChange]) -> Result<(), DocumentError> {
+        let changes: Vec<_> = changes.iter().map(|c| c.change().clone()).collect();
+        self.doc.apply_changes(changes)?;
+        self.refresh()
+    }
+
+    /// The cached reading of the document; `None` before the genesis change is applied.
+    pub fn record(&self) -> Option<&OrganisationRecord> {
+        self.record.as_ref()
+    }
+
+    /// Re-reads the whole document into its validated record.
+    pub fn refresh(&mut self) -> Result<(), DocumentError> {
+        if self.doc.get(ROOT, "profile")?.is_none() {
+            self.record = None;
+            return Ok(());
+        }
+        let json = serde_json::to_value(AutoSerde::from(&self.doc)).map_err(|e| {
+            DocumentError::Malformed {
+                document: self.id.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        let record: OrganisationRecord =
+            serde_json::from_value(json).map_err(|e| DocumentError::Malformed {
+                document: self.id.clone(),
+                reason: e.to_string(),
+            })?;
+        if record.org_id != self.owner.to_string() {
+            return Err(DocumentError::Malformed {
+                document: self.id.clone(),
+                reason: format!("it names organisation {}", record.org_id),
+            });
+        }
+        self.record = Some(record);
+        Ok(())
+    }
+
+    fn require_record(&self) -> Result<&OrganisationRecord, DocumentError> {
+        self.record
+            .as_ref()
+            .ok_or_else(|| DocumentError::Malformed {
+                document: self.id.clone(),
+                reason: "it has no profile yet".into(),
+            })
+    }
+
+    fn child(
+        &self,
+        parent: &automerge::ObjId,
+        key: &str,
+    ) -> Result<automerge::ObjId, DocumentError> {
+        match self.doc.get(parent, key)? {
+            Some((automerge::Value::Object(ObjType::Map), id)) => Ok(id),
+            _ => Err(DocumentError::Malformed {
+                document: self.id.clone(),
+                reason: format!("{key:?} is missing or not a map"),
+            }),
+        }
+    }
+
+    /// Validates `edit`, applies it as one change committed at `now`, and signs it.
+    /// On any error the document is left as it was.
+    pub fn apply_edit(
+        &mut self,
+        edit: &Edit,
+        secret: &SigningSecret,
+        now: i64,
+    ) -> Result<SignedChange, DocumentError> {
+        if secret.org_id() != self.owner {
+            return Err(DocumentError::NotOwner {
+                document: self.id.clone(),
+                owner: self.owner,
+            });
+        }
+        let mut record = self.require_record()?.clone();
+        // 1. Validate and compute the new values (pure).
+        let message = self.plan(edit, &mut record, now)?;
+        // 2. Write them as one transaction.
+        if let Err(e) = self.write(edit, &record) {
+            self.doc.rollback();
+            return Err(e);
+        }
+        self.doc.commit_with(
+            CommitOptions::default()
+                .with_message(message)
+                .with_time(now),
+        );
+        let change = self
+            .doc
+            .get_last_local_change()
+            .ok_or_else(|| DocumentError::Malformed {
+                document: self.id.clone(),
+                reason: "edit produced no change".into(),
+            })?;
+        self.record = Some(record);
+        Ok(SignedChange::sign(self.id.clone(), change, secret))
+    }
+
+    /// Checks `edit` against `record`, updates `record` to the result, and returns the
+    /// change message.
+    fn plan(
+        &self,
+        edit: &Edit,
+        record: &mut OrganisationRecord,
+        now: i64,
+    ) -> Result<String, DocumentError> {
+        let changed = |patch: &serde_json::Map<String, serde_json::Value>| {
+            patch.keys().cloned().collect::<Vec<_>>().join(", ")
+        };
+        match edit {
+            Edit::SetProfile { patch } => {
+                let merged = merge_patch(&to_json(&record.profile), patch);
+                let mut profile: Profile = decode_json("profile", merged)?;
+                model::validate_profile(&mut profile)?;
+                record.profile = profile;
+                Ok(format!("update profile: {}", changed(patch)))
+            }
+            Edit::AddOffice { id, office } => {
+                check_new_id("office", id, record.offices.contains_key(id))?;
+                let mut office = office.clone();
+                model::validate_office(&mut office)?;
+                let message = format!("add office {id} {:?}", office.name);
+                record.offices.insert(id.clone(), office);
+                Ok(message)
+            }
+            Edit::UpdateOffice { id, patch } => {
+                let current = record
+                    .offices
+                    .get(id)
+                    .ok_or_else(|| not_found("office", id))?;
+                let merged = merge_patch(&to_json(current), patch);
+                let mut office: Office = decode_json("office", merged)?;
+                model::validate_office(&mut office)?;
+                record.offices.insert(id.clone(), office);
+                Ok(format!("update office {id}: {}", changed(patch)))
+            }
+            Edit::RemoveOffice { id } => {
+                let office = record
+                    .offices
+                    .remove(id)
+                    .ok_or_else(|| not_found("office", id))?;
+                if let Some((service_id, _)) =
+                    record.services.iter().find(|(_, s)| s.offices.contains(id))
+                {
+                    return Err(ValidationError::new(
+                        "id",
+                        format!(
+                            "office {id} is still used by service {service_id}; update or remove that service first"
+                        ),
+                    )
+                    .into());
+                }
+                Ok(format!("remove office {id} {:?}", office.name))
+            }
+            Edit::AddService { id, service } => {
+                check_new_id("service", id, record.services.contains_key(id))?;
+                let mut service = service.clone();
+                model::validate_service(&mut service, &record.offices)?;
+                service.last_update = now;
+                let message = format!("add service {id} {:?}", service.name);
+                record.services.insert(id.clone(), service);
+                Ok(message)
+            }
+            Edit::UpdateService { id, patch } => {
+                let current = record
+                    .services
+                    .get(id)
+                    .ok_or_else(|| not_found("service", id))?;
+                let mut patch = patch.clone();
+                patch.remove("last_update");
+                let merged = merge_patch(&to_json(current), &patch);
+                let mut service: Service = decode_json("service", merged)?;
+                model::validate_service(&mut service, &record.offices)?;
+                service.last_update = now;
+                record.services.insert(id.clone(), service);
+                Ok(format!("update service {id}: {}", changed(&patch)))
+            }
+            Edit::RemoveService { id } => {
+                let service = record
+                    .services
+                    .remove(id)
+                    .ok_or_else(|| not_found("service", id))?;
+                Ok(format!("remove service {id} {:?}", service.name))
+            }
+        }
+    }
+
+    /// Writes the planned result of `edit` (taken from `record`) into the open transaction.
+    fn write(&mut self, edit: &Edit, record: &OrganisationRecord) -> Result<(), DocumentError> {
+        let update_object =
+            |doc: &mut AutoCommit, obj: &automerge::ObjId, value: serde_json::Value| {
+                doc.update_object(obj, &json_to_hydrate(&value))
+                    .map_err(|e| DocumentError::Malformed {
+                        document: self.id.clone(),
+                        reason: e.to_string(),
+                    })
+            };
+        match edit {
+            Edit::SetProfile { .. } => {
+                let profile = self.child(&ROOT, "profile")?;
+                update_object(&mut self.doc, &profile, to_json(&record.profile))?;
+            }
+            Edit::AddOffice { id, .. } | Edit::UpdateOffice { id, .. } => {
+                let offices = self.child(&ROOT, "offices")?;
+                let value = json_to_hydrate(&to_json(&record.offices[id]));
+                match self.doc.get(&offices, id.as_str())? {
+                    Some((_, obj)) if matches!(edit, Edit::UpdateOffice { .. }) => {
+                        update_object(&mut self.doc, &obj, to_json(&record.offices[id]))?;
+                    }
+                    _ => {
+                        self.doc
+                            .batch_create_object(&offices, id.as_str(), &value, false)?;
+                    }
+                }
+            }
+            Edit::RemoveOffice { id } => {
+                let offices = self.child(&ROOT, "offices")?;
+                self.doc.delete(&offices, id.as_str())?;
+            }
+            Edit::AddService { id, .. } | Edit::UpdateService { id, .. } => {
+                let services = self.child(&ROOT, "services")?;
+                let value = json_to_hydrate(&to_json(&record.services[id]));
+                match self.doc.get(&services, id.as_str())? {
+                    Some((_, obj)) if matches!(edit, Edit::UpdateService { .. }) => {
+                        update_object(&mut self.doc, &obj, to_json(&record.services[id]))?;
+                    }
+                    _ => {
+                        self.doc
+                            .batch_create_object(&services, id.as_str(), &value, false)?;
+                    }
+                }
+            }
+            Edit::RemoveService { id } => {
+                let services = self.child(&ROOT, "services")?;
+                self.doc.delete(&services, id.as_str())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The signed change log, newest first, at most `limit` entries.
+    pub fn history(&mut self, limit: usize) -> Vec<HistoryEntry> {
+        let mut entries: Vec<HistoryEntry> = self
+            .doc
+            .get_changes_meta(&[])
+            .into_iter()
+            .map(|meta| {
+                let author = <[u8; 32]>::try_from(meta.actor.to_bytes())
+                    .ok()
+                    .and_then(|bytes| OrgId::from_bytes(bytes).ok());
+                HistoryEntry {
+                    hash: meta.hash.to_string(),
+                    author: author
+                        .map(|a| a.to_string())
+                        .unwrap_or_else(|| meta.actor.to_hex_string()),
+                    author_fingerprint: author.map(|a| a.fingerprint()).unwrap_or_default(),
+                    seq: meta.seq,
+                    time: meta.timestamp,
+                    message: meta.message.map(|m| m.into_owned()).unwrap_or_default(),
+                }
+            })
+            .collect();
+        entries.reverse();
+        entries.truncate(limit);
+        entries
+    }
+}
+
+fn not_found(kind: &'static str, id: &str) -> DocumentError {
+    DocumentError::NotFound {
+        kind,
+        id: id.to_owned(),
+    }
+}
+
+fn check_new_id(kind: &str, id: &str, taken: bool) -> Result<(), ValidationError> {
+    let ok = (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if !ok {
+        return Err(ValidationError::new(
+            "id",
+            format!("{kind} id {id:?} must be 1 to 64 characters of a-z, 0-9, '-' or '_'"),
+        ));
+    }
+    if taken {
+        return Err(ValidationError::new(
+            "id",
+            format!("a {kind} with id {id:?} already exists"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Capacity, CapacityStatus, Cost, LegalStatus, ServiceArea, ServiceStatus};
+    use crate::reference::taxonomy::Dimension;
+
+    pub(crate) fn profile(name: &str) -> Profile {
+        Profile {
+            name: name.into(),
+            acronym: Some("CE".into()),
+            description: None,
+            legal_status: Some(LegalStatus::Ngo),
+            parent_organisation: None,
+            contacts: vec![],
+            languages: vec!["fr".into()],
+            website: None,
+        }
+    }
+
+    fn service(name: &str) -> Service {
+        Service {
+            name: name.into(),
+            description: None,
+            dimension: Dimension::Psychosocial,
+            categories: vec!["counselling".into()],
+            eligibility: None,
+            cost: Cost::Free,
+            capacity: Capacity {
+                status: CapacityStatus::Available,
+                places: None,
+            },
+            languages: vec![],
+            service_area: ServiceArea::default(),
+            offices: vec![],
+            schedule: None,
+            required_documents: vec![],
+            contact: None,
+            status: ServiceStatus::Active,
+            last_update: 0,
+        }
+    }
+
+    #[test]
+    fn edits_round_trip_through_automerge() {
+        let secret = SigningSecret::generate().unwrap();
+        let (mut doc, genesis) =
+            OrganisationDocument::create(&secret, profile("Centre Espoir"), 1_700_000_000).unwrap();
+        genesis.verify().unwrap();
+        let add = doc
+            .apply_edit(
+                &Edit::AddService {
+                    id: "svc-1".into(),
+                    service: service("Écoute"),
+                },
+                &secret,
+                1_700_000_100,
+            )
+            .unwrap();
+        add.verify().unwrap();
+        let patch = serde_json::json!({"capacity": {"status": "full"}, "acronym": null});
+        doc.apply_edit(
+            &Edit::UpdateService {
+                id: "svc-1".into(),
+                patch: serde_json::json!({"capacity": {"status": "full"}})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            },
+            &secret,
+            1_700_000_200,
+        )
+        .unwrap();
+        doc.apply_edit(
+            &Edit::SetProfile {
+                patch: serde_json::json!({"acronym": null})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            },
+            &secret,
+            1_700_000_300,
+        )
+        .unwrap();
+        drop(patch);
+        let cached = doc.record().unwrap().clone();
+        doc.refresh().unwrap();
+        assert_eq!(doc.record().unwrap(), &cached, "cache matches the document");
+        assert_eq!(cached.profile.acronym, None);
+        assert_eq!(
+            cached.services["svc-1"].capacity.status,
+            CapacityStatus::Full
+        );
+        assert_eq!(cached.services["svc-1"].last_update, 1_700_000_200);
+
+        // A replica built from the signed changes alone reads the same.
+        let mut replica = OrganisationDocument::empty(secret.org_id());
+        let changes: Vec<_> = doc
+            .doc
+            .get_changes(&[])
+            .into_iter()
+            .map(|c| SignedChange::sign(doc.id().clone(), c, &secret))
+            .collect();
+        replica.apply_verified(&changes).unwrap();
+        assert_eq!(replica.record().unwrap(), &cached);
+        let history = doc.history(10);
+        assert_eq!(history.len(), 4);
+        assert!(history[0].message.starts_with("update profile"));
+        assert_eq!(history[3].time, 1_700_000_000);
+    }
+
+    #[test]
+    fn refused_edit_leaves_document_untouched() {
+        let secret = SigningSecret::generate().unwrap();
+        let (mut doc, _) =
+            OrganisationDocument::create(&secret, profile("Centre Espoir"), 1).unwrap();
+        let heads = doc.heads();
+        let mut bad = service("Écoute");
+        bad.categories = vec!["unknown".into()];
+        let err = doc
+            .apply_edit(
+                &Edit::AddService {
+                    id: "svc-1".into(),
+                    service: bad,
+                },
+                &secret,
+                2,
+            )
+            .unwrap_err();
+        assert!(matches!(err, DocumentError::Invalid(_)));
+        assert_eq!(doc.heads(), heads);
+        let err = doc
+            .apply_edit(&Edit::RemoveService { id: "svc-9".into() }, &secret, 3)
+            .unwrap_err();
+        assert!(matches!(err, DocumentError::NotFound { .. }));
+        let other = SigningSecret::generate().unwrap();
+        let err = doc
+            .apply_edit(&Edit::RemoveService { id: "svc-9".into() }, &other, 3)
+            .unwrap_err();
+        assert!(matches!(err, DocumentError::NotOwner { .. }));
+        assert_eq!(doc.heads(), heads);
+    }
+}

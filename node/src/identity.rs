@@ -1,0 +1,480 @@
+//! Who a node speaks for: the organisation's signing key, its encryption key and its id.
+//!
+//! Rules:
+//! - One 32-byte ed25519 secret is the organisation's signing key; its public half *is* the
+//!   organisation id ([`OrgId`]). The same bytes will later seed the libp2p identity.
+//! - An X25519 secret receives case files encrypted end to end (referral issue).
+//! - Secrets live in files with mode 0600 in `<data dir>/keys/`, are zeroized when dropped,
+//!   and never appear in `Debug`, logs or error messages.
+//! - Creating an identity never overwrites one that exists.
+
+use std::fmt;
+use std::fs::{self, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use data_encoding::BASE32_NOPAD;
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+/// File name of the organisation's ed25519 signing key inside `keys/`.
+pub const SIGNING_KEY_FILE: &str = "organisation.ed25519";
+/// File name of the organisation's X25519 encryption key inside `keys/`.
+pub const ENCRYPTION_KEY_FILE: &str = "encryption.x25519";
+/// Folder of the data directory that holds the key files.
+pub const KEYS_DIR: &str = "keys";
+
+/// Errors of identity creation, loading and parsing.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    /// An identity already exists where a new one was to be created.
+    #[error("an identity already exists at {0} (refusing to overwrite it)")]
+    AlreadyExists(PathBuf),
+    /// No key file where one was expected.
+    #[error("no identity at {0}: run `passerelle init` first")]
+    Missing(PathBuf),
+    /// A key file can be read by other users of the machine.
+    #[error("key file {path} has mode {mode:o}; it must be readable by its owner only (chmod 600)")]
+    TooOpen {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// A key file does not hold exactly 32 bytes.
+    #[error("key file {0} is damaged: it must hold exactly 32 bytes")]
+    BadKeyFile(PathBuf),
+    /// Reading or writing a key file failed.
+    #[error("key file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The system random source failed.
+    #[error("the system random source failed: {0}")]
+    Random(String),
+}
+
+/// Errors parsing an organisation id.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum OrgIdError {
+    /// Not 52 characters of base32.
+    #[error("an organisation id is 52 characters of base32 (a-z, 2-7); got {0:?}")]
+    Malformed(String),
+    /// Not a valid ed25519 public key.
+    #[error("{0:?} is not a valid organisation key")]
+    NotAKey(String),
+}
+
+/// An organisation's id: its ed25519 public key (32 bytes).
+///
+/// Written as 52 lower-case base32 characters; [`OrgId::fingerprint`] gives a short form
+/// people can read out over the phone and compare.
+///
+/// ```
+/// use passerelle_node::identity::OrgId;
+/// let id: OrgId = "3nqx6pd4uy6ccdtzmpdyqn34x3a5nhpzgvw5y7nr3r7f6vy6mbpa".parse().unwrap();
+/// assert_eq!(id.to_string().len(), 52);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OrgId([u8; 32]);
+
+impl OrgId {
+    /// The id of the organisation whose public key is `key`.
+    pub fn from_verifying_key(key: &VerifyingKey) -> Self {
+        Self(key.to_bytes())
+    }
+
+    /// The id from raw public-key bytes; checks they are a valid key.
+    pub fn from_bytes(bytes: [u8; 32]) -> Result<Self, OrgIdError> {
+        VerifyingKey::from_bytes(&bytes)
+            .map_err(|_| OrgIdError::NotAKey(BASE32_NOPAD.encode(&bytes).to_lowercase()))?;
+        Ok(Self(bytes))
+    }
+
+    /// The raw public key bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The ed25519 public key.
+    pub fn verifying_key(&self) -> Result<VerifyingKey, OrgIdError> {
+        VerifyingKey::from_bytes(&self.0).map_err(|_| OrgIdError::NotAKey(self.to_string()))
+    }
+
+    /// A short form to read out and compare: 16 base32 characters of SHA-256 of the key,
+    /// in groups of four (`ABCD-EFGH-IJKL-MNOP`).
+    pub fn fingerprint(&self) -> String {
+        let digest = Sha256::digest(self.0);
+        let text = BASE32_NOPAD.encode(&digest[..10]);
+        text.as_bytes()
+            .chunks(4)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect::<Vec<_>>()
+            .join("-")
+    }
+}
+
+impl fmt::Display for OrgId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&BASE32_NOPAD.encode(&self.0).to_lowercase())
+    }
+}
+
+impl fmt::Debug for OrgId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "OrgId({})", self.fingerprint())
+    }
+}
+
+impl FromStr for OrgId {
+    type Err = OrgIdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let trimmed = s.trim();
+        let upper = trimmed.to_ascii_uppercase();
+        let bytes = BASE32_NOPAD
+            .decode(upper.as_bytes())
+            .map_err(|_| OrgIdError::Malformed(trimmed.to_owned()))?;
+        let bytes: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| OrgIdError::Malformed(trimmed.to_owned()))?;
+        Self::from_bytes(bytes)
+    }
+}
+
+impl Serialize for OrgId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for OrgId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The organisation's ed25519 signing key. Zeroized on drop; `Debug` shows only the id.
+pub struct SigningSecret(SigningKey);
+
+impl SigningSecret {
+    /// A new random key from the system's random source.
+    pub fn generate() -> Result<Self, IdentityError> {
+        let bytes = random_32()?;
+        Ok(Self(SigningKey::from_bytes(&bytes)))
+    }
+
+    /// The key from its 32 secret bytes.
+    pub fn from_bytes(bytes: &[u8; 32]) -> Self {
+        Self(SigningKey::from_bytes(bytes))
+    }
+
+    /// The organisation id (public key) of this secret.
+    pub fn org_id(&self) -> OrgId {
+        OrgId::from_verifying_key(&self.0.verifying_key())
+    }
+
+    /// Signs `message`.
+    pub fn sign(&self, message: &[u8]) -> Signature {
+        self.0.sign(message)
+    }
+
+    /// The 32 secret bytes, for writing the key file (zeroized when dropped).
+    fn to_secret_bytes(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.0.to_bytes())
+    }
+}
+
+impl fmt::Debug for SigningSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "SigningSecret(for {}, <redacted>)",
+            self.org_id().fingerprint()
+        )
+    }
+}
+
+/// The organisation's X25519 secret, which case files are encrypted to. Zeroized on drop.
+pub struct EncryptionSecret(x25519_dalek::StaticSecret);
+
+impl EncryptionSecret {
+    /// A new random key.
+    pub fn generate() -> Result<Self, IdentityError> {
+        let bytes = random_32()?;
+        Ok(Self(x25519_dalek::StaticSecret::from(*bytes)))
+    }
+
+    /// The public half, which other organisations encrypt to.
+    pub fn public_key(&self) -> EncryptionPublicKey {
+        EncryptionPublicKey(x25519_dalek::PublicKey::from(&self.0).to_bytes())
+    }
+
+    fn to_secret_bytes(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.0.to_bytes())
+    }
+}
+
+impl fmt::Debug for EncryptionSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EncryptionSecret(<redacted>)")
+    }
+}
+
+/// An X25519 public key, written as 52 base32 characters.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EncryptionPublicKey(pub [u8; 32]);
+
+impl fmt::Display for EncryptionPublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&BASE32_NOPAD.encode(&self.0).to_lowercase())
+    }
+}
+
+impl fmt::Debug for EncryptionPublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EncryptionPublicKey({self})")
+    }
+}
+
+impl Serialize for EncryptionPublicKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for EncryptionPublicKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let bytes = BASE32_NOPAD
+            .decode(text.to_ascii_uppercase().as_bytes())
+            .map_err(serde::de::Error::custom)?;
+        let bytes: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| serde::de::Error::custom("an encryption key is 32 bytes"))?;
+        Ok(Self(bytes))
+    }
+}
+
+/// The keys a node acts with.
+#[derive(Debug)]
+pub struct Identity {
+    signing: SigningSecret,
+    encryption: EncryptionSecret,
+}
+
+impl Identity {
+    /// A fresh identity (not yet written anywhere).
+    pub fn generate() -> Result<Self, IdentityError> {
+        Ok(Self {
+            signing: SigningSecret::generate()?,
+            encryption: EncryptionSecret::generate()?,
+        })
+    }
+
+    /// The organisation id.
+    pub fn org_id(&self) -> OrgId {
+        self.signing.org_id()
+    }
+
+    /// The signing secret.
+    pub fn signing(&self) -> &SigningSecret {
+        &self.signing
+    }
+
+    /// The public encryption key.
+    pub fn encryption_public_key(&self) -> EncryptionPublicKey {
+        self.encryption.public_key()
+    }
+
+    /// Writes the two key files into `<data_dir>/keys/` with mode 0600 (the folder 0700).
+    /// Refuses if either file exists.
+    pub fn save_new(&self, data_dir: &Path) -> Result<(), IdentityError> {
+        let keys = data_dir.join(KEYS_DIR);
+        let signing_path = keys.join(SIGNING_KEY_FILE);
+        let encryption_path = keys.join(ENCRYPTION_KEY_FILE);
+        for path in [&signing_path, &encryption_path] {
+            if path.exists() {
+                return Err(IdentityError::AlreadyExists(path.clone()));
+            }
+        }
+        fs::create_dir_all(&keys).map_err(|source| IdentityError::Io {
+            path: keys.clone(),
+            source,
+        })?;
+        fs::set_permissions(&keys, fs::Permissions::from_mode(0o700)).map_err(|source| {
+            IdentityError::Io {
+                path: keys.clone(),
+                source,
+            }
+        })?;
+        write_secret_file(&signing_path, &self.signing.to_secret_bytes())?;
+        write_secret_file(&encryption_path, &self.encryption.to_secret_bytes())?;
+        Ok(())
+    }
+
+    /// Reads the identity from `<data_dir>/keys/`, refusing key files others can read.
+    pub fn load(data_dir: &Path) -> Result<Self, IdentityError> {
+        let keys = data_dir.join(KEYS_DIR);
+        let signing = read_secret_file(&keys.join(SIGNING_KEY_FILE))?;
+        let encryption = read_secret_file(&keys.join(ENCRYPTION_KEY_FILE))?;
+        Ok(Self {
+            signing: SigningSecret::from_bytes(&signing),
+            encryption: EncryptionSecret(x25519_dalek::StaticSecret::from(*encryption)),
+        })
+    }
+
+    /// True when `<data_dir>/keys/` holds a signing key.
+    pub fn exists_in(data_dir: &Path) -> bool {
+        data_dir.join(KEYS_DIR).join(SIGNING_KEY_FILE).exists()
+    }
+}
+
+fn random_32() -> Result<Zeroizing<[u8; 32]>, IdentityError> {
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    getrandom::fill(bytes.as_mut()).map_err(|e| IdentityError::Random(e.to_string()))?;
+    Ok(bytes)
+}
+
+fn write_secret_file(path: &Path, bytes: &[u8; 32]) -> Result<(), IdentityError> {
+    let io = |source| IdentityError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                IdentityError::AlreadyExists(path.to_owned())
+            } else {
+                io(e)
+            }
+        })?;
+    file.write_all(bytes).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    Ok(())
+}
+
+fn read_secret_file(path: &Path) -> Result<Zeroizing<[u8; 32]>, IdentityError> {
+    let io = |source| IdentityError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = match fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(IdentityError::Missing(path.to_owned()));
+        }
+        Err(e) => return Err(io(e)),
+    };
+    let mode = file.metadata().map_err(io)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(IdentityError::TooOpen {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    let mut buffer = Zeroizing::new(Vec::with_capacity(33));
+    Read::by_ref(&mut file)
+        .take(33)
+        .read_to_end(&mut buffer)
+        .map_err(io)?;
+    let bytes: [u8; 32] = buffer
+        .as_slice()
+        .try_into()
+        .map_err(|_| IdentityError::BadKeyFile(path.to_owned()))?;
+    Ok(Zeroizing::new(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn org_id_round_trips_through_text() {
+        let secret = SigningSecret::generate().unwrap();
+        let id = secret.org_id();
+        let text = id.to_string();
+        assert_eq!(text.len(), 52);
+        assert_eq!(text.parse::<OrgId>().unwrap(), id);
+        assert_eq!(text.to_uppercase().parse::<OrgId>().unwrap(), id);
+        assert_eq!(id.fingerprint().len(), 19);
+    }
+
+    #[test]
+    fn malformed_org_ids_are_refused() {
+        assert!(matches!(
+            "abc".parse::<OrgId>(),
+            Err(OrgIdError::Malformed(_))
+        ));
+        assert!(matches!(
+            "1".repeat(52).parse::<OrgId>(),
+            Err(OrgIdError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn debug_never_shows_secret_bytes() {
+        let identity = Identity::generate().unwrap();
+        let secret_hex: String = identity
+            .signing
+            .to_secret_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let shown = format!("{identity:?}");
+        assert!(shown.contains("redacted"));
+        assert!(!shown.contains(&secret_hex));
+        assert!(!shown.contains(&format!(
+            "{:?}",
+            identity.signing.to_secret_bytes().as_ref()
+        )));
+    }
+
+    #[test]
+    fn key_files_are_private_and_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let identity = Identity::generate().unwrap();
+        identity.save_new(dir.path()).unwrap();
+        for name in [SIGNING_KEY_FILE, ENCRYPTION_KEY_FILE] {
+            let mode = fs::metadata(dir.path().join(KEYS_DIR).join(name))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{name}");
+        }
+        let again = Identity::generate().unwrap();
+        assert!(matches!(
+            again.save_new(dir.path()),
+            Err(IdentityError::AlreadyExists(_))
+        ));
+        let loaded = Identity::load(dir.path()).unwrap();
+        assert_eq!(loaded.org_id(), identity.org_id());
+        assert_eq!(
+            loaded.encryption_public_key(),
+            identity.encryption_public_key()
+        );
+    }
+
+    #[test]
+    fn readable_key_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        Identity::generate().unwrap().save_new(dir.path()).unwrap();
+        let path = dir.path().join(KEYS_DIR).join(SIGNING_KEY_FILE);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(
+            Identity::load(dir.path()),
+            Err(IdentityError::TooOpen { .. })
+        ));
+    }
+}

@@ -1,0 +1,33 @@
+//! Passerelle node: identity and keys, signed changes, the directory's document model,
+//! storage in sled, the control API and the node runtime.
+//!
+//! Where things live:
+//! - [`identity`]: the organisation's keys and id.
+//! - [`envelope`]: signed changes (sign, verify, byte encoding).
+//! - [`reference`]: Cameroon's regions and departments, the service taxonomy.
+//! - [`model`]: profile, offices, services, and their validation (pure).
+//! - [`document`]: an organisation's Automerge document and its edits.
+//! - [`directory`]: search over the directory (pure).
+//! - [`store`]: sled storage of signed changes and snapshots.
+//! - [`node`]: the runtime (documents actor, handle, start and shutdown).
+//! - [`control`]: the local control API (Unix socket, JSON lines) and its client.
+//! - [`config`]: the node's configuration and the data folder's layout.
+
+pub mod config;
+pub mod control;
+pub mod directory;
+pub mod document;
+pub mod envelope;
+pub mod identity;
+pub mod model;
+pub mod node;
+pub mod reference;
+pub mod store;
+
+/// Seconds since the Unix epoch, now.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,781 @@
+//! The directory's data model: an organisation's profile, its offices and its services,
+//! shaped after Open Referral HSDS 3.0 (see `docs/data-model.md`).
+//!
+//! Rules:
+//! - These are plain values; [`validate_profile`], [`validate_office`] and
+//!   [`validate_service`] are pure functions that name the field at fault and the accepted
+//!   values. Nothing is written to a document unless they pass.
+//! - Nothing here may hold personal data of beneficiaries: the directory describes
+//!   organisations and their services only.
+//! - Updates are shallow merge patches ([`merge_patch`]): each key replaces a whole field;
+//!   `null` clears an optional field.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::reference::areas;
+use crate::reference::taxonomy::{self, Dimension};
+
+/// Longest name accepted (organisation, office, service).
+pub const MAX_NAME_CHARS: usize = 200;
+/// Longest free text accepted (descriptions, eligibility, schedule).
+pub const MAX_TEXT_CHARS: usize = 4000;
+/// Most entries in any list field.
+pub const MAX_LIST_ITEMS: usize = 64;
+
+/// A field that failed validation, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[error("{field}: {message}")]
+pub struct ValidationError {
+    /// The field, e.g. `cost.amount_xaf` or `service_area.regions[1]`.
+    pub field: String,
+    /// What is wrong, with the accepted values where they are few.
+    pub message: String,
+}
+
+impl ValidationError {
+    /// A new error for `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// An organisation's legal status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LegalStatus {
+    /// A ministry or one of its regional or departmental branches.
+    Government,
+    /// A national or local non-governmental organisation.
+    Ngo,
+    /// An international organisation.
+    International,
+    /// A private firm.
+    Private,
+    /// A community-based organisation.
+    Community,
+}
+
+impl LegalStatus {
+    /// Every status, for messages.
+    pub const ACCEPTED: &'static str = "government, ngo, international, private, community";
+}
+
+impl std::str::FromStr for LegalStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        serde_json::from_value(serde_json::Value::String(s.trim().to_ascii_lowercase()))
+            .map_err(|_| format!("legal status {s:?} is not one of: {}", Self::ACCEPTED))
+    }
+}
+
+/// A way to reach a person or desk at an organisation (never a beneficiary).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Contact {
+    /// Name of the person or desk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Their role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// E-mail address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Phone number, international form preferred (+237…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+}
+
+/// An organisation's profile (HSDS `organization`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// Official name.
+    pub name: String,
+    /// Acronym or short name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acronym: Option<String>,
+    /// What the organisation does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Legal status (unset until the organisation says).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legal_status: Option<LegalStatus>,
+    /// For a ministry's branch: the parent organisation (its id or name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_organisation: Option<String>,
+    /// Contacts of the organisation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contacts: Vec<Contact>,
+    /// Working languages (ISO 639 codes: fr, en, ful, …).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub languages: Vec<String>,
+    /// Web site.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub website: Option<String>,
+}
+
+/// An office (HSDS `location`, physical).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Office {
+    /// Name, e.g. "Antenne de Bonabéri".
+    pub name: String,
+    /// Region P-code.
+    pub region: String,
+    /// Department P-code (must lie in the region).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department: Option<String>,
+    /// Town or city.
+    pub town: String,
+    /// Street address or directions (Cameroon has no postal codes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Latitude in degrees (WGS 84).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latitude: Option<f64>,
+    /// Longitude in degrees (WGS 84).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub longitude: Option<f64>,
+}
+
+/// What a service costs the beneficiary (HSDS `cost_option`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Cost {
+    /// No charge.
+    Free,
+    /// Cost shared between the organisations (the beneficiary pays nothing extra).
+    CostShared,
+    /// A fee in CFA francs (XAF).
+    Fee {
+        /// The amount, a positive whole number of XAF.
+        amount_xaf: u64,
+    },
+}
+
+impl Cost {
+    /// The accepted forms, for messages.
+    pub const ACCEPTED: &'static str = "free, cost-shared, fee:<amount in XAF>";
+
+    /// The kind's code: `free`, `cost_shared` or `fee`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Free => "free",
+            Self::CostShared => "cost_shared",
+            Self::Fee { .. } => "fee",
+        }
+    }
+}
+
+impl fmt::Display for Cost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Free => f.write_str("free"),
+            Self::CostShared => f.write_str("cost-shared"),
+            Self::Fee { amount_xaf } => write!(f, "fee:{amount_xaf}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Cost {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let text = s.trim().to_ascii_lowercase();
+        match text.as_str() {
+            "free" | "gratuit" => Ok(Self::Free),
+            "cost-shared" | "cost_shared" | "shared" => Ok(Self::CostShared),
+            _ => {
+                let Some(amount) = text.strip_prefix("fee:") else {
+                    return Err(format!("cost {s:?} is not one of: {}", Self::ACCEPTED));
+                };
+                match amount.trim().parse::<u64>() {
+                    Ok(0) | Err(_) => Err(format!(
+                        "cost {s:?}: a fee is a positive whole number of XAF, e.g. fee:5000"
+                    )),
+                    Ok(amount_xaf) => Ok(Self::Fee { amount_xaf }),
+                }
+            }
+        }
+    }
+}
+
+/// Whether a service can take new people now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CapacityStatus {
+    /// Places are available.
+    Available,
+    /// New people go on a waiting list.
+    Waitlist,
+    /// No new people for now.
+    Full,
+}
+
+impl CapacityStatus {
+    /// Accepted values, for messages.
+    pub const ACCEPTED: &'static str = "available, waitlist, full";
+}
+
+impl std::str::FromStr for CapacityStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        serde_json::from_value(serde_json::Value::String(s.trim().to_ascii_lowercase()))
+            .map_err(|_| format!("capacity {s:?} is not one of: {}", Self::ACCEPTED))
+    }
+}
+
+/// A service's capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Capacity {
+    /// Available, waitlist or full.
+    pub status: CapacityStatus,
+    /// Places free (or people waiting) where known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub places: Option<u32>,
+}
+
+/// Whether a service runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceStatus {
+    /// Running.
+    #[default]
+    Active,
+    /// Stopped.
+    Inactive,
+    /// Closed for a while.
+    TemporarilyClosed,
+}
+
+impl ServiceStatus {
+    /// Accepted values, for messages.
+    pub const ACCEPTED: &'static str = "active, inactive, temporarily_closed";
+}
+
+impl std::str::FromStr for ServiceStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        serde_json::from_value(serde_json::Value::String(
+            s.trim().to_ascii_lowercase().replace('-', "_"),
+        ))
+        .map_err(|_| format!("status {s:?} is not one of: {}", Self::ACCEPTED))
+    }
+}
+
+/// Where a service is offered (HSDS `service_area`), by region and department P-codes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceArea {
+    /// Region P-codes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<String>,
+    /// Department P-codes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub departments: Vec<String>,
+}
+
+/// A service (HSDS `service`), as an organisation describes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    /// Name, e.g. "Formation en couture".
+    pub name: String,
+    /// What it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Economic, social or psychosocial.
+    pub dimension: Dimension,
+    /// Category codes from the built-in taxonomy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub categories: Vec<String>,
+    /// Who may use it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eligibility: Option<String>,
+    /// What it costs the beneficiary.
+    pub cost: Cost,
+    /// Whether it can take people now.
+    pub capacity: Capacity,
+    /// Languages it is offered in (ISO 639 codes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub languages: Vec<String>,
+    /// Where it is offered.
+    #[serde(default)]
+    pub service_area: ServiceArea,
+    /// Offices of this organisation where it is delivered (HSDS `service_at_location`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub offices: Vec<String>,
+    /// Opening days and hours, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// Documents a beneficiary must bring.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required_documents: Vec<String>,
+    /// Who to contact about it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<Contact>,
+    /// Active, inactive or temporarily closed.
+    #[serde(default)]
+    pub status: ServiceStatus,
+    /// When it was last changed (Unix seconds; set by the node, not the user).
+    #[serde(default)]
+    pub last_update: i64,
+}
+
+/// An organisation's whole document, as read back from Automerge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrganisationRecord {
+    /// Document schema version.
+    pub schema: u32,
+    /// The organisation id (text).
+    pub org_id: String,
+    /// The profile.
+    pub profile: Profile,
+    /// Offices by id.
+    #[serde(default)]
+    pub offices: BTreeMap<String, Office>,
+    /// Services by id.
+    #[serde(default)]
+    pub services: BTreeMap<String, Service>,
+}
+
+/// Applies a shallow merge patch: each key of `patch` replaces that field of `current`;
+/// `null` removes it. Unknown or ill-typed fields are reported by the caller's decode.
+pub fn merge_patch(
+    current: &serde_json::Value,
+    patch: &serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Value {
+    let mut merged = current.as_object().cloned().unwrap_or_default();
+    for (key, value) in patch {
+        if value.is_null() {
+            merged.remove(key);
+        } else {
+            merged.insert(key.clone(), value.clone());
+        }
+    }
+    serde_json::Value::Object(merged)
+}
+
+/// Decodes a JSON value into `T`, turning serde's message into a [`ValidationError`] that
+/// names the field where it can.
+pub fn decode_json<T: serde::de::DeserializeOwned>(
+    what: &str,
+    value: serde_json::Value,
+) -> Result<T, ValidationError> {
+    serde_json::from_value(value).map_err(|e| {
+        let message = e.to_string();
+        let field = message
+            .split('`')
+            .nth(1)
+            .filter(|_| message.contains("field"))
+            .map(|f| f.to_owned())
+            .unwrap_or_else(|| what.to_owned());
+        ValidationError::new(field, message)
+    })
+}
+
+fn check_name(field: &str, value: &str) -> Result<(), ValidationError> {
+    if value.trim().is_empty() {
+        return Err(ValidationError::new(field, "must not be empty"));
+    }
+    check_len(field, value, MAX_NAME_CHARS)
+}
+
+fn check_len(field: &str, value: &str, max: usize) -> Result<(), ValidationError> {
+    if value.chars().count() > max {
+        return Err(ValidationError::new(
+            field,
+            format!("is longer than {max} characters"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_opt_text(field: &str, value: &Option<String>) -> Result<(), ValidationError> {
+    match value {
+        Some(text) => check_len(field, text, MAX_TEXT_CHARS),
+        None => Ok(()),
+    }
+}
+
+fn check_list_len<T>(field: &str, list: &[T]) -> Result<(), ValidationError> {
+    if list.len() > MAX_LIST_ITEMS {
+        return Err(ValidationError::new(
+            field,
+            format!("has more than {MAX_LIST_ITEMS} entries"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_languages(field: &str, languages: &[String]) -> Result<(), ValidationError> {
+    check_list_len(field, languages)?;
+    for (i, lang) in languages.iter().enumerate() {
+        let ok = (2..=3).contains(&lang.len()) && lang.bytes().all(|b| b.is_ascii_lowercase());
+        if !ok {
+            return Err(ValidationError::new(
+                format!("{field}[{i}]"),
+                format!(
+                    "{lang:?} is not an ISO 639 language code (2 or 3 lower-case letters, e.g. fr, en, ful)"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_contact(field: &str, contact: &Contact) -> Result<(), ValidationError> {
+    for (name, value) in [
+        ("name", &contact.name),
+        ("title", &contact.title),
+        ("email", &contact.email),
+        ("phone", &contact.phone),
+    ] {
+        if let Some(value) = value {
+            check_len(&format!("{field}.{name}"), value, MAX_NAME_CHARS)?;
+        }
+    }
+    if let Some(email) = &contact.email
+        && !(email.contains('@') && !email.starts_with('@') && !email.ends_with('@'))
+    {
+        return Err(ValidationError::new(
+            format!("{field}.email"),
+            format!("{email:?} is not an e-mail address"),
+        ));
+    }
+    if let Some(phone) = &contact.phone {
+        let digits = phone.chars().filter(char::is_ascii_digit).count();
+        let allowed = phone
+            .chars()
+            .all(|c| c.is_ascii_digit() || " +-().".contains(c));
+        if !allowed || digits < 6 {
+            return Err(ValidationError::new(
+                format!("{field}.phone"),
+                format!("{phone:?} is not a phone number (digits, spaces, + - ( ) .)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a region P-code.
+pub fn check_region(field: &str, code: &str) -> Result<&'static areas::Region, ValidationError> {
+    areas::region(code).ok_or_else(|| {
+        ValidationError::new(
+            field,
+            format!(
+                "unknown region code {code:?}; valid codes: {}",
+                areas::region_list()
+            ),
+        )
+    })
+}
+
+/// Checks a department P-code (and, given a region, that it lies there).
+pub fn check_department(
+    field: &str,
+    code: &str,
+    region: Option<&str>,
+) -> Result<&'static areas::Department, ValidationError> {
+    let department = areas::department(code).ok_or_else(|| {
+        ValidationError::new(
+            field,
+            format!(
+                "unknown department code {code:?}; valid codes: {}",
+                areas::department_list(region)
+            ),
+        )
+    })?;
+    if let Some(region) = region
+        && department.region != region
+    {
+        return Err(ValidationError::new(
+            field,
+            format!(
+                "department {code:?} ({}) is not in region {region}; its departments are: {}",
+                department.name_fr,
+                areas::department_list(Some(region))
+            ),
+        ));
+    }
+    Ok(department)
+}
+
+/// Checks a category code.
+pub fn check_category(field: &str, code: &str) -> Result<(), ValidationError> {
+    if taxonomy::category(code).is_none() {
+        return Err(ValidationError::new(
+            field,
+            format!(
+                "unknown category {code:?}; valid categories: {}",
+                taxonomy::category_codes()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Validates a profile. Codes are normalised (upper-case P-codes) in place.
+pub fn validate_profile(profile: &mut Profile) -> Result<(), ValidationError> {
+    check_name("name", &profile.name)?;
+    profile.name = profile.name.trim().to_owned();
+    if let Some(acronym) = &profile.acronym {
+        check_len("acronym", acronym, 32)?;
+    }
+    check_opt_text("description", &profile.description)?;
+    if let Some(parent) = &profile.parent_organisation {
+        check_name("parent_organisation", parent)?;
+    }
+    check_list_len("contacts", &profile.contacts)?;
+    for (i, contact) in profile.contacts.iter().enumerate() {
+        check_contact(&format!("contacts[{i}]"), contact)?;
+    }
+    check_languages("languages", &profile.languages)?;
+    if let Some(site) = &profile.website
+        && !(site.starts_with("https://") || site.starts_with("http://"))
+    {
+        return Err(ValidationError::new(
+            "website",
+            format!("{site:?} must start with https:// or http://"),
+        ));
+    }
+    Ok(())
+}
+
+/// Validates an office. Codes are normalised in place.
+pub fn validate_office(office: &mut Office) -> Result<(), ValidationError> {
+    check_name("name", &office.name)?;
+    let region = check_region("region", &office.region)?;
+    office.region = region.pcode.to_owned();
+    if let Some(department) = &office.department {
+        let department = check_department("department", department, Some(region.pcode))?;
+        office.department = Some(department.pcode.to_owned());
+    }
+    check_name("town", &office.town)?;
+    check_opt_text("address", &office.address)?;
+    match (office.latitude, office.longitude) {
+        (Some(lat), Some(lon)) => {
+            if !(-90.0..=90.0).contains(&lat) {
+                return Err(ValidationError::new(
+                    "latitude",
+                    format!("{lat} is outside -90 to 90"),
+                ));
+            }
+            if !(-180.0..=180.0).contains(&lon) {
+                return Err(ValidationError::new(
+                    "longitude",
+                    format!("{lon} is outside -180 to 180"),
+                ));
+            }
+        }
+        (None, None) => {}
+        (Some(_), None) => {
+            return Err(ValidationError::new(
+                "longitude",
+                "is required when latitude is given",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(ValidationError::new(
+                "latitude",
+                "is required when longitude is given",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Validates a service against the organisation's offices. Codes are normalised in place.
+pub fn validate_service(
+    service: &mut Service,
+    offices: &BTreeMap<String, Office>,
+) -> Result<(), ValidationError> {
+    check_name("name", &service.name)?;
+    check_opt_text("description", &service.description)?;
+    check_opt_text("eligibility", &service.eligibility)?;
+    check_opt_text("schedule", &service.schedule)?;
+    check_list_len("categories", &service.categories)?;
+    for (i, code) in service.categories.iter().enumerate() {
+        check_category(&format!("categories[{i}]"), code)?;
+    }
+    if let Cost::Fee { amount_xaf: 0 } = service.cost {
+        return Err(ValidationError::new(
+            "cost.amount_xaf",
+            "a fee must be a positive whole number of XAF (use `free` for no charge)",
+        ));
+    }
+    check_languages("languages", &service.languages)?;
+    check_list_len("service_area.regions", &service.service_area.regions)?;
+    for (i, code) in service.service_area.regions.iter_mut().enumerate() {
+        *code = check_region(&format!("service_area.regions[{i}]"), code)?
+            .pcode
+            .to_owned();
+    }
+    check_list_len(
+        "service_area.departments",
+        &service.service_area.departments,
+    )?;
+    for (i, code) in service.service_area.departments.iter_mut().enumerate() {
+        *code = check_department(&format!("service_area.departments[{i}]"), code, None)?
+            .pcode
+            .to_owned();
+    }
+    check_list_len("offices", &service.offices)?;
+    for (i, office) in service.offices.iter().enumerate() {
+        if !offices.contains_key(office) {
+            let known: Vec<&str> = offices.keys().map(String::as_str).collect();
+            return Err(ValidationError::new(
+                format!("offices[{i}]"),
+                format!(
+                    "no office {office:?} in this organisation; its offices are: {}",
+                    if known.is_empty() {
+                        "(none yet: add one with `passerelle office add`)".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            ));
+        }
+    }
+    check_list_len("required_documents", &service.required_documents)?;
+    for (i, doc) in service.required_documents.iter().enumerate() {
+        check_name(&format!("required_documents[{i}]"), doc)?;
+    }
+    if let Some(contact) = &service.contact {
+        check_contact("contact", contact)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample_service() -> Service {
+        Service {
+            name: "Formation en couture".into(),
+            description: Some("Six mois de formation pratique".into()),
+            dimension: Dimension::Economic,
+            categories: vec!["vocational_training".into()],
+            eligibility: Some("Returnees aged 18-35".into()),
+            cost: Cost::Free,
+            capacity: Capacity {
+                status: CapacityStatus::Available,
+                places: Some(12),
+            },
+            languages: vec!["fr".into(), "en".into()],
+            service_area: ServiceArea {
+                regions: vec!["cm005".into()],
+                departments: vec!["CM005004".into()],
+            },
+            offices: vec![],
+            schedule: Some("Lun-Ven 8h-16h".into()),
+            required_documents: vec!["Carte d'identité".into()],
+            contact: None,
+            status: ServiceStatus::Active,
+            last_update: 0,
+        }
+    }
+
+    #[test]
+    fn valid_service_is_normalised() {
+        let mut service = sample_service();
+        validate_service(&mut service, &BTreeMap::new()).unwrap();
+        assert_eq!(service.service_area.regions, vec!["CM005".to_owned()]);
+    }
+
+    #[test]
+    fn bad_fields_are_named_with_accepted_values() {
+        let mut service = sample_service();
+        service.service_area.regions = vec!["CM099".into()];
+        let err = validate_service(&mut service, &BTreeMap::new()).unwrap_err();
+        assert_eq!(err.field, "service_area.regions[0]");
+        assert!(err.message.contains("CM005 Littoral"), "{err}");
+
+        let mut service = sample_service();
+        service.name = "  ".into();
+        assert_eq!(
+            validate_service(&mut service, &BTreeMap::new())
+                .unwrap_err()
+                .field,
+            "name"
+        );
+
+        let mut service = sample_service();
+        service.categories = vec!["astrology".into()];
+        let err = validate_service(&mut service, &BTreeMap::new()).unwrap_err();
+        assert!(err.message.contains("vocational_training"));
+
+        let mut service = sample_service();
+        service.offices = vec!["off-missing".into()];
+        let err = validate_service(&mut service, &BTreeMap::new()).unwrap_err();
+        assert_eq!(err.field, "offices[0]");
+    }
+
+    #[test]
+    fn cost_parsing() {
+        assert_eq!("free".parse::<Cost>().unwrap(), Cost::Free);
+        assert_eq!(
+            "fee:5000".parse::<Cost>().unwrap(),
+            Cost::Fee { amount_xaf: 5000 }
+        );
+        assert!("fee:-5".parse::<Cost>().unwrap_err().contains("positive"));
+        assert!("fee:0".parse::<Cost>().is_err());
+        assert!(
+            "cheap"
+                .parse::<Cost>()
+                .unwrap_err()
+                .contains("free, cost-shared")
+        );
+    }
+
+    #[test]
+    fn office_department_must_lie_in_region() {
+        let mut office = Office {
+            name: "Antenne".into(),
+            region: "CM005".into(),
+            department: Some("CM002007".into()),
+            town: "Douala".into(),
+            address: None,
+            latitude: None,
+            longitude: None,
+        };
+        let err = validate_office(&mut office).unwrap_err();
+        assert_eq!(err.field, "department");
+        assert!(err.message.contains("CM005004 Wouri"));
+    }
+
+    #[test]
+    fn merge_patch_replaces_and_clears() {
+        let current = serde_json::json!({"name": "A", "acronym": "X", "legal_status": "ngo"});
+        let patch = serde_json::json!({"name": "B", "acronym": null});
+        let merged = merge_patch(&current, patch.as_object().unwrap());
+        assert_eq!(
+            merged,
+            serde_json::json!({"name": "B", "legal_status": "ngo"})
+        );
+    }
+
+    #[test]
+    fn unknown_field_is_named() {
+        let err = decode_json::<Profile>(
+            "profile",
+            serde_json::json!({"name": "A", "legal_status": "ngo", "colour": "red"}),
+        )
+        .unwrap_err();
+        assert_eq!(err.field, "colour");
+        let err = decode_json::<Profile>(
+            "profile",
+            serde_json::json!({"name": "A", "legal_status": "club"}),
+        )
+        .unwrap_err();
+        assert!(err.message.contains("government"), "{err}");
+    }
+}

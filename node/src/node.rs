@@ -1,0 +1,651 @@
+//! The node runtime: a documents actor that owns the store and the documents, a cloneable
+//! [`NodeHandle`] that sends it commands, and [`start`] / [`RunningNode::shutdown`].
+//!
+//! Rules:
+//! - The documents actor runs on its own OS thread: sled and Automerge work never blocks
+//!   the async runtime. Commands carry a one-shot reply channel; the command queue is
+//!   bounded ([`COMMAND_CAP`]).
+//! - An edit is validated, applied, signed and flushed to the store before its reply is
+//!   sent. If the store write fails, the in-memory document is rebuilt from the store, so
+//!   memory never runs ahead of disk.
+//! - Networking (sync) plugs in as another actor that talks to the same handle.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, error, info, warn};
+
+use crate::config::Config;
+use crate::directory::{self, SearchQuery, ServiceHit};
+use crate::document::{DocumentError, Edit, HistoryEntry, OrganisationDocument};
+use crate::envelope::DocumentId;
+use crate::identity::{Identity, IdentityError, OrgId};
+use crate::model::{OrganisationRecord, Profile, ValidationError};
+use crate::store::{Store, StoreError, StoredDocument};
+
+/// Most commands waiting for the documents actor.
+pub const COMMAND_CAP: usize = 256;
+
+/// Errors of the node.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// Input was refused; nothing was written.
+    #[error("invalid input: {0}")]
+    Invalid(#[from] ValidationError),
+    /// The thing asked for does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The data folder already holds an identity.
+    #[error("{0} is already initialised (it holds an identity); use another --data-dir")]
+    AlreadyInitialised(PathBuf),
+    /// Keys could not be created or read.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// The store failed or is corrupt.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A document is malformed or refused an operation.
+    #[error(transparent)]
+    Document(DocumentError),
+    /// A file or socket operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The node is shutting down or has stopped.
+    #[error("the node has stopped")]
+    Stopped,
+}
+
+impl From<DocumentError> for NodeError {
+    fn from(e: DocumentError) -> Self {
+        match e {
+            DocumentError::Invalid(v) => Self::Invalid(v),
+            DocumentError::NotFound { kind, id } => {
+                Self::NotFound(format!("no {kind} with id {id:?}"))
+            }
+            other => Self::Document(other),
+        }
+    }
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> NodeError {
+    let context = context.into();
+    move |source| NodeError::Io { context, source }
+}
+
+/// What an edit did.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EditReceipt {
+    /// The document written.
+    pub document: String,
+    /// The id of the office or service added, updated or removed (empty for the profile).
+    pub id: String,
+    /// The new change's hash.
+    pub change: String,
+    /// Durable on disk when this receipt was sent.
+    pub durable: bool,
+}
+
+/// An organisation as the CLI shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OrganisationView {
+    /// The organisation's fingerprint.
+    pub fingerprint: String,
+    /// The document id.
+    pub document: String,
+    /// The record (profile, offices, services).
+    #[serde(flatten)]
+    pub record: OrganisationRecord,
+}
+
+/// One document in the status report.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DocumentStatus {
+    /// The document id.
+    pub id: String,
+    /// Owner's name (from its profile).
+    pub name: String,
+    /// Signed changes held.
+    pub changes: usize,
+    /// Current heads (hex hashes).
+    pub heads: Vec<String>,
+}
+
+/// `passerelle status`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StatusReport {
+    /// Passerelle version.
+    pub version: String,
+    /// This node's organisation.
+    pub org_id: String,
+    /// Its fingerprint.
+    pub fingerprint: String,
+    /// Its name.
+    pub org_name: String,
+    /// Its encryption public key.
+    pub encryption_key: String,
+    /// The data folder.
+    pub data_dir: String,
+    /// Seconds since the node started.
+    pub uptime_seconds: u64,
+    /// Documents held.
+    pub documents: Vec<DocumentStatus>,
+    /// Store size on disk, bytes.
+    pub store_bytes: u64,
+    /// Signed changes waiting for missing dependencies (networking: always 0 for now).
+    pub pending_changes: usize,
+    /// Changes received and rejected (networking: always 0 for now).
+    pub rejected_changes: u64,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
+
+enum Command {
+    Edit {
+        edit: Edit,
+        reply: Reply<EditReceipt>,
+    },
+    Organisation {
+        org: Option<OrgId>,
+        reply: Reply<OrganisationView>,
+    },
+    Search {
+        query: SearchQuery,
+        reply: Reply<Vec<ServiceHit>>,
+    },
+    History {
+        org: Option<OrgId>,
+        limit: usize,
+        reply: Reply<Vec<HistoryEntry>>,
+    },
+    Status {
+        reply: Reply<StatusReport>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// A cloneable handle to a running node.
+#[derive(Debug, Clone)]
+pub struct NodeHandle {
+    commands: mpsc::Sender<Command>,
+    org_id: OrgId,
+}
+
+impl NodeHandle {
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, NodeError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(make(reply))
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        answer.await.map_err(|_| NodeError::Stopped)?
+    }
+
+    /// This node's organisation.
+    pub fn org_id(&self) -> OrgId {
+        self.org_id
+    }
+
+    /// Applies an edit to this organisation's document; returns once it is durable.
+    pub async fn edit(&self, edit: Edit) -> Result<EditReceipt, NodeError> {
+        self.ask(|reply| Command::Edit { edit, reply }).await
+    }
+
+    /// An organisation's record (this node's own when `org` is `None`).
+    pub async fn organisation(&self, org: Option<OrgId>) -> Result<OrganisationView, NodeError> {
+        self.ask(|reply| Command::Organisation { org, reply }).await
+    }
+
+    /// Searches every organisation held.
+    pub async fn search(&self, query: SearchQuery) -> Result<Vec<ServiceHit>, NodeError> {
+        self.ask(|reply| Command::Search { query, reply }).await
+    }
+
+    /// The signed change log of an organisation's document, newest first.
+    pub async fn history(
+        &self,
+        org: Option<OrgId>,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, NodeError> {
+        self.ask(|reply| Command::History { org, limit, reply })
+            .await
+    }
+
+    /// The node's status.
+    pub async fn status(&self) -> Result<StatusReport, NodeError> {
+        self.ask(|reply| Command::Status { reply }).await
+    }
+}
+
+/// Creates a data folder: keys, store and the organisation's signed genesis document.
+/// Refuses a folder that already holds an identity.
+pub fn initialise(config: &Config, profile: Profile) -> Result<OrgId, NodeError> {
+    let dir = &config.data_dir;
+    if Identity::exists_in(dir) {
+        return Err(NodeError::AlreadyInitialised(dir.clone()));
+    }
+    fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+        .map_err(io(format!("setting permissions of {}", dir.display())))?;
+    let identity = Identity::generate()?;
+    let (mut document, genesis) =
+        OrganisationDocument::create(identity.signing(), profile, crate::unix_now())?;
+    let store = Store::create(&config.store_dir())?;
+    if store.change_count() > 0 {
+        return Err(NodeError::AlreadyInitialised(dir.clone()));
+    }
+    identity.save_new(dir)?;
+    store.put_changes(std::slice::from_ref(&genesis))?;
+    let snapshot = document.save();
+    store.put_snapshot(document.id(), &snapshot)?;
+    Ok(identity.org_id())
+}
+
+/// A node that runs: its handle, and what [`RunningNode::shutdown`] needs to stop it.
+#[derive(Debug)]
+pub struct RunningNode {
+    handle: NodeHandle,
+    stop_control: watch::Sender<bool>,
+    control_task: tokio::task::JoinHandle<()>,
+    actor_thread: Option<std::thread::JoinHandle<()>>,
+    socket: PathBuf,
+}
+
+impl RunningNode {
+    /// A handle to send commands.
+    pub fn handle(&self) -> NodeHandle {
+        self.handle.clone()
+    }
+
+    /// The control socket's path.
+    pub fn control_socket(&self) -> &std::path::Path {
+        &self.socket
+    }
+
+    /// Stops accepting control connections, writes snapshots, closes the store.
+    pub async fn shutdown(mut self) -> Result<(), NodeError> {
+        let _ = self.stop_control.send(true);
+        let _ = (&mut self.control_task).await;
+        let (reply, done) = oneshot::channel();
+        if self
+            .handle
+            .commands
+            .send(Command::Shutdown { reply })
+            .await
+            .is_ok()
+        {
+            let _ = done.await;
+        }
+        if let Some(thread) = self.actor_thread.take() {
+            tokio::task::spawn_blocking(move || thread.join())
+                .await
+                .map_err(|e| NodeError::Io {
+                    context: "joining the documents thread".into(),
+                    source: std::io::Error::other(e.to_string()),
+                })?
+                .map_err(|_| NodeError::Io {
+                    context: "the documents thread panicked".into(),
+                    source: std::io::Error::other("panic"),
+                })?;
+        }
+        let _ = fs::remove_file(&self.socket);
+        info!("node stopped");
+        Ok(())
+    }
+}
+
+/// Opens the store, verifies and loads every document, and starts the documents actor and
+/// the control API. Must be called inside a tokio runtime.
+pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
+    let loaded = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || DocumentsActor::load(config))
+            .await
+            .map_err(|e| NodeError::Io {
+                context: "loading the store".into(),
+                source: std::io::Error::other(e.to_string()),
+            })??
+    };
+    let org_id = loaded.identity.org_id();
+    let (commands, receiver) = mpsc::channel(COMMAND_CAP);
+    let handle = NodeHandle { commands, org_id };
+    let actor_thread = std::thread::Builder::new()
+        .name("passerelle-documents".into())
+        .spawn(move || loaded.run(receiver))
+        .map_err(io("starting the documents thread"))?;
+
+    let socket = config.control_socket();
+    let listener = match crate::control::bind(&socket).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            // Stop the actor we just started before reporting.
+            let (reply, done) = oneshot::channel();
+            if handle
+                .commands
+                .send(Command::Shutdown { reply })
+                .await
+                .is_ok()
+            {
+                let _ = done.await;
+            }
+            let _ = actor_thread.join();
+            return Err(e);
+        }
+    };
+    let (stop_control, stop_rx) = watch::channel(false);
+    let control_task = tokio::spawn(crate::control::serve(listener, handle.clone(), stop_rx));
+    info!(org = %org_id, fingerprint = %org_id.fingerprint(), socket = %socket.display(), "node started");
+    Ok(RunningNode {
+        handle,
+        stop_control,
+        control_task,
+        actor_thread: Some(actor_thread),
+        socket,
+    })
+}
+
+struct DocumentsActor {
+    config: Config,
+    identity: Arc<Identity>,
+    store: Store,
+    documents: BTreeMap<OrgId, OrganisationDocument>,
+    change_counts: HashMap<OrgId, usize>,
+    since_snapshot: HashMap<OrgId, u64>,
+    started: Instant,
+}
+
+impl DocumentsActor {
+    fn load(config: Config) -> Result<Self, NodeError> {
+        let identity = Identity::load(&config.data_dir)?;
+        let store = Store::open(&config.store_dir())?;
+        let mut documents = BTreeMap::new();
+        let mut change_counts = HashMap::new();
+        for stored in store.load()? {
+            let count = stored.changes.len();
+            let document = rebuild(stored)?;
+            change_counts.insert(document.owner(), count);
+            documents.insert(document.owner(), document);
+        }
+        let own = identity.org_id();
+        if !documents.contains_key(&own) {
+            return Err(StoreError::Corrupt {
+                key: DocumentId::organisation(&own).to_string(),
+                reason: "the store holds no document for this node's organisation (was `passerelle init` interrupted?)".into(),
+            }
+            .into());
+        }
+        info!(
+            documents = documents.len(),
+            changes = store.change_count(),
+            "store loaded and verified"
+        );
+        Ok(Self {
+            config,
+            identity: Arc::new(identity),
+            store,
+            documents,
+            change_counts,
+            since_snapshot: HashMap::new(),
+            started: Instant::now(),
+        })
+    }
+
+    fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        while let Some(command) = commands.blocking_recv() {
+            match command {
+                Command::Edit { edit, reply } => {
+                    let _ = reply.send(self.handle_edit(edit));
+                }
+                Command::Organisation { org, reply } => {
+                    let _ = reply.send(self.handle_organisation(org));
+                }
+                Command::Search { query, reply } => {
+                    let records = self.documents.values().filter_map(|d| d.record());
+                    let _ = reply.send(Ok(directory::search(records, &query)));
+                }
+                Command::History { org, limit, reply } => {
+                    let _ = reply.send(self.handle_history(org, limit));
+                }
+                Command::Status { reply } => {
+                    let _ = reply.send(Ok(self.handle_status()));
+                }
+                Command::Shutdown { reply } => {
+                    self.snapshot_dirty();
+                    let _ = reply.send(());
+                    return;
+                }
+            }
+        }
+        // Every handle is gone: still leave a snapshot behind.
+        self.snapshot_dirty();
+    }
+
+    fn handle_edit(&mut self, mut edit: Edit) -> Result<EditReceipt, NodeError> {
+        let own = self.identity.org_id();
+        let id = assign_id(&mut edit)?;
+        let document = self
+            .documents
+            .get_mut(&own)
+            .ok_or_else(|| NodeError::NotFound("this node's own document".into()))?;
+        let signed = document.apply_edit(&edit, self.identity.signing(), crate::unix_now())?;
+        if let Err(e) = self.store.put_changes(std::slice::from_ref(&signed)) {
+            error!(error = %e, "could not store a change; reloading the document from the store");
+            self.reload(own);
+            return Err(e.into());
+        }
+        debug!(change = %signed.hash(), "edit stored");
+        *self.change_counts.entry(own).or_default() += 1;
+        let since = self.since_snapshot.entry(own).or_default();
+        *since += 1;
+        if *since >= self.config.snapshot_every {
+            self.snapshot(own);
+        }
+        Ok(EditReceipt {
+            document: signed.document().to_string(),
+            id,
+            change: signed.hash().to_string(),
+            durable: true,
+        })
+    }
+
+    fn reload(&mut self, org: OrgId) {
+        match self.store.load() {
+            Ok(stored) => {
+                for doc in stored {
+                    if doc.id == DocumentId::organisation(&org) {
+                        match rebuild(doc) {
+                            Ok(document) => {
+                                self.documents.insert(org, document);
+                            }
+                            Err(e) => error!(error = %e, "could not rebuild the document"),
+                        }
+                    }
+                }
+            }
+            Err(e) => error!(error = %e, "could not reload the store"),
+        }
+    }
+
+    fn document(&mut self, org: Option<OrgId>) -> Result<&mut OrganisationDocument, NodeError> {
+        let org = org.unwrap_or_else(|| self.identity.org_id());
+        self.documents
+            .get_mut(&org)
+            .ok_or_else(|| NodeError::NotFound(format!("no organisation {org} on this node")))
+    }
+
+    fn handle_organisation(&mut self, org: Option<OrgId>) -> Result<OrganisationView, NodeError> {
+        let document = self.document(org)?;
+        let record = document
+            .record()
+            .cloned()
+            .ok_or_else(|| NodeError::NotFound("that organisation has no profile yet".into()))?;
+        Ok(OrganisationView {
+            fingerprint: document.owner().fingerprint(),
+            document: document.id().to_string(),
+            record,
+        })
+    }
+
+    fn handle_history(
+        &mut self,
+        org: Option<OrgId>,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, NodeError> {
+        Ok(self.document(org)?.history(limit))
+    }
+
+    fn handle_status(&mut self) -> StatusReport {
+        let own = self.identity.org_id();
+        let documents = self
+            .documents
+            .values_mut()
+            .map(|d| DocumentStatus {
+                id: d.id().to_string(),
+                name: d
+                    .record()
+                    .map(|r| r.profile.name.clone())
+                    .unwrap_or_default(),
+                changes: self.change_counts.get(&d.owner()).copied().unwrap_or(0),
+                heads: d.heads().iter().map(|h| h.to_string()).collect(),
+            })
+            .collect();
+        StatusReport {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            org_id: own.to_string(),
+            fingerprint: own.fingerprint(),
+            org_name: self
+                .documents
+                .get(&own)
+                .and_then(|d| d.record())
+                .map(|r| r.profile.name.clone())
+                .unwrap_or_default(),
+            encryption_key: self.identity.encryption_public_key().to_string(),
+            data_dir: self.config.data_dir.display().to_string(),
+            uptime_seconds: self.started.elapsed().as_secs(),
+            documents,
+            store_bytes: self.store.size_on_disk(),
+            pending_changes: 0,
+            rejected_changes: 0,
+        }
+    }
+
+    fn snapshot(&mut self, org: OrgId) {
+        if let Some(document) = self.documents.get_mut(&org) {
+            let bytes = document.save();
+            match self.store.put_snapshot(document.id(), &bytes) {
+                Ok(()) => {
+                    debug!(document = %document.id(), bytes = bytes.len(), "snapshot written");
+                    self.since_snapshot.insert(org, 0);
+                }
+                Err(e) => warn!(error = %e, "could not write a snapshot (changes are safe)"),
+            }
+        }
+    }
+
+    fn snapshot_dirty(&mut self) {
+        let dirty: Vec<OrgId> = self
+            .since_snapshot
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(org, _)| *org)
+            .collect();
+        for org in dirty {
+            self.snapshot(org);
+        }
+    }
+}
+
+/// Gives add edits without an id a fresh random one; returns the id the edit concerns.
+fn assign_id(edit: &mut Edit) -> Result<String, NodeError> {
+    let fresh = |prefix: &str| -> Result<String, NodeError> {
+        let mut bytes = [0u8; 5];
+        getrandom::fill(&mut bytes).map_err(|e| NodeError::Io {
+            context: "drawing a random id".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let suffix: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        Ok(format!("{prefix}-{suffix}"))
+    };
+    Ok(match edit {
+        Edit::AddOffice { id, .. } => {
+            if id.is_empty() {
+                *id = fresh("off")?;
+            }
+            id.clone()
+        }
+        Edit::AddService { id, .. } => {
+            if id.is_empty() {
+                *id = fresh("svc")?;
+            }
+            id.clone()
+        }
+        Edit::UpdateOffice { id, .. }
+        | Edit::RemoveOffice { id }
+        | Edit::UpdateService { id, .. }
+        | Edit::RemoveService { id } => id.clone(),
+        Edit::SetProfile { .. } => String::new(),
+    })
+}
+
+/// Builds a document from what the store holds: the snapshot if any, then every stored
+/// change it lacks. Checks that nothing is missing and that the snapshot holds no change
+/// without a signed record.
+fn rebuild(stored: StoredDocument) -> Result<OrganisationDocument, NodeError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        key: stored.id.to_string(),
+        reason,
+    };
+    let owner = stored
+        .id
+        .organisation_owner()
+        .ok_or_else(|| corrupt("not an organisation document".into()))?;
+    let signed: HashSet<_> = stored.changes.iter().map(|c| c.hash()).collect();
+    let mut document = match &stored.snapshot {
+        Some(bytes) => match OrganisationDocument::from_snapshot(owner, bytes) {
+            Ok(mut document) => {
+                if let Some(head) = document.heads().into_iter().find(|h| !signed.contains(h)) {
+                    return Err(corrupt(format!(
+                        "the snapshot holds change {head}, which has no signed record"
+                    ))
+                    .into());
+                }
+                document
+            }
+            Err(e) => {
+                warn!(document = %stored.id, error = %e, "snapshot unreadable; rebuilding from the signed changes");
+                OrganisationDocument::empty(owner)
+            }
+        },
+        None => OrganisationDocument::empty(owner),
+    };
+    let missing: Vec<_> = stored
+        .changes
+        .iter()
+        .filter(|c| !document.has_change(&c.hash()))
+        .cloned()
+        .collect();
+    document
+        .apply_verified(&missing)
+        .map_err(|e| corrupt(e.to_string()))?;
+    let held = document.change_count();
+    if held != stored.changes.len() {
+        return Err(corrupt(format!(
+            "{} signed changes are stored but only {held} could be applied (a dependency is missing)",
+            stored.changes.len()
+        ))
+        .into());
+    }
+    Ok(document)
+}

@@ -1,0 +1,393 @@
+//! The node's durable store: every signed change and a compacted snapshot per document, in
+//! sled.
+//!
+//! Rules:
+//! - One tree per kind of record: `changes` (key: document id, `0x00`, change hash; value:
+//!   the encoded [`SignedChange`], signature included, so it can be forwarded and verified
+//!   by third parties), `snapshots` (key: document id; value: Automerge's compressed
+//!   document) and `meta` (store format version).
+//! - Writes are batched and flushed before they return: a caller may report success (or
+//!   forward the change) only after [`Store::put_changes`] returned `Ok`. sled 0.34 flushes
+//!   with `sync_file_range`, which survives the process being killed but not necessarily a
+//!   power cut (see `docs/operator-guide.md`).
+//! - [`Store::load`] decodes and verifies every stored change. A record that does not
+//!   decode, does not match its key, or does not verify is reported as
+//!   [`StoreError::Corrupt`]; the store is never silently reset.
+//! - The store is synchronous: the node calls it from its documents thread, never from the
+//!   async runtime.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use automerge::ChangeHash;
+
+use crate::envelope::{DocumentId, SignedChange};
+
+/// Version of the store's layout, kept in the `meta` tree.
+pub const STORE_FORMAT: &[u8] = b"passerelle-store-1";
+const FORMAT_KEY: &[u8] = b"format";
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled could not open or write the database (including damaged files).
+    #[error("store at {path}: {source}")]
+    Open {
+        /// The store folder.
+        path: String,
+        /// sled's error.
+        source: sled::Error,
+    },
+    /// A read or write failed.
+    #[error("store: {0}")]
+    Sled(#[from] sled::Error),
+    /// The store was written by another version of Passerelle, or is not a Passerelle store.
+    #[error("store format is {found:?}, expected {expected:?}; refusing to open it")]
+    Format {
+        /// What the store says.
+        found: String,
+        /// What this version writes.
+        expected: String,
+    },
+    /// A record is damaged or was tampered with.
+    #[error(
+        "store is corrupt: record {key}: {reason} (nothing was changed; restore the data folder from a backup or ask a peer to resend)"
+    )]
+    Corrupt {
+        /// The record's key, readable.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// What the store holds for one document.
+#[derive(Debug)]
+pub struct StoredDocument {
+    /// The document.
+    pub id: DocumentId,
+    /// Every signed change of it, verified.
+    pub changes: Vec<SignedChange>,
+    /// The latest snapshot, if one was written.
+    pub snapshot: Option<Vec<u8>>,
+}
+
+/// The sled store of one node.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: sled::Db,
+    changes: sled::Tree,
+    snapshots: sled::Tree,
+}
+
+fn change_key(document: &DocumentId, hash: &ChangeHash) -> Vec<u8> {
+    let doc = document.as_str().as_bytes();
+    let mut key = Vec::with_capacity(doc.len() + 33);
+    key.extend_from_slice(doc);
+    key.push(0);
+    key.extend_from_slice(&hash.0);
+    key
+}
+
+fn readable_key(key: &[u8]) -> String {
+    match key.iter().position(|b| *b == 0) {
+        Some(split) => {
+            let hash: String = key[split + 1..]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            format!("{}/{}", String::from_utf8_lossy(&key[..split]), hash)
+        }
+        None => String::from_utf8_lossy(key).into_owned(),
+    }
+}
+
+impl Store {
+    /// Creates a new, empty store in folder `path` (used by `passerelle init`).
+    pub fn create(path: &Path) -> Result<Self, StoreError> {
+        Self::open_inner(path, true)
+    }
+
+    /// Opens an existing store in folder `path`. A folder that holds no Passerelle store
+    /// (missing, damaged, or another program's) is an error, never a fresh start.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_inner(path, false)
+    }
+
+    fn open_inner(path: &Path, create: bool) -> Result<Self, StoreError> {
+        let existed = path.join("db").exists();
+        if !create && !existed {
+            return Err(StoreError::Format {
+                found: format!("no store at {}", path.display()),
+                expected: String::from_utf8_lossy(STORE_FORMAT).into_owned(),
+            });
+        }
+        let db = sled::Config::new()
+            .path(path)
+            .open()
+            .map_err(|source| StoreError::Open {
+                path: path.display().to_string(),
+                source,
+            })?;
+        let meta = db.open_tree("meta")?;
+        match meta.get(FORMAT_KEY)? {
+            Some(found) if found.as_ref() != STORE_FORMAT => {
+                return Err(StoreError::Format {
+                    found: String::from_utf8_lossy(&found).into_owned(),
+                    expected: String::from_utf8_lossy(STORE_FORMAT).into_owned(),
+                });
+            }
+            Some(_) => {}
+            None if create && !existed => {
+                meta.insert(FORMAT_KEY, STORE_FORMAT)?;
+                db.flush()?;
+            }
+            None => {
+                return Err(StoreError::Format {
+                    found: "(no format marker: the store is damaged or is not a Passerelle store)"
+                        .into(),
+                    expected: String::from_utf8_lossy(STORE_FORMAT).into_owned(),
+                });
+            }
+        }
+        Ok(Self {
+            changes: db.open_tree("changes")?,
+            snapshots: db.open_tree("snapshots")?,
+            db,
+        })
+    }
+
+    /// Stores signed changes (already verified) in one batch and flushes them to disk.
+    pub fn put_changes(&self, changes: &[SignedChange]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for change in changes {
+            batch.insert(
+                change_key(change.document(), &change.hash()),
+                change.encode(),
+            );
+        }
+        self.changes.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// True if the store holds this change.
+    pub fn has_change(&self, document: &DocumentId, hash: &ChangeHash) -> Result<bool, StoreError> {
+        Ok(self.changes.contains_key(change_key(document, hash))?)
+    }
+
+    /// Replaces the snapshot of `document` and flushes.
+    pub fn put_snapshot(&self, document: &DocumentId, bytes: &[u8]) -> Result<(), StoreError> {
+        self.snapshots.insert(document.as_str().as_bytes(), bytes)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Every document with its verified changes and snapshot.
+    pub fn load(&self) -> Result<Vec<StoredDocument>, StoreError> {
+        let mut documents: BTreeMap<DocumentId, Vec<SignedChange>> = BTreeMap::new();
+        for entry in self.changes.iter() {
+            let (key, value) = entry?;
+            let change = SignedChange::decode(&value).map_err(|e| StoreError::Corrupt {
+                key: readable_key(&key),
+                reason: e.to_string(),
+            })?;
+            if key.as_ref() != change_key(change.document(), &change.hash()).as_slice() {
+                return Err(StoreError::Corrupt {
+                    key: readable_key(&key),
+                    reason: format!(
+                        "it holds change {} of {}, not the one its key names",
+                        change.hash(),
+                        change.document()
+                    ),
+                });
+            }
+            documents
+                .entry(change.document().clone())
+                .or_default()
+                .push(change);
+        }
+        let mut out = Vec::with_capacity(documents.len());
+        for (id, changes) in documents {
+            if let Err((index, error)) = SignedChange::verify_all(&changes) {
+                return Err(StoreError::Corrupt {
+                    key: readable_key(&change_key(&id, &changes[index].hash())),
+                    reason: error.to_string(),
+                });
+            }
+            let snapshot = self
+                .snapshots
+                .get(id.as_str().as_bytes())?
+                .map(|v| v.to_vec());
+            out.push(StoredDocument {
+                id,
+                changes,
+                snapshot,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Bytes the store takes on disk.
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+
+    /// Number of signed changes held.
+    pub fn change_count(&self) -> usize {
+        self.changes.len()
+    }
+
+    /// Writes raw bytes under a change key. Tests use it to simulate tampering.
+    #[doc(hidden)]
+    pub fn put_raw_change_for_tests(
+        &self,
+        document: &DocumentId,
+        hash: &ChangeHash,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        self.changes.insert(change_key(document, hash), bytes)?;
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::document::{Edit, OrganisationDocument};
+    use crate::identity::SigningSecret;
+    use crate::model::{LegalStatus, Profile};
+
+    fn profile() -> Profile {
+        Profile {
+            name: "Centre Espoir".into(),
+            acronym: None,
+            description: None,
+            legal_status: Some(LegalStatus::Ngo),
+            parent_organisation: None,
+            contacts: vec![],
+            languages: vec![],
+            website: None,
+        }
+    }
+
+    fn two_changes(secret: &SigningSecret) -> Vec<SignedChange> {
+        let (mut doc, genesis) = OrganisationDocument::create(secret, profile(), 10).unwrap();
+        let patch = serde_json::json!({"acronym": "CE"});
+        let edit = doc
+            .apply_edit(
+                &Edit::SetProfile {
+                    patch: patch.as_object().unwrap().clone(),
+                },
+                secret,
+                20,
+            )
+            .unwrap();
+        vec![genesis, edit]
+    }
+
+    #[test]
+    fn changes_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = SigningSecret::generate().unwrap();
+        let changes = two_changes(&secret);
+        {
+            let store = Store::create(dir.path()).unwrap();
+            store.put_changes(&changes).unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let docs = store.load().unwrap();
+        assert_eq!(docs.len(), 1);
+        assert_eq!(docs[0].changes.len(), 2);
+        let mut doc = OrganisationDocument::empty(secret.org_id());
+        doc.apply_verified(&docs[0].changes).unwrap();
+        assert_eq!(doc.record().unwrap().profile.acronym.as_deref(), Some("CE"));
+    }
+
+    #[test]
+    fn tampered_record_is_reported_not_reset() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = SigningSecret::generate().unwrap();
+        let changes = two_changes(&secret);
+        let store = Store::create(dir.path()).unwrap();
+        store.put_changes(&changes).unwrap();
+        // Flip one bit of the stored signature.
+        let mut bytes = changes[1].encode();
+        let doc_len = u16::from_be_bytes([bytes[4], bytes[5]]) as usize;
+        bytes[6 + doc_len + 32] ^= 1;
+        store
+            .put_raw_change_for_tests(changes[1].document(), &changes[1].hash(), &bytes)
+            .unwrap();
+        let err = store.load().unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains("does not verify"), "{err}");
+        // Still there, untouched: the store was not reset.
+        assert_eq!(store.change_count(), 2);
+
+        // A record stored under the wrong key.
+        store
+            .put_raw_change_for_tests(
+                changes[1].document(),
+                &changes[0].hash(),
+                &changes[1].encode(),
+            )
+            .unwrap();
+        let err = store.load().unwrap_err();
+        assert!(
+            err.to_string().contains("not the one its key names"),
+            "{err}"
+        );
+
+        // Garbage.
+        store
+            .put_raw_change_for_tests(changes[1].document(), &changes[0].hash(), b"garbage")
+            .unwrap();
+        assert!(matches!(store.load(), Err(StoreError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn damaged_database_file_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = SigningSecret::generate().unwrap();
+        {
+            let store = Store::create(dir.path()).unwrap();
+            store.put_changes(&two_changes(&secret)).unwrap();
+        }
+        // Overwrite the whole database file with garbage.
+        let db_file = dir.path().join("db");
+        let len = std::fs::metadata(&db_file).unwrap().len() as usize;
+        std::fs::write(&db_file, vec![0xA5u8; len.max(4096)]).unwrap();
+        let result = Store::open(dir.path()).and_then(|s| s.load());
+        match result {
+            Err(_) => {}
+            Ok(docs) => panic!(
+                "damaged store opened silently with {} documents",
+                docs.len()
+            ),
+        }
+    }
+
+    #[test]
+    fn foreign_sled_database_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            db.insert(b"hello", b"world").unwrap();
+            db.flush().unwrap();
+        }
+        assert!(matches!(
+            Store::open(dir.path()),
+            Err(StoreError::Format { .. })
+        ));
+        assert!(matches!(
+            Store::create(dir.path()),
+            Err(StoreError::Format { .. })
+        ));
+        let empty = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            Store::open(&empty.path().join("store")),
+            Err(StoreError::Format { .. })
+        ));
+    }
+}
