@@ -73,7 +73,7 @@ pub enum Edit {
         /// The new id (`off-…`).
         id: String,
         /// The office.
-        office: Office,
+        office: Box<Office>,
     },
     /// Change office fields.
     UpdateOffice {
@@ -92,7 +92,7 @@ pub enum Edit {
         /// The new id (`svc-…`).
         id: String,
         /// The service.
-        service: Service,
+        service: Box<Service>,
     },
     /// Change service fields.
     UpdateService {
@@ -217,14 +217,15 @@ impl OrganisationDocument {
         Self {
             id: DocumentId::organisation(&owner),
             owner,
-            doc: AutoCommit::new(),
+            doc: AutoCommit::new().with_actor(ActorId::from(owner.as_bytes())),
             record: None,
         }
     }
 
     /// The document from a saved snapshot (Automerge's compressed format).
     pub fn from_snapshot(owner: OrgId, bytes: &[u8]) -> Result<Self, DocumentError> {
-        let doc = AutoCommit::load(bytes)?;
+        // Loading gives a random actor: bind it to the owner's key again.
+        let doc = AutoCommit::load(bytes)?.with_actor(ActorId::from(owner.as_bytes()));
         Ok(Self {
             id: DocumentId::organisation(&owner),
             owner,
@@ -341,6 +342,8 @@ impl OrganisationDocument {
             });
         }
         let mut record = self.require_record()?.clone();
+        // Every local change must carry the signer's key as its actor (see envelope).
+        self.doc.set_actor(ActorId::from(self.owner.as_bytes()));
         // 1. Validate and compute the new values (pure).
         let message = self.plan(edit, &mut record, now)?;
         // 2. Write them as one transaction.
@@ -385,7 +388,7 @@ impl OrganisationDocument {
             }
             Edit::AddOffice { id, office } => {
                 check_new_id("office", id, record.offices.contains_key(id))?;
-                let mut office = office.clone();
+                let mut office = (**office).clone();
                 model::validate_office(&mut office)?;
                 let message = format!("add office {id} {:?}", office.name);
                 record.offices.insert(id.clone(), office);
@@ -422,7 +425,7 @@ impl OrganisationDocument {
             }
             Edit::AddService { id, service } => {
                 check_new_id("service", id, record.services.contains_key(id))?;
-                let mut service = service.clone();
+                let mut service = (**service).clone();
                 model::validate_service(&mut service, &record.offices)?;
                 service.last_update = now;
                 let message = format!("add service {id} {:?}", service.name);
@@ -613,7 +616,7 @@ mod tests {
             .apply_edit(
                 &Edit::AddService {
                     id: "svc-1".into(),
-                    service: service("Écoute"),
+                    service: Box::new(service("Écoute")),
                 },
                 &secret,
                 1_700_000_100,
@@ -683,7 +686,7 @@ mod tests {
             .apply_edit(
                 &Edit::AddService {
                     id: "svc-1".into(),
-                    service: bad,
+                    service: Box::new(bad),
                 },
                 &secret,
                 2,
@@ -701,5 +704,27 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, DocumentError::NotOwner { .. }));
         assert_eq!(doc.heads(), heads);
+    }
+
+    #[test]
+    fn edits_after_reloading_a_snapshot_stay_bound_to_the_owner() {
+        let secret = SigningSecret::generate().unwrap();
+        let (mut doc, _) =
+            OrganisationDocument::create(&secret, profile("Centre Espoir"), 1).unwrap();
+        let bytes = doc.save();
+        let mut reloaded = OrganisationDocument::from_snapshot(secret.org_id(), &bytes).unwrap();
+        reloaded.refresh().unwrap();
+        let change = reloaded
+            .apply_edit(
+                &Edit::AddService {
+                    id: "svc-2".into(),
+                    service: Box::new(service("Groupe de parole")),
+                },
+                &secret,
+                2,
+            )
+            .unwrap();
+        change.verify().unwrap();
+        assert_eq!(change.change().seq(), 2);
     }
 }

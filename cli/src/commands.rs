@@ -1,0 +1,729 @@
+//! One small function per subcommand. Each talks to the running node through the control
+//! API (except `init`, `start` and `demo`) and returns whether it found something.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use passerelle_node::config::{CONFIG_FILE, Config, ConfigFile};
+use passerelle_node::control::{Client, Request};
+use passerelle_node::directory::{SearchQuery, ServiceHit};
+use passerelle_node::document::{Edit, HistoryEntry};
+use passerelle_node::model::{self, Profile};
+use passerelle_node::node::{self, EditReceipt, OrganisationView, StatusReport};
+use passerelle_node::reference::{Lang, areas, taxonomy};
+use serde_json::{Map, Value, json};
+
+use crate::args::*;
+use crate::output::{self, fields, table};
+
+/// Whether a command found what it was asked for (exit code 0) or nothing (exit code 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Success.
+    Done,
+    /// Nothing found.
+    NothingFound,
+}
+
+/// Reads `config.toml` (if any) and layers it over the defaults.
+pub fn load_config(data_dir: &Path) -> anyhow::Result<Config> {
+    let path = data_dir.join(CONFIG_FILE);
+    let config = Config::new(data_dir);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let file =
+                ConfigFile::parse(&text).with_context(|| format!("reading {}", path.display()))?;
+            Ok(config.with_file(&file))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(config),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+async fn call<T: serde::de::DeserializeOwned>(
+    data_dir: &Path,
+    request: Request,
+) -> anyhow::Result<T> {
+    let mut client = Client::connect(data_dir).await?;
+    Ok(client.call(&request).await?)
+}
+
+pub fn init(data_dir: &Path, args: InitArgs, json_out: bool) -> anyhow::Result<Outcome> {
+    let profile = Profile {
+        name: args.org_name.clone(),
+        acronym: args.acronym,
+        description: None,
+        legal_status: args.legal_status,
+        parent_organisation: None,
+        contacts: vec![],
+        languages: vec![],
+        website: None,
+    };
+    let config = Config::new(data_dir);
+    let org = node::initialise(&config, profile)
+        .with_context(|| format!("initialising {}", data_dir.display()))?;
+    let config_path = data_dir.join(CONFIG_FILE);
+    if !config_path.exists() {
+        std::fs::write(&config_path, ConfigFile::template(&args.org_name))
+            .with_context(|| format!("writing {}", config_path.display()))?;
+    }
+    if json_out {
+        output::json(&json!({
+            "org_id": org.to_string(),
+            "fingerprint": org.fingerprint(),
+            "data_dir": data_dir.display().to_string(),
+        }))?;
+    } else {
+        output::out(&format!(
+            "Created the identity of {:?} in {}\n\n  organisation id  {}\n  fingerprint      {}\n\nRead the fingerprint out to partners so they can check your id.\nStart the node with: passerelle start",
+            args.org_name,
+            data_dir.display(),
+            org,
+            org.fingerprint()
+        ))?;
+    }
+    Ok(Outcome::Done)
+}
+
+pub async fn start(data_dir: &Path) -> anyhow::Result<Outcome> {
+    let config = load_config(data_dir)?;
+    let running = node::start(config)
+        .await
+        .with_context(|| format!("starting the node in {}", data_dir.display()))?;
+    let org = running.handle().org_id();
+    eprintln!(
+        "Passerelle node running for {} ({}).\nControl socket: {}\nPress Ctrl-C to stop.",
+        org,
+        org.fingerprint(),
+        running.control_socket().display()
+    );
+    wait_for_stop_signal().await?;
+    eprintln!("Stopping…");
+    running.shutdown().await?;
+    Ok(Outcome::Done)
+}
+
+async fn wait_for_stop_signal() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+pub async fn status(data_dir: &Path, json_out: bool) -> anyhow::Result<Outcome> {
+    let report: StatusReport = call(data_dir, Request::Status).await?;
+    if json_out {
+        output::json(&report)?;
+        return Ok(Outcome::Done);
+    }
+    output::out(&fields(vec![
+        ("organisation", report.org_name.clone()),
+        ("id", report.org_id.clone()),
+        ("fingerprint", report.fingerprint.clone()),
+        ("encryption key", report.encryption_key.clone()),
+        ("data folder", report.data_dir.clone()),
+        ("version", report.version.clone()),
+        ("uptime", format!("{} s", report.uptime_seconds)),
+        ("store", format!("{} bytes", report.store_bytes)),
+        ("pending changes", report.pending_changes.to_string()),
+        ("rejected changes", report.rejected_changes.to_string()),
+    ]))?;
+    let rows = report
+        .documents
+        .iter()
+        .map(|d| {
+            vec![
+                d.id.clone(),
+                d.name.clone(),
+                d.changes.to_string(),
+                d.heads
+                    .iter()
+                    .map(|h| h[..12].to_owned())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ]
+        })
+        .collect();
+    output::out(&table(
+        &["document", "organisation", "changes", "heads"],
+        rows,
+    ))?;
+    Ok(Outcome::Done)
+}
+
+fn contact_json(contact: &ContactArgs) -> Option<Value> {
+    let mut map = Map::new();
+    for (key, value) in [
+        ("name", &contact.contact_name),
+        ("email", &contact.contact_email),
+        ("phone", &contact.contact_phone),
+    ] {
+        if let Some(value) = value {
+            map.insert(key.into(), Value::String(value.clone()));
+        }
+    }
+    (!map.is_empty()).then_some(Value::Object(map))
+}
+
+fn parse_json_object(what: &str, text: &str) -> anyhow::Result<Map<String, Value>> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => bail!("{what}: expected a JSON object like {{\"field\": value}}"),
+        Err(e) => bail!("{what}: not valid JSON: {e}"),
+    }
+}
+
+async fn edit(data_dir: &Path, edit: Edit, json_out: bool, what: &str) -> anyhow::Result<Outcome> {
+    let receipt: EditReceipt = call(data_dir, Request::Edit { edit }).await?;
+    if json_out {
+        output::json(&receipt)?;
+    } else if receipt.id.is_empty() {
+        output::out(&format!("{what} (change {})", &receipt.change[..12]))?;
+    } else {
+        output::out(&format!(
+            "{what} {} (change {})",
+            receipt.id,
+            &receipt.change[..12]
+        ))?;
+    }
+    Ok(Outcome::Done)
+}
+
+pub async fn org(
+    data_dir: &Path,
+    command: OrgCommand,
+    json_out: bool,
+    lang: Lang,
+) -> anyhow::Result<Outcome> {
+    match command {
+        OrgCommand::Show { org } => {
+            let view: OrganisationView = call(data_dir, Request::Organisation { org }).await?;
+            if json_out {
+                output::json(&view)?;
+            } else {
+                print_profile(&view, lang)?;
+            }
+            Ok(Outcome::Done)
+        }
+        OrgCommand::Set(args) => {
+            let args = *args;
+            let mut patch = match &args.patch {
+                Some(text) => parse_json_object("--patch", text)?,
+                None => Map::new(),
+            };
+            let mut set = |key: &str, value: Option<Value>| {
+                if let Some(value) = value {
+                    patch.insert(key.to_owned(), value);
+                }
+            };
+            set("name", args.name.map(Value::String));
+            set("acronym", args.acronym.map(Value::String));
+            set("description", args.description.map(Value::String));
+            set("legal_status", args.legal_status.map(|s| json!(s)));
+            set("parent_organisation", args.parent.map(Value::String));
+            set("website", args.website.map(Value::String));
+            set("languages", args.languages.map(|l| json!(l)));
+            set("contacts", contact_json(&args.contact).map(|c| json!([c])));
+            if patch.is_empty() {
+                bail!(
+                    "org set: give at least one field to change (see `passerelle org set --help`)"
+                );
+            }
+            edit(
+                data_dir,
+                Edit::SetProfile { patch },
+                json_out,
+                "Profile updated",
+            )
+            .await
+        }
+    }
+}
+
+fn print_profile(view: &OrganisationView, lang: Lang) -> anyhow::Result<()> {
+    let p = &view.record.profile;
+    output::out(&fields(vec![
+        ("name", p.name.clone()),
+        ("acronym", p.acronym.clone().unwrap_or_default()),
+        ("id", view.record.org_id.clone()),
+        ("fingerprint", view.fingerprint.clone()),
+        (
+            "legal status",
+            p.legal_status
+                .map(|s| json!(s).as_str().unwrap_or("").to_owned())
+                .unwrap_or_else(|| "(not set)".into()),
+        ),
+        ("parent", p.parent_organisation.clone().unwrap_or_default()),
+        ("description", p.description.clone().unwrap_or_default()),
+        ("languages", p.languages.join(", ")),
+        ("website", p.website.clone().unwrap_or_default()),
+        (
+            "contacts",
+            p.contacts
+                .iter()
+                .map(|c| {
+                    [&c.name, &c.title, &c.email, &c.phone]
+                        .into_iter()
+                        .flatten()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(" · ")
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        ("offices", view.record.offices.len().to_string()),
+        ("services", view.record.services.len().to_string()),
+    ]))?;
+    let _ = lang;
+    Ok(())
+}
+
+fn office_json(args: &OfficeArgs) -> Map<String, Value> {
+    let mut map = Map::new();
+    let mut set = |key: &str, value: Option<Value>| {
+        if let Some(value) = value {
+            map.insert(key.to_owned(), value);
+        }
+    };
+    set("name", args.name.clone().map(Value::String));
+    set("region", args.region.clone().map(Value::String));
+    set("department", args.department.clone().map(Value::String));
+    set("town", args.town.clone().map(Value::String));
+    set("address", args.address.clone().map(Value::String));
+    set("latitude", args.latitude.map(|v| json!(v)));
+    set("longitude", args.longitude.map(|v| json!(v)));
+    map
+}
+
+fn region_name(code: &str, lang: Lang) -> String {
+    areas::region(code)
+        .map(|r| r.name(lang).to_owned())
+        .unwrap_or_else(|| code.to_owned())
+}
+
+fn department_name(code: &str, lang: Lang) -> String {
+    areas::department(code)
+        .map(|d| d.name(lang).to_owned())
+        .unwrap_or_else(|| code.to_owned())
+}
+
+pub async fn office(
+    data_dir: &Path,
+    command: OfficeCommand,
+    json_out: bool,
+    lang: Lang,
+) -> anyhow::Result<Outcome> {
+    match command {
+        OfficeCommand::Add(args) => {
+            let office: Box<model::Office> =
+                model::decode_json("office", Value::Object(office_json(&args)))
+                    .map_err(|e| anyhow::anyhow!("invalid office: {e}"))?;
+            edit(
+                data_dir,
+                Edit::AddOffice {
+                    id: String::new(),
+                    office,
+                },
+                json_out,
+                "Office added:",
+            )
+            .await
+        }
+        OfficeCommand::Update { id, fields } => {
+            let patch = office_json(&fields);
+            if patch.is_empty() {
+                bail!("office update: give at least one field to change");
+            }
+            edit(
+                data_dir,
+                Edit::UpdateOffice { id, patch },
+                json_out,
+                "Office updated:",
+            )
+            .await
+        }
+        OfficeCommand::Remove { id } => {
+            edit(
+                data_dir,
+                Edit::RemoveOffice { id },
+                json_out,
+                "Office removed:",
+            )
+            .await
+        }
+        OfficeCommand::List { org } => {
+            let view: OrganisationView = call(data_dir, Request::Organisation { org }).await?;
+            if json_out {
+                output::json(&view.record.offices)?;
+            } else {
+                let rows = view
+                    .record
+                    .offices
+                    .iter()
+                    .map(|(id, o)| {
+                        vec![
+                            id.clone(),
+                            o.name.clone(),
+                            o.town.clone(),
+                            region_name(&o.region, lang),
+                            o.department
+                                .as_deref()
+                                .map(|d| department_name(d, lang))
+                                .unwrap_or_default(),
+                        ]
+                    })
+                    .collect();
+                output::out(&table(
+                    &["id", "name", "town", "region", "department"],
+                    rows,
+                ))?;
+            }
+            Ok(if view.record.offices.is_empty() {
+                Outcome::NothingFound
+            } else {
+                Outcome::Done
+            })
+        }
+    }
+}
+
+fn service_json(args: &ServiceArgs) -> anyhow::Result<Map<String, Value>> {
+    let mut map = match &args.from_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            parse_json_object(&path.display().to_string(), &text)?
+        }
+        None => Map::new(),
+    };
+    let mut set = |key: &str, value: Option<Value>| {
+        if let Some(value) = value {
+            map.insert(key.to_owned(), value);
+        }
+    };
+    let list = |items: &Vec<String>| (!items.is_empty()).then(|| json!(items));
+    set("name", args.name.clone().map(Value::String));
+    set("description", args.description.clone().map(Value::String));
+    set("dimension", args.dimension.map(|d| json!(d)));
+    set("categories", list(&args.categories));
+    set("eligibility", args.eligibility.clone().map(Value::String));
+    set("cost", args.cost.map(|c| json!(c)));
+    if args.capacity.is_some() || args.places.is_some() {
+        let status = args
+            .capacity
+            .map(|c| json!(c))
+            .unwrap_or(json!("available"));
+        let mut capacity = json!({ "status": status });
+        if let Some(places) = args.places {
+            capacity["places"] = json!(places);
+        }
+        set("capacity", Some(capacity));
+    }
+    set("languages", list(&args.languages));
+    if !args.regions.is_empty() || !args.departments.is_empty() {
+        set(
+            "service_area",
+            Some(json!({"regions": args.regions, "departments": args.departments})),
+        );
+    }
+    set("offices", list(&args.offices));
+    set("schedule", args.schedule.clone().map(Value::String));
+    set("required_documents", list(&args.documents));
+    set("status", args.status.map(|s| json!(s)));
+    set("contact", contact_json(&args.contact));
+    Ok(map)
+}
+
+fn cost_text(cost: &model::Cost) -> String {
+    match cost {
+        model::Cost::Free => "free".into(),
+        model::Cost::CostShared => "cost-shared".into(),
+        model::Cost::Fee { amount_xaf } => format!("{amount_xaf} XAF"),
+    }
+}
+
+fn capacity_text(capacity: &model::Capacity) -> String {
+    let status = json!(capacity.status).as_str().unwrap_or("").to_owned();
+    match capacity.places {
+        Some(n) => format!("{status} ({n})"),
+        None => status,
+    }
+}
+
+fn area_text(area: &model::ServiceArea, lang: Lang) -> String {
+    area.regions
+        .iter()
+        .map(|r| region_name(r, lang))
+        .chain(area.departments.iter().map(|d| department_name(d, lang)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn service_rows(hits: &[ServiceHit], lang: Lang, with_org: bool) -> Vec<Vec<String>> {
+    hits.iter()
+        .map(|h| {
+            let s = &h.service;
+            let mut row = vec![h.service_id.clone()];
+            if with_org {
+                row.push(h.org_name.clone());
+            }
+            row.extend([
+                s.name.clone(),
+                s.dimension.label(lang).to_owned(),
+                s.categories
+                    .iter()
+                    .map(|c| {
+                        taxonomy::category(c)
+                            .map(|c| c.label(lang))
+                            .unwrap_or(c)
+                            .to_owned()
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                area_text(&s.service_area, lang),
+                cost_text(&s.cost),
+                capacity_text(&s.capacity),
+            ]);
+            row
+        })
+        .collect()
+}
+
+fn hits_of(view: &OrganisationView) -> Vec<ServiceHit> {
+    view.record
+        .services
+        .iter()
+        .map(|(id, s)| ServiceHit {
+            org_id: view.record.org_id.clone(),
+            org_name: view.record.profile.name.clone(),
+            service_id: id.clone(),
+            service: s.clone(),
+        })
+        .collect()
+}
+
+pub async fn service(
+    data_dir: &Path,
+    command: ServiceCommand,
+    json_out: bool,
+    lang: Lang,
+) -> anyhow::Result<Outcome> {
+    match command {
+        ServiceCommand::Add(args) => {
+            let map = service_json(&args)?;
+            let service: Box<model::Service> = model::decode_json("service", Value::Object(map))
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "invalid service: {e} (required: --name, --dimension, --cost, --capacity)"
+                    )
+                })?;
+            edit(
+                data_dir,
+                Edit::AddService {
+                    id: String::new(),
+                    service,
+                },
+                json_out,
+                "Service added:",
+            )
+            .await
+        }
+        ServiceCommand::Update { id, fields } => {
+            let patch = service_json(&fields)?;
+            if patch.is_empty() {
+                bail!("service update: give at least one field to change");
+            }
+            edit(
+                data_dir,
+                Edit::UpdateService { id, patch },
+                json_out,
+                "Service updated:",
+            )
+            .await
+        }
+        ServiceCommand::Remove { id } => {
+            edit(
+                data_dir,
+                Edit::RemoveService { id },
+                json_out,
+                "Service removed:",
+            )
+            .await
+        }
+        ServiceCommand::Show { id, org } => {
+            let view: OrganisationView = call(data_dir, Request::Organisation { org }).await?;
+            let Some(hit) = hits_of(&view).into_iter().find(|h| h.service_id == id) else {
+                eprintln!("no service with id {id:?} in {}", view.record.profile.name);
+                return Ok(Outcome::NothingFound);
+            };
+            if json_out {
+                output::json(&hit)?;
+                return Ok(Outcome::Done);
+            }
+            let s = &hit.service;
+            output::out(&fields(vec![
+                ("id", hit.service_id.clone()),
+                ("organisation", hit.org_name.clone()),
+                ("name", s.name.clone()),
+                ("description", s.description.clone().unwrap_or_default()),
+                ("dimension", s.dimension.label(lang).to_owned()),
+                (
+                    "categories",
+                    s.categories
+                        .iter()
+                        .map(|c| {
+                            taxonomy::category(c)
+                                .map(|c| c.label(lang))
+                                .unwrap_or(c)
+                                .to_owned()
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ),
+                ("eligibility", s.eligibility.clone().unwrap_or_default()),
+                ("cost", cost_text(&s.cost)),
+                ("capacity", capacity_text(&s.capacity)),
+                ("languages", s.languages.join(", ")),
+                ("area", area_text(&s.service_area, lang)),
+                ("offices", s.offices.join(", ")),
+                ("schedule", s.schedule.clone().unwrap_or_default()),
+                ("documents", s.required_documents.join("; ")),
+                ("status", json!(s.status).as_str().unwrap_or("").to_owned()),
+                ("last update", output::time(s.last_update)),
+            ]))?;
+            Ok(Outcome::Done)
+        }
+        ServiceCommand::List { org } => {
+            let view: OrganisationView = call(data_dir, Request::Organisation { org }).await?;
+            let hits = hits_of(&view);
+            if json_out {
+                output::json(&hits)?;
+            } else {
+                output::out(&table(
+                    &[
+                        "id",
+                        "service",
+                        "dimension",
+                        "categories",
+                        "area",
+                        "cost",
+                        "capacity",
+                    ],
+                    service_rows(&hits, lang, false),
+                ))?;
+            }
+            Ok(if hits.is_empty() {
+                Outcome::NothingFound
+            } else {
+                Outcome::Done
+            })
+        }
+    }
+}
+
+pub async fn directory(
+    data_dir: &Path,
+    command: DirectoryCommand,
+    json_out: bool,
+    lang: Lang,
+) -> anyhow::Result<Outcome> {
+    let DirectoryCommand::Search(args) = command;
+    if let Some(region) = &args.region {
+        model::check_region("--region", region).map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    if let Some(department) = &args.department {
+        model::check_department("--department", department, None)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    if let Some(category) = &args.category {
+        model::check_category("--category", category).map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let query = SearchQuery {
+        text: args.text,
+        dimension: args.dimension,
+        category: args.category,
+        region: args
+            .region
+            .as_deref()
+            .and_then(areas::region)
+            .map(|r| r.pcode.to_owned()),
+        department: args
+            .department
+            .as_deref()
+            .and_then(areas::department)
+            .map(|d| d.pcode.to_owned()),
+        cost: args.cost.map(|c| c.replace('-', "_")),
+        max_fee_xaf: args.max_fee,
+        language: args.language,
+        capacity: args.capacity,
+        include_inactive: args.include_inactive,
+    };
+    let hits: Vec<ServiceHit> = call(data_dir, Request::Search { query }).await?;
+    if json_out {
+        output::json(&hits)?;
+    } else if hits.is_empty() {
+        eprintln!("no service matches");
+    } else {
+        output::out(&table(
+            &[
+                "id",
+                "organisation",
+                "service",
+                "dimension",
+                "categories",
+                "area",
+                "cost",
+                "capacity",
+            ],
+            service_rows(&hits, lang, true),
+        ))?;
+    }
+    Ok(if hits.is_empty() {
+        Outcome::NothingFound
+    } else {
+        Outcome::Done
+    })
+}
+
+pub async fn history(
+    data_dir: &Path,
+    args: HistoryArgs,
+    json_out: bool,
+) -> anyhow::Result<Outcome> {
+    let entries: Vec<HistoryEntry> = call(
+        data_dir,
+        Request::History {
+            org: args.org,
+            limit: args.limit,
+        },
+    )
+    .await?;
+    if json_out {
+        output::json(&entries)?;
+    } else {
+        let rows = entries
+            .iter()
+            .map(|e| {
+                vec![
+                    output::time(e.time),
+                    e.author_fingerprint.clone(),
+                    e.seq.to_string(),
+                    e.message.clone(),
+                    e.hash[..12].to_owned(),
+                ]
+            })
+            .collect();
+        output::out(&table(
+            &["time (UTC)", "author", "seq", "what changed", "change"],
+            rows,
+        ))?;
+    }
+    Ok(if entries.is_empty() {
+        Outcome::NothingFound
+    } else {
+        Outcome::Done
+    })
+}

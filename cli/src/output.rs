@@ -1,0 +1,60 @@
+//! Printing: human tables or `--json`, on stdout; a closed pipe is not an error.
+
+use std::io::Write;
+
+use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+use serde::Serialize;
+
+/// Writes `text` to stdout; a broken pipe (e.g. `| head`) ends quietly.
+pub fn out(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.write_all(b"\n"))
+        .and_then(|_| stdout.flush())
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
+/// Prints `value` as pretty JSON.
+pub fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    out(&serde_json::to_string_pretty(value)?)
+}
+
+/// A table with a header row.
+pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(header.iter().copied());
+    for row in rows {
+        table.add_row(row);
+    }
+    table.to_string()
+}
+
+/// Two-column "field: value" listing.
+pub fn fields(rows: Vec<(&str, String)>) -> String {
+    let width = rows
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
+    rows.into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k:<width$}  {v}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A Unix time as an RFC 3339 UTC timestamp.
+pub fn time(seconds: i64) -> String {
+    if seconds <= 0 {
+        return String::new();
+    }
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
