@@ -30,8 +30,14 @@ const FORMAT_KEY: &[u8] = b"format";
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// sled could not open or write the database (including damaged files).
-    #[error("store at {path}: {source}")]
+    /// Another process (a running node) holds the store.
+    #[error("the store at {path} is in use: another node is already running with this data folder")]
+    Locked {
+        /// The store folder.
+        path: String,
+    },
+    /// sled could not open the database (including damaged files).
+    #[error("cannot open the store at {path} (it may be damaged; nothing was changed)")]
     Open {
         /// The store folder.
         path: String,
@@ -125,9 +131,19 @@ impl Store {
         let db = sled::Config::new()
             .path(path)
             .open()
-            .map_err(|source| StoreError::Open {
-                path: path.display().to_string(),
-                source,
+            .map_err(|source| match &source {
+                sled::Error::Io(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.to_string().contains("could not acquire lock") =>
+                {
+                    StoreError::Locked {
+                        path: path.display().to_string(),
+                    }
+                }
+                _ => StoreError::Open {
+                    path: path.display().to_string(),
+                    source,
+                },
             })?;
         let meta = db.open_tree("meta")?;
         match meta.get(FORMAT_KEY)? {

@@ -1,0 +1,579 @@
+//! Drives the real `passerelle` binary against a real node and store in temporary folders.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Upper bound for a node to come up or go down (catches hangs, not a performance target).
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_passerelle")
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
+    }
+}
+
+fn run(data_dir: &Path, args: &[&str]) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = Command::new(bin())
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env_remove("PASSERELLE_HOME")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run passerelle");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+fn ok(data_dir: &Path, args: &[&str]) -> Run {
+    let r = run(data_dir, args);
+    assert_eq!(r.code, 0, "{args:?} failed:\n{}\n{}", r.stdout, r.stderr);
+    r
+}
+
+/// A `passerelle start` process, killed when dropped.
+struct NodeProcess {
+    child: Child,
+}
+
+impl NodeProcess {
+    fn start(data_dir: &Path) -> Self {
+        let child = Command::new(bin())
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("start")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn passerelle start");
+        let mut node = Self { child };
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if run(data_dir, &["status", "--json"]).code == 0 {
+                return node;
+            }
+            if let Ok(Some(status)) = node.child.try_wait() {
+                panic!("node exited early with {status}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node did not answer within {TIMEOUT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn terminate(mut self) -> i32 {
+        let pid = self.child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill -TERM");
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node did not stop within {TIMEOUT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reap");
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn init(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("node");
+    ok(
+        &data,
+        &["init", "--org-name", name, "--legal-status", "ngo"],
+    );
+    (dir, data)
+}
+
+fn history_len(data: &Path) -> usize {
+    ok(data, &["history", "--json"])
+        .json()
+        .as_array()
+        .expect("history is a list")
+        .len()
+}
+
+#[test]
+fn init_creates_private_keys_and_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let first = ok(&data, &["init", "--org-name", "Centre Espoir", "--json"]).json();
+    let org_id = first["org_id"].as_str().unwrap().to_owned();
+    assert_eq!(org_id.len(), 52);
+    assert_eq!(first["fingerprint"].as_str().unwrap().len(), 19);
+    for key in ["organisation.ed25519", "encryption.x25519"] {
+        let mode = std::fs::metadata(data.join("keys").join(key))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{key}");
+    }
+    let mode = std::fs::metadata(&data).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+    assert!(data.join("config.toml").exists());
+
+    let again = run(&data, &["init", "--org-name", "Autre"]);
+    assert_eq!(again.code, 2);
+    assert!(
+        again.stderr.contains("already initialised"),
+        "{}",
+        again.stderr
+    );
+    let key_before = std::fs::read(data.join("keys/organisation.ed25519")).unwrap();
+    assert_eq!(key_before.len(), 32);
+
+    // The secret never reaches the output.
+    let node = NodeProcess::start(&data);
+    let status = ok(&data, &["status", "--json"]);
+    assert_eq!(status.json()["org_id"], org_id);
+    let secret_hex: String = key_before.iter().map(|b| format!("{b:02x}")).collect();
+    assert!(!status.stdout.contains(&secret_hex));
+    assert_eq!(node.terminate(), 0);
+}
+
+#[test]
+fn directory_workflow_through_the_real_binary() {
+    let (_dir, data) = init("Association Retour et Dignité");
+    let node = NodeProcess::start(&data);
+
+    ok(
+        &data,
+        &[
+            "org",
+            "set",
+            "--acronym",
+            "ARD",
+            "--languages",
+            "fr,en",
+            "--contact-email",
+            "accueil@ard.example.cm",
+            "--website",
+            "https://ard.example.cm",
+        ],
+    );
+    let office = ok(
+        &data,
+        &[
+            "office",
+            "add",
+            "--name",
+            "Siège",
+            "--region",
+            "CM005",
+            "--department",
+            "CM005004",
+            "--town",
+            "Douala",
+            "--latitude",
+            "4.05",
+            "--longitude",
+            "9.7",
+            "--json",
+        ],
+    )
+    .json();
+    let office_id = office["id"].as_str().unwrap().to_owned();
+    assert!(office_id.starts_with("off-"));
+
+    let added = ok(
+        &data,
+        &[
+            "service",
+            "add",
+            "--name",
+            "Formation en couture",
+            "--dimension",
+            "economic",
+            "--category",
+            "vocational_training",
+            "--cost",
+            "free",
+            "--capacity",
+            "available",
+            "--places",
+            "12",
+            "--language",
+            "fr",
+            "--region",
+            "CM005",
+            "--office",
+            &office_id,
+            "--document",
+            "Carte d'identité",
+            "--json",
+        ],
+    )
+    .json();
+    let service_id = added["id"].as_str().unwrap().to_owned();
+    assert_eq!(added["durable"], true);
+    ok(
+        &data,
+        &[
+            "service",
+            "add",
+            "--name",
+            "Écoute psychosociale",
+            "--dimension",
+            "psychosocial",
+            "--category",
+            "counselling",
+            "--cost",
+            "fee:1500",
+            "--capacity",
+            "waitlist",
+            "--department",
+            "CM002007",
+        ],
+    );
+
+    let list = ok(&data, &["service", "list", "--json"]).json();
+    assert_eq!(list.as_array().unwrap().len(), 2);
+
+    let found = ok(
+        &data,
+        &["directory", "search", "--region", "CM005", "--json"],
+    )
+    .json();
+    let found = found.as_array().unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0]["service_id"], service_id);
+    assert_eq!(found[0]["org_name"], "Association Retour et Dignité");
+
+    let text = ok(
+        &data,
+        &[
+            "directory",
+            "search",
+            "ecoute",
+            "--max-fee",
+            "2000",
+            "--json",
+        ],
+    )
+    .json();
+    assert_eq!(text.as_array().unwrap().len(), 1);
+    let human = ok(&data, &["directory", "search", "--dimension", "economic"]);
+    assert!(
+        human.stdout.contains("Formation en couture"),
+        "{}",
+        human.stdout
+    );
+
+    let none = run(&data, &["directory", "search", "--region", "CM001"]);
+    assert_eq!(none.code, 1, "nothing found is exit code 1");
+
+    ok(
+        &data,
+        &["service", "update", &service_id, "--capacity", "full"],
+    );
+    let shown = ok(&data, &["service", "show", &service_id, "--json"]).json();
+    assert_eq!(shown["service"]["capacity"]["status"], "full");
+    assert_eq!(shown["service"]["name"], "Formation en couture");
+    assert!(shown["service"]["last_update"].as_i64().unwrap() > 1_700_000_000);
+
+    let missing = run(&data, &["service", "show", "svc-nope"]);
+    assert_eq!(missing.code, 1);
+
+    let profile = ok(&data, &["org", "show", "--json"]).json();
+    assert_eq!(profile["profile"]["acronym"], "ARD");
+    assert_eq!(profile["profile"]["legal_status"], "ngo");
+    assert_eq!(profile["offices"][&office_id]["town"], "Douala");
+
+    let history = ok(&data, &["history", "--json"]).json();
+    let history = history.as_array().unwrap();
+    // init, org set, office add, 2 × service add, service update.
+    assert_eq!(history.len(), 6);
+    assert!(
+        history[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("update service")
+    );
+    let status = ok(&data, &["status", "--json"]).json();
+    assert_eq!(status["documents"][0]["changes"], 6);
+
+    // Removing an office still used by a service is refused.
+    let refused = run(&data, &["office", "remove", &office_id]);
+    assert_eq!(refused.code, 2);
+    assert!(
+        refused.stderr.contains("still used by service"),
+        "{}",
+        refused.stderr
+    );
+    ok(&data, &["service", "remove", &service_id]);
+    ok(&data, &["office", "remove", &office_id]);
+    assert_eq!(run(&data, &["office", "list"]).code, 1);
+
+    assert_eq!(node.terminate(), 0);
+}
+
+#[test]
+fn bad_input_names_the_field_and_writes_nothing() {
+    let (_dir, data) = init("Centre Espoir");
+    let node = NodeProcess::start(&data);
+    let before = history_len(&data);
+
+    let base = [
+        "service",
+        "add",
+        "--name",
+        "Formation",
+        "--dimension",
+        "economic",
+        "--cost",
+        "free",
+        "--capacity",
+        "available",
+    ];
+    let with = |extra: &[&str]| {
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend_from_slice(extra);
+        run(&data, &args)
+    };
+
+    let r = run(
+        &data,
+        &["service", "add", "--name", "X", "--dimension", "cultural"],
+    );
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("economic, social, psychosocial"),
+        "{}",
+        r.stderr
+    );
+
+    let r = with(&["--region", "CM099"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("service_area.regions[0]"), "{}", r.stderr);
+    assert!(r.stderr.contains("CM005 Littoral"), "{}", r.stderr);
+
+    let r = with(&["--department", "CM005999"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("CM005004 Wouri"), "{}", r.stderr);
+
+    let r = run(
+        &data,
+        &[
+            "service",
+            "add",
+            "--name",
+            "X",
+            "--dimension",
+            "social",
+            "--cost",
+            "fee:-500",
+        ],
+    );
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("positive whole number of XAF"),
+        "{}",
+        r.stderr
+    );
+
+    let r = run(
+        &data,
+        &[
+            "service",
+            "add",
+            "--name",
+            "  ",
+            "--dimension",
+            "social",
+            "--cost",
+            "free",
+            "--capacity",
+            "full",
+        ],
+    );
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("name: must not be empty"), "{}", r.stderr);
+
+    let r = with(&["--category", "astrology"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("vocational_training"), "{}", r.stderr);
+
+    let r = run(&data, &["org", "set", "--patch", "{bad json"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("--patch: not valid JSON"), "{}", r.stderr);
+
+    let r = run(&data, &["org", "set", "--patch", r#"{"colour": "red"}"#]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("colour"), "{}", r.stderr);
+
+    let r = run(&data, &["org", "set", "--website", "ard.cm"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("website"), "{}", r.stderr);
+
+    let r = run(
+        &data,
+        &[
+            "office",
+            "add",
+            "--name",
+            "A",
+            "--region",
+            "CM005",
+            "--town",
+            "Douala",
+            "--latitude",
+            "95",
+            "--longitude",
+            "9",
+        ],
+    );
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("latitude"), "{}", r.stderr);
+
+    let r = run(
+        &data,
+        &["service", "add", "--from-file", "/nonexistent/service.json"],
+    );
+    assert_eq!(r.code, 2);
+
+    assert_eq!(history_len(&data), before, "no refused input was written");
+    assert_eq!(node.terminate(), 0);
+}
+
+#[test]
+fn commands_without_a_running_node_say_so() {
+    let (_dir, data) = init("Centre Espoir");
+    let r = run(&data, &["status"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("no node is running"), "{}", r.stderr);
+    assert!(r.stderr.contains("passerelle start"), "{}", r.stderr);
+
+    let empty = tempfile::tempdir().unwrap();
+    let r = run(&empty.path().join("none"), &["start"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("passerelle init"), "{}", r.stderr);
+}
+
+#[test]
+fn a_killed_node_loses_nothing_it_acknowledged() {
+    let (_dir, data) = init("Centre Espoir");
+    let node = NodeProcess::start(&data);
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let name = format!("Service {i}");
+        let added = ok(
+            &data,
+            &[
+                "service",
+                "add",
+                "--name",
+                &name,
+                "--dimension",
+                "social",
+                "--category",
+                "housing",
+                "--cost",
+                "free",
+                "--capacity",
+                "available",
+                "--json",
+            ],
+        )
+        .json();
+        ids.push(added["id"].as_str().unwrap().to_owned());
+    }
+    // SIGKILL: no shutdown, no snapshot; the acknowledged changes must be on disk.
+    node.kill();
+
+    let node = NodeProcess::start(&data);
+    let list = ok(&data, &["service", "list", "--json"]).json();
+    let listed: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["service_id"].as_str().unwrap())
+        .collect();
+    for id in &ids {
+        assert!(listed.contains(&id.as_str()), "{id} lost after kill");
+    }
+    assert_eq!(history_len(&data), 6);
+
+    // A second node on the same folder is refused while the first runs.
+    let second = run(&data, &["start"]);
+    assert_eq!(second.code, 2);
+    assert!(
+        second.stderr.contains("already running"),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(node.terminate(), 0);
+}
+
+#[test]
+fn tampered_store_is_reported_not_reset() {
+    let (_dir, data) = init("Centre Espoir");
+    let node = NodeProcess::start(&data);
+    ok(
+        &data,
+        &[
+            "service",
+            "add",
+            "--name",
+            "Logement",
+            "--dimension",
+            "social",
+            "--cost",
+            "free",
+            "--capacity",
+            "available",
+        ],
+    );
+    assert_eq!(node.terminate(), 0);
+
+    // Damage the database file.
+    let db = data.join("store").join("db");
+    let len = std::fs::metadata(&db).unwrap().len() as usize;
+    std::fs::write(&db, vec![0x5Au8; len]).unwrap();
+    let r = run(&data, &["start"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("store"), "{}", r.stderr);
+    // The damaged file is left for the operator to inspect, not replaced.
+    assert_eq!(std::fs::read(&db).unwrap().len(), len);
+}
