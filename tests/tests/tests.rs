@@ -1,1 +1,235 @@
+//! Integration tests of real Passerelle nodes: real keys, real sled stores in temporary
+//! folders, real control sockets, several nodes per test.
 
+use passerelle_node::control::{ClientError, ErrorKind, Request};
+use passerelle_node::directory::{SearchQuery, ServiceHit};
+use passerelle_node::document::Edit;
+use passerelle_node::model::{self, Service};
+use passerelle_node::node::{EditReceipt, StatusReport};
+use passerelle_node::store::Store;
+use passerelle_tests::{TestNode, spawn_nodes, wait_for};
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+fn service(name: &str, region: &str) -> Box<Service> {
+    Box::new(
+        model::decode_json(
+            "service",
+            json!({
+                "name": name,
+                "dimension": "economic",
+                "categories": ["job_placement"],
+                "cost": {"kind": "free"},
+                "capacity": {"status": "available"},
+                "service_area": {"regions": [region]},
+            }),
+        )
+        .expect("valid service"),
+    )
+}
+
+fn add(name: &str, region: &str) -> Edit {
+    Edit::AddService {
+        id: String::new(),
+        service: service(name, region),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn organisations_each_write_their_own_signed_document() {
+    let mut nodes = spawn_nodes(&["Délégation MINJEC Littoral", "ONG Avenir", "CICR Garoua"]).await;
+    let regions = ["CM005", "CM002", "CM006"];
+    for (node, region) in nodes.iter().zip(regions) {
+        for i in 0..3 {
+            let receipt = node
+                .handle()
+                .edit(add(&format!("{} service {i}", node.name), region))
+                .await
+                .expect("edit");
+            assert!(receipt.durable);
+        }
+    }
+    let mut ids = Vec::new();
+    for (node, region) in nodes.iter().zip(regions) {
+        let status = node.handle().status().await.expect("status");
+        assert_eq!(status.org_name, node.name);
+        assert_eq!(status.documents.len(), 1);
+        assert_eq!(status.documents[0].changes, 4);
+        assert_eq!(status.documents[0].heads.len(), 1);
+        ids.push(status.org_id.clone());
+        let hits = node
+            .handle()
+            .search(SearchQuery {
+                region: Some(region.into()),
+                ..Default::default()
+            })
+            .await
+            .expect("search");
+        assert_eq!(hits.len(), 3);
+        assert!(hits.iter().all(|h| h.org_name == node.name));
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "every organisation has its own key");
+
+    // Every stored change of every node verifies against its author's key, read straight
+    // from the sled store after the node stopped.
+    for node in &mut nodes {
+        node.stop().await;
+        let store = Store::open(&node.config.store_dir()).expect("open store");
+        let documents = store.load().expect("every change verifies");
+        assert_eq!(documents.len(), 1);
+        let owner = documents[0].id.organisation_owner().expect("org document");
+        assert!(documents[0].changes.iter().all(|c| c.author() == owner));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_resumes_from_snapshots_and_changes() {
+    let mut node = TestNode::init("Centre Espoir", |config| config.snapshot_every = 4);
+    node.start().await;
+    for i in 0..10 {
+        node.handle()
+            .edit(add(&format!("Service {i}"), "CM005"))
+            .await
+            .expect("edit");
+    }
+    let before = node.handle().organisation(None).await.expect("view");
+    node.restart().await;
+    let after = node.handle().organisation(None).await.expect("view");
+    assert_eq!(before, after);
+    // Edits continue the same signed chain after the restart.
+    node.handle()
+        .edit(add("Service 10", "CM005"))
+        .await
+        .expect("edit");
+    node.restart().await;
+    let history = node.handle().history(None, 100).await.expect("history");
+    assert_eq!(history.len(), 12);
+    let authors: std::collections::HashSet<_> = history.iter().map(|h| &h.author).collect();
+    assert_eq!(authors.len(), 1);
+    let seqs: Vec<u64> = history.iter().rev().map(|h| h.seq).collect();
+    assert_eq!(seqs, (1..=12).collect::<Vec<_>>());
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_clients_all_get_durable_edits() {
+    let mut nodes = spawn_nodes(&["ONG Avenir"]).await;
+    let node = &mut nodes[0];
+    let mut tasks = tokio::task::JoinSet::new();
+    for client_no in 0..8 {
+        let mut client = node.client().await;
+        tasks.spawn(async move {
+            for i in 0..10 {
+                let edit = add(&format!("Client {client_no} service {i}"), "CM010");
+                let receipt: EditReceipt = client
+                    .call(&Request::Edit { edit })
+                    .await
+                    .expect("edit over the control socket");
+                assert!(receipt.durable);
+            }
+        });
+    }
+    while let Some(result) = tasks.join_next().await {
+        result.expect("client task");
+    }
+    node.restart().await;
+    let hits: Vec<ServiceHit> = node
+        .client()
+        .await
+        .call(&Request::Search {
+            query: SearchQuery::default(),
+        })
+        .await
+        .expect("search");
+    assert_eq!(hits.len(), 80);
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_api_refuses_hostile_input_and_keeps_serving() {
+    let mut nodes = spawn_nodes(&["ONG Avenir"]).await;
+    let node = &mut nodes[0];
+    node.handle()
+        .edit(add("Service", "CM005"))
+        .await
+        .expect("edit");
+    let socket = node.config.control_socket();
+
+    // Garbage and unknown requests get a bad_request answer on the same connection.
+    let stream = tokio::net::UnixStream::connect(&socket)
+        .await
+        .expect("connect");
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    for garbage in [
+        "not json",
+        r#"{"request": "format_disk"}"#,
+        r#"{"request": "edit"}"#,
+    ] {
+        write
+            .write_all(format!("{garbage}\n").as_bytes())
+            .await
+            .expect("write");
+        let answer = lines.next_line().await.expect("read").expect("a line");
+        let answer: serde_json::Value = serde_json::from_str(&answer).expect("json answer");
+        assert_eq!(answer["error"]["kind"], "bad_request", "{answer}");
+    }
+
+    // An oversized request is refused and the connection closed.
+    let stream = tokio::net::UnixStream::connect(&socket)
+        .await
+        .expect("connect");
+    let (read, mut write) = stream.into_split();
+    let big = vec![b'x'; passerelle_node::control::MAX_LINE_BYTES + 1024];
+    let _ = write.write_all(&big).await;
+    let mut lines = BufReader::new(read).lines();
+    let answer = lines
+        .next_line()
+        .await
+        .expect("read")
+        .expect("an error line");
+    assert!(answer.contains("longer than"), "{answer}");
+
+    // Invalid edits name the field; not-found is its own kind.
+    let mut client = node.client().await;
+    let mut bad = service("X", "CM005");
+    bad.service_area.regions = vec!["CM042".into()];
+    let err = client
+        .call::<EditReceipt>(&Request::Edit {
+            edit: Edit::AddService {
+                id: String::new(),
+                service: bad,
+            },
+        })
+        .await
+        .expect_err("invalid region");
+    match err {
+        ClientError::Api(api) => {
+            assert_eq!(api.kind, ErrorKind::InvalidInput);
+            assert_eq!(api.field.as_deref(), Some("service_area.regions[0]"));
+        }
+        other => panic!("unexpected {other}"),
+    }
+    let err = client
+        .call::<EditReceipt>(&Request::Edit {
+            edit: Edit::RemoveService {
+                id: "svc-none".into(),
+            },
+        })
+        .await
+        .expect_err("no such service");
+    assert!(matches!(err, ClientError::Api(api) if api.kind == ErrorKind::NotFound));
+
+    // The node still serves, and its data is as it was.
+    let handle = node.handle();
+    wait_for("the node to answer", || {
+        let handle = handle.clone();
+        async move { handle.status().await.is_ok() }
+    })
+    .await;
+    let status: StatusReport = client.call(&Request::Status).await.expect("status");
+    assert_eq!(status.documents[0].changes, 2);
+    node.stop().await;
+}
