@@ -25,6 +25,13 @@ pub enum Outcome {
     NothingFound,
 }
 
+impl Outcome {
+    /// `Done` if something was found, else `NothingFound`.
+    pub fn found(any: bool) -> Self {
+        if any { Self::Done } else { Self::NothingFound }
+    }
+}
+
 /// Reads `config.toml` (if any) and layers it over the defaults.
 pub fn load_config(data_dir: &Path) -> anyhow::Result<Config> {
     let path = data_dir.join(CONFIG_FILE);
@@ -462,6 +469,19 @@ fn area_text(area: &model::ServiceArea, lang: Lang) -> String {
         .join(", ")
 }
 
+fn categories_text(categories: &[String], lang: Lang) -> String {
+    categories
+        .iter()
+        .map(|c| {
+            taxonomy::category(c)
+                .map(|c| c.label(lang))
+                .unwrap_or(c)
+                .to_owned()
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn service_rows(hits: &[ServiceHit], lang: Lang, with_org: bool) -> Vec<Vec<String>> {
     hits.iter()
         .map(|h| {
@@ -473,16 +493,7 @@ fn service_rows(hits: &[ServiceHit], lang: Lang, with_org: bool) -> Vec<Vec<Stri
             row.extend([
                 s.name.clone(),
                 s.dimension.label(lang).to_owned(),
-                s.categories
-                    .iter()
-                    .map(|c| {
-                        taxonomy::category(c)
-                            .map(|c| c.label(lang))
-                            .unwrap_or(c)
-                            .to_owned()
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                categories_text(&s.categories, lang),
                 area_text(&s.service_area, lang),
                 cost_text(&s.cost),
                 capacity_text(&s.capacity),
@@ -570,19 +581,7 @@ pub async fn service(
                 ("name", s.name.clone()),
                 ("description", s.description.clone().unwrap_or_default()),
                 ("dimension", s.dimension.label(lang).to_owned()),
-                (
-                    "categories",
-                    s.categories
-                        .iter()
-                        .map(|c| {
-                            taxonomy::category(c)
-                                .map(|c| c.label(lang))
-                                .unwrap_or(c)
-                                .to_owned()
-                        })
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                ),
+                ("categories", categories_text(&s.categories, lang)),
                 ("eligibility", s.eligibility.clone().unwrap_or_default()),
                 ("cost", cost_text(&s.cost)),
                 ("capacity", capacity_text(&s.capacity)),
@@ -599,29 +598,38 @@ pub async fn service(
         ServiceCommand::List { org } => {
             let view: OrganisationView = call(data_dir, Request::Organisation { org }).await?;
             let hits = hits_of(&view);
-            if json_out {
-                output::json(&hits)?;
-            } else {
-                output::out(&table(
-                    &[
-                        "id",
-                        "service",
-                        "dimension",
-                        "categories",
-                        "area",
-                        "cost",
-                        "capacity",
-                    ],
-                    service_rows(&hits, lang, false),
-                ))?;
-            }
-            Ok(if hits.is_empty() {
-                Outcome::NothingFound
-            } else {
-                Outcome::Done
-            })
+            print_services(&hits, lang, false, json_out)
         }
     }
+}
+
+/// Prints services as a table (with their organisation when `with_org`) or JSON.
+fn print_services(
+    hits: &[ServiceHit],
+    lang: Lang,
+    with_org: bool,
+    json_out: bool,
+) -> anyhow::Result<Outcome> {
+    if json_out {
+        output::json(&hits)?;
+    } else if hits.is_empty() {
+        eprintln!("no service matches");
+    } else {
+        let mut header = vec!["id"];
+        if with_org {
+            header.push("organisation");
+        }
+        header.extend([
+            "service",
+            "dimension",
+            "categories",
+            "area",
+            "cost",
+            "capacity",
+        ]);
+        output::out(&table(&header, service_rows(hits, lang, with_org)))?;
+    }
+    Ok(Outcome::found(!hits.is_empty()))
 }
 
 pub async fn directory(
@@ -662,30 +670,7 @@ pub async fn directory(
         include_inactive: args.include_inactive,
     };
     let hits: Vec<ServiceHit> = call(data_dir, Request::Search { query }).await?;
-    if json_out {
-        output::json(&hits)?;
-    } else if hits.is_empty() {
-        eprintln!("no service matches");
-    } else {
-        output::out(&table(
-            &[
-                "id",
-                "organisation",
-                "service",
-                "dimension",
-                "categories",
-                "area",
-                "cost",
-                "capacity",
-            ],
-            service_rows(&hits, lang, true),
-        ))?;
-    }
-    Ok(if hits.is_empty() {
-        Outcome::NothingFound
-    } else {
-        Outcome::Done
-    })
+    print_services(&hits, lang, true, json_out)
 }
 
 pub async fn history(

@@ -341,13 +341,12 @@ impl OrganisationDocument {
                 owner: self.owner,
             });
         }
-        let mut record = self.require_record()?.clone();
+        // 1. Validate and compute the new value (pure; touches only the entry concerned).
+        let (message, update) = plan(edit, self.require_record()?, now)?;
         // Every local change must carry the signer's key as its actor (see envelope).
         self.doc.set_actor(ActorId::from(self.owner.as_bytes()));
-        // 1. Validate and compute the new values (pure).
-        let message = self.plan(edit, &mut record, now)?;
-        // 2. Write them as one transaction.
-        if let Err(e) = self.write(edit, &record) {
+        // 2. Write it as one transaction.
+        if let Err(e) = self.write(&update) {
             self.doc.rollback();
             return Err(e);
         }
@@ -363,150 +362,53 @@ impl OrganisationDocument {
                 document: self.id.clone(),
                 reason: "edit produced no change".into(),
             })?;
-        self.record = Some(record);
+        // 3. Keep the cached record in step with the document.
+        if let Some(record) = self.record.as_mut() {
+            update.apply_to(record);
+        }
         Ok(SignedChange::sign(self.id.clone(), change, secret))
     }
 
-    /// Checks `edit` against `record`, updates `record` to the result, and returns the
-    /// change message.
-    fn plan(
-        &self,
-        edit: &Edit,
-        record: &mut OrganisationRecord,
-        now: i64,
-    ) -> Result<String, DocumentError> {
-        let changed = |patch: &serde_json::Map<String, serde_json::Value>| {
-            patch.keys().cloned().collect::<Vec<_>>().join(", ")
+    /// Writes `update` into the open transaction.
+    fn write(&mut self, update: &Update) -> Result<(), DocumentError> {
+        let (section, id, value) = match update {
+            Update::Profile(profile) => {
+                let obj = self.child(&ROOT, "profile")?;
+                return self.update_object(&obj, to_json(profile));
+            }
+            Update::PutOffice(id, office) => ("offices", id, Some(to_json(office))),
+            Update::RemoveOffice(id) => ("offices", id, None),
+            Update::PutService(id, service) => ("services", id, Some(to_json(service))),
+            Update::RemoveService(id) => ("services", id, None),
         };
-        match edit {
-            Edit::SetProfile { patch } => {
-                let merged = merge_patch(&to_json(&record.profile), patch);
-                let mut profile: Profile = decode_json("profile", merged)?;
-                model::validate_profile(&mut profile)?;
-                record.profile = profile;
-                Ok(format!("update profile: {}", changed(patch)))
+        let parent = self.child(&ROOT, section)?;
+        match (value, self.doc.get(&parent, id.as_str())?) {
+            // Update in place: only the fields whose values changed become operations.
+            (Some(value), Some((_, obj))) => self.update_object(&obj, value)?,
+            (Some(value), None) => {
+                self.doc.batch_create_object(
+                    &parent,
+                    id.as_str(),
+                    &json_to_hydrate(&value),
+                    false,
+                )?;
             }
-            Edit::AddOffice { id, office } => {
-                check_new_id("office", id, record.offices.contains_key(id))?;
-                let mut office = (**office).clone();
-                model::validate_office(&mut office)?;
-                let message = format!("add office {id} {:?}", office.name);
-                record.offices.insert(id.clone(), office);
-                Ok(message)
-            }
-            Edit::UpdateOffice { id, patch } => {
-                let current = record
-                    .offices
-                    .get(id)
-                    .ok_or_else(|| not_found("office", id))?;
-                let merged = merge_patch(&to_json(current), patch);
-                let mut office: Office = decode_json("office", merged)?;
-                model::validate_office(&mut office)?;
-                record.offices.insert(id.clone(), office);
-                Ok(format!("update office {id}: {}", changed(patch)))
-            }
-            Edit::RemoveOffice { id } => {
-                let office = record
-                    .offices
-                    .remove(id)
-                    .ok_or_else(|| not_found("office", id))?;
-                if let Some((service_id, _)) =
-                    record.services.iter().find(|(_, s)| s.offices.contains(id))
-                {
-                    return Err(ValidationError::new(
-                        "id",
-                        format!(
-                            "office {id} is still used by service {service_id}; update or remove that service first"
-                        ),
-                    )
-                    .into());
-                }
-                Ok(format!("remove office {id} {:?}", office.name))
-            }
-            Edit::AddService { id, service } => {
-                check_new_id("service", id, record.services.contains_key(id))?;
-                let mut service = (**service).clone();
-                model::validate_service(&mut service, &record.offices)?;
-                service.last_update = now;
-                let message = format!("add service {id} {:?}", service.name);
-                record.services.insert(id.clone(), service);
-                Ok(message)
-            }
-            Edit::UpdateService { id, patch } => {
-                let current = record
-                    .services
-                    .get(id)
-                    .ok_or_else(|| not_found("service", id))?;
-                let mut patch = patch.clone();
-                patch.remove("last_update");
-                let merged = merge_patch(&to_json(current), &patch);
-                let mut service: Service = decode_json("service", merged)?;
-                model::validate_service(&mut service, &record.offices)?;
-                service.last_update = now;
-                record.services.insert(id.clone(), service);
-                Ok(format!("update service {id}: {}", changed(&patch)))
-            }
-            Edit::RemoveService { id } => {
-                let service = record
-                    .services
-                    .remove(id)
-                    .ok_or_else(|| not_found("service", id))?;
-                Ok(format!("remove service {id} {:?}", service.name))
-            }
-        }
-    }
-
-    /// Writes the planned result of `edit` (taken from `record`) into the open transaction.
-    fn write(&mut self, edit: &Edit, record: &OrganisationRecord) -> Result<(), DocumentError> {
-        let update_object =
-            |doc: &mut AutoCommit, obj: &automerge::ObjId, value: serde_json::Value| {
-                doc.update_object(obj, &json_to_hydrate(&value))
-                    .map_err(|e| DocumentError::Malformed {
-                        document: self.id.clone(),
-                        reason: e.to_string(),
-                    })
-            };
-        match edit {
-            Edit::SetProfile { .. } => {
-                let profile = self.child(&ROOT, "profile")?;
-                update_object(&mut self.doc, &profile, to_json(&record.profile))?;
-            }
-            Edit::AddOffice { id, .. } | Edit::UpdateOffice { id, .. } => {
-                let offices = self.child(&ROOT, "offices")?;
-                let value = json_to_hydrate(&to_json(&record.offices[id]));
-                match self.doc.get(&offices, id.as_str())? {
-                    Some((_, obj)) if matches!(edit, Edit::UpdateOffice { .. }) => {
-                        update_object(&mut self.doc, &obj, to_json(&record.offices[id]))?;
-                    }
-                    _ => {
-                        self.doc
-                            .batch_create_object(&offices, id.as_str(), &value, false)?;
-                    }
-                }
-            }
-            Edit::RemoveOffice { id } => {
-                let offices = self.child(&ROOT, "offices")?;
-                self.doc.delete(&offices, id.as_str())?;
-            }
-            Edit::AddService { id, .. } | Edit::UpdateService { id, .. } => {
-                let services = self.child(&ROOT, "services")?;
-                let value = json_to_hydrate(&to_json(&record.services[id]));
-                match self.doc.get(&services, id.as_str())? {
-                    Some((_, obj)) if matches!(edit, Edit::UpdateService { .. }) => {
-                        update_object(&mut self.doc, &obj, to_json(&record.services[id]))?;
-                    }
-                    _ => {
-                        self.doc
-                            .batch_create_object(&services, id.as_str(), &value, false)?;
-                    }
-                }
-            }
-            Edit::RemoveService { id } => {
-                let services = self.child(&ROOT, "services")?;
-                self.doc.delete(&services, id.as_str())?;
-            }
+            (None, _) => self.doc.delete(&parent, id.as_str())?,
         }
         Ok(())
+    }
+
+    fn update_object(
+        &mut self,
+        obj: &automerge::ObjId,
+        value: serde_json::Value,
+    ) -> Result<(), DocumentError> {
+        self.doc
+            .update_object(obj, &json_to_hydrate(&value))
+            .map_err(|e| DocumentError::Malformed {
+                document: self.id.clone(),
+                reason: e.to_string(),
+            })
     }
 
     /// The signed change log, newest first, at most `limit` entries.
@@ -535,6 +437,137 @@ impl OrganisationDocument {
         entries.truncate(limit);
         entries
     }
+}
+
+/// The new value an edit produces, computed before anything is written.
+#[derive(Debug)]
+enum Update {
+    Profile(Profile),
+    PutOffice(String, Office),
+    RemoveOffice(String),
+    PutService(String, Service),
+    RemoveService(String),
+}
+
+impl Update {
+    fn apply_to(self, record: &mut OrganisationRecord) {
+        match self {
+            Self::Profile(profile) => record.profile = profile,
+            Self::PutOffice(id, office) => {
+                record.offices.insert(id, office);
+            }
+            Self::RemoveOffice(id) => {
+                record.offices.remove(&id);
+            }
+            Self::PutService(id, service) => {
+                record.services.insert(id, service);
+            }
+            Self::RemoveService(id) => {
+                record.services.remove(&id);
+            }
+        }
+    }
+}
+
+/// Checks `edit` against `record` and returns the change message and the new value.
+fn plan(
+    edit: &Edit,
+    record: &OrganisationRecord,
+    now: i64,
+) -> Result<(String, Update), DocumentError> {
+    let changed = |patch: &serde_json::Map<String, serde_json::Value>| {
+        patch.keys().cloned().collect::<Vec<_>>().join(", ")
+    };
+    Ok(match edit {
+        Edit::SetProfile { patch } => {
+            let merged = merge_patch(&to_json(&record.profile), patch);
+            let mut profile: Profile = decode_json("profile", merged)?;
+            model::validate_profile(&mut profile)?;
+            (
+                format!("update profile: {}", changed(patch)),
+                Update::Profile(profile),
+            )
+        }
+        Edit::AddOffice { id, office } => {
+            check_new_id("office", id, record.offices.contains_key(id))?;
+            let mut office = (**office).clone();
+            model::validate_office(&mut office)?;
+            (
+                format!("add office {id} {:?}", office.name),
+                Update::PutOffice(id.clone(), office),
+            )
+        }
+        Edit::UpdateOffice { id, patch } => {
+            let current = record
+                .offices
+                .get(id)
+                .ok_or_else(|| not_found("office", id))?;
+            let merged = merge_patch(&to_json(current), patch);
+            let mut office: Office = decode_json("office", merged)?;
+            model::validate_office(&mut office)?;
+            (
+                format!("update office {id}: {}", changed(patch)),
+                Update::PutOffice(id.clone(), office),
+            )
+        }
+        Edit::RemoveOffice { id } => {
+            let office = record
+                .offices
+                .get(id)
+                .ok_or_else(|| not_found("office", id))?;
+            if let Some((service_id, _)) =
+                record.services.iter().find(|(_, s)| s.offices.contains(id))
+            {
+                return Err(ValidationError::new(
+                    "id",
+                    format!(
+                        "office {id} is still used by service {service_id}; update or remove that service first"
+                    ),
+                )
+                .into());
+            }
+            (
+                format!("remove office {id} {:?}", office.name),
+                Update::RemoveOffice(id.clone()),
+            )
+        }
+        Edit::AddService { id, service } => {
+            check_new_id("service", id, record.services.contains_key(id))?;
+            let mut service = (**service).clone();
+            model::validate_service(&mut service, &record.offices)?;
+            service.last_update = now;
+            (
+                format!("add service {id} {:?}", service.name),
+                Update::PutService(id.clone(), service),
+            )
+        }
+        Edit::UpdateService { id, patch } => {
+            let current = record
+                .services
+                .get(id)
+                .ok_or_else(|| not_found("service", id))?;
+            let mut patch = patch.clone();
+            patch.remove("last_update");
+            let merged = merge_patch(&to_json(current), &patch);
+            let mut service: Service = decode_json("service", merged)?;
+            model::validate_service(&mut service, &record.offices)?;
+            service.last_update = now;
+            (
+                format!("update service {id}: {}", changed(&patch)),
+                Update::PutService(id.clone(), service),
+            )
+        }
+        Edit::RemoveService { id } => {
+            let service = record
+                .services
+                .get(id)
+                .ok_or_else(|| not_found("service", id))?;
+            (
+                format!("remove service {id} {:?}", service.name),
+                Update::RemoveService(id.clone()),
+            )
+        }
+    })
 }
 
 fn not_found(kind: &'static str, id: &str) -> DocumentError {
