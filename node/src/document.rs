@@ -443,9 +443,9 @@ impl OrganisationDocument {
 #[derive(Debug)]
 enum Update {
     Profile(Profile),
-    PutOffice(String, Office),
+    PutOffice(String, Box<Office>),
     RemoveOffice(String),
-    PutService(String, Service),
+    PutService(String, Box<Service>),
     RemoveService(String),
 }
 
@@ -454,13 +454,13 @@ impl Update {
         match self {
             Self::Profile(profile) => record.profile = profile,
             Self::PutOffice(id, office) => {
-                record.offices.insert(id, office);
+                record.offices.insert(id, *office);
             }
             Self::RemoveOffice(id) => {
                 record.offices.remove(&id);
             }
             Self::PutService(id, service) => {
-                record.services.insert(id, service);
+                record.services.insert(id, *service);
             }
             Self::RemoveService(id) => {
                 record.services.remove(&id);
@@ -494,7 +494,7 @@ fn plan(
             model::validate_office(&mut office)?;
             (
                 format!("add office {id} {:?}", office.name),
-                Update::PutOffice(id.clone(), office),
+                Update::PutOffice(id.clone(), Box::new(office)),
             )
         }
         Edit::UpdateOffice { id, patch } => {
@@ -507,7 +507,7 @@ fn plan(
             model::validate_office(&mut office)?;
             (
                 format!("update office {id}: {}", changed(patch)),
-                Update::PutOffice(id.clone(), office),
+                Update::PutOffice(id.clone(), Box::new(office)),
             )
         }
         Edit::RemoveOffice { id } => {
@@ -538,7 +538,7 @@ fn plan(
             service.last_update = now;
             (
                 format!("add service {id} {:?}", service.name),
-                Update::PutService(id.clone(), service),
+                Update::PutService(id.clone(), Box::new(service)),
             )
         }
         Edit::UpdateService { id, patch } => {
@@ -554,7 +554,7 @@ fn plan(
             service.last_update = now;
             (
                 format!("update service {id}: {}", changed(&patch)),
-                Update::PutService(id.clone(), service),
+                Update::PutService(id.clone(), Box::new(service)),
             )
         }
         Edit::RemoveService { id } => {
