@@ -57,14 +57,9 @@ async fn call<T: serde::de::DeserializeOwned>(
 
 pub fn init(data_dir: &Path, args: InitArgs, json_out: bool) -> anyhow::Result<Outcome> {
     let profile = Profile {
-        name: args.org_name.clone(),
         acronym: args.acronym,
-        description: None,
         legal_status: args.legal_status,
-        parent_organisation: None,
-        contacts: vec![],
-        languages: vec![],
-        website: None,
+        ..Profile::named(args.org_name.clone())
     };
     let config = Config::new(data_dir);
     let org = node::initialise(&config, profile)

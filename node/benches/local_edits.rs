@@ -52,14 +52,8 @@ fn service(i: usize) -> Box<Service> {
 
 fn profile() -> Profile {
     Profile {
-        name: "Banc d'essai".into(),
-        acronym: None,
-        description: None,
         legal_status: Some(LegalStatus::Ngo),
-        parent_organisation: None,
-        contacts: vec![],
-        languages: vec!["fr".into()],
-        website: None,
+        ..Profile::named("Banc d'essai")
     }
 }
 

@@ -224,16 +224,7 @@ mod tests {
         OrganisationRecord {
             schema: 1,
             org_id: "x".into(),
-            profile: Profile {
-                name: "Centre Espoir".into(),
-                acronym: None,
-                description: None,
-                legal_status: None,
-                parent_organisation: None,
-                contacts: vec![],
-                languages: vec![],
-                website: None,
-            },
+            profile: Profile::named("Centre Espoir"),
             offices: BTreeMap::new(),
             services,
         }

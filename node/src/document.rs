@@ -605,14 +605,10 @@ mod tests {
 
     pub(crate) fn profile(name: &str) -> Profile {
         Profile {
-            name: name.into(),
             acronym: Some("CE".into()),
-            description: None,
             legal_status: Some(LegalStatus::Ngo),
-            parent_organisation: None,
-            contacts: vec![],
             languages: vec!["fr".into()],
-            website: None,
+            ..Profile::named(name)
         }
     }
 

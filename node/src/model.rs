@@ -121,6 +121,22 @@ pub struct Profile {
     pub website: Option<String>,
 }
 
+impl Profile {
+    /// A profile with only a name (every other field empty).
+    pub fn named(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            acronym: None,
+            description: None,
+            legal_status: None,
+            parent_organisation: None,
+            contacts: vec![],
+            languages: vec![],
+            website: None,
+        }
+    }
+}
+
 /// An office (HSDS `location`, physical).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -277,14 +277,8 @@ mod tests {
 
     fn profile() -> Profile {
         Profile {
-            name: "Centre Espoir".into(),
-            acronym: None,
-            description: None,
             legal_status: Some(LegalStatus::Ngo),
-            parent_organisation: None,
-            contacts: vec![],
-            languages: vec![],
-            website: None,
+            ..Profile::named("Centre Espoir")
         }
     }
 

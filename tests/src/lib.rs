@@ -37,14 +37,9 @@ impl TestNode {
         let mut config = Config::new(dir.path().join("data"));
         configure(&mut config);
         let profile = Profile {
-            name: name.to_owned(),
-            acronym: None,
-            description: None,
             legal_status: Some(LegalStatus::Ngo),
-            parent_organisation: None,
-            contacts: vec![],
             languages: vec!["fr".into()],
-            website: None,
+            ..Profile::named(name)
         };
         node::initialise(&config, profile).expect("initialise node");
         Self {
