@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use automerge::transaction::{CommitOptions, Transactable};
-use automerge::{ActorId, AutoCommit, AutoSerde, ChangeHash, ObjType, ROOT, ReadDoc, ScalarValue};
+use automerge::{ActorId, AutoCommit, ChangeHash, ObjType, ROOT, ReadDoc, ScalarValue};
 use serde::{Deserialize, Serialize};
 
 use crate::envelope::{DocumentId, SignedChange};
@@ -162,6 +162,31 @@ fn json_to_hydrate(value: &serde_json::Value) -> automerge::hydrate::Value {
     }
 }
 
+/// The JSON form of a hydrated Automerge value (one pass over the document; much faster
+/// than reading it key by key).
+fn hydrate_to_json(value: &automerge::hydrate::Value) -> serde_json::Value {
+    use automerge::hydrate::Value as H;
+    use serde_json::Value as J;
+    match value {
+        H::Scalar(scalar) => match scalar {
+            ScalarValue::Str(s) => J::String(s.to_string()),
+            ScalarValue::Int(i) | ScalarValue::Timestamp(i) => J::from(*i),
+            ScalarValue::Uint(u) => J::from(*u),
+            ScalarValue::F64(f) => J::from(*f),
+            ScalarValue::Boolean(b) => J::Bool(*b),
+            ScalarValue::Counter(c) => serde_json::to_value(c).unwrap_or(J::Null),
+            ScalarValue::Bytes(_) | ScalarValue::Unknown { .. } | ScalarValue::Null => J::Null,
+        },
+        H::Map(map) => J::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), hydrate_to_json(&v.value)))
+                .collect(),
+        ),
+        H::List(list) => J::Array(list.iter().map(|v| hydrate_to_json(&v.value)).collect()),
+        H::Text(text) => J::String(String::from(text)),
+    }
+}
+
 fn to_json<T: Serialize>(value: &T) -> serde_json::Value {
     // Serialising our own model types to JSON cannot fail (no maps with non-string keys).
     serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
@@ -283,12 +308,7 @@ impl OrganisationDocument {
             self.record = None;
             return Ok(());
         }
-        let json = serde_json::to_value(AutoSerde::from(&self.doc)).map_err(|e| {
-            DocumentError::Malformed {
-                document: self.id.clone(),
-                reason: e.to_string(),
-            }
-        })?;
+        let json = hydrate_to_json(&self.doc.hydrate(ROOT, None)?);
         let record: OrganisationRecord =
             serde_json::from_value(json).map_err(|e| DocumentError::Malformed {
                 document: self.id.clone(),
