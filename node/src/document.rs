@@ -20,6 +20,7 @@ use crate::identity::{OrgId, SigningSecret};
 use crate::model::{
     self, Office, OrganisationRecord, Profile, Service, ValidationError, decode_json, merge_patch,
 };
+use crate::store::Snapshot;
 
 /// Version of the organisation document's shape.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -284,9 +285,40 @@ impl OrganisationDocument {
         self.doc.get_changes_meta(&[]).len()
     }
 
-    /// Saves the whole document in Automerge's compressed format (a snapshot).
+    /// Saves the whole document in Automerge's compressed format.
     pub fn save(&mut self) -> Vec<u8> {
         self.doc.save()
+    }
+
+    /// A snapshot for the store: the compressed document, its heads and the cached record.
+    pub fn snapshot(&mut self) -> Snapshot {
+        Snapshot {
+            heads: self.doc.get_heads(),
+            document: self.doc.save(),
+            record: self
+                .record
+                .as_ref()
+                .and_then(|r| serde_json::to_vec(r).ok())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Takes the record from a snapshot instead of reading the whole document, when the
+    /// document's heads are exactly the snapshot's; otherwise (or if the cached record does
+    /// not decode) reads the document.
+    pub fn restore_record(&mut self, snapshot: &Snapshot) -> Result<(), DocumentError> {
+        let mut heads = self.doc.get_heads();
+        heads.sort();
+        let mut cached_heads = snapshot.heads.clone();
+        cached_heads.sort();
+        if heads == cached_heads
+            && let Ok(record) = serde_json::from_slice::<OrganisationRecord>(&snapshot.record)
+            && record.org_id == self.owner.to_string()
+        {
+            self.record = Some(record);
+            return Ok(());
+        }
+        self.refresh()
     }
 
     /// Applies already-verified signed changes (from the store or a peer), then re-reads
@@ -775,5 +807,36 @@ mod tests {
             .unwrap();
         change.verify().unwrap();
         assert_eq!(change.change().seq(), 2);
+    }
+
+    #[test]
+    fn cached_record_is_used_only_when_heads_match() {
+        let secret = SigningSecret::generate().unwrap();
+        let (mut doc, _) =
+            OrganisationDocument::create(&secret, profile("Centre Espoir"), 1).unwrap();
+        let snapshot = doc.snapshot();
+        // Same heads: the cached record is taken as it is.
+        let mut reloaded =
+            OrganisationDocument::from_snapshot(secret.org_id(), &snapshot.document).unwrap();
+        let mut doctored = snapshot.clone();
+        let mut record: OrganisationRecord = serde_json::from_slice(&snapshot.record).unwrap();
+        record.profile.acronym = Some("CACHE".into());
+        doctored.record = serde_json::to_vec(&record).unwrap();
+        reloaded.restore_record(&doctored).unwrap();
+        assert_eq!(
+            reloaded.record().unwrap().profile.acronym.as_deref(),
+            Some("CACHE")
+        );
+        // Other heads, or an unreadable cache: the document itself is read.
+        doctored.heads = vec![ChangeHash([1; 32])];
+        reloaded.restore_record(&doctored).unwrap();
+        assert_eq!(
+            reloaded.record().unwrap().profile.acronym.as_deref(),
+            Some("CE")
+        );
+        let mut garbage = snapshot.clone();
+        garbage.record = b"not json".to_vec();
+        reloaded.restore_record(&garbage).unwrap();
+        assert_eq!(reloaded.record().unwrap(), doc.record().unwrap());
     }
 }

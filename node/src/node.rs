@@ -25,9 +25,10 @@ use crate::config::Config;
 use crate::directory::{self, SearchQuery, ServiceHit};
 use crate::document::{DocumentError, Edit, HistoryEntry, OrganisationDocument};
 use crate::envelope::DocumentId;
+use crate::envelope::SignedChange;
 use crate::identity::{Identity, IdentityError, OrgId};
 use crate::model::{OrganisationRecord, Profile, ValidationError};
-use crate::store::{Store, StoreError, StoredDocument};
+use crate::store::{Snapshot, Store, StoreError};
 
 /// Most commands waiting for the documents actor.
 pub const COMMAND_CAP: usize = 256;
@@ -248,7 +249,7 @@ pub fn initialise(config: &Config, profile: Profile) -> Result<OrgId, NodeError>
     }
     identity.save_new(dir)?;
     store.put_changes(std::slice::from_ref(&genesis))?;
-    let snapshot = document.save();
+    let snapshot = document.snapshot();
     store.put_snapshot(document.id(), &snapshot)?;
     Ok(identity.org_id())
 }
@@ -370,14 +371,35 @@ impl DocumentsActor {
     fn load(config: Config) -> Result<Self, NodeError> {
         let identity = Identity::load(&config.data_dir)?;
         let store = Store::open(&config.store_dir())?;
+        let started = Instant::now();
+        // Two independent halves, one per core: decode and verify every signed change, and
+        // load the snapshots into Automerge.
+        let (changes, snapshots) = std::thread::scope(|scope| {
+            let snapshots = scope.spawn(|| load_snapshots(&store));
+            let changes = store.load_changes();
+            (changes, snapshots.join())
+        });
+        let changes = changes?;
+        let mut snapshots = match snapshots {
+            Ok(loaded) => loaded?,
+            Err(_) => {
+                warn!("loading snapshots failed; rebuilding every document from its changes");
+                HashMap::new()
+            }
+        };
         let mut documents = BTreeMap::new();
         let mut change_counts = HashMap::new();
-        for stored in store.load()? {
-            let count = stored.changes.len();
-            let document = rebuild(stored)?;
+        for (id, changes) in changes {
+            let count = changes.len();
+            let snapshot = snapshots.remove(&id);
+            let document = rebuild(&id, &changes, snapshot)?;
             change_counts.insert(document.owner(), count);
             documents.insert(document.owner(), document);
         }
+        debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "documents loaded"
+        );
         let own = identity.org_id();
         if !documents.contains_key(&own) {
             return Err(StoreError::Corrupt {
@@ -461,20 +483,21 @@ impl DocumentsActor {
     }
 
     fn reload(&mut self, org: OrgId) {
-        match self.store.load() {
-            Ok(stored) => {
-                for doc in stored {
-                    if doc.id == DocumentId::organisation(&org) {
-                        match rebuild(doc) {
-                            Ok(document) => {
-                                self.documents.insert(org, document);
-                            }
-                            Err(e) => error!(error = %e, "could not rebuild the document"),
-                        }
-                    }
-                }
+        let id = DocumentId::organisation(&org);
+        let rebuilt = self
+            .store
+            .load_changes()
+            .map_err(NodeError::from)
+            .and_then(|changes| {
+                let changes = changes.get(&id).map(Vec::as_slice).unwrap_or_default();
+                // From the signed changes alone: the snapshot may predate the failed write.
+                rebuild(&id, changes, None)
+            });
+        match rebuilt {
+            Ok(document) => {
+                self.documents.insert(org, document);
             }
-            Err(e) => error!(error = %e, "could not reload the store"),
+            Err(e) => error!(error = %e, "could not rebuild the document from the store"),
         }
     }
 
@@ -543,10 +566,10 @@ impl DocumentsActor {
 
     fn snapshot(&mut self, org: OrgId) {
         if let Some(document) = self.documents.get_mut(&org) {
-            let bytes = document.save();
-            match self.store.put_snapshot(document.id(), &bytes) {
+            let snapshot = document.snapshot();
+            match self.store.put_snapshot(document.id(), &snapshot) {
                 Ok(()) => {
-                    debug!(document = %document.id(), bytes = bytes.len(), "snapshot written");
+                    debug!(document = %document.id(), bytes = snapshot.document.len(), "snapshot written");
                     self.since_snapshot.insert(org, 0);
                 }
                 Err(e) => warn!(error = %e, "could not write a snapshot (changes are safe)"),
@@ -599,51 +622,68 @@ fn assign_id(edit: &mut Edit) -> Result<String, NodeError> {
     })
 }
 
+type LoadedSnapshot = (Snapshot, Result<OrganisationDocument, DocumentError>);
+
+/// Reads every snapshot and loads it into Automerge.
+fn load_snapshots(store: &Store) -> Result<HashMap<DocumentId, LoadedSnapshot>, StoreError> {
+    Ok(store
+        .load_snapshots()?
+        .into_iter()
+        .filter_map(|(id, snapshot)| {
+            let owner = id.organisation_owner()?;
+            let document = OrganisationDocument::from_snapshot(owner, &snapshot.document);
+            Some((id, (snapshot, document)))
+        })
+        .collect())
+}
+
 /// Builds a document from what the store holds: the snapshot if any, then every stored
 /// change it lacks. Checks that nothing is missing and that the snapshot holds no change
 /// without a signed record.
-fn rebuild(stored: StoredDocument) -> Result<OrganisationDocument, NodeError> {
+fn rebuild(
+    id: &DocumentId,
+    changes: &[SignedChange],
+    snapshot: Option<LoadedSnapshot>,
+) -> Result<OrganisationDocument, NodeError> {
     let corrupt = |reason: String| StoreError::Corrupt {
-        key: stored.id.to_string(),
+        key: id.to_string(),
         reason,
     };
-    let owner = stored
-        .id
+    let owner = id
         .organisation_owner()
         .ok_or_else(|| corrupt("not an organisation document".into()))?;
-    let signed: HashSet<_> = stored.changes.iter().map(|c| c.hash()).collect();
-    let mut document = match &stored.snapshot {
-        Some(bytes) => match OrganisationDocument::from_snapshot(owner, bytes) {
-            Ok(mut document) => {
-                if let Some(head) = document.heads().into_iter().find(|h| !signed.contains(h)) {
-                    return Err(corrupt(format!(
-                        "the snapshot holds change {head}, which has no signed record"
-                    ))
-                    .into());
-                }
-                document
+    let signed: HashSet<_> = changes.iter().map(|c| c.hash()).collect();
+    let (mut document, snapshot) = match snapshot {
+        Some((snapshot, Ok(mut document))) => {
+            if let Some(head) = document.heads().into_iter().find(|h| !signed.contains(h)) {
+                return Err(corrupt(format!(
+                    "the snapshot holds change {head}, which has no signed record"
+                ))
+                .into());
             }
-            Err(e) => {
-                warn!(document = %stored.id, error = %e, "snapshot unreadable; rebuilding from the signed changes");
-                OrganisationDocument::empty(owner)
-            }
-        },
-        None => OrganisationDocument::empty(owner),
+            (document, Some(snapshot))
+        }
+        Some((_, Err(e))) => {
+            warn!(document = %id, error = %e, "snapshot unreadable; rebuilding from the signed changes");
+            (OrganisationDocument::empty(owner), None)
+        }
+        None => (OrganisationDocument::empty(owner), None),
     };
-    let missing: Vec<_> = stored
-        .changes
+    let missing: Vec<_> = changes
         .iter()
         .filter(|c| !document.has_change(&c.hash()))
         .cloned()
         .collect();
-    document
-        .apply_verified(&missing)
-        .map_err(|e| corrupt(e.to_string()))?;
+    match snapshot {
+        Some(snapshot) if missing.is_empty() => document.restore_record(&snapshot),
+        _ => document.apply_verified(&missing),
+    }
+    .map_err(|e| corrupt(e.to_string()))?;
     let held = document.change_count();
-    if held != stored.changes.len() {
+    if held != changes.len() {
         return Err(corrupt(format!(
             "{} signed changes are stored but only {held} could be applied (a dependency is missing)",
-            stored.changes.len()
+            changes.len()
         ))
         .into());
     }

@@ -4,8 +4,9 @@
 //! Rules:
 //! - One tree per kind of record: `changes` (key: document id, `0x00`, change hash; value:
 //!   the encoded [`SignedChange`], signature included, so it can be forwarded and verified
-//!   by third parties), `snapshots` (key: document id; value: Automerge's compressed
-//!   document) and `meta` (store format version).
+//!   by third parties), `snapshots` (key: document id; value: a [`Snapshot`]: Automerge's
+//!   compressed document, its heads, and the validated record read from it) and `meta`
+//!   (store format version).
 //! - Writes are batched and flushed before they return: a caller may report success (or
 //!   forward the change) only after [`Store::put_changes`] returned `Ok`. sled 0.34 flushes
 //!   with `sync_file_range`, which survives the process being killed but not necessarily a
@@ -74,8 +75,69 @@ pub struct StoredDocument {
     pub id: DocumentId,
     /// Every signed change of it, verified.
     pub changes: Vec<SignedChange>,
-    /// The latest snapshot, if one was written.
-    pub snapshot: Option<Vec<u8>>,
+    /// The latest snapshot, if one was written and is readable.
+    pub snapshot: Option<Snapshot>,
+}
+
+/// Magic bytes at the front of an encoded snapshot.
+const SNAPSHOT_MAGIC: &[u8; 4] = b"PSS1";
+
+/// A document's snapshot, for fast start.
+///
+/// Derived data: the signed changes stay the truth. At start the Automerge document is
+/// checked against them (every head must be a stored signed change, and every stored change
+/// must be in the document); the record is used only when the document's heads are exactly
+/// `heads`, and is re-read from the document otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Heads of the document when the snapshot was taken.
+    pub heads: Vec<ChangeHash>,
+    /// The document in Automerge's compressed format.
+    pub document: Vec<u8>,
+    /// The validated record read from it, as JSON (spares reading the whole document).
+    pub record: Vec<u8>,
+}
+
+impl Snapshot {
+    /// `PSS1`, head count (u16 BE), heads (32 each), document length (u32 BE), document,
+    /// record JSON (the rest).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(
+            10 + 32 * self.heads.len() + self.document.len() + self.record.len(),
+        );
+        out.extend_from_slice(SNAPSHOT_MAGIC);
+        out.extend_from_slice(&(self.heads.len() as u16).to_be_bytes());
+        for head in &self.heads {
+            out.extend_from_slice(&head.0);
+        }
+        out.extend_from_slice(&(self.document.len() as u32).to_be_bytes());
+        out.extend_from_slice(&self.document);
+        out.extend_from_slice(&self.record);
+        out
+    }
+
+    /// Decodes [`Snapshot::encode`]'s layout; `None` if the bytes do not have it.
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        let rest = bytes.strip_prefix(SNAPSHOT_MAGIC)?;
+        let (count, mut rest) = rest.split_first_chunk::<2>()?;
+        let mut heads = Vec::with_capacity(u16::from_be_bytes(*count) as usize);
+        for _ in 0..u16::from_be_bytes(*count) {
+            let (head, tail) = rest.split_first_chunk::<32>()?;
+            heads.push(ChangeHash(*head));
+            rest = tail;
+        }
+        let (len, rest) = rest.split_first_chunk::<4>()?;
+        let len = u32::from_be_bytes(*len) as usize;
+        if rest.len() < len {
+            return None;
+        }
+        let (document, record) = rest.split_at(len);
+        Some(Self {
+            heads,
+            document: document.to_vec(),
+            record: record.to_vec(),
+        })
+    }
 }
 
 /// The sled store of one node.
@@ -193,14 +255,53 @@ impl Store {
     }
 
     /// Replaces the snapshot of `document` and flushes.
-    pub fn put_snapshot(&self, document: &DocumentId, bytes: &[u8]) -> Result<(), StoreError> {
-        self.snapshots.insert(document.as_str().as_bytes(), bytes)?;
+    pub fn put_snapshot(
+        &self,
+        document: &DocumentId,
+        snapshot: &Snapshot,
+    ) -> Result<(), StoreError> {
+        self.snapshots
+            .insert(document.as_str().as_bytes(), snapshot.encode())?;
         self.db.flush()?;
         Ok(())
     }
 
     /// Every document with its verified changes and snapshot.
     pub fn load(&self) -> Result<Vec<StoredDocument>, StoreError> {
+        let mut snapshots: BTreeMap<_, _> = self.load_snapshots()?.into_iter().collect();
+        Ok(self
+            .load_changes()?
+            .into_iter()
+            .map(|(id, changes)| StoredDocument {
+                snapshot: snapshots.remove(&id),
+                id,
+                changes,
+            })
+            .collect())
+    }
+
+    /// Every readable snapshot. One that does not decode is skipped with a warning: the
+    /// document is then rebuilt from its signed changes.
+    pub fn load_snapshots(&self) -> Result<Vec<(DocumentId, Snapshot)>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.snapshots.iter() {
+            let (key, value) = entry?;
+            let id = String::from_utf8(key.to_vec())
+                .ok()
+                .and_then(|k| DocumentId::try_from(k).ok());
+            match (id, Snapshot::decode(&value)) {
+                (Some(id), Some(snapshot)) => out.push((id, snapshot)),
+                _ => tracing::warn!(
+                    key = %readable_key(&key),
+                    "unreadable snapshot skipped; the document is rebuilt from its signed changes"
+                ),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every stored signed change, decoded and verified, by document.
+    pub fn load_changes(&self) -> Result<BTreeMap<DocumentId, Vec<SignedChange>>, StoreError> {
         let mut documents: BTreeMap<DocumentId, Vec<SignedChange>> = BTreeMap::new();
         for entry in self.changes.iter() {
             let (key, value) = entry?;
@@ -223,25 +324,15 @@ impl Store {
                 .or_default()
                 .push(change);
         }
-        let mut out = Vec::with_capacity(documents.len());
-        for (id, changes) in documents {
-            if let Err((index, error)) = SignedChange::verify_all(&changes) {
+        for (id, changes) in &documents {
+            if let Err((index, error)) = SignedChange::verify_all(changes) {
                 return Err(StoreError::Corrupt {
-                    key: readable_key(&change_key(&id, &changes[index].hash())),
+                    key: readable_key(&change_key(id, &changes[index].hash())),
                     reason: error.to_string(),
                 });
             }
-            let snapshot = self
-                .snapshots
-                .get(id.as_str().as_bytes())?
-                .map(|v| v.to_vec());
-            out.push(StoredDocument {
-                id,
-                changes,
-                snapshot,
-            });
         }
-        Ok(out)
+        Ok(documents)
     }
 
     /// Bytes the store takes on disk.
@@ -376,6 +467,19 @@ mod tests {
                 docs.len()
             ),
         }
+    }
+
+    #[test]
+    fn snapshot_round_trips_and_garbage_is_refused() {
+        let snapshot = Snapshot {
+            heads: vec![ChangeHash([7; 32]), ChangeHash([9; 32])],
+            document: vec![1, 2, 3],
+            record: b"{}".to_vec(),
+        };
+        assert_eq!(Snapshot::decode(&snapshot.encode()), Some(snapshot.clone()));
+        let bytes = snapshot.encode();
+        assert_eq!(Snapshot::decode(&bytes[..40]), None);
+        assert_eq!(Snapshot::decode(b"garbage"), None);
     }
 
     #[test]
