@@ -111,10 +111,12 @@ impl From<NodeError> for ApiError {
     }
 }
 
+/// The answer on the wire. The `ok` payload is kept as raw JSON text, so large answers are
+/// written and read once, without an intermediate JSON tree.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum Response {
-    Ok(serde_json::Value),
+    Ok(Box<serde_json::value::RawValue>),
     Error(ApiError),
 }
 
@@ -230,7 +232,7 @@ async fn write_line(
 async fn dispatch(handle: &NodeHandle, request: Request) -> Response {
     fn json<T: Serialize>(result: Result<T, NodeError>) -> Response {
         match result {
-            Ok(value) => match serde_json::to_value(value) {
+            Ok(value) => match serde_json::value::to_raw_value(&value) {
                 Ok(value) => Response::Ok(value),
                 Err(e) => Response::Error(ApiError {
                     kind: ErrorKind::Internal,
@@ -346,7 +348,7 @@ impl Client {
             .map_err(|e| ClientError::Decode(e.to_string()))?
         {
             Response::Ok(value) => {
-                serde_json::from_value(value).map_err(|e| ClientError::Decode(e.to_string()))
+                serde_json::from_str(value.get()).map_err(|e| ClientError::Decode(e.to_string()))
             }
             Response::Error(e) => Err(ClientError::Api(e)),
         }

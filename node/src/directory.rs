@@ -181,9 +181,7 @@ pub fn search<'a>(
                 })
         })
         .collect();
-    hits.sort_by(|a, b| {
-        (fold(&a.org_name), fold(&a.service.name)).cmp(&(fold(&b.org_name), fold(&b.service.name)))
-    });
+    hits.sort_by_cached_key(|h| (fold(&h.org_name), fold(&h.service.name)));
     hits
 }
 
