@@ -34,6 +34,8 @@ pub struct Config {
     pub snapshot_every: u64,
     /// Language of labels in human output.
     pub lang: Lang,
+    /// Networking; `None` runs the node without it (local use, tests).
+    pub network: Option<crate::network::NetworkConfig>,
 }
 
 impl Config {
@@ -43,6 +45,7 @@ impl Config {
             data_dir: data_dir.into(),
             snapshot_every: DEFAULT_SNAPSHOT_EVERY,
             lang: Lang::Fr,
+            network: None,
         }
     }
 

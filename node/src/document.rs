@@ -280,6 +280,15 @@ impl OrganisationDocument {
         self.doc.get_change_meta_by_hash(hash).is_some()
     }
 
+    /// Hashes of the changes not in the history of `heads`, in causal order.
+    pub fn changes_after(&mut self, heads: &[ChangeHash]) -> Vec<ChangeHash> {
+        self.doc
+            .get_changes_meta(heads)
+            .into_iter()
+            .map(|m| m.hash)
+            .collect()
+    }
+
     /// Number of changes in the document.
     pub fn change_count(&mut self) -> usize {
         self.doc.get_changes_meta(&[]).len()

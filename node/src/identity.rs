@@ -108,6 +108,25 @@ impl OrgId {
         VerifyingKey::from_bytes(&self.0).map_err(|_| OrgIdError::NotAKey(self.to_string()))
     }
 
+    /// The libp2p peer id of this organisation's node (the same ed25519 key).
+    pub fn peer_id(&self) -> libp2p::PeerId {
+        match libp2p::identity::ed25519::PublicKey::try_from_bytes(&self.0) {
+            Ok(key) => libp2p::identity::PublicKey::from(key).to_peer_id(),
+            // Every OrgId is checked to be a valid key when it is made.
+            Err(_) => libp2p::PeerId::random(),
+        }
+    }
+
+    /// The organisation whose node has this peer id, if the peer id is an ed25519 key.
+    pub fn from_peer_id(peer: &libp2p::PeerId) -> Option<Self> {
+        let multihash = peer.as_ref();
+        // Identity multihash of the protobuf-encoded public key: the last 32 bytes.
+        let digest = multihash.digest();
+        let key = libp2p::identity::PublicKey::try_decode_protobuf(digest).ok()?;
+        let bytes = key.try_into_ed25519().ok()?.to_bytes();
+        Self::from_bytes(bytes).ok()
+    }
+
     /// A short form to read out and compare: 16 base32 characters of SHA-256 of the key,
     /// in groups of four (`ABCD-EFGH-IJKL-MNOP`).
     pub fn fingerprint(&self) -> String {
@@ -179,6 +198,17 @@ impl SigningSecret {
     /// The organisation id (public key) of this secret.
     pub fn org_id(&self) -> OrgId {
         OrgId::from_verifying_key(&self.0.verifying_key())
+    }
+
+    /// The libp2p identity built from the same 32 secret bytes (the node's peer id is the
+    /// organisation's key).
+    pub fn libp2p_keypair(&self) -> libp2p::identity::Keypair {
+        let mut bytes = self.to_secret_bytes();
+        match libp2p::identity::Keypair::ed25519_from_bytes(bytes.as_mut()) {
+            Ok(keypair) => keypair,
+            // 32 bytes are always a valid ed25519 secret.
+            Err(_) => libp2p::identity::Keypair::generate_ed25519(),
+        }
     }
 
     /// Signs `message`.
@@ -409,6 +439,14 @@ mod tests {
         assert_eq!(text.parse::<OrgId>().unwrap(), id);
         assert_eq!(text.to_uppercase().parse::<OrgId>().unwrap(), id);
         assert_eq!(id.fingerprint().len(), 19);
+    }
+
+    #[test]
+    fn peer_id_is_the_organisation_key() {
+        let secret = SigningSecret::generate().unwrap();
+        let peer = secret.libp2p_keypair().public().to_peer_id();
+        assert_eq!(peer, secret.org_id().peer_id());
+        assert_eq!(OrgId::from_peer_id(&peer), Some(secret.org_id()));
     }
 
     #[test]

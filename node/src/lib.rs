@@ -10,6 +10,7 @@
 //! - [`directory`]: search over the directory (pure).
 //! - [`store`]: sled storage of signed changes and snapshots.
 //! - [`node`]: the runtime (documents actor, handle, start and shutdown).
+//! - [`network`]: libp2p transport, gossip and catch-up sync with peers.
 //! - [`control`]: the local control API (Unix socket, JSON lines) and its client.
 //! - [`config`]: the node's configuration and the data folder's layout.
 
@@ -20,6 +21,7 @@ pub mod document;
 pub mod envelope;
 pub mod identity;
 pub mod model;
+pub mod network;
 pub mod node;
 pub mod reference;
 pub mod store;

@@ -28,10 +28,18 @@ use crate::envelope::DocumentId;
 use crate::envelope::SignedChange;
 use crate::identity::{Identity, IdentityError, OrgId};
 use crate::model::{OrganisationRecord, Profile, ValidationError};
+use crate::network::protocol::{DocumentHeads, SyncRequest};
+use crate::network::{Network, NetworkStatus};
 use crate::store::{Snapshot, Store, StoreError};
+
+mod replication;
+
+pub use replication::{MAX_PENDING, RemoteOutcome, SyncServed, check_received};
 
 /// Most commands waiting for the documents actor.
 pub const COMMAND_CAP: usize = 256;
+/// Most new local changes waiting to be published.
+pub const OUTBOUND_CAP: usize = 1024;
 
 /// Errors of the node.
 #[derive(Debug, thiserror::Error)]
@@ -143,10 +151,12 @@ pub struct StatusReport {
     pub documents: Vec<DocumentStatus>,
     /// Store size on disk, bytes.
     pub store_bytes: u64,
-    /// Signed changes waiting for missing dependencies (networking: always 0 for now).
+    /// Received signed changes waiting for missing dependencies.
     pub pending_changes: usize,
-    /// Changes received and rejected (networking: always 0 for now).
+    /// Received changes rejected (bad signature, wrong author, undecodable) since start.
     pub rejected_changes: u64,
+    /// Networking: peer id, listen addresses and connected peers.
+    pub network: NetworkStatus,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
@@ -172,6 +182,17 @@ enum Command {
     Status {
         reply: Reply<StatusReport>,
     },
+    SyncOffer {
+        reply: Reply<Vec<DocumentHeads>>,
+    },
+    SyncServe {
+        request: SyncRequest,
+        reply: Reply<SyncServed>,
+    },
+    ApplyRemote {
+        changes: Vec<Vec<u8>>,
+        reply: Reply<RemoteOutcome>,
+    },
     Shutdown {
         reply: oneshot::Sender<()>,
     },
@@ -182,6 +203,7 @@ enum Command {
 pub struct NodeHandle {
     commands: mpsc::Sender<Command>,
     org_id: OrgId,
+    network: watch::Receiver<NetworkStatus>,
 }
 
 impl NodeHandle {
@@ -226,7 +248,31 @@ impl NodeHandle {
 
     /// The node's status.
     pub async fn status(&self) -> Result<StatusReport, NodeError> {
-        self.ask(|reply| Command::Status { reply }).await
+        let mut report = self.ask(|reply| Command::Status { reply }).await?;
+        report.network = self.network_status();
+        Ok(report)
+    }
+
+    /// The network's status: peer id, listen addresses, connected peers.
+    pub fn network_status(&self) -> NetworkStatus {
+        self.network.borrow().clone()
+    }
+
+    /// Every document held, with its heads (the start of a sync request).
+    pub async fn sync_offer(&self) -> Result<Vec<DocumentHeads>, NodeError> {
+        self.ask(|reply| Command::SyncOffer { reply }).await
+    }
+
+    /// Answers a peer's sync request.
+    pub async fn sync_serve(&self, request: SyncRequest) -> Result<SyncServed, NodeError> {
+        self.ask(|reply| Command::SyncServe { request, reply })
+            .await
+    }
+
+    /// Checks, stores and applies encoded signed changes received from a peer.
+    pub async fn apply_remote(&self, changes: Vec<Vec<u8>>) -> Result<RemoteOutcome, NodeError> {
+        self.ask(|reply| Command::ApplyRemote { changes, reply })
+            .await
     }
 }
 
@@ -261,6 +307,7 @@ pub struct RunningNode {
     stop_control: watch::Sender<bool>,
     control_task: tokio::task::JoinHandle<()>,
     actor_thread: Option<std::thread::JoinHandle<()>>,
+    network: Option<Network>,
     socket: PathBuf,
 }
 
@@ -279,6 +326,9 @@ impl RunningNode {
     pub async fn shutdown(mut self) -> Result<(), NodeError> {
         let _ = self.stop_control.send(true);
         let _ = (&mut self.control_task).await;
+        if let Some(network) = self.network.take() {
+            network.shutdown().await;
+        }
         let (reply, done) = oneshot::channel();
         if self
             .handle
@@ -319,29 +369,54 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
                 source: std::io::Error::other(e.to_string()),
             })??
     };
+    let mut loaded = loaded;
     let org_id = loaded.identity.org_id();
+    let identity = loaded.identity.clone();
     let (commands, receiver) = mpsc::channel(COMMAND_CAP);
-    let handle = NodeHandle { commands, org_id };
+    let (network_status, network_rx) = watch::channel(NetworkStatus::default());
+    let handle = NodeHandle {
+        commands,
+        org_id,
+        network: network_rx,
+    };
+    let outbound = config.network.as_ref().map(|_| {
+        let (tx, rx) = mpsc::channel(OUTBOUND_CAP);
+        loaded.outbound = Some(tx);
+        rx
+    });
     let actor_thread = std::thread::Builder::new()
         .name("passerelle-documents".into())
         .spawn(move || loaded.run(receiver))
         .map_err(io("starting the documents thread"))?;
 
+    let network = match (config.network.clone(), outbound) {
+        (Some(network_config), Some(outbound)) => {
+            match crate::network::spawn(
+                identity.signing(),
+                network_config,
+                handle.clone(),
+                outbound,
+                network_status,
+            )
+            .await
+            {
+                Ok(network) => Some(network),
+                Err(e) => {
+                    stop_actor(&handle, actor_thread).await;
+                    return Err(e);
+                }
+            }
+        }
+        _ => None,
+    };
     let socket = config.control_socket();
     let listener = match crate::control::bind(&socket).await {
         Ok(listener) => listener,
         Err(e) => {
-            // Stop the actor we just started before reporting.
-            let (reply, done) = oneshot::channel();
-            if handle
-                .commands
-                .send(Command::Shutdown { reply })
-                .await
-                .is_ok()
-            {
-                let _ = done.await;
+            if let Some(network) = network {
+                network.shutdown().await;
             }
-            let _ = actor_thread.join();
+            stop_actor(&handle, actor_thread).await;
             return Err(e);
         }
     };
@@ -353,8 +428,23 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         stop_control,
         control_task,
         actor_thread: Some(actor_thread),
+        network,
         socket,
     })
+}
+
+/// Stops a documents actor that was started, when start-up fails later on.
+async fn stop_actor(handle: &NodeHandle, thread: std::thread::JoinHandle<()>) {
+    let (reply, done) = oneshot::channel();
+    if handle
+        .commands
+        .send(Command::Shutdown { reply })
+        .await
+        .is_ok()
+    {
+        let _ = done.await;
+    }
+    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
 }
 
 struct DocumentsActor {
@@ -365,6 +455,10 @@ struct DocumentsActor {
     change_counts: HashMap<OrgId, usize>,
     since_snapshot: HashMap<OrgId, u64>,
     started: Instant,
+    pending: replication::Pending,
+    rejected_changes: u64,
+    /// New local changes, encoded, for the network to publish (None without networking).
+    outbound: Option<mpsc::Sender<Vec<u8>>>,
 }
 
 impl DocumentsActor {
@@ -421,6 +515,9 @@ impl DocumentsActor {
             change_counts,
             since_snapshot: HashMap::new(),
             started: Instant::now(),
+            pending: replication::Pending::default(),
+            rejected_changes: 0,
+            outbound: None,
         })
     }
 
@@ -442,6 +539,17 @@ impl DocumentsActor {
                 }
                 Command::Status { reply } => {
                     let _ = reply.send(Ok(self.handle_status()));
+                }
+                Command::SyncOffer { reply } => {
+                    let _ = reply.send(Ok(self.handle_sync_offer()));
+                }
+                Command::SyncServe { request, reply } => {
+                    let _ = reply.send(self.handle_sync_serve(request));
+                }
+                Command::ApplyRemote { changes, reply } => {
+                    let result = self.handle_apply_remote(changes);
+                    self.snapshot_due();
+                    let _ = reply.send(result);
                 }
                 Command::Shutdown { reply } => {
                     self.snapshot_dirty();
@@ -468,12 +576,14 @@ impl DocumentsActor {
             return Err(e.into());
         }
         debug!(change = %signed.hash(), "edit stored");
-        *self.change_counts.entry(own).or_default() += 1;
-        let since = self.since_snapshot.entry(own).or_default();
-        *since += 1;
-        if *since >= self.config.snapshot_every {
-            self.snapshot(own);
+        if let Some(outbound) = &self.outbound
+            && outbound.try_send(signed.encode()).is_err()
+        {
+            debug!("network busy; the change will reach peers by catch-up");
         }
+        *self.change_counts.entry(own).or_default() += 1;
+        *self.since_snapshot.entry(own).or_default() += 1;
+        self.snapshot_due();
         Ok(EditReceipt {
             document: signed.document().to_string(),
             id,
@@ -559,8 +669,9 @@ impl DocumentsActor {
             uptime_seconds: self.started.elapsed().as_secs(),
             documents,
             store_bytes: self.store.size_on_disk(),
-            pending_changes: 0,
-            rejected_changes: 0,
+            pending_changes: self.pending.len(),
+            rejected_changes: self.rejected_changes,
+            network: NetworkStatus::default(),
         }
     }
 
@@ -574,6 +685,18 @@ impl DocumentsActor {
                 }
                 Err(e) => warn!(error = %e, "could not write a snapshot (changes are safe)"),
             }
+        }
+    }
+
+    fn snapshot_due(&mut self) {
+        let due: Vec<OrgId> = self
+            .since_snapshot
+            .iter()
+            .filter(|(_, n)| **n >= self.config.snapshot_every)
+            .map(|(org, _)| *org)
+            .collect();
+        for org in due {
+            self.snapshot(org);
         }
     }
 

@@ -254,6 +254,18 @@ impl Store {
         Ok(self.changes.contains_key(change_key(document, hash))?)
     }
 
+    /// The encoded signed change, as stored (and as sent to peers).
+    pub fn raw_change(
+        &self,
+        document: &DocumentId,
+        hash: &ChangeHash,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .changes
+            .get(change_key(document, hash))?
+            .map(|v| v.to_vec()))
+    }
+
     /// Replaces the snapshot of `document` and flushes.
     pub fn put_snapshot(
         &self,

@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 
 use passerelle_node::config::Config;
 use passerelle_node::control::Client;
+use passerelle_node::directory::SearchQuery;
 use passerelle_node::model::{LegalStatus, Profile};
+use passerelle_node::network::NetworkConfig;
+use passerelle_node::network::protocol::DocumentHeads;
 use passerelle_node::node::{self, NodeHandle, RunningNode};
 
 /// Upper bound for any awaited condition: catches hangs, is not a performance target.
@@ -48,6 +51,59 @@ impl TestNode {
             running: None,
             _dir: dir,
         }
+    }
+
+    /// Initialises a node that listens on loopback (a free port) and dials `peers`.
+    pub fn init_networked(name: &str, peers: Vec<libp2p::Multiaddr>) -> Self {
+        Self::init(name, |config| {
+            config.network = Some(NetworkConfig {
+                listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr")],
+                peers,
+                sync_interval: Duration::from_secs(1),
+            });
+        })
+    }
+
+    /// The first address the running node listens on (waits for it).
+    pub async fn listen_addr(&self) -> libp2p::Multiaddr {
+        let handle = self.handle();
+        let mut found = None;
+        let deadline = Instant::now() + TIMEOUT;
+        while found.is_none() {
+            found = handle.network_status().listen_addrs.first().cloned();
+            assert!(Instant::now() < deadline, "{} never listened", self.name);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        found
+            .and_then(|a| a.parse().ok())
+            .expect("a listen address")
+    }
+
+    /// Every document this node holds with its heads, sorted (equal on converged nodes).
+    pub async fn heads(&self) -> Vec<DocumentHeads> {
+        let mut offer = self.handle().sync_offer().await.expect("offer");
+        for doc in &mut offer {
+            doc.heads.sort();
+        }
+        offer.sort_by(|a, b| a.document.cmp(&b.document));
+        offer
+    }
+
+    /// (organisation name, service name) of every service this node sees.
+    pub async fn services(&self) -> Vec<(String, String)> {
+        let mut seen: Vec<(String, String)> = self
+            .handle()
+            .search(SearchQuery {
+                include_inactive: true,
+                ..Default::default()
+            })
+            .await
+            .expect("search")
+            .into_iter()
+            .map(|hit| (hit.org_name, hit.service.name))
+            .collect();
+        seen.sort();
+        seen
     }
 
     /// Starts the node.
@@ -97,6 +153,38 @@ pub async fn spawn_nodes(names: &[&str]) -> Vec<TestNode> {
         nodes.push(node);
     }
     nodes
+}
+
+/// Starts networked nodes in a line: each dials the one before it.
+pub async fn spawn_line(names: &[&str]) -> Vec<TestNode> {
+    let mut nodes: Vec<TestNode> = Vec::with_capacity(names.len());
+    for name in names {
+        let peers = match nodes.last() {
+            Some(previous) => vec![previous.listen_addr().await],
+            None => vec![],
+        };
+        let mut node = TestNode::init_networked(name, peers);
+        node.start().await;
+        nodes.push(node);
+    }
+    nodes
+}
+
+/// Waits until every node holds the same documents at the same heads.
+pub async fn wait_converged(nodes: &[TestNode], documents: usize) {
+    wait_for("the nodes to converge", || async {
+        let first = nodes[0].heads().await;
+        if first.len() != documents {
+            return false;
+        }
+        for node in &nodes[1..] {
+            if node.heads().await != first {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
 }
 
 /// Polls `check` until it returns true; panics after [`TIMEOUT`].

@@ -11,6 +11,8 @@ use passerelle_tests::{TestNode, spawn_nodes, wait_for};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
+mod sync;
+
 fn service(name: &str, region: &str) -> Box<Service> {
     Box::new(
         model::decode_json(
@@ -28,7 +30,7 @@ fn service(name: &str, region: &str) -> Box<Service> {
     )
 }
 
-fn add(name: &str, region: &str) -> Edit {
+pub(crate) fn add(name: &str, region: &str) -> Edit {
     Edit::AddService {
         id: String::new(),
         service: service(name, region),

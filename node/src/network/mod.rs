@@ -1,0 +1,653 @@
+//! Networking: the libp2p swarm that keeps this node's documents converged with its peers.
+//!
+//! Rules:
+//! - One actor owns the swarm ([`spawn`]); it talks to the documents actor only through the
+//!   [`NodeHandle`]. Work that needs the documents actor runs in small tasks whose results
+//!   come back to the event loop on a bounded channel, so the loop never waits.
+//! - Live: each new local change is published on the gossipsub topic
+//!   [`protocol::CHANGES_TOPIC`]. Received messages are validated by the application
+//!   (decode, signature, author) and made durable before gossipsub is told to forward them
+//!   (Accept); forged ones are rejected (Reject), which lowers the sender's peer score.
+//! - Catch-up: on connecting, and every `sync_interval`, each side sends a
+//!   [`protocol::SyncRequest`] with its heads; the other answers with the signed changes it
+//!   lacks, in batches of at most [`protocol::SYNC_BATCH_BYTES`].
+//! - Configured peers are redialled with exponential back-off after they drop.
+//! - A peer that sends more than [`MAX_REJECTED_PER_PEER`] refused changes is disconnected.
+
+pub mod protocol;
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use libp2p::request_response::{self, ProtocolSupport, ResponseChannel};
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::swarm::{ConnectionId, NetworkBehaviour, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, noise, ping, tcp, yamux};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
+
+use crate::identity::{OrgId, SigningSecret};
+use crate::node::{NodeError, NodeHandle, RemoteOutcome, SyncServed};
+use protocol::{
+    CHANGES_TOPIC, DocumentHeads, IDENTIFY_PROTOCOL, MAX_GOSSIP_BYTES, MAX_SYNC_DOCUMENTS,
+    MAX_SYNC_REQUEST_BYTES, MAX_SYNC_RESPONSE_BYTES, SYNC_PROTOCOL, SyncRequest, SyncResponse,
+};
+
+/// Refused changes from one peer after which it is disconnected.
+pub const MAX_REJECTED_PER_PEER: u64 = 16;
+/// Results of background tasks waiting for the event loop.
+const RESULTS_CAP: usize = 1024;
+/// Longest pause between two dials of a configured peer.
+const MAX_REDIAL: Duration = Duration::from_secs(60);
+/// First pause after a configured peer drops or a dial fails.
+const FIRST_REDIAL: Duration = Duration::from_millis(500);
+
+/// What the network layer needs.
+#[derive(Debug, Clone)]
+pub struct NetworkConfig {
+    /// Addresses to listen on, e.g. `/ip4/0.0.0.0/tcp/4690`.
+    pub listen: Vec<Multiaddr>,
+    /// Peers to connect to and keep connected to.
+    pub peers: Vec<Multiaddr>,
+    /// How often to run catch-up with every connected peer.
+    pub sync_interval: Duration,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        Self {
+            listen: Vec::new(),
+            peers: Vec::new(),
+            sync_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// One connected peer, as `passerelle peers` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PeerStatus {
+    /// libp2p peer id.
+    pub peer_id: String,
+    /// The organisation whose key the peer uses.
+    pub org_id: Option<String>,
+    /// Its fingerprint.
+    pub fingerprint: Option<String>,
+    /// Addresses of the open connections.
+    pub addresses: Vec<String>,
+    /// Unix time of the last completed catch-up with it.
+    pub last_sync: Option<i64>,
+    /// Its gossipsub score (negative after misbehaviour).
+    pub score: Option<f64>,
+    /// Changes it sent that were refused.
+    pub rejected: u64,
+}
+
+/// The network side of `passerelle status` and `passerelle peers`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NetworkStatus {
+    /// Whether networking runs.
+    pub enabled: bool,
+    /// This node's peer id.
+    pub peer_id: String,
+    /// Addresses it listens on.
+    pub listen_addrs: Vec<String>,
+    /// Connected peers.
+    pub peers: Vec<PeerStatus>,
+}
+
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    gossipsub: gossipsub::Behaviour,
+    sync: request_response::Behaviour<
+        request_response::cbor::codec::Codec<SyncRequest, SyncResponse>,
+    >,
+    identify: identify::Behaviour,
+    ping: ping::Behaviour,
+}
+
+enum TaskResult {
+    Offer {
+        peer: PeerId,
+        offer: Result<Vec<DocumentHeads>, NodeError>,
+    },
+    Served {
+        peer: PeerId,
+        channel: ResponseChannel<SyncResponse>,
+        served: Result<SyncServed, NodeError>,
+    },
+    Applied {
+        peer: PeerId,
+        outcome: Result<RemoteOutcome, NodeError>,
+        more: bool,
+    },
+    Validated {
+        source: PeerId,
+        message_id: gossipsub::MessageId,
+        outcome: Result<RemoteOutcome, NodeError>,
+    },
+}
+
+struct DialTarget {
+    address: Multiaddr,
+    peer: Option<PeerId>,
+    dialing: Option<ConnectionId>,
+    next_attempt: Instant,
+    delay: Duration,
+}
+
+#[derive(Default)]
+struct PeerInfo {
+    addresses: HashSet<Multiaddr>,
+    last_sync: Option<i64>,
+    rejected: u64,
+}
+
+/// The running network actor.
+#[derive(Debug)]
+pub struct Network {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Network {
+    /// Stops the swarm.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+fn build_swarm(secret: &SigningSecret) -> Result<Swarm<Behaviour>, NodeError> {
+    let other = |e: String| NodeError::Io {
+        context: "building the network stack".into(),
+        source: std::io::Error::other(e),
+    };
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(secret.libp2p_keypair())
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| other(e.to_string()))?
+        .with_dns()
+        .map_err(|e| other(e.to_string()))?
+        .with_behaviour(|keypair| {
+            let gossip_config = gossipsub::ConfigBuilder::default()
+                .validation_mode(gossipsub::ValidationMode::Strict)
+                .validate_messages()
+                .max_transmit_size(MAX_GOSSIP_BYTES)
+                .heartbeat_interval(Duration::from_millis(500))
+                .message_id_fn(|message: &gossipsub::Message| {
+                    gossipsub::MessageId::from(Sha256::digest(&message.data).to_vec())
+                })
+                .build()?;
+            let mut gossipsub = gossipsub::Behaviour::new(
+                gossipsub::MessageAuthenticity::Signed(keypair.clone()),
+                gossip_config,
+            )?;
+            let topic = gossipsub::IdentTopic::new(CHANGES_TOPIC);
+            let mut params = gossipsub::PeerScoreParams::default();
+            params.topics.insert(
+                topic.hash(),
+                gossipsub::TopicScoreParams {
+                    topic_weight: 1.0,
+                    invalid_message_deliveries_weight: -100.0,
+                    invalid_message_deliveries_decay: 0.9,
+                    ..Default::default()
+                },
+            );
+            gossipsub.with_peer_score(params, gossipsub::PeerScoreThresholds::default())?;
+            gossipsub.subscribe(&topic)?;
+            let sync = request_response::Behaviour::with_codec(
+                request_response::cbor::codec::Codec::default()
+                    .set_request_size_maximum(MAX_SYNC_REQUEST_BYTES)
+                    .set_response_size_maximum(MAX_SYNC_RESPONSE_BYTES),
+                [(SYNC_PROTOCOL, ProtocolSupport::Full)],
+                request_response::Config::default().with_request_timeout(Duration::from_secs(60)),
+            );
+            Ok(Behaviour {
+                gossipsub,
+                sync,
+                identify: identify::Behaviour::new(identify::Config::new(
+                    IDENTIFY_PROTOCOL.into(),
+                    keypair.public(),
+                )),
+                ping: ping::Behaviour::new(ping::Config::new()),
+            })
+        })
+        .map_err(|e| other(e.to_string()))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
+        .build();
+    Ok(swarm)
+}
+
+/// Starts the network actor: listens, dials the configured peers, and syncs.
+pub async fn spawn(
+    secret: &SigningSecret,
+    config: NetworkConfig,
+    handle: NodeHandle,
+    outbound: mpsc::Receiver<Vec<u8>>,
+    status: watch::Sender<NetworkStatus>,
+) -> Result<Network, NodeError> {
+    let mut swarm = build_swarm(secret)?;
+    for address in &config.listen {
+        swarm
+            .listen_on(address.clone())
+            .map_err(|e| NodeError::Io {
+                context: format!("listening on {address}"),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+    }
+    let (results_tx, results_rx) = mpsc::channel(RESULTS_CAP);
+    let (stop, stop_rx) = watch::channel(false);
+    let now = Instant::now();
+    let actor = NetworkActor {
+        targets: config
+            .peers
+            .iter()
+            .map(|address| DialTarget {
+                address: address.clone(),
+                peer: None,
+                dialing: None,
+                next_attempt: now,
+                delay: FIRST_REDIAL,
+            })
+            .collect(),
+        local_peer: *swarm.local_peer_id(),
+        swarm,
+        handle,
+        topic: gossipsub::IdentTopic::new(CHANGES_TOPIC),
+        config,
+        status,
+        results_tx,
+        syncing: HashSet::new(),
+        peers: HashMap::new(),
+        listen_addrs: Vec::new(),
+    };
+    let task = tokio::spawn(actor.run(outbound, results_rx, stop_rx));
+    Ok(Network { stop, task })
+}
+
+struct NetworkActor {
+    swarm: Swarm<Behaviour>,
+    local_peer: PeerId,
+    handle: NodeHandle,
+    topic: gossipsub::IdentTopic,
+    config: NetworkConfig,
+    status: watch::Sender<NetworkStatus>,
+    results_tx: mpsc::Sender<TaskResult>,
+    /// Peers with a catch-up of ours in flight (at most one each).
+    syncing: HashSet<PeerId>,
+    peers: HashMap<PeerId, PeerInfo>,
+    targets: Vec<DialTarget>,
+    listen_addrs: Vec<Multiaddr>,
+}
+
+impl NetworkActor {
+    async fn run(
+        mut self,
+        mut outbound: mpsc::Receiver<Vec<u8>>,
+        mut results: mpsc::Receiver<TaskResult>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let mut sync_tick = tokio::time::interval(self.config.sync_interval);
+        sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut dial_tick = tokio::time::interval(Duration::from_millis(250));
+        dial_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.publish_status();
+        loop {
+            tokio::select! {
+                biased;
+                _ = stop.changed() => break,
+                Some(change) = outbound.recv() => self.handle_local_change(change),
+                Some(result) = results.recv() => self.handle_result(result),
+                event = self.swarm.select_next_some() => self.handle_swarm_event(event),
+                _ = dial_tick.tick() => self.handle_dial_tick(),
+                _ = sync_tick.tick() => self.handle_sync_tick(),
+            }
+        }
+        info!("network stopped");
+    }
+
+    fn spawn_task(&self, work: impl Future<Output = TaskResult> + Send + 'static) {
+        let results = self.results_tx.clone();
+        tokio::spawn(async move {
+            let _ = results.send(work.await).await;
+        });
+    }
+
+    fn handle_local_change(&mut self, change: Vec<u8>) {
+        match self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(self.topic.clone(), change)
+        {
+            Ok(_) => {}
+            Err(e) => debug!(error = %e, "not published now; peers get it by catch-up"),
+        }
+    }
+
+    fn start_sync(&mut self, peer: PeerId) {
+        if !self.syncing.insert(peer) {
+            return;
+        }
+        let handle = self.handle.clone();
+        self.spawn_task(async move {
+            TaskResult::Offer {
+                peer,
+                offer: handle.sync_offer().await,
+            }
+        });
+    }
+
+    fn penalise(&mut self, peer: PeerId, refused: usize, reasons: &[String]) {
+        if refused == 0 {
+            return;
+        }
+        let info = self.peers.entry(peer).or_default();
+        info.rejected += refused as u64;
+        warn!(peer = %peer, refused, reason = reasons.first().map(String::as_str).unwrap_or(""), "peer sent changes that were refused");
+        if info.rejected > MAX_REJECTED_PER_PEER {
+            warn!(peer = %peer, "too many refused changes; disconnecting");
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+    }
+
+    fn handle_result(&mut self, result: TaskResult) {
+        match result {
+            TaskResult::Offer { peer, offer } => match offer {
+                Ok(documents) if self.swarm.is_connected(&peer) => {
+                    self.swarm
+                        .behaviour_mut()
+                        .sync
+                        .send_request(&peer, SyncRequest { documents });
+                }
+                Ok(_) => {
+                    self.syncing.remove(&peer);
+                }
+                Err(e) => {
+                    warn!(error = %e, "could not prepare a sync request");
+                    self.syncing.remove(&peer);
+                }
+            },
+            TaskResult::Served {
+                peer,
+                channel,
+                served,
+            } => match served {
+                Ok(served) => {
+                    if self
+                        .swarm
+                        .behaviour_mut()
+                        .sync
+                        .send_response(channel, served.response)
+                        .is_err()
+                    {
+                        debug!(peer = %peer, "sync response not sent: the peer left");
+                    }
+                    if served.requester_has_more {
+                        self.start_sync(peer);
+                    }
+                }
+                Err(e) => warn!(error = %e, "could not serve a sync request"),
+            },
+            TaskResult::Applied {
+                peer,
+                outcome,
+                more,
+            } => {
+                self.syncing.remove(&peer);
+                match outcome {
+                    Ok(outcome) => {
+                        self.penalise(peer, outcome.rejected.len(), &outcome.rejected);
+                        self.peers.entry(peer).or_default().last_sync = Some(crate::unix_now());
+                        if outcome.applied > 0 {
+                            debug!(peer = %peer, applied = outcome.applied, "caught up");
+                        }
+                        if more && outcome.rejected.is_empty() {
+                            self.start_sync(peer);
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "could not apply changes from a peer"),
+                }
+                self.publish_status();
+            }
+            TaskResult::Validated {
+                source,
+                message_id,
+                outcome,
+            } => {
+                let acceptance = match &outcome {
+                    Ok(o) if !o.rejected.is_empty() => gossipsub::MessageAcceptance::Reject,
+                    Ok(o) if o.applied > 0 => gossipsub::MessageAcceptance::Accept,
+                    Ok(_) => gossipsub::MessageAcceptance::Ignore,
+                    Err(e) => {
+                        warn!(error = %e, "could not apply a gossiped change");
+                        gossipsub::MessageAcceptance::Ignore
+                    }
+                };
+                if let Ok(o) = &outcome {
+                    self.penalise(source, o.rejected.len(), &o.rejected);
+                    if o.pending > 0 {
+                        // Its dependencies are missing: catch up with the sender.
+                        self.start_sync(source);
+                    }
+                }
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&message_id, &source, acceptance);
+            }
+        }
+    }
+
+    fn handle_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                info!(%address, "listening");
+                self.listen_addrs.push(address);
+                self.publish_status();
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                let address = endpoint.get_remote_address().clone();
+                for target in &mut self.targets {
+                    if target.dialing == Some(connection_id) {
+                        target.peer = Some(peer_id);
+                        target.dialing = None;
+                        target.delay = FIRST_REDIAL;
+                    }
+                }
+                self.peers
+                    .entry(peer_id)
+                    .or_default()
+                    .addresses
+                    .insert(address);
+                if num_established.get() == 1 {
+                    info!(peer = %peer_id, "connected");
+                    self.start_sync(peer_id);
+                }
+                self.publish_status();
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                if let Some(info) = self.peers.get_mut(&peer_id) {
+                    info.addresses.remove(endpoint.get_remote_address());
+                }
+                if num_established == 0 {
+                    info!(peer = %peer_id, "disconnected");
+                    self.peers.remove(&peer_id);
+                    self.syncing.remove(&peer_id);
+                    let now = Instant::now();
+                    for target in &mut self.targets {
+                        if target.peer == Some(peer_id) {
+                            target.peer = None;
+                            target.next_attempt = now + target.delay;
+                        }
+                    }
+                }
+                self.publish_status();
+            }
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                error,
+                ..
+            } => {
+                let now = Instant::now();
+                for target in &mut self.targets {
+                    if target.dialing == Some(connection_id) {
+                        debug!(address = %target.address, error = %error, "dial failed");
+                        target.dialing = None;
+                        target.next_attempt = now + target.delay;
+                        target.delay = (target.delay * 2).min(MAX_REDIAL);
+                    }
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) => self.handle_gossip(propagation_source, message_id, message),
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.handle_sync_event(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                debug!(peer = %peer_id, agent = %info.agent_version, "identified");
+            }
+            _ => {}
+        }
+    }
+
+    fn handle_gossip(
+        &mut self,
+        source: PeerId,
+        message_id: gossipsub::MessageId,
+        message: gossipsub::Message,
+    ) {
+        let handle = self.handle.clone();
+        self.spawn_task(async move {
+            TaskResult::Validated {
+                source,
+                message_id,
+                outcome: handle.apply_remote(vec![message.data]).await,
+            }
+        });
+    }
+
+    fn handle_sync_event(&mut self, event: request_response::Event<SyncRequest, SyncResponse>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    if request.documents.len() > MAX_SYNC_DOCUMENTS {
+                        self.penalise(peer, 1, &["oversized sync request".into()]);
+                        return;
+                    }
+                    let handle = self.handle.clone();
+                    self.spawn_task(async move {
+                        TaskResult::Served {
+                            peer,
+                            channel,
+                            served: handle.sync_serve(request).await,
+                        }
+                    });
+                }
+                request_response::Message::Response { response, .. } => {
+                    let handle = self.handle.clone();
+                    let more = response.more;
+                    let changes = response.changes.into_iter().map(|c| c.into_vec()).collect();
+                    self.spawn_task(async move {
+                        TaskResult::Applied {
+                            peer,
+                            outcome: handle.apply_remote(changes).await,
+                            more,
+                        }
+                    });
+                }
+            },
+            request_response::Event::OutboundFailure { peer, error, .. } => {
+                debug!(peer = %peer, error = %error, "sync request failed");
+                self.syncing.remove(&peer);
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                debug!(peer = %peer, error = %error, "inbound sync failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn handle_dial_tick(&mut self) {
+        let now = Instant::now();
+        for target in &mut self.targets {
+            if target.peer.is_some() || target.dialing.is_some() || target.next_attempt > now {
+                continue;
+            }
+            let opts = DialOpts::unknown_peer_id()
+                .address(target.address.clone())
+                .build();
+            target.dialing = Some(opts.connection_id());
+            if let Err(e) = self.swarm.dial(opts) {
+                debug!(address = %target.address, error = %e, "dial refused");
+                target.dialing = None;
+                target.next_attempt = now + target.delay;
+                target.delay = (target.delay * 2).min(MAX_REDIAL);
+            }
+        }
+    }
+
+    fn handle_sync_tick(&mut self) {
+        let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        for peer in connected {
+            self.start_sync(peer);
+        }
+        self.publish_status();
+    }
+
+    fn publish_status(&self) {
+        let gossipsub = &self.swarm.behaviour().gossipsub;
+        let mut peers: Vec<PeerStatus> = self
+            .peers
+            .iter()
+            .filter(|(peer, _)| self.swarm.is_connected(peer))
+            .map(|(peer, info)| {
+                let org = OrgId::from_peer_id(peer);
+                let mut addresses: Vec<String> =
+                    info.addresses.iter().map(|a| a.to_string()).collect();
+                addresses.sort();
+                PeerStatus {
+                    peer_id: peer.to_string(),
+                    org_id: org.map(|o| o.to_string()),
+                    fingerprint: org.map(|o| o.fingerprint()),
+                    addresses,
+                    last_sync: info.last_sync,
+                    score: gossipsub.peer_score(peer),
+                    rejected: info.rejected,
+                }
+            })
+            .collect();
+        peers.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
+        self.status.send_replace(NetworkStatus {
+            enabled: true,
+            peer_id: self.local_peer.to_string(),
+            listen_addrs: self.listen_addrs.iter().map(|a| a.to_string()).collect(),
+            peers,
+        });
+    }
+}
