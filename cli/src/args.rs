@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use passerelle_node::identity::OrgId;
 use passerelle_node::model::{CapacityStatus, Cost, LegalStatus, ServiceStatus};
+use passerelle_node::network::Multiaddr;
 use passerelle_node::reference::taxonomy::Dimension;
 
 /// Passerelle: a node of the national referral network for returning migrants.
@@ -37,7 +38,9 @@ pub enum Command {
     /// Create this organisation's identity, store and configuration in the data folder.
     Init(InitArgs),
     /// Run the node in the foreground until Ctrl-C or SIGTERM.
-    Start,
+    Start(StartArgs),
+    /// Show the connected peers.
+    Peers,
     /// Show the node's identity, documents and store.
     Status,
     /// Show or change this organisation's profile.
@@ -70,6 +73,22 @@ pub struct InitArgs {
     /// Acronym or short name.
     #[arg(long)]
     pub acronym: Option<String>,
+}
+
+/// `passerelle start`.
+#[derive(Debug, Args, Default)]
+pub struct StartArgs {
+    /// Address to listen on (repeat for several); replaces `[network] listen` of the config.
+    /// Default: /ip4/0.0.0.0/tcp/4690.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub listen: Vec<Multiaddr>,
+    /// Peer to connect to and keep connected to (repeat for several); added to
+    /// `[network] peers` of the config. E.g. /ip4/192.0.2.10/tcp/4690 or /dns4/node.example.cm/tcp/4690.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub peer: Vec<Multiaddr>,
+    /// Run without networking (local directory only).
+    #[arg(long)]
+    pub no_network: bool,
 }
 
 /// `passerelle org …`.

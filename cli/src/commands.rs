@@ -32,19 +32,34 @@ impl Outcome {
     }
 }
 
-/// Reads `config.toml` (if any) and layers it over the defaults.
-pub fn load_config(data_dir: &Path) -> anyhow::Result<Config> {
+/// Reads `config.toml` (an absent file means defaults).
+pub fn read_config_file(data_dir: &Path) -> anyhow::Result<ConfigFile> {
     let path = data_dir.join(CONFIG_FILE);
-    let config = Config::new(data_dir);
     match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let file =
-                ConfigFile::parse(&text).with_context(|| format!("reading {}", path.display()))?;
-            Ok(config.with_file(&file))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(config),
+        Ok(text) => ConfigFile::parse(&text).with_context(|| format!("reading {}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ConfigFile::default()),
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
+}
+
+/// Reads `config.toml` (if any) and layers it over the defaults (no networking).
+pub fn load_config(data_dir: &Path) -> anyhow::Result<Config> {
+    Ok(Config::new(data_dir).with_file(&read_config_file(data_dir)?))
+}
+
+/// The configuration `passerelle start` runs with: defaults, file, then flags.
+pub fn start_config(data_dir: &Path, args: &StartArgs) -> anyhow::Result<Config> {
+    let file = read_config_file(data_dir)?;
+    let mut config = Config::new(data_dir).with_file(&file);
+    if !args.no_network {
+        let mut network = Config::network_from_file(&file)?.unwrap_or_default();
+        if !args.listen.is_empty() {
+            network.listen = args.listen.clone();
+        }
+        network.peers.extend(args.peer.iter().cloned());
+        config.network = Some(network);
+    }
+    Ok(config)
 }
 
 async fn call<T: serde::de::DeserializeOwned>(
@@ -87,8 +102,8 @@ pub fn init(data_dir: &Path, args: InitArgs, json_out: bool) -> anyhow::Result<O
     Ok(Outcome::Done)
 }
 
-pub async fn start(data_dir: &Path) -> anyhow::Result<Outcome> {
-    let config = load_config(data_dir)?;
+pub async fn start(data_dir: &Path, args: StartArgs) -> anyhow::Result<Outcome> {
+    let config = start_config(data_dir, &args)?;
     let running = node::start(config)
         .await
         .with_context(|| format!("starting the node in {}", data_dir.display()))?;
@@ -129,6 +144,16 @@ pub async fn status(data_dir: &Path, json_out: bool) -> anyhow::Result<Outcome> 
         ("version", report.version.clone()),
         ("uptime", format!("{} s", report.uptime_seconds)),
         ("store", format!("{} bytes", report.store_bytes)),
+        (
+            "peer id",
+            if report.network.enabled {
+                report.network.peer_id.clone()
+            } else {
+                "(networking off)".into()
+            },
+        ),
+        ("listening on", report.network.listen_addrs.join(", ")),
+        ("peers", report.network.peers.len().to_string()),
         ("pending changes", report.pending_changes.to_string()),
         ("rejected changes", report.rejected_changes.to_string()),
     ]))?;
@@ -153,6 +178,47 @@ pub async fn status(data_dir: &Path, json_out: bool) -> anyhow::Result<Outcome> 
         rows,
     ))?;
     Ok(Outcome::Done)
+}
+
+pub async fn peers(data_dir: &Path, json_out: bool) -> anyhow::Result<Outcome> {
+    let report: StatusReport = call(data_dir, Request::Status).await?;
+    let network = report.network;
+    if json_out {
+        output::json(&network)?;
+    } else if !network.enabled {
+        eprintln!("networking is off on this node");
+    } else {
+        output::out(&fields(vec![
+            ("peer id", network.peer_id.clone()),
+            ("listening on", network.listen_addrs.join(", ")),
+        ]))?;
+        let rows = network
+            .peers
+            .iter()
+            .map(|p| {
+                vec![
+                    p.fingerprint.clone().unwrap_or_else(|| p.peer_id.clone()),
+                    p.addresses.join(", "),
+                    p.last_sync
+                        .map(output::time)
+                        .unwrap_or_else(|| "never".into()),
+                    p.score.map(|s| format!("{s:.1}")).unwrap_or_default(),
+                    p.rejected.to_string(),
+                ]
+            })
+            .collect();
+        output::out(&table(
+            &[
+                "organisation",
+                "addresses",
+                "last sync (UTC)",
+                "score",
+                "refused",
+            ],
+            rows,
+        ))?;
+    }
+    Ok(Outcome::found(!network.peers.is_empty()))
 }
 
 fn contact_json(contact: &ContactArgs) -> Option<Value> {

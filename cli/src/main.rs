@@ -18,7 +18,7 @@ use commands::Outcome;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default_filter = if matches!(cli.command, Command::Start) {
+    let default_filter = if matches!(cli.command, Command::Start(_)) {
         "info"
     } else {
         "warn"
@@ -70,7 +70,8 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         };
         match cli.command {
             Command::Init(args) => commands::init(&data_dir, args, json),
-            Command::Start => commands::start(&data_dir).await,
+            Command::Start(args) => commands::start(&data_dir, args).await,
+            Command::Peers => commands::peers(&data_dir, json).await,
             Command::Status => commands::status(&data_dir, json).await,
             Command::Org(command) => commands::org(&data_dir, command, json, lang).await,
             Command::Office(command) => commands::office(&data_dir, command, json, lang).await,

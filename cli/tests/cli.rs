@@ -60,10 +60,15 @@ struct NodeProcess {
 
 impl NodeProcess {
     fn start(data_dir: &Path) -> Self {
+        Self::start_with(data_dir, &["--listen", "/ip4/127.0.0.1/tcp/0"])
+    }
+
+    fn start_with(data_dir: &Path, args: &[&str]) -> Self {
         let child = Command::new(bin())
             .arg("--data-dir")
             .arg(data_dir)
             .arg("start")
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -576,4 +581,69 @@ fn tampered_store_is_reported_not_reset() {
     assert!(r.stderr.contains("store"), "{}", r.stderr);
     // The damaged file is left for the operator to inspect, not replaced.
     assert_eq!(std::fs::read(&db).unwrap().len(), len);
+}
+
+#[test]
+fn two_nodes_started_from_the_command_line_share_their_directories() {
+    let (_a_dir, a) = init("Délégation régionale Littoral");
+    let (_b_dir, b) = init("ONG Avenir");
+    let node_a = NodeProcess::start(&a);
+    let listen = ok(&a, &["status", "--json"]).json()["network"]["listen_addrs"][0]
+        .as_str()
+        .expect("node A listens")
+        .to_owned();
+    let node_b =
+        NodeProcess::start_with(&b, &["--listen", "/ip4/127.0.0.1/tcp/0", "--peer", &listen]);
+    ok(
+        &a,
+        &[
+            "service",
+            "add",
+            "--name",
+            "Formation agricole",
+            "--dimension",
+            "economic",
+            "--cost",
+            "free",
+            "--capacity",
+            "available",
+            "--region",
+            "CM005",
+        ],
+    );
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let found = run(&b, &["directory", "search", "agricole", "--json"]);
+        if found.code == 0 {
+            assert_eq!(found.json()[0]["org_name"], "Délégation régionale Littoral");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the service never reached node B"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let peers = ok(&b, &["peers", "--json"]).json();
+    assert_eq!(peers["peers"].as_array().unwrap().len(), 1);
+    let human = ok(&b, &["peers"]);
+    assert!(human.stdout.contains("listening on"), "{}", human.stdout);
+    assert_eq!(node_b.terminate(), 0);
+    assert_eq!(node_a.terminate(), 0);
+}
+
+#[test]
+fn a_malformed_peer_address_is_named() {
+    let (_dir, data) = init("Centre Espoir");
+    let r = run(&data, &["start", "--peer", "192.168.1.10:4690"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("--peer"), "{}", r.stderr);
+    std::fs::write(
+        data.join("config.toml"),
+        "[network]\npeers = [\"not-an-address\"]\n",
+    )
+    .unwrap();
+    let r = run(&data, &["start"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("network.peers"), "{}", r.stderr);
 }

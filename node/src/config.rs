@@ -22,6 +22,8 @@ pub const CONFIG_FILE: &str = "config.toml";
 pub const STORE_DIR: &str = "store";
 /// Name of the control socket in the data folder.
 pub const CONTROL_SOCKET: &str = "control.sock";
+/// Where a node listens when nothing else is configured.
+pub const DEFAULT_LISTEN: &str = "/ip4/0.0.0.0/tcp/4690";
 /// Default number of changes to a document between two snapshots.
 pub const DEFAULT_SNAPSHOT_EVERY: u64 = 500;
 
@@ -60,6 +62,41 @@ impl Config {
         self
     }
 
+    /// The network configuration `config.toml` asks for, over the defaults (listen on
+    /// [`DEFAULT_LISTEN`], no peers); `None` when `[network] enabled = false`.
+    pub fn network_from_file(
+        file: &ConfigFile,
+    ) -> Result<Option<crate::network::NetworkConfig>, ConfigError> {
+        let section = &file.network;
+        if section.enabled == Some(false) {
+            return Ok(None);
+        }
+        let parse = |field: &str, list: &[String]| {
+            list.iter()
+                .map(|text| {
+                    text.parse::<crate::network::Multiaddr>()
+                        .map_err(|e| ConfigError::Address {
+                            field: field.to_owned(),
+                            value: text.clone(),
+                            reason: e.to_string(),
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let mut network = crate::network::NetworkConfig::default();
+        network.listen = match &section.listen {
+            Some(list) => parse("network.listen", list)?,
+            None => parse("network.listen", &[DEFAULT_LISTEN.to_owned()])?,
+        };
+        if let Some(peers) = &section.peers {
+            network.peers = parse("network.peers", peers)?;
+        }
+        if let Some(seconds) = section.sync_interval_seconds {
+            network.sync_interval = std::time::Duration::from_secs(seconds.max(1));
+        }
+        Ok(Some(network))
+    }
+
     /// The sled store's folder.
     pub fn store_dir(&self) -> PathBuf {
         self.data_dir.join(STORE_DIR)
@@ -82,6 +119,18 @@ pub enum ConfigError {
     /// The file is not valid TOML or has unknown keys.
     #[error("config.toml: {0}")]
     Parse(#[from] toml::de::Error),
+    /// An address is not a multiaddr.
+    #[error(
+        "config.toml: {field}: {value:?} is not a multiaddr like /ip4/192.0.2.10/tcp/4690 ({reason})"
+    )]
+    Address {
+        /// The key.
+        field: String,
+        /// The value.
+        value: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// The contents of `config.toml`.
@@ -94,6 +143,23 @@ pub struct ConfigFile {
     /// About the node.
     #[serde(default)]
     pub node: NodeSection,
+    /// Networking.
+    #[serde(default)]
+    pub network: NetworkSection,
+}
+
+/// `[network]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSection {
+    /// Run networking at all (default true).
+    pub enabled: Option<bool>,
+    /// Addresses to listen on (multiaddrs).
+    pub listen: Option<Vec<String>>,
+    /// Peers to connect to (multiaddrs).
+    pub peers: Option<Vec<String>>,
+    /// Seconds between two catch-ups with each peer.
+    pub sync_interval_seconds: Option<u64>,
 }
 
 /// `[organisation]`.
@@ -140,7 +206,18 @@ name = {name}
 # Language of labels in tables and reports: "fr" or "en".
 # lang = "fr"
 
-# Networking (listen addresses, peers) arrives with the sync release.
+[network]
+# Set to false to run this node without networking.
+# enabled = true
+
+# Addresses to listen on. Open this TCP port in the firewall for partners to reach you.
+# listen = ["{DEFAULT_LISTEN}"]
+
+# Partner nodes to connect to and stay connected to (ask them for their address).
+# peers = ["/ip4/192.0.2.10/tcp/4690", "/dns4/passerelle.example.cm/tcp/4690"]
+
+# Seconds between two catch-ups with each connected peer.
+# sync_interval_seconds = 30
 "#
         )
     }
