@@ -83,14 +83,19 @@ impl Config {
                 })
                 .collect::<Result<Vec<_>, _>>()
         };
-        let mut network = crate::network::NetworkConfig::default();
-        network.listen = match &section.listen {
+        let listen = match &section.listen {
             Some(list) => parse("network.listen", list)?,
             None => parse("network.listen", &[DEFAULT_LISTEN.to_owned()])?,
         };
-        if let Some(peers) = &section.peers {
-            network.peers = parse("network.peers", peers)?;
-        }
+        let peers = match &section.peers {
+            Some(peers) => parse("network.peers", peers)?,
+            None => Vec::new(),
+        };
+        let mut network = crate::network::NetworkConfig {
+            listen,
+            peers,
+            ..Default::default()
+        };
         if let Some(seconds) = section.sync_interval_seconds {
             network.sync_interval = std::time::Duration::from_secs(seconds.max(1));
         }
