@@ -11,6 +11,7 @@ use passerelle_tests::{TestNode, spawn_nodes, wait_for};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
+mod hostile;
 mod sync;
 
 fn service(name: &str, region: &str) -> Box<Service> {

@@ -444,6 +444,7 @@ impl NetworkActor {
                     .behaviour_mut()
                     .gossipsub
                     .report_message_validation_result(&message_id, &source, acceptance);
+                self.publish_status();
             }
         }
     }

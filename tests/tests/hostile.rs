@@ -1,0 +1,189 @@
+//! A hostile peer: a real libp2p node that speaks gossipsub on the changes topic and
+//! publishes forged and tampered signed changes. Every honest node must refuse them,
+//! penalise the sender, and keep converging.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use libp2p::{Multiaddr, Swarm, gossipsub, noise, tcp, yamux};
+use passerelle_node::document::{Edit, OrganisationDocument};
+use passerelle_node::envelope::{DocumentId, SignedChange};
+use passerelle_node::identity::SigningSecret;
+use passerelle_node::model::Profile;
+use passerelle_node::network::protocol::CHANGES_TOPIC;
+use passerelle_tests::{TIMEOUT, spawn_line, wait_converged, wait_for};
+
+use crate::add;
+
+fn rogue_swarm(secret: &SigningSecret) -> Swarm<gossipsub::Behaviour> {
+    libp2p::SwarmBuilder::with_existing_identity(secret.libp2p_keypair())
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .expect("tcp")
+        .with_behaviour(|key| {
+            let config = gossipsub::ConfigBuilder::default()
+                .heartbeat_interval(Duration::from_millis(200))
+                .build()
+                .expect("gossipsub config");
+            let mut behaviour = gossipsub::Behaviour::new(
+                gossipsub::MessageAuthenticity::Signed(key.clone()),
+                config,
+            )
+            .expect("gossipsub");
+            behaviour
+                .subscribe(&gossipsub::IdentTopic::new(CHANGES_TOPIC))
+                .expect("subscribe");
+            behaviour
+        })
+        .expect("behaviour")
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build()
+}
+
+/// Forged messages: a valid change re-signed for the victim's document, a change whose
+/// signature was tampered with, a change whose author was swapped, and garbage.
+fn forgeries(rogue: &SigningSecret, victim: &passerelle_node::identity::OrgId) -> Vec<Vec<u8>> {
+    let (mut doc, genesis) =
+        OrganisationDocument::create(rogue, Profile::named("Faux partenaire"), 1).expect("doc");
+    let edit = doc
+        .apply_edit(
+            &Edit::SetProfile {
+                patch: serde_json::json!({"acronym": "FAUX"})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            },
+            rogue,
+            2,
+        )
+        .expect("edit");
+    // 1. The rogue's own change, signed for the victim's document (one-writer rule).
+    let into_victim = SignedChange::sign(
+        DocumentId::organisation(victim),
+        genesis.change().clone(),
+        rogue,
+    )
+    .encode();
+    // 2. A tampered signature.
+    let mut tampered = edit.encode();
+    let doc_len = u16::from_be_bytes([tampered[4], tampered[5]]) as usize;
+    tampered[6 + doc_len + 32 + 3] ^= 0x10;
+    // 3. The victim named as author of the rogue's change.
+    let mut impersonated = genesis.encode();
+    impersonated[6 + doc_len..6 + doc_len + 32].copy_from_slice(victim.as_bytes());
+    vec![
+        into_victim,
+        tampered,
+        impersonated,
+        b"not a change at all".to_vec(),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_changes_are_rejected_everywhere_and_the_sender_penalised() {
+    let mut nodes = spawn_line(&["Délégation Littoral", "ONG Avenir"]).await;
+    nodes[0]
+        .handle()
+        .edit(add("Honnête 1", "CM005"))
+        .await
+        .expect("edit");
+    wait_converged(&nodes, 2).await;
+
+    let rogue_secret = SigningSecret::generate().expect("key");
+    let rogue_peer = rogue_secret.org_id().peer_id();
+    let mut rogue = rogue_swarm(&rogue_secret);
+    let target: Multiaddr = nodes[0].listen_addr().await;
+    rogue.dial(target).expect("dial");
+    let victim = nodes[1].handle().org_id();
+    let mut pending = forgeries(&rogue_secret, &victim);
+    let topic = gossipsub::IdentTopic::new(CHANGES_TOPIC);
+
+    // Drive the rogue until every forgery is published (it must first learn that the node
+    // subscribed to the topic).
+    let deadline = Instant::now() + TIMEOUT;
+    while !pending.is_empty() {
+        assert!(Instant::now() < deadline, "the rogue could not publish");
+        match rogue
+            .behaviour_mut()
+            .publish(topic.clone(), pending[0].clone())
+        {
+            Ok(_) => {
+                pending.remove(0);
+            }
+            Err(_) => {
+                let _ =
+                    tokio::time::timeout(Duration::from_millis(50), rogue.select_next_some()).await;
+            }
+        }
+    }
+    // Keep the rogue's connection serviced in the background.
+    let rogue_task = tokio::spawn(async move {
+        loop {
+            rogue.select_next_some().await;
+        }
+    });
+
+    let first = nodes[0].handle();
+    wait_for("the forgeries to be refused and counted", || {
+        let first = first.clone();
+        async move {
+            first
+                .status()
+                .await
+                .map(|s| s.rejected_changes)
+                .unwrap_or(0)
+                >= 3
+        }
+    })
+    .await;
+    wait_for("the rogue to be penalised", || {
+        let first = first.clone();
+        let rogue = rogue_peer.to_string();
+        async move {
+            first
+                .network_status()
+                .peers
+                .iter()
+                .any(|p| p.peer_id == rogue && p.rejected >= 3 && p.score.unwrap_or(0.0) < 0.0)
+        }
+    })
+    .await;
+
+    // Nothing forged was stored or forwarded: the victim's document and the rogue's are
+    // untouched everywhere.
+    for node in &nodes {
+        let status = node.handle().status().await.expect("status");
+        assert_eq!(status.documents.len(), 2, "{}", node.name);
+        assert!(
+            status.documents.iter().all(|d| d.name != "Faux partenaire"),
+            "{}",
+            node.name
+        );
+    }
+    assert_eq!(
+        nodes[1]
+            .handle()
+            .status()
+            .await
+            .expect("status")
+            .rejected_changes,
+        0
+    );
+
+    // Honest traffic keeps flowing.
+    nodes[1]
+        .handle()
+        .edit(add("Honnête 2", "CM005"))
+        .await
+        .expect("edit");
+    wait_converged(&nodes, 2).await;
+    assert_eq!(nodes[0].services().await.len(), 2);
+    rogue_task.abort();
+    for node in &mut nodes {
+        node.stop().await;
+    }
+}
