@@ -1,28 +1,164 @@
-//! `passerelle demo`: a real node in a temporary folder, driven through its control API
-//! exactly as the other commands drive it, then removed.
+//! `passerelle demo`: three organisations' real nodes on loopback, each with its own keys
+//! and sled store in a temporary folder, publishing services through their control sockets
+//! exactly as the other commands do; then the directories converge over libp2p, and
+//! everything is removed.
 
-use anyhow::Context;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use passerelle_node::config::Config;
 use passerelle_node::control::{Client, Request};
 use passerelle_node::document::Edit;
-use passerelle_node::model::{self, Office, Service};
-use passerelle_node::node::{self, EditReceipt};
+use passerelle_node::model::{self, LegalStatus, Office, Profile, Service};
+use passerelle_node::network::NetworkConfig;
+use passerelle_node::node::{self, EditReceipt, RunningNode, StatusReport};
 use passerelle_node::reference::Lang;
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::args::{DirectoryCommand, HistoryArgs, InitArgs, SearchArgs, ServiceCommand};
+use crate::args::{DirectoryCommand, SearchArgs};
 use crate::commands::{self, Outcome};
+
+/// Upper bound for the directories to converge (loopback: well under a second).
+const CONVERGE_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn step(title: &str) {
     println!("\n== {title}\n");
 }
 
-async fn add(client: &mut Client, edit: Edit) -> anyhow::Result<String> {
+struct DemoNode {
+    name: &'static str,
+    data_dir: PathBuf,
+    running: RunningNode,
+}
+
+struct Organisation {
+    name: &'static str,
+    acronym: &'static str,
+    status: LegalStatus,
+    folder: &'static str,
+    office: Value,
+    services: Vec<Value>,
+}
+
+fn organisations() -> Vec<Organisation> {
+    vec![
+        Organisation {
+            name: "Délégation régionale de l'Emploi et de la Formation professionnelle – Littoral",
+            acronym: "DR-EFOP-LT",
+            status: LegalStatus::Government,
+            folder: "delegation-littoral",
+            office: json!({"name": "Délégation régionale", "region": "CM005", "department": "CM005004", "town": "Douala", "latitude": 4.0483, "longitude": 9.7043}),
+            services: vec![
+                json!({"name": "Formation professionnelle en électricité bâtiment", "dimension": "economic",
+                       "categories": ["vocational_training"], "cost": {"kind": "free"},
+                       "capacity": {"status": "available", "places": 25}, "languages": ["fr", "en"],
+                       "service_area": {"regions": ["CM005"]}, "schedule": "Sessions de 6 mois, rentrée en mars et septembre"}),
+                json!({"name": "Placement en emploi et stages", "dimension": "economic",
+                       "categories": ["job_placement"], "cost": {"kind": "free"},
+                       "capacity": {"status": "available"}, "languages": ["fr"],
+                       "service_area": {"departments": ["CM005004", "CM005001"]}}),
+            ],
+        },
+        Organisation {
+            name: "Association Retour et Dignité",
+            acronym: "ARD",
+            status: LegalStatus::Ngo,
+            folder: "ard-douala",
+            office: json!({"name": "Siège de Bonapriso", "region": "CM005", "department": "CM005004", "town": "Douala"}),
+            services: vec![
+                json!({"name": "Écoute et soutien psychosocial individuel", "dimension": "psychosocial",
+                       "categories": ["psychosocial_individual", "counselling"], "cost": {"kind": "free"},
+                       "capacity": {"status": "available"}, "languages": ["fr", "en"],
+                       "service_area": {"regions": ["CM005", "CM010"]}}),
+                json!({"name": "Hébergement d'urgence (15 nuits)", "dimension": "social",
+                       "categories": ["housing"], "cost": {"kind": "cost_shared"},
+                       "capacity": {"status": "waitlist", "places": 8}, "service_area": {"departments": ["CM005004"]}}),
+            ],
+        },
+        Organisation {
+            name: "Fondation Horizon Entreprendre",
+            acronym: "FHE",
+            status: LegalStatus::Private,
+            folder: "fhe-bafoussam",
+            office: json!({"name": "Agence de Bafoussam", "region": "CM008", "department": "CM008006", "town": "Bafoussam"}),
+            services: vec![
+                json!({"name": "Appui au démarrage d'activités génératrices de revenus", "dimension": "economic",
+                       "categories": ["income_generating_activity", "business_support"], "cost": {"kind": "cost_shared"},
+                       "capacity": {"status": "available", "places": 40}, "languages": ["fr"],
+                       "service_area": {"regions": ["CM008", "CM007"]}}),
+                json!({"name": "Microcrédit de démarrage", "dimension": "economic",
+                       "categories": ["microfinance"], "cost": {"kind": "fee", "amount_xaf": 5000},
+                       "capacity": {"status": "available"}, "service_area": {"regions": ["CM008"]}}),
+            ],
+        },
+    ]
+}
+
+async fn edit(client: &mut Client, edit: Edit) -> anyhow::Result<String> {
     let receipt: EditReceipt = client.call(&Request::Edit { edit }).await?;
     Ok(receipt.id)
 }
 
-fn service(value: serde_json::Value) -> anyhow::Result<Service> {
-    model::decode_json("service", value).map_err(|e| anyhow::anyhow!("demo data: {e}"))
+async fn publish(data_dir: &Path, org: &Organisation) -> anyhow::Result<()> {
+    let mut client = Client::connect(data_dir).await?;
+    let office: Box<Office> = Box::new(model::decode_json("office", org.office.clone())?);
+    let office_id = edit(
+        &mut client,
+        Edit::AddOffice {
+            id: String::new(),
+            office,
+        },
+    )
+    .await?;
+    for value in &org.services {
+        let mut value = value.clone();
+        value["offices"] = json!([office_id]);
+        let service: Box<Service> = Box::new(model::decode_json("service", value)?);
+        edit(
+            &mut client,
+            Edit::AddService {
+                id: String::new(),
+                service,
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn heads(data_dir: &Path) -> anyhow::Result<Vec<(String, Vec<String>)>> {
+    let mut client = Client::connect(data_dir).await?;
+    let status: StatusReport = client.call(&Request::Status).await?;
+    let mut heads: Vec<_> = status
+        .documents
+        .into_iter()
+        .map(|d| {
+            let mut h = d.heads;
+            h.sort();
+            (d.id, h)
+        })
+        .collect();
+    heads.sort();
+    Ok(heads)
+}
+
+async fn wait_converged(nodes: &[DemoNode]) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    loop {
+        let first = heads(&nodes[0].data_dir).await?;
+        let mut same = first.len() == nodes.len();
+        for node in &nodes[1..] {
+            same &= heads(&node.data_dir).await? == first;
+        }
+        if same {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > CONVERGE_TIMEOUT {
+            bail!("the directories did not converge within {CONVERGE_TIMEOUT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Runs the demo.
@@ -31,104 +167,89 @@ pub async fn run() -> anyhow::Result<Outcome> {
         .prefix("passerelle-demo-")
         .tempdir()
         .context("creating a temporary folder")?;
-    let data_dir = folder.path().join("ard-douala");
     let lang = Lang::Fr;
+    let orgs = organisations();
 
-    step("1. An NGO in Douala creates its identity (passerelle init)");
-    commands::init(
-        &data_dir,
-        InitArgs {
-            org_name: "Association Retour et Dignité".into(),
-            legal_status: Some(model::LegalStatus::Ngo),
-            acronym: Some("ARD".into()),
-        },
-        false,
-    )?;
+    step("1. Three organisations create their identities (passerelle init)");
+    let mut nodes: Vec<DemoNode> = Vec::new();
+    for org in &orgs {
+        let data_dir = folder.path().join(org.folder);
+        let mut config = Config::new(&data_dir);
+        let profile = Profile {
+            acronym: Some(org.acronym.into()),
+            legal_status: Some(org.status),
+            ..Profile::named(org.name)
+        };
+        let id = node::initialise(&config, profile)?;
+        println!(
+            "{:<12} {}  fingerprint {}",
+            org.acronym,
+            id,
+            id.fingerprint()
+        );
 
-    step("2. Its node starts (passerelle start) with a local control socket");
-    let running = node::start(commands::load_config(&data_dir)?).await?;
-    println!("control socket: {}", running.control_socket().display());
-
-    step("3. It publishes its profile, offices and services, each a signed change");
-    let mut client = Client::connect(&data_dir).await?;
-    let patch = json!({
-        "description": "Accueil, orientation et réinsertion des migrants de retour",
-        "languages": ["fr", "en"],
-        "website": "https://ard.example.cm",
-        "contacts": [{"name": "Bureau d'accueil", "email": "accueil@ard.example.cm", "phone": "+237 6 99 00 00 00"}]
-    });
-    let patch = patch.as_object().cloned().unwrap_or_default();
-    add(&mut client, Edit::SetProfile { patch }).await?;
-    let douala: Office = model::decode_json(
-        "office",
-        json!({
-            "name": "Siège de Bonapriso", "region": "CM005", "department": "CM005004",
-            "town": "Douala", "address": "Rue Njo-Njo", "latitude": 4.0311, "longitude": 9.6962
-        }),
-    )?;
-    let douala = add(
-        &mut client,
-        Edit::AddOffice {
-            id: String::new(),
-            office: Box::new(douala),
-        },
-    )
-    .await?;
-    let nkongsamba: Office = model::decode_json(
-        "office",
-        json!({
-            "name": "Antenne de Nkongsamba", "region": "CM005", "department": "CM005001", "town": "Nkongsamba"
-        }),
-    )?;
-    let nkongsamba = add(
-        &mut client,
-        Edit::AddOffice {
-            id: String::new(),
-            office: Box::new(nkongsamba),
-        },
-    )
-    .await?;
-    let services = [
-        json!({"name": "Formation en couture et stylisme", "dimension": "economic",
-               "categories": ["vocational_training"], "cost": {"kind": "free"},
-               "capacity": {"status": "available", "places": 15}, "languages": ["fr"],
-               "service_area": {"regions": ["CM005"]}, "offices": [douala],
-               "schedule": "Lundi–vendredi, 8h–15h", "required_documents": ["Carte nationale d'identité"]}),
-        json!({"name": "Appui au démarrage d'activités génératrices de revenus", "dimension": "economic",
-               "categories": ["income_generating_activity", "business_support"], "cost": {"kind": "cost_shared"},
-               "capacity": {"status": "waitlist", "places": 30}, "languages": ["fr", "en"],
-               "service_area": {"departments": ["CM005004", "CM005001"]}, "offices": [douala, nkongsamba]}),
-        json!({"name": "Écoute et soutien psychosocial individuel", "dimension": "psychosocial",
-               "categories": ["psychosocial_individual", "counselling"], "cost": {"kind": "free"},
-               "capacity": {"status": "available"}, "languages": ["fr", "en"],
-               "service_area": {"regions": ["CM005", "CM010"]}, "offices": [douala]}),
-        json!({"name": "Hébergement d'urgence (15 nuits)", "dimension": "social",
-               "categories": ["housing"], "cost": {"kind": "fee", "amount_xaf": 2000},
-               "capacity": {"status": "full"}, "service_area": {"departments": ["CM005004"]}}),
-    ];
-    for value in services {
-        add(
-            &mut client,
-            Edit::AddService {
-                id: String::new(),
-                service: Box::new(service(value)?),
-            },
-        )
-        .await?;
+        // Each node dials the one started before it: a line, as over a real network.
+        let peers = match nodes.last() {
+            Some(previous) => previous
+                .running
+                .handle()
+                .network_status()
+                .listen_addrs
+                .iter()
+                .filter_map(|a| a.parse().ok())
+                .collect(),
+            None => vec![],
+        };
+        config.network = Some(NetworkConfig {
+            listen: vec!["/ip4/127.0.0.1/tcp/0".parse()?],
+            peers,
+            sync_interval: Duration::from_secs(5),
+        });
+        let running = node::start(config).await?;
+        let started = Instant::now();
+        while running.handle().network_status().listen_addrs.is_empty() {
+            if started.elapsed() > CONVERGE_TIMEOUT {
+                bail!("node {} did not start listening", org.acronym);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        nodes.push(DemoNode {
+            name: org.acronym,
+            data_dir,
+            running,
+        });
     }
-    commands::service(&data_dir, ServiceCommand::List { org: None }, false, lang).await?;
 
-    step("4. A coordinator searches: free or cost-shared economic services in Littoral (CM005)");
+    step("2. Their nodes run on loopback: ARD dials the delegation, FHE dials ARD");
+    commands::peers(&nodes[1].data_dir, false).await?;
+
+    step("3. Each publishes its office and services on its own node, as signed changes");
+    for (node, org) in nodes.iter().zip(&orgs) {
+        publish(&node.data_dir, org).await?;
+        println!(
+            "{:<12} published {} services",
+            node.name,
+            org.services.len()
+        );
+    }
+
+    step("4. The three directories converge over libp2p");
+    let took = wait_converged(&nodes).await?;
+    println!(
+        "All three nodes hold the same three signed documents, {} ms after the last edit.\n",
+        took.as_millis()
+    );
+    println!("The directory as the private foundation in Bafoussam sees it:");
     commands::directory(
-        &data_dir,
+        &nodes[2].data_dir,
         DirectoryCommand::Search(SearchArgs {
             text: None,
-            dimension: Some(passerelle_node::reference::taxonomy::Dimension::Economic),
+            dimension: None,
             category: None,
-            region: Some("CM005".into()),
+            region: None,
             department: None,
             cost: None,
-            max_fee: Some(0),
+            max_fee: None,
             language: None,
             capacity: None,
             include_inactive: false,
@@ -138,27 +259,70 @@ pub async fn run() -> anyhow::Result<Outcome> {
     )
     .await?;
 
-    step("5. The signed change log of the organisation's document (passerelle history)");
+    step("5. The NGO's shelter is full: it says so once, every node knows");
+    let mut client = Client::connect(&nodes[1].data_dir).await?;
+    let view: passerelle_node::node::OrganisationView =
+        client.call(&Request::Organisation { org: None }).await?;
+    if let Some((shelter, _)) = view
+        .record
+        .services
+        .iter()
+        .find(|(_, s)| s.categories.iter().any(|c| c == "housing"))
+    {
+        let patch = json!({"capacity": {"status": "full"}});
+        edit(
+            &mut client,
+            Edit::UpdateService {
+                id: shelter.clone(),
+                patch: patch.as_object().cloned().unwrap_or_default(),
+            },
+        )
+        .await?;
+    }
+    let took = wait_converged(&nodes).await?;
+    println!(
+        "Seen at the delegation {} ms later — housing in Wouri with places now:",
+        took.as_millis()
+    );
+    let found = commands::directory(
+        &nodes[0].data_dir,
+        DirectoryCommand::Search(SearchArgs {
+            text: None,
+            dimension: None,
+            category: Some("housing".into()),
+            region: None,
+            department: Some("CM005004".into()),
+            cost: None,
+            max_fee: None,
+            language: None,
+            capacity: Some(model::CapacityStatus::Available),
+            include_inactive: false,
+        }),
+        false,
+        lang,
+    )
+    .await?;
+    if found == Outcome::Done {
+        bail!("the full shelter still shows as available");
+    }
+
+    step("6. The signed change log of the NGO's document, as the delegation holds it");
     commands::history(
-        &data_dir,
-        HistoryArgs {
-            org: None,
-            limit: 20,
+        &nodes[0].data_dir,
+        crate::args::HistoryArgs {
+            org: Some(nodes[1].running.handle().org_id()),
+            limit: 10,
         },
         false,
     )
     .await?;
 
-    step("6. The node stops and starts again: every change is re-verified from the store");
-    drop(client);
-    running.shutdown().await?;
-    let running = node::start(commands::load_config(&data_dir)?).await?;
-    commands::status(&data_dir, false).await?;
-    running.shutdown().await?;
-
     step("Done");
+    for node in nodes {
+        node.running.shutdown().await?;
+    }
     println!(
-        "The demo folder {} is removed now. Networking (three organisations whose directories\nconverge over libp2p) joins this demo with the sync release.",
+        "Three nodes stopped; the demo folder {} is removed now.",
         folder.path().display()
     );
     Ok(Outcome::Done)
