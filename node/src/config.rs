@@ -241,6 +241,26 @@ mod tests {
     }
 
     #[test]
+    fn network_section_layers_over_defaults() {
+        let file = ConfigFile::parse("").unwrap();
+        let network = Config::network_from_file(&file).unwrap().unwrap();
+        assert_eq!(network.listen[0].to_string(), DEFAULT_LISTEN);
+        assert!(network.peers.is_empty());
+        let file = ConfigFile::parse(
+            "[network]\npeers = [\"/dns4/node.example.cm/tcp/4690\"]\nsync_interval_seconds = 5\n",
+        )
+        .unwrap();
+        let network = Config::network_from_file(&file).unwrap().unwrap();
+        assert_eq!(network.peers.len(), 1);
+        assert_eq!(network.sync_interval.as_secs(), 5);
+        let off = ConfigFile::parse("[network]\nenabled = false\n").unwrap();
+        assert!(Config::network_from_file(&off).unwrap().is_none());
+        let bad = ConfigFile::parse("[network]\nlisten = [\"0.0.0.0:4690\"]\n").unwrap();
+        let err = Config::network_from_file(&bad).unwrap_err();
+        assert!(err.to_string().contains("network.listen"), "{err}");
+    }
+
+    #[test]
     fn unknown_keys_are_errors() {
         let err = ConfigFile::parse("[node]\nsnapshot_evry = 3\n").unwrap_err();
         assert!(err.to_string().contains("snapshot_evry"), "{err}");

@@ -155,3 +155,73 @@ async fn a_node_restarted_mid_stream_loses_nothing() {
         node.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_whose_dependencies_are_missing_waits_until_they_arrive() {
+    use passerelle_node::document::{Edit, OrganisationDocument};
+    use passerelle_node::identity::SigningSecret;
+    use passerelle_node::model::Profile;
+
+    let mut nodes = passerelle_tests::spawn_nodes(&["Récepteur"]).await;
+    let node = &mut nodes[0];
+    // Another organisation's document, built elsewhere: genesis, then two edits.
+    let author = SigningSecret::generate().expect("key");
+    let (mut doc, genesis) =
+        OrganisationDocument::create(&author, Profile::named("ONG lointaine"), 1).expect("doc");
+    let first = doc
+        .apply_edit(
+            &Edit::AddService {
+                id: "svc-1".into(),
+                service: crate::service("Premier", "CM009"),
+            },
+            &author,
+            2,
+        )
+        .expect("edit");
+    let second = doc
+        .apply_edit(
+            &Edit::AddService {
+                id: "svc-2".into(),
+                service: crate::service("Second", "CM009"),
+            },
+            &author,
+            3,
+        )
+        .expect("edit");
+    let handle = node.handle();
+
+    // The last change first: it waits.
+    let outcome = handle
+        .apply_remote(vec![second.encode()])
+        .await
+        .expect("apply");
+    assert_eq!((outcome.applied, outcome.pending), (0, 1));
+    assert_eq!(handle.status().await.expect("status").pending_changes, 1);
+    assert_eq!(node.services().await.len(), 0);
+
+    // The middle one: still waiting for the genesis.
+    let outcome = handle
+        .apply_remote(vec![first.encode()])
+        .await
+        .expect("apply");
+    assert_eq!(outcome.applied, 0);
+    // The genesis releases everything, in order.
+    let outcome = handle
+        .apply_remote(vec![genesis.encode()])
+        .await
+        .expect("apply");
+    assert_eq!(outcome.applied, 3);
+    let status = handle.status().await.expect("status");
+    assert_eq!(status.pending_changes, 0);
+    assert_eq!(node.services().await.len(), 2);
+    // Sent again: duplicates, nothing new.
+    let outcome = handle
+        .apply_remote(vec![genesis.encode(), second.encode()])
+        .await
+        .expect("apply");
+    assert_eq!((outcome.applied, outcome.duplicates), (0, 2));
+    // And all of it is durable.
+    node.restart().await;
+    assert_eq!(node.services().await.len(), 2);
+    node.stop().await;
+}

@@ -14,7 +14,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 mod hostile;
 mod sync;
 
-fn service(name: &str, region: &str) -> Box<Service> {
+pub(crate) fn service(name: &str, region: &str) -> Box<Service> {
     Box::new(
         model::decode_json(
             "service",
