@@ -89,6 +89,9 @@ pub struct StartArgs {
     /// Run without networking (local directory only).
     #[arg(long)]
     pub no_network: bool,
+    /// Do not look for peers on the local network (mDNS).
+    #[arg(long)]
+    pub no_mdns: bool,
 }
 
 /// `passerelle org …`.

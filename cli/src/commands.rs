@@ -57,6 +57,9 @@ pub fn start_config(data_dir: &Path, args: &StartArgs) -> anyhow::Result<Config>
             network.listen = args.listen.clone();
         }
         network.peers.extend(args.peer.iter().cloned());
+        if args.no_mdns {
+            network.mdns = false;
+        }
         config.network = Some(network);
     }
     Ok(config)

@@ -204,6 +204,7 @@ pub async fn run() -> anyhow::Result<Outcome> {
             listen: vec!["/ip4/127.0.0.1/tcp/0".parse()?],
             peers,
             sync_interval: Duration::from_secs(5),
+            mdns: false,
         });
         let running = node::start(config).await?;
         let started = Instant::now();

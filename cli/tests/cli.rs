@@ -60,7 +60,7 @@ struct NodeProcess {
 
 impl NodeProcess {
     fn start(data_dir: &Path) -> Self {
-        Self::start_with(data_dir, &["--listen", "/ip4/127.0.0.1/tcp/0"])
+        Self::start_with(data_dir, &["--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns"])
     }
 
     fn start_with(data_dir: &Path, args: &[&str]) -> Self {
@@ -541,7 +541,10 @@ fn a_killed_node_loses_nothing_it_acknowledged() {
     assert_eq!(history_len(&data), 6);
 
     // A second node on the same folder is refused while the first runs.
-    let second = run(&data, &["start"]);
+    let second = run(
+        &data,
+        &["start", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"],
+    );
     assert_eq!(second.code, 2);
     assert!(
         second.stderr.contains("already running"),
@@ -592,8 +595,16 @@ fn two_nodes_started_from_the_command_line_share_their_directories() {
         .as_str()
         .expect("node A listens")
         .to_owned();
-    let node_b =
-        NodeProcess::start_with(&b, &["--listen", "/ip4/127.0.0.1/tcp/0", "--peer", &listen]);
+    let node_b = NodeProcess::start_with(
+        &b,
+        &[
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--no-mdns",
+            "--peer",
+            &listen,
+        ],
+    );
     ok(
         &a,
         &[

@@ -94,6 +94,7 @@ impl Config {
         let mut network = crate::network::NetworkConfig {
             listen,
             peers,
+            mdns: section.mdns.unwrap_or(true),
             ..Default::default()
         };
         if let Some(seconds) = section.sync_interval_seconds {
@@ -165,6 +166,8 @@ pub struct NetworkSection {
     pub peers: Option<Vec<String>>,
     /// Seconds between two catch-ups with each peer.
     pub sync_interval_seconds: Option<u64>,
+    /// Find partners on the local network by mDNS (default true).
+    pub mdns: Option<bool>,
 }
 
 /// `[organisation]`.
@@ -223,6 +226,10 @@ name = {name}
 
 # Seconds between two catch-ups with each connected peer.
 # sync_interval_seconds = 30
+
+# Find partner nodes on the same local network by mDNS (multicast). Many office networks
+# block multicast; explicit peers above always work.
+# mdns = true
 "#
         )
     }

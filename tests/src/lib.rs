@@ -60,6 +60,7 @@ impl TestNode {
                 listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr")],
                 peers,
                 sync_interval: Duration::from_secs(1),
+                mdns: false,
             });
         })
     }

@@ -11,7 +11,9 @@
 //! - Catch-up: on connecting, and every `sync_interval`, each side sends a
 //!   [`protocol::SyncRequest`] with its heads; the other answers with the signed changes it
 //!   lacks, in batches of at most [`protocol::SYNC_BATCH_BYTES`].
-//! - Configured peers are redialled with exponential back-off after they drop.
+//! - Configured peers are redialled with exponential back-off after they drop; peers
+//!   found by mDNS on the local network (when enabled) are dialled as they appear.
+//! - Connections are limited in all, per peer and while negotiating.
 //! - A peer that sends more than [`MAX_REJECTED_PER_PEER`] refused changes is disconnected.
 
 pub mod protocol;
@@ -23,9 +25,12 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use libp2p::request_response::{self, ProtocolSupport, ResponseChannel};
+use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{ConnectionId, NetworkBehaviour, SwarmEvent};
-use libp2p::{PeerId, Swarm, gossipsub, identify, noise, ping, tcp, yamux};
+use libp2p::{
+    PeerId, Swarm, connection_limits, gossipsub, identify, mdns, noise, ping, tcp, yamux,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
@@ -37,6 +42,13 @@ use protocol::{
     CHANGES_TOPIC, DocumentHeads, IDENTIFY_PROTOCOL, MAX_GOSSIP_BYTES, MAX_SYNC_DOCUMENTS,
     MAX_SYNC_REQUEST_BYTES, MAX_SYNC_RESPONSE_BYTES, SYNC_PROTOCOL, SyncRequest, SyncResponse,
 };
+
+/// Most established connections in all.
+pub const MAX_CONNECTIONS: u32 = 256;
+/// Most established connections with one peer.
+pub const MAX_CONNECTIONS_PER_PEER: u32 = 2;
+/// Most incoming connections still negotiating.
+pub const MAX_PENDING_INCOMING: u32 = 32;
 
 /// Refused changes from one peer after which it is disconnected.
 pub const MAX_REJECTED_PER_PEER: u64 = 16;
@@ -56,6 +68,8 @@ pub struct NetworkConfig {
     pub peers: Vec<Multiaddr>,
     /// How often to run catch-up with every connected peer.
     pub sync_interval: Duration,
+    /// Find peers on the local network by mDNS (multicast; off unless asked for).
+    pub mdns: bool,
 }
 
 impl Default for NetworkConfig {
@@ -64,6 +78,7 @@ impl Default for NetworkConfig {
             listen: Vec::new(),
             peers: Vec::new(),
             sync_interval: Duration::from_secs(30),
+            mdns: false,
         }
     }
 }
@@ -102,6 +117,8 @@ pub struct NetworkStatus {
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {
+    limits: connection_limits::Behaviour,
+    mdns: Toggle<mdns::tokio::Behaviour>,
     gossipsub: gossipsub::Behaviour,
     sync: request_response::Behaviour<
         request_response::cbor::codec::Codec<SyncRequest, SyncResponse>,
@@ -162,7 +179,7 @@ impl Network {
     }
 }
 
-fn build_swarm(secret: &SigningSecret) -> Result<Swarm<Behaviour>, NodeError> {
+fn build_swarm(secret: &SigningSecret, use_mdns: bool) -> Result<Swarm<Behaviour>, NodeError> {
     let other = |e: String| NodeError::Io {
         context: "building the network stack".into(),
         source: std::io::Error::other(e),
@@ -211,7 +228,22 @@ fn build_swarm(secret: &SigningSecret) -> Result<Swarm<Behaviour>, NodeError> {
                 [(SYNC_PROTOCOL, ProtocolSupport::Full)],
                 request_response::Config::default().with_request_timeout(Duration::from_secs(60)),
             );
+            let mdns = if use_mdns {
+                Some(mdns::tokio::Behaviour::new(
+                    mdns::Config::default(),
+                    keypair.public().to_peer_id(),
+                )?)
+            } else {
+                None
+            };
             Ok(Behaviour {
+                limits: connection_limits::Behaviour::new(
+                    connection_limits::ConnectionLimits::default()
+                        .with_max_established(Some(MAX_CONNECTIONS))
+                        .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
+                        .with_max_pending_incoming(Some(MAX_PENDING_INCOMING)),
+                ),
+                mdns: Toggle::from(mdns),
                 gossipsub,
                 sync,
                 identify: identify::Behaviour::new(identify::Config::new(
@@ -235,7 +267,7 @@ pub async fn spawn(
     outbound: mpsc::Receiver<Vec<u8>>,
     status: watch::Sender<NetworkStatus>,
 ) -> Result<Network, NodeError> {
-    let mut swarm = build_swarm(secret)?;
+    let mut swarm = build_swarm(secret, config.mdns)?;
     for address in &config.listen {
         swarm
             .listen_on(address.clone())
@@ -526,6 +558,16 @@ impl NetworkActor {
                 message,
             })) => self.handle_gossip(propagation_source, message_id, message),
             SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.handle_sync_event(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
+                for (peer, address) in found {
+                    if !self.swarm.is_connected(&peer) {
+                        debug!(%peer, %address, "found on the local network");
+                        let _ = self
+                            .swarm
+                            .dial(DialOpts::peer_id(peer).addresses(vec![address]).build());
+                    }
+                }
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
                 info,
