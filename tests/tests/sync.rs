@@ -225,3 +225,38 @@ async fn a_change_whose_dependencies_are_missing_waits_until_they_arrive() {
     assert_eq!(node.services().await.len(), 2);
     node.stop().await;
 }
+
+#[cfg(feature = "quic")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_sync_over_quic() {
+    use passerelle_node::network::NetworkConfig;
+    use std::time::Duration;
+
+    let quic = |peers| {
+        move |config: &mut passerelle_node::config::Config| {
+            config.network = Some(NetworkConfig {
+                listen: vec!["/ip4/127.0.0.1/udp/0/quic-v1".parse().expect("multiaddr")],
+                peers,
+                sync_interval: Duration::from_secs(1),
+                mdns: false,
+            });
+        }
+    };
+    let mut first = TestNode::init("ONG QUIC A", quic(vec![]));
+    first.start().await;
+    let address = first.listen_addr().await;
+    assert!(address.to_string().contains("quic-v1"), "{address}");
+    let mut second = TestNode::init("ONG QUIC B", quic(vec![address]));
+    second.start().await;
+    first
+        .handle()
+        .edit(add("Par QUIC", "CM005"))
+        .await
+        .expect("edit");
+    let mut nodes = vec![first, second];
+    wait_converged(&nodes, 2).await;
+    assert_eq!(nodes[1].services().await.len(), 1);
+    for node in &mut nodes {
+        node.stop().await;
+    }
+}

@@ -184,14 +184,18 @@ fn build_swarm(secret: &SigningSecret, use_mdns: bool) -> Result<Swarm<Behaviour
         context: "building the network stack".into(),
         source: std::io::Error::other(e),
     };
-    let swarm = libp2p::SwarmBuilder::with_existing_identity(secret.libp2p_keypair())
+    let builder = libp2p::SwarmBuilder::with_existing_identity(secret.libp2p_keypair())
         .with_tokio()
         .with_tcp(
             tcp::Config::default().nodelay(true),
             noise::Config::new,
             yamux::Config::default,
         )
-        .map_err(|e| other(e.to_string()))?
+        .map_err(|e| other(e.to_string()))?;
+    // QUIC (listen on /ip4/…/udp/4690/quic-v1) when built with `--features quic`.
+    #[cfg(feature = "quic")]
+    let builder = builder.with_quic();
+    let swarm = builder
         .with_dns()
         .map_err(|e| other(e.to_string()))?
         .with_behaviour(|keypair| {
