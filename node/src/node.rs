@@ -185,6 +185,11 @@ enum Command {
     SyncOffer {
         reply: Reply<Vec<DocumentHeads>>,
     },
+    HasChange {
+        document: DocumentId,
+        hash: automerge::ChangeHash,
+        reply: Reply<bool>,
+    },
     SyncServe {
         request: SyncRequest,
         reply: Reply<SyncServed>,
@@ -256,6 +261,23 @@ impl NodeHandle {
     /// The network's status: peer id, listen addresses, connected peers.
     pub fn network_status(&self) -> NetworkStatus {
         self.network.borrow().clone()
+    }
+
+    /// True if this node holds the change `hash` (hex) of `document`.
+    pub async fn has_change(&self, document: &DocumentId, hash: &str) -> Result<bool, NodeError> {
+        let hash: automerge::ChangeHash = hash.parse().map_err(|_| {
+            NodeError::Invalid(ValidationError::new(
+                "hash",
+                "not a 64-digit hex change hash",
+            ))
+        })?;
+        let document = document.clone();
+        self.ask(|reply| Command::HasChange {
+            document,
+            hash,
+            reply,
+        })
+        .await
     }
 
     /// Every document held, with its heads (the start of a sync request).
@@ -542,6 +564,17 @@ impl DocumentsActor {
                 }
                 Command::SyncOffer { reply } => {
                     let _ = reply.send(Ok(self.handle_sync_offer()));
+                }
+                Command::HasChange {
+                    document,
+                    hash,
+                    reply,
+                } => {
+                    let held = document
+                        .organisation_owner()
+                        .and_then(|owner| self.documents.get_mut(&owner))
+                        .is_some_and(|d| d.has_change(&hash));
+                    let _ = reply.send(Ok(held));
                 }
                 Command::SyncServe { request, reply } => {
                     let _ = reply.send(self.handle_sync_serve(request));

@@ -113,6 +113,12 @@ pub struct NetworkStatus {
     pub listen_addrs: Vec<String>,
     /// Connected peers.
     pub peers: Vec<PeerStatus>,
+    /// Bytes of signed changes received in catch-up responses since start.
+    pub sync_bytes_received: u64,
+    /// Bytes of signed changes sent in catch-up responses since start.
+    pub sync_bytes_sent: u64,
+    /// Bytes of signed changes received by gossip since start.
+    pub gossip_bytes_received: u64,
 }
 
 #[derive(NetworkBehaviour)]
@@ -305,6 +311,9 @@ pub async fn spawn(
         syncing: HashSet::new(),
         peers: HashMap::new(),
         listen_addrs: Vec::new(),
+        sync_bytes_received: 0,
+        sync_bytes_sent: 0,
+        gossip_bytes_received: 0,
     };
     let task = tokio::spawn(actor.run(outbound, results_rx, stop_rx));
     Ok(Network { stop, task })
@@ -323,6 +332,9 @@ struct NetworkActor {
     peers: HashMap<PeerId, PeerInfo>,
     targets: Vec<DialTarget>,
     listen_addrs: Vec<Multiaddr>,
+    sync_bytes_received: u64,
+    sync_bytes_sent: u64,
+    gossip_bytes_received: u64,
 }
 
 impl NetworkActor {
@@ -419,6 +431,12 @@ impl NetworkActor {
                 served,
             } => match served {
                 Ok(served) => {
+                    self.sync_bytes_sent += served
+                        .response
+                        .changes
+                        .iter()
+                        .map(|c| c.len() as u64)
+                        .sum::<u64>();
                     if self
                         .swarm
                         .behaviour_mut()
@@ -589,6 +607,7 @@ impl NetworkActor {
         message_id: gossipsub::MessageId,
         message: gossipsub::Message,
     ) {
+        self.gossip_bytes_received += message.data.len() as u64;
         let handle = self.handle.clone();
         self.spawn_task(async move {
             TaskResult::Validated {
@@ -619,6 +638,8 @@ impl NetworkActor {
                     });
                 }
                 request_response::Message::Response { response, .. } => {
+                    self.sync_bytes_received +=
+                        response.changes.iter().map(|c| c.len() as u64).sum::<u64>();
                     let handle = self.handle.clone();
                     let more = response.more;
                     let changes = response.changes.into_iter().map(|c| c.into_vec()).collect();
@@ -697,6 +718,9 @@ impl NetworkActor {
             peer_id: self.local_peer.to_string(),
             listen_addrs: self.listen_addrs.iter().map(|a| a.to_string()).collect(),
             peers,
+            sync_bytes_received: self.sync_bytes_received,
+            sync_bytes_sent: self.sync_bytes_sent,
+            gossip_bytes_received: self.gossip_bytes_received,
         });
     }
 }

@@ -1,0 +1,216 @@
+//! Network benchmark: propagation of one change to all of N nodes, and the cold join of a
+//! new node to a national-scale directory. Real nodes on loopback (real libp2p, sled,
+//! signatures), release build.
+//!
+//! Run: `cargo bench -p passerelle-tests --bench network`
+//! Smaller: `PASSERELLE_BENCH_ORGS=200 cargo bench -p passerelle-tests --bench network`
+//! Documented in docs/performance.md.
+
+use std::time::{Duration, Instant};
+
+use passerelle_node::document::{Edit, OrganisationDocument};
+use passerelle_node::envelope::DocumentId;
+use passerelle_node::identity::SigningSecret;
+use passerelle_node::model::{self, Profile, Service};
+use passerelle_tests::{TestNode, wait_converged};
+
+const ROUNDS: usize = 30;
+const SERVICES_PER_ORG: usize = 10;
+
+fn service(i: usize) -> Box<Service> {
+    let regions = [
+        "CM001", "CM002", "CM003", "CM004", "CM005", "CM006", "CM007", "CM008", "CM009", "CM010",
+    ];
+    let categories = [
+        "vocational_training",
+        "housing",
+        "counselling",
+        "job_placement",
+        "medical",
+    ];
+    let dimension = ["economic", "social", "psychosocial", "economic", "social"][i % 5];
+    Box::new(
+        model::decode_json(
+            "service",
+            serde_json::json!({
+                "name": format!("Service {i} d'accompagnement des migrants de retour"),
+                "description": "Accueil sur rendez-vous, orientation et suivi individualisé.",
+                "dimension": dimension,
+                "categories": [categories[i % 5]],
+                "cost": {"kind": "free"},
+                "capacity": {"status": "available", "places": (i % 40) as u32},
+                "languages": ["fr", "en"],
+                "service_area": {"regions": [regions[i % 10]]},
+            }),
+        )
+        .expect("valid service"),
+    )
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index].as_secs_f64() * 1e3
+}
+
+async fn propagation(n: usize) {
+    let mut nodes: Vec<TestNode> = Vec::with_capacity(n);
+    for i in 0..n {
+        // Each node dials the one before it and the one at half its index: a connected
+        // graph of small diameter, like partners who each know a few others.
+        let mut peers = Vec::new();
+        if i > 0 {
+            peers.push(nodes[i - 1].listen_addr().await);
+            if i / 2 != i - 1 {
+                peers.push(nodes[i / 2].listen_addr().await);
+            }
+        }
+        let mut node = TestNode::init_networked(&format!("Organisation {i}"), peers);
+        node.start().await;
+        nodes.push(node);
+    }
+    wait_converged(&nodes, n).await;
+    // Let the gossip mesh form (a few heartbeats) before timing.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let mut times = Vec::with_capacity(ROUNDS);
+    for round in 0..ROUNDS {
+        let author = &nodes[round % n];
+        let document = DocumentId::organisation(&author.handle().org_id());
+        let started = Instant::now();
+        let receipt = author
+            .handle()
+            .edit(Edit::AddService {
+                id: String::new(),
+                service: service(round),
+            })
+            .await
+            .expect("edit");
+        let mut waiting: Vec<usize> = (0..n).collect();
+        while !waiting.is_empty() {
+            let mut still = Vec::new();
+            for i in waiting {
+                if !nodes[i]
+                    .handle()
+                    .has_change(&document, &receipt.change)
+                    .await
+                    .expect("query")
+                {
+                    still.push(i);
+                }
+            }
+            waiting = still;
+            if !waiting.is_empty() {
+                assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "propagation hung"
+                );
+                tokio::time::sleep(Duration::from_micros(500)).await;
+            }
+        }
+        times.push(started.elapsed());
+    }
+    times.sort();
+    println!(
+        "| propagation to all of {n:>2} nodes (median / p95 / max) | {:>6.1} / {:>6.1} / {:>6.1} ms | {ROUNDS} changes, each from another node |",
+        percentile(&times, 0.5),
+        percentile(&times, 0.95),
+        percentile(&times, 1.0)
+    );
+    for node in &mut nodes {
+        node.stop().await;
+    }
+}
+
+async fn cold_join(orgs: usize) {
+    // The national directory, built offline: every organisation signs its own document.
+    let started = Instant::now();
+    let mut encoded: Vec<Vec<Vec<u8>>> = Vec::with_capacity(orgs);
+    let mut signed_bytes = 0usize;
+    let mut compressed_bytes = 0usize;
+    for o in 0..orgs {
+        let secret = SigningSecret::generate().expect("key");
+        let (mut doc, genesis) =
+            OrganisationDocument::create(&secret, Profile::named(format!("Organisation {o}")), 1)
+                .expect("doc");
+        let mut changes = vec![genesis.encode()];
+        for s in 0..SERVICES_PER_ORG {
+            let change = doc
+                .apply_edit(
+                    &Edit::AddService {
+                        id: format!("svc-{s}"),
+                        service: service(o * SERVICES_PER_ORG + s),
+                    },
+                    &secret,
+                    2 + s as i64,
+                )
+                .expect("edit");
+            changes.push(change.encode());
+        }
+        signed_bytes += changes.iter().map(Vec::len).sum::<usize>();
+        compressed_bytes += doc.save().len();
+        encoded.push(changes);
+    }
+    let built = started.elapsed();
+
+    let mut seed = TestNode::init_networked("Réseau national", vec![]);
+    seed.start().await;
+    let started = Instant::now();
+    for changes in encoded {
+        let outcome = seed.handle().apply_remote(changes).await.expect("load");
+        assert_eq!(outcome.applied, SERVICES_PER_ORG + 1);
+    }
+    let loaded = started.elapsed();
+
+    let mut joiner = TestNode::init_networked("Nouveau partenaire", vec![seed.listen_addr().await]);
+    let started = Instant::now();
+    joiner.start().await;
+    let mut nodes = vec![seed, joiner];
+    wait_converged(&nodes, orgs + 2).await;
+    let joined = started.elapsed();
+    let network = nodes[1].handle().network_status();
+    let wire = network.sync_bytes_received + network.gossip_bytes_received;
+    let services = orgs * SERVICES_PER_ORG;
+    println!(
+        "| cold join: {orgs} organisations, {services} services | {:>10.2} s | signed changes received: {:.2} MB |",
+        joined.as_secs_f64(),
+        wire as f64 / 1e6
+    );
+    println!(
+        "| — sum of the signed changes (what is sent) | {:>10.2} MB | {:.0} B per change |",
+        signed_bytes as f64 / 1e6,
+        signed_bytes as f64 / (orgs * (SERVICES_PER_ORG + 1)) as f64
+    );
+    println!(
+        "| — the same documents in Automerge's compressed format | {:>10.2} MB | ratio sent / compressed: {:.1}× |",
+        compressed_bytes as f64 / 1e6,
+        wire as f64 / compressed_bytes as f64
+    );
+    println!(
+        "| (setup: directory signed offline in {:.1} s, loaded into the seed node in {:.1} s) | | |",
+        built.as_secs_f64(),
+        loaded.as_secs_f64()
+    );
+    for node in &mut nodes {
+        node.stop().await;
+    }
+}
+
+fn main() {
+    let orgs: usize = std::env::var("PASSERELLE_BENCH_ORGS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    println!("| measure | figure | detail |");
+    println!("|---|---|---|");
+    runtime.block_on(async {
+        for n in [5, 10, 20] {
+            propagation(n).await;
+        }
+        cold_join(orgs).await;
+    });
+}
