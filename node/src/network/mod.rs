@@ -640,6 +640,7 @@ impl NetworkActor {
                 request_response::Message::Response { response, .. } => {
                     self.sync_bytes_received +=
                         response.changes.iter().map(|c| c.len() as u64).sum::<u64>();
+                    self.publish_status();
                     let handle = self.handle.clone();
                     let more = response.more;
                     let changes = response.changes.into_iter().map(|c| c.into_vec()).collect();
