@@ -227,6 +227,7 @@ impl DocumentsActor {
                 .push(change);
         }
         self.rejected_changes += outcome.rejected.len() as u64;
+        let mut releasable: Vec<(OrgId, Vec<SignedChange>)> = Vec::new();
         for (id, mut changes) in fresh {
             changes.extend(self.pending.take(&id));
             let Some(owner) = id.organisation_owner() else {
@@ -274,11 +275,19 @@ impl DocumentsActor {
                 }
                 continue;
             }
-            self.store.put_changes(&ready)?;
+            releasable.push((owner, ready));
+        }
+        // One durable write for the whole batch, then apply document by document.
+        let all: Vec<SignedChange> = releasable
+            .iter()
+            .flat_map(|(_, ready)| ready.iter().cloned())
+            .collect();
+        self.store.put_changes(&all)?;
+        for (owner, ready) in releasable {
             let document = self
                 .documents
                 .get_mut(&owner)
-                .ok_or_else(|| NodeError::NotFound(format!("document {id}")))?;
+                .ok_or_else(|| NodeError::NotFound(format!("document of {owner}")))?;
             document.apply_verified(&ready)?;
             *self.change_counts.entry(owner).or_default() += ready.len();
             *self.since_snapshot.entry(owner).or_default() += ready.len() as u64;
