@@ -260,3 +260,56 @@ async fn two_nodes_sync_over_quic() {
         node.stop().await;
     }
 }
+
+/// A loopback port that was free a moment ago (for a node that must come back on the
+/// same address).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_peer_is_redialled_and_catches_up() {
+    use passerelle_node::network::NetworkConfig;
+    use std::time::Duration;
+
+    let port = free_port();
+    let address: libp2p::Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}").parse().expect("addr");
+    let listen = address.clone();
+    let mut hub = TestNode::init("Plateforme régionale", move |config| {
+        config.network = Some(NetworkConfig {
+            listen: vec![listen],
+            peers: vec![],
+            sync_interval: Duration::from_secs(1),
+            mdns: false,
+        });
+    });
+    hub.start().await;
+    let mut spoke = TestNode::init_networked("ONG de terrain", vec![address]);
+    spoke.start().await;
+    let mut nodes = vec![hub, spoke];
+    wait_converged(&nodes, 2).await;
+
+    // The hub goes down; the spoke keeps working and keeps redialling.
+    nodes[0].stop().await;
+    nodes[1]
+        .handle()
+        .edit(add("Pendant la coupure", "CM010"))
+        .await
+        .expect("edit");
+    // The hub comes back on the same address: the spoke finds it again by itself.
+    nodes[0].start().await;
+    wait_converged(&nodes, 2).await;
+    assert_eq!(nodes[0].services().await.len(), 1);
+    let hub = nodes[0].handle();
+    wait_for("the spoke to be connected again", || {
+        let hub = hub.clone();
+        async move { !hub.network_status().peers.is_empty() }
+    })
+    .await;
+    for node in &mut nodes {
+        node.stop().await;
+    }
+}
