@@ -658,3 +658,137 @@ fn a_malformed_peer_address_is_named() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("network.peers"), "{}", r.stderr);
 }
+
+/// Two network namespaces joined by a veth pair: a local network of two hosts that exists
+/// only on this machine. Removed when dropped.
+struct LocalNetwork {
+    namespaces: [String; 2],
+}
+
+impl LocalNetwork {
+    fn ip(args: &[&str]) -> bool {
+        Command::new("ip")
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    fn create() -> Self {
+        let tag = std::process::id();
+        let namespaces = [format!("psl{tag}a"), format!("psl{tag}b")];
+        let network = Self { namespaces };
+        let [a, b] = &network.namespaces;
+        let (va, vb) = (format!("pv{tag}a"), format!("pv{tag}b"));
+        let steps: Vec<Vec<&str>> = vec![
+            vec!["netns", "add", a],
+            vec!["netns", "add", b],
+            vec!["link", "add", &va, "type", "veth", "peer", "name", &vb],
+            vec!["link", "set", &va, "netns", a],
+            vec!["link", "set", &vb, "netns", b],
+            vec!["-n", a, "addr", "add", "10.231.0.1/24", "dev", &va],
+            vec!["-n", b, "addr", "add", "10.231.0.2/24", "dev", &vb],
+            vec!["-n", a, "link", "set", &va, "up"],
+            vec!["-n", b, "link", "set", &vb, "up"],
+            vec!["-n", a, "link", "set", "lo", "up"],
+            vec!["-n", b, "link", "set", "lo", "up"],
+        ];
+        for step in steps {
+            assert!(
+                Self::ip(&step),
+                "ip {step:?} failed (needs root and iproute2)"
+            );
+        }
+        network
+    }
+}
+
+impl Drop for LocalNetwork {
+    fn drop(&mut self) {
+        for ns in &self.namespaces {
+            Self::ip(&["netns", "del", ns]);
+        }
+    }
+}
+
+#[test]
+fn nodes_on_one_local_network_find_each_other_by_mdns() {
+    // Network namespaces need root; CI runs as root. Elsewhere, say so and stop.
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !root {
+        eprintln!("skipped: the mDNS test needs root to create network namespaces");
+        return;
+    }
+    let network = LocalNetwork::create();
+    let (_a_dir, a) = init("Délégation départementale du Wouri");
+    let (_b_dir, b) = init("ONG Avenir");
+    let spawn = |ns: &str, data: &Path, ip: &str| -> Child {
+        Command::new("ip")
+            .args(["netns", "exec", ns, bin()])
+            .arg("--data-dir")
+            .arg(data)
+            .args(["start", "--listen", &format!("/ip4/{ip}/tcp/4690")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn in namespace")
+    };
+    // No --peer: they can only find each other by mDNS.
+    let mut node_a = NodeProcess {
+        child: spawn(&network.namespaces[0], &a, "10.231.0.1"),
+    };
+    let mut node_b = NodeProcess {
+        child: spawn(&network.namespaces[1], &b, "10.231.0.2"),
+    };
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let peers = run(&a, &["peers", "--json"]);
+        if peers.code == 0 {
+            break;
+        }
+        for node in [&mut node_a, &mut node_b] {
+            if let Ok(Some(status)) = node.child.try_wait() {
+                panic!("a node exited early with {status}");
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the nodes never found each other"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    ok(
+        &a,
+        &[
+            "service",
+            "add",
+            "--name",
+            "Conseil juridique",
+            "--dimension",
+            "social",
+            "--category",
+            "legal",
+            "--cost",
+            "free",
+            "--capacity",
+            "available",
+        ],
+    );
+    loop {
+        if run(&b, &["directory", "search", "juridique"]).code == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the service never crossed the local network"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(node_a.terminate(), 0);
+    assert_eq!(node_b.terminate(), 0);
+    drop(network);
+}
