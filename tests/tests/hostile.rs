@@ -176,3 +176,68 @@ async fn forged_changes_are_rejected_everywhere_and_the_sender_penalised() {
         node.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_gossip_message_is_dropped_without_harm() {
+    let mut nodes = spawn_line(&["Délégation Littoral", "ONG Avenir"]).await;
+    wait_converged(&nodes, 2).await;
+    let rogue_secret = SigningSecret::generate().expect("key");
+    // A rogue whose own limit lets it send 256 KiB, four times the protocol's 64 KiB.
+    let mut rogue = libp2p::SwarmBuilder::with_existing_identity(rogue_secret.libp2p_keypair())
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .expect("tcp")
+        .with_behaviour(|key| {
+            let config = gossipsub::ConfigBuilder::default()
+                .max_transmit_size(1024 * 1024)
+                .build()
+                .expect("config");
+            let mut behaviour: gossipsub::Behaviour = gossipsub::Behaviour::new(
+                gossipsub::MessageAuthenticity::Signed(key.clone()),
+                config,
+            )
+            .expect("gossipsub");
+            behaviour
+                .subscribe(&gossipsub::IdentTopic::new(CHANGES_TOPIC))
+                .expect("subscribe");
+            behaviour
+        })
+        .expect("behaviour")
+        .build();
+    rogue.dial(nodes[0].listen_addr().await).expect("dial");
+    let topic = gossipsub::IdentTopic::new(CHANGES_TOPIC);
+    let big = vec![0x42u8; 256 * 1024];
+    let deadline = Instant::now() + TIMEOUT;
+    while rogue
+        .behaviour_mut()
+        .publish(topic.clone(), big.clone())
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "the rogue could not publish");
+        let _ = tokio::time::timeout(Duration::from_millis(50), rogue.select_next_some()).await;
+    }
+    let rogue_task = tokio::spawn(async move {
+        loop {
+            rogue.select_next_some().await;
+        }
+    });
+    // The node keeps working and honest changes keep flowing; nothing was stored.
+    nodes[1]
+        .handle()
+        .edit(add("Après le gros message", "CM005"))
+        .await
+        .expect("edit");
+    wait_converged(&nodes, 2).await;
+    assert_eq!(nodes[0].services().await.len(), 1);
+    let status = nodes[0].handle().status().await.expect("status");
+    assert_eq!(status.documents.len(), 2);
+    assert!(status.network.gossip_bytes_received < 64 * 1024);
+    rogue_task.abort();
+    for node in &mut nodes {
+        node.stop().await;
+    }
+}

@@ -95,6 +95,20 @@ async fn edits_made_offline_merge_on_reconnect() {
     wait_converged(&nodes, 2).await;
     assert_eq!(nodes[0].services().await.len(), 7);
     assert_eq!(nodes[0].services().await, nodes[1].services().await);
+    // B received only what it missed (A's three changes), not A's whole document again.
+    let network = nodes[1].handle().network_status();
+    let received = network.sync_bytes_received + network.gossip_bytes_received;
+    let missed = nodes[0]
+        .handle()
+        .history(None, 3)
+        .await
+        .expect("history")
+        .len();
+    assert_eq!(missed, 3);
+    assert!(
+        received > 0 && received < 4 * 1024,
+        "B received {received} bytes to catch up three changes"
+    );
     for node in &mut nodes {
         node.stop().await;
     }
