@@ -732,8 +732,9 @@ fn nodes_on_one_local_network_find_each_other_by_mdns() {
             .arg("--data-dir")
             .arg(data)
             .args(["start", "--listen", &format!("/ip4/{ip}/tcp/4690")])
+            .env("RUST_LOG", "info,libp2p_mdns=debug")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(data.with_extension("log")).expect("log file"))
             .spawn()
             .expect("spawn in namespace")
     };
@@ -755,10 +756,16 @@ fn nodes_on_one_local_network_find_each_other_by_mdns() {
                 panic!("a node exited early with {status}");
             }
         }
-        assert!(
-            Instant::now() < deadline,
-            "the nodes never found each other"
-        );
+        if Instant::now() > deadline {
+            let log = |data: &Path| {
+                std::fs::read_to_string(data.with_extension("log")).unwrap_or_default()
+            };
+            panic!(
+                "the nodes never found each other\n--- node A\n{}\n--- node B\n{}",
+                log(&a),
+                log(&b)
+            );
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
     ok(

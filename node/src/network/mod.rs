@@ -161,6 +161,16 @@ struct DialTarget {
     dialing: Option<ConnectionId>,
     next_attempt: Instant,
     delay: Duration,
+    /// Found by mDNS (dropped when it expires) rather than configured.
+    from_mdns: bool,
+}
+
+/// The peer id a multiaddr ends with (`…/p2p/<id>`), if any.
+fn peer_of(address: &Multiaddr) -> Option<PeerId> {
+    address.iter().find_map(|p| match p {
+        libp2p::multiaddr::Protocol::P2p(peer) => Some(peer),
+        _ => None,
+    })
 }
 
 #[derive(Default)]
@@ -299,6 +309,7 @@ pub async fn spawn(
                 dialing: None,
                 next_attempt: now,
                 delay: FIRST_REDIAL,
+                from_mdns: false,
             })
             .collect(),
         local_peer: *swarm.local_peer_id(),
@@ -519,10 +530,15 @@ impl NetworkActor {
             } => {
                 let address = endpoint.get_remote_address().clone();
                 for target in &mut self.targets {
-                    if target.dialing == Some(connection_id) {
+                    // Our dial to it, or a connection it opened to us first.
+                    if target.dialing == Some(connection_id)
+                        || peer_of(&target.address) == Some(peer_id)
+                    {
                         target.peer = Some(peer_id);
-                        target.dialing = None;
                         target.delay = FIRST_REDIAL;
+                    }
+                    if target.dialing == Some(connection_id) {
+                        target.dialing = None;
                     }
                 }
                 self.peers
@@ -581,14 +597,28 @@ impl NetworkActor {
             })) => self.handle_gossip(propagation_source, message_id, message),
             SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.handle_sync_event(event),
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
+                // Found peers become dial targets like configured ones (redialled with
+                // back-off) until mDNS says they expired.
+                let now = Instant::now();
                 for (peer, address) in found {
-                    if !self.swarm.is_connected(&peer) {
-                        debug!(%peer, %address, "found on the local network");
-                        let _ = self
-                            .swarm
-                            .dial(DialOpts::peer_id(peer).addresses(vec![address]).build());
+                    if self.targets.iter().any(|t| t.address == address) {
+                        continue;
                     }
+                    debug!(%peer, %address, "found on the local network");
+                    self.targets.push(DialTarget {
+                        peer: self.swarm.is_connected(&peer).then_some(peer),
+                        address,
+                        dialing: None,
+                        next_attempt: now,
+                        delay: FIRST_REDIAL,
+                        from_mdns: true,
+                    });
                 }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Expired(gone))) => {
+                self.targets.retain(|t| {
+                    !(t.from_mdns && gone.iter().any(|(_, address)| *address == t.address))
+                });
             }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
