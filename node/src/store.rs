@@ -170,6 +170,40 @@ fn readable_key(key: &[u8]) -> String {
     }
 }
 
+/// How long to wait for a store's lock, held by a node that is still shutting down (sled
+/// releases it when its last handle goes), before reporting that another node uses it.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        // Every write is flushed explicitly before it is acknowledged, so sled's periodic
+        // background flusher is not needed (and would keep the database, and its lock,
+        // alive for a moment after the store is dropped).
+        let opened = sled::Config::new().path(path).flush_every_ms(None).open();
+        match opened {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.to_string().contains("could not acquire lock") =>
+            {
+                if std::time::Instant::now() >= deadline {
+                    return Err(StoreError::Locked {
+                        path: path.display().to_string(),
+                    });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(source) => {
+                return Err(StoreError::Open {
+                    path: path.display().to_string(),
+                    source,
+                });
+            }
+        }
+    }
+}
+
 impl Store {
     /// Creates a new, empty store in folder `path` (used by `passerelle init`).
     pub fn create(path: &Path) -> Result<Self, StoreError> {
@@ -190,23 +224,7 @@ impl Store {
                 expected: String::from_utf8_lossy(STORE_FORMAT).into_owned(),
             });
         }
-        let db = sled::Config::new()
-            .path(path)
-            .open()
-            .map_err(|source| match &source {
-                sled::Error::Io(e)
-                    if e.kind() == std::io::ErrorKind::WouldBlock
-                        || e.to_string().contains("could not acquire lock") =>
-                {
-                    StoreError::Locked {
-                        path: path.display().to_string(),
-                    }
-                }
-                _ => StoreError::Open {
-                    path: path.display().to_string(),
-                    source,
-                },
-            })?;
+        let db = open_db(path)?;
         let meta = db.open_tree("meta")?;
         match meta.get(FORMAT_KEY)? {
             Some(found) if found.as_ref() != STORE_FORMAT => {
