@@ -15,7 +15,8 @@ use passerelle_tests::{TIMEOUT, spawn_line, wait_converged, wait_for};
 
 use crate::add;
 
-fn rogue_swarm(secret: &SigningSecret) -> Swarm<gossipsub::Behaviour> {
+/// A bare gossipsub node on the changes topic, allowed to send messages up to `max_bytes`.
+fn rogue_swarm(secret: &SigningSecret, max_bytes: usize) -> Swarm<gossipsub::Behaviour> {
     libp2p::SwarmBuilder::with_existing_identity(secret.libp2p_keypair())
         .with_tokio()
         .with_tcp(
@@ -27,6 +28,7 @@ fn rogue_swarm(secret: &SigningSecret) -> Swarm<gossipsub::Behaviour> {
         .with_behaviour(|key| {
             let config = gossipsub::ConfigBuilder::default()
                 .heartbeat_interval(Duration::from_millis(200))
+                .max_transmit_size(max_bytes)
                 .build()
                 .expect("gossipsub config");
             let mut behaviour = gossipsub::Behaviour::new(
@@ -103,7 +105,7 @@ async fn forged_changes_are_rejected_everywhere_and_the_sender_penalised() {
         let rogue_secret = SigningSecret::generate().expect("key");
         let rogue_peer = rogue_secret.org_id().peer_id();
         let forgery = forgeries(&rogue_secret, &victim).swap_remove(kind);
-        let mut rogue = rogue_swarm(&rogue_secret);
+        let mut rogue = rogue_swarm(&rogue_secret, 64 * 1024);
         rogue.dial(target.clone()).expect("dial");
         // Drive the rogue until it may publish (it must first learn that the node
         // subscribed to the topic).
@@ -183,31 +185,7 @@ async fn an_oversized_gossip_message_is_dropped_without_harm() {
     wait_converged(&nodes, 2).await;
     let rogue_secret = SigningSecret::generate().expect("key");
     // A rogue whose own limit lets it send 256 KiB, four times the protocol's 64 KiB.
-    let mut rogue = libp2p::SwarmBuilder::with_existing_identity(rogue_secret.libp2p_keypair())
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .expect("tcp")
-        .with_behaviour(|key| {
-            let config = gossipsub::ConfigBuilder::default()
-                .max_transmit_size(1024 * 1024)
-                .build()
-                .expect("config");
-            let mut behaviour: gossipsub::Behaviour = gossipsub::Behaviour::new(
-                gossipsub::MessageAuthenticity::Signed(key.clone()),
-                config,
-            )
-            .expect("gossipsub");
-            behaviour
-                .subscribe(&gossipsub::IdentTopic::new(CHANGES_TOPIC))
-                .expect("subscribe");
-            behaviour
-        })
-        .expect("behaviour")
-        .build();
+    let mut rogue = rogue_swarm(&rogue_secret, 1024 * 1024);
     rogue.dial(nodes[0].listen_addr().await).expect("dial");
     let topic = gossipsub::IdentTopic::new(CHANGES_TOPIC);
     let big = vec![0x42u8; 256 * 1024];
