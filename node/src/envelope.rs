@@ -51,6 +51,19 @@ impl DocumentId {
         Self(format!("org/{org}"))
     }
 
+    /// The network document of a network.
+    pub fn network(network: &crate::membership::NetworkId) -> Self {
+        // Lower-case base32 is always a valid document id.
+        Self(format!("net/{network}"))
+    }
+
+    /// The network whose network document this is, if it is one.
+    pub fn network_owner(&self) -> Option<crate::membership::NetworkId> {
+        self.0
+            .strip_prefix("net/")
+            .and_then(|rest| rest.parse().ok())
+    }
+
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -5,6 +5,7 @@
 //! - [`identity`]: the organisation's keys and id.
 //! - [`envelope`]: signed changes (sign, verify, byte encoding).
 //! - [`reference`]: Cameroon's regions and departments, the service taxonomy.
+//! - [`membership`]: the network document, its charter and quorum membership.
 //! - [`model`]: profile, offices, services, and their validation (pure).
 //! - [`document`]: an organisation's Automerge document and its edits.
 //! - [`directory`]: search over the directory (pure).
@@ -20,6 +21,7 @@ pub mod directory;
 pub mod document;
 pub mod envelope;
 pub mod identity;
+pub mod membership;
 pub mod model;
 pub mod network;
 pub mod node;

@@ -1,0 +1,1061 @@
+//! Membership: who belongs to a Passerelle network, decided by its members' quorum.
+//!
+//! A network is defined by its **network document** (`net/<network id>`), a signed log of
+//! membership operations. Every operation is one empty Automerge change whose message holds
+//! the operation as JSON ([`Operation`]), signed like any other change. The first change is
+//! the genesis: it holds the [`Charter`] (name, founders, quorums, taxonomy version), and
+//! the network id is derived from its hash, so two networks never mix.
+//!
+//! Rules (enforced identically by every node; see `docs/security.md`):
+//! - Founders become members by signing the charter ([`Operation::Ratify`]). The network is
+//!   *active* once every founder has ratified; until then nothing else takes effect.
+//! - A member proposes an admission (carrying the candidate's own signed
+//!   [`AdmissionRequest`]), a revocation or a charter amendment ([`Operation::Propose`]);
+//!   the proposal counts as the proposer's approval; other members approve
+//!   ([`Operation::Approve`]). It takes effect when the quorum the charter sets is reached.
+//! - A member organisation delegates device keys (other nodes of the same organisation)
+//!   and revokes them ([`Operation::Delegate`], [`Operation::Undelegate`]).
+//! - The membership is the fold of the operations in one deterministic order consistent
+//!   with causality ([`causal_order`]: parents first, ties broken by change hash). Every
+//!   node holding the same operations computes the same membership, whatever order they
+//!   arrived in. An operation not allowed at its place in that order (an approval by a
+//!   non-member, a second ratification, …) has no effect: it stays in the log, recorded as
+//!   void with its reason.
+//! - A revocation names, for each key of the revoked organisation, the last sequence number
+//!   it keeps (`keep`): the revoked organisation's changes up to there stay, marked as from a
+//!   former member; every later one is rejected, whether it was made before the revocation
+//!   was known (concurrently) or after. [`Membership::may_write`] is that rule.
+
+mod document;
+
+pub use document::{NetworkDocument, NetworkDocumentError};
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::str::FromStr;
+
+use automerge::ChangeHash;
+use data_encoding::BASE32_NOPAD;
+use serde::{Deserialize, Serialize};
+
+use crate::identity::{OrgId, SigningSecret};
+
+/// Bytes of the genesis hash that make the network id.
+const NETWORK_ID_BYTES: usize = 20;
+/// Largest operation message, in bytes.
+pub const MAX_OPERATION_BYTES: usize = 8 * 1024;
+/// Longest network name, reason or label.
+pub const MAX_TEXT_CHARS: usize = 200;
+/// Most founders in a charter.
+pub const MAX_FOUNDERS: usize = 64;
+/// Domain tag of admission request signatures.
+const REQUEST_DOMAIN: &[u8] = b"passerelle/admission-request\0";
+
+/// Errors of membership input (CLI arguments, operations, requests).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MembershipError {
+    /// A field has a value outside what it accepts.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// What is wrong and what is accepted.
+        message: String,
+    },
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> MembershipError {
+    MembershipError::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
+/// A network's id: 20 bytes of its genesis change's hash, in lower-case base32 (32 chars).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NetworkId([u8; NETWORK_ID_BYTES]);
+
+impl NetworkId {
+    /// The id of the network whose genesis change has this hash.
+    pub fn from_genesis(hash: &ChangeHash) -> Self {
+        let mut bytes = [0u8; NETWORK_ID_BYTES];
+        bytes.copy_from_slice(&hash.0[..NETWORK_ID_BYTES]);
+        Self(bytes)
+    }
+
+    /// True if `hash` is the genesis of this network.
+    pub fn is_genesis(&self, hash: &ChangeHash) -> bool {
+        hash.0[..NETWORK_ID_BYTES] == self.0
+    }
+
+    /// The id of the network document.
+    pub fn document_id(&self) -> crate::envelope::DocumentId {
+        crate::envelope::DocumentId::network(self)
+    }
+}
+
+impl fmt::Display for NetworkId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&BASE32_NOPAD.encode(&self.0).to_lowercase())
+    }
+}
+
+impl fmt::Debug for NetworkId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "NetworkId({self})")
+    }
+}
+
+impl FromStr for NetworkId {
+    type Err = MembershipError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let text = s.trim().to_ascii_uppercase();
+        let bytes = BASE32_NOPAD
+            .decode(text.as_bytes())
+            .ok()
+            .and_then(|b| <[u8; NETWORK_ID_BYTES]>::try_from(b).ok())
+            .ok_or_else(|| {
+                invalid(
+                    "network id",
+                    format!("{s:?} is not a network id (32 base32 characters, as `passerelle network show` prints)"),
+                )
+            })?;
+        Ok(Self(bytes))
+    }
+}
+
+impl Serialize for NetworkId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for NetworkId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// How many members must approve a decision: a fixed number, or a fraction of the members.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Quorum {
+    /// At least this many members (`2`).
+    Count(u32),
+    /// At least this fraction of the members, rounded up (`2/3`).
+    Fraction {
+        /// Numerator.
+        num: u32,
+        /// Denominator.
+        den: u32,
+    },
+}
+
+impl Quorum {
+    /// Approvals needed when `members` organisations may approve (always at least one).
+    pub fn required(&self, members: usize) -> usize {
+        let needed = match *self {
+            Self::Count(k) => k as usize,
+            Self::Fraction { num, den } => (members * num as usize).div_ceil(den as usize),
+        };
+        needed.max(1)
+    }
+}
+
+impl fmt::Display for Quorum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Count(k) => write!(f, "{k}"),
+            Self::Fraction { num, den } => write!(f, "{num}/{den}"),
+        }
+    }
+}
+
+impl fmt::Debug for Quorum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl FromStr for Quorum {
+    type Err = MembershipError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            invalid(
+                "quorum",
+                format!(
+                    "{s:?} is not a quorum; accepted: a number of members (\"2\") or a fraction of the members (\"2/3\", \"1/2\")"
+                ),
+            )
+        };
+        let s = s.trim();
+        match s.split_once('/') {
+            Some((num, den)) => {
+                let num: u32 = num.trim().parse().map_err(|_| bad())?;
+                let den: u32 = den.trim().parse().map_err(|_| bad())?;
+                if num == 0 || den == 0 || num > den || den > 1000 {
+                    return Err(bad());
+                }
+                Ok(Self::Fraction { num, den })
+            }
+            None => {
+                let k: u32 = s.parse().map_err(|_| bad())?;
+                if k == 0 || k > 1000 {
+                    return Err(bad());
+                }
+                Ok(Self::Count(k))
+            }
+        }
+    }
+}
+
+impl Serialize for Quorum {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Quorum {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+fn check_text(field: &'static str, text: &str, required: bool) -> Result<(), MembershipError> {
+    if required && text.trim().is_empty() {
+        return Err(invalid(field, "must not be empty"));
+    }
+    if text.chars().count() > MAX_TEXT_CHARS {
+        return Err(invalid(
+            field,
+            format!("is longer than {MAX_TEXT_CHARS} characters"),
+        ));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(invalid(field, "must not hold control characters"));
+    }
+    Ok(())
+}
+
+/// The rules a network is founded on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Charter {
+    /// The network's name.
+    pub name: String,
+    /// The founding organisations (each must ratify).
+    pub founders: Vec<OrgId>,
+    /// Approvals needed to admit an organisation.
+    pub admission: Quorum,
+    /// Approvals needed to revoke a member (the member concerned does not count).
+    pub revocation: Quorum,
+    /// Approvals needed to amend the charter.
+    pub amendment: Quorum,
+    /// The service taxonomy version the network uses.
+    pub taxonomy: String,
+}
+
+impl Charter {
+    /// Checks the charter: a name, 1 to [`MAX_FOUNDERS`] distinct founders, quorums no
+    /// founder set can never reach.
+    pub fn validate(&self) -> Result<(), MembershipError> {
+        check_text("name", &self.name, true)?;
+        check_text("taxonomy", &self.taxonomy, true)?;
+        if self.founders.is_empty() || self.founders.len() > MAX_FOUNDERS {
+            return Err(invalid(
+                "founders",
+                format!("a charter needs 1 to {MAX_FOUNDERS} founders"),
+            ));
+        }
+        let distinct: BTreeSet<_> = self.founders.iter().collect();
+        if distinct.len() != self.founders.len() {
+            return Err(invalid("founders", "a founder is listed twice"));
+        }
+        for (field, quorum) in [("admission", self.admission), ("amendment", self.amendment)] {
+            if quorum.required(self.founders.len()) > self.founders.len() {
+                return Err(invalid(
+                    field,
+                    format!(
+                        "quorum {quorum} is more than the {} founders could ever give",
+                        self.founders.len()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Changes to the charter; absent fields stay as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Amendment {
+    /// New name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// New admission quorum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admission: Option<Quorum>,
+    /// New revocation quorum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation: Option<Quorum>,
+    /// New amendment quorum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amendment: Option<Quorum>,
+    /// New taxonomy version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taxonomy: Option<String>,
+}
+
+impl Amendment {
+    fn apply_to(&self, charter: &mut Charter) {
+        if let Some(name) = &self.name {
+            charter.name = name.clone();
+        }
+        if let Some(q) = self.admission {
+            charter.admission = q;
+        }
+        if let Some(q) = self.revocation {
+            charter.revocation = q;
+        }
+        if let Some(q) = self.amendment {
+            charter.amendment = q;
+        }
+        if let Some(t) = &self.taxonomy {
+            charter.taxonomy = t.clone();
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// What a candidate organisation signs to ask to join a network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdmissionRequest {
+    /// The network it asks to join.
+    pub network: NetworkId,
+    /// The candidate organisation (its key).
+    pub org: OrgId,
+    /// Its name, as members will see it.
+    pub name: String,
+    /// A word to the members (who it is, who invited it).
+    #[serde(default)]
+    pub message: String,
+    /// Unix time it was signed.
+    pub created: i64,
+}
+
+/// An admission request with the candidate's signature over its exact JSON bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedRequest {
+    /// The request, as JSON.
+    pub body: String,
+    /// ed25519 signature (hex) of the candidate's key over the domain tag and `body`.
+    pub signature: String,
+}
+
+impl SignedRequest {
+    /// Signs a request with the candidate's key.
+    pub fn sign(
+        request: &AdmissionRequest,
+        secret: &SigningSecret,
+    ) -> Result<Self, MembershipError> {
+        check_text("name", &request.name, true)?;
+        check_text("message", &request.message, false)?;
+        if request.org != secret.org_id() {
+            return Err(invalid(
+                "org",
+                "a request is signed by the candidate's own key",
+            ));
+        }
+        let body = serde_json::to_string(request).map_err(|e| invalid("request", e.to_string()))?;
+        let signature = secret.sign(&[REQUEST_DOMAIN, body.as_bytes()].concat());
+        Ok(Self {
+            body,
+            signature: data_encoding::HEXLOWER.encode(&signature.to_bytes()),
+        })
+    }
+
+    /// Checks the signature and returns the request.
+    pub fn verify(&self) -> Result<AdmissionRequest, MembershipError> {
+        if self.body.len() > MAX_OPERATION_BYTES / 2 {
+            return Err(invalid("request", "too large"));
+        }
+        let request: AdmissionRequest = serde_json::from_str(&self.body)
+            .map_err(|e| invalid("request", format!("does not decode: {e}")))?;
+        check_text("name", &request.name, true)?;
+        check_text("message", &request.message, false)?;
+        let signature = data_encoding::HEXLOWER
+            .decode(self.signature.as_bytes())
+            .ok()
+            .and_then(|b| <[u8; 64]>::try_from(b).ok())
+            .map(|b| ed25519_dalek::Signature::from_bytes(&b))
+            .ok_or_else(|| invalid("signature", "not a 128-digit hex ed25519 signature"))?;
+        let key = request
+            .org
+            .verifying_key()
+            .map_err(|_| invalid("org", "not a public key"))?;
+        key.verify_strict(&[REQUEST_DOMAIN, self.body.as_bytes()].concat(), &signature)
+            .map_err(|_| invalid("signature", "does not verify for the candidate's key"))?;
+        Ok(request)
+    }
+}
+
+/// A decision members propose and approve.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Admit the organisation that signed `request`.
+    Admit {
+        /// The candidate's signed request.
+        request: SignedRequest,
+    },
+    /// Revoke a member.
+    Revoke {
+        /// The member.
+        org: OrgId,
+        /// Why (shown to every member).
+        reason: String,
+        /// For each key of the member (its own and its devices'), the last sequence number
+        /// of its changes that stays. Anything later is rejected.
+        keep: BTreeMap<OrgId, u64>,
+    },
+    /// Amend the charter.
+    Amend {
+        /// The changes.
+        amendment: Amendment,
+    },
+}
+
+/// One operation of the network document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Operation {
+    /// The genesis: the network's charter.
+    Charter {
+        /// The charter.
+        charter: Charter,
+    },
+    /// A founder signs the charter.
+    Ratify,
+    /// A member proposes a decision (and approves it).
+    Propose {
+        /// The decision.
+        #[serde(flatten)]
+        action: Action,
+    },
+    /// A member approves a proposal.
+    Approve {
+        /// The proposal's change hash (hex).
+        proposal: String,
+    },
+    /// A member organisation authorises another node of its own (a device key).
+    Delegate {
+        /// The device's key.
+        device: OrgId,
+        /// Where it runs ("Bureau régional de Douala").
+        label: String,
+    },
+    /// A member organisation withdraws a device key.
+    Undelegate {
+        /// The device's key.
+        device: OrgId,
+        /// The last sequence number of the device's changes that stays.
+        keep: u64,
+    },
+}
+
+/// Version field of operation messages.
+const OPERATION_VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    v: u32,
+    #[serde(flatten)]
+    operation: Operation,
+}
+
+impl Operation {
+    /// The change message that carries this operation.
+    pub fn to_message(&self) -> String {
+        serde_json::to_string(&Envelope {
+            v: OPERATION_VERSION,
+            operation: self.clone(),
+        })
+        .unwrap_or_default()
+    }
+
+    /// Reads an operation from a change message.
+    pub fn from_message(message: &str) -> Result<Self, MembershipError> {
+        if message.len() > MAX_OPERATION_BYTES {
+            return Err(invalid(
+                "operation",
+                format!("over {MAX_OPERATION_BYTES} bytes"),
+            ));
+        }
+        let envelope: Envelope = serde_json::from_str(message)
+            .map_err(|e| invalid("operation", format!("does not decode: {e}")))?;
+        if envelope.v != OPERATION_VERSION {
+            return Err(invalid(
+                "operation",
+                format!("unknown version {}", envelope.v),
+            ));
+        }
+        Ok(envelope.operation)
+    }
+}
+
+/// One operation with its place in the causal graph, as the fold reads it.
+#[derive(Debug, Clone)]
+pub struct LoggedOperation {
+    /// The change's hash.
+    pub hash: ChangeHash,
+    /// Its dependencies.
+    pub deps: Vec<ChangeHash>,
+    /// The key that signed it.
+    pub author: OrgId,
+    /// Unix time the author gave it.
+    pub time: i64,
+    /// The operation.
+    pub operation: Operation,
+}
+
+/// The order in which the fold reads operations: every operation after its dependencies;
+/// among those ready at the same time, the smallest hash first. Operations whose
+/// dependencies are not all present are left out.
+pub fn causal_order(operations: &[LoggedOperation]) -> Vec<usize> {
+    let index: HashMap<ChangeHash, usize> = operations
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (o.hash, i))
+        .collect();
+    let mut waiting: Vec<usize> = vec![0; operations.len()];
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); operations.len()];
+    let mut ready = BTreeSet::new();
+    for (i, op) in operations.iter().enumerate() {
+        let mut missing = false;
+        for dep in &op.deps {
+            match index.get(dep) {
+                Some(&parent) => {
+                    waiting[i] += 1;
+                    children[parent].push(i);
+                }
+                None => missing = true,
+            }
+        }
+        if missing {
+            waiting[i] = usize::MAX;
+        } else if waiting[i] == 0 {
+            ready.insert((op.hash, i));
+        }
+    }
+    let mut order = Vec::with_capacity(operations.len());
+    while let Some((hash, i)) = ready.pop_first() {
+        let _ = hash;
+        order.push(i);
+        for &child in &children[i] {
+            if waiting[child] == usize::MAX {
+                continue;
+            }
+            waiting[child] -= 1;
+            if waiting[child] == 0 {
+                ready.insert((operations[child].hash, child));
+            }
+        }
+    }
+    order
+}
+
+/// A member organisation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// The organisation.
+    pub org: OrgId,
+    /// Its name when admitted (its profile holds the current one).
+    pub name: String,
+    /// A founder (admitted by the charter).
+    pub founder: bool,
+    /// The change that made it a member (ratification or the admission's last approval).
+    pub since: String,
+    /// Who approved its admission (empty for founders).
+    pub approved_by: Vec<OrgId>,
+}
+
+/// A former member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FormerMember {
+    /// The organisation.
+    pub org: OrgId,
+    /// Its name.
+    pub name: String,
+    /// Why it was revoked.
+    pub reason: String,
+    /// Last sequence number kept per key.
+    pub keep: BTreeMap<OrgId, u64>,
+    /// Who approved the revocation.
+    pub approved_by: Vec<OrgId>,
+}
+
+/// A device key of a member organisation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    /// The device's key.
+    pub key: OrgId,
+    /// The organisation it writes for.
+    pub org: OrgId,
+    /// Where it runs.
+    pub label: String,
+    /// Once withdrawn: the last sequence number of its changes that stays.
+    pub withdrawn_keep: Option<u64>,
+}
+
+/// Where a proposal stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProposalStatus {
+    /// Waiting for approvals.
+    Open,
+    /// The quorum approved it; it took effect.
+    Decided,
+}
+
+/// A proposal and its approvals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    /// The proposal's change hash (hex): what `Approve` names.
+    pub id: String,
+    /// The decision.
+    pub action: Action,
+    /// What it concerns, for people: the candidate or member's id, or "charter".
+    pub subject: String,
+    /// The subject's name where known.
+    pub subject_name: String,
+    /// Who proposed it.
+    pub proposer: OrgId,
+    /// Who approved it (the proposer included).
+    pub approvals: BTreeSet<OrgId>,
+    /// Approvals needed (set when it was proposed, from the charter and member count).
+    pub required: usize,
+    /// Where it stands.
+    pub status: ProposalStatus,
+}
+
+/// An operation that had no effect, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoidOperation {
+    /// The change hash (hex).
+    pub change: String,
+    /// Who signed it.
+    pub author: OrgId,
+    /// Why it had no effect.
+    pub reason: String,
+}
+
+/// Why a key may not write a document.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WriteRefusal {
+    /// The owner is not (yet) a member of the network.
+    #[error("{owner} is not a member of the network")]
+    NotMember {
+        /// The document's owner.
+        owner: OrgId,
+    },
+    /// The key is neither the owner's nor one of its devices.
+    #[error("{author} may not write the document of {owner}: only its own keys do")]
+    NotOwnersKey {
+        /// The signing key.
+        author: OrgId,
+        /// The document's owner.
+        owner: OrgId,
+    },
+    /// The owner (or the device) was revoked and this change comes after what it keeps.
+    #[error("change {seq} of {author} comes after its revocation (it keeps up to {keep})")]
+    Revoked {
+        /// The signing key.
+        author: OrgId,
+        /// The change's sequence number.
+        seq: u64,
+        /// The last sequence number kept.
+        keep: u64,
+    },
+}
+
+/// The membership of a network: the fold of its operations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Membership {
+    /// The network.
+    pub network: NetworkId,
+    /// The charter as amended.
+    pub charter: Charter,
+    /// Founders who signed the charter.
+    pub ratified: BTreeSet<OrgId>,
+    /// Current members.
+    pub members: BTreeMap<OrgId, Member>,
+    /// Former members.
+    pub revoked: BTreeMap<OrgId, FormerMember>,
+    /// Device keys of members.
+    pub devices: BTreeMap<OrgId, Device>,
+    /// Every proposal, open or decided.
+    pub proposals: Vec<Proposal>,
+    /// Operations without effect.
+    pub void: Vec<VoidOperation>,
+    /// Operations read.
+    pub operations: usize,
+}
+
+impl Membership {
+    /// Folds the operations of a network document. `None` when the genesis is missing.
+    pub fn fold(network: NetworkId, operations: &[LoggedOperation]) -> Option<Self> {
+        let order = causal_order(operations);
+        let genesis = operations.iter().find(|o| network.is_genesis(&o.hash))?;
+        let Operation::Charter { charter } = &genesis.operation else {
+            return None;
+        };
+        let mut state = Self {
+            network,
+            charter: charter.clone(),
+            ratified: BTreeSet::new(),
+            members: BTreeMap::new(),
+            revoked: BTreeMap::new(),
+            devices: BTreeMap::new(),
+            proposals: Vec::new(),
+            void: Vec::new(),
+            operations: 0,
+        };
+        let mut proposal_index: HashMap<ChangeHash, usize> = HashMap::new();
+        for i in order {
+            let op = &operations[i];
+            state.operations += 1;
+            if op.hash == genesis.hash {
+                continue;
+            }
+            if let Err(reason) = state.step(op, &mut proposal_index) {
+                state.void.push(VoidOperation {
+                    change: op.hash.to_string(),
+                    author: op.author,
+                    reason,
+                });
+            }
+        }
+        Some(state)
+    }
+
+    /// True once every founder has signed the charter.
+    pub fn is_active(&self) -> bool {
+        self.charter
+            .founders
+            .iter()
+            .all(|f| self.ratified.contains(f))
+    }
+
+    /// The member organisation a key acts for: its own key, or an active device of it.
+    pub fn acting_member(&self, key: &OrgId) -> Option<OrgId> {
+        if self.members.contains_key(key) {
+            return Some(*key);
+        }
+        self.devices
+            .get(key)
+            .filter(|d| d.withdrawn_keep.is_none() && self.members.contains_key(&d.org))
+            .map(|d| d.org)
+    }
+
+    /// True if the key may appear in the network document at all: a founder, a current or
+    /// former member, or a device of one. Changes by any other key are refused.
+    pub fn knows_key(&self, key: &OrgId) -> bool {
+        self.charter.founders.contains(key)
+            || self.members.contains_key(key)
+            || self.revoked.contains_key(key)
+            || self.devices.contains_key(key)
+    }
+
+    /// The organisation a key belongs to (itself for an organisation key).
+    pub fn organisation_of(&self, key: &OrgId) -> OrgId {
+        self.devices.get(key).map(|d| d.org).unwrap_or(*key)
+    }
+
+    /// The write rule of organisation documents: may `author` write change number `seq`
+    /// (its Automerge sequence number) of `owner`'s document?
+    pub fn may_write(&self, owner: &OrgId, author: &OrgId, seq: u64) -> Result<(), WriteRefusal> {
+        let own_key = author == owner;
+        let device = self.devices.get(author).filter(|d| d.org == *owner);
+        if !own_key && device.is_none() {
+            return Err(WriteRefusal::NotOwnersKey {
+                author: *author,
+                owner: *owner,
+            });
+        }
+        if self.members.contains_key(owner) {
+            if let Some(keep) = device.and_then(|d| d.withdrawn_keep)
+                && seq > keep
+            {
+                return Err(WriteRefusal::Revoked {
+                    author: *author,
+                    seq,
+                    keep,
+                });
+            }
+            return Ok(());
+        }
+        if let Some(former) = self.revoked.get(owner) {
+            let mut keep = former.keep.get(author).copied().unwrap_or(0);
+            if let Some(device_keep) = device.and_then(|d| d.withdrawn_keep) {
+                keep = keep.min(device_keep);
+            }
+            if seq <= keep {
+                return Ok(());
+            }
+            return Err(WriteRefusal::Revoked {
+                author: *author,
+                seq,
+                keep,
+            });
+        }
+        Err(WriteRefusal::NotMember { owner: *owner })
+    }
+
+    /// The open proposal about `subject` (an organisation id, or "charter"), if any.
+    pub fn open_proposal_about(&self, subject: &str) -> Option<&Proposal> {
+        self.proposals
+            .iter()
+            .find(|p| p.status == ProposalStatus::Open && p.subject == subject)
+    }
+
+    fn step(
+        &mut self,
+        op: &LoggedOperation,
+        proposals: &mut HashMap<ChangeHash, usize>,
+    ) -> Result<(), String> {
+        match &op.operation {
+            Operation::Charter { .. } => Err("a second charter".into()),
+            Operation::Ratify => {
+                if !self.charter.founders.contains(&op.author) {
+                    return Err("ratified by a key that is not a founder".into());
+                }
+                if !self.ratified.insert(op.author) {
+                    return Err("already ratified".into());
+                }
+                if self.revoked.contains_key(&op.author) {
+                    return Err("a revoked founder".into());
+                }
+                self.members.insert(
+                    op.author,
+                    Member {
+                        org: op.author,
+                        name: String::new(),
+                        founder: true,
+                        since: op.hash.to_string(),
+                        approved_by: Vec::new(),
+                    },
+                );
+                Ok(())
+            }
+            Operation::Propose { action } => {
+                let proposer = self.acting_for_decision(&op.author)?;
+                let (subject, subject_name, required) = self.check_action(action, &proposer)?;
+                let proposal = Proposal {
+                    id: op.hash.to_string(),
+                    action: action.clone(),
+                    subject,
+                    subject_name,
+                    proposer,
+                    approvals: BTreeSet::from([proposer]),
+                    required,
+                    status: ProposalStatus::Open,
+                };
+                proposals.insert(op.hash, self.proposals.len());
+                self.proposals.push(proposal);
+                self.try_decide(self.proposals.len() - 1, op);
+                Ok(())
+            }
+            Operation::Approve { proposal } => {
+                let approver = self.acting_for_decision(&op.author)?;
+                let hash: ChangeHash = proposal
+                    .parse()
+                    .map_err(|_| "names no proposal hash".to_string())?;
+                let index = *proposals
+                    .get(&hash)
+                    .ok_or_else(|| "approves an unknown proposal".to_string())?;
+                let p = &mut self.proposals[index];
+                if p.status != ProposalStatus::Open {
+                    return Err("the proposal was already decided".into());
+                }
+                if let Action::Revoke { org, .. } = &p.action
+                    && *org == approver
+                {
+                    return Err("a member may not approve its own revocation".into());
+                }
+                if !p.approvals.insert(approver) {
+                    return Err("already approved by this member".into());
+                }
+                self.try_decide(index, op);
+                Ok(())
+            }
+            Operation::Delegate { device, label } => {
+                if !self.members.contains_key(&op.author) {
+                    return Err("only a member organisation's own key delegates devices".into());
+                }
+                check_text("label", label, false).map_err(|e| e.to_string())?;
+                if self.knows_key(device) {
+                    return Err("that key already belongs to the network".into());
+                }
+                self.devices.insert(
+                    *device,
+                    Device {
+                        key: *device,
+                        org: op.author,
+                        label: label.clone(),
+                        withdrawn_keep: None,
+                    },
+                );
+                Ok(())
+            }
+            Operation::Undelegate { device, keep } => {
+                if !self.members.contains_key(&op.author) {
+                    return Err("only a member organisation's own key withdraws devices".into());
+                }
+                let entry = self
+                    .devices
+                    .get_mut(device)
+                    .filter(|d| d.org == op.author)
+                    .ok_or_else(|| "not a device of this organisation".to_string())?;
+                if entry.withdrawn_keep.is_some() {
+                    return Err("the device was already withdrawn".into());
+                }
+                entry.withdrawn_keep = Some(*keep);
+                Ok(())
+            }
+        }
+    }
+
+    /// The member a proposal or approval counts for.
+    fn acting_for_decision(&self, key: &OrgId) -> Result<OrgId, String> {
+        if !self.is_active() {
+            return Err("the network is not active yet (a founder has not ratified)".into());
+        }
+        self.acting_member(key)
+            .ok_or_else(|| "signed by a key that is not a member's".to_string())
+    }
+
+    fn check_action(
+        &self,
+        action: &Action,
+        proposer: &OrgId,
+    ) -> Result<(String, String, usize), String> {
+        let members = self.members.len();
+        match action {
+            Action::Admit { request } => {
+                let request = request.verify().map_err(|e| e.to_string())?;
+                if request.network != self.network {
+                    return Err("the request is for another network".into());
+                }
+                if self.knows_key(&request.org) {
+                    return Err(
+                        "the candidate is already a member, a former member or a device".into(),
+                    );
+                }
+                let subject = request.org.to_string();
+                if self.open_proposal_about(&subject).is_some() {
+                    return Err("an admission of this organisation is already proposed".into());
+                }
+                Ok((
+                    subject,
+                    request.name,
+                    self.charter.admission.required(members),
+                ))
+            }
+            Action::Revoke { org, reason, .. } => {
+                check_text("reason", reason, true).map_err(|e| e.to_string())?;
+                let member = self
+                    .members
+                    .get(org)
+                    .ok_or_else(|| "revokes an organisation that is not a member".to_string())?;
+                if org == proposer {
+                    return Err("a member may not propose its own revocation".into());
+                }
+                let subject = org.to_string();
+                if self.open_proposal_about(&subject).is_some() {
+                    return Err("a revocation of this member is already proposed".into());
+                }
+                let eligible = members.saturating_sub(1).max(1);
+                let required = self.charter.revocation.required(eligible).min(eligible);
+                Ok((subject, member.name.clone(), required))
+            }
+            Action::Amend { amendment } => {
+                if amendment.is_empty() {
+                    return Err("an amendment that changes nothing".into());
+                }
+                if let Some(name) = &amendment.name {
+                    check_text("name", name, true).map_err(|e| e.to_string())?;
+                }
+                if let Some(t) = &amendment.taxonomy {
+                    check_text("taxonomy", t, true).map_err(|e| e.to_string())?;
+                }
+                if self.open_proposal_about("charter").is_some() {
+                    return Err("an amendment is already proposed".into());
+                }
+                Ok((
+                    "charter".into(),
+                    self.charter.name.clone(),
+                    self.charter.amendment.required(members),
+                ))
+            }
+        }
+    }
+
+    fn try_decide(&mut self, index: usize, op: &LoggedOperation) {
+        let proposal = &self.proposals[index];
+        if proposal.approvals.len() < proposal.required {
+            return;
+        }
+        let approved_by: Vec<OrgId> = proposal.approvals.iter().copied().collect();
+        match proposal.action.clone() {
+            Action::Admit { request } => {
+                if let Ok(request) = request.verify() {
+                    self.members.insert(
+                        request.org,
+                        Member {
+                            org: request.org,
+                            name: request.name,
+                            founder: false,
+                            since: op.hash.to_string(),
+                            approved_by,
+                        },
+                    );
+                }
+            }
+            Action::Revoke { org, reason, keep } => {
+                if let Some(member) = self.members.remove(&org) {
+                    self.revoked.insert(
+                        org,
+                        FormerMember {
+                            org,
+                            name: member.name,
+                            reason,
+                            keep,
+                            approved_by,
+                        },
+                    );
+                }
+            }
+            Action::Amend { amendment } => amendment.apply_to(&mut self.charter),
+        }
+        self.proposals[index].status = ProposalStatus::Decided;
+    }
+
+    /// A short digest of what decides write verdicts (members, former members and their
+    /// keeps, devices): when it changes, stored documents may need re-checking.
+    pub fn write_rules_digest(&self) -> Vec<u8> {
+        serde_json::to_vec(&(
+            &self.members.keys().collect::<Vec<_>>(),
+            &self.revoked,
+            &self.devices,
+        ))
+        .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,389 @@
+use super::*;
+
+struct Org {
+    secret: SigningSecret,
+}
+
+impl Org {
+    fn new() -> Self {
+        Self {
+            secret: SigningSecret::generate().unwrap(),
+        }
+    }
+    fn id(&self) -> OrgId {
+        self.secret.org_id()
+    }
+    fn request(&self, network: NetworkId, name: &str) -> SignedRequest {
+        SignedRequest::sign(
+            &AdmissionRequest {
+                network,
+                org: self.id(),
+                name: name.into(),
+                message: String::new(),
+                created: 100,
+            },
+            &self.secret,
+        )
+        .unwrap()
+    }
+}
+
+fn charter(founders: &[&Org], admission: &str) -> Charter {
+    Charter {
+        name: "Réseau test".into(),
+        founders: founders.iter().map(|f| f.id()).collect(),
+        admission: admission.parse().unwrap(),
+        revocation: "2".parse().unwrap(),
+        amendment: "2/3".parse().unwrap(),
+        taxonomy: "iom-2024".into(),
+    }
+}
+
+/// Three founders, all ratified.
+fn network() -> (NetworkDocument, [Org; 3]) {
+    let orgs = [Org::new(), Org::new(), Org::new()];
+    let (mut doc, _) = NetworkDocument::create(
+        &orgs[0].secret,
+        charter(&[&orgs[0], &orgs[1], &orgs[2]], "2"),
+        1,
+    )
+    .unwrap();
+    for org in &orgs[1..] {
+        doc.append(Operation::Ratify, &org.secret, 2).unwrap();
+    }
+    (doc, orgs)
+}
+
+#[test]
+fn quorum_parses_counts_and_fractions_and_names_accepted_values() {
+    assert_eq!("2".parse::<Quorum>().unwrap().required(10), 2);
+    assert_eq!("2/3".parse::<Quorum>().unwrap().required(4), 3);
+    assert_eq!("1/2".parse::<Quorum>().unwrap().required(1), 1);
+    for bad in ["0", "3/2", "x", "1/0", ""] {
+        let error = bad.parse::<Quorum>().unwrap_err().to_string();
+        assert!(error.contains("quorum") && error.contains("2/3"), "{error}");
+    }
+}
+
+#[test]
+fn founders_become_members_by_ratifying_and_the_network_activates() {
+    let orgs = [Org::new(), Org::new()];
+    let (mut doc, changes) =
+        NetworkDocument::create(&orgs[0].secret, charter(&[&orgs[0], &orgs[1]], "2"), 1).unwrap();
+    assert_eq!(changes.len(), 2);
+    assert!(doc.network().is_genesis(&changes[0].hash()));
+    let m = doc.membership().unwrap();
+    assert!(!m.is_active());
+    assert!(m.members.contains_key(&orgs[0].id()));
+    // Nothing but ratification before the network is active.
+    let outsider = Org::new();
+    let error = doc
+        .append(
+            Operation::Propose {
+                action: Action::Admit {
+                    request: outsider.request(doc.network(), "X"),
+                },
+            },
+            &orgs[0].secret,
+            2,
+        )
+        .unwrap_err();
+    assert!(error.to_string().contains("not active"), "{error}");
+    doc.append(Operation::Ratify, &orgs[1].secret, 3).unwrap();
+    assert!(doc.membership().unwrap().is_active());
+    // Ratifying twice, or by a non-founder, is refused.
+    assert!(doc.append(Operation::Ratify, &orgs[1].secret, 4).is_err());
+    assert!(doc.append(Operation::Ratify, &outsider.secret, 4).is_err());
+}
+
+#[test]
+fn admission_takes_effect_only_at_the_quorum() {
+    let (mut doc, orgs) = network();
+    let candidate = Org::new();
+    let propose = doc
+        .append(
+            Operation::Propose {
+                action: Action::Admit {
+                    request: candidate.request(doc.network(), "Centre Espoir"),
+                },
+            },
+            &orgs[0].secret,
+            3,
+        )
+        .unwrap();
+    let m = doc.membership().unwrap();
+    assert!(!m.members.contains_key(&candidate.id()));
+    assert_eq!(m.proposals[0].required, 2);
+    // The proposer approving again counts nothing.
+    assert!(
+        doc.append(
+            Operation::Approve {
+                proposal: propose.hash().to_string()
+            },
+            &orgs[0].secret,
+            4
+        )
+        .is_err()
+    );
+    // A non-member's approval is refused.
+    assert!(
+        doc.append(
+            Operation::Approve {
+                proposal: propose.hash().to_string()
+            },
+            &candidate.secret,
+            4
+        )
+        .is_err()
+    );
+    doc.append(
+        Operation::Approve {
+            proposal: propose.hash().to_string(),
+        },
+        &orgs[1].secret,
+        5,
+    )
+    .unwrap();
+    let m = doc.membership().unwrap();
+    let member = &m.members[&candidate.id()];
+    assert_eq!(member.name, "Centre Espoir");
+    assert_eq!(member.approved_by.len(), 2);
+    assert_eq!(m.proposals[0].status, ProposalStatus::Decided);
+}
+
+#[test]
+fn a_request_for_another_network_or_with_a_bad_signature_is_refused() {
+    let (mut doc, orgs) = network();
+    let (other, _) =
+        NetworkDocument::create(&orgs[0].secret, charter(&[&orgs[0]], "1"), 9).unwrap();
+    let candidate = Org::new();
+    let wrong_network = candidate.request(other.network(), "X");
+    assert!(
+        doc.append(
+            Operation::Propose {
+                action: Action::Admit {
+                    request: wrong_network
+                }
+            },
+            &orgs[0].secret,
+            3
+        )
+        .unwrap_err()
+        .to_string()
+        .contains("another network")
+    );
+    let mut forged = candidate.request(doc.network(), "X");
+    forged.body = forged.body.replace("\"X\"", "\"Y\"");
+    assert!(forged.verify().is_err());
+}
+
+#[test]
+fn revocation_keeps_what_came_before_and_rejects_the_rest() {
+    let (mut doc, orgs) = network();
+    let target = orgs[2].id();
+    let keep = BTreeMap::from([(target, 5u64)]);
+    let m = doc.membership().unwrap();
+    assert!(m.may_write(&target, &target, 9).is_ok());
+    let propose = doc
+        .append(
+            Operation::Propose {
+                action: Action::Revoke {
+                    org: target,
+                    reason: "fraud".into(),
+                    keep,
+                },
+            },
+            &orgs[0].secret,
+            3,
+        )
+        .unwrap();
+    // The member may not approve its own revocation.
+    assert!(
+        doc.append(
+            Operation::Approve {
+                proposal: propose.hash().to_string()
+            },
+            &orgs[2].secret,
+            4
+        )
+        .is_err()
+    );
+    doc.append(
+        Operation::Approve {
+            proposal: propose.hash().to_string(),
+        },
+        &orgs[1].secret,
+        4,
+    )
+    .unwrap();
+    let m = doc.membership().unwrap();
+    assert!(!m.members.contains_key(&target));
+    assert!(m.may_write(&target, &target, 5).is_ok());
+    assert!(matches!(
+        m.may_write(&target, &target, 6),
+        Err(WriteRefusal::Revoked { keep: 5, .. })
+    ));
+    // A revoked member's own operations have no effect any more.
+    assert!(doc.append(Operation::Ratify, &orgs[2].secret, 5).is_err());
+}
+
+#[test]
+fn write_rule_one_writer_per_document_and_devices() {
+    let (mut doc, orgs) = network();
+    let device = Org::new();
+    let m = doc.membership().unwrap();
+    assert!(matches!(
+        m.may_write(&orgs[0].id(), &orgs[1].id(), 1),
+        Err(WriteRefusal::NotOwnersKey { .. })
+    ));
+    let outsider = Org::new();
+    assert!(matches!(
+        m.may_write(&outsider.id(), &outsider.id(), 1),
+        Err(WriteRefusal::NotMember { .. })
+    ));
+    doc.append(
+        Operation::Delegate {
+            device: device.id(),
+            label: "Douala".into(),
+        },
+        &orgs[0].secret,
+        3,
+    )
+    .unwrap();
+    let m = doc.membership().unwrap();
+    assert!(m.may_write(&orgs[0].id(), &device.id(), 1).is_ok());
+    assert_eq!(m.acting_member(&device.id()), Some(orgs[0].id()));
+    // A device cannot write for another organisation, nor delegate further.
+    assert!(m.may_write(&orgs[1].id(), &device.id(), 1).is_err());
+    assert!(
+        doc.append(
+            Operation::Delegate {
+                device: Org::new().id(),
+                label: "x".into()
+            },
+            &device.secret,
+            4
+        )
+        .is_err()
+    );
+    doc.append(
+        Operation::Undelegate {
+            device: device.id(),
+            keep: 3,
+        },
+        &orgs[0].secret,
+        5,
+    )
+    .unwrap();
+    let m = doc.membership().unwrap();
+    assert!(m.may_write(&orgs[0].id(), &device.id(), 3).is_ok());
+    assert!(m.may_write(&orgs[0].id(), &device.id(), 4).is_err());
+}
+
+#[test]
+fn the_fold_does_not_depend_on_arrival_order() {
+    // Two members act concurrently: one approves an admission while the other proposes the
+    // approver's revocation. Every order of the same operations folds to the same result.
+    let (mut doc, orgs) = network();
+    let candidate = Org::new();
+    let propose = doc
+        .append(
+            Operation::Propose {
+                action: Action::Admit {
+                    request: candidate.request(doc.network(), "C"),
+                },
+            },
+            &orgs[0].secret,
+            3,
+        )
+        .unwrap();
+    let base: Vec<LoggedOperation> = doc.operations().to_vec();
+    // Each branch starts from a copy of the shared history.
+    let mut left = doc.clone();
+    let mut right = doc.clone();
+    let approve = left
+        .append(
+            Operation::Approve {
+                proposal: propose.hash().to_string(),
+            },
+            &orgs[1].secret,
+            4,
+        )
+        .unwrap();
+    let revoke = right
+        .append(
+            Operation::Propose {
+                action: Action::Revoke {
+                    org: orgs[1].id(),
+                    reason: "test".into(),
+                    keep: BTreeMap::new(),
+                },
+            },
+            &orgs[2].secret,
+            4,
+        )
+        .unwrap();
+    let mut one = base.clone();
+    one.push(logged(&approve));
+    one.push(logged(&revoke));
+    let mut two = base;
+    two.push(logged(&revoke));
+    two.push(logged(&approve));
+    let a = Membership::fold(doc.network(), &one).unwrap();
+    let b = Membership::fold(doc.network(), &two).unwrap();
+    assert_eq!(a, b);
+
+    fn logged(change: &SignedChange) -> LoggedOperation {
+        LoggedOperation {
+            hash: change.hash(),
+            deps: change.change().deps().to_vec(),
+            author: change.author(),
+            time: change.change().timestamp(),
+            operation: Operation::from_message(change.change().message().unwrap()).unwrap(),
+        }
+    }
+}
+
+#[test]
+fn received_changes_are_checked_before_they_are_stored() {
+    let (mut doc, orgs) = network();
+    let outsider = Org::new();
+    // An outsider's operation (signed correctly) is refused: its key has no part.
+    let change = {
+        let mut scratch = AutoCommit::new().with_actor(ActorId::from(outsider.id().as_bytes()));
+        let hash = scratch.empty_change(
+            automerge::transaction::CommitOptions::default()
+                .with_message(Operation::Ratify.to_message())
+                .with_time(5),
+        );
+        let raw = scratch.get_change_by_hash(&hash).unwrap();
+        SignedChange::sign(doc.id().clone(), raw, &outsider.secret)
+    };
+    assert!(matches!(
+        doc.check(&change),
+        Err(NetworkDocumentError::UnknownKey { .. })
+    ));
+    // A member's well-formed operation passes.
+    let mut other = doc.clone();
+    let ok = other
+        .append(
+            Operation::Delegate {
+                device: outsider.id(),
+                label: "x".into(),
+            },
+            &orgs[1].secret,
+            6,
+        )
+        .unwrap();
+    doc.check(&ok).unwrap();
+    doc.apply_verified(&[ok]).unwrap();
+    assert!(
+        doc.membership()
+            .unwrap()
+            .devices
+            .contains_key(&outsider.id())
+    );
+}
+
+use crate::envelope::SignedChange;
+use automerge::{ActorId, AutoCommit};
