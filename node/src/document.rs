@@ -289,6 +289,20 @@ impl OrganisationDocument {
             .collect()
     }
 
+    /// For each key that wrote the document, the sequence number of its latest change.
+    pub fn latest_seq_by_key(&mut self) -> std::collections::BTreeMap<OrgId, u64> {
+        let mut out = std::collections::BTreeMap::new();
+        for meta in self.doc.get_changes_meta(&[]) {
+            if let Ok(bytes) = <[u8; 32]>::try_from(meta.actor.to_bytes())
+                && let Ok(key) = OrgId::from_bytes(bytes)
+            {
+                let seq = out.entry(key).or_insert(0);
+                *seq = (*seq).max(meta.seq);
+            }
+        }
+        out
+    }
+
     /// Number of changes in the document.
     pub fn change_count(&mut self) -> usize {
         self.doc.get_changes_meta(&[]).len()

@@ -27,14 +27,20 @@ use crate::document::{DocumentError, Edit, HistoryEntry, OrganisationDocument};
 use crate::envelope::DocumentId;
 use crate::envelope::SignedChange;
 use crate::identity::{Identity, IdentityError, OrgId};
+use crate::membership::NetworkDocument;
 use crate::model::{OrganisationRecord, Profile, ValidationError};
-use crate::network::protocol::{DocumentHeads, SyncRequest};
+use crate::network::protocol::SyncRequest;
 use crate::network::{Network, NetworkStatus};
 use crate::store::{Snapshot, Store, StoreError};
 
+mod decisions;
 mod replication;
 
-pub use replication::{MAX_PENDING, RemoteOutcome, SyncServed, check_received};
+pub use decisions::{
+    Decision, DecisionReceipt, MembershipSummary, MembershipView, RequestView, create_network,
+    join_network,
+};
+pub use replication::{MAX_PENDING, Rejection, RemoteOutcome, SyncOffer, SyncServed};
 
 /// Most commands waiting for the documents actor.
 pub const COMMAND_CAP: usize = 256;
@@ -155,6 +161,10 @@ pub struct StatusReport {
     pub pending_changes: usize,
     /// Received changes rejected (bad signature, wrong author, undecodable) since start.
     pub rejected_changes: u64,
+    /// The same, by reason code (`bad_signature`, `not_member`, `revoked`, …).
+    pub rejected_by_reason: BTreeMap<String, u64>,
+    /// The network this node belongs to and its role in it.
+    pub membership: decisions::MembershipSummary,
     /// Networking: peer id, listen addresses and connected peers.
     pub network: NetworkStatus,
 }
@@ -183,7 +193,7 @@ enum Command {
         reply: Reply<StatusReport>,
     },
     SyncOffer {
-        reply: Reply<Vec<DocumentHeads>>,
+        reply: Reply<SyncOffer>,
     },
     HasChange {
         document: DocumentId,
@@ -192,11 +202,25 @@ enum Command {
     },
     SyncServe {
         request: SyncRequest,
+        from: Option<OrgId>,
         reply: Reply<SyncServed>,
     },
     ApplyRemote {
         changes: Vec<Vec<u8>>,
+        from: Option<OrgId>,
         reply: Reply<RemoteOutcome>,
+    },
+    Membership {
+        reply: Reply<MembershipView>,
+    },
+    Decide {
+        decision: Decision,
+        reply: Reply<DecisionReceipt>,
+    },
+    AdmissionReceived {
+        request: Vec<u8>,
+        from: OrgId,
+        reply: Reply<String>,
     },
     Shutdown {
         reply: oneshot::Sender<()>,
@@ -281,20 +305,61 @@ impl NodeHandle {
     }
 
     /// Every document held, with its heads (the start of a sync request).
-    pub async fn sync_offer(&self) -> Result<Vec<DocumentHeads>, NodeError> {
+    pub async fn sync_offer(&self) -> Result<SyncOffer, NodeError> {
         self.ask(|reply| Command::SyncOffer { reply }).await
     }
 
-    /// Answers a peer's sync request.
-    pub async fn sync_serve(&self, request: SyncRequest) -> Result<SyncServed, NodeError> {
-        self.ask(|reply| Command::SyncServe { request, reply })
-            .await
+    /// Answers a sync request from the peer whose key is `from`.
+    pub async fn sync_serve(
+        &self,
+        request: SyncRequest,
+        from: Option<OrgId>,
+    ) -> Result<SyncServed, NodeError> {
+        self.ask(|reply| Command::SyncServe {
+            request,
+            from,
+            reply,
+        })
+        .await
     }
 
-    /// Checks, stores and applies encoded signed changes received from a peer.
-    pub async fn apply_remote(&self, changes: Vec<Vec<u8>>) -> Result<RemoteOutcome, NodeError> {
-        self.ask(|reply| Command::ApplyRemote { changes, reply })
-            .await
+    /// Checks, stores and applies encoded signed changes received from the peer whose key
+    /// is `from`.
+    pub async fn apply_remote(
+        &self,
+        changes: Vec<Vec<u8>>,
+        from: Option<OrgId>,
+    ) -> Result<RemoteOutcome, NodeError> {
+        self.ask(|reply| Command::ApplyRemote {
+            changes,
+            from,
+            reply,
+        })
+        .await
+    }
+
+    /// The network, its charter, members, proposals and received admission requests.
+    pub async fn membership(&self) -> Result<MembershipView, NodeError> {
+        self.ask(|reply| Command::Membership { reply }).await
+    }
+
+    /// Makes a membership decision (ratify, request, approve, revoke, amend, devices).
+    pub async fn decide(&self, decision: Decision) -> Result<DecisionReceipt, NodeError> {
+        self.ask(|reply| Command::Decide { decision, reply }).await
+    }
+
+    /// Keeps an admission request a candidate's node sent; returns what to tell it.
+    pub async fn admission_received(
+        &self,
+        request: Vec<u8>,
+        from: OrgId,
+    ) -> Result<String, NodeError> {
+        self.ask(|reply| Command::AdmissionReceived {
+            request,
+            from,
+            reply,
+        })
+        .await
     }
 }
 
@@ -392,6 +457,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
             })??
     };
     let mut loaded = loaded;
+    let network_id = loaded.network.as_ref().map(|n| n.network().to_string());
     let org_id = loaded.identity.org_id();
     let identity = loaded.identity.clone();
     let (commands, receiver) = mpsc::channel(COMMAND_CAP);
@@ -416,6 +482,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
             match crate::network::spawn(
                 identity.signing(),
                 network_config,
+                network_id,
                 handle.clone(),
                 outbound,
                 network_status,
@@ -479,6 +546,9 @@ struct DocumentsActor {
     started: Instant,
     pending: replication::Pending,
     rejected_changes: u64,
+    rejected_by_code: BTreeMap<String, u64>,
+    /// The network document, once this node has created or joined a network.
+    network: Option<NetworkDocument>,
     /// New local changes, encoded, for the network to publish (None without networking).
     outbound: Option<mpsc::Sender<Vec<u8>>>,
 }
@@ -495,7 +565,37 @@ impl DocumentsActor {
             let changes = store.load_changes();
             (changes, snapshots.join())
         });
-        let changes = changes?;
+        let mut changes = changes?;
+        let network = match store.network()? {
+            Some(id) => {
+                let mut network = NetworkDocument::empty(id);
+                let held = changes.remove(&id.document_id()).unwrap_or_default();
+                let (ordered, missing) = replication::release_in_order(held, |_| false);
+                if !missing.is_empty() {
+                    return Err(StoreError::Corrupt {
+                        key: id.document_id().to_string(),
+                        reason: format!("{} network changes miss a dependency", missing.len()),
+                    }
+                    .into());
+                }
+                for change in &ordered {
+                    network.apply_unfolded(change).map_err(|e| StoreError::Corrupt {
+                        key: id.document_id().to_string(),
+                        reason: e.to_string(),
+                    })?;
+                }
+                network.refold();
+                Some(network)
+            }
+            None => None,
+        };
+        if let Some(stray) = changes.keys().find(|id| id.network_owner().is_some()) {
+            return Err(StoreError::Corrupt {
+                key: stray.to_string(),
+                reason: "a network document other than this node's network".into(),
+            }
+            .into());
+        }
         let mut snapshots = match snapshots {
             Ok(loaded) => loaded?,
             Err(_) => {
@@ -529,7 +629,7 @@ impl DocumentsActor {
             changes = store.change_count(),
             "store loaded and verified"
         );
-        Ok(Self {
+        let mut actor = Self {
             config,
             identity: Arc::new(identity),
             store,
@@ -539,8 +639,14 @@ impl DocumentsActor {
             started: Instant::now(),
             pending: replication::Pending::default(),
             rejected_changes: 0,
+            rejected_by_code: BTreeMap::new(),
+            network,
             outbound: None,
-        })
+        };
+        // A crash between a revocation and the cut of the revoked member's documents is
+        // finished here.
+        actor.enforce_write_rules();
+        Ok(actor)
     }
 
     fn run(mut self, mut commands: mpsc::Receiver<Command>) {
@@ -570,19 +676,46 @@ impl DocumentsActor {
                     hash,
                     reply,
                 } => {
-                    let held = document
-                        .organisation_owner()
-                        .and_then(|owner| self.documents.get_mut(&owner))
-                        .is_some_and(|d| d.has_change(&hash));
+                    let held = match (document.organisation_owner(), self.network.as_mut()) {
+                        (Some(owner), _) => self
+                            .documents
+                            .get_mut(&owner)
+                            .is_some_and(|d| d.has_change(&hash)),
+                        (None, Some(network)) if network.id() == &document => {
+                            network.has_change(&hash)
+                        }
+                        _ => false,
+                    };
                     let _ = reply.send(Ok(held));
                 }
-                Command::SyncServe { request, reply } => {
-                    let _ = reply.send(self.handle_sync_serve(request));
+                Command::SyncServe {
+                    request,
+                    from,
+                    reply,
+                } => {
+                    let _ = reply.send(self.handle_sync_serve(request, from));
                 }
-                Command::ApplyRemote { changes, reply } => {
-                    let result = self.handle_apply_remote(changes);
+                Command::ApplyRemote {
+                    changes,
+                    from,
+                    reply,
+                } => {
+                    let result = self.handle_apply_remote(changes, from);
                     self.snapshot_due();
                     let _ = reply.send(result);
+                }
+                Command::Membership { reply } => {
+                    let _ = reply.send(self.handle_membership());
+                }
+                Command::Decide { decision, reply } => {
+                    let _ = reply.send(self.handle_decision(decision));
+                }
+                Command::AdmissionReceived {
+                    request,
+                    from,
+                    reply,
+                } => {
+                    let _ = reply.send(self.handle_admission_received(&request, from));
                 }
                 Command::Shutdown { reply } => {
                     self.snapshot_dirty();
@@ -609,10 +742,10 @@ impl DocumentsActor {
             return Err(e.into());
         }
         debug!(change = %signed.hash(), "edit stored");
-        if let Some(outbound) = &self.outbound
-            && outbound.try_send(signed.encode()).is_err()
-        {
-            debug!("network busy; the change will reach peers by catch-up");
+        // Until this organisation is a member, its changes stay local: peers would refuse
+        // them. They reach the network by catch-up once it is admitted.
+        if self.is_member_key(&own) {
+            self.publish(&signed);
         }
         *self.change_counts.entry(own).or_default() += 1;
         *self.since_snapshot.entry(own).or_default() += 1;
@@ -623,6 +756,15 @@ impl DocumentsActor {
             change: signed.hash().to_string(),
             durable: true,
         })
+    }
+
+    /// Hands a new local change to the network for gossip.
+    fn publish(&self, signed: &SignedChange) {
+        if let Some(outbound) = &self.outbound
+            && outbound.try_send(signed.encode()).is_err()
+        {
+            debug!("network busy; the change will reach peers by catch-up");
+        }
     }
 
     fn reload(&mut self, org: OrgId) {
@@ -704,6 +846,8 @@ impl DocumentsActor {
             store_bytes: self.store.size_on_disk(),
             pending_changes: self.pending.len(),
             rejected_changes: self.rejected_changes,
+            rejected_by_reason: self.rejected_by_code.clone(),
+            membership: self.membership_summary(),
             network: NetworkStatus::default(),
         }
     }

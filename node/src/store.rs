@@ -23,10 +23,16 @@ use std::path::Path;
 use automerge::ChangeHash;
 
 use crate::envelope::{DocumentId, SignedChange};
+use crate::identity::OrgId;
 
 /// Version of the store's layout, kept in the `meta` tree.
 pub const STORE_FORMAT: &[u8] = b"passerelle-store-1";
 const FORMAT_KEY: &[u8] = b"format";
+const NETWORK_KEY: &[u8] = b"network";
+const BOOTSTRAP_KEY: &[u8] = b"bootstrap-peers";
+const OWN_REQUEST_KEY: &[u8] = b"own-admission-request";
+/// Most admission requests a member node keeps in its inbox.
+pub const MAX_ADMISSION_REQUESTS: usize = 1000;
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -146,6 +152,8 @@ pub struct Store {
     db: sled::Db,
     changes: sled::Tree,
     snapshots: sled::Tree,
+    meta: sled::Tree,
+    requests: sled::Tree,
 }
 
 fn change_key(document: &DocumentId, hash: &ChangeHash) -> Vec<u8> {
@@ -249,6 +257,8 @@ impl Store {
         Ok(Self {
             changes: db.open_tree("changes")?,
             snapshots: db.open_tree("snapshots")?,
+            requests: db.open_tree("admission-requests")?,
+            meta,
             db,
         })
     }
@@ -264,6 +274,138 @@ impl Store {
         }
         self.changes.apply_batch(batch)?;
         self.db.flush()?;
+        Ok(())
+    }
+
+    /// Deletes changes (and the document's snapshot) and flushes: used when a revocation
+    /// cuts a former member's document back to what it keeps.
+    pub fn remove_changes(
+        &self,
+        document: &DocumentId,
+        hashes: &[ChangeHash],
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for hash in hashes {
+            batch.remove(change_key(document, hash));
+        }
+        self.changes.apply_batch(batch)?;
+        self.snapshots.remove(document.as_str().as_bytes())?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The verified signed changes of one document.
+    pub fn load_document(&self, document: &DocumentId) -> Result<Vec<SignedChange>, StoreError> {
+        let mut prefix = document.as_str().as_bytes().to_vec();
+        prefix.push(0);
+        let mut out = Vec::new();
+        for entry in self.changes.scan_prefix(&prefix) {
+            let (key, value) = entry?;
+            let change = SignedChange::decode(&value).map_err(|e| StoreError::Corrupt {
+                key: readable_key(&key),
+                reason: e.to_string(),
+            })?;
+            change.verify().map_err(|e| StoreError::Corrupt {
+                key: readable_key(&key),
+                reason: e.to_string(),
+            })?;
+            out.push(change);
+        }
+        Ok(out)
+    }
+
+    /// The network this node belongs to, if it has created or joined one.
+    pub fn network(&self) -> Result<Option<crate::membership::NetworkId>, StoreError> {
+        match self.meta.get(NETWORK_KEY)? {
+            None => Ok(None),
+            Some(bytes) => String::from_utf8_lossy(&bytes)
+                .parse()
+                .map(Some)
+                .map_err(|e: crate::membership::MembershipError| StoreError::Corrupt {
+                    key: "meta/network".into(),
+                    reason: e.to_string(),
+                }),
+        }
+    }
+
+    /// Records the network this node belongs to, with peers to start from. A node belongs
+    /// to one network: setting another is refused.
+    pub fn set_network(
+        &self,
+        network: &crate::membership::NetworkId,
+        bootstrap: &[String],
+    ) -> Result<(), StoreError> {
+        if let Some(existing) = self.network()?
+            && existing != *network
+        {
+            return Err(StoreError::Corrupt {
+                key: "meta/network".into(),
+                reason: format!(
+                    "this node already belongs to network {existing}; a node belongs to one network (use another data folder)"
+                ),
+            });
+        }
+        self.meta
+            .insert(NETWORK_KEY, network.to_string().as_bytes())?;
+        let mut peers = self.bootstrap_peers()?;
+        for peer in bootstrap {
+            if !peers.contains(peer) {
+                peers.push(peer.clone());
+            }
+        }
+        self.meta.insert(
+            BOOTSTRAP_KEY,
+            serde_json::to_vec(&peers).unwrap_or_default(),
+        )?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Peer addresses recorded from invitations.
+    pub fn bootstrap_peers(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .meta
+            .get(BOOTSTRAP_KEY)?
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default())
+    }
+
+    /// This node's own admission request (JSON), if it made one.
+    pub fn own_request(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.meta.get(OWN_REQUEST_KEY)?.map(|v| v.to_vec()))
+    }
+
+    /// Records this node's own admission request.
+    pub fn set_own_request(&self, request: &[u8]) -> Result<(), StoreError> {
+        self.meta.insert(OWN_REQUEST_KEY, request)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Keeps an admission request received from a candidate (one per organisation, the
+    /// latest). Returns false when the inbox is full.
+    pub fn put_admission_request(&self, org: &OrgId, request: &[u8]) -> Result<bool, StoreError> {
+        let key = org.as_bytes();
+        if !self.requests.contains_key(key)? && self.requests.len() >= MAX_ADMISSION_REQUESTS {
+            return Ok(false);
+        }
+        self.requests.insert(key, request)?;
+        self.db.flush()?;
+        Ok(true)
+    }
+
+    /// Admission requests received, raw (JSON of signed requests).
+    pub fn admission_requests(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.requests.iter() {
+            out.push(entry?.1.to_vec());
+        }
+        Ok(out)
+    }
+
+    /// Drops a candidate's request (once decided).
+    pub fn remove_admission_request(&self, org: &OrgId) -> Result<(), StoreError> {
+        self.requests.remove(org.as_bytes())?;
         Ok(())
     }
 

@@ -49,6 +49,8 @@ pub struct NetworkDocument {
     doc: AutoCommit,
     operations: Vec<LoggedOperation>,
     membership: Option<Membership>,
+    /// Operations were applied since the last fold.
+    dirty: bool,
 }
 
 fn logged(change: &SignedChange) -> Result<LoggedOperation, NetworkDocumentError> {
@@ -112,6 +114,7 @@ impl NetworkDocument {
             doc,
             operations: vec![logged(&genesis)?],
             membership: None,
+            dirty: false,
         };
         this.refold();
         let ratify = this.append(Operation::Ratify, secret, now)?;
@@ -126,6 +129,7 @@ impl NetworkDocument {
             doc: AutoCommit::new(),
             operations: Vec::new(),
             membership: None,
+            dirty: false,
         }
     }
 
@@ -176,7 +180,7 @@ impl NetworkDocument {
     /// Checks a received, signature-verified change before it is stored: it belongs to this
     /// network, is a well-formed operation, and its key has a part in the network (the
     /// genesis: it is this network's, and signed by a founder).
-    pub fn check(&self, change: &SignedChange) -> Result<(), NetworkDocumentError> {
+    pub fn check(&mut self, change: &SignedChange) -> Result<(), NetworkDocumentError> {
         if change.document() != &self.id {
             return Err(NetworkDocumentError::OtherNetwork {
                 hash: change.hash().to_string(),
@@ -204,10 +208,30 @@ impl NetworkDocument {
         if matches!(op.operation, Operation::Charter { .. }) {
             return Err(malformed("only the genesis holds a charter"));
         }
-        match &self.membership {
-            Some(membership) if membership.knows_key(&op.author) => Ok(()),
-            _ => Err(NetworkDocumentError::UnknownKey { author: op.author }),
+        if self.dirty && !self.knows_key(&op.author) {
+            self.refold();
         }
+        if self.knows_key(&op.author) {
+            Ok(())
+        } else {
+            Err(NetworkDocumentError::UnknownKey { author: op.author })
+        }
+    }
+
+    fn knows_key(&self, key: &crate::identity::OrgId) -> bool {
+        self.membership.as_ref().is_some_and(|m| m.knows_key(key))
+    }
+
+    /// Applies one already-checked change without folding the membership again (a batch
+    /// of received changes folds once, at the end: call [`NetworkDocument::refold`]).
+    pub fn apply_unfolded(&mut self, change: &SignedChange) -> Result<(), NetworkDocumentError> {
+        let op = logged(change)?;
+        self.doc
+            .apply_changes([change.change().clone()])
+            .map_err(|e| NetworkDocumentError::Automerge(e.to_string()))?;
+        self.operations.push(op);
+        self.dirty = true;
+        Ok(())
     }
 
     /// Applies already-checked signed changes (from the store or a peer) and folds the
@@ -279,7 +303,9 @@ impl NetworkDocument {
         Ok(signed)
     }
 
-    fn refold(&mut self) {
+    /// Folds the membership from every operation held.
+    pub fn refold(&mut self) {
         self.membership = Membership::fold(self.network, &self.operations);
+        self.dirty = false;
     }
 }

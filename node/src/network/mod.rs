@@ -4,8 +4,8 @@
 //! - One actor owns the swarm ([`spawn`]); it talks to the documents actor only through the
 //!   [`NodeHandle`]. Work that needs the documents actor runs in small tasks whose results
 //!   come back to the event loop on a bounded channel, so the loop never waits.
-//! - Live: each new local change is published on the gossipsub topic
-//!   [`protocol::CHANGES_TOPIC`]. Received messages are validated by the application
+//! - Live: each new local change is published on the network's gossipsub topic
+//!   ([`protocol::changes_topic`]). Received messages are validated by the application
 //!   (decode, signature, author) and made durable before gossipsub is told to forward them
 //!   (Accept); forged ones are rejected (Reject), which lowers the sender's peer score.
 //! - Catch-up: on connecting, and every `sync_interval`, each side sends a
@@ -37,10 +37,11 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
 use crate::identity::{OrgId, SigningSecret};
-use crate::node::{NodeError, NodeHandle, RemoteOutcome, SyncServed};
+use crate::node::{NodeError, NodeHandle, Rejection, RemoteOutcome, SyncOffer, SyncServed};
 use protocol::{
-    CHANGES_TOPIC, DocumentHeads, IDENTIFY_PROTOCOL, MAX_GOSSIP_BYTES, MAX_SYNC_DOCUMENTS,
-    MAX_SYNC_REQUEST_BYTES, MAX_SYNC_RESPONSE_BYTES, SYNC_PROTOCOL, SyncRequest, SyncResponse,
+    ADMISSION_PROTOCOL, AdmissionMessage, AdmissionReply, IDENTIFY_PROTOCOL, MAX_ADMISSION_BYTES,
+    MAX_GOSSIP_BYTES, MAX_SYNC_DOCUMENTS, MAX_SYNC_REQUEST_BYTES, MAX_SYNC_RESPONSE_BYTES,
+    SYNC_PROTOCOL, SyncRequest, SyncResponse,
 };
 
 /// Most established connections in all.
@@ -129,6 +130,9 @@ struct Behaviour {
     sync: request_response::Behaviour<
         request_response::cbor::codec::Codec<SyncRequest, SyncResponse>,
     >,
+    admission: request_response::Behaviour<
+        request_response::cbor::codec::Codec<AdmissionMessage, AdmissionReply>,
+    >,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
 }
@@ -136,7 +140,12 @@ struct Behaviour {
 enum TaskResult {
     Offer {
         peer: PeerId,
-        offer: Result<Vec<DocumentHeads>, NodeError>,
+        offer: Result<SyncOffer, NodeError>,
+    },
+    AdmissionAnswered {
+        peer: PeerId,
+        channel: ResponseChannel<AdmissionReply>,
+        answer: Result<String, NodeError>,
     },
     Served {
         peer: PeerId,
@@ -178,6 +187,8 @@ struct PeerInfo {
     addresses: HashSet<Multiaddr>,
     last_sync: Option<i64>,
     rejected: u64,
+    /// This node's admission request was handed to it on this connection.
+    admission_sent: bool,
 }
 
 /// The running network actor.
@@ -195,7 +206,11 @@ impl Network {
     }
 }
 
-fn build_swarm(secret: &SigningSecret, use_mdns: bool) -> Result<Swarm<Behaviour>, NodeError> {
+fn build_swarm(
+    secret: &SigningSecret,
+    use_mdns: bool,
+    topic: &gossipsub::IdentTopic,
+) -> Result<Swarm<Behaviour>, NodeError> {
     let other = |e: String| NodeError::Io {
         context: "building the network stack".into(),
         source: std::io::Error::other(e),
@@ -228,7 +243,6 @@ fn build_swarm(secret: &SigningSecret, use_mdns: bool) -> Result<Swarm<Behaviour
                 gossipsub::MessageAuthenticity::Signed(keypair.clone()),
                 gossip_config,
             )?;
-            let topic = gossipsub::IdentTopic::new(CHANGES_TOPIC);
             let mut params = gossipsub::PeerScoreParams::default();
             params.topics.insert(
                 topic.hash(),
@@ -240,13 +254,20 @@ fn build_swarm(secret: &SigningSecret, use_mdns: bool) -> Result<Swarm<Behaviour
                 },
             );
             gossipsub.with_peer_score(params, gossipsub::PeerScoreThresholds::default())?;
-            gossipsub.subscribe(&topic)?;
+            gossipsub.subscribe(topic)?;
             let sync = request_response::Behaviour::with_codec(
                 request_response::cbor::codec::Codec::default()
                     .set_request_size_maximum(MAX_SYNC_REQUEST_BYTES)
                     .set_response_size_maximum(MAX_SYNC_RESPONSE_BYTES),
                 [(SYNC_PROTOCOL, ProtocolSupport::Full)],
                 request_response::Config::default().with_request_timeout(Duration::from_secs(60)),
+            );
+            let admission = request_response::Behaviour::with_codec(
+                request_response::cbor::codec::Codec::default()
+                    .set_request_size_maximum(MAX_ADMISSION_BYTES)
+                    .set_response_size_maximum(MAX_ADMISSION_BYTES),
+                [(ADMISSION_PROTOCOL, ProtocolSupport::Full)],
+                request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
             );
             let mdns = if use_mdns {
                 Some(mdns::tokio::Behaviour::new(
@@ -266,6 +287,7 @@ fn build_swarm(secret: &SigningSecret, use_mdns: bool) -> Result<Swarm<Behaviour
                 mdns: Toggle::from(mdns),
                 gossipsub,
                 sync,
+                admission,
                 identify: identify::Behaviour::new(identify::Config::new(
                     IDENTIFY_PROTOCOL.into(),
                     keypair.public(),
@@ -279,15 +301,18 @@ fn build_swarm(secret: &SigningSecret, use_mdns: bool) -> Result<Swarm<Behaviour
     Ok(swarm)
 }
 
-/// Starts the network actor: listens, dials the configured peers, and syncs.
+/// Starts the network actor of a node in `network` (its id): listens, dials the
+/// configured peers, and syncs.
 pub async fn spawn(
     secret: &SigningSecret,
     config: NetworkConfig,
+    network: Option<String>,
     handle: NodeHandle,
     outbound: mpsc::Receiver<Vec<u8>>,
     status: watch::Sender<NetworkStatus>,
 ) -> Result<Network, NodeError> {
-    let mut swarm = build_swarm(secret, config.mdns)?;
+    let topic = gossipsub::IdentTopic::new(protocol::changes_topic(network.as_deref()));
+    let mut swarm = build_swarm(secret, config.mdns, &topic)?;
     for address in &config.listen {
         swarm
             .listen_on(address.clone())
@@ -315,7 +340,7 @@ pub async fn spawn(
         local_peer: *swarm.local_peer_id(),
         swarm,
         handle,
-        topic: gossipsub::IdentTopic::new(CHANGES_TOPIC),
+        topic,
         config,
         status,
         results_tx,
@@ -406,13 +431,21 @@ impl NetworkActor {
         });
     }
 
-    fn penalise(&mut self, peer: PeerId, refused: usize, reasons: &[String]) {
+    fn penalise(&mut self, peer: PeerId, reasons: &[Rejection]) {
+        let refused = reasons.len();
         if refused == 0 {
             return;
         }
         let info = self.peers.entry(peer).or_default();
         info.rejected += refused as u64;
-        warn!(peer = %peer, refused, reason = reasons.first().map(String::as_str).unwrap_or(""), "peer sent changes that were refused");
+        let first = reasons.first();
+        warn!(
+            peer = %peer,
+            refused,
+            code = first.map(|r| r.code.as_str()).unwrap_or(""),
+            reason = first.map(|r| r.reason.as_str()).unwrap_or(""),
+            "peer sent changes that were refused"
+        );
         if info.rejected > MAX_REJECTED_PER_PEER {
             warn!(peer = %peer, "too many refused changes; disconnecting");
             let _ = self.swarm.disconnect_peer_id(peer);
@@ -422,11 +455,26 @@ impl NetworkActor {
     fn handle_result(&mut self, result: TaskResult) {
         match result {
             TaskResult::Offer { peer, offer } => match offer {
-                Ok(documents) if self.swarm.is_connected(&peer) => {
-                    self.swarm
-                        .behaviour_mut()
-                        .sync
-                        .send_request(&peer, SyncRequest { documents });
+                Ok(offer) if self.swarm.is_connected(&peer) => {
+                    if let Some(request) = offer.admission_request {
+                        let info = self.peers.entry(peer).or_default();
+                        if !info.admission_sent {
+                            info.admission_sent = true;
+                            self.swarm.behaviour_mut().admission.send_request(
+                                &peer,
+                                AdmissionMessage {
+                                    request: serde_bytes::ByteBuf::from(request),
+                                },
+                            );
+                        }
+                    }
+                    self.swarm.behaviour_mut().sync.send_request(
+                        &peer,
+                        SyncRequest {
+                            documents: offer.documents,
+                            network: offer.network,
+                        },
+                    );
                 }
                 Ok(_) => {
                     self.syncing.remove(&peer);
@@ -436,6 +484,30 @@ impl NetworkActor {
                     self.syncing.remove(&peer);
                 }
             },
+            TaskResult::AdmissionAnswered {
+                peer,
+                channel,
+                answer,
+            } => {
+                let reply = match answer {
+                    Ok(message) => AdmissionReply {
+                        received: true,
+                        message,
+                    },
+                    Err(e) => {
+                        warn!(peer = %peer, error = %e, "admission request refused");
+                        AdmissionReply {
+                            received: false,
+                            message: e.to_string(),
+                        }
+                    }
+                };
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .admission
+                    .send_response(channel, reply);
+            }
             TaskResult::Served {
                 peer,
                 channel,
@@ -471,7 +543,7 @@ impl NetworkActor {
                 self.syncing.remove(&peer);
                 match outcome {
                     Ok(outcome) => {
-                        self.penalise(peer, outcome.rejected.len(), &outcome.rejected);
+                        self.penalise(peer, &outcome.rejected);
                         self.peers.entry(peer).or_default().last_sync = Some(crate::unix_now());
                         if outcome.applied > 0 {
                             debug!(peer = %peer, applied = outcome.applied, "caught up");
@@ -499,9 +571,11 @@ impl NetworkActor {
                     }
                 };
                 if let Ok(o) = &outcome {
-                    self.penalise(source, o.rejected.len(), &o.rejected);
-                    if o.pending > 0 {
-                        // Its dependencies are missing: catch up with the sender.
+                    self.penalise(source, &o.rejected);
+                    let behind = o.rejected.iter().any(|r| r.code == "not_member");
+                    if o.pending > 0 || behind {
+                        // Its dependencies are missing, or it may know of an admission this
+                        // node has not seen yet: catch up with the sender.
                         self.start_sync(source);
                     }
                 }
@@ -596,6 +670,9 @@ impl NetworkActor {
                 message,
             })) => self.handle_gossip(propagation_source, message_id, message),
             SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.handle_sync_event(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Admission(event)) => {
+                self.handle_admission_event(event)
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
                 // Found peers become dial targets like configured ones (redialled with
                 // back-off) until mDNS says they expired.
@@ -643,7 +720,9 @@ impl NetworkActor {
             TaskResult::Validated {
                 source,
                 message_id,
-                outcome: handle.apply_remote(vec![message.data]).await,
+                outcome: handle
+                    .apply_remote(vec![message.data], OrgId::from_peer_id(&source))
+                    .await,
             }
         });
     }
@@ -655,7 +734,13 @@ impl NetworkActor {
                     request, channel, ..
                 } => {
                     if request.documents.len() > MAX_SYNC_DOCUMENTS {
-                        self.penalise(peer, 1, &["oversized sync request".into()]);
+                        self.penalise(
+                            peer,
+                            &[Rejection {
+                                code: "oversized_request".into(),
+                                reason: "sync request lists too many documents".into(),
+                            }],
+                        );
                         return;
                     }
                     let handle = self.handle.clone();
@@ -663,7 +748,9 @@ impl NetworkActor {
                         TaskResult::Served {
                             peer,
                             channel,
-                            served: handle.sync_serve(request).await,
+                            served: handle
+                                .sync_serve(request, OrgId::from_peer_id(&peer))
+                                .await,
                         }
                     });
                 }
@@ -677,7 +764,9 @@ impl NetworkActor {
                     self.spawn_task(async move {
                         TaskResult::Applied {
                             peer,
-                            outcome: handle.apply_remote(changes).await,
+                            outcome: handle
+                                .apply_remote(changes, OrgId::from_peer_id(&peer))
+                                .await,
                             more,
                         }
                     });
@@ -691,6 +780,43 @@ impl NetworkActor {
                 debug!(peer = %peer, error = %error, "inbound sync failed");
             }
             request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn handle_admission_event(
+        &mut self,
+        event: request_response::Event<AdmissionMessage, AdmissionReply>,
+    ) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    let Some(from) = OrgId::from_peer_id(&peer) else {
+                        return;
+                    };
+                    let handle = self.handle.clone();
+                    self.spawn_task(async move {
+                        TaskResult::AdmissionAnswered {
+                            peer,
+                            channel,
+                            answer: handle
+                                .admission_received(request.request.into_vec(), from)
+                                .await,
+                        }
+                    });
+                }
+                request_response::Message::Response { response, .. } => {
+                    info!(peer = %peer, received = response.received, message = %response.message, "admission request delivered");
+                }
+            },
+            request_response::Event::OutboundFailure { peer, error, .. } => {
+                debug!(peer = %peer, error = %error, "admission request not delivered");
+                if let Some(info) = self.peers.get_mut(&peer) {
+                    info.admission_sent = false;
+                }
+            }
+            _ => {}
         }
     }
 

@@ -9,8 +9,20 @@ use crate::envelope::DocumentId;
 
 /// The request-response protocol of catch-up sync (CBOR messages).
 pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/passerelle/sync/1");
-/// The gossipsub topic on which new signed changes are published.
-pub const CHANGES_TOPIC: &str = "passerelle/changes/1";
+/// The request-response protocol by which a candidate hands its admission request to
+/// members' nodes (CBOR messages).
+pub const ADMISSION_PROTOCOL: StreamProtocol = StreamProtocol::new("/passerelle/admission/1");
+/// Largest admission request message.
+pub const MAX_ADMISSION_BYTES: u64 = 16 * 1024;
+
+/// The gossipsub topic on which a network's new signed changes are published:
+/// `passerelle/<network id>/changes/1` (`passerelle/changes/1` for a node in no network).
+pub fn changes_topic(network: Option<&str>) -> String {
+    match network {
+        Some(id) => format!("passerelle/{id}/changes/1"),
+        None => "passerelle/changes/1".to_owned(),
+    }
+}
 /// The identify protocol version string.
 pub const IDENTIFY_PROTOCOL: &str = "/passerelle/id/1";
 /// Largest gossip message: one encoded signed change.
@@ -41,6 +53,9 @@ pub struct SyncRequest {
     /// Every document the requester holds, with its heads. Documents it does not list are
     /// ones it lacks entirely.
     pub documents: Vec<DocumentHeads>,
+    /// The requester's network id; a node of another network serves nothing.
+    #[serde(default)]
+    pub network: Option<String>,
 }
 
 /// Signed changes the requester lacks, in causal order.
@@ -50,4 +65,21 @@ pub struct SyncResponse {
     pub changes: Vec<ByteBuf>,
     /// True when the responder has more to send: ask again with updated heads.
     pub more: bool,
+}
+
+/// A candidate's signed admission request, for a member's node to keep until its
+/// operator approves (or not).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdmissionMessage {
+    /// The signed request (JSON of `membership::SignedRequest`).
+    pub request: ByteBuf,
+}
+
+/// The member node's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdmissionReply {
+    /// True if the request was kept for the members to decide.
+    pub received: bool,
+    /// Why not, or what happens next.
+    pub message: String,
 }

@@ -2,9 +2,12 @@
 //! signed changes are checked, made durable and applied.
 //!
 //! Rules:
-//! - A received change is decoded, its signature verified, and its author checked against
-//!   the document's owner (an organisation's document is written only by that organisation)
-//!   before anything else. A refused change is never stored, applied or forwarded.
+//! - A received change is decoded and its signature verified before anything else. Then
+//!   the network document's changes are checked (this network, a well-formed operation, a
+//!   key with a part in the network) and applied first, so that the membership is current;
+//!   then each organisation-document change is checked against the write rule
+//!   ([`crate::membership::Membership::may_write`]). A refused change is never stored,
+//!   applied or forwarded; its rejection is counted by code.
 //! - A change whose dependencies are not all known waits in a bounded pending set
 //!   ([`MAX_PENDING`]); it is stored and applied once they arrive.
 //! - Changes are stored (flushed) before they are applied.
@@ -14,10 +17,11 @@ use std::collections::{HashMap, HashSet};
 use automerge::ChangeHash;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
-use tracing::{debug, warn};
+use tracing::{debug, error, info, warn};
 
 use super::{DocumentsActor, NodeError};
 use crate::document::OrganisationDocument;
+use crate::membership::{NetworkDocument, NetworkDocumentError, WriteRefusal};
 use crate::envelope::{DocumentId, SignedChange};
 use crate::identity::OrgId;
 use crate::network::protocol::{
@@ -36,6 +40,26 @@ pub struct SyncServed {
     pub requester_has_more: bool,
 }
 
+/// Why one received change was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    /// A stable code, counted in `passerelle status`: `undecodable`, `bad_signature`,
+    /// `wrong_writer`, `not_member`, `sender_not_member`, `revoked`, `other_network`,
+    /// `no_network`, `malformed_operation`, `unknown_document`, `depends_on_refused`.
+    pub code: String,
+    /// What exactly was wrong.
+    pub reason: String,
+}
+
+impl Rejection {
+    fn new(code: &str, reason: impl Into<String>) -> Self {
+        Self {
+            code: code.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
 /// What applying received changes did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoteOutcome {
@@ -46,7 +70,26 @@ pub struct RemoteOutcome {
     /// Changes now waiting for dependencies.
     pub pending: usize,
     /// Why each refused change was refused.
-    pub rejected: Vec<String>,
+    pub rejected: Vec<Rejection>,
+}
+
+impl RemoteOutcome {
+    fn reject(&mut self, code: &str, reason: impl Into<String>) {
+        let rejection = Rejection::new(code, reason);
+        debug!(code = %rejection.code, reason = %rejection.reason, "received change refused");
+        self.rejected.push(rejection);
+    }
+}
+
+/// What a sync request carries, and the admission request to deliver, if any.
+#[derive(Debug, Clone, Default)]
+pub struct SyncOffer {
+    /// Every document held, with its heads.
+    pub documents: Vec<DocumentHeads>,
+    /// This node's network.
+    pub network: Option<String>,
+    /// This node's signed admission request (JSON), while it is not a member.
+    pub admission_request: Option<Vec<u8>>,
 }
 
 /// Pending changes, by document.
@@ -95,21 +138,59 @@ impl Pending {
     }
 }
 
-/// Checks a received change: signature, and the one-writer rule of organisation documents.
-pub fn check_received(change: &SignedChange) -> Result<OrgId, String> {
-    change.verify().map_err(|e| e.to_string())?;
-    let owner = change
-        .document()
-        .organisation_owner()
-        .ok_or_else(|| format!("unknown document kind {}", change.document()))?;
-    if change.author() != owner {
-        return Err(format!(
-            "{} may not write {}: only its owner does",
-            change.author(),
-            change.document()
-        ));
+/// The code and reason of a write-rule refusal.
+fn refusal(refusal: &WriteRefusal) -> Rejection {
+    let code = match refusal {
+        WriteRefusal::NotMember { .. } => "not_member",
+        WriteRefusal::NotOwnersKey { .. } => "wrong_writer",
+        WriteRefusal::Revoked { .. } => "revoked",
+    };
+    Rejection::new(code, refusal.to_string())
+}
+
+/// The code of a network-document refusal.
+fn network_refusal(error: &NetworkDocumentError) -> Rejection {
+    let code = match error {
+        NetworkDocumentError::OtherNetwork { .. } => "other_network",
+        NetworkDocumentError::UnknownKey { .. } => "not_member",
+        NetworkDocumentError::Malformed { .. }
+        | NetworkDocumentError::NotAllowed(_)
+        | NetworkDocumentError::Automerge(_) => "malformed_operation",
+    };
+    Rejection::new(code, error.to_string())
+}
+
+/// Orders changes so that each comes after its dependencies (those among them, and those
+/// `held` already); returns the ordered ones and those still waiting.
+pub(super) fn release_in_order(
+    changes: Vec<SignedChange>,
+    mut held: impl FnMut(&ChangeHash) -> bool,
+) -> (Vec<SignedChange>, Vec<SignedChange>) {
+    let mut known: HashSet<ChangeHash> = HashSet::new();
+    let mut ready = Vec::new();
+    let mut waiting = changes;
+    loop {
+        let before = waiting.len();
+        let mut still = Vec::new();
+        for change in waiting {
+            let deps_known = change
+                .change()
+                .deps()
+                .iter()
+                .all(|d| known.contains(d) || held(d));
+            if deps_known {
+                known.insert(change.hash());
+                ready.push(change);
+            } else {
+                still.push(change);
+            }
+        }
+        waiting = still;
+        if waiting.len() == before || waiting.is_empty() {
+            break;
+        }
     }
-    Ok(owner)
+    (ready, waiting)
 }
 
 fn heads_bytes(heads: &[ChangeHash]) -> Vec<ByteBuf> {
@@ -124,38 +205,134 @@ fn parse_heads(heads: &[ByteBuf]) -> Vec<ChangeHash> {
         .collect()
 }
 
+/// A document that replicates: the organisation documents and the network document.
+trait Replica {
+    fn replica_id(&self) -> &DocumentId;
+    fn replica_heads(&mut self) -> Vec<ChangeHash>;
+    fn replica_has(&mut self, hash: &ChangeHash) -> bool;
+    fn replica_after(&mut self, heads: &[ChangeHash]) -> Vec<ChangeHash>;
+}
+
+impl Replica for OrganisationDocument {
+    fn replica_id(&self) -> &DocumentId {
+        self.id()
+    }
+    fn replica_heads(&mut self) -> Vec<ChangeHash> {
+        self.heads()
+    }
+    fn replica_has(&mut self, hash: &ChangeHash) -> bool {
+        self.has_change(hash)
+    }
+    fn replica_after(&mut self, heads: &[ChangeHash]) -> Vec<ChangeHash> {
+        self.changes_after(heads)
+    }
+}
+
+impl Replica for NetworkDocument {
+    fn replica_id(&self) -> &DocumentId {
+        self.id()
+    }
+    fn replica_heads(&mut self) -> Vec<ChangeHash> {
+        self.heads()
+    }
+    fn replica_has(&mut self, hash: &ChangeHash) -> bool {
+        self.has_change(hash)
+    }
+    fn replica_after(&mut self, heads: &[ChangeHash]) -> Vec<ChangeHash> {
+        self.changes_after(heads)
+    }
+}
+
 impl DocumentsActor {
-    /// Every document held, with its heads.
-    pub(super) fn handle_sync_offer(&mut self) -> Vec<DocumentHeads> {
-        self.documents
-            .values_mut()
-            .map(|d| DocumentHeads {
-                document: d.id().clone(),
-                heads: heads_bytes(&d.heads()),
-            })
-            .collect()
+    /// True if `key` is a member organisation's key or an active device of one.
+    pub(super) fn is_member_key(&self, key: &OrgId) -> bool {
+        self.membership()
+            .is_some_and(|m| m.acting_member(key).is_some())
     }
 
-    /// The signed changes the requester lacks, up to [`SYNC_BATCH_BYTES`].
+    /// The organisations whose documents are served to members: members and former members.
+    fn servable(&self, owner: &OrgId) -> bool {
+        self.membership()
+            .is_some_and(|m| m.members.contains_key(owner) || m.revoked.contains_key(owner))
+    }
+
+    /// Every document held, with its heads; and this node's admission request while it is
+    /// not yet a member.
+    pub(super) fn handle_sync_offer(&mut self) -> SyncOffer {
+        let mut documents = Vec::new();
+        if let Some(network) = &mut self.network {
+            documents.push(DocumentHeads {
+                document: network.id().clone(),
+                heads: heads_bytes(&network.heads()),
+            });
+        }
+        documents.extend(self.documents.values_mut().map(|d| DocumentHeads {
+            document: d.id().clone(),
+            heads: heads_bytes(&d.heads()),
+        }));
+        let admission_request = if self.is_member_key(&self.identity.org_id()) {
+            None
+        } else {
+            self.store.own_request().ok().flatten()
+        };
+        SyncOffer {
+            documents,
+            network: self.network.as_ref().map(|n| n.network().to_string()),
+            admission_request,
+        }
+    }
+
+    /// The signed changes the requester lacks, up to [`SYNC_BATCH_BYTES`]. A requester that
+    /// is not a member is served the network document only.
     pub(super) fn handle_sync_serve(
         &mut self,
         request: SyncRequest,
+        from: Option<OrgId>,
     ) -> Result<SyncServed, NodeError> {
+        let our_network = self.network.as_ref().map(|n| n.network().to_string());
+        if request.network.is_some() && request.network != our_network {
+            debug!(network = ?request.network, "sync request for another network: nothing served");
+            return Ok(SyncServed {
+                response: SyncResponse {
+                    changes: Vec::new(),
+                    more: false,
+                },
+                requester_has_more: false,
+            });
+        }
+        let member = from.is_none_or(|key| self.is_member_key(&key));
         let theirs: HashMap<DocumentId, Vec<ChangeHash>> = request
             .documents
             .iter()
             .map(|d| (d.document.clone(), parse_heads(&d.heads)))
             .collect();
-        let mut requester_has_more = theirs.keys().any(|id| {
-            id.organisation_owner()
-                .is_some_and(|owner| !self.documents.contains_key(&owner))
-        });
+        let mut requester_has_more = member
+            && theirs.keys().any(|id| {
+                id.organisation_owner().is_some_and(|owner| {
+                    !self.documents.contains_key(&owner) && self.servable(&owner)
+                })
+            });
+        let servable: HashSet<OrgId> = self
+            .documents
+            .keys()
+            .filter(|owner| member && self.servable(owner))
+            .copied()
+            .collect();
+        let mut replicas: Vec<&mut dyn Replica> = Vec::new();
+        if let Some(network) = self.network.as_mut() {
+            replicas.push(network);
+        }
+        for (owner, document) in self.documents.iter_mut() {
+            if servable.contains(owner) {
+                replicas.push(document);
+            }
+        }
         let mut changes = Vec::new();
         let mut bytes = 0usize;
         let mut more = false;
-        'documents: for document in self.documents.values_mut() {
-            let their_heads = theirs.get(document.id()).cloned().unwrap_or_default();
-            let mut ours = document.heads();
+        'documents: for document in replicas {
+            let their_heads = theirs.get(document.replica_id()).cloned().unwrap_or_default();
+            let mut ours = document.replica_heads();
             ours.sort();
             let mut sorted = their_heads.clone();
             sorted.sort();
@@ -164,15 +341,15 @@ impl DocumentsActor {
             }
             let known: Vec<ChangeHash> = their_heads
                 .iter()
-                .filter(|h| document.has_change(h))
+                .filter(|h| document.replica_has(h))
                 .copied()
                 .collect();
             if known.len() < their_heads.len() {
                 requester_has_more = true;
             }
-            for hash in document.changes_after(&known) {
-                let Some(raw) = self.store.raw_change(document.id(), &hash)? else {
-                    warn!(document = %document.id(), change = %hash, "change held in memory but not in the store");
+            for hash in document.replica_after(&known) {
+                let Some(raw) = self.store.raw_change(document.replica_id(), &hash)? else {
+                    warn!(document = %document.replica_id(), change = %hash, "change held in memory but not in the store");
                     continue;
                 };
                 if bytes + raw.len() > SYNC_BATCH_BYTES && !changes.is_empty() {
@@ -189,79 +366,189 @@ impl DocumentsActor {
         })
     }
 
-    /// Checks, stores and applies received encoded signed changes.
+    /// Checks, stores and applies received encoded signed changes. `from` is the key of
+    /// the peer that sent them (None for local callers): organisation-document changes
+    /// from a peer that is not a member are refused.
     pub(super) fn handle_apply_remote(
         &mut self,
         encoded: Vec<Vec<u8>>,
+        from: Option<OrgId>,
     ) -> Result<RemoteOutcome, NodeError> {
         let mut outcome = RemoteOutcome::default();
+        let mut network_fresh: Vec<SignedChange> = Vec::new();
         let mut fresh: HashMap<DocumentId, Vec<SignedChange>> = HashMap::new();
         let mut seen = HashSet::new();
         for bytes in encoded {
             let change = match SignedChange::decode(&bytes) {
                 Ok(change) => change,
                 Err(e) => {
-                    outcome.rejected.push(e.to_string());
+                    outcome.reject("undecodable", e.to_string());
                     continue;
                 }
             };
-            let owner = match check_received(&change) {
-                Ok(owner) => owner,
-                Err(reason) => {
-                    outcome.rejected.push(reason);
-                    continue;
-                }
-            };
-            let held = self
-                .documents
-                .get_mut(&owner)
-                .is_some_and(|d| d.has_change(&change.hash()))
-                || self.pending.contains(change.document(), &change.hash());
-            if held || !seen.insert(change.hash()) {
+            if let Err(e) = change.verify() {
+                outcome.reject("bad_signature", e.to_string());
+                continue;
+            }
+            let id = change.document().clone();
+            if !seen.insert((id.clone(), change.hash())) || self.pending.contains(&id, &change.hash()) {
                 outcome.duplicates += 1;
                 continue;
             }
-            fresh
-                .entry(change.document().clone())
-                .or_default()
-                .push(change);
+            if id.network_owner().is_some() {
+                match self.network.as_mut() {
+                    None => outcome.reject(
+                        "no_network",
+                        format!("change {} of {id}: this node is in no network", change.hash()),
+                    ),
+                    Some(network) if network.id() != &id => outcome.reject(
+                        "other_network",
+                        format!("change {} belongs to {id}, not to this node's network", change.hash()),
+                    ),
+                    Some(network) => {
+                        if network.has_change(&change.hash()) {
+                            outcome.duplicates += 1;
+                        } else {
+                            network_fresh.push(change);
+                        }
+                    }
+                }
+            } else if let Some(owner) = id.organisation_owner() {
+                if self
+                    .documents
+                    .get_mut(&owner)
+                    .is_some_and(|d| d.has_change(&change.hash()))
+                {
+                    outcome.duplicates += 1;
+                } else {
+                    fresh.entry(id).or_default().push(change);
+                }
+            } else {
+                outcome.reject("unknown_document", format!("unknown document kind {id}"));
+            }
+        }
+        if !network_fresh.is_empty() {
+            self.receive_network_changes(network_fresh, &mut outcome)?;
+        }
+        if !fresh.is_empty() {
+            self.receive_organisation_changes(fresh, from, &mut outcome)?;
         }
         self.rejected_changes += outcome.rejected.len() as u64;
+        for rejection in &outcome.rejected {
+            *self.rejected_by_code.entry(rejection.code.clone()).or_default() += 1;
+        }
+        Ok(outcome)
+    }
+
+    fn receive_network_changes(
+        &mut self,
+        fresh: Vec<SignedChange>,
+        outcome: &mut RemoteOutcome,
+    ) -> Result<(), NodeError> {
+        let Some(network) = self.network.as_mut() else {
+            return Ok(());
+        };
+        let id = network.id().clone();
+        let mut changes = fresh;
+        changes.extend(self.pending.take(&id));
+        let (ready, waiting) = release_in_order(changes, |h| network.has_change(h));
+        for change in waiting {
+            if self.pending.insert(change) {
+                outcome.pending += 1;
+            }
+        }
+        let before = network.membership().map(|m| m.write_rules_digest());
+        let mut refused: HashSet<ChangeHash> = HashSet::new();
+        let mut accepted = Vec::new();
+        for change in ready {
+            if change.change().deps().iter().any(|d| refused.contains(d)) {
+                refused.insert(change.hash());
+                outcome.reject(
+                    "depends_on_refused",
+                    format!("change {} depends on a refused change", change.hash()),
+                );
+                continue;
+            }
+            let checked = network
+                .check(&change)
+                .and_then(|()| network.apply_unfolded(&change));
+            match checked {
+                Ok(()) => accepted.push(change),
+                Err(e) => {
+                    refused.insert(change.hash());
+                    outcome.rejected.push(network_refusal(&e));
+                }
+            }
+        }
+        network.refold();
+        if accepted.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.store.put_changes(&accepted) {
+            error!(error = %e, "could not store network changes; reloading the network document");
+            self.reload_network();
+            return Err(e.into());
+        }
+        outcome.applied += accepted.len();
+        let after = self.membership().map(|m| m.write_rules_digest());
+        if before != after {
+            info!(operations = accepted.len(), "membership changed");
+            self.enforce_write_rules();
+        }
+        Ok(())
+    }
+
+    fn receive_organisation_changes(
+        &mut self,
+        fresh: HashMap<DocumentId, Vec<SignedChange>>,
+        from: Option<OrgId>,
+        outcome: &mut RemoteOutcome,
+    ) -> Result<(), NodeError> {
+        let sender_is_member = from.is_none_or(|key| self.is_member_key(&key));
         let mut releasable: Vec<(OrgId, Vec<SignedChange>)> = Vec::new();
-        for (id, mut changes) in fresh {
-            changes.extend(self.pending.take(&id));
+        for (id, changes) in fresh {
             let Some(owner) = id.organisation_owner() else {
                 continue;
             };
+            let mut allowed = Vec::new();
+            for change in changes {
+                if !sender_is_member {
+                    outcome.reject(
+                        "sender_not_member",
+                        format!(
+                            "change {} of {id} came from a peer that is not a member of the network",
+                            change.hash()
+                        ),
+                    );
+                    continue;
+                }
+                let verdict = match self.membership() {
+                    None => Err(Rejection::new(
+                        "no_network",
+                        "this node is in no network yet".to_string(),
+                    )),
+                    Some(m) => m
+                        .may_write(&owner, &change.author(), change.change().seq())
+                        .map_err(|e| refusal(&e)),
+                };
+                match verdict {
+                    Ok(()) => allowed.push(change),
+                    Err(rejection) => {
+                        debug!(code = %rejection.code, reason = %rejection.reason, "received change refused");
+                        outcome.rejected.push(rejection);
+                    }
+                }
+            }
+            if allowed.is_empty() {
+                continue;
+            }
+            let mut changes = allowed;
+            changes.extend(self.pending.take(&id));
             let document = self
                 .documents
                 .entry(owner)
                 .or_insert_with(|| OrganisationDocument::empty(owner));
-            // Release, in causal order, every change whose dependencies are all known.
-            let mut known: HashSet<ChangeHash> = HashSet::new();
-            let mut ready = Vec::new();
-            let mut waiting = changes;
-            loop {
-                let before = waiting.len();
-                let mut still = Vec::new();
-                for change in waiting {
-                    let deps_known = change
-                        .change()
-                        .deps()
-                        .iter()
-                        .all(|d| known.contains(d) || document.has_change(d));
-                    if deps_known {
-                        known.insert(change.hash());
-                        ready.push(change);
-                    } else {
-                        still.push(change);
-                    }
-                }
-                waiting = still;
-                if waiting.len() == before || waiting.is_empty() {
-                    break;
-                }
-            }
+            let (ready, waiting) = release_in_order(changes, |h| document.has_change(h));
             for change in waiting {
                 if self.pending.insert(change) {
                     outcome.pending += 1;
@@ -282,6 +569,9 @@ impl DocumentsActor {
             .iter()
             .flat_map(|(_, ready)| ready.iter().cloned())
             .collect();
+        if all.is_empty() {
+            return Ok(());
+        }
         self.store.put_changes(&all)?;
         for (owner, ready) in releasable {
             let document = self
@@ -293,6 +583,6 @@ impl DocumentsActor {
             *self.since_snapshot.entry(owner).or_default() += ready.len() as u64;
             outcome.applied += ready.len();
         }
-        Ok(outcome)
+        Ok(())
     }
 }

@@ -1,0 +1,618 @@
+//! The documents actor's side of membership: the network's view for the CLI, decisions
+//! made on this node (ratify, request, approve, revoke, amend, devices), admission requests
+//! received from candidates, and the cut of documents that a membership change requires.
+//!
+//! Rules:
+//! - A decision is tried on the membership before anything is signed: one that would have
+//!   no effect is refused with the reason, and nothing is written.
+//! - Every new operation is stored (flushed) before it is applied and published.
+//! - When a revocation or a device withdrawal takes effect, the documents concerned are cut
+//!   back to what the decision keeps: the later changes are deleted from the store and the
+//!   document is rebuilt, so this node holds exactly what every other honest node holds.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+use tracing::{error, info, warn};
+
+use super::{DocumentsActor, NodeError, rebuild};
+use crate::config::Config;
+use crate::envelope::SignedChange;
+use crate::identity::{Identity, OrgId};
+use crate::membership::{
+    Action, AdmissionRequest, Amendment, Charter, FormerMember, Member, Membership,
+    NetworkDocument, NetworkId, Operation, Proposal, SignedRequest,
+};
+use crate::model::ValidationError;
+use crate::store::Store;
+
+/// A membership decision made on this node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum Decision {
+    /// A founder signs the charter.
+    Ratify,
+    /// This (candidate) organisation signs an admission request; its node hands it to the
+    /// members' nodes it connects to, until it is admitted.
+    Request {
+        /// A word to the members.
+        #[serde(default)]
+        message: String,
+    },
+    /// Approve what is open about an organisation (its admission or revocation), or
+    /// propose its admission from the request it sent.
+    Approve {
+        /// The organisation.
+        org: OrgId,
+    },
+    /// Propose (or approve) a member's revocation.
+    Revoke {
+        /// The member.
+        org: OrgId,
+        /// Why.
+        reason: String,
+    },
+    /// Propose (or approve) a charter amendment.
+    Amend {
+        /// The changes.
+        amendment: Amendment,
+    },
+    /// Authorise another node of this organisation.
+    AddDevice {
+        /// The device node's key (its `passerelle status` key id).
+        device: OrgId,
+        /// Where it runs.
+        label: String,
+    },
+    /// Withdraw a device key.
+    RemoveDevice {
+        /// The device's key.
+        device: OrgId,
+    },
+}
+
+/// What a decision did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecisionReceipt {
+    /// The new operation's change hash (empty for a request, which is not replicated).
+    pub change: String,
+    /// What happened, for people.
+    pub message: String,
+}
+
+/// This node's place in its network, for `passerelle status`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MembershipSummary {
+    /// The network id, if any.
+    pub network_id: Option<String>,
+    /// The network's name.
+    pub network_name: Option<String>,
+    /// `member`, `founder (not ratified)`, `former member`, `candidate`, `not a member`,
+    /// or `no network`.
+    pub role: String,
+    /// Current members.
+    pub members: usize,
+    /// Open proposals.
+    pub open_proposals: usize,
+    /// Admission requests received and not yet proposed.
+    pub requests: usize,
+}
+
+/// A received admission request, for `passerelle member list`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestView {
+    /// The candidate.
+    pub org: OrgId,
+    /// Its fingerprint.
+    pub fingerprint: String,
+    /// Its name.
+    pub name: String,
+    /// Its message.
+    pub message: String,
+    /// When it signed the request.
+    pub created: i64,
+}
+
+/// The network as `passerelle network show` and `passerelle member list` show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MembershipView {
+    /// This node's summary.
+    pub summary: MembershipSummary,
+    /// The charter, as amended.
+    pub charter: Option<Charter>,
+    /// Founders who have not ratified yet.
+    pub awaiting_ratification: Vec<OrgId>,
+    /// Current members (names from their profiles where held).
+    pub members: Vec<Member>,
+    /// Former members.
+    pub former_members: Vec<FormerMember>,
+    /// Device keys of members.
+    pub devices: Vec<crate::membership::Device>,
+    /// Open proposals.
+    pub proposals: Vec<Proposal>,
+    /// Admission requests received by this node and not yet proposed.
+    pub requests: Vec<RequestView>,
+    /// Operations without effect, with their reasons.
+    pub void_operations: usize,
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> NodeError {
+    NodeError::Invalid(ValidationError::new(field, message))
+}
+
+/// Creates a network in a node's data folder (the node must be stopped): the genesis with
+/// the charter and this organisation's ratification. This organisation must be a founder.
+pub fn create_network(config: &Config, charter: Charter) -> Result<NetworkId, NodeError> {
+    let identity = Identity::load(&config.data_dir)?;
+    let store = Store::open(&config.store_dir())?;
+    if let Some(existing) = store.network()? {
+        return Err(invalid(
+            "network",
+            format!("this node already belongs to network {existing}; a node belongs to one network"),
+        ));
+    }
+    let (network, changes) =
+        NetworkDocument::create(identity.signing(), charter, crate::unix_now())
+            .map_err(|e| invalid("charter", e.to_string()))?;
+    store.put_changes(&changes)?;
+    store.set_network(&network.network(), &[])?;
+    Ok(network.network())
+}
+
+/// Records the network a node joins and the peers to reach it (the node must be stopped).
+pub fn join_network(
+    config: &Config,
+    network: NetworkId,
+    peers: &[String],
+) -> Result<(), NodeError> {
+    let store = Store::open(&config.store_dir())?;
+    store.set_network(&network, peers)?;
+    Ok(())
+}
+
+impl DocumentsActor {
+    pub(super) fn membership(&self) -> Option<&Membership> {
+        self.network.as_ref().and_then(|n| n.membership())
+    }
+
+    pub(super) fn membership_summary(&self) -> MembershipSummary {
+        let own = self.identity.org_id();
+        let Some(network) = &self.network else {
+            return MembershipSummary {
+                role: "no network".into(),
+                ..Default::default()
+            };
+        };
+        let requests = self.pending_requests().len();
+        let Some(m) = network.membership() else {
+            return MembershipSummary {
+                network_id: Some(network.network().to_string()),
+                role: "joining (the network document has not arrived yet)".into(),
+                requests,
+                ..Default::default()
+            };
+        };
+        let role = if m.members.contains_key(&own) {
+            if m.is_active() { "member" } else { "member (network not active: a founder has not ratified)" }
+        } else if m.charter.founders.contains(&own) {
+            "founder (not ratified: run `passerelle network ratify`)"
+        } else if m.revoked.contains_key(&own) {
+            "former member (revoked)"
+        } else if let Some(org) = m.acting_member(&own) {
+            let _ = org;
+            "device of a member"
+        } else if self.store.own_request().ok().flatten().is_some() {
+            "candidate (admission requested)"
+        } else {
+            "not a member (run `passerelle member request`)"
+        };
+        MembershipSummary {
+            network_id: Some(network.network().to_string()),
+            network_name: Some(m.charter.name.clone()),
+            role: role.into(),
+            members: m.members.len(),
+            open_proposals: m
+                .proposals
+                .iter()
+                .filter(|p| p.status == crate::membership::ProposalStatus::Open)
+                .count(),
+            requests,
+        }
+    }
+
+    /// Admission requests received, verified, for this network, not yet proposed or decided.
+    fn pending_requests(&self) -> Vec<(SignedRequest, AdmissionRequest)> {
+        let Some(m) = self.membership() else {
+            return Vec::new();
+        };
+        self.store
+            .admission_requests()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|raw| serde_json::from_slice::<SignedRequest>(&raw).ok())
+            .filter_map(|signed| signed.verify().ok().map(|r| (signed, r)))
+            .filter(|(_, r)| {
+                r.network == m.network
+                    && !m.knows_key(&r.org)
+                    && m.open_proposal_about(&r.org.to_string()).is_none()
+            })
+            .collect()
+    }
+
+    pub(super) fn handle_membership(&mut self) -> Result<MembershipView, NodeError> {
+        let summary = self.membership_summary();
+        let requests = self
+            .pending_requests()
+            .into_iter()
+            .map(|(_, r)| RequestView {
+                fingerprint: r.org.fingerprint(),
+                org: r.org,
+                name: r.name,
+                message: r.message,
+                created: r.created,
+            })
+            .collect();
+        let Some(m) = self.membership().cloned() else {
+            return Ok(MembershipView {
+                summary,
+                charter: None,
+                awaiting_ratification: Vec::new(),
+                members: Vec::new(),
+                former_members: Vec::new(),
+                devices: Vec::new(),
+                proposals: Vec::new(),
+                requests,
+                void_operations: 0,
+            });
+        };
+        let name_of = |org: &OrgId| {
+            self.documents
+                .get(org)
+                .and_then(|d| d.record())
+                .map(|r| r.profile.name.clone())
+        };
+        let members = m
+            .members
+            .values()
+            .map(|member| {
+                let mut member = member.clone();
+                if let Some(name) = name_of(&member.org) {
+                    member.name = name;
+                }
+                member
+            })
+            .collect();
+        Ok(MembershipView {
+            summary,
+            awaiting_ratification: m
+                .charter
+                .founders
+                .iter()
+                .filter(|f| !m.ratified.contains(f))
+                .copied()
+                .collect(),
+            charter: Some(m.charter.clone()),
+            members,
+            former_members: m.revoked.values().cloned().collect(),
+            devices: m.devices.values().cloned().collect(),
+            proposals: m
+                .proposals
+                .iter()
+                .filter(|p| p.status == crate::membership::ProposalStatus::Open)
+                .cloned()
+                .collect(),
+            requests,
+            void_operations: m.void.len(),
+        })
+    }
+
+    pub(super) fn handle_decision(
+        &mut self,
+        decision: Decision,
+    ) -> Result<DecisionReceipt, NodeError> {
+        let own = self.identity.org_id();
+        let Some(network) = &self.network else {
+            return Err(invalid(
+                "network",
+                "this node is in no network: run `passerelle network create` or `passerelle network join` first",
+            ));
+        };
+        let network_id = network.network();
+        let Some(m) = network.membership().cloned() else {
+            return Err(invalid(
+                "network",
+                "the network document has not arrived yet: wait until the node has synced with a member",
+            ));
+        };
+        let (operation, message) = match decision {
+            Decision::Request { message } => return self.make_request(network_id, message),
+            Decision::Ratify => (Operation::Ratify, "charter ratified".to_owned()),
+            Decision::Approve { org } => {
+                if let Some(p) = m.open_proposal_about(&org.to_string()) {
+                    (
+                        Operation::Approve {
+                            proposal: p.id.clone(),
+                        },
+                        format!(
+                            "approved the open proposal about {} ({} of {} approvals before this one)",
+                            org.fingerprint(),
+                            p.approvals.len(),
+                            p.required
+                        ),
+                    )
+                } else if let Some((request, _)) = self
+                    .pending_requests()
+                    .into_iter()
+                    .find(|(_, r)| r.org == org)
+                {
+                    (
+                        Operation::Propose {
+                            action: Action::Admit { request },
+                        },
+                        format!(
+                            "proposed the admission of {} (needs {} approvals)",
+                            org.fingerprint(),
+                            m.charter.admission.required(m.members.len())
+                        ),
+                    )
+                } else {
+                    return Err(NodeError::NotFound(format!(
+                        "nothing to approve about {org}: no open proposal, and no admission request from it on this node (ask it to run `passerelle member request` while connected to this node)"
+                    )));
+                }
+            }
+            Decision::Revoke { org, reason } => {
+                if let Some(p) = m.open_proposal_about(&org.to_string()) {
+                    if !matches!(p.action, Action::Revoke { .. }) {
+                        return Err(invalid("org", "the open proposal about it is not a revocation"));
+                    }
+                    (
+                        Operation::Approve {
+                            proposal: p.id.clone(),
+                        },
+                        format!("approved the revocation of {}", org.fingerprint()),
+                    )
+                } else {
+                    // The keep-point: everything of the member's document this node holds.
+                    let keep = self
+                        .documents
+                        .get_mut(&org)
+                        .map(|d| d.latest_seq_by_key())
+                        .unwrap_or_default();
+                    (
+                        Operation::Propose {
+                            action: Action::Revoke { org, reason, keep },
+                        },
+                        format!(
+                            "proposed the revocation of {} (needs {} approvals)",
+                            org.fingerprint(),
+                            m.charter
+                                .revocation
+                                .required(m.members.len().saturating_sub(1).max(1))
+                        ),
+                    )
+                }
+            }
+            Decision::Amend { amendment } => {
+                if let Some(p) = m.open_proposal_about("charter") {
+                    if !matches!(&p.action, Action::Amend { amendment: a } if *a == amendment) {
+                        return Err(invalid(
+                            "amendment",
+                            "another amendment is open: approve it (with the same values) or wait until it is decided",
+                        ));
+                    }
+                    (
+                        Operation::Approve {
+                            proposal: p.id.clone(),
+                        },
+                        "approved the charter amendment".to_owned(),
+                    )
+                } else {
+                    (
+                        Operation::Propose {
+                            action: Action::Amend { amendment },
+                        },
+                        "proposed a charter amendment".to_owned(),
+                    )
+                }
+            }
+            Decision::AddDevice { device, label } => (
+                Operation::Delegate { device, label },
+                format!("authorised device {}", device.fingerprint()),
+            ),
+            Decision::RemoveDevice { device } => {
+                // The device keeps what this node holds of its changes.
+                let keep = self
+                    .documents
+                    .get_mut(&own)
+                    .and_then(|d| d.latest_seq_by_key().get(&device).copied())
+                    .unwrap_or(0);
+                (
+                    Operation::Undelegate { device, keep },
+                    format!("withdrew device {} (keeps its first {keep} changes)", device.fingerprint()),
+                )
+            }
+        };
+        self.append_operation(operation, message)
+    }
+
+    fn append_operation(
+        &mut self,
+        operation: Operation,
+        message: String,
+    ) -> Result<DecisionReceipt, NodeError> {
+        let Some(network) = self.network.as_mut() else {
+            return Err(invalid("network", "this node is in no network"));
+        };
+        let before = network.membership().map(|m| m.write_rules_digest());
+        let signed = network
+            .append(operation, self.identity.signing(), crate::unix_now())
+            .map_err(|e| invalid("decision", e.to_string()))?;
+        if let Err(e) = self.store.put_changes(std::slice::from_ref(&signed)) {
+            error!(error = %e, "could not store a membership operation; reloading the network document");
+            self.reload_network();
+            return Err(e.into());
+        }
+        self.publish(&signed);
+        info!(change = %signed.hash(), "{message}");
+        if self.membership().map(|m| m.write_rules_digest()) != before {
+            self.enforce_write_rules();
+        }
+        Ok(DecisionReceipt {
+            change: signed.hash().to_string(),
+            message,
+        })
+    }
+
+    fn make_request(
+        &mut self,
+        network: NetworkId,
+        message: String,
+    ) -> Result<DecisionReceipt, NodeError> {
+        let own = self.identity.org_id();
+        if self.membership().is_some_and(|m| m.knows_key(&own)) {
+            return Err(invalid(
+                "request",
+                "this organisation is already a founder, member or former member of the network",
+            ));
+        }
+        let name = self
+            .documents
+            .get(&own)
+            .and_then(|d| d.record())
+            .map(|r| r.profile.name.clone())
+            .unwrap_or_default();
+        let request = AdmissionRequest {
+            network,
+            org: own,
+            name,
+            message,
+            created: crate::unix_now(),
+        };
+        let signed = SignedRequest::sign(&request, self.identity.signing())
+            .map_err(|e| invalid("request", e.to_string()))?;
+        let bytes = serde_json::to_vec(&signed).map_err(|e| invalid("request", e.to_string()))?;
+        self.store.set_own_request(&bytes)?;
+        Ok(DecisionReceipt {
+            change: String::new(),
+            message: "admission request signed; this node hands it to every member node it connects to until the members decide".into(),
+        })
+    }
+
+    pub(super) fn handle_admission_received(
+        &mut self,
+        raw: &[u8],
+        from: OrgId,
+    ) -> Result<String, NodeError> {
+        let Some(m) = self.membership() else {
+            return Err(invalid("request", "this node is in no network"));
+        };
+        let signed: SignedRequest =
+            serde_json::from_slice(raw).map_err(|e| invalid("request", e.to_string()))?;
+        let request = signed
+            .verify()
+            .map_err(|e| invalid("request", e.to_string()))?;
+        if request.org != from {
+            return Err(invalid("request", "a request is delivered by the candidate's own node"));
+        }
+        if request.network != m.network {
+            return Err(invalid("request", "the request is for another network"));
+        }
+        if m.knows_key(&request.org) {
+            return Ok("already decided".into());
+        }
+        if m.open_proposal_about(&request.org.to_string()).is_some() {
+            return Ok("the members are deciding".into());
+        }
+        if !self.store.put_admission_request(&request.org, raw)? {
+            return Err(invalid("request", "this node's inbox of admission requests is full"));
+        }
+        info!(candidate = %request.org.fingerprint(), name = %request.name, "admission request received");
+        Ok("received; the members will decide".into())
+    }
+
+    pub(super) fn reload_network(&mut self) {
+        let Some(id) = self.network.as_ref().map(|n| n.network()) else {
+            return;
+        };
+        let rebuilt = self.store.load_document(&id.document_id()).map(|held| {
+            let (ordered, _) = super::replication::release_in_order(held, |_| false);
+            let mut network = NetworkDocument::empty(id);
+            for change in &ordered {
+                if let Err(e) = network.apply_unfolded(change) {
+                    warn!(error = %e, "a stored network change does not apply");
+                }
+            }
+            network.refold();
+            network
+        });
+        match rebuilt {
+            Ok(network) => self.network = Some(network),
+            Err(e) => error!(error = %e, "could not reload the network document"),
+        }
+    }
+
+    /// Cuts every document back to what the write rules allow now (after a revocation, a
+    /// device withdrawal, or an admission voided by a concurrent decision). This node's
+    /// own document is never cut on its own node.
+    pub(super) fn enforce_write_rules(&mut self) {
+        let Some(m) = self.membership().cloned() else {
+            return;
+        };
+        let own = self.identity.org_id();
+        let owners: Vec<OrgId> = self.documents.keys().copied().collect();
+        for owner in owners {
+            if owner == own {
+                continue;
+            }
+            let fast_path = m.members.contains_key(&owner)
+                && !m
+                    .devices
+                    .values()
+                    .any(|d| d.org == owner && d.withdrawn_keep.is_some());
+            if fast_path {
+                continue;
+            }
+            if let Err(e) = self.cut_document(&m, owner) {
+                error!(org = %owner, error = %e, "could not cut a document back to its write rules");
+            }
+        }
+    }
+
+    fn cut_document(&mut self, m: &Membership, owner: OrgId) -> Result<(), NodeError> {
+        let id = crate::envelope::DocumentId::organisation(&owner);
+        let held = self.store.load_document(&id)?;
+        let (ordered, _) = super::replication::release_in_order(held, |_| false);
+        let mut allowed: HashSet<automerge::ChangeHash> = HashSet::new();
+        let mut kept: Vec<SignedChange> = Vec::new();
+        let mut cut = Vec::new();
+        for change in ordered {
+            let ok = m
+                .may_write(&owner, &change.author(), change.change().seq())
+                .is_ok()
+                && change.change().deps().iter().all(|d| allowed.contains(d));
+            if ok {
+                allowed.insert(change.hash());
+                kept.push(change);
+            } else {
+                cut.push(change.hash());
+            }
+        }
+        if cut.is_empty() {
+            return Ok(());
+        }
+        warn!(org = %owner.fingerprint(), cut = cut.len(), kept = kept.len(), "membership decision: document cut back to what it keeps");
+        self.store.remove_changes(&id, &cut)?;
+        if kept.is_empty() {
+            self.documents.remove(&owner);
+            self.change_counts.remove(&owner);
+            self.since_snapshot.remove(&owner);
+            return Ok(());
+        }
+        let document = rebuild(&id, &kept, None)?;
+        self.change_counts.insert(owner, kept.len());
+        self.documents.insert(owner, document);
+        self.since_snapshot.insert(owner, 1);
+        Ok(())
+    }
+}
