@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use passerelle_node::identity::OrgId;
+use passerelle_node::membership::Quorum;
 use passerelle_node::model::{CapacityStatus, Cost, LegalStatus, ServiceStatus};
 use passerelle_node::network::Multiaddr;
 use passerelle_node::reference::taxonomy::Dimension;
@@ -57,8 +58,132 @@ pub enum Command {
     Directory(DirectoryCommand),
     /// Show the signed change log of an organisation's document.
     History(HistoryArgs),
+    /// Create, join, show or ratify the network this node belongs to.
+    #[command(subcommand)]
+    Network(NetworkCommand),
+    /// Membership: request admission, approve, revoke, list members and requests.
+    #[command(subcommand)]
+    Member(MemberCommand),
+    /// Other nodes of this organisation (device keys): add, remove.
+    #[command(subcommand)]
+    Device(DeviceCommand),
     /// Run a local demonstration in a temporary folder, then clean up.
     Demo,
+}
+
+/// `passerelle network …`.
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Create a network with its charter (run with the node stopped). This organisation is
+    /// a founder; the other founders join with the invitation and run `network ratify`.
+    Create(NetworkCreateArgs),
+    /// Join a network from an invitation (run with the node stopped), then `start`.
+    Join {
+        /// The invitation text a member gave (`passerelle network invite`).
+        invitation: String,
+    },
+    /// Print an invitation for a new organisation: the network id and this node's addresses.
+    Invite {
+        /// Address others reach this node at (repeat), e.g. /dns4/node.example.cm/tcp/4690;
+        /// default: the addresses it listens on.
+        #[arg(long, value_name = "MULTIADDR")]
+        address: Vec<Multiaddr>,
+    },
+    /// Show the network: charter, founders, members, open proposals.
+    Show,
+    /// Sign the charter (founders only).
+    Ratify,
+    /// Propose (or approve the open proposal of) a charter amendment.
+    Amend(AmendArgs),
+}
+
+/// `passerelle network create`.
+#[derive(Debug, Args)]
+pub struct NetworkCreateArgs {
+    /// The network's name.
+    #[arg(long)]
+    pub name: String,
+    /// Another founding organisation's id (repeat); this organisation is always a founder.
+    #[arg(long, value_name = "ORG-ID")]
+    pub founder: Vec<OrgId>,
+    /// Approvals needed to admit an organisation: a number ("2") or a fraction of the
+    /// members ("1/2", "2/3").
+    #[arg(long, default_value = "1/2", value_parser = parse_quorum)]
+    pub admission: Quorum,
+    /// Approvals needed to revoke a member (the member does not count).
+    #[arg(long, default_value = "1/2", value_parser = parse_quorum)]
+    pub revocation: Quorum,
+    /// Approvals needed to amend the charter.
+    #[arg(long, default_value = "2/3", value_parser = parse_quorum)]
+    pub amendment: Quorum,
+}
+
+/// `passerelle network amend`.
+#[derive(Debug, Args)]
+pub struct AmendArgs {
+    /// New name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// New admission quorum.
+    #[arg(long, value_parser = parse_quorum)]
+    pub admission: Option<Quorum>,
+    /// New revocation quorum.
+    #[arg(long, value_parser = parse_quorum)]
+    pub revocation: Option<Quorum>,
+    /// New amendment quorum.
+    #[arg(long, value_parser = parse_quorum)]
+    pub amendment: Option<Quorum>,
+}
+
+/// `passerelle member …`.
+#[derive(Debug, Subcommand)]
+pub enum MemberCommand {
+    /// Ask to join (on a candidate's node): the request goes to every member node this
+    /// node connects to, until the members decide.
+    Request {
+        /// A word to the members (who you are, who invited you).
+        #[arg(long, default_value = "")]
+        message: String,
+    },
+    /// Approve an organisation's admission (proposing it if this node holds its request)
+    /// or the open proposal about it.
+    Approve {
+        /// The organisation's id.
+        org: OrgId,
+    },
+    /// Propose (or approve the open proposal of) a member's revocation.
+    Revoke {
+        /// The member's id.
+        org: OrgId,
+        /// Why, for every member to read.
+        #[arg(long)]
+        reason: String,
+    },
+    /// List members, former members, open proposals and admission requests received.
+    List,
+}
+
+/// `passerelle device …`.
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// Authorise another node of this organisation (its key id, from its `status`).
+    Add {
+        /// The device node's key id.
+        key: OrgId,
+        /// Where it runs.
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// Withdraw a device key; what it wrote so far stays.
+    Remove {
+        /// The device's key id.
+        key: OrgId,
+    },
+}
+
+fn parse_quorum(text: &str) -> Result<Quorum, String> {
+    text.parse()
+        .map_err(|e: passerelle_node::membership::MembershipError| e.to_string())
 }
 
 /// `passerelle init`.

@@ -65,7 +65,7 @@ pub fn start_config(data_dir: &Path, args: &StartArgs) -> anyhow::Result<Config>
     Ok(config)
 }
 
-async fn call<T: serde::de::DeserializeOwned>(
+pub async fn call<T: serde::de::DeserializeOwned>(
     data_dir: &Path,
     request: Request,
 ) -> anyhow::Result<T> {
@@ -157,8 +157,34 @@ pub async fn status(data_dir: &Path, json_out: bool) -> anyhow::Result<Outcome> 
         ),
         ("listening on", report.network.listen_addrs.join(", ")),
         ("peers", report.network.peers.len().to_string()),
+        (
+            "network",
+            report
+                .membership
+                .network_id
+                .clone()
+                .unwrap_or_else(|| "(none: `passerelle network create` or `network join`)".into()),
+        ),
+        ("role", report.membership.role.clone()),
+        ("members", report.membership.members.to_string()),
         ("pending changes", report.pending_changes.to_string()),
-        ("rejected changes", report.rejected_changes.to_string()),
+        (
+            "rejected changes",
+            if report.rejected_by_reason.is_empty() {
+                report.rejected_changes.to_string()
+            } else {
+                format!(
+                    "{} ({})",
+                    report.rejected_changes,
+                    report
+                        .rejected_by_reason
+                        .iter()
+                        .map(|(code, n)| format!("{code}: {n}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            },
+        ),
     ]))?;
     let rows = report
         .documents

@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use passerelle_node::config::Config;
 use passerelle_node::control::{Client, Request};
 use passerelle_node::document::Edit;
+use passerelle_node::membership::Charter;
 use passerelle_node::model::{self, LegalStatus, Office, Profile, Service};
 use passerelle_node::network::NetworkConfig;
 use passerelle_node::node::{self, EditReceipt, RunningNode, StatusReport};
@@ -170,11 +171,11 @@ pub async fn run() -> anyhow::Result<Outcome> {
     let lang = Lang::Fr;
     let orgs = organisations();
 
-    step("1. Three organisations create their identities (passerelle init)");
-    let mut nodes: Vec<DemoNode> = Vec::new();
+    step("1. Three organisations create their identities (passerelle init) and found a network");
+    let mut configs: Vec<(PathBuf, Config)> = Vec::new();
     for org in &orgs {
         let data_dir = folder.path().join(org.folder);
-        let mut config = Config::new(&data_dir);
+        let config = Config::new(&data_dir);
         let profile = Profile {
             acronym: Some(org.acronym.into()),
             legal_status: Some(org.status),
@@ -187,7 +188,25 @@ pub async fn run() -> anyhow::Result<Outcome> {
             id,
             id.fingerprint()
         );
+        configs.push((data_dir, config));
+    }
+    let network = node::found_network_locally(
+        &configs.iter().map(|(_, c)| c.clone()).collect::<Vec<_>>(),
+        Charter {
+            name: "Réseau de réintégration — démonstration".into(),
+            founders: Vec::new(),
+            admission: "2".parse()?,
+            revocation: "2".parse()?,
+            amendment: "2/3".parse()?,
+            taxonomy: passerelle_node::reference::taxonomy::TAXONOMY_VERSION.into(),
+        },
+    )?;
+    println!(
+        "\nThey found network {network} together: each signs the charter (admission by 2 members, revocation by 2, amendments by 2/3)."
+    );
 
+    let mut nodes: Vec<DemoNode> = Vec::new();
+    for ((data_dir, mut config), org) in configs.into_iter().zip(&orgs) {
         // Each node dials the one started before it: a line, as over a real network.
         let peers = match nodes.last() {
             Some(previous) => previous

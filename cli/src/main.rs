@@ -4,6 +4,7 @@
 mod args;
 mod commands;
 mod demo;
+mod membership;
 mod output;
 
 use std::path::PathBuf;
@@ -80,6 +81,9 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 commands::directory(&data_dir, command, json, lang).await
             }
             Command::History(args) => commands::history(&data_dir, args, json).await,
+            Command::Network(command) => membership::network(&data_dir, command, json).await,
+            Command::Member(command) => membership::member(&data_dir, command, json).await,
+            Command::Device(command) => membership::device(&data_dir, command, json).await,
             Command::Demo => demo::run().await,
         }
     })

@@ -132,6 +132,26 @@ fn init(name: &str) -> (tempfile::TempDir, PathBuf) {
     (dir, data)
 }
 
+/// Initialises a data folder and returns its organisation id too.
+fn init_with_id(name: &str) -> (tempfile::TempDir, PathBuf, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("node");
+    let created = ok(
+        &data,
+        &[
+            "init",
+            "--org-name",
+            name,
+            "--legal-status",
+            "ngo",
+            "--json",
+        ],
+    )
+    .json();
+    let id = created["org_id"].as_str().expect("org id").to_owned();
+    (dir, data, id)
+}
+
 fn history_len(data: &Path) -> usize {
     ok(data, &["history", "--json"])
         .json()
@@ -590,21 +610,53 @@ fn tampered_store_is_reported_not_reset() {
 fn two_nodes_started_from_the_command_line_share_their_directories() {
     let (_a_dir, a) = init("Délégation régionale Littoral");
     let (_b_dir, b) = init("ONG Avenir");
-    let node_a = NodeProcess::start(&a);
-    let listen = ok(&a, &["status", "--json"]).json()["network"]["listen_addrs"][0]
-        .as_str()
-        .expect("node A listens")
-        .to_owned();
-    let node_b = NodeProcess::start_with(
-        &b,
+    // A creates a network it alone founds (admission by one member), and invites B.
+    ok(
+        &a,
         &[
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--no-mdns",
-            "--peer",
-            &listen,
+            "network",
+            "create",
+            "--name",
+            "Réseau Littoral",
+            "--admission",
+            "1",
         ],
     );
+    let node_a = NodeProcess::start(&a);
+    let invitation = ok(&a, &["network", "invite"]).stdout.trim().to_owned();
+    assert!(invitation.starts_with("passerelle-invite:"), "{invitation}");
+    ok(&b, &["network", "join", &invitation]);
+    let node_b = NodeProcess::start_with(&b, &["--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns"]);
+    // B asks to join; its request reaches A; A approves.
+    ok(&b, &["member", "request", "--message", "ONG de Douala"]);
+    let b_id = ok(&b, &["status", "--json"]).json()["org_id"]
+        .as_str()
+        .expect("org id")
+        .to_owned();
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let list = ok(&a, &["member", "list", "--json"]).json();
+        let requests = list["requests"].as_array().cloned().unwrap_or_default();
+        if requests.iter().any(|r| r["org"] == b_id.as_str()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "B's request never reached A");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let human = ok(&a, &["member", "list"]);
+    assert!(human.stdout.contains("ONG Avenir"), "{}", human.stdout);
+    ok(&a, &["member", "approve", &b_id]);
+    loop {
+        let status = ok(&b, &["status", "--json"]).json();
+        if status["membership"]["role"] == "member" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "B never learnt it was admitted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Approving again is refused with the reason.
+    let again = run(&a, &["member", "approve", &b_id]);
+    assert_eq!(again.code, 1, "{}", again.stderr);
     ok(
         &a,
         &[
@@ -725,7 +777,7 @@ fn nodes_on_one_local_network_find_each_other_by_mdns() {
     }
     let network = LocalNetwork::create();
     let (_a_dir, a) = init("Délégation départementale du Wouri");
-    let (_b_dir, b) = init("ONG Avenir");
+    let (_b_dir, b, b_id) = init_with_id("ONG Avenir");
     let spawn = |ns: &str, data: &Path, ip: &str| -> Child {
         Command::new("ip")
             .args(["netns", "exec", ns, bin()])
@@ -738,6 +790,25 @@ fn nodes_on_one_local_network_find_each_other_by_mdns() {
             .spawn()
             .expect("spawn in namespace")
     };
+    // Both found a network; B learns only its id (no address).
+    let created = ok(
+        &a,
+        &[
+            "network",
+            "create",
+            "--name",
+            "Réseau local",
+            "--founder",
+            &b_id,
+            "--json",
+        ],
+    )
+    .json();
+    let network_id = created["network_id"]
+        .as_str()
+        .expect("network id")
+        .to_owned();
+    ok(&b, &["network", "join", &network_id]);
     // No --peer: they can only find each other by mDNS.
     let mut node_a = NodeProcess {
         child: spawn(&network.namespaces[0], &a, "10.231.0.1"),
@@ -766,6 +837,14 @@ fn nodes_on_one_local_network_find_each_other_by_mdns() {
                 log(&b)
             );
         }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // B signs the charter once the network document has reached it.
+    loop {
+        if run(&b, &["network", "ratify"]).code == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "B could never ratify");
         std::thread::sleep(Duration::from_millis(100));
     }
     ok(

@@ -60,6 +60,13 @@ pub enum Request {
         /// Most entries, newest first.
         limit: usize,
     },
+    /// The network: charter, members, proposals, requests ([`crate::node::MembershipView`]).
+    Membership,
+    /// A membership decision ([`crate::node::DecisionReceipt`]).
+    Decide {
+        /// The decision.
+        decision: crate::node::Decision,
+    },
 }
 
 /// Kinds of error the API returns.
@@ -249,6 +256,8 @@ async fn dispatch(handle: &NodeHandle, request: Request) -> Response {
         Request::Edit { edit } => json(handle.edit(edit).await),
         Request::Search { query } => json(handle.search(query).await),
         Request::History { org, limit } => json(handle.history(org, limit).await),
+        Request::Membership => json(handle.membership().await),
+        Request::Decide { decision } => json(handle.decide(decision).await),
     }
 }
 

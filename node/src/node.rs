@@ -38,7 +38,7 @@ mod replication;
 
 pub use decisions::{
     Decision, DecisionReceipt, MembershipSummary, MembershipView, RequestView, create_network,
-    join_network,
+    found_network_locally, join_network,
 };
 pub use replication::{MAX_PENDING, Rejection, RemoteOutcome, SyncOffer, SyncServed};
 
@@ -213,6 +213,10 @@ enum Command {
     Membership {
         reply: Reply<MembershipView>,
     },
+    Export {
+        document: DocumentId,
+        reply: Reply<Vec<Vec<u8>>>,
+    },
     Decide {
         decision: Decision,
         reply: Reply<DecisionReceipt>,
@@ -336,6 +340,13 @@ impl NodeHandle {
             reply,
         })
         .await
+    }
+
+    /// Every signed change of a document this node holds, encoded, in causal order (a
+    /// verifiable backup; what a peer would be sent).
+    pub async fn export(&self, document: &DocumentId) -> Result<Vec<Vec<u8>>, NodeError> {
+        let document = document.clone();
+        self.ask(|reply| Command::Export { document, reply }).await
     }
 
     /// The network, its charter, members, proposals and received admission requests.
@@ -467,6 +478,17 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         org_id,
         network: network_rx,
     };
+    // Peers recorded from an invitation (`passerelle network join`) are dialled too.
+    let mut config = config;
+    if let Some(network) = config.network.as_mut() {
+        for peer in loaded.store.bootstrap_peers()? {
+            match peer.parse::<crate::network::Multiaddr>() {
+                Ok(address) if !network.peers.contains(&address) => network.peers.push(address),
+                Ok(_) => {}
+                Err(e) => warn!(%peer, error = %e, "a recorded peer address does not parse"),
+            }
+        }
+    }
     let outbound = config.network.as_ref().map(|_| {
         let (tx, rx) = mpsc::channel(OUTBOUND_CAP);
         loaded.outbound = Some(tx);
@@ -579,10 +601,12 @@ impl DocumentsActor {
                     .into());
                 }
                 for change in &ordered {
-                    network.apply_unfolded(change).map_err(|e| StoreError::Corrupt {
-                        key: id.document_id().to_string(),
-                        reason: e.to_string(),
-                    })?;
+                    network
+                        .apply_unfolded(change)
+                        .map_err(|e| StoreError::Corrupt {
+                            key: id.document_id().to_string(),
+                            reason: e.to_string(),
+                        })?;
                 }
                 network.refold();
                 Some(network)
@@ -703,6 +727,9 @@ impl DocumentsActor {
                     let result = self.handle_apply_remote(changes, from);
                     self.snapshot_due();
                     let _ = reply.send(result);
+                }
+                Command::Export { document, reply } => {
+                    let _ = reply.send(self.handle_export(&document));
                 }
                 Command::Membership { reply } => {
                     let _ = reply.send(self.handle_membership());

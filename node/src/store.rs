@@ -318,13 +318,12 @@ impl Store {
     pub fn network(&self) -> Result<Option<crate::membership::NetworkId>, StoreError> {
         match self.meta.get(NETWORK_KEY)? {
             None => Ok(None),
-            Some(bytes) => String::from_utf8_lossy(&bytes)
-                .parse()
-                .map(Some)
-                .map_err(|e: crate::membership::MembershipError| StoreError::Corrupt {
+            Some(bytes) => String::from_utf8_lossy(&bytes).parse().map(Some).map_err(
+                |e: crate::membership::MembershipError| StoreError::Corrupt {
                     key: "meta/network".into(),
                     reason: e.to_string(),
-                }),
+                },
+            ),
         }
     }
 

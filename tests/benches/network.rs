@@ -11,8 +11,10 @@ use std::time::{Duration, Instant};
 use passerelle_node::document::{Edit, OrganisationDocument};
 use passerelle_node::envelope::DocumentId;
 use passerelle_node::identity::SigningSecret;
+use passerelle_node::membership::{AdmissionRequest, SignedRequest};
 use passerelle_node::model::{self, Profile, Service};
-use passerelle_tests::{TestNode, wait_converged};
+use passerelle_node::node::Decision;
+use passerelle_tests::{TestNode, found_network, wait_converged};
 
 const ROUNDS: usize = 30;
 const SERVICES_PER_ORG: usize = 10;
@@ -53,7 +55,10 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 }
 
 async fn propagation(n: usize) {
-    let mut nodes: Vec<TestNode> = Vec::with_capacity(n);
+    let mut nodes: Vec<TestNode> = (0..n)
+        .map(|i| TestNode::init_networked(&format!("Organisation {i}"), vec![]))
+        .collect();
+    found_network(&nodes.iter().collect::<Vec<_>>(), "1/2");
     for i in 0..n {
         // Each node dials the one before it and the one at half its index: a connected
         // graph of small diameter, like partners who each know a few others.
@@ -64,9 +69,10 @@ async fn propagation(n: usize) {
                 peers.push(nodes[i / 2].listen_addr().await);
             }
         }
-        let mut node = TestNode::init_networked(&format!("Organisation {i}"), peers);
-        node.start().await;
-        nodes.push(node);
+        if let Some(network) = nodes[i].config.network.as_mut() {
+            network.peers = peers;
+        }
+        nodes[i].start().await;
     }
     wait_converged(&nodes, n).await;
     // Let the gossip mesh form (a few heartbeats) before timing.
@@ -124,7 +130,7 @@ async fn propagation(n: usize) {
 async fn cold_join(orgs: usize) {
     // The national directory, built offline: every organisation signs its own document.
     let started = Instant::now();
-    let mut encoded: Vec<Vec<Vec<u8>>> = Vec::with_capacity(orgs);
+    let mut encoded: Vec<(SigningSecret, Vec<Vec<u8>>)> = Vec::with_capacity(orgs);
     let mut signed_bytes = 0usize;
     let mut compressed_bytes = 0usize;
     for o in 0..orgs {
@@ -148,20 +154,44 @@ async fn cold_join(orgs: usize) {
         }
         signed_bytes += changes.iter().map(Vec::len).sum::<usize>();
         compressed_bytes += doc.save().len();
-        encoded.push(changes);
+        encoded.push((secret, changes));
     }
     let built = started.elapsed();
 
     let mut seed = TestNode::init_networked("Réseau national", vec![]);
+    let mut joiner = TestNode::init_networked("Nouveau partenaire", vec![]);
+    let network = found_network(&[&seed, &joiner], "1");
     seed.start().await;
     let started = Instant::now();
-    for changes in encoded {
-        let outcome = seed.handle().apply_remote(changes).await.expect("load");
+    for (o, (secret, changes)) in encoded.into_iter().enumerate() {
+        // Each organisation asks to join this network; the seed (quorum 1) admits it.
+        let request = AdmissionRequest {
+            network,
+            org: secret.org_id(),
+            name: format!("Organisation {o}"),
+            message: String::new(),
+            created: 1,
+        };
+        let signed = SignedRequest::sign(&request, &secret).expect("request");
+        let handle = seed.handle();
+        handle
+            .admission_received(serde_json::to_vec(&signed).expect("json"), secret.org_id())
+            .await
+            .expect("request received");
+        handle
+            .decide(Decision::Approve {
+                org: secret.org_id(),
+            })
+            .await
+            .expect("admit");
+        let outcome = handle.apply_remote(changes, None).await.expect("load");
         assert_eq!(outcome.applied, SERVICES_PER_ORG + 1);
     }
     let loaded = started.elapsed();
 
-    let mut joiner = TestNode::init_networked("Nouveau partenaire", vec![seed.listen_addr().await]);
+    if let Some(config) = joiner.config.network.as_mut() {
+        config.peers = vec![seed.listen_addr().await];
+    }
     let started = Instant::now();
     joiner.start().await;
     let mut nodes = vec![seed, joiner];

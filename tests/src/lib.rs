@@ -1,7 +1,9 @@
 //! Harness for the integration tests: real nodes (real keys, real sled stores in temporary
 //! folders, real control sockets), several per test.
 //!
-//! - [`spawn_nodes`] initialises and starts named nodes.
+//! - [`spawn_nodes`] initialises and starts named nodes (in no network).
+//! - [`spawn_line`] founds a network of named nodes and starts them in a line.
+//! - [`found_network`] makes stopped nodes the founders of one network.
 //! - [`wait_for`] polls a condition until it holds or [`TIMEOUT`] passes (no bare sleeps).
 
 use std::future::Future;
@@ -11,6 +13,7 @@ use std::time::{Duration, Instant};
 use passerelle_node::config::Config;
 use passerelle_node::control::Client;
 use passerelle_node::directory::SearchQuery;
+use passerelle_node::membership::{Charter, NetworkId};
 use passerelle_node::model::{LegalStatus, Profile};
 use passerelle_node::network::NetworkConfig;
 use passerelle_node::network::protocol::DocumentHeads;
@@ -82,7 +85,7 @@ impl TestNode {
 
     /// Every document this node holds with its heads, sorted (equal on converged nodes).
     pub async fn heads(&self) -> Vec<DocumentHeads> {
-        let mut offer = self.handle().sync_offer().await.expect("offer");
+        let mut offer = self.handle().sync_offer().await.expect("offer").documents;
         for doc in &mut offer {
             doc.heads.sort();
         }
@@ -156,26 +159,59 @@ pub async fn spawn_nodes(names: &[&str]) -> Vec<TestNode> {
     nodes
 }
 
-/// Starts networked nodes in a line: each dials the one before it.
-pub async fn spawn_line(names: &[&str]) -> Vec<TestNode> {
-    let mut nodes: Vec<TestNode> = Vec::with_capacity(names.len());
-    for name in names {
-        let peers = match nodes.last() {
-            Some(previous) => vec![previous.listen_addr().await],
-            None => vec![],
-        };
-        let mut node = TestNode::init_networked(name, peers);
-        node.start().await;
-        nodes.push(node);
+/// A charter for tests: admission and amendment by `admission`, revocation by 2 (or by
+/// the one member left when there are two).
+pub fn charter(admission: &str) -> Charter {
+    Charter {
+        name: "Réseau de test".into(),
+        founders: Vec::new(),
+        admission: admission.parse().expect("quorum"),
+        revocation: "2".parse().expect("quorum"),
+        amendment: admission.parse().expect("quorum"),
+        taxonomy: "iom-2024".into(),
     }
+}
+
+/// Founds a network whose founders are these (stopped) nodes, all ratified.
+pub fn found_network(nodes: &[&TestNode], admission: &str) -> NetworkId {
+    let configs: Vec<Config> = nodes.iter().map(|n| n.config.clone()).collect();
+    node::found_network_locally(&configs, charter(admission)).expect("found network")
+}
+
+/// Starts networked nodes in a line, each dialling the one before it, all founders of one
+/// network.
+pub async fn spawn_line(names: &[&str]) -> Vec<TestNode> {
+    let mut nodes: Vec<TestNode> = names
+        .iter()
+        .map(|name| TestNode::init_networked(name, vec![]))
+        .collect();
+    found_network(&nodes.iter().collect::<Vec<_>>(), "1/2");
+    start_line(&mut nodes).await;
     nodes
+}
+
+/// Starts (stopped, networked) nodes one after the other, each dialling the one before it.
+pub async fn start_line(nodes: &mut [TestNode]) {
+    for i in 0..nodes.len() {
+        if i > 0 {
+            let previous = nodes[i - 1].listen_addr().await;
+            if let Some(network) = nodes[i].config.network.as_mut() {
+                network.peers = vec![previous];
+            }
+        }
+        nodes[i].start().await;
+    }
 }
 
 /// Waits until every node holds the same documents at the same heads.
 pub async fn wait_converged(nodes: &[TestNode], documents: usize) {
     wait_for("the nodes to converge", || async {
         let first = nodes[0].heads().await;
-        if first.len() != documents {
+        let organisations = first
+            .iter()
+            .filter(|d| d.document.organisation_owner().is_some())
+            .count();
+        if organisations != documents {
             return false;
         }
         for node in &nodes[1..] {

@@ -10,13 +10,17 @@ use passerelle_node::document::{Edit, OrganisationDocument};
 use passerelle_node::envelope::{DocumentId, SignedChange};
 use passerelle_node::identity::SigningSecret;
 use passerelle_node::model::Profile;
-use passerelle_node::network::protocol::CHANGES_TOPIC;
+use passerelle_node::network::protocol::changes_topic;
 use passerelle_tests::{TIMEOUT, spawn_line, wait_converged, wait_for};
 
 use crate::add;
 
 /// A bare gossipsub node on the changes topic, allowed to send messages up to `max_bytes`.
-fn rogue_swarm(secret: &SigningSecret, max_bytes: usize) -> Swarm<gossipsub::Behaviour> {
+fn rogue_swarm(
+    secret: &SigningSecret,
+    max_bytes: usize,
+    topic: &gossipsub::IdentTopic,
+) -> Swarm<gossipsub::Behaviour> {
     libp2p::SwarmBuilder::with_existing_identity(secret.libp2p_keypair())
         .with_tokio()
         .with_tcp(
@@ -36,14 +40,24 @@ fn rogue_swarm(secret: &SigningSecret, max_bytes: usize) -> Swarm<gossipsub::Beh
                 config,
             )
             .expect("gossipsub");
-            behaviour
-                .subscribe(&gossipsub::IdentTopic::new(CHANGES_TOPIC))
-                .expect("subscribe");
+            behaviour.subscribe(topic).expect("subscribe");
             behaviour
         })
         .expect("behaviour")
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
         .build()
+}
+
+/// The gossip topic of a node's network.
+async fn network_topic(node: &passerelle_tests::TestNode) -> gossipsub::IdentTopic {
+    let network = node
+        .handle()
+        .membership()
+        .await
+        .expect("membership")
+        .summary
+        .network_id;
+    gossipsub::IdentTopic::new(changes_topic(network.as_deref()))
 }
 
 /// Forged messages: a valid change re-signed for the victim's document, a change whose
@@ -99,13 +113,13 @@ async fn forged_changes_are_rejected_everywhere_and_the_sender_penalised() {
     // message, so later ones from the same peer would not even be read.
     let target: Multiaddr = nodes[0].listen_addr().await;
     let victim = nodes[1].handle().org_id();
-    let topic = gossipsub::IdentTopic::new(CHANGES_TOPIC);
+    let topic = network_topic(&nodes[0]).await;
     let mut rogues = Vec::new();
     for kind in 0..4 {
         let rogue_secret = SigningSecret::generate().expect("key");
         let rogue_peer = rogue_secret.org_id().peer_id();
         let forgery = forgeries(&rogue_secret, &victim).swap_remove(kind);
-        let mut rogue = rogue_swarm(&rogue_secret, 64 * 1024);
+        let mut rogue = rogue_swarm(&rogue_secret, 64 * 1024, &topic);
         rogue.dial(target.clone()).expect("dial");
         // Drive the rogue until it may publish (it must first learn that the node
         // subscribed to the topic).
@@ -184,10 +198,10 @@ async fn an_oversized_gossip_message_is_dropped_without_harm() {
     let mut nodes = spawn_line(&["Délégation Littoral", "ONG Avenir"]).await;
     wait_converged(&nodes, 2).await;
     let rogue_secret = SigningSecret::generate().expect("key");
+    let topic = network_topic(&nodes[0]).await;
     // A rogue whose own limit lets it send 256 KiB, four times the protocol's 64 KiB.
-    let mut rogue = rogue_swarm(&rogue_secret, 1024 * 1024);
+    let mut rogue = rogue_swarm(&rogue_secret, 1024 * 1024, &topic);
     rogue.dial(nodes[0].listen_addr().await).expect("dial");
-    let topic = gossipsub::IdentTopic::new(CHANGES_TOPIC);
     let big = vec![0x42u8; 256 * 1024];
     let deadline = Instant::now() + TIMEOUT;
     while rogue

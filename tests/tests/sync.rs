@@ -1,6 +1,6 @@
 //! Sync between real nodes over libp2p on loopback.
 
-use passerelle_tests::{TestNode, spawn_line, wait_converged, wait_for};
+use passerelle_tests::{TestNode, found_network, spawn_line, start_line, wait_converged, wait_for};
 
 use crate::add;
 
@@ -38,7 +38,13 @@ async fn five_nodes_in_a_line_converge() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_joiner_catches_up_from_one_peer() {
-    let mut nodes = spawn_line(&["Délégation Littoral", "ONG Avenir"]).await;
+    let mut nodes: Vec<TestNode> = ["Délégation Littoral", "ONG Avenir", "CICR"]
+        .iter()
+        .map(|name| TestNode::init_networked(name, vec![]))
+        .collect();
+    found_network(&nodes.iter().collect::<Vec<_>>(), "1/2");
+    let mut late = nodes.pop().expect("late node");
+    start_line(&mut nodes).await;
     for i in 0..20 {
         nodes[i % 2]
             .handle()
@@ -47,7 +53,9 @@ async fn a_late_joiner_catches_up_from_one_peer() {
             .expect("edit");
     }
     wait_converged(&nodes, 2).await;
-    let mut late = TestNode::init_networked("CICR", vec![nodes[1].listen_addr().await]);
+    if let Some(network) = late.config.network.as_mut() {
+        network.peers = vec![nodes[1].listen_addr().await];
+    }
     late.start().await;
     nodes.push(late);
     wait_converged(&nodes, 3).await;
@@ -173,22 +181,28 @@ async fn a_node_restarted_mid_stream_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_whose_dependencies_are_missing_waits_until_they_arrive() {
     use passerelle_node::document::{Edit, OrganisationDocument};
-    use passerelle_node::identity::SigningSecret;
     use passerelle_node::model::Profile;
 
-    let mut nodes = passerelle_tests::spawn_nodes(&["Récepteur"]).await;
-    let node = &mut nodes[0];
+    // The receiver and a member organisation whose node never runs here: its changes are
+    // handed over directly.
+    let mut receiver = TestNode::init("Récepteur", |_| {});
+    let remote = TestNode::init("ONG lointaine", |_| {});
+    found_network(&[&receiver, &remote], "1");
+    receiver.start().await;
+    let node = &mut receiver;
     // Another organisation's document, built elsewhere: genesis, then two edits.
-    let author = SigningSecret::generate().expect("key");
+    let remote_identity =
+        passerelle_node::identity::Identity::load(&remote.data_dir()).expect("identity");
+    let author = remote_identity.signing();
     let (mut doc, genesis) =
-        OrganisationDocument::create(&author, Profile::named("ONG lointaine"), 1).expect("doc");
+        OrganisationDocument::create(author, Profile::named("ONG lointaine"), 1).expect("doc");
     let first = doc
         .apply_edit(
             &Edit::AddService {
                 id: "svc-1".into(),
                 service: crate::service("Premier", "CM009"),
             },
-            &author,
+            author,
             2,
         )
         .expect("edit");
@@ -198,7 +212,7 @@ async fn a_change_whose_dependencies_are_missing_waits_until_they_arrive() {
                 id: "svc-2".into(),
                 service: crate::service("Second", "CM009"),
             },
-            &author,
+            author,
             3,
         )
         .expect("edit");
@@ -206,7 +220,7 @@ async fn a_change_whose_dependencies_are_missing_waits_until_they_arrive() {
 
     // The last change first: it waits.
     let outcome = handle
-        .apply_remote(vec![second.encode()])
+        .apply_remote(vec![second.encode()], None)
         .await
         .expect("apply");
     assert_eq!((outcome.applied, outcome.pending), (0, 1));
@@ -215,13 +229,13 @@ async fn a_change_whose_dependencies_are_missing_waits_until_they_arrive() {
 
     // The middle one: still waiting for the genesis.
     let outcome = handle
-        .apply_remote(vec![first.encode()])
+        .apply_remote(vec![first.encode()], None)
         .await
         .expect("apply");
     assert_eq!(outcome.applied, 0);
     // The genesis releases everything, in order.
     let outcome = handle
-        .apply_remote(vec![genesis.encode()])
+        .apply_remote(vec![genesis.encode()], None)
         .await
         .expect("apply");
     assert_eq!(outcome.applied, 3);
@@ -230,7 +244,7 @@ async fn a_change_whose_dependencies_are_missing_waits_until_they_arrive() {
     assert_eq!(node.services().await.len(), 2);
     // Sent again: duplicates, nothing new.
     let outcome = handle
-        .apply_remote(vec![genesis.encode(), second.encode()])
+        .apply_remote(vec![genesis.encode(), second.encode()], None)
         .await
         .expect("apply");
     assert_eq!((outcome.applied, outcome.duplicates), (0, 2));
@@ -257,10 +271,14 @@ async fn two_nodes_sync_over_quic() {
         }
     };
     let mut first = TestNode::init("ONG QUIC A", quic(vec![]));
+    let mut second = TestNode::init("ONG QUIC B", quic(vec![]));
+    found_network(&[&first, &second], "1");
     first.start().await;
     let address = first.listen_addr().await;
     assert!(address.to_string().contains("quic-v1"), "{address}");
-    let mut second = TestNode::init("ONG QUIC B", quic(vec![address]));
+    if let Some(network) = second.config.network.as_mut() {
+        network.peers = vec![address];
+    }
     second.start().await;
     first
         .handle()
@@ -300,8 +318,9 @@ async fn a_dropped_peer_is_redialled_and_catches_up() {
             mdns: false,
         });
     });
-    hub.start().await;
     let mut spoke = TestNode::init_networked("ONG de terrain", vec![address]);
+    found_network(&[&hub, &spoke], "1");
+    hub.start().await;
     spoke.start().await;
     let mut nodes = vec![hub, spoke];
     wait_converged(&nodes, 2).await;

@@ -748,9 +748,7 @@ impl NetworkActor {
                         TaskResult::Served {
                             peer,
                             channel,
-                            served: handle
-                                .sync_serve(request, OrgId::from_peer_id(&peer))
-                                .await,
+                            served: handle.sync_serve(request, OrgId::from_peer_id(&peer)).await,
                         }
                     });
                 }

@@ -148,7 +148,9 @@ pub fn create_network(config: &Config, charter: Charter) -> Result<NetworkId, No
     if let Some(existing) = store.network()? {
         return Err(invalid(
             "network",
-            format!("this node already belongs to network {existing}; a node belongs to one network"),
+            format!(
+                "this node already belongs to network {existing}; a node belongs to one network"
+            ),
         ));
     }
     let (network, changes) =
@@ -156,6 +158,48 @@ pub fn create_network(config: &Config, charter: Charter) -> Result<NetworkId, No
             .map_err(|e| invalid("charter", e.to_string()))?;
     store.put_changes(&changes)?;
     store.set_network(&network.network(), &[])?;
+    Ok(network.network())
+}
+
+/// Founds a network whose founders' data folders are all on this machine (the demo, tests,
+/// a training setup): the first folder's organisation creates the genesis, every other
+/// founder's key signs its ratification, and every folder records the whole. The nodes
+/// must be stopped. The charter's founders are replaced by these folders' organisations.
+pub fn found_network_locally(
+    configs: &[Config],
+    mut charter: Charter,
+) -> Result<NetworkId, NodeError> {
+    let identities = configs
+        .iter()
+        .map(|c| Identity::load(&c.data_dir))
+        .collect::<Result<Vec<_>, _>>()?;
+    let Some(first) = identities.first() else {
+        return Err(invalid("founders", "at least one founder"));
+    };
+    charter.founders = identities.iter().map(|i| i.org_id()).collect();
+    let now = crate::unix_now();
+    let (mut network, mut changes) = NetworkDocument::create(first.signing(), charter, now)
+        .map_err(|e| invalid("charter", e.to_string()))?;
+    for identity in &identities[1..] {
+        let ratify = network
+            .append(Operation::Ratify, identity.signing(), now)
+            .map_err(|e| invalid("charter", e.to_string()))?;
+        changes.push(ratify);
+    }
+    for config in configs {
+        let store = Store::open(&config.store_dir())?;
+        if let Some(existing) = store.network()? {
+            return Err(invalid(
+                "network",
+                format!(
+                    "{} already belongs to network {existing}",
+                    config.data_dir.display()
+                ),
+            ));
+        }
+        store.put_changes(&changes)?;
+        store.set_network(&network.network(), &[])?;
+    }
     Ok(network.network())
 }
 
@@ -193,7 +237,11 @@ impl DocumentsActor {
             };
         };
         let role = if m.members.contains_key(&own) {
-            if m.is_active() { "member" } else { "member (network not active: a founder has not ratified)" }
+            if m.is_active() {
+                "member"
+            } else {
+                "member (network not active: a founder has not ratified)"
+            }
         } else if m.charter.founders.contains(&own) {
             "founder (not ratified: run `passerelle network ratify`)"
         } else if m.revoked.contains_key(&own) {
@@ -364,7 +412,10 @@ impl DocumentsActor {
             Decision::Revoke { org, reason } => {
                 if let Some(p) = m.open_proposal_about(&org.to_string()) {
                     if !matches!(p.action, Action::Revoke { .. }) {
-                        return Err(invalid("org", "the open proposal about it is not a revocation"));
+                        return Err(invalid(
+                            "org",
+                            "the open proposal about it is not a revocation",
+                        ));
                     }
                     (
                         Operation::Approve {
@@ -429,7 +480,10 @@ impl DocumentsActor {
                     .unwrap_or(0);
                 (
                     Operation::Undelegate { device, keep },
-                    format!("withdrew device {} (keeps its first {keep} changes)", device.fingerprint()),
+                    format!(
+                        "withdrew device {} (keeps its first {keep} changes)",
+                        device.fingerprint()
+                    ),
                 )
             }
         };
@@ -513,7 +567,10 @@ impl DocumentsActor {
             .verify()
             .map_err(|e| invalid("request", e.to_string()))?;
         if request.org != from {
-            return Err(invalid("request", "a request is delivered by the candidate's own node"));
+            return Err(invalid(
+                "request",
+                "a request is delivered by the candidate's own node",
+            ));
         }
         if request.network != m.network {
             return Err(invalid("request", "the request is for another network"));
@@ -525,7 +582,10 @@ impl DocumentsActor {
             return Ok("the members are deciding".into());
         }
         if !self.store.put_admission_request(&request.org, raw)? {
-            return Err(invalid("request", "this node's inbox of admission requests is full"));
+            return Err(invalid(
+                "request",
+                "this node's inbox of admission requests is full",
+            ));
         }
         info!(candidate = %request.org.fingerprint(), name = %request.name, "admission request received");
         Ok("received; the members will decide".into())

@@ -21,9 +21,9 @@ use tracing::{debug, error, info, warn};
 
 use super::{DocumentsActor, NodeError};
 use crate::document::OrganisationDocument;
-use crate::membership::{NetworkDocument, NetworkDocumentError, WriteRefusal};
 use crate::envelope::{DocumentId, SignedChange};
 use crate::identity::OrgId;
+use crate::membership::{NetworkDocument, NetworkDocumentError, WriteRefusal};
 use crate::network::protocol::{
     DocumentHeads, MAX_HEADS_PER_DOCUMENT, SYNC_BATCH_BYTES, SyncRequest, SyncResponse,
 };
@@ -256,6 +256,32 @@ impl DocumentsActor {
             .is_some_and(|m| m.members.contains_key(owner) || m.revoked.contains_key(owner))
     }
 
+    /// Every signed change of a document, encoded, in causal order.
+    pub(super) fn handle_export(&mut self, id: &DocumentId) -> Result<Vec<Vec<u8>>, NodeError> {
+        let hashes = if let Some(owner) = id.organisation_owner() {
+            self.documents
+                .get_mut(&owner)
+                .map(|d| d.changes_after(&[]))
+                .ok_or_else(|| NodeError::NotFound(format!("no document {id} on this node")))?
+        } else {
+            match self.network.as_mut() {
+                Some(network) if network.id() == id => network.changes_after(&[]),
+                _ => {
+                    return Err(NodeError::NotFound(format!(
+                        "no document {id} on this node"
+                    )));
+                }
+            }
+        };
+        let mut out = Vec::with_capacity(hashes.len());
+        for hash in hashes {
+            if let Some(raw) = self.store.raw_change(id, &hash)? {
+                out.push(raw);
+            }
+        }
+        Ok(out)
+    }
+
     /// Every document held, with its heads; and this node's admission request while it is
     /// not yet a member.
     pub(super) fn handle_sync_offer(&mut self) -> SyncOffer {
@@ -331,7 +357,10 @@ impl DocumentsActor {
         let mut bytes = 0usize;
         let mut more = false;
         'documents: for document in replicas {
-            let their_heads = theirs.get(document.replica_id()).cloned().unwrap_or_default();
+            let their_heads = theirs
+                .get(document.replica_id())
+                .cloned()
+                .unwrap_or_default();
             let mut ours = document.replica_heads();
             ours.sort();
             let mut sorted = their_heads.clone();
@@ -391,7 +420,9 @@ impl DocumentsActor {
                 continue;
             }
             let id = change.document().clone();
-            if !seen.insert((id.clone(), change.hash())) || self.pending.contains(&id, &change.hash()) {
+            if !seen.insert((id.clone(), change.hash()))
+                || self.pending.contains(&id, &change.hash())
+            {
                 outcome.duplicates += 1;
                 continue;
             }
@@ -399,11 +430,17 @@ impl DocumentsActor {
                 match self.network.as_mut() {
                     None => outcome.reject(
                         "no_network",
-                        format!("change {} of {id}: this node is in no network", change.hash()),
+                        format!(
+                            "change {} of {id}: this node is in no network",
+                            change.hash()
+                        ),
                     ),
                     Some(network) if network.id() != &id => outcome.reject(
                         "other_network",
-                        format!("change {} belongs to {id}, not to this node's network", change.hash()),
+                        format!(
+                            "change {} belongs to {id}, not to this node's network",
+                            change.hash()
+                        ),
                     ),
                     Some(network) => {
                         if network.has_change(&change.hash()) {
@@ -435,7 +472,10 @@ impl DocumentsActor {
         }
         self.rejected_changes += outcome.rejected.len() as u64;
         for rejection in &outcome.rejected {
-            *self.rejected_by_code.entry(rejection.code.clone()).or_default() += 1;
+            *self
+                .rejected_by_code
+                .entry(rejection.code.clone())
+                .or_default() += 1;
         }
         Ok(outcome)
     }
