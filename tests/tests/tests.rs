@@ -12,6 +12,7 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 mod hostile;
+mod membership;
 mod sync;
 
 pub(crate) fn service(name: &str, region: &str) -> Box<Service> {

@@ -366,6 +366,9 @@ impl DocumentsActor {
             ));
         };
         let network_id = network.network();
+        if let Decision::Request { message } = decision {
+            return self.make_request(network_id, message);
+        }
         let Some(m) = network.membership().cloned() else {
             return Err(invalid(
                 "network",
@@ -373,6 +376,7 @@ impl DocumentsActor {
             ));
         };
         let (operation, message) = match decision {
+            // Handled above, before the membership is read.
             Decision::Request { message } => return self.make_request(network_id, message),
             Decision::Ratify => (Operation::Ratify, "charter ratified".to_owned()),
             Decision::Approve { org } => {

@@ -1,0 +1,409 @@
+//! Membership by quorum, with real nodes: admission only at the quorum, forgeries and
+//! out-of-rule writes refused by every node, revocation (and a change concurrent with it)
+//! resolved identically everywhere.
+
+use passerelle_node::document::OrganisationDocument;
+use passerelle_node::envelope::{DocumentId, SignedChange};
+use passerelle_node::identity::{Identity, SigningSecret};
+use passerelle_node::model::Profile;
+use passerelle_node::node::{Decision, NodeHandle};
+use passerelle_tests::{TestNode, found_network, start_line, wait_converged, wait_for};
+
+use crate::add;
+
+async fn is_member(handle: &NodeHandle, org: passerelle_node::identity::OrgId) -> bool {
+    handle
+        .membership()
+        .await
+        .map(|m| m.members.iter().any(|member| member.org == org))
+        .unwrap_or(false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fourth_organisation_is_admitted_only_after_the_quorum_approves() {
+    // Three founders (admission by 2) in a line, and a candidate that knows only the last.
+    let mut nodes: Vec<TestNode> = ["Délégation Littoral", "ONG Avenir", "CICR Garoua"]
+        .iter()
+        .map(|name| TestNode::init_networked(name, vec![]))
+        .collect();
+    let network = found_network(&nodes.iter().collect::<Vec<_>>(), "2");
+    start_line(&mut nodes).await;
+    let mut candidate = TestNode::init_networked("Centre Espoir", vec![]);
+    passerelle_node::node::join_network(
+        &candidate.config,
+        network,
+        &[nodes[2].listen_addr().await.to_string()],
+    )
+    .expect("join");
+    candidate.start().await;
+    let new_org = candidate.handle().org_id();
+    candidate
+        .handle()
+        .edit(add("Écoute psychosociale", "CM005"))
+        .await
+        .expect("a candidate edits its own document offline");
+    candidate
+        .handle()
+        .decide(Decision::Request {
+            message: "ONG de Douala".into(),
+        })
+        .await
+        .expect("request");
+
+    // The request reaches the member it is connected to.
+    let third = nodes[2].handle();
+    wait_for("the request to reach a member", || {
+        let third = third.clone();
+        async move {
+            third
+                .membership()
+                .await
+                .is_ok_and(|m| m.requests.iter().any(|r| r.org == new_org))
+        }
+    })
+    .await;
+    // One approval (the proposal) is not the quorum.
+    third
+        .decide(Decision::Approve { org: new_org })
+        .await
+        .expect("propose");
+    let first = nodes[0].handle();
+    wait_for("the proposal to reach every founder", || {
+        let first = first.clone();
+        async move {
+            first
+                .membership()
+                .await
+                .is_ok_and(|m| m.proposals.iter().any(|p| p.subject == new_org.to_string()))
+        }
+    })
+    .await;
+    for node in &nodes {
+        assert!(!is_member(&node.handle(), new_org).await, "{}", node.name);
+        assert!(
+            node.services().await.is_empty(),
+            "{} holds the candidate's directory before admission",
+            node.name
+        );
+    }
+    // The candidate is served no directory data while it is not a member.
+    assert_eq!(candidate.services().await.len(), 1);
+    // The second approval admits it, everywhere.
+    first
+        .decide(Decision::Approve { org: new_org })
+        .await
+        .expect("approve");
+    nodes.push(candidate);
+    for node in &nodes {
+        let handle = node.handle();
+        wait_for("the admission to reach every node", || {
+            let handle = handle.clone();
+            async move { is_member(&handle, new_org).await }
+        })
+        .await;
+    }
+    // Its document now flows both ways.
+    wait_converged(&nodes, 4).await;
+    assert_eq!(nodes[0].services().await.len(), 1);
+    nodes[0]
+        .handle()
+        .edit(add("Formation agricole", "CM005"))
+        .await
+        .expect("edit");
+    wait_converged(&nodes, 4).await;
+    assert_eq!(nodes[3].services().await.len(), 2);
+    for node in &mut nodes {
+        node.stop().await;
+    }
+}
+
+/// A change by `secret` for `document` (its own Automerge change, signed for that id).
+fn own_change(secret: &SigningSecret, name: &str) -> SignedChange {
+    OrganisationDocument::create(secret, Profile::named(name), 1)
+        .expect("doc")
+        .1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forgeries_and_a_revoked_members_later_changes_are_rejected_by_every_node() {
+    // Four founders (revocation by 2), each node fed by hand so each verdict is seen alone.
+    let mut nodes: Vec<TestNode> = ["Délégation", "ONG A", "ONG B", "ONG Fraude"]
+        .iter()
+        .map(|name| TestNode::init(name, |_| {}))
+        .collect();
+    found_network(&nodes.iter().collect::<Vec<_>>(), "2");
+    let fraud_identity = Identity::load(&nodes[3].data_dir()).expect("identity");
+    let fraud = fraud_identity.signing();
+    let fraud_id = fraud.org_id();
+    for node in &mut nodes {
+        node.start().await;
+    }
+    let victim = nodes[0].handle().org_id();
+
+    // Every forgery, each refused with its reason.
+    let outsider = SigningSecret::generate().expect("key");
+    let non_member = own_change(&outsider, "Intrus").encode();
+    let other_document = SignedChange::sign(
+        DocumentId::organisation(&victim),
+        own_change(fraud, "Fraude").change().clone(),
+        fraud,
+    )
+    .encode();
+    let mut tampered = own_change(fraud, "Fraude").encode();
+    let last = tampered.len() - 1;
+    let doc_len = u16::from_be_bytes([tampered[4], tampered[5]]) as usize;
+    tampered[6 + doc_len + 32 + 5] ^= 0x01;
+    let _ = last;
+    let mut impersonated = own_change(&outsider, "Intrus").encode();
+    impersonated[6 + doc_len..6 + doc_len + 32].copy_from_slice(victim.as_bytes());
+    // A real change of the victim, replayed under another member's document id.
+    let real = nodes[0]
+        .handle()
+        .export(&DocumentId::organisation(&victim))
+        .await
+        .expect("export")
+        .remove(0);
+    let mut replayed = real.clone();
+    let other = DocumentId::organisation(&fraud_id).to_string();
+    replayed[6..6 + doc_len].copy_from_slice(other.as_bytes());
+    let cases = [
+        (non_member, "not_member"),
+        (other_document, "wrong_writer"),
+        (tampered, "bad_signature"),
+        (impersonated, "bad_signature"),
+        (replayed, "bad_signature"),
+    ];
+    for node in &nodes {
+        for (bytes, code) in &cases {
+            let outcome = node
+                .handle()
+                .apply_remote(vec![bytes.clone()], None)
+                .await
+                .expect("apply");
+            assert_eq!(outcome.applied, 0, "{}: {code}", node.name);
+            assert_eq!(outcome.rejected.len(), 1, "{}: {code}", node.name);
+            assert_eq!(
+                outcome.rejected[0].code, *code,
+                "{}: {:?}",
+                node.name, outcome.rejected
+            );
+        }
+        let status = node.handle().status().await.expect("status");
+        assert_eq!(status.rejected_changes, cases.len() as u64);
+        assert_eq!(status.rejected_by_reason["bad_signature"], 3);
+    }
+
+    // The fraudulent member's node edits; then it is revoked (proposed by one, approved by
+    // another), and edits again: that later change is refused everywhere.
+    let before = nodes[3]
+        .handle()
+        .edit(add("Avant la révocation", "CM005"))
+        .await
+        .expect("edit");
+    let exported = nodes[3]
+        .handle()
+        .export(&DocumentId::organisation(&fraud_id))
+        .await
+        .expect("export");
+    for node in &nodes[..3] {
+        node.handle()
+            .apply_remote(exported.clone(), None)
+            .await
+            .expect("apply");
+    }
+    nodes[0]
+        .handle()
+        .decide(Decision::Revoke {
+            org: fraud_id,
+            reason: "fausses déclarations".into(),
+        })
+        .await
+        .expect("propose");
+    let proposal = nodes[0]
+        .handle()
+        .export(&network_doc(&nodes[0]).await)
+        .await
+        .expect("export");
+    nodes[1]
+        .handle()
+        .apply_remote(proposal, None)
+        .await
+        .expect("apply");
+    nodes[1]
+        .handle()
+        .decide(Decision::Revoke {
+            org: fraud_id,
+            reason: "fausses déclarations".into(),
+        })
+        .await
+        .expect("approve");
+    let decided = nodes[1]
+        .handle()
+        .export(&network_doc(&nodes[1]).await)
+        .await
+        .expect("export");
+    for node in &nodes {
+        node.handle()
+            .apply_remote(decided.clone(), None)
+            .await
+            .expect("apply");
+        let m = node.handle().membership().await.expect("membership");
+        assert!(
+            m.former_members.iter().any(|f| f.org == fraud_id),
+            "{}",
+            node.name
+        );
+    }
+    nodes[3]
+        .handle()
+        .edit(add("Après la révocation", "CM005"))
+        .await
+        .expect("a revoked node still edits its own copy");
+    let after = nodes[3]
+        .handle()
+        .export(&DocumentId::organisation(&fraud_id))
+        .await
+        .expect("export");
+    for node in &nodes[..3] {
+        let outcome = node
+            .handle()
+            .apply_remote(after.clone(), None)
+            .await
+            .expect("apply");
+        assert_eq!(outcome.applied, 0, "{}", node.name);
+        assert!(
+            outcome.rejected.iter().any(|r| r.code == "revoked"),
+            "{}: {:?}",
+            node.name,
+            outcome.rejected
+        );
+        // What it wrote before stays, from a former member.
+        let held = node
+            .handle()
+            .has_change(&DocumentId::organisation(&fraud_id), &before.change)
+            .await
+            .expect("has");
+        assert!(held, "{}", node.name);
+        let names: Vec<String> = node.services().await.into_iter().map(|(_, s)| s).collect();
+        assert!(
+            names.contains(&"Avant la révocation".to_owned()),
+            "{}",
+            node.name
+        );
+        assert!(
+            !names.contains(&"Après la révocation".to_owned()),
+            "{}",
+            node.name
+        );
+    }
+    for node in &mut nodes {
+        node.stop().await;
+    }
+}
+
+async fn network_doc(node: &TestNode) -> DocumentId {
+    let id = node
+        .handle()
+        .membership()
+        .await
+        .expect("membership")
+        .summary
+        .network_id
+        .expect("network");
+    format!("net/{id}").parse().expect("document id")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_concurrent_with_an_edit_resolves_identically_on_every_node() {
+    // A, B, C and an observer found a network; C edits concurrently with its revocation.
+    let mut nodes: Vec<TestNode> = ["A", "B", "Observateur", "C"]
+        .iter()
+        .map(|name| TestNode::init(name, |_| {}))
+        .collect();
+    found_network(&nodes.iter().collect::<Vec<_>>(), "2");
+    for node in &mut nodes {
+        node.start().await;
+    }
+    let c = nodes[3].handle().org_id();
+    let c_doc = DocumentId::organisation(&c);
+    let (a, b, observer, c_node) = (
+        nodes[0].handle(),
+        nodes[1].handle(),
+        nodes[2].handle(),
+        nodes[3].handle(),
+    );
+    // E1: seen by everyone before the revocation is proposed.
+    c_node.edit(add("E1", "CM005")).await.expect("edit");
+    let e1 = c_node.export(&c_doc).await.expect("export");
+    for h in [&a, &b] {
+        h.apply_remote(e1.clone(), None).await.expect("apply");
+    }
+    // A proposes the revocation (keeping E1); concurrently C makes E2, which only B sees.
+    a.decide(Decision::Revoke {
+        org: c,
+        reason: "test".into(),
+    })
+    .await
+    .expect("propose");
+    c_node.edit(add("E2", "CM005")).await.expect("edit");
+    let all_of_c = c_node.export(&c_doc).await.expect("export");
+    let outcome = b.apply_remote(all_of_c.clone(), None).await.expect("apply");
+    assert_eq!(outcome.applied, 1, "B takes E2 while C is still a member");
+    // B receives the proposal and approves: the revocation takes effect at B, which cuts E2.
+    let net = network_doc(&nodes[0]).await;
+    b.apply_remote(a.export(&net).await.expect("export"), None)
+        .await
+        .expect("apply");
+    b.decide(Decision::Revoke {
+        org: c,
+        reason: "test".into(),
+    })
+    .await
+    .expect("approve");
+    // A gets the approval, then E2: refused.
+    let decided = b.export(&net).await.expect("export");
+    a.apply_remote(decided.clone(), None).await.expect("apply");
+    let outcome = a.apply_remote(all_of_c.clone(), None).await.expect("apply");
+    assert!(outcome.rejected.iter().any(|r| r.code == "revoked"));
+    // The observer gets everything in the opposite order: C's changes first, then the
+    // membership operations newest first (each waits for its dependencies).
+    let outcome = observer
+        .apply_remote(all_of_c.clone(), None)
+        .await
+        .expect("apply");
+    assert_eq!(
+        outcome.applied, 3,
+        "C's genesis, E1 and E2: C is a member here so far"
+    );
+    let mut reversed = decided.clone();
+    reversed.reverse();
+    observer.apply_remote(reversed, None).await.expect("apply");
+    // Everyone but C itself holds C's document cut at E1, with the same heads.
+    let mut heads = Vec::new();
+    for node in &nodes[..3] {
+        let offer = node.heads().await;
+        let c_heads = offer
+            .into_iter()
+            .find(|d| d.document == c_doc)
+            .expect("C's document")
+            .heads;
+        heads.push(c_heads);
+        let names: Vec<String> = node.services().await.into_iter().map(|(_, s)| s).collect();
+        assert_eq!(names, vec!["E1".to_owned()], "{}", node.name);
+        let m = node.handle().membership().await.expect("membership");
+        assert!(m.former_members.iter().any(|f| f.org == c), "{}", node.name);
+    }
+    assert!(heads.windows(2).all(|w| w[0] == w[1]), "{heads:?}");
+    // The cut is durable: after a restart the node still holds exactly E1.
+    nodes[1].restart().await;
+    let names: Vec<String> = nodes[1]
+        .services()
+        .await
+        .into_iter()
+        .map(|(_, s)| s)
+        .collect();
+    assert_eq!(names, vec!["E1".to_owned()]);
+    for node in &mut nodes {
+        node.stop().await;
+    }
+}
