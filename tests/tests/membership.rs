@@ -117,7 +117,7 @@ async fn a_fourth_organisation_is_admitted_only_after_the_quorum_approves() {
     }
 }
 
-/// A change by `secret` for `document` (its own Automerge change, signed for that id).
+/// The genesis change of a fresh document of `secret`'s organisation, signed.
 fn own_change(secret: &SigningSecret, name: &str) -> SignedChange {
     OrganisationDocument::create(secret, Profile::named(name), 1)
         .expect("doc")
@@ -150,10 +150,8 @@ async fn forgeries_and_a_revoked_members_later_changes_are_rejected_by_every_nod
     )
     .encode();
     let mut tampered = own_change(fraud, "Fraude").encode();
-    let last = tampered.len() - 1;
     let doc_len = u16::from_be_bytes([tampered[4], tampered[5]]) as usize;
     tampered[6 + doc_len + 32 + 5] ^= 0x01;
-    let _ = last;
     let mut impersonated = own_change(&outsider, "Intrus").encode();
     impersonated[6 + doc_len..6 + doc_len + 32].copy_from_slice(victim.as_bytes());
     // A real change of the victim, replayed under another member's document id.

@@ -246,8 +246,7 @@ impl DocumentsActor {
             "founder (not ratified: run `passerelle network ratify`)"
         } else if m.revoked.contains_key(&own) {
             "former member (revoked)"
-        } else if let Some(org) = m.acting_member(&own) {
-            let _ = org;
+        } else if m.acting_member(&own).is_some() {
             "device of a member"
         } else if self.store.own_request().ok().flatten().is_some() {
             "candidate (admission requested)"
