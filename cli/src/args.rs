@@ -190,8 +190,13 @@ fn parse_quorum(text: &str) -> Result<Quorum, String> {
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// The organisation's official name.
-    #[arg(long)]
-    pub org_name: String,
+    #[arg(long, required_unless_present = "device_of")]
+    pub org_name: Option<String>,
+    /// Make this a device node of an existing member organisation (its id): another
+    /// office's node, with its own key, writing that organisation's document once the
+    /// organisation has run `passerelle device add <this node's key>`.
+    #[arg(long, value_name = "ORG-ID", conflicts_with_all = ["org_name", "legal_status", "acronym"])]
+    pub device_of: Option<OrgId>,
     /// Legal status.
     #[arg(long, value_parser = parse_legal_status)]
     pub legal_status: Option<LegalStatus>,

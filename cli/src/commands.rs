@@ -74,19 +74,35 @@ pub async fn call<T: serde::de::DeserializeOwned>(
 }
 
 pub fn init(data_dir: &Path, args: InitArgs, json_out: bool) -> anyhow::Result<Outcome> {
+    let config = Config::new(data_dir);
+    if let Some(org) = args.device_of {
+        let key = node::initialise_device(&config, org)
+            .with_context(|| format!("initialising {}", data_dir.display()))?;
+        write_config_template(data_dir, &format!("device of {org}"))?;
+        if json_out {
+            output::json(&json!({
+                "device_key": key.to_string(),
+                "device_of": org.to_string(),
+                "data_dir": data_dir.display().to_string(),
+            }))?;
+        } else {
+            output::out(&format!(
+                "Created a device node of organisation {} in {}\n\n  device key  {key}\n\nOn the organisation's node run: passerelle device add {key} --label \"…\"\nThen here: passerelle network join '<invitation>' and passerelle start",
+                org.fingerprint(),
+                data_dir.display(),
+            ))?;
+        }
+        return Ok(Outcome::Done);
+    }
+    let org_name = args.org_name.unwrap_or_default();
     let profile = Profile {
         acronym: args.acronym,
         legal_status: args.legal_status,
-        ..Profile::named(args.org_name.clone())
+        ..Profile::named(org_name.clone())
     };
-    let config = Config::new(data_dir);
     let org = node::initialise(&config, profile)
         .with_context(|| format!("initialising {}", data_dir.display()))?;
-    let config_path = data_dir.join(CONFIG_FILE);
-    if !config_path.exists() {
-        std::fs::write(&config_path, ConfigFile::template(&args.org_name))
-            .with_context(|| format!("writing {}", config_path.display()))?;
-    }
+    write_config_template(data_dir, &org_name)?;
     if json_out {
         output::json(&json!({
             "org_id": org.to_string(),
@@ -96,13 +112,22 @@ pub fn init(data_dir: &Path, args: InitArgs, json_out: bool) -> anyhow::Result<O
     } else {
         output::out(&format!(
             "Created the identity of {:?} in {}\n\n  organisation id  {}\n  fingerprint      {}\n\nRead the fingerprint out to partners so they can check your id.\nStart the node with: passerelle start",
-            args.org_name,
+            org_name,
             data_dir.display(),
             org,
             org.fingerprint()
         ))?;
     }
     Ok(Outcome::Done)
+}
+
+fn write_config_template(data_dir: &Path, name: &str) -> anyhow::Result<()> {
+    let config_path = data_dir.join(CONFIG_FILE);
+    if !config_path.exists() {
+        std::fs::write(&config_path, ConfigFile::template(name))
+            .with_context(|| format!("writing {}", config_path.display()))?;
+    }
+    Ok(())
 }
 
 pub async fn start(data_dir: &Path, args: StartArgs) -> anyhow::Result<Outcome> {
@@ -138,10 +163,15 @@ pub async fn status(data_dir: &Path, json_out: bool) -> anyhow::Result<Outcome> 
         output::json(&report)?;
         return Ok(Outcome::Done);
     }
-    output::out(&fields(vec![
+    let mut rows = vec![
         ("organisation", report.org_name.clone()),
         ("id", report.org_id.clone()),
         ("fingerprint", report.fingerprint.clone()),
+    ];
+    if report.device_of.is_some() {
+        rows.push(("device key", report.node_key.clone()));
+    }
+    rows.extend(vec![
         ("encryption key", report.encryption_key.clone()),
         ("data folder", report.data_dir.clone()),
         ("version", report.version.clone()),
@@ -185,7 +215,8 @@ pub async fn status(data_dir: &Path, json_out: bool) -> anyhow::Result<Outcome> 
                 )
             },
         ),
-    ]))?;
+    ]);
+    output::out(&fields(rows))?;
     let rows = report
         .documents
         .iter()

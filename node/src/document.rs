@@ -416,10 +416,23 @@ impl OrganisationDocument {
                 owner: self.owner,
             });
         }
+        self.apply_delegated_edit(edit, secret, now)
+    }
+
+    /// Like [`OrganisationDocument::apply_edit`], signed by a device key of the owner. The
+    /// caller has checked that the network's membership authorises that key; every other
+    /// node checks it again.
+    pub fn apply_delegated_edit(
+        &mut self,
+        edit: &Edit,
+        secret: &SigningSecret,
+        now: i64,
+    ) -> Result<SignedChange, DocumentError> {
         // 1. Validate and compute the new value (pure; touches only the entry concerned).
         let (message, update) = plan(edit, self.require_record()?, now)?;
         // Every local change must carry the signer's key as its actor (see envelope).
-        self.doc.set_actor(ActorId::from(self.owner.as_bytes()));
+        self.doc
+            .set_actor(ActorId::from(secret.org_id().as_bytes()));
         // 2. Write it as one transaction.
         if let Err(e) = self.write(&update) {
             self.doc.rollback();

@@ -147,6 +147,10 @@ pub struct StatusReport {
     pub fingerprint: String,
     /// Its name.
     pub org_name: String,
+    /// This node's signing key (the organisation's own, or a device key).
+    pub node_key: String,
+    /// On a device node: the organisation it writes for.
+    pub device_of: Option<String>,
     /// Its encryption public key.
     pub encryption_key: String,
     /// The data folder.
@@ -236,6 +240,7 @@ enum Command {
 pub struct NodeHandle {
     commands: mpsc::Sender<Command>,
     org_id: OrgId,
+    key_id: OrgId,
     network: watch::Receiver<NetworkStatus>,
 }
 
@@ -249,9 +254,14 @@ impl NodeHandle {
         answer.await.map_err(|_| NodeError::Stopped)?
     }
 
-    /// This node's organisation.
+    /// This node's organisation (on a device node, the organisation it writes for).
     pub fn org_id(&self) -> OrgId {
         self.org_id
+    }
+
+    /// This node's signing key (the organisation's own key, or a device key).
+    pub fn key_id(&self) -> OrgId {
+        self.key_id
     }
 
     /// Applies an edit to this organisation's document; returns once it is durable.
@@ -398,6 +408,27 @@ pub fn initialise(config: &Config, profile: Profile) -> Result<OrgId, NodeError>
     Ok(identity.org_id())
 }
 
+/// Creates the data folder of a **device node**: another node of organisation `org` (a
+/// regional office), with its own key, writing `org`'s document once `org` has authorised
+/// the key (`passerelle device add`). Returns the device's key id.
+pub fn initialise_device(config: &Config, org: OrgId) -> Result<OrgId, NodeError> {
+    let dir = &config.data_dir;
+    if Identity::exists_in(dir) {
+        return Err(NodeError::AlreadyInitialised(dir.clone()));
+    }
+    fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+        .map_err(io(format!("setting permissions of {}", dir.display())))?;
+    let identity = Identity::generate()?;
+    let store = Store::create(&config.store_dir())?;
+    if store.change_count() > 0 {
+        return Err(NodeError::AlreadyInitialised(dir.clone()));
+    }
+    identity.save_new(dir)?;
+    store.set_device_of(&org)?;
+    Ok(identity.org_id())
+}
+
 /// A node that runs: its handle, and what [`RunningNode::shutdown`] needs to stop it.
 #[derive(Debug)]
 pub struct RunningNode {
@@ -469,13 +500,14 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
     };
     let mut loaded = loaded;
     let network_id = loaded.network.as_ref().map(|n| n.network().to_string());
-    let org_id = loaded.identity.org_id();
+    let org_id = loaded.own;
     let identity = loaded.identity.clone();
     let (commands, receiver) = mpsc::channel(COMMAND_CAP);
     let (network_status, network_rx) = watch::channel(NetworkStatus::default());
     let handle = NodeHandle {
         commands,
         org_id,
+        key_id: identity.org_id(),
         network: network_rx,
     };
     // Peers recorded from an invitation (`passerelle network join`) are dialled too.
@@ -560,6 +592,9 @@ async fn stop_actor(handle: &NodeHandle, thread: std::thread::JoinHandle<()>) {
 
 struct DocumentsActor {
     config: Config,
+    /// The organisation whose document this node writes: its own key's, or on a device
+    /// node the organisation that delegated the key.
+    own: OrgId,
     identity: Arc<Identity>,
     store: Store,
     documents: BTreeMap<OrgId, OrganisationDocument>,
@@ -640,8 +675,10 @@ impl DocumentsActor {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "documents loaded"
         );
-        let own = identity.org_id();
-        if !documents.contains_key(&own) {
+        let device_of = store.device_of()?;
+        let own = device_of.unwrap_or_else(|| identity.org_id());
+        // A device node receives its organisation's document from the network.
+        if device_of.is_none() && !documents.contains_key(&own) {
             return Err(StoreError::Corrupt {
                 key: DocumentId::organisation(&own).to_string(),
                 reason: "the store holds no document for this node's organisation (was `passerelle init` interrupted?)".into(),
@@ -655,6 +692,7 @@ impl DocumentsActor {
         );
         let mut actor = Self {
             config,
+            own,
             identity: Arc::new(identity),
             store,
             documents,
@@ -756,13 +794,29 @@ impl DocumentsActor {
     }
 
     fn handle_edit(&mut self, mut edit: Edit) -> Result<EditReceipt, NodeError> {
-        let own = self.identity.org_id();
+        let own = self.own;
+        let key = self.identity.org_id();
         let id = assign_id(&mut edit)?;
-        let document = self
-            .documents
-            .get_mut(&own)
-            .ok_or_else(|| NodeError::NotFound("this node's own document".into()))?;
-        let signed = document.apply_edit(&edit, self.identity.signing(), crate::unix_now())?;
+        if key != own && self.membership().and_then(|m| m.acting_member(&key)) != Some(own) {
+            return Err(NodeError::Invalid(ValidationError::new(
+                "device",
+                format!(
+                    "this node's key {key} is not (or no longer) an authorised device of {own}: run `passerelle device add {key}` on the organisation's node"
+                ),
+            )));
+        }
+        let document = self.documents.get_mut(&own).ok_or_else(|| {
+            NodeError::NotFound(
+                "this organisation's document has not reached this device node yet: wait until it has synced with a member"
+                    .into(),
+            )
+        })?;
+        let now = crate::unix_now();
+        let signed = if key == own {
+            document.apply_edit(&edit, self.identity.signing(), now)?
+        } else {
+            document.apply_delegated_edit(&edit, self.identity.signing(), now)?
+        };
         if let Err(e) = self.store.put_changes(std::slice::from_ref(&signed)) {
             error!(error = %e, "could not store a change; reloading the document from the store");
             self.reload(own);
@@ -771,7 +825,7 @@ impl DocumentsActor {
         debug!(change = %signed.hash(), "edit stored");
         // Until this organisation is a member, its changes stay local: peers would refuse
         // them. They reach the network by catch-up once it is admitted.
-        if self.is_member_key(&own) {
+        if self.is_member_key(&key) {
             self.publish(&signed);
         }
         *self.change_counts.entry(own).or_default() += 1;
@@ -814,7 +868,7 @@ impl DocumentsActor {
     }
 
     fn document(&mut self, org: Option<OrgId>) -> Result<&mut OrganisationDocument, NodeError> {
-        let org = org.unwrap_or_else(|| self.identity.org_id());
+        let org = org.unwrap_or(self.own);
         self.documents
             .get_mut(&org)
             .ok_or_else(|| NodeError::NotFound(format!("no organisation {org} on this node")))
@@ -842,7 +896,8 @@ impl DocumentsActor {
     }
 
     fn handle_status(&mut self) -> StatusReport {
-        let own = self.identity.org_id();
+        let own = self.own;
+        let key = self.identity.org_id();
         let documents = self
             .documents
             .values_mut()
@@ -860,6 +915,8 @@ impl DocumentsActor {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             org_id: own.to_string(),
             fingerprint: own.fingerprint(),
+            node_key: key.to_string(),
+            device_of: (key != own).then(|| own.to_string()),
             org_name: self
                 .documents
                 .get(&own)

@@ -31,6 +31,7 @@ const FORMAT_KEY: &[u8] = b"format";
 const NETWORK_KEY: &[u8] = b"network";
 const BOOTSTRAP_KEY: &[u8] = b"bootstrap-peers";
 const OWN_REQUEST_KEY: &[u8] = b"own-admission-request";
+const ORGANISATION_KEY: &[u8] = b"device-of";
 /// Most admission requests a member node keeps in its inbox.
 pub const MAX_ADMISSION_REQUESTS: usize = 1000;
 
@@ -356,6 +357,27 @@ impl Store {
             BOOTSTRAP_KEY,
             serde_json::to_vec(&peers).unwrap_or_default(),
         )?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// On a device node: the organisation it writes for (None on an organisation's node).
+    pub fn device_of(&self) -> Result<Option<OrgId>, StoreError> {
+        match self.meta.get(ORGANISATION_KEY)? {
+            None => Ok(None),
+            Some(bytes) => String::from_utf8_lossy(&bytes).parse().map(Some).map_err(
+                |e: crate::identity::OrgIdError| StoreError::Corrupt {
+                    key: "meta/device-of".into(),
+                    reason: e.to_string(),
+                },
+            ),
+        }
+    }
+
+    /// Records that this node is a device of `org`.
+    pub fn set_device_of(&self, org: &OrgId) -> Result<(), StoreError> {
+        self.meta
+            .insert(ORGANISATION_KEY, org.to_string().as_bytes())?;
         self.db.flush()?;
         Ok(())
     }

@@ -56,6 +56,29 @@ impl TestNode {
         }
     }
 
+    /// Initialises a device node of organisation `org` that listens on loopback (it
+    /// joins a network and is authorised later).
+    pub fn init_device(name: &str, org: passerelle_node::identity::OrgId) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("passerelle-test-")
+            .tempdir()
+            .expect("temporary folder");
+        let mut config = Config::new(dir.path().join("data"));
+        config.network = Some(NetworkConfig {
+            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr")],
+            peers: vec![],
+            sync_interval: Duration::from_secs(1),
+            mdns: false,
+        });
+        node::initialise_device(&config, org).expect("initialise device node");
+        Self {
+            name: name.to_owned(),
+            config,
+            running: None,
+            _dir: dir,
+        }
+    }
+
     /// Initialises a node that listens on loopback (a free port) and dials `peers`.
     pub fn init_networked(name: &str, peers: Vec<libp2p::Multiaddr>) -> Self {
         Self::init(name, |config| {

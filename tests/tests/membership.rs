@@ -405,3 +405,107 @@ async fn a_revocation_concurrent_with_an_edit_resolves_identically_on_every_node
         node.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_node_writes_for_its_organisation_until_it_is_withdrawn() {
+    let mut nodes: Vec<TestNode> = ["Siège ARD", "ONG B"]
+        .iter()
+        .map(|name| TestNode::init_networked(name, vec![]))
+        .collect();
+    let network = found_network(&nodes.iter().collect::<Vec<_>>(), "1/2");
+    start_line(&mut nodes).await;
+    let head_office = nodes[0].handle();
+    let org = head_office.org_id();
+    let mut device = TestNode::init_device("Antenne ARD Douala", org);
+    passerelle_node::node::join_network(
+        &device.config,
+        network,
+        &[nodes[1].listen_addr().await.to_string()],
+    )
+    .expect("join");
+    device.start().await;
+    let key = device.handle().key_id();
+    assert_eq!(device.handle().org_id(), org);
+    assert_ne!(key, org);
+    // Not authorised yet: the device refuses to write.
+    let refused = device
+        .handle()
+        .edit(add("Trop tôt", "CM005"))
+        .await
+        .expect_err("not yet a device");
+    assert!(refused.to_string().contains("device"), "{refused}");
+    head_office
+        .decide(Decision::AddDevice {
+            device: key,
+            label: "Douala".into(),
+        })
+        .await
+        .expect("delegate");
+    // Once the delegation and the organisation's document reach it, it writes.
+    let handle = device.handle();
+    wait_for("the device to be able to write", || {
+        let handle = handle.clone();
+        async move { handle.edit(add("Antenne de Douala", "CM005")).await.is_ok() }
+    })
+    .await;
+    nodes.push(device);
+    wait_converged(&nodes, 2).await;
+    for node in &nodes {
+        let services = node.services().await;
+        assert_eq!(
+            services,
+            vec![("Siège ARD".to_owned(), "Antenne de Douala".to_owned())],
+            "{}",
+            node.name
+        );
+    }
+    // The head office withdraws the device while it is off; the device, working offline,
+    // writes again: every other node refuses that change.
+    nodes[2].stop().await;
+    head_office
+        .decide(Decision::RemoveDevice { device: key })
+        .await
+        .expect("withdraw");
+    let b = nodes[1].handle();
+    wait_for("the withdrawal to reach B", || {
+        let b = b.clone();
+        async move {
+            b.membership().await.is_ok_and(|m| {
+                m.devices
+                    .iter()
+                    .any(|d| d.key == key && d.withdrawn_keep.is_some())
+            })
+        }
+    })
+    .await;
+    nodes[2].config.network = None;
+    nodes[2].start().await;
+    nodes[2]
+        .handle()
+        .edit(add("Après le retrait", "CM005"))
+        .await
+        .expect("the device still edits its own copy offline");
+    let changes = nodes[2]
+        .handle()
+        .export(&DocumentId::organisation(&org))
+        .await
+        .expect("export");
+    for node in &nodes[..2] {
+        let outcome = node
+            .handle()
+            .apply_remote(changes.clone(), None)
+            .await
+            .expect("apply");
+        assert_eq!(outcome.applied, 0, "{}", node.name);
+        assert!(
+            outcome.rejected.iter().any(|r| r.code == "revoked"),
+            "{}: {:?}",
+            node.name,
+            outcome.rejected
+        );
+        assert_eq!(node.services().await.len(), 1, "{}", node.name);
+    }
+    for node in &mut nodes {
+        node.stop().await;
+    }
+}

@@ -220,7 +220,8 @@ impl DocumentsActor {
     }
 
     pub(super) fn membership_summary(&self) -> MembershipSummary {
-        let own = self.identity.org_id();
+        let own = self.own;
+        let key = self.identity.org_id();
         let Some(network) = &self.network else {
             return MembershipSummary {
                 role: "no network".into(),
@@ -236,7 +237,16 @@ impl DocumentsActor {
                 ..Default::default()
             };
         };
-        let role = if m.members.contains_key(&own) {
+        let role = if key != own {
+            match m.devices.get(&key) {
+                Some(d) if d.withdrawn_keep.is_some() => "device (withdrawn)",
+                Some(_) if m.members.contains_key(&own) => "device of a member",
+                Some(_) => "device of an organisation that is not a member",
+                None => {
+                    "device (not yet authorised: run `passerelle device add <this node's key>` on the organisation's node)"
+                }
+            }
+        } else if m.members.contains_key(&own) {
             if m.is_active() {
                 "member"
             } else {
@@ -246,8 +256,6 @@ impl DocumentsActor {
             "founder (not ratified: run `passerelle network ratify`)"
         } else if m.revoked.contains_key(&own) {
             "former member (revoked)"
-        } else if m.acting_member(&own).is_some() {
-            "device of a member"
         } else if self.store.own_request().ok().flatten().is_some() {
             "candidate (admission requested)"
         } else {
@@ -357,7 +365,7 @@ impl DocumentsActor {
         &mut self,
         decision: Decision,
     ) -> Result<DecisionReceipt, NodeError> {
-        let own = self.identity.org_id();
+        let own = self.own;
         let Some(network) = &self.network else {
             return Err(invalid(
                 "network",
@@ -527,6 +535,12 @@ impl DocumentsActor {
         message: String,
     ) -> Result<DecisionReceipt, NodeError> {
         let own = self.identity.org_id();
+        if own != self.own {
+            return Err(invalid(
+                "request",
+                "a device node does not ask to join: its organisation does, from its own node",
+            ));
+        }
         if self.membership().is_some_and(|m| m.knows_key(&own)) {
             return Err(invalid(
                 "request",
@@ -622,7 +636,7 @@ impl DocumentsActor {
         let Some(m) = self.membership().cloned() else {
             return;
         };
-        let own = self.identity.org_id();
+        let own = self.own;
         let owners: Vec<OrgId> = self.documents.keys().copied().collect();
         for owner in owners {
             if owner == own {
