@@ -1,6 +1,7 @@
-//! A hostile peer: a real libp2p node that speaks gossipsub on the changes topic and
-//! publishes forged and tampered signed changes. Every honest node must refuse them,
-//! penalise the sender, and keep converging.
+//! A hostile peer: a real libp2p node that speaks gossipsub on the network's changes topic
+//! and publishes forged and tampered signed changes — with the key of a member gone rogue,
+//! or of no member at all. Every honest node must refuse them, penalise the sender, and
+//! keep converging.
 
 use std::time::{Duration, Instant};
 
@@ -8,10 +9,12 @@ use futures::StreamExt;
 use libp2p::{Multiaddr, Swarm, gossipsub, noise, tcp, yamux};
 use passerelle_node::document::{Edit, OrganisationDocument};
 use passerelle_node::envelope::{DocumentId, SignedChange};
-use passerelle_node::identity::SigningSecret;
+use passerelle_node::identity::{Identity, SigningSecret};
 use passerelle_node::model::Profile;
 use passerelle_node::network::protocol::changes_topic;
-use passerelle_tests::{TIMEOUT, spawn_line, wait_converged, wait_for};
+use passerelle_tests::{
+    TIMEOUT, TestNode, found_network, spawn_line, start_line, wait_converged, wait_for,
+};
 
 use crate::add;
 
@@ -101,7 +104,18 @@ fn forgeries(rogue: &SigningSecret, victim: &passerelle_node::identity::OrgId) -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_changes_are_rejected_everywhere_and_the_sender_penalised() {
-    let mut nodes = spawn_line(&["Délégation Littoral", "ONG Avenir"]).await;
+    // Two honest members, and four members gone rogue (founders whose keys publish
+    // forgeries from bare libp2p nodes); a fifth rogue is no member at all.
+    let mut nodes: Vec<TestNode> = ["Délégation Littoral", "ONG Avenir"]
+        .iter()
+        .map(|name| TestNode::init_networked(name, vec![]))
+        .collect();
+    let rogue_members: Vec<TestNode> = (0..4)
+        .map(|i| TestNode::init(&format!("Membre malveillant {i}"), |_| {}))
+        .collect();
+    let everyone: Vec<&TestNode> = nodes.iter().chain(rogue_members.iter()).collect();
+    found_network(&everyone, "1/2");
+    start_line(&mut nodes).await;
     nodes[0]
         .handle()
         .edit(add("Honnête 1", "CM005"))
@@ -115,11 +129,26 @@ async fn forged_changes_are_rejected_everywhere_and_the_sender_penalised() {
     let victim = nodes[1].handle().org_id();
     let topic = network_topic(&nodes[0]).await;
     let mut rogues = Vec::new();
-    for kind in 0..4 {
-        let rogue_secret = SigningSecret::generate().expect("key");
+    let outsider = SigningSecret::generate().expect("key");
+    for kind in 0..5 {
+        let identity;
+        let rogue_secret = if kind < 4 {
+            identity = Identity::load(&rogue_members[kind].data_dir()).expect("identity");
+            identity.signing()
+        } else {
+            &outsider
+        };
         let rogue_peer = rogue_secret.org_id().peer_id();
-        let forgery = forgeries(&rogue_secret, &victim).swap_remove(kind);
-        let mut rogue = rogue_swarm(&rogue_secret, 64 * 1024, &topic);
+        let forgery = if kind < 4 {
+            forgeries(rogue_secret, &victim).swap_remove(kind)
+        } else {
+            // A non-member's own, correctly signed change.
+            OrganisationDocument::create(rogue_secret, Profile::named("Intrus"), 1)
+                .expect("doc")
+                .1
+                .encode()
+        };
+        let mut rogue = rogue_swarm(rogue_secret, 64 * 1024, &topic);
         rogue.dial(target.clone()).expect("dial");
         // Drive the rogue until it may publish (it must first learn that the node
         // subscribed to the topic).
@@ -154,7 +183,21 @@ async fn forged_changes_are_rejected_everywhere_and_the_sender_penalised() {
         .await;
     }
     let status = nodes[0].handle().status().await.expect("status");
-    assert_eq!(status.rejected_changes, 4);
+    assert_eq!(status.rejected_changes, 5);
+    let by_reason: Vec<(&str, u64)> = status
+        .rejected_by_reason
+        .iter()
+        .map(|(code, n)| (code.as_str(), *n))
+        .collect();
+    assert_eq!(
+        by_reason,
+        vec![
+            ("bad_signature", 2),
+            ("sender_not_member", 1),
+            ("undecodable", 1),
+            ("wrong_writer", 1)
+        ]
+    );
 
     // Nothing forged was stored or forwarded: the victim's document and the rogue's are
     // untouched everywhere.
