@@ -130,16 +130,15 @@ async fn forged_changes_are_rejected_everywhere_and_the_sender_penalised() {
     let topic = network_topic(&nodes[0]).await;
     let mut rogues = Vec::new();
     let outsider = SigningSecret::generate().expect("key");
-    for kind in 0..5 {
-        let identity;
-        let rogue_secret = if kind < 4 {
-            identity = Identity::load(&rogue_members[kind].data_dir()).expect("identity");
-            identity.signing()
-        } else {
-            &outsider
-        };
+    let rogue_identities: Vec<Option<Identity>> = rogue_members
+        .iter()
+        .map(|m| Some(Identity::load(&m.data_dir()).expect("identity")))
+        .chain([None])
+        .collect();
+    for (kind, identity) in rogue_identities.iter().enumerate() {
+        let rogue_secret = identity.as_ref().map_or(&outsider, |i| i.signing());
         let rogue_peer = rogue_secret.org_id().peer_id();
-        let forgery = if kind < 4 {
+        let forgery = if identity.is_some() {
             forgeries(rogue_secret, &victim).swap_remove(kind)
         } else {
             // A non-member's own, correctly signed change.
