@@ -878,3 +878,57 @@ fn nodes_on_one_local_network_find_each_other_by_mdns() {
     assert_eq!(node_b.terminate(), 0);
     drop(network);
 }
+
+#[test]
+fn membership_arguments_name_the_field_and_the_accepted_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let r = run(&data, &["init", "--device-of", "not-an-id"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("--device-of"), "{}", r.stderr);
+    let r = run(&data, &["init"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("--org-name"), "{}", r.stderr);
+
+    let (_dir, data) = init("Centre Espoir");
+    let r = run(
+        &data,
+        &["network", "create", "--name", "R", "--admission", "0"],
+    );
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("--admission") && r.stderr.contains("2/3"),
+        "{}",
+        r.stderr
+    );
+    let r = run(&data, &["network", "join", "hello"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("invitation"), "{}", r.stderr);
+    // A founder list naming an unknown quorum is refused and nothing is written: the node
+    // can still create a valid network afterwards, once.
+    let r = run(
+        &data,
+        &["network", "create", "--name", "R", "--admission", "3"],
+    );
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains("admission"), "{}", r.stderr);
+    ok(
+        &data,
+        &["network", "create", "--name", "R", "--admission", "1"],
+    );
+    let r = run(
+        &data,
+        &["network", "create", "--name", "R2", "--admission", "1"],
+    );
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("one network"), "{}", r.stderr);
+    // A device node of an organisation initialises with its own key.
+    let (_org_dir, _org_data, org_id) = init_with_id("Siège");
+    let device_dir = tempfile::tempdir().unwrap();
+    let device = device_dir.path().join("device");
+    let created = ok(&device, &["init", "--device-of", &org_id, "--json"]).json();
+    assert_eq!(created["device_of"], org_id.as_str());
+    let key = created["device_key"].as_str().unwrap();
+    assert_eq!(key.len(), 52);
+    assert_ne!(key, org_id);
+}

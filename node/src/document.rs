@@ -133,6 +133,8 @@ pub struct OrganisationDocument {
     owner: OrgId,
     doc: AutoCommit,
     record: Option<OrganisationRecord>,
+    /// Latest sequence number per key, once asked for (kept up to date after that).
+    seqs: Option<HashMap<OrgId, u64>>,
 }
 
 fn json_to_hydrate(value: &serde_json::Value) -> automerge::hydrate::Value {
@@ -233,6 +235,7 @@ impl OrganisationDocument {
             owner,
             doc,
             record: None,
+            seqs: None,
         };
         this.refresh()?;
         Ok((this, signed))
@@ -245,6 +248,7 @@ impl OrganisationDocument {
             owner,
             doc: AutoCommit::new().with_actor(ActorId::from(owner.as_bytes())),
             record: None,
+            seqs: None,
         }
     }
 
@@ -257,6 +261,7 @@ impl OrganisationDocument {
             owner,
             doc,
             record: None,
+            seqs: None,
         })
     }
 
@@ -287,6 +292,32 @@ impl OrganisationDocument {
             .into_iter()
             .map(|m| m.hash)
             .collect()
+    }
+
+    /// The sequence number of `key`'s latest change in the document (0 if none). A new
+    /// change by `key` must carry the next one: a lower one is an equivocation (two
+    /// different changes with one number), which Automerge refuses.
+    pub fn latest_seq(&mut self, key: &OrgId) -> u64 {
+        if self.seqs.is_none() {
+            self.seqs = Some(self.latest_seq_by_key().into_iter().collect());
+        }
+        self.seqs
+            .as_ref()
+            .and_then(|s| s.get(key).copied())
+            .unwrap_or(0)
+    }
+
+    fn note_seqs(&mut self, changes: &[automerge::Change]) {
+        if let Some(seqs) = self.seqs.as_mut() {
+            for change in changes {
+                if let Ok(bytes) = <[u8; 32]>::try_from(change.actor_id().to_bytes())
+                    && let Ok(key) = OrgId::from_bytes(bytes)
+                {
+                    let seq = seqs.entry(key).or_insert(0);
+                    *seq = (*seq).max(change.seq());
+                }
+            }
+        }
     }
 
     /// For each key that wrote the document, the sequence number of its latest change.
@@ -348,7 +379,13 @@ impl OrganisationDocument {
     /// the document.
     pub fn apply_verified(&mut self, changes: &[SignedChange]) -> Result<(), DocumentError> {
         let changes: Vec<_> = changes.iter().map(|c| c.change().clone()).collect();
-        self.doc.apply_changes(changes)?;
+        let applied = self.doc.apply_changes(changes.iter().cloned());
+        if applied.is_err() {
+            // Automerge may have taken part of the batch: forget what was cached.
+            self.seqs = None;
+        }
+        applied?;
+        self.note_seqs(&changes);
         self.refresh()
     }
 
@@ -450,10 +487,11 @@ impl OrganisationDocument {
                 document: self.id.clone(),
                 reason: "edit produced no change".into(),
             })?;
-        // 3. Keep the cached record in step with the document.
+        // 3. Keep the cached record and sequence numbers in step with the document.
         if let Some(record) = self.record.as_mut() {
             update.apply_to(record);
         }
+        self.note_seqs(std::slice::from_ref(&change));
         Ok(SignedChange::sign(self.id.clone(), change, secret))
     }
 

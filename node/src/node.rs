@@ -852,16 +852,21 @@ impl DocumentsActor {
         let id = DocumentId::organisation(&org);
         let rebuilt = self
             .store
-            .load_changes()
+            .load_document(&id)
             .map_err(NodeError::from)
             .and_then(|changes| {
-                let changes = changes.get(&id).map(Vec::as_slice).unwrap_or_default();
+                if changes.is_empty() {
+                    return Ok(None);
+                }
                 // From the signed changes alone: the snapshot may predate the failed write.
-                rebuild(&id, changes, None)
+                rebuild(&id, &changes, None).map(Some)
             });
         match rebuilt {
-            Ok(document) => {
+            Ok(Some(document)) => {
                 self.documents.insert(org, document);
+            }
+            Ok(None) => {
+                self.documents.remove(&org);
             }
             Err(e) => error!(error = %e, "could not rebuild the document from the store"),
         }

@@ -424,9 +424,15 @@ impl Store {
         Ok(out)
     }
 
-    /// Drops a candidate's request (once decided).
+    /// The request a candidate sent, if this node holds one.
+    pub fn admission_request(&self, org: &OrgId) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.requests.get(org.as_bytes())?.map(|v| v.to_vec()))
+    }
+
+    /// Drops a candidate's request (once proposed).
     pub fn remove_admission_request(&self, org: &OrgId) -> Result<(), StoreError> {
         self.requests.remove(org.as_bytes())?;
+        self.db.flush()?;
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 //! out-of-rule writes refused by every node, revocation (and a change concurrent with it)
 //! resolved identically everywhere.
 
-use passerelle_node::document::OrganisationDocument;
+use passerelle_node::document::{Edit, OrganisationDocument};
 use passerelle_node::envelope::{DocumentId, SignedChange};
 use passerelle_node::identity::{Identity, SigningSecret};
 use passerelle_node::model::Profile;
@@ -508,4 +508,70 @@ async fn a_device_node_writes_for_its_organisation_until_it_is_withdrawn() {
     for node in &mut nodes {
         node.stop().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_equivocating_member_is_refused_and_cannot_corrupt_a_store() {
+    let mut nodes: Vec<TestNode> = ["Récepteur", "Membre double"]
+        .iter()
+        .map(|name| TestNode::init(name, |_| {}))
+        .collect();
+    found_network(&nodes.iter().collect::<Vec<_>>(), "1");
+    let identity = Identity::load(&nodes[1].data_dir()).expect("identity");
+    let secret = identity.signing();
+    nodes[0].start().await;
+    let receiver = nodes[0].handle();
+    // Two different changes with the same sequence number, forked from one genesis.
+    let (mut left, genesis) =
+        OrganisationDocument::create(secret, Profile::named("Membre double"), 1).expect("doc");
+    let mut right = OrganisationDocument::empty(secret.org_id());
+    right
+        .apply_verified(std::slice::from_ref(&genesis))
+        .expect("genesis");
+    let one = left
+        .apply_edit(
+            &Edit::AddService {
+                id: "svc-a".into(),
+                service: crate::service("Version A", "CM005"),
+            },
+            secret,
+            2,
+        )
+        .expect("edit");
+    let two = right
+        .apply_edit(
+            &Edit::AddService {
+                id: "svc-b".into(),
+                service: crate::service("Version B", "CM005"),
+            },
+            secret,
+            3,
+        )
+        .expect("edit");
+    assert_eq!(one.change().seq(), two.change().seq());
+    assert_ne!(one.hash(), two.hash());
+    // Both in one batch: the first is taken, the second refused on its own.
+    let outcome = receiver
+        .apply_remote(vec![genesis.encode(), one.encode(), two.encode()], None)
+        .await
+        .expect("apply");
+    assert_eq!(outcome.applied, 2);
+    assert_eq!(outcome.rejected.len(), 1);
+    assert_eq!(outcome.rejected[0].code, "equivocation");
+    // Later, alone: refused again.
+    let outcome = receiver
+        .apply_remote(vec![two.encode()], None)
+        .await
+        .expect("apply");
+    assert_eq!(outcome.rejected[0].code, "equivocation");
+    // The store holds only what applied: the node restarts with the same directory.
+    nodes[0].restart().await;
+    let names: Vec<String> = nodes[0]
+        .services()
+        .await
+        .into_iter()
+        .map(|(_, s)| s)
+        .collect();
+    assert_eq!(names, vec!["Version A".to_owned()]);
+    nodes[0].stop().await;
 }

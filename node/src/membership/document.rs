@@ -69,13 +69,13 @@ fn logged(change: &SignedChange) -> Result<LoggedOperation, NetworkDocumentError
         .message()
         .ok_or_else(|| malformed("it has no message".into()))?;
     let operation = Operation::from_message(message).map_err(|e| malformed(e.to_string()))?;
-    Ok(LoggedOperation {
+    Ok(LoggedOperation::new(
         hash,
-        deps: change.change().deps().to_vec(),
-        author: change.author(),
-        time: change.change().timestamp(),
+        change.change().deps().to_vec(),
+        change.author(),
+        change.change().timestamp(),
         operation,
-    })
+    ))
 }
 
 impl NetworkDocument {
@@ -261,15 +261,16 @@ impl NetworkDocument {
         // Try the operation on the membership first: as the newest operation, it is folded
         // after everything held.
         let trial_hash = ChangeHash([0xff; 32]);
-        let mut trial = self.operations.clone();
-        trial.push(LoggedOperation {
-            hash: trial_hash,
-            deps: self.doc.get_heads(),
+        self.operations.push(LoggedOperation::new(
+            trial_hash,
+            self.doc.get_heads(),
             author,
-            time: now,
-            operation: operation.clone(),
-        });
-        let folded = Membership::fold(self.network, &trial).ok_or_else(|| {
+            now,
+            operation.clone(),
+        ));
+        let folded = Membership::fold(self.network, &self.operations);
+        self.operations.pop();
+        let folded = folded.ok_or_else(|| {
             NetworkDocumentError::NotAllowed(
                 "this node does not hold the network's genesis yet".into(),
             )

@@ -521,6 +521,35 @@ pub struct LoggedOperation {
     pub time: i64,
     /// The operation.
     pub operation: Operation,
+    /// For an admission proposal: the candidate's request, verified once here (the fold
+    /// reads it many times).
+    pub admission: Option<Result<AdmissionRequest, String>>,
+}
+
+impl LoggedOperation {
+    /// An operation with its place in the graph; verifies an admission request it carries.
+    pub fn new(
+        hash: ChangeHash,
+        deps: Vec<ChangeHash>,
+        author: OrgId,
+        time: i64,
+        operation: Operation,
+    ) -> Self {
+        let admission = match &operation {
+            Operation::Propose {
+                action: Action::Admit { request },
+            } => Some(request.verify().map_err(|e| e.to_string())),
+            _ => None,
+        };
+        Self {
+            hash,
+            deps,
+            author,
+            time,
+            operation,
+            admission,
+        }
+    }
 }
 
 /// The order in which the fold reads operations: every operation after its dependencies;
@@ -854,7 +883,8 @@ impl Membership {
             }
             Operation::Propose { action } => {
                 let proposer = self.acting_for_decision(&op.author)?;
-                let (subject, subject_name, required) = self.check_action(action, &proposer)?;
+                let (subject, subject_name, required) =
+                    self.check_action(action, op.admission.as_ref(), &proposer)?;
                 let proposal = Proposal {
                     id: op.hash.to_string(),
                     action: action.clone(),
@@ -942,12 +972,15 @@ impl Membership {
     fn check_action(
         &self,
         action: &Action,
+        admission: Option<&Result<AdmissionRequest, String>>,
         proposer: &OrgId,
     ) -> Result<(String, String, usize), String> {
         let members = self.members.len();
         match action {
-            Action::Admit { request } => {
-                let request = request.verify().map_err(|e| e.to_string())?;
+            Action::Admit { .. } => {
+                let request = admission
+                    .ok_or_else(|| "the admission request was not read".to_string())?
+                    .clone()?;
                 if request.network != self.network {
                     return Err("the request is for another network".into());
                 }
@@ -1012,13 +1045,15 @@ impl Membership {
         }
         let approved_by: Vec<OrgId> = proposal.approvals.iter().copied().collect();
         match proposal.action.clone() {
-            Action::Admit { request } => {
-                if let Ok(request) = request.verify() {
+            Action::Admit { .. } => {
+                // The subject is the candidate's id, checked when the proposal was read.
+                if let Ok(org) = proposal.subject.parse::<OrgId>() {
+                    let name = proposal.subject_name.clone();
                     self.members.insert(
-                        request.org,
+                        org,
                         Member {
-                            org: request.org,
-                            name: request.name,
+                            org,
+                            name,
                             founder: false,
                             since: op.hash.to_string(),
                             approved_by,

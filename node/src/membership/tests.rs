@@ -334,13 +334,13 @@ fn the_fold_does_not_depend_on_arrival_order() {
     assert_eq!(a, b);
 
     fn logged(change: &SignedChange) -> LoggedOperation {
-        LoggedOperation {
-            hash: change.hash(),
-            deps: change.change().deps().to_vec(),
-            author: change.author(),
-            time: change.change().timestamp(),
-            operation: Operation::from_message(change.change().message().unwrap()).unwrap(),
-        }
+        LoggedOperation::new(
+            change.hash(),
+            change.change().deps().to_vec(),
+            change.author(),
+            change.change().timestamp(),
+            Operation::from_message(change.change().message().unwrap()).unwrap(),
+        )
     }
 }
 

@@ -214,6 +214,19 @@ pub fn join_network(
     Ok(())
 }
 
+/// The candidate of an admission proposal.
+fn admission_subject(change: &SignedChange) -> Option<OrgId> {
+    let operation = Operation::from_message(change.change().message()?).ok()?;
+    match operation {
+        Operation::Propose {
+            action: Action::Admit { request },
+        } => serde_json::from_str::<AdmissionRequest>(&request.body)
+            .ok()
+            .map(|r| r.org),
+        _ => None,
+    }
+}
+
 impl DocumentsActor {
     pub(super) fn membership(&self) -> Option<&Membership> {
         self.network.as_ref().and_then(|n| n.membership())
@@ -285,7 +298,12 @@ impl DocumentsActor {
             .unwrap_or_default()
             .into_iter()
             .filter_map(|raw| serde_json::from_slice::<SignedRequest>(&raw).ok())
-            .filter_map(|signed| signed.verify().ok().map(|r| (signed, r)))
+            // Verified when received; the inbox is this node's own disk.
+            .filter_map(|signed| {
+                serde_json::from_str::<AdmissionRequest>(&signed.body)
+                    .ok()
+                    .map(|r| (signed, r))
+            })
             .filter(|(_, r)| {
                 r.network == m.network
                     && !m.knows_key(&r.org)
@@ -399,10 +417,10 @@ impl DocumentsActor {
                             p.required
                         ),
                     )
-                } else if let Some((request, _)) = self
-                    .pending_requests()
-                    .into_iter()
-                    .find(|(_, r)| r.org == org)
+                } else if let Some(request) = self
+                    .store
+                    .admission_request(&org)?
+                    .and_then(|raw| serde_json::from_slice::<SignedRequest>(&raw).ok())
                 {
                     (
                         Operation::Propose {
@@ -520,6 +538,10 @@ impl DocumentsActor {
         }
         self.publish(&signed);
         info!(change = %signed.hash(), "{message}");
+        if let Some(subject) = admission_subject(&signed) {
+            // Proposed: the request now travels inside the network document.
+            self.store.remove_admission_request(&subject)?;
+        }
         if self.membership().map(|m| m.write_rules_digest()) != before {
             self.enforce_write_rules();
         }

@@ -10,7 +10,12 @@
 //!   applied or forwarded; its rejection is counted by code.
 //! - A change whose dependencies are not all known waits in a bounded pending set
 //!   ([`MAX_PENDING`]); it is stored and applied once they arrive.
-//! - Changes are stored (flushed) before they are applied.
+//! - A batch is applied in memory, then stored (flushed) in one write, and only then
+//!   acknowledged (gossip Accept, catch-up done). If Automerge refuses a batch, its changes
+//!   are refused and the document is reloaded from the store; if the store write fails, the
+//!   documents are reloaded too: memory never keeps what disk does not hold.
+//! - Each key's changes must carry consecutive sequence numbers: a second change with a
+//!   number already used (equivocation) is refused on its own.
 
 use std::collections::{HashMap, HashSet};
 
@@ -588,7 +593,39 @@ impl DocumentsActor {
                 .documents
                 .entry(owner)
                 .or_insert_with(|| OrganisationDocument::empty(owner));
-            let (ready, waiting) = release_in_order(changes, |h| document.has_change(h));
+            let (ordered, waiting) = release_in_order(changes, |h| document.has_change(h));
+            // Each key's changes must follow one another: a second change with a number
+            // already used (an equivocation) is refused on its own, before Automerge would
+            // refuse the whole batch.
+            let mut next: HashMap<OrgId, u64> = HashMap::new();
+            let mut refused: HashSet<ChangeHash> = HashSet::new();
+            let mut ready = Vec::with_capacity(ordered.len());
+            for change in ordered {
+                let author = change.author();
+                let expected = *next
+                    .entry(author)
+                    .or_insert_with(|| document.latest_seq(&author) + 1);
+                let seq = change.change().seq();
+                if change.change().deps().iter().any(|d| refused.contains(d)) {
+                    refused.insert(change.hash());
+                    outcome.reject(
+                        "depends_on_refused",
+                        format!("change {} depends on a refused change", change.hash()),
+                    );
+                } else if seq != expected {
+                    refused.insert(change.hash());
+                    outcome.reject(
+                        "equivocation",
+                        format!(
+                            "change {} of {id} is number {seq} of {author}, expected {expected}",
+                            change.hash()
+                        ),
+                    );
+                } else {
+                    next.insert(author, expected + 1);
+                    ready.push(change);
+                }
+            }
             for change in waiting {
                 if self.pending.insert(change) {
                     outcome.pending += 1;
@@ -604,21 +641,43 @@ impl DocumentsActor {
             }
             releasable.push((owner, ready));
         }
-        // One durable write for the whole batch, then apply document by document.
-        let all: Vec<SignedChange> = releasable
+        // Apply document by document (a batch Automerge refuses is refused whole and the
+        // document reloaded from the store), then one durable write for everything applied,
+        // before anything is acknowledged or forwarded.
+        let mut applied: Vec<(OrgId, Vec<SignedChange>)> = Vec::new();
+        for (owner, ready) in releasable {
+            let document = self
+                .documents
+                .get_mut(&owner)
+                .ok_or_else(|| NodeError::NotFound(format!("document of {owner}")))?;
+            match document.apply_verified(&ready) {
+                Ok(()) => applied.push((owner, ready)),
+                Err(e) => {
+                    for change in &ready {
+                        outcome.reject(
+                            "does_not_apply",
+                            format!("change {} does not apply: {e}", change.hash()),
+                        );
+                    }
+                    self.reload(owner);
+                }
+            }
+        }
+        let all: Vec<SignedChange> = applied
             .iter()
             .flat_map(|(_, ready)| ready.iter().cloned())
             .collect();
         if all.is_empty() {
             return Ok(());
         }
-        self.store.put_changes(&all)?;
-        for (owner, ready) in releasable {
-            let document = self
-                .documents
-                .get_mut(&owner)
-                .ok_or_else(|| NodeError::NotFound(format!("document of {owner}")))?;
-            document.apply_verified(&ready)?;
+        if let Err(e) = self.store.put_changes(&all) {
+            error!(error = %e, "could not store received changes; reloading the documents from the store");
+            for (owner, _) in &applied {
+                self.reload(*owner);
+            }
+            return Err(e.into());
+        }
+        for (owner, ready) in applied {
             *self.change_counts.entry(owner).or_default() += ready.len();
             *self.since_snapshot.entry(owner).or_default() += ready.len() as u64;
             outcome.applied += ready.len();
