@@ -260,27 +260,24 @@ impl NetworkDocument {
         let author = secret.org_id();
         // Try the operation on the membership first: as the newest operation, it is folded
         // after everything held.
+        if self.dirty {
+            self.refold();
+        }
+        let mut trial = self.membership.clone().ok_or_else(|| {
+            NetworkDocumentError::NotAllowed(
+                "this node does not hold the network's genesis yet".into(),
+            )
+        })?;
         let trial_hash = ChangeHash([0xff; 32]);
-        self.operations.push(LoggedOperation::new(
+        trial.read(&LoggedOperation::new(
             trial_hash,
             self.doc.get_heads(),
             author,
             now,
             operation.clone(),
         ));
-        let folded = Membership::fold(self.network, &self.operations);
-        self.operations.pop();
-        let folded = folded.ok_or_else(|| {
-            NetworkDocumentError::NotAllowed(
-                "this node does not hold the network's genesis yet".into(),
-            )
-        })?;
-        if let Some(void) = folded
-            .void
-            .iter()
-            .find(|v| v.change == trial_hash.to_string())
-        {
-            return Err(NetworkDocumentError::NotAllowed(void.reason.clone()));
+        if let Some(reason) = trial.void_reason(&trial_hash) {
+            return Err(NetworkDocumentError::NotAllowed(reason.to_owned()));
         }
         let message = operation.to_message();
         if message.len() > super::MAX_OPERATION_BYTES {
@@ -299,8 +296,12 @@ impl NetworkDocument {
             NetworkDocumentError::Automerge("the operation produced no change".into())
         })?;
         let signed = SignedChange::sign(self.id.clone(), change, secret);
-        self.operations.push(logged(&signed)?);
-        self.refold();
+        let op = logged(&signed)?;
+        // It depends on everything held, so it is read last: no need to fold again.
+        if let Some(membership) = self.membership.as_mut() {
+            membership.read(&op);
+        }
+        self.operations.push(op);
         Ok(signed)
     }
 

@@ -733,6 +733,12 @@ pub struct Membership {
     pub void: Vec<VoidOperation>,
     /// Operations read.
     pub operations: usize,
+    /// Proposals by change hash.
+    #[serde(skip)]
+    proposal_index: HashMap<ChangeHash, usize>,
+    /// Open proposals by subject.
+    #[serde(skip)]
+    open_by_subject: HashMap<String, usize>,
 }
 
 impl Membership {
@@ -753,21 +759,16 @@ impl Membership {
             proposals: Vec::new(),
             void: Vec::new(),
             operations: 0,
+            proposal_index: HashMap::new(),
+            open_by_subject: HashMap::new(),
         };
-        let mut proposal_index: HashMap<ChangeHash, usize> = HashMap::new();
         for i in order {
             let op = &operations[i];
-            state.operations += 1;
             if op.hash == genesis.hash {
+                state.operations += 1;
                 continue;
             }
-            if let Err(reason) = state.step(op, &mut proposal_index) {
-                state.void.push(VoidOperation {
-                    change: op.hash.to_string(),
-                    author: op.author,
-                    reason,
-                });
-            }
+            state.read(op);
         }
         Some(state)
     }
@@ -847,16 +848,37 @@ impl Membership {
 
     /// The open proposal about `subject` (an organisation id, or "charter"), if any.
     pub fn open_proposal_about(&self, subject: &str) -> Option<&Proposal> {
-        self.proposals
-            .iter()
-            .find(|p| p.status == ProposalStatus::Open && p.subject == subject)
+        self.open_by_subject
+            .get(subject)
+            .map(|&i| &self.proposals[i])
     }
 
-    fn step(
-        &mut self,
-        op: &LoggedOperation,
-        proposals: &mut HashMap<ChangeHash, usize>,
-    ) -> Result<(), String> {
+    /// Reads one more operation that comes after every one read so far (its effect, or
+    /// its record as void). [`Membership::fold`] is this over the causal order; a node
+    /// appending its own new operation (which depends on everything it holds) uses it
+    /// directly.
+    pub fn read(&mut self, op: &LoggedOperation) {
+        self.operations += 1;
+        if let Err(reason) = self.step(op) {
+            self.void.push(VoidOperation {
+                change: op.hash.to_string(),
+                author: op.author,
+                reason,
+            });
+        }
+    }
+
+    /// True if `hash` was read and had no effect; the reason.
+    pub fn void_reason(&self, hash: &ChangeHash) -> Option<&str> {
+        let hash = hash.to_string();
+        self.void
+            .iter()
+            .rev()
+            .find(|v| v.change == hash)
+            .map(|v| v.reason.as_str())
+    }
+
+    fn step(&mut self, op: &LoggedOperation) -> Result<(), String> {
         match &op.operation {
             Operation::Charter { .. } => Err("a second charter".into()),
             Operation::Ratify => {
@@ -895,7 +917,9 @@ impl Membership {
                     required,
                     status: ProposalStatus::Open,
                 };
-                proposals.insert(op.hash, self.proposals.len());
+                self.proposal_index.insert(op.hash, self.proposals.len());
+                self.open_by_subject
+                    .insert(proposal.subject.clone(), self.proposals.len());
                 self.proposals.push(proposal);
                 self.try_decide(self.proposals.len() - 1, op);
                 Ok(())
@@ -905,7 +929,8 @@ impl Membership {
                 let hash: ChangeHash = proposal
                     .parse()
                     .map_err(|_| "names no proposal hash".to_string())?;
-                let index = *proposals
+                let index = *self
+                    .proposal_index
                     .get(&hash)
                     .ok_or_else(|| "approves an unknown proposal".to_string())?;
                 let p = &mut self.proposals[index];
@@ -1078,6 +1103,8 @@ impl Membership {
             Action::Amend { amendment } => amendment.apply_to(&mut self.charter),
         }
         self.proposals[index].status = ProposalStatus::Decided;
+        let subject = self.proposals[index].subject.clone();
+        self.open_by_subject.remove(&subject);
     }
 
     /// A short digest of what decides write verdicts (members, former members and their

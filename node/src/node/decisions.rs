@@ -394,7 +394,7 @@ impl DocumentsActor {
         if let Decision::Request { message } = decision {
             return self.make_request(network_id, message);
         }
-        let Some(m) = network.membership().cloned() else {
+        let Some(m) = network.membership() else {
             return Err(invalid(
                 "network",
                 "the network document has not arrived yet: wait until the node has synced with a member",
