@@ -13,11 +13,11 @@ use passerelle_node::document::Edit;
 use passerelle_node::membership::Charter;
 use passerelle_node::model::{self, LegalStatus, Office, Profile, Service};
 use passerelle_node::network::NetworkConfig;
-use passerelle_node::node::{self, EditReceipt, RunningNode, StatusReport};
+use passerelle_node::node::{self, Decision, EditReceipt, RunningNode, StatusReport};
 use passerelle_node::reference::Lang;
 use serde_json::{Value, json};
 
-use crate::args::{DirectoryCommand, SearchArgs};
+use crate::args::{DirectoryCommand, MemberCommand, SearchArgs};
 use crate::commands::{self, Outcome};
 
 /// Upper bound for the directories to converge (loopback: well under a second).
@@ -94,6 +94,39 @@ fn organisations() -> Vec<Organisation> {
             ],
         },
     ]
+}
+
+/// The organisation that asks to join during the demo.
+fn newcomer() -> Organisation {
+    Organisation {
+        name: "Centre médico-social Espoir de Garoua",
+        acronym: "CMS-Espoir",
+        status: LegalStatus::Ngo,
+        folder: "cms-garoua",
+        office: json!({"name": "Centre de Garoua", "region": "CM004", "town": "Garoua"}),
+        services: vec![
+            json!({"name": "Consultations et soins de santé primaires", "dimension": "social",
+                              "categories": ["medical"], "cost": {"kind": "cost_shared"},
+                              "capacity": {"status": "available"}, "languages": ["fr", "ff"],
+                              "service_area": {"regions": ["CM004"]}}),
+        ],
+    }
+}
+
+/// Polls `check` until it holds or the demo's timeout passes.
+async fn wait_until<F, Fut>(what: &str, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !check().await {
+        if started.elapsed() > CONVERGE_TIMEOUT {
+            bail!("{what} did not happen within {CONVERGE_TIMEOUT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
 }
 
 async fn edit(client: &mut Client, edit: Edit) -> anyhow::Result<String> {
@@ -337,12 +370,97 @@ pub async fn run() -> anyhow::Result<Outcome> {
     )
     .await?;
 
+    step("7. A fourth organisation asks to join; the charter wants two members' approvals");
+    let org = newcomer();
+    let data_dir = folder.path().join(org.folder);
+    let mut config = Config::new(&data_dir);
+    let new_id = node::initialise(
+        &config,
+        Profile {
+            acronym: Some(org.acronym.into()),
+            legal_status: Some(org.status),
+            ..Profile::named(org.name)
+        },
+    )?;
+    // It was given an invitation: the network id and the foundation's address.
+    let fhe_address = nodes[2]
+        .running
+        .handle()
+        .network_status()
+        .listen_addrs
+        .first()
+        .cloned()
+        .context("the foundation's node listens nowhere")?;
+    node::join_network(&config, network, &[fhe_address])?;
+    config.network = Some(NetworkConfig {
+        listen: vec!["/ip4/127.0.0.1/tcp/0".parse()?],
+        peers: vec![],
+        sync_interval: Duration::from_secs(5),
+        mdns: false,
+    });
+    let running = node::start(config).await?;
+    publish(&data_dir, &org).await?;
+    running
+        .handle()
+        .decide(Decision::Request {
+            message: "Centre de santé à Garoua, recommandé par la FHE".into(),
+        })
+        .await?;
+    let fhe = nodes[2].running.handle();
+    wait_until("the request reaching the foundation", || {
+        let fhe = fhe.clone();
+        async move {
+            fhe.membership()
+                .await
+                .is_ok_and(|m| m.requests.iter().any(|r| r.org == new_id))
+        }
+    })
+    .await?;
+    println!("The foundation's node holds the signed request; the foundation proposes it:");
+    crate::membership::member(
+        &nodes[2].data_dir,
+        MemberCommand::Approve { org: new_id },
+        false,
+    )
+    .await?;
+    let delegation = nodes[0].running.handle();
+    wait_until("the proposal reaching the delegation", || {
+        let delegation = delegation.clone();
+        async move {
+            delegation
+                .membership()
+                .await
+                .is_ok_and(|m| !m.proposals.is_empty())
+        }
+    })
+    .await?;
+    println!("\nThe delegation sees one approval of two, and approves:");
+    crate::membership::member(&nodes[0].data_dir, MemberCommand::List, false).await?;
+    crate::membership::member(
+        &nodes[0].data_dir,
+        MemberCommand::Approve { org: new_id },
+        false,
+    )
+    .await?;
+    nodes.push(DemoNode {
+        name: org.acronym,
+        data_dir,
+        running,
+    });
+    let took = wait_converged(&nodes).await?;
+    println!(
+        "\nAdmitted: all four nodes hold the same four documents {} ms later. The members:",
+        took.as_millis()
+    );
+    crate::membership::member(&nodes[3].data_dir, MemberCommand::List, false).await?;
+
     step("Done");
+    let count = nodes.len();
     for node in nodes {
         node.running.shutdown().await?;
     }
     println!(
-        "Three nodes stopped; the demo folder {} is removed now.",
+        "{count} nodes stopped; the demo folder {} is removed now.",
         folder.path().display()
     );
     Ok(Outcome::Done)

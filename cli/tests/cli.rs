@@ -932,3 +932,23 @@ fn membership_arguments_name_the_field_and_the_accepted_values() {
     assert_eq!(key.len(), 52);
     assert_ne!(key, org_id);
 }
+
+#[test]
+fn the_demo_runs_to_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(&dir.path().join("unused"), &["demo"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    for expected in [
+        "found network",
+        "converge",
+        "proposed the admission",
+        "Admitted: all four nodes",
+        "4 nodes stopped",
+    ] {
+        assert!(
+            r.stdout.contains(expected),
+            "{expected:?} missing:\n{}",
+            r.stdout
+        );
+    }
+}

@@ -11,6 +11,10 @@
 //! - Catch-up: on connecting, and every `sync_interval`, each side sends a
 //!   [`protocol::SyncRequest`] with its heads; the other answers with the signed changes it
 //!   lacks, in batches of at most [`protocol::SYNC_BATCH_BYTES`].
+//! - What arrives by catch-up is not gossiped: after a catch-up that brought changes, the
+//!   node catches up with its other peers at once; after a membership change (received or
+//!   decided here), with all of them. A catch-up asked for while one is in flight with the
+//!   same peer runs again when it ends.
 //! - Configured peers are redialled with exponential back-off after they drop; peers
 //!   found by mDNS on the local network (when enabled) are dialled as they appear.
 //! - Connections are limited in all, per peer and while negotiating.
@@ -345,6 +349,7 @@ pub async fn spawn(
         status,
         results_tx,
         syncing: HashSet::new(),
+        resync: HashSet::new(),
         peers: HashMap::new(),
         listen_addrs: Vec::new(),
         sync_bytes_received: 0,
@@ -365,6 +370,9 @@ struct NetworkActor {
     results_tx: mpsc::Sender<TaskResult>,
     /// Peers with a catch-up of ours in flight (at most one each).
     syncing: HashSet<PeerId>,
+    /// Peers to catch up with again as soon as the catch-up in flight ends (something
+    /// changed meanwhile, e.g. the membership).
+    resync: HashSet<PeerId>,
     peers: HashMap<PeerId, PeerInfo>,
     targets: Vec<DialTarget>,
     listen_addrs: Vec<Multiaddr>,
@@ -407,6 +415,8 @@ impl NetworkActor {
     }
 
     fn handle_local_change(&mut self, change: Vec<u8>) {
+        let membership_operation = crate::envelope::SignedChange::decode(&change)
+            .is_ok_and(|c| c.document().network_owner().is_some());
         match self
             .swarm
             .behaviour_mut()
@@ -416,10 +426,23 @@ impl NetworkActor {
             Ok(_) => {}
             Err(e) => debug!(error = %e, "not published now; peers get it by catch-up"),
         }
+        if membership_operation {
+            // A decision may let peers serve or be served more: catch up with all of them.
+            self.sync_all();
+        }
+    }
+
+    /// Starts a catch-up with every connected peer (one in flight per peer at most).
+    fn sync_all(&mut self) {
+        let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        for peer in connected {
+            self.start_sync(peer);
+        }
     }
 
     fn start_sync(&mut self, peer: PeerId) {
         if !self.syncing.insert(peer) {
+            self.resync.insert(peer);
             return;
         }
         let handle = self.handle.clone();
@@ -541,14 +564,31 @@ impl NetworkActor {
                 more,
             } => {
                 self.syncing.remove(&peer);
+                let again = self.resync.remove(&peer);
                 match outcome {
                     Ok(outcome) => {
                         self.penalise(peer, &outcome.rejected);
+                        if outcome.membership_changed {
+                            self.sync_all();
+                        }
                         self.peers.entry(peer).or_default().last_sync = Some(crate::unix_now());
                         if outcome.applied > 0 {
                             debug!(peer = %peer, applied = outcome.applied, "caught up");
+                            if !more {
+                                // What arrived by catch-up is not gossiped: pass it on by
+                                // catch-up with the other peers now, not at the next tick.
+                                let others: Vec<PeerId> = self
+                                    .swarm
+                                    .connected_peers()
+                                    .filter(|p| **p != peer)
+                                    .copied()
+                                    .collect();
+                                for other in others {
+                                    self.start_sync(other);
+                                }
+                            }
                         }
-                        if more && outcome.rejected.is_empty() {
+                        if (more && outcome.rejected.is_empty()) || again {
                             self.start_sync(peer);
                         }
                     }
@@ -572,6 +612,9 @@ impl NetworkActor {
                 };
                 if let Ok(o) = &outcome {
                     self.penalise(source, &o.rejected);
+                    if o.membership_changed {
+                        self.sync_all();
+                    }
                     let behind = o.rejected.iter().any(|r| r.code == "not_member");
                     if o.pending > 0 || behind {
                         // Its dependencies are missing, or it may know of an admission this
@@ -639,6 +682,7 @@ impl NetworkActor {
                     info!(peer = %peer_id, "disconnected");
                     self.peers.remove(&peer_id);
                     self.syncing.remove(&peer_id);
+                    self.resync.remove(&peer_id);
                     let now = Instant::now();
                     for target in &mut self.targets {
                         if target.peer == Some(peer_id) {
@@ -838,10 +882,7 @@ impl NetworkActor {
     }
 
     fn handle_sync_tick(&mut self) {
-        let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
-        for peer in connected {
-            self.start_sync(peer);
-        }
+        self.sync_all();
         self.publish_status();
     }
 

@@ -76,6 +76,10 @@ pub struct RemoteOutcome {
     pub pending: usize,
     /// Why each refused change was refused.
     pub rejected: Vec<Rejection>,
+    /// The membership changed (an admission, revocation, …): worth a catch-up with every
+    /// peer, which may now serve or be served more.
+    #[serde(default)]
+    pub membership_changed: bool,
 }
 
 impl RemoteOutcome {
@@ -537,6 +541,7 @@ impl DocumentsActor {
         outcome.applied += accepted.len();
         let after = self.membership().map(|m| m.write_rules_digest());
         if before != after {
+            outcome.membership_changed = true;
             info!(operations = accepted.len(), "membership changed");
             self.enforce_write_rules();
         }
