@@ -195,6 +195,45 @@ fn to_json<T: Serialize>(value: &T) -> serde_json::Value {
     serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
 }
 
+/// What every replicated document (an organisation's, the network's) offers sync: its id
+/// and its Automerge history.
+pub trait Replica {
+    /// The document id.
+    fn replica_id(&self) -> &DocumentId;
+
+    /// The Automerge document.
+    fn automerge(&mut self) -> &mut AutoCommit;
+
+    /// Current heads.
+    fn heads(&mut self) -> Vec<ChangeHash> {
+        self.automerge().get_heads()
+    }
+
+    /// True if the document holds this change.
+    fn has_change(&mut self, hash: &ChangeHash) -> bool {
+        self.automerge().get_change_meta_by_hash(hash).is_some()
+    }
+
+    /// Hashes of the changes not in the history of `heads`, in causal order.
+    fn changes_after(&mut self, heads: &[ChangeHash]) -> Vec<ChangeHash> {
+        self.automerge()
+            .get_changes_meta(heads)
+            .into_iter()
+            .map(|m| m.hash)
+            .collect()
+    }
+}
+
+impl Replica for OrganisationDocument {
+    fn replica_id(&self) -> &DocumentId {
+        &self.id
+    }
+
+    fn automerge(&mut self) -> &mut AutoCommit {
+        &mut self.doc
+    }
+}
+
 impl OrganisationDocument {
     /// Creates the document of `secret`'s organisation with its first profile, and the
     /// signed genesis change.
@@ -273,25 +312,6 @@ impl OrganisationDocument {
     /// The organisation that owns (and alone writes) it.
     pub fn owner(&self) -> OrgId {
         self.owner
-    }
-
-    /// Current heads.
-    pub fn heads(&mut self) -> Vec<ChangeHash> {
-        self.doc.get_heads()
-    }
-
-    /// True if the document holds this change.
-    pub fn has_change(&mut self, hash: &ChangeHash) -> bool {
-        self.doc.get_change_meta_by_hash(hash).is_some()
-    }
-
-    /// Hashes of the changes not in the history of `heads`, in causal order.
-    pub fn changes_after(&mut self, heads: &[ChangeHash]) -> Vec<ChangeHash> {
-        self.doc
-            .get_changes_meta(heads)
-            .into_iter()
-            .map(|m| m.hash)
-            .collect()
     }
 
     /// The sequence number of `key`'s latest change in the document (0 if none). A new

@@ -23,7 +23,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::Config;
 use crate::directory::{self, SearchQuery, ServiceHit};
-use crate::document::{DocumentError, Edit, HistoryEntry, OrganisationDocument};
+use crate::document::{DocumentError, Edit, HistoryEntry, OrganisationDocument, Replica};
 use crate::envelope::DocumentId;
 use crate::envelope::SignedChange;
 use crate::identity::{Identity, IdentityError, OrgId};
@@ -387,21 +387,10 @@ impl NodeHandle {
 /// Creates a data folder: keys, store and the organisation's signed genesis document.
 /// Refuses a folder that already holds an identity.
 pub fn initialise(config: &Config, profile: Profile) -> Result<OrgId, NodeError> {
-    let dir = &config.data_dir;
-    if Identity::exists_in(dir) {
-        return Err(NodeError::AlreadyInitialised(dir.clone()));
-    }
-    fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-        .map_err(io(format!("setting permissions of {}", dir.display())))?;
     let identity = Identity::generate()?;
     let (mut document, genesis) =
         OrganisationDocument::create(identity.signing(), profile, crate::unix_now())?;
-    let store = Store::create(&config.store_dir())?;
-    if store.change_count() > 0 {
-        return Err(NodeError::AlreadyInitialised(dir.clone()));
-    }
-    identity.save_new(dir)?;
+    let store = create_data_folder(config, &identity)?;
     store.put_changes(std::slice::from_ref(&genesis))?;
     let snapshot = document.snapshot();
     store.put_snapshot(document.id(), &snapshot)?;
@@ -412,6 +401,15 @@ pub fn initialise(config: &Config, profile: Profile) -> Result<OrgId, NodeError>
 /// regional office), with its own key, writing `org`'s document once `org` has authorised
 /// the key (`passerelle device add`). Returns the device's key id.
 pub fn initialise_device(config: &Config, org: OrgId) -> Result<OrgId, NodeError> {
+    let identity = Identity::generate()?;
+    let store = create_data_folder(config, &identity)?;
+    store.set_device_of(&org)?;
+    Ok(identity.org_id())
+}
+
+/// Makes the data folder (mode 0700), an empty store and the key files; refuses a folder
+/// that already holds an identity or a store with changes.
+fn create_data_folder(config: &Config, identity: &Identity) -> Result<Store, NodeError> {
     let dir = &config.data_dir;
     if Identity::exists_in(dir) {
         return Err(NodeError::AlreadyInitialised(dir.clone()));
@@ -419,14 +417,12 @@ pub fn initialise_device(config: &Config, org: OrgId) -> Result<OrgId, NodeError
     fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
         .map_err(io(format!("setting permissions of {}", dir.display())))?;
-    let identity = Identity::generate()?;
     let store = Store::create(&config.store_dir())?;
     if store.change_count() > 0 {
         return Err(NodeError::AlreadyInitialised(dir.clone()));
     }
     identity.save_new(dir)?;
-    store.set_device_of(&org)?;
-    Ok(identity.org_id())
+    Ok(store)
 }
 
 /// A node that runs: its handle, and what [`RunningNode::shutdown`] needs to stop it.

@@ -5,6 +5,7 @@ use automerge::transaction::CommitOptions;
 use automerge::{ActorId, AutoCommit, ChangeHash};
 
 use super::{Charter, LoggedOperation, Membership, NetworkId, Operation};
+use crate::document::Replica;
 use crate::envelope::{DocumentId, SignedChange};
 use crate::identity::SigningSecret;
 
@@ -78,6 +79,16 @@ fn logged(change: &SignedChange) -> Result<LoggedOperation, NetworkDocumentError
     ))
 }
 
+impl Replica for NetworkDocument {
+    fn replica_id(&self) -> &DocumentId {
+        &self.id
+    }
+
+    fn automerge(&mut self) -> &mut AutoCommit {
+        &mut self.doc
+    }
+}
+
 impl NetworkDocument {
     /// Creates a network: the genesis (the charter) and the creator's ratification, both
     /// signed by `secret`, which must be one of the founders.
@@ -146,25 +157,6 @@ impl NetworkDocument {
     /// The membership; `None` until the genesis is held.
     pub fn membership(&self) -> Option<&Membership> {
         self.membership.as_ref()
-    }
-
-    /// Current heads.
-    pub fn heads(&mut self) -> Vec<ChangeHash> {
-        self.doc.get_heads()
-    }
-
-    /// True if the document holds this change.
-    pub fn has_change(&mut self, hash: &ChangeHash) -> bool {
-        self.doc.get_change_meta_by_hash(hash).is_some()
-    }
-
-    /// Hashes of the changes not in the history of `heads`, in causal order.
-    pub fn changes_after(&mut self, heads: &[ChangeHash]) -> Vec<ChangeHash> {
-        self.doc
-            .get_changes_meta(heads)
-            .into_iter()
-            .map(|m| m.hash)
-            .collect()
     }
 
     /// Number of operations held.

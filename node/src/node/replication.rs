@@ -25,10 +25,10 @@ use serde_bytes::ByteBuf;
 use tracing::{debug, error, info, warn};
 
 use super::{DocumentsActor, NodeError};
-use crate::document::OrganisationDocument;
+use crate::document::{OrganisationDocument, Replica};
 use crate::envelope::{DocumentId, SignedChange};
 use crate::identity::OrgId;
-use crate::membership::{NetworkDocument, NetworkDocumentError, WriteRefusal};
+use crate::membership::{NetworkDocumentError, WriteRefusal};
 use crate::network::protocol::{
     DocumentHeads, MAX_HEADS_PER_DOCUMENT, SYNC_BATCH_BYTES, SyncRequest, SyncResponse,
 };
@@ -214,44 +214,6 @@ fn parse_heads(heads: &[ByteBuf]) -> Vec<ChangeHash> {
         .collect()
 }
 
-/// A document that replicates: the organisation documents and the network document.
-trait Replica {
-    fn replica_id(&self) -> &DocumentId;
-    fn replica_heads(&mut self) -> Vec<ChangeHash>;
-    fn replica_has(&mut self, hash: &ChangeHash) -> bool;
-    fn replica_after(&mut self, heads: &[ChangeHash]) -> Vec<ChangeHash>;
-}
-
-impl Replica for OrganisationDocument {
-    fn replica_id(&self) -> &DocumentId {
-        self.id()
-    }
-    fn replica_heads(&mut self) -> Vec<ChangeHash> {
-        self.heads()
-    }
-    fn replica_has(&mut self, hash: &ChangeHash) -> bool {
-        self.has_change(hash)
-    }
-    fn replica_after(&mut self, heads: &[ChangeHash]) -> Vec<ChangeHash> {
-        self.changes_after(heads)
-    }
-}
-
-impl Replica for NetworkDocument {
-    fn replica_id(&self) -> &DocumentId {
-        self.id()
-    }
-    fn replica_heads(&mut self) -> Vec<ChangeHash> {
-        self.heads()
-    }
-    fn replica_has(&mut self, hash: &ChangeHash) -> bool {
-        self.has_change(hash)
-    }
-    fn replica_after(&mut self, heads: &[ChangeHash]) -> Vec<ChangeHash> {
-        self.changes_after(heads)
-    }
-}
-
 impl DocumentsActor {
     /// True if `key` is a member organisation's key or an active device of one.
     pub(super) fn is_member_key(&self, key: &OrgId) -> bool {
@@ -370,7 +332,7 @@ impl DocumentsActor {
                 .get(document.replica_id())
                 .cloned()
                 .unwrap_or_default();
-            let mut ours = document.replica_heads();
+            let mut ours = document.heads();
             ours.sort();
             let mut sorted = their_heads.clone();
             sorted.sort();
@@ -379,13 +341,13 @@ impl DocumentsActor {
             }
             let known: Vec<ChangeHash> = their_heads
                 .iter()
-                .filter(|h| document.replica_has(h))
+                .filter(|h| document.has_change(h))
                 .copied()
                 .collect();
             if known.len() < their_heads.len() {
                 requester_has_more = true;
             }
-            for hash in document.replica_after(&known) {
+            for hash in document.changes_after(&known) {
                 let Some(raw) = self.store.raw_change(document.replica_id(), &hash)? else {
                     warn!(document = %document.replica_id(), change = %hash, "change held in memory but not in the store");
                     continue;
