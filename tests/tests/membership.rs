@@ -252,29 +252,8 @@ async fn forgeries_and_a_revoked_members_later_changes_are_rejected_by_every_nod
             node.name
         );
     }
-    nodes[3]
-        .handle()
-        .edit(add("Après la révocation", "CM005"))
-        .await
-        .expect("a revoked node still edits its own copy");
-    let after = nodes[3]
-        .handle()
-        .export(&DocumentId::organisation(&fraud_id))
-        .await
-        .expect("export");
+    refused_everywhere(&nodes[3], "Après la révocation", &nodes[..3], "revoked").await;
     for node in &nodes[..3] {
-        let outcome = node
-            .handle()
-            .apply_remote(after.clone(), None)
-            .await
-            .expect("apply");
-        assert_eq!(outcome.applied, 0, "{}", node.name);
-        assert!(
-            outcome.rejected.iter().any(|r| r.code == "revoked"),
-            "{}: {:?}",
-            node.name,
-            outcome.rejected
-        );
         // What it wrote before stays, from a former member.
         let held = node
             .handle()
@@ -296,6 +275,35 @@ async fn forgeries_and_a_revoked_members_later_changes_are_rejected_by_every_nod
     }
     for node in &mut nodes {
         node.stop().await;
+    }
+}
+
+/// `writer` (a node whose key may no longer write) edits its organisation's document on
+/// its own copy; every node of `others`, handed all of that document's changes, applies
+/// none of the new ones and refuses with `code`.
+async fn refused_everywhere(writer: &TestNode, service: &str, others: &[TestNode], code: &str) {
+    let handle = writer.handle();
+    handle
+        .edit(add(service, "CM005"))
+        .await
+        .expect("the writer still edits its own copy");
+    let changes = handle
+        .export(&DocumentId::organisation(&handle.org_id()))
+        .await
+        .expect("export");
+    for node in others {
+        let outcome = node
+            .handle()
+            .apply_remote(changes.clone(), None)
+            .await
+            .expect("apply");
+        assert_eq!(outcome.applied, 0, "{}", node.name);
+        assert!(
+            outcome.rejected.iter().any(|r| r.code == code),
+            "{}: {:?}",
+            node.name,
+            outcome.rejected
+        );
     }
 }
 
@@ -480,29 +488,8 @@ async fn a_device_node_writes_for_its_organisation_until_it_is_withdrawn() {
     .await;
     nodes[2].config.network = None;
     nodes[2].start().await;
-    nodes[2]
-        .handle()
-        .edit(add("Après le retrait", "CM005"))
-        .await
-        .expect("the device still edits its own copy offline");
-    let changes = nodes[2]
-        .handle()
-        .export(&DocumentId::organisation(&org))
-        .await
-        .expect("export");
+    refused_everywhere(&nodes[2], "Après le retrait", &nodes[..2], "revoked").await;
     for node in &nodes[..2] {
-        let outcome = node
-            .handle()
-            .apply_remote(changes.clone(), None)
-            .await
-            .expect("apply");
-        assert_eq!(outcome.applied, 0, "{}", node.name);
-        assert!(
-            outcome.rejected.iter().any(|r| r.code == "revoked"),
-            "{}: {:?}",
-            node.name,
-            outcome.rejected
-        );
         assert_eq!(node.services().await.len(), 1, "{}", node.name);
     }
     for node in &mut nodes {
