@@ -387,3 +387,68 @@ fn received_changes_are_checked_before_they_are_stored() {
 
 use crate::envelope::SignedChange;
 use automerge::{ActorId, AutoCommit};
+
+#[test]
+fn a_charter_amendment_needs_its_quorum() {
+    // Three founders; amendments need 2/3 of the members, i.e. two of three.
+    let (mut doc, orgs) = network();
+    let amendment = Amendment {
+        admission: Some("3".parse().unwrap()),
+        ..Default::default()
+    };
+    let propose = doc
+        .append(
+            Operation::Propose {
+                action: Action::Amend {
+                    amendment: amendment.clone(),
+                },
+            },
+            &orgs[0].secret,
+            3,
+        )
+        .unwrap();
+    assert_eq!(doc.membership().unwrap().charter.admission.to_string(), "2");
+    // An empty amendment, or a second one while this is open, is refused.
+    assert!(
+        doc.append(
+            Operation::Propose {
+                action: Action::Amend {
+                    amendment: Amendment::default()
+                }
+            },
+            &orgs[1].secret,
+            4
+        )
+        .is_err()
+    );
+    doc.append(
+        Operation::Approve {
+            proposal: propose.hash().to_string(),
+        },
+        &orgs[2].secret,
+        5,
+    )
+    .unwrap();
+    let m = doc.membership().unwrap();
+    assert_eq!(m.charter.admission.to_string(), "3");
+    assert_eq!(m.charter.name, "Réseau test");
+    // From now on an admission needs three approvals.
+    let candidate = Org::new();
+    doc.append(
+        Operation::Propose {
+            action: Action::Admit {
+                request: candidate.request(doc.network(), "C"),
+            },
+        },
+        &orgs[0].secret,
+        6,
+    )
+    .unwrap();
+    let m = doc.membership().unwrap();
+    assert_eq!(
+        m.open_proposal_about(&candidate.id().to_string())
+            .unwrap()
+            .required,
+        3
+    );
+}
