@@ -28,6 +28,28 @@ impl Org {
     }
 }
 
+fn make_proposal(
+    doc: &mut NetworkDocument,
+    by: &Org,
+    action: Action,
+) -> Result<SignedChange, NetworkDocumentError> {
+    doc.append(Operation::Propose { action }, &by.secret, 10)
+}
+
+fn approve_proposal(
+    doc: &mut NetworkDocument,
+    by: &Org,
+    proposal: &SignedChange,
+) -> Result<SignedChange, NetworkDocumentError> {
+    doc.append(
+        Operation::Approve {
+            proposal: proposal.hash().to_string(),
+        },
+        &by.secret,
+        10,
+    )
+}
+
 fn charter(founders: &[&Org], admission: &str) -> Charter {
     Charter {
         name: "Réseau test".into(),
@@ -70,6 +92,7 @@ fn founders_become_members_by_ratifying_and_the_network_activates() {
     let orgs = [Org::new(), Org::new()];
     let (mut doc, changes) =
         NetworkDocument::create(&orgs[0].secret, charter(&[&orgs[0], &orgs[1]], "2"), 1).unwrap();
+    let net = doc.network();
     assert_eq!(changes.len(), 2);
     assert!(doc.network().is_genesis(&changes[0].hash()));
     let m = doc.membership().unwrap();
@@ -77,17 +100,14 @@ fn founders_become_members_by_ratifying_and_the_network_activates() {
     assert!(m.members.contains_key(&orgs[0].id()));
     // Nothing but ratification before the network is active.
     let outsider = Org::new();
-    let error = doc
-        .append(
-            Operation::Propose {
-                action: Action::Admit {
-                    request: outsider.request(doc.network(), "X"),
-                },
-            },
-            &orgs[0].secret,
-            2,
-        )
-        .unwrap_err();
+    let error = make_proposal(
+        &mut doc,
+        &orgs[0],
+        Action::Admit {
+            request: outsider.request(net, "X"),
+        },
+    )
+    .unwrap_err();
     assert!(error.to_string().contains("not active"), "{error}");
     doc.append(Operation::Ratify, &orgs[1].secret, 3).unwrap();
     assert!(doc.membership().unwrap().is_active());
@@ -99,51 +119,24 @@ fn founders_become_members_by_ratifying_and_the_network_activates() {
 #[test]
 fn admission_takes_effect_only_at_the_quorum() {
     let (mut doc, orgs) = network();
+    let net = doc.network();
     let candidate = Org::new();
-    let propose = doc
-        .append(
-            Operation::Propose {
-                action: Action::Admit {
-                    request: candidate.request(doc.network(), "Centre Espoir"),
-                },
-            },
-            &orgs[0].secret,
-            3,
-        )
-        .unwrap();
+    let propose = make_proposal(
+        &mut doc,
+        &orgs[0],
+        Action::Admit {
+            request: candidate.request(net, "Centre Espoir"),
+        },
+    )
+    .unwrap();
     let m = doc.membership().unwrap();
     assert!(!m.members.contains_key(&candidate.id()));
     assert_eq!(m.proposals[0].required, 2);
     // The proposer approving again counts nothing.
-    assert!(
-        doc.append(
-            Operation::Approve {
-                proposal: propose.hash().to_string()
-            },
-            &orgs[0].secret,
-            4
-        )
-        .is_err()
-    );
+    assert!(approve_proposal(&mut doc, &orgs[0], &propose).is_err());
     // A non-member's approval is refused.
-    assert!(
-        doc.append(
-            Operation::Approve {
-                proposal: propose.hash().to_string()
-            },
-            &candidate.secret,
-            4
-        )
-        .is_err()
-    );
-    doc.append(
-        Operation::Approve {
-            proposal: propose.hash().to_string(),
-        },
-        &orgs[1].secret,
-        5,
-    )
-    .unwrap();
+    assert!(approve_proposal(&mut doc, &candidate, &propose).is_err());
+    approve_proposal(&mut doc, &orgs[1], &propose).unwrap();
     let m = doc.membership().unwrap();
     let member = &m.members[&candidate.id()];
     assert_eq!(member.name, "Centre Espoir");
@@ -159,14 +152,12 @@ fn a_request_for_another_network_or_with_a_bad_signature_is_refused() {
     let candidate = Org::new();
     let wrong_network = candidate.request(other.network(), "X");
     assert!(
-        doc.append(
-            Operation::Propose {
-                action: Action::Admit {
-                    request: wrong_network
-                }
-            },
-            &orgs[0].secret,
-            3
+        make_proposal(
+            &mut doc,
+            &orgs[0],
+            Action::Admit {
+                request: wrong_network
+            }
         )
         .unwrap_err()
         .to_string()
@@ -184,38 +175,19 @@ fn revocation_keeps_what_came_before_and_rejects_the_rest() {
     let keep = BTreeMap::from([(target, 5u64)]);
     let m = doc.membership().unwrap();
     assert!(m.may_write(&target, &target, 9).is_ok());
-    let propose = doc
-        .append(
-            Operation::Propose {
-                action: Action::Revoke {
-                    org: target,
-                    reason: "fraud".into(),
-                    keep,
-                },
-            },
-            &orgs[0].secret,
-            3,
-        )
-        .unwrap();
-    // The member may not approve its own revocation.
-    assert!(
-        doc.append(
-            Operation::Approve {
-                proposal: propose.hash().to_string()
-            },
-            &orgs[2].secret,
-            4
-        )
-        .is_err()
-    );
-    doc.append(
-        Operation::Approve {
-            proposal: propose.hash().to_string(),
+    let propose = make_proposal(
+        &mut doc,
+        &orgs[0],
+        Action::Revoke {
+            org: target,
+            reason: "fraud".into(),
+            keep,
         },
-        &orgs[1].secret,
-        4,
     )
     .unwrap();
+    // The member may not approve its own revocation.
+    assert!(approve_proposal(&mut doc, &orgs[2], &propose).is_err());
+    approve_proposal(&mut doc, &orgs[1], &propose).unwrap();
     let m = doc.membership().unwrap();
     assert!(!m.members.contains_key(&target));
     assert!(m.may_write(&target, &target, 5).is_ok());
@@ -285,44 +257,31 @@ fn the_fold_does_not_depend_on_arrival_order() {
     // Two members act concurrently: one approves an admission while the other proposes the
     // approver's revocation. Every order of the same operations folds to the same result.
     let (mut doc, orgs) = network();
+    let net = doc.network();
     let candidate = Org::new();
-    let propose = doc
-        .append(
-            Operation::Propose {
-                action: Action::Admit {
-                    request: candidate.request(doc.network(), "C"),
-                },
-            },
-            &orgs[0].secret,
-            3,
-        )
-        .unwrap();
+    let propose = make_proposal(
+        &mut doc,
+        &orgs[0],
+        Action::Admit {
+            request: candidate.request(net, "C"),
+        },
+    )
+    .unwrap();
     let base: Vec<LoggedOperation> = doc.operations().to_vec();
     // Each branch starts from a copy of the shared history.
     let mut left = doc.clone();
     let mut right = doc.clone();
-    let approve = left
-        .append(
-            Operation::Approve {
-                proposal: propose.hash().to_string(),
-            },
-            &orgs[1].secret,
-            4,
-        )
-        .unwrap();
-    let revoke = right
-        .append(
-            Operation::Propose {
-                action: Action::Revoke {
-                    org: orgs[1].id(),
-                    reason: "test".into(),
-                    keep: BTreeMap::new(),
-                },
-            },
-            &orgs[2].secret,
-            4,
-        )
-        .unwrap();
+    let approve = approve_proposal(&mut left, &orgs[1], &propose).unwrap();
+    let revoke = make_proposal(
+        &mut right,
+        &orgs[2],
+        Action::Revoke {
+            org: orgs[1].id(),
+            reason: "test".into(),
+            keep: BTreeMap::new(),
+        },
+    )
+    .unwrap();
     let mut one = base.clone();
     one.push(logged(&approve));
     one.push(logged(&revoke));
@@ -392,56 +351,43 @@ use automerge::{ActorId, AutoCommit};
 fn a_charter_amendment_needs_its_quorum() {
     // Three founders; amendments need 2/3 of the members, i.e. two of three.
     let (mut doc, orgs) = network();
+    let net = doc.network();
     let amendment = Amendment {
         admission: Some("3".parse().unwrap()),
         ..Default::default()
     };
-    let propose = doc
-        .append(
-            Operation::Propose {
-                action: Action::Amend {
-                    amendment: amendment.clone(),
-                },
-            },
-            &orgs[0].secret,
-            3,
-        )
-        .unwrap();
+    let propose = make_proposal(
+        &mut doc,
+        &orgs[0],
+        Action::Amend {
+            amendment: amendment.clone(),
+        },
+    )
+    .unwrap();
     assert_eq!(doc.membership().unwrap().charter.admission.to_string(), "2");
     // An empty amendment, or a second one while this is open, is refused.
     assert!(
-        doc.append(
-            Operation::Propose {
-                action: Action::Amend {
-                    amendment: Amendment::default()
-                }
-            },
-            &orgs[1].secret,
-            4
+        make_proposal(
+            &mut doc,
+            &orgs[1],
+            Action::Amend {
+                amendment: Amendment::default()
+            }
         )
         .is_err()
     );
-    doc.append(
-        Operation::Approve {
-            proposal: propose.hash().to_string(),
-        },
-        &orgs[2].secret,
-        5,
-    )
-    .unwrap();
+    approve_proposal(&mut doc, &orgs[2], &propose).unwrap();
     let m = doc.membership().unwrap();
     assert_eq!(m.charter.admission.to_string(), "3");
     assert_eq!(m.charter.name, "Réseau test");
     // From now on an admission needs three approvals.
     let candidate = Org::new();
-    doc.append(
-        Operation::Propose {
-            action: Action::Admit {
-                request: candidate.request(doc.network(), "C"),
-            },
+    make_proposal(
+        &mut doc,
+        &orgs[0],
+        Action::Admit {
+            request: candidate.request(net, "C"),
         },
-        &orgs[0].secret,
-        6,
     )
     .unwrap();
     let m = doc.membership().unwrap();
