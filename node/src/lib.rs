@@ -9,6 +9,7 @@
 //! - [`model`]: profile, offices, services, and their validation (pure).
 //! - [`document`]: an organisation's Automerge document and its edits.
 //! - [`directory`]: search over the directory (pure).
+//! - [`referral`]: the referral lifecycle (states, who may move them).
 //! - [`store`]: sled storage of signed changes and snapshots.
 //! - [`node`]: the runtime (documents actor, handle, start and shutdown).
 //! - [`network`]: libp2p transport, gossip and catch-up sync with peers.
@@ -26,6 +27,7 @@ pub mod model;
 pub mod network;
 pub mod node;
 pub mod reference;
+pub mod referral;
 pub mod store;
 
 /// Seconds since the Unix epoch, now.
