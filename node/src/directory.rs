@@ -225,6 +225,10 @@ mod tests {
             profile: Profile::named("Centre Espoir"),
             offices: BTreeMap::new(),
             services,
+            encryption_key: None,
+            referrals: BTreeMap::new(),
+            answers: BTreeMap::new(),
+            proposals: BTreeMap::new(),
         }
     }
 

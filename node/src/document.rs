@@ -16,10 +16,11 @@ use automerge::{ActorId, AutoCommit, ChangeHash, ObjType, ROOT, ReadDoc, ScalarV
 use serde::{Deserialize, Serialize};
 
 use crate::envelope::{DocumentId, SignedChange};
-use crate::identity::{OrgId, SigningSecret};
+use crate::identity::{EncryptionPublicKey, OrgId, SigningSecret};
 use crate::model::{
     self, Office, OrganisationRecord, Profile, Service, ValidationError, decode_json, merge_patch,
 };
+use crate::referral::board::{self, Answer, Assignment, MoveRecord, Proposal, SentReferral};
 use crate::store::Snapshot;
 
 /// Version of the organisation document's shape.
@@ -54,6 +55,14 @@ pub enum DocumentError {
         document: DocumentId,
         /// Its owner.
         owner: OrgId,
+    },
+    /// The document's referral part breaks the referral rules (a forged or illegal move).
+    #[error("document {document} breaks the referral rules: {reason}")]
+    IllegalReferral {
+        /// The document.
+        document: DocumentId,
+        /// What is wrong.
+        reason: String,
     },
     /// Automerge refused an operation or a change.
     #[error("automerge: {0}")]
@@ -106,6 +115,44 @@ pub enum Edit {
     RemoveService {
         /// Which service.
         id: String,
+    },
+    /// Publish the organisation's X25519 key, to which case files are sealed.
+    SetEncryptionKey {
+        /// The public key.
+        key: EncryptionPublicKey,
+    },
+    /// Record a referral this organisation sends (the node checked consent and the case
+    /// file first; the referral carries no personal data).
+    SendReferral {
+        /// The referral id (`ref-…`).
+        id: String,
+        /// The referral.
+        referral: Box<SentReferral>,
+    },
+    /// Record one of this organisation's moves on a referral: as its sender, or (with
+    /// `answering`) as the receiver of that organisation's referral.
+    MoveReferral {
+        /// The referral id.
+        id: String,
+        /// The move.
+        record: MoveRecord,
+        /// The sender of the referral this organisation answers; `None` for its own.
+        #[serde(default)]
+        answering: Option<OrgId>,
+    },
+    /// Offer one of this organisation's services for another's open referral.
+    ProposeForReferral {
+        /// The referral id.
+        id: String,
+        /// The offer.
+        proposal: Proposal,
+    },
+    /// Choose who takes this organisation's open referral.
+    AssignReferral {
+        /// The referral id.
+        id: String,
+        /// The choice.
+        assignment: Assignment,
     },
 }
 
@@ -253,6 +300,9 @@ impl OrganisationDocument {
             "profile": to_json(&profile),
             "offices": {},
             "services": {},
+            "referrals": {},
+            "answers": {},
+            "proposals": {},
         });
         if let automerge::hydrate::Value::Map(map) = json_to_hydrate(&root) {
             doc.init_root_from_hydrate(&map)?;
@@ -432,6 +482,12 @@ impl OrganisationDocument {
                 reason: format!("it names organisation {}", record.org_id),
             });
         }
+        board::check_record(&self.owner, &record).map_err(|reason| {
+            DocumentError::IllegalReferral {
+                document: self.id.clone(),
+                reason,
+            }
+        })?;
         self.record = Some(record);
         Ok(())
     }
@@ -486,7 +542,7 @@ impl OrganisationDocument {
         now: i64,
     ) -> Result<SignedChange, DocumentError> {
         // 1. Validate and compute the new value (pure; touches only the entry concerned).
-        let (message, update) = plan(edit, self.require_record()?, now)?;
+        let (message, update) = plan(edit, self.require_record()?, &self.owner, now)?;
         // Every local change must carry the signer's key as its actor (see envelope).
         self.doc
             .set_actor(ActorId::from(secret.org_id().as_bytes()));
@@ -526,8 +582,53 @@ impl OrganisationDocument {
             Update::RemoveOffice(id) => ("offices", id, None),
             Update::PutService(id, service) => ("services", id, Some(to_json(service))),
             Update::RemoveService(id) => ("services", id, None),
+            Update::EncryptionKey(key) => {
+                self.doc.put(ROOT, "encryption_key", key.to_string())?;
+                return Ok(());
+            }
+            Update::PutReferral(id, referral) => ("referrals", id, Some(to_json(referral))),
+            Update::PutProposal(id, proposal) => ("proposals", id, Some(to_json(proposal))),
+            Update::AppendSentMove(id, step) => {
+                let referrals = self.section(&ROOT, "referrals")?;
+                let referral = self.child(&referrals, id)?;
+                return self.append_move(&referral, step);
+            }
+            Update::AppendAnswer(id, sender, step) => {
+                let answers = self.section(&ROOT, "answers")?;
+                let answer = match self.doc.get(&answers, id.as_str())? {
+                    Some((automerge::Value::Object(ObjType::Map), obj)) => obj,
+                    _ => {
+                        let value = to_json(&Answer {
+                            sender: *sender,
+                            moves: Vec::new(),
+                        });
+                        self.doc.batch_create_object(
+                            &answers,
+                            id.as_str(),
+                            &json_to_hydrate(&value),
+                            false,
+                        )?
+                    }
+                };
+                return self.append_move(&answer, step);
+            }
+            Update::Assign(id, assignment) => {
+                let referrals = self.section(&ROOT, "referrals")?;
+                let referral = self.child(&referrals, id)?;
+                self.doc.batch_create_object(
+                    &referral,
+                    "assigned",
+                    &json_to_hydrate(&to_json(assignment)),
+                    false,
+                )?;
+                return Ok(());
+            }
         };
-        let parent = self.child(&ROOT, section)?;
+        let parent = if matches!(section, "referrals" | "proposals") {
+            self.section(&ROOT, section)?
+        } else {
+            self.child(&ROOT, section)?
+        };
         match (value, self.doc.get(&parent, id.as_str())?) {
             // Update in place: only the fields whose values changed become operations.
             (Some(value), Some((_, obj))) => self.update_object(&obj, value)?,
@@ -542,6 +643,44 @@ impl OrganisationDocument {
             (None, _) => self.doc.delete(&parent, id.as_str())?,
         }
         Ok(())
+    }
+
+    /// A root section created by the genesis change (or, for a document made before it
+    /// had one, created now).
+    fn section(
+        &mut self,
+        parent: &automerge::ObjId,
+        key: &str,
+    ) -> Result<automerge::ObjId, DocumentError> {
+        match self.doc.get(parent, key)? {
+            Some((automerge::Value::Object(ObjType::Map), id)) => Ok(id),
+            None => Ok(self.doc.put_object(parent, key, ObjType::Map)?),
+            _ => Err(DocumentError::Malformed {
+                document: self.id.clone(),
+                reason: format!("{key:?} is not a map"),
+            }),
+        }
+    }
+
+    /// Appends a move to the `moves` list of a referral or answer object.
+    fn append_move(
+        &mut self,
+        parent: &automerge::ObjId,
+        step: &MoveRecord,
+    ) -> Result<(), DocumentError> {
+        let moves = match self.doc.get(parent, "moves")? {
+            Some((automerge::Value::Object(ObjType::List), id)) => id,
+            None => self.doc.put_object(parent, "moves", ObjType::List)?,
+            _ => {
+                return Err(DocumentError::Malformed {
+                    document: self.id.clone(),
+                    reason: "\"moves\" is not a list".into(),
+                });
+            }
+        };
+        let at = self.doc.length(&moves);
+        let obj = self.doc.insert_object(&moves, at, ObjType::Map)?;
+        self.update_object(&obj, to_json(step))
     }
 
     fn update_object(
@@ -593,6 +732,12 @@ enum Update {
     RemoveOffice(String),
     PutService(String, Box<Service>),
     RemoveService(String),
+    EncryptionKey(EncryptionPublicKey),
+    PutReferral(String, Box<SentReferral>),
+    AppendSentMove(String, MoveRecord),
+    AppendAnswer(String, OrgId, MoveRecord),
+    PutProposal(String, Proposal),
+    Assign(String, Assignment),
 }
 
 impl Update {
@@ -611,6 +756,34 @@ impl Update {
             Self::RemoveService(id) => {
                 record.services.remove(&id);
             }
+            Self::EncryptionKey(key) => record.encryption_key = Some(key),
+            Self::PutReferral(id, referral) => {
+                record.referrals.insert(id, *referral);
+            }
+            Self::AppendSentMove(id, step) => {
+                if let Some(referral) = record.referrals.get_mut(&id) {
+                    referral.moves.push(step);
+                }
+            }
+            Self::AppendAnswer(id, sender, step) => {
+                record
+                    .answers
+                    .entry(id)
+                    .or_insert_with(|| Answer {
+                        sender,
+                        moves: Vec::new(),
+                    })
+                    .moves
+                    .push(step);
+            }
+            Self::PutProposal(id, proposal) => {
+                record.proposals.insert(id, proposal);
+            }
+            Self::Assign(id, assignment) => {
+                if let Some(referral) = record.referrals.get_mut(&id) {
+                    referral.assigned = Some(assignment);
+                }
+            }
         }
     }
 }
@@ -619,6 +792,7 @@ impl Update {
 fn plan(
     edit: &Edit,
     record: &OrganisationRecord,
+    owner: &OrgId,
     now: i64,
 ) -> Result<(String, Update), DocumentError> {
     let changed = |patch: &serde_json::Map<String, serde_json::Value>| {
@@ -711,6 +885,102 @@ fn plan(
             (
                 format!("remove service {id} {:?}", service.name),
                 Update::RemoveService(id.clone()),
+            )
+        }
+        Edit::SetEncryptionKey { key } => (
+            format!("publish encryption key {key}"),
+            Update::EncryptionKey(*key),
+        ),
+        Edit::SendReferral { id, referral } => {
+            if record.referrals.contains_key(id) {
+                return Err(ValidationError::new("id", format!("referral {id} already exists")).into());
+            }
+            board::check_sent(owner, id, referral).map_err(|e| ValidationError::new("referral", e))?;
+            (
+                format!("send referral {id}"),
+                Update::PutReferral(id.clone(), referral.clone()),
+            )
+        }
+        Edit::MoveReferral {
+            id,
+            record: step,
+            answering,
+        } => {
+            let code = step.action.target();
+            match answering {
+                None => {
+                    let mut referral = record
+                        .referrals
+                        .get(id)
+                        .cloned()
+                        .ok_or_else(|| not_found("referral", id))?;
+                    referral.moves.push(step.clone());
+                    board::check_sent(owner, id, &referral)
+                        .map_err(|e| ValidationError::new("move", e))?;
+                    (
+                        format!("referral {id}: {code}"),
+                        Update::AppendSentMove(id.clone(), step.clone()),
+                    )
+                }
+                Some(sender) => {
+                    let mut answer = record.answers.get(id).cloned().unwrap_or(Answer {
+                        sender: *sender,
+                        moves: Vec::new(),
+                    });
+                    if answer.sender != *sender {
+                        return Err(ValidationError::new(
+                            "referral",
+                            format!("referral {id} was sent by {}, not {sender}", answer.sender),
+                        )
+                        .into());
+                    }
+                    answer.moves.push(step.clone());
+                    board::check_answer(owner, id, &answer)
+                        .map_err(|e| ValidationError::new("move", e))?;
+                    (
+                        format!("answer referral {id}: {code}"),
+                        Update::AppendAnswer(id.clone(), *sender, step.clone()),
+                    )
+                }
+            }
+        }
+        Edit::ProposeForReferral { id, proposal } => {
+            if record.proposals.contains_key(id) {
+                return Err(ValidationError::new(
+                    "referral",
+                    format!("this organisation already proposed for referral {id}"),
+                )
+                .into());
+            }
+            if !record.services.contains_key(&proposal.service) {
+                return Err(not_found("service", &proposal.service));
+            }
+            board::check_proposal(owner, id, proposal)
+                .map_err(|e| ValidationError::new("referral", e))?;
+            (
+                format!("propose {} for referral {id}", proposal.service),
+                Update::PutProposal(id.clone(), proposal.clone()),
+            )
+        }
+        Edit::AssignReferral { id, assignment } => {
+            let mut referral = record
+                .referrals
+                .get(id)
+                .cloned()
+                .ok_or_else(|| not_found("referral", id))?;
+            if !referral.open || referral.assigned.is_some() {
+                return Err(ValidationError::new(
+                    "referral",
+                    format!("referral {id} is not an open referral waiting for assignment"),
+                )
+                .into());
+            }
+            referral.assigned = Some(assignment.clone());
+            board::check_sent(owner, id, &referral)
+                .map_err(|e| ValidationError::new("referral", e))?;
+            (
+                format!("assign referral {id} to {}", assignment.receiver),
+                Update::Assign(id.clone(), assignment.clone()),
             )
         }
     })

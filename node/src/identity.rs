@@ -324,6 +324,18 @@ impl Identity {
         self.encryption.public_key()
     }
 
+    /// X25519 agreement of this organisation's encryption key with `public`; `None` when
+    /// the result is not contributory (a low-order public key).
+    pub fn agree(&self, public: &[u8; 32]) -> Option<Zeroizing<[u8; 32]>> {
+        let shared = self
+            .encryption
+            .0
+            .diffie_hellman(&x25519_dalek::PublicKey::from(*public));
+        shared
+            .was_contributory()
+            .then(|| Zeroizing::new(shared.to_bytes()))
+    }
+
     /// Writes the two key files into `<data_dir>/keys/` with mode 0600 (the folder 0700).
     /// Refuses if either file exists.
     pub fn save_new(&self, data_dir: &Path) -> Result<(), IdentityError> {

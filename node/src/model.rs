@@ -360,6 +360,18 @@ pub struct OrganisationRecord {
     /// Services by id.
     #[serde(default)]
     pub services: BTreeMap<String, Service>,
+    /// The organisation's X25519 key, to which case files are sealed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_key: Option<crate::identity::EncryptionPublicKey>,
+    /// Referrals this organisation sent, by referral id (no personal data).
+    #[serde(default)]
+    pub referrals: BTreeMap<String, crate::referral::board::SentReferral>,
+    /// Its answers to referrals it received, by referral id.
+    #[serde(default)]
+    pub answers: BTreeMap<String, crate::referral::board::Answer>,
+    /// Its offers for other organisations' open referrals, by referral id.
+    #[serde(default)]
+    pub proposals: BTreeMap<String, crate::referral::board::Proposal>,
 }
 
 /// Applies a shallow merge patch: each key of `patch` replaces that field of `current`;

@@ -388,10 +388,18 @@ impl NodeHandle {
 /// Refuses a folder that already holds an identity.
 pub fn initialise(config: &Config, profile: Profile) -> Result<OrgId, NodeError> {
     let identity = Identity::generate()?;
-    let (mut document, genesis) =
-        OrganisationDocument::create(identity.signing(), profile, crate::unix_now())?;
+    let now = crate::unix_now();
+    let (mut document, genesis) = OrganisationDocument::create(identity.signing(), profile, now)?;
+    // The key case files are sealed to, published in the signed document.
+    let key = document.apply_edit(
+        &Edit::SetEncryptionKey {
+            key: identity.encryption_public_key(),
+        },
+        identity.signing(),
+        now,
+    )?;
     let store = create_data_folder(config, &identity)?;
-    store.put_changes(std::slice::from_ref(&genesis))?;
+    store.put_changes(&[genesis, key])?;
     let snapshot = document.snapshot();
     store.put_snapshot(document.id(), &snapshot)?;
     Ok(identity.org_id())
@@ -1003,7 +1011,11 @@ fn assign_id(edit: &mut Edit) -> Result<String, NodeError> {
         | Edit::RemoveOffice { id }
         | Edit::UpdateService { id, .. }
         | Edit::RemoveService { id } => id.clone(),
-        Edit::SetProfile { .. } => String::new(),
+        Edit::SendReferral { id, .. }
+        | Edit::MoveReferral { id, .. }
+        | Edit::ProposeForReferral { id, .. }
+        | Edit::AssignReferral { id, .. } => id.clone(),
+        Edit::SetProfile { .. } | Edit::SetEncryptionKey { .. } => String::new(),
     })
 }
 

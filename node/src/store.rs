@@ -264,6 +264,12 @@ impl Store {
         })
     }
 
+    /// The sled database, for the parts of the node that keep trees of their own (the
+    /// case-file vault).
+    pub fn database(&self) -> sled::Db {
+        self.db.clone()
+    }
+
     /// Stores signed changes (already verified) in one batch and flushes them to disk.
     pub fn put_changes(&self, changes: &[SignedChange]) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();

@@ -1,0 +1,692 @@
+//! The referral board: what organisations' documents hold of each referral, the checks
+//! every node makes on it, and the merged view (the "board") computed from both sides.
+//!
+//! Rules:
+//! - Each side writes only its own document. The sender's document holds the referral
+//!   (`referrals/<id>`: receiver, service, dates, the commitment to the case file) and the
+//!   sender's moves (withdraw, expire, entered in error, and for an open referral the
+//!   assignment); the receiver's holds its answers (`answers/<id>`: accept, decline, start,
+//!   waitlist, complete, fail). A member offering an open referral's category proposes in
+//!   its own document (`proposals/<id>`).
+//! - Every move records the status its author saw (`from`). A document whose moves are not
+//!   legal by themselves (a receiver withdrawing, `pending → completed`, an answer by the
+//!   sender, an expiry before the deadline) is refused by every node: [`check_sent`] and
+//!   [`check_answer`] run when the document is read, so a change that breaks them does not
+//!   apply.
+//! - The status is a fold of both sides' moves in one order that depends only on the two
+//!   documents: the receiver's moves in their order, each after the sender moves it had
+//!   seen (`seen`), the sender's other moves after the receiver moves made concurrently
+//!   (the receiver's answer counts first). A move that is not legal at its place is void:
+//!   shown in the history with why, never applied.
+//! - Nothing here identifies a person: the case file is elsewhere ([`super::casefile`]).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use super::lifecycle::{Move, MoveError, Role, Status, decide};
+use crate::identity::OrgId;
+use crate::model::OrganisationRecord;
+use crate::reference::{areas, taxonomy};
+
+/// Longest a response deadline may be after creation (one year).
+pub const MAX_DEADLINE_SECONDS: i64 = 366 * 24 * 3600;
+/// Most moves one side may record on one referral.
+pub const MAX_MOVES: usize = 64;
+
+/// How soon the receiver should answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    /// The usual.
+    Routine,
+    /// Answer first.
+    Urgent,
+}
+
+impl Priority {
+    /// The code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Routine => "routine",
+            Self::Urgent => "urgent",
+        }
+    }
+}
+
+impl fmt::Display for Priority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl FromStr for Priority {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "routine" => Ok(Self::Routine),
+            "urgent" => Ok(Self::Urgent),
+            other => Err(format!("priority {other:?} is not one of: routine, urgent")),
+        }
+    }
+}
+
+/// One move as a document records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MoveRecord {
+    /// The move and what it carries.
+    #[serde(rename = "move")]
+    pub action: Move,
+    /// The status its author saw when making it.
+    pub from: Status,
+    /// When (Unix seconds, the author's clock).
+    pub at: i64,
+    /// Receiver moves: how many of the sender's moves its author had seen.
+    #[serde(default)]
+    pub seen: u32,
+}
+
+/// An open referral's assignment to one of the members that proposed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Assignment {
+    /// The organisation chosen.
+    pub receiver: OrgId,
+    /// Its service.
+    pub service: String,
+    /// When.
+    pub at: i64,
+}
+
+/// A referral as the sending organisation's document holds it (`referrals/<id>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SentReferral {
+    /// The receiving organisation; `None` for an open referral (see `assigned`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receiver: Option<OrgId>,
+    /// The receiver's service id; `None` for an open referral.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// True for a referral to any member offering `category` in `region`.
+    #[serde(default)]
+    pub open: bool,
+    /// Economic, social or psychosocial.
+    pub dimension: taxonomy::Dimension,
+    /// Category code of the service asked for.
+    pub category: String,
+    /// Region P-code where the person is.
+    pub region: String,
+    /// Routine or urgent.
+    pub priority: Priority,
+    /// When it was made (Unix seconds).
+    pub created: i64,
+    /// When the receiver should have answered by (Unix seconds).
+    pub deadline: i64,
+    /// Hex SHA-256 commitment to the case file (salted: it reveals nothing of it).
+    pub commitment: String,
+    /// An open referral's chosen receiver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assigned: Option<Assignment>,
+    /// The sender's moves, in order.
+    #[serde(default)]
+    pub moves: Vec<MoveRecord>,
+}
+
+impl SentReferral {
+    /// The receiver and its service, once known (assigned, for an open referral).
+    pub fn destination(&self) -> Option<(OrgId, &str)> {
+        match (&self.receiver, &self.service, &self.assigned) {
+            (Some(receiver), Some(service), _) => Some((*receiver, service.as_str())),
+            (_, _, Some(a)) => Some((a.receiver, a.service.as_str())),
+            _ => None,
+        }
+    }
+}
+
+/// The receiving organisation's answers to one referral (`answers/<id>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Answer {
+    /// The organisation that sent the referral.
+    pub sender: OrgId,
+    /// The receiver's moves, in order.
+    #[serde(default)]
+    pub moves: Vec<MoveRecord>,
+}
+
+/// A member's offer to take an open referral (`proposals/<id>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Proposal {
+    /// The organisation that sent the open referral.
+    pub sender: OrgId,
+    /// The service the proposer offers for it.
+    pub service: String,
+    /// When.
+    pub at: i64,
+}
+
+/// True for a well-formed referral id: `ref-` and 24 lower-case hex digits.
+pub fn is_referral_id(id: &str) -> bool {
+    id.strip_prefix("ref-").is_some_and(|hex| {
+        hex.len() == 24 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+fn check_moves(moves: &[MoveRecord], role: Role, deadline: i64) -> Result<(), String> {
+    if moves.len() > MAX_MOVES {
+        return Err(format!("more than {MAX_MOVES} moves"));
+    }
+    for (i, m) in moves.iter().enumerate() {
+        decide(m.from, role, m.action, m.at, deadline)
+            .map_err(|e| format!("move {} ({}): {e}", i + 1, m.action.target()))?;
+    }
+    Ok(())
+}
+
+/// Checks a referral held by `sender`'s document: its fields, and that each of the
+/// sender's moves is one the sender may make from the status it saw.
+pub fn check_sent(sender: &OrgId, id: &str, referral: &SentReferral) -> Result<(), String> {
+    let fail = |reason: String| Err(format!("referral {id}: {reason}"));
+    if !is_referral_id(id) {
+        return fail("not a referral id (ref- and 24 hex digits)".into());
+    }
+    match (&referral.receiver, &referral.service, referral.open) {
+        (Some(receiver), Some(service), false) => {
+            if receiver == sender {
+                return fail("an organisation cannot refer to itself".into());
+            }
+            if service.is_empty() || referral.assigned.is_some() {
+                return fail("a direct referral names a service and is not assigned".into());
+            }
+        }
+        (None, None, true) => {}
+        _ => {
+            return fail(
+                "a referral names a receiver and a service, or is open and names neither".into(),
+            );
+        }
+    }
+    if let Some(assigned) = &referral.assigned
+        && (&assigned.receiver == sender || assigned.service.is_empty())
+    {
+        return fail("assigned to the sender itself or to no service".into());
+    }
+    let Some(category) = taxonomy::category(&referral.category) else {
+        return fail(format!("unknown category {:?}", referral.category));
+    };
+    if category.dimension != referral.dimension {
+        return fail(format!(
+            "category {} is {}, not {}",
+            category.code, category.dimension, referral.dimension
+        ));
+    }
+    if areas::region(&referral.region).is_none() {
+        return fail(format!("unknown region {:?}", referral.region));
+    }
+    if referral.deadline <= referral.created
+        || referral.deadline - referral.created > MAX_DEADLINE_SECONDS
+    {
+        return fail("the deadline must be after creation and within a year".into());
+    }
+    if referral.commitment.len() != 64 || !referral.commitment.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return fail("the case-file commitment is not 64 hex digits".into());
+    }
+    check_moves(&referral.moves, Role::Sender, referral.deadline).or_else(fail)
+}
+
+/// Checks the answers held by `receiver`'s document: each move is one the receiver may
+/// make from the status it saw.
+pub fn check_answer(receiver: &OrgId, id: &str, answer: &Answer) -> Result<(), String> {
+    if !is_referral_id(id) {
+        return Err(format!("answer {id}: not a referral id"));
+    }
+    if &answer.sender == receiver {
+        return Err(format!("answer {id}: an organisation cannot answer itself"));
+    }
+    check_moves(&answer.moves, Role::Receiver, i64::MAX)
+        .map_err(|reason| format!("answer {id}: {reason}"))
+}
+
+/// Checks the proposals held by `proposer`'s document.
+pub fn check_proposal(proposer: &OrgId, id: &str, proposal: &Proposal) -> Result<(), String> {
+    if !is_referral_id(id) || &proposal.sender == proposer || proposal.service.is_empty() {
+        return Err(format!("proposal {id}: malformed"));
+    }
+    Ok(())
+}
+
+/// Checks every referral part of an organisation's record (see the module rules).
+pub fn check_record(owner: &OrgId, record: &OrganisationRecord) -> Result<(), String> {
+    for (id, referral) in &record.referrals {
+        check_sent(owner, id, referral)?;
+    }
+    for (id, answer) in &record.answers {
+        check_answer(owner, id, answer)?;
+    }
+    for (id, proposal) in &record.proposals {
+        check_proposal(owner, id, proposal)?;
+    }
+    Ok(())
+}
+
+/// One line of a board entry's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryLine {
+    /// When (the author's clock).
+    pub at: i64,
+    /// Who moved it.
+    pub by: Role,
+    /// The move.
+    #[serde(rename = "move")]
+    pub action: Move,
+    /// The status after it (unchanged when void).
+    pub status: Status,
+    /// Why it did not apply, when it did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub void: Option<String>,
+}
+
+/// A proposal as the board shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProposalView {
+    /// The proposing organisation.
+    pub org: OrgId,
+    /// Its service.
+    pub service: String,
+    /// When.
+    pub at: i64,
+    /// True if the sender chose it.
+    pub chosen: bool,
+}
+
+/// A referral as every node sees it: both sides merged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BoardEntry {
+    /// The referral id.
+    pub id: String,
+    /// The sending organisation.
+    pub sender: OrgId,
+    /// The receiving organisation, once known.
+    pub receiver: Option<OrgId>,
+    /// The receiver's service, once known.
+    pub service: Option<String>,
+    /// True for an open referral.
+    pub open: bool,
+    /// Dimension.
+    pub dimension: taxonomy::Dimension,
+    /// Category code.
+    pub category: String,
+    /// Region P-code.
+    pub region: String,
+    /// Routine or urgent.
+    pub priority: Priority,
+    /// When made.
+    pub created: i64,
+    /// Response deadline.
+    pub deadline: i64,
+    /// Where it stands.
+    pub status: Status,
+    /// The reason code of the last move that carried one (declined, waitlisted, …).
+    pub reason: Option<super::lifecycle::Reason>,
+    /// The outcome, once completed.
+    pub outcome: Option<super::lifecycle::Outcome>,
+    /// When the receiver first answered (accepted or declined).
+    pub first_response: Option<i64>,
+    /// When it reached a closed status.
+    pub closed_at: Option<i64>,
+    /// Commitment to the case file.
+    pub commitment: String,
+    /// Every move, applied or void, in the merged order.
+    pub history: Vec<HistoryLine>,
+    /// Members' offers for an open referral.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub proposals: Vec<ProposalView>,
+}
+
+impl BoardEntry {
+    /// Pending and past its deadline.
+    pub fn overdue(&self, now: i64) -> bool {
+        self.status == Status::Pending && now > self.deadline
+    }
+
+    /// Decides a new move by `role` on this entry at `now` (the local check).
+    pub fn decide(&self, role: Role, action: Move, now: i64) -> Result<Status, MoveError> {
+        decide(self.status, role, action, now, self.deadline)
+    }
+
+    /// How many sender moves the board shows (what a receiver move records as `seen`).
+    pub fn sender_moves(&self) -> u32 {
+        self.history.iter().filter(|h| h.by == Role::Sender).count() as u32
+    }
+}
+
+/// Folds one referral from its two sides (see the module rules).
+pub fn fold(
+    id: &str,
+    sender: OrgId,
+    sent: &SentReferral,
+    answer: Option<&Answer>,
+    proposals: Vec<(OrgId, &Proposal)>,
+) -> BoardEntry {
+    let destination = sent.destination();
+    let mut entry = BoardEntry {
+        id: id.to_owned(),
+        sender,
+        receiver: destination.map(|(r, _)| r),
+        service: destination.map(|(_, s)| s.to_owned()),
+        open: sent.open,
+        dimension: sent.dimension,
+        category: sent.category.clone(),
+        region: sent.region.clone(),
+        priority: sent.priority,
+        created: sent.created,
+        deadline: sent.deadline,
+        status: Status::Pending,
+        reason: None,
+        outcome: None,
+        first_response: None,
+        closed_at: None,
+        commitment: sent.commitment.clone(),
+        history: Vec::new(),
+        proposals: proposals
+            .into_iter()
+            .filter(|(_, p)| p.sender == sender)
+            .map(|(org, p)| ProposalView {
+                org,
+                service: p.service.clone(),
+                at: p.at,
+                chosen: sent
+                    .assigned
+                    .as_ref()
+                    .is_some_and(|a| a.receiver == org && a.service == p.service),
+            })
+            .collect(),
+    };
+    // The answers count only when they come from the referral's receiver and name its sender.
+    let receiver_moves: &[MoveRecord] = match answer {
+        Some(a) if a.sender == sender && entry.receiver.is_some() => &a.moves,
+        _ => &[],
+    };
+    let mut next_sender = 0usize;
+    for r in receiver_moves {
+        while next_sender < sent.moves.len() && next_sender < r.seen as usize {
+            apply(&mut entry, Role::Sender, &sent.moves[next_sender]);
+            next_sender += 1;
+        }
+        apply(&mut entry, Role::Receiver, r);
+    }
+    for s in &sent.moves[next_sender..] {
+        apply(&mut entry, Role::Sender, s);
+    }
+    entry
+}
+
+fn apply(entry: &mut BoardEntry, by: Role, m: &MoveRecord) {
+    use super::lifecycle::Move as M;
+    let result = decide(entry.status, by, m.action, m.at, entry.deadline);
+    let void = match result {
+        Ok(status) => {
+            entry.status = status;
+            match m.action {
+                M::Decline { reason }
+                | M::Withdraw { reason }
+                | M::Waitlist { reason }
+                | M::Fail { reason } => entry.reason = Some(reason),
+                M::Complete { outcome } => entry.outcome = Some(outcome),
+                _ => {}
+            }
+            if by == Role::Receiver && entry.first_response.is_none() {
+                entry.first_response = Some(m.at);
+            }
+            if status.is_closed() && entry.closed_at.is_none() {
+                entry.closed_at = Some(m.at);
+            }
+            None
+        }
+        Err(e) => Some(e.to_string()),
+    };
+    entry.history.push(HistoryLine {
+        at: m.at,
+        by,
+        action: m.action,
+        status: entry.status,
+        void,
+    });
+}
+
+/// The whole board from every organisation record held: one entry per referral, newest
+/// first.
+pub fn board<'a>(records: impl IntoIterator<Item = (OrgId, &'a OrganisationRecord)>) -> Vec<BoardEntry> {
+    let records: BTreeMap<OrgId, &OrganisationRecord> = records.into_iter().collect();
+    let mut proposals: BTreeMap<&str, Vec<(OrgId, &Proposal)>> = BTreeMap::new();
+    for (org, record) in &records {
+        for (id, proposal) in &record.proposals {
+            proposals.entry(id.as_str()).or_default().push((*org, proposal));
+        }
+    }
+    let mut entries: Vec<BoardEntry> = records
+        .iter()
+        .flat_map(|(sender, record)| {
+            let records = &records;
+            let proposals = &proposals;
+            record.referrals.iter().map(move |(id, sent)| {
+                let answer = sent
+                    .destination()
+                    .and_then(|(receiver, _)| records.get(&receiver))
+                    .and_then(|r| r.answers.get(id));
+                fold(
+                    id,
+                    *sender,
+                    sent,
+                    answer,
+                    proposals.get(id.as_str()).cloned().unwrap_or_default(),
+                )
+            })
+        })
+        .collect();
+    entries.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.id.cmp(&b.id)));
+    entries
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::lifecycle::{Outcome, Reason};
+    use super::*;
+    use crate::identity::SigningSecret;
+
+    fn org() -> OrgId {
+        SigningSecret::generate().map(|s| s.org_id()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    const ID: &str = "ref-0123456789abcdef01234567";
+
+    fn sent(receiver: OrgId) -> SentReferral {
+        SentReferral {
+            receiver: Some(receiver),
+            service: Some("svc-1".into()),
+            open: false,
+            dimension: taxonomy::Dimension::Economic,
+            category: "vocational_training".into(),
+            region: "CM004".into(),
+            priority: Priority::Urgent,
+            created: 100,
+            deadline: 1_000,
+            commitment: "ab".repeat(32),
+            assigned: None,
+            moves: Vec::new(),
+        }
+    }
+
+    fn mv(action: Move, from: Status, at: i64, seen: u32) -> MoveRecord {
+        MoveRecord {
+            action,
+            from,
+            at,
+            seen,
+        }
+    }
+
+    #[test]
+    fn a_legal_referral_passes_and_forged_moves_do_not() {
+        let (a, b) = (org(), org());
+        let mut referral = sent(b);
+        check_sent(&a, ID, &referral).unwrap();
+        // The sender cannot accept.
+        referral
+            .moves
+            .push(mv(Move::Accept, Status::Pending, 200, 0));
+        assert!(check_sent(&a, ID, &referral).unwrap_err().contains("receiving"));
+        // The receiver cannot withdraw, nor go from pending to completed.
+        let answer = Answer {
+            sender: a,
+            moves: vec![mv(
+                Move::Withdraw {
+                    reason: Reason::Other,
+                },
+                Status::Pending,
+                200,
+                0,
+            )],
+        };
+        assert!(check_answer(&b, ID, &answer).is_err());
+        let answer = Answer {
+            sender: a,
+            moves: vec![mv(
+                Move::Complete {
+                    outcome: Outcome::Achieved,
+                },
+                Status::Pending,
+                200,
+                0,
+            )],
+        };
+        assert!(check_answer(&b, ID, &answer).unwrap_err().contains("pending cannot become completed"));
+        // An expiry before the deadline.
+        let mut referral = sent(b);
+        referral.moves.push(mv(Move::Expire, Status::Pending, 500, 0));
+        assert!(check_sent(&a, ID, &referral).is_err());
+        referral.moves[0].at = 1_001;
+        check_sent(&a, ID, &referral).unwrap();
+        // Self-referral, bad ids, unknown category, a category of another dimension.
+        assert!(check_sent(&a, ID, &sent(a)).is_err());
+        assert!(check_sent(&a, "ref-1", &sent(b)).is_err());
+        let mut referral = sent(b);
+        referral.category = "housing".into();
+        assert!(check_sent(&a, ID, &referral).unwrap_err().contains("social"));
+    }
+
+    #[test]
+    fn both_sides_fold_into_one_status_and_history() {
+        let (a, b) = (org(), org());
+        let referral = sent(b);
+        let answer = Answer {
+            sender: a,
+            moves: vec![
+                mv(Move::Accept, Status::Pending, 200, 0),
+                mv(Move::Start, Status::Accepted, 300, 0),
+                mv(
+                    Move::Complete {
+                        outcome: Outcome::Achieved,
+                    },
+                    Status::InProgress,
+                    400,
+                    0,
+                ),
+            ],
+        };
+        let entry = fold(ID, a, &referral, Some(&answer), Vec::new());
+        assert_eq!(entry.status, Status::Completed);
+        assert_eq!(entry.outcome, Some(Outcome::Achieved));
+        assert_eq!(entry.first_response, Some(200));
+        assert_eq!(entry.closed_at, Some(400));
+        assert_eq!(entry.history.len(), 3);
+        // An answer by someone else, or naming another sender, does not count.
+        let stranger = Answer {
+            sender: org(),
+            moves: answer.moves.clone(),
+        };
+        assert_eq!(fold(ID, a, &referral, Some(&stranger), Vec::new()).status, Status::Pending);
+    }
+
+    #[test]
+    fn concurrent_moves_resolve_the_same_way_receiver_first() {
+        let (a, b) = (org(), org());
+        let withdraw = Move::Withdraw {
+            reason: Reason::ReferredElsewhere,
+        };
+        // The sender withdrew while the receiver accepted, neither seeing the other.
+        let mut referral = sent(b);
+        referral.moves.push(mv(withdraw, Status::Pending, 210, 0));
+        let answer = Answer {
+            sender: a,
+            moves: vec![mv(Move::Accept, Status::Pending, 200, 0)],
+        };
+        let entry = fold(ID, a, &referral, Some(&answer), Vec::new());
+        assert_eq!(entry.status, Status::Withdrawn);
+        assert!(entry.history.iter().all(|h| h.void.is_none()));
+        // The receiver completed concurrently with the withdrawal: completed stands, the
+        // withdrawal is void.
+        let answer = Answer {
+            sender: a,
+            moves: vec![
+                mv(Move::Accept, Status::Pending, 200, 0),
+                mv(
+                    Move::Complete {
+                        outcome: Outcome::PartiallyAchieved,
+                    },
+                    Status::Accepted,
+                    205,
+                    0,
+                ),
+            ],
+        };
+        let entry = fold(ID, a, &referral, Some(&answer), Vec::new());
+        assert_eq!(entry.status, Status::Completed);
+        assert!(entry.history.last().and_then(|h| h.void.as_ref()).is_some());
+        // The receiver accepted after seeing the withdrawal: its accept is void.
+        let answer = Answer {
+            sender: a,
+            moves: vec![mv(Move::Accept, Status::Withdrawn, 300, 1)],
+        };
+        let entry = fold(ID, a, &referral, Some(&answer), Vec::new());
+        assert_eq!(entry.status, Status::Withdrawn);
+        assert!(entry.history[1].void.is_some());
+    }
+
+    #[test]
+    fn an_open_referral_is_assigned_to_one_proposer() {
+        let (a, b, c) = (org(), org(), org());
+        let mut referral = sent(b);
+        referral.receiver = None;
+        referral.service = None;
+        referral.open = true;
+        check_sent(&a, ID, &referral).unwrap();
+        let pb = Proposal {
+            sender: a,
+            service: "svc-b".into(),
+            at: 150,
+        };
+        let pc = Proposal {
+            sender: a,
+            service: "svc-c".into(),
+            at: 160,
+        };
+        let entry = fold(ID, a, &referral, None, vec![(b, &pb), (c, &pc)]);
+        assert_eq!(entry.receiver, None);
+        assert_eq!(entry.proposals.len(), 2);
+        assert!(entry.proposals.iter().all(|p| !p.chosen));
+        referral.assigned = Some(Assignment {
+            receiver: c,
+            service: "svc-c".into(),
+            at: 170,
+        });
+        check_sent(&a, ID, &referral).unwrap();
+        let entry = fold(ID, a, &referral, None, vec![(b, &pb), (c, &pc)]);
+        assert_eq!(entry.receiver, Some(c));
+        assert_eq!(
+            entry.proposals.iter().filter(|p| p.chosen).map(|p| p.org).collect::<Vec<_>>(),
+            vec![c]
+        );
+    }
+}

@@ -1,0 +1,432 @@
+//! Case files at rest on one node, the audit log of what happened to them, and the outbox
+//! of deliveries and erasure requests still to make.
+//!
+//! Rules:
+//! - Each case file is encrypted (ChaCha20-Poly1305) under its own random key, kept in a
+//!   file of its own (`case-keys/<referral>.key`, mode 0600); the ciphertext is in the sled
+//!   store. Erasing overwrites the key file, syncs it and deletes it, then deletes the
+//!   ciphertext: what may linger in sled's log cannot be decrypted any more.
+//! - An erased referral leaves a tombstone, so a late delivery of it is refused.
+//! - Every read, delivery, erasure and override is appended to the audit log, which stays
+//!   on this node.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use super::board::is_referral_id;
+use super::casefile::CaseContent;
+use crate::identity::OrgId;
+use crate::store::Store;
+
+/// Folder of the per-case-file keys inside the data folder.
+pub const KEYS_DIR: &str = "case-keys";
+
+/// Errors of the vault.
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    /// sled failed.
+    #[error("store: {0}")]
+    Store(#[from] sled::Error),
+    /// A key file could not be written, read or erased.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The case file's key is gone or does not open it.
+    #[error("the case file of {0} cannot be decrypted (its key is missing or damaged)")]
+    Unreadable(String),
+    /// A stored record does not parse.
+    #[error("the vault record of {0} is damaged")]
+    Damaged(String),
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> VaultError {
+    let context = context.into();
+    move |source| VaultError::Io { context, source }
+}
+
+/// Which side of the referral this node is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    /// This node's organisation sent it.
+    Sent,
+    /// This node's organisation received it.
+    Received,
+}
+
+/// A case file held, decrypted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldCase {
+    /// Which side this node is.
+    pub side: Side,
+    /// The other organisation (`None` for an open referral not yet assigned).
+    pub counterpart: Option<OrgId>,
+    /// When it was stored here.
+    pub stored_at: i64,
+    /// The case file, consent and salt.
+    pub content: CaseContent,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredRecord {
+    side: Side,
+    counterpart: Option<OrgId>,
+    stored_at: i64,
+    /// Hex of nonce ‖ ciphertext.
+    sealed: String,
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// When (Unix seconds).
+    pub at: i64,
+    /// The referral.
+    pub referral: String,
+    /// What happened: `stored`, `sent`, `delivered`, `received`, `read`, `erased`,
+    /// `erase_requested`, `retention_expired`, `refused`, `consent_override`.
+    pub action: String,
+    /// Who: the local user who asked, or the peer organisation.
+    pub by: String,
+    /// More, when useful (never case-file content).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+/// A delivery still to make.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    /// The referral.
+    pub referral: String,
+    /// `deliver` (the case file) or `erase` (ask the other node to erase it).
+    pub kind: OutboxKind,
+    /// To which organisation.
+    pub to: OrgId,
+    /// Since when (Unix seconds).
+    pub since: i64,
+}
+
+/// What an outbox entry asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxKind {
+    /// Deliver the case file.
+    Deliver,
+    /// Ask the other node to erase it.
+    Erase,
+}
+
+/// The case files of one node.
+#[derive(Debug, Clone)]
+pub struct Vault {
+    keys_dir: PathBuf,
+    db: sled::Db,
+    files: sled::Tree,
+    erased: sled::Tree,
+    audit: sled::Tree,
+    outbox: sled::Tree,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    data_encoding::HEXLOWER.encode(bytes)
+}
+
+impl Vault {
+    /// Opens the vault of the node whose data folder is `data_dir` and store is `store`.
+    pub fn open(store: &Store, data_dir: &Path) -> Result<Self, VaultError> {
+        let keys_dir = data_dir.join(KEYS_DIR);
+        fs::create_dir_all(&keys_dir).map_err(io("creating the case-keys folder"))?;
+        fs::set_permissions(&keys_dir, fs::Permissions::from_mode(0o700))
+            .map_err(io("restricting the case-keys folder"))?;
+        let db = store.database();
+        Ok(Self {
+            keys_dir,
+            files: db.open_tree("case-files")?,
+            erased: db.open_tree("case-erased")?,
+            audit: db.open_tree("case-audit")?,
+            outbox: db.open_tree("case-outbox")?,
+            db,
+        })
+    }
+
+    fn key_path(&self, referral: &str) -> PathBuf {
+        self.keys_dir.join(format!("{referral}.key"))
+    }
+
+    /// Encrypts and stores a case file under a fresh key; durable when it returns.
+    pub fn put(&self, referral: &str, case: &HeldCase) -> Result<(), VaultError> {
+        debug_assert!(is_referral_id(referral));
+        let mut key = Zeroizing::new([0u8; 32]);
+        let mut nonce = [0u8; 12];
+        for buffer in [key.as_mut_slice(), nonce.as_mut_slice()] {
+            getrandom::fill(buffer)
+                .map_err(|e| VaultError::Io {
+                    context: "drawing a case-file key".into(),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
+        }
+        let plaintext = Zeroizing::new(
+            serde_json::to_vec(&case.content).map_err(|_| VaultError::Damaged(referral.into()))?,
+        );
+        let cipher = ChaCha20Poly1305::new(Key::from_slice(key.as_ref()));
+        let ciphertext = cipher
+            .encrypt(Nonce::from_slice(&nonce), plaintext.as_slice())
+            .map_err(|_| VaultError::Damaged(referral.into()))?;
+        let path = self.key_path(referral);
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io(format!("writing {}", path.display())))?;
+        file.write_all(key.as_ref())
+            .and_then(|()| file.sync_all())
+            .map_err(io(format!("writing {}", path.display())))?;
+        let mut sealed = nonce.to_vec();
+        sealed.extend_from_slice(&ciphertext);
+        let record = StoredRecord {
+            side: case.side,
+            counterpart: case.counterpart,
+            stored_at: case.stored_at,
+            sealed: hex(&sealed),
+        };
+        let value = serde_json::to_vec(&record).map_err(|_| VaultError::Damaged(referral.into()))?;
+        self.files.insert(referral.as_bytes(), value)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// True if a case file of `referral` is held here.
+    pub fn holds(&self, referral: &str) -> Result<bool, VaultError> {
+        Ok(self.files.contains_key(referral.as_bytes())?)
+    }
+
+    /// The side and counterpart of a held case file, without decrypting it.
+    pub fn side(&self, referral: &str) -> Result<Option<(Side, Option<OrgId>)>, VaultError> {
+        Ok(self.record(referral)?.map(|r| (r.side, r.counterpart)))
+    }
+
+    fn record(&self, referral: &str) -> Result<Option<StoredRecord>, VaultError> {
+        self.files
+            .get(referral.as_bytes())?
+            .map(|bytes| {
+                serde_json::from_slice(&bytes).map_err(|_| VaultError::Damaged(referral.into()))
+            })
+            .transpose()
+    }
+
+    /// Decrypts a held case file (the caller records the read in the audit log).
+    pub fn read(&self, referral: &str) -> Result<Option<HeldCase>, VaultError> {
+        let Some(record) = self.record(referral)? else {
+            return Ok(None);
+        };
+        let key = Zeroizing::new(
+            fs::read(self.key_path(referral))
+                .map_err(|_| VaultError::Unreadable(referral.into()))?,
+        );
+        let sealed = data_encoding::HEXLOWER
+            .decode(record.sealed.as_bytes())
+            .map_err(|_| VaultError::Damaged(referral.into()))?;
+        if key.len() != 32 || sealed.len() < 12 {
+            return Err(VaultError::Unreadable(referral.into()));
+        }
+        let cipher = ChaCha20Poly1305::new(Key::from_slice(&key));
+        let plaintext = Zeroizing::new(
+            cipher
+                .decrypt(Nonce::from_slice(&sealed[..12]), &sealed[12..])
+                .map_err(|_| VaultError::Unreadable(referral.into()))?,
+        );
+        let content: CaseContent =
+            serde_json::from_slice(&plaintext).map_err(|_| VaultError::Damaged(referral.into()))?;
+        Ok(Some(HeldCase {
+            side: record.side,
+            counterpart: record.counterpart,
+            stored_at: record.stored_at,
+            content,
+        }))
+    }
+
+    /// Erases a case file: destroys its key, deletes its ciphertext, leaves a tombstone.
+    /// Returns true if one was held.
+    pub fn erase(&self, referral: &str, now: i64) -> Result<bool, VaultError> {
+        let path = self.key_path(referral);
+        if path.exists() {
+            let length = fs::metadata(&path).map(|m| m.len()).unwrap_or(32) as usize;
+            let mut file = fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(io(format!("opening {}", path.display())))?;
+            file.write_all(&vec![0u8; length.max(32)])
+                .and_then(|()| file.sync_all())
+                .map_err(io(format!("overwriting {}", path.display())))?;
+            drop(file);
+            fs::remove_file(&path).map_err(io(format!("deleting {}", path.display())))?;
+        }
+        let held = self.files.remove(referral.as_bytes())?.is_some();
+        self.erased
+            .insert(referral.as_bytes(), &now.to_be_bytes())?;
+        self.db.flush()?;
+        Ok(held)
+    }
+
+    /// When the case file of `referral` was erased here, if it was.
+    pub fn erased_at(&self, referral: &str) -> Result<Option<i64>, VaultError> {
+        Ok(self
+            .erased
+            .get(referral.as_bytes())?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map(i64::from_be_bytes))
+    }
+
+    /// Every referral with a case file held here, with its side.
+    pub fn held(&self) -> Result<Vec<(String, Side, i64)>, VaultError> {
+        let mut held = Vec::new();
+        for item in self.files.iter() {
+            let (key, value) = item?;
+            let referral = String::from_utf8_lossy(&key).into_owned();
+            let record: StoredRecord = serde_json::from_slice(&value)
+                .map_err(|_| VaultError::Damaged(referral.clone()))?;
+            held.push((referral, record.side, record.stored_at));
+        }
+        Ok(held)
+    }
+
+    /// Appends to the audit log (flushed).
+    pub fn audit(&self, entry: &AuditEntry) -> Result<(), VaultError> {
+        let id = self.db.generate_id()?;
+        let value = serde_json::to_vec(entry).map_err(|_| VaultError::Damaged("audit".into()))?;
+        self.audit.insert(id.to_be_bytes(), value)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The audit log, oldest first, for one referral or all.
+    pub fn audit_log(&self, referral: Option<&str>) -> Result<Vec<AuditEntry>, VaultError> {
+        let mut entries = Vec::new();
+        for item in self.audit.iter() {
+            let (_, value) = item?;
+            let entry: AuditEntry = serde_json::from_slice(&value)
+                .map_err(|_| VaultError::Damaged("audit log".into()))?;
+            if referral.is_none_or(|r| r == entry.referral) {
+                entries.push(entry);
+            }
+        }
+        Ok(entries)
+    }
+
+    fn outbox_key(kind: OutboxKind, referral: &str) -> Vec<u8> {
+        let mut key = vec![match kind {
+            OutboxKind::Deliver => b'd',
+            OutboxKind::Erase => b'e',
+        }];
+        key.extend_from_slice(referral.as_bytes());
+        key
+    }
+
+    /// Queues a delivery (replacing one of the same kind for the same referral).
+    pub fn queue(&self, entry: &OutboxEntry) -> Result<(), VaultError> {
+        let value = serde_json::to_vec(entry).map_err(|_| VaultError::Damaged("outbox".into()))?;
+        self.outbox
+            .insert(Self::outbox_key(entry.kind, &entry.referral), value)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Removes a delivery once acknowledged.
+    pub fn dequeue(&self, kind: OutboxKind, referral: &str) -> Result<(), VaultError> {
+        self.outbox.remove(Self::outbox_key(kind, referral))?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Every delivery still to make.
+    pub fn outbox(&self) -> Result<Vec<OutboxEntry>, VaultError> {
+        let mut entries = Vec::new();
+        for item in self.outbox.iter() {
+            let (_, value) = item?;
+            entries.push(
+                serde_json::from_slice(&value)
+                    .map_err(|_| VaultError::Damaged("outbox".into()))?,
+            );
+        }
+        Ok(entries)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::casefile::{CaseFile, ConsentRecord};
+    use super::*;
+
+    #[test]
+    fn a_case_file_is_encrypted_at_rest_and_erasure_makes_it_unreadable() {
+        let folder = tempfile::tempdir().unwrap();
+        let store = Store::create(&folder.path().join("store")).unwrap();
+        let vault = Vault::open(&store, folder.path()).unwrap();
+        let referral = "ref-0123456789abcdef01234567";
+        let case = HeldCase {
+            side: Side::Received,
+            counterpart: None,
+            stored_at: 5,
+            content: CaseContent {
+                salt: "00".repeat(32),
+                case_file: CaseFile {
+                    name: "Jean-Paul Nkodo".into(),
+                    phone: Some("+237 677 12 34 56".into()),
+                    ..CaseFile::default()
+                },
+                consent: ConsentRecord::Override {
+                    reason: "medical emergency, unconscious".into(),
+                    at: 5,
+                },
+            },
+        };
+        vault.put(referral, &case).unwrap();
+        assert_eq!(vault.read(referral).unwrap(), Some(case));
+        let key = folder.path().join(KEYS_DIR).join(format!("{referral}.key"));
+        let mode = fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        // The key gone, the ciphertext alone opens nothing.
+        let saved = fs::read(&key).unwrap();
+        fs::write(&key, [7u8; 32]).unwrap();
+        assert!(matches!(vault.read(referral), Err(VaultError::Unreadable(_))));
+        fs::write(&key, saved).unwrap();
+        assert!(vault.erase(referral, 9).unwrap());
+        assert!(!key.exists());
+        assert_eq!(vault.read(referral).unwrap(), None);
+        assert_eq!(vault.erased_at(referral).unwrap(), Some(9));
+        drop(vault);
+        drop(store);
+        let mut found = false;
+        for entry in walk(folder.path()) {
+            let bytes = fs::read(&entry).unwrap();
+            found |= bytes.windows(5).any(|w| w == b"Nkodo");
+        }
+        assert!(!found, "the name was found in plain text in the data folder");
+    }
+
+    fn walk(dir: &Path) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files.extend(walk(&path));
+            } else {
+                files.push(path);
+            }
+        }
+        files
+    }
+}
