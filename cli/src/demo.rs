@@ -257,6 +257,7 @@ pub async fn run() -> anyhow::Result<Outcome> {
             peers,
             sync_interval: Duration::from_secs(5),
             mdns: false,
+            ..Default::default()
         });
         let running = node::start(config).await?;
         let started = Instant::now();
@@ -397,6 +398,7 @@ pub async fn run() -> anyhow::Result<Outcome> {
         peers: vec![],
         sync_interval: Duration::from_secs(5),
         mdns: false,
+        ..Default::default()
     });
     let running = node::start(config).await?;
     publish(&data_dir, &org).await?;

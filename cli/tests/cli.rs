@@ -348,8 +348,8 @@ fn directory_workflow_through_the_real_binary() {
 
     let history = ok(&data, &["history", "--json"]).json();
     let history = history.as_array().unwrap();
-    // init, org set, office add, 2 × service add, service update.
-    assert_eq!(history.len(), 6);
+    // init, encryption key, org set, office add, 2 × service add, service update.
+    assert_eq!(history.len(), 7);
     assert!(
         history[0]["message"]
             .as_str()
@@ -357,7 +357,7 @@ fn directory_workflow_through_the_real_binary() {
             .contains("update service")
     );
     let status = ok(&data, &["status", "--json"]).json();
-    assert_eq!(status["documents"][0]["changes"], 6);
+    assert_eq!(status["documents"][0]["changes"], 7);
 
     // Removing an office still used by a service is refused.
     let refused = run(&data, &["office", "remove", &office_id]);
@@ -558,7 +558,8 @@ fn a_killed_node_loses_nothing_it_acknowledged() {
     for id in &ids {
         assert!(listed.contains(&id.as_str()), "{id} lost after kill");
     }
-    assert_eq!(history_len(&data), 6);
+    // Genesis, the published encryption key, and the five services.
+    assert_eq!(history_len(&data), 7);
 
     // A second node on the same folder is refused while the first runs.
     let second = run(

@@ -7,7 +7,9 @@
 //! Data folder layout (mode 0700):
 //! - `config.toml`: the commented configuration.
 //! - `keys/`: `organisation.ed25519` and `encryption.x25519`, mode 0600.
-//! - `store/`: the sled database.
+//! - `store/`: the sled database (signed changes, snapshots, and encrypted case files).
+//! - `case-keys/`: one key file per case file held (mode 0600); erasing a case file
+//!   destroys its key.
 //! - `control.sock`: the local control API's Unix socket, mode 0600, while the node runs.
 
 use std::path::{Path, PathBuf};
@@ -24,6 +26,8 @@ pub const STORE_DIR: &str = "store";
 pub const CONTROL_SOCKET: &str = "control.sock";
 /// Where a node listens when nothing else is configured.
 pub const DEFAULT_LISTEN: &str = "/ip4/0.0.0.0/tcp/4690";
+/// Default days a receiving organisation keeps a case file after its referral closes.
+pub const DEFAULT_RETENTION_DAYS: u64 = 90;
 /// Default number of changes to a document between two snapshots.
 pub const DEFAULT_SNAPSHOT_EVERY: u64 = 500;
 
@@ -38,6 +42,11 @@ pub struct Config {
     pub lang: Lang,
     /// Networking; `None` runs the node without it (local use, tests).
     pub network: Option<crate::network::NetworkConfig>,
+    /// How long the receiving organisation keeps access to a case file after its referral
+    /// closes; then its key is destroyed.
+    pub retention: std::time::Duration,
+    /// How often the node records expired referrals and ends access past retention.
+    pub housekeeping_interval: std::time::Duration,
 }
 
 impl Config {
@@ -48,6 +57,8 @@ impl Config {
             snapshot_every: DEFAULT_SNAPSHOT_EVERY,
             lang: Lang::Fr,
             network: None,
+            retention: std::time::Duration::from_secs(DEFAULT_RETENTION_DAYS * 24 * 3600),
+            housekeeping_interval: std::time::Duration::from_secs(60),
         }
     }
 
@@ -58,6 +69,9 @@ impl Config {
         }
         if let Some(lang) = file.node.lang {
             self.lang = lang;
+        }
+        if let Some(days) = file.referrals.retention_days {
+            self.retention = std::time::Duration::from_secs(days * 24 * 3600);
         }
         self
     }
@@ -152,6 +166,17 @@ pub struct ConfigFile {
     /// Networking.
     #[serde(default)]
     pub network: NetworkSection,
+    /// Referrals and case files.
+    #[serde(default)]
+    pub referrals: ReferralsSection,
+}
+
+/// `[referrals]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferralsSection {
+    /// Days the receiving organisation keeps a case file after its referral closes.
+    pub retention_days: Option<u64>,
 }
 
 /// `[network]`.
@@ -230,6 +255,12 @@ name = {name}
 # Find partner nodes on the same local network by mDNS (multicast). Many office networks
 # block multicast; explicit peers above always work.
 # mdns = true
+
+[referrals]
+# Days a case file received from another organisation stays readable here after its
+# referral closes (completed, declined, failed, withdrawn, expired). Then its key is
+# destroyed. The sending organisation keeps its own copy until it erases it.
+# retention_days = {DEFAULT_RETENTION_DAYS}
 "#
         )
     }

@@ -67,6 +67,15 @@ pub enum Request {
         /// The decision.
         decision: crate::node::Decision,
     },
+    /// A referral request ([`crate::node::ReferralReply`]).
+    Referral {
+        /// What to do.
+        referral: crate::node::ReferralRequest,
+        /// The operator's name as the CLI knows it (`$USER`), for the audit log; the node
+        /// adds the Unix uid of the connecting process.
+        #[serde(default)]
+        operator: Option<String>,
+    },
 }
 
 /// Kinds of error the API returns.
@@ -194,6 +203,10 @@ async fn serve_connection(
     handle: NodeHandle,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
+    let uid = stream
+        .peer_cred()
+        .map(|c| format!("uid {}", c.uid()))
+        .unwrap_or_else(|_| "uid unknown".into());
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     loop {
@@ -205,7 +218,7 @@ async fn serve_connection(
         let response = match line {
             Ok(None) => return Ok(()),
             Ok(Some(line)) => match serde_json::from_slice::<Request>(&line) {
-                Ok(request) => dispatch(&handle, request).await,
+                Ok(request) => dispatch(&handle, request, &uid).await,
                 Err(e) => Response::Error(ApiError {
                     kind: ErrorKind::BadRequest,
                     field: None,
@@ -236,7 +249,7 @@ async fn write_line(
     write.flush().await
 }
 
-async fn dispatch(handle: &NodeHandle, request: Request) -> Response {
+async fn dispatch(handle: &NodeHandle, request: Request, uid: &str) -> Response {
     fn json<T: Serialize>(result: Result<T, NodeError>) -> Response {
         match result {
             Ok(value) => match serde_json::value::to_raw_value(&value) {
@@ -258,6 +271,13 @@ async fn dispatch(handle: &NodeHandle, request: Request) -> Response {
         Request::History { org, limit } => json(handle.history(org, limit).await),
         Request::Membership => json(handle.membership().await),
         Request::Decide { decision } => json(handle.decide(decision).await),
+        Request::Referral { referral, operator } => {
+            let by = match operator {
+                Some(name) => format!("{} ({uid})", name.chars().take(64).collect::<String>()),
+                None => uid.to_owned(),
+            };
+            json(handle.referral(referral, by).await)
+        }
     }
 }
 

@@ -893,9 +893,12 @@ fn plan(
         ),
         Edit::SendReferral { id, referral } => {
             if record.referrals.contains_key(id) {
-                return Err(ValidationError::new("id", format!("referral {id} already exists")).into());
+                return Err(
+                    ValidationError::new("id", format!("referral {id} already exists")).into(),
+                );
             }
-            board::check_sent(owner, id, referral).map_err(|e| ValidationError::new("referral", e))?;
+            board::check_sent(owner, id, referral)
+                .map_err(|e| ValidationError::new("referral", e))?;
             (
                 format!("send referral {id}"),
                 Update::PutReferral(id.clone(), referral.clone()),

@@ -34,11 +34,16 @@ use crate::network::{Network, NetworkStatus};
 use crate::store::{Snapshot, Store, StoreError};
 
 mod decisions;
+mod referrals;
 mod replication;
 
 pub use decisions::{
     Decision, DecisionReceipt, MembershipSummary, MembershipView, RequestView, create_network,
     found_network_locally, join_network,
+};
+pub use referrals::{
+    CaseState, EraseReceipt, ListFilter, Outgoing, ReferralList, ReferralReceipt, ReferralReply,
+    ReferralRequest, ReferralView, SendReferral,
 };
 pub use replication::{MAX_PENDING, Rejection, RemoteOutcome, SyncOffer, SyncServed};
 
@@ -230,9 +235,41 @@ enum Command {
         from: OrgId,
         reply: Reply<String>,
     },
+    Referral {
+        request: ReferralRequest,
+        by: String,
+        reply: Reply<ReferralReply>,
+    },
+    CaseOutbox {
+        reply: Reply<Vec<Outgoing>>,
+    },
+    CaseAnswered {
+        referral: String,
+        erase: bool,
+        from: OrgId,
+        answer: crate::network::protocol::CaseReply,
+        reply: Reply<()>,
+    },
+    CaseMessage {
+        message: crate::network::protocol::CaseMessage,
+        key: OrgId,
+        reply: Reply<crate::network::protocol::CaseReply>,
+    },
+    Housekeeping {
+        reply: Reply<()>,
+    },
     Shutdown {
         reply: oneshot::Sender<()>,
     },
+}
+
+/// What the documents actor hands the network actor.
+#[derive(Debug)]
+pub enum Outbound {
+    /// A new local signed change (encoded) to publish.
+    Change(Vec<u8>),
+    /// Case-file messages were queued: look at the outbox now.
+    CaseFiles,
 }
 
 /// A cloneable handle to a running node.
@@ -369,6 +406,60 @@ impl NodeHandle {
         self.ask(|reply| Command::Decide { decision, reply }).await
     }
 
+    /// A referral request (match, send, move, list, show, erase, report…); `by` names the
+    /// local user asking, for the audit log.
+    pub async fn referral(
+        &self,
+        request: ReferralRequest,
+        by: impl Into<String>,
+    ) -> Result<ReferralReply, NodeError> {
+        let by = by.into();
+        self.ask(|reply| Command::Referral { request, by, reply })
+            .await
+    }
+
+    /// The case-file messages waiting to be sent, sealed for this attempt.
+    pub async fn case_outbox(&self) -> Result<Vec<Outgoing>, NodeError> {
+        self.ask(|reply| Command::CaseOutbox { reply }).await
+    }
+
+    /// The other node answered a case-file message.
+    pub async fn case_answered(
+        &self,
+        referral: String,
+        erase: bool,
+        from: OrgId,
+        answer: crate::network::protocol::CaseReply,
+    ) -> Result<(), NodeError> {
+        self.ask(|reply| Command::CaseAnswered {
+            referral,
+            erase,
+            from,
+            answer,
+            reply,
+        })
+        .await
+    }
+
+    /// A case-file message from the peer whose key is `key`; returns the answer.
+    pub async fn case_message(
+        &self,
+        message: crate::network::protocol::CaseMessage,
+        key: OrgId,
+    ) -> Result<crate::network::protocol::CaseReply, NodeError> {
+        self.ask(|reply| Command::CaseMessage {
+            message,
+            key,
+            reply,
+        })
+        .await
+    }
+
+    /// Runs the periodic referral work now (expiry, retention).
+    pub async fn housekeeping(&self) -> Result<(), NodeError> {
+        self.ask(|reply| Command::Housekeeping { reply }).await
+    }
+
     /// Keeps an admission request a candidate's node sent; returns what to tell it.
     pub async fn admission_received(
         &self,
@@ -439,6 +530,7 @@ pub struct RunningNode {
     handle: NodeHandle,
     stop_control: watch::Sender<bool>,
     control_task: tokio::task::JoinHandle<()>,
+    housekeeping: tokio::task::JoinHandle<()>,
     actor_thread: Option<std::thread::JoinHandle<()>>,
     network: Option<Network>,
     socket: PathBuf,
@@ -459,6 +551,7 @@ impl RunningNode {
     pub async fn shutdown(mut self) -> Result<(), NodeError> {
         let _ = self.stop_control.send(true);
         let _ = (&mut self.control_task).await;
+        self.housekeeping.abort();
         if let Some(network) = self.network.take() {
             network.shutdown().await;
         }
@@ -569,11 +662,28 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
     };
     let (stop_control, stop_rx) = watch::channel(false);
     let control_task = tokio::spawn(crate::control::serve(listener, handle.clone(), stop_rx));
+    let housekeeping = {
+        let handle = handle.clone();
+        let every = config.housekeeping_interval;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match handle.housekeeping().await {
+                    Ok(()) => {}
+                    Err(NodeError::Stopped) => break,
+                    Err(e) => warn!(error = %e, "referral housekeeping failed"),
+                }
+            }
+        })
+    };
     info!(org = %org_id, fingerprint = %org_id.fingerprint(), socket = %socket.display(), "node started");
     Ok(RunningNode {
         handle,
         stop_control,
         control_task,
+        housekeeping,
         actor_thread: Some(actor_thread),
         network,
         socket,
@@ -611,13 +721,16 @@ struct DocumentsActor {
     /// The network document, once this node has created or joined a network.
     network: Option<NetworkDocument>,
     /// New local changes, encoded, for the network to publish (None without networking).
-    outbound: Option<mpsc::Sender<Vec<u8>>>,
+    outbound: Option<mpsc::Sender<Outbound>>,
+    /// Case files held here, their audit log and outbox.
+    vault: crate::referral::vault::Vault,
 }
 
 impl DocumentsActor {
     fn load(config: Config) -> Result<Self, NodeError> {
         let identity = Identity::load(&config.data_dir)?;
         let store = Store::open(&config.store_dir())?;
+        let vault = crate::referral::vault::Vault::open(&store, &config.data_dir)?;
         let started = Instant::now();
         // Two independent halves, one per core: decode and verify every signed change, and
         // load the snapshots into Automerge.
@@ -708,6 +821,7 @@ impl DocumentsActor {
             rejected_by_code: BTreeMap::new(),
             network,
             outbound: None,
+            vault,
         };
         // A crash between a revocation and the cut of the revoked member's documents is
         // finished here.
@@ -786,6 +900,31 @@ impl DocumentsActor {
                 } => {
                     let _ = reply.send(self.handle_admission_received(&request, from));
                 }
+                Command::Referral { request, by, reply } => {
+                    let _ = reply.send(self.handle_referral(request, &by));
+                }
+                Command::CaseOutbox { reply } => {
+                    let _ = reply.send(self.handle_case_outbox());
+                }
+                Command::CaseAnswered {
+                    referral,
+                    erase,
+                    from,
+                    answer,
+                    reply,
+                } => {
+                    let _ = reply.send(self.handle_case_answered(&referral, erase, from, answer));
+                }
+                Command::CaseMessage {
+                    message,
+                    key,
+                    reply,
+                } => {
+                    let _ = reply.send(Ok(self.handle_case_message(message, key)));
+                }
+                Command::Housekeeping { reply } => {
+                    let _ = reply.send(self.handle_housekeeping());
+                }
                 Command::Shutdown { reply } => {
                     self.snapshot_dirty();
                     let _ = reply.send(());
@@ -846,9 +985,18 @@ impl DocumentsActor {
     /// Hands a new local change to the network for gossip.
     fn publish(&self, signed: &SignedChange) {
         if let Some(outbound) = &self.outbound
-            && outbound.try_send(signed.encode()).is_err()
+            && outbound
+                .try_send(Outbound::Change(signed.encode()))
+                .is_err()
         {
             debug!("network busy; the change will reach peers by catch-up");
+        }
+    }
+
+    /// Tells the network that case-file messages are queued (it also looks periodically).
+    fn nudge_network(&self) {
+        if let Some(outbound) = &self.outbound {
+            let _ = outbound.try_send(Outbound::CaseFiles);
         }
     }
 

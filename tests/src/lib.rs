@@ -69,6 +69,7 @@ impl TestNode {
             peers: vec![],
             sync_interval: Duration::from_secs(1),
             mdns: false,
+            ..Default::default()
         });
         node::initialise_device(&config, org).expect("initialise device node");
         Self {
@@ -87,6 +88,7 @@ impl TestNode {
                 peers,
                 sync_interval: Duration::from_secs(1),
                 mdns: false,
+                ..Default::default()
             });
         })
     }

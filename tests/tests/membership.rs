@@ -378,8 +378,8 @@ async fn a_revocation_concurrent_with_an_edit_resolves_identically_on_every_node
         .await
         .expect("apply");
     assert_eq!(
-        outcome.applied, 3,
-        "C's genesis, E1 and E2: C is a member here so far"
+        outcome.applied, 4,
+        "C's genesis, its encryption key, E1 and E2: C is a member here so far"
     );
     let mut reversed = decided.clone();
     reversed.reverse();

@@ -267,6 +267,7 @@ async fn two_nodes_sync_over_quic() {
                 peers,
                 sync_interval: Duration::from_secs(1),
                 mdns: false,
+                ..Default::default()
             });
         }
     };
@@ -316,6 +317,7 @@ async fn a_dropped_peer_is_redialled_and_catches_up() {
             peers: vec![],
             sync_interval: Duration::from_secs(1),
             mdns: false,
+            ..Default::default()
         });
     });
     let mut spoke = TestNode::init_networked("ONG de terrain", vec![address]);

@@ -13,6 +13,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 mod hostile;
 mod membership;
+mod referrals;
 mod sync;
 
 pub(crate) fn service(name: &str, region: &str) -> Box<Service> {
@@ -58,7 +59,7 @@ async fn organisations_each_write_their_own_signed_document() {
         let status = node.handle().status().await.expect("status");
         assert_eq!(status.org_name, node.name);
         assert_eq!(status.documents.len(), 1);
-        assert_eq!(status.documents[0].changes, 4);
+        assert_eq!(status.documents[0].changes, 5);
         assert_eq!(status.documents[0].heads.len(), 1);
         ids.push(status.org_id.clone());
         let hits = node
@@ -109,11 +110,11 @@ async fn restart_resumes_from_snapshots_and_changes() {
         .expect("edit");
     node.restart().await;
     let history = node.handle().history(None, 100).await.expect("history");
-    assert_eq!(history.len(), 12);
+    assert_eq!(history.len(), 13);
     let authors: std::collections::HashSet<_> = history.iter().map(|h| &h.author).collect();
     assert_eq!(authors.len(), 1);
     let seqs: Vec<u64> = history.iter().rev().map(|h| h.seq).collect();
-    assert_eq!(seqs, (1..=12).collect::<Vec<_>>());
+    assert_eq!(seqs, (1..=13).collect::<Vec<_>>());
     node.stop().await;
 }
 
@@ -234,6 +235,6 @@ async fn control_api_refuses_hostile_input_and_keeps_serving() {
     })
     .await;
     let status: StatusReport = client.call(&Request::Status).await.expect("status");
-    assert_eq!(status.documents[0].changes, 2);
+    assert_eq!(status.documents[0].changes, 3);
     node.stop().await;
 }

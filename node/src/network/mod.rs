@@ -41,11 +41,13 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
 use crate::identity::{OrgId, SigningSecret};
-use crate::node::{NodeError, NodeHandle, Rejection, RemoteOutcome, SyncOffer, SyncServed};
+use crate::node::{
+    NodeError, NodeHandle, Outbound, Outgoing, Rejection, RemoteOutcome, SyncOffer, SyncServed,
+};
 use protocol::{
-    ADMISSION_PROTOCOL, AdmissionMessage, AdmissionReply, IDENTIFY_PROTOCOL, MAX_ADMISSION_BYTES,
-    MAX_GOSSIP_BYTES, MAX_SYNC_DOCUMENTS, MAX_SYNC_REQUEST_BYTES, MAX_SYNC_RESPONSE_BYTES,
-    SYNC_PROTOCOL, SyncRequest, SyncResponse,
+    ADMISSION_PROTOCOL, AdmissionMessage, AdmissionReply, CASE_PROTOCOL, CaseMessage, CaseReply,
+    IDENTIFY_PROTOCOL, MAX_ADMISSION_BYTES, MAX_CASE_BYTES, MAX_GOSSIP_BYTES, MAX_SYNC_DOCUMENTS,
+    MAX_SYNC_REQUEST_BYTES, MAX_SYNC_RESPONSE_BYTES, SYNC_PROTOCOL, SyncRequest, SyncResponse,
 };
 
 /// Most established connections in all.
@@ -75,7 +77,13 @@ pub struct NetworkConfig {
     pub sync_interval: Duration,
     /// Find peers on the local network by mDNS (multicast; off unless asked for).
     pub mdns: bool,
+    /// For tests and diagnostics: every application payload received (gossip messages,
+    /// catch-up changes, admission requests, case-file messages) is appended here.
+    pub record_inbound: Option<InboundRecord>,
 }
+
+/// Where [`NetworkConfig::record_inbound`] keeps what was received.
+pub type InboundRecord = std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>;
 
 impl Default for NetworkConfig {
     fn default() -> Self {
@@ -84,6 +92,7 @@ impl Default for NetworkConfig {
             peers: Vec::new(),
             sync_interval: Duration::from_secs(30),
             mdns: false,
+            record_inbound: None,
         }
     }
 }
@@ -137,6 +146,7 @@ struct Behaviour {
     admission: request_response::Behaviour<
         request_response::cbor::codec::Codec<AdmissionMessage, AdmissionReply>,
     >,
+    case: request_response::Behaviour<request_response::cbor::codec::Codec<CaseMessage, CaseReply>>,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
 }
@@ -166,6 +176,15 @@ enum TaskResult {
         message_id: gossipsub::MessageId,
         outcome: Result<RemoteOutcome, NodeError>,
     },
+    CaseOutbox {
+        outgoing: Result<Vec<Outgoing>, NodeError>,
+    },
+    CaseServed {
+        peer: PeerId,
+        channel: ResponseChannel<CaseReply>,
+        reply: Result<CaseReply, NodeError>,
+    },
+    CaseRecorded,
 }
 
 struct DialTarget {
@@ -273,6 +292,13 @@ fn build_swarm(
                 [(ADMISSION_PROTOCOL, ProtocolSupport::Full)],
                 request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
             );
+            let case = request_response::Behaviour::with_codec(
+                request_response::cbor::codec::Codec::default()
+                    .set_request_size_maximum(MAX_CASE_BYTES)
+                    .set_response_size_maximum(MAX_ADMISSION_BYTES),
+                [(CASE_PROTOCOL, ProtocolSupport::Full)],
+                request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
+            );
             let mdns = if use_mdns {
                 Some(mdns::tokio::Behaviour::new(
                     mdns::Config::default(),
@@ -292,6 +318,7 @@ fn build_swarm(
                 gossipsub,
                 sync,
                 admission,
+                case,
                 identify: identify::Behaviour::new(identify::Config::new(
                     IDENTIFY_PROTOCOL.into(),
                     keypair.public(),
@@ -312,7 +339,7 @@ pub async fn spawn(
     config: NetworkConfig,
     network: Option<String>,
     handle: NodeHandle,
-    outbound: mpsc::Receiver<Vec<u8>>,
+    outbound: mpsc::Receiver<Outbound>,
     status: watch::Sender<NetworkStatus>,
 ) -> Result<Network, NodeError> {
     let topic = gossipsub::IdentTopic::new(protocol::changes_topic(network.as_deref()));
@@ -355,6 +382,9 @@ pub async fn spawn(
         sync_bytes_received: 0,
         sync_bytes_sent: 0,
         gossip_bytes_received: 0,
+        case_in_flight: HashMap::new(),
+        case_outbox_asked: false,
+        known_addresses: HashMap::new(),
     };
     let task = tokio::spawn(actor.run(outbound, results_rx, stop_rx));
     Ok(Network { stop, task })
@@ -379,12 +409,18 @@ struct NetworkActor {
     sync_bytes_received: u64,
     sync_bytes_sent: u64,
     gossip_bytes_received: u64,
+    /// Case-file messages sent and not answered yet: (referral, erase) → request.
+    case_in_flight: HashMap<request_response::OutboundRequestId, (String, bool, OrgId)>,
+    /// A look at the outbox is in flight.
+    case_outbox_asked: bool,
+    /// Addresses peers said they listen on (identify), to reach them for case files.
+    known_addresses: HashMap<PeerId, Vec<Multiaddr>>,
 }
 
 impl NetworkActor {
     async fn run(
         mut self,
-        mut outbound: mpsc::Receiver<Vec<u8>>,
+        mut outbound: mpsc::Receiver<Outbound>,
         mut results: mpsc::Receiver<TaskResult>,
         mut stop: watch::Receiver<bool>,
     ) {
@@ -397,7 +433,10 @@ impl NetworkActor {
             tokio::select! {
                 biased;
                 _ = stop.changed() => break,
-                Some(change) = outbound.recv() => self.handle_local_change(change),
+                Some(out) = outbound.recv() => match out {
+                    Outbound::Change(change) => self.handle_local_change(change),
+                    Outbound::CaseFiles => self.flush_case_outbox(),
+                },
                 Some(result) = results.recv() => self.handle_result(result),
                 event = self.swarm.select_next_some() => self.handle_swarm_event(event),
                 _ = dial_tick.tick() => self.handle_dial_tick(),
@@ -452,6 +491,113 @@ impl NetworkActor {
                 offer: handle.sync_offer().await,
             }
         });
+    }
+
+    fn record_inbound(&self, bytes: &[u8]) {
+        if let Some(record) = &self.config.record_inbound
+            && let Ok(mut record) = record.lock()
+        {
+            record.push(bytes.to_vec());
+        }
+    }
+
+    /// Asks the documents actor for the case-file messages to send (one look at a time).
+    fn flush_case_outbox(&mut self) {
+        if self.case_outbox_asked {
+            return;
+        }
+        self.case_outbox_asked = true;
+        let handle = self.handle.clone();
+        self.spawn_task(async move {
+            TaskResult::CaseOutbox {
+                outgoing: handle.case_outbox().await,
+            }
+        });
+    }
+
+    fn send_case_messages(&mut self, outgoing: Vec<Outgoing>) {
+        for Outgoing { to, message } in outgoing {
+            let (referral, erase) = match &message {
+                CaseMessage::Deliver { referral, .. } => (referral.clone(), false),
+                CaseMessage::Erase { referral } => (referral.clone(), true),
+            };
+            if self
+                .case_in_flight
+                .values()
+                .any(|(r, e, _)| *r == referral && *e == erase)
+            {
+                continue;
+            }
+            let peer = to.peer_id();
+            if self.swarm.is_connected(&peer) {
+                let request = self.swarm.behaviour_mut().case.send_request(&peer, message);
+                self.case_in_flight.insert(request, (referral, erase, to));
+            } else if let Some(addresses) = self.known_addresses.get(&peer).cloned() {
+                // Not connected: dial it on the addresses it announced; the message goes
+                // once connected.
+                let opts = DialOpts::peer_id(peer)
+                    .condition(libp2p::swarm::dial_opts::PeerCondition::DisconnectedAndNotDialing)
+                    .addresses(addresses)
+                    .build();
+                if let Err(e) = self.swarm.dial(opts) {
+                    debug!(peer = %peer, error = %e, "could not dial for a case file");
+                }
+            } else {
+                debug!(%referral, to = %to, "case-file message waits for its receiver to connect");
+            }
+        }
+    }
+
+    fn handle_case_event(&mut self, event: request_response::Event<CaseMessage, CaseReply>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    if self.config.record_inbound.is_some() {
+                        self.record_inbound(&serde_json::to_vec(&request).unwrap_or_default());
+                    }
+                    let Some(key) = OrgId::from_peer_id(&peer) else {
+                        return;
+                    };
+                    let handle = self.handle.clone();
+                    self.spawn_task(async move {
+                        TaskResult::CaseServed {
+                            peer,
+                            channel,
+                            reply: handle.case_message(request, key).await,
+                        }
+                    });
+                }
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    if let Some((referral, erase, to)) = self.case_in_flight.remove(&request_id) {
+                        debug!(%referral, erase, done = response.done, message = %response.message, "case-file message answered");
+                        let handle = self.handle.clone();
+                        self.spawn_task(async move {
+                            if let Err(e) =
+                                handle.case_answered(referral, erase, to, response).await
+                            {
+                                warn!(error = %e, "could not record a case-file answer");
+                            }
+                            TaskResult::CaseRecorded
+                        });
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                debug!(peer = %peer, error = %error, "case-file message not delivered; retried later");
+                self.case_in_flight.remove(&request_id);
+            }
+            _ => {}
+        }
     }
 
     fn penalise(&mut self, peer: PeerId, reasons: &[Rejection]) {
@@ -596,6 +742,33 @@ impl NetworkActor {
                 }
                 self.publish_status();
             }
+            TaskResult::CaseOutbox { outgoing } => {
+                self.case_outbox_asked = false;
+                match outgoing {
+                    Ok(outgoing) => self.send_case_messages(outgoing),
+                    Err(e) => warn!(error = %e, "could not read the case-file outbox"),
+                }
+            }
+            TaskResult::CaseServed {
+                peer,
+                channel,
+                reply,
+            } => {
+                let reply = reply.unwrap_or_else(|e| CaseReply {
+                    done: false,
+                    accepted: false,
+                    message: e.to_string(),
+                });
+                if !reply.accepted {
+                    warn!(peer = %peer, message = %reply.message, "case-file message refused");
+                }
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .case
+                    .send_response(channel, reply);
+            }
+            TaskResult::CaseRecorded => {}
             TaskResult::Validated {
                 source,
                 message_id,
@@ -666,6 +839,7 @@ impl NetworkActor {
                 if num_established.get() == 1 {
                     info!(peer = %peer_id, "connected");
                     self.start_sync(peer_id);
+                    self.flush_case_outbox();
                 }
                 self.publish_status();
             }
@@ -717,6 +891,7 @@ impl NetworkActor {
             SwarmEvent::Behaviour(BehaviourEvent::Admission(event)) => {
                 self.handle_admission_event(event)
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Case(event)) => self.handle_case_event(event),
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
                 // Found peers become dial targets like configured ones (redialled with
                 // back-off) until mDNS says they expired.
@@ -747,6 +922,22 @@ impl NetworkActor {
                 ..
             })) => {
                 debug!(peer = %peer_id, agent = %info.agent_version, "identified");
+                let reachable: Vec<Multiaddr> = info
+                    .listen_addrs
+                    .into_iter()
+                    .filter(|a| {
+                        !a.iter().any(|p| {
+                            matches!(p, libp2p::multiaddr::Protocol::Ip4(ip) if ip.is_unspecified())
+                        })
+                    })
+                    .take(8)
+                    .collect();
+                if !reachable.is_empty() {
+                    if self.known_addresses.len() >= MAX_CONNECTIONS as usize * 4 {
+                        self.known_addresses.clear();
+                    }
+                    self.known_addresses.insert(peer_id, reachable);
+                }
             }
             _ => {}
         }
@@ -759,6 +950,7 @@ impl NetworkActor {
         message: gossipsub::Message,
     ) {
         self.gossip_bytes_received += message.data.len() as u64;
+        self.record_inbound(&message.data);
         let handle = self.handle.clone();
         self.spawn_task(async move {
             TaskResult::Validated {
@@ -799,6 +991,9 @@ impl NetworkActor {
                 request_response::Message::Response { response, .. } => {
                     self.sync_bytes_received +=
                         response.changes.iter().map(|c| c.len() as u64).sum::<u64>();
+                    for change in &response.changes {
+                        self.record_inbound(change);
+                    }
                     self.publish_status();
                     let handle = self.handle.clone();
                     let more = response.more;
@@ -834,6 +1029,7 @@ impl NetworkActor {
                 request_response::Message::Request {
                     request, channel, ..
                 } => {
+                    self.record_inbound(&request.request);
                     let Some(from) = OrgId::from_peer_id(&peer) else {
                         return;
                     };
@@ -883,6 +1079,7 @@ impl NetworkActor {
 
     fn handle_sync_tick(&mut self) {
         self.sync_all();
+        self.flush_case_outbox();
         self.publish_status();
     }
 

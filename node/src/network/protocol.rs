@@ -83,3 +83,40 @@ pub struct AdmissionReply {
     /// Why not, or what happens next.
     pub message: String,
 }
+
+/// The request-response protocol by which case files (and requests to erase them) go from
+/// one organisation's node to the other's, point to point (CBOR messages).
+pub const CASE_PROTOCOL: StreamProtocol = StreamProtocol::new("/passerelle/case-file/1");
+/// Largest case-file message.
+pub const MAX_CASE_BYTES: u64 = 96 * 1024;
+
+/// A message about a case file, from one party of a referral to the other.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CaseMessage {
+    /// The case file, sealed to the receiving organisation's X25519 key.
+    Deliver {
+        /// The referral id.
+        referral: String,
+        /// The sending organisation (must be the peer, or a device of it).
+        sender: crate::identity::OrgId,
+        /// The sealed payload.
+        sealed: crate::referral::casefile::Sealed,
+    },
+    /// "Erase your copy": destroy its key and ciphertext.
+    Erase {
+        /// The referral id.
+        referral: String,
+    },
+}
+
+/// The answer to a [`CaseMessage`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseReply {
+    /// True when the sender should stop retrying (stored, erased, or refused for good).
+    pub done: bool,
+    /// True when it was taken (stored or erased).
+    pub accepted: bool,
+    /// What happened, in words.
+    pub message: String,
+}

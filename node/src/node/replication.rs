@@ -620,9 +620,17 @@ impl DocumentsActor {
             match document.apply_verified(&ready) {
                 Ok(()) => applied.push((owner, ready)),
                 Err(e) => {
+                    // A change that breaks the referral rules (a forged or illegal move) is
+                    // told apart from one Automerge cannot apply.
+                    let code = match &e {
+                        crate::document::DocumentError::IllegalReferral { .. } => {
+                            "illegal_referral"
+                        }
+                        _ => "does_not_apply",
+                    };
                     for change in &ready {
                         outcome.reject(
-                            "does_not_apply",
+                            code,
                             format!("change {} does not apply: {e}", change.hash()),
                         );
                     }

@@ -168,7 +168,10 @@ pub struct Proposal {
 /// True for a well-formed referral id: `ref-` and 24 lower-case hex digits.
 pub fn is_referral_id(id: &str) -> bool {
     id.strip_prefix("ref-").is_some_and(|hex| {
-        hex.len() == 24 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        hex.len() == 24
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     })
 }
 
@@ -228,7 +231,8 @@ pub fn check_sent(sender: &OrgId, id: &str, referral: &SentReferral) -> Result<(
     {
         return fail("the deadline must be after creation and within a year".into());
     }
-    if referral.commitment.len() != 64 || !referral.commitment.bytes().all(|b| b.is_ascii_hexdigit())
+    if referral.commitment.len() != 64
+        || !referral.commitment.bytes().all(|b| b.is_ascii_hexdigit())
     {
         return fail("the case-file commitment is not 64 hex digits".into());
     }
@@ -457,12 +461,17 @@ fn apply(entry: &mut BoardEntry, by: Role, m: &MoveRecord) {
 
 /// The whole board from every organisation record held: one entry per referral, newest
 /// first.
-pub fn board<'a>(records: impl IntoIterator<Item = (OrgId, &'a OrganisationRecord)>) -> Vec<BoardEntry> {
+pub fn board<'a>(
+    records: impl IntoIterator<Item = (OrgId, &'a OrganisationRecord)>,
+) -> Vec<BoardEntry> {
     let records: BTreeMap<OrgId, &OrganisationRecord> = records.into_iter().collect();
     let mut proposals: BTreeMap<&str, Vec<(OrgId, &Proposal)>> = BTreeMap::new();
     for (org, record) in &records {
         for (id, proposal) in &record.proposals {
-            proposals.entry(id.as_str()).or_default().push((*org, proposal));
+            proposals
+                .entry(id.as_str())
+                .or_default()
+                .push((*org, proposal));
         }
     }
     let mut entries: Vec<BoardEntry> = records
@@ -496,7 +505,9 @@ mod tests {
     use crate::identity::SigningSecret;
 
     fn org() -> OrgId {
-        SigningSecret::generate().map(|s| s.org_id()).unwrap_or_else(|e| panic!("{e}"))
+        SigningSecret::generate()
+            .map(|s| s.org_id())
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     const ID: &str = "ref-0123456789abcdef01234567";
@@ -536,7 +547,11 @@ mod tests {
         referral
             .moves
             .push(mv(Move::Accept, Status::Pending, 200, 0));
-        assert!(check_sent(&a, ID, &referral).unwrap_err().contains("receiving"));
+        assert!(
+            check_sent(&a, ID, &referral)
+                .unwrap_err()
+                .contains("receiving")
+        );
         // The receiver cannot withdraw, nor go from pending to completed.
         let answer = Answer {
             sender: a,
@@ -561,10 +576,16 @@ mod tests {
                 0,
             )],
         };
-        assert!(check_answer(&b, ID, &answer).unwrap_err().contains("pending cannot become completed"));
+        assert!(
+            check_answer(&b, ID, &answer)
+                .unwrap_err()
+                .contains("pending cannot become completed")
+        );
         // An expiry before the deadline.
         let mut referral = sent(b);
-        referral.moves.push(mv(Move::Expire, Status::Pending, 500, 0));
+        referral
+            .moves
+            .push(mv(Move::Expire, Status::Pending, 500, 0));
         assert!(check_sent(&a, ID, &referral).is_err());
         referral.moves[0].at = 1_001;
         check_sent(&a, ID, &referral).unwrap();
@@ -573,7 +594,11 @@ mod tests {
         assert!(check_sent(&a, "ref-1", &sent(b)).is_err());
         let mut referral = sent(b);
         referral.category = "housing".into();
-        assert!(check_sent(&a, ID, &referral).unwrap_err().contains("social"));
+        assert!(
+            check_sent(&a, ID, &referral)
+                .unwrap_err()
+                .contains("social")
+        );
     }
 
     #[test]
@@ -606,7 +631,10 @@ mod tests {
             sender: org(),
             moves: answer.moves.clone(),
         };
-        assert_eq!(fold(ID, a, &referral, Some(&stranger), Vec::new()).status, Status::Pending);
+        assert_eq!(
+            fold(ID, a, &referral, Some(&stranger), Vec::new()).status,
+            Status::Pending
+        );
     }
 
     #[test]
@@ -685,7 +713,12 @@ mod tests {
         let entry = fold(ID, a, &referral, None, vec![(b, &pb), (c, &pc)]);
         assert_eq!(entry.receiver, Some(c));
         assert_eq!(
-            entry.proposals.iter().filter(|p| p.chosen).map(|p| p.org).collect::<Vec<_>>(),
+            entry
+                .proposals
+                .iter()
+                .filter(|p| p.chosen)
+                .map(|p| p.org)
+                .collect::<Vec<_>>(),
             vec![c]
         );
     }

@@ -100,7 +100,10 @@ impl CaseFile {
     /// Checks a case file as entered: a name, a plausible age, short fields.
     pub fn validate(&self, this_year: i32) -> Result<(), ValidationError> {
         if self.name.trim().is_empty() {
-            return Err(ValidationError::new("name", "the person's name is required"));
+            return Err(ValidationError::new(
+                "name",
+                "the person's name is required",
+            ));
         }
         check_text("name", &self.name, 200)?;
         if let Some(sex) = &self.sex
@@ -242,8 +245,14 @@ pub enum ConsentRecord {
 }
 
 impl ConsentRecord {
-    /// Checks that it allows sending a case file to `receiver` for `service` at `now`.
-    pub fn allows(&self, receiver: &OrgId, service: &str, now: i64) -> Result<(), ValidationError> {
+    /// Checks that it allows sending a case file to `receiver` for `service` at `now`
+    /// (`None`: not known yet, as for an open referral before it is assigned).
+    pub fn allows(
+        &self,
+        receiver: Option<&OrgId>,
+        service: Option<&str>,
+        now: i64,
+    ) -> Result<(), ValidationError> {
         match self {
             Self::Override { reason, .. } => {
                 if reason.trim().chars().count() < 10 {
@@ -262,15 +271,22 @@ impl ConsentRecord {
                     ));
                 }
                 if consent.expires_at.is_some_and(|e| e <= now) {
-                    return Err(ValidationError::new("consent_expiry", "the consent has expired"));
+                    return Err(ValidationError::new(
+                        "consent_expiry",
+                        "the consent has expired",
+                    ));
                 }
-                if consent.organisation.is_some_and(|o| &o != receiver) {
+                if let (Some(named), Some(receiver)) = (&consent.organisation, receiver)
+                    && named != receiver
+                {
                     return Err(ValidationError::new(
                         "consent_organisation",
                         "the consent names another organisation than the receiver",
                     ));
                 }
-                if consent.service.as_deref().is_some_and(|s| s != service) {
+                if let (Some(named), Some(service)) = (consent.service.as_deref(), service)
+                    && named != service
+                {
                     return Err(ValidationError::new(
                         "consent_service",
                         "the consent names another service than the referral's",
@@ -401,7 +417,11 @@ fn associated_data(referral: &str, sender: &OrgId, receiver: &OrgId) -> Vec<u8> 
     aad
 }
 
-fn derive_key(shared: &[u8; 32], ephemeral: &[u8; 32], recipient: &[u8; 32]) -> Zeroizing<[u8; 32]> {
+fn derive_key(
+    shared: &[u8; 32],
+    ephemeral: &[u8; 32],
+    recipient: &[u8; 32],
+) -> Zeroizing<[u8; 32]> {
     let mut salt = [0u8; 64];
     salt[..32].copy_from_slice(ephemeral);
     salt[32..].copy_from_slice(recipient);
@@ -530,7 +550,15 @@ mod tests {
         assert_eq!(opened, p);
         assert_eq!(opened.commitment(), p.commitment());
         assert!(open(&sealed, &third, &p.referral, &sender.org_id()).is_err());
-        assert!(open(&sealed, &receiver, "ref-ffffffffffffffffffffffff", &sender.org_id()).is_err());
+        assert!(
+            open(
+                &sealed,
+                &receiver,
+                "ref-ffffffffffffffffffffffff",
+                &sender.org_id()
+            )
+            .is_err()
+        );
         let mut tampered = sealed.clone();
         tampered.ciphertext[3] ^= 1;
         assert!(matches!(
@@ -550,18 +578,31 @@ mod tests {
         b.receiver = sender;
         b.content.salt = a.content.salt.clone();
         assert_eq!(a.commitment(), b.commitment());
-        a.content.consent.allows(&receiver, "svc-1", 200).unwrap();
-        assert!(a.content.consent.allows(&sender, "svc-1", 200).is_err());
+        a.content
+            .consent
+            .allows(Some(&receiver), Some("svc-1"), 200)
+            .unwrap();
+        assert!(
+            a.content
+                .consent
+                .allows(Some(&sender), Some("svc-1"), 200)
+                .is_err()
+        );
         let short = ConsentRecord::Override {
             reason: "urgent".into(),
             at: 1,
         };
-        assert!(short.allows(&receiver, "svc-1", 200).is_err());
+        assert!(short.allows(Some(&receiver), None, 200).is_err());
         let minimised = a.content.case_file.minimise(&["needs".into()]);
         assert!(minimised.name.is_empty() && minimised.phone.is_none());
         assert_eq!(minimised.needs, a.content.case_file.needs);
         let mut bad = a.content.case_file.clone();
         bad.sex = Some("f".into());
-        assert!(bad.validate(2026).unwrap_err().to_string().contains("female"));
+        assert!(
+            bad.validate(2026)
+                .unwrap_err()
+                .to_string()
+                .contains("female")
+        );
     }
 }

@@ -126,8 +126,14 @@ pub fn rank<'a>(
     }
     found.sort_by(|a, b| {
         b.score.cmp(&a.score).then_with(|| {
-            (directory::fold(&a.hit.org_name), directory::fold(&a.hit.service.name))
-                .cmp(&(directory::fold(&b.hit.org_name), directory::fold(&b.hit.service.name)))
+            (
+                directory::fold(&a.hit.org_name),
+                directory::fold(&a.hit.service.name),
+            )
+                .cmp(&(
+                    directory::fold(&b.hit.org_name),
+                    directory::fold(&b.hit.service.name),
+                ))
         })
     });
     found

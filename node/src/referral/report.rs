@@ -50,7 +50,7 @@ fn median(mut values: Vec<i64>) -> Option<i64> {
     }
     values.sort_unstable();
     let middle = values.len() / 2;
-    Some(if values.len() % 2 == 0 {
+    Some(if values.len().is_multiple_of(2) {
         (values[middle - 1] + values[middle]) / 2
     } else {
         values[middle]
@@ -63,13 +63,29 @@ pub fn report(entries: &[BoardEntry], names: &BTreeMap<OrgId, String>, now: i64)
     let mut report = Report::default();
     let mut response_times = Vec::new();
     let (mut due, mut on_time, mut ended, mut completed) = (0u64, 0u64, 0u64, 0u64);
-    for entry in entries.iter().filter(|e| e.status != Status::EnteredInError) {
+    for entry in entries
+        .iter()
+        .filter(|e| e.status != Status::EnteredInError)
+    {
         report.total += 1;
-        *report.by_status.entry(entry.status.code().into()).or_default() += 1;
-        *report.by_dimension.entry(entry.dimension.code().into()).or_default() += 1;
-        *report.by_category.entry(entry.category.clone()).or_default() += 1;
+        *report
+            .by_status
+            .entry(entry.status.code().into())
+            .or_default() += 1;
+        *report
+            .by_dimension
+            .entry(entry.dimension.code().into())
+            .or_default() += 1;
+        *report
+            .by_category
+            .entry(entry.category.clone())
+            .or_default() += 1;
         *report.by_region.entry(entry.region.clone()).or_default() += 1;
-        report.by_organisation.entry(name(&entry.sender)).or_default().sent += 1;
+        report
+            .by_organisation
+            .entry(name(&entry.sender))
+            .or_default()
+            .sent += 1;
         if let Some(receiver) = &entry.receiver {
             let counts = report.by_organisation.entry(name(receiver)).or_default();
             counts.received += 1;

@@ -170,11 +170,10 @@ impl Vault {
         let mut key = Zeroizing::new([0u8; 32]);
         let mut nonce = [0u8; 12];
         for buffer in [key.as_mut_slice(), nonce.as_mut_slice()] {
-            getrandom::fill(buffer)
-                .map_err(|e| VaultError::Io {
-                    context: "drawing a case-file key".into(),
-                    source: std::io::Error::other(e.to_string()),
-                })?;
+            getrandom::fill(buffer).map_err(|e| VaultError::Io {
+                context: "drawing a case-file key".into(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
         }
         let plaintext = Zeroizing::new(
             serde_json::to_vec(&case.content).map_err(|_| VaultError::Damaged(referral.into()))?,
@@ -202,7 +201,8 @@ impl Vault {
             stored_at: case.stored_at,
             sealed: hex(&sealed),
         };
-        let value = serde_json::to_vec(&record).map_err(|_| VaultError::Damaged(referral.into()))?;
+        let value =
+            serde_json::to_vec(&record).map_err(|_| VaultError::Damaged(referral.into()))?;
         self.files.insert(referral.as_bytes(), value)?;
         self.db.flush()?;
         Ok(())
@@ -357,8 +357,7 @@ impl Vault {
         for item in self.outbox.iter() {
             let (_, value) = item?;
             entries.push(
-                serde_json::from_slice(&value)
-                    .map_err(|_| VaultError::Damaged("outbox".into()))?,
+                serde_json::from_slice(&value).map_err(|_| VaultError::Damaged("outbox".into()))?,
             );
         }
         Ok(entries)
@@ -401,7 +400,10 @@ mod tests {
         // The key gone, the ciphertext alone opens nothing.
         let saved = fs::read(&key).unwrap();
         fs::write(&key, [7u8; 32]).unwrap();
-        assert!(matches!(vault.read(referral), Err(VaultError::Unreadable(_))));
+        assert!(matches!(
+            vault.read(referral),
+            Err(VaultError::Unreadable(_))
+        ));
         fs::write(&key, saved).unwrap();
         assert!(vault.erase(referral, 9).unwrap());
         assert!(!key.exists());
@@ -414,7 +416,10 @@ mod tests {
             let bytes = fs::read(&entry).unwrap();
             found |= bytes.windows(5).any(|w| w == b"Nkodo");
         }
-        assert!(!found, "the name was found in plain text in the data folder");
+        assert!(
+            !found,
+            "the name was found in plain text in the data folder"
+        );
     }
 
     fn walk(dir: &Path) -> Vec<PathBuf> {

@@ -1,0 +1,1148 @@
+//! The documents actor's referral work: sending (consent, case file, board entry),
+//! moving, open referrals, reading and erasing case files, the delivery outbox, and the
+//! periodic housekeeping (expiry of unanswered referrals, end of the receiver's access).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use super::{DocumentsActor, NodeError};
+use crate::document::Edit;
+use crate::identity::OrgId;
+use crate::model::{ServiceStatus, ValidationError};
+use crate::network::protocol::{CaseMessage, CaseReply};
+use crate::reference::taxonomy;
+use crate::referral::board::{
+    self, Assignment, BoardEntry, MoveRecord, Priority, Proposal, SentReferral,
+};
+use crate::referral::casefile::{self, CaseContent, CaseFile, ConsentRecord, Payload};
+use crate::referral::lifecycle::{Move, Role, Status};
+use crate::referral::matching::{self, MatchQuery, ServiceMatch};
+use crate::referral::report::{self, Report};
+use crate::referral::vault::{AuditEntry, HeldCase, OutboxEntry, OutboxKind, Side, VaultError};
+
+impl From<VaultError> for NodeError {
+    fn from(e: VaultError) -> Self {
+        NodeError::Io {
+            context: "the case-file vault".into(),
+            source: std::io::Error::other(e.to_string()),
+        }
+    }
+}
+
+/// What `passerelle referral send` asks for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendReferral {
+    /// The receiving organisation (a direct referral), with `service`.
+    #[serde(default)]
+    pub to: Option<OrgId>,
+    /// The receiver's service id.
+    #[serde(default)]
+    pub service: Option<String>,
+    /// The category asked for: required for an open referral; for a direct one, defaults
+    /// to the service's first category.
+    #[serde(default)]
+    pub category: Option<String>,
+    /// Region P-code where the person is.
+    pub region: String,
+    /// Routine or urgent.
+    pub priority: Priority,
+    /// Seconds the receiver has to answer.
+    pub respond_within: i64,
+    /// The case file.
+    pub case_file: CaseFile,
+    /// Consent, or the override and its reason.
+    pub consent: ConsentRecord,
+}
+
+/// Which referrals `referral list` shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListFilter {
+    /// Only those received by this organisation.
+    #[serde(default)]
+    pub incoming: bool,
+    /// Only those sent by this organisation.
+    #[serde(default)]
+    pub outgoing: bool,
+    /// Only those with this status.
+    #[serde(default)]
+    pub status: Option<Status>,
+    /// Only pending referrals past their deadline.
+    #[serde(default)]
+    pub overdue: bool,
+    /// Only open referrals this organisation could take (it offers the category in the
+    /// region) and that are not assigned yet.
+    #[serde(default)]
+    pub open: bool,
+}
+
+/// A request about referrals (the control API's `referral` request).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ReferralRequest {
+    /// Services ranked for needs.
+    Match {
+        /// The needs and constraints.
+        query: MatchQuery,
+    },
+    /// Send a referral with its case file.
+    Send {
+        /// What to send.
+        send: Box<SendReferral>,
+    },
+    /// Move a referral.
+    Move {
+        /// The referral.
+        id: String,
+        /// The move.
+        action: Move,
+    },
+    /// Offer a service for an open referral.
+    Propose {
+        /// The referral.
+        id: String,
+        /// This organisation's service.
+        service: String,
+    },
+    /// Give an open referral to one of the organisations that proposed.
+    Assign {
+        /// The referral.
+        id: String,
+        /// The organisation chosen.
+        org: OrgId,
+    },
+    /// The board.
+    List {
+        /// Which referrals.
+        filter: ListFilter,
+    },
+    /// One referral, with its case file where this node may read it.
+    Show {
+        /// The referral.
+        id: String,
+    },
+    /// Erase a referral's case file here and ask the other node to erase it.
+    Erase {
+        /// The referral.
+        id: String,
+    },
+    /// The local audit log of case files.
+    Audit {
+        /// One referral's entries only.
+        #[serde(default)]
+        id: Option<String>,
+    },
+    /// Aggregate figures.
+    Report,
+}
+
+/// What a send or move did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReferralReceipt {
+    /// The referral id.
+    pub id: String,
+    /// Its status now, on this node's board.
+    pub status: Status,
+    /// The signed change recorded (hex hash).
+    pub change: String,
+    /// What happens next, in words.
+    pub note: String,
+}
+
+/// Where a case file stands on this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseState {
+    /// Held and readable here.
+    Held,
+    /// Not arrived yet (the sender's node retries until it is delivered).
+    NotReceived,
+    /// Erased here.
+    Erased,
+    /// The receiver's access ended (retention period after closing); erased.
+    RetentionExpired,
+    /// This organisation is not a party to the referral: never sent here.
+    NotAParty,
+}
+
+/// A referral as `referral show` prints it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReferralView {
+    /// The board entry.
+    pub entry: BoardEntry,
+    /// Names of the organisations involved.
+    pub names: BTreeMap<OrgId, String>,
+    /// Where the case file stands here.
+    pub case_state: CaseState,
+    /// The case file, consent and salt, when held and readable here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case: Option<HeldCase>,
+    /// True if the case file matches the board's commitment (None: nothing to compare).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intact: Option<bool>,
+    /// The case file's delivery is still queued on this node.
+    pub delivery_pending: bool,
+}
+
+/// The board as `referral list` prints it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReferralList {
+    /// The entries, newest first.
+    pub entries: Vec<BoardEntry>,
+    /// Names of the organisations involved.
+    pub names: BTreeMap<OrgId, String>,
+    /// This node's organisation.
+    pub own: OrgId,
+    /// The time the list was made (for "overdue").
+    pub now: i64,
+}
+
+/// What `referral erase` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EraseReceipt {
+    /// The referral.
+    pub id: String,
+    /// True if a case file was held here.
+    pub erased_here: bool,
+    /// The organisation asked to erase its copy (queued until it acknowledges).
+    pub asked: Option<OrgId>,
+}
+
+/// The answer to a [`ReferralRequest`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+pub enum ReferralReply {
+    /// Ranked services.
+    Matches(Vec<ServiceMatch>),
+    /// A referral sent, moved, proposed for or assigned.
+    Receipt(ReferralReceipt),
+    /// The board.
+    List(ReferralList),
+    /// One referral.
+    Show(Box<ReferralView>),
+    /// An erasure.
+    Erased(EraseReceipt),
+    /// The audit log.
+    Audit(Vec<AuditEntry>),
+    /// Aggregate figures.
+    Report(Report),
+}
+
+/// A message for another organisation's node, from the outbox.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// The organisation whose node should receive it.
+    pub to: OrgId,
+    /// The message.
+    pub message: CaseMessage,
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> NodeError {
+    NodeError::Invalid(ValidationError::new(field, message))
+}
+
+fn fresh_referral_id() -> Result<String, NodeError> {
+    let mut bytes = [0u8; 12];
+    getrandom::fill(&mut bytes).map_err(|e| NodeError::Io {
+        context: "drawing a referral id".into(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    Ok(format!("ref-{}", data_encoding::HEXLOWER.encode(&bytes)))
+}
+
+fn this_year(now: i64) -> i32 {
+    // Days since 1970 to a civil year is close enough from the mean year length.
+    1970 + (now / 31_556_952) as i32
+}
+
+impl DocumentsActor {
+    fn names(&self) -> BTreeMap<OrgId, String> {
+        self.documents
+            .iter()
+            .filter_map(|(org, d)| d.record().map(|r| (*org, r.profile.name.clone())))
+            .collect()
+    }
+
+    /// The whole board, from every document held.
+    pub(super) fn board(&self) -> Vec<BoardEntry> {
+        board::board(
+            self.documents
+                .iter()
+                .filter_map(|(org, d)| d.record().map(|r| (*org, r))),
+        )
+    }
+
+    fn entry(&self, id: &str) -> Result<BoardEntry, NodeError> {
+        if !board::is_referral_id(id) {
+            return Err(invalid(
+                "id",
+                format!("{id:?} is not a referral id (ref- and 24 hex digits)"),
+            ));
+        }
+        self.board()
+            .into_iter()
+            .find(|e| e.id == id)
+            .ok_or_else(|| NodeError::NotFound(format!("no referral {id} on this node's board")))
+    }
+
+    fn role_in(&self, entry: &BoardEntry) -> Option<Role> {
+        if entry.sender == self.own {
+            Some(Role::Sender)
+        } else if entry.receiver == Some(self.own) {
+            Some(Role::Receiver)
+        } else {
+            None
+        }
+    }
+
+    fn audit(&self, referral: &str, action: &str, by: &str, detail: impl Into<String>) {
+        let entry = AuditEntry {
+            at: crate::unix_now(),
+            referral: referral.to_owned(),
+            action: action.to_owned(),
+            by: by.to_owned(),
+            detail: detail.into(),
+        };
+        if let Err(e) = self.vault.audit(&entry) {
+            warn!(error = %e, "could not write the case-file audit log");
+        }
+    }
+
+    pub(super) fn handle_referral(
+        &mut self,
+        request: ReferralRequest,
+        by: &str,
+    ) -> Result<ReferralReply, NodeError> {
+        match request {
+            ReferralRequest::Match { mut query } => {
+                if query.needs.is_empty() {
+                    return Err(invalid(
+                        "needs",
+                        format!(
+                            "name at least one need, among: {}",
+                            taxonomy::category_codes()
+                        ),
+                    ));
+                }
+                for need in &query.needs {
+                    crate::model::check_category("needs", need)?;
+                }
+                if let Some(region) = &query.region {
+                    crate::model::check_region("region", region)?;
+                }
+                query.exclude = Some(self.own);
+                let records = self.documents.values().filter_map(|d| d.record());
+                Ok(ReferralReply::Matches(matching::rank(records, &query)))
+            }
+            ReferralRequest::Send { send } => {
+                self.send_referral(*send, by).map(ReferralReply::Receipt)
+            }
+            ReferralRequest::Move { id, action } => {
+                self.move_referral(&id, action).map(ReferralReply::Receipt)
+            }
+            ReferralRequest::Propose { id, service } => {
+                self.propose(&id, service).map(ReferralReply::Receipt)
+            }
+            ReferralRequest::Assign { id, org } => {
+                self.assign(&id, org, by).map(ReferralReply::Receipt)
+            }
+            ReferralRequest::List { filter } => Ok(ReferralReply::List(self.list(&filter))),
+            ReferralRequest::Show { id } => {
+                self.show(&id, by).map(|v| ReferralReply::Show(Box::new(v)))
+            }
+            ReferralRequest::Erase { id } => self.erase(&id, by).map(ReferralReply::Erased),
+            ReferralRequest::Audit { id } => {
+                Ok(ReferralReply::Audit(self.vault.audit_log(id.as_deref())?))
+            }
+            ReferralRequest::Report => {
+                let entries = self.board();
+                Ok(ReferralReply::Report(report::report(
+                    &entries,
+                    &self.names(),
+                    crate::unix_now(),
+                )))
+            }
+        }
+    }
+
+    /// A signed edit of this organisation's document, through the usual path (validated,
+    /// signed, durable, published).
+    fn referral_edit(&mut self, edit: Edit) -> Result<String, NodeError> {
+        Ok(self.handle_edit(edit)?.change)
+    }
+
+    fn send_referral(
+        &mut self,
+        send: SendReferral,
+        by: &str,
+    ) -> Result<ReferralReceipt, NodeError> {
+        let now = crate::unix_now();
+        crate::model::check_region("region", &send.region)?;
+        if !(3600..=board::MAX_DEADLINE_SECONDS).contains(&send.respond_within) {
+            return Err(invalid(
+                "respond_within",
+                "the response deadline must be between 1 hour and 1 year",
+            ));
+        }
+        send.case_file.validate(this_year(now))?;
+        let (receiver, service, category, open) = match (&send.to, &send.service) {
+            (Some(to), Some(service)) => {
+                if *to == self.own {
+                    return Err(invalid("to", "an organisation cannot refer to itself"));
+                }
+                if self.membership().and_then(|m| m.acting_member(to)) != Some(*to) {
+                    return Err(invalid(
+                        "to",
+                        format!("{to} is not a member of the network"),
+                    ));
+                }
+                let record = self
+                    .documents
+                    .get(to)
+                    .and_then(|d| d.record())
+                    .ok_or_else(|| {
+                        invalid("to", format!("no organisation {to} on this node yet"))
+                    })?;
+                let offered = record.services.get(service).ok_or_else(|| {
+                    invalid(
+                        "service",
+                        format!(
+                            "{} offers no service {service:?}; see `passerelle search` or `passerelle referral match`",
+                            record.profile.name
+                        ),
+                    )
+                })?;
+                if offered.status != ServiceStatus::Active {
+                    return Err(invalid(
+                        "service",
+                        format!("service {service:?} is not active"),
+                    ));
+                }
+                if record.encryption_key.is_none() {
+                    return Err(invalid(
+                        "to",
+                        format!(
+                            "{} has published no encryption key: its case files cannot be sealed",
+                            record.profile.name
+                        ),
+                    ));
+                }
+                let category = match &send.category {
+                    Some(c) if offered.categories.contains(c) => c.clone(),
+                    Some(c) => {
+                        return Err(invalid(
+                            "category",
+                            format!(
+                                "service {service:?} is not in category {c:?}; its categories: {}",
+                                offered.categories.join(", ")
+                            ),
+                        ));
+                    }
+                    None => offered.categories.first().cloned().ok_or_else(|| {
+                        invalid(
+                            "category",
+                            format!("service {service:?} has no category; give --category"),
+                        )
+                    })?,
+                };
+                send.consent.allows(Some(to), Some(service), now)?;
+                (Some(*to), Some(service.clone()), category, false)
+            }
+            (None, None) => {
+                let category = send.category.clone().ok_or_else(|| {
+                    invalid(
+                        "category",
+                        "an open referral (no --to) needs the category of service asked for",
+                    )
+                })?;
+                crate::model::check_category("category", &category)?;
+                send.consent.allows(None, None, now)?;
+                (None, None, category, true)
+            }
+            _ => {
+                return Err(invalid(
+                    "to",
+                    "give both --to and --service (a direct referral), or neither (an open referral)",
+                ));
+            }
+        };
+        let dimension = taxonomy::category(&category)
+            .map(|c| c.dimension)
+            .ok_or_else(|| invalid("category", format!("unknown category {category:?}")))?;
+        let id = fresh_referral_id()?;
+        let fields = send.consent.fields();
+        let content = CaseContent {
+            salt: casefile::fresh_salt().map_err(|e| NodeError::Io {
+                context: "drawing a salt".into(),
+                source: std::io::Error::other(e.to_string()),
+            })?,
+            case_file: send.case_file.minimise(&fields),
+            consent: send.consent.clone(),
+        };
+        let referral = SentReferral {
+            receiver,
+            service: service.clone(),
+            open,
+            dimension,
+            category,
+            region: send.region.clone(),
+            priority: send.priority,
+            created: now,
+            deadline: now + send.respond_within,
+            commitment: content.commitment(&id, &self.own),
+            assigned: None,
+            moves: Vec::new(),
+        };
+        // The case file first, encrypted at rest: a board entry never lacks its case file.
+        self.vault.put(
+            &id,
+            &HeldCase {
+                side: Side::Sent,
+                counterpart: receiver,
+                stored_at: now,
+                content,
+            },
+        )?;
+        let change = match self.referral_edit(Edit::SendReferral {
+            id: id.clone(),
+            referral: Box::new(referral),
+        }) {
+            Ok(change) => change,
+            Err(e) => {
+                let _ = self.vault.erase(&id, now);
+                return Err(e);
+            }
+        };
+        self.audit(&id, "stored", by, "case file recorded for sending");
+        if let ConsentRecord::Override { reason, .. } = &send.consent {
+            self.audit(&id, "consent_override", by, reason.clone());
+        }
+        let note = match receiver {
+            Some(to) => {
+                self.queue_delivery(&id, to, now)?;
+                "the case file goes to the receiving node directly, encrypted; it is retried until that node acknowledges it".to_owned()
+            }
+            None => "open referral: members offering the category in the region can propose; choose one with `passerelle referral assign`".to_owned(),
+        };
+        info!(referral = %id, "referral sent");
+        Ok(ReferralReceipt {
+            id,
+            status: Status::Pending,
+            change,
+            note,
+        })
+    }
+
+    fn queue_delivery(&mut self, id: &str, to: OrgId, now: i64) -> Result<(), NodeError> {
+        self.vault.queue(&OutboxEntry {
+            referral: id.to_owned(),
+            kind: OutboxKind::Deliver,
+            to,
+            since: now,
+        })?;
+        self.nudge_network();
+        Ok(())
+    }
+
+    fn move_referral(&mut self, id: &str, action: Move) -> Result<ReferralReceipt, NodeError> {
+        let now = crate::unix_now();
+        let entry = self.entry(id)?;
+        let role = self.role_in(&entry).ok_or_else(|| {
+            invalid(
+                "id",
+                format!("this organisation is neither the sender nor the receiver of {id}"),
+            )
+        })?;
+        let status = entry
+            .decide(role, action, now)
+            .map_err(|e| invalid("move", e.to_string()))?;
+        let record = MoveRecord {
+            action,
+            from: entry.status,
+            at: now,
+            seen: if role == Role::Receiver {
+                entry.sender_moves()
+            } else {
+                0
+            },
+        };
+        let change = self.referral_edit(Edit::MoveReferral {
+            id: id.to_owned(),
+            record,
+            answering: (role == Role::Receiver).then_some(entry.sender),
+        })?;
+        Ok(ReferralReceipt {
+            id: id.to_owned(),
+            status,
+            change,
+            note: format!("{} → {status}", entry.status),
+        })
+    }
+
+    fn propose(&mut self, id: &str, service: String) -> Result<ReferralReceipt, NodeError> {
+        let entry = self.entry(id)?;
+        if !entry.open || entry.receiver.is_some() {
+            return Err(invalid(
+                "id",
+                format!("{id} is not an open referral waiting for a receiver"),
+            ));
+        }
+        if entry.sender == self.own {
+            return Err(invalid(
+                "id",
+                "an organisation does not propose for its own referral",
+            ));
+        }
+        if entry.status != Status::Pending {
+            return Err(invalid("id", format!("{id} is {}", entry.status)));
+        }
+        let record = self
+            .documents
+            .get(&self.own)
+            .and_then(|d| d.record())
+            .ok_or_else(|| NodeError::NotFound("this organisation's document".into()))?;
+        let offered = record.services.get(&service).ok_or_else(|| {
+            invalid(
+                "service",
+                format!("this organisation has no service {service:?}"),
+            )
+        })?;
+        if !offered.categories.contains(&entry.category) {
+            return Err(invalid(
+                "service",
+                format!("service {service:?} is not in category {}", entry.category),
+            ));
+        }
+        let in_region = crate::directory::matches(
+            record,
+            offered,
+            &crate::directory::SearchQuery {
+                region: Some(entry.region.clone()),
+                ..Default::default()
+            },
+        );
+        if !in_region {
+            return Err(invalid(
+                "service",
+                format!(
+                    "service {service:?} is not offered in region {}",
+                    entry.region
+                ),
+            ));
+        }
+        let change = self.referral_edit(Edit::ProposeForReferral {
+            id: id.to_owned(),
+            proposal: Proposal {
+                sender: entry.sender,
+                service,
+                at: crate::unix_now(),
+            },
+        })?;
+        Ok(ReferralReceipt {
+            id: id.to_owned(),
+            status: entry.status,
+            change,
+            note: "proposal recorded; the sending organisation chooses who takes it".into(),
+        })
+    }
+
+    fn assign(&mut self, id: &str, org: OrgId, by: &str) -> Result<ReferralReceipt, NodeError> {
+        let now = crate::unix_now();
+        let entry = self.entry(id)?;
+        if entry.sender != self.own {
+            return Err(invalid(
+                "id",
+                "only the sending organisation assigns its open referral",
+            ));
+        }
+        if !entry.open || entry.receiver.is_some() {
+            return Err(invalid(
+                "id",
+                format!("{id} is not an open referral waiting for a receiver"),
+            ));
+        }
+        if entry.status != Status::Pending {
+            return Err(invalid("id", format!("{id} is {}", entry.status)));
+        }
+        let proposal = entry
+            .proposals
+            .iter()
+            .find(|p| p.org == org)
+            .ok_or_else(|| invalid("org", format!("{org} has not proposed for {id}")))?;
+        if self
+            .documents
+            .get(&org)
+            .and_then(|d| d.record())
+            .and_then(|r| r.encryption_key)
+            .is_none()
+        {
+            return Err(invalid(
+                "org",
+                "that organisation has published no encryption key",
+            ));
+        }
+        let mut held = self.vault.read(id)?.ok_or_else(|| {
+            NodeError::NotFound(format!(
+                "the case file of {id} is not on this node (erased?)"
+            ))
+        })?;
+        held.content
+            .consent
+            .allows(Some(&org), Some(&proposal.service), now)?;
+        let change = self.referral_edit(Edit::AssignReferral {
+            id: id.to_owned(),
+            assignment: Assignment {
+                receiver: org,
+                service: proposal.service.clone(),
+                at: now,
+            },
+        })?;
+        held.counterpart = Some(org);
+        self.vault.put(id, &held)?;
+        self.audit(id, "stored", by, format!("assigned to {org}"));
+        self.queue_delivery(id, org, now)?;
+        Ok(ReferralReceipt {
+            id: id.to_owned(),
+            status: entry.status,
+            change,
+            note: "assigned; the case file goes to that organisation's node, and it answers".into(),
+        })
+    }
+
+    fn list(&self, filter: &ListFilter) -> ReferralList {
+        let now = crate::unix_now();
+        let own = self.own;
+        let offered: Vec<(String, String)> = self
+            .documents
+            .get(&own)
+            .and_then(|d| d.record())
+            .map(|record| {
+                record
+                    .services
+                    .values()
+                    .flat_map(|s| {
+                        let regions = s.service_area.regions.clone();
+                        s.categories.iter().flat_map(move |c| {
+                            regions.clone().into_iter().map(move |r| (c.clone(), r))
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let entries = self
+            .board()
+            .into_iter()
+            .filter(|e| !filter.incoming || e.receiver == Some(own))
+            .filter(|e| !filter.outgoing || e.sender == own)
+            .filter(|e| filter.status.is_none_or(|s| e.status == s))
+            .filter(|e| !filter.overdue || e.overdue(now))
+            .filter(|e| {
+                !filter.open
+                    || (e.open
+                        && e.receiver.is_none()
+                        && e.sender != own
+                        && e.status == Status::Pending
+                        && offered
+                            .iter()
+                            .any(|(c, r)| *c == e.category && *r == e.region))
+            })
+            .collect();
+        ReferralList {
+            entries,
+            names: self.names(),
+            own,
+            now,
+        }
+    }
+
+    fn show(&mut self, id: &str, by: &str) -> Result<ReferralView, NodeError> {
+        let entry = self.entry(id)?;
+        let role = self.role_in(&entry);
+        let delivery_pending = self
+            .vault
+            .outbox()?
+            .iter()
+            .any(|o| o.referral == id && o.kind == OutboxKind::Deliver);
+        let mut view = ReferralView {
+            names: self.names(),
+            case_state: CaseState::NotAParty,
+            case: None,
+            intact: None,
+            delivery_pending,
+            entry,
+        };
+        if role.is_none() && !(view.entry.open && view.entry.sender == self.own) {
+            return Ok(view);
+        }
+        if let Some(at) = self.vault.erased_at(id)? {
+            let expired = self
+                .vault
+                .audit_log(Some(id))?
+                .iter()
+                .any(|a| a.action == "retention_expired" && a.at >= at);
+            view.case_state = if expired {
+                CaseState::RetentionExpired
+            } else {
+                CaseState::Erased
+            };
+            return Ok(view);
+        }
+        match self.vault.read(id)? {
+            Some(case) => {
+                view.intact =
+                    Some(case.content.commitment(id, &view.entry.sender) == view.entry.commitment);
+                self.audit(id, "read", by, "");
+                view.case_state = CaseState::Held;
+                view.case = Some(case);
+            }
+            None => view.case_state = CaseState::NotReceived,
+        }
+        Ok(view)
+    }
+
+    fn erase(&mut self, id: &str, by: &str) -> Result<EraseReceipt, NodeError> {
+        let now = crate::unix_now();
+        if !board::is_referral_id(id) {
+            return Err(invalid("id", format!("{id:?} is not a referral id")));
+        }
+        let counterpart = match self.entry(id) {
+            Ok(entry) => match self.role_in(&entry) {
+                Some(Role::Sender) => entry.receiver,
+                Some(Role::Receiver) => Some(entry.sender),
+                None if entry.sender == self.own => None,
+                None => {
+                    return Err(invalid(
+                        "id",
+                        format!(
+                            "this organisation is not a party to {id}: it holds no case file of it"
+                        ),
+                    ));
+                }
+            },
+            // A case file that arrived before its board entry.
+            Err(_) => self.vault.side(id)?.and_then(|(_, c)| c),
+        };
+        let erased_here = self.vault.erase(id, now)?;
+        self.vault.dequeue(OutboxKind::Deliver, id)?;
+        self.audit(id, "erased", by, "erased on this node; key destroyed");
+        if let Some(to) = counterpart {
+            self.vault.queue(&OutboxEntry {
+                referral: id.to_owned(),
+                kind: OutboxKind::Erase,
+                to,
+                since: now,
+            })?;
+            self.audit(
+                id,
+                "erase_requested",
+                by,
+                format!("asked {to} to erase its copy"),
+            );
+            self.nudge_network();
+        }
+        Ok(EraseReceipt {
+            id: id.to_owned(),
+            erased_here,
+            asked: counterpart,
+        })
+    }
+
+    /// The outbox as messages ready to send (case files sealed afresh for each attempt).
+    pub(super) fn handle_case_outbox(&mut self) -> Result<Vec<Outgoing>, NodeError> {
+        let mut out = Vec::new();
+        for entry in self.vault.outbox()? {
+            match entry.kind {
+                OutboxKind::Erase => out.push(Outgoing {
+                    to: entry.to,
+                    message: CaseMessage::Erase {
+                        referral: entry.referral,
+                    },
+                }),
+                OutboxKind::Deliver => {
+                    let Some(key) = self
+                        .documents
+                        .get(&entry.to)
+                        .and_then(|d| d.record())
+                        .and_then(|r| r.encryption_key)
+                    else {
+                        continue;
+                    };
+                    let Some(held) = self.vault.read(&entry.referral)? else {
+                        // Erased meanwhile: nothing to deliver.
+                        self.vault.dequeue(OutboxKind::Deliver, &entry.referral)?;
+                        continue;
+                    };
+                    let payload = Payload {
+                        referral: entry.referral.clone(),
+                        sender: self.own,
+                        receiver: entry.to,
+                        sent_at: crate::unix_now(),
+                        content: held.content,
+                    };
+                    match casefile::seal(&payload, &key) {
+                        Ok(sealed) => out.push(Outgoing {
+                            to: entry.to,
+                            message: CaseMessage::Deliver {
+                                referral: entry.referral,
+                                sender: self.own,
+                                sealed,
+                            },
+                        }),
+                        Err(e) => {
+                            warn!(referral = %entry.referral, error = %e, "could not seal a case file")
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The receiving node answered a message of the outbox.
+    pub(super) fn handle_case_answered(
+        &mut self,
+        referral: &str,
+        erase: bool,
+        from: OrgId,
+        reply: CaseReply,
+    ) -> Result<(), NodeError> {
+        let kind = if erase {
+            OutboxKind::Erase
+        } else {
+            OutboxKind::Deliver
+        };
+        if !reply.done {
+            return Ok(());
+        }
+        self.vault.dequeue(kind, referral)?;
+        let action = match (erase, reply.accepted) {
+            (false, true) => "delivered",
+            (true, true) => "erased_remotely",
+            (_, false) => "refused",
+        };
+        let peer = from.to_string();
+        self.audit(referral, action, &peer, reply.message.clone());
+        if !reply.accepted {
+            warn!(%referral, message = %reply.message, "the other node refused a case-file message");
+        }
+        Ok(())
+    }
+
+    /// A case-file message from the peer whose key is `key`.
+    pub(super) fn handle_case_message(&mut self, message: CaseMessage, key: OrgId) -> CaseReply {
+        let refuse = |message: String| CaseReply {
+            done: true,
+            accepted: false,
+            message,
+        };
+        let Some(peer_org) = self.membership().and_then(|m| m.acting_member(&key)) else {
+            return CaseReply {
+                done: false,
+                accepted: false,
+                message: "this node does not know the sender as a member (yet)".into(),
+            };
+        };
+        let now = crate::unix_now();
+        match message {
+            CaseMessage::Erase { referral } => {
+                if !board::is_referral_id(&referral) {
+                    return refuse("not a referral id".into());
+                }
+                match self.vault.side(&referral) {
+                    Ok(Some((_, counterpart))) if counterpart == Some(peer_org) => {}
+                    Ok(Some(_)) => {
+                        return refuse(
+                            "that organisation is not the other party of this referral".into(),
+                        );
+                    }
+                    Ok(None) => {
+                        let _ = self.vault.erase(&referral, now);
+                        return CaseReply {
+                            done: true,
+                            accepted: true,
+                            message: "no case file held".into(),
+                        };
+                    }
+                    Err(e) => {
+                        return CaseReply {
+                            done: false,
+                            accepted: false,
+                            message: e.to_string(),
+                        };
+                    }
+                }
+                match self.vault.erase(&referral, now) {
+                    Ok(_) => {
+                        let _ = self.vault.dequeue(OutboxKind::Deliver, &referral);
+                        self.audit(
+                            &referral,
+                            "erased",
+                            &peer_org.to_string(),
+                            "at the other organisation's request; key destroyed",
+                        );
+                        CaseReply {
+                            done: true,
+                            accepted: true,
+                            message: "erased".into(),
+                        }
+                    }
+                    Err(e) => CaseReply {
+                        done: false,
+                        accepted: false,
+                        message: e.to_string(),
+                    },
+                }
+            }
+            CaseMessage::Deliver {
+                referral,
+                sender,
+                sealed,
+            } => {
+                if sender != peer_org {
+                    return refuse(format!("sent by {peer_org} in the name of {sender}"));
+                }
+                if !board::is_referral_id(&referral) {
+                    return refuse("not a referral id".into());
+                }
+                if self.identity.org_id() != self.own {
+                    return refuse(
+                        "this is a device node; case files go to the organisation's own node"
+                            .into(),
+                    );
+                }
+                match self.vault.erased_at(&referral) {
+                    Ok(Some(_)) => return refuse("erased here already; not taken again".into()),
+                    Ok(None) => {}
+                    Err(e) => {
+                        return CaseReply {
+                            done: false,
+                            accepted: false,
+                            message: e.to_string(),
+                        };
+                    }
+                }
+                if self.vault.holds(&referral).unwrap_or(false) {
+                    return CaseReply {
+                        done: true,
+                        accepted: true,
+                        message: "already held".into(),
+                    };
+                }
+                let payload = match casefile::open(&sealed, &self.identity, &referral, &sender) {
+                    Ok(payload) => payload,
+                    Err(e) => {
+                        self.case_refused(&referral, &sender, &e.to_string());
+                        return refuse(e.to_string());
+                    }
+                };
+                let entry = self.entry(&referral).ok();
+                if let Some(entry) = &entry {
+                    if entry.sender != sender || entry.receiver != Some(self.own) {
+                        self.case_refused(
+                            &referral,
+                            &sender,
+                            "the board names other organisations",
+                        );
+                        return refuse("the board entry names other organisations".into());
+                    }
+                    if payload.commitment() != entry.commitment {
+                        self.case_refused(
+                            &referral,
+                            &sender,
+                            "does not match the board's commitment",
+                        );
+                        return refuse(
+                            "the case file does not match the board entry's commitment".into(),
+                        );
+                    }
+                }
+                let service = entry.as_ref().and_then(|e| e.service.clone());
+                if let Err(e) =
+                    payload
+                        .content
+                        .consent
+                        .allows(Some(&self.own), service.as_deref(), now)
+                {
+                    self.case_refused(&referral, &sender, &e.to_string());
+                    return refuse(format!("consent does not allow it: {e}"));
+                }
+                let held = HeldCase {
+                    side: Side::Received,
+                    counterpart: Some(sender),
+                    stored_at: now,
+                    content: payload.content,
+                };
+                match self.vault.put(&referral, &held) {
+                    Ok(()) => {
+                        self.audit(&referral, "received", &sender.to_string(), "");
+                        if matches!(held.content.consent, ConsentRecord::Override { .. }) {
+                            self.audit(
+                                &referral,
+                                "consent_override",
+                                &sender.to_string(),
+                                "sent under a consent override",
+                            );
+                        }
+                        info!(%referral, "case file received");
+                        CaseReply {
+                            done: true,
+                            accepted: true,
+                            message: "stored".into(),
+                        }
+                    }
+                    Err(e) => CaseReply {
+                        done: false,
+                        accepted: false,
+                        message: e.to_string(),
+                    },
+                }
+            }
+        }
+    }
+
+    fn case_refused(&mut self, referral: &str, sender: &OrgId, why: &str) {
+        warn!(%referral, %sender, reason = %why, "case file refused");
+        *self
+            .rejected_by_code
+            .entry("case_file_refused".into())
+            .or_default() += 1;
+        self.audit(referral, "refused", &sender.to_string(), why.to_owned());
+    }
+
+    /// Periodic work: records the expiry of this organisation's unanswered referrals, and
+    /// ends the receiver's access to case files a retention period after closing.
+    pub(super) fn handle_housekeeping(&mut self) -> Result<(), NodeError> {
+        let now = crate::unix_now();
+        let retention = self.config.retention.as_secs() as i64;
+        let board = self.board();
+        let own_key = self.identity.org_id() == self.own;
+        for entry in &board {
+            if own_key
+                && entry.sender == self.own
+                && entry.overdue(now)
+                && let Err(e) = self.move_referral(&entry.id, Move::Expire)
+            {
+                warn!(referral = %entry.id, error = %e, "could not record an expiry");
+            }
+            if entry.receiver == Some(self.own)
+                && entry
+                    .closed_at
+                    .is_some_and(|closed| now >= closed + retention)
+                && self.vault.holds(&entry.id)?
+            {
+                self.vault.erase(&entry.id, now)?;
+                self.audit(
+                    &entry.id,
+                    "retention_expired",
+                    "housekeeping",
+                    "the retention period after closing ended; key destroyed",
+                );
+                info!(referral = %entry.id, "case file erased at the end of its retention period");
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,678 @@
+//! Referrals between real nodes: the board replicated to every member, the case file
+//! point to point between the two organisations only, encrypted end to end and at rest.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use automerge::ReadDoc;
+use automerge::transaction::{CommitOptions, Transactable};
+use passerelle_node::document::{OrganisationDocument, Replica};
+use passerelle_node::envelope::{DocumentId, SignedChange};
+use passerelle_node::identity::{Identity, OrgId};
+use passerelle_node::network::InboundRecord;
+use passerelle_node::node::{
+    CaseState, ListFilter, ReferralReply, ReferralRequest, ReferralView, SendReferral,
+};
+use passerelle_node::referral::board::{BoardEntry, Priority};
+use passerelle_node::referral::casefile::{
+    CaseFile, Consent, ConsentMethod, ConsentRecord, FIELDS,
+};
+use passerelle_node::referral::lifecycle::{Move, Outcome, Reason, Status};
+use passerelle_node::referral::matching::MatchQuery;
+use passerelle_tests::{TestNode, found_network, start_line, wait_converged, wait_for};
+
+use crate::add;
+
+const NAME: &str = "Aïcha Mbarga Ndongo";
+const PHONE: &str = "+237 699 12 34 56";
+
+async fn ask(node: &TestNode, request: ReferralRequest) -> Result<ReferralReply, String> {
+    node.handle()
+        .referral(request, "test officer")
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn case_file() -> CaseFile {
+    CaseFile {
+        name: NAME.into(),
+        sex: Some("female".into()),
+        birth_year: Some(1996),
+        phone: Some(PHONE.into()),
+        languages: vec!["fr".into(), "ff".into()],
+        location: Some("Douala, Bonabéri".into()),
+        needs: vec!["job_placement".into()],
+        vulnerabilities: vec!["single_parent".into()],
+        notes: Some("Returned from Libya in March; prefers morning appointments.".into()),
+        ..CaseFile::default()
+    }
+}
+
+fn consent() -> ConsentRecord {
+    ConsentRecord::Given(Consent {
+        method: ConsentMethod::Verbal,
+        given_at: passerelle_node::unix_now() - 60,
+        expires_at: None,
+        organisation: None,
+        service: None,
+        data: FIELDS.iter().map(|f| (*f).to_owned()).collect(),
+    })
+}
+
+fn direct(to: OrgId, service: &str) -> SendReferral {
+    SendReferral {
+        to: Some(to),
+        service: Some(service.into()),
+        category: None,
+        region: "CM005".into(),
+        priority: Priority::Urgent,
+        respond_within: 7 * 24 * 3600,
+        case_file: case_file(),
+        consent: consent(),
+    }
+}
+
+async fn send(node: &TestNode, send: SendReferral) -> Result<String, String> {
+    match ask(
+        node,
+        ReferralRequest::Send {
+            send: Box::new(send),
+        },
+    )
+    .await?
+    {
+        ReferralReply::Receipt(receipt) => Ok(receipt.id),
+        other => panic!("unexpected reply {other:?}"),
+    }
+}
+
+async fn show(node: &TestNode, id: &str) -> Option<ReferralView> {
+    match ask(node, ReferralRequest::Show { id: id.into() }).await {
+        Ok(ReferralReply::Show(view)) => Some(*view),
+        _ => None,
+    }
+}
+
+async fn entry(node: &TestNode, id: &str) -> Option<BoardEntry> {
+    match ask(
+        node,
+        ReferralRequest::List {
+            filter: ListFilter::default(),
+        },
+    )
+    .await
+    {
+        Ok(ReferralReply::List(list)) => list.entries.into_iter().find(|e| e.id == id),
+        _ => None,
+    }
+}
+
+async fn move_to(node: &TestNode, id: &str, action: Move) -> Result<Status, String> {
+    match ask(
+        node,
+        ReferralRequest::Move {
+            id: id.into(),
+            action,
+        },
+    )
+    .await?
+    {
+        ReferralReply::Receipt(receipt) => Ok(receipt.status),
+        other => panic!("unexpected reply {other:?}"),
+    }
+}
+
+/// Adds a job-placement service in CM005 to `node`'s organisation; returns its id.
+async fn offer(node: &TestNode, name: &str) -> String {
+    node.handle()
+        .edit(add(name, "CM005"))
+        .await
+        .expect("add service")
+        .id
+}
+
+/// Every file under `dir`.
+fn files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+/// Panics if any file of the node's data folder holds the person's name or phone.
+fn assert_no_plaintext(node: &TestNode) {
+    for file in files(&node.data_dir()) {
+        let Ok(bytes) = std::fs::read(&file) else {
+            continue;
+        };
+        for needle in [NAME, PHONE, "Mbarga"] {
+            assert!(
+                !contains(&bytes, needle),
+                "{} holds {needle:?} in plain text in {}",
+                node.name,
+                file.display()
+            );
+        }
+    }
+}
+
+/// Three founders: the sender (dials nobody), the receiver (dials the sender), and an
+/// observer that dials only the receiver — it is never connected to the sender.
+async fn three_nodes(record: Option<InboundRecord>) -> Vec<TestNode> {
+    let mut nodes: Vec<TestNode> = [
+        "Délégation MINJEC Littoral",
+        "Centre Formation Plus",
+        "ONG Observatrice",
+    ]
+    .iter()
+    .map(|name| TestNode::init_networked(name, vec![]))
+    .collect();
+    found_network(&nodes.iter().collect::<Vec<_>>(), "2");
+    if let Some(network) = nodes[2].config.network.as_mut() {
+        network.record_inbound = record;
+    }
+    start_line(&mut nodes).await;
+    nodes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_referral_goes_to_completed_and_only_the_two_organisations_see_the_case_file() {
+    let record: InboundRecord = Arc::new(Mutex::new(Vec::new()));
+    let nodes = three_nodes(Some(record.clone())).await;
+    let (sender, receiver, observer) = (&nodes[0], &nodes[1], &nodes[2]);
+    let service = offer(receiver, "Placement en emploi Douala").await;
+    wait_converged(&nodes, 3).await;
+
+    // The sender finds the service for the person's needs.
+    let matches = match ask(
+        sender,
+        ReferralRequest::Match {
+            query: MatchQuery {
+                needs: vec!["job_placement".into()],
+                region: Some("CM005".into()),
+                ..MatchQuery::default()
+            },
+        },
+    )
+    .await
+    .expect("match")
+    {
+        ReferralReply::Matches(found) => found,
+        other => panic!("unexpected {other:?}"),
+    };
+    assert_eq!(matches.len(), 1);
+    assert_eq!(matches[0].hit.service_id, service);
+
+    let id = send(sender, direct(receiver.handle().org_id(), &service))
+        .await
+        .expect("send");
+
+    // The case file arrives at the receiver, intact, and only there.
+    wait_for("the case file to reach the receiver", || async {
+        show(receiver, &id)
+            .await
+            .is_some_and(|v| v.case_state == CaseState::Held)
+    })
+    .await;
+    let view = show(receiver, &id).await.expect("view");
+    assert_eq!(view.intact, Some(true));
+    let case = view.case.expect("case file");
+    assert_eq!(case.content.case_file.name, NAME);
+    assert_eq!(case.content.case_file.phone.as_deref(), Some(PHONE));
+
+    // The receiver answers and progresses it to completed.
+    assert_eq!(
+        move_to(receiver, &id, Move::Accept).await,
+        Ok(Status::Accepted)
+    );
+    assert_eq!(
+        move_to(receiver, &id, Move::Start).await,
+        Ok(Status::InProgress)
+    );
+    assert_eq!(
+        move_to(
+            receiver,
+            &id,
+            Move::Complete {
+                outcome: Outcome::Achieved
+            }
+        )
+        .await,
+        Ok(Status::Completed)
+    );
+    // Every node, the observer included, sees the same entry and history.
+    for node in &nodes {
+        wait_for("the board to show the referral completed", || async {
+            entry(node, &id)
+                .await
+                .is_some_and(|e| e.status == Status::Completed)
+        })
+        .await;
+    }
+    let reference = entry(sender, &id).await.expect("entry");
+    assert_eq!(reference.history.len(), 3);
+    assert_eq!(reference.outcome, Some(Outcome::Achieved));
+    for node in &nodes[1..] {
+        assert_eq!(
+            entry(node, &id).await.as_ref(),
+            Some(&reference),
+            "{}",
+            node.name
+        );
+    }
+
+    // The observer holds no case file, never received one, and no byte of it.
+    let seen = show(observer, &id).await.expect("observer view");
+    assert_eq!(seen.case_state, CaseState::NotAParty);
+    assert!(seen.case.is_none());
+    let received = record.lock().expect("record").clone();
+    assert!(
+        !received.is_empty(),
+        "the observer received the board changes"
+    );
+    for payload in &received {
+        for needle in [NAME, PHONE, "Mbarga", "Bonabéri"] {
+            assert!(
+                !contains(payload, needle),
+                "the observer received {needle:?}"
+            );
+        }
+    }
+    assert_no_plaintext(observer);
+    // The two parties hold it encrypted at rest only.
+    assert_no_plaintext(sender);
+    assert_no_plaintext(receiver);
+
+    // Reads and deliveries are in the local audit logs.
+    let ReferralReply::Audit(log) = ask(
+        receiver,
+        ReferralRequest::Audit {
+            id: Some(id.clone()),
+        },
+    )
+    .await
+    .expect("audit") else {
+        panic!("audit");
+    };
+    let actions: Vec<&str> = log.iter().map(|a| a.action.as_str()).collect();
+    assert!(
+        actions.contains(&"received") && actions.contains(&"read"),
+        "{actions:?}"
+    );
+    wait_for("the sender to record the delivery", || async {
+        matches!(
+            ask(sender, ReferralRequest::Audit { id: Some(id.clone()) }).await,
+            Ok(ReferralReply::Audit(log)) if log.iter().any(|a| a.action == "delivered")
+        )
+    })
+    .await;
+
+    // The report counts it, without naming anyone.
+    let ReferralReply::Report(report) = ask(observer, ReferralRequest::Report)
+        .await
+        .expect("report")
+    else {
+        panic!("report");
+    };
+    assert_eq!(report.total, 1);
+    assert_eq!(report.by_status.get("completed"), Some(&1));
+    assert_eq!(report.completion_rate, Some(1.0));
+    assert_eq!(report.answered_before_deadline, Some(1.0));
+}
+
+/// A change of `org`'s document, made outside the node's checks and signed with its key:
+/// an answer that goes from pending straight to completed.
+fn forged_answer(
+    owner: &TestNode,
+    changes: Vec<Vec<u8>>,
+    referral: &str,
+    sender: OrgId,
+) -> Vec<u8> {
+    let identity = Identity::load(&owner.data_dir()).expect("identity");
+    let org = identity.org_id();
+    let signed: Vec<SignedChange> = changes
+        .iter()
+        .map(|bytes| SignedChange::decode(bytes).expect("decode"))
+        .collect();
+    let mut doc = OrganisationDocument::empty(org);
+    doc.apply_verified(&signed).expect("apply");
+    let am = doc.automerge();
+    am.set_actor(automerge::ActorId::from(org.as_bytes()));
+    let answers = match am.get(automerge::ROOT, "answers").expect("get") {
+        Some((_, obj)) => obj,
+        None => panic!("no answers map"),
+    };
+    let answer = am
+        .put_object(&answers, referral, automerge::ObjType::Map)
+        .expect("answer");
+    am.put(&answer, "sender", sender.to_string())
+        .expect("sender");
+    let moves = am
+        .put_object(&answer, "moves", automerge::ObjType::List)
+        .expect("moves");
+    let step = am
+        .insert_object(&moves, 0, automerge::ObjType::Map)
+        .expect("move");
+    let action = am
+        .put_object(&step, "move", automerge::ObjType::Map)
+        .expect("action");
+    am.put(&action, "move", "complete").expect("kind");
+    am.put(&action, "outcome", "achieved").expect("outcome");
+    am.put(&step, "from", "pending").expect("from");
+    am.put(&step, "at", passerelle_node::unix_now())
+        .expect("at");
+    am.put(&step, "seen", 0u64).expect("seen");
+    am.commit_with(CommitOptions::default().with_message("forged"));
+    let change = am.get_last_local_change().expect("change").clone();
+    SignedChange::sign(DocumentId::organisation(&org), change, identity.signing()).encode()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn illegal_moves_are_refused_locally_and_forged_ones_by_every_node() {
+    let nodes = three_nodes(None).await;
+    let (sender, receiver, observer) = (&nodes[0], &nodes[1], &nodes[2]);
+    let service = offer(receiver, "Placement en emploi").await;
+    wait_converged(&nodes, 3).await;
+
+    // No consent, no referral: an override without its reason, consent for another
+    // organisation, consent naming no field.
+    let mut no_reason = direct(receiver.handle().org_id(), &service);
+    no_reason.consent = ConsentRecord::Override {
+        reason: "urgent".into(),
+        at: passerelle_node::unix_now(),
+    };
+    let error = send(sender, no_reason).await.unwrap_err();
+    assert!(error.contains("consent_override"), "{error}");
+    let mut elsewhere = direct(receiver.handle().org_id(), &service);
+    if let ConsentRecord::Given(c) = &mut elsewhere.consent {
+        c.organisation = Some(observer.handle().org_id());
+    }
+    let error = send(sender, elsewhere).await.unwrap_err();
+    assert!(error.contains("consent_organisation"), "{error}");
+    let mut nothing = direct(receiver.handle().org_id(), &service);
+    if let ConsentRecord::Given(c) = &mut nothing.consent {
+        c.data.clear();
+    }
+    assert!(
+        send(sender, nothing)
+            .await
+            .unwrap_err()
+            .contains("consent_data")
+    );
+    let ReferralReply::List(list) = ask(
+        sender,
+        ReferralRequest::List {
+            filter: ListFilter::default(),
+        },
+    )
+    .await
+    .expect("list") else {
+        panic!("list");
+    };
+    assert!(list.entries.is_empty(), "a refused referral left an entry");
+
+    let id = send(sender, direct(receiver.handle().org_id(), &service))
+        .await
+        .expect("send");
+    wait_for("the referral to reach every board", || async {
+        entry(receiver, &id).await.is_some() && entry(observer, &id).await.is_some()
+    })
+    .await;
+
+    // Illegal moves, refused locally with a clear message.
+    let error = move_to(sender, &id, Move::Accept).await.unwrap_err();
+    assert!(error.contains("only the receiving organisation"), "{error}");
+    let error = move_to(
+        receiver,
+        &id,
+        Move::Complete {
+            outcome: Outcome::Achieved,
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(error.contains("pending cannot become completed"), "{error}");
+    let error = move_to(observer, &id, Move::Accept).await.unwrap_err();
+    assert!(
+        error.contains("neither the sender nor the receiver"),
+        "{error}"
+    );
+    let error = move_to(
+        receiver,
+        &id,
+        Move::Withdraw {
+            reason: Reason::Other,
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(error.contains("only the sending organisation"), "{error}");
+
+    // A forged answer (pending → completed) signed with the receiver's own key is refused
+    // by every other node, which keep the referral pending.
+    let receiver_doc = DocumentId::organisation(&receiver.handle().org_id());
+    let history = receiver
+        .handle()
+        .export(&receiver_doc)
+        .await
+        .expect("export");
+    let forged = forged_answer(receiver, history, &id, sender.handle().org_id());
+    for node in [sender, observer] {
+        let outcome = node
+            .handle()
+            .apply_remote(vec![forged.clone()], Some(receiver.handle().key_id()))
+            .await
+            .expect("apply");
+        assert_eq!(outcome.applied, 0, "{}", node.name);
+        assert_eq!(outcome.rejected.len(), 1, "{}", node.name);
+        assert_eq!(
+            outcome.rejected[0].code, "illegal_referral",
+            "{}",
+            node.name
+        );
+        let status = node.handle().status().await.expect("status");
+        assert_eq!(status.rejected_by_reason.get("illegal_referral"), Some(&1));
+        assert_eq!(
+            entry(node, &id).await.map(|e| e.status),
+            Some(Status::Pending)
+        );
+    }
+
+    // The legal path still works after the forgery.
+    assert_eq!(
+        move_to(
+            receiver,
+            &id,
+            Move::Decline {
+                reason: Reason::NoCapacity
+            }
+        )
+        .await,
+        Ok(Status::Declined)
+    );
+    wait_for("the decline to reach the sender", || async {
+        entry(sender, &id)
+            .await
+            .is_some_and(|e| e.status == Status::Declined && e.reason == Some(Reason::NoCapacity))
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_file_for_an_offline_node_arrives_when_it_is_back_and_erasure_reaches_both() {
+    let mut nodes: Vec<TestNode> = ["Délégation MINAS Centre", "Centre d'écoute Bonamoussadi"]
+        .iter()
+        .map(|name| TestNode::init_networked(name, vec![]))
+        .collect();
+    found_network(&nodes.iter().collect::<Vec<_>>(), "2");
+    start_line(&mut nodes).await;
+    let service = offer(&nodes[1], "Accompagnement vers l'emploi").await;
+    wait_converged(&nodes, 2).await;
+    let receiver_org = nodes[1].handle().org_id();
+
+    // The receiver goes offline; the referral is sent anyway.
+    nodes[1].stop().await;
+    let id = send(&nodes[0], direct(receiver_org, &service))
+        .await
+        .expect("send while the receiver is offline");
+    let view = show(&nodes[0], &id).await.expect("view");
+    assert!(view.delivery_pending);
+    assert_eq!(
+        view.case_state,
+        CaseState::Held,
+        "the sender keeps its copy"
+    );
+
+    // Back online, it receives the case file without anyone doing anything.
+    nodes[1].start().await;
+    let receiver = &nodes[1];
+    wait_for(
+        "the case file to arrive after the receiver came back",
+        || async {
+            show(receiver, &id)
+                .await
+                .is_some_and(|v| v.case_state == CaseState::Held && v.intact == Some(true))
+        },
+    )
+    .await;
+    wait_for("the sender's outbox to empty", || async {
+        show(&nodes[0], &id)
+            .await
+            .is_some_and(|v| !v.delivery_pending)
+    })
+    .await;
+
+    // Erasure by the sender: unreadable here at once, and on the receiver once it hears.
+    let ReferralReply::Erased(receipt) = ask(&nodes[0], ReferralRequest::Erase { id: id.clone() })
+        .await
+        .expect("erase")
+    else {
+        panic!("erase");
+    };
+    assert!(receipt.erased_here);
+    assert_eq!(receipt.asked, Some(receiver_org));
+    for node in &nodes {
+        wait_for("the case file to be erased on both nodes", || async {
+            show(node, &id)
+                .await
+                .is_some_and(|v| v.case_state == CaseState::Erased && v.case.is_none())
+        })
+        .await;
+        let keys = node.data_dir().join("case-keys");
+        assert_eq!(
+            std::fs::read_dir(&keys).expect("case-keys").count(),
+            0,
+            "{} still holds a case-file key",
+            node.name
+        );
+        assert_no_plaintext(node);
+    }
+    // The board entry stays: only the personal data is gone.
+    assert!(entry(&nodes[1], &id).await.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_referral_is_taken_by_one_of_the_members_that_propose() {
+    let mut nodes: Vec<TestNode> = [
+        "OIM Bureau Douala",
+        "ONG Jeunesse Active",
+        "Centre Emploi Plus",
+    ]
+    .iter()
+    .map(|name| TestNode::init_networked(name, vec![]))
+    .collect();
+    found_network(&nodes.iter().collect::<Vec<_>>(), "2");
+    // The third node dials both others, so the sender can reach whichever it chooses.
+    nodes[0].start().await;
+    let first = nodes[0].listen_addr().await;
+    if let Some(network) = nodes[1].config.network.as_mut() {
+        network.peers = vec![first.clone()];
+    }
+    nodes[1].start().await;
+    let second = nodes[1].listen_addr().await;
+    if let Some(network) = nodes[2].config.network.as_mut() {
+        network.peers = vec![first, second];
+    }
+    nodes[2].start().await;
+    let service_b = offer(&nodes[1], "Insertion professionnelle").await;
+    let service_c = offer(&nodes[2], "Placement en entreprise").await;
+    wait_converged(&nodes, 3).await;
+
+    let mut open = direct(nodes[1].handle().org_id(), &service_b);
+    open.to = None;
+    open.service = None;
+    open.category = Some("job_placement".into());
+    let id = send(&nodes[0], open).await.expect("send open referral");
+    for node in &nodes[1..] {
+        wait_for("the open referral to be listed for a member offering it", || async {
+            matches!(
+                ask(node, ReferralRequest::List { filter: ListFilter { open: true, ..ListFilter::default() } }).await,
+                Ok(ReferralReply::List(list)) if list.entries.iter().any(|e| e.id == id)
+            )
+        })
+        .await;
+    }
+    for (node, service) in [(&nodes[1], &service_b), (&nodes[2], &service_c)] {
+        ask(
+            node,
+            ReferralRequest::Propose {
+                id: id.clone(),
+                service: service.clone(),
+            },
+        )
+        .await
+        .expect("propose");
+    }
+    wait_for("both proposals to reach the sender", || async {
+        entry(&nodes[0], &id)
+            .await
+            .is_some_and(|e| e.proposals.len() == 2)
+    })
+    .await;
+    let chosen = nodes[2].handle().org_id();
+    ask(
+        &nodes[0],
+        ReferralRequest::Assign {
+            id: id.clone(),
+            org: chosen,
+        },
+    )
+    .await
+    .expect("assign");
+    // The chosen member gets the case file and answers; the other sees it taken.
+    wait_for("the case file to reach the chosen member", || async {
+        show(&nodes[2], &id)
+            .await
+            .is_some_and(|v| v.case_state == CaseState::Held && v.intact == Some(true))
+    })
+    .await;
+    assert_eq!(
+        move_to(&nodes[2], &id, Move::Accept).await,
+        Ok(Status::Accepted)
+    );
+    wait_for("the other member to see it taken", || async {
+        entry(&nodes[1], &id).await.is_some_and(|e| {
+            e.receiver == Some(chosen)
+                && e.status == Status::Accepted
+                && e.proposals.iter().any(|p| p.org == chosen && p.chosen)
+                && e.proposals.iter().any(|p| p.org != chosen && !p.chosen)
+        })
+    })
+    .await;
+    let other = show(&nodes[1], &id).await.expect("view");
+    assert_eq!(other.case_state, CaseState::NotAParty);
+    let error = move_to(&nodes[1], &id, Move::Start).await.unwrap_err();
+    assert!(error.contains("neither"), "{error}");
+}
