@@ -11,6 +11,9 @@ use passerelle_node::membership::Quorum;
 use passerelle_node::model::{CapacityStatus, Cost, LegalStatus, ServiceStatus};
 use passerelle_node::network::Multiaddr;
 use passerelle_node::reference::taxonomy::Dimension;
+use passerelle_node::referral::board::Priority;
+use passerelle_node::referral::casefile::ConsentMethod;
+use passerelle_node::referral::lifecycle::{Outcome, Reason, Status};
 
 /// Passerelle: a node of the national referral network for returning migrants.
 ///
@@ -67,6 +70,11 @@ pub enum Command {
     /// Other nodes of this organisation (device keys): add, remove.
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// Referrals: find a service, send a returnee's case file, follow and answer referrals.
+    #[command(subcommand)]
+    Referral(ReferralCommand),
+    /// Aggregate figures of the referral board (counts only, no personal data).
+    Report,
     /// Run a local demonstration in a temporary folder, then clean up.
     Demo,
 }
@@ -491,4 +499,257 @@ fn parse_service_status(s: &str) -> Result<ServiceStatus, String> {
 }
 fn parse_legal_status(s: &str) -> Result<LegalStatus, String> {
     s.parse()
+}
+
+fn parse_reason(text: &str) -> Result<Reason, String> {
+    text.replace('-', "_").parse()
+}
+
+fn parse_outcome(text: &str) -> Result<Outcome, String> {
+    text.replace('-', "_").parse()
+}
+
+fn parse_status(text: &str) -> Result<Status, String> {
+    text.parse()
+}
+
+fn parse_priority(text: &str) -> Result<Priority, String> {
+    text.parse()
+}
+
+fn parse_consent_method(text: &str) -> Result<ConsentMethod, String> {
+    text.parse()
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{text:?} is not a duration such as 48h, 7d or 2weeks ({e})"))
+}
+
+/// A calendar date `YYYY-MM-DD` as Unix seconds (midnight UTC).
+pub fn parse_date(text: &str) -> Result<i64, String> {
+    let time = humantime::parse_rfc3339_weak(&format!("{} 00:00:00", text.trim()))
+        .map_err(|_| format!("{text:?} is not a date written YYYY-MM-DD"))?;
+    time.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .map_err(|_| format!("{text:?} is before 1970"))
+}
+
+/// `passerelle referral …`.
+#[derive(Debug, Subcommand)]
+pub enum ReferralCommand {
+    /// Services that fit a returnee's needs, best first (needs covered, capacity, cost).
+    Match(MatchArgs),
+    /// Send a referral with the person's case file. Consent (or an override with its
+    /// reason) is required; the case file goes only to the receiving organisation's node,
+    /// encrypted, and never onto the shared board.
+    Send(SendArgs),
+    /// The referral board: all, incoming, outgoing, by status, overdue, or open to take.
+    List(ListArgs),
+    /// One referral: board entry, history, and the case file where this node may read it
+    /// (each read is recorded in the audit log).
+    Show {
+        /// The referral id (ref-…).
+        id: String,
+    },
+    /// Accept a referral this organisation received.
+    Accept {
+        /// The referral id.
+        id: String,
+    },
+    /// Decline a referral this organisation received.
+    Decline {
+        /// The referral id.
+        id: String,
+        /// Why (required).
+        #[arg(long, value_parser = parse_reason)]
+        reason: Reason,
+    },
+    /// Start providing the service.
+    Start {
+        /// The referral id.
+        id: String,
+    },
+    /// Put the person on the waiting list.
+    Waitlist {
+        /// The referral id.
+        id: String,
+        /// Why (required).
+        #[arg(long, value_parser = parse_reason)]
+        reason: Reason,
+    },
+    /// The service was delivered.
+    Complete {
+        /// The referral id.
+        id: String,
+        /// What it achieved: achieved, partially_achieved, not_achieved.
+        #[arg(long, value_parser = parse_outcome)]
+        outcome: Outcome,
+    },
+    /// The service could not be delivered.
+    Fail {
+        /// The referral id.
+        id: String,
+        /// Why (required).
+        #[arg(long, value_parser = parse_reason)]
+        reason: Reason,
+    },
+    /// Withdraw a referral this organisation sent.
+    Withdraw {
+        /// The referral id.
+        id: String,
+        /// Why (required).
+        #[arg(long, value_parser = parse_reason)]
+        reason: Reason,
+    },
+    /// Mark a referral this organisation sent as made by mistake.
+    #[command(name = "entered-in-error")]
+    EnteredInError {
+        /// The referral id.
+        id: String,
+    },
+    /// Offer one of this organisation's services for another's open referral.
+    Propose {
+        /// The referral id.
+        id: String,
+        /// This organisation's service id (svc-…).
+        #[arg(long)]
+        service: String,
+    },
+    /// Give this organisation's open referral to one of the organisations that proposed;
+    /// the case file then goes to it.
+    Assign {
+        /// The referral id.
+        id: String,
+        /// The organisation chosen (id, or a part of its name).
+        #[arg(long)]
+        org: String,
+    },
+    /// Erase a referral's case file on this node, and ask the other organisation's node
+    /// to erase its copy. The board entry stays (it holds no personal data).
+    Erase {
+        /// The referral id.
+        id: String,
+    },
+    /// The local audit log of case files: receipts, reads, deliveries, erasures.
+    Audit {
+        /// Only this referral.
+        id: Option<String>,
+    },
+}
+
+/// `passerelle referral match`.
+#[derive(Debug, Args)]
+pub struct MatchArgs {
+    /// A need, as a category code (repeat for several), e.g. vocational_training.
+    #[arg(long = "need", required = true, value_name = "CATEGORY")]
+    pub needs: Vec<String>,
+    /// Region P-code where the person is, e.g. CM005.
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Department P-code (services there rank higher).
+    #[arg(long)]
+    pub department: Option<String>,
+    /// Highest fee the person can pay, in XAF (0: free or cost-shared only).
+    #[arg(long, value_name = "XAF")]
+    pub max_fee: Option<u64>,
+    /// A language the person speaks (ISO 639 code).
+    #[arg(long)]
+    pub language: Option<String>,
+    /// Include services that are full.
+    #[arg(long)]
+    pub include_full: bool,
+}
+
+/// `passerelle referral send`.
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The receiving organisation (id, or a part of its name); omit with --service for an
+    /// open referral to any member offering --category in --region.
+    #[arg(long, requires = "service")]
+    pub to: Option<String>,
+    /// The receiving organisation's service id (svc-…).
+    #[arg(long, requires = "to")]
+    pub service: Option<String>,
+    /// Category of service asked for (required for an open referral).
+    #[arg(long)]
+    pub category: Option<String>,
+    /// Region P-code where the person is, e.g. CM005.
+    #[arg(long)]
+    pub region: String,
+    /// routine or urgent.
+    #[arg(long, default_value = "routine", value_parser = parse_priority)]
+    pub priority: Priority,
+    /// How long the receiver has to answer, e.g. 48h, 7d.
+    #[arg(long, default_value = "7d", value_parser = parse_duration)]
+    pub respond_within: std::time::Duration,
+    /// The case file as a JSON or TOML file (fields: name, sex, birth_year, age, phone,
+    /// languages, location, needs, vulnerabilities, notes); flags below override it.
+    #[arg(long, value_name = "FILE")]
+    pub case_file: Option<PathBuf>,
+    /// The person's full name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// female, male or other.
+    #[arg(long)]
+    pub sex: Option<String>,
+    /// Year of birth.
+    #[arg(long)]
+    pub birth_year: Option<u16>,
+    /// Age in years (when the year of birth is not known).
+    #[arg(long)]
+    pub age: Option<u8>,
+    /// Phone number.
+    #[arg(long)]
+    pub phone: Option<String>,
+    /// A language the person speaks (repeat).
+    #[arg(long = "language")]
+    pub languages: Vec<String>,
+    /// Where to find the person (town, quarter).
+    #[arg(long)]
+    pub location: Option<String>,
+    /// A need, in words or as a category code (repeat).
+    #[arg(long = "need")]
+    pub needs: Vec<String>,
+    /// A vulnerability, e.g. single_parent, disability (repeat).
+    #[arg(long = "vulnerability")]
+    pub vulnerabilities: Vec<String>,
+    /// Notes for the receiving caseworker.
+    #[arg(long)]
+    pub notes: Option<String>,
+    /// How the person consented: verbal, written, digital, guardian.
+    #[arg(long, value_parser = parse_consent_method, conflicts_with = "consent_override")]
+    pub consent: Option<ConsentMethod>,
+    /// When consent was given (YYYY-MM-DD; default today).
+    #[arg(long, value_parser = parse_date, requires = "consent")]
+    pub consent_date: Option<i64>,
+    /// When consent ends (YYYY-MM-DD).
+    #[arg(long, value_parser = parse_date, requires = "consent")]
+    pub consent_expires: Option<i64>,
+    /// The case-file fields the person agreed to share, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',', requires = "consent")]
+    pub consent_data: Vec<String>,
+    /// Send without consent, with the reason (e.g. a child at risk); logged on both nodes.
+    #[arg(long, value_name = "REASON")]
+    pub consent_override: Option<String>,
+}
+
+/// `passerelle referral list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only referrals received by this organisation.
+    #[arg(long, conflicts_with = "outgoing")]
+    pub incoming: bool,
+    /// Only referrals sent by this organisation.
+    #[arg(long)]
+    pub outgoing: bool,
+    /// Only referrals with this status (pending, accepted, in_progress, …).
+    #[arg(long, value_parser = parse_status)]
+    pub status: Option<Status>,
+    /// Only pending referrals past their response deadline.
+    #[arg(long)]
+    pub overdue: bool,
+    /// Only open referrals this organisation could take (it offers the category there).
+    #[arg(long)]
+    pub open: bool,
 }

@@ -6,6 +6,7 @@ mod commands;
 mod demo;
 mod membership;
 mod output;
+mod referrals;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -84,6 +85,8 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             Command::Network(command) => membership::network(&data_dir, command, json).await,
             Command::Member(command) => membership::member(&data_dir, command, json).await,
             Command::Device(command) => membership::device(&data_dir, command, json).await,
+            Command::Referral(command) => referrals::referral(&data_dir, command, json).await,
+            Command::Report => referrals::report(&data_dir, json).await,
             Command::Demo => demo::run().await,
         }
     })

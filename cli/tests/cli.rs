@@ -673,6 +673,8 @@ fn two_nodes_started_from_the_command_line_share_their_directories() {
             "available",
             "--region",
             "CM005",
+            "--category",
+            "vocational_training",
         ],
     );
     let deadline = Instant::now() + TIMEOUT;
@@ -692,6 +694,9 @@ fn two_nodes_started_from_the_command_line_share_their_directories() {
     assert_eq!(peers["peers"].as_array().unwrap().len(), 1);
     let human = ok(&b, &["peers"]);
     assert!(human.stdout.contains("listening on"), "{}", human.stdout);
+
+    referral_workflow(&a, &b);
+
     assert_eq!(node_b.terminate(), 0);
     assert_eq!(node_a.terminate(), 0);
 }
@@ -952,4 +957,211 @@ fn the_demo_runs_to_the_end() {
             r.stdout
         );
     }
+}
+
+/// Polls a command until its JSON output satisfies `done`.
+fn wait_json(data: &Path, args: &[&str], what: &str, done: impl Fn(&serde_json::Value) -> bool) {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let found = run(data, args);
+        if found.code == 0 && done(&found.json()) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// B refers a returnee to A's service through the real binary; A answers and completes.
+fn referral_workflow(a: &Path, b: &Path) {
+    let matches = ok(
+        b,
+        &[
+            "referral",
+            "match",
+            "--need",
+            "vocational_training",
+            "--region",
+            "CM005",
+            "--json",
+        ],
+    )
+    .json();
+    let service = matches[0]["service_id"]
+        .as_str()
+        .expect("a match")
+        .to_owned();
+    let case_file = b.parent().expect("parent").join("case.toml");
+    std::fs::write(
+        &case_file,
+        "name = \"Boris Tchoumi\"\nphone = \"+237 655 44 33 22\"\nneeds = [\"vocational_training\"]\nnotes = \"Interested in agriculture.\"\n",
+    )
+    .expect("write case file");
+    let case_path = case_file.to_str().expect("utf-8 path");
+
+    // Without consent, or with a bad flag, nothing is sent and the field is named.
+    let refused = run(
+        b,
+        &[
+            "referral",
+            "send",
+            "--to",
+            "Délégation",
+            "--service",
+            &service,
+            "--region",
+            "CM005",
+            "--case-file",
+            case_path,
+        ],
+    );
+    assert_eq!(refused.code, 2);
+    assert!(refused.stderr.contains("consent"), "{}", refused.stderr);
+    let refused = run(
+        b,
+        &[
+            "referral",
+            "send",
+            "--to",
+            "Délégation",
+            "--service",
+            &service,
+            "--region",
+            "CM005",
+            "--case-file",
+            case_path,
+            "--consent",
+            "nodded",
+        ],
+    );
+    assert_eq!(refused.code, 2);
+    assert!(
+        refused
+            .stderr
+            .contains("verbal, written, digital, guardian"),
+        "{}",
+        refused.stderr
+    );
+    let refused = run(
+        b,
+        &[
+            "referral",
+            "send",
+            "--to",
+            "Délégation",
+            "--service",
+            &service,
+            "--region",
+            "CM005",
+            "--case-file",
+            case_path,
+            "--consent",
+            "verbal",
+            "--consent-data",
+            "name,shoe_size",
+        ],
+    );
+    assert_eq!(refused.code, 2);
+    assert!(
+        refused.stderr.contains("consent_data"),
+        "{}",
+        refused.stderr
+    );
+
+    let sent = ok(
+        b,
+        &[
+            "referral",
+            "send",
+            "--to",
+            "Délégation",
+            "--service",
+            &service,
+            "--region",
+            "CM005",
+            "--priority",
+            "urgent",
+            "--respond-within",
+            "3d",
+            "--case-file",
+            case_path,
+            "--consent",
+            "written",
+            "--consent-data",
+            "name,phone,needs",
+            "--json",
+        ],
+    )
+    .json();
+    let id = sent["id"].as_str().expect("referral id").to_owned();
+
+    // A sees it incoming, with the case file, minimised to what was consented to.
+    wait_json(
+        a,
+        &["referral", "show", &id, "--json"],
+        "the case file to reach A",
+        |v| v["case_state"] == "held",
+    );
+    let shown = ok(a, &["referral", "show", &id]);
+    assert!(shown.stdout.contains("Boris Tchoumi"), "{}", shown.stdout);
+    assert!(
+        shown.stdout.contains("matches the board's commitment"),
+        "{}",
+        shown.stdout
+    );
+    assert!(
+        !shown.stdout.contains("agriculture"),
+        "notes were not consented to: {}",
+        shown.stdout
+    );
+    let incoming = ok(a, &["referral", "list", "--incoming", "--json"]).json();
+    assert_eq!(incoming["entries"].as_array().map(Vec::len), Some(1));
+
+    // Moves with missing or wrong values name them; the right ones go through.
+    let missing = run(a, &["referral", "decline", &id]);
+    assert_eq!(missing.code, 2);
+    assert!(missing.stderr.contains("--reason"), "{}", missing.stderr);
+    let wrong = run(a, &["referral", "decline", &id, "--reason", "tired"]);
+    assert_eq!(wrong.code, 2);
+    assert!(wrong.stderr.contains("no_capacity"), "{}", wrong.stderr);
+    let illegal = run(a, &["referral", "complete", &id, "--outcome", "achieved"]);
+    assert_eq!(illegal.code, 2);
+    assert!(
+        illegal.stderr.contains("pending cannot become completed"),
+        "{}",
+        illegal.stderr
+    );
+    ok(a, &["referral", "accept", &id]);
+    ok(a, &["referral", "start", &id]);
+    ok(a, &["referral", "complete", &id, "--outcome", "achieved"]);
+    wait_json(
+        b,
+        &["referral", "show", &id, "--json"],
+        "B to see it completed",
+        |v| v["entry"]["status"] == "completed",
+    );
+    let list = ok(b, &["referral", "list", "--outgoing"]);
+    assert!(list.stdout.contains("completed"), "{}", list.stdout);
+    let report = ok(b, &["report", "--json"]).json();
+    assert_eq!(report["total"], 1);
+    assert_eq!(report["by_status"]["completed"], 1);
+    let human = ok(b, &["report"]);
+    assert!(human.stdout.contains("completion rate"), "{}", human.stdout);
+
+    // A's read is in its audit log; erasing on B reaches A.
+    let audit = ok(a, &["referral", "audit", &id, "--json"]).json();
+    assert!(
+        audit
+            .as_array()
+            .expect("log")
+            .iter()
+            .any(|e| e["action"] == "read")
+    );
+    ok(b, &["referral", "erase", &id]);
+    wait_json(
+        a,
+        &["referral", "show", &id, "--json"],
+        "A to erase its copy",
+        |v| v["case_state"] == "erased",
+    );
 }

@@ -88,6 +88,22 @@ impl Status {
     }
 }
 
+impl FromStr for Status {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let wanted = s.trim().replace('-', "_");
+        Self::ALL
+            .into_iter()
+            .find(|status| status.code() == wanted)
+            .ok_or_else(|| {
+                format!(
+                    "status {s:?} is not one of: {}",
+                    Self::ALL.map(Status::code).join(", ")
+                )
+            })
+    }
+}
+
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.code())
