@@ -456,6 +456,8 @@ pub async fn run() -> anyhow::Result<Outcome> {
     );
     crate::membership::member(&nodes[3].data_dir, MemberCommand::List, false).await?;
 
+    refer(&nodes, folder.path()).await?;
+
     step("Done");
     let count = nodes.len();
     for node in nodes {
@@ -466,4 +468,162 @@ pub async fn run() -> anyhow::Result<Outcome> {
         folder.path().display()
     );
     Ok(Outcome::Done)
+}
+
+/// Step 8: the NGO refers a returnee to the delegation's training; the case file goes to
+/// the delegation only, the foundation sees the board entry and nothing else.
+async fn refer(nodes: &[DemoNode], folder: &Path) -> anyhow::Result<()> {
+    use crate::args::{ListArgs, MatchArgs, ReferralCommand, SendArgs};
+    use crate::referrals::referral;
+    use passerelle_node::node::{ReferralReply, ReferralRequest};
+
+    let (delegation, ngo, foundation) = (&nodes[0], &nodes[1], &nodes[2]);
+    step("8. The NGO refers a returnee to a training; the case file goes to the delegation only");
+    println!("Services for vocational training in the Littoral, best first:");
+    referral(
+        &ngo.data_dir,
+        ReferralCommand::Match(MatchArgs {
+            needs: vec!["vocational_training".into()],
+            region: Some("CM005".into()),
+            department: None,
+            max_fee: None,
+            language: Some("fr".into()),
+            include_full: false,
+        }),
+        false,
+    )
+    .await?;
+    let training = delegation
+        .running
+        .handle()
+        .organisation(None)
+        .await?
+        .record
+        .services
+        .iter()
+        .find(|(_, s)| s.categories.iter().any(|c| c == "vocational_training"))
+        .map(|(id, _)| id.clone())
+        .context("the delegation offers no training")?;
+    let case_file = folder.join("dossier.toml");
+    std::fs::write(
+        &case_file,
+        "name = \"Samuel Ekambi\"\nsex = \"male\"\nbirth_year = 1998\nphone = \"+237 670 00 00 00\"\nlanguages = [\"fr\", \"duala\"]\nlocation = \"Douala, New Bell\"\nneeds = [\"vocational_training\"]\nnotes = \"Électricien autodidacte, revenu du Niger en janvier.\"\n",
+    )?;
+    println!(
+        "\nThe NGO's officer sends it (verbal consent, name, phone, languages and needs only):"
+    );
+    referral(
+        &ngo.data_dir,
+        ReferralCommand::Send(SendArgs {
+            to: Some(delegation.running.handle().org_id().to_string()),
+            service: Some(training),
+            category: None,
+            region: "CM005".into(),
+            priority: passerelle_node::referral::board::Priority::Routine,
+            respond_within: Duration::from_secs(5 * 24 * 3600),
+            case_file: Some(case_file),
+            name: None,
+            sex: None,
+            birth_year: None,
+            age: None,
+            phone: None,
+            languages: vec![],
+            location: None,
+            needs: vec![],
+            vulnerabilities: vec![],
+            notes: None,
+            consent: Some(passerelle_node::referral::casefile::ConsentMethod::Verbal),
+            consent_date: None,
+            consent_expires: None,
+            consent_data: vec![
+                "name".into(),
+                "phone".into(),
+                "languages".into(),
+                "needs".into(),
+            ],
+            consent_override: None,
+        }),
+        false,
+    )
+    .await?;
+    let handle = delegation.running.handle();
+    let received = |handle: passerelle_node::node::NodeHandle| async move {
+        let Ok(ReferralReply::List(list)) = handle
+            .referral(
+                ReferralRequest::List {
+                    filter: Default::default(),
+                },
+                "demo",
+            )
+            .await
+        else {
+            return None;
+        };
+        // The list says which case files are held here without reading them.
+        let entry = list.entries.first()?;
+        list.case_files_held
+            .contains(&entry.id)
+            .then(|| entry.id.clone())
+    };
+    wait_until("the case file reaching the delegation", || {
+        let handle = handle.clone();
+        async move { received(handle).await.is_some() }
+    })
+    .await?;
+    let id = received(handle.clone()).await.context("the referral")?;
+    println!("\nAt the delegation (the read is recorded in its audit log):");
+    referral(
+        &delegation.data_dir,
+        ReferralCommand::Show { id: id.clone() },
+        false,
+    )
+    .await?;
+    println!("\nThe delegation accepts and starts the training:");
+    referral(
+        &delegation.data_dir,
+        ReferralCommand::Accept { id: id.clone() },
+        false,
+    )
+    .await?;
+    referral(
+        &delegation.data_dir,
+        ReferralCommand::Start { id: id.clone() },
+        false,
+    )
+    .await?;
+    let fhe = foundation.running.handle();
+    wait_until("the foundation's board to show it in progress", || {
+        let fhe = fhe.clone();
+        let id = id.clone();
+        async move {
+            matches!(
+                fhe.referral(ReferralRequest::List { filter: Default::default() }, "demo").await,
+                Ok(ReferralReply::List(list)) if list.entries.iter().any(|e| e.id == id && e.status.code() == "in_progress")
+            )
+        }
+    })
+    .await?;
+    println!("\nThe foundation sees the board entry — and no case file:");
+    referral(
+        &foundation.data_dir,
+        ReferralCommand::List(ListArgs {
+            incoming: false,
+            outgoing: false,
+            status: None,
+            overdue: false,
+            open: false,
+        }),
+        false,
+    )
+    .await?;
+    if let Ok(ReferralReply::Show(view)) = fhe
+        .referral(ReferralRequest::Show { id: id.clone() }, "demo")
+        .await
+        && view.case.is_some()
+    {
+        bail!("the foundation holds the case file");
+    }
+    println!("\nAggregate figures, as any member can print them (passerelle report):");
+    crate::referrals::report(&foundation.data_dir, false).await?;
+    Ok(())
 }

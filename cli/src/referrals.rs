@@ -190,6 +190,11 @@ fn print_list(list: &ReferralList) -> anyhow::Result<()> {
                 e.category.clone(),
                 e.region.clone(),
                 time(e.deadline),
+                if list.case_files_held.contains(&e.id) {
+                    "here".into()
+                } else {
+                    String::new()
+                },
             ]
         })
         .collect();
@@ -204,6 +209,7 @@ fn print_list(list: &ReferralList) -> anyhow::Result<()> {
             "category",
             "region",
             "answer by",
+            "case file",
         ],
         rows,
     ))
@@ -301,16 +307,15 @@ fn print_view(view: &ReferralView) -> anyhow::Result<()> {
             let c = &case.content.case_file;
             let consent = match &case.content.consent {
                 ConsentRecord::Given(consent) => format!(
-                    "{:?}, given {}{}; fields: {}",
-                    consent.method,
+                    "{}, given {}{}; fields: {}",
+                    format!("{:?}", consent.method).to_lowercase(),
                     time(consent.given_at),
                     consent
                         .expires_at
                         .map(|e| format!(", until {}", time(e)))
                         .unwrap_or_default(),
                     consent.data.join(", ")
-                )
-                .to_lowercase(),
+                ),
                 ConsentRecord::Override { reason, at } => {
                     format!("OVERRIDE ({}): {reason}", time(*at))
                 }

@@ -198,6 +198,8 @@ pub struct ReferralList {
     pub own: OrgId,
     /// The time the list was made (for "overdue").
     pub now: i64,
+    /// The referrals whose case file this node holds (without reading them).
+    pub case_files_held: Vec<String>,
 }
 
 /// What `referral erase` did.
@@ -349,7 +351,7 @@ impl DocumentsActor {
             ReferralRequest::Assign { id, org } => {
                 self.assign(&id, org, by).map(ReferralReply::Receipt)
             }
-            ReferralRequest::List { filter } => Ok(ReferralReply::List(self.list(&filter))),
+            ReferralRequest::List { filter } => self.list(&filter).map(ReferralReply::List),
             ReferralRequest::Show { id } => {
                 self.show(&id, by).map(|v| ReferralReply::Show(Box::new(v)))
             }
@@ -712,7 +714,7 @@ impl DocumentsActor {
         })
     }
 
-    fn list(&self, filter: &ListFilter) -> ReferralList {
+    fn list(&self, filter: &ListFilter) -> Result<ReferralList, NodeError> {
         let now = crate::unix_now();
         let own = self.own;
         let offered: Vec<(String, String)> = self
@@ -750,12 +752,18 @@ impl DocumentsActor {
                             .any(|(c, r)| *c == e.category && *r == e.region))
             })
             .collect();
-        ReferralList {
+        Ok(ReferralList {
             entries,
             names: self.names(),
             own,
             now,
-        }
+            case_files_held: self
+                .vault
+                .held()?
+                .into_iter()
+                .map(|(id, _, _)| id)
+                .collect(),
+        })
     }
 
     fn show(&mut self, id: &str, by: &str) -> Result<ReferralView, NodeError> {
