@@ -256,6 +256,7 @@ enum Command {
         reply: Reply<crate::network::protocol::CaseReply>,
     },
     Housekeeping {
+        now: i64,
         reply: Reply<()>,
     },
     Shutdown {
@@ -457,7 +458,13 @@ impl NodeHandle {
 
     /// Runs the periodic referral work now (expiry, retention).
     pub async fn housekeeping(&self) -> Result<(), NodeError> {
-        self.ask(|reply| Command::Housekeeping { reply }).await
+        self.housekeeping_at(crate::unix_now()).await
+    }
+
+    /// Runs the periodic referral work as if it were `now` (Unix seconds): what tests use
+    /// to see a deadline pass without waiting for it.
+    pub async fn housekeeping_at(&self, now: i64) -> Result<(), NodeError> {
+        self.ask(|reply| Command::Housekeeping { now, reply }).await
     }
 
     /// Keeps an admission request a candidate's node sent; returns what to tell it.
@@ -922,8 +929,8 @@ impl DocumentsActor {
                 } => {
                     let _ = reply.send(Ok(self.handle_case_message(message, key)));
                 }
-                Command::Housekeeping { reply } => {
-                    let _ = reply.send(self.handle_housekeeping());
+                Command::Housekeeping { now, reply } => {
+                    let _ = reply.send(self.handle_housekeeping(now));
                 }
                 Command::Shutdown { reply } => {
                     self.snapshot_dirty();

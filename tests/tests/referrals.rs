@@ -676,3 +676,217 @@ async fn an_open_referral_is_taken_by_one_of_the_members_that_propose() {
     let error = move_to(&nodes[1], &id, Move::Start).await.unwrap_err();
     assert!(error.contains("neither"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unanswered_referrals_expire_and_the_receivers_access_ends_after_retention() {
+    let mut nodes: Vec<TestNode> = ["Délégation MINPROFF Ouest", "Centre social Dschang"]
+        .iter()
+        .map(|name| TestNode::init_networked(name, vec![]))
+        .collect();
+    found_network(&nodes.iter().collect::<Vec<_>>(), "2");
+    start_line(&mut nodes).await;
+    let (sender, receiver) = (&nodes[0], &nodes[1]);
+    let service = offer(receiver, "Appui à la recherche d'emploi").await;
+    wait_converged(&nodes, 2).await;
+    let unanswered = send(sender, direct(receiver.handle().org_id(), &service))
+        .await
+        .expect("send");
+    let answered = send(sender, direct(receiver.handle().org_id(), &service))
+        .await
+        .expect("send");
+    for id in [&unanswered, &answered] {
+        wait_for("the case files to arrive", || async {
+            show(receiver, id)
+                .await
+                .is_some_and(|v| v.case_state == CaseState::Held)
+        })
+        .await;
+    }
+    move_to(receiver, &answered, Move::Accept)
+        .await
+        .expect("accept");
+    move_to(receiver, &answered, Move::Start)
+        .await
+        .expect("start");
+    move_to(
+        receiver,
+        &answered,
+        Move::Complete {
+            outcome: Outcome::PartiallyAchieved,
+        },
+    )
+    .await
+    .expect("complete");
+    let day = 24 * 3600;
+    let now = passerelle_node::unix_now();
+
+    // A week and a day later, the sender's node records the unanswered one as expired.
+    sender
+        .handle()
+        .housekeeping_at(now + 8 * day)
+        .await
+        .expect("housekeeping");
+    wait_for("the receiver to see the expiry", || async {
+        entry(receiver, &unanswered)
+            .await
+            .is_some_and(|e| e.status == Status::Expired)
+    })
+    .await;
+    assert_eq!(
+        entry(sender, &answered).await.map(|e| e.status),
+        Some(Status::Completed),
+        "only pending referrals expire"
+    );
+    let error = move_to(receiver, &unanswered, Move::Accept)
+        .await
+        .unwrap_err();
+    assert!(error.contains("expired cannot become accepted"), "{error}");
+
+    // The receiver keeps access 90 days (the default) after closing, not a day more.
+    receiver
+        .handle()
+        .housekeeping_at(now + 89 * day)
+        .await
+        .expect("housekeeping");
+    assert_eq!(
+        show(receiver, &answered).await.map(|v| v.case_state),
+        Some(CaseState::Held)
+    );
+    receiver
+        .handle()
+        .housekeeping_at(now + 91 * day)
+        .await
+        .expect("housekeeping");
+    assert_eq!(
+        show(receiver, &answered).await.map(|v| v.case_state),
+        Some(CaseState::RetentionExpired)
+    );
+    // The expired one closed a week later: still readable; the sender keeps its copies.
+    assert_eq!(
+        show(receiver, &unanswered).await.map(|v| v.case_state),
+        Some(CaseState::Held)
+    );
+    assert_eq!(
+        show(sender, &answered).await.map(|v| v.case_state),
+        Some(CaseState::Held)
+    );
+    let ReferralReply::Audit(log) = ask(
+        receiver,
+        ReferralRequest::Audit {
+            id: Some(answered.clone()),
+        },
+    )
+    .await
+    .expect("audit") else {
+        panic!("audit");
+    };
+    assert!(log.iter().any(|a| a.action == "retention_expired"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_case_file_messages_are_refused_counted_and_change_nothing() {
+    use passerelle_node::network::protocol::CaseMessage;
+    use passerelle_node::referral::casefile::{CaseContent, Payload, seal};
+
+    let nodes = three_nodes(None).await;
+    let (sender, receiver, intruder) = (&nodes[0], &nodes[1], &nodes[2]);
+    let service = offer(receiver, "Placement").await;
+    wait_converged(&nodes, 3).await;
+    let id = send(sender, direct(receiver.handle().org_id(), &service))
+        .await
+        .expect("send");
+    wait_for("the real case file to arrive", || async {
+        show(receiver, &id)
+            .await
+            .is_some_and(|v| v.case_state == CaseState::Held)
+    })
+    .await;
+    let before = show(receiver, &id).await.expect("view").case;
+    let (a, b, c) = (
+        sender.handle().org_id(),
+        receiver.handle().org_id(),
+        intruder.handle().org_id(),
+    );
+    let receiver_key = Identity::load(&receiver.data_dir())
+        .expect("identity")
+        .encryption_public_key();
+    let forged_payload = |from: OrgId| Payload {
+        referral: id.clone(),
+        sender: from,
+        receiver: b,
+        sent_at: passerelle_node::unix_now(),
+        content: CaseContent {
+            salt: "11".repeat(32),
+            case_file: CaseFile {
+                name: "Personne inventée".into(),
+                ..CaseFile::default()
+            },
+            consent: consent(),
+        },
+    };
+    let deliver = |from: OrgId, claimed: OrgId| CaseMessage::Deliver {
+        referral: id.clone(),
+        sender: claimed,
+        sealed: seal(&forged_payload(from), &receiver_key).expect("seal"),
+    };
+    let mut tampered = match deliver(a, a) {
+        CaseMessage::Deliver { sealed, .. } => sealed,
+        CaseMessage::Erase { .. } => unreachable!(),
+    };
+    tampered.ciphertext[0] ^= 1;
+    let attempts = [
+        // A member delivering in another's name.
+        (c, deliver(a, a), "in the name of"),
+        // A member delivering for a referral that is not its own.
+        (c, deliver(c, c), "names other organisations"),
+        // The real sender delivering again (a retry after a lost answer), even with other
+        // content: the case file held is not replaced.
+        (a, deliver(a, a), "already held"),
+        // A tampered case file for a referral the board does not know: not taken.
+        (
+            a,
+            CaseMessage::Deliver {
+                referral: "ref-ffffffffffffffffffffffff".into(),
+                sender: a,
+                sealed: tampered,
+            },
+            "not reached this node",
+        ),
+        // Another member asking to erase a case file it is not party to.
+        (
+            c,
+            CaseMessage::Erase {
+                referral: id.clone(),
+            },
+            "not the other party",
+        ),
+    ];
+    for (key, message, expected) in attempts {
+        let reply = receiver
+            .handle()
+            .case_message(message, key)
+            .await
+            .expect("answer");
+        assert!(!reply.accepted || expected == "already held", "{reply:?}");
+        assert!(reply.message.contains(expected), "{expected}: {reply:?}");
+    }
+    // A key that is no member at all is not even heard.
+    let stranger = passerelle_node::identity::SigningSecret::generate()
+        .expect("key")
+        .org_id();
+    let reply = receiver
+        .handle()
+        .case_message(deliver(stranger, stranger), stranger)
+        .await
+        .expect("answer");
+    assert!(
+        !reply.accepted && reply.message.contains("member"),
+        "{reply:?}"
+    );
+
+    let status = receiver.handle().status().await.expect("status");
+    assert_eq!(status.rejected_by_reason.get("case_file_refused"), Some(&3));
+    let after = show(receiver, &id).await.expect("view");
+    assert_eq!(after.case, before, "the held case file changed");
+    assert_eq!(after.intact, Some(true));
+}

@@ -20,7 +20,9 @@ use crate::referral::casefile::{self, CaseContent, CaseFile, ConsentRecord, Payl
 use crate::referral::lifecycle::{Move, Role, Status};
 use crate::referral::matching::{self, MatchQuery, ServiceMatch};
 use crate::referral::report::{self, Report};
-use crate::referral::vault::{AuditEntry, HeldCase, OutboxEntry, OutboxKind, Side, VaultError};
+use crate::referral::vault::{
+    AuditEntry, Erasure, HeldCase, OutboxEntry, OutboxKind, Side, VaultError,
+};
 
 impl From<VaultError> for NodeError {
     fn from(e: VaultError) -> Self {
@@ -342,9 +344,9 @@ impl DocumentsActor {
             ReferralRequest::Send { send } => {
                 self.send_referral(*send, by).map(ReferralReply::Receipt)
             }
-            ReferralRequest::Move { id, action } => {
-                self.move_referral(&id, action).map(ReferralReply::Receipt)
-            }
+            ReferralRequest::Move { id, action } => self
+                .move_referral(&id, action, crate::unix_now())
+                .map(ReferralReply::Receipt),
             ReferralRequest::Propose { id, service } => {
                 self.propose(&id, service).map(ReferralReply::Receipt)
             }
@@ -514,7 +516,7 @@ impl DocumentsActor {
         }) {
             Ok(change) => change,
             Err(e) => {
-                let _ = self.vault.erase(&id, now);
+                let _ = self.vault.erase(&id, now, Erasure::Asked);
                 return Err(e);
             }
         };
@@ -549,8 +551,12 @@ impl DocumentsActor {
         Ok(())
     }
 
-    fn move_referral(&mut self, id: &str, action: Move) -> Result<ReferralReceipt, NodeError> {
-        let now = crate::unix_now();
+    fn move_referral(
+        &mut self,
+        id: &str,
+        action: Move,
+        now: i64,
+    ) -> Result<ReferralReceipt, NodeError> {
         let entry = self.entry(id)?;
         let role = self.role_in(&entry).ok_or_else(|| {
             invalid(
@@ -785,16 +791,10 @@ impl DocumentsActor {
         if role.is_none() && !(view.entry.open && view.entry.sender == self.own) {
             return Ok(view);
         }
-        if let Some(at) = self.vault.erased_at(id)? {
-            let expired = self
-                .vault
-                .audit_log(Some(id))?
-                .iter()
-                .any(|a| a.action == "retention_expired" && a.at >= at);
-            view.case_state = if expired {
-                CaseState::RetentionExpired
-            } else {
-                CaseState::Erased
+        if let Some(tombstone) = self.vault.erased(id)? {
+            view.case_state = match tombstone.why {
+                Erasure::RetentionEnded => CaseState::RetentionExpired,
+                Erasure::Asked => CaseState::Erased,
             };
             return Ok(view);
         }
@@ -833,7 +833,7 @@ impl DocumentsActor {
             // A case file that arrived before its board entry.
             Err(_) => self.vault.side(id)?.and_then(|(_, c)| c),
         };
-        let erased_here = self.vault.erase(id, now)?;
+        let erased_here = self.vault.erase(id, now, Erasure::Asked)?;
         self.vault.dequeue(OutboxKind::Deliver, id)?;
         self.audit(id, "erased", by, "erased on this node; key destroyed");
         if let Some(to) = counterpart {
@@ -939,8 +939,21 @@ impl DocumentsActor {
         Ok(())
     }
 
-    /// A case-file message from the peer whose key is `key`.
+    /// A case-file message from the peer whose key is `key`. Every refusal is logged and
+    /// counted (`case_file_refused` in `passerelle status`) and changes nothing.
     pub(super) fn handle_case_message(&mut self, message: CaseMessage, key: OrgId) -> CaseReply {
+        let reply = self.case_message(message, key);
+        if reply.done && !reply.accepted {
+            warn!(peer = %key, reason = %reply.message, "case-file message refused");
+            *self
+                .rejected_by_code
+                .entry("case_file_refused".into())
+                .or_default() += 1;
+        }
+        reply
+    }
+
+    fn case_message(&mut self, message: CaseMessage, key: OrgId) -> CaseReply {
         let refuse = |message: String| CaseReply {
             done: true,
             accepted: false,
@@ -967,11 +980,23 @@ impl DocumentsActor {
                         );
                     }
                     Ok(None) => {
-                        let _ = self.vault.erase(&referral, now);
+                        // Nothing held (not delivered yet): a tombstone keeps a later
+                        // delivery out — only at the word of a party to the referral, so
+                        // another member cannot block a delivery it saw on the board.
+                        let party = self
+                            .entry(&referral)
+                            .ok()
+                            .is_some_and(|e| e.sender == peer_org || e.receiver == Some(peer_org));
+                        if !party {
+                            return refuse(
+                                "that organisation is not a party to this referral".into(),
+                            );
+                        }
+                        let _ = self.vault.erase(&referral, now, Erasure::Asked);
                         return CaseReply {
                             done: true,
                             accepted: true,
-                            message: "no case file held".into(),
+                            message: "no case file held; none will be taken".into(),
                         };
                     }
                     Err(e) => {
@@ -982,7 +1007,7 @@ impl DocumentsActor {
                         };
                     }
                 }
-                match self.vault.erase(&referral, now) {
+                match self.vault.erase(&referral, now, Erasure::Asked) {
                     Ok(_) => {
                         let _ = self.vault.dequeue(OutboxKind::Deliver, &referral);
                         self.audit(
@@ -1021,7 +1046,7 @@ impl DocumentsActor {
                             .into(),
                     );
                 }
-                match self.vault.erased_at(&referral) {
+                match self.vault.erased(&referral) {
                     Ok(Some(_)) => return refuse("erased here already; not taken again".into()),
                     Ok(None) => {}
                     Err(e) => {
@@ -1031,6 +1056,21 @@ impl DocumentsActor {
                             message: e.to_string(),
                         };
                     }
+                }
+                // Only a case file whose board entry is here is taken: its commitment is
+                // checked, and nobody can slip in a case file ahead of the real sender.
+                let Ok(entry) = self.entry(&referral) else {
+                    return CaseReply {
+                        done: false,
+                        accepted: false,
+                        message:
+                            "the board entry of this referral has not reached this node yet; retry"
+                                .into(),
+                    };
+                };
+                if entry.sender != sender || entry.receiver != Some(self.own) {
+                    self.case_refused(&referral, &sender, "the board names other organisations");
+                    return refuse("the board entry names other organisations".into());
                 }
                 if self.vault.holds(&referral).unwrap_or(false) {
                     return CaseReply {
@@ -1046,28 +1086,13 @@ impl DocumentsActor {
                         return refuse(e.to_string());
                     }
                 };
-                let entry = self.entry(&referral).ok();
-                if let Some(entry) = &entry {
-                    if entry.sender != sender || entry.receiver != Some(self.own) {
-                        self.case_refused(
-                            &referral,
-                            &sender,
-                            "the board names other organisations",
-                        );
-                        return refuse("the board entry names other organisations".into());
-                    }
-                    if payload.commitment() != entry.commitment {
-                        self.case_refused(
-                            &referral,
-                            &sender,
-                            "does not match the board's commitment",
-                        );
-                        return refuse(
-                            "the case file does not match the board entry's commitment".into(),
-                        );
-                    }
+                if payload.commitment() != entry.commitment {
+                    self.case_refused(&referral, &sender, "does not match the board's commitment");
+                    return refuse(
+                        "the case file does not match the board entry's commitment".into(),
+                    );
                 }
-                let service = entry.as_ref().and_then(|e| e.service.clone());
+                let service = entry.service.clone();
                 if let Err(e) =
                     payload
                         .content
@@ -1112,18 +1137,12 @@ impl DocumentsActor {
     }
 
     fn case_refused(&mut self, referral: &str, sender: &OrgId, why: &str) {
-        warn!(%referral, %sender, reason = %why, "case file refused");
-        *self
-            .rejected_by_code
-            .entry("case_file_refused".into())
-            .or_default() += 1;
         self.audit(referral, "refused", &sender.to_string(), why.to_owned());
     }
 
     /// Periodic work: records the expiry of this organisation's unanswered referrals, and
     /// ends the receiver's access to case files a retention period after closing.
-    pub(super) fn handle_housekeeping(&mut self) -> Result<(), NodeError> {
-        let now = crate::unix_now();
+    pub(super) fn handle_housekeeping(&mut self, now: i64) -> Result<(), NodeError> {
         let retention = self.config.retention.as_secs() as i64;
         let board = self.board();
         let own_key = self.identity.org_id() == self.own;
@@ -1131,7 +1150,7 @@ impl DocumentsActor {
             if own_key
                 && entry.sender == self.own
                 && entry.overdue(now)
-                && let Err(e) = self.move_referral(&entry.id, Move::Expire)
+                && let Err(e) = self.move_referral(&entry.id, Move::Expire, now)
             {
                 warn!(referral = %entry.id, error = %e, "could not record an expiry");
             }
@@ -1141,7 +1160,7 @@ impl DocumentsActor {
                     .is_some_and(|closed| now >= closed + retention)
                 && self.vault.holds(&entry.id)?
             {
-                self.vault.erase(&entry.id, now)?;
+                self.vault.erase(&entry.id, now, Erasure::RetentionEnded)?;
                 self.audit(
                     &entry.id,
                     "retention_expired",

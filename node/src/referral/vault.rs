@@ -127,6 +127,25 @@ pub enum OutboxKind {
     Erase,
 }
 
+/// Why a case file was erased.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Erasure {
+    /// Someone asked for it (here, or at the other organisation).
+    Asked,
+    /// The receiver's retention period after closing ended.
+    RetentionEnded,
+}
+
+/// The tombstone of an erased case file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tombstone {
+    /// When.
+    pub at: i64,
+    /// Why.
+    pub why: Erasure,
+}
+
 /// The case files of one node.
 #[derive(Debug, Clone)]
 pub struct Vault {
@@ -260,7 +279,7 @@ impl Vault {
 
     /// Erases a case file: destroys its key, deletes its ciphertext, leaves a tombstone.
     /// Returns true if one was held.
-    pub fn erase(&self, referral: &str, now: i64) -> Result<bool, VaultError> {
+    pub fn erase(&self, referral: &str, now: i64, why: Erasure) -> Result<bool, VaultError> {
         let path = self.key_path(referral);
         if path.exists() {
             let length = fs::metadata(&path).map(|m| m.len()).unwrap_or(32) as usize;
@@ -275,19 +294,19 @@ impl Vault {
             fs::remove_file(&path).map_err(io(format!("deleting {}", path.display())))?;
         }
         let held = self.files.remove(referral.as_bytes())?.is_some();
-        self.erased
-            .insert(referral.as_bytes(), &now.to_be_bytes())?;
+        let tombstone = serde_json::to_vec(&Tombstone { at: now, why })
+            .map_err(|_| VaultError::Damaged(referral.into()))?;
+        self.erased.insert(referral.as_bytes(), tombstone)?;
         self.db.flush()?;
         Ok(held)
     }
 
-    /// When the case file of `referral` was erased here, if it was.
-    pub fn erased_at(&self, referral: &str) -> Result<Option<i64>, VaultError> {
-        Ok(self
-            .erased
+    /// When and why the case file of `referral` was erased here, if it was.
+    pub fn erased(&self, referral: &str) -> Result<Option<Tombstone>, VaultError> {
+        self.erased
             .get(referral.as_bytes())?
-            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
-            .map(i64::from_be_bytes))
+            .map(|v| serde_json::from_slice(&v).map_err(|_| VaultError::Damaged(referral.into())))
+            .transpose()
     }
 
     /// Every referral with a case file held here, with its side.
@@ -405,10 +424,16 @@ mod tests {
             Err(VaultError::Unreadable(_))
         ));
         fs::write(&key, saved).unwrap();
-        assert!(vault.erase(referral, 9).unwrap());
+        assert!(vault.erase(referral, 9, Erasure::Asked).unwrap());
         assert!(!key.exists());
         assert_eq!(vault.read(referral).unwrap(), None);
-        assert_eq!(vault.erased_at(referral).unwrap(), Some(9));
+        assert_eq!(
+            vault.erased(referral).unwrap(),
+            Some(Tombstone {
+                at: 9,
+                why: Erasure::Asked
+            })
+        );
         drop(vault);
         drop(store);
         let mut found = false;
