@@ -215,6 +215,13 @@ pub async fn status(data_dir: &Path, json_out: bool) -> anyhow::Result<Outcome> 
                 )
             },
         ),
+        (
+            "case files",
+            format!(
+                "{} held, {} waiting to be delivered, {} refused",
+                report.case_files_held, report.case_outbox, report.case_files_refused
+            ),
+        ),
     ]);
     output::out(&fields(rows))?;
     let rows = report

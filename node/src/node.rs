@@ -172,6 +172,12 @@ pub struct StatusReport {
     pub rejected_changes: u64,
     /// The same, by reason code (`bad_signature`, `not_member`, `revoked`, …).
     pub rejected_by_reason: BTreeMap<String, u64>,
+    /// Case files this node holds (encrypted).
+    pub case_files_held: usize,
+    /// Case-file deliveries and erasure requests waiting for the other node.
+    pub case_outbox: usize,
+    /// Case-file messages from other nodes refused since start.
+    pub case_files_refused: u64,
     /// The network this node belongs to and its role in it.
     pub membership: decisions::MembershipSummary,
     /// Networking: peer id, listen addresses and connected peers.
@@ -731,6 +737,8 @@ struct DocumentsActor {
     outbound: Option<mpsc::Sender<Outbound>>,
     /// Case files held here, their audit log and outbox.
     vault: crate::referral::vault::Vault,
+    /// Case-file messages refused since start.
+    case_files_refused: u64,
 }
 
 impl DocumentsActor {
@@ -829,6 +837,7 @@ impl DocumentsActor {
             network,
             outbound: None,
             vault,
+            case_files_refused: 0,
         };
         // A crash between a revocation and the cut of the revoked member's documents is
         // finished here.
@@ -1095,6 +1104,9 @@ impl DocumentsActor {
             pending_changes: self.pending.len(),
             rejected_changes: self.rejected_changes,
             rejected_by_reason: self.rejected_by_code.clone(),
+            case_files_held: self.vault.held().map(|h| h.len()).unwrap_or(0),
+            case_outbox: self.vault.outbox().map(|o| o.len()).unwrap_or(0),
+            case_files_refused: self.case_files_refused,
             membership: self.membership_summary(),
             network: NetworkStatus::default(),
         }

@@ -885,7 +885,8 @@ async fn hostile_case_file_messages_are_refused_counted_and_change_nothing() {
     );
 
     let status = receiver.handle().status().await.expect("status");
-    assert_eq!(status.rejected_by_reason.get("case_file_refused"), Some(&3));
+    assert_eq!(status.case_files_refused, 3);
+    assert_eq!(status.case_files_held, 1);
     let after = show(receiver, &id).await.expect("view");
     assert_eq!(after.case, before, "the held case file changed");
     assert_eq!(after.intact, Some(true));

@@ -940,15 +940,12 @@ impl DocumentsActor {
     }
 
     /// A case-file message from the peer whose key is `key`. Every refusal is logged and
-    /// counted (`case_file_refused` in `passerelle status`) and changes nothing.
+    /// counted (`case files … refused` in `passerelle status`) and changes nothing.
     pub(super) fn handle_case_message(&mut self, message: CaseMessage, key: OrgId) -> CaseReply {
         let reply = self.case_message(message, key);
         if reply.done && !reply.accepted {
             warn!(peer = %key, reason = %reply.message, "case-file message refused");
-            *self
-                .rejected_by_code
-                .entry("case_file_refused".into())
-                .or_default() += 1;
+            self.case_files_refused += 1;
         }
         reply
     }
