@@ -156,6 +156,22 @@ pub enum Edit {
     },
 }
 
+impl Edit {
+    /// True for the edits the node makes itself and a client may not ask for directly:
+    /// referral parts (they need consent, a case file and the merged status checked) and
+    /// the encryption key.
+    pub fn is_node_managed(&self) -> bool {
+        matches!(
+            self,
+            Self::SetEncryptionKey { .. }
+                | Self::SendReferral { .. }
+                | Self::MoveReferral { .. }
+                | Self::ProposeForReferral { .. }
+                | Self::AssignReferral { .. }
+        )
+    }
+}
+
 /// One entry of a document's signed change log.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct HistoryEntry {

@@ -849,7 +849,17 @@ impl DocumentsActor {
         while let Some(command) = commands.blocking_recv() {
             match command {
                 Command::Edit { edit, reply } => {
-                    let _ = reply.send(self.handle_edit(edit));
+                    // Referral parts and the encryption key are written by the node's own
+                    // steps (consent, case file, merged status), never as a bare edit.
+                    let result = if edit.is_node_managed() {
+                        Err(NodeError::Invalid(ValidationError::new(
+                            "edit",
+                            "referrals are made with the referral requests (`passerelle referral …`), and the encryption key only by `passerelle init`",
+                        )))
+                    } else {
+                        self.handle_edit(edit)
+                    };
+                    let _ = reply.send(result);
                 }
                 Command::Organisation { org, reply } => {
                     let _ = reply.send(self.handle_organisation(org));

@@ -460,6 +460,25 @@ async fn illegal_moves_are_refused_locally_and_forged_ones_by_every_node() {
     .unwrap_err();
     assert!(error.contains("only the sending organisation"), "{error}");
 
+    // A bare edit cannot record a move behind the node's checks (nor a referral without
+    // its case file and consent).
+    let bare = receiver
+        .handle()
+        .edit(passerelle_node::document::Edit::MoveReferral {
+            id: id.clone(),
+            record: passerelle_node::referral::board::MoveRecord {
+                action: Move::Accept,
+                from: Status::Pending,
+                at: passerelle_node::unix_now(),
+                seen: 0,
+            },
+            answering: Some(sender.handle().org_id()),
+        })
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(bare.contains("referral requests"), "{bare}");
+
     // A forged answer (pending → completed) signed with the receiver's own key is refused
     // by every other node, which keep the referral pending.
     let receiver_doc = DocumentId::organisation(&receiver.handle().org_id());

@@ -723,23 +723,24 @@ impl DocumentsActor {
     fn list(&self, filter: &ListFilter) -> Result<ReferralList, NodeError> {
         let now = crate::unix_now();
         let own = self.own;
-        let offered: Vec<(String, String)> = self
-            .documents
-            .get(&own)
-            .and_then(|d| d.record())
-            .map(|record| {
-                record
-                    .services
-                    .values()
-                    .flat_map(|s| {
-                        let regions = s.service_area.regions.clone();
-                        s.categories.iter().flat_map(move |c| {
-                            regions.clone().into_iter().map(move |r| (c.clone(), r))
-                        })
-                    })
-                    .collect()
+        let own_record = self.documents.get(&own).and_then(|d| d.record());
+        // This organisation offers the category in the region (service area, departments
+        // or offices there, as the directory search decides).
+        let offers = |category: &str, region: &str| {
+            own_record.is_some_and(|record| {
+                record.services.values().any(|service| {
+                    crate::directory::matches(
+                        record,
+                        service,
+                        &crate::directory::SearchQuery {
+                            category: Some(category.to_owned()),
+                            region: Some(region.to_owned()),
+                            ..Default::default()
+                        },
+                    )
+                })
             })
-            .unwrap_or_default();
+        };
         let entries = self
             .board()
             .into_iter()
@@ -753,9 +754,7 @@ impl DocumentsActor {
                         && e.receiver.is_none()
                         && e.sender != own
                         && e.status == Status::Pending
-                        && offered
-                            .iter()
-                            .any(|(c, r)| *c == e.category && *r == e.region))
+                        && offers(&e.category, &e.region))
             })
             .collect();
         Ok(ReferralList {
