@@ -169,6 +169,15 @@ fn main() {
         completed
     );
     let started = Instant::now();
+    let lookups = 1_000;
+    for e in entries.iter().take(lookups) {
+        board::entry(&e.id, records.iter().map(|(o, r)| (*o, r))).expect("entry");
+    }
+    println!(
+        "one entry (what a move or show folds):  {:>8.3} ms each",
+        started.elapsed().as_secs_f64() * 1e3 / lookups as f64
+    );
+    let started = Instant::now();
     let report = passerelle_node::referral::report::report(&entries, &BTreeMap::new(), 0);
     println!(
         "report over the board:                 {:>8.1} ms ({} referrals)",

@@ -286,10 +286,13 @@ impl DocumentsActor {
                 format!("{id:?} is not a referral id (ref- and 24 hex digits)"),
             ));
         }
-        self.board()
-            .into_iter()
-            .find(|e| e.id == id)
-            .ok_or_else(|| NodeError::NotFound(format!("no referral {id} on this node's board")))
+        board::entry(
+            id,
+            self.documents
+                .iter()
+                .filter_map(|(org, d)| d.record().map(|r| (*org, r))),
+        )
+        .ok_or_else(|| NodeError::NotFound(format!("no referral {id} on this node's board")))
     }
 
     fn role_in(&self, entry: &BoardEntry) -> Option<Role> {

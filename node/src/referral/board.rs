@@ -459,6 +459,27 @@ fn apply(entry: &mut BoardEntry, by: Role, m: &MoveRecord) {
     });
 }
 
+/// One referral's board entry, folded from the records held (one map lookup per
+/// organisation, whatever the size of the board).
+pub fn entry<'a>(
+    id: &str,
+    records: impl IntoIterator<Item = (OrgId, &'a OrganisationRecord)>,
+) -> Option<BoardEntry> {
+    let records: BTreeMap<OrgId, &OrganisationRecord> = records.into_iter().collect();
+    let (sender, sent) = records
+        .iter()
+        .find_map(|(org, r)| r.referrals.get(id).map(|sent| (*org, sent)))?;
+    let answer = sent
+        .destination()
+        .and_then(|(receiver, _)| records.get(&receiver))
+        .and_then(|r| r.answers.get(id));
+    let proposals = records
+        .iter()
+        .filter_map(|(org, r)| r.proposals.get(id).map(|p| (*org, p)))
+        .collect();
+    Some(fold(id, sender, sent, answer, proposals))
+}
+
 /// The whole board from every organisation record held: one entry per referral, newest
 /// first.
 pub fn board<'a>(
@@ -680,6 +701,39 @@ mod tests {
         let entry = fold(ID, a, &referral, Some(&answer), Vec::new());
         assert_eq!(entry.status, Status::Withdrawn);
         assert!(entry.history[1].void.is_some());
+    }
+
+    #[test]
+    fn one_entry_folds_the_same_as_the_whole_board() {
+        let (a, b) = (org(), org());
+        let record = |owner: OrgId| OrganisationRecord {
+            schema: 1,
+            org_id: owner.to_string(),
+            profile: crate::model::Profile::named("x"),
+            offices: BTreeMap::new(),
+            services: BTreeMap::new(),
+            encryption_key: None,
+            referrals: BTreeMap::new(),
+            answers: BTreeMap::new(),
+            proposals: BTreeMap::new(),
+        };
+        let (mut ra, mut rb) = (record(a), record(b));
+        ra.referrals.insert(ID.into(), sent(b));
+        ra.referrals
+            .insert("ref-ffffffffffffffffffffffff".into(), sent(b));
+        rb.answers.insert(
+            ID.into(),
+            Answer {
+                sender: a,
+                moves: vec![mv(Move::Accept, Status::Pending, 200, 0)],
+            },
+        );
+        let all = board([(a, &ra), (b, &rb)]);
+        assert_eq!(all.len(), 2);
+        let one = entry(ID, [(a, &ra), (b, &rb)]).unwrap();
+        assert_eq!(one.status, Status::Accepted);
+        assert_eq!(all.iter().find(|e| e.id == ID), Some(&one));
+        assert!(entry("ref-000000000000000000000000", [(a, &ra)]).is_none());
     }
 
     #[test]
