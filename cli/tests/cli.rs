@@ -999,100 +999,59 @@ fn referral_workflow(a: &Path, b: &Path) {
     .expect("write case file");
     let case_path = case_file.to_str().expect("utf-8 path");
 
+    let send = |extra: &[&str]| {
+        let mut args = vec![
+            "referral",
+            "send",
+            "--to",
+            "Délégation",
+            "--service",
+            &service,
+            "--region",
+            "CM005",
+            "--case-file",
+            case_path,
+        ];
+        args.extend_from_slice(extra);
+        run(b, &args)
+    };
     // Without consent, or with a bad flag, nothing is sent and the field is named.
-    let refused = run(
-        b,
-        &[
-            "referral",
-            "send",
-            "--to",
-            "Délégation",
-            "--service",
-            &service,
-            "--region",
-            "CM005",
-            "--case-file",
-            case_path,
-        ],
-    );
-    assert_eq!(refused.code, 2);
-    assert!(refused.stderr.contains("consent"), "{}", refused.stderr);
-    let refused = run(
-        b,
-        &[
-            "referral",
-            "send",
-            "--to",
-            "Délégation",
-            "--service",
-            &service,
-            "--region",
-            "CM005",
-            "--case-file",
-            case_path,
-            "--consent",
-            "nodded",
-        ],
-    );
-    assert_eq!(refused.code, 2);
-    assert!(
-        refused
-            .stderr
-            .contains("verbal, written, digital, guardian"),
-        "{}",
-        refused.stderr
-    );
-    let refused = run(
-        b,
-        &[
-            "referral",
-            "send",
-            "--to",
-            "Délégation",
-            "--service",
-            &service,
-            "--region",
-            "CM005",
-            "--case-file",
-            case_path,
-            "--consent",
-            "verbal",
-            "--consent-data",
-            "name,shoe_size",
-        ],
-    );
-    assert_eq!(refused.code, 2);
-    assert!(
-        refused.stderr.contains("consent_data"),
-        "{}",
-        refused.stderr
-    );
-
-    let sent = ok(
-        b,
-        &[
-            "referral",
-            "send",
-            "--to",
-            "Délégation",
-            "--service",
-            &service,
-            "--region",
-            "CM005",
-            "--priority",
-            "urgent",
-            "--respond-within",
-            "3d",
-            "--case-file",
-            case_path,
-            "--consent",
-            "written",
-            "--consent-data",
-            "name,phone,needs",
-            "--json",
-        ],
-    )
-    .json();
+    for (extra, expected) in [
+        (&[][..], "consent"),
+        (
+            &["--consent", "nodded"][..],
+            "verbal, written, digital, guardian",
+        ),
+        (
+            &["--consent", "verbal", "--consent-data", "name,shoe_size"][..],
+            "consent_data",
+        ),
+        (
+            &["--consent", "verbal", "--priority", "soon"][..],
+            "routine, urgent",
+        ),
+    ] {
+        let refused = send(extra);
+        assert_eq!(refused.code, 2, "{extra:?}");
+        assert!(
+            refused.stderr.contains(expected),
+            "{extra:?}: {}",
+            refused.stderr
+        );
+    }
+    let sent = send(&[
+        "--priority",
+        "urgent",
+        "--respond-within",
+        "3d",
+        "--consent",
+        "written",
+        "--consent-data",
+        "name,phone,needs",
+        "--json",
+    ]);
+    assert_eq!(sent.code, 0, "{}", sent.stderr);
+    let sent = sent.json();
     let id = sent["id"].as_str().expect("referral id").to_owned();
 
     // A sees it incoming, with the case file, minimised to what was consented to.
