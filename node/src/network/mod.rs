@@ -63,6 +63,8 @@ pub const MAX_REJECTED_PER_PEER: u64 = 16;
 const RESULTS_CAP: usize = 1024;
 /// Longest pause between two dials of a configured peer.
 const MAX_REDIAL: Duration = Duration::from_secs(60);
+/// First pause before retrying a case-file message the other node asked to retry.
+const FIRST_CASE_RETRY: Duration = Duration::from_millis(500);
 /// First pause after a configured peer drops or a dial fails.
 const FIRST_REDIAL: Duration = Duration::from_millis(500);
 
@@ -185,6 +187,8 @@ enum TaskResult {
         reply: Result<CaseReply, NodeError>,
     },
     CaseRecorded,
+    /// Time to look at the case-file outbox again (after a "retry later" answer).
+    CaseRetry,
 }
 
 struct DialTarget {
@@ -384,6 +388,8 @@ pub async fn spawn(
         gossip_bytes_received: 0,
         case_in_flight: HashMap::new(),
         case_outbox_asked: false,
+        case_retry_delay: FIRST_CASE_RETRY,
+        case_retry_scheduled: false,
         known_addresses: HashMap::new(),
     };
     let task = tokio::spawn(actor.run(outbound, results_rx, stop_rx));
@@ -413,6 +419,11 @@ struct NetworkActor {
     case_in_flight: HashMap<request_response::OutboundRequestId, (String, bool, OrgId)>,
     /// A look at the outbox is in flight.
     case_outbox_asked: bool,
+    /// Pause before retrying after a "retry later" answer (doubles up to the sync
+    /// interval; back to the first after a message is taken).
+    case_retry_delay: Duration,
+    /// A retry is scheduled.
+    case_retry_scheduled: bool,
     /// Addresses peers said they listen on (identify), to reach them for case files.
     known_addresses: HashMap<PeerId, Vec<Multiaddr>>,
 }
@@ -515,6 +526,19 @@ impl NetworkActor {
         });
     }
 
+    fn schedule_case_retry(&mut self) {
+        if self.case_retry_scheduled {
+            return;
+        }
+        self.case_retry_scheduled = true;
+        let delay = self.case_retry_delay;
+        self.case_retry_delay = (delay * 2).min(self.config.sync_interval);
+        self.spawn_task(async move {
+            tokio::time::sleep(delay).await;
+            TaskResult::CaseRetry
+        });
+    }
+
     fn send_case_messages(&mut self, outgoing: Vec<Outgoing>) {
         for Outgoing { to, message } in outgoing {
             let (referral, erase) = match &message {
@@ -574,6 +598,13 @@ impl NetworkActor {
                     response,
                 } => {
                     if let Some((referral, erase, to)) = self.case_in_flight.remove(&request_id) {
+                        if response.done {
+                            self.case_retry_delay = FIRST_CASE_RETRY;
+                        } else {
+                            // Usually the board entry is still on its way: try again soon,
+                            // then less and less often.
+                            self.schedule_case_retry();
+                        }
                         debug!(%referral, erase, done = response.done, message = %response.message, "case-file message answered");
                         let handle = self.handle.clone();
                         self.spawn_task(async move {
@@ -769,6 +800,10 @@ impl NetworkActor {
                     .send_response(channel, reply);
             }
             TaskResult::CaseRecorded => {}
+            TaskResult::CaseRetry => {
+                self.case_retry_scheduled = false;
+                self.flush_case_outbox();
+            }
             TaskResult::Validated {
                 source,
                 message_id,
