@@ -307,12 +307,22 @@ fn print_view(view: &ReferralView) -> anyhow::Result<()> {
             let c = &case.content.case_file;
             let consent = match &case.content.consent {
                 ConsentRecord::Given(consent) => format!(
-                    "{}, given {}{}; fields: {}",
+                    "{}, given {}{}; for {}{}; fields: {}",
                     format!("{:?}", consent.method).to_lowercase(),
                     time(consent.given_at),
                     consent
                         .expires_at
                         .map(|e| format!(", until {}", time(e)))
+                        .unwrap_or_default(),
+                    consent
+                        .organisation
+                        .as_ref()
+                        .map(|o| name_of(names, o))
+                        .unwrap_or_else(|| "the organisation chosen".into()),
+                    consent
+                        .service
+                        .as_ref()
+                        .map(|s| format!(", service {s}"))
                         .unwrap_or_default(),
                     consent.data.join(", ")
                 ),
@@ -427,11 +437,17 @@ fn print_report(report: &Report) -> anyhow::Result<()> {
 async fn send(data_dir: &Path, args: SendArgs) -> anyhow::Result<ReferralRequest> {
     let now = passerelle_node::unix_now();
     let case_file = case_file_from(&args)?;
-    let consent = consent_from(&args, now)?;
+    let mut consent = consent_from(&args, now)?;
     let to = match &args.to {
         Some(text) => Some(resolve_org(data_dir, "to", text).await?),
         None => None,
     };
+    // The consent's scope is this referral's receiver and service, written down (an open
+    // referral's consent covers whichever member it is assigned to).
+    if let ConsentRecord::Given(given) = &mut consent {
+        given.organisation = to;
+        given.service = args.service.clone();
+    }
     Ok(ReferralRequest::Send {
         send: Box::new(SendReferral {
             to,
