@@ -73,8 +73,13 @@ pub enum Command {
     /// Referrals: find a service, send a returnee's case file, follow and answer referrals.
     #[command(subcommand)]
     Referral(ReferralCommand),
-    /// Aggregate figures of the referral board (counts only, no personal data).
-    Report,
+    /// Figures: the referral board (the default; counts only, no personal data), or the
+    /// actors by domain and area with the gaps (`report actors`).
+    Report(ReportArgs),
+    /// The live mapping in the formats the field reads: a 3W table with HXL hashtags,
+    /// GeoJSON.
+    #[command(subcommand)]
+    Export(ExportCommand),
     /// Run a local demonstration in a temporary folder, then clean up.
     Demo,
 }
@@ -752,4 +757,59 @@ pub struct ListArgs {
     /// Only open referrals this organisation could take (it offers the category there).
     #[arg(long)]
     pub open: bool,
+}
+
+fn parse_lang(text: &str) -> Result<passerelle_node::reference::Lang, String> {
+    text.parse()
+}
+
+/// `passerelle report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// What to report on (default: referrals).
+    #[command(subcommand)]
+    pub what: Option<ReportCommand>,
+}
+
+/// `passerelle report …`.
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Aggregate figures of the referral board (the default).
+    Referrals,
+    /// Organisations and services by dimension, category, region and department, and the
+    /// regions where no organisation offers a category.
+    Actors {
+        /// Print CSV tables instead of human ones.
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+        /// Language of labels: fr or en (default: the config's).
+        #[arg(long, value_parser = parse_lang)]
+        lang: Option<passerelle_node::reference::Lang>,
+    },
+}
+
+/// `passerelle export …`.
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// A 3W table (who does what where): one row per service, category and place.
+    Csv {
+        /// Add the HXL hashtag row (#org+name, #sector, #adm1+code, …) under the header.
+        #[arg(long)]
+        hxl: bool,
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Language of labels: fr or en (default: the config's).
+        #[arg(long, value_parser = parse_lang)]
+        lang: Option<passerelle_node::reference::Lang>,
+    },
+    /// GeoJSON (RFC 7946): offices as points, service areas as features keyed by P-code.
+    Geojson {
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Language of labels: fr or en (default: the config's).
+        #[arg(long, value_parser = parse_lang)]
+        lang: Option<passerelle_node::reference::Lang>,
+    },
 }

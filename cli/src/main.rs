@@ -2,6 +2,7 @@
 //! the running node's local control API (see `docs/cli.md`).
 
 mod args;
+mod cartography;
 mod commands;
 mod demo;
 mod membership;
@@ -86,7 +87,15 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             Command::Member(command) => membership::member(&data_dir, command, json).await,
             Command::Device(command) => membership::device(&data_dir, command, json).await,
             Command::Referral(command) => referrals::referral(&data_dir, command, json).await,
-            Command::Report => referrals::report(&data_dir, json).await,
+            Command::Report(args) => match args.what {
+                None | Some(args::ReportCommand::Referrals) => {
+                    referrals::report(&data_dir, json).await
+                }
+                Some(args::ReportCommand::Actors { csv, lang: chosen }) => {
+                    cartography::actors(&data_dir, json, csv, chosen.unwrap_or(lang)).await
+                }
+            },
+            Command::Export(command) => cartography::export(&data_dir, command, lang).await,
             Command::Demo => demo::run().await,
         }
     })

@@ -1124,3 +1124,96 @@ fn referral_workflow(a: &Path, b: &Path) {
         |v| v["case_state"] == "erased",
     );
 }
+
+#[test]
+fn the_mapping_exports_as_a_3w_table_geojson_and_a_report_by_domain() {
+    let (dir, data) = init("Association Retour et Dignité");
+    let _node = NodeProcess::start(&data);
+    let office = ok(
+        &data,
+        &[
+            "office",
+            "add",
+            "--name",
+            "Siège",
+            "--region",
+            "CM005",
+            "--department",
+            "CM005004",
+            "--town",
+            "Douala",
+            "--latitude",
+            "4.05",
+            "--longitude",
+            "9.70",
+            "--json",
+        ],
+    )
+    .json();
+    let office = office["id"].as_str().expect("office id").to_owned();
+    ok(
+        &data,
+        &[
+            "service",
+            "add",
+            "--name",
+            "Formation en couture",
+            "--dimension",
+            "economic",
+            "--category",
+            "vocational_training",
+            "--cost",
+            "free",
+            "--capacity",
+            "available",
+            "--region",
+            "CM005",
+            "--office",
+            &office,
+        ],
+    );
+    let table = dir.path().join("3w.csv");
+    ok(
+        &data,
+        &[
+            "export",
+            "csv",
+            "--hxl",
+            "--lang",
+            "en",
+            "--output",
+            table.to_str().expect("path"),
+        ],
+    );
+    let text = std::fs::read_to_string(&table).expect("3w table");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[1].starts_with("#org+name,"), "{text}");
+    assert!(
+        lines[2].contains("Vocational training") && lines[2].contains("CM005,Littoral"),
+        "{text}"
+    );
+
+    let geojson = ok(&data, &["export", "geojson"]).json();
+    assert_eq!(geojson["type"], "FeatureCollection");
+    assert_eq!(geojson["features"][0]["geometry"]["coordinates"][1], 4.05);
+
+    let report = ok(&data, &["report", "actors", "--json"]).json();
+    assert_eq!(report["services"], 1);
+    assert_eq!(report["gaps"].as_array().map(Vec::len), Some(10 * 22 - 1));
+    let human = ok(&data, &["report", "actors", "--lang", "en"]);
+    assert!(
+        human.stdout.contains("categories with no provider"),
+        "{}",
+        human.stdout
+    );
+    let csv = ok(&data, &["report", "actors", "--csv"]);
+    assert!(
+        csv.stdout.starts_with("section,key,organisations,services"),
+        "{}",
+        csv.stdout
+    );
+
+    let bad = run(&data, &["export", "csv", "--lang", "de"]);
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("fr, en"), "{}", bad.stderr);
+}

@@ -67,6 +67,9 @@ pub enum Request {
         /// The decision.
         decision: crate::node::Decision,
     },
+    /// Every organisation record held (a list of [`crate::model::OrganisationRecord`]): the
+    /// directory for exports and reports.
+    Records,
     /// A referral request ([`crate::node::ReferralReply`]).
     Referral {
         /// What to do.
@@ -271,6 +274,7 @@ async fn dispatch(handle: &NodeHandle, request: Request, uid: &str) -> Response 
         Request::History { org, limit } => json(handle.history(org, limit).await),
         Request::Membership => json(handle.membership().await),
         Request::Decide { decision } => json(handle.decide(decision).await),
+        Request::Records => json(handle.records().await),
         Request::Referral { referral, operator } => {
             let by = match operator {
                 Some(name) => format!("{} ({uid})", name.chars().take(64).collect::<String>()),

@@ -16,6 +16,7 @@
 //! - [`control`]: the local control API (Unix socket, JSON lines) and its client.
 //! - [`config`]: the node's configuration and the data folder's layout.
 
+pub mod cartography;
 pub mod config;
 pub mod control;
 pub mod directory;

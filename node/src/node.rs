@@ -265,6 +265,9 @@ enum Command {
         now: i64,
         reply: Reply<()>,
     },
+    Records {
+        reply: Reply<Vec<OrganisationRecord>>,
+    },
     Shutdown {
         reply: oneshot::Sender<()>,
     },
@@ -460,6 +463,11 @@ impl NodeHandle {
             reply,
         })
         .await
+    }
+
+    /// Every organisation record this node holds (the directory, for exports and reports).
+    pub async fn records(&self) -> Result<Vec<OrganisationRecord>, NodeError> {
+        self.ask(|reply| Command::Records { reply }).await
     }
 
     /// Runs the periodic referral work now (expiry, retention).
@@ -947,6 +955,14 @@ impl DocumentsActor {
                     reply,
                 } => {
                     let _ = reply.send(Ok(self.handle_case_message(message, key)));
+                }
+                Command::Records { reply } => {
+                    let records = self
+                        .documents
+                        .values()
+                        .filter_map(|d| d.record().cloned())
+                        .collect();
+                    let _ = reply.send(Ok(records));
                 }
                 Command::Housekeeping { now, reply } => {
                     let _ = reply.send(self.handle_housekeeping(now));

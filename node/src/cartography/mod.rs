@@ -1,0 +1,217 @@
+//! The actor mapping in the formats the field reads: a 3W table with HXL hashtags, GeoJSON,
+//! and the report of actors by domain and area with its gaps (work in progress for the
+//! cartography issue: HSDS export and the imports come next).
+//!
+//! Everything here is pure: it takes the organisation records a node holds and returns
+//! rows, JSON or text. The CLI writes them out.
+
+pub mod actors;
+pub mod geojson;
+pub mod hxl;
+
+use crate::model::{OrganisationRecord, Service, ServiceArea};
+use crate::reference::areas;
+
+/// One place a service is offered: a region, and a department when known.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Place {
+    /// Region P-code.
+    pub region: String,
+    /// Department P-code, when the service names one (or an office in it).
+    pub department: Option<String>,
+}
+
+/// Where a service is offered, from its service area and its offices, without repeats.
+/// A department whose region is listed whole is left out (the region covers it).
+pub fn places(record: &OrganisationRecord, service: &Service) -> Vec<Place> {
+    let ServiceArea {
+        regions,
+        departments,
+    } = &service.service_area;
+    let mut found: Vec<Place> = regions
+        .iter()
+        .map(|r| Place {
+            region: r.clone(),
+            department: None,
+        })
+        .collect();
+    let from_departments = departments.iter().filter_map(|d| {
+        areas::department(d).map(|dep| Place {
+            region: dep.region.to_owned(),
+            department: Some(dep.pcode.to_owned()),
+        })
+    });
+    let from_offices = service.offices.iter().filter_map(|o| {
+        record.offices.get(o).map(|office| Place {
+            region: office.region.clone(),
+            department: office.department.clone(),
+        })
+    });
+    for place in from_departments.chain(from_offices) {
+        let whole_region = regions.contains(&place.region);
+        if !whole_region && !found.contains(&place) {
+            found.push(place);
+        }
+    }
+    found.sort();
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::model::{self, Office, Profile};
+    use crate::reference::Lang;
+
+    fn record() -> OrganisationRecord {
+        let office: Office = model::decode_json(
+            "office",
+            serde_json::json!({"name": "Antenne de Bonabéri", "region": "CM005",
+                "department": "CM005004", "town": "Douala", "latitude": 4.07, "longitude": 9.68}),
+        )
+        .unwrap();
+        let service =
+            |value: serde_json::Value| -> Service { model::decode_json("service", value).unwrap() };
+        let mut services = BTreeMap::new();
+        services.insert(
+            "svc-a".to_owned(),
+            service(
+                serde_json::json!({"name": "Formation", "dimension": "economic",
+                "categories": ["vocational_training", "job_placement"], "cost": {"kind": "free"},
+                "capacity": {"status": "available"},
+                "service_area": {"regions": ["CM005"], "departments": ["CM005004", "CM008006"]},
+                "offices": ["off-1"]}),
+            ),
+        );
+        services.insert(
+            "svc-b".to_owned(),
+            service(
+                serde_json::json!({"name": "Écoute", "dimension": "psychosocial",
+                "categories": ["counselling"], "cost": {"kind": "fee", "amount_xaf": 2000},
+                "capacity": {"status": "full"}, "offices": ["off-1"]}),
+            ),
+        );
+        OrganisationRecord {
+            schema: 1,
+            org_id: "org-x".into(),
+            profile: Profile {
+                acronym: Some("ARD".into()),
+                legal_status: Some(model::LegalStatus::Ngo),
+                ..Profile::named("Association Retour et Dignité")
+            },
+            offices: BTreeMap::from([("off-1".to_owned(), office)]),
+            services,
+            encryption_key: None,
+            referrals: BTreeMap::new(),
+            answers: BTreeMap::new(),
+            proposals: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn places_merge_the_area_and_the_offices_without_repeats() {
+        let r = record();
+        let found = places(&r, &r.services["svc-a"]);
+        // The Littoral whole (its department and the office in it are covered), and one
+        // department of the West.
+        assert_eq!(
+            found,
+            vec![
+                Place {
+                    region: "CM005".into(),
+                    department: None
+                },
+                Place {
+                    region: "CM008".into(),
+                    department: Some("CM008006".into())
+                },
+            ]
+        );
+        let found = places(&r, &r.services["svc-b"]);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].department.as_deref(), Some("CM005004"));
+    }
+
+    #[test]
+    fn the_3w_table_has_hxl_tags_and_one_row_per_category_and_place() {
+        let r = record();
+        let text = String::from_utf8(hxl::csv([&r], Lang::En, true).unwrap()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("organisation,acronym,organisation_type"));
+        assert!(lines[1].starts_with("#org+name,#org+acronym,#org+type"));
+        assert!(lines[1].contains("#adm1+code") && lines[1].contains("#sector"));
+        // svc-a: 2 categories × 2 places; svc-b: 1 × 1.
+        assert_eq!(lines.len(), 2 + 5);
+        assert!(
+            text.contains("Association Retour et Dignité,ARD,NGO"),
+            "{text}"
+        );
+        assert!(text.contains("CM008006,Mifi"), "{text}");
+        let fr = String::from_utf8(hxl::csv([&r], Lang::Fr, false).unwrap()).unwrap();
+        assert!(fr.contains("Économique") && !fr.contains("#org"), "{fr}");
+    }
+
+    #[test]
+    fn geojson_has_office_points_and_areas_by_pcode() {
+        let r = record();
+        let collection = geojson::feature_collection([&r], Lang::Fr);
+        let features = collection["features"].as_array().unwrap();
+        let office = &features[0];
+        assert_eq!(office["geometry"]["type"], "Point");
+        assert_eq!(office["geometry"]["coordinates"][0], 9.68);
+        assert_eq!(
+            office["properties"]["services"].as_array().unwrap().len(),
+            2
+        );
+        let areas: Vec<&serde_json::Value> = features[1..].iter().collect();
+        assert!(areas.iter().all(|a| a["geometry"].is_null()));
+        assert!(
+            areas
+                .iter()
+                .any(|a| a["properties"]["adm1_pcode"] == "CM005")
+        );
+        assert!(
+            areas
+                .iter()
+                .any(|a| a["properties"]["adm2_pcode"] == "CM008006")
+        );
+    }
+
+    #[test]
+    fn the_actors_report_counts_active_services_and_finds_gaps() {
+        let r = record();
+        let report = actors::report([&r], Lang::En);
+        assert_eq!(report.organisations, 1);
+        assert_eq!(report.services, 2);
+        assert_eq!(report.by_dimension["Economic"].services, 1);
+        assert_eq!(report.by_category["Vocational training"].organisations, 1);
+        let littoral = report
+            .by_region
+            .keys()
+            .find(|k| k.starts_with("CM005"))
+            .unwrap();
+        assert_eq!(report.by_region[littoral].services, 2);
+        // Vocational training is offered in the Littoral and the West: not a gap there.
+        assert!(
+            !report
+                .gaps
+                .iter()
+                .any(|g| g.region == "CM005" && g.category == "vocational_training")
+        );
+        assert!(
+            !report
+                .gaps
+                .iter()
+                .any(|g| g.region == "CM008" && g.category == "vocational_training")
+        );
+        assert!(
+            report
+                .gaps
+                .iter()
+                .any(|g| g.region == "CM001" && g.category == "vocational_training")
+        );
+        assert_eq!(report.gaps.len(), 10 * 22 - 2 - 2 - 1);
+    }
+}
