@@ -791,6 +791,15 @@ pub enum ReportCommand {
 /// `passerelle export …`.
 #[derive(Debug, Subcommand)]
 pub enum ExportCommand {
+    /// Open Referral HSDS 3.0 JSON: DIR/organizations.json, every organisation with its
+    /// locations and services (the Cameroon profile is in docs/cartography.md).
+    Hsds {
+        /// The folder to write into (created if missing).
+        dir: PathBuf,
+        /// Language of labels: fr or en (default: the config's).
+        #[arg(long, value_parser = parse_lang)]
+        lang: Option<passerelle_node::reference::Lang>,
+    },
     /// A 3W table (who does what where): one row per service, category and place.
     Csv {
         /// Add the HXL hashtag row (#org+name, #sector, #adm1+code, …) under the header.

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::Context;
-use passerelle_node::cartography::{actors::ActorsReport, geojson, hxl};
+use passerelle_node::cartography::{actors::ActorsReport, geojson, hsds, hxl};
 use passerelle_node::control::Request;
 use passerelle_node::model::OrganisationRecord;
 use passerelle_node::reference::Lang;
@@ -33,6 +33,19 @@ pub async fn export(
 ) -> anyhow::Result<Outcome> {
     let records = records(data_dir).await?;
     match command {
+        ExportCommand::Hsds { dir, lang: chosen } => {
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("dir: creating {}", dir.display()))?;
+            let path = dir.join("organizations.json");
+            let body = hsds::organizations(&records, chosen.unwrap_or(lang));
+            std::fs::write(&path, serde_json::to_string_pretty(&body)?)
+                .with_context(|| format!("dir: writing {}", path.display()))?;
+            output::out(&format!(
+                "{} organisations written to {} (HSDS 3.0)",
+                records.len(),
+                path.display()
+            ))?;
+        }
         ExportCommand::Csv {
             hxl,
             output,

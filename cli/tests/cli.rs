@@ -1213,6 +1213,19 @@ fn the_mapping_exports_as_a_3w_table_geojson_and_a_report_by_domain() {
         csv.stdout
     );
 
+    let hsds_dir = dir.path().join("hsds");
+    ok(&data, &["export", "hsds", hsds_dir.to_str().expect("path")]);
+    let hsds: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(hsds_dir.join("organizations.json")).expect("hsds file"),
+    )
+    .expect("hsds json");
+    assert_eq!(hsds[0]["name"], "Association Retour et Dignité");
+    assert_eq!(hsds[0]["services"][0]["name"], "Formation en couture");
+    assert_eq!(
+        hsds[0]["services"][0]["service_at_locations"][0]["location_id"],
+        hsds[0]["locations"][0]["id"]
+    );
+
     let bad = run(&data, &["export", "csv", "--lang", "de"]);
     assert_eq!(bad.code, 2);
     assert!(bad.stderr.contains("fr, en"), "{}", bad.stderr);

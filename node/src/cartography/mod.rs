@@ -1,12 +1,14 @@
 //! The actor mapping in the formats the field reads: a 3W table with HXL hashtags, GeoJSON,
-//! and the report of actors by domain and area with its gaps (work in progress for the
-//! cartography issue: HSDS export and the imports come next).
+//! the report of actors by domain and area with its gaps, and Open Referral HSDS 3.0 JSON
+//! (work in progress for the cartography issue: the HSDS tabular package, `export automerge`
+//! and the imports come next).
 //!
 //! Everything here is pure: it takes the organisation records a node holds and returns
 //! rows, JSON or text. The CLI writes them out.
 
 pub mod actors;
 pub mod geojson;
+pub mod hsds;
 pub mod hxl;
 
 use crate::model::{OrganisationRecord, Service, ServiceArea};
@@ -177,6 +179,44 @@ mod tests {
                 .iter()
                 .any(|a| a["properties"]["adm2_pcode"] == "CM008006")
         );
+    }
+
+    #[test]
+    fn hsds_organizations_nest_locations_and_services_with_stable_uuids() {
+        let r = record();
+        let org = hsds::organization(&r, Lang::Fr);
+        let id = org["id"].as_str().unwrap();
+        assert_eq!(id.len(), 36);
+        assert_eq!(&id[14..15], "8", "version 8 UUID: {id}");
+        assert_eq!(hsds::organization(&r, Lang::Fr)["id"], org["id"], "stable");
+        assert_eq!(org["alternate_name"], "ARD");
+        assert_eq!(org["legal_status"], "ngo");
+        assert_eq!(org["organization_identifiers"][0]["identifier"], "org-x");
+        let location = &org["locations"][0];
+        assert_eq!(location["location_type"], "physical");
+        assert_eq!(location["addresses"][0]["country"], "CM");
+        assert_eq!(location["addresses"][0]["postal_code"], "");
+        let services = org["services"].as_array().unwrap();
+        assert_eq!(services.len(), 2);
+        let training = services.iter().find(|s| s["name"] == "Formation").unwrap();
+        assert_eq!(training["status"], "active");
+        assert_eq!(
+            training["service_at_locations"][0]["location_id"],
+            location["id"]
+        );
+        assert_eq!(training["service_areas"].as_array().unwrap().len(), 3);
+        assert_eq!(training["cost_options"][0]["option"], "free");
+        let categories: Vec<&str> = training["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["link_type"] == "service_category")
+            .map(|a| a["taxonomy_term"]["code"].as_str().unwrap())
+            .collect();
+        assert_eq!(categories, vec!["vocational_training", "job_placement"]);
+        let listening = services.iter().find(|s| s["name"] == "Écoute").unwrap();
+        assert_eq!(listening["cost_options"][0]["amount"], 2000);
+        assert_eq!(listening["cost_options"][0]["currency"], "XAF");
     }
 
     #[test]

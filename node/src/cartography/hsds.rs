@@ -1,0 +1,250 @@
+//! `passerelle export hsds DIR`: the directory as Open Referral HSDS 3.0 JSON — a list of
+//! `organization` objects with their `locations` and `services` nested (services carry
+//! `service_areas`, `service_at_locations`, `cost_options`, `languages`, `schedules`,
+//! `required_documents` and their categories as `attributes` with `taxonomy_term`s).
+//!
+//! The Cameroon profile (docs/cartography.md): HSDS ids are UUIDs derived from Passerelle's
+//! stable ids (the same entry always gets the same UUID); addresses have no postal code and
+//! name the region as `state_province`; service areas are OCHA P-codes (`extent_type`
+//! `text`); capacity, dimension and the Passerelle ids travel as attributes and
+//! organization identifiers.
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::model::{Cost, OrganisationRecord, ServiceStatus};
+use crate::reference::{Lang, areas, taxonomy};
+
+/// The taxonomy name the categories carry.
+pub const TAXONOMY: &str = taxonomy::TAXONOMY_VERSION;
+
+/// A UUID (version 8, RFC 9562 custom) derived from `parts`: stable across exports.
+pub fn uuid(parts: &[&str]) -> String {
+    let mut hash = Sha256::new();
+    hash.update(b"passerelle/hsds/1");
+    for part in parts {
+        hash.update([0u8]);
+        hash.update(part.as_bytes());
+    }
+    let mut b: [u8; 16] = hash.finalize()[..16].try_into().unwrap_or([0; 16]);
+    b[6] = (b[6] & 0x0f) | 0x80;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex = data_encoding::HEXLOWER.encode(&b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+fn term(code: &str, name: &str, taxonomy: &str) -> Value {
+    json!({
+        "id": uuid(&["term", taxonomy, code]),
+        "code": code,
+        "name": name,
+        "description": name,
+        "taxonomy": taxonomy,
+        "language": "fr",
+    })
+}
+
+fn attribute(
+    link_id: &str,
+    link_entity: &str,
+    link_type: &str,
+    term: Value,
+    value: Option<&str>,
+) -> Value {
+    let term_id = term["id"].as_str().unwrap_or_default().to_owned();
+    json!({
+        "id": uuid(&["attribute", link_id, &term_id]),
+        "link_id": link_id,
+        "link_entity": link_entity,
+        "link_type": link_type,
+        "taxonomy_term_id": term_id,
+        "value": value,
+        "taxonomy_term": term,
+    })
+}
+
+fn status(status: ServiceStatus) -> &'static str {
+    match status {
+        ServiceStatus::Active => "active",
+        ServiceStatus::Inactive => "inactive",
+        ServiceStatus::TemporarilyClosed => "temporarily closed",
+    }
+}
+
+fn rfc3339(seconds: i64) -> Option<String> {
+    (seconds > 0).then(|| {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds as u64);
+        humantime::format_rfc3339_seconds(t).to_string()
+    })
+}
+
+/// One organisation as an HSDS `organization` with nested locations and services.
+pub fn organization(record: &OrganisationRecord, lang: Lang) -> Value {
+    let org = record.org_id.as_str();
+    let org_uuid = uuid(&["organization", org]);
+    let profile = &record.profile;
+    let contacts: Vec<Value> = profile
+        .contacts
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let id = uuid(&["contact", org, &i.to_string()]);
+            json!({
+                "id": id,
+                "organization_id": org_uuid,
+                "name": c.name,
+                "title": c.title,
+                "email": c.email,
+                "phones": c.phone.as_ref().map(|p| vec![json!({"id": uuid(&["phone", &id]), "contact_id": id, "number": p})]).unwrap_or_default(),
+            })
+        })
+        .collect();
+    let locations: Vec<Value> = record
+        .offices
+        .iter()
+        .map(|(office_id, office)| {
+            let id = uuid(&["location", org, office_id]);
+            let region = areas::region(&office.region);
+            let pcode = office.department.clone().unwrap_or_else(|| office.region.clone());
+            json!({
+                "id": id,
+                "location_type": "physical",
+                "organization_id": org_uuid,
+                "name": office.name,
+                "latitude": office.latitude,
+                "longitude": office.longitude,
+                "external_identifier": pcode,
+                "external_identifier_type": "OCHA P-code",
+                "addresses": [{
+                    "id": uuid(&["address", &id]),
+                    "location_id": id,
+                    "address_1": office.address.clone().unwrap_or_else(|| office.town.clone()),
+                    "city": office.town,
+                    "region": office.department.as_deref().and_then(areas::department).map(|d| d.name(lang)),
+                    "state_province": region.map(|r| r.name(lang)),
+                    "postal_code": "",
+                    "country": "CM",
+                    "address_type": "physical",
+                }],
+                "attributes": [attribute(&id, "location", "passerelle_id", term("office_id", "Passerelle office id", "passerelle"), Some(office_id))],
+            })
+        })
+        .collect();
+    let services: Vec<Value> = record
+        .services
+        .iter()
+        .map(|(service_id, s)| {
+            let id = uuid(&["service", org, service_id]);
+            let mut attributes: Vec<Value> = s
+                .categories
+                .iter()
+                .map(|code| {
+                    let label = taxonomy::category(code).map_or(code.as_str(), |c| c.label(lang));
+                    attribute(&id, "service", "service_category", term(code, label, TAXONOMY), None)
+                })
+                .collect();
+            attributes.push(attribute(
+                &id,
+                "service",
+                "dimension",
+                term(s.dimension.code(), s.dimension.label(lang), TAXONOMY),
+                None,
+            ));
+            attributes.push(attribute(
+                &id,
+                "service",
+                "capacity",
+                term("capacity", "Capacity", "passerelle"),
+                Some(&match s.capacity.places {
+                    Some(places) => format!("{:?}:{places}", s.capacity.status).to_lowercase(),
+                    None => format!("{:?}", s.capacity.status).to_lowercase(),
+                }),
+            ));
+            attributes.push(attribute(&id, "service", "passerelle_id", term("service_id", "Passerelle service id", "passerelle"), Some(service_id)));
+            let service_areas: Vec<Value> = s
+                .service_area
+                .regions
+                .iter()
+                .map(|r| (r.clone(), areas::region(r).map(|r| r.name(lang))))
+                .chain(s.service_area.departments.iter().map(|d| (d.clone(), areas::department(d).map(|d| d.name(lang)))))
+                .map(|(pcode, name)| {
+                    json!({
+                        "id": uuid(&["service_area", &id, &pcode]),
+                        "service_id": id,
+                        "name": name,
+                        "extent": pcode,
+                        "extent_type": "text",
+                        "description": "OCHA P-code",
+                    })
+                })
+                .collect();
+            let (option, amount) = match s.cost {
+                Cost::Free => ("free", None),
+                Cost::CostShared => ("cost shared", None),
+                Cost::Fee { amount_xaf } => ("fee", Some(amount_xaf)),
+            };
+            json!({
+                "id": id,
+                "organization_id": org_uuid,
+                "name": s.name,
+                "description": s.description,
+                "status": status(s.status),
+                "eligibility_description": s.eligibility,
+                "fees_description": s.cost.to_string(),
+                "last_modified": rfc3339(s.last_update),
+                "languages": s.languages.iter().map(|code| json!({"id": uuid(&["language", &id, code]), "service_id": id, "code": code})).collect::<Vec<_>>(),
+                "service_areas": service_areas,
+                "service_at_locations": s.offices.iter().map(|o| json!({
+                    "id": uuid(&["service_at_location", &id, o]),
+                    "service_id": id,
+                    "location_id": uuid(&["location", org, o]),
+                })).collect::<Vec<_>>(),
+                "cost_options": [{
+                    "id": uuid(&["cost_option", &id]),
+                    "service_id": id,
+                    "option": option,
+                    "currency": "XAF",
+                    "amount": amount,
+                }],
+                "schedules": s.schedule.as_ref().map(|text| vec![json!({"id": uuid(&["schedule", &id]), "service_id": id, "description": text})]).unwrap_or_default(),
+                "required_documents": s.required_documents.iter().map(|d| json!({"id": uuid(&["required_document", &id, d]), "service_id": id, "document": d})).collect::<Vec<_>>(),
+                "contacts": s.contact.as_ref().map(|c| vec![json!({"id": uuid(&["contact", &id]), "service_id": id, "name": c.name, "title": c.title, "email": c.email})]).unwrap_or_default(),
+                "attributes": attributes,
+            })
+        })
+        .collect();
+    json!({
+        "id": org_uuid,
+        "name": profile.name,
+        "alternate_name": profile.acronym,
+        "description": profile.description.clone().unwrap_or_else(|| profile.name.clone()),
+        "email": profile.contacts.iter().find_map(|c| c.email.clone()),
+        "website": profile.website,
+        "legal_status": profile.legal_status.map(|s| serde_json::to_value(s).unwrap_or(Value::Null)),
+        "organization_identifiers": [{
+            "id": uuid(&["organization_identifier", org]),
+            "organization_id": org_uuid,
+            "identifier_scheme": "passerelle",
+            "identifier_type": "Passerelle organisation key (ed25519, base32)",
+            "identifier": org,
+        }],
+        "contacts": contacts,
+        "locations": locations,
+        "services": services,
+    })
+}
+
+/// Every organisation, as the HSDS `organization_list` body (a JSON array).
+pub fn organizations<'a>(
+    records: impl IntoIterator<Item = &'a OrganisationRecord>,
+    lang: Lang,
+) -> Value {
+    Value::Array(records.into_iter().map(|r| organization(r, lang)).collect())
+}
