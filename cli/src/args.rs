@@ -76,10 +76,13 @@ pub enum Command {
     /// Figures: the referral board (the default; counts only, no personal data), or the
     /// actors by domain and area with the gaps (`report actors`).
     Report(ReportArgs),
-    /// The live mapping in the formats the field reads: a 3W table with HXL hashtags,
-    /// GeoJSON.
+    /// The live mapping in the formats the field reads: HSDS 3.0, a 3W table with HXL
+    /// hashtags, GeoJSON.
     #[command(subcommand)]
     Export(ExportCommand),
+    /// Bring an existing mapping in: this organisation's rows of a spreadsheet.
+    #[command(subcommand)]
+    Import(ImportCommand),
     /// Run a local demonstration in a temporary folder, then clean up.
     Demo,
 }
@@ -820,5 +823,24 @@ pub enum ExportCommand {
         /// Language of labels: fr or en (default: the config's).
         #[arg(long, value_parser = parse_lang)]
         lang: Option<passerelle_node::reference::Lang>,
+    },
+}
+
+/// `passerelle import …`.
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// A mapping spreadsheet saved as CSV (comma or semicolon; headers in French or English,
+    /// see docs/cartography.md): this organisation's rows become its offices and services.
+    /// Importing the same file again changes nothing.
+    Csv {
+        /// The CSV file.
+        file: PathBuf,
+        /// Show what would be created or updated, and every row that cannot be read;
+        /// write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Import the rows that read well even if others do not (they are still listed).
+        #[arg(long)]
+        skip_errors: bool,
     },
 }

@@ -8,7 +8,7 @@ use passerelle_node::control::Request;
 use passerelle_node::model::OrganisationRecord;
 use passerelle_node::reference::Lang;
 
-use crate::args::ExportCommand;
+use crate::args::{ExportCommand, ImportCommand};
 use crate::commands::{Outcome, call};
 use crate::output::{self, table};
 
@@ -151,5 +151,94 @@ pub async fn actors(data_dir: &Path, json: bool, csv: bool, lang: Lang) -> anyho
             .map(|(r, c)| vec![r, c.join(", ")])
             .collect(),
     ))?;
+    Ok(Outcome::Done)
+}
+
+pub async fn import(
+    data_dir: &Path,
+    command: ImportCommand,
+    json: bool,
+) -> anyhow::Result<Outcome> {
+    use passerelle_node::cartography::import::{plan_own, read_csv};
+    use passerelle_node::node::{EditReceipt, OrganisationView};
+    let ImportCommand::Csv {
+        file,
+        dry_run,
+        skip_errors,
+    } = command;
+    let text = std::fs::read_to_string(&file)
+        .with_context(|| format!("file: reading {}", file.display()))?;
+    let read = read_csv(&text).map_err(|e| anyhow::anyhow!("file {}: {e}", file.display()))?;
+    let view: OrganisationView = call(data_dir, Request::Organisation { org: None }).await?;
+    let plan = plan_own(&read.rows, &view.record);
+    let blocked = !read.errors.is_empty() && !skip_errors;
+    if json {
+        output::json(&serde_json::json!({
+            "rows_read": read.rows.len() + read.errors.iter().map(|e| e.row).collect::<std::collections::BTreeSet<_>>().len(),
+            "errors": read.errors,
+            "unknown_columns": read.unknown_columns,
+            "own_rows": plan.own_rows,
+            "changes": plan.changes,
+            "unchanged": plan.unchanged,
+            "other_organisations": plan.other_organisations,
+            "written": !dry_run && !blocked,
+        }))?;
+    } else {
+        if !read.errors.is_empty() {
+            output::out(&format!("{} value(s) cannot be read:", read.errors.len()))?;
+            output::out(&table(
+                &["row", "column", "value", "why"],
+                read.errors
+                    .iter()
+                    .map(|e| {
+                        vec![
+                            e.row.to_string(),
+                            e.column.clone(),
+                            e.value.clone(),
+                            e.why.clone(),
+                        ]
+                    })
+                    .collect(),
+            ))?;
+        }
+        if !read.unknown_columns.is_empty() {
+            output::out(&format!(
+                "columns not imported (unknown headers): {}",
+                read.unknown_columns.join(", ")
+            ))?;
+        }
+        output::out(&format!(
+            "{} row(s) are {}'s; {} change(s), {} already as the file says; {} row(s) of {} other organisation(s) are theirs to import",
+            plan.own_rows,
+            view.record.profile.name,
+            plan.changes.len(),
+            plan.unchanged,
+            plan.other_organisations.values().sum::<usize>(),
+            plan.other_organisations.len()
+        ))?;
+        for change in &plan.changes {
+            output::out(&format!(
+                "  {}{change}",
+                if dry_run { "would " } else { "" }
+            ))?;
+        }
+    }
+    if blocked {
+        anyhow::bail!(
+            "file: {} value(s) cannot be read; nothing was imported (fix them, or pass --skip-errors to import the other rows)",
+            read.errors.len()
+        );
+    }
+    if dry_run {
+        return Ok(Outcome::Done);
+    }
+    for edit in plan.edits {
+        let _: EditReceipt = call(data_dir, Request::Edit { edit }).await?;
+    }
+    if !json {
+        output::out(
+            "imported: each change is signed by this organisation and reaches the network",
+        )?;
+    }
     Ok(Outcome::Done)
 }

@@ -96,6 +96,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 }
             },
             Command::Export(command) => cartography::export(&data_dir, command, lang).await,
+            Command::Import(command) => cartography::import(&data_dir, command, json).await,
             Command::Demo => demo::run().await,
         }
     })

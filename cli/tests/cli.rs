@@ -1230,3 +1230,65 @@ fn the_mapping_exports_as_a_3w_table_geojson_and_a_report_by_domain() {
     assert_eq!(bad.code, 2);
     assert!(bad.stderr.contains("fr, en"), "{}", bad.stderr);
 }
+
+#[test]
+fn an_organisation_imports_its_rows_of_the_mapping_once() {
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/examples/mapping.csv");
+    let with_errors = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/examples/mapping-with-errors.csv"
+    );
+    let (_dir, data) = init("Association Retour et Dignité");
+    let _node = NodeProcess::start(&data);
+
+    let planned = ok(&data, &["import", "csv", sample, "--dry-run", "--json"]).json();
+    assert_eq!(planned["written"], false);
+    assert_eq!(planned["errors"].as_array().map(Vec::len), Some(0));
+    let changes = planned["changes"].as_array().expect("changes").len();
+    assert!(changes >= 2, "{planned}");
+    assert_eq!(
+        planned["other_organisations"].as_object().map(|o| o.len()),
+        Some(32)
+    );
+    let nothing = run(&data, &["service", "list", "--json"]);
+    assert_eq!(nothing.code, 1, "a dry run wrote something");
+
+    let done = ok(&data, &["import", "csv", sample]);
+    assert!(done.stdout.contains("imported"), "{}", done.stdout);
+    let services = ok(&data, &["service", "list", "--json"]).json();
+    let own_rows = planned["own_rows"].as_u64().expect("own rows") as usize;
+    assert!(
+        !services.as_array().expect("list").is_empty()
+            && services.as_array().map(Vec::len) <= Some(own_rows)
+    );
+    let profile = ok(&data, &["org", "show", "--json"]).json();
+    assert_eq!(profile["profile"]["acronym"], "ARD");
+
+    // Again: nothing to change.
+    let again = ok(&data, &["import", "csv", sample, "--json"]).json();
+    assert_eq!(
+        again["changes"].as_array().map(Vec::len),
+        Some(0),
+        "{again}"
+    );
+    let history = history_len(&data);
+    ok(&data, &["import", "csv", sample]);
+    assert_eq!(history_len(&data), history, "a second import wrote changes");
+
+    // Bad rows are listed with row, column and why; nothing is imported.
+    let refused = run(&data, &["import", "csv", with_errors]);
+    assert_eq!(refused.code, 2);
+    assert!(
+        refused.stderr.contains("nothing was imported"),
+        "{}",
+        refused.stderr
+    );
+    for expected in ["CM011", "pas cher", "organisation"] {
+        assert!(
+            refused.stdout.contains(expected),
+            "{expected}: {}",
+            refused.stdout
+        );
+    }
+    assert_eq!(history_len(&data), history);
+}

@@ -10,6 +10,7 @@ pub mod actors;
 pub mod geojson;
 pub mod hsds;
 pub mod hxl;
+pub mod import;
 
 use crate::model::{OrganisationRecord, Service, ServiceArea};
 use crate::reference::areas;

@@ -1,0 +1,821 @@
+//! Reading a mapping spreadsheet (CSV): columns recognised by a documented set of French and
+//! English headers, every value checked, every row that cannot be read reported with its
+//! row number, column and why — never dropped silently.
+//!
+//! Pure: text in, rows or errors out. What to write, and where, is decided by the node.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::directory::fold;
+use crate::model::{CapacityStatus, Cost, LegalStatus, OrganisationRecord};
+use crate::reference::{areas, taxonomy};
+
+/// A column the import understands, and the headers that name it (compared without case,
+/// accents, spaces, `-` or `_`).
+pub const COLUMNS: [(&str, &[&str]); 20] = [
+    (
+        "organisation",
+        &[
+            "organisation",
+            "organization",
+            "org",
+            "nom",
+            "structure",
+            "acteur",
+        ],
+    ),
+    ("acronym", &["sigle", "acronym", "acronyme"]),
+    (
+        "type",
+        &[
+            "type",
+            "organisation_type",
+            "legal_status",
+            "statut",
+            "type_acteur",
+        ],
+    ),
+    (
+        "service",
+        &[
+            "service",
+            "service_name",
+            "nom_du_service",
+            "activite",
+            "prestation",
+        ],
+    ),
+    (
+        "dimension",
+        &["dimension", "domaine", "pilier", "sector", "secteur"],
+    ),
+    (
+        "category",
+        &[
+            "categorie",
+            "category",
+            "categories",
+            "sous_secteur",
+            "subsector",
+        ],
+    ),
+    ("region", &["region", "region_code", "adm1", "adm1_code"]),
+    (
+        "department",
+        &[
+            "departement",
+            "department",
+            "department_code",
+            "adm2",
+            "adm2_code",
+        ],
+    ),
+    ("town", &["ville", "town", "city", "localite", "commune"]),
+    ("address", &["adresse", "address", "quartier"]),
+    ("latitude", &["latitude", "lat"]),
+    ("longitude", &["longitude", "lon", "lng", "long"]),
+    ("cost", &["cout", "cost", "tarif", "frais"]),
+    ("capacity", &["capacite", "capacity", "disponibilite"]),
+    ("places", &["places", "places_disponibles", "seats"]),
+    ("languages", &["langues", "languages", "langue", "language"]),
+    (
+        "email",
+        &["email", "courriel", "contact_email", "e_mail", "mail"],
+    ),
+    ("phone", &["telephone", "phone", "contact_phone", "tel"]),
+    ("description", &["description", "details"]),
+    (
+        "eligibility",
+        &["eligibilite", "eligibility", "public_cible", "criteres"],
+    ),
+];
+
+/// Columns a mapping must have.
+pub const REQUIRED: [&str; 5] = ["organisation", "service", "dimension", "region", "town"];
+
+fn header_key(text: &str) -> String {
+    fold(text)
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == ' ')
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join("_")
+}
+
+/// One value that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowError {
+    /// Row number in the file (the header is row 1).
+    pub row: usize,
+    /// The column (the file's header text).
+    pub column: String,
+    /// The value found.
+    pub value: String,
+    /// Why it was refused, with what is accepted.
+    pub why: String,
+}
+
+/// One row, read and checked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MappingRow {
+    /// Row number in the file.
+    pub row: usize,
+    /// Organisation name.
+    pub organisation: String,
+    /// Acronym.
+    pub acronym: Option<String>,
+    /// Legal status.
+    pub legal_status: Option<LegalStatus>,
+    /// Service name.
+    pub service: String,
+    /// Dimension.
+    pub dimension: taxonomy::Dimension,
+    /// Category codes.
+    pub categories: Vec<String>,
+    /// Region P-code.
+    pub region: String,
+    /// Department P-code.
+    pub department: Option<String>,
+    /// Town.
+    pub town: String,
+    /// Address or directions.
+    pub address: Option<String>,
+    /// Latitude and longitude, both or neither.
+    pub coordinates: Option<(f64, f64)>,
+    /// Cost.
+    pub cost: Cost,
+    /// Capacity.
+    pub capacity: CapacityStatus,
+    /// Places.
+    pub places: Option<u32>,
+    /// Language codes.
+    pub languages: Vec<String>,
+    /// Contact e-mail of the organisation.
+    pub email: Option<String>,
+    /// Contact phone of the organisation.
+    pub phone: Option<String>,
+    /// Service description.
+    pub description: Option<String>,
+    /// Who the service is for.
+    pub eligibility: Option<String>,
+}
+
+/// What reading a file gave.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReadMapping {
+    /// Rows read without error.
+    pub rows: Vec<MappingRow>,
+    /// Every value that could not be read (its row is left out).
+    pub errors: Vec<RowError>,
+    /// Headers the import does not know (their columns are ignored, and said so).
+    pub unknown_columns: Vec<String>,
+}
+
+fn legal_status(text: &str) -> Result<LegalStatus, String> {
+    match fold(text).as_str() {
+        "gouvernement" | "government" | "etat" | "ministere" | "public" => Ok(LegalStatus::Government),
+        "ong" | "ngo" | "association" => Ok(LegalStatus::Ngo),
+        "international" | "oi" | "io" | "organisation internationale" | "international organisation" => {
+            Ok(LegalStatus::International)
+        }
+        "prive" | "private" | "entreprise" | "secteur prive" | "private sector" => Ok(LegalStatus::Private),
+        "communautaire" | "community" | "obc" | "cbo" => Ok(LegalStatus::Community),
+        _ => Err("not one of: gouvernement/government, ong/ngo, international, prive/private, communautaire/community".into()),
+    }
+}
+
+fn dimension(text: &str) -> Result<taxonomy::Dimension, String> {
+    match fold(text).as_str() {
+        "economique" | "economic" | "economie" => Ok(taxonomy::Dimension::Economic),
+        "sociale" | "social" => Ok(taxonomy::Dimension::Social),
+        "psychosociale" | "psychosocial" => Ok(taxonomy::Dimension::Psychosocial),
+        _ => Err(
+            "not one of: économique/economic, sociale/social, psychosociale/psychosocial".into(),
+        ),
+    }
+}
+
+fn category(text: &str) -> Result<String, String> {
+    let wanted = fold(text);
+    taxonomy::CATEGORIES
+        .iter()
+        .find(|c| {
+            c.code == wanted.replace(' ', "_")
+                || fold(c.label_fr) == wanted
+                || fold(c.label_en) == wanted
+        })
+        .map(|c| c.code.to_owned())
+        .ok_or_else(|| {
+            format!(
+                "not a category code or label; codes: {}",
+                taxonomy::category_codes()
+            )
+        })
+}
+
+fn region(text: &str) -> Result<String, String> {
+    if let Some(r) = areas::region(text) {
+        return Ok(r.pcode.to_owned());
+    }
+    let wanted = fold(text);
+    areas::REGIONS
+        .iter()
+        .find(|r| fold(r.name_fr) == wanted || fold(r.name_en) == wanted)
+        .map(|r| r.pcode.to_owned())
+        .ok_or_else(|| {
+            format!(
+                "not a region P-code, ISO code or name; regions: {}",
+                areas::region_list()
+            )
+        })
+}
+
+fn department(text: &str, region: &str) -> Result<String, String> {
+    let wanted = fold(text);
+    let found = areas::department(text).or_else(|| {
+        areas::departments_of(region)
+            .find(|d| fold(d.name_fr) == wanted || fold(d.name_en) == wanted)
+    });
+    match found {
+        Some(d) if d.region == region => Ok(d.pcode.to_owned()),
+        Some(d) => Err(format!("{} is not in region {region}", d.pcode)),
+        None => Err(format!(
+            "not a department of region {region}; its departments: {}",
+            areas::department_list(Some(region))
+        )),
+    }
+}
+
+fn cost(text: &str) -> Result<Cost, String> {
+    let folded = fold(text);
+    match folded.as_str() {
+        "" | "gratuit" | "free" | "gratuite" => return Ok(Cost::Free),
+        "partage" | "cost shared" | "cost-shared" | "cost_shared" | "cofinance" => {
+            return Ok(Cost::CostShared);
+        }
+        _ => {}
+    }
+    let amount: String = folded
+        .trim_start_matches("fee:")
+        .trim_end_matches("fcfa")
+        .trim_end_matches("xaf")
+        .trim_end_matches("f")
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '.')
+        .collect();
+    match amount.parse::<u64>() {
+        Ok(amount_xaf) if amount_xaf > 0 => Ok(Cost::Fee { amount_xaf }),
+        _ => Err(
+            "not one of: gratuit/free, partagé/cost-shared, an amount in FCFA (e.g. 5000 FCFA)"
+                .into(),
+        ),
+    }
+}
+
+fn capacity(text: &str) -> Result<CapacityStatus, String> {
+    match fold(text).as_str() {
+        "" | "disponible" | "available" | "ouvert" => Ok(CapacityStatus::Available),
+        "liste d'attente" | "liste d attente" | "liste attente" | "waitlist" | "waiting list" => {
+            Ok(CapacityStatus::Waitlist)
+        }
+        "complet" | "full" | "ferme" => Ok(CapacityStatus::Full),
+        _ => Err("not one of: disponible/available, liste d'attente/waitlist, complet/full".into()),
+    }
+}
+
+fn optional(text: &str) -> Option<String> {
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_owned())
+}
+
+/// Reads a mapping from CSV text (comma or semicolon separated, as spreadsheets save it).
+pub fn read_csv(text: &str) -> Result<ReadMapping, String> {
+    let text = text.trim_start_matches('\u{feff}');
+    let first_line = text.lines().next().unwrap_or_default();
+    let delimiter = if first_line.matches(';').count() > first_line.matches(',').count() {
+        b';'
+    } else {
+        b','
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| format!("the header row cannot be read: {e}"))?
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let mut columns: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut read = ReadMapping::default();
+    for (index, header) in headers.iter().enumerate() {
+        let key = header_key(header);
+        match COLUMNS
+            .iter()
+            .find(|(_, names)| names.iter().any(|n| *n == key))
+        {
+            Some((column, _)) => {
+                columns.entry(column).or_insert(index);
+            }
+            None if key.is_empty() => {}
+            None => read.unknown_columns.push(header.clone()),
+        }
+    }
+    let missing: Vec<&str> = REQUIRED
+        .iter()
+        .filter(|c| !columns.contains_key(*c))
+        .copied()
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "the header row lacks the column(s) {}; accepted headers: {}",
+            missing.join(", "),
+            COLUMNS
+                .iter()
+                .map(|(c, names)| format!("{c} ({})", names.join("/")))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+    }
+    for (index, record) in reader.records().enumerate() {
+        let row = index + 2;
+        let record = match record {
+            Ok(record) => record,
+            Err(e) => {
+                read.errors.push(RowError {
+                    row,
+                    column: String::new(),
+                    value: String::new(),
+                    why: format!("the row cannot be read: {e}"),
+                });
+                continue;
+            }
+        };
+        if record.iter().all(|v| v.trim().is_empty()) {
+            continue;
+        }
+        let mut errors = Vec::new();
+        let get = |column: &str| -> &str {
+            columns
+                .get(column)
+                .and_then(|i| record.get(*i))
+                .map(str::trim)
+                .unwrap_or("")
+        };
+        let mut fail = |column: &str, why: String| {
+            let header = columns
+                .get(column)
+                .and_then(|i| headers.get(*i))
+                .cloned()
+                .unwrap_or_else(|| column.to_owned());
+            errors.push(RowError {
+                row,
+                value: get(column).to_owned(),
+                column: header,
+                why,
+            });
+        };
+        let required = |column: &str, fail: &mut dyn FnMut(&str, String)| -> String {
+            let value = get(column).to_owned();
+            if value.is_empty() {
+                fail(column, "required, and empty".into());
+            }
+            value
+        };
+        let organisation = required("organisation", &mut fail);
+        let service = required("service", &mut fail);
+        let town = required("town", &mut fail);
+        let dimension = dimension(get("dimension"))
+            .map_err(|e| fail("dimension", e))
+            .ok();
+        let region = region(get("region")).map_err(|e| fail("region", e)).ok();
+        let department = match (optional(get("department")), &region) {
+            (Some(text), Some(r)) => department(&text, r).map_err(|e| fail("department", e)).ok(),
+            _ => None,
+        };
+        let legal_status =
+            optional(get("type")).and_then(|t| legal_status(&t).map_err(|e| fail("type", e)).ok());
+        let mut categories = Vec::new();
+        for part in get("category")
+            .split([';', '|', ','])
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            match category(part) {
+                Ok(code) => categories.push(code),
+                Err(e) => fail("category", e),
+            }
+        }
+        if let Some(stated) = dimension
+            && let Some(wrong) = categories
+                .iter()
+                .find(|c| taxonomy::category(c).is_some_and(|c| c.dimension != stated))
+        {
+            fail(
+                "category",
+                format!("category {wrong} does not belong to dimension {stated}"),
+            );
+        }
+        let cost = cost(get("cost")).map_err(|e| fail("cost", e)).ok();
+        let capacity = capacity(get("capacity"))
+            .map_err(|e| fail("capacity", e))
+            .ok();
+        let places = optional(get("places")).and_then(|p| {
+            p.parse::<u32>()
+                .map_err(|_| fail("places", "not a whole number".into()))
+                .ok()
+        });
+        let coordinate = |column: &str, range: f64, fail: &mut dyn FnMut(&str, String)| {
+            optional(get(column)).and_then(|v| match v.replace(',', ".").parse::<f64>() {
+                Ok(x) if x.abs() <= range => Some(x),
+                _ => {
+                    fail(
+                        column,
+                        format!("not a number of degrees between -{range} and {range}"),
+                    );
+                    None
+                }
+            })
+        };
+        let latitude = coordinate("latitude", 90.0, &mut fail);
+        let longitude = coordinate("longitude", 180.0, &mut fail);
+        if latitude.is_some() != longitude.is_some() {
+            fail(
+                "latitude",
+                "give both latitude and longitude, or neither".into(),
+            );
+        }
+        let languages: Vec<String> = get("languages")
+            .split([' ', ',', ';', '/'])
+            .map(|l| l.trim().to_lowercase())
+            .filter(|l| !l.is_empty())
+            .collect();
+        if let Some(bad) = languages
+            .iter()
+            .find(|l| !(2..=3).contains(&l.len()) || !l.bytes().all(|b| b.is_ascii_lowercase()))
+        {
+            fail(
+                "languages",
+                format!("{bad:?} is not an ISO 639 code (2 or 3 letters, e.g. fr, en, ff)"),
+            );
+        }
+        if !errors.is_empty() {
+            read.errors.extend(errors);
+            continue;
+        }
+        let (Some(dimension), Some(region), Some(cost), Some(capacity)) =
+            (dimension, region, cost, capacity)
+        else {
+            continue;
+        };
+        read.rows.push(MappingRow {
+            row,
+            organisation,
+            acronym: optional(get("acronym")),
+            legal_status,
+            service,
+            dimension,
+            categories,
+            region,
+            department,
+            town,
+            address: optional(get("address")),
+            coordinates: latitude.zip(longitude),
+            cost,
+            capacity,
+            places,
+            languages,
+            email: optional(get("email")),
+            phone: optional(get("phone")),
+            description: optional(get("description")),
+            eligibility: optional(get("eligibility")),
+        });
+    }
+    Ok(read)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = include_str!("../../../docs/examples/mapping.csv");
+    const WITH_ERRORS: &str = include_str!("../../../docs/examples/mapping-with-errors.csv");
+
+    #[test]
+    fn the_sample_mapping_reads_whole() {
+        let read = read_csv(SAMPLE).unwrap();
+        assert!(read.errors.is_empty(), "{:?}", read.errors);
+        assert!(
+            read.unknown_columns.is_empty(),
+            "{:?}",
+            read.unknown_columns
+        );
+        assert_eq!(read.rows.len(), 51);
+        let organisations: std::collections::BTreeSet<&str> =
+            read.rows.iter().map(|r| r.organisation.as_str()).collect();
+        assert_eq!(organisations.len(), 33);
+        assert!(
+            read.rows
+                .iter()
+                .any(|r| matches!(r.cost, Cost::Fee { amount_xaf: 5000 }))
+        );
+        assert!(
+            read.rows
+                .iter()
+                .any(|r| r.capacity == CapacityStatus::Waitlist)
+        );
+    }
+
+    #[test]
+    fn every_bad_value_is_reported_with_row_column_and_why() {
+        let read = read_csv(WITH_ERRORS).unwrap();
+        assert_eq!(read.rows.len(), 2);
+        let found: Vec<(usize, &str)> = read
+            .errors
+            .iter()
+            .map(|e| (e.row, e.column.as_str()))
+            .collect();
+        assert_eq!(found, vec![(3, "region"), (4, "cout"), (5, "organisation")]);
+        assert!(
+            read.errors[0].why.contains("CM005 Littoral"),
+            "{:?}",
+            read.errors[0]
+        );
+        assert!(read.errors[1].why.contains("FCFA"), "{:?}", read.errors[1]);
+    }
+
+    #[test]
+    fn every_organisation_of_the_sample_imports_its_rows_once_and_exports_them() {
+        use crate::document::OrganisationDocument;
+        use crate::identity::SigningSecret;
+        let read = read_csv(SAMPLE).unwrap();
+        let names: std::collections::BTreeSet<&str> =
+            read.rows.iter().map(|r| r.organisation.as_str()).collect();
+        let mut services = 0;
+        for name in names {
+            let secret = SigningSecret::generate().unwrap();
+            let (mut doc, _) =
+                OrganisationDocument::create(&secret, crate::model::Profile::named(name), 1)
+                    .unwrap();
+            let plan = plan_own(&read.rows, doc.record().unwrap());
+            assert!(plan.own_rows > 0 && !plan.edits.is_empty(), "{name}");
+            for edit in &plan.edits {
+                doc.apply_edit(edit, &secret, 2)
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+            }
+            let again = plan_own(&read.rows, doc.record().unwrap());
+            assert!(again.edits.is_empty(), "{name}: {:?}", again.changes);
+            let record = doc.record().unwrap();
+            let distinct: std::collections::BTreeSet<String> = read
+                .rows
+                .iter()
+                .filter(|r| r.organisation == name)
+                .map(|r| fold(&r.service))
+                .collect();
+            assert_eq!(record.services.len(), distinct.len(), "{name}");
+            services += record.services.len();
+            let hsds = crate::cartography::hsds::organization(record, crate::reference::Lang::Fr);
+            assert_eq!(
+                hsds["services"].as_array().map(Vec::len),
+                Some(distinct.len())
+            );
+        }
+        assert!(services >= 45, "{services}");
+    }
+
+    #[test]
+    fn english_headers_names_and_semicolons_are_understood() {
+        let text = "Organization;Acronym;Type;Service name;Sector;Category;Region;Department;City;Cost;Capacity;Languages;Colour\n\
+                    Hope Centre;HC;NGO;Counselling;Psychosocial;Counselling;South-West;Fako;Buea;2 500 FCFA;waiting list;en pcm;blue\n";
+        let read = read_csv(text).unwrap();
+        assert!(read.errors.is_empty(), "{:?}", read.errors);
+        assert_eq!(read.unknown_columns, vec!["Colour".to_owned()]);
+        let row = &read.rows[0];
+        assert_eq!(row.region, "CM010");
+        assert_eq!(row.department.as_deref(), Some("CM010001"));
+        assert_eq!(row.cost, Cost::Fee { amount_xaf: 2500 });
+        assert_eq!(row.legal_status, Some(LegalStatus::Ngo));
+        assert_eq!(row.categories, vec!["counselling".to_owned()]);
+        let missing = read_csv("organisation,service\nA,B\n").unwrap_err();
+        assert!(missing.contains("dimension, region, town"), "{missing}");
+    }
+}
+
+/// What importing the rows of one organisation changes in its document.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ImportPlan {
+    /// The edits to make, in order (profile, offices, services).
+    pub edits: Vec<crate::document::Edit>,
+    /// What they do, one line each.
+    pub changes: Vec<String>,
+    /// Offices and services already as the file says.
+    pub unchanged: usize,
+    /// Rows of the file that are this organisation's.
+    pub own_rows: usize,
+    /// Rows of other organisations, by name (they import their own).
+    pub other_organisations: BTreeMap<String, usize>,
+}
+
+fn short_hash(parts: &[&str]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for part in parts {
+        hash.update(part.as_bytes());
+        hash.update([0u8]);
+    }
+    data_encoding::HEXLOWER.encode(&hash.finalize()[..5])
+}
+
+/// The rows that are `record`'s organisation's (by name or acronym), and the edits that
+/// make its document say what they say. Ids are derived from the content (an office from
+/// its town, address and area; a service from its name), so importing the same file again
+/// plans nothing.
+pub fn plan_own(rows: &[MappingRow], record: &OrganisationRecord) -> ImportPlan {
+    use crate::document::Edit;
+    let mut plan = ImportPlan::default();
+    let name = fold(&record.profile.name);
+    let acronym = record.profile.acronym.as_deref().map(fold);
+    let mut own = Vec::new();
+    for row in rows {
+        let organisation = fold(&row.organisation);
+        if organisation == name || Some(&organisation) == acronym.as_ref() {
+            own.push(row);
+        } else {
+            *plan
+                .other_organisations
+                .entry(row.organisation.clone())
+                .or_default() += 1;
+        }
+    }
+    plan.own_rows = own.len();
+    // The profile: acronym, legal status, a contact with the e-mail and phone given.
+    let mut patch = serde_json::Map::new();
+    if let Some(acronym) = own.iter().find_map(|r| r.acronym.clone())
+        && record.profile.acronym.as_deref() != Some(acronym.as_str())
+    {
+        patch.insert("acronym".into(), acronym.into());
+    }
+    if let Some(status) = own.iter().find_map(|r| r.legal_status)
+        && record.profile.legal_status != Some(status)
+    {
+        patch.insert(
+            "legal_status".into(),
+            serde_json::to_value(status).unwrap_or_default(),
+        );
+    }
+    let mut contacts = record.profile.contacts.clone();
+    for row in &own {
+        let known = contacts.iter().any(|c| {
+            (row.email.is_some() && c.email == row.email)
+                || (row.phone.is_some() && c.phone == row.phone)
+        });
+        if !known && (row.email.is_some() || row.phone.is_some()) {
+            contacts.push(crate::model::Contact {
+                email: row.email.clone(),
+                phone: row.phone.clone(),
+                ..Default::default()
+            });
+        }
+    }
+    if contacts != record.profile.contacts {
+        patch.insert(
+            "contacts".into(),
+            serde_json::to_value(&contacts).unwrap_or_default(),
+        );
+    }
+    if !patch.is_empty() {
+        plan.changes.push(format!(
+            "update the profile: {}",
+            patch.keys().cloned().collect::<Vec<_>>().join(", ")
+        ));
+        plan.edits.push(Edit::SetProfile { patch });
+    }
+    // Offices, one per distinct place.
+    let mut office_of_row: BTreeMap<usize, String> = BTreeMap::new();
+    let mut offices: BTreeMap<String, crate::model::Office> = BTreeMap::new();
+    for row in &own {
+        let id = format!(
+            "off-{}",
+            short_hash(&[
+                &fold(&row.town),
+                &fold(row.address.as_deref().unwrap_or("")),
+                &row.region,
+                row.department.as_deref().unwrap_or(""),
+            ])
+        );
+        office_of_row.insert(row.row, id.clone());
+        offices.entry(id).or_insert_with(|| crate::model::Office {
+            name: match &row.address {
+                Some(address) => format!("{} — {address}", row.town),
+                None => row.town.clone(),
+            },
+            region: row.region.clone(),
+            department: row.department.clone(),
+            town: row.town.clone(),
+            address: row.address.clone(),
+            latitude: row.coordinates.map(|c| c.0),
+            longitude: row.coordinates.map(|c| c.1),
+        });
+    }
+    for (id, office) in offices {
+        match record.offices.get(&id) {
+            Some(current) if *current == office => plan.unchanged += 1,
+            Some(_) => {
+                plan.changes
+                    .push(format!("update office {id} ({})", office.town));
+                let patch = match serde_json::to_value(&office) {
+                    Ok(serde_json::Value::Object(map)) => map,
+                    _ => serde_json::Map::new(),
+                };
+                plan.edits.push(Edit::UpdateOffice { id, patch });
+            }
+            None => {
+                plan.changes
+                    .push(format!("add office {id} ({})", office.town));
+                plan.edits.push(Edit::AddOffice {
+                    id,
+                    office: Box::new(office),
+                });
+            }
+        }
+    }
+    // Services, one per name; rows of one service in several places merge.
+    let mut services: BTreeMap<String, crate::model::Service> = BTreeMap::new();
+    for row in &own {
+        let id = format!("svc-{}", short_hash(&[&fold(&row.service)]));
+        let office = office_of_row.get(&row.row).cloned();
+        let service = services.entry(id).or_insert_with(|| crate::model::Service {
+            name: row.service.clone(),
+            description: row.description.clone(),
+            dimension: row.dimension,
+            categories: Vec::new(),
+            eligibility: row.eligibility.clone(),
+            cost: row.cost,
+            capacity: crate::model::Capacity {
+                status: row.capacity,
+                places: row.places,
+            },
+            languages: Vec::new(),
+            service_area: crate::model::ServiceArea::default(),
+            offices: Vec::new(),
+            schedule: None,
+            required_documents: Vec::new(),
+            contact: None,
+            status: crate::model::ServiceStatus::Active,
+            last_update: 0,
+        });
+        let add = |list: &mut Vec<String>, value: String| {
+            if !list.contains(&value) {
+                list.push(value);
+            }
+        };
+        for c in &row.categories {
+            add(&mut service.categories, c.clone());
+        }
+        for l in &row.languages {
+            add(&mut service.languages, l.clone());
+        }
+        match &row.department {
+            Some(d) => add(&mut service.service_area.departments, d.clone()),
+            None => add(&mut service.service_area.regions, row.region.clone()),
+        }
+        if let Some(office) = office {
+            add(&mut service.offices, office);
+        }
+    }
+    for (id, mut service) in services {
+        match record.services.get(&id) {
+            Some(current) => {
+                service.last_update = current.last_update;
+                service.status = current.status;
+                service.schedule = current.schedule.clone();
+                service.required_documents = current.required_documents.clone();
+                service.contact = current.contact.clone();
+                if *current == service {
+                    plan.unchanged += 1;
+                    continue;
+                }
+                plan.changes
+                    .push(format!("update service {id} {:?}", service.name));
+                let patch = match serde_json::to_value(&service) {
+                    Ok(serde_json::Value::Object(map)) => map,
+                    _ => serde_json::Map::new(),
+                };
+                plan.edits.push(Edit::UpdateService { id, patch });
+            }
+            None => {
+                plan.changes
+                    .push(format!("add service {id} {:?}", service.name));
+                plan.edits.push(Edit::AddService {
+                    id,
+                    service: Box::new(service),
+                });
+            }
+        }
+    }
+    plan
+}
