@@ -794,8 +794,9 @@ pub enum ReportCommand {
 /// `passerelle export …`.
 #[derive(Debug, Subcommand)]
 pub enum ExportCommand {
-    /// Open Referral HSDS 3.0 JSON: DIR/organizations.json, every organisation with its
-    /// locations and services (the Cameroon profile is in docs/cartography.md).
+    /// Open Referral HSDS 3.0: DIR/organizations.json (every organisation with its locations
+    /// and services) and the tabular data package (one CSV per table and
+    /// datapackage.json); the Cameroon profile is in docs/cartography.md.
     Hsds {
         /// The folder to write into (created if missing).
         dir: PathBuf,

@@ -40,10 +40,18 @@ pub async fn export(
             let body = hsds::organizations(&records, chosen.unwrap_or(lang));
             std::fs::write(&path, serde_json::to_string_pretty(&body)?)
                 .with_context(|| format!("dir: writing {}", path.display()))?;
+            let package = hsds::tabular_package(&body)?;
+            for (name, bytes) in &package {
+                let file = dir.join(name);
+                std::fs::write(&file, bytes)
+                    .with_context(|| format!("dir: writing {}", file.display()))?;
+            }
             output::out(&format!(
-                "{} organisations written to {} (HSDS 3.0)",
+                "{} organisations written to {} (HSDS 3.0 JSON) and the tabular package ({} CSV tables and datapackage.json) in {}",
                 records.len(),
-                path.display()
+                path.display(),
+                package.len() - 1,
+                dir.display()
             ))?;
         }
         ExportCommand::Csv {

@@ -1225,6 +1225,16 @@ fn the_mapping_exports_as_a_3w_table_geojson_and_a_report_by_domain() {
         hsds[0]["services"][0]["service_at_locations"][0]["location_id"],
         hsds[0]["locations"][0]["id"]
     );
+    let services_csv = std::fs::read_to_string(hsds_dir.join("service.csv")).expect("service.csv");
+    assert!(
+        services_csv.contains("Formation en couture"),
+        "{services_csv}"
+    );
+    let package: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(hsds_dir.join("datapackage.json")).expect("datapackage"),
+    )
+    .expect("datapackage json");
+    assert_eq!(package["profile"], "tabular-data-package");
 
     let bad = run(&data, &["export", "csv", "--lang", "de"]);
     assert_eq!(bad.code, 2);

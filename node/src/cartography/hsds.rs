@@ -248,3 +248,127 @@ pub fn organizations<'a>(
 ) -> Value {
     Value::Array(records.into_iter().map(|r| organization(r, lang)).collect())
 }
+
+/// The table a nested HSDS field's objects go to in the tabular package.
+fn table_of(field: &str) -> Option<&'static str> {
+    Some(match field {
+        "locations" => "location",
+        "addresses" => "address",
+        "services" => "service",
+        "service_areas" => "service_area",
+        "service_at_locations" => "service_at_location",
+        "cost_options" => "cost_option",
+        "languages" => "language",
+        "attributes" => "attribute",
+        "taxonomy_term" => "taxonomy_term",
+        "contacts" => "contact",
+        "phones" => "phone",
+        "organization_identifiers" => "organization_identifier",
+        "schedules" => "schedule",
+        "required_documents" => "required_document",
+        _ => return None,
+    })
+}
+
+#[derive(Default)]
+struct Table {
+    columns: Vec<String>,
+    rows: Vec<serde_json::Map<String, Value>>,
+    ids: std::collections::BTreeSet<String>,
+}
+
+fn flatten(
+    tables: &mut std::collections::BTreeMap<&'static str, Table>,
+    table: &'static str,
+    object: &Value,
+) {
+    let Some(fields) = object.as_object() else {
+        return;
+    };
+    let mut row = serde_json::Map::new();
+    for (key, value) in fields {
+        match value {
+            Value::Array(items) if items.iter().all(Value::is_object) => {
+                if let Some(child) = table_of(key) {
+                    for item in items {
+                        flatten(tables, child, item);
+                    }
+                }
+            }
+            Value::Object(_) => {
+                if let Some(child) = table_of(key) {
+                    flatten(tables, child, value);
+                }
+            }
+            Value::Array(_) => {}
+            scalar => {
+                row.insert(key.clone(), scalar.clone());
+            }
+        }
+    }
+    let entry = tables.entry(table).or_default();
+    let id = row
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    if !id.is_empty() && !entry.ids.insert(id) {
+        return; // a taxonomy term shared by several services: one row
+    }
+    for key in row.keys() {
+        if !entry.columns.contains(key) {
+            entry.columns.push(key.clone());
+        }
+    }
+    entry.rows.push(row);
+}
+
+/// The HSDS tabular data package: one CSV per table (`organization.csv`, `service.csv`,
+/// `location.csv`, …, foreign keys as `*_id` columns) and `datapackage.json` describing
+/// them (Frictionless tabular data package). Returns (file name, bytes) pairs.
+pub fn tabular_package(organizations: &Value) -> Result<Vec<(String, Vec<u8>)>, csv::Error> {
+    let mut tables = std::collections::BTreeMap::new();
+    for organization in organizations.as_array().into_iter().flatten() {
+        flatten(&mut tables, "organization", organization);
+    }
+    let mut files = Vec::new();
+    let mut resources = Vec::new();
+    for (name, table) in &tables {
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        writer.write_record(&table.columns)?;
+        for row in &table.rows {
+            writer.write_record(table.columns.iter().map(|c| match row.get(c) {
+                None | Some(Value::Null) => String::new(),
+                Some(Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+            }))?;
+        }
+        let bytes = writer
+            .into_inner()
+            .map_err(|e| csv::Error::from(std::io::Error::other(e.to_string())))?;
+        files.push((format!("{name}.csv"), bytes));
+        resources.push(json!({
+            "name": name,
+            "path": format!("{name}.csv"),
+            "profile": "tabular-data-resource",
+            "format": "csv",
+            "mediatype": "text/csv",
+            "encoding": "utf-8",
+            "schema": {
+                "fields": table.columns.iter().map(|c| json!({"name": c, "type": if matches!(c.as_str(), "latitude" | "longitude" | "amount") { "number" } else { "string" }})).collect::<Vec<_>>(),
+                "primaryKey": "id",
+            },
+        }));
+    }
+    let package = json!({
+        "name": "passerelle-hsds",
+        "title": "Passerelle directory — Open Referral HSDS 3.0",
+        "profile": "tabular-data-package",
+        "resources": resources,
+    });
+    files.push((
+        "datapackage.json".to_owned(),
+        serde_json::to_vec_pretty(&package).unwrap_or_default(),
+    ));
+    Ok(files)
+}

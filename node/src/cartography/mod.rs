@@ -218,6 +218,34 @@ mod tests {
         let listening = services.iter().find(|s| s["name"] == "Écoute").unwrap();
         assert_eq!(listening["cost_options"][0]["amount"], 2000);
         assert_eq!(listening["cost_options"][0]["currency"], "XAF");
+
+        // The tabular package: one table per kind, foreign keys as ids, shared terms once.
+        let files = hsds::tabular_package(&hsds::organizations([&r], Lang::Fr)).unwrap();
+        let text = |name: &str| {
+            String::from_utf8(files.iter().find(|(n, _)| n == name).unwrap().1.clone()).unwrap()
+        };
+        let services_csv = text("service.csv");
+        assert_eq!(services_csv.lines().count(), 3);
+        assert!(
+            services_csv
+                .lines()
+                .next()
+                .unwrap()
+                .contains("organization_id")
+        );
+        assert!(
+            services_csv.contains(id),
+            "services name their organization"
+        );
+        assert_eq!(text("service_area.csv").lines().count(), 1 + 3);
+        assert_eq!(text("location.csv").lines().count(), 2);
+        let terms = text("taxonomy_term.csv");
+        assert!(terms.contains("vocational_training"));
+        let package: serde_json::Value = serde_json::from_slice(&files.last().unwrap().1).unwrap();
+        assert_eq!(
+            package["resources"].as_array().unwrap().len(),
+            files.len() - 1
+        );
     }
 
     #[test]

@@ -417,7 +417,7 @@ impl DocumentsActor {
                     invalid(
                         "service",
                         format!(
-                            "{} offers no service {service:?}; see `passerelle search` or `passerelle referral match`",
+                            "{} offers no service {service:?}; see `passerelle directory search` or `passerelle referral match`",
                             record.profile.name
                         ),
                     )
