@@ -71,17 +71,10 @@ fn board_records(count: usize) -> BTreeMap<OrgId, OrganisationRecord> {
         .map(|org| {
             (
                 *org,
-                OrganisationRecord {
-                    schema: 1,
-                    org_id: org.to_string(),
-                    profile: Profile::named(format!("Organisation {}", org.fingerprint())),
-                    offices: BTreeMap::new(),
-                    services: BTreeMap::new(),
-                    encryption_key: None,
-                    referrals: BTreeMap::new(),
-                    answers: BTreeMap::new(),
-                    proposals: BTreeMap::new(),
-                },
+                OrganisationRecord::new(
+                    org.to_string(),
+                    Profile::named(format!("Organisation {}", org.fingerprint())),
+                ),
             )
         })
         .collect();

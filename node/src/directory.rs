@@ -220,15 +220,8 @@ mod tests {
             },
         );
         OrganisationRecord {
-            schema: 1,
-            org_id: "x".into(),
-            profile: Profile::named("Centre Espoir"),
-            offices: BTreeMap::new(),
             services,
-            encryption_key: None,
-            referrals: BTreeMap::new(),
-            answers: BTreeMap::new(),
-            proposals: BTreeMap::new(),
+            ..OrganisationRecord::new("x", Profile::named("Centre Espoir"))
         }
     }
 

@@ -374,6 +374,24 @@ pub struct OrganisationRecord {
     pub proposals: BTreeMap<String, crate::referral::board::Proposal>,
 }
 
+impl OrganisationRecord {
+    /// A record with a profile and nothing else (for tests, benchmarks and tools that build
+    /// records outside a document).
+    pub fn new(org_id: impl Into<String>, profile: Profile) -> Self {
+        Self {
+            schema: crate::document::SCHEMA_VERSION,
+            org_id: org_id.into(),
+            profile,
+            offices: BTreeMap::new(),
+            services: BTreeMap::new(),
+            encryption_key: None,
+            referrals: BTreeMap::new(),
+            answers: BTreeMap::new(),
+            proposals: BTreeMap::new(),
+        }
+    }
+}
+
 /// Applies a shallow merge patch: each key of `patch` replaces that field of `current`;
 /// `null` removes it. Unknown or ill-typed fields are reported by the caller's decode.
 pub fn merge_patch(

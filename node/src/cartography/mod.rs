@@ -97,19 +97,16 @@ mod tests {
             ),
         );
         OrganisationRecord {
-            schema: 1,
-            org_id: "org-x".into(),
-            profile: Profile {
-                acronym: Some("ARD".into()),
-                legal_status: Some(model::LegalStatus::Ngo),
-                ..Profile::named("Association Retour et Dignité")
-            },
             offices: BTreeMap::from([("off-1".to_owned(), office)]),
             services,
-            encryption_key: None,
-            referrals: BTreeMap::new(),
-            answers: BTreeMap::new(),
-            proposals: BTreeMap::new(),
+            ..OrganisationRecord::new(
+                "org-x",
+                Profile {
+                    acronym: Some("ARD".into()),
+                    legal_status: Some(model::LegalStatus::Ngo),
+                    ..Profile::named("Association Retour et Dignité")
+                },
+            )
         }
     }
 

@@ -706,16 +706,8 @@ mod tests {
     #[test]
     fn one_entry_folds_the_same_as_the_whole_board() {
         let (a, b) = (org(), org());
-        let record = |owner: OrgId| OrganisationRecord {
-            schema: 1,
-            org_id: owner.to_string(),
-            profile: crate::model::Profile::named("x"),
-            offices: BTreeMap::new(),
-            services: BTreeMap::new(),
-            encryption_key: None,
-            referrals: BTreeMap::new(),
-            answers: BTreeMap::new(),
-            proposals: BTreeMap::new(),
+        let record = |owner: OrgId| {
+            OrganisationRecord::new(owner.to_string(), crate::model::Profile::named("x"))
         };
         let (mut ra, mut rb) = (record(a), record(b));
         ra.referrals.insert(ID.into(), sent(b));
