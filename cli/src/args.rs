@@ -825,6 +825,13 @@ pub enum ExportCommand {
         #[arg(long, value_parser = parse_lang)]
         lang: Option<passerelle_node::reference::Lang>,
     },
+    /// A complete, verifiable backup: every document held, in Automerge's standard binary
+    /// format (DIR/<name>.automerge), with its signed changes (<name>.changes) and its heads
+    /// signed by this node (<name>.heads.json).
+    Automerge {
+        /// The folder to write into (created if missing).
+        dir: PathBuf,
+    },
 }
 
 /// `passerelle import …`.
@@ -843,5 +850,15 @@ pub enum ImportCommand {
         /// Import the rows that read well even if others do not (they are still listed).
         #[arg(long)]
         skip_errors: bool,
+    },
+    /// A backup written by `passerelle export automerge`: every file is verified (signed
+    /// heads, every change's signature, the .automerge file), then its changes are merged
+    /// like changes received from a peer (membership and write rules apply).
+    Automerge {
+        /// The folder holding the backup.
+        dir: PathBuf,
+        /// Verify only; merge nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }

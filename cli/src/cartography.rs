@@ -62,6 +62,7 @@ pub async fn export(
             let bytes = hxl::csv(&records, chosen.unwrap_or(lang), hxl)?;
             write_out(output.as_deref(), &bytes)?;
         }
+        ExportCommand::Automerge { dir } => return crate::backup::export(data_dir, &dir).await,
         ExportCommand::Geojson {
             output,
             lang: chosen,
@@ -169,11 +170,16 @@ pub async fn import(
 ) -> anyhow::Result<Outcome> {
     use passerelle_node::cartography::import::{plan_own, read_csv};
     use passerelle_node::node::{EditReceipt, OrganisationView};
-    let ImportCommand::Csv {
-        file,
-        dry_run,
-        skip_errors,
-    } = command;
+    let (file, dry_run, skip_errors) = match command {
+        ImportCommand::Csv {
+            file,
+            dry_run,
+            skip_errors,
+        } => (file, dry_run, skip_errors),
+        ImportCommand::Automerge { dir, dry_run } => {
+            return crate::backup::import(data_dir, &dir, dry_run, json).await;
+        }
+    };
     let text = std::fs::read_to_string(&file)
         .with_context(|| format!("file: reading {}", file.display()))?;
     let read = read_csv(&text).map_err(|e| anyhow::anyhow!("file {}: {e}", file.display()))?;

@@ -2,6 +2,7 @@
 //! the running node's local control API (see `docs/cli.md`).
 
 mod args;
+mod backup;
 mod cartography;
 mod commands;
 mod demo;

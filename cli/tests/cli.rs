@@ -1248,7 +1248,7 @@ fn an_organisation_imports_its_rows_of_the_mapping_once() {
         env!("CARGO_MANIFEST_DIR"),
         "/../docs/examples/mapping-with-errors.csv"
     );
-    let (_dir, data) = init("Association Retour et Dignité");
+    let (dir, data) = init("Association Retour et Dignité");
     let _node = NodeProcess::start(&data);
 
     let planned = ok(&data, &["import", "csv", sample, "--dry-run", "--json"]).json();
@@ -1301,4 +1301,36 @@ fn an_organisation_imports_its_rows_of_the_mapping_once() {
         );
     }
     assert_eq!(history_len(&data), history);
+
+    // The whole node as a verifiable Automerge backup; merging it back changes nothing.
+    let backup = dir.path().join("backup");
+    let backup_arg = backup.to_str().expect("path");
+    ok(&data, &["export", "automerge", backup_arg]);
+    let files: Vec<String> = std::fs::read_dir(&backup)
+        .expect("backup folder")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    for suffix in [".automerge", ".changes", ".heads.json"] {
+        assert!(files.iter().any(|f| f.ends_with(suffix)), "{files:?}");
+    }
+    let checked = ok(&data, &["import", "automerge", backup_arg, "--dry-run"]);
+    assert!(checked.stdout.contains("verified"), "{}", checked.stdout);
+    let merged = ok(&data, &["import", "automerge", backup_arg, "--json"]).json();
+    assert_eq!(merged["applied"], 0, "{merged}");
+    assert!(merged["duplicates"].as_u64() > Some(0), "{merged}");
+    assert_eq!(history_len(&data), history);
+    let heads = files
+        .iter()
+        .find(|f| f.ends_with(".heads.json"))
+        .expect("heads file");
+    let path = backup.join(heads);
+    let text = std::fs::read_to_string(&path).expect("heads");
+    std::fs::write(&path, text.replace("\"changes\": ", "\"changes\": 1")).expect("write");
+    let tampered = run(&data, &["import", "automerge", backup_arg]);
+    assert_eq!(tampered.code, 2);
+    assert!(
+        tampered.stderr.contains("nothing merged") && tampered.stderr.contains("signature"),
+        "{}",
+        tampered.stderr
+    );
 }

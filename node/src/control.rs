@@ -70,6 +70,19 @@ pub enum Request {
     /// Every organisation record held (a list of [`crate::model::OrganisationRecord`]): the
     /// directory for exports and reports.
     Records,
+    /// The ids of every document held (a list of [`crate::envelope::DocumentId`]).
+    Documents,
+    /// One document's backup ([`crate::backup::DocumentBackup`]).
+    Backup {
+        /// Which document.
+        document: crate::envelope::DocumentId,
+    },
+    /// Signed changes to check and merge like received ones, e.g. from a backup
+    /// ([`crate::node::RemoteOutcome`]); base64 of each encoded change.
+    Merge {
+        /// The encoded signed changes, base64.
+        changes: Vec<String>,
+    },
     /// A referral request ([`crate::node::ReferralReply`]).
     Referral {
         /// What to do.
@@ -275,6 +288,22 @@ async fn dispatch(handle: &NodeHandle, request: Request, uid: &str) -> Response 
         Request::Membership => json(handle.membership().await),
         Request::Decide { decision } => json(handle.decide(decision).await),
         Request::Records => json(handle.records().await),
+        Request::Documents => json(handle.documents().await),
+        Request::Backup { document } => json(handle.backup(document).await),
+        Request::Merge { changes } => {
+            let decoded: Result<Vec<Vec<u8>>, _> = changes
+                .iter()
+                .map(|c| data_encoding::BASE64.decode(c.as_bytes()))
+                .collect();
+            match decoded {
+                Ok(changes) => json(handle.apply_remote(changes, None).await),
+                Err(e) => Response::Error(ApiError {
+                    kind: ErrorKind::InvalidInput,
+                    field: Some("changes".into()),
+                    message: format!("a change is not base64: {e}"),
+                }),
+            }
+        }
         Request::Referral { referral, operator } => {
             let by = match operator {
                 Some(name) => format!("{} ({uid})", name.chars().take(64).collect::<String>()),

@@ -10,12 +10,14 @@
 //! - [`document`]: an organisation's Automerge document and its edits.
 //! - [`directory`]: search over the directory (pure).
 //! - [`referral`]: the referral lifecycle (states, who may move them).
+//! - [`backup`]: backups in Automerge's format with signed heads (export, verify).
 //! - [`store`]: sled storage of signed changes and snapshots.
 //! - [`node`]: the runtime (documents actor, handle, start and shutdown).
 //! - [`network`]: libp2p transport, gossip and catch-up sync with peers.
 //! - [`control`]: the local control API (Unix socket, JSON lines) and its client.
 //! - [`config`]: the node's configuration and the data folder's layout.
 
+pub mod backup;
 pub mod cartography;
 pub mod config;
 pub mod control;

@@ -268,6 +268,13 @@ enum Command {
     Records {
         reply: Reply<Vec<OrganisationRecord>>,
     },
+    Documents {
+        reply: Reply<Vec<DocumentId>>,
+    },
+    Backup {
+        document: DocumentId,
+        reply: Reply<crate::backup::DocumentBackup>,
+    },
     Shutdown {
         reply: oneshot::Sender<()>,
     },
@@ -468,6 +475,20 @@ impl NodeHandle {
     /// Every organisation record this node holds (the directory, for exports and reports).
     pub async fn records(&self) -> Result<Vec<OrganisationRecord>, NodeError> {
         self.ask(|reply| Command::Records { reply }).await
+    }
+
+    /// The ids of every document this node holds (the network document first).
+    pub async fn documents(&self) -> Result<Vec<DocumentId>, NodeError> {
+        self.ask(|reply| Command::Documents { reply }).await
+    }
+
+    /// A backup of one document: Automerge's standard format, its signed changes, and its
+    /// heads signed by this node ([`crate::backup`]).
+    pub async fn backup(
+        &self,
+        document: DocumentId,
+    ) -> Result<crate::backup::DocumentBackup, NodeError> {
+        self.ask(|reply| Command::Backup { document, reply }).await
     }
 
     /// Runs the periodic referral work now (expiry, retention).
@@ -955,6 +976,26 @@ impl DocumentsActor {
                     reply,
                 } => {
                     let _ = reply.send(Ok(self.handle_case_message(message, key)));
+                }
+                Command::Documents { reply } => {
+                    let mut ids: Vec<DocumentId> =
+                        self.network.iter().map(|n| n.id().clone()).collect();
+                    ids.extend(self.documents.values().map(|d| d.id().clone()));
+                    let _ = reply.send(Ok(ids));
+                }
+                Command::Backup { document, reply } => {
+                    let result = self.handle_export(&document).and_then(|changes| {
+                        crate::backup::DocumentBackup::build(
+                            document,
+                            changes,
+                            self.identity.signing(),
+                            crate::unix_now(),
+                        )
+                        .map_err(|e| {
+                            NodeError::Invalid(ValidationError::new("document", e.to_string()))
+                        })
+                    });
+                    let _ = reply.send(result);
                 }
                 Command::Records { reply } => {
                     let records = self

@@ -11,6 +11,7 @@ use passerelle_tests::{TestNode, spawn_nodes, wait_for};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
+mod backup;
 mod hostile;
 mod membership;
 mod referrals;
