@@ -215,11 +215,40 @@ pub fn organization(record: &OrganisationRecord, lang: Lang) -> Value {
                 }],
                 "schedules": s.schedule.as_ref().map(|text| vec![json!({"id": uuid(&["schedule", &id]), "service_id": id, "description": text})]).unwrap_or_default(),
                 "required_documents": s.required_documents.iter().map(|d| json!({"id": uuid(&["required_document", &id, d]), "service_id": id, "document": d})).collect::<Vec<_>>(),
-                "contacts": s.contact.as_ref().map(|c| vec![json!({"id": uuid(&["contact", &id]), "service_id": id, "name": c.name, "title": c.title, "email": c.email})]).unwrap_or_default(),
+                "contacts": s.contact.as_ref().map(|c| {
+                    let contact_id = uuid(&["contact", &id]);
+                    vec![json!({
+                        "id": contact_id,
+                        "service_id": id,
+                        "name": c.name,
+                        "title": c.title,
+                        "email": c.email,
+                        "phones": c.phone.as_ref().map(|p| vec![json!({"id": uuid(&["phone", &contact_id]), "contact_id": contact_id, "number": p})]).unwrap_or_default(),
+                    })]
+                }).unwrap_or_default(),
                 "attributes": attributes,
             })
         })
         .collect();
+    let mut organization_attributes = Vec::new();
+    if !profile.languages.is_empty() {
+        organization_attributes.push(attribute(
+            &org_uuid,
+            "organization",
+            "passerelle_languages",
+            term("languages", "Working languages (ISO 639)", "passerelle"),
+            Some(&profile.languages.join(" ")),
+        ));
+    }
+    if let Some(parent) = &profile.parent_organisation {
+        organization_attributes.push(attribute(
+            &org_uuid,
+            "organization",
+            "passerelle_parent",
+            term("parent_organisation", "Parent organisation", "passerelle"),
+            Some(parent),
+        ));
+    }
     json!({
         "id": org_uuid,
         "name": profile.name,
@@ -236,6 +265,7 @@ pub fn organization(record: &OrganisationRecord, lang: Lang) -> Value {
             "identifier": org,
         }],
         "contacts": contacts,
+        "attributes": organization_attributes,
         "locations": locations,
         "services": services,
     })

@@ -174,7 +174,7 @@ pub struct ReadMapping {
     pub unknown_columns: Vec<String>,
 }
 
-fn legal_status(text: &str) -> Result<LegalStatus, String> {
+pub(super) fn legal_status(text: &str) -> Result<LegalStatus, String> {
     match fold(text).as_str() {
         "gouvernement" | "government" | "etat" | "ministere" | "public" => Ok(LegalStatus::Government),
         "ong" | "ngo" | "association" => Ok(LegalStatus::Ngo),
@@ -187,7 +187,7 @@ fn legal_status(text: &str) -> Result<LegalStatus, String> {
     }
 }
 
-fn dimension(text: &str) -> Result<taxonomy::Dimension, String> {
+pub(super) fn dimension(text: &str) -> Result<taxonomy::Dimension, String> {
     match fold(text).as_str() {
         "economique" | "economic" | "economie" => Ok(taxonomy::Dimension::Economic),
         "sociale" | "social" => Ok(taxonomy::Dimension::Social),
@@ -198,7 +198,7 @@ fn dimension(text: &str) -> Result<taxonomy::Dimension, String> {
     }
 }
 
-fn category(text: &str) -> Result<String, String> {
+pub(super) fn category(text: &str) -> Result<String, String> {
     let wanted = fold(text);
     taxonomy::CATEGORIES
         .iter()
@@ -216,7 +216,7 @@ fn category(text: &str) -> Result<String, String> {
         })
 }
 
-fn region(text: &str) -> Result<String, String> {
+pub(super) fn region(text: &str) -> Result<String, String> {
     if let Some(r) = areas::region(text) {
         return Ok(r.pcode.to_owned());
     }
@@ -233,7 +233,7 @@ fn region(text: &str) -> Result<String, String> {
         })
 }
 
-fn department(text: &str, region: &str) -> Result<String, String> {
+pub(super) fn department(text: &str, region: &str) -> Result<String, String> {
     let wanted = fold(text);
     let found = areas::department(text).or_else(|| {
         areas::departments_of(region)
@@ -249,7 +249,7 @@ fn department(text: &str, region: &str) -> Result<String, String> {
     }
 }
 
-fn cost(text: &str) -> Result<Cost, String> {
+pub(super) fn cost(text: &str) -> Result<Cost, String> {
     let folded = fold(text);
     match folded.as_str() {
         "" | "gratuit" | "free" | "gratuite" => return Ok(Cost::Free),
@@ -275,7 +275,7 @@ fn cost(text: &str) -> Result<Cost, String> {
     }
 }
 
-fn capacity(text: &str) -> Result<CapacityStatus, String> {
+pub(super) fn capacity(text: &str) -> Result<CapacityStatus, String> {
     match fold(text).as_str() {
         "" | "disponible" | "available" | "ouvert" => Ok(CapacityStatus::Available),
         "liste d'attente" | "liste d attente" | "liste attente" | "waitlist" | "waiting list" => {
@@ -310,6 +310,58 @@ pub fn read_csv(text: &str) -> Result<ReadMapping, String> {
         .iter()
         .map(str::to_owned)
         .collect();
+    let records = reader.records().enumerate().map(|(index, record)| {
+        (
+            index + 2,
+            record
+                .map(|r| r.iter().map(str::to_owned).collect())
+                .map_err(|e| e.to_string()),
+        )
+    });
+    read_table(headers, records)
+}
+
+/// Reads a mapping from an Excel workbook (`.xlsx`, also `.xls`, `.ods`): the sheet named
+/// `sheet`, or the first one. Row numbers are the spreadsheet's.
+pub fn read_workbook(bytes: &[u8], sheet: Option<&str>) -> Result<ReadMapping, String> {
+    use calamine::Reader;
+    let mut workbook = calamine::open_workbook_auto_from_rs(std::io::Cursor::new(bytes))
+        .map_err(|e| format!("not a workbook that can be read (.xlsx, .xls, .ods): {e}"))?;
+    let names = workbook.sheet_names();
+    let name = match sheet {
+        Some(wanted) => names
+            .iter()
+            .find(|n| fold(n) == fold(wanted))
+            .cloned()
+            .ok_or_else(|| format!("no sheet {wanted:?}; sheets: {}", names.join(", ")))?,
+        None => names.first().cloned().ok_or("the workbook has no sheet")?,
+    };
+    let range = workbook
+        .worksheet_range(&name)
+        .map_err(|e| format!("sheet {name:?} cannot be read: {e}"))?;
+    let first = range.start().map_or(1, |(row, _)| row as usize + 1);
+    let first_column = range.start().map_or(0, |(_, column)| column as usize);
+    let mut rows = range.rows().map(|cells| {
+        let mut values = vec![String::new(); first_column];
+        values.extend(cells.iter().map(|c| c.to_string().trim().to_owned()));
+        values
+    });
+    let headers = rows
+        .next()
+        .ok_or_else(|| format!("sheet {name:?} is empty"))?;
+    read_table(
+        headers,
+        rows.enumerate()
+            .map(|(index, row)| (first + 1 + index, Ok(row))),
+    )
+}
+
+/// Reads a mapping from its header row and its rows (row number, cells or why the row
+/// cannot be read).
+pub fn read_table(
+    headers: Vec<String>,
+    records: impl Iterator<Item = (usize, Result<Vec<String>, String>)>,
+) -> Result<ReadMapping, String> {
     let mut columns: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut read = ReadMapping::default();
     for (index, header) in headers.iter().enumerate() {
@@ -341,8 +393,7 @@ pub fn read_csv(text: &str) -> Result<ReadMapping, String> {
                 .join("; ")
         ));
     }
-    for (index, record) in reader.records().enumerate() {
-        let row = index + 2;
+    for (row, record) in records {
         let record = match record {
             Ok(record) => record,
             Err(e) => {
@@ -363,7 +414,7 @@ pub fn read_csv(text: &str) -> Result<ReadMapping, String> {
             columns
                 .get(column)
                 .and_then(|i| record.get(*i))
-                .map(str::trim)
+                .map(|v| v.trim())
                 .unwrap_or("")
         };
         let mut fail = |column: &str, why: String| {
@@ -587,6 +638,51 @@ mod tests {
         assert!(services >= 45, "{services}");
     }
 
+    /// The CSV text as a workbook whose table starts at `corner` (numbers as numbers, as a
+    /// spreadsheet holds them).
+    pub(crate) fn workbook_of(text: &str, corner: (u32, u16)) -> Vec<u8> {
+        let mut workbook = rust_xlsxwriter::Workbook::new();
+        let sheet = workbook.add_worksheet();
+        sheet.set_name("Cartographie").unwrap();
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(text.as_bytes());
+        for (r, record) in reader.records().enumerate() {
+            for (c, value) in record.unwrap().iter().enumerate() {
+                let (row, column) = (corner.0 + r as u32, corner.1 + c as u16);
+                match value.parse::<f64>() {
+                    Ok(n) if !value.starts_with('+') && !value.starts_with('0') => {
+                        sheet.write_number(row, column, n).unwrap();
+                    }
+                    _ => {
+                        sheet.write_string(row, column, value).unwrap();
+                    }
+                };
+            }
+        }
+        workbook.save_to_buffer().unwrap()
+    }
+
+    #[test]
+    fn a_workbook_reads_as_its_csv_with_the_spreadsheets_row_numbers() {
+        let from_csv = read_csv(SAMPLE).unwrap();
+        let shipped = include_bytes!("../../../docs/examples/mapping.xlsx");
+        assert_eq!(read_workbook(shipped, None).unwrap(), from_csv);
+        assert_eq!(
+            read_workbook(&workbook_of(SAMPLE, (0, 0)), Some("cartographie")).unwrap(),
+            from_csv
+        );
+        // A table placed lower and further right keeps the spreadsheet's row numbers.
+        let moved = read_workbook(&workbook_of(WITH_ERRORS, (3, 2)), None).unwrap();
+        let rows: Vec<usize> = moved.errors.iter().map(|e| e.row).collect();
+        assert_eq!(rows, vec![6, 7, 8]);
+        assert_eq!(moved.rows.len(), 2);
+        let missing = read_workbook(shipped, Some("Feuil9")).unwrap_err();
+        assert!(missing.contains("Cartographie"), "{missing}");
+        assert!(read_workbook(b"not a workbook", None).is_err());
+    }
+
     #[test]
     fn english_headers_names_and_semicolons_are_understood() {
         let text = "Organization;Acronym;Type;Service name;Sector;Category;Region;Department;City;Cost;Capacity;Languages;Colour\n\
@@ -630,62 +726,230 @@ fn short_hash(parts: &[&str]) -> String {
     data_encoding::HEXLOWER.encode(&hash.finalize()[..5])
 }
 
+/// What a source (a mapping's rows, an HSDS organization) says one organisation is: the
+/// parts of its profile it gives, and its offices and services by id.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Entries {
+    /// Acronym.
+    pub acronym: Option<String>,
+    /// Legal status.
+    pub legal_status: Option<LegalStatus>,
+    /// Description of the organisation.
+    pub description: Option<String>,
+    /// Website.
+    pub website: Option<String>,
+    /// Working languages of the organisation.
+    pub languages: Vec<String>,
+    /// The organisation it belongs to (a ministry's regional delegation).
+    pub parent_organisation: Option<String>,
+    /// Contacts (added to the profile's when neither their e-mail nor phone is known).
+    pub contacts: Vec<crate::model::Contact>,
+    /// Offices by id.
+    pub offices: BTreeMap<String, crate::model::Office>,
+    /// Services by id.
+    pub services: BTreeMap<String, crate::model::Service>,
+    /// The source describes each service whole (status, schedule, required documents,
+    /// contact); a mapping spreadsheet does not, and those stay as the document has them.
+    pub services_whole: bool,
+}
+
+/// The id an office gets from its place (the same place always gets the same id).
+pub fn office_id(
+    town: &str,
+    address: Option<&str>,
+    region: &str,
+    department: Option<&str>,
+) -> String {
+    format!(
+        "off-{}",
+        short_hash(&[
+            &fold(town),
+            &fold(address.unwrap_or("")),
+            region,
+            department.unwrap_or(""),
+        ])
+    )
+}
+
+/// The id a service gets from its name.
+pub fn service_id(name: &str) -> String {
+    format!("svc-{}", short_hash(&[&fold(name)]))
+}
+
 /// The rows that are `record`'s organisation's (by name or acronym), and the edits that
 /// make its document say what they say. Ids are derived from the content (an office from
 /// its town, address and area; a service from its name), so importing the same file again
 /// plans nothing.
 pub fn plan_own(rows: &[MappingRow], record: &OrganisationRecord) -> ImportPlan {
-    use crate::document::Edit;
-    let mut plan = ImportPlan::default();
     let name = fold(&record.profile.name);
     let acronym = record.profile.acronym.as_deref().map(fold);
     let mut own = Vec::new();
+    let mut other_organisations: BTreeMap<String, usize> = BTreeMap::new();
     for row in rows {
         let organisation = fold(&row.organisation);
         if organisation == name || Some(&organisation) == acronym.as_ref() {
             own.push(row);
         } else {
-            *plan
-                .other_organisations
+            *other_organisations
                 .entry(row.organisation.clone())
                 .or_default() += 1;
         }
     }
+    let mut plan = plan_entries(&entries_of_rows(&own), record);
     plan.own_rows = own.len();
-    // The profile: acronym, legal status, a contact with the e-mail and phone given.
-    let mut patch = serde_json::Map::new();
-    if let Some(acronym) = own.iter().find_map(|r| r.acronym.clone())
-        && record.profile.acronym.as_deref() != Some(acronym.as_str())
-    {
-        patch.insert("acronym".into(), acronym.into());
-    }
-    if let Some(status) = own.iter().find_map(|r| r.legal_status)
-        && record.profile.legal_status != Some(status)
-    {
-        patch.insert(
-            "legal_status".into(),
-            serde_json::to_value(status).unwrap_or_default(),
-        );
-    }
-    let mut contacts = record.profile.contacts.clone();
-    for row in &own {
-        let known = contacts.iter().any(|c| {
-            (row.email.is_some() && c.email == row.email)
-                || (row.phone.is_some() && c.phone == row.phone)
-        });
-        if !known && (row.email.is_some() || row.phone.is_some()) {
-            contacts.push(crate::model::Contact {
+    plan.other_organisations = other_organisations;
+    plan
+}
+
+/// What one organisation's rows of a mapping say it is.
+pub fn entries_of_rows(own: &[&MappingRow]) -> Entries {
+    let mut entries = Entries {
+        acronym: own.iter().find_map(|r| r.acronym.clone()),
+        legal_status: own.iter().find_map(|r| r.legal_status),
+        ..Default::default()
+    };
+    for row in own {
+        if row.email.is_some() || row.phone.is_some() {
+            let contact = crate::model::Contact {
                 email: row.email.clone(),
                 phone: row.phone.clone(),
                 ..Default::default()
-            });
+            };
+            if !entries.contacts.contains(&contact) {
+                entries.contacts.push(contact);
+            }
         }
     }
-    if contacts != record.profile.contacts {
-        patch.insert(
-            "contacts".into(),
-            serde_json::to_value(&contacts).unwrap_or_default(),
+    // Offices, one per distinct place.
+    let mut office_of_row: BTreeMap<usize, String> = BTreeMap::new();
+    for row in own {
+        let id = office_id(
+            &row.town,
+            row.address.as_deref(),
+            &row.region,
+            row.department.as_deref(),
         );
+        office_of_row.insert(row.row, id.clone());
+        entries
+            .offices
+            .entry(id)
+            .or_insert_with(|| crate::model::Office {
+                name: match &row.address {
+                    Some(address) => format!("{} — {address}", row.town),
+                    None => row.town.clone(),
+                },
+                region: row.region.clone(),
+                department: row.department.clone(),
+                town: row.town.clone(),
+                address: row.address.clone(),
+                latitude: row.coordinates.map(|c| c.0),
+                longitude: row.coordinates.map(|c| c.1),
+            });
+    }
+    // Services, one per name; rows of one service in several places merge.
+    for row in own {
+        let service = entries
+            .services
+            .entry(service_id(&row.service))
+            .or_insert_with(|| crate::model::Service {
+                name: row.service.clone(),
+                description: row.description.clone(),
+                dimension: row.dimension,
+                categories: Vec::new(),
+                eligibility: row.eligibility.clone(),
+                cost: row.cost,
+                capacity: crate::model::Capacity {
+                    status: row.capacity,
+                    places: row.places,
+                },
+                languages: Vec::new(),
+                service_area: crate::model::ServiceArea::default(),
+                offices: Vec::new(),
+                schedule: None,
+                required_documents: Vec::new(),
+                contact: None,
+                status: crate::model::ServiceStatus::Active,
+                last_update: 0,
+            });
+        for c in &row.categories {
+            push_new(&mut service.categories, c.clone());
+        }
+        for l in &row.languages {
+            push_new(&mut service.languages, l.clone());
+        }
+        match &row.department {
+            Some(d) => push_new(&mut service.service_area.departments, d.clone()),
+            None => push_new(&mut service.service_area.regions, row.region.clone()),
+        }
+        if let Some(office) = office_of_row.get(&row.row) {
+            push_new(&mut service.offices, office.clone());
+        }
+    }
+    entries
+}
+
+fn push_new(list: &mut Vec<String>, value: String) {
+    if !list.contains(&value) {
+        list.push(value);
+    }
+}
+
+/// The edits that make `record` say what `entries` say (profile, then offices, then
+/// services); nothing when it already does.
+pub fn plan_entries(entries: &Entries, record: &OrganisationRecord) -> ImportPlan {
+    use crate::document::Edit;
+    let mut plan = ImportPlan::default();
+    let profile = &record.profile;
+    let mut patch = serde_json::Map::new();
+    let mut set = |field: &str, value: Option<serde_json::Value>, current: serde_json::Value| {
+        if let Some(value) = value
+            && value != current
+        {
+            patch.insert(field.into(), value);
+        }
+    };
+    set(
+        "acronym",
+        entries.acronym.as_ref().map(json),
+        json(&profile.acronym),
+    );
+    set(
+        "legal_status",
+        entries.legal_status.as_ref().map(json),
+        json(&profile.legal_status),
+    );
+    set(
+        "description",
+        entries.description.as_ref().map(json),
+        json(&profile.description),
+    );
+    set(
+        "website",
+        entries.website.as_ref().map(json),
+        json(&profile.website),
+    );
+    set(
+        "parent_organisation",
+        entries.parent_organisation.as_ref().map(json),
+        json(&profile.parent_organisation),
+    );
+    set(
+        "languages",
+        (!entries.languages.is_empty()).then(|| json(&entries.languages)),
+        json(&profile.languages),
+    );
+    let mut contacts = profile.contacts.clone();
+    for contact in &entries.contacts {
+        let known = contacts.iter().any(|c| {
+            (contact.email.is_some() && c.email == contact.email)
+                || (contact.phone.is_some() && c.phone == contact.phone)
+        });
+        if !known {
+            contacts.push(contact.clone());
+        }
+    }
+    if contacts != profile.contacts {
+        patch.insert("contacts".into(), json(&contacts));
     }
     if !patch.is_empty() {
         plan.changes.push(format!(
@@ -694,128 +958,69 @@ pub fn plan_own(rows: &[MappingRow], record: &OrganisationRecord) -> ImportPlan 
         ));
         plan.edits.push(Edit::SetProfile { patch });
     }
-    // Offices, one per distinct place.
-    let mut office_of_row: BTreeMap<usize, String> = BTreeMap::new();
-    let mut offices: BTreeMap<String, crate::model::Office> = BTreeMap::new();
-    for row in &own {
-        let id = format!(
-            "off-{}",
-            short_hash(&[
-                &fold(&row.town),
-                &fold(row.address.as_deref().unwrap_or("")),
-                &row.region,
-                row.department.as_deref().unwrap_or(""),
-            ])
-        );
-        office_of_row.insert(row.row, id.clone());
-        offices.entry(id).or_insert_with(|| crate::model::Office {
-            name: match &row.address {
-                Some(address) => format!("{} — {address}", row.town),
-                None => row.town.clone(),
-            },
-            region: row.region.clone(),
-            department: row.department.clone(),
-            town: row.town.clone(),
-            address: row.address.clone(),
-            latitude: row.coordinates.map(|c| c.0),
-            longitude: row.coordinates.map(|c| c.1),
-        });
-    }
-    for (id, office) in offices {
-        match record.offices.get(&id) {
-            Some(current) if *current == office => plan.unchanged += 1,
+    for (id, office) in &entries.offices {
+        match record.offices.get(id) {
+            Some(current) if current == office => plan.unchanged += 1,
             Some(_) => {
                 plan.changes
                     .push(format!("update office {id} ({})", office.town));
-                let patch = match serde_json::to_value(&office) {
-                    Ok(serde_json::Value::Object(map)) => map,
-                    _ => serde_json::Map::new(),
-                };
-                plan.edits.push(Edit::UpdateOffice { id, patch });
+                plan.edits.push(Edit::UpdateOffice {
+                    id: id.clone(),
+                    patch: object(office),
+                });
             }
             None => {
                 plan.changes
                     .push(format!("add office {id} ({})", office.town));
                 plan.edits.push(Edit::AddOffice {
-                    id,
-                    office: Box::new(office),
+                    id: id.clone(),
+                    office: Box::new(office.clone()),
                 });
             }
         }
     }
-    // Services, one per name; rows of one service in several places merge.
-    let mut services: BTreeMap<String, crate::model::Service> = BTreeMap::new();
-    for row in &own {
-        let id = format!("svc-{}", short_hash(&[&fold(&row.service)]));
-        let office = office_of_row.get(&row.row).cloned();
-        let service = services.entry(id).or_insert_with(|| crate::model::Service {
-            name: row.service.clone(),
-            description: row.description.clone(),
-            dimension: row.dimension,
-            categories: Vec::new(),
-            eligibility: row.eligibility.clone(),
-            cost: row.cost,
-            capacity: crate::model::Capacity {
-                status: row.capacity,
-                places: row.places,
-            },
-            languages: Vec::new(),
-            service_area: crate::model::ServiceArea::default(),
-            offices: Vec::new(),
-            schedule: None,
-            required_documents: Vec::new(),
-            contact: None,
-            status: crate::model::ServiceStatus::Active,
-            last_update: 0,
-        });
-        let add = |list: &mut Vec<String>, value: String| {
-            if !list.contains(&value) {
-                list.push(value);
-            }
-        };
-        for c in &row.categories {
-            add(&mut service.categories, c.clone());
-        }
-        for l in &row.languages {
-            add(&mut service.languages, l.clone());
-        }
-        match &row.department {
-            Some(d) => add(&mut service.service_area.departments, d.clone()),
-            None => add(&mut service.service_area.regions, row.region.clone()),
-        }
-        if let Some(office) = office {
-            add(&mut service.offices, office);
-        }
-    }
-    for (id, mut service) in services {
-        match record.services.get(&id) {
+    for (id, service) in &entries.services {
+        let mut service = service.clone();
+        match record.services.get(id) {
             Some(current) => {
                 service.last_update = current.last_update;
-                service.status = current.status;
-                service.schedule = current.schedule.clone();
-                service.required_documents = current.required_documents.clone();
-                service.contact = current.contact.clone();
+                if !entries.services_whole {
+                    service.status = current.status;
+                    service.schedule = current.schedule.clone();
+                    service.required_documents = current.required_documents.clone();
+                    service.contact = current.contact.clone();
+                }
                 if *current == service {
                     plan.unchanged += 1;
                     continue;
                 }
                 plan.changes
                     .push(format!("update service {id} {:?}", service.name));
-                let patch = match serde_json::to_value(&service) {
-                    Ok(serde_json::Value::Object(map)) => map,
-                    _ => serde_json::Map::new(),
-                };
-                plan.edits.push(Edit::UpdateService { id, patch });
+                plan.edits.push(Edit::UpdateService {
+                    id: id.clone(),
+                    patch: object(&service),
+                });
             }
             None => {
                 plan.changes
                     .push(format!("add service {id} {:?}", service.name));
                 plan.edits.push(Edit::AddService {
-                    id,
+                    id: id.clone(),
                     service: Box::new(service),
                 });
             }
         }
     }
     plan
+}
+
+fn json(value: &impl Serialize) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or_default()
+}
+
+fn object(value: &impl Serialize) -> serde_json::Map<String, serde_json::Value> {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    }
 }

@@ -9,6 +9,7 @@
 pub mod actors;
 pub mod geojson;
 pub mod hsds;
+pub mod hsds_import;
 pub mod hxl;
 pub mod import;
 
