@@ -446,6 +446,22 @@ pub struct ServiceArgs {
 pub enum DirectoryCommand {
     /// Find services; every filter given must match.
     Search(SearchArgs),
+    /// The unclaimed drafts of a historical mapping (published by a coordinator with
+    /// `import … --drafts`): unverified until their organisation claims them.
+    Drafts,
+    /// Claim a draft as this organisation's: its offices and services are copied into this
+    /// organisation's own document as ordinary signed edits, and the draft is hidden
+    /// everywhere.
+    Claim {
+        /// The draft id (`dft-…`, see `directory drafts`).
+        draft: String,
+        /// Claim it even though its name is not this organisation's name or acronym.
+        #[arg(long)]
+        anyway: bool,
+        /// Show what would be copied; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// Search filters.
@@ -480,6 +496,9 @@ pub struct SearchArgs {
     /// Include inactive and temporarily closed services.
     #[arg(long)]
     pub include_inactive: bool,
+    /// Search the unclaimed drafts of a historical mapping instead (unverified).
+    #[arg(long)]
+    pub drafts: bool,
 }
 
 /// `passerelle history`.
@@ -834,22 +853,47 @@ pub enum ExportCommand {
     },
 }
 
+/// What `import csv` and `import hsds` may do.
+#[derive(Debug, Args)]
+pub struct ImportOptions {
+    /// Show what would be created or updated, and every entry that cannot be read; write
+    /// nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Import the entries that read well even if others do not (they are still listed).
+    #[arg(long)]
+    pub skip_errors: bool,
+    /// Also publish the other organisations' entries as drafts in this organisation's
+    /// document (a coordinator's historical mapping), for each to claim
+    /// (`directory claim`).
+    #[arg(long)]
+    pub drafts: bool,
+}
+
 /// `passerelle import …`.
 #[derive(Debug, Subcommand)]
 pub enum ImportCommand {
-    /// A mapping spreadsheet saved as CSV (comma or semicolon; headers in French or English,
-    /// see docs/cartography.md): this organisation's rows become its offices and services.
-    /// Importing the same file again changes nothing.
+    /// A mapping spreadsheet: CSV (comma or semicolon) or a workbook (.xlsx, .xls, .ods);
+    /// headers in French or English (see docs/cartography.md). This organisation's rows
+    /// become its offices and services; importing the same file again changes nothing.
+    #[command(alias = "xlsx")]
     Csv {
-        /// The CSV file.
+        /// The file (.csv, .xlsx, .xls or .ods).
         file: PathBuf,
-        /// Show what would be created or updated, and every row that cannot be read;
-        /// write nothing.
+        /// The workbook's sheet to read (the first by default).
         #[arg(long)]
-        dry_run: bool,
-        /// Import the rows that read well even if others do not (they are still listed).
-        #[arg(long)]
-        skip_errors: bool,
+        sheet: Option<String>,
+        #[command(flatten)]
+        options: ImportOptions,
+    },
+    /// Open Referral HSDS 3.0: a JSON file (an organization, a list of them, or an API page)
+    /// or a folder holding the tabular package (organization.csv, service.csv, …). Fields
+    /// Passerelle does not model are listed.
+    Hsds {
+        /// The JSON file or the package's folder.
+        path: PathBuf,
+        #[command(flatten)]
+        options: ImportOptions,
     },
     /// A backup written by `passerelle export automerge`: every file is verified (signed
     /// heads, every change's signature, the .automerge file), then its changes are merged

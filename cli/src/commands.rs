@@ -640,6 +640,7 @@ fn hits_of(view: &OrganisationView) -> Vec<ServiceHit> {
             org_name: view.record.profile.name.clone(),
             service_id: id.clone(),
             service: s.clone(),
+            draft_by: None,
         })
         .collect()
 }
@@ -766,7 +767,15 @@ pub async fn directory(
     json_out: bool,
     lang: Lang,
 ) -> anyhow::Result<Outcome> {
-    let DirectoryCommand::Search(args) = command;
+    let args = match command {
+        DirectoryCommand::Search(args) => args,
+        DirectoryCommand::Drafts => return crate::cartography::drafts(data_dir, json_out).await,
+        DirectoryCommand::Claim {
+            draft,
+            anyway,
+            dry_run,
+        } => return crate::cartography::claim(data_dir, &draft, anyway, dry_run, json_out).await,
+    };
     if let Some(region) = &args.region {
         model::check_region("--region", region).map_err(|e| anyhow::anyhow!("{e}"))?;
     }
@@ -796,8 +805,20 @@ pub async fn directory(
         language: args.language,
         capacity: args.capacity,
         include_inactive: args.include_inactive,
+        drafts: args.drafts,
     };
     let hits: Vec<ServiceHit> = call(data_dir, Request::Search { query }).await?;
+    if args.drafts && !json_out && !hits.is_empty() {
+        output::out(&format!(
+            "unverified drafts of a historical mapping, published by {} (each organisation claims its own: `passerelle directory claim DRAFT`):",
+            hits.iter()
+                .filter_map(|h| h.draft_by.clone())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))?;
+    }
     print_services(&hits, lang, true, json_out)
 }
 

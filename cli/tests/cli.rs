@@ -695,6 +695,7 @@ fn two_nodes_started_from_the_command_line_share_their_directories() {
     let human = ok(&b, &["peers"]);
     assert!(human.stdout.contains("listening on"), "{}", human.stdout);
 
+    drafts_workflow(&a, &b);
     referral_workflow(&a, &b);
 
     assert_eq!(node_b.terminate(), 0);
@@ -973,6 +974,88 @@ fn wait_json(data: &Path, args: &[&str], what: &str, done: impl Fn(&serde_json::
 }
 
 /// B refers a returnee to A's service through the real binary; A answers and completes.
+/// A (the coordinator) publishes a historical mapping as drafts; B, a member that has not
+/// described itself yet, claims its own; the claimed draft disappears on both nodes.
+fn drafts_workflow(a: &Path, b: &Path) {
+    let mapping = a.parent().expect("parent").join("historique.csv");
+    std::fs::write(
+        &mapping,
+        "organisation,sigle,type,service,dimension,categorie,region,ville,cout,capacite,langues\n\
+         ONG Avenir,ONGA,ong,Écoute et soutien psychologique,psychosociale,counselling,CM010,Buea,gratuit,disponible,fr en\n\
+         ONG Avenir,ONGA,ong,Groupes de parole,psychosociale,counselling,CM010,Limbe,gratuit,liste d'attente,fr\n\
+         Centre Espoir Bamenda,CEB,ong,Accompagnement psychosocial,psychosociale,counselling,CM004,Bamenda,gratuit,disponible,en\n",
+    )
+    .expect("write mapping");
+    let file = mapping.to_str().expect("path");
+    let planned = ok(
+        a,
+        &["import", "csv", file, "--drafts", "--dry-run", "--json"],
+    )
+    .json();
+    assert_eq!(
+        planned["drafts"].as_array().map(Vec::len),
+        Some(2),
+        "{planned}"
+    );
+    assert_eq!(planned["written"], false);
+    ok(a, &["import", "csv", file, "--drafts"]);
+    let again = ok(a, &["import", "csv", file, "--drafts", "--json"]).json();
+    assert_eq!(again["drafts"].as_array().map(Vec::len), Some(0), "{again}");
+    assert_eq!(again["drafts_unchanged"], 2, "{again}");
+
+    wait_json(
+        b,
+        &["directory", "drafts", "--json"],
+        "the drafts to reach B",
+        |v| v.as_array().is_some_and(|d| d.len() == 2),
+    );
+    let drafts = ok(b, &["directory", "drafts", "--json"]).json();
+    let id_of = |name: &str| {
+        drafts
+            .as_array()
+            .and_then(|d| d.iter().find(|d| d["record"]["profile"]["name"] == name))
+            .and_then(|d| d["id"].as_str())
+            .expect("draft id")
+            .to_owned()
+    };
+    let hits = ok(b, &["directory", "search", "--drafts", "--json"]).json();
+    assert_eq!(hits.as_array().map(Vec::len), Some(3), "{hits}");
+    assert_eq!(hits[0]["draft_by"], "Délégation régionale Littoral");
+    // Drafts are kept apart from the members' own entries.
+    assert_eq!(
+        run(b, &["directory", "search", "Groupes de parole"]).code,
+        1
+    );
+    let human = ok(b, &["directory", "search", "--drafts"]);
+    assert!(human.stdout.contains("unverified"), "{}", human.stdout);
+
+    let refused = run(b, &["directory", "claim", &id_of("Centre Espoir Bamenda")]);
+    assert_eq!(refused.code, 2);
+    assert!(refused.stderr.contains("--anyway"), "{}", refused.stderr);
+    ok(b, &["directory", "claim", &id_of("ONG Avenir")]);
+    let services = ok(b, &["service", "list", "--json"]).json();
+    assert_eq!(services.as_array().map(Vec::len), Some(2), "{services}");
+    assert_eq!(
+        ok(b, &["directory", "drafts", "--json"])
+            .json()
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    wait_json(
+        a,
+        &["directory", "drafts", "--json"],
+        "the claim to reach A",
+        |v| v.as_array().is_some_and(|d| d.len() == 1),
+    );
+    wait_json(
+        a,
+        &["directory", "search", "Groupes de parole", "--json"],
+        "B's claimed service to reach A",
+        |v| v[0]["org_name"] == "ONG Avenir",
+    );
+}
+
 fn referral_workflow(a: &Path, b: &Path) {
     let matches = ok(
         b,
@@ -1301,6 +1384,75 @@ fn an_organisation_imports_its_rows_of_the_mapping_once() {
         );
     }
     assert_eq!(history_len(&data), history);
+
+    // The same mapping as a workbook: nothing to change either.
+    let workbook = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/examples/mapping.xlsx");
+    let from_xlsx = ok(&data, &["import", "csv", workbook, "--json"]).json();
+    assert_eq!(
+        from_xlsx["changes"].as_array().map(Vec::len),
+        Some(0),
+        "{from_xlsx}"
+    );
+    assert_eq!(from_xlsx["own_rows"], planned["own_rows"]);
+    let sheet = run(&data, &["import", "csv", sample, "--sheet", "Feuil1"]);
+    assert_eq!(sheet.code, 2);
+    assert!(sheet.stderr.contains("--sheet"), "{}", sheet.stderr);
+
+    // Round trip: export HSDS, import it into a fresh node of the same organisation: the
+    // same offices and services, ids included.
+    let hsds_dir = dir.path().join("hsds");
+    ok(&data, &["export", "hsds", hsds_dir.to_str().expect("path")]);
+    let (_fresh_dir, fresh) = init("Association Retour et Dignité");
+    let _fresh_node = NodeProcess::start(&fresh);
+    let from_package = ok(
+        &fresh,
+        &["import", "hsds", hsds_dir.to_str().expect("path"), "--json"],
+    )
+    .json();
+    assert_eq!(
+        from_package["errors"].as_array().map(Vec::len),
+        Some(0),
+        "{from_package}"
+    );
+    assert_eq!(
+        from_package["unmodelled"].as_array().map(Vec::len),
+        Some(0),
+        "{from_package}"
+    );
+    let original = ok(&data, &["org", "show", "--json"]).json();
+    let restored = ok(&fresh, &["org", "show", "--json"]).json();
+    let content = |v: &serde_json::Value| {
+        let mut record = v.clone();
+        for service in record["services"]
+            .as_object_mut()
+            .expect("services")
+            .values_mut()
+        {
+            service["last_update"] = serde_json::Value::Null;
+        }
+        (
+            record["offices"].clone(),
+            record["services"].clone(),
+            record["profile"]["acronym"].clone(),
+        )
+    };
+    assert_eq!(content(&restored), content(&original));
+    let json_file = hsds_dir.join("organizations.json");
+    let from_json = ok(
+        &fresh,
+        &[
+            "import",
+            "hsds",
+            json_file.to_str().expect("path"),
+            "--json",
+        ],
+    )
+    .json();
+    assert_eq!(
+        from_json["changes"].as_array().map(Vec::len),
+        Some(0),
+        "{from_json}"
+    );
 
     // The whole node as a verifiable Automerge backup; merging it back changes nothing.
     let backup = dir.path().join("backup");

@@ -43,6 +43,10 @@ pub struct SearchQuery {
     /// Include inactive and temporarily closed services.
     #[serde(default)]
     pub include_inactive: bool,
+    /// Search the unclaimed drafts of a historical mapping instead of the members' own
+    /// entries.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drafts: bool,
 }
 
 /// A service found by a search, with its organisation.
@@ -56,6 +60,9 @@ pub struct ServiceHit {
     pub service_id: String,
     /// The service.
     pub service: Service,
+    /// For a draft: who published it (unverified until the organisation claims it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draft_by: Option<String>,
 }
 
 /// Folds case and the accents of French, so "economique" finds "Économique".
@@ -178,10 +185,94 @@ pub fn search<'a>(
                     org_name: record.profile.name.clone(),
                     service_id: id.clone(),
                     service: service.clone(),
+                    draft_by: None,
                 })
         })
         .collect();
     hits.sort_by_cached_key(|h| (fold(&h.org_name), fold(&h.service.name)));
+    hits
+}
+
+/// A draft no organisation has claimed yet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenDraft {
+    /// The draft id.
+    pub id: String,
+    /// Who published it: organisation id and name.
+    pub publisher: String,
+    /// The publisher's name.
+    pub publisher_name: String,
+    /// The draft, as a record whose `org_id` is the draft id (so search and the exports
+    /// read it like any organisation's).
+    pub record: OrganisationRecord,
+    /// The file it came from.
+    pub source: Option<String>,
+    /// When it was published.
+    pub published: i64,
+}
+
+/// Every draft that no organisation's document claims, by publisher then name.
+pub fn open_drafts<'a>(
+    records: impl IntoIterator<Item = &'a OrganisationRecord> + Clone,
+) -> Vec<OpenDraft> {
+    let claimed: std::collections::BTreeSet<&String> = records
+        .clone()
+        .into_iter()
+        .flat_map(|r| r.claims.keys())
+        .collect();
+    let mut drafts: Vec<OpenDraft> = records
+        .into_iter()
+        .flat_map(|publisher| {
+            let claimed = &claimed;
+            publisher
+                .drafts
+                .iter()
+                .filter(move |(id, _)| !claimed.contains(id))
+                .map(move |(id, draft)| {
+                    let entries = &draft.entries;
+                    let mut record = OrganisationRecord::new(
+                        id.clone(),
+                        crate::model::Profile {
+                            acronym: entries.acronym.clone(),
+                            legal_status: entries.legal_status,
+                            description: entries.description.clone(),
+                            website: entries.website.clone(),
+                            languages: entries.languages.clone(),
+                            parent_organisation: entries.parent_organisation.clone(),
+                            contacts: entries.contacts.clone(),
+                            ..crate::model::Profile::named(draft.name.clone())
+                        },
+                    );
+                    record.offices = entries.offices.clone();
+                    record.services = entries.services.clone();
+                    OpenDraft {
+                        id: id.clone(),
+                        publisher: publisher.org_id.clone(),
+                        publisher_name: publisher.profile.name.clone(),
+                        record,
+                        source: draft.source.clone(),
+                        published: draft.published,
+                    }
+                })
+        })
+        .collect();
+    drafts.sort_by_cached_key(|d| (fold(&d.publisher_name), fold(&d.record.profile.name)));
+    drafts
+}
+
+/// Searches the open drafts; each hit names its draft (as `org_id`) and its publisher.
+pub fn search_drafts<'a>(
+    records: impl IntoIterator<Item = &'a OrganisationRecord> + Clone,
+    query: &SearchQuery,
+) -> Vec<ServiceHit> {
+    let drafts = open_drafts(records);
+    let mut hits = Vec::new();
+    for draft in &drafts {
+        for mut hit in search([&draft.record], query) {
+            hit.draft_by = Some(draft.publisher_name.clone());
+            hits.push(hit);
+        }
+    }
     hits
 }
 

@@ -154,6 +154,27 @@ pub enum Edit {
         /// The choice.
         assignment: Assignment,
     },
+    /// Publish (or replace) a draft profile of another organisation, from a historical
+    /// mapping.
+    PutDraft {
+        /// The draft id (`dft-…`).
+        id: String,
+        /// The draft.
+        draft: Box<model::Draft>,
+    },
+    /// Withdraw a draft this organisation published.
+    RemoveDraft {
+        /// Which draft.
+        id: String,
+    },
+    /// Record that this organisation claimed a draft (its entries are copied by ordinary
+    /// edits).
+    ClaimDraft {
+        /// The draft id.
+        id: String,
+        /// Who published it, and when it was claimed.
+        claim: model::Claim,
+    },
 }
 
 impl Edit {
@@ -498,6 +519,12 @@ impl OrganisationDocument {
                 reason: format!("it names organisation {}", record.org_id),
             });
         }
+        for (id, draft) in &record.drafts {
+            model::validate_draft(&mut draft.clone()).map_err(|e| DocumentError::Malformed {
+                document: self.id.clone(),
+                reason: format!("draft {id}: {e}"),
+            })?;
+        }
         board::check_record(&self.owner, &record).map_err(|reason| {
             DocumentError::IllegalReferral {
                 document: self.id.clone(),
@@ -604,6 +631,9 @@ impl OrganisationDocument {
             }
             Update::PutReferral(id, referral) => ("referrals", id, Some(to_json(referral))),
             Update::PutProposal(id, proposal) => ("proposals", id, Some(to_json(proposal))),
+            Update::PutDraft(id, draft) => ("drafts", id, Some(to_json(draft))),
+            Update::RemoveDraft(id) => ("drafts", id, None),
+            Update::PutClaim(id, claim) => ("claims", id, Some(to_json(claim))),
             Update::AppendSentMove(id, step) => {
                 let referrals = self.section(&ROOT, "referrals")?;
                 let referral = self.child(&referrals, id)?;
@@ -640,7 +670,7 @@ impl OrganisationDocument {
                 return Ok(());
             }
         };
-        let parent = if matches!(section, "referrals" | "proposals") {
+        let parent = if matches!(section, "referrals" | "proposals" | "drafts" | "claims") {
             self.section(&ROOT, section)?
         } else {
             self.child(&ROOT, section)?
@@ -754,11 +784,23 @@ enum Update {
     AppendAnswer(String, OrgId, MoveRecord),
     PutProposal(String, Proposal),
     Assign(String, Assignment),
+    PutDraft(String, Box<model::Draft>),
+    RemoveDraft(String),
+    PutClaim(String, model::Claim),
 }
 
 impl Update {
     fn apply_to(self, record: &mut OrganisationRecord) {
         match self {
+            Self::PutDraft(id, draft) => {
+                record.drafts.insert(id, *draft);
+            }
+            Self::RemoveDraft(id) => {
+                record.drafts.remove(&id);
+            }
+            Self::PutClaim(id, claim) => {
+                record.claims.insert(id, claim);
+            }
             Self::Profile(profile) => record.profile = profile,
             Self::PutOffice(id, office) => {
                 record.offices.insert(id, *office);
@@ -979,6 +1021,31 @@ fn plan(
             (
                 format!("propose {} for referral {id}", proposal.service),
                 Update::PutProposal(id.clone(), proposal.clone()),
+            )
+        }
+        Edit::PutDraft { id, draft } => {
+            check_new_id("draft", id, false)?;
+            let mut draft = (**draft).clone();
+            model::validate_draft(&mut draft)?;
+            (
+                format!("publish draft {id} {:?}", draft.name),
+                Update::PutDraft(id.clone(), Box::new(draft)),
+            )
+        }
+        Edit::RemoveDraft { id } => {
+            if !record.drafts.contains_key(id) {
+                return Err(not_found("draft", id));
+            }
+            (
+                format!("remove draft {id}"),
+                Update::RemoveDraft(id.clone()),
+            )
+        }
+        Edit::ClaimDraft { id, claim } => {
+            check_new_id("draft", id, false)?;
+            (
+                format!("claim draft {id} of {}", claim.publisher),
+                Update::PutClaim(id.clone(), claim.clone()),
             )
         }
         Edit::AssignReferral { id, assignment } => {

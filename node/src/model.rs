@@ -372,6 +372,65 @@ pub struct OrganisationRecord {
     /// Its offers for other organisations' open referrals, by referral id.
     #[serde(default)]
     pub proposals: BTreeMap<String, crate::referral::board::Proposal>,
+    /// Draft profiles of other organisations this one published from a historical mapping
+    /// (a coordinator's), by draft id: shown apart, unverified, until claimed.
+    #[serde(default)]
+    pub drafts: BTreeMap<String, Draft>,
+    /// Drafts this organisation claimed (copied into its own document), by draft id.
+    #[serde(default)]
+    pub claims: BTreeMap<String, Claim>,
+}
+
+/// Most offices or services a draft may hold.
+pub const MAX_DRAFT_ENTRIES: usize = 500;
+
+/// Another organisation's entries as a historical mapping gives them, published by a
+/// coordinator in its own document until that organisation claims them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Draft {
+    /// The organisation's name as the mapping gives it.
+    pub name: String,
+    /// Its profile parts, offices and services.
+    pub entries: crate::cartography::import::Entries,
+    /// The file it came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// When it was published, in seconds since the Unix epoch.
+    pub published: i64,
+}
+
+/// A draft an organisation claimed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    /// The organisation that published the draft (id).
+    pub publisher: String,
+    /// When it was claimed.
+    pub at: i64,
+}
+
+/// Checks a draft: a name, bounded size, and offices and services that would pass as the
+/// organisation's own.
+pub fn validate_draft(draft: &mut Draft) -> Result<(), ValidationError> {
+    check_name("name", &draft.name)?;
+    draft.name = draft.name.trim().to_owned();
+    if draft.entries.offices.len() > MAX_DRAFT_ENTRIES
+        || draft.entries.services.len() > MAX_DRAFT_ENTRIES
+    {
+        return Err(ValidationError::new(
+            "draft",
+            format!(
+                "a draft holds at most {MAX_DRAFT_ENTRIES} offices and {MAX_DRAFT_ENTRIES} services"
+            ),
+        ));
+    }
+    for office in draft.entries.offices.values_mut() {
+        validate_office(office)?;
+    }
+    let offices = draft.entries.offices.clone();
+    for service in draft.entries.services.values_mut() {
+        validate_service(service, &offices)?;
+    }
+    Ok(())
 }
 
 impl OrganisationRecord {
@@ -388,6 +447,8 @@ impl OrganisationRecord {
             referrals: BTreeMap::new(),
             answers: BTreeMap::new(),
             proposals: BTreeMap::new(),
+            drafts: BTreeMap::new(),
+            claims: BTreeMap::new(),
         }
     }
 }

@@ -895,7 +895,12 @@ impl DocumentsActor {
                 }
                 Command::Search { query, reply } => {
                     let records = self.documents.values().filter_map(|d| d.record());
-                    let _ = reply.send(Ok(directory::search(records, &query)));
+                    let hits = if query.drafts {
+                        directory::search_drafts(records, &query)
+                    } else {
+                        directory::search(records, &query)
+                    };
+                    let _ = reply.send(Ok(hits));
                 }
                 Command::History { org, limit, reply } => {
                     let _ = reply.send(self.handle_history(org, limit));
@@ -1248,7 +1253,10 @@ fn assign_id(edit: &mut Edit) -> Result<String, NodeError> {
         Edit::SendReferral { id, .. }
         | Edit::MoveReferral { id, .. }
         | Edit::ProposeForReferral { id, .. }
-        | Edit::AssignReferral { id, .. } => id.clone(),
+        | Edit::AssignReferral { id, .. }
+        | Edit::PutDraft { id, .. }
+        | Edit::RemoveDraft { id }
+        | Edit::ClaimDraft { id, .. } => id.clone(),
         Edit::SetProfile { .. } | Edit::SetEncryptionKey { .. } => String::new(),
     })
 }

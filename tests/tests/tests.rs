@@ -12,6 +12,7 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 mod backup;
+mod drafts;
 mod hostile;
 mod membership;
 mod referrals;

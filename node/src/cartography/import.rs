@@ -771,6 +771,19 @@ pub fn office_id(
     )
 }
 
+/// The id of the draft `publisher` makes of the organisation named `name` (the same
+/// mapping imported again gives the same ids).
+pub fn draft_id(publisher: &str, name: &str) -> String {
+    format!("dft-{}", short_hash(&[publisher, &fold(name)]))
+}
+
+/// True if `name` is the name or acronym of `record`'s organisation (case and accents
+/// ignored).
+pub fn names(record: &OrganisationRecord, name: &str) -> bool {
+    let name = fold(name.trim());
+    fold(&record.profile.name) == name || record.profile.acronym.as_deref().map(fold) == Some(name)
+}
+
 /// The id a service gets from its name.
 pub fn service_id(name: &str) -> String {
     format!("svc-{}", short_hash(&[&fold(name)]))

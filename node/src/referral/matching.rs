@@ -116,6 +116,7 @@ pub fn rank<'a>(
                 org_name: record.profile.name.clone(),
                 service_id: id.clone(),
                 service: service.clone(),
+                draft_by: None,
             };
             found.push(ServiceMatch {
                 score: score(&hit, covers.len(), in_department),
