@@ -189,6 +189,17 @@ const KNOWN: [(&str, &[&str]); 14] = [
     ),
 ];
 
+/// The lists nested in an HSDS service: (entity, field).
+const SERVICE_CHILDREN: [(&str, &str); 7] = [
+    ("service_area", "service_areas"),
+    ("service_at_location", "service_at_locations"),
+    ("cost_option", "cost_options"),
+    ("language", "languages"),
+    ("schedule", "schedules"),
+    ("required_document", "required_documents"),
+    ("contact", "contacts"),
+];
+
 fn is_empty(value: &Value) -> bool {
     match value {
         Value::Null => true,
@@ -452,15 +463,7 @@ fn read_organization(org: &Map<String, Value>, read: &mut ReadHsds) -> Option<Hs
     // Services.
     for service in list(org, "services") {
         unmodelled.push(("service", service));
-        for (entity, field) in [
-            ("service_area", "service_areas"),
-            ("service_at_location", "service_at_locations"),
-            ("cost_option", "cost_options"),
-            ("language", "languages"),
-            ("schedule", "schedules"),
-            ("required_document", "required_documents"),
-            ("contact", "contacts"),
-        ] {
+        for (entity, field) in SERVICE_CHILDREN {
             for child in list(service, field) {
                 unmodelled.push((entity, child));
             }
@@ -818,14 +821,7 @@ pub fn read_package(files: &BTreeMap<String, String>) -> Result<ReadHsds, String
         "address",
         nest(take("address"), "location_id", &mut locations, "addresses"),
     );
-    for (table, field) in [
-        ("service_area", "service_areas"),
-        ("service_at_location", "service_at_locations"),
-        ("cost_option", "cost_options"),
-        ("language", "languages"),
-        ("schedule", "schedules"),
-        ("required_document", "required_documents"),
-    ] {
+    for (table, field) in SERVICE_CHILDREN.iter().filter(|(t, _)| *t != "contact") {
         orphan(table, nest(take(table), "service_id", &mut services, field));
     }
     let (of_services, of_organizations): (Vec<_>, Vec<_>) = contacts

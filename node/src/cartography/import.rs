@@ -914,43 +914,44 @@ pub fn plan_entries(entries: &Entries, record: &OrganisationRecord) -> ImportPla
     let mut plan = ImportPlan::default();
     let profile = &record.profile;
     let mut patch = serde_json::Map::new();
-    let mut set = |field: &str, value: Option<serde_json::Value>, current: serde_json::Value| {
-        if let Some(value) = value
-            && value != current
+    for (field, wanted, current) in [
+        (
+            "acronym",
+            entries.acronym.as_ref().map(json),
+            json(&profile.acronym),
+        ),
+        (
+            "legal_status",
+            entries.legal_status.as_ref().map(json),
+            json(&profile.legal_status),
+        ),
+        (
+            "description",
+            entries.description.as_ref().map(json),
+            json(&profile.description),
+        ),
+        (
+            "website",
+            entries.website.as_ref().map(json),
+            json(&profile.website),
+        ),
+        (
+            "parent_organisation",
+            entries.parent_organisation.as_ref().map(json),
+            json(&profile.parent_organisation),
+        ),
+        (
+            "languages",
+            (!entries.languages.is_empty()).then(|| json(&entries.languages)),
+            json(&profile.languages),
+        ),
+    ] {
+        if let Some(wanted) = wanted
+            && wanted != current
         {
-            patch.insert(field.into(), value);
+            patch.insert(field.into(), wanted);
         }
-    };
-    set(
-        "acronym",
-        entries.acronym.as_ref().map(json),
-        json(&profile.acronym),
-    );
-    set(
-        "legal_status",
-        entries.legal_status.as_ref().map(json),
-        json(&profile.legal_status),
-    );
-    set(
-        "description",
-        entries.description.as_ref().map(json),
-        json(&profile.description),
-    );
-    set(
-        "website",
-        entries.website.as_ref().map(json),
-        json(&profile.website),
-    );
-    set(
-        "parent_organisation",
-        entries.parent_organisation.as_ref().map(json),
-        json(&profile.parent_organisation),
-    );
-    set(
-        "languages",
-        (!entries.languages.is_empty()).then(|| json(&entries.languages)),
-        json(&profile.languages),
-    );
+    }
     let mut contacts = profile.contacts.clone();
     for contact in &entries.contacts {
         let known = contacts.iter().any(|c| {

@@ -1,10 +1,10 @@
-//! The actor mapping in the formats the field reads: a 3W table with HXL hashtags, GeoJSON,
-//! the report of actors by domain and area with its gaps, and Open Referral HSDS 3.0 JSON
-//! (work in progress for the cartography issue: the HSDS tabular package, `export automerge`
-//! and the imports come next).
+//! The actor mapping in and out, in the formats the field uses: mapping spreadsheets (CSV,
+//! xlsx) and Open Referral HSDS 3.0 (JSON, tabular package) in ([`import`],
+//! [`hsds_import`]); HSDS 3.0, a 3W table with HXL hashtags ([`hxl`]), GeoJSON, and the
+//! report of actors by domain and area with its gaps ([`actors`]) out.
 //!
-//! Everything here is pure: it takes the organisation records a node holds and returns
-//! rows, JSON or text. The CLI writes them out.
+//! Everything here is pure: it takes file contents or the organisation records a node holds
+//! and returns entries, edits, rows, JSON or text. The CLI reads and writes the files.
 
 pub mod actors;
 pub mod geojson;
