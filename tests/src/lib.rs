@@ -261,3 +261,46 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// `owner`'s document rebuilt outside its node from its encoded signed `changes`, with the
+/// owner's key as the Automerge actor: for tests that forge, by hand, a change the node
+/// itself would refuse to make. Sign it with [`sign_last_change`].
+pub fn replay_outside(
+    owner: &TestNode,
+    changes: &[Vec<u8>],
+) -> (
+    passerelle_node::identity::Identity,
+    passerelle_node::document::OrganisationDocument,
+) {
+    use passerelle_node::document::Replica;
+    use passerelle_node::envelope::SignedChange;
+    let identity = passerelle_node::identity::Identity::load(&owner.data_dir()).expect("identity");
+    let org = identity.org_id();
+    let signed: Vec<SignedChange> = changes
+        .iter()
+        .map(|bytes| SignedChange::decode(bytes).expect("decode"))
+        .collect();
+    let mut doc = passerelle_node::document::OrganisationDocument::empty(org);
+    doc.apply_verified(&signed).expect("apply");
+    doc.automerge()
+        .set_actor(automerge::ActorId::from(org.as_bytes()));
+    (identity, doc)
+}
+
+/// Commits what was written by hand into `doc` and signs it with `identity`'s key, encoded.
+pub fn sign_last_change(
+    identity: &passerelle_node::identity::Identity,
+    doc: &mut passerelle_node::document::OrganisationDocument,
+    message: &str,
+) -> Vec<u8> {
+    use passerelle_node::document::Replica;
+    let am = doc.automerge();
+    am.commit_with(automerge::transaction::CommitOptions::default().with_message(message));
+    let change = am.get_last_local_change().expect("change").clone();
+    passerelle_node::envelope::SignedChange::sign(
+        passerelle_node::envelope::DocumentId::organisation(&identity.org_id()),
+        change,
+        identity.signing(),
+    )
+    .encode()
+}

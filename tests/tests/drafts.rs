@@ -2,14 +2,15 @@
 //! coordinator's own document, kept apart from the directory, claimed by the organisation
 //! into its own document and then hidden everywhere; a forged draft refused by every node.
 
-use automerge::transaction::{CommitOptions, Transactable};
+use automerge::transaction::Transactable;
 use passerelle_node::cartography::import::{draft_id, entries_of_rows, plan_entries, read_csv};
 use passerelle_node::directory::SearchQuery;
-use passerelle_node::document::{Edit, OrganisationDocument, Replica};
-use passerelle_node::envelope::{DocumentId, SignedChange};
-use passerelle_node::identity::Identity;
+use passerelle_node::document::{Edit, Replica};
+use passerelle_node::envelope::DocumentId;
 use passerelle_node::model::{Claim, Draft};
-use passerelle_tests::{TestNode, found_network, start_line, wait_converged, wait_for};
+use passerelle_tests::{
+    TestNode, found_network, replay_outside, sign_last_change, start_line, wait_converged, wait_for,
+};
 
 const MAPPING: &str = "organisation,sigle,type,service,dimension,categorie,region,departement,ville,cout,capacite\n\
     ONG Avenir,ONGA,ong,Écoute psychologique,psychosociale,counselling,CM010,CM010001,Buea,gratuit,disponible\n\
@@ -30,16 +31,8 @@ fn draft(name: &str) -> Draft {
 /// A change of `owner`'s document made outside the node's checks and signed with its key:
 /// a draft whose office lies in a region that does not exist.
 fn forged_draft(owner: &TestNode, changes: Vec<Vec<u8>>) -> Vec<u8> {
-    let identity = Identity::load(&owner.data_dir()).expect("identity");
-    let org = identity.org_id();
-    let signed: Vec<SignedChange> = changes
-        .iter()
-        .map(|bytes| SignedChange::decode(bytes).expect("decode"))
-        .collect();
-    let mut doc = OrganisationDocument::empty(org);
-    doc.apply_verified(&signed).expect("apply");
+    let (identity, mut doc) = replay_outside(owner, &changes);
     let am = doc.automerge();
-    am.set_actor(automerge::ActorId::from(org.as_bytes()));
     let drafts = am
         .put_object(automerge::ROOT, "drafts", automerge::ObjType::Map)
         .expect("drafts");
@@ -67,9 +60,7 @@ fn forged_draft(owner: &TestNode, changes: Vec<Vec<u8>>) -> Vec<u8> {
     am.put(&office, "name", "Nulle part").expect("name");
     am.put(&office, "region", "CM099").expect("region");
     am.put(&office, "town", "Atlantide").expect("town");
-    am.commit_with(CommitOptions::default().with_message("forged draft"));
-    let change = am.get_last_local_change().expect("change").clone();
-    SignedChange::sign(DocumentId::organisation(&org), change, identity.signing()).encode()
+    sign_last_change(&identity, &mut doc, "forged draft")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

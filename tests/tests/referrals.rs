@@ -5,9 +5,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use automerge::ReadDoc;
-use automerge::transaction::{CommitOptions, Transactable};
-use passerelle_node::document::{OrganisationDocument, Replica};
-use passerelle_node::envelope::{DocumentId, SignedChange};
+use automerge::transaction::Transactable;
+use passerelle_node::document::Replica;
+use passerelle_node::envelope::DocumentId;
 use passerelle_node::identity::{Identity, OrgId};
 use passerelle_node::network::InboundRecord;
 use passerelle_node::node::{
@@ -19,7 +19,9 @@ use passerelle_node::referral::casefile::{
 };
 use passerelle_node::referral::lifecycle::{Move, Outcome, Reason, Status};
 use passerelle_node::referral::matching::MatchQuery;
-use passerelle_tests::{TestNode, found_network, start_line, wait_converged, wait_for};
+use passerelle_tests::{
+    TestNode, found_network, replay_outside, sign_last_change, start_line, wait_converged, wait_for,
+};
 
 use crate::add;
 
@@ -340,16 +342,8 @@ fn forged_answer(
     referral: &str,
     sender: OrgId,
 ) -> Vec<u8> {
-    let identity = Identity::load(&owner.data_dir()).expect("identity");
-    let org = identity.org_id();
-    let signed: Vec<SignedChange> = changes
-        .iter()
-        .map(|bytes| SignedChange::decode(bytes).expect("decode"))
-        .collect();
-    let mut doc = OrganisationDocument::empty(org);
-    doc.apply_verified(&signed).expect("apply");
+    let (identity, mut doc) = replay_outside(owner, &changes);
     let am = doc.automerge();
-    am.set_actor(automerge::ActorId::from(org.as_bytes()));
     let answers = match am.get(automerge::ROOT, "answers").expect("get") {
         Some((_, obj)) => obj,
         None => panic!("no answers map"),
@@ -374,9 +368,7 @@ fn forged_answer(
     am.put(&step, "at", passerelle_node::unix_now())
         .expect("at");
     am.put(&step, "seen", 0u64).expect("seen");
-    am.commit_with(CommitOptions::default().with_message("forged"));
-    let change = am.get_last_local_change().expect("change").clone();
-    SignedChange::sign(DocumentId::organisation(&org), change, identity.signing()).encode()
+    sign_last_change(&identity, &mut doc, "forged")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
