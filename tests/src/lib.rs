@@ -5,6 +5,9 @@
 //! - [`spawn_line`] founds a network of named nodes and starts them in a line.
 //! - [`found_network`] makes stopped nodes the founders of one network.
 //! - [`wait_for`] polls a condition until it holds or [`TIMEOUT`] passes (no bare sleeps).
+//! - [`dataset`] makes the seeded national-scale dataset of the benchmarks.
+
+pub mod dataset;
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -1,0 +1,271 @@
+//! National-scale benchmark (issue "Benchmarks at national scale"): a seeded dataset of
+//! 1,000 organisations, 10,000 services and 100,000 referrals with their status histories,
+//! then, on a real node (real sled store, real signatures, membership enforced):
+//!
+//! 1. ingest: verified signed changes applied and made durable per second, next to the bare
+//!    ed25519 verification rate of the same changes (the ceiling);
+//! 2. start: shutdown, then open the store and answer the first query with the full dataset;
+//! 3. queries: p50 / p99 of a directory search and of a referral list;
+//! 4. disk used by the store.
+//!
+//! Prints a table and writes the figures as JSON (`target/bench-national.json`, or the path
+//! in `PASSERELLE_BENCH_JSON`). A tenth of the size: `PASSERELLE_BENCH_SCALE=10`.
+//!
+//! Run: `cargo bench -p passerelle-tests --bench national`. Documented in
+//! docs/performance.md.
+
+use std::time::{Duration, Instant};
+
+use passerelle_node::directory::SearchQuery;
+use passerelle_node::envelope::SignedChange;
+use passerelle_node::membership::{AdmissionRequest, SignedRequest};
+use passerelle_node::node::{Decision, ListFilter, ReferralReply, ReferralRequest};
+use passerelle_tests::TestNode;
+use passerelle_tests::dataset::{DatasetSize, generate};
+use serde_json::json;
+
+/// Signed changes per `apply_remote` call, as a catch-up batch would bring them.
+const BATCH: usize = 2_000;
+const QUERY_ROUNDS: usize = 100;
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index].as_secs_f64() * 1e3
+}
+
+fn row(measure: &str, figure: String, detail: String) {
+    println!("| {measure} | {figure} | {detail} |");
+}
+
+fn main() {
+    let size = DatasetSize::from_env();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    println!("| measure | figure | detail |");
+    println!("|---|---|---|");
+
+    let started = Instant::now();
+    let dataset = generate(size, 2026);
+    let generated = started.elapsed();
+    let changes = dataset.change_count();
+    row(
+        "dataset (seed 2026)",
+        format!("{changes} signed changes"),
+        format!(
+            "{} organisations, {} services, {} referrals {:?}; {:.1} MB signed, {:.1} MB as compressed Automerge documents; made in {:.1} s",
+            dataset.organisations.len(),
+            dataset.services,
+            dataset.referrals(),
+            dataset.referrals_by_status,
+            dataset.signed_bytes() as f64 / 1e6,
+            dataset.compressed_bytes() as f64 / 1e6,
+            generated.as_secs_f64()
+        ),
+    );
+
+    // The ceiling: bare ed25519 verification of the same changes, batched as the node does.
+    let decoded: Vec<SignedChange> = dataset
+        .organisations
+        .iter()
+        .flat_map(|o| &o.changes)
+        .take(50_000)
+        .map(|bytes| SignedChange::decode(bytes).expect("decode"))
+        .collect();
+    let started = Instant::now();
+    for chunk in decoded.chunks(BATCH) {
+        SignedChange::verify_all(chunk).expect("valid signatures");
+    }
+    let ceiling = decoded.len() as f64 / started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    for change in &decoded {
+        change.verify().expect("valid signature");
+    }
+    let one_by_one = decoded.len() as f64 / started.elapsed().as_secs_f64();
+    row(
+        "ed25519 verify, batched (ceiling)",
+        format!("{ceiling:.0} /s"),
+        format!("one by one {one_by_one:.0} /s; {} changes", decoded.len()),
+    );
+    drop(decoded);
+
+    let mut figures = json!({
+        "size": {
+            "organisations": size.organisations,
+            "services": size.services,
+            "referrals": size.referrals,
+            "signed_changes": changes,
+            "signed_bytes": dataset.signed_bytes(),
+            "compressed_bytes": dataset.compressed_bytes(),
+        },
+        "verify_ceiling_per_s": ceiling,
+        "verify_one_by_one_per_s": one_by_one,
+    });
+
+    runtime.block_on(async {
+        // A node of a network that admitted every organisation of the dataset.
+        let mut node = TestNode::init_networked("Réseau national", vec![]);
+        let network = passerelle_tests::found_network(&[&node], "1");
+        node.start().await;
+        let handle = node.handle();
+        let started = Instant::now();
+        for organisation in &dataset.organisations {
+            let request = AdmissionRequest {
+                network,
+                org: organisation.secret.org_id(),
+                name: organisation.name.clone(),
+                message: String::new(),
+                created: 1,
+            };
+            let signed = SignedRequest::sign(&request, &organisation.secret).expect("request");
+            handle
+                .admission_received(
+                    serde_json::to_vec(&signed).expect("json"),
+                    organisation.secret.org_id(),
+                )
+                .await
+                .expect("request");
+            handle
+                .decide(Decision::Approve {
+                    org: organisation.secret.org_id(),
+                })
+                .await
+                .expect("admit");
+        }
+        let admitted = started.elapsed();
+
+        // 1. Ingest: every signed change, in batches, verified, checked, applied, flushed.
+        let started = Instant::now();
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut applied = 0;
+        for bytes in dataset.organisations.iter().flat_map(|o| &o.changes) {
+            batch.push(bytes.clone());
+            if batch.len() == BATCH {
+                let outcome = handle
+                    .apply_remote(std::mem::take(&mut batch), None)
+                    .await
+                    .expect("ingest");
+                assert!(outcome.rejected.is_empty(), "{:?}", outcome.rejected);
+                applied += outcome.applied;
+            }
+        }
+        if !batch.is_empty() {
+            let outcome = handle.apply_remote(batch, None).await.expect("ingest");
+            assert!(outcome.rejected.is_empty(), "{:?}", outcome.rejected);
+            applied += outcome.applied;
+        }
+        let ingest = started.elapsed();
+        assert_eq!(applied, changes, "every change applied");
+        let rate = changes as f64 / ingest.as_secs_f64();
+        row(
+            "ingest: verified, checked, applied, durable",
+            format!("{rate:.0} /s"),
+            format!(
+                "{changes} changes in {:.1} s, batches of {BATCH}; {:.0} % of the batched verify ceiling (target ≥ 10,000/s)",
+                ingest.as_secs_f64(),
+                100.0 * rate / ceiling
+            ),
+        );
+        row(
+            "membership set-up",
+            format!("{:.1} s", admitted.as_secs_f64()),
+            format!("{} admissions", dataset.organisations.len()),
+        );
+
+        // 2. Start with the full dataset: stop (final snapshots), start, first query.
+        let started = Instant::now();
+        node.stop().await;
+        let stopped = started.elapsed();
+        let started = Instant::now();
+        node.start().await;
+        let handle = node.handle();
+        let first = handle
+            .search(SearchQuery {
+                region: Some("CM005".into()),
+                ..SearchQuery::default()
+            })
+            .await
+            .expect("first query");
+        let start = started.elapsed();
+        assert!(!first.is_empty());
+        row(
+            "start: open the store, load every document, answer the first query",
+            format!("{:.2} s", start.as_secs_f64()),
+            format!(
+                "shutdown with final snapshots {:.2} s (target < 1 s)",
+                stopped.as_secs_f64()
+            ),
+        );
+
+        // 3. Queries.
+        let mut search = Vec::with_capacity(QUERY_ROUNDS);
+        for i in 0..QUERY_ROUNDS {
+            let query = SearchQuery {
+                text: Some(["formation", "logement", "soutien", "emploi"][i % 4].into()),
+                region: Some(format!("CM{:03}", 1 + i % 10)),
+                ..SearchQuery::default()
+            };
+            let started = Instant::now();
+            let hits = handle.search(query).await.expect("search");
+            search.push(started.elapsed());
+            std::hint::black_box(hits);
+        }
+        search.sort();
+        let mut list = Vec::with_capacity(QUERY_ROUNDS);
+        for _ in 0..QUERY_ROUNDS {
+            let started = Instant::now();
+            let reply = handle
+                .referral(
+                    ReferralRequest::List {
+                        filter: ListFilter::default(),
+                    },
+                    "bench",
+                )
+                .await
+                .expect("list");
+            list.push(started.elapsed());
+            std::hint::black_box(matches!(reply, ReferralReply::List(_)));
+        }
+        list.sort();
+        row(
+            "directory search (text + region), p50 / p99",
+            format!("{:.1} / {:.1} ms", percentile(&search, 0.5), percentile(&search, 0.99)),
+            format!("{QUERY_ROUNDS} searches through the node handle (target p99 < 20 ms)"),
+        );
+        row(
+            "referral list (the whole board as this node sees it), p50 / p99",
+            format!("{:.1} / {:.1} ms", percentile(&list, 0.5), percentile(&list, 0.99)),
+            format!("{QUERY_ROUNDS} lists through the node handle (target p99 < 20 ms)"),
+        );
+
+        // 4. Disk.
+        let status = handle.status().await.expect("status");
+        row(
+            "store on disk",
+            format!("{:.0} MB", status.store_bytes as f64 / 1e6),
+            format!(
+                "{:.1}× the signed changes",
+                status.store_bytes as f64 / dataset.signed_bytes() as f64
+            ),
+        );
+        node.stop().await;
+
+        figures["ingest_per_s"] = json!(rate);
+        figures["ingest_seconds"] = json!(ingest.as_secs_f64());
+        figures["admissions_seconds"] = json!(admitted.as_secs_f64());
+        figures["start_seconds"] = json!(start.as_secs_f64());
+        figures["shutdown_seconds"] = json!(stopped.as_secs_f64());
+        figures["search_ms"] = json!({"p50": percentile(&search, 0.5), "p99": percentile(&search, 0.99)});
+        figures["referral_list_ms"] = json!({"p50": percentile(&list, 0.5), "p99": percentile(&list, 0.99)});
+        figures["store_bytes"] = json!(status.store_bytes);
+    });
+
+    let path = std::env::var("PASSERELLE_BENCH_JSON").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../target/bench-national.json").to_owned()
+    });
+    std::fs::write(&path, serde_json::to_vec_pretty(&figures).expect("json"))
+        .expect("write the figures");
+    println!("figures written to {path}");
+}
