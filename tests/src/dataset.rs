@@ -193,7 +193,7 @@ fn service(rng: &mut StdRng, index: usize) -> (Service, &'static str, &'static s
             "description": "Accueil sur rendez-vous, orientation et suivi individualisé des migrants de retour.",
             "dimension": category.dimension,
             "categories": [category.code],
-            "cost": if index % 4 == 0 { serde_json::json!({"kind": "fee", "amount_xaf": 5000}) } else { serde_json::json!({"kind": "free"}) },
+            "cost": if index.is_multiple_of(4) { serde_json::json!({"kind": "fee", "amount_xaf": 5000}) } else { serde_json::json!({"kind": "free"}) },
             "capacity": {"status": "available", "places": rng.random_range(0..40u32)},
             "languages": ["fr", "en"],
             "service_area": {"regions": [region]},
@@ -273,7 +273,7 @@ pub fn generate(size: DatasetSize, seed: u64) -> Dataset {
                 .expect("known category"),
             category: category.to_owned(),
             region: region.to_owned(),
-            priority: if r % 10 == 0 {
+            priority: if r.is_multiple_of(10) {
                 Priority::Urgent
             } else {
                 Priority::Routine
