@@ -37,10 +37,11 @@ pub async fn export(
     data_dir: &Path,
     command: ExportCommand,
     lang: Lang,
+    json: bool,
 ) -> anyhow::Result<Outcome> {
-    let records = records(data_dir).await?;
     match command {
         ExportCommand::Hsds { dir, lang: chosen } => {
+            let records = records(data_dir).await?;
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("dir: creating {}", dir.display()))?;
             let path = dir.join("organizations.json");
@@ -66,14 +67,18 @@ pub async fn export(
             output,
             lang: chosen,
         } => {
+            let records = records(data_dir).await?;
             let bytes = hxl::csv(&records, chosen.unwrap_or(lang), hxl)?;
             write_out(output.as_deref(), &bytes)?;
         }
-        ExportCommand::Automerge { dir } => return crate::backup::export(data_dir, &dir).await,
+        ExportCommand::Automerge { dir } => {
+            return crate::backup::export(data_dir, &dir, json).await;
+        }
         ExportCommand::Geojson {
             output,
             lang: chosen,
         } => {
+            let records = records(data_dir).await?;
             let collection = geojson::feature_collection(&records, chosen.unwrap_or(lang));
             write_out(
                 output.as_deref(),

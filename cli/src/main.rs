@@ -96,7 +96,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                     cartography::actors(&data_dir, json, csv, chosen.unwrap_or(lang)).await
                 }
             },
-            Command::Export(command) => cartography::export(&data_dir, command, lang).await,
+            Command::Export(command) => cartography::export(&data_dir, command, lang, json).await,
             Command::Import(command) => cartography::import(&data_dir, command, json).await,
             Command::Demo => demo::run().await,
         }

@@ -70,18 +70,20 @@ pub enum Request {
     /// Every organisation record held (a list of [`crate::model::OrganisationRecord`]): the
     /// directory for exports and reports.
     Records,
-    /// The ids of every document held (a list of [`crate::envelope::DocumentId`]).
-    Documents,
-    /// One document's backup ([`crate::backup::DocumentBackup`]).
-    Backup {
-        /// Which document.
-        document: crate::envelope::DocumentId,
+    /// Writes a backup of every document into a folder ([`crate::backup::export_with`];
+    /// a list of [`crate::backup::Exported`]).
+    ExportAutomerge {
+        /// An absolute path (created if missing).
+        dir: std::path::PathBuf,
     },
-    /// Signed changes to check and merge like received ones, e.g. from a backup
-    /// ([`crate::node::RemoteOutcome`]); base64 of each encoded change.
-    Merge {
-        /// The encoded signed changes, base64.
-        changes: Vec<String>,
+    /// Verifies a backup folder and merges it ([`crate::backup::import_with`];
+    /// [`crate::backup::Imported`]).
+    ImportAutomerge {
+        /// An absolute path.
+        dir: std::path::PathBuf,
+        /// Verify only.
+        #[serde(default)]
+        dry_run: bool,
     },
     /// A referral request ([`crate::node::ReferralReply`]).
     Referral {
@@ -288,21 +290,9 @@ async fn dispatch(handle: &NodeHandle, request: Request, uid: &str) -> Response 
         Request::Membership => json(handle.membership().await),
         Request::Decide { decision } => json(handle.decide(decision).await),
         Request::Records => json(handle.records().await),
-        Request::Documents => json(handle.documents().await),
-        Request::Backup { document } => json(handle.backup(document).await),
-        Request::Merge { changes } => {
-            let decoded: Result<Vec<Vec<u8>>, _> = changes
-                .iter()
-                .map(|c| data_encoding::BASE64.decode(c.as_bytes()))
-                .collect();
-            match decoded {
-                Ok(changes) => json(handle.apply_remote(changes, None).await),
-                Err(e) => Response::Error(ApiError {
-                    kind: ErrorKind::InvalidInput,
-                    field: Some("changes".into()),
-                    message: format!("a change is not base64: {e}"),
-                }),
-            }
+        Request::ExportAutomerge { dir } => json(crate::backup::export_with(handle, &dir).await),
+        Request::ImportAutomerge { dir, dry_run } => {
+            json(crate::backup::import_with(handle, &dir, dry_run).await)
         }
         Request::Referral { referral, operator } => {
             let by = match operator {

@@ -2,42 +2,25 @@
 //! between real nodes: exported by one, verified from files, merged by another through the
 //! control API like received changes.
 
-use passerelle_node::backup::{self, DocumentBackup};
-use passerelle_node::control::Request;
+use std::path::Path;
+
+use passerelle_node::backup::{self, DocumentBackup, Exported, Imported};
+use passerelle_node::control::{ClientError, Request};
 use passerelle_node::document::OrganisationDocument;
-use passerelle_node::envelope::DocumentId;
 use passerelle_node::identity::SigningSecret;
 use passerelle_node::model::Profile;
-use passerelle_node::node::RemoteOutcome;
 use passerelle_tests::{TestNode, found_network, start_line, wait_converged};
 
 use crate::add;
 
-async fn export_to(node: &TestNode, dir: &std::path::Path) -> usize {
-    let handle = node.handle();
-    let documents: Vec<DocumentId> = handle.documents().await.expect("documents");
-    for document in &documents {
-        handle
-            .backup(document.clone())
-            .await
-            .expect("backup")
-            .write(dir)
-            .expect("write backup");
-    }
-    documents.len()
-}
-
-async fn merge(node: &TestNode, backup: &DocumentBackup) -> RemoteOutcome {
-    let changes = backup
-        .changes
-        .iter()
-        .map(|c| backup::base64_encode(c))
-        .collect();
+async fn import(node: &TestNode, dir: &Path) -> Result<Imported, ClientError> {
     node.client()
         .await
-        .call(&Request::Merge { changes })
+        .call(&Request::ImportAutomerge {
+            dir: dir.to_owned(),
+            dry_run: false,
+        })
         .await
-        .expect("merge")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,8 +43,19 @@ async fn a_member_restores_the_network_from_a_partners_backup_and_refuses_a_stra
     wait_converged(&nodes, 2).await;
 
     let dir = tempfile::tempdir().expect("temporary folder");
-    let exported = export_to(&nodes[0], dir.path()).await;
-    assert_eq!(exported, 3, "the network document and two organisations");
+    let exported: Vec<Exported> = nodes[0]
+        .client()
+        .await
+        .call(&Request::ExportAutomerge {
+            dir: dir.path().to_owned(),
+        })
+        .await
+        .expect("export");
+    assert_eq!(
+        exported.len(),
+        3,
+        "the network document and two organisations"
+    );
     let read = backup::read_dir(dir.path()).expect("read backup");
     assert_eq!(read.len(), 3);
     for backup in &read {
@@ -74,10 +68,13 @@ async fn a_member_restores_the_network_from_a_partners_backup_and_refuses_a_stra
 
     offline.start().await;
     let before = offline.heads().await;
-    for backup in &read {
-        let outcome = merge(&offline, backup).await;
-        assert!(outcome.rejected.is_empty(), "{:?}", outcome.rejected);
-    }
+    let imported = import(&offline, dir.path()).await.expect("import");
+    assert_eq!(imported.verified.len(), 3);
+    assert!(
+        imported.outcome.rejected.is_empty(),
+        "{:?}",
+        imported.outcome.rejected
+    );
     // Every document of the backup is now held at the backup's heads (plus its own).
     let restored = offline.heads().await;
     for document in nodes[0].heads().await {
@@ -87,9 +84,12 @@ async fn a_member_restores_the_network_from_a_partners_backup_and_refuses_a_stra
     assert_eq!(offline.services().await, nodes[0].services().await);
     assert_eq!(offline.services().await.len(), 6);
     // Merging the same backup again changes nothing.
-    let again = merge(&offline, &read[1]).await;
+    let again = import(&offline, dir.path()).await.expect("import").outcome;
     assert_eq!(again.applied, 0);
-    assert!(again.duplicates > 0);
+    assert_eq!(
+        again.duplicates,
+        imported.outcome.applied + imported.outcome.duplicates
+    );
     assert_ne!(before, offline.heads().await);
 
     // A stranger's well-signed document verifies as a file but is refused by the node's
@@ -101,7 +101,12 @@ async fn a_member_restores_the_network_from_a_partners_backup_and_refuses_a_stra
         .expect("build");
     forged.verify().expect("its signatures are valid");
     let heads = offline.heads().await;
-    let outcome = merge(&offline, &forged).await;
+    let strangers = tempfile::tempdir().expect("temporary folder");
+    forged.write(strangers.path()).expect("write");
+    let outcome = import(&offline, strangers.path())
+        .await
+        .expect("import")
+        .outcome;
     assert_eq!(outcome.applied, 0);
     assert_eq!(outcome.rejected.len(), 1);
     assert_eq!(outcome.rejected[0].code, "not_member");
@@ -114,19 +119,20 @@ async fn a_member_restores_the_network_from_a_partners_backup_and_refuses_a_stra
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x40;
     std::fs::write(&path, bytes).expect("write");
-    let altered = backup::read_dir(dir.path());
-    let refused = match altered {
-        Err(e) => e.to_string(),
-        Ok(backups) => backups
-            .iter()
-            .find_map(|b| b.verify().err())
-            .map(|e| e.to_string())
-            .expect("the altered backup is refused"),
-    };
-    assert!(
-        refused.contains(&stem) || refused.contains("org/"),
-        "{refused}"
-    );
+    let refused = import(&offline, dir.path())
+        .await
+        .expect_err("an altered backup is refused");
+    assert!(refused.to_string().contains("nothing merged"), "{refused}");
+    let relative = offline
+        .client()
+        .await
+        .call::<Imported>(&Request::ImportAutomerge {
+            dir: "backup".into(),
+            dry_run: true,
+        })
+        .await
+        .expect_err("a relative path is refused");
+    assert!(relative.to_string().contains("absolute"), "{relative}");
 
     offline.stop().await;
     for node in &mut nodes {
