@@ -252,12 +252,19 @@ impl SignedChange {
         let mut keys = Vec::with_capacity(changes.len());
         for (index, change) in changes.iter().enumerate() {
             change.check_actor().map_err(|e| (index, e))?;
-            let key = change.author.verifying_key().map_err(|_| {
-                (
-                    index,
-                    VerifyError::InvalidAuthorKey(change.hash().to_string()),
-                )
-            })?;
+            // Batch verification is cofactored: a small-order ("weak") key, which
+            // `verify_strict` refuses, is refused here too.
+            let key = change
+                .author
+                .verifying_key()
+                .ok()
+                .filter(|k| !k.is_weak())
+                .ok_or_else(|| {
+                    (
+                        index,
+                        VerifyError::InvalidAuthorKey(change.hash().to_string()),
+                    )
+                })?;
             messages.push(Self::signing_bytes(
                 &change.document,
                 &change.hash(),
@@ -402,6 +409,33 @@ mod tests {
         doc.put(ROOT, "name", value).unwrap();
         doc.commit_with(CommitOptions::default().with_time(1_700_000_000));
         doc.get_last_local_change().unwrap()
+    }
+
+    #[test]
+    fn a_small_order_author_key_is_refused_by_batch_and_single_verification() {
+        // The identity point: a "weak" key for which cofactored (batch) verification would
+        // accept forged signatures.
+        let mut weak = [0u8; 32];
+        weak[0] = 1;
+        let mut doc = AutoCommit::new().with_actor(ActorId::from(weak.as_slice()));
+        doc.put(ROOT, "name", "forgery").unwrap();
+        doc.commit_with(CommitOptions::default().with_time(1_700_000_000));
+        let change = doc.get_last_local_change().unwrap();
+        let id = DocumentId::organisation(&SigningSecret::generate().unwrap().org_id());
+        let document = id.as_str().as_bytes();
+        let mut bytes = ENVELOPE_MAGIC.to_vec();
+        bytes.extend_from_slice(&(document.len() as u16).to_be_bytes());
+        bytes.extend_from_slice(document);
+        bytes.extend_from_slice(&weak);
+        bytes.extend_from_slice(&[0u8; 64]);
+        bytes.extend_from_slice(&(change.raw_bytes().len() as u32).to_be_bytes());
+        bytes.extend_from_slice(change.raw_bytes());
+        let forged = SignedChange::decode(&bytes).expect("a well-formed envelope");
+        assert!(forged.verify().is_err());
+        assert!(matches!(
+            SignedChange::verify_all(std::slice::from_ref(&forged)),
+            Err((0, VerifyError::InvalidAuthorKey(_)))
+        ));
     }
 
     fn signed(secret: &SigningSecret) -> SignedChange {
