@@ -231,6 +231,20 @@ pub async fn start_line(nodes: &mut [TestNode]) {
     }
 }
 
+/// Founds a network of networked nodes named `names`, starts all but the last in a line,
+/// and returns them with the last one, a member that has not started yet (a partner that
+/// joins late, or never meets the others).
+pub async fn spawn_line_holding_back_last(names: &[&str]) -> (Vec<TestNode>, TestNode) {
+    let mut nodes: Vec<TestNode> = names
+        .iter()
+        .map(|name| TestNode::init_networked(name, vec![]))
+        .collect();
+    found_network(&nodes.iter().collect::<Vec<_>>(), "1/2");
+    let held_back = nodes.pop().expect("at least one node");
+    start_line(&mut nodes).await;
+    (nodes, held_back)
+}
+
 /// Waits until every node holds the same documents at the same heads.
 pub async fn wait_converged(nodes: &[TestNode], documents: usize) {
     wait_for("the nodes to converge", || async {

@@ -9,7 +9,7 @@ use passerelle_node::control::{ClientError, Request};
 use passerelle_node::document::OrganisationDocument;
 use passerelle_node::identity::SigningSecret;
 use passerelle_node::model::Profile;
-use passerelle_tests::{TestNode, found_network, start_line, wait_converged};
+use passerelle_tests::{TestNode, spawn_line_holding_back_last, wait_converged};
 
 use crate::add;
 
@@ -25,14 +25,9 @@ async fn import(node: &TestNode, dir: &Path) -> Result<Imported, ClientError> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_restores_the_network_from_a_partners_backup_and_refuses_a_strangers() {
-    let mut nodes: Vec<TestNode> = ["Délégation Littoral", "ONG Avenir", "CICR Garoua"]
-        .iter()
-        .map(|name| TestNode::init_networked(name, vec![]))
-        .collect();
-    found_network(&nodes.iter().collect::<Vec<_>>(), "1/2");
     // The third member never meets the others: it only gets their backup.
-    let mut offline = nodes.pop().expect("third node");
-    start_line(&mut nodes).await;
+    let (mut nodes, mut offline) =
+        spawn_line_holding_back_last(&["Délégation Littoral", "ONG Avenir", "CICR Garoua"]).await;
     for i in 0..6 {
         nodes[i % 2]
             .handle()

@@ -1,6 +1,8 @@
 //! Sync between real nodes over libp2p on loopback.
 
-use passerelle_tests::{TestNode, found_network, spawn_line, start_line, wait_converged, wait_for};
+use passerelle_tests::{
+    TestNode, found_network, spawn_line, spawn_line_holding_back_last, wait_converged, wait_for,
+};
 
 use crate::add;
 
@@ -38,13 +40,8 @@ async fn five_nodes_in_a_line_converge() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_joiner_catches_up_from_one_peer() {
-    let mut nodes: Vec<TestNode> = ["Délégation Littoral", "ONG Avenir", "CICR"]
-        .iter()
-        .map(|name| TestNode::init_networked(name, vec![]))
-        .collect();
-    found_network(&nodes.iter().collect::<Vec<_>>(), "1/2");
-    let mut late = nodes.pop().expect("late node");
-    start_line(&mut nodes).await;
+    let (mut nodes, mut late) =
+        spawn_line_holding_back_last(&["Délégation Littoral", "ONG Avenir", "CICR"]).await;
     for i in 0..20 {
         nodes[i % 2]
             .handle()
