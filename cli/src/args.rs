@@ -779,6 +779,12 @@ pub struct ListArgs {
     /// Only open referrals this organisation could take (it offers the category there).
     #[arg(long)]
     pub open: bool,
+    /// Show at most this many, newest first (the total is always given).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..), conflicts_with = "all")]
+    pub limit: u32,
+    /// Show every matching referral.
+    #[arg(long)]
+    pub all: bool,
 }
 
 fn parse_lang(text: &str) -> Result<passerelle_node::reference::Lang, String> {

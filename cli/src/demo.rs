@@ -614,6 +614,8 @@ async fn refer(nodes: &[DemoNode], folder: &Path) -> anyhow::Result<()> {
             status: None,
             overdue: false,
             open: false,
+            limit: 100,
+            all: false,
         }),
         false,
     )

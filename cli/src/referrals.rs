@@ -212,7 +212,15 @@ fn print_list(list: &ReferralList) -> anyhow::Result<()> {
             "case file",
         ],
         rows,
-    ))
+    ))?;
+    if list.total > list.entries.len() {
+        output::out(&format!(
+            "{} of {} referrals shown, newest first (--limit N or --all for more)",
+            list.entries.len(),
+            list.total
+        ))?;
+    }
+    Ok(())
 }
 
 fn print_view(view: &ReferralView) -> anyhow::Result<()> {
@@ -494,6 +502,8 @@ pub async fn referral(
             status,
             overdue,
             open,
+            limit,
+            all,
         }) => ReferralRequest::List {
             filter: ListFilter {
                 incoming,
@@ -501,6 +511,7 @@ pub async fn referral(
                 status,
                 overdue,
                 open,
+                limit: (!all).then_some(limit as usize),
             },
         },
         ReferralCommand::Show { id } => ReferralRequest::Show { id },

@@ -217,8 +217,17 @@ pub struct OrganisationDocument {
     owner: OrgId,
     doc: AutoCommit,
     record: Option<OrganisationRecord>,
+    /// Drawn from [`next_generation`] each time `record` is set: tells derived views (the
+    /// board index) that the record changed.
+    generation: u64,
     /// Latest sequence number per key, once asked for (kept up to date after that).
     seqs: Option<HashMap<OrgId, u64>>,
+}
+
+/// A number never handed out before in this process.
+fn next_generation() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 fn json_to_hydrate(value: &serde_json::Value) -> automerge::hydrate::Value {
@@ -361,6 +370,7 @@ impl OrganisationDocument {
             owner,
             doc,
             record: None,
+            generation: next_generation(),
             seqs: None,
         };
         this.refresh()?;
@@ -374,6 +384,7 @@ impl OrganisationDocument {
             owner,
             doc: AutoCommit::new().with_actor(ActorId::from(owner.as_bytes())),
             record: None,
+            generation: next_generation(),
             seqs: None,
         }
     }
@@ -387,6 +398,7 @@ impl OrganisationDocument {
             owner,
             doc,
             record: None,
+            generation: next_generation(),
             seqs: None,
         })
     }
@@ -476,7 +488,7 @@ impl OrganisationDocument {
             && let Ok(record) = serde_json::from_slice::<OrganisationRecord>(&snapshot.record)
             && record.org_id == self.owner.to_string()
         {
-            self.record = Some(record);
+            self.set_record(Some(record));
             return Ok(());
         }
         self.refresh()
@@ -501,10 +513,21 @@ impl OrganisationDocument {
         self.record.as_ref()
     }
 
+    fn set_record(&mut self, record: Option<OrganisationRecord>) {
+        self.record = record;
+        self.generation = next_generation();
+    }
+
+    /// Changes each time the record is set (re-read or restored), never goes back to a
+    /// value it had: derived views compare it to know whether to refold.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     /// Re-reads the whole document into its validated record.
     pub fn refresh(&mut self) -> Result<(), DocumentError> {
         if self.doc.get(ROOT, "profile")?.is_none() {
-            self.record = None;
+            self.set_record(None);
             return Ok(());
         }
         let json = hydrate_to_json(&self.doc.hydrate(ROOT, None)?);
@@ -531,7 +554,7 @@ impl OrganisationDocument {
                 reason,
             }
         })?;
-        self.record = Some(record);
+        self.set_record(Some(record));
         Ok(())
     }
 

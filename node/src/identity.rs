@@ -72,6 +72,36 @@ pub enum OrgIdError {
     NotAKey(String),
 }
 
+/// Most decompressed public keys [`decompressed`] keeps (about 200 bytes each); the cache
+/// is emptied when full. A national network has about a thousand members.
+const KEY_CACHE_ENTRIES: usize = 16_384;
+
+/// The ed25519 public key of 32 raw bytes, `None` if they are not a point of the curve.
+///
+/// Decompressing a key costs a field inversion, about as much as half a signature
+/// verification, and every received change names its author: the result is kept per key
+/// bytes, process-wide. Decompression is a pure function of the bytes, so the cache can
+/// only ever return what decompressing again would.
+fn decompressed(bytes: &[u8; 32]) -> Option<VerifyingKey> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static KEYS: OnceLock<Mutex<HashMap<[u8; 32], Option<VerifyingKey>>>> = OnceLock::new();
+    let cache = KEYS.get_or_init(Default::default);
+    if let Ok(keys) = cache.lock()
+        && let Some(key) = keys.get(bytes)
+    {
+        return *key;
+    }
+    let key = VerifyingKey::from_bytes(bytes).ok();
+    if let Ok(mut keys) = cache.lock() {
+        if keys.len() >= KEY_CACHE_ENTRIES {
+            keys.clear();
+        }
+        keys.insert(*bytes, key);
+    }
+    key
+}
+
 /// An organisation's id: its ed25519 public key (32 bytes).
 ///
 /// Written as 52 lower-case base32 characters; [`OrgId::fingerprint`] gives a short form
@@ -93,8 +123,8 @@ impl OrgId {
 
     /// The id from raw public-key bytes; checks they are a valid key.
     pub fn from_bytes(bytes: [u8; 32]) -> Result<Self, OrgIdError> {
-        VerifyingKey::from_bytes(&bytes)
-            .map_err(|_| OrgIdError::NotAKey(BASE32_NOPAD.encode(&bytes).to_lowercase()))?;
+        decompressed(&bytes)
+            .ok_or_else(|| OrgIdError::NotAKey(BASE32_NOPAD.encode(&bytes).to_lowercase()))?;
         Ok(Self(bytes))
     }
 
@@ -105,7 +135,7 @@ impl OrgId {
 
     /// The ed25519 public key.
     pub fn verifying_key(&self) -> Result<VerifyingKey, OrgIdError> {
-        VerifyingKey::from_bytes(&self.0).map_err(|_| OrgIdError::NotAKey(self.to_string()))
+        decompressed(&self.0).ok_or_else(|| OrgIdError::NotAKey(self.to_string()))
     }
 
     /// The libp2p peer id of this organisation's node (the same ed25519 key).

@@ -221,7 +221,7 @@ enum Command {
         reply: Reply<SyncServed>,
     },
     ApplyRemote {
-        changes: Vec<Vec<u8>>,
+        changes: replication::VerifiedBatch,
         from: Option<OrgId>,
         reply: Reply<RemoteOutcome>,
     },
@@ -398,6 +398,12 @@ impl NodeHandle {
         changes: Vec<Vec<u8>>,
         from: Option<OrgId>,
     ) -> Result<RemoteOutcome, NodeError> {
+        // Decoding and signature verification run beside the documents thread (on every
+        // core for a large batch), which then only checks, applies and stores.
+        let changes =
+            tokio::task::spawn_blocking(move || replication::VerifiedBatch::check(changes))
+                .await
+                .map_err(|_| NodeError::Stopped)?;
         self.ask(|reply| Command::ApplyRemote {
             changes,
             from,
@@ -768,6 +774,8 @@ struct DocumentsActor {
     vault: crate::referral::vault::Vault,
     /// Case-file messages refused since start.
     case_files_refused: u64,
+    /// The referral board, folded incrementally (`referral list`, report, housekeeping).
+    board_index: std::cell::RefCell<crate::referral::index::BoardIndex>,
 }
 
 impl DocumentsActor {
@@ -867,6 +875,7 @@ impl DocumentsActor {
             outbound: None,
             vault,
             case_files_refused: 0,
+            board_index: Default::default(),
         };
         // A crash between a revocation and the cut of the revoked member's documents is
         // finished here.

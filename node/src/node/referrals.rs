@@ -17,6 +17,7 @@ use crate::referral::board::{
     self, Assignment, BoardEntry, MoveRecord, Priority, Proposal, SentReferral,
 };
 use crate::referral::casefile::{self, CaseContent, CaseFile, ConsentRecord, Payload};
+use crate::referral::index::BoardIndex;
 use crate::referral::lifecycle::{Move, Role, Status};
 use crate::referral::matching::{self, MatchQuery, ServiceMatch};
 use crate::referral::report::{self, Report};
@@ -79,6 +80,9 @@ pub struct ListFilter {
     /// region) and that are not assigned yet.
     #[serde(default)]
     pub open: bool,
+    /// At most this many entries, newest first (`None`: all).
+    #[serde(default)]
+    pub limit: Option<usize>,
 }
 
 /// A request about referrals (the control API's `referral` request).
@@ -192,8 +196,11 @@ pub struct ReferralView {
 /// The board as `referral list` prints it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReferralList {
-    /// The entries, newest first.
+    /// The entries, newest first (at most the filter's limit).
     pub entries: Vec<BoardEntry>,
+    /// How many entries match the filter (more than `entries` holds when it was limited).
+    #[serde(default)]
+    pub total: usize,
     /// Names of the organisations involved.
     pub names: BTreeMap<OrgId, String>,
     /// This node's organisation.
@@ -270,13 +277,20 @@ impl DocumentsActor {
             .collect()
     }
 
-    /// The whole board, from every document held.
-    pub(super) fn board(&self) -> Vec<BoardEntry> {
-        board::board(
+    /// The board as the documents held now say it, kept folded between calls: only the
+    /// referrals of documents that changed since the last call are refolded.
+    fn board_index(&self) -> std::cell::Ref<'_, BoardIndex> {
+        self.board_index.borrow_mut().update(
             self.documents
                 .iter()
-                .filter_map(|(org, d)| d.record().map(|r| (*org, r))),
-        )
+                .filter_map(|(org, d)| d.record().map(|r| (*org, d.generation(), r))),
+        );
+        self.board_index.borrow()
+    }
+
+    /// The whole board, from every document held, newest first.
+    pub(super) fn board(&self) -> Vec<BoardEntry> {
+        self.board_index().entries().cloned().collect()
     }
 
     fn entry(&self, id: &str) -> Result<BoardEntry, NodeError> {
@@ -744,9 +758,10 @@ impl DocumentsActor {
                 })
             })
         };
-        let entries = self
-            .board()
-            .into_iter()
+        let index = self.board_index();
+        let mut total = 0;
+        let entries = index
+            .entries()
             .filter(|e| !filter.incoming || e.receiver == Some(own))
             .filter(|e| !filter.outgoing || e.sender == own)
             .filter(|e| filter.status.is_none_or(|s| e.status == s))
@@ -759,9 +774,15 @@ impl DocumentsActor {
                         && e.status == Status::Pending
                         && offers(&e.category, &e.region))
             })
+            .filter(|_| {
+                total += 1;
+                filter.limit.is_none_or(|limit| total <= limit)
+            })
+            .cloned()
             .collect();
         Ok(ReferralList {
             entries,
+            total,
             names: self.names(),
             own,
             now,

@@ -90,6 +90,74 @@ impl RemoteOutcome {
     }
 }
 
+/// Received changes that decoded and whose signatures verified, and why the others were
+/// refused. Only [`VerifiedBatch::check`] makes one, so the documents actor, which stores
+/// and applies what it is given, never sees an unverified change.
+#[derive(Debug, Default)]
+pub struct VerifiedBatch {
+    changes: Vec<SignedChange>,
+    rejected: Vec<Rejection>,
+}
+
+/// Below this many changes a batch is verified on the caller's thread alone.
+const PARALLEL_VERIFY_FROM: usize = 64;
+
+impl VerifiedBatch {
+    /// Decodes and verifies encoded signed changes, in order. Large batches are split over
+    /// the machine's cores and verified with ed25519 batch verification; a batch that fails
+    /// is verified change by change, so each bad change is named and the good ones kept.
+    /// CPU-bound: call it off the async runtime (the node handle does).
+    pub fn check(encoded: Vec<Vec<u8>>) -> Self {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        if threads < 2 || encoded.len() < PARALLEL_VERIFY_FROM {
+            return Self::check_part(&encoded);
+        }
+        let part = encoded.len().div_ceil(threads);
+        let parts: Vec<Self> = std::thread::scope(|scope| {
+            let running: Vec<_> = encoded
+                .chunks(part)
+                .map(|chunk| scope.spawn(move || Self::check_part(chunk)))
+                .collect();
+            running
+                .into_iter()
+                .map(|t| t.join().unwrap_or_default())
+                .collect()
+        });
+        let mut out = Self::default();
+        for part in parts {
+            out.changes.extend(part.changes);
+            out.rejected.extend(part.rejected);
+        }
+        out
+    }
+
+    fn check_part(encoded: &[Vec<u8>]) -> Self {
+        let mut out = Self::default();
+        for bytes in encoded {
+            match SignedChange::decode(bytes) {
+                Ok(change) => out.changes.push(change),
+                Err(e) => out
+                    .rejected
+                    .push(Rejection::new("undecodable", e.to_string())),
+            }
+        }
+        if SignedChange::verify_all(&out.changes).is_err() {
+            let (good, bad): (Vec<_>, Vec<_>) = std::mem::take(&mut out.changes)
+                .into_iter()
+                .map(|change| (change.verify(), change))
+                .partition(|(verdict, _)| verdict.is_ok());
+            out.changes = good.into_iter().map(|(_, change)| change).collect();
+            for (verdict, _) in bad {
+                if let Err(e) = verdict {
+                    out.rejected
+                        .push(Rejection::new("bad_signature", e.to_string()));
+                }
+            }
+        }
+        out
+    }
+}
+
 /// What a sync request carries, and the admission request to deliver, if any.
 #[derive(Debug, Clone, Default)]
 pub struct SyncOffer {
@@ -371,25 +439,17 @@ impl DocumentsActor {
     /// from a peer that is not a member are refused.
     pub(super) fn handle_apply_remote(
         &mut self,
-        encoded: Vec<Vec<u8>>,
+        batch: VerifiedBatch,
         from: Option<OrgId>,
     ) -> Result<RemoteOutcome, NodeError> {
         let mut outcome = RemoteOutcome::default();
+        for rejection in batch.rejected {
+            outcome.reject(&rejection.code, rejection.reason);
+        }
         let mut network_fresh: Vec<SignedChange> = Vec::new();
         let mut fresh: HashMap<DocumentId, Vec<SignedChange>> = HashMap::new();
         let mut seen = HashSet::new();
-        for bytes in encoded {
-            let change = match SignedChange::decode(&bytes) {
-                Ok(change) => change,
-                Err(e) => {
-                    outcome.reject("undecodable", e.to_string());
-                    continue;
-                }
-            };
-            if let Err(e) = change.verify() {
-                outcome.reject("bad_signature", e.to_string());
-                continue;
-            }
+        for change in batch.changes {
             let id = change.document().clone();
             if !seen.insert((id.clone(), change.hash()))
                 || self.pending.contains(&id, &change.hash())

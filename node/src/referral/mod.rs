@@ -9,11 +9,13 @@
 //!   the commitment the board carries (pure).
 //! - [`vault`]: case files at rest on a node (one key per case file, erasable), the audit
 //!   log of reads and the delivery outbox.
+//! - [`index`]: the board kept folded between queries, refolded per changed document.
 //! - [`report`]: aggregate-only statistics of the board.
 //! - [`matching`]: services ranked for a returnee's needs.
 
 pub mod board;
 pub mod casefile;
+pub mod index;
 pub mod lifecycle;
 pub mod matching;
 pub mod report;
