@@ -51,6 +51,7 @@ pub fn load_config(data_dir: &Path) -> anyhow::Result<Config> {
 pub fn start_config(data_dir: &Path, args: &StartArgs) -> anyhow::Result<Config> {
     let file = read_config_file(data_dir)?;
     let mut config = Config::new(data_dir).with_file(&file);
+    config.verify_store = args.verify_store;
     if !args.no_network {
         let mut network = Config::network_from_file(&file)?.unwrap_or_default();
         if !args.listen.is_empty() {
@@ -177,6 +178,13 @@ pub async fn status(data_dir: &Path, json_out: bool) -> anyhow::Result<Outcome> 
         ("version", report.version.clone()),
         ("uptime", format!("{} s", report.uptime_seconds)),
         ("store", format!("{} bytes", report.store_bytes)),
+        (
+            "last start",
+            format!(
+                "{} ms: {} documents from snapshots, {} rebuilt from their signed changes",
+                report.start.load_ms, report.start.from_snapshots, report.start.rebuilt
+            ),
+        ),
         (
             "peer id",
             if report.network.enabled {

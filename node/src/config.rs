@@ -47,6 +47,10 @@ pub struct Config {
     pub retention: std::time::Duration,
     /// How often the node records expired referrals and ends access past retention.
     pub housekeeping_interval: std::time::Duration,
+    /// At start, decode and verify every stored signed change and rebuild every document
+    /// from them, instead of taking each document from a snapshot that holds all its
+    /// stored changes (`passerelle start --verify-store`).
+    pub verify_store: bool,
 }
 
 impl Config {
@@ -59,6 +63,7 @@ impl Config {
             network: None,
             retention: std::time::Duration::from_secs(DEFAULT_RETENTION_DAYS * 24 * 3600),
             housekeeping_interval: std::time::Duration::from_secs(60),
+            verify_store: false,
         }
     }
 

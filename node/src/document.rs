@@ -215,13 +215,27 @@ pub struct HistoryEntry {
 pub struct OrganisationDocument {
     id: DocumentId,
     owner: OrgId,
+    /// Automerge's document; empty while `saved` holds it unloaded.
     doc: AutoCommit,
+    /// The document as a snapshot saved it, not loaded into Automerge yet: a node starts
+    /// with every record read from its snapshot and loads a document the first time its
+    /// history is needed (a received change, a sync, an edit).
+    saved: Option<Saved>,
     record: Option<OrganisationRecord>,
     /// Drawn from [`next_generation`] each time `record` is set: tells derived views (the
     /// board index) that the record changed.
     generation: u64,
     /// Latest sequence number per key, once asked for (kept up to date after that).
     seqs: Option<HashMap<OrgId, u64>>,
+}
+
+/// A document kept in its saved form until first needed.
+#[derive(Debug)]
+struct Saved {
+    bytes: Vec<u8>,
+    heads: Vec<ChangeHash>,
+    /// Where its signed changes are, to rebuild it should the saved form not load.
+    store: crate::store::Store,
 }
 
 /// A number never handed out before in this process.
@@ -323,7 +337,14 @@ impl Replica for OrganisationDocument {
     }
 
     fn automerge(&mut self) -> &mut AutoCommit {
-        &mut self.doc
+        self.am()
+    }
+
+    fn heads(&mut self) -> Vec<ChangeHash> {
+        match &self.saved {
+            Some(saved) => saved.heads.clone(),
+            None => self.doc.get_heads(),
+        }
     }
 }
 
@@ -369,6 +390,7 @@ impl OrganisationDocument {
             id,
             owner,
             doc,
+            saved: None,
             record: None,
             generation: next_generation(),
             seqs: None,
@@ -383,6 +405,7 @@ impl OrganisationDocument {
             id: DocumentId::organisation(&owner),
             owner,
             doc: AutoCommit::new().with_actor(ActorId::from(owner.as_bytes())),
+            saved: None,
             record: None,
             generation: next_generation(),
             seqs: None,
@@ -397,10 +420,82 @@ impl OrganisationDocument {
             id: DocumentId::organisation(&owner),
             owner,
             doc,
+            saved: None,
             record: None,
             generation: next_generation(),
             seqs: None,
         })
+    }
+
+    /// The document from a snapshot whose record and heads are taken as they are, without
+    /// loading it into Automerge until its history is first needed (see `saved`). The
+    /// caller vouches that the snapshot holds exactly the changes stored for it.
+    pub fn from_sufficient_snapshot(
+        owner: OrgId,
+        snapshot: Snapshot,
+        store: crate::store::Store,
+    ) -> Result<Self, DocumentError> {
+        let id = DocumentId::organisation(&owner);
+        let record: OrganisationRecord =
+            serde_json::from_slice(&snapshot.record).map_err(|e| DocumentError::Malformed {
+                document: id.clone(),
+                reason: format!("snapshot record: {e}"),
+            })?;
+        if record.org_id != owner.to_string() {
+            return Err(DocumentError::Malformed {
+                document: id,
+                reason: format!("snapshot record names organisation {}", record.org_id),
+            });
+        }
+        Ok(Self {
+            id,
+            owner,
+            doc: AutoCommit::new().with_actor(ActorId::from(owner.as_bytes())),
+            saved: Some(Saved {
+                bytes: snapshot.document,
+                heads: snapshot.heads,
+                store,
+            }),
+            record: Some(record),
+            generation: next_generation(),
+            seqs: None,
+        })
+    }
+
+    /// True while the document is held in its saved form only.
+    pub fn is_saved_only(&self) -> bool {
+        self.saved.is_some()
+    }
+
+    /// Automerge's document, loaded from its saved form the first time. Should the saved
+    /// form not load (it was written by this node, and sled checksums it, so this means a
+    /// damaged disk), the document is rebuilt from its verified signed changes in the
+    /// store; should that fail too, the error is logged and the document stays empty
+    /// (its record, from the snapshot, still answers queries).
+    fn am(&mut self) -> &mut AutoCommit {
+        if let Some(saved) = self.saved.take() {
+            let actor = ActorId::from(self.owner.as_bytes());
+            match AutoCommit::load(&saved.bytes) {
+                Ok(doc) => self.doc = doc.with_actor(actor),
+                Err(e) => {
+                    tracing::error!(document = %self.id, error = %e, "saved document does not load; rebuilding it from its signed changes");
+                    let mut doc = AutoCommit::new().with_actor(actor);
+                    let rebuilt = saved
+                        .store
+                        .load_document(&self.id)
+                        .map_err(|e| e.to_string())
+                        .and_then(|changes| {
+                            doc.apply_changes(changes.iter().map(|c| c.change().clone()))
+                                .map_err(|e| e.to_string())
+                        });
+                    if let Err(e) = rebuilt {
+                        tracing::error!(document = %self.id, error = %e, "the document cannot be rebuilt from the store either; restore the data folder from a backup");
+                    }
+                    self.doc = doc;
+                }
+            }
+        }
+        &mut self.doc
     }
 
     /// The document id.
@@ -442,7 +537,7 @@ impl OrganisationDocument {
     /// For each key that wrote the document, the sequence number of its latest change.
     pub fn latest_seq_by_key(&mut self) -> std::collections::BTreeMap<OrgId, u64> {
         let mut out = std::collections::BTreeMap::new();
-        for meta in self.doc.get_changes_meta(&[]) {
+        for meta in self.am().get_changes_meta(&[]) {
             if let Ok(bytes) = <[u8; 32]>::try_from(meta.actor.to_bytes())
                 && let Ok(key) = OrgId::from_bytes(bytes)
             {
@@ -455,19 +550,20 @@ impl OrganisationDocument {
 
     /// Number of changes in the document.
     pub fn change_count(&mut self) -> usize {
-        self.doc.get_changes_meta(&[]).len()
+        self.am().get_changes_meta(&[]).len()
     }
 
     /// Saves the whole document in Automerge's compressed format.
     pub fn save(&mut self) -> Vec<u8> {
-        self.doc.save()
+        self.am().save()
     }
 
     /// A snapshot for the store: the compressed document, its heads and the cached record.
     pub fn snapshot(&mut self) -> Snapshot {
         Snapshot {
-            heads: self.doc.get_heads(),
-            document: self.doc.save(),
+            changes: self.change_count() as u64,
+            heads: self.am().get_heads(),
+            document: self.am().save(),
             record: self
                 .record
                 .as_ref()
@@ -480,7 +576,7 @@ impl OrganisationDocument {
     /// document's heads are exactly the snapshot's; otherwise (or if the cached record does
     /// not decode) reads the document.
     pub fn restore_record(&mut self, snapshot: &Snapshot) -> Result<(), DocumentError> {
-        let mut heads = self.doc.get_heads();
+        let mut heads = self.am().get_heads();
         heads.sort();
         let mut cached_heads = snapshot.heads.clone();
         cached_heads.sort();
@@ -498,7 +594,7 @@ impl OrganisationDocument {
     /// the document.
     pub fn apply_verified(&mut self, changes: &[SignedChange]) -> Result<(), DocumentError> {
         let changes: Vec<_> = changes.iter().map(|c| c.change().clone()).collect();
-        let applied = self.doc.apply_changes(changes.iter().cloned());
+        let applied = self.am().apply_changes(changes.iter().cloned());
         if applied.is_err() {
             // Automerge may have taken part of the batch: forget what was cached.
             self.seqs = None;
@@ -526,11 +622,11 @@ impl OrganisationDocument {
 
     /// Re-reads the whole document into its validated record.
     pub fn refresh(&mut self) -> Result<(), DocumentError> {
-        if self.doc.get(ROOT, "profile")?.is_none() {
+        if self.am().get(ROOT, "profile")?.is_none() {
             self.set_record(None);
             return Ok(());
         }
-        let json = hydrate_to_json(&self.doc.hydrate(ROOT, None)?);
+        let json = hydrate_to_json(&self.am().hydrate(ROOT, None)?);
         let record: OrganisationRecord =
             serde_json::from_value(json).map_err(|e| DocumentError::Malformed {
                 document: self.id.clone(),
@@ -568,11 +664,11 @@ impl OrganisationDocument {
     }
 
     fn child(
-        &self,
+        &mut self,
         parent: &automerge::ObjId,
         key: &str,
     ) -> Result<automerge::ObjId, DocumentError> {
-        match self.doc.get(parent, key)? {
+        match self.am().get(parent, key)? {
             Some((automerge::Value::Object(ObjType::Map), id)) => Ok(id),
             _ => Err(DocumentError::Malformed {
                 document: self.id.clone(),
@@ -610,20 +706,20 @@ impl OrganisationDocument {
         // 1. Validate and compute the new value (pure; touches only the entry concerned).
         let (message, update) = plan(edit, self.require_record()?, &self.owner, now)?;
         // Every local change must carry the signer's key as its actor (see envelope).
-        self.doc
+        self.am()
             .set_actor(ActorId::from(secret.org_id().as_bytes()));
         // 2. Write it as one transaction.
         if let Err(e) = self.write(&update) {
-            self.doc.rollback();
+            self.am().rollback();
             return Err(e);
         }
-        self.doc.commit_with(
+        self.am().commit_with(
             CommitOptions::default()
                 .with_message(message)
                 .with_time(now),
         );
         let change = self
-            .doc
+            .am()
             .get_last_local_change()
             .ok_or_else(|| DocumentError::Malformed {
                 document: self.id.clone(),
@@ -632,6 +728,7 @@ impl OrganisationDocument {
         // 3. Keep the cached record and sequence numbers in step with the document.
         if let Some(record) = self.record.as_mut() {
             update.apply_to(record);
+            self.generation = next_generation();
         }
         self.note_seqs(std::slice::from_ref(&change));
         Ok(SignedChange::sign(self.id.clone(), change, secret))
@@ -649,7 +746,7 @@ impl OrganisationDocument {
             Update::PutService(id, service) => ("services", id, Some(to_json(service))),
             Update::RemoveService(id) => ("services", id, None),
             Update::EncryptionKey(key) => {
-                self.doc.put(ROOT, "encryption_key", key.to_string())?;
+                self.am().put(ROOT, "encryption_key", key.to_string())?;
                 return Ok(());
             }
             Update::PutReferral(id, referral) => ("referrals", id, Some(to_json(referral))),
@@ -664,14 +761,14 @@ impl OrganisationDocument {
             }
             Update::AppendAnswer(id, sender, step) => {
                 let answers = self.section(&ROOT, "answers")?;
-                let answer = match self.doc.get(&answers, id.as_str())? {
+                let answer = match self.am().get(&answers, id.as_str())? {
                     Some((automerge::Value::Object(ObjType::Map), obj)) => obj,
                     _ => {
                         let value = to_json(&Answer {
                             sender: *sender,
                             moves: Vec::new(),
                         });
-                        self.doc.batch_create_object(
+                        self.am().batch_create_object(
                             &answers,
                             id.as_str(),
                             &json_to_hydrate(&value),
@@ -684,7 +781,7 @@ impl OrganisationDocument {
             Update::Assign(id, assignment) => {
                 let referrals = self.section(&ROOT, "referrals")?;
                 let referral = self.child(&referrals, id)?;
-                self.doc.batch_create_object(
+                self.am().batch_create_object(
                     &referral,
                     "assigned",
                     &json_to_hydrate(&to_json(assignment)),
@@ -698,18 +795,18 @@ impl OrganisationDocument {
         } else {
             self.child(&ROOT, section)?
         };
-        match (value, self.doc.get(&parent, id.as_str())?) {
+        match (value, self.am().get(&parent, id.as_str())?) {
             // Update in place: only the fields whose values changed become operations.
             (Some(value), Some((_, obj))) => self.update_object(&obj, value)?,
             (Some(value), None) => {
-                self.doc.batch_create_object(
+                self.am().batch_create_object(
                     &parent,
                     id.as_str(),
                     &json_to_hydrate(&value),
                     false,
                 )?;
             }
-            (None, _) => self.doc.delete(&parent, id.as_str())?,
+            (None, _) => self.am().delete(&parent, id.as_str())?,
         }
         Ok(())
     }
@@ -721,9 +818,9 @@ impl OrganisationDocument {
         parent: &automerge::ObjId,
         key: &str,
     ) -> Result<automerge::ObjId, DocumentError> {
-        match self.doc.get(parent, key)? {
+        match self.am().get(parent, key)? {
             Some((automerge::Value::Object(ObjType::Map), id)) => Ok(id),
-            None => Ok(self.doc.put_object(parent, key, ObjType::Map)?),
+            None => Ok(self.am().put_object(parent, key, ObjType::Map)?),
             _ => Err(DocumentError::Malformed {
                 document: self.id.clone(),
                 reason: format!("{key:?} is not a map"),
@@ -737,9 +834,9 @@ impl OrganisationDocument {
         parent: &automerge::ObjId,
         step: &MoveRecord,
     ) -> Result<(), DocumentError> {
-        let moves = match self.doc.get(parent, "moves")? {
+        let moves = match self.am().get(parent, "moves")? {
             Some((automerge::Value::Object(ObjType::List), id)) => id,
-            None => self.doc.put_object(parent, "moves", ObjType::List)?,
+            None => self.am().put_object(parent, "moves", ObjType::List)?,
             _ => {
                 return Err(DocumentError::Malformed {
                     document: self.id.clone(),
@@ -747,8 +844,8 @@ impl OrganisationDocument {
                 });
             }
         };
-        let at = self.doc.length(&moves);
-        let obj = self.doc.insert_object(&moves, at, ObjType::Map)?;
+        let at = self.am().length(&moves);
+        let obj = self.am().insert_object(&moves, at, ObjType::Map)?;
         self.update_object(&obj, to_json(step))
     }
 
@@ -757,7 +854,7 @@ impl OrganisationDocument {
         obj: &automerge::ObjId,
         value: serde_json::Value,
     ) -> Result<(), DocumentError> {
-        self.doc
+        self.am()
             .update_object(obj, &json_to_hydrate(&value))
             .map_err(|e| DocumentError::Malformed {
                 document: self.id.clone(),
@@ -768,7 +865,7 @@ impl OrganisationDocument {
     /// The signed change log, newest first, at most `limit` entries.
     pub fn history(&mut self, limit: usize) -> Vec<HistoryEntry> {
         let mut entries: Vec<HistoryEntry> = self
-            .doc
+            .am()
             .get_changes_meta(&[])
             .into_iter()
             .map(|meta| {

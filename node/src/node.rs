@@ -182,6 +182,21 @@ pub struct StatusReport {
     pub membership: decisions::MembershipSummary,
     /// Networking: peer id, listen addresses and connected peers.
     pub network: NetworkStatus,
+    /// How this node's last start went.
+    #[serde(default)]
+    pub start: StartReport,
+}
+
+/// How a node loaded its store at start.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartReport {
+    /// Documents taken from a snapshot holding every stored change of theirs.
+    pub from_snapshots: usize,
+    /// Documents rebuilt from their verified signed changes (no usable snapshot, a change
+    /// stored after the last one, or `--verify-store`).
+    pub rebuilt: usize,
+    /// Time to load the store, milliseconds.
+    pub load_ms: u64,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
@@ -774,6 +789,8 @@ struct DocumentsActor {
     vault: crate::referral::vault::Vault,
     /// Case-file messages refused since start.
     case_files_refused: u64,
+    /// How the store was loaded.
+    start: StartReport,
     /// The referral board, folded incrementally (`referral list`, report, housekeeping).
     board_index: std::cell::RefCell<crate::referral::index::BoardIndex>,
 }
@@ -784,66 +801,39 @@ impl DocumentsActor {
         let store = Store::open(&config.store_dir())?;
         let vault = crate::referral::vault::Vault::open(&store, &config.data_dir)?;
         let started = Instant::now();
-        // Two independent halves, one per core: decode and verify every signed change, and
-        // load the snapshots into Automerge.
-        let (changes, snapshots) = std::thread::scope(|scope| {
-            let snapshots = scope.spawn(|| load_snapshots(&store));
-            let changes = store.load_changes();
-            (changes, snapshots.join())
-        });
-        let mut changes = changes?;
-        let network = match store.network()? {
-            Some(id) => {
-                let mut network = NetworkDocument::empty(id);
-                let held = changes.remove(&id.document_id()).unwrap_or_default();
-                let (ordered, missing) = replication::release_in_order(held, |_| false);
-                if !missing.is_empty() {
-                    return Err(StoreError::Corrupt {
-                        key: id.document_id().to_string(),
-                        reason: format!("{} network changes miss a dependency", missing.len()),
-                    }
-                    .into());
-                }
-                for change in &ordered {
-                    network
-                        .apply_unfolded(change)
-                        .map_err(|e| StoreError::Corrupt {
-                            key: id.document_id().to_string(),
-                            reason: e.to_string(),
-                        })?;
-                }
-                network.refold();
-                Some(network)
-            }
-            None => None,
+        let network = load_network(&store)?;
+        let counts = if config.verify_store {
+            None
+        } else {
+            store.change_counts()?
         };
-        if let Some(stray) = changes.keys().find(|id| id.network_owner().is_some()) {
+        let loaded = match counts {
+            Some(counts) => load_from_snapshots(&store, counts)?,
+            None => load_everything(&store)?,
+        };
+        if let Some(stray) = loaded.stray_network {
             return Err(StoreError::Corrupt {
                 key: stray.to_string(),
                 reason: "a network document other than this node's network".into(),
             }
             .into());
         }
-        let mut snapshots = match snapshots {
-            Ok(loaded) => loaded?,
-            Err(_) => {
-                warn!("loading snapshots failed; rebuilding every document from its changes");
-                HashMap::new()
-            }
+        let (documents, change_counts) = (loaded.documents, loaded.change_counts);
+        let start = StartReport {
+            from_snapshots: loaded.from_snapshots,
+            rebuilt: documents.len() - loaded.from_snapshots,
+            load_ms: started.elapsed().as_millis() as u64,
         };
-        let mut documents = BTreeMap::new();
-        let mut change_counts = HashMap::new();
-        for (id, changes) in changes {
-            let count = changes.len();
-            let snapshot = snapshots.remove(&id);
-            let document = rebuild(&id, &changes, snapshot)?;
-            change_counts.insert(document.owner(), count);
-            documents.insert(document.owner(), document);
-        }
-        debug!(
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "documents loaded"
+        info!(
+            documents = documents.len(),
+            from_snapshots = start.from_snapshots,
+            rebuilt = start.rebuilt,
+            load_ms = start.load_ms,
+            "store loaded"
         );
+        // A rebuilt document gets a fresh snapshot (at the next one due, or at shutdown),
+        // so that the next start takes it from there.
+        let since_snapshot = loaded.stale.into_iter().map(|owner| (owner, 1)).collect();
         let device_of = store.device_of()?;
         let own = device_of.unwrap_or_else(|| identity.org_id());
         // A device node receives its organisation's document from the network.
@@ -854,11 +844,6 @@ impl DocumentsActor {
             }
             .into());
         }
-        info!(
-            documents = documents.len(),
-            changes = store.change_count(),
-            "store loaded and verified"
-        );
         let mut actor = Self {
             config,
             own,
@@ -866,7 +851,8 @@ impl DocumentsActor {
             store,
             documents,
             change_counts,
-            since_snapshot: HashMap::new(),
+            since_snapshot,
+            start,
             started: Instant::now(),
             pending: replication::Pending::default(),
             rejected_changes: 0,
@@ -1190,6 +1176,7 @@ impl DocumentsActor {
             case_files_refused: self.case_files_refused,
             membership: self.membership_summary(),
             network: NetworkStatus::default(),
+            start: self.start.clone(),
         }
     }
 
@@ -1268,6 +1255,200 @@ fn assign_id(edit: &mut Edit) -> Result<String, NodeError> {
         | Edit::ClaimDraft { id, .. } => id.clone(),
         Edit::SetProfile { .. } | Edit::SetEncryptionKey { .. } => String::new(),
     })
+}
+
+/// The network document, from its stored changes (verified).
+fn load_network(store: &Store) -> Result<Option<NetworkDocument>, NodeError> {
+    let Some(id) = store.network()? else {
+        return Ok(None);
+    };
+    let mut network = NetworkDocument::empty(id);
+    let held = store.load_document(&id.document_id())?;
+    let (ordered, missing) = replication::release_in_order(held, |_| false);
+    if !missing.is_empty() {
+        return Err(StoreError::Corrupt {
+            key: id.document_id().to_string(),
+            reason: format!("{} network changes miss a dependency", missing.len()),
+        }
+        .into());
+    }
+    for change in &ordered {
+        network
+            .apply_unfolded(change)
+            .map_err(|e| StoreError::Corrupt {
+                key: id.document_id().to_string(),
+                reason: e.to_string(),
+            })?;
+    }
+    network.refold();
+    Ok(Some(network))
+}
+
+/// The organisation documents a store holds, as the documents actor keeps them.
+struct LoadedDocuments {
+    documents: BTreeMap<OrgId, OrganisationDocument>,
+    change_counts: HashMap<OrgId, usize>,
+    /// How many were taken from a sufficient snapshot.
+    from_snapshots: usize,
+    /// The documents whose snapshot is missing or behind their stored changes.
+    stale: Vec<OrgId>,
+    /// A network document other than the node's own, if the store holds one.
+    stray_network: Option<DocumentId>,
+}
+
+/// Fast start: each document whose snapshot holds as many changes as the store counts for
+/// it is taken from the snapshot (record as saved, Automerge loaded when first needed);
+/// the others are rebuilt from their verified signed changes. Spread over the cores.
+fn load_from_snapshots(
+    store: &Store,
+    counts: BTreeMap<DocumentId, u64>,
+) -> Result<LoadedDocuments, NodeError> {
+    let mut snapshots: HashMap<DocumentId, Snapshot> =
+        store.load_snapshots()?.into_iter().collect();
+    let own_network = store.network()?.map(|n| n.document_id());
+    let mut stray_network = None;
+    let mut work = Vec::new();
+    for (id, count) in counts {
+        if id.network_owner().is_some() {
+            if Some(&id) != own_network.as_ref() && count > 0 {
+                stray_network = Some(id);
+            }
+            continue;
+        }
+        let Some(owner) = id.organisation_owner() else {
+            return Err(StoreError::Corrupt {
+                key: format!("change-counts/{id}"),
+                reason: "not an organisation document".into(),
+            }
+            .into());
+        };
+        if count > 0 {
+            let snapshot = snapshots.remove(&id);
+            work.push((id, owner, count, snapshot));
+        }
+    }
+    type Done = (OrgId, OrganisationDocument, usize, bool);
+    let load_one = |(id, owner, count, snapshot): (DocumentId, OrgId, u64, Option<Snapshot>)| -> Result<Done, NodeError> {
+        if let Some(snapshot) = snapshot {
+            if snapshot.changes == count {
+                match OrganisationDocument::from_sufficient_snapshot(owner, snapshot, store.clone()) {
+                    Ok(document) => return Ok((owner, document, count as usize, true)),
+                    Err(e) => warn!(document = %id, error = %e, "snapshot unreadable; rebuilding from the signed changes"),
+                }
+            } else {
+                debug!(document = %id, snapshot = snapshot.changes, stored = count, "snapshot behind the store; rebuilding from the signed changes");
+            }
+        }
+        let changes = store.load_document(&id)?;
+        let document = rebuild(&id, &changes, None)?;
+        Ok((owner, document, changes.len(), false))
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let part = work.len().div_ceil(threads).max(1);
+    let mut parts: Vec<Vec<_>> = Vec::new();
+    let mut work = work.into_iter();
+    loop {
+        let chunk: Vec<_> = work.by_ref().take(part).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        parts.push(chunk);
+    }
+    let results: Vec<Result<Done, NodeError>> = std::thread::scope(|scope| {
+        let running: Vec<_> = parts
+            .into_iter()
+            .map(|chunk| scope.spawn(move || chunk.into_iter().map(load_one).collect::<Vec<_>>()))
+            .collect();
+        running
+            .into_iter()
+            .flat_map(|t| {
+                t.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    let mut loaded = LoadedDocuments {
+        documents: BTreeMap::new(),
+        change_counts: HashMap::new(),
+        from_snapshots: 0,
+        stale: Vec::new(),
+        stray_network,
+    };
+    let mut recounted = Vec::new();
+    for result in results {
+        let (owner, document, count, from_snapshot) = result?;
+        if from_snapshot {
+            loaded.from_snapshots += 1;
+        } else {
+            recounted.push((document.id().clone(), count as u64));
+            loaded.stale.push(owner);
+        }
+        loaded.change_counts.insert(owner, count);
+        loaded.documents.insert(owner, document);
+    }
+    // A count a crash left ahead of the changes is set right.
+    store.set_change_counts(recounted.iter().map(|(id, n)| (id, *n)), false)?;
+    Ok(loaded)
+}
+
+/// Full check (`--verify-store`, or a store from before change counts were kept): every
+/// stored change decoded and verified, every document rebuilt from its snapshot and
+/// changes; then the change counts are recorded.
+fn load_everything(store: &Store) -> Result<LoadedDocuments, NodeError> {
+    // Two independent halves, one per core: decode and verify every signed change, and
+    // load the snapshots into Automerge.
+    let (changes, snapshots) = std::thread::scope(|scope| {
+        let snapshots = scope.spawn(|| load_snapshots(store));
+        let changes = store.load_changes();
+        (changes, snapshots.join())
+    });
+    let mut changes = changes?;
+    let own_network = store.network()?.map(|n| n.document_id());
+    let network_count = own_network
+        .as_ref()
+        .and_then(|id| changes.remove(id))
+        .map(|c| c.len());
+    let stray_network = changes
+        .keys()
+        .find(|id| id.network_owner().is_some())
+        .cloned();
+    let mut snapshots = match snapshots {
+        Ok(loaded) => loaded?,
+        Err(_) => {
+            warn!("loading snapshots failed; rebuilding every document from its changes");
+            HashMap::new()
+        }
+    };
+    let mut loaded = LoadedDocuments {
+        documents: BTreeMap::new(),
+        change_counts: HashMap::new(),
+        from_snapshots: 0,
+        stale: Vec::new(),
+        stray_network,
+    };
+    let mut counts = Vec::new();
+    for (id, changes) in changes {
+        if id.network_owner().is_some() {
+            continue;
+        }
+        let count = changes.len();
+        let snapshot = snapshots.remove(&id);
+        let sufficient = snapshot
+            .as_ref()
+            .is_some_and(|(s, d)| d.is_ok() && s.changes == count as u64);
+        let document = rebuild(&id, &changes, snapshot)?;
+        counts.push((id, count as u64));
+        if !sufficient {
+            loaded.stale.push(document.owner());
+        }
+        loaded.change_counts.insert(document.owner(), count);
+        loaded.documents.insert(document.owner(), document);
+    }
+    if let (Some(id), Some(count)) = (own_network, network_count) {
+        counts.push((id, count as u64));
+    }
+    store.set_change_counts(counts.iter().map(|(id, n)| (id, *n)), true)?;
+    Ok(loaded)
 }
 
 type LoadedSnapshot = (Snapshot, Result<OrganisationDocument, DocumentError>);

@@ -11,7 +11,13 @@
 //!   forward the change) only after [`Store::put_changes`] returned `Ok`. sled 0.34 flushes
 //!   with `sync_file_range`, which survives the process being killed but not necessarily a
 //!   power cut (see `docs/operator-guide.md`).
-//! - [`Store::load`] decodes and verifies every stored change. A record that does not
+//! - `change-counts` (key: document id; value: u64 BE) holds how many changes of each
+//!   document are stored, written before the changes themselves; a snapshot records how
+//!   many changes it holds. At start, a document whose snapshot holds as many changes as
+//!   are stored is taken from the snapshot without reading its changes (fast start); any
+//!   other is rebuilt from its signed changes, decoded and verified.
+//! - [`Store::load`] and [`Store::load_document`] decode and verify every change they
+//!   read (a full check: `passerelle start --verify-store`). A record that does not
 //!   decode, does not match its key, or does not verify is reported as
 //!   [`StoreError::Corrupt`]; the store is never silently reset.
 //! - The store is synchronous: the node calls it from its documents thread, never from the
@@ -32,6 +38,9 @@ const NETWORK_KEY: &[u8] = b"network";
 const BOOTSTRAP_KEY: &[u8] = b"bootstrap-peers";
 const OWN_REQUEST_KEY: &[u8] = b"own-admission-request";
 const ORGANISATION_KEY: &[u8] = b"device-of";
+/// Set once `change-counts` holds the count of every document (new stores, and stores
+/// whose counts were rebuilt by a full load).
+const COUNTS_COMPLETE_KEY: &[u8] = b"change-counts-complete";
 /// Most admission requests a member node keeps in its inbox.
 pub const MAX_ADMISSION_REQUESTS: usize = 1000;
 
@@ -86,8 +95,9 @@ pub struct StoredDocument {
     pub snapshot: Option<Snapshot>,
 }
 
-/// Magic bytes at the front of an encoded snapshot.
-const SNAPSHOT_MAGIC: &[u8; 4] = b"PSS1";
+/// Magic bytes at the front of an encoded snapshot (`PSS1`, without the change count, is
+/// read as unreadable: the document is rebuilt from its signed changes once).
+const SNAPSHOT_MAGIC: &[u8; 4] = b"PSS2";
 
 /// A document's snapshot, for fast start.
 ///
@@ -97,6 +107,8 @@ const SNAPSHOT_MAGIC: &[u8; 4] = b"PSS1";
 /// `heads`, and is re-read from the document otherwise.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
+    /// Number of changes in the document when the snapshot was taken.
+    pub changes: u64,
     /// Heads of the document when the snapshot was taken.
     pub heads: Vec<ChangeHash>,
     /// The document in Automerge's compressed format.
@@ -106,13 +118,14 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// `PSS1`, head count (u16 BE), heads (32 each), document length (u32 BE), document,
-    /// record JSON (the rest).
+    /// `PSS2`, change count (u64 BE), head count (u16 BE), heads (32 each), document
+    /// length (u32 BE), document, record JSON (the rest).
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(
-            10 + 32 * self.heads.len() + self.document.len() + self.record.len(),
+            18 + 32 * self.heads.len() + self.document.len() + self.record.len(),
         );
         out.extend_from_slice(SNAPSHOT_MAGIC);
+        out.extend_from_slice(&self.changes.to_be_bytes());
         out.extend_from_slice(&(self.heads.len() as u16).to_be_bytes());
         for head in &self.heads {
             out.extend_from_slice(&head.0);
@@ -126,6 +139,7 @@ impl Snapshot {
     /// Decodes [`Snapshot::encode`]'s layout; `None` if the bytes do not have it.
     pub fn decode(bytes: &[u8]) -> Option<Self> {
         let rest = bytes.strip_prefix(SNAPSHOT_MAGIC)?;
+        let (changes, rest) = rest.split_first_chunk::<8>()?;
         let (count, mut rest) = rest.split_first_chunk::<2>()?;
         let mut heads = Vec::with_capacity(u16::from_be_bytes(*count) as usize);
         for _ in 0..u16::from_be_bytes(*count) {
@@ -140,6 +154,7 @@ impl Snapshot {
         }
         let (document, record) = rest.split_at(len);
         Some(Self {
+            changes: u64::from_be_bytes(*changes),
             heads,
             document: document.to_vec(),
             record: record.to_vec(),
@@ -152,6 +167,9 @@ impl Snapshot {
 pub struct Store {
     db: sled::Db,
     changes: sled::Tree,
+    /// Document id → number of its changes in `changes` (u64 BE), so a node can tell at
+    /// start, without reading them, that a snapshot holds every stored change.
+    counts: sled::Tree,
     snapshots: sled::Tree,
     meta: sled::Tree,
     requests: sled::Tree,
@@ -245,6 +263,7 @@ impl Store {
             Some(_) => {}
             None if create && !existed => {
                 meta.insert(FORMAT_KEY, STORE_FORMAT)?;
+                meta.insert(COUNTS_COMPLETE_KEY, &[1u8])?;
                 db.flush()?;
             }
             None => {
@@ -257,6 +276,7 @@ impl Store {
         }
         Ok(Self {
             changes: db.open_tree("changes")?,
+            counts: db.open_tree("change-counts")?,
             snapshots: db.open_tree("snapshots")?,
             requests: db.open_tree("admission-requests")?,
             meta,
@@ -271,31 +291,109 @@ impl Store {
     }
 
     /// Stores signed changes (already verified) in one batch and flushes them to disk.
+    ///
+    /// Each document's change count is written first, then the changes: sled recovers a
+    /// prefix of its log after a crash, so a count is never lower than what is stored (a
+    /// higher one only makes the next start rebuild that document from its changes).
     pub fn put_changes(&self, changes: &[SignedChange]) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
+        let mut added: BTreeMap<&DocumentId, u64> = BTreeMap::new();
+        let mut keys = std::collections::HashSet::new();
         for change in changes {
-            batch.insert(
-                change_key(change.document(), &change.hash()),
-                change.encode(),
-            );
+            let key = change_key(change.document(), &change.hash());
+            if !keys.contains(&key) && !self.changes.contains_key(&key)? {
+                *added.entry(change.document()).or_default() += 1;
+            }
+            batch.insert(key.clone(), change.encode());
+            keys.insert(key);
         }
+        let mut counts = sled::Batch::default();
+        for (document, added) in added {
+            let total = self.count_of(document)? + added;
+            counts.insert(document.as_str().as_bytes(), &total.to_be_bytes());
+        }
+        self.counts.apply_batch(counts)?;
         self.changes.apply_batch(batch)?;
         self.db.flush()?;
         Ok(())
     }
 
-    /// Deletes changes (and the document's snapshot) and flushes: used when a revocation
-    /// cuts a former member's document back to what it keeps.
+    fn count_of(&self, document: &DocumentId) -> Result<u64, StoreError> {
+        Ok(self
+            .counts
+            .get(document.as_str().as_bytes())?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map_or(0, u64::from_be_bytes))
+    }
+
+    /// Every document's change count, or `None` if this store's counts are not complete
+    /// (a store written by an earlier version: the node then loads everything once and
+    /// records them with [`Store::set_change_counts`]).
+    pub fn change_counts(&self) -> Result<Option<BTreeMap<DocumentId, u64>>, StoreError> {
+        if self.meta.get(COUNTS_COMPLETE_KEY)?.is_none() {
+            return Ok(None);
+        }
+        let mut out = BTreeMap::new();
+        for entry in self.counts.iter() {
+            let (key, value) = entry?;
+            let id = String::from_utf8(key.to_vec())
+                .ok()
+                .and_then(|k| DocumentId::try_from(k).ok());
+            let count = <[u8; 8]>::try_from(value.as_ref())
+                .ok()
+                .map(u64::from_be_bytes);
+            match (id, count) {
+                (Some(id), Some(count)) => {
+                    out.insert(id, count);
+                }
+                _ => {
+                    return Err(StoreError::Corrupt {
+                        key: format!("change-counts/{}", readable_key(&key)),
+                        reason: "not a document id and a count".into(),
+                    });
+                }
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// Records the change counts of the given documents (after reading their changes), and
+    /// with `complete`, that every document now has its count.
+    pub fn set_change_counts<'a>(
+        &self,
+        counts: impl IntoIterator<Item = (&'a DocumentId, u64)>,
+        complete: bool,
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (document, count) in counts {
+            batch.insert(document.as_str().as_bytes(), &count.to_be_bytes());
+        }
+        self.counts.apply_batch(batch)?;
+        if complete {
+            self.meta.insert(COUNTS_COMPLETE_KEY, &[1u8])?;
+        }
+        self.db.flush()?;
+        Ok(())
+    }
+
     pub fn remove_changes(
         &self,
         document: &DocumentId,
         hashes: &[ChangeHash],
     ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
+        let mut removed = 0;
         for hash in hashes {
-            batch.remove(change_key(document, hash));
+            let key = change_key(document, hash);
+            if self.changes.contains_key(&key)? {
+                removed += 1;
+            }
+            batch.remove(key);
         }
+        let left = self.count_of(document)?.saturating_sub(removed);
         self.changes.apply_batch(batch)?;
+        self.counts
+            .insert(document.as_str().as_bytes(), &left.to_be_bytes())?;
         self.snapshots.remove(document.as_str().as_bytes())?;
         self.db.flush()?;
         Ok(())
@@ -675,8 +773,41 @@ mod tests {
     }
 
     #[test]
+    fn change_counts_follow_what_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = SigningSecret::generate().unwrap();
+        let changes = two_changes(&secret);
+        let document = changes[0].document().clone();
+        let store = Store::create(dir.path()).unwrap();
+        assert_eq!(store.change_counts().unwrap(), Some(BTreeMap::new()));
+        // A change given twice in one batch, then again: counted once.
+        store
+            .put_changes(&[changes[0].clone(), changes[0].clone()])
+            .unwrap();
+        store.put_changes(&changes).unwrap();
+        let counts = store.change_counts().unwrap().unwrap();
+        assert_eq!(counts.get(&document), Some(&2));
+        store
+            .remove_changes(&document, &[changes[1].hash()])
+            .unwrap();
+        assert_eq!(
+            store.change_counts().unwrap().unwrap().get(&document),
+            Some(&1)
+        );
+        // A store without the mark (written before counts were kept) says so.
+        store.meta.remove(COUNTS_COMPLETE_KEY).unwrap();
+        assert_eq!(store.change_counts().unwrap(), None);
+        store.set_change_counts([(&document, 1)], true).unwrap();
+        assert_eq!(
+            store.change_counts().unwrap().unwrap().get(&document),
+            Some(&1)
+        );
+    }
+
+    #[test]
     fn snapshot_round_trips_and_garbage_is_refused() {
         let snapshot = Snapshot {
+            changes: 2,
             heads: vec![ChangeHash([7; 32]), ChangeHash([9; 32])],
             document: vec![1, 2, 3],
             record: b"{}".to_vec(),

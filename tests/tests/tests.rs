@@ -16,6 +16,7 @@ mod drafts;
 mod hostile;
 mod membership;
 mod referrals;
+mod start;
 mod sync;
 
 pub(crate) fn service(name: &str, region: &str) -> Box<Service> {

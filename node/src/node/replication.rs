@@ -270,6 +270,55 @@ pub(super) fn release_in_order(
     (ready, waiting)
 }
 
+type Applied = (
+    OrgId,
+    OrganisationDocument,
+    Vec<SignedChange>,
+    Result<(), crate::document::DocumentError>,
+);
+
+/// Applies each document's verified changes to it, spreading documents over the machine's
+/// cores (at most 4); returns every document with what applying did, in the given order.
+fn apply_in_parallel(work: Vec<(OrgId, OrganisationDocument, Vec<SignedChange>)>) -> Vec<Applied> {
+    let apply = |(owner, mut document, ready): (OrgId, OrganisationDocument, Vec<SignedChange>)| {
+        let result = document.apply_verified(&ready);
+        (owner, document, ready, result)
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    if threads < 2 || work.len() < 2 {
+        return work.into_iter().map(apply).collect();
+    }
+    // Deal the documents round-robin, largest first, so each core gets a fair share.
+    let mut work: Vec<_> = work.into_iter().enumerate().collect();
+    work.sort_by_key(|(_, (_, _, ready))| std::cmp::Reverse(ready.len()));
+    let mut shares: Vec<Vec<_>> = (0..threads).map(|_| Vec::new()).collect();
+    for (i, item) in work.into_iter().enumerate() {
+        shares[i % threads].push(item);
+    }
+    let mut done: Vec<(usize, Applied)> = std::thread::scope(|scope| {
+        let running: Vec<_> = shares
+            .into_iter()
+            .map(|share| {
+                scope.spawn(move || {
+                    share
+                        .into_iter()
+                        .map(|(i, item)| (i, apply(item)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        running
+            .into_iter()
+            .flat_map(|t| {
+                t.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, applied)| applied).collect()
+}
+
 fn heads_bytes(heads: &[ChangeHash]) -> Vec<ByteBuf> {
     heads.iter().map(|h| ByteBuf::from(h.0.to_vec())).collect()
 }
@@ -670,14 +719,21 @@ impl DocumentsActor {
         }
         // Apply document by document (a batch Automerge refuses is refused whole and the
         // document reloaded from the store), then one durable write for everything applied,
-        // before anything is acknowledged or forwarded.
-        let mut applied: Vec<(OrgId, Vec<SignedChange>)> = Vec::new();
+        // before anything is acknowledged or forwarded. Documents are independent: when a
+        // batch touches several, they are applied and re-read on every core.
+        let mut work = Vec::with_capacity(releasable.len());
         for (owner, ready) in releasable {
             let document = self
                 .documents
-                .get_mut(&owner)
+                .remove(&owner)
                 .ok_or_else(|| NodeError::NotFound(format!("document of {owner}")))?;
-            match document.apply_verified(&ready) {
+            work.push((owner, document, ready));
+        }
+        let results = apply_in_parallel(work);
+        let mut applied: Vec<(OrgId, Vec<SignedChange>)> = Vec::new();
+        for (owner, document, ready, result) in results {
+            self.documents.insert(owner, document);
+            match result {
                 Ok(()) => applied.push((owner, ready)),
                 Err(e) => {
                     // A change that breaks the referral rules (a forged or illegal move) is
