@@ -6,7 +6,11 @@
 //!    ed25519 verification rate of the same changes (the ceiling);
 //! 2. start: shutdown, then open the store and answer the first query with the full dataset;
 //! 3. queries: p50 / p99 of a directory search and of a referral list;
-//! 4. disk used by the store.
+//! 4. disk used by the store;
+//! 5. cold join: a new node syncs everything over loopback libp2p (time, bytes on the
+//!    wire), next to an Automerge full-document transfer of the same documents (the
+//!    baseline: save + load, compressed bytes);
+//! 6. memory: peak RSS of a node holding the full dataset, in a process of its own.
 //!
 //! Prints a table and writes the figures as JSON (`target/bench-national.json`, or the path
 //! in `PASSERELLE_BENCH_JSON`). A tenth of the size: `PASSERELLE_BENCH_SCALE=10`.
@@ -38,7 +42,86 @@ fn row(measure: &str, figure: String, detail: String) {
     println!("| {measure} | {figure} | {detail} |");
 }
 
+/// Environment variable that makes this bench binary the node whose memory is measured.
+const MEMORY_CHILD: &str = "PASSERELLE_BENCH_MEMORY_OF";
+
+/// Runs this binary again as a node alone on the store in `data_dir` and returns its peak
+/// RSS (kB) after start and queries, then after every document is loaded.
+fn node_memory(data_dir: &std::path::Path) -> serde_json::Value {
+    let output = std::process::Command::new(std::env::current_exe().expect("this binary"))
+        .env(MEMORY_CHILD, data_dir)
+        .output()
+        .expect("run the memory child");
+    assert!(
+        output.status.success(),
+        "memory child failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let line = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(line.lines().last().unwrap_or("{}")).expect("memory figures")
+}
+
+/// Peak resident set size of this process, kB (`VmHWM`).
+fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The memory child: start a node (no network) on `data_dir`, answer the bench's queries,
+/// report the peak RSS, then load every document and report it again.
+fn memory_child(data_dir: &str) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let running = passerelle_node::node::start(passerelle_node::config::Config::new(data_dir))
+            .await
+            .expect("start");
+        let handle = running.handle();
+        for region in ["CM001", "CM005", "CM010"] {
+            let query = SearchQuery {
+                region: Some(region.into()),
+                ..SearchQuery::default()
+            };
+            std::hint::black_box(handle.search(query).await.expect("search"));
+        }
+        let filter = ListFilter {
+            limit: Some(100),
+            ..ListFilter::default()
+        };
+        std::hint::black_box(
+            handle
+                .referral(ReferralRequest::List { filter }, "bench")
+                .await
+                .expect("list"),
+        );
+        let after_queries = peak_rss_kb();
+        for document in handle.documents().await.expect("documents") {
+            std::hint::black_box(handle.export(&document).await.expect("export"));
+        }
+        let all_loaded = peak_rss_kb();
+        running.shutdown().await.expect("shutdown");
+        println!(
+            "{}",
+            json!({"after_queries_kb": after_queries, "all_loaded_kb": all_loaded})
+        );
+    });
+}
+
 fn main() {
+    if let Ok(data_dir) = std::env::var(MEMORY_CHILD) {
+        memory_child(&data_dir);
+        return;
+    }
     let size = DatasetSize::from_env();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -108,7 +191,9 @@ fn main() {
     runtime.block_on(async {
         // A node of a network that admitted every organisation of the dataset.
         let mut node = TestNode::init_networked("Réseau national", vec![]);
-        let network = passerelle_tests::found_network(&[&node], "1");
+        // The partner that joins later (5.), a founder so that it needs no admission.
+        let mut joiner = TestNode::init_networked("Nouveau partenaire", vec![]);
+        let network = passerelle_tests::found_network(&[&node, &joiner], "1");
         node.start().await;
         let handle = node.handle();
         let started = Instant::now();
@@ -273,7 +358,92 @@ fn main() {
                 status.store_bytes as f64 / dataset.signed_bytes() as f64
             ),
         );
+
+        // 5. Cold join: a new partner's node dials this one over loopback libp2p and
+        // catches up on everything (verifying every signature, applying, storing).
+        let seed = node.listen_addr().await;
+        if let Some(config) = joiner.config.network.as_mut() {
+            config.peers = vec![seed];
+        }
+        let target = node.heads().await;
+        let started = Instant::now();
+        joiner.start().await;
+        let deadline = Instant::now() + Duration::from_secs(1800);
+        loop {
+            let held = joiner.heads().await;
+            if target.iter().all(|d| held.contains(d)) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the joiner never caught up");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let joined = started.elapsed();
+        let wire = {
+            let network = joiner.handle().network_status();
+            network.sync_bytes_received + network.gossip_bytes_received
+        };
+        joiner.stop().await;
         node.stop().await;
+
+        // The baseline: the same documents moved whole in Automerge's compressed format
+        // (save on one side, load on the other), from the seed's snapshots.
+        let store = passerelle_node::store::Store::open(&node.config.store_dir()).expect("store");
+        let saved: Vec<Vec<u8>> = store
+            .load_snapshots()
+            .expect("snapshots")
+            .into_iter()
+            .map(|(_, snapshot)| snapshot.document)
+            .collect();
+        drop(store);
+        let started = Instant::now();
+        let loaded: Vec<automerge::AutoCommit> = saved
+            .iter()
+            .map(|bytes| automerge::AutoCommit::load(bytes).expect("load"))
+            .collect();
+        let baseline_load = started.elapsed();
+        let started = Instant::now();
+        let resaved: usize = loaded.into_iter().map(|mut doc| doc.save().len()).sum();
+        let baseline_save = started.elapsed();
+        let baseline_bytes: usize = saved.iter().map(Vec::len).sum();
+        let baseline = baseline_load + baseline_save;
+        row(
+            "cold join: a new node syncs the full dataset over loopback",
+            format!("{:.1} s", joined.as_secs_f64()),
+            format!(
+                "{:.1} MB on the wire = {:.2}× the signed changes, {:.1}× the compressed documents; baseline (Automerge full-document transfer: save {:.1} s + load {:.1} s, {:.1} MB, no signatures): {:.1} s, so {:.1}× its time (targets < 10 s, ≤ 1.5× the compressed bytes)",
+                wire as f64 / 1e6,
+                wire as f64 / dataset.signed_bytes() as f64,
+                wire as f64 / baseline_bytes as f64,
+                baseline_save.as_secs_f64(),
+                baseline_load.as_secs_f64(),
+                baseline_bytes as f64 / 1e6,
+                baseline.as_secs_f64(),
+                joined.as_secs_f64() / baseline.as_secs_f64()
+            ),
+        );
+        std::hint::black_box(resaved);
+
+        // 6. Memory: the node alone in a process of its own (this bench process also holds
+        // the dataset), started on the seed's store.
+        let memory = node_memory(&node.data_dir());
+        row(
+            "memory: peak RSS of a node holding the full dataset",
+            format!("{:.0} MB", memory["after_queries_kb"].as_f64().unwrap_or(0.0) / 1e3),
+            format!(
+                "own process: after start and queries (documents kept saved until needed) {:.0} MB; after loading every document into Automerge (as a busy sync would) {:.0} MB (target < 250 MB)",
+                memory["after_queries_kb"].as_f64().unwrap_or(0.0) / 1e3,
+                memory["all_loaded_kb"].as_f64().unwrap_or(0.0) / 1e3,
+            ),
+        );
+        figures["cold_join"] = json!({
+            "seconds": joined.as_secs_f64(),
+            "wire_bytes": wire,
+            "baseline_bytes": baseline_bytes,
+            "baseline_seconds": baseline.as_secs_f64(),
+            "baseline_save_seconds": baseline_save.as_secs_f64(),
+            "baseline_load_seconds": baseline_load.as_secs_f64(),
+        });
+        figures["memory"] = memory;
 
         figures["ingest_per_s"] = json!(rate);
         figures["ingest_seconds"] = json!(ingest.as_secs_f64());
