@@ -1303,8 +1303,6 @@ fn load_from_snapshots(
     store: &Store,
     counts: BTreeMap<DocumentId, u64>,
 ) -> Result<LoadedDocuments, NodeError> {
-    let mut snapshots: HashMap<DocumentId, Snapshot> =
-        store.load_snapshots()?.into_iter().collect();
     let own_network = store.network()?.map(|n| n.document_id());
     let mut stray_network = None;
     let mut work = Vec::new();
@@ -1323,17 +1321,21 @@ fn load_from_snapshots(
             .into());
         };
         if count > 0 {
-            let snapshot = snapshots.remove(&id);
-            work.push((id, owner, count, snapshot));
+            work.push((id, owner, count));
         }
     }
     type Done = (OrgId, OrganisationDocument, usize, bool);
-    let load_one = |(id, owner, count, snapshot): (DocumentId, OrgId, u64, Option<Snapshot>)| -> Result<Done, NodeError> {
-        if let Some(snapshot) = snapshot {
+    // Each snapshot is read and parsed by the thread that takes its document, one at a
+    // time, so that the store's snapshots are never all in memory at once.
+    let load_one = |(id, owner, count): (DocumentId, OrgId, u64)| -> Result<Done, NodeError> {
+        if let Some(snapshot) = store.snapshot(&id)? {
             if snapshot.changes == count {
-                match OrganisationDocument::from_sufficient_snapshot(owner, snapshot, store.clone()) {
+                match OrganisationDocument::from_sufficient_snapshot(owner, snapshot, store.clone())
+                {
                     Ok(document) => return Ok((owner, document, count as usize, true)),
-                    Err(e) => warn!(document = %id, error = %e, "snapshot unreadable; rebuilding from the signed changes"),
+                    Err(e) => {
+                        warn!(document = %id, error = %e, "snapshot unreadable; rebuilding from the signed changes")
+                    }
                 }
             } else {
                 debug!(document = %id, snapshot = snapshot.changes, stored = count, "snapshot behind the store; rebuilding from the signed changes");

@@ -197,6 +197,11 @@ fn readable_key(key: &[u8]) -> String {
     }
 }
 
+/// Most bytes of store pages sled keeps cached in memory. sled's default (1 GiB) lets a
+/// node that read its national-scale store at start keep most of it resident; the node
+/// keeps what it queries in its own structures, so a small page cache costs little.
+pub const STORE_CACHE_BYTES: u64 = 32 * 1024 * 1024;
+
 /// How long to wait for a store's lock, held by a node that is still shutting down (sled
 /// releases it when its last handle goes), before reporting that another node uses it.
 pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
@@ -207,7 +212,11 @@ fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
         // Every write is flushed explicitly before it is acknowledged, so sled's periodic
         // background flusher is not needed (and would keep the database, and its lock,
         // alive for a moment after the store is dropped).
-        let opened = sled::Config::new().path(path).flush_every_ms(None).open();
+        let opened = sled::Config::new()
+            .path(path)
+            .flush_every_ms(None)
+            .cache_capacity(STORE_CACHE_BYTES)
+            .open();
         match opened {
             Ok(db) => return Ok(db),
             Err(sled::Error::Io(e))
@@ -581,6 +590,19 @@ impl Store {
                 changes,
             })
             .collect())
+    }
+
+    /// The snapshot of one document, if one is stored and decodes (one that does not is
+    /// reported as `None` with a warning: the document is rebuilt from its changes).
+    pub fn snapshot(&self, document: &DocumentId) -> Result<Option<Snapshot>, StoreError> {
+        let Some(value) = self.snapshots.get(document.as_str().as_bytes())? else {
+            return Ok(None);
+        };
+        let snapshot = Snapshot::decode(&value);
+        if snapshot.is_none() {
+            tracing::warn!(document = %document, "unreadable snapshot skipped; the document is rebuilt from its signed changes");
+        }
+        Ok(snapshot)
     }
 
     /// Every readable snapshot. One that does not decode is skipped with a warning: the

@@ -82,6 +82,16 @@ fn memory_child(data_dir: &str) {
         .enable_all()
         .build()
         .expect("runtime");
+    let store_only = {
+        let store = passerelle_node::store::Store::open(
+            &passerelle_node::config::Config::new(data_dir).store_dir(),
+        )
+        .expect("store");
+        std::hint::black_box(store.change_counts().expect("counts"));
+        let rss = peak_rss_kb();
+        drop(store);
+        rss
+    };
     runtime.block_on(async {
         let running = passerelle_node::node::start(passerelle_node::config::Config::new(data_dir))
             .await
@@ -94,6 +104,7 @@ fn memory_child(data_dir: &str) {
             };
             std::hint::black_box(handle.search(query).await.expect("search"));
         }
+        let after_search = peak_rss_kb();
         let filter = ListFilter {
             limit: Some(100),
             ..ListFilter::default()
@@ -112,7 +123,7 @@ fn memory_child(data_dir: &str) {
         running.shutdown().await.expect("shutdown");
         println!(
             "{}",
-            json!({"after_queries_kb": after_queries, "all_loaded_kb": all_loaded})
+            json!({"store_open_kb": store_only, "after_search_kb": after_search, "after_queries_kb": after_queries, "all_loaded_kb": all_loaded})
         );
     });
 }
@@ -430,7 +441,9 @@ fn main() {
             "memory: peak RSS of a node holding the full dataset",
             format!("{:.0} MB", memory["after_queries_kb"].as_f64().unwrap_or(0.0) / 1e3),
             format!(
-                "own process: after start and queries (documents kept saved until needed) {:.0} MB; after loading every document into Automerge (as a busy sync would) {:.0} MB (target < 250 MB)",
+                "own process: the store opened alone {:.0} MB; after start and searches {:.0} MB; after a referral list too (the board index built) {:.0} MB; after loading every document into Automerge (as a busy sync would) {:.0} MB (target < 250 MB)",
+                memory["store_open_kb"].as_f64().unwrap_or(0.0) / 1e3,
+                memory["after_search_kb"].as_f64().unwrap_or(0.0) / 1e3,
                 memory["after_queries_kb"].as_f64().unwrap_or(0.0) / 1e3,
                 memory["all_loaded_kb"].as_f64().unwrap_or(0.0) / 1e3,
             ),

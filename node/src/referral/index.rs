@@ -26,9 +26,9 @@ type Position = (Reverse<i64>, String, OrgId);
 #[derive(Debug, Default, Clone)]
 struct Contribution {
     generation: u64,
-    sent: BTreeSet<String>,
-    answered: BTreeSet<String>,
-    proposed: BTreeSet<String>,
+    sent: Vec<String>,
+    answered: Vec<String>,
+    proposed: Vec<String>,
 }
 
 impl Contribution {
@@ -54,13 +54,13 @@ impl Contribution {
 pub struct BoardIndex {
     contributions: HashMap<OrgId, Contribution>,
     /// Referral id → the documents that send it (one, unless a document reuses an id).
-    senders: HashMap<String, BTreeSet<OrgId>>,
+    senders: HashMap<String, Orgs>,
     /// Referral id → the members that proposed for it.
-    proposers: HashMap<String, BTreeSet<OrgId>>,
+    proposers: HashMap<String, Orgs>,
     /// The folded entries, in the board's order.
     entries: BTreeMap<Position, BoardEntry>,
     /// Referral id → sender → when it was made: where its entries are in `entries`.
-    located: HashMap<String, BTreeMap<OrgId, i64>>,
+    located: HashMap<String, Vec<(OrgId, i64)>>,
 }
 
 impl BoardIndex {
@@ -137,13 +137,14 @@ impl BoardIndex {
             .proposers
             .get(id)
             .into_iter()
-            .flatten()
+            .flat_map(|orgs| &orgs.0)
             .filter_map(|org| {
                 let (_, record) = records.get(org)?;
                 Some((*org, record.proposals.get(id)?))
             })
             .collect();
-        for sender in senders {
+        let mut located = Vec::with_capacity(senders.0.len());
+        for sender in &senders.0 {
             let Some((_, record)) = records.get(sender) else {
                 continue;
             };
@@ -155,12 +156,12 @@ impl BoardIndex {
                 .and_then(|(receiver, _)| records.get(&receiver))
                 .and_then(|(_, r)| r.answers.get(id));
             let entry = fold(id, *sender, sent, answer, proposals.clone());
-            self.located
-                .entry(id.to_owned())
-                .or_default()
-                .insert(*sender, entry.created);
+            located.push((*sender, entry.created));
             self.entries
                 .insert((Reverse(entry.created), id.to_owned(), *sender), entry);
+        }
+        if !located.is_empty() {
+            self.located.insert(id.to_owned(), located);
         }
     }
 
@@ -193,11 +194,24 @@ impl BoardIndex {
     }
 }
 
-fn remove_from(map: &mut HashMap<String, BTreeSet<OrgId>>, id: &str, org: &OrgId) {
+fn remove_from(map: &mut HashMap<String, Orgs>, id: &str, org: &OrgId) {
     if let Some(set) = map.get_mut(id) {
-        set.remove(org);
-        if set.is_empty() {
+        set.0.retain(|o| o != org);
+        if set.0.is_empty() {
             map.remove(id);
+        }
+    }
+}
+
+/// A small sorted set of organisations (a referral has one sender and a few proposers: a
+/// vector costs a few dozen bytes where a `BTreeSet` allocates a whole node).
+#[derive(Debug, Default, Clone)]
+struct Orgs(Vec<OrgId>);
+
+impl Orgs {
+    fn insert(&mut self, org: OrgId) {
+        if let Err(at) = self.0.binary_search(&org) {
+            self.0.insert(at, org);
         }
     }
 }
