@@ -13,6 +13,7 @@
 //! - [`backup`]: backups in Automerge's format with signed heads (export, verify).
 //! - [`store`]: sled storage of signed changes and snapshots.
 //! - [`node`]: the runtime (documents actor, handle, start and shutdown).
+//! - [`parallel`]: independent work (documents, slices of received changes) over the cores.
 //! - [`network`]: libp2p transport, gossip and catch-up sync with peers.
 //! - [`control`]: the local control API (Unix socket, JSON lines) and its client.
 //! - [`config`]: the node's configuration and the data folder's layout.
@@ -29,6 +30,7 @@ pub mod membership;
 pub mod model;
 pub mod network;
 pub mod node;
+pub mod parallel;
 pub mod reference;
 pub mod referral;
 pub mod store;

@@ -1345,30 +1345,7 @@ fn load_from_snapshots(
         let document = rebuild(&id, &changes, None)?;
         Ok((owner, document, changes.len(), false))
     };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-    let part = work.len().div_ceil(threads).max(1);
-    let mut parts: Vec<Vec<_>> = Vec::new();
-    let mut work = work.into_iter();
-    loop {
-        let chunk: Vec<_> = work.by_ref().take(part).collect();
-        if chunk.is_empty() {
-            break;
-        }
-        parts.push(chunk);
-    }
-    let results: Vec<Result<Done, NodeError>> = std::thread::scope(|scope| {
-        let running: Vec<_> = parts
-            .into_iter()
-            .map(|chunk| scope.spawn(move || chunk.into_iter().map(load_one).collect::<Vec<_>>()))
-            .collect();
-        running
-            .into_iter()
-            .flat_map(|t| {
-                t.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    });
+    let results: Vec<Result<Done, NodeError>> = crate::parallel::map(work, load_one);
     let mut loaded = LoadedDocuments {
         documents: BTreeMap::new(),
         change_counts: HashMap::new(),

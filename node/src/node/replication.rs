@@ -108,23 +108,13 @@ impl VerifiedBatch {
     /// is verified change by change, so each bad change is named and the good ones kept.
     /// CPU-bound: call it off the async runtime (the node handle does).
     pub fn check(encoded: Vec<Vec<u8>>) -> Self {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        let threads = crate::parallel::threads();
         if threads < 2 || encoded.len() < PARALLEL_VERIFY_FROM {
             return Self::check_part(&encoded);
         }
-        let part = encoded.len().div_ceil(threads);
-        let parts: Vec<Self> = std::thread::scope(|scope| {
-            let running: Vec<_> = encoded
-                .chunks(part)
-                .map(|chunk| scope.spawn(move || Self::check_part(chunk)))
-                .collect();
-            running
-                .into_iter()
-                .map(|t| t.join().unwrap_or_default())
-                .collect()
-        });
+        let parts: Vec<&[Vec<u8>]> = encoded.chunks(encoded.len().div_ceil(threads)).collect();
         let mut out = Self::default();
-        for part in parts {
+        for part in crate::parallel::map(parts, Self::check_part) {
             out.changes.extend(part.changes);
             out.rejected.extend(part.rejected);
         }
@@ -277,46 +267,13 @@ type Applied = (
     Result<(), crate::document::DocumentError>,
 );
 
-/// Applies each document's verified changes to it, spreading documents over the machine's
-/// cores (at most 4); returns every document with what applying did, in the given order.
+/// Applies each document's verified changes to it, documents spread over the machine's
+/// cores; returns every document with what applying did, in the given order.
 fn apply_in_parallel(work: Vec<(OrgId, OrganisationDocument, Vec<SignedChange>)>) -> Vec<Applied> {
-    let apply = |(owner, mut document, ready): (OrgId, OrganisationDocument, Vec<SignedChange>)| {
+    crate::parallel::map(work, |(owner, mut document, ready)| {
         let result = document.apply_verified(&ready);
         (owner, document, ready, result)
-    };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-    if threads < 2 || work.len() < 2 {
-        return work.into_iter().map(apply).collect();
-    }
-    // Deal the documents round-robin, largest first, so each core gets a fair share.
-    let mut work: Vec<_> = work.into_iter().enumerate().collect();
-    work.sort_by_key(|(_, (_, _, ready))| std::cmp::Reverse(ready.len()));
-    let mut shares: Vec<Vec<_>> = (0..threads).map(|_| Vec::new()).collect();
-    for (i, item) in work.into_iter().enumerate() {
-        shares[i % threads].push(item);
-    }
-    let mut done: Vec<(usize, Applied)> = std::thread::scope(|scope| {
-        let running: Vec<_> = shares
-            .into_iter()
-            .map(|share| {
-                scope.spawn(move || {
-                    share
-                        .into_iter()
-                        .map(|(i, item)| (i, apply(item)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        running
-            .into_iter()
-            .flat_map(|t| {
-                t.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    });
-    done.sort_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, applied)| applied).collect()
+    })
 }
 
 fn heads_bytes(heads: &[ChangeHash]) -> Vec<ByteBuf> {
