@@ -4,6 +4,9 @@
 //!
 //! Run: `cargo bench -p passerelle-tests --bench network`
 //! Smaller: `PASSERELLE_BENCH_ORGS=200 cargo bench -p passerelle-tests --bench network`
+//! Propagation only: `PASSERELLE_BENCH_ONLY=propagation`; the wait for the gossip mesh to
+//! form, in seconds: `PASSERELLE_BENCH_MESH_SECS` (default 3). Under 100 ms delay and 2 %
+//! loss (root, network namespace): `sudo tests/benches/netem.sh`.
 //! Documented in docs/performance.md.
 
 use std::time::{Duration, Instant};
@@ -76,7 +79,11 @@ async fn propagation(n: usize) {
     }
     wait_converged(&nodes, n).await;
     // Let the gossip mesh form (a few heartbeats) before timing.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mesh = std::env::var("PASSERELLE_BENCH_MESH_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    tokio::time::sleep(Duration::from_secs(mesh)).await;
 
     let mut times = Vec::with_capacity(ROUNDS);
     for round in 0..ROUNDS {
@@ -250,6 +257,8 @@ fn main() {
         for n in [5, 10, 20] {
             propagation(n).await;
         }
-        cold_join(orgs).await;
+        if std::env::var("PASSERELLE_BENCH_ONLY").as_deref() != Ok("propagation") {
+            cold_join(orgs).await;
+        }
     });
 }
