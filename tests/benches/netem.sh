@@ -6,6 +6,8 @@
 #
 #   sudo tests/benches/netem.sh                 # 100ms delay, 2% loss
 #   DELAY=200ms LOSS=5% sudo tests/benches/netem.sh
+# Where the kernel has no sch_netem, the bench can degrade its links itself:
+#   PASSERELLE_BENCH_DELAY_MS=100 PASSERELLE_BENCH_LOSS=0.02 cargo bench … --bench network
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 

@@ -6,7 +6,9 @@
 //! Smaller: `PASSERELLE_BENCH_ORGS=200 cargo bench -p passerelle-tests --bench network`
 //! Propagation only: `PASSERELLE_BENCH_ONLY=propagation`; the wait for the gossip mesh to
 //! form, in seconds: `PASSERELLE_BENCH_MESH_SECS` (default 3). Under 100 ms delay and 2 %
-//! loss (root, network namespace): `sudo tests/benches/netem.sh`.
+//! loss (root, network namespace): `sudo tests/benches/netem.sh`; where the kernel has no
+//! netem, through relays that hold every chunk: `PASSERELLE_BENCH_DELAY_MS=100
+//! PASSERELLE_BENCH_LOSS=0.02 PASSERELLE_BENCH_ONLY=propagation cargo bench … network`.
 //! Documented in docs/performance.md.
 
 use std::time::{Duration, Instant};
@@ -52,12 +54,119 @@ fn service(i: usize) -> Box<Service> {
     )
 }
 
+/// A degraded link, emulated where the kernel has no `tc netem`: every chunk a relay passes
+/// on is held `delay` (one way), and with probability `loss` a further retransmission
+/// timeout, as a lost TCP segment would cost. `PASSERELLE_BENCH_DELAY_MS`,
+/// `PASSERELLE_BENCH_LOSS` (a fraction, e.g. 0.02).
+#[derive(Debug, Clone, Copy)]
+struct Link {
+    delay: Duration,
+    loss: f64,
+}
+
+impl Link {
+    fn from_env() -> Option<Self> {
+        let delay: u64 = std::env::var("PASSERELLE_BENCH_DELAY_MS")
+            .ok()?
+            .parse()
+            .ok()?;
+        let loss = std::env::var("PASSERELLE_BENCH_LOSS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        Some(Self {
+            delay: Duration::from_millis(delay),
+            loss,
+        })
+    }
+
+    /// Linux's minimum retransmission timeout plus one round trip.
+    fn retransmission(&self) -> Duration {
+        Duration::from_millis(200) + 2 * self.delay
+    }
+}
+
+/// A TCP relay on loopback in front of `target`, degrading both directions by `link`.
+async fn relay(target: std::net::SocketAddr, link: Link) -> libp2p::Multiaddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("relay bind");
+    let port = listener.local_addr().expect("relay addr").port();
+    tokio::spawn(async move {
+        while let Ok((inbound, _)) = listener.accept().await {
+            let Ok(outbound) = tokio::net::TcpStream::connect(target).await else {
+                continue;
+            };
+            let (in_read, in_write) = inbound.into_split();
+            let (out_read, out_write) = outbound.into_split();
+            tokio::spawn(pipe(in_read, out_write, link));
+            tokio::spawn(pipe(out_read, in_write, link));
+        }
+    });
+    format!("/ip4/127.0.0.1/tcp/{port}")
+        .parse()
+        .expect("multiaddr")
+}
+
+/// Copies `from` to `to`, each chunk released `link.delay` after it was read (plus a
+/// retransmission timeout for the `link.loss` share), in order.
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    link: Link,
+) {
+    use rand::Rng;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+    tokio::spawn(async move {
+        while let Some((at, bytes)) = rx.recv().await {
+            tokio::time::sleep_until(at).await;
+            if to.write_all(&bytes).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut last = tokio::time::Instant::now();
+    loop {
+        let n = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let mut at = tokio::time::Instant::now() + link.delay;
+        if rand::rng().random_bool(link.loss.clamp(0.0, 1.0)) {
+            at += link.retransmission();
+        }
+        at = at.max(last);
+        last = at;
+        if tx.send((at, buffer[..n].to_vec())).is_err() {
+            return;
+        }
+    }
+}
+
+/// The address `node` is dialled at: its own, or a degraded relay in front of it.
+async fn dial_address(node: &TestNode, link: Option<Link>) -> libp2p::Multiaddr {
+    let address = node.listen_addr().await;
+    let Some(link) = link else {
+        return address;
+    };
+    let port = address
+        .iter()
+        .find_map(|p| match p {
+            libp2p::multiaddr::Protocol::Tcp(port) => Some(port),
+            _ => None,
+        })
+        .expect("a TCP listen address");
+    relay(([127, 0, 0, 1], port).into(), link).await
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[index].as_secs_f64() * 1e3
 }
 
-async fn propagation(n: usize) {
+async fn propagation(n: usize, link: Option<Link>) {
     let mut nodes: Vec<TestNode> = (0..n)
         .map(|i| TestNode::init_networked(&format!("Organisation {i}"), vec![]))
         .collect();
@@ -67,9 +176,9 @@ async fn propagation(n: usize) {
         // graph of small diameter, like partners who each know a few others.
         let mut peers = Vec::new();
         if i > 0 {
-            peers.push(nodes[i - 1].listen_addr().await);
+            peers.push(dial_address(&nodes[i - 1], link).await);
             if i / 2 != i - 1 {
-                peers.push(nodes[i / 2].listen_addr().await);
+                peers.push(dial_address(&nodes[i / 2], link).await);
             }
         }
         if let Some(network) = nodes[i].config.network.as_mut() {
@@ -123,8 +232,16 @@ async fn propagation(n: usize) {
         times.push(started.elapsed());
     }
     times.sort();
+    let over = match link {
+        Some(link) => format!(
+            ", links through relays: {} ms delay each way, {:.0} % of chunks held a retransmission timeout more",
+            link.delay.as_millis(),
+            link.loss * 100.0
+        ),
+        None => String::new(),
+    };
     println!(
-        "| propagation to all of {n:>2} nodes (median / p95 / max) | {:>6.1} / {:>6.1} / {:>6.1} ms | {ROUNDS} changes, each from another node |",
+        "| propagation to all of {n:>2} nodes (median / p95 / max) | {:>6.1} / {:>6.1} / {:>6.1} ms | {ROUNDS} changes, each from another node{over} |",
         percentile(&times, 0.5),
         percentile(&times, 0.95),
         percentile(&times, 1.0)
@@ -254,8 +371,9 @@ fn main() {
     println!("| measure | figure | detail |");
     println!("|---|---|---|");
     runtime.block_on(async {
+        let link = Link::from_env();
         for n in [5, 10, 20] {
-            propagation(n).await;
+            propagation(n, link).await;
         }
         if std::env::var("PASSERELLE_BENCH_ONLY").as_deref() != Ok("propagation") {
             cold_join(orgs).await;
