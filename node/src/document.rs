@@ -229,12 +229,14 @@ pub struct OrganisationDocument {
     seqs: Option<HashMap<OrgId, u64>>,
 }
 
-/// A document kept in its saved form until first needed.
+/// A document kept in its saved form, in the store, until first needed (the bytes are
+/// read again then: a national-scale node holds a thousand documents it rarely loads).
 #[derive(Debug)]
 struct Saved {
-    bytes: Vec<u8>,
+    /// Heads of the snapshot the record was read from: the snapshot read later must have
+    /// them (else the document is rebuilt from its signed changes).
     heads: Vec<ChangeHash>,
-    /// Where its signed changes are, to rebuild it should the saved form not load.
+    /// Where the snapshot and the signed changes are.
     store: crate::store::Store,
 }
 
@@ -452,7 +454,6 @@ impl OrganisationDocument {
             owner,
             doc: AutoCommit::new().with_actor(ActorId::from(owner.as_bytes())),
             saved: Some(Saved {
-                bytes: snapshot.document,
                 heads: snapshot.heads,
                 store,
             }),
@@ -475,7 +476,12 @@ impl OrganisationDocument {
     fn am(&mut self) -> &mut AutoCommit {
         if let Some(saved) = self.saved.take() {
             let actor = ActorId::from(self.owner.as_bytes());
-            match AutoCommit::load(&saved.bytes) {
+            let loaded = match saved.store.snapshot_document(&self.id, &saved.heads) {
+                Ok(Some(bytes)) => AutoCommit::load(&bytes).map_err(|e| e.to_string()),
+                Ok(None) => Err("its snapshot is gone, unreadable or replaced".to_owned()),
+                Err(e) => Err(e.to_string()),
+            };
+            match loaded {
                 Ok(doc) => self.doc = doc.with_actor(actor),
                 Err(e) => {
                     tracing::error!(document = %self.id, error = %e, "saved document does not load; rebuilding it from its signed changes");

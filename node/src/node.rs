@@ -1328,7 +1328,7 @@ fn load_from_snapshots(
     // Each snapshot is read and parsed by the thread that takes its document, one at a
     // time, so that the store's snapshots are never all in memory at once.
     let load_one = |(id, owner, count): (DocumentId, OrgId, u64)| -> Result<Done, NodeError> {
-        if let Some(snapshot) = store.snapshot(&id)? {
+        if let Some(snapshot) = store.snapshot_record(&id)? {
             if snapshot.changes == count {
                 match OrganisationDocument::from_sufficient_snapshot(owner, snapshot, store.clone())
                 {

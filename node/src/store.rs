@@ -4,9 +4,10 @@
 //! Rules:
 //! - One tree per kind of record: `changes` (key: document id, `0x00`, change hash; value:
 //!   the encoded [`SignedChange`], signature included, so it can be forwarded and verified
-//!   by third parties), `snapshots` (key: document id; value: a [`Snapshot`]: Automerge's
-//!   compressed document, its heads, and the validated record read from it) and `meta`
-//!   (store format version).
+//!   by third parties), `snapshots` and `snapshot-documents` (key: document id; values:
+//!   the two parts of a [`Snapshot`]: its heads and the validated record read from it, read
+//!   at start; its heads and Automerge's compressed document, read when first needed) and
+//!   `meta` (store format version).
 //! - Writes are batched and flushed before they return: a caller may report success (or
 //!   forward the change) only after [`Store::put_changes`] returned `Ok`. sled 0.34 flushes
 //!   with `sync_file_range`, which survives the process being killed but not necessarily a
@@ -95,9 +96,11 @@ pub struct StoredDocument {
     pub snapshot: Option<Snapshot>,
 }
 
-/// Magic bytes at the front of an encoded snapshot (`PSS1`, without the change count, is
-/// read as unreadable: the document is rebuilt from its signed changes once).
-const SNAPSHOT_MAGIC: &[u8; 4] = b"PSS2";
+/// Magic bytes at the front of a snapshot's header and record (`PSS1`, without the change
+/// count, is read as unreadable: the document is rebuilt from its signed changes once;
+/// `PSS2`, which held the document in the same value, is still read).
+const SNAPSHOT_MAGIC: &[u8; 4] = b"PSS3";
+const SNAPSHOT_MAGIC_WITH_DOCUMENT: &[u8; 4] = b"PSS2";
 
 /// A document's snapshot, for fast start.
 ///
@@ -105,48 +108,94 @@ const SNAPSHOT_MAGIC: &[u8; 4] = b"PSS2";
 /// checked against them (every head must be a stored signed change, and every stored change
 /// must be in the document); the record is used only when the document's heads are exactly
 /// `heads`, and is re-read from the document otherwise.
+///
+/// Stored in two parts: the header and the record (tree `snapshots`: what a node reads at
+/// start) and the Automerge document with the same heads (tree `snapshot-documents`: read
+/// when the document's history is first needed). A node starting on a national store so
+/// reads a third of the bytes, and sled does not keep the documents in its page cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
     /// Number of changes in the document when the snapshot was taken.
     pub changes: u64,
     /// Heads of the document when the snapshot was taken.
     pub heads: Vec<ChangeHash>,
-    /// The document in Automerge's compressed format.
+    /// The document in Automerge's compressed format (empty when only the record was read:
+    /// [`Store::snapshot_record`]).
     pub document: Vec<u8>,
     /// The validated record read from it, as JSON (spares reading the whole document).
     pub record: Vec<u8>,
 }
 
+fn encode_heads(out: &mut Vec<u8>, heads: &[ChangeHash]) {
+    out.extend_from_slice(&(heads.len() as u16).to_be_bytes());
+    for head in heads {
+        out.extend_from_slice(&head.0);
+    }
+}
+
+fn decode_heads(bytes: &[u8]) -> Option<(Vec<ChangeHash>, &[u8])> {
+    let (count, mut rest) = bytes.split_first_chunk::<2>()?;
+    let count = u16::from_be_bytes(*count) as usize;
+    let mut heads = Vec::with_capacity(count);
+    for _ in 0..count {
+        let (head, tail) = rest.split_first_chunk::<32>()?;
+        heads.push(ChangeHash(*head));
+        rest = tail;
+    }
+    Some((heads, rest))
+}
+
+/// Largest record a snapshot may inflate to (a record is validated and bounded long before;
+/// this only stops a damaged value from claiming gigabytes).
+const MAX_SNAPSHOT_RECORD: u64 = 256 * 1024 * 1024;
+
 impl Snapshot {
-    /// `PSS2`, change count (u64 BE), head count (u16 BE), heads (32 each), document
-    /// length (u32 BE), document, record JSON (the rest).
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(
-            18 + 32 * self.heads.len() + self.document.len() + self.record.len(),
-        );
+    /// The header and record: `PSS3`, change count (u64 BE), head count (u16 BE), heads
+    /// (32 each), record JSON compressed with deflate (the rest).
+    pub fn encode_record(&self) -> Vec<u8> {
+        use std::io::Write;
+        let mut out = Vec::with_capacity(14 + 32 * self.heads.len() + self.record.len() / 2);
         out.extend_from_slice(SNAPSHOT_MAGIC);
         out.extend_from_slice(&self.changes.to_be_bytes());
-        out.extend_from_slice(&(self.heads.len() as u16).to_be_bytes());
-        for head in &self.heads {
-            out.extend_from_slice(&head.0);
-        }
-        out.extend_from_slice(&(self.document.len() as u32).to_be_bytes());
+        encode_heads(&mut out, &self.heads);
+        let mut deflate = flate2::write::DeflateEncoder::new(out, flate2::Compression::fast());
+        // Writing into a vector cannot fail.
+        let _ = deflate.write_all(&self.record);
+        deflate.finish().unwrap_or_default()
+    }
+
+    /// The document part: head count (u16 BE), heads (32 each), Automerge's compressed
+    /// document (the rest).
+    pub fn encode_document(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(2 + 32 * self.heads.len() + self.document.len());
+        encode_heads(&mut out, &self.heads);
         out.extend_from_slice(&self.document);
-        out.extend_from_slice(&self.record);
         out
     }
 
-    /// Decodes [`Snapshot::encode`]'s layout; `None` if the bytes do not have it.
-    pub fn decode(bytes: &[u8]) -> Option<Self> {
-        let rest = bytes.strip_prefix(SNAPSHOT_MAGIC)?;
-        let (changes, rest) = rest.split_first_chunk::<8>()?;
-        let (count, mut rest) = rest.split_first_chunk::<2>()?;
-        let mut heads = Vec::with_capacity(u16::from_be_bytes(*count) as usize);
-        for _ in 0..u16::from_be_bytes(*count) {
-            let (head, tail) = rest.split_first_chunk::<32>()?;
-            heads.push(ChangeHash(*head));
-            rest = tail;
+    /// Decodes [`Snapshot::encode_record`]'s layout (the document left empty), or the
+    /// older `PSS2` layout that held the document too; `None` if the bytes have neither.
+    pub fn decode_record(bytes: &[u8]) -> Option<Self> {
+        use std::io::Read;
+        if let Some(rest) = bytes.strip_prefix(SNAPSHOT_MAGIC) {
+            let (changes, rest) = rest.split_first_chunk::<8>()?;
+            let (heads, compressed) = decode_heads(rest)?;
+            let mut record = Vec::with_capacity(compressed.len() * 3);
+            flate2::read::DeflateDecoder::new(compressed)
+                .take(MAX_SNAPSHOT_RECORD)
+                .read_to_end(&mut record)
+                .ok()?;
+            return Some(Self {
+                changes: u64::from_be_bytes(*changes),
+                heads,
+                document: Vec::new(),
+                record,
+            });
         }
+        // PSS2: change count, heads, document length (u32 BE), document, record JSON.
+        let rest = bytes.strip_prefix(SNAPSHOT_MAGIC_WITH_DOCUMENT)?;
+        let (changes, rest) = rest.split_first_chunk::<8>()?;
+        let (heads, rest) = decode_heads(rest)?;
         let (len, rest) = rest.split_first_chunk::<4>()?;
         let len = u32::from_be_bytes(*len) as usize;
         if rest.len() < len {
@@ -160,6 +209,12 @@ impl Snapshot {
             record: record.to_vec(),
         })
     }
+
+    /// Decodes [`Snapshot::encode_document`]'s layout: the heads and the document.
+    pub fn decode_document(bytes: &[u8]) -> Option<(Vec<ChangeHash>, Vec<u8>)> {
+        let (heads, document) = decode_heads(bytes)?;
+        Some((heads, document.to_vec()))
+    }
 }
 
 /// The sled store of one node.
@@ -170,7 +225,10 @@ pub struct Store {
     /// Document id → number of its changes in `changes` (u64 BE), so a node can tell at
     /// start, without reading them, that a snapshot holds every stored change.
     counts: sled::Tree,
+    /// Document id → a snapshot's header and record ([`Snapshot::encode_record`]).
     snapshots: sled::Tree,
+    /// Document id → the snapshot's Automerge document ([`Snapshot::encode_document`]).
+    snapshot_documents: sled::Tree,
     meta: sled::Tree,
     requests: sled::Tree,
 }
@@ -287,6 +345,7 @@ impl Store {
             changes: db.open_tree("changes")?,
             counts: db.open_tree("change-counts")?,
             snapshots: db.open_tree("snapshots")?,
+            snapshot_documents: db.open_tree("snapshot-documents")?,
             requests: db.open_tree("admission-requests")?,
             meta,
             db,
@@ -404,6 +463,8 @@ impl Store {
         self.counts
             .insert(document.as_str().as_bytes(), &left.to_be_bytes())?;
         self.snapshots.remove(document.as_str().as_bytes())?;
+        self.snapshot_documents
+            .remove(document.as_str().as_bytes())?;
         self.db.flush()?;
         Ok(())
     }
@@ -566,14 +627,18 @@ impl Store {
             .map(|v| v.to_vec()))
     }
 
-    /// Replaces the snapshot of `document` and flushes.
+    /// Replaces the snapshot of `document` and flushes. The document part is written first:
+    /// should the node stop between the two writes, the record's heads do not match the
+    /// document's, and the document is rebuilt from its signed changes when first needed.
     pub fn put_snapshot(
         &self,
         document: &DocumentId,
         snapshot: &Snapshot,
     ) -> Result<(), StoreError> {
-        self.snapshots
-            .insert(document.as_str().as_bytes(), snapshot.encode())?;
+        let key = document.as_str().as_bytes();
+        self.snapshot_documents
+            .insert(key, snapshot.encode_document())?;
+        self.snapshots.insert(key, snapshot.encode_record())?;
         self.db.flush()?;
         Ok(())
     }
@@ -592,31 +657,77 @@ impl Store {
             .collect())
     }
 
-    /// The snapshot of one document, if one is stored and decodes (one that does not is
-    /// reported as `None` with a warning: the document is rebuilt from its changes).
+    /// The snapshot of one document, record and Automerge document, if one is stored and
+    /// both parts decode with the same heads (otherwise `None`, with a warning: the
+    /// document is rebuilt from its changes).
     pub fn snapshot(&self, document: &DocumentId) -> Result<Option<Snapshot>, StoreError> {
+        let Some(mut snapshot) = self.snapshot_record(document)? else {
+            return Ok(None);
+        };
+        if snapshot.document.is_empty() {
+            match self.snapshot_document(document, &snapshot.heads)? {
+                Some(bytes) => snapshot.document = bytes,
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(snapshot))
+    }
+
+    /// The header and record of one document's snapshot (the Automerge document is not
+    /// read, except from an older store that kept both in one value).
+    pub fn snapshot_record(&self, document: &DocumentId) -> Result<Option<Snapshot>, StoreError> {
         let Some(value) = self.snapshots.get(document.as_str().as_bytes())? else {
             return Ok(None);
         };
-        let snapshot = Snapshot::decode(&value);
+        let snapshot = Snapshot::decode_record(&value);
         if snapshot.is_none() {
             tracing::warn!(document = %document, "unreadable snapshot skipped; the document is rebuilt from its signed changes");
         }
         Ok(snapshot)
     }
 
-    /// Every readable snapshot. One that does not decode is skipped with a warning: the
-    /// document is then rebuilt from its signed changes.
+    /// The Automerge document of `document`'s snapshot, if it is stored, decodes and has
+    /// exactly `heads` (those of the snapshot record it goes with).
+    pub fn snapshot_document(
+        &self,
+        document: &DocumentId,
+        heads: &[ChangeHash],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = document.as_str().as_bytes();
+        if let Some(value) = self.snapshot_documents.get(key)? {
+            return Ok(match Snapshot::decode_document(&value) {
+                Some((stored, bytes)) if stored == heads => Some(bytes),
+                _ => {
+                    tracing::warn!(document = %document, "snapshot document missing or not the record's; the document is rebuilt from its signed changes");
+                    None
+                }
+            });
+        }
+        // A store written before the two parts were split keeps the document in the record.
+        Ok(self
+            .snapshots
+            .get(key)?
+            .and_then(|value| Snapshot::decode_record(&value))
+            .filter(|s| s.heads == heads && !s.document.is_empty())
+            .map(|s| s.document))
+    }
+
+    /// Every readable snapshot, whole. One that does not decode is skipped with a warning:
+    /// the document is then rebuilt from its signed changes.
     pub fn load_snapshots(&self) -> Result<Vec<(DocumentId, Snapshot)>, StoreError> {
         let mut out = Vec::new();
         for entry in self.snapshots.iter() {
-            let (key, value) = entry?;
+            let (key, _) = entry?;
             let id = String::from_utf8(key.to_vec())
                 .ok()
                 .and_then(|k| DocumentId::try_from(k).ok());
-            match (id, Snapshot::decode(&value)) {
-                (Some(id), Some(snapshot)) => out.push((id, snapshot)),
-                _ => tracing::warn!(
+            match id {
+                Some(id) => {
+                    if let Some(snapshot) = self.snapshot(&id)? {
+                        out.push((id, snapshot));
+                    }
+                }
+                None => tracing::warn!(
                     key = %readable_key(&key),
                     "unreadable snapshot skipped; the document is rebuilt from its signed changes"
                 ),
@@ -832,12 +943,53 @@ mod tests {
             changes: 2,
             heads: vec![ChangeHash([7; 32]), ChangeHash([9; 32])],
             document: vec![1, 2, 3],
-            record: b"{}".to_vec(),
+            record: br#"{"org_id":"x","referrals":{}}"#.to_vec(),
         };
-        assert_eq!(Snapshot::decode(&snapshot.encode()), Some(snapshot.clone()));
-        let bytes = snapshot.encode();
-        assert_eq!(Snapshot::decode(&bytes[..40]), None);
-        assert_eq!(Snapshot::decode(b"garbage"), None);
+        let record = snapshot.encode_record();
+        let decoded = Snapshot::decode_record(&record).unwrap();
+        assert_eq!(decoded.document, Vec::<u8>::new());
+        assert_eq!(
+            (decoded.changes, &decoded.heads, &decoded.record),
+            (2, &snapshot.heads, &snapshot.record)
+        );
+        assert_eq!(
+            Snapshot::decode_document(&snapshot.encode_document()),
+            Some((snapshot.heads.clone(), snapshot.document.clone()))
+        );
+        assert_eq!(Snapshot::decode_record(&record[..40]), None);
+        assert_eq!(Snapshot::decode_record(b"garbage"), None);
+        // Through a store: whole, record alone, and a document part of other heads refused.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::create(dir.path()).unwrap();
+        let id = DocumentId::try_from("org:test".to_owned()).unwrap();
+        store.put_snapshot(&id, &snapshot).unwrap();
+        assert_eq!(store.snapshot(&id).unwrap(), Some(snapshot.clone()));
+        assert_eq!(store.snapshot_record(&id).unwrap(), Some(decoded));
+        let other = Snapshot {
+            heads: vec![ChangeHash([8; 32])],
+            ..snapshot.clone()
+        };
+        store
+            .snapshot_documents
+            .insert(id.as_str().as_bytes(), other.encode_document())
+            .unwrap();
+        assert_eq!(store.snapshot(&id).unwrap(), None);
+        // A store of the older layout (document and record in one value) is still read.
+        let mut older = b"PSS2".to_vec();
+        older.extend_from_slice(&2u64.to_be_bytes());
+        encode_heads(&mut older, &snapshot.heads);
+        older.extend_from_slice(&3u32.to_be_bytes());
+        older.extend_from_slice(&snapshot.document);
+        older.extend_from_slice(&snapshot.record);
+        store
+            .snapshot_documents
+            .remove(id.as_str().as_bytes())
+            .unwrap();
+        store
+            .snapshots
+            .insert(id.as_str().as_bytes(), older)
+            .unwrap();
+        assert_eq!(store.snapshot(&id).unwrap(), Some(snapshot));
     }
 
     #[test]

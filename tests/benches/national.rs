@@ -61,6 +61,25 @@ fn node_memory(data_dir: &std::path::Path) -> serde_json::Value {
     serde_json::from_str(line.lines().last().unwrap_or("{}")).expect("memory figures")
 }
 
+/// Environment variable naming a folder where the bench leaves a copy of the seed node's
+/// data folder, to profile the memory child on it again
+/// (`PASSERELLE_BENCH_MEMORY_OF=<folder> heaptrack <this binary>`).
+const KEEP_STORE: &str = "PASSERELLE_BENCH_KEEP_STORE";
+
+fn copy_folder(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_folder(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
 /// Peak resident set size of this process, kB (`VmHWM`).
 fn peak_rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -116,6 +135,10 @@ fn memory_child(data_dir: &str) {
                 .expect("list"),
         );
         let after_queries = peak_rss_kb();
+        if std::env::var_os("PASSERELLE_BENCH_MEMORY_QUERIES_ONLY").is_some() {
+            println!("{}", json!({"after_search_kb": after_search, "after_queries_kb": after_queries}));
+            std::process::exit(0);
+        }
         for document in handle.documents().await.expect("documents") {
             std::hint::black_box(handle.export(&document).await.expect("export"));
         }
@@ -437,6 +460,10 @@ fn main() {
         // 6. Memory: the node alone in a process of its own (this bench process also holds
         // the dataset), started on the seed's store.
         let memory = node_memory(&node.data_dir());
+        if let Ok(keep) = std::env::var(KEEP_STORE) {
+            copy_folder(&node.data_dir(), std::path::Path::new(&keep)).expect("keep the store");
+            println!("the seed's data folder is kept in {keep}");
+        }
         row(
             "memory: peak RSS of a node holding the full dataset",
             format!("{:.0} MB", memory["after_queries_kb"].as_f64().unwrap_or(0.0) / 1e3),

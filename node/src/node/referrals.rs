@@ -10,14 +10,14 @@ use tracing::{info, warn};
 use super::{DocumentsActor, NodeError};
 use crate::document::Edit;
 use crate::identity::OrgId;
-use crate::model::{ServiceStatus, ValidationError};
+use crate::model::{OrganisationRecord, ServiceStatus, ValidationError};
 use crate::network::protocol::{CaseMessage, CaseReply};
 use crate::reference::taxonomy;
 use crate::referral::board::{
     self, Assignment, BoardEntry, MoveRecord, Priority, Proposal, SentReferral,
 };
 use crate::referral::casefile::{self, CaseContent, CaseFile, ConsentRecord, Payload};
-use crate::referral::index::BoardIndex;
+use crate::referral::index::{BoardIndex, Summary};
 use crate::referral::lifecycle::{Move, Role, Status};
 use crate::referral::matching::{self, MatchQuery, ServiceMatch};
 use crate::referral::report::{self, Report};
@@ -288,9 +288,19 @@ impl DocumentsActor {
         self.board_index.borrow()
     }
 
-    /// The whole board, from every document held, newest first.
+    /// The record of each document held.
+    fn record_of(&self, org: &OrgId) -> Option<&OrganisationRecord> {
+        self.documents.get(org).and_then(|d| d.record())
+    }
+
+    /// The whole board, from every document held, newest first (folded afresh: for the
+    /// report, not for every query).
     pub(super) fn board(&self) -> Vec<BoardEntry> {
-        self.board_index().entries().cloned().collect()
+        board::board(
+            self.documents
+                .iter()
+                .filter_map(|(org, d)| d.record().map(|r| (*org, r))),
+        )
     }
 
     fn entry(&self, id: &str) -> Result<BoardEntry, NodeError> {
@@ -760,8 +770,8 @@ impl DocumentsActor {
         };
         let index = self.board_index();
         let mut total = 0;
-        let entries = index
-            .entries()
+        let shown: Vec<Summary> = index
+            .summaries()
             .filter(|e| !filter.incoming || e.receiver == Some(own))
             .filter(|e| !filter.outgoing || e.sender == own)
             .filter(|e| filter.status.is_none_or(|s| e.status == s))
@@ -772,13 +782,19 @@ impl DocumentsActor {
                         && e.receiver.is_none()
                         && e.sender != own
                         && e.status == Status::Pending
-                        && offers(&e.category, &e.region))
+                        && self
+                            .record_of(&e.sender)
+                            .and_then(|r| r.referrals.get(&e.id.to_string()))
+                            .is_some_and(|sent| offers(&sent.category, &sent.region)))
             })
             .filter(|_| {
                 total += 1;
                 filter.limit.is_none_or(|limit| total <= limit)
             })
-            .cloned()
+            .collect();
+        let entries = shown
+            .iter()
+            .filter_map(|summary| index.entry(summary, |org| self.record_of(org)))
             .collect();
         Ok(ReferralList {
             entries,
@@ -1164,30 +1180,34 @@ impl DocumentsActor {
     /// ends the receiver's access to case files a retention period after closing.
     pub(super) fn handle_housekeeping(&mut self, now: i64) -> Result<(), NodeError> {
         let retention = self.config.retention.as_secs() as i64;
-        let board = self.board();
         let own_key = self.identity.org_id() == self.own;
-        for entry in &board {
-            if own_key
-                && entry.sender == self.own
-                && entry.overdue(now)
-                && let Err(e) = self.move_referral(&entry.id, Move::Expire, now)
-            {
-                warn!(referral = %entry.id, error = %e, "could not record an expiry");
+        let own = self.own;
+        let (to_expire, to_erase): (Vec<Summary>, Vec<Summary>) = self
+            .board_index()
+            .summaries()
+            .filter(|e| {
+                (own_key && e.sender == own && e.overdue(now))
+                    || (e.receiver == Some(own)
+                        && e.closed_at.is_some_and(|closed| now >= closed + retention))
+            })
+            .partition(|e| own_key && e.sender == own && e.overdue(now));
+        for entry in to_expire {
+            let id = entry.id.to_string();
+            if let Err(e) = self.move_referral(&id, Move::Expire, now) {
+                warn!(referral = %id, error = %e, "could not record an expiry");
             }
-            if entry.receiver == Some(self.own)
-                && entry
-                    .closed_at
-                    .is_some_and(|closed| now >= closed + retention)
-                && self.vault.holds(&entry.id)?
-            {
-                self.vault.erase(&entry.id, now, Erasure::RetentionEnded)?;
+        }
+        for entry in to_erase {
+            let id = entry.id.to_string();
+            if self.vault.holds(&id)? {
+                self.vault.erase(&id, now, Erasure::RetentionEnded)?;
                 self.audit(
-                    &entry.id,
+                    &id,
                     "retention_expired",
                     "housekeeping",
                     "the retention period after closing ended; key destroyed",
                 );
-                info!(referral = %entry.id, "case file erased at the end of its retention period");
+                info!(referral = %id, "case file erased at the end of its retention period");
             }
         }
         Ok(())

@@ -1,47 +1,143 @@
-//! The board, kept folded between queries.
+//! The board, kept folded between queries, in a compact form.
 //!
 //! [`super::board::board`] folds every referral of every document; at national scale
-//! (100,000 referrals) that is half a second, too slow to do for each `referral list`. The
-//! index keeps the folded entries and, when documents change, refolds only the referrals
-//! those documents take part in (as sender, receiver or proposer).
+//! (100,000 referrals) that is half a second, too slow to do for each `referral list`, and
+//! the folded entries (strings, histories) take more than a kilobyte each. The index keeps,
+//! for each referral, only what `list` and housekeeping filter and order on (a
+//! [`Summary`], about a hundred bytes), refolds only the referrals of documents that
+//! changed, and folds whole entries again for the page shown ([`BoardIndex::entry`]).
 //!
 //! Rules:
-//! - The index is derived from the records alone: after any sequence of updates it holds
-//!   exactly what [`super::board::board`] would return for the same records (unit test).
+//! - The index is derived from the records alone: after any sequence of updates its
+//!   summaries, in order, are those of the entries [`super::board::board`] would return for
+//!   the same records, and [`BoardIndex::entry`] gives each of those entries (unit test).
 //! - A document is recognised as changed by its record's generation (a number drawn from
 //!   one process-wide counter each time a record is read), so a document that was replaced
 //!   or re-read is never mistaken for the one the index saw.
+//! - Referral ids are held as their 12 bytes: records only ever hold well-formed ids
+//!   (`ref-` and 24 hex digits; [`super::board::check_sent`], `check_answer` and
+//!   `check_proposal` refuse any other), and the byte order is the order of the ids.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
 
-use super::board::{BoardEntry, fold};
+use super::board::{BoardEntry, fold, is_referral_id};
+use super::lifecycle::Status;
 use crate::identity::OrgId;
 use crate::model::OrganisationRecord;
 
+/// A referral id in its 12 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RefId([u8; 12]);
+
+impl RefId {
+    /// The id's bytes, if `id` is a well-formed referral id.
+    pub fn parse(id: &str) -> Option<Self> {
+        if !is_referral_id(id) {
+            return None;
+        }
+        let hex = id.get(4..)?.as_bytes();
+        let mut bytes = [0u8; 12];
+        for (i, pair) in hex.chunks(2).enumerate() {
+            let digit = |b: u8| match b {
+                b'0'..=b'9' => b - b'0',
+                _ => b - b'a' + 10,
+            };
+            bytes[i] = digit(pair[0]) << 4 | digit(pair[1]);
+        }
+        Some(Self(bytes))
+    }
+}
+
+impl fmt::Display for RefId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ref-")?;
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
 /// Position of an entry in the board's order: newest first, then by id, then by sender.
-type Position = (Reverse<i64>, String, OrgId);
+type Position = (Reverse<i64>, RefId, OrgId);
+
+/// What `list` and housekeeping filter on, for one board entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    /// The referral id.
+    pub id: RefId,
+    /// The sending organisation.
+    pub sender: OrgId,
+    /// The receiving organisation, once known.
+    pub receiver: Option<OrgId>,
+    /// True for an open referral.
+    pub open: bool,
+    /// Where it stands.
+    pub status: Status,
+    /// When made.
+    pub created: i64,
+    /// Response deadline.
+    pub deadline: i64,
+    /// When it reached a closed status.
+    pub closed_at: Option<i64>,
+}
+
+impl Summary {
+    #[cfg(test)]
+    fn of(id: RefId, entry: &BoardEntry) -> Self {
+        Self {
+            id,
+            sender: entry.sender,
+            receiver: entry.receiver,
+            open: entry.open,
+            status: entry.status,
+            created: entry.created,
+            deadline: entry.deadline,
+            closed_at: entry.closed_at,
+        }
+    }
+
+    /// Pending and past its deadline (as [`BoardEntry::overdue`]).
+    pub fn overdue(&self, now: i64) -> bool {
+        self.status == Status::Pending && now > self.deadline
+    }
+}
+
+/// What the index keeps of an entry besides its position.
+#[derive(Debug, Clone, Copy)]
+struct Facts {
+    receiver: Option<OrgId>,
+    open: bool,
+    status: Status,
+    deadline: i64,
+    closed_at: Option<i64>,
+}
 
 /// What one document contributes to the board, as last indexed.
 #[derive(Debug, Default, Clone)]
 struct Contribution {
     generation: u64,
-    sent: Vec<String>,
-    answered: Vec<String>,
-    proposed: Vec<String>,
+    sent: Vec<RefId>,
+    answered: Vec<RefId>,
+    proposed: Vec<RefId>,
 }
 
 impl Contribution {
     fn of(generation: u64, record: &OrganisationRecord) -> Self {
+        let ids = |keys: &mut dyn Iterator<Item = &String>| -> Vec<RefId> {
+            keys.filter_map(|id| RefId::parse(id)).collect()
+        };
         Self {
             generation,
-            sent: record.referrals.keys().cloned().collect(),
-            answered: record.answers.keys().cloned().collect(),
-            proposed: record.proposals.keys().cloned().collect(),
+            sent: ids(&mut record.referrals.keys()),
+            answered: ids(&mut record.answers.keys()),
+            proposed: ids(&mut record.proposals.keys()),
         }
     }
 
-    fn ids(&self) -> impl Iterator<Item = &String> {
+    fn ids(&self) -> impl Iterator<Item = &RefId> {
         self.sent
             .iter()
             .chain(self.answered.iter())
@@ -49,18 +145,29 @@ impl Contribution {
     }
 }
 
+/// Who takes part in one referral id.
+#[derive(Debug, Default, Clone)]
+struct Parties {
+    /// The documents that send it (one, unless a document reuses another's id), with when
+    /// each made it once indexed: where its entries are in `entries`.
+    senders: Vec<(OrgId, Option<i64>)>,
+    /// The members that proposed for it, sorted.
+    proposers: Vec<OrgId>,
+}
+
+impl Parties {
+    fn is_empty(&self) -> bool {
+        self.senders.is_empty() && self.proposers.is_empty()
+    }
+}
+
 /// The folded board, updated document by document.
 #[derive(Debug, Default)]
 pub struct BoardIndex {
     contributions: HashMap<OrgId, Contribution>,
-    /// Referral id → the documents that send it (one, unless a document reuses an id).
-    senders: HashMap<String, Orgs>,
-    /// Referral id → the members that proposed for it.
-    proposers: HashMap<String, Orgs>,
-    /// The folded entries, in the board's order.
-    entries: BTreeMap<Position, BoardEntry>,
-    /// Referral id → sender → when it was made: where its entries are in `entries`.
-    located: HashMap<String, Vec<(OrgId, i64)>>,
+    parties: HashMap<RefId, Parties>,
+    /// The entries' summaries, in the board's order.
+    entries: BTreeMap<Position, Facts>,
 }
 
 impl BoardIndex {
@@ -75,7 +182,7 @@ impl BoardIndex {
             .into_iter()
             .map(|(org, generation, record)| (org, (generation, record)))
             .collect();
-        let mut affected: BTreeSet<String> = BTreeSet::new();
+        let mut affected: BTreeSet<RefId> = BTreeSet::new();
         let gone: Vec<OrgId> = self
             .contributions
             .keys()
@@ -100,87 +207,109 @@ impl BoardIndex {
             }
             let new = Contribution::of(*generation, record);
             for id in &new.sent {
-                self.senders.entry(id.clone()).or_default().insert(*org);
+                let senders = &mut self.parties.entry(*id).or_default().senders;
+                if let Err(at) = senders.binary_search_by_key(org, |(o, _)| *o) {
+                    senders.insert(at, (*org, None));
+                }
             }
             for id in &new.proposed {
-                self.proposers.entry(id.clone()).or_default().insert(*org);
+                let proposers = &mut self.parties.entry(*id).or_default().proposers;
+                if let Err(at) = proposers.binary_search(org) {
+                    proposers.insert(at, *org);
+                }
             }
-            affected.extend(new.ids().cloned());
+            affected.extend(new.ids().copied());
             self.contributions.insert(*org, new);
         }
+        let lookup = |org: &OrgId| records.get(org).map(|(_, r)| *r);
         for id in affected {
-            self.refold(&id, &records);
+            self.refold(id, &lookup);
         }
     }
 
-    fn forget(&mut self, org: OrgId, old: &Contribution, affected: &mut BTreeSet<String>) {
+    fn forget(&mut self, org: OrgId, old: &Contribution, affected: &mut BTreeSet<RefId>) {
         for id in &old.sent {
-            remove_from(&mut self.senders, id, &org);
-        }
-        for id in &old.proposed {
-            remove_from(&mut self.proposers, id, &org);
-        }
-        affected.extend(old.ids().cloned());
-    }
-
-    fn refold(&mut self, id: &str, records: &BTreeMap<OrgId, (u64, &OrganisationRecord)>) {
-        if let Some(stale) = self.located.remove(id) {
-            for (sender, created) in stale {
-                self.entries
-                    .remove(&(Reverse(created), id.to_owned(), sender));
+            if let Some(parties) = self.parties.get_mut(id) {
+                if let Some(at) = parties.senders.iter().position(|(o, _)| *o == org)
+                    && let (_, Some(created)) = parties.senders.remove(at)
+                {
+                    self.entries.remove(&(Reverse(created), *id, org));
+                }
+                if parties.is_empty() {
+                    self.parties.remove(id);
+                }
             }
         }
-        let Some(senders) = self.senders.get(id) else {
+        for id in &old.proposed {
+            if let Some(parties) = self.parties.get_mut(id) {
+                parties.proposers.retain(|o| *o != org);
+                if parties.is_empty() {
+                    self.parties.remove(id);
+                }
+            }
+        }
+        affected.extend(old.ids().copied());
+    }
+
+    fn refold<'a>(
+        &mut self,
+        id: RefId,
+        records: &impl Fn(&OrgId) -> Option<&'a OrganisationRecord>,
+    ) {
+        let Some(parties) = self.parties.get_mut(&id) else {
             return;
         };
-        let proposals: Vec<_> = self
-            .proposers
-            .get(id)
-            .into_iter()
-            .flat_map(|orgs| &orgs.0)
-            .filter_map(|org| {
-                let (_, record) = records.get(org)?;
-                Some((*org, record.proposals.get(id)?))
-            })
-            .collect();
-        let mut located = Vec::with_capacity(senders.0.len());
-        for sender in &senders.0 {
-            let Some((_, record)) = records.get(sender) else {
+        let text = id.to_string();
+        for (sender, created) in &mut parties.senders {
+            if let Some(stale) = created.take() {
+                self.entries.remove(&(Reverse(stale), id, *sender));
+            }
+            let Some(entry) = fold_one(&text, *sender, &parties.proposers, records) else {
                 continue;
             };
-            let Some(sent) = record.referrals.get(id) else {
-                continue;
-            };
-            let answer = sent
-                .destination()
-                .and_then(|(receiver, _)| records.get(&receiver))
-                .and_then(|(_, r)| r.answers.get(id));
-            let entry = fold(id, *sender, sent, answer, proposals.clone());
-            located.push((*sender, entry.created));
-            self.entries
-                .insert((Reverse(entry.created), id.to_owned(), *sender), entry);
-        }
-        if !located.is_empty() {
-            self.located.insert(id.to_owned(), located);
+            *created = Some(entry.created);
+            self.entries.insert(
+                (Reverse(entry.created), id, *sender),
+                Facts {
+                    receiver: entry.receiver,
+                    open: entry.open,
+                    status: entry.status,
+                    deadline: entry.deadline,
+                    closed_at: entry.closed_at,
+                },
+            );
         }
     }
 
-    /// The entries, newest first (the order of [`super::board::board`]).
-    pub fn entries(&self) -> impl Iterator<Item = &BoardEntry> {
-        self.entries.values()
+    /// The entries' summaries, newest first (the order of [`super::board::board`]).
+    pub fn summaries(&self) -> impl Iterator<Item = Summary> + '_ {
+        self.entries
+            .iter()
+            .map(|((Reverse(created), id, sender), facts)| Summary {
+                id: *id,
+                sender: *sender,
+                receiver: facts.receiver,
+                open: facts.open,
+                status: facts.status,
+                created: *created,
+                deadline: facts.deadline,
+                closed_at: facts.closed_at,
+            })
     }
 
-    /// The entries of one referral id (one, unless a document reuses another's id).
-    pub fn get(&self, id: &str) -> Vec<&BoardEntry> {
-        self.located
-            .get(id)
-            .into_iter()
-            .flatten()
-            .filter_map(|(sender, created)| {
-                self.entries
-                    .get(&(Reverse(*created), id.to_owned(), *sender))
-            })
-            .collect()
+    /// The whole entry a summary stands for, folded from the records (`records`: the record
+    /// of each document held, as given to [`Self::update`] last).
+    pub fn entry<'a>(
+        &self,
+        summary: &Summary,
+        records: impl Fn(&OrgId) -> Option<&'a OrganisationRecord>,
+    ) -> Option<BoardEntry> {
+        let proposers = self
+            .parties
+            .get(&summary.id)
+            .map(|p| p.proposers.as_slice())
+            .unwrap_or_default();
+        fold_one(&summary.id.to_string(), summary.sender, proposers, &records)
     }
 
     /// Number of entries.
@@ -194,26 +323,23 @@ impl BoardIndex {
     }
 }
 
-fn remove_from(map: &mut HashMap<String, Orgs>, id: &str, org: &OrgId) {
-    if let Some(set) = map.get_mut(id) {
-        set.0.retain(|o| o != org);
-        if set.0.is_empty() {
-            map.remove(id);
-        }
-    }
-}
-
-/// A small sorted set of organisations (a referral has one sender and a few proposers: a
-/// vector costs a few dozen bytes where a `BTreeSet` allocates a whole node).
-#[derive(Debug, Default, Clone)]
-struct Orgs(Vec<OrgId>);
-
-impl Orgs {
-    fn insert(&mut self, org: OrgId) {
-        if let Err(at) = self.0.binary_search(&org) {
-            self.0.insert(at, org);
-        }
-    }
+/// The entry of referral `id` sent by `sender`, from the records.
+fn fold_one<'a>(
+    id: &str,
+    sender: OrgId,
+    proposers: &[OrgId],
+    records: &impl Fn(&OrgId) -> Option<&'a OrganisationRecord>,
+) -> Option<BoardEntry> {
+    let sent = records(&sender)?.referrals.get(id)?;
+    let answer = sent
+        .destination()
+        .and_then(|(receiver, _)| records(&receiver))
+        .and_then(|r| r.answers.get(id));
+    let proposals = proposers
+        .iter()
+        .filter_map(|org| Some((*org, records(org)?.proposals.get(id)?)))
+        .collect();
+    Some(fold(id, sender, sent, answer, proposals))
 }
 
 #[cfg(test)]
@@ -286,12 +412,48 @@ mod tests {
         fn check(&self, index: &mut BoardIndex) {
             index.update(self.0.iter().map(|(org, (g, r))| (*org, *g, r)));
             let expected = fold_all(self.0.iter().map(|(org, (_, r))| (*org, r)));
-            let indexed: Vec<BoardEntry> = index.entries().cloned().collect();
-            assert_eq!(indexed, expected);
+            let summaries: Vec<Summary> = index.summaries().collect();
+            assert_eq!(summaries.len(), expected.len());
             assert_eq!(index.len(), expected.len());
-            for entry in &expected {
-                assert!(index.get(&entry.id).contains(&entry));
+            let lookup = |org: &OrgId| self.0.get(org).map(|(_, r)| r);
+            for (summary, entry) in summaries.iter().zip(&expected) {
+                let id = RefId::parse(&entry.id).expect("a referral id");
+                assert_eq!(summary, &Summary::of(id, entry));
+                assert_eq!(index.entry(summary, lookup).as_ref(), Some(entry));
             }
+        }
+    }
+
+    #[test]
+    fn referral_ids_are_held_in_twelve_bytes_in_the_order_of_their_text() {
+        let ids = [
+            "ref-000000000000000000000000",
+            "ref-0123456789abcdef01234567",
+            "ref-00000000000000000000000a",
+            "ref-ffffffffffffffffffffffff",
+        ];
+        let mut parsed: Vec<RefId> = ids
+            .iter()
+            .map(|id| RefId::parse(id).expect("well formed"))
+            .collect();
+        for (id, parsed) in ids.iter().zip(&parsed) {
+            assert_eq!(&parsed.to_string(), id);
+        }
+        parsed.sort();
+        let mut sorted = ids.to_vec();
+        sorted.sort();
+        assert_eq!(
+            parsed.iter().map(RefId::to_string).collect::<Vec<_>>(),
+            sorted
+        );
+        for bad in [
+            "ref-0123",
+            "ref-0123456789ABCDEF01234567",
+            "xyz-0123456789abcdef01234567",
+            "ref-0123456789abcdef0123456g",
+            "",
+        ] {
+            assert_eq!(RefId::parse(bad), None, "{bad}");
         }
     }
 
