@@ -729,7 +729,10 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         let handle = handle.clone();
         let every = config.housekeeping_interval;
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
+            // The first round comes one interval after start, not at once: it folds the
+            // whole board (half a second at national scale), and the node answers its
+            // first queries before that.
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;

@@ -112,17 +112,21 @@ fn memory_child(data_dir: &str) {
         rss
     };
     runtime.block_on(async {
+        let started = Instant::now();
         let running = passerelle_node::node::start(passerelle_node::config::Config::new(data_dir))
             .await
             .expect("start");
         let handle = running.handle();
+        let mut first_answer = None;
         for region in ["CM001", "CM005", "CM010"] {
             let query = SearchQuery {
                 region: Some(region.into()),
                 ..SearchQuery::default()
             };
             std::hint::black_box(handle.search(query).await.expect("search"));
+            first_answer.get_or_insert(started.elapsed());
         }
+        let start_ms = first_answer.unwrap_or_default().as_secs_f64() * 1e3;
         let after_search = peak_rss_kb();
         let filter = ListFilter {
             limit: Some(100),
@@ -136,7 +140,7 @@ fn memory_child(data_dir: &str) {
         );
         let after_queries = peak_rss_kb();
         if std::env::var_os("PASSERELLE_BENCH_MEMORY_QUERIES_ONLY").is_some() {
-            println!("{}", json!({"after_search_kb": after_search, "after_queries_kb": after_queries}));
+            println!("{}", json!({"start_ms": start_ms, "after_search_kb": after_search, "after_queries_kb": after_queries}));
             std::process::exit(0);
         }
         for document in handle.documents().await.expect("documents") {
@@ -146,7 +150,7 @@ fn memory_child(data_dir: &str) {
         running.shutdown().await.expect("shutdown");
         println!(
             "{}",
-            json!({"store_open_kb": store_only, "after_search_kb": after_search, "after_queries_kb": after_queries, "all_loaded_kb": all_loaded})
+            json!({"start_ms": start_ms, "store_open_kb": store_only, "after_search_kb": after_search, "after_queries_kb": after_queries, "all_loaded_kb": all_loaded})
         );
     });
 }
