@@ -364,6 +364,15 @@ impl Store {
     /// prefix of its log after a crash, so a count is never lower than what is stored (a
     /// higher one only makes the next start rebuild that document from its changes).
     pub fn put_changes(&self, changes: &[SignedChange]) -> Result<(), StoreError> {
+        self.write_changes(changes)?;
+        self.flush()
+    }
+
+    /// Writes signed changes (already verified) as [`Store::put_changes`] does, without
+    /// flushing: for writers that store several documents' changes from several threads
+    /// (one document per thread at a time), then call [`Store::flush`] once before
+    /// acknowledging any of them.
+    pub fn write_changes(&self, changes: &[SignedChange]) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         let mut added: BTreeMap<&DocumentId, u64> = BTreeMap::new();
         let mut keys = std::collections::HashSet::new();
@@ -382,6 +391,11 @@ impl Store {
         }
         self.counts.apply_batch(counts)?;
         self.changes.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Flushes everything written so far to disk.
+    pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
     }

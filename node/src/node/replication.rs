@@ -264,14 +264,30 @@ type Applied = (
     OrgId,
     OrganisationDocument,
     Vec<SignedChange>,
-    Result<(), crate::document::DocumentError>,
+    Result<(), ApplyFailure>,
 );
 
-/// Applies each document's verified changes to it, documents spread over the machine's
-/// cores; returns every document with what applying did, in the given order.
-fn apply_in_parallel(work: Vec<(OrgId, OrganisationDocument, Vec<SignedChange>)>) -> Vec<Applied> {
+/// Why a document's received changes were not taken.
+enum ApplyFailure {
+    /// They do not apply (Automerge refuses them, or the record they make breaks a rule).
+    Refused(crate::document::DocumentError),
+    /// They applied but could not be written to the store.
+    Store(crate::store::StoreError),
+}
+
+/// Applies each document's verified changes to it and writes those that applied to the
+/// store (not flushed: the caller flushes once for all), documents spread over the
+/// machine's cores, so that one document's write runs beside another's apply; returns
+/// every document with what applying did, in the given order.
+fn apply_in_parallel(
+    work: Vec<(OrgId, OrganisationDocument, Vec<SignedChange>)>,
+    store: &crate::store::Store,
+) -> Vec<Applied> {
     crate::parallel::map(work, |(owner, mut document, ready)| {
-        let result = document.apply_verified(&ready);
+        let result = document
+            .apply_verified(&ready)
+            .map_err(ApplyFailure::Refused)
+            .and_then(|()| store.write_changes(&ready).map_err(ApplyFailure::Store));
         (owner, document, ready, result)
     })
 }
@@ -675,9 +691,10 @@ impl DocumentsActor {
             releasable.push((owner, ready));
         }
         // Apply document by document (a batch Automerge refuses is refused whole and the
-        // document reloaded from the store), then one durable write for everything applied,
+        // document reloaded from the store); each document's applied changes are written
+        // to the store as soon as they are checked, then one flush makes them all durable
         // before anything is acknowledged or forwarded. Documents are independent: when a
-        // batch touches several, they are applied and re-read on every core.
+        // batch touches several, they are applied, re-read and written on every core.
         let mut work = Vec::with_capacity(releasable.len());
         for (owner, ready) in releasable {
             let document = self
@@ -686,13 +703,18 @@ impl DocumentsActor {
                 .ok_or_else(|| NodeError::NotFound(format!("document of {owner}")))?;
             work.push((owner, document, ready));
         }
-        let results = apply_in_parallel(work);
+        let results = apply_in_parallel(work, &self.store);
         let mut applied: Vec<(OrgId, Vec<SignedChange>)> = Vec::new();
+        let mut store_failure = None;
         for (owner, document, ready, result) in results {
             self.documents.insert(owner, document);
             match result {
                 Ok(()) => applied.push((owner, ready)),
-                Err(e) => {
+                Err(ApplyFailure::Store(e)) => {
+                    store_failure = Some(e);
+                    applied.push((owner, ready));
+                }
+                Err(ApplyFailure::Refused(e)) => {
                     // A change that breaks the referral rules (a forged or illegal move) is
                     // told apart from one Automerge cannot apply.
                     let code = match &e {
@@ -711,14 +733,14 @@ impl DocumentsActor {
                 }
             }
         }
-        let all: Vec<SignedChange> = applied
-            .iter()
-            .flat_map(|(_, ready)| ready.iter().cloned())
-            .collect();
-        if all.is_empty() {
+        if applied.is_empty() {
             return Ok(());
         }
-        if let Err(e) = self.store.put_changes(&all) {
+        let stored = match store_failure {
+            Some(e) => Err(e),
+            None => self.store.flush(),
+        };
+        if let Err(e) = stored {
             error!(error = %e, "could not store received changes; reloading the documents from the store");
             for (owner, _) in &applied {
                 self.reload(*owner);
