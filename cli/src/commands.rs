@@ -181,8 +181,11 @@ pub async fn status(data_dir: &Path, json_out: bool) -> anyhow::Result<Outcome> 
         (
             "last start",
             format!(
-                "{} ms: {} documents from snapshots, {} rebuilt from their signed changes",
-                report.start.load_ms, report.start.from_snapshots, report.start.rebuilt
+                "{} ms (store opened in {} ms): {} documents from snapshots, {} rebuilt from their signed changes",
+                report.start.load_ms,
+                report.start.open_ms,
+                report.start.from_snapshots,
+                report.start.rebuilt
             ),
         ),
         (

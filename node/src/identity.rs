@@ -84,16 +84,16 @@ const KEY_CACHE_ENTRIES: usize = 16_384;
 /// only ever return what decompressing again would.
 fn decompressed(bytes: &[u8; 32]) -> Option<VerifyingKey> {
     use std::collections::HashMap;
-    use std::sync::{Mutex, OnceLock};
-    static KEYS: OnceLock<Mutex<HashMap<[u8; 32], Option<VerifyingKey>>>> = OnceLock::new();
+    use std::sync::{OnceLock, RwLock};
+    static KEYS: OnceLock<RwLock<HashMap<[u8; 32], Option<VerifyingKey>>>> = OnceLock::new();
     let cache = KEYS.get_or_init(Default::default);
-    if let Ok(keys) = cache.lock()
+    if let Ok(keys) = cache.read()
         && let Some(key) = keys.get(bytes)
     {
         return *key;
     }
     let key = VerifyingKey::from_bytes(bytes).ok();
-    if let Ok(mut keys) = cache.lock() {
+    if let Ok(mut keys) = cache.write() {
         if keys.len() >= KEY_CACHE_ENTRIES {
             keys.clear();
         }
@@ -186,13 +186,24 @@ impl FromStr for OrgId {
     type Err = OrgIdError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let trimmed = s.trim();
-        let upper = trimmed.to_ascii_uppercase();
-        let bytes = BASE32_NOPAD
-            .decode(upper.as_bytes())
-            .map_err(|_| OrgIdError::Malformed(trimmed.to_owned()))?;
-        let bytes: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| OrgIdError::Malformed(trimmed.to_owned()))?;
+        let malformed = || OrgIdError::Malformed(trimmed.to_owned());
+        // 52 base32 characters, decoded without allocating (ids are parsed by the
+        // hundred thousand when a node reads its records).
+        let mut upper = [0u8; 52];
+        if trimmed.len() != upper.len() {
+            return Err(malformed());
+        }
+        for (to, from) in upper.iter_mut().zip(trimmed.bytes()) {
+            *to = from.to_ascii_uppercase();
+        }
+        let mut bytes = [0u8; 32];
+        match BASE32_NOPAD.decode_len(upper.len()) {
+            Ok(32) => {}
+            _ => return Err(malformed()),
+        }
+        BASE32_NOPAD
+            .decode_mut(&upper, &mut bytes)
+            .map_err(|_| malformed())?;
         Self::from_bytes(bytes)
     }
 }
@@ -205,8 +216,18 @@ impl Serialize for OrgId {
 
 impl<'de> Deserialize<'de> for OrgId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
+        /// Parses the text where the deserializer holds it (no copy).
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = OrgId;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an organisation id (52 base32 characters)")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<OrgId, E> {
+                text.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Text)
     }
 }
 

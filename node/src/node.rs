@@ -195,8 +195,12 @@ pub struct StartReport {
     /// Documents rebuilt from their verified signed changes (no usable snapshot, a change
     /// stored after the last one, or `--verify-store`).
     pub rebuilt: usize,
-    /// Time to load the store, milliseconds.
+    /// Time to load the documents, milliseconds.
     pub load_ms: u64,
+    /// Time to open the store before that (identity, sled, case-file vault; includes any
+    /// wait for a node still shutting down to release the store), milliseconds.
+    #[serde(default)]
+    pub open_ms: u64,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
@@ -800,20 +804,32 @@ struct DocumentsActor {
 
 impl DocumentsActor {
     fn load(config: Config) -> Result<Self, NodeError> {
+        let opening = Instant::now();
         let identity = Identity::load(&config.data_dir)?;
         let store = Store::open(&config.store_dir())?;
         let vault = crate::referral::vault::Vault::open(&store, &config.data_dir)?;
+        let open_ms = opening.elapsed().as_millis() as u64;
         let started = Instant::now();
-        let network = load_network(&store)?;
         let counts = if config.verify_store {
             None
         } else {
             store.change_counts()?
         };
-        let loaded = match counts {
-            Some(counts) => load_from_snapshots(&store, counts)?,
-            None => load_everything(&store)?,
-        };
+        // The network document (its changes verified and folded) is read beside the
+        // organisation documents: neither needs the other.
+        let (network, loaded) = std::thread::scope(|scope| {
+            let network = scope.spawn(|| load_network(&store));
+            let loaded = match counts {
+                Some(counts) => load_from_snapshots(&store, counts),
+                None => load_everything(&store),
+            };
+            (network.join(), loaded)
+        });
+        let network = network.map_err(|_| NodeError::Io {
+            context: "loading the network document".into(),
+            source: std::io::Error::other("the loading thread panicked"),
+        })??;
+        let loaded = loaded?;
         if let Some(stray) = loaded.stray_network {
             return Err(StoreError::Corrupt {
                 key: stray.to_string(),
@@ -826,12 +842,14 @@ impl DocumentsActor {
             from_snapshots: loaded.from_snapshots,
             rebuilt: documents.len() - loaded.from_snapshots,
             load_ms: started.elapsed().as_millis() as u64,
+            open_ms,
         };
         info!(
             documents = documents.len(),
             from_snapshots = start.from_snapshots,
             rebuilt = start.rebuilt,
             load_ms = start.load_ms,
+            open_ms = start.open_ms,
             "store loaded"
         );
         // A rebuilt document gets a fresh snapshot (at the next one due, or at shutdown),
@@ -1299,6 +1317,18 @@ struct LoadedDocuments {
     stray_network: Option<DocumentId>,
 }
 
+impl LoadedDocuments {
+    fn new(stray_network: Option<DocumentId>) -> Self {
+        Self {
+            documents: BTreeMap::new(),
+            change_counts: HashMap::new(),
+            from_snapshots: 0,
+            stale: Vec::new(),
+            stray_network,
+        }
+    }
+}
+
 /// Fast start: each document whose snapshot holds as many changes as the store counts for
 /// it is taken from the snapshot (record as saved, Automerge loaded when first needed);
 /// the others are rebuilt from their verified signed changes. Spread over the cores.
@@ -1349,13 +1379,7 @@ fn load_from_snapshots(
         Ok((owner, document, changes.len(), false))
     };
     let results: Vec<Result<Done, NodeError>> = crate::parallel::map(work, load_one);
-    let mut loaded = LoadedDocuments {
-        documents: BTreeMap::new(),
-        change_counts: HashMap::new(),
-        from_snapshots: 0,
-        stale: Vec::new(),
-        stray_network,
-    };
+    let mut loaded = LoadedDocuments::new(stray_network);
     let mut recounted = Vec::new();
     for result in results {
         let (owner, document, count, from_snapshot) = result?;
@@ -1401,13 +1425,7 @@ fn load_everything(store: &Store) -> Result<LoadedDocuments, NodeError> {
             HashMap::new()
         }
     };
-    let mut loaded = LoadedDocuments {
-        documents: BTreeMap::new(),
-        change_counts: HashMap::new(),
-        from_snapshots: 0,
-        stale: Vec::new(),
-        stray_network,
-    };
+    let mut loaded = LoadedDocuments::new(stray_network);
     let mut counts = Vec::new();
     for (id, changes) in changes {
         if id.network_owner().is_some() {
