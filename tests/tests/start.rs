@@ -92,3 +92,73 @@ async fn a_node_starts_from_its_snapshots_and_loses_no_change_stored_after_them(
     assert_eq!(verified.record, fast.record);
     node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_whose_document_part_is_lost_or_replaced_is_rebuilt_when_first_needed() {
+    let mut node = TestNode::init("Association Retour Digne", |_| {});
+    node.start().await;
+    let handle = node.handle();
+    handle
+        .edit(add("Formation couture", "CM005"))
+        .await
+        .expect("edit");
+    let own = DocumentId::organisation(&handle.org_id());
+    let exported = handle.export(&own).await.expect("export");
+    node.stop().await;
+
+    // The snapshot's record part stays; its Automerge document part is lost (a damaged
+    // disk, or a stop between the two writes leaves one of other heads).
+    {
+        let store = Store::open(&node.config.store_dir()).expect("store");
+        let documents = store
+            .database()
+            .open_tree("snapshot-documents")
+            .expect("tree");
+        assert!(!documents.is_empty(), "snapshots are written in two parts");
+        documents.clear().expect("clear");
+        store.flush().expect("flush");
+    }
+    node.start().await;
+    let handle = node.handle();
+    let status = handle.status().await.expect("status");
+    // The record part still answers at start…
+    assert_eq!((status.start.from_snapshots, status.start.rebuilt), (1, 0));
+    assert_eq!(
+        handle
+            .organisation(None)
+            .await
+            .expect("organisation")
+            .record
+            .services
+            .len(),
+        1
+    );
+    // …and the history, first needed by an edit, is rebuilt from the signed changes.
+    handle
+        .edit(add("Soutien psychosocial", "CM005"))
+        .await
+        .expect("edit after the rebuild");
+    let history = handle.history(None, 100).await.expect("history");
+    assert_eq!(history.len(), exported.len() + 1);
+    node.stop().await;
+
+    // The edit's snapshot at shutdown is whole again.
+    node.start().await;
+    let status = node.handle().status().await.expect("status");
+    assert_eq!((status.start.from_snapshots, status.start.rebuilt), (1, 0));
+    let view = node
+        .handle()
+        .organisation(None)
+        .await
+        .expect("organisation");
+    assert_eq!(view.record.services.len(), 2);
+    assert_eq!(
+        node.handle()
+            .history(None, 100)
+            .await
+            .expect("history")
+            .len(),
+        exported.len() + 1
+    );
+    node.stop().await;
+}
