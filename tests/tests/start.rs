@@ -9,9 +9,10 @@ use passerelle_tests::{TestNode, replay_outside, sign_last_change};
 
 use super::add;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_starts_from_its_snapshots_and_loses_no_change_stored_after_them() {
-    let mut node = TestNode::init("Centre Espoir", |_| {});
+/// A node that published one service and stopped (its snapshot written), its document id
+/// and the document's signed changes.
+async fn stopped_with_one_service(name: &str) -> (TestNode, DocumentId, Vec<Vec<u8>>) {
+    let mut node = TestNode::init(name, |_| {});
     node.start().await;
     let handle = node.handle();
     handle
@@ -21,6 +22,12 @@ async fn a_node_starts_from_its_snapshots_and_loses_no_change_stored_after_them(
     let own = DocumentId::organisation(&handle.org_id());
     let exported = handle.export(&own).await.expect("export");
     node.stop().await;
+    (node, own, exported)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_starts_from_its_snapshots_and_loses_no_change_stored_after_them() {
+    let (mut node, own, exported) = stopped_with_one_service("Centre Espoir").await;
 
     // A clean stop leaves a snapshot holding every change: the next start takes it.
     node.start().await;
@@ -95,16 +102,7 @@ async fn a_node_starts_from_its_snapshots_and_loses_no_change_stored_after_them(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_whose_document_part_is_lost_or_replaced_is_rebuilt_when_first_needed() {
-    let mut node = TestNode::init("Association Retour Digne", |_| {});
-    node.start().await;
-    let handle = node.handle();
-    handle
-        .edit(add("Formation couture", "CM005"))
-        .await
-        .expect("edit");
-    let own = DocumentId::organisation(&handle.org_id());
-    let exported = handle.export(&own).await.expect("export");
-    node.stop().await;
+    let (mut node, _, exported) = stopped_with_one_service("Association Retour Digne").await;
 
     // The snapshot's record part stays; its Automerge document part is lost (a damaged
     // disk, or a stop between the two writes leaves one of other heads).
