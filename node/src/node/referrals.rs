@@ -271,9 +271,8 @@ fn this_year(now: i64) -> i32 {
 
 impl DocumentsActor {
     fn names(&self) -> BTreeMap<OrgId, String> {
-        self.documents
-            .iter()
-            .filter_map(|(org, d)| d.record().map(|r| (*org, r.profile.name.clone())))
+        self.records()
+            .map(|(org, r)| (org, r.profile.name.clone()))
             .collect()
     }
 
@@ -288,19 +287,22 @@ impl DocumentsActor {
         self.board_index.borrow()
     }
 
-    /// The record of each document held.
+    /// The record of one document held.
     fn record_of(&self, org: &OrgId) -> Option<&OrganisationRecord> {
         self.documents.get(org).and_then(|d| d.record())
+    }
+
+    /// Every document held that has a record, with its owner.
+    fn records(&self) -> impl Iterator<Item = (OrgId, &OrganisationRecord)> {
+        self.documents
+            .iter()
+            .filter_map(|(org, d)| d.record().map(|r| (*org, r)))
     }
 
     /// The whole board, from every document held, newest first (folded afresh: for the
     /// report, not for every query).
     pub(super) fn board(&self) -> Vec<BoardEntry> {
-        board::board(
-            self.documents
-                .iter()
-                .filter_map(|(org, d)| d.record().map(|r| (*org, r))),
-        )
+        board::board(self.records())
     }
 
     fn entry(&self, id: &str) -> Result<BoardEntry, NodeError> {
@@ -310,13 +312,8 @@ impl DocumentsActor {
                 format!("{id:?} is not a referral id (ref- and 24 hex digits)"),
             ));
         }
-        board::entry(
-            id,
-            self.documents
-                .iter()
-                .filter_map(|(org, d)| d.record().map(|r| (*org, r))),
-        )
-        .ok_or_else(|| NodeError::NotFound(format!("no referral {id} on this node's board")))
+        board::entry(id, self.records())
+            .ok_or_else(|| NodeError::NotFound(format!("no referral {id} on this node's board")))
     }
 
     fn role_in(&self, entry: &BoardEntry) -> Option<Role> {
