@@ -210,6 +210,10 @@ pub async fn status(data_dir: &Path, json_out: bool) -> anyhow::Result<Outcome> 
         ("members", report.membership.members.to_string()),
         ("pending changes", report.pending_changes.to_string()),
         (
+            "documents received whole",
+            report.documents_received_whole.to_string(),
+        ),
+        (
             "rejected changes",
             if report.rejected_by_reason.is_empty() {
                 report.rejected_changes.to_string()

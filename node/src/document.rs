@@ -610,6 +610,16 @@ impl OrganisationDocument {
         self.refresh()
     }
 
+    /// Takes `doc`, the whole document received at once and verified (a bundle), in place
+    /// of this one, which holds nothing yet; then reads it (the same checks as
+    /// [`OrganisationDocument::apply_verified`]).
+    pub fn adopt(&mut self, doc: AutoCommit) -> Result<(), DocumentError> {
+        self.doc = doc.with_actor(ActorId::from(self.owner.as_bytes()));
+        self.saved = None;
+        self.seqs = None;
+        self.refresh()
+    }
+
     /// The cached reading of the document; `None` before the genesis change is applied.
     pub fn record(&self) -> Option<&OrganisationRecord> {
         self.record.as_ref()

@@ -13,6 +13,7 @@
 //! - [`SignedChange::verify`] returns a typed [`VerifyError`]; nothing is stored, applied or
 //!   forwarded unless it returns `Ok`.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use automerge::{Change, ChangeHash};
@@ -27,6 +28,10 @@ pub const SIGNATURE_DOMAIN: &[u8] = b"passerelle/signed-change";
 pub const ENVELOPE_VERSION: u8 = 1;
 /// Magic bytes at the front of an encoded envelope.
 pub const ENVELOPE_MAGIC: &[u8; 4] = b"PSC1";
+/// Magic bytes at the front of an encoded *attested* change: the envelope layout without
+/// the signature, for a change vouched for by a later signed change of its author (see
+/// [`SignedChange::attested`]).
+pub const ATTESTED_MAGIC: &[u8; 4] = b"PSA1";
 /// Longest document id, in bytes.
 pub const MAX_DOCUMENT_ID_BYTES: usize = 128;
 /// Largest Automerge change an envelope may carry (a bound against hostile peers).
@@ -134,6 +139,19 @@ pub enum VerifyError {
     /// The author bytes are not an ed25519 public key.
     #[error("author of change {0} is not a valid public key")]
     InvalidAuthorKey(String),
+    /// An attested change (one without a signature of its own) that no signed change of
+    /// its author, among those it came with, has in its history.
+    #[error(
+        "change {hash} by {author} in {document} carries no signature and no signed change of its author vouches for it"
+    )]
+    Unattested {
+        /// The document.
+        document: DocumentId,
+        /// The change.
+        hash: String,
+        /// Its author.
+        author: OrgId,
+    },
     /// The signature does not verify for this document, change and author.
     #[error("signature of change {hash} by {author} in {document} does not verify")]
     BadSignature {
@@ -177,12 +195,20 @@ pub enum DecodeError {
 }
 
 /// An Automerge change with the document it belongs to, its author and their signature.
+///
+/// A change may also be *attested* instead of signed: it carries no signature of its own,
+/// and is vouched for by a signed change of the same author that has it in its history
+/// (an Automerge change hash covers the hashes of its dependencies, so one signature
+/// covers everything its author built on). A node receives attested changes only beside
+/// the signed change that vouches for them ([`SignedChange::verify_all`]); it is how a
+/// whole document travels in Automerge's compressed form with one signature per author
+/// (`docs/protocol.md`, "Document bundles").
 #[derive(Clone)]
 pub struct SignedChange {
     document: DocumentId,
     author: OrgId,
     change: Change,
-    signature: Signature,
+    signature: Option<Signature>,
 }
 
 impl fmt::Debug for SignedChange {
@@ -206,8 +232,27 @@ impl SignedChange {
             document,
             author,
             change,
-            signature,
+            signature: Some(signature),
         }
+    }
+
+    /// An attested change of `document`: its author is its Automerge actor. It verifies
+    /// only beside a signed change of that author having it in its history.
+    pub fn attested(document: DocumentId, change: Change) -> Result<Self, DecodeError> {
+        let actor =
+            <[u8; 32]>::try_from(change.actor_id().to_bytes()).map_err(|_| DecodeError::Author)?;
+        let author = OrgId::from_bytes(actor).map_err(|_| DecodeError::Author)?;
+        Ok(Self {
+            document,
+            author,
+            change,
+            signature: None,
+        })
+    }
+
+    /// True if the change carries its own signature (false for an attested one).
+    pub fn is_signed(&self) -> bool {
+        self.signature.is_some()
     }
 
     /// The exact bytes that are signed: tag, 0, version, doc id (u16 BE length + bytes),
@@ -225,15 +270,19 @@ impl SignedChange {
         out
     }
 
-    /// Checks the author binding and the signature.
+    /// Checks the author binding and the signature. An attested change never verifies
+    /// alone: see [`SignedChange::verify_all`].
     pub fn verify(&self) -> Result<(), VerifyError> {
         self.check_actor()?;
+        let Some(signature) = &self.signature else {
+            return Err(self.unattested());
+        };
         let key = self
             .author
             .verifying_key()
             .map_err(|_| VerifyError::InvalidAuthorKey(self.hash().to_string()))?;
         let message = Self::signing_bytes(&self.document, &self.hash(), &self.author);
-        key.verify_strict(&message, &self.signature)
+        key.verify_strict(&message, signature)
             .map_err(|_| VerifyError::BadSignature {
                 document: self.document.clone(),
                 hash: self.hash().to_string(),
@@ -241,17 +290,86 @@ impl SignedChange {
             })
     }
 
-    /// Verifies many changes at once (ed25519 batch verification, about twice as fast as one
-    /// by one). On failure, falls back to one by one and names the first bad change.
-    pub fn verify_all(changes: &[SignedChange]) -> Result<(), (usize, VerifyError)> {
-        if changes.is_empty() {
-            return Ok(());
+    fn unattested(&self) -> VerifyError {
+        VerifyError::Unattested {
+            document: self.document.clone(),
+            hash: self.hash().to_string(),
+            author: self.author,
         }
+    }
+
+    /// Verifies many changes at once: the signed ones' signatures (ed25519 batch
+    /// verification, about twice as fast as one by one; on failure, one by one to name the
+    /// first bad change), then that each attested one is vouched for by one of the signed
+    /// ones ([`SignedChange::unattested_among`]).
+    pub fn verify_all(changes: &[SignedChange]) -> Result<(), (usize, VerifyError)> {
+        Self::verify_signatures(changes)?;
+        match Self::unattested_among(changes).first() {
+            Some(&index) => Err((index, changes[index].unattested())),
+            None => Ok(()),
+        }
+    }
+
+    /// Indices of the attested changes among `changes` that no signed change of the same
+    /// author and document among them has in its history (itself included). Signatures are
+    /// not checked here: call it on changes whose signatures verified.
+    pub fn unattested_among(changes: &[SignedChange]) -> Vec<usize> {
+        if changes.iter().all(SignedChange::is_signed) {
+            return Vec::new();
+        }
+        // By document: each change's index by hash.
+        let mut by_document: HashMap<&DocumentId, HashMap<ChangeHash, usize>> = HashMap::new();
+        for (index, change) in changes.iter().enumerate() {
+            by_document
+                .entry(&change.document)
+                .or_default()
+                .insert(change.hash(), index);
+        }
+        let mut vouched = vec![false; changes.len()];
+        for indices in by_document.values() {
+            // One walk per author, from all of its signed changes, back through every
+            // dependency held here; the author's changes met on the way are vouched for.
+            let mut authors: HashMap<OrgId, Vec<usize>> = HashMap::new();
+            for &index in indices.values() {
+                if changes[index].is_signed() {
+                    authors
+                        .entry(changes[index].author)
+                        .or_default()
+                        .push(index);
+                }
+            }
+            for (author, mut stack) in authors {
+                let mut seen: HashSet<usize> = stack.iter().copied().collect();
+                while let Some(index) = stack.pop() {
+                    if changes[index].author == author {
+                        vouched[index] = true;
+                    }
+                    for dep in changes[index].change.deps() {
+                        if let Some(&next) = indices.get(dep)
+                            && seen.insert(next)
+                        {
+                            stack.push(next);
+                        }
+                    }
+                }
+            }
+        }
+        (0..changes.len())
+            .filter(|&i| !changes[i].is_signed() && !vouched[i])
+            .collect()
+    }
+
+    /// Verifies the signatures of the signed changes among `changes` (attested ones are
+    /// skipped; their author binding is checked).
+    pub fn verify_signatures(changes: &[SignedChange]) -> Result<(), (usize, VerifyError)> {
         let mut messages = Vec::with_capacity(changes.len());
         let mut signatures = Vec::with_capacity(changes.len());
         let mut keys = Vec::with_capacity(changes.len());
         for (index, change) in changes.iter().enumerate() {
             change.check_actor().map_err(|e| (index, e))?;
+            let Some(signature) = change.signature else {
+                continue;
+            };
             // Batch verification is cofactored: a small-order ("weak") key, which
             // `verify_strict` refuses, is refused here too.
             let key = change
@@ -270,15 +388,20 @@ impl SignedChange {
                 &change.hash(),
                 &change.author,
             ));
-            signatures.push(change.signature);
+            signatures.push(signature);
             keys.push(key);
+        }
+        if signatures.is_empty() {
+            return Ok(());
         }
         let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
         if ed25519_dalek::verify_batch(&refs, &signatures, &keys).is_ok() {
             return Ok(());
         }
         for (index, change) in changes.iter().enumerate() {
-            change.verify().map_err(|e| (index, e))?;
+            if change.is_signed() {
+                change.verify().map_err(|e| (index, e))?;
+            }
         }
         Ok(())
     }
@@ -315,33 +438,41 @@ impl SignedChange {
         self.change.hash()
     }
 
-    /// The signature.
-    pub fn signature(&self) -> &Signature {
-        &self.signature
+    /// The signature (none for an attested change).
+    pub fn signature(&self) -> Option<&Signature> {
+        self.signature.as_ref()
     }
 
     /// Byte layout (all integers big-endian): `PSC1`, doc id length (u16) and bytes,
-    /// author (32), signature (64), change length (u32) and Automerge change bytes.
+    /// author (32), signature (64), change length (u32) and Automerge change bytes. An
+    /// attested change: `PSA1` and the same without the signature.
     pub fn encode(&self) -> Vec<u8> {
         let doc = self.document.as_str().as_bytes();
         let change = self.change.raw_bytes();
         let mut out = Vec::with_capacity(4 + 2 + doc.len() + 32 + 64 + 4 + change.len());
-        out.extend_from_slice(ENVELOPE_MAGIC);
+        out.extend_from_slice(match self.signature {
+            Some(_) => ENVELOPE_MAGIC,
+            None => ATTESTED_MAGIC,
+        });
         out.extend_from_slice(&(doc.len() as u16).to_be_bytes());
         out.extend_from_slice(doc);
         out.extend_from_slice(self.author.as_bytes());
-        out.extend_from_slice(&self.signature.to_bytes());
+        if let Some(signature) = &self.signature {
+            out.extend_from_slice(&signature.to_bytes());
+        }
         out.extend_from_slice(&(change.len() as u32).to_be_bytes());
         out.extend_from_slice(change);
         out
     }
 
-    /// Decodes [`SignedChange::encode`]'s layout. Does not verify the signature.
+    /// Decodes [`SignedChange::encode`]'s layout (signed or attested). Does not verify.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut reader = Reader(bytes);
-        if reader.take(4)? != ENVELOPE_MAGIC {
-            return Err(DecodeError::NotAnEnvelope);
-        }
+        let signed = match reader.take(4)? {
+            magic if magic == ENVELOPE_MAGIC => true,
+            magic if magic == ATTESTED_MAGIC => false,
+            _ => return Err(DecodeError::NotAnEnvelope),
+        };
         let doc_len = u16::from_be_bytes(reader.array()?) as usize;
         if doc_len > MAX_DOCUMENT_ID_BYTES {
             return Err(DecodeError::TooLarge {
@@ -354,7 +485,11 @@ impl SignedChange {
             .map_err(|_| DocumentIdError::Malformed("<not utf-8>".into()))?;
         let document = DocumentId::try_from(doc.to_owned())?;
         let author = OrgId::from_bytes(reader.array()?).map_err(|_| DecodeError::Author)?;
-        let signature = Signature::from_bytes(&reader.array()?);
+        let signature = if signed {
+            Some(Signature::from_bytes(&reader.array()?))
+        } else {
+            None
+        };
         let change_len = u32::from_be_bytes(reader.array()?) as usize;
         if change_len > MAX_CHANGE_BYTES {
             return Err(DecodeError::TooLarge {

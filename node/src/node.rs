@@ -172,6 +172,10 @@ pub struct StatusReport {
     pub rejected_changes: u64,
     /// The same, by reason code (`bad_signature`, `not_member`, `revoked`, …).
     pub rejected_by_reason: BTreeMap<String, u64>,
+    /// Documents this node lacked and received whole (a bundle: Automerge's compressed
+    /// document and one signature per author) since start, instead of change by change.
+    #[serde(default)]
+    pub documents_received_whole: u64,
     /// Case files this node holds (encrypted).
     pub case_files_held: usize,
     /// Case-file deliveries and erasure requests waiting for the other node.
@@ -417,12 +421,25 @@ impl NodeHandle {
         changes: Vec<Vec<u8>>,
         from: Option<OrgId>,
     ) -> Result<RemoteOutcome, NodeError> {
-        // Decoding and signature verification run beside the documents thread (on every
-        // core for a large batch), which then only checks, applies and stores.
-        let changes =
-            tokio::task::spawn_blocking(move || replication::VerifiedBatch::check(changes))
-                .await
-                .map_err(|_| NodeError::Stopped)?;
+        self.apply_received(changes, Vec::new(), from).await
+    }
+
+    /// Checks, stores and applies a sync response's signed changes and whole documents
+    /// (bundles) received from the peer whose key is `from`.
+    pub async fn apply_received(
+        &self,
+        changes: Vec<Vec<u8>>,
+        documents: Vec<crate::network::protocol::DocumentBundle>,
+        from: Option<OrgId>,
+    ) -> Result<RemoteOutcome, NodeError> {
+        // Decoding, loading whole documents and signature verification run beside the
+        // documents thread (on every core for a large batch), which then only checks,
+        // applies and stores.
+        let changes = tokio::task::spawn_blocking(move || {
+            replication::VerifiedBatch::check_with_documents(changes, documents)
+        })
+        .await
+        .map_err(|_| NodeError::Stopped)?;
         self.ask(|reply| Command::ApplyRemote {
             changes,
             from,
@@ -788,6 +805,7 @@ struct DocumentsActor {
     pending: replication::Pending,
     rejected_changes: u64,
     rejected_by_code: BTreeMap<String, u64>,
+    documents_received_whole: u64,
     /// The network document, once this node has created or joined a network.
     network: Option<NetworkDocument>,
     /// New local changes, encoded, for the network to publish (None without networking).
@@ -877,6 +895,7 @@ impl DocumentsActor {
             started: Instant::now(),
             pending: replication::Pending::default(),
             rejected_changes: 0,
+            documents_received_whole: 0,
             rejected_by_code: BTreeMap::new(),
             network,
             outbound: None,
@@ -1192,6 +1211,7 @@ impl DocumentsActor {
             pending_changes: self.pending.len(),
             rejected_changes: self.rejected_changes,
             rejected_by_reason: self.rejected_by_code.clone(),
+            documents_received_whole: self.documents_received_whole,
             case_files_held: self.vault.held().map(|h| h.len()).unwrap_or(0),
             case_outbox: self.vault.outbox().map(|o| o.len()).unwrap_or(0),
             case_files_refused: self.case_files_refused,

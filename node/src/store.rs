@@ -494,11 +494,13 @@ impl Store {
                 key: readable_key(&key),
                 reason: e.to_string(),
             })?;
-            change.verify().map_err(|e| StoreError::Corrupt {
-                key: readable_key(&key),
-                reason: e.to_string(),
-            })?;
             out.push(change);
+        }
+        if let Err((index, error)) = SignedChange::verify_all(&out) {
+            return Err(StoreError::Corrupt {
+                key: readable_key(&change_key(document, &out[index].hash())),
+                reason: error.to_string(),
+            });
         }
         Ok(out)
     }

@@ -1,5 +1,6 @@
 //! Sync between real nodes over libp2p on loopback.
 
+use passerelle_node::envelope::SignedChange;
 use passerelle_tests::{
     TestNode, found_network, spawn_line, spawn_line_holding_back_last, wait_converged, wait_for,
 };
@@ -60,6 +61,99 @@ async fn a_late_joiner_catches_up_from_one_peer() {
     for node in &mut nodes {
         node.stop().await;
     }
+}
+
+/// A node that lacks documents receives them whole (Automerge's compressed document and
+/// one signature per author); it stores the other changes attested by those signatures
+/// and serves them on, both to a node that lacks the documents and to one that holds an
+/// older part of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joiner_receives_documents_whole_and_serves_them_on() {
+    let (mut nodes, mut joiner) =
+        spawn_line_holding_back_last(&["Délégation Littoral", "ONG Avenir", "CICR"]).await;
+    for i in 0..3 {
+        nodes[0]
+            .handle()
+            .edit(add(&format!("Avant {i}"), "CM005"))
+            .await
+            .expect("edit");
+    }
+    wait_converged(&nodes, 2).await;
+    // The second node goes away holding the first's document as it is now.
+    nodes[1].stop().await;
+    for i in 0..3 {
+        nodes[0]
+            .handle()
+            .edit(add(&format!("Après {i}"), "CM005"))
+            .await
+            .expect("edit");
+    }
+
+    // The joiner catches up from the first node alone: both documents arrive whole.
+    if let Some(network) = joiner.config.network.as_mut() {
+        network.peers = vec![nodes[0].listen_addr().await];
+    }
+    joiner.start().await;
+    let pair = [nodes.remove(0), joiner];
+    wait_converged(&pair, 3).await;
+    let status = pair[1].handle().status().await.expect("status");
+    assert!(
+        status.documents_received_whole >= 2,
+        "the joiner received {} documents whole",
+        status.documents_received_whole
+    );
+    assert_eq!(
+        status.rejected_changes, 0,
+        "{:?}",
+        status.rejected_by_reason
+    );
+    assert_eq!(pair[1].services().await.len(), 6);
+    let [mut first, joiner] = pair;
+    first.stop().await;
+
+    // The second node comes back and meets only the joiner: it receives the first's
+    // later changes, held attested by the joiner, and the joiner's document whole.
+    let mut second = nodes.remove(0);
+    if let Some(network) = second.config.network.as_mut() {
+        network.peers = vec![joiner.listen_addr().await];
+    }
+    second.start().await;
+    let pair = [joiner, second];
+    wait_converged(&pair, 3).await;
+    let status = pair[1].handle().status().await.expect("status");
+    assert_eq!(
+        status.rejected_changes, 0,
+        "{:?}",
+        status.rejected_by_reason
+    );
+    assert!(status.documents_received_whole >= 1);
+    assert_eq!(pair[1].services().await, pair[0].services().await);
+    assert_eq!(pair[1].services().await.len(), 6);
+
+    // The joiner's store, attested changes included, reads back whole after a restart.
+    let [mut joiner, mut second] = pair;
+    second.stop().await;
+    let heads = joiner.heads().await;
+    joiner.restart().await;
+    assert_eq!(joiner.heads().await, heads);
+    assert_eq!(joiner.services().await.len(), 6);
+    // Every document's changes, as the joiner would send them, verify as a whole; some
+    // are held attested.
+    let mut attested = 0;
+    for document in &heads {
+        let changes: Vec<SignedChange> = joiner
+            .handle()
+            .export(&document.document)
+            .await
+            .expect("export")
+            .iter()
+            .map(|raw| SignedChange::decode(raw).expect("decodes"))
+            .collect();
+        SignedChange::verify_all(&changes).expect("the document's changes verify");
+        attested += changes.iter().filter(|c| !c.is_signed()).count();
+    }
+    assert!(attested > 0, "the joiner holds no attested change");
+    joiner.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1026,18 +1026,34 @@ impl NetworkActor {
                 request_response::Message::Response { response, .. } => {
                     self.sync_bytes_received +=
                         response.changes.iter().map(|c| c.len() as u64).sum::<u64>();
+                    self.sync_bytes_received += response
+                        .documents
+                        .iter()
+                        .map(|d| d.len() as u64)
+                        .sum::<u64>();
                     for change in &response.changes {
                         self.record_inbound(change);
+                    }
+                    if self.config.record_inbound.is_some() {
+                        // Recorded uncompressed, so that what a document carries can be
+                        // searched for in the record.
+                        for document in &response.documents {
+                            let plain = automerge::Automerge::load(&document.automerge)
+                                .map(|d| d.save_nocompress())
+                                .unwrap_or_else(|_| document.automerge.to_vec());
+                            self.record_inbound(&plain);
+                        }
                     }
                     self.publish_status();
                     let handle = self.handle.clone();
                     let more = response.more;
                     let changes = response.changes.into_iter().map(|c| c.into_vec()).collect();
+                    let documents = response.documents;
                     self.spawn_task(async move {
                         TaskResult::Applied {
                             peer,
                             outcome: handle
-                                .apply_remote(changes, OrgId::from_peer_id(&peer))
+                                .apply_received(changes, documents, OrgId::from_peer_id(&peer))
                                 .await,
                             more,
                         }

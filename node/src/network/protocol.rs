@@ -58,13 +58,45 @@ pub struct SyncRequest {
     pub network: Option<String>,
 }
 
-/// Signed changes the requester lacks, in causal order.
+/// Signed changes the requester lacks, in causal order, and whole documents it lacks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncResponse {
     /// Encoded signed changes (the envelope layout of `docs/data-model.md`).
     pub changes: Vec<ByteBuf>,
     /// True when the responder has more to send: ask again with updated heads.
     pub more: bool,
+    /// Whole documents the requester does not hold at all, each in Automerge's compressed
+    /// format with one signed change per author vouching for the rest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub documents: Vec<DocumentBundle>,
+}
+
+/// A whole organisation document: Automerge's compressed document and, for each author of
+/// its changes, the encoded signed change of theirs that has all their other changes in
+/// its history (their latest). The receiver loads the document, takes the signed changes'
+/// signatures for those changes and counts every other change as attested by the signed
+/// change of its author that has it in its history; a change no such signature covers
+/// refuses the whole bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentBundle {
+    /// The document (`org/<organisation id>`).
+    pub document: DocumentId,
+    /// `Automerge::save()` of the document.
+    pub automerge: ByteBuf,
+    /// Encoded signed changes, one per author of the document: their latest.
+    pub signed: Vec<ByteBuf>,
+}
+
+impl DocumentBundle {
+    /// Bytes it takes on the wire, near enough (its two byte fields).
+    pub fn len(&self) -> usize {
+        self.automerge.len() + self.signed.iter().map(|s| s.len()).sum::<usize>()
+    }
+
+    /// True if it carries nothing.
+    pub fn is_empty(&self) -> bool {
+        self.automerge.is_empty() && self.signed.is_empty()
+    }
 }
 
 /// A candidate's signed admission request, for a member's node to keep until its

@@ -26,11 +26,12 @@ use tracing::{debug, error, info, warn};
 
 use super::{DocumentsActor, NodeError};
 use crate::document::{OrganisationDocument, Replica};
-use crate::envelope::{DocumentId, SignedChange};
+use crate::envelope::{ATTESTED_MAGIC, DocumentId, ENVELOPE_MAGIC, SignedChange};
 use crate::identity::OrgId;
 use crate::membership::{NetworkDocumentError, WriteRefusal};
 use crate::network::protocol::{
-    DocumentHeads, MAX_HEADS_PER_DOCUMENT, SYNC_BATCH_BYTES, SyncRequest, SyncResponse,
+    DocumentBundle, DocumentHeads, MAX_HEADS_PER_DOCUMENT, SYNC_BATCH_BYTES, SyncRequest,
+    SyncResponse,
 };
 
 /// Most received changes waiting for their dependencies, over all documents.
@@ -80,6 +81,9 @@ pub struct RemoteOutcome {
     /// peer, which may now serve or be served more.
     #[serde(default)]
     pub membership_changed: bool,
+    /// Documents this node lacked, received whole and taken as they were.
+    #[serde(default)]
+    pub documents_whole: usize,
 }
 
 impl RemoteOutcome {
@@ -97,6 +101,16 @@ impl RemoteOutcome {
 pub struct VerifiedBatch {
     changes: Vec<SignedChange>,
     rejected: Vec<Rejection>,
+    /// Documents received whole (bundles), loaded: a node that lacks one takes it as it
+    /// is instead of applying its changes one by one.
+    loaded: HashMap<DocumentId, Loaded>,
+}
+
+/// A document received whole, loaded, and the hashes of its changes.
+#[derive(Debug)]
+struct Loaded {
+    doc: automerge::AutoCommit,
+    hashes: HashSet<ChangeHash>,
 }
 
 /// Below this many changes a batch is verified on the caller's thread alone.
@@ -107,18 +121,66 @@ impl VerifiedBatch {
     /// the machine's cores and verified with ed25519 batch verification; a batch that fails
     /// is verified change by change, so each bad change is named and the good ones kept.
     /// CPU-bound: call it off the async runtime (the node handle does).
+    ///
+    /// An attested change (no signature of its own) is kept only if a signed change of
+    /// its author in the same batch has it in its history; else it is refused
+    /// `unattested`.
     pub fn check(encoded: Vec<Vec<u8>>) -> Self {
         let threads = crate::parallel::threads();
-        if threads < 2 || encoded.len() < PARALLEL_VERIFY_FROM {
-            return Self::check_part(&encoded);
-        }
-        let parts: Vec<&[Vec<u8>]> = encoded.chunks(encoded.len().div_ceil(threads)).collect();
-        let mut out = Self::default();
-        for part in crate::parallel::map(parts, Self::check_part) {
-            out.changes.extend(part.changes);
-            out.rejected.extend(part.rejected);
+        let mut out = if threads < 2 || encoded.len() < PARALLEL_VERIFY_FROM {
+            Self::check_part(&encoded)
+        } else {
+            let parts: Vec<&[Vec<u8>]> = encoded.chunks(encoded.len().div_ceil(threads)).collect();
+            let mut out = Self::default();
+            for part in crate::parallel::map(parts, Self::check_part) {
+                out.changes.extend(part.changes);
+                out.rejected.extend(part.rejected);
+            }
+            out
+        };
+        out.refuse_unattested();
+        out
+    }
+
+    /// [`VerifiedBatch::check`] for a sync response: its changes, and its whole
+    /// documents, each loaded and its changes verified ([`unpack_bundle`]; a bundle with
+    /// one bad part is refused whole), on every core.
+    pub fn check_with_documents(encoded: Vec<Vec<u8>>, bundles: Vec<DocumentBundle>) -> Self {
+        let mut out = Self::check(encoded);
+        for unpacked in crate::parallel::map(bundles, unpack_bundle) {
+            match unpacked {
+                Ok((id, doc, changes)) => {
+                    let hashes = changes.iter().map(SignedChange::hash).collect();
+                    out.changes.extend(changes);
+                    out.loaded.insert(id, Loaded { doc, hashes });
+                }
+                Err(rejection) => out.rejected.push(rejection),
+            }
         }
         out
+    }
+
+    fn refuse_unattested(&mut self) {
+        let unattested = SignedChange::unattested_among(&self.changes);
+        if unattested.is_empty() {
+            return;
+        }
+        let unattested: HashSet<usize> = unattested.into_iter().collect();
+        let changes = std::mem::take(&mut self.changes);
+        for (index, change) in changes.into_iter().enumerate() {
+            if unattested.contains(&index) {
+                self.rejected.push(Rejection::new(
+                    "unattested",
+                    format!(
+                        "change {} of {} carries no signature and no signed change of its author vouches for it",
+                        change.hash(),
+                        change.document()
+                    ),
+                ));
+            } else {
+                self.changes.push(change);
+            }
+        }
     }
 
     fn check_part(encoded: &[Vec<u8>]) -> Self {
@@ -131,10 +193,14 @@ impl VerifiedBatch {
                     .push(Rejection::new("undecodable", e.to_string())),
             }
         }
-        if SignedChange::verify_all(&out.changes).is_err() {
+        if SignedChange::verify_signatures(&out.changes).is_err() {
             let (good, bad): (Vec<_>, Vec<_>) = std::mem::take(&mut out.changes)
                 .into_iter()
-                .map(|change| (change.verify(), change))
+                .map(|change| {
+                    let verdict = SignedChange::verify_signatures(std::slice::from_ref(&change))
+                        .map_err(|(_, e)| e);
+                    (verdict, change)
+                })
                 .partition(|(verdict, _)| verdict.is_ok());
             out.changes = good.into_iter().map(|(_, change)| change).collect();
             for (verdict, _) in bad {
@@ -146,6 +212,55 @@ impl VerifiedBatch {
         }
         out
     }
+}
+
+/// Loads a bundle's document and returns it with its changes, each signed (the bundle's
+/// signed changes, whose signatures are verified) or attested (every other change, which
+/// must be in the history of a signed change of its author). Refuses the whole bundle if
+/// the id is not an organisation document's, the document does not load, a signed change
+/// is malformed, of another document, not in the document or badly signed, or a change is
+/// vouched for by no signature.
+#[allow(clippy::type_complexity)]
+fn unpack_bundle(
+    bundle: DocumentBundle,
+) -> Result<(DocumentId, automerge::AutoCommit, Vec<SignedChange>), Rejection> {
+    let id = bundle.document;
+    let bad = |reason: String| Rejection::new("bad_bundle", format!("document {id}: {reason}"));
+    if id.organisation_owner().is_none() {
+        return Err(bad("only organisation documents travel whole".into()));
+    }
+    let mut signed: HashMap<ChangeHash, SignedChange> = HashMap::new();
+    for raw in &bundle.signed {
+        let change = SignedChange::decode(raw).map_err(|e| bad(e.to_string()))?;
+        if !change.is_signed() || change.document() != &id {
+            return Err(bad(format!(
+                "change {} is not a signed change of this document",
+                change.hash()
+            )));
+        }
+        signed.insert(change.hash(), change);
+    }
+    let mut doc = automerge::AutoCommit::load(&bundle.automerge)
+        .map_err(|e| bad(format!("does not load: {e}")))?;
+    let mut changes = Vec::new();
+    for change in doc.get_changes(&[]) {
+        match signed.remove(&change.hash()) {
+            Some(signed) => changes.push(signed),
+            None => changes
+                .push(SignedChange::attested(id.clone(), change).map_err(|e| bad(e.to_string()))?),
+        }
+    }
+    if let Some(hash) = signed.keys().next() {
+        return Err(bad(format!("signed change {hash} is not in the document")));
+    }
+    SignedChange::verify_all(&changes).map_err(|(_, e)| {
+        let code = match e {
+            crate::envelope::VerifyError::Unattested { .. } => "unattested",
+            _ => "bad_signature",
+        };
+        Rejection::new(code, format!("document {id} received whole: {e}"))
+    })?;
+    Ok((id, doc, changes))
 }
 
 /// What a sync request carries, and the admission request to deliver, if any.
@@ -260,10 +375,12 @@ pub(super) fn release_in_order(
     (ready, waiting)
 }
 
+/// A document, its changes, whether it was taken whole, and what applying them did.
 type Applied = (
     OrgId,
     OrganisationDocument,
     Vec<SignedChange>,
+    bool,
     Result<(), ApplyFailure>,
 );
 
@@ -280,16 +397,65 @@ enum ApplyFailure {
 /// machine's cores, so that one document's write runs beside another's apply; returns
 /// every document with what applying did, in the given order.
 fn apply_in_parallel(
-    work: Vec<(OrgId, OrganisationDocument, Vec<SignedChange>)>,
+    work: Vec<(
+        OrgId,
+        OrganisationDocument,
+        Vec<SignedChange>,
+        Option<automerge::AutoCommit>,
+    )>,
     store: &crate::store::Store,
 ) -> Vec<Applied> {
-    crate::parallel::map(work, |(owner, mut document, ready)| {
-        let result = document
-            .apply_verified(&ready)
+    crate::parallel::map(work, |(owner, mut document, ready, whole)| {
+        let adopted = whole.is_some();
+        let applied = match whole {
+            Some(doc) => document.adopt(doc),
+            None => document.apply_verified(&ready),
+        };
+        let result = applied
             .map_err(ApplyFailure::Refused)
             .and_then(|()| store.write_changes(&ready).map_err(ApplyFailure::Store));
-        (owner, document, ready, result)
+        (owner, document, ready, adopted, result)
     })
+}
+
+/// The whole document as a bundle: Automerge's compressed document and each author's
+/// latest signed change. `None` when it cannot be made (an author's latest change is held
+/// attested, not signed; or the bundle would not fit one response): the changes go one by
+/// one instead.
+fn bundle_of(
+    document: &mut dyn Replica,
+    store: &crate::store::Store,
+) -> Result<Option<DocumentBundle>, NodeError> {
+    let mut latest: HashMap<Vec<u8>, (u64, ChangeHash)> = HashMap::new();
+    for meta in document.automerge().get_changes_meta(&[]) {
+        let entry = latest
+            .entry(meta.actor.to_bytes().to_vec())
+            .or_insert((meta.seq, meta.hash));
+        if meta.seq > entry.0 {
+            *entry = (meta.seq, meta.hash);
+        }
+    }
+    let id = document.replica_id().clone();
+    let mut signed = Vec::with_capacity(latest.len());
+    let mut bytes = 0;
+    for (_, hash) in latest.into_values() {
+        match store.raw_change(&id, &hash)? {
+            Some(raw) if raw.starts_with(ENVELOPE_MAGIC) => {
+                bytes += raw.len();
+                signed.push(ByteBuf::from(raw));
+            }
+            _ => return Ok(None),
+        }
+    }
+    let automerge = document.automerge().save();
+    if bytes + automerge.len() > SYNC_BATCH_BYTES {
+        return Ok(None);
+    }
+    Ok(Some(DocumentBundle {
+        document: id,
+        automerge: ByteBuf::from(automerge),
+        signed,
+    }))
 }
 
 fn heads_bytes(heads: &[ChangeHash]) -> Vec<ByteBuf> {
@@ -383,6 +549,7 @@ impl DocumentsActor {
                 response: SyncResponse {
                     changes: Vec::new(),
                     more: false,
+                    documents: Vec::new(),
                 },
                 requester_has_more: false,
             });
@@ -415,18 +582,31 @@ impl DocumentsActor {
             }
         }
         let mut changes = Vec::new();
+        let mut documents = Vec::new();
         let mut bytes = 0usize;
         let mut more = false;
         'documents: for document in replicas {
-            let their_heads = theirs
-                .get(document.replica_id())
-                .cloned()
-                .unwrap_or_default();
+            let listed = theirs.get(document.replica_id());
+            let their_heads = listed.cloned().unwrap_or_default();
             let mut ours = document.heads();
             ours.sort();
             let mut sorted = their_heads.clone();
             sorted.sort();
             if ours == sorted {
+                continue;
+            }
+            let empty = changes.is_empty() && documents.is_empty();
+            // A document the requester lacks entirely goes whole, compressed.
+            if listed.is_none()
+                && document.replica_id().organisation_owner().is_some()
+                && let Some(bundle) = bundle_of(document, &self.store)?
+            {
+                if bytes + bundle.len() > SYNC_BATCH_BYTES && !empty {
+                    more = true;
+                    break 'documents;
+                }
+                bytes += bundle.len();
+                documents.push(bundle);
                 continue;
             }
             let known: Vec<ChangeHash> = their_heads
@@ -437,12 +617,32 @@ impl DocumentsActor {
             if known.len() < their_heads.len() {
                 requester_has_more = true;
             }
+            let mut raws = Vec::new();
             for hash in document.changes_after(&known) {
-                let Some(raw) = self.store.raw_change(document.replica_id(), &hash)? else {
-                    warn!(document = %document.replica_id(), change = %hash, "change held in memory but not in the store");
-                    continue;
-                };
-                if bytes + raw.len() > SYNC_BATCH_BYTES && !changes.is_empty() {
+                match self.store.raw_change(document.replica_id(), &hash)? {
+                    Some(raw) => raws.push(raw),
+                    None => {
+                        warn!(document = %document.replica_id(), change = %hash, "change held in memory but not in the store");
+                    }
+                }
+            }
+            // Attested changes (held without a signature of their own) travel in the
+            // same response as the signed change that vouches for them: such a
+            // document's changes are not split over two responses.
+            if raws.iter().any(|raw| raw.starts_with(ATTESTED_MAGIC)) {
+                let total: usize = raws.iter().map(Vec::len).sum();
+                if bytes + total > SYNC_BATCH_BYTES && !empty {
+                    more = true;
+                    break 'documents;
+                }
+                bytes += total;
+                changes.extend(raws.into_iter().map(ByteBuf::from));
+                continue;
+            }
+            for raw in raws {
+                if bytes + raw.len() > SYNC_BATCH_BYTES
+                    && !(changes.is_empty() && documents.is_empty())
+                {
                     more = true;
                     break 'documents;
                 }
@@ -451,7 +651,11 @@ impl DocumentsActor {
             }
         }
         Ok(SyncServed {
-            response: SyncResponse { changes, more },
+            response: SyncResponse {
+                changes,
+                more,
+                documents,
+            },
             requester_has_more,
         })
     }
@@ -521,9 +725,10 @@ impl DocumentsActor {
             self.receive_network_changes(network_fresh, &mut outcome)?;
         }
         if !fresh.is_empty() {
-            self.receive_organisation_changes(fresh, from, &mut outcome)?;
+            self.receive_organisation_changes(fresh, batch.loaded, from, &mut outcome)?;
         }
         self.rejected_changes += outcome.rejected.len() as u64;
+        self.documents_received_whole += outcome.documents_whole as u64;
         for rejection in &outcome.rejected {
             *self
                 .rejected_by_code
@@ -595,11 +800,13 @@ impl DocumentsActor {
     fn receive_organisation_changes(
         &mut self,
         fresh: HashMap<DocumentId, Vec<SignedChange>>,
+        mut loaded: HashMap<DocumentId, Loaded>,
         from: Option<OrgId>,
         outcome: &mut RemoteOutcome,
     ) -> Result<(), NodeError> {
         let sender_is_member = from.is_none_or(|key| self.is_member_key(&key));
-        let mut releasable: Vec<(OrgId, Vec<SignedChange>)> = Vec::new();
+        type Releasable = (OrgId, Vec<SignedChange>, Option<automerge::AutoCommit>);
+        let mut releasable: Vec<Releasable> = Vec::new();
         for (id, changes) in fresh {
             let Some(owner) = id.organisation_owner() else {
                 continue;
@@ -638,6 +845,7 @@ impl DocumentsActor {
             }
             let mut changes = allowed;
             changes.extend(self.pending.take(&id));
+            let absent = !self.documents.contains_key(&owner);
             let document = self
                 .documents
                 .entry(owner)
@@ -688,7 +896,15 @@ impl DocumentsActor {
                 }
                 continue;
             }
-            releasable.push((owner, ready));
+            // A document this node lacked, received whole and every change of it taken:
+            // the loaded document is used as it is.
+            let whole = loaded.remove(&id).filter(|l| {
+                absent
+                    && refused.is_empty()
+                    && l.hashes.len() == ready.len()
+                    && ready.iter().all(|c| l.hashes.contains(&c.hash()))
+            });
+            releasable.push((owner, ready, whole.map(|l| l.doc)));
         }
         // Apply document by document (a batch Automerge refuses is refused whole and the
         // document reloaded from the store); each document's applied changes are written
@@ -696,23 +912,23 @@ impl DocumentsActor {
         // before anything is acknowledged or forwarded. Documents are independent: when a
         // batch touches several, they are applied, re-read and written on every core.
         let mut work = Vec::with_capacity(releasable.len());
-        for (owner, ready) in releasable {
+        for (owner, ready, whole) in releasable {
             let document = self
                 .documents
                 .remove(&owner)
                 .ok_or_else(|| NodeError::NotFound(format!("document of {owner}")))?;
-            work.push((owner, document, ready));
+            work.push((owner, document, ready, whole));
         }
         let results = apply_in_parallel(work, &self.store);
-        let mut applied: Vec<(OrgId, Vec<SignedChange>)> = Vec::new();
+        let mut applied: Vec<(OrgId, Vec<SignedChange>, bool)> = Vec::new();
         let mut store_failure = None;
-        for (owner, document, ready, result) in results {
+        for (owner, document, ready, adopted, result) in results {
             self.documents.insert(owner, document);
             match result {
-                Ok(()) => applied.push((owner, ready)),
+                Ok(()) => applied.push((owner, ready, adopted)),
                 Err(ApplyFailure::Store(e)) => {
                     store_failure = Some(e);
-                    applied.push((owner, ready));
+                    applied.push((owner, ready, adopted));
                 }
                 Err(ApplyFailure::Refused(e)) => {
                     // A change that breaks the referral rules (a forged or illegal move) is
@@ -742,12 +958,13 @@ impl DocumentsActor {
         };
         if let Err(e) = stored {
             error!(error = %e, "could not store received changes; reloading the documents from the store");
-            for (owner, _) in &applied {
+            for (owner, _, _) in &applied {
                 self.reload(*owner);
             }
             return Err(e.into());
         }
-        for (owner, ready) in applied {
+        for (owner, ready, adopted) in applied {
+            outcome.documents_whole += usize::from(adopted);
             *self.change_counts.entry(owner).or_default() += ready.len();
             *self.since_snapshot.entry(owner).or_default() += ready.len() as u64;
             outcome.applied += ready.len();
