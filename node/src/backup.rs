@@ -437,7 +437,18 @@ pub async fn import_with(
         return Ok(imported);
     }
     for backup in backups {
-        for chunk in backup.changes.chunks(MERGE_BATCH) {
+        // Attested changes are taken only beside the signed change that vouches for them:
+        // a document holding some is merged in one batch.
+        let batch = if backup
+            .changes
+            .iter()
+            .any(|c| c.starts_with(crate::envelope::ATTESTED_MAGIC))
+        {
+            backup.changes.len().max(1)
+        } else {
+            MERGE_BATCH
+        };
+        for chunk in backup.changes.chunks(batch) {
             let part = handle.apply_remote(chunk.to_vec(), None).await?;
             let total = &mut imported.outcome;
             total.applied += part.applied;

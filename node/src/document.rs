@@ -246,7 +246,7 @@ fn next_generation() -> u64 {
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
-fn json_to_hydrate(value: &serde_json::Value) -> automerge::hydrate::Value {
+pub(crate) fn json_to_hydrate(value: &serde_json::Value) -> automerge::hydrate::Value {
     use automerge::hydrate::Value as H;
     match value {
         serde_json::Value::Null => H::scalar(ScalarValue::Null),
@@ -274,9 +274,10 @@ fn json_to_hydrate(value: &serde_json::Value) -> automerge::hydrate::Value {
     }
 }
 
-/// The JSON form of a hydrated Automerge value (one pass over the document; much faster
-/// than reading it key by key).
-fn hydrate_to_json(value: &automerge::hydrate::Value) -> serde_json::Value {
+/// The JSON form of a hydrated Automerge value: how records were read before
+/// [`crate::hydrate_de`]; kept to check that both readings agree.
+#[cfg(test)]
+pub(crate) fn hydrate_to_json(value: &automerge::hydrate::Value) -> serde_json::Value {
     use automerge::hydrate::Value as H;
     use serde_json::Value as J;
     match value {
@@ -302,6 +303,22 @@ fn hydrate_to_json(value: &automerge::hydrate::Value) -> serde_json::Value {
 fn to_json<T: Serialize>(value: &T) -> serde_json::Value {
     // Serialising our own model types to JSON cannot fail (no maps with non-string keys).
     serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+/// Each author's latest change (highest sequence number) in `doc`.
+pub fn latest_by_author(doc: &mut AutoCommit) -> Vec<ChangeHash> {
+    let mut latest: HashMap<Vec<u8>, (u64, ChangeHash)> = HashMap::new();
+    for meta in doc.get_changes_meta(&[]) {
+        let entry = latest
+            .entry(meta.actor.to_bytes().to_vec())
+            .or_insert((meta.seq, meta.hash));
+        if meta.seq > entry.0 {
+            *entry = (meta.seq, meta.hash);
+        }
+    }
+    let mut hashes: Vec<ChangeHash> = latest.into_values().map(|(_, hash)| hash).collect();
+    hashes.sort();
+    hashes
 }
 
 /// What every replicated document (an organisation's, the network's) offers sync: its id
@@ -570,6 +587,29 @@ impl OrganisationDocument {
             changes: self.change_count() as u64,
             heads: self.am().get_heads(),
             document: self.am().save(),
+            latest: latest_by_author(self.am()),
+            record: self
+                .record
+                .as_ref()
+                .and_then(|r| serde_json::to_vec(r).ok())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// A snapshot whose document part is `saved`, bytes that load as exactly this document
+    /// (as it was received whole), with its `changes` count and each author's `latest`
+    /// change: no save needed.
+    pub fn snapshot_of_saved(
+        &mut self,
+        saved: Vec<u8>,
+        changes: u64,
+        latest: Vec<ChangeHash>,
+    ) -> Snapshot {
+        Snapshot {
+            changes,
+            heads: self.am().get_heads(),
+            document: saved,
+            latest,
             record: self
                 .record
                 .as_ref()
@@ -642,12 +682,13 @@ impl OrganisationDocument {
             self.set_record(None);
             return Ok(());
         }
-        let json = hydrate_to_json(&self.am().hydrate(ROOT, None)?);
+        let hydrated = self.am().hydrate(ROOT, None)?;
         let record: OrganisationRecord =
-            serde_json::from_value(json).map_err(|e| DocumentError::Malformed {
+            crate::hydrate_de::from_hydrate(&hydrated).map_err(|e| DocumentError::Malformed {
                 document: self.id.clone(),
                 reason: e.to_string(),
             })?;
+        drop(hydrated);
         if record.org_id != self.owner.to_string() {
             return Err(DocumentError::Malformed {
                 document: self.id.clone(),

@@ -8,6 +8,7 @@
 //! - [`membership`]: the network document, its charter and quorum membership.
 //! - [`model`]: profile, offices, services, and their validation (pure).
 //! - [`document`]: an organisation's Automerge document and its edits.
+//! - [`hydrate_de`]: reads a hydrated Automerge value into Rust types (serde).
 //! - [`directory`]: search over the directory (pure).
 //! - [`referral`]: the referral lifecycle (states, who may move them).
 //! - [`backup`]: backups in Automerge's format with signed heads (export, verify).
@@ -25,6 +26,7 @@ pub mod control;
 pub mod directory;
 pub mod document;
 pub mod envelope;
+pub mod hydrate_de;
 pub mod identity;
 pub mod membership;
 pub mod model;

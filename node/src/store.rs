@@ -24,7 +24,7 @@
 //! - The store is synchronous: the node calls it from its documents thread, never from the
 //!   async runtime.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use automerge::ChangeHash;
@@ -101,6 +101,9 @@ pub struct StoredDocument {
 /// `PSS2`, which held the document in the same value, is still read).
 const SNAPSHOT_MAGIC: &[u8; 4] = b"PSS3";
 const SNAPSHOT_MAGIC_WITH_DOCUMENT: &[u8; 4] = b"PSS2";
+/// Magic bytes at the front of a snapshot's document part (heads, each author's latest
+/// change, the document); a part without it (heads, the document) is still read.
+const SNAPSHOT_DOCUMENT_MAGIC: &[u8; 4] = b"PSD1";
 
 /// A document's snapshot, for fast start.
 ///
@@ -122,6 +125,10 @@ pub struct Snapshot {
     /// The document in Automerge's compressed format (empty when only the record was read:
     /// [`Store::snapshot_record`]).
     pub document: Vec<u8>,
+    /// Each author's latest change in the document (its signed change vouches for the
+    /// author's others: what a bundle carries, `docs/protocol.md`). Empty when unknown
+    /// (a snapshot written before it was kept, or only the record was read).
+    pub latest: Vec<ChangeHash>,
     /// The validated record read from it, as JSON (spares reading the whole document).
     pub record: Vec<u8>,
 }
@@ -164,11 +171,16 @@ impl Snapshot {
         deflate.finish().unwrap_or_default()
     }
 
-    /// The document part: head count (u16 BE), heads (32 each), Automerge's compressed
+    /// The document part: `PSD1`, head count (u16 BE), heads (32 each), count (u16 BE)
+    /// and hashes (32 each) of each author's latest change, Automerge's compressed
     /// document (the rest).
     pub fn encode_document(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(2 + 32 * self.heads.len() + self.document.len());
+        let mut out = Vec::with_capacity(
+            8 + 32 * (self.heads.len() + self.latest.len()) + self.document.len(),
+        );
+        out.extend_from_slice(SNAPSHOT_DOCUMENT_MAGIC);
         encode_heads(&mut out, &self.heads);
+        encode_heads(&mut out, &self.latest);
         out.extend_from_slice(&self.document);
         out
     }
@@ -189,6 +201,7 @@ impl Snapshot {
                 changes: u64::from_be_bytes(*changes),
                 heads,
                 document: Vec::new(),
+                latest: Vec::new(),
                 record,
             });
         }
@@ -206,15 +219,42 @@ impl Snapshot {
             changes: u64::from_be_bytes(*changes),
             heads,
             document: document.to_vec(),
+            latest: Vec::new(),
             record: record.to_vec(),
         })
     }
 
-    /// Decodes [`Snapshot::encode_document`]'s layout: the heads and the document.
-    pub fn decode_document(bytes: &[u8]) -> Option<(Vec<ChangeHash>, Vec<u8>)> {
+    /// Decodes [`Snapshot::encode_document`]'s layout (or the older one without magic and
+    /// latest changes): the heads, each author's latest change (empty if not kept) and the
+    /// document.
+    pub fn decode_document(bytes: &[u8]) -> Option<SnapshotDocument> {
+        if let Some(rest) = bytes.strip_prefix(SNAPSHOT_DOCUMENT_MAGIC) {
+            let (heads, rest) = decode_heads(rest)?;
+            let (latest, document) = decode_heads(rest)?;
+            return Some(SnapshotDocument {
+                heads,
+                latest,
+                document: document.to_vec(),
+            });
+        }
         let (heads, document) = decode_heads(bytes)?;
-        Some((heads, document.to_vec()))
+        Some(SnapshotDocument {
+            heads,
+            latest: Vec::new(),
+            document: document.to_vec(),
+        })
     }
+}
+
+/// A snapshot's document part, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotDocument {
+    /// The document's heads.
+    pub heads: Vec<ChangeHash>,
+    /// Each author's latest change (empty if not kept).
+    pub latest: Vec<ChangeHash>,
+    /// Automerge's compressed document.
+    pub document: Vec<u8>,
 }
 
 /// The sled store of one node.
@@ -376,9 +416,22 @@ impl Store {
         let mut batch = sled::Batch::default();
         let mut added: BTreeMap<&DocumentId, u64> = BTreeMap::new();
         let mut keys = std::collections::HashSet::new();
+        // A document with no stored change yet (one received whole) needs no look-up,
+        // when the counts are known to be complete.
+        let counts_complete = self.meta.get(COUNTS_COMPLETE_KEY)?.is_some();
+        let mut holds_some: HashMap<&DocumentId, bool> = HashMap::new();
         for change in changes {
             let key = change_key(change.document(), &change.hash());
-            if !keys.contains(&key) && !self.changes.contains_key(&key)? {
+            let holds = match holds_some.get(change.document()) {
+                Some(holds) => *holds,
+                None => {
+                    let holds = !counts_complete || self.count_of(change.document())? > 0;
+                    holds_some.insert(change.document(), holds);
+                    holds
+                }
+            };
+            let stored = holds && self.changes.contains_key(&key)?;
+            if !keys.contains(&key) && !stored {
                 *added.entry(change.document()).or_default() += 1;
             }
             batch.insert(key.clone(), change.encode());
@@ -651,11 +704,21 @@ impl Store {
         document: &DocumentId,
         snapshot: &Snapshot,
     ) -> Result<(), StoreError> {
+        self.write_snapshot(document, snapshot)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// [`Store::put_snapshot`] without the flush (the caller flushes).
+    pub fn write_snapshot(
+        &self,
+        document: &DocumentId,
+        snapshot: &Snapshot,
+    ) -> Result<(), StoreError> {
         let key = document.as_str().as_bytes();
         self.snapshot_documents
             .insert(key, snapshot.encode_document())?;
         self.snapshots.insert(key, snapshot.encode_record())?;
-        self.db.flush()?;
         Ok(())
     }
 
@@ -681,8 +744,11 @@ impl Store {
             return Ok(None);
         };
         if snapshot.document.is_empty() {
-            match self.snapshot_document(document, &snapshot.heads)? {
-                Some(bytes) => snapshot.document = bytes,
+            match self.snapshot_document_part(document, &snapshot.heads)? {
+                Some(part) => {
+                    snapshot.document = part.document;
+                    snapshot.latest = part.latest;
+                }
                 None => return Ok(None),
             }
         }
@@ -709,10 +775,36 @@ impl Store {
         document: &DocumentId,
         heads: &[ChangeHash],
     ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .snapshot_document_part(document, heads)?
+            .map(|part| part.document))
+    }
+
+    /// The snapshot's document part if it has exactly `heads` and each author's latest
+    /// change is kept (what a bundle needs); `None` otherwise, quietly (a document
+    /// changed since its snapshot is the usual case, not a fault).
+    pub fn snapshot_for_bundle(
+        &self,
+        document: &DocumentId,
+        heads: &[ChangeHash],
+    ) -> Result<Option<SnapshotDocument>, StoreError> {
+        Ok(self
+            .snapshot_documents
+            .get(document.as_str().as_bytes())?
+            .and_then(|value| Snapshot::decode_document(&value))
+            .filter(|part| part.heads == heads && !part.latest.is_empty()))
+    }
+
+    /// [`Store::snapshot_document`] with each author's latest change, if kept.
+    pub fn snapshot_document_part(
+        &self,
+        document: &DocumentId,
+        heads: &[ChangeHash],
+    ) -> Result<Option<SnapshotDocument>, StoreError> {
         let key = document.as_str().as_bytes();
         if let Some(value) = self.snapshot_documents.get(key)? {
             return Ok(match Snapshot::decode_document(&value) {
-                Some((stored, bytes)) if stored == heads => Some(bytes),
+                Some(part) if part.heads == heads => Some(part),
                 _ => {
                     tracing::warn!(document = %document, "snapshot document missing or not the record's; the document is rebuilt from its signed changes");
                     None
@@ -725,7 +817,11 @@ impl Store {
             .get(key)?
             .and_then(|value| Snapshot::decode_record(&value))
             .filter(|s| s.heads == heads && !s.document.is_empty())
-            .map(|s| s.document))
+            .map(|s| SnapshotDocument {
+                heads: s.heads,
+                latest: Vec::new(),
+                document: s.document,
+            }))
     }
 
     /// Every readable snapshot, whole. One that does not decode is skipped with a warning:
@@ -959,6 +1055,7 @@ mod tests {
             changes: 2,
             heads: vec![ChangeHash([7; 32]), ChangeHash([9; 32])],
             document: vec![1, 2, 3],
+            latest: vec![ChangeHash([9; 32])],
             record: br#"{"org_id":"x","referrals":{}}"#.to_vec(),
         };
         let record = snapshot.encode_record();
@@ -970,7 +1067,23 @@ mod tests {
         );
         assert_eq!(
             Snapshot::decode_document(&snapshot.encode_document()),
-            Some((snapshot.heads.clone(), snapshot.document.clone()))
+            Some(SnapshotDocument {
+                heads: snapshot.heads.clone(),
+                latest: snapshot.latest.clone(),
+                document: snapshot.document.clone()
+            })
+        );
+        // The older document part, without magic and latest changes.
+        let mut older_part = Vec::new();
+        encode_heads(&mut older_part, &snapshot.heads);
+        older_part.extend_from_slice(&snapshot.document);
+        assert_eq!(
+            Snapshot::decode_document(&older_part),
+            Some(SnapshotDocument {
+                heads: snapshot.heads.clone(),
+                latest: Vec::new(),
+                document: snapshot.document.clone()
+            })
         );
         assert_eq!(Snapshot::decode_record(&record[..40]), None);
         assert_eq!(Snapshot::decode_record(b"garbage"), None);
@@ -1005,7 +1118,13 @@ mod tests {
             .snapshots
             .insert(id.as_str().as_bytes(), older)
             .unwrap();
-        assert_eq!(store.snapshot(&id).unwrap(), Some(snapshot));
+        assert_eq!(
+            store.snapshot(&id).unwrap(),
+            Some(Snapshot {
+                latest: Vec::new(),
+                ..snapshot
+            })
+        );
     }
 
     #[test]

@@ -109,8 +109,16 @@ pub struct VerifiedBatch {
 /// A document received whole, loaded, and the hashes of its changes.
 #[derive(Debug)]
 struct Loaded {
-    doc: automerge::AutoCommit,
+    whole: Whole,
     hashes: HashSet<ChangeHash>,
+}
+
+/// A document received whole: loaded, and as it was received (Automerge's compressed
+/// format, kept as its first snapshot).
+#[derive(Debug)]
+struct Whole {
+    doc: automerge::AutoCommit,
+    saved: Vec<u8>,
 }
 
 /// Below this many changes a batch is verified on the caller's thread alone.
@@ -149,10 +157,10 @@ impl VerifiedBatch {
         let mut out = Self::check(encoded);
         for unpacked in crate::parallel::map(bundles, unpack_bundle) {
             match unpacked {
-                Ok((id, doc, changes)) => {
+                Ok((id, whole, changes)) => {
                     let hashes = changes.iter().map(SignedChange::hash).collect();
                     out.changes.extend(changes);
-                    out.loaded.insert(id, Loaded { doc, hashes });
+                    out.loaded.insert(id, Loaded { whole, hashes });
                 }
                 Err(rejection) => out.rejected.push(rejection),
             }
@@ -220,10 +228,9 @@ impl VerifiedBatch {
 /// the id is not an organisation document's, the document does not load, a signed change
 /// is malformed, of another document, not in the document or badly signed, or a change is
 /// vouched for by no signature.
-#[allow(clippy::type_complexity)]
 fn unpack_bundle(
     bundle: DocumentBundle,
-) -> Result<(DocumentId, automerge::AutoCommit, Vec<SignedChange>), Rejection> {
+) -> Result<(DocumentId, Whole, Vec<SignedChange>), Rejection> {
     let id = bundle.document;
     let bad = |reason: String| Rejection::new("bad_bundle", format!("document {id}: {reason}"));
     if id.organisation_owner().is_none() {
@@ -260,7 +267,8 @@ fn unpack_bundle(
         };
         Rejection::new(code, format!("document {id} received whole: {e}"))
     })?;
-    Ok((id, doc, changes))
+    let saved = bundle.automerge.into_vec();
+    Ok((id, Whole { doc, saved }, changes))
 }
 
 /// What a sync request carries, and the admission request to deliver, if any.
@@ -401,44 +409,74 @@ fn apply_in_parallel(
         OrgId,
         OrganisationDocument,
         Vec<SignedChange>,
-        Option<automerge::AutoCommit>,
+        Option<Whole>,
     )>,
     store: &crate::store::Store,
 ) -> Vec<Applied> {
     crate::parallel::map(work, |(owner, mut document, ready, whole)| {
         let adopted = whole.is_some();
-        let applied = match whole {
-            Some(doc) => document.adopt(doc),
-            None => document.apply_verified(&ready),
+        let result = match whole {
+            Some(whole) => adopt_whole(&mut document, whole, &ready, store),
+            None => document
+                .apply_verified(&ready)
+                .map_err(ApplyFailure::Refused)
+                .and_then(|()| store.write_changes(&ready).map_err(ApplyFailure::Store)),
         };
-        let result = applied
-            .map_err(ApplyFailure::Refused)
-            .and_then(|()| store.write_changes(&ready).map_err(ApplyFailure::Store));
         (owner, document, ready, adopted, result)
     })
 }
 
+/// Takes a document received whole in place of the empty one, writes its changes, and
+/// writes the bytes received as its snapshot (they are the document at its heads: no
+/// save needed).
+fn adopt_whole(
+    document: &mut OrganisationDocument,
+    whole: Whole,
+    changes: &[SignedChange],
+    store: &crate::store::Store,
+) -> Result<(), ApplyFailure> {
+    document.adopt(whole.doc).map_err(ApplyFailure::Refused)?;
+    store.write_changes(changes).map_err(ApplyFailure::Store)?;
+    let mut latest: HashMap<OrgId, (u64, ChangeHash)> = HashMap::new();
+    for change in changes {
+        let seq = change.change().seq();
+        let entry = latest
+            .entry(change.author())
+            .or_insert((seq, change.hash()));
+        if seq > entry.0 {
+            *entry = (seq, change.hash());
+        }
+    }
+    let mut latest: Vec<ChangeHash> = latest.into_values().map(|(_, hash)| hash).collect();
+    latest.sort();
+    let snapshot = document.snapshot_of_saved(whole.saved, changes.len() as u64, latest);
+    store
+        .write_snapshot(document.id(), &snapshot)
+        .map_err(ApplyFailure::Store)
+}
+
 /// The whole document as a bundle: Automerge's compressed document and each author's
-/// latest signed change. `None` when it cannot be made (an author's latest change is held
-/// attested, not signed; or the bundle would not fit one response): the changes go one by
-/// one instead.
+/// latest signed change; from the document's snapshot when it is current (no load, no
+/// save), else saved afresh. `None` when it cannot be made (an author's latest change is
+/// held attested, not signed; or the bundle would not fit one response): the changes go
+/// one by one instead.
 fn bundle_of(
     document: &mut dyn Replica,
     store: &crate::store::Store,
 ) -> Result<Option<DocumentBundle>, NodeError> {
-    let mut latest: HashMap<Vec<u8>, (u64, ChangeHash)> = HashMap::new();
-    for meta in document.automerge().get_changes_meta(&[]) {
-        let entry = latest
-            .entry(meta.actor.to_bytes().to_vec())
-            .or_insert((meta.seq, meta.hash));
-        if meta.seq > entry.0 {
-            *entry = (meta.seq, meta.hash);
-        }
-    }
     let id = document.replica_id().clone();
+    let mut heads = document.heads();
+    heads.sort();
+    let (latest, automerge) = match store.snapshot_for_bundle(&id, &heads)? {
+        Some(part) => (part.latest, part.document),
+        None => (
+            crate::document::latest_by_author(document.automerge()),
+            document.automerge().save(),
+        ),
+    };
     let mut signed = Vec::with_capacity(latest.len());
-    let mut bytes = 0;
-    for (_, hash) in latest.into_values() {
+    let mut bytes = automerge.len();
+    for hash in latest {
         match store.raw_change(&id, &hash)? {
             Some(raw) if raw.starts_with(ENVELOPE_MAGIC) => {
                 bytes += raw.len();
@@ -447,8 +485,7 @@ fn bundle_of(
             _ => return Ok(None),
         }
     }
-    let automerge = document.automerge().save();
-    if bytes + automerge.len() > SYNC_BATCH_BYTES {
+    if bytes > SYNC_BATCH_BYTES {
         return Ok(None);
     }
     Ok(Some(DocumentBundle {
@@ -805,7 +842,7 @@ impl DocumentsActor {
         outcome: &mut RemoteOutcome,
     ) -> Result<(), NodeError> {
         let sender_is_member = from.is_none_or(|key| self.is_member_key(&key));
-        type Releasable = (OrgId, Vec<SignedChange>, Option<automerge::AutoCommit>);
+        type Releasable = (OrgId, Vec<SignedChange>, Option<Whole>);
         let mut releasable: Vec<Releasable> = Vec::new();
         for (id, changes) in fresh {
             let Some(owner) = id.organisation_owner() else {
@@ -904,7 +941,7 @@ impl DocumentsActor {
                     && l.hashes.len() == ready.len()
                     && ready.iter().all(|c| l.hashes.contains(&c.hash()))
             });
-            releasable.push((owner, ready, whole.map(|l| l.doc)));
+            releasable.push((owner, ready, whole.map(|l| l.whole)));
         }
         // Apply document by document (a batch Automerge refuses is refused whole and the
         // document reloaded from the store); each document's applied changes are written
@@ -966,9 +1003,152 @@ impl DocumentsActor {
         for (owner, ready, adopted) in applied {
             outcome.documents_whole += usize::from(adopted);
             *self.change_counts.entry(owner).or_default() += ready.len();
-            *self.since_snapshot.entry(owner).or_default() += ready.len() as u64;
+            if !adopted {
+                // A document taken whole has its snapshot already.
+                *self.since_snapshot.entry(owner).or_default() += ready.len() as u64;
+            }
             outcome.applied += ready.len();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::SigningSecret;
+    use automerge::transaction::Transactable;
+    use automerge::{ActorId, AutoCommit, ROOT};
+
+    fn secret() -> SigningSecret {
+        SigningSecret::generate().expect("a key")
+    }
+
+    /// Commits one change by `key` to `doc` and returns it.
+    fn commit_by(doc: &mut AutoCommit, key: &SigningSecret, field: &str) -> automerge::Change {
+        doc.set_actor(ActorId::from(key.org_id().as_bytes()));
+        doc.put(ROOT, field, 1).expect("put");
+        doc.commit();
+        doc.get_last_local_change().expect("a change")
+    }
+
+    fn bundle(id: &DocumentId, doc: &mut AutoCommit, signed: &[SignedChange]) -> DocumentBundle {
+        DocumentBundle {
+            document: id.clone(),
+            automerge: ByteBuf::from(doc.save()),
+            signed: signed.iter().map(|s| ByteBuf::from(s.encode())).collect(),
+        }
+    }
+
+    fn code(result: Result<(DocumentId, Whole, Vec<SignedChange>), Rejection>) -> String {
+        match result {
+            Ok(_) => "accepted".into(),
+            Err(rejection) => rejection.code,
+        }
+    }
+
+    #[test]
+    fn a_bundle_is_taken_with_one_signature_per_author_and_refused_without() {
+        let owner = secret();
+        let device = secret();
+        let id = DocumentId::organisation(&owner.org_id());
+        let mut doc = AutoCommit::new();
+        commit_by(&mut doc, &owner, "a");
+        commit_by(&mut doc, &owner, "b");
+        let owners_latest = commit_by(&mut doc, &owner, "c");
+        let signed_owner = SignedChange::sign(id.clone(), owners_latest.clone(), &owner);
+
+        // One author, its latest change signed: every change taken, two of them attested.
+        let (taken, _, changes) =
+            unpack_bundle(bundle(&id, &mut doc, std::slice::from_ref(&signed_owner)))
+                .expect("taken");
+        assert_eq!(taken, id);
+        assert_eq!(changes.len(), 3);
+        assert_eq!(changes.iter().filter(|c| !c.is_signed()).count(), 2);
+        // The same document without its signature, with a signature of another document,
+        // a forged signature, a signed change not in it: refused whole.
+        assert_eq!(
+            code(unpack_bundle(bundle(&id, &mut doc, &[]))),
+            "unattested"
+        );
+        let elsewhere = SignedChange::sign(
+            DocumentId::organisation(&device.org_id()),
+            owners_latest.clone(),
+            &owner,
+        );
+        assert_eq!(
+            code(unpack_bundle(bundle(&id, &mut doc, &[elsewhere]))),
+            "bad_bundle"
+        );
+        let mut forged = signed_owner.encode();
+        let at = forged.len() - owners_latest.raw_bytes().len() - 4 - 10;
+        forged[at] ^= 1;
+        let mut tampered = bundle(&id, &mut doc, &[]);
+        tampered.signed = vec![ByteBuf::from(forged)];
+        assert_eq!(code(unpack_bundle(tampered)), "bad_signature");
+        let mut other_doc = AutoCommit::new();
+        let stray = SignedChange::sign(id.clone(), commit_by(&mut other_doc, &owner, "z"), &owner);
+        assert_eq!(
+            code(unpack_bundle(bundle(
+                &id,
+                &mut doc,
+                &[signed_owner.clone(), stray]
+            ))),
+            "bad_bundle"
+        );
+        let mut garbage = bundle(&id, &mut doc, std::slice::from_ref(&signed_owner));
+        garbage.automerge = ByteBuf::from(vec![1, 2, 3]);
+        assert_eq!(code(unpack_bundle(garbage)), "bad_bundle");
+
+        // A second author: the owner's signature does not vouch for the device's change,
+        // nor the device's for the owner's.
+        let devices = commit_by(&mut doc, &device, "d");
+        let signed_device = SignedChange::sign(id.clone(), devices, &device);
+        assert_eq!(
+            code(unpack_bundle(bundle(
+                &id,
+                &mut doc,
+                std::slice::from_ref(&signed_owner)
+            ))),
+            "unattested"
+        );
+        assert_eq!(
+            code(unpack_bundle(bundle(
+                &id,
+                &mut doc,
+                std::slice::from_ref(&signed_device)
+            ))),
+            "unattested"
+        );
+        let (_, _, changes) =
+            unpack_bundle(bundle(&id, &mut doc, &[signed_owner, signed_device])).expect("taken");
+        assert_eq!(changes.len(), 4);
+    }
+
+    #[test]
+    fn an_attested_change_is_taken_only_beside_the_signed_change_that_vouches_for_it() {
+        let owner = secret();
+        let id = DocumentId::organisation(&owner.org_id());
+        let mut doc = AutoCommit::new();
+        let first =
+            SignedChange::attested(id.clone(), commit_by(&mut doc, &owner, "a")).expect("attested");
+        let second = SignedChange::sign(id.clone(), commit_by(&mut doc, &owner, "b"), &owner);
+        let alone = VerifiedBatch::check(vec![first.encode()]);
+        assert!(alone.changes.is_empty());
+        assert_eq!(alone.rejected[0].code, "unattested");
+        let together = VerifiedBatch::check(vec![first.encode(), second.encode()]);
+        assert!(together.rejected.is_empty(), "{:?}", together.rejected);
+        assert_eq!(together.changes.len(), 2);
+        // Signed by someone else, the later change vouches for nothing of the owner's.
+        let stranger = secret();
+        let mut other = AutoCommit::new();
+        commit_by(&mut other, &owner, "a");
+        let theirs =
+            SignedChange::sign(id.clone(), commit_by(&mut other, &stranger, "x"), &stranger);
+        let first_again =
+            SignedChange::attested(id, other.get_changes(&[])[0].clone()).expect("attested");
+        let batch = VerifiedBatch::check(vec![first_again.encode(), theirs.encode()]);
+        assert_eq!(batch.changes.len(), 1);
+        assert_eq!(batch.rejected[0].code, "unattested");
     }
 }
