@@ -307,13 +307,22 @@ fn to_json<T: Serialize>(value: &T) -> serde_json::Value {
 
 /// Each author's latest change (highest sequence number) in `doc`.
 pub fn latest_by_author(doc: &mut AutoCommit) -> Vec<ChangeHash> {
-    let mut latest: HashMap<Vec<u8>, (u64, ChangeHash)> = HashMap::new();
-    for meta in doc.get_changes_meta(&[]) {
-        let entry = latest
-            .entry(meta.actor.to_bytes().to_vec())
-            .or_insert((meta.seq, meta.hash));
-        if meta.seq > entry.0 {
-            *entry = (meta.seq, meta.hash);
+    latest_of(
+        doc.get_changes_meta(&[])
+            .into_iter()
+            .map(|meta| (meta.actor.to_bytes().to_vec(), meta.seq, meta.hash)),
+    )
+}
+
+/// Of changes given as (author, sequence number, hash), each author's latest, sorted.
+pub fn latest_of<A: std::hash::Hash + Eq>(
+    changes: impl IntoIterator<Item = (A, u64, ChangeHash)>,
+) -> Vec<ChangeHash> {
+    let mut latest: HashMap<A, (u64, ChangeHash)> = HashMap::new();
+    for (author, seq, hash) in changes {
+        let entry = latest.entry(author).or_insert((seq, hash));
+        if seq > entry.0 {
+            *entry = (seq, hash);
         }
     }
     let mut hashes: Vec<ChangeHash> = latest.into_values().map(|(_, hash)| hash).collect();
@@ -583,11 +592,18 @@ impl OrganisationDocument {
 
     /// A snapshot for the store: the compressed document, its heads and the cached record.
     pub fn snapshot(&mut self) -> Snapshot {
+        // One pass over the changes' metadata gives both the count and the latest.
+        let metas: Vec<_> = self
+            .am()
+            .get_changes_meta(&[])
+            .into_iter()
+            .map(|meta| (meta.actor.to_bytes().to_vec(), meta.seq, meta.hash))
+            .collect();
         Snapshot {
-            changes: self.change_count() as u64,
+            changes: metas.len() as u64,
             heads: self.am().get_heads(),
             document: self.am().save(),
-            latest: latest_by_author(self.am()),
+            latest: latest_of(metas),
             record: self
                 .record
                 .as_ref()

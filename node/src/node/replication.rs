@@ -437,18 +437,11 @@ fn adopt_whole(
 ) -> Result<(), ApplyFailure> {
     document.adopt(whole.doc).map_err(ApplyFailure::Refused)?;
     store.write_changes(changes).map_err(ApplyFailure::Store)?;
-    let mut latest: HashMap<OrgId, (u64, ChangeHash)> = HashMap::new();
-    for change in changes {
-        let seq = change.change().seq();
-        let entry = latest
-            .entry(change.author())
-            .or_insert((seq, change.hash()));
-        if seq > entry.0 {
-            *entry = (seq, change.hash());
-        }
-    }
-    let mut latest: Vec<ChangeHash> = latest.into_values().map(|(_, hash)| hash).collect();
-    latest.sort();
+    let latest = crate::document::latest_of(
+        changes
+            .iter()
+            .map(|c| (c.author(), c.change().seq(), c.hash())),
+    );
     let snapshot = document.snapshot_of_saved(whole.saved, changes.len() as u64, latest);
     store
         .write_snapshot(document.id(), &snapshot)
