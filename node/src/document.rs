@@ -275,7 +275,7 @@ pub(crate) fn json_to_hydrate(value: &serde_json::Value) -> automerge::hydrate::
 }
 
 /// The JSON form of a hydrated Automerge value: how records were read before
-/// [`crate::hydrate_de`]; kept to check that both readings agree.
+/// [`crate::automerge_de`]; kept to check that both readings agree.
 #[cfg(test)]
 pub(crate) fn hydrate_to_json(value: &automerge::hydrate::Value) -> serde_json::Value {
     use automerge::hydrate::Value as H;
@@ -553,7 +553,7 @@ impl OrganisationDocument {
             .unwrap_or(0)
     }
 
-    fn note_seqs(&mut self, changes: &[automerge::Change]) {
+    fn note_seqs<'c>(&mut self, changes: impl IntoIterator<Item = &'c automerge::Change>) {
         if let Some(seqs) = self.seqs.as_mut() {
             for change in changes {
                 if let Ok(bytes) = <[u8; 32]>::try_from(change.actor_id().to_bytes())
@@ -655,14 +655,15 @@ impl OrganisationDocument {
     /// Applies already-verified signed changes (from the store or a peer), then re-reads
     /// the document.
     pub fn apply_verified(&mut self, changes: &[SignedChange]) -> Result<(), DocumentError> {
-        let changes: Vec<_> = changes.iter().map(|c| c.change().clone()).collect();
-        let applied = self.am().apply_changes(changes.iter().cloned());
+        let applied = self
+            .am()
+            .apply_changes(changes.iter().map(|c| c.change().clone()));
         if applied.is_err() {
             // Automerge may have taken part of the batch: forget what was cached.
             self.seqs = None;
         }
         applied?;
-        self.note_seqs(&changes);
+        self.note_seqs(changes.iter().map(SignedChange::change));
         self.refresh()
     }
 
@@ -698,13 +699,12 @@ impl OrganisationDocument {
             self.set_record(None);
             return Ok(());
         }
-        let hydrated = self.am().hydrate(ROOT, None)?;
-        let record: OrganisationRecord =
-            crate::hydrate_de::from_hydrate(&hydrated).map_err(|e| DocumentError::Malformed {
-                document: self.id.clone(),
-                reason: e.to_string(),
-            })?;
-        drop(hydrated);
+        let doc: &AutoCommit = self.am();
+        let read: Result<OrganisationRecord, _> = crate::automerge_de::from_object(doc, ROOT);
+        let record = read.map_err(|e| DocumentError::Malformed {
+            document: self.id.clone(),
+            reason: e.to_string(),
+        })?;
         if record.org_id != self.owner.to_string() {
             return Err(DocumentError::Malformed {
                 document: self.id.clone(),
@@ -803,7 +803,7 @@ impl OrganisationDocument {
             update.apply_to(record);
             self.generation = next_generation();
         }
-        self.note_seqs(std::slice::from_ref(&change));
+        self.note_seqs([&change]);
         Ok(SignedChange::sign(self.id.clone(), change, secret))
     }
 
@@ -1396,6 +1396,34 @@ mod tests {
         assert_eq!(history.len(), 4);
         assert!(history[0].message.starts_with("update profile"));
         assert_eq!(history[3].time, 1_700_000_000);
+    }
+
+    #[test]
+    fn a_record_reads_in_place_as_it_read_through_json() {
+        let secret = SigningSecret::generate().unwrap();
+        let (mut doc, _) =
+            OrganisationDocument::create(&secret, profile("Centre Espoir"), 1_700_000_000).unwrap();
+        for (id, name) in [("svc-1", "Écoute"), ("svc-2", "Formation")] {
+            doc.apply_edit(
+                &Edit::AddService {
+                    id: id.into(),
+                    service: Box::new(service(name)),
+                },
+                &secret,
+                1_700_000_100,
+            )
+            .unwrap();
+        }
+        let am = doc.am();
+        let direct: OrganisationRecord = crate::automerge_de::from_object(&*am, ROOT).unwrap();
+        let hydrated = am.hydrate(ROOT, None).unwrap();
+        let via_json: OrganisationRecord =
+            serde_json::from_value(hydrate_to_json(&hydrated)).unwrap();
+        assert_eq!(
+            serde_json::to_value(&direct).unwrap(),
+            serde_json::to_value(&via_json).unwrap()
+        );
+        assert_eq!(direct.services.len(), 2);
     }
 
     #[test]

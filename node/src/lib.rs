@@ -8,7 +8,7 @@
 //! - [`membership`]: the network document, its charter and quorum membership.
 //! - [`model`]: profile, offices, services, and their validation (pure).
 //! - [`document`]: an organisation's Automerge document and its edits.
-//! - [`hydrate_de`]: reads a hydrated Automerge value into Rust types (serde).
+//! - [`automerge_de`]: reads an Automerge document into Rust types (serde), in place.
 //! - [`directory`]: search over the directory (pure).
 //! - [`referral`]: the referral lifecycle (states, who may move them).
 //! - [`backup`]: backups in Automerge's format with signed heads (export, verify).
@@ -19,6 +19,7 @@
 //! - [`control`]: the local control API (Unix socket, JSON lines) and its client.
 //! - [`config`]: the node's configuration and the data folder's layout.
 
+pub mod automerge_de;
 pub mod backup;
 pub mod cartography;
 pub mod config;
@@ -26,7 +27,6 @@ pub mod control;
 pub mod directory;
 pub mod document;
 pub mod envelope;
-pub mod hydrate_de;
 pub mod identity;
 pub mod membership;
 pub mod model;
