@@ -618,6 +618,7 @@ pub struct RunningNode {
     actor_thread: Option<std::thread::JoinHandle<()>>,
     network: Option<Network>,
     socket: PathBuf,
+    store_dir: PathBuf,
 }
 
 impl RunningNode {
@@ -660,6 +661,14 @@ impl RunningNode {
                     context: "the documents thread panicked".into(),
                     source: std::io::Error::other("panic"),
                 })?;
+        }
+        // The documents thread has closed the store: let sled settle its log now rather
+        // than at the next start (a failure here costs only start time, so it is logged).
+        let store_dir = self.store_dir.clone();
+        match tokio::task::spawn_blocking(move || Store::settle(&store_dir)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(error = %e, "could not settle the store's log at shutdown"),
+            Err(e) => warn!(error = %e, "could not settle the store's log at shutdown"),
         }
         let _ = fs::remove_file(&self.socket);
         info!("node stopped");
@@ -774,6 +783,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         actor_thread: Some(actor_thread),
         network,
         socket,
+        store_dir: config.store_dir(),
     })
 }
 

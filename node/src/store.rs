@@ -392,6 +392,20 @@ impl Store {
         })
     }
 
+    /// Opens the closed store's database once more and closes it, so that the next start
+    /// opens it quickly. sled records where its log stands only when it opens a database:
+    /// it replays everything written since it was last opened (a whole session's writes:
+    /// about 0.3 s after a national ingest) and notes the result. Done at shutdown, when
+    /// the node no longer holds the database, that replay is paid by the stop instead of
+    /// by the next start. Nothing is written but sled's own note.
+    pub fn settle(path: &Path) -> Result<(), StoreError> {
+        // Never creates a database where there is none.
+        if path.join("db").exists() {
+            drop(open_db(path)?);
+        }
+        Ok(())
+    }
+
     /// The sled database, for the parts of the node that keep trees of their own (the
     /// case-file vault).
     pub fn database(&self) -> sled::Db {
@@ -945,6 +959,9 @@ mod tests {
             let store = Store::create(dir.path()).unwrap();
             store.put_changes(&changes).unwrap();
         }
+        // Settled once closed (as at shutdown), and settling again changes nothing.
+        Store::settle(dir.path()).unwrap();
+        Store::settle(dir.path()).unwrap();
         let store = Store::open(dir.path()).unwrap();
         let docs = store.load().unwrap();
         assert_eq!(docs.len(), 1);
