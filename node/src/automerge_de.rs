@@ -79,6 +79,17 @@ fn visit_cow_str<'de, V: Visitor<'de>>(s: Cow<'de, str>, visitor: V) -> Result<V
     }
 }
 
+/// A map key or an enum variant's name, borrowed from the document where it can be.
+fn seed_cow_str<'de, S: de::DeserializeSeed<'de>>(
+    seed: S,
+    s: Cow<'de, str>,
+) -> Result<S::Value, Error> {
+    match s {
+        Cow::Borrowed(s) => seed.deserialize(de::value::BorrowedStrDeserializer::<Error>::new(s)),
+        Cow::Owned(s) => seed.deserialize(de::value::StringDeserializer::<Error>::new(s)),
+    }
+}
+
 impl<'de, D: ReadDoc> Reader<'de, D> {
     fn text(&self, id: &ObjId) -> Result<String, Error> {
         self.doc
@@ -200,13 +211,7 @@ impl<'de, D: ReadDoc> de::MapAccess<'de> for Entries<'de, D> {
             return Ok(None);
         };
         self.value = Some(Node::of(entry.value.clone(), || entry.id()));
-        let key = match entry.key {
-            Cow::Borrowed(key) => {
-                seed.deserialize(de::value::BorrowedStrDeserializer::<Error>::new(key))
-            }
-            Cow::Owned(key) => seed.deserialize(de::value::StringDeserializer::<Error>::new(key)),
-        };
-        key.map(Some)
+        seed_cow_str(seed, entry.key).map(Some)
     }
 
     fn next_value_seed<V: de::DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
@@ -261,15 +266,7 @@ impl<'de, D: ReadDoc> de::EnumAccess<'de> for Variant<'de, D> {
         self,
         seed: V,
     ) -> Result<(V::Value, Reader<'de, D>), Error> {
-        let name = match self.name {
-            Cow::Borrowed(name) => {
-                seed.deserialize(de::value::BorrowedStrDeserializer::<Error>::new(name))?
-            }
-            Cow::Owned(name) => {
-                seed.deserialize(de::value::StringDeserializer::<Error>::new(name))?
-            }
-        };
-        Ok((name, self.content))
+        Ok((seed_cow_str(seed, self.name)?, self.content))
     }
 }
 
