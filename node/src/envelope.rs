@@ -222,6 +222,57 @@ impl fmt::Debug for SignedChange {
     }
 }
 
+/// What checking attestation needs to know of one change of a document: its hash, its
+/// author, its dependencies, and whether it carries a verified signature of its own.
+#[derive(Debug, Clone, Copy)]
+pub struct ChangeLink<'a> {
+    /// The Automerge change hash.
+    pub hash: ChangeHash,
+    /// Its author (the key its Automerge actor names).
+    pub author: OrgId,
+    /// The hashes of the changes it depends on.
+    pub deps: &'a [ChangeHash],
+    /// True if its own signature was verified.
+    pub signed: bool,
+}
+
+/// Indices of the unsigned changes among `links` (the changes of one document) that no
+/// signed change of the same author among them has in its history (itself included):
+/// from all of an author's signed changes, one walk back through every dependency held
+/// here; the author's changes met on the way are vouched for.
+pub fn unattested_links(links: &[ChangeLink<'_>]) -> Vec<usize> {
+    if links.iter().all(|l| l.signed) {
+        return Vec::new();
+    }
+    let index_of: HashMap<ChangeHash, usize> =
+        links.iter().enumerate().map(|(i, l)| (l.hash, i)).collect();
+    let mut authors: HashMap<OrgId, Vec<usize>> = HashMap::new();
+    for (index, link) in links.iter().enumerate() {
+        if link.signed {
+            authors.entry(link.author).or_default().push(index);
+        }
+    }
+    let mut vouched = vec![false; links.len()];
+    for (author, mut stack) in authors {
+        let mut seen: HashSet<usize> = stack.iter().copied().collect();
+        while let Some(index) = stack.pop() {
+            if links[index].author == author {
+                vouched[index] = true;
+            }
+            for dep in links[index].deps {
+                if let Some(&next) = index_of.get(dep)
+                    && seen.insert(next)
+                {
+                    stack.push(next);
+                }
+            }
+        }
+    }
+    (0..links.len())
+        .filter(|&i| !links[i].signed && !vouched[i])
+        .collect()
+}
+
 impl SignedChange {
     /// Signs `change` for `document` with `secret`. The change's actor must be the signer's key.
     pub fn sign(document: DocumentId, change: Change, secret: &SigningSecret) -> Self {
@@ -317,46 +368,25 @@ impl SignedChange {
         if changes.iter().all(SignedChange::is_signed) {
             return Vec::new();
         }
-        // By document: each change's index by hash.
-        let mut by_document: HashMap<&DocumentId, HashMap<ChangeHash, usize>> = HashMap::new();
+        let mut by_document: HashMap<&DocumentId, Vec<usize>> = HashMap::new();
         for (index, change) in changes.iter().enumerate() {
-            by_document
-                .entry(&change.document)
-                .or_default()
-                .insert(change.hash(), index);
+            by_document.entry(&change.document).or_default().push(index);
         }
-        let mut vouched = vec![false; changes.len()];
+        let mut unattested = Vec::new();
         for indices in by_document.values() {
-            // One walk per author, from all of its signed changes, back through every
-            // dependency held here; the author's changes met on the way are vouched for.
-            let mut authors: HashMap<OrgId, Vec<usize>> = HashMap::new();
-            for &index in indices.values() {
-                if changes[index].is_signed() {
-                    authors
-                        .entry(changes[index].author)
-                        .or_default()
-                        .push(index);
-                }
-            }
-            for (author, mut stack) in authors {
-                let mut seen: HashSet<usize> = stack.iter().copied().collect();
-                while let Some(index) = stack.pop() {
-                    if changes[index].author == author {
-                        vouched[index] = true;
-                    }
-                    for dep in changes[index].change.deps() {
-                        if let Some(&next) = indices.get(dep)
-                            && seen.insert(next)
-                        {
-                            stack.push(next);
-                        }
-                    }
-                }
-            }
+            let links: Vec<ChangeLink<'_>> = indices
+                .iter()
+                .map(|&i| ChangeLink {
+                    hash: changes[i].hash(),
+                    author: changes[i].author,
+                    deps: changes[i].change.deps(),
+                    signed: changes[i].is_signed(),
+                })
+                .collect();
+            unattested.extend(unattested_links(&links).into_iter().map(|i| indices[i]));
         }
-        (0..changes.len())
-            .filter(|&i| !changes[i].is_signed() && !vouched[i])
-            .collect()
+        unattested.sort_unstable();
+        unattested
     }
 
     /// Verifies the signatures of the signed changes among `changes` (attested ones are

@@ -12,9 +12,16 @@
 //!   forward the change) only after [`Store::put_changes`] returned `Ok`. sled 0.34 flushes
 //!   with `sync_file_range`, which survives the process being killed but not necessarily a
 //!   power cut (see `docs/operator-guide.md`).
+//! - `documents-received-whole` (key: document id; value: Automerge's compressed document)
+//!   holds a document as a peer sent it whole (a bundle, `docs/protocol.md`): its changes
+//!   are stored there, in one value, instead of one record each. Only each author's
+//!   latest change, signed, is also in `changes`; every other change of the document is
+//!   attested by those signatures (the hash chain). Reading a document's changes
+//!   ([`Store::load_document`], [`Store::load_changes`]) reads both and verifies them
+//!   together; cutting changes out of such a document first stores its changes one by one.
 //! - `change-counts` (key: document id; value: u64 BE) holds how many changes of each
-//!   document are stored, written before the changes themselves; a snapshot records how
-//!   many changes it holds. At start, a document whose snapshot holds as many changes as
+//!   document are stored (in records or in a document received whole), written before the
+//!   changes themselves; a snapshot records how many changes it holds. At start, a document whose snapshot holds as many changes as
 //!   are stored is taken from the snapshot without reading its changes (fast start); any
 //!   other is rebuilt from its signed changes, decoded and verified.
 //! - [`Store::load`] and [`Store::load_document`] decode and verify every change they
@@ -33,7 +40,11 @@ use crate::envelope::{DocumentId, SignedChange};
 use crate::identity::OrgId;
 
 /// Version of the store's layout, kept in the `meta` tree.
-pub const STORE_FORMAT: &[u8] = b"passerelle-store-1";
+pub const STORE_FORMAT: &[u8] = b"passerelle-store-2";
+/// The layout before documents received whole were kept in one value: a subset of the
+/// current one, upgraded in place when opened (an older node refuses the upgraded store,
+/// whose documents received whole it would not read).
+const STORE_FORMAT_1: &[u8] = b"passerelle-store-1";
 const FORMAT_KEY: &[u8] = b"format";
 const NETWORK_KEY: &[u8] = b"network";
 const BOOTSTRAP_KEY: &[u8] = b"bootstrap-peers";
@@ -269,6 +280,8 @@ pub struct Store {
     snapshots: sled::Tree,
     /// Document id → the snapshot's Automerge document ([`Snapshot::encode_document`]).
     snapshot_documents: sled::Tree,
+    /// Document id → the document as received whole (Automerge's compressed format).
+    received_whole: sled::Tree,
     meta: sled::Tree,
     requests: sled::Tree,
 }
@@ -361,6 +374,14 @@ impl Store {
         let db = open_db(path)?;
         let meta = db.open_tree("meta")?;
         match meta.get(FORMAT_KEY)? {
+            Some(found) if found.as_ref() == STORE_FORMAT_1 => {
+                meta.insert(FORMAT_KEY, STORE_FORMAT)?;
+                db.flush()?;
+                tracing::info!(
+                    "store upgraded to {}",
+                    String::from_utf8_lossy(STORE_FORMAT)
+                );
+            }
             Some(found) if found.as_ref() != STORE_FORMAT => {
                 return Err(StoreError::Format {
                     found: String::from_utf8_lossy(&found).into_owned(),
@@ -386,6 +407,7 @@ impl Store {
             counts: db.open_tree("change-counts")?,
             snapshots: db.open_tree("snapshots")?,
             snapshot_documents: db.open_tree("snapshot-documents")?,
+            received_whole: db.open_tree("documents-received-whole")?,
             requests: db.open_tree("admission-requests")?,
             meta,
             db,
@@ -461,6 +483,60 @@ impl Store {
         Ok(())
     }
 
+    /// Writes a document received whole (already verified) that the store held nothing
+    /// of: its `changes` count, the compressed document `saved` (which loads as exactly
+    /// those changes) and the `signed` changes among them, each author's latest, as
+    /// records. Not flushed (the caller flushes, as after [`Store::write_changes`]).
+    pub fn write_whole(
+        &self,
+        document: &DocumentId,
+        saved: &[u8],
+        signed: &[SignedChange],
+        changes: u64,
+    ) -> Result<(), StoreError> {
+        let key = document.as_str().as_bytes();
+        if self.count_of(document)? > 0 {
+            return Err(StoreError::Corrupt {
+                key: format!("documents-received-whole/{document}"),
+                reason: "the store already holds changes of this document".into(),
+            });
+        }
+        self.counts.insert(key, &changes.to_be_bytes())?;
+        self.received_whole.insert(key, saved)?;
+        let mut batch = sled::Batch::default();
+        for change in signed {
+            batch.insert(change_key(document, &change.hash()), change.encode());
+        }
+        self.changes.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// The changes of `document` held in the document received whole `saved` and not
+    /// among `records` (its stored records), each attested; appended to `records`.
+    fn add_received_whole(
+        document: &DocumentId,
+        saved: &[u8],
+        records: &mut Vec<SignedChange>,
+    ) -> Result<(), StoreError> {
+        let corrupt = |reason: String| StoreError::Corrupt {
+            key: format!("documents-received-whole/{document}"),
+            reason,
+        };
+        let mut doc = automerge::AutoCommit::load(saved)
+            .map_err(|e| corrupt(format!("it does not load: {e}")))?;
+        let held: std::collections::HashSet<ChangeHash> =
+            records.iter().map(SignedChange::hash).collect();
+        for change in doc.get_changes(&[]) {
+            if !held.contains(&change.hash()) {
+                records.push(
+                    SignedChange::attested(document.clone(), change)
+                        .map_err(|e| corrupt(e.to_string()))?,
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// Flushes everything written so far to disk.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
@@ -530,6 +606,19 @@ impl Store {
         document: &DocumentId,
         hashes: &[ChangeHash],
     ) -> Result<(), StoreError> {
+        let key = document.as_str().as_bytes();
+        if let Some(saved) = self.received_whole.get(key)? {
+            // Its changes are stored one by one first, so that some can be cut.
+            let mut records = self.records_of(document)?;
+            let held = records.len();
+            Self::add_received_whole(document, &saved, &mut records)?;
+            let mut batch = sled::Batch::default();
+            for change in &records[held..] {
+                batch.insert(change_key(document, &change.hash()), change.encode());
+            }
+            self.changes.apply_batch(batch)?;
+            self.received_whole.remove(key)?;
+        }
         let mut batch = sled::Batch::default();
         let mut removed = 0;
         for hash in hashes {
@@ -550,8 +639,8 @@ impl Store {
         Ok(())
     }
 
-    /// The verified signed changes of one document.
-    pub fn load_document(&self, document: &DocumentId) -> Result<Vec<SignedChange>, StoreError> {
+    /// The records of one document's changes, decoded, not verified.
+    fn records_of(&self, document: &DocumentId) -> Result<Vec<SignedChange>, StoreError> {
         let mut prefix = document.as_str().as_bytes().to_vec();
         prefix.push(0);
         let mut out = Vec::new();
@@ -562,6 +651,16 @@ impl Store {
                 reason: e.to_string(),
             })?;
             out.push(change);
+        }
+        Ok(out)
+    }
+
+    /// The verified changes of one document: its records, and those of the document as
+    /// received whole, if it was (each attested by a signed record).
+    pub fn load_document(&self, document: &DocumentId) -> Result<Vec<SignedChange>, StoreError> {
+        let mut out = self.records_of(document)?;
+        if let Some(saved) = self.received_whole.get(document.as_str().as_bytes())? {
+            Self::add_received_whole(document, &saved, &mut out)?;
         }
         if let Err((index, error)) = SignedChange::verify_all(&out) {
             return Err(StoreError::Corrupt {
@@ -693,12 +792,14 @@ impl Store {
         Ok(())
     }
 
-    /// True if the store holds this change.
+    /// True if the store holds this change as a record.
     pub fn has_change(&self, document: &DocumentId, hash: &ChangeHash) -> Result<bool, StoreError> {
         Ok(self.changes.contains_key(change_key(document, hash))?)
     }
 
-    /// The encoded signed change, as stored (and as sent to peers).
+    /// The encoded signed change, as stored (and as sent to peers); `None` for a change
+    /// held only in a document received whole (the node encodes it, attested, from the
+    /// document it holds).
     pub fn raw_change(
         &self,
         document: &DocumentId,
@@ -862,7 +963,8 @@ impl Store {
         Ok(out)
     }
 
-    /// Every stored signed change, decoded and verified, by document.
+    /// Every stored change (records, and documents received whole), decoded and verified,
+    /// by document.
     pub fn load_changes(&self) -> Result<BTreeMap<DocumentId, Vec<SignedChange>>, StoreError> {
         let mut documents: BTreeMap<DocumentId, Vec<SignedChange>> = BTreeMap::new();
         for entry in self.changes.iter() {
@@ -886,6 +988,17 @@ impl Store {
                 .or_default()
                 .push(change);
         }
+        for entry in self.received_whole.iter() {
+            let (key, saved) = entry?;
+            let id = String::from_utf8(key.to_vec())
+                .ok()
+                .and_then(|k| DocumentId::try_from(k).ok())
+                .ok_or_else(|| StoreError::Corrupt {
+                    key: format!("documents-received-whole/{}", readable_key(&key)),
+                    reason: "not a document id".into(),
+                })?;
+            Self::add_received_whole(&id, &saved, documents.entry(id.clone()).or_default())?;
+        }
         for (id, changes) in &documents {
             if let Err((index, error)) = SignedChange::verify_all(changes) {
                 return Err(StoreError::Corrupt {
@@ -902,9 +1015,9 @@ impl Store {
         self.db.size_on_disk().unwrap_or(0)
     }
 
-    /// Number of signed changes held.
+    /// Number of change records held, a document received whole counting as one.
     pub fn change_count(&self) -> usize {
-        self.changes.len()
+        self.changes.len() + self.received_whole.len()
     }
 
     /// Writes raw bytes under a change key. Tests use it to simulate tampering.
@@ -1163,6 +1276,113 @@ mod tests {
         let empty = tempfile::tempdir().unwrap();
         assert!(matches!(
             Store::open(&empty.path().join("store")),
+            Err(StoreError::Format { .. })
+        ));
+    }
+
+    /// A document of three changes by its owner (the last signed, the others attested by
+    /// it) and one signed change by a second key, as a peer sends it whole.
+    fn received_whole() -> (DocumentId, Vec<u8>, Vec<SignedChange>, ChangeHash) {
+        use automerge::transaction::Transactable;
+        let owner = SigningSecret::generate().unwrap();
+        let device = SigningSecret::generate().unwrap();
+        let id = DocumentId::organisation(&owner.org_id());
+        let mut doc = automerge::AutoCommit::new();
+        let mut commit = |key: &SigningSecret, field: &str| {
+            doc.set_actor(automerge::ActorId::from(key.org_id().as_bytes()));
+            doc.put(automerge::ROOT, field, 1).unwrap();
+            doc.commit();
+            doc.get_last_local_change().unwrap()
+        };
+        commit(&owner, "a");
+        commit(&owner, "b");
+        let latest = commit(&owner, "c");
+        let devices = commit(&device, "d");
+        let signed = vec![
+            SignedChange::sign(id.clone(), latest, &owner),
+            SignedChange::sign(id.clone(), devices.clone(), &device),
+        ];
+        (id, doc.save(), signed, devices.hash())
+    }
+
+    #[test]
+    fn a_document_received_whole_is_stored_in_one_value_and_reads_back_change_by_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let (id, saved, signed, devices) = received_whole();
+        {
+            let store = Store::create(dir.path()).unwrap();
+            store.write_whole(&id, &saved, &signed, 4).unwrap();
+            store.flush().unwrap();
+            // Written once only: a second time is refused, the first left as it was.
+            assert!(matches!(
+                store.write_whole(&id, &saved, &signed, 4),
+                Err(StoreError::Corrupt { .. })
+            ));
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.change_counts().unwrap().unwrap()[&id], 4);
+        // Two signed records and the document in one value.
+        assert_eq!(store.change_count(), 3);
+        let changes = store.load_document(&id).unwrap();
+        assert_eq!(changes.len(), 4);
+        assert_eq!(changes.iter().filter(|c| !c.is_signed()).count(), 2);
+        assert_eq!(store.load_changes().unwrap()[&id].len(), 4);
+        let attested = changes.iter().find(|c| !c.is_signed()).unwrap();
+        assert_eq!(store.raw_change(&id, &attested.hash()).unwrap(), None);
+        assert!(store.raw_change(&id, &devices).unwrap().is_some());
+
+        // Cutting the second key's change stores the owner's one by one first.
+        store.remove_changes(&id, &[devices]).unwrap();
+        let kept = store.load_document(&id).unwrap();
+        assert_eq!(kept.len(), 3);
+        assert!(kept.iter().all(|c| c.author() == signed[0].author()));
+        assert_eq!(store.change_counts().unwrap().unwrap()[&id], 3);
+        assert_eq!(store.change_count(), 3);
+        assert!(store.raw_change(&id, &attested.hash()).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_damaged_document_received_whole_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let (id, mut saved, signed, _) = received_whole();
+        let store = Store::create(dir.path()).unwrap();
+        let at = saved.len() / 2;
+        saved[at] ^= 0xff;
+        store.write_whole(&id, &saved, &signed, 4).unwrap();
+        let err = store.load_document(&id).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+        assert!(
+            err.to_string().contains("documents-received-whole"),
+            "{err}"
+        );
+        assert!(store.load_changes().is_err());
+    }
+
+    #[test]
+    fn a_store_of_the_first_layout_is_upgraded_and_another_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = SigningSecret::generate().unwrap();
+        {
+            let store = Store::create(dir.path()).unwrap();
+            store.put_changes(&two_changes(&secret)).unwrap();
+            let meta = store.database().open_tree("meta").unwrap();
+            meta.insert(FORMAT_KEY, STORE_FORMAT_1).unwrap();
+            store.flush().unwrap();
+        }
+        {
+            let store = Store::open(dir.path()).unwrap();
+            assert_eq!(store.change_count(), 2);
+            let meta = store.database().open_tree("meta").unwrap();
+            assert_eq!(
+                meta.get(FORMAT_KEY).unwrap().unwrap().as_ref(),
+                STORE_FORMAT
+            );
+            meta.insert(FORMAT_KEY, b"passerelle-store-9".as_slice())
+                .unwrap();
+            store.flush().unwrap();
+        }
+        assert!(matches!(
+            Store::open(dir.path()),
             Err(StoreError::Format { .. })
         ));
     }

@@ -25,8 +25,8 @@ use passerelle_node::envelope::SignedChange;
 use passerelle_node::membership::{AdmissionRequest, SignedRequest};
 use passerelle_node::node::{Decision, ListFilter, ReferralReply, ReferralRequest};
 use passerelle_node::referral::lifecycle::Status;
-use passerelle_tests::TestNode;
 use passerelle_tests::dataset::{DatasetSize, generate};
+use passerelle_tests::{TestNode, copy_folder};
 use serde_json::json;
 
 /// Signed changes per `apply_remote` call, as a catch-up batch would bring them.
@@ -65,20 +65,6 @@ fn node_memory(data_dir: &std::path::Path) -> serde_json::Value {
 /// data folder, to profile the memory child on it again
 /// (`PASSERELLE_BENCH_MEMORY_OF=<folder> heaptrack <this binary>`).
 const KEEP_STORE: &str = "PASSERELLE_BENCH_KEEP_STORE";
-
-fn copy_folder(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_folder(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), &target)?;
-        }
-    }
-    Ok(())
-}
 
 /// Peak resident set size of this process, kB (`VmHWM`).
 fn peak_rss_kb() -> u64 {
@@ -160,6 +146,10 @@ fn main() {
         memory_child(&data_dir);
         return;
     }
+    if let Ok(kept) = std::env::var(COLD_JOIN_FROM) {
+        cold_join_only(std::path::Path::new(&kept));
+        return;
+    }
     let size = DatasetSize::from_env();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -232,6 +222,11 @@ fn main() {
         // The partner that joins later (5.), a founder so that it needs no admission.
         let mut joiner = TestNode::init_networked("Nouveau partenaire", vec![]);
         let network = passerelle_tests::found_network(&[&node, &joiner], "1");
+        if let Ok(keep) = std::env::var(KEEP_STORE) {
+            // The joiner as it is before it ever starts, for PASSERELLE_BENCH_COLD_JOIN_FROM.
+            copy_folder(&joiner.data_dir(), &std::path::Path::new(&keep).join("joiner"))
+                .expect("keep the joiner");
+        }
         node.start().await;
         let handle = node.handle();
         let started = Instant::now();
@@ -404,74 +399,20 @@ fn main() {
 
         // 5. Cold join: a new partner's node dials this one over loopback libp2p and
         // catches up on everything (verifying every signature, applying, storing).
-        let seed = node.listen_addr().await;
-        if let Some(config) = joiner.config.network.as_mut() {
-            config.peers = vec![seed];
-        }
-        let target = node.heads().await;
-        let started = Instant::now();
-        joiner.start().await;
-        let deadline = Instant::now() + Duration::from_secs(1800);
-        loop {
-            let held = joiner.heads().await;
-            if target.iter().all(|d| held.contains(d)) {
-                break;
-            }
-            assert!(Instant::now() < deadline, "the joiner never caught up");
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        let joined = started.elapsed();
-        let wire = {
-            let network = joiner.handle().network_status();
-            network.sync_bytes_received + network.gossip_bytes_received
-        };
-        joiner.stop().await;
-        node.stop().await;
-
-        // The baseline: the same documents moved whole in Automerge's compressed format
-        // (save on one side, load on the other), from the seed's snapshots.
-        let store = passerelle_node::store::Store::open(&node.config.store_dir()).expect("store");
-        let saved: Vec<Vec<u8>> = store
-            .load_snapshots()
-            .expect("snapshots")
-            .into_iter()
-            .map(|(_, snapshot)| snapshot.document)
-            .collect();
-        drop(store);
-        let started = Instant::now();
-        let loaded: Vec<automerge::AutoCommit> = saved
-            .iter()
-            .map(|bytes| automerge::AutoCommit::load(bytes).expect("load"))
-            .collect();
-        let baseline_load = started.elapsed();
-        let started = Instant::now();
-        let resaved: usize = loaded.into_iter().map(|mut doc| doc.save().len()).sum();
-        let baseline_save = started.elapsed();
-        let baseline_bytes: usize = saved.iter().map(Vec::len).sum();
-        let baseline = baseline_load + baseline_save;
-        row(
-            "cold join: a new node syncs the full dataset over loopback",
-            format!("{:.1} s", joined.as_secs_f64()),
-            format!(
-                "{:.1} MB on the wire = {:.2}× the signed changes, {:.1}× the compressed documents; baseline (Automerge full-document transfer: save {:.1} s + load {:.1} s, {:.1} MB, no signatures): {:.1} s, so {:.1}× its time (targets < 10 s, ≤ 1.5× the compressed bytes)",
-                wire as f64 / 1e6,
-                wire as f64 / dataset.signed_bytes() as f64,
-                wire as f64 / baseline_bytes as f64,
-                baseline_save.as_secs_f64(),
-                baseline_load.as_secs_f64(),
-                baseline_bytes as f64 / 1e6,
-                baseline.as_secs_f64(),
-                joined.as_secs_f64() / baseline.as_secs_f64()
-            ),
-        );
-        std::hint::black_box(resaved);
+        let cold = cold_join(&mut node, &mut joiner, Some(dataset.signed_bytes() as u64)).await;
 
         // 6. Memory: the node alone in a process of its own (this bench process also holds
         // the dataset), started on the seed's store.
         let memory = node_memory(&node.data_dir());
         if let Ok(keep) = std::env::var(KEEP_STORE) {
-            copy_folder(&node.data_dir(), std::path::Path::new(&keep)).expect("keep the store");
-            println!("the seed's data folder is kept in {keep}");
+            let keep = std::path::Path::new(&keep);
+            copy_folder(&node.data_dir(), &keep.join("seed")).expect("keep the store");
+            std::fs::write(
+                keep.join("signed-bytes"),
+                dataset.signed_bytes().to_string(),
+            )
+            .expect("keep the dataset's size");
+            println!("the seed's data folder is kept in {}", keep.join("seed").display());
         }
         row(
             "memory: peak RSS of a node holding the full dataset",
@@ -484,14 +425,7 @@ fn main() {
                 memory["all_loaded_kb"].as_f64().unwrap_or(0.0) / 1e3,
             ),
         );
-        figures["cold_join"] = json!({
-            "seconds": joined.as_secs_f64(),
-            "wire_bytes": wire,
-            "baseline_bytes": baseline_bytes,
-            "baseline_seconds": baseline.as_secs_f64(),
-            "baseline_save_seconds": baseline_save.as_secs_f64(),
-            "baseline_load_seconds": baseline_load.as_secs_f64(),
-        });
+        figures["cold_join"] = cold;
         figures["memory"] = memory;
 
         figures["ingest_per_s"] = json!(rate);
@@ -513,4 +447,110 @@ fn main() {
     std::fs::write(&path, serde_json::to_vec_pretty(&figures).expect("json"))
         .expect("write the figures");
     println!("figures written to {path}");
+}
+
+/// Environment variable naming a folder kept by [`KEEP_STORE`]: the bench runs the cold
+/// join (5.) alone, from copies of the seed's and the joiner's data folders.
+const COLD_JOIN_FROM: &str = "PASSERELLE_BENCH_COLD_JOIN_FROM";
+
+/// Starts `joiner`, which dials `node` over loopback and catches up on every document
+/// (verifying, applying, storing), then stops both and runs the baseline (an Automerge
+/// full-document transfer of the same documents); prints the row, returns the figures.
+async fn cold_join(
+    node: &mut TestNode,
+    joiner: &mut TestNode,
+    signed_bytes: Option<u64>,
+) -> serde_json::Value {
+    let seed = node.listen_addr().await;
+    if let Some(config) = joiner.config.network.as_mut() {
+        config.peers = vec![seed];
+    }
+    let target = node.heads().await;
+    let started = Instant::now();
+    joiner.start().await;
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    loop {
+        let held = joiner.heads().await;
+        if target.iter().all(|d| held.contains(d)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the joiner never caught up");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let joined = started.elapsed();
+    let wire = {
+        let network = joiner.handle().network_status();
+        network.sync_bytes_received + network.gossip_bytes_received
+    };
+    joiner.stop().await;
+    node.stop().await;
+
+    // The baseline: the same documents moved whole in Automerge's compressed format
+    // (save on one side, load on the other), from the seed's snapshots.
+    let store = passerelle_node::store::Store::open(&node.config.store_dir()).expect("store");
+    let saved: Vec<Vec<u8>> = store
+        .load_snapshots()
+        .expect("snapshots")
+        .into_iter()
+        .map(|(_, snapshot)| snapshot.document)
+        .collect();
+    drop(store);
+    let started = Instant::now();
+    let loaded: Vec<automerge::AutoCommit> = saved
+        .iter()
+        .map(|bytes| automerge::AutoCommit::load(bytes).expect("load"))
+        .collect();
+    let baseline_load = started.elapsed();
+    let started = Instant::now();
+    let resaved: usize = loaded.into_iter().map(|mut doc| doc.save().len()).sum();
+    let baseline_save = started.elapsed();
+    let baseline_bytes: usize = saved.iter().map(Vec::len).sum();
+    let baseline = baseline_load + baseline_save;
+    row(
+        "cold join: a new node syncs the full dataset over loopback",
+        format!("{:.1} s", joined.as_secs_f64()),
+        format!(
+            "{:.1} MB on the wire = {}{:.1}× the compressed documents; baseline (Automerge full-document transfer: save {:.1} s + load {:.1} s, {:.1} MB, no signatures): {:.1} s, so {:.1}× its time (targets < 10 s, ≤ 1.5× the compressed bytes)",
+            wire as f64 / 1e6,
+            signed_bytes
+                .map(|signed| format!("{:.2}× the signed changes, ", wire as f64 / signed as f64))
+                .unwrap_or_default(),
+            wire as f64 / baseline_bytes as f64,
+            baseline_save.as_secs_f64(),
+            baseline_load.as_secs_f64(),
+            baseline_bytes as f64 / 1e6,
+            baseline.as_secs_f64(),
+            joined.as_secs_f64() / baseline.as_secs_f64()
+        ),
+    );
+    std::hint::black_box(resaved);
+    json!({
+        "seconds": joined.as_secs_f64(),
+        "wire_bytes": wire,
+        "baseline_bytes": baseline_bytes,
+        "baseline_seconds": baseline.as_secs_f64(),
+        "baseline_save_seconds": baseline_save.as_secs_f64(),
+        "baseline_load_seconds": baseline_load.as_secs_f64(),
+    })
+}
+
+/// The cold join alone, on copies of a kept seed and joiner ([`COLD_JOIN_FROM`]).
+fn cold_join_only(kept: &std::path::Path) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let signed_bytes = std::fs::read_to_string(kept.join("signed-bytes"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok());
+    println!("| measure | figure | detail |");
+    println!("|---|---|---|");
+    let figures = runtime.block_on(async {
+        let mut node = TestNode::from_copy("Réseau national", &kept.join("seed"), vec![]);
+        let mut joiner = TestNode::from_copy("Nouveau partenaire", &kept.join("joiner"), vec![]);
+        node.start().await;
+        cold_join(&mut node, &mut joiner, signed_bytes).await
+    });
+    println!("{figures}");
 }

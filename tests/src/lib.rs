@@ -96,6 +96,30 @@ impl TestNode {
         })
     }
 
+    /// A node on a copy of the data folder `from` (left untouched), listening on loopback
+    /// and dialling `peers`: to run the same scenario again on a kept data folder.
+    pub fn from_copy(name: &str, from: &std::path::Path, peers: Vec<libp2p::Multiaddr>) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("passerelle-test-")
+            .tempdir()
+            .expect("temporary folder");
+        copy_folder(from, &dir.path().join("data")).expect("copy the data folder");
+        let mut config = Config::new(dir.path().join("data"));
+        config.network = Some(NetworkConfig {
+            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr")],
+            peers,
+            sync_interval: Duration::from_secs(1),
+            mdns: false,
+            ..Default::default()
+        });
+        Self {
+            name: name.to_owned(),
+            config,
+            running: None,
+            _dir: dir,
+        }
+    }
+
     /// The first address the running node listens on (waits for it).
     pub async fn listen_addr(&self) -> libp2p::Multiaddr {
         let handle = self.handle();
@@ -174,6 +198,21 @@ impl TestNode {
             .await
             .expect("connect to control socket")
     }
+}
+
+/// Copies the folder `from` and everything in it to `to` (created).
+pub fn copy_folder(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_folder(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
 }
 
 /// Initialises and starts one node per name.

@@ -153,6 +153,13 @@ async fn a_joiner_receives_documents_whole_and_serves_them_on() {
         attested += changes.iter().filter(|c| !c.is_signed()).count();
     }
     assert!(attested > 0, "the joiner holds no attested change");
+    // A full check of its store (every change read back, documents received whole
+    // included, and verified) finds the same documents.
+    joiner.stop().await;
+    joiner.config.verify_store = true;
+    joiner.start().await;
+    assert_eq!(joiner.heads().await, heads);
+    assert_eq!(joiner.services().await.len(), 6);
     joiner.stop().await;
 }
 

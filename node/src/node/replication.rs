@@ -101,24 +101,48 @@ impl RemoteOutcome {
 pub struct VerifiedBatch {
     changes: Vec<SignedChange>,
     rejected: Vec<Rejection>,
-    /// Documents received whole (bundles), loaded: a node that lacks one takes it as it
-    /// is instead of applying its changes one by one.
-    loaded: HashMap<DocumentId, Loaded>,
+    /// Documents received whole (bundles), loaded and verified: a node that lacks one
+    /// takes it as it is instead of applying its changes one by one.
+    whole: Vec<Whole>,
 }
 
-/// A document received whole, loaded, and the hashes of its changes.
-#[derive(Debug)]
-struct Loaded {
-    whole: Whole,
-    hashes: HashSet<ChangeHash>,
-}
-
-/// A document received whole: loaded, and as it was received (Automerge's compressed
-/// format, kept as its first snapshot).
+/// A document received whole (a bundle), loaded and verified: every change is signed or
+/// attested by a signed change of its author, and each author's changes are numbered
+/// 1, 2, 3….
 #[derive(Debug)]
 struct Whole {
+    id: DocumentId,
     doc: automerge::AutoCommit,
+    /// As it was received: Automerge's compressed format, stored as it is.
     saved: Vec<u8>,
+    /// The bundle's signed changes (each author's latest).
+    signed: Vec<SignedChange>,
+    /// Every change of the document: (author, sequence number, hash).
+    changes: Vec<(OrgId, u64, ChangeHash)>,
+}
+
+impl Whole {
+    /// Every change of the document, signed (the bundle's) or attested: to take it change
+    /// by change when it cannot be taken whole.
+    fn into_changes(mut self) -> Result<Vec<SignedChange>, Rejection> {
+        let mut signed: HashMap<ChangeHash, SignedChange> = self
+            .signed
+            .into_iter()
+            .map(|change| (change.hash(), change))
+            .collect();
+        let mut out = Vec::with_capacity(self.changes.len());
+        for change in self.doc.get_changes(&[]) {
+            match signed.remove(&change.hash()) {
+                Some(signed) => out.push(signed),
+                None => out.push(
+                    SignedChange::attested(self.id.clone(), change).map_err(|e| {
+                        Rejection::new("bad_bundle", format!("document {}: {e}", self.id))
+                    })?,
+                ),
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// Below this many changes a batch is verified on the caller's thread alone.
@@ -157,11 +181,7 @@ impl VerifiedBatch {
         let mut out = Self::check(encoded);
         for unpacked in crate::parallel::map(bundles, unpack_bundle) {
             match unpacked {
-                Ok((id, whole, changes)) => {
-                    let hashes = changes.iter().map(SignedChange::hash).collect();
-                    out.changes.extend(changes);
-                    out.loaded.insert(id, Loaded { whole, hashes });
-                }
+                Ok(whole) => out.whole.push(whole),
                 Err(rejection) => out.rejected.push(rejection),
             }
         }
@@ -222,21 +242,19 @@ impl VerifiedBatch {
     }
 }
 
-/// Loads a bundle's document and returns it with its changes, each signed (the bundle's
-/// signed changes, whose signatures are verified) or attested (every other change, which
-/// must be in the history of a signed change of its author). Refuses the whole bundle if
-/// the id is not an organisation document's, the document does not load, a signed change
-/// is malformed, of another document, not in the document or badly signed, or a change is
-/// vouched for by no signature.
-fn unpack_bundle(
-    bundle: DocumentBundle,
-) -> Result<(DocumentId, Whole, Vec<SignedChange>), Rejection> {
+/// Loads a bundle's document and checks it without rebuilding its changes: the bundle's
+/// signed changes verify and are in the document; every other change is attested (in the
+/// history of a signed change of its author: [`crate::envelope::unattested_links`], over
+/// the document's change graph); each author's changes are numbered 1, 2, 3… (no
+/// equivocation). Refuses the whole bundle if the id is not an organisation document's,
+/// the document does not load, or any of those checks fails.
+fn unpack_bundle(bundle: DocumentBundle) -> Result<Whole, Rejection> {
     let id = bundle.document;
     let bad = |reason: String| Rejection::new("bad_bundle", format!("document {id}: {reason}"));
     if id.organisation_owner().is_none() {
         return Err(bad("only organisation documents travel whole".into()));
     }
-    let mut signed: HashMap<ChangeHash, SignedChange> = HashMap::new();
+    let mut signed = Vec::with_capacity(bundle.signed.len());
     for raw in &bundle.signed {
         let change = SignedChange::decode(raw).map_err(|e| bad(e.to_string()))?;
         if !change.is_signed() || change.document() != &id {
@@ -245,30 +263,84 @@ fn unpack_bundle(
                 change.hash()
             )));
         }
-        signed.insert(change.hash(), change);
+        signed.push(change);
     }
+    SignedChange::verify_signatures(&signed).map_err(|(_, e)| {
+        Rejection::new(
+            "bad_signature",
+            format!("document {id} received whole: {e}"),
+        )
+    })?;
+    let signed_hashes: HashSet<ChangeHash> = signed.iter().map(SignedChange::hash).collect();
     let mut doc = automerge::AutoCommit::load(&bundle.automerge)
         .map_err(|e| bad(format!("does not load: {e}")))?;
-    let mut changes = Vec::new();
-    for change in doc.get_changes(&[]) {
-        match signed.remove(&change.hash()) {
-            Some(signed) => changes.push(signed),
-            None => changes
-                .push(SignedChange::attested(id.clone(), change).map_err(|e| bad(e.to_string()))?),
+    let metas = doc.get_changes_meta(&[]);
+    let mut authors = Vec::with_capacity(metas.len());
+    for meta in &metas {
+        let author = <[u8; 32]>::try_from(meta.actor.to_bytes())
+            .ok()
+            .and_then(|bytes| OrgId::from_bytes(bytes).ok())
+            .ok_or_else(|| bad(format!("change {} has no valid author key", meta.hash)))?;
+        authors.push(author);
+    }
+    let links: Vec<crate::envelope::ChangeLink<'_>> = metas
+        .iter()
+        .zip(&authors)
+        .map(|(meta, author)| crate::envelope::ChangeLink {
+            hash: meta.hash,
+            author: *author,
+            deps: &meta.deps,
+            signed: signed_hashes.contains(&meta.hash),
+        })
+        .collect();
+    let in_document = links.iter().filter(|l| l.signed).count();
+    if in_document != signed_hashes.len() || signed_hashes.len() != signed.len() {
+        return Err(bad(
+            "a signed change is not in the document, or is sent twice".into(),
+        ));
+    }
+    if let Some(&index) = crate::envelope::unattested_links(&links).first() {
+        return Err(Rejection::new(
+            "unattested",
+            format!(
+                "document {id} received whole: change {} carries no signature and no signed change of its author {} vouches for it",
+                links[index].hash, links[index].author
+            ),
+        ));
+    }
+    let changes: Vec<(OrgId, u64, ChangeHash)> = authors
+        .iter()
+        .zip(&metas)
+        .map(|(author, meta)| (*author, meta.seq, meta.hash))
+        .collect();
+    drop(links);
+    drop(metas);
+    let mut numbers: HashMap<OrgId, Vec<u64>> = HashMap::new();
+    for (author, seq, _) in &changes {
+        numbers.entry(*author).or_default().push(*seq);
+    }
+    for (author, mut seqs) in numbers {
+        seqs.sort_unstable();
+        if seqs
+            .iter()
+            .zip(1u64..)
+            .any(|(seq, expected)| *seq != expected)
+        {
+            return Err(Rejection::new(
+                "equivocation",
+                format!(
+                    "document {id} received whole: the changes of {author} are not numbered 1, 2, 3…"
+                ),
+            ));
         }
     }
-    if let Some(hash) = signed.keys().next() {
-        return Err(bad(format!("signed change {hash} is not in the document")));
-    }
-    SignedChange::verify_all(&changes).map_err(|(_, e)| {
-        let code = match e {
-            crate::envelope::VerifyError::Unattested { .. } => "unattested",
-            _ => "bad_signature",
-        };
-        Rejection::new(code, format!("document {id} received whole: {e}"))
-    })?;
-    let saved = bundle.automerge.into_vec();
-    Ok((id, Whole { doc, saved }, changes))
+    Ok(Whole {
+        id,
+        doc,
+        saved: bundle.automerge.into_vec(),
+        signed,
+        changes,
+    })
 }
 
 /// What a sync request carries, and the admission request to deliver, if any.
@@ -315,6 +387,10 @@ impl Pending {
             self.len += 1;
         }
         true
+    }
+
+    fn holds_document(&self, document: &DocumentId) -> bool {
+        self.by_document.contains_key(document)
     }
 
     fn take(&mut self, document: &DocumentId) -> Vec<SignedChange> {
@@ -383,14 +459,30 @@ pub(super) fn release_in_order(
     (ready, waiting)
 }
 
-/// A document, its changes, whether it was taken whole, and what applying them did.
-type Applied = (
-    OrgId,
-    OrganisationDocument,
-    Vec<SignedChange>,
-    bool,
-    Result<(), ApplyFailure>,
-);
+/// What to apply to one document: verified changes, or the whole document received.
+enum Work {
+    Changes(Vec<SignedChange>),
+    Whole(Box<Whole>),
+}
+
+/// A document, what was applied (the changes, or how many a document taken whole holds),
+/// and what applying did.
+type Applied = (OrgId, OrganisationDocument, Taken, Result<(), ApplyFailure>);
+
+/// What was taken of a document.
+enum Taken {
+    Changes(Vec<SignedChange>),
+    Whole(usize),
+}
+
+impl Taken {
+    fn len(&self) -> usize {
+        match self {
+            Taken::Changes(changes) => changes.len(),
+            Taken::Whole(count) => *count,
+        }
+    }
+}
 
 /// Why a document's received changes were not taken.
 enum ApplyFailure {
@@ -400,49 +492,45 @@ enum ApplyFailure {
     Store(crate::store::StoreError),
 }
 
-/// Applies each document's verified changes to it and writes those that applied to the
-/// store (not flushed: the caller flushes once for all), documents spread over the
-/// machine's cores, so that one document's write runs beside another's apply; returns
-/// every document with what applying did, in the given order.
+/// Applies each document's verified changes to it (or takes the document received whole)
+/// and writes what applied to the store (not flushed: the caller flushes once for all),
+/// documents spread over the machine's cores, so that one document's write runs beside
+/// another's apply; returns every document with what applying did, in the given order.
 fn apply_in_parallel(
-    work: Vec<(
-        OrgId,
-        OrganisationDocument,
-        Vec<SignedChange>,
-        Option<Whole>,
-    )>,
+    work: Vec<(OrgId, OrganisationDocument, Work)>,
     store: &crate::store::Store,
 ) -> Vec<Applied> {
-    crate::parallel::map(work, |(owner, mut document, ready, whole)| {
-        let adopted = whole.is_some();
-        let result = match whole {
-            Some(whole) => adopt_whole(&mut document, whole, &ready, store),
-            None => document
+    crate::parallel::map(work, |(owner, mut document, work)| match work {
+        Work::Whole(whole) => {
+            let count = whole.changes.len();
+            let result = adopt_whole(&mut document, *whole, store);
+            (owner, document, Taken::Whole(count), result)
+        }
+        Work::Changes(ready) => {
+            let result = document
                 .apply_verified(&ready)
                 .map_err(ApplyFailure::Refused)
-                .and_then(|()| store.write_changes(&ready).map_err(ApplyFailure::Store)),
-        };
-        (owner, document, ready, adopted, result)
+                .and_then(|()| store.write_changes(&ready).map_err(ApplyFailure::Store));
+            (owner, document, Taken::Changes(ready), result)
+        }
     })
 }
 
-/// Takes a document received whole in place of the empty one, writes its changes, and
-/// writes the bytes received as its snapshot (they are the document at its heads: no
-/// save needed).
+/// Takes a document received whole in place of the empty one, then stores it as it was
+/// received (one value, with its signed changes as records) and as its first snapshot
+/// (the same bytes: no save needed).
 fn adopt_whole(
     document: &mut OrganisationDocument,
     whole: Whole,
-    changes: &[SignedChange],
     store: &crate::store::Store,
 ) -> Result<(), ApplyFailure> {
     document.adopt(whole.doc).map_err(ApplyFailure::Refused)?;
-    store.write_changes(changes).map_err(ApplyFailure::Store)?;
-    let latest = crate::document::latest_of(
-        changes
-            .iter()
-            .map(|c| (c.author(), c.change().seq(), c.hash())),
-    );
-    let snapshot = document.snapshot_of_saved(whole.saved, changes.len() as u64, latest);
+    let count = whole.changes.len() as u64;
+    store
+        .write_whole(document.id(), &whole.saved, &whole.signed, count)
+        .map_err(ApplyFailure::Store)?;
+    let latest = crate::document::latest_of(whole.changes.iter().copied());
+    let snapshot = document.snapshot_of_saved(whole.saved, count, latest);
     store
         .write_snapshot(document.id(), &snapshot)
         .map_err(ApplyFailure::Store)
@@ -488,6 +576,41 @@ fn bundle_of(
     }))
 }
 
+/// The changes `hashes` of `document` (those after `after`), encoded as stored; a change
+/// held only in a document received whole is encoded attested, from the document.
+fn encoded_changes(
+    document: &mut dyn Replica,
+    store: &crate::store::Store,
+    hashes: &[ChangeHash],
+    after: &[ChangeHash],
+) -> Result<Vec<Vec<u8>>, NodeError> {
+    let id = document.replica_id().clone();
+    let mut out: Vec<Option<Vec<u8>>> = Vec::with_capacity(hashes.len());
+    for hash in hashes {
+        out.push(store.raw_change(&id, hash)?);
+    }
+    if out.iter().any(Option::is_none) {
+        let mut held: HashMap<ChangeHash, automerge::Change> = document
+            .automerge()
+            .get_changes(after)
+            .into_iter()
+            .map(|change| (change.hash(), change))
+            .collect();
+        for (slot, hash) in out.iter_mut().zip(hashes) {
+            if slot.is_none() {
+                *slot = held
+                    .remove(hash)
+                    .and_then(|change| SignedChange::attested(id.clone(), change).ok())
+                    .map(|change| change.encode());
+                if slot.is_none() {
+                    warn!(document = %id, change = %hash, "change held in memory but not in the store");
+                }
+            }
+        }
+    }
+    Ok(out.into_iter().flatten().collect())
+}
+
 fn heads_bytes(heads: &[ChangeHash]) -> Vec<ByteBuf> {
     heads.iter().map(|h| ByteBuf::from(h.0.to_vec())).collect()
 }
@@ -515,28 +638,16 @@ impl DocumentsActor {
 
     /// Every signed change of a document, encoded, in causal order.
     pub(super) fn handle_export(&mut self, id: &DocumentId) -> Result<Vec<Vec<u8>>, NodeError> {
-        let hashes = if let Some(owner) = id.organisation_owner() {
-            self.documents
-                .get_mut(&owner)
-                .map(|d| d.changes_after(&[]))
-                .ok_or_else(|| NodeError::NotFound(format!("no document {id} on this node")))?
-        } else {
-            match self.network.as_mut() {
-                Some(network) if network.id() == id => network.changes_after(&[]),
-                _ => {
-                    return Err(NodeError::NotFound(format!(
-                        "no document {id} on this node"
-                    )));
-                }
-            }
+        let missing = || NodeError::NotFound(format!("no document {id} on this node"));
+        let document: &mut dyn Replica = match id.organisation_owner() {
+            Some(owner) => self.documents.get_mut(&owner).ok_or_else(missing)?,
+            None => match self.network.as_mut() {
+                Some(network) if network.id() == id => network,
+                _ => return Err(missing()),
+            },
         };
-        let mut out = Vec::with_capacity(hashes.len());
-        for hash in hashes {
-            if let Some(raw) = self.store.raw_change(id, &hash)? {
-                out.push(raw);
-            }
-        }
-        Ok(out)
+        let hashes = document.changes_after(&[]);
+        encoded_changes(document, &self.store, &hashes, &[])
     }
 
     /// Every document held, with its heads; and this node's admission request while it is
@@ -647,15 +758,8 @@ impl DocumentsActor {
             if known.len() < their_heads.len() {
                 requester_has_more = true;
             }
-            let mut raws = Vec::new();
-            for hash in document.changes_after(&known) {
-                match self.store.raw_change(document.replica_id(), &hash)? {
-                    Some(raw) => raws.push(raw),
-                    None => {
-                        warn!(document = %document.replica_id(), change = %hash, "change held in memory but not in the store");
-                    }
-                }
-            }
+            let hashes = document.changes_after(&known);
+            let raws = encoded_changes(document, &self.store, &hashes, &known)?;
             // Attested changes (held without a signature of their own) travel in the
             // same response as the signed change that vouches for them: such a
             // document's changes are not split over two responses.
@@ -702,10 +806,32 @@ impl DocumentsActor {
         for rejection in batch.rejected {
             outcome.reject(&rejection.code, rejection.reason);
         }
+        // A document received whole is taken whole only if this node holds nothing of it
+        // (nor waits with any of its changes) and no change of it arrives beside it;
+        // otherwise its changes go the usual way, one by one.
+        let mut changes = batch.changes;
+        let beside: HashSet<DocumentId> = changes.iter().map(|c| c.document().clone()).collect();
+        let mut whole_documents = Vec::new();
+        for whole in batch.whole {
+            let lacked = whole
+                .id
+                .organisation_owner()
+                .is_some_and(|owner| !self.documents.contains_key(&owner))
+                && !self.pending.holds_document(&whole.id)
+                && !beside.contains(&whole.id);
+            if lacked {
+                whole_documents.push(whole);
+            } else {
+                match whole.into_changes() {
+                    Ok(its) => changes.extend(its),
+                    Err(rejection) => outcome.reject(&rejection.code, rejection.reason),
+                }
+            }
+        }
         let mut network_fresh: Vec<SignedChange> = Vec::new();
         let mut fresh: HashMap<DocumentId, Vec<SignedChange>> = HashMap::new();
         let mut seen = HashSet::new();
-        for change in batch.changes {
+        for change in changes {
             let id = change.document().clone();
             if !seen.insert((id.clone(), change.hash()))
                 || self.pending.contains(&id, &change.hash())
@@ -754,8 +880,33 @@ impl DocumentsActor {
         if !network_fresh.is_empty() {
             self.receive_network_changes(network_fresh, &mut outcome)?;
         }
-        if !fresh.is_empty() {
-            self.receive_organisation_changes(fresh, batch.loaded, from, &mut outcome)?;
+        // With the membership current: a document received whole whose every change its
+        // author may write is taken whole; any other goes change by change, so that each
+        // refused change is refused on its own.
+        let sender_is_member = from.is_none_or(|key| self.is_member_key(&key));
+        let mut take_whole = Vec::new();
+        for whole in whole_documents {
+            let writable = sender_is_member
+                && whole.id.organisation_owner().is_some_and(|owner| {
+                    self.membership().is_some_and(|m| {
+                        whole
+                            .changes
+                            .iter()
+                            .all(|(author, seq, _)| m.may_write(&owner, author, *seq).is_ok())
+                    })
+                });
+            if writable {
+                take_whole.push(whole);
+            } else {
+                let id = whole.id.clone();
+                match whole.into_changes() {
+                    Ok(its) => fresh.entry(id).or_default().extend(its),
+                    Err(rejection) => outcome.reject(&rejection.code, rejection.reason),
+                }
+            }
+        }
+        if !fresh.is_empty() || !take_whole.is_empty() {
+            self.receive_organisation_changes(fresh, take_whole, from, &mut outcome)?;
         }
         self.rejected_changes += outcome.rejected.len() as u64;
         self.documents_received_whole += outcome.documents_whole as u64;
@@ -830,13 +981,20 @@ impl DocumentsActor {
     fn receive_organisation_changes(
         &mut self,
         fresh: HashMap<DocumentId, Vec<SignedChange>>,
-        mut loaded: HashMap<DocumentId, Loaded>,
+        take_whole: Vec<Whole>,
         from: Option<OrgId>,
         outcome: &mut RemoteOutcome,
     ) -> Result<(), NodeError> {
         let sender_is_member = from.is_none_or(|key| self.is_member_key(&key));
-        type Releasable = (OrgId, Vec<SignedChange>, Option<Whole>);
-        let mut releasable: Vec<Releasable> = Vec::new();
+        let mut releasable: Vec<(OrgId, Work)> = Vec::new();
+        for whole in take_whole {
+            if let Some(owner) = whole.id.organisation_owner() {
+                self.documents
+                    .entry(owner)
+                    .or_insert_with(|| OrganisationDocument::empty(owner));
+                releasable.push((owner, Work::Whole(Box::new(whole))));
+            }
+        }
         for (id, changes) in fresh {
             let Some(owner) = id.organisation_owner() else {
                 continue;
@@ -875,7 +1033,6 @@ impl DocumentsActor {
             }
             let mut changes = allowed;
             changes.extend(self.pending.take(&id));
-            let absent = !self.documents.contains_key(&owner);
             let document = self
                 .documents
                 .entry(owner)
@@ -926,15 +1083,7 @@ impl DocumentsActor {
                 }
                 continue;
             }
-            // A document this node lacked, received whole and every change of it taken:
-            // the loaded document is used as it is.
-            let whole = loaded.remove(&id).filter(|l| {
-                absent
-                    && refused.is_empty()
-                    && l.hashes.len() == ready.len()
-                    && ready.iter().all(|c| l.hashes.contains(&c.hash()))
-            });
-            releasable.push((owner, ready, whole.map(|l| l.whole)));
+            releasable.push((owner, Work::Changes(ready)));
         }
         // Apply document by document (a batch Automerge refuses is refused whole and the
         // document reloaded from the store); each document's applied changes are written
@@ -942,23 +1091,23 @@ impl DocumentsActor {
         // before anything is acknowledged or forwarded. Documents are independent: when a
         // batch touches several, they are applied, re-read and written on every core.
         let mut work = Vec::with_capacity(releasable.len());
-        for (owner, ready, whole) in releasable {
+        for (owner, what) in releasable {
             let document = self
                 .documents
                 .remove(&owner)
                 .ok_or_else(|| NodeError::NotFound(format!("document of {owner}")))?;
-            work.push((owner, document, ready, whole));
+            work.push((owner, document, what));
         }
         let results = apply_in_parallel(work, &self.store);
-        let mut applied: Vec<(OrgId, Vec<SignedChange>, bool)> = Vec::new();
+        let mut applied: Vec<(OrgId, Taken)> = Vec::new();
         let mut store_failure = None;
-        for (owner, document, ready, adopted, result) in results {
+        for (owner, document, taken, result) in results {
             self.documents.insert(owner, document);
             match result {
-                Ok(()) => applied.push((owner, ready, adopted)),
+                Ok(()) => applied.push((owner, taken)),
                 Err(ApplyFailure::Store(e)) => {
                     store_failure = Some(e);
-                    applied.push((owner, ready, adopted));
+                    applied.push((owner, taken));
                 }
                 Err(ApplyFailure::Refused(e)) => {
                     // A change that breaks the referral rules (a forged or illegal move) is
@@ -969,11 +1118,22 @@ impl DocumentsActor {
                         }
                         _ => "does_not_apply",
                     };
-                    for change in &ready {
-                        outcome.reject(
+                    match &taken {
+                        Taken::Changes(ready) => {
+                            for change in ready {
+                                outcome.reject(
+                                    code,
+                                    format!("change {} does not apply: {e}", change.hash()),
+                                );
+                            }
+                        }
+                        Taken::Whole(count) => outcome.reject(
                             code,
-                            format!("change {} does not apply: {e}", change.hash()),
-                        );
+                            format!(
+                                "document {} received whole ({count} changes) does not apply: {e}",
+                                DocumentId::organisation(&owner)
+                            ),
+                        ),
                     }
                     self.reload(owner);
                 }
@@ -988,19 +1148,22 @@ impl DocumentsActor {
         };
         if let Err(e) = stored {
             error!(error = %e, "could not store received changes; reloading the documents from the store");
-            for (owner, _, _) in &applied {
+            for (owner, _) in &applied {
                 self.reload(*owner);
             }
             return Err(e.into());
         }
-        for (owner, ready, adopted) in applied {
-            outcome.documents_whole += usize::from(adopted);
-            *self.change_counts.entry(owner).or_default() += ready.len();
-            if !adopted {
+        for (owner, taken) in applied {
+            let count = taken.len();
+            *self.change_counts.entry(owner).or_default() += count;
+            match taken {
                 // A document taken whole has its snapshot already.
-                *self.since_snapshot.entry(owner).or_default() += ready.len() as u64;
+                Taken::Whole(_) => outcome.documents_whole += 1,
+                Taken::Changes(_) => {
+                    *self.since_snapshot.entry(owner).or_default() += count as u64;
+                }
             }
-            outcome.applied += ready.len();
+            outcome.applied += count;
         }
         Ok(())
     }
@@ -1033,7 +1196,7 @@ mod tests {
         }
     }
 
-    fn code(result: Result<(DocumentId, Whole, Vec<SignedChange>), Rejection>) -> String {
+    fn code(result: Result<Whole, Rejection>) -> String {
         match result {
             Ok(_) => "accepted".into(),
             Err(rejection) => rejection.code,
@@ -1052,12 +1215,19 @@ mod tests {
         let signed_owner = SignedChange::sign(id.clone(), owners_latest.clone(), &owner);
 
         // One author, its latest change signed: every change taken, two of them attested.
-        let (taken, _, changes) =
-            unpack_bundle(bundle(&id, &mut doc, std::slice::from_ref(&signed_owner)))
-                .expect("taken");
-        assert_eq!(taken, id);
+        let taken = unpack_bundle(bundle(&id, &mut doc, std::slice::from_ref(&signed_owner)))
+            .expect("taken");
+        assert_eq!(taken.id, id);
+        assert_eq!(taken.changes.len(), 3);
+        assert_eq!(
+            crate::document::latest_of(taken.changes.iter().copied()),
+            vec![signed_owner.hash()]
+        );
+        // Taken change by change instead, it gives the signed change and two attested.
+        let changes = taken.into_changes().expect("its changes");
         assert_eq!(changes.len(), 3);
         assert_eq!(changes.iter().filter(|c| !c.is_signed()).count(), 2);
+        assert!(SignedChange::verify_all(&changes).is_ok());
         // The same document without its signature, with a signature of another document,
         // a forged signature, a signed change not in it: refused whole.
         assert_eq!(
@@ -1113,9 +1283,22 @@ mod tests {
             ))),
             "unattested"
         );
-        let (_, _, changes) =
-            unpack_bundle(bundle(&id, &mut doc, &[signed_owner, signed_device])).expect("taken");
-        assert_eq!(changes.len(), 4);
+        let taken = unpack_bundle(bundle(
+            &id,
+            &mut doc,
+            &[signed_owner.clone(), signed_device.clone()],
+        ))
+        .expect("taken");
+        assert_eq!(taken.changes.len(), 4);
+        // The same signed change twice is refused.
+        assert_eq!(
+            code(unpack_bundle(bundle(
+                &id,
+                &mut doc,
+                &[signed_owner.clone(), signed_owner, signed_device]
+            ))),
+            "bad_bundle"
+        );
     }
 
     #[test]
