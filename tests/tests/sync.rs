@@ -1,9 +1,14 @@
 //! Sync between real nodes over libp2p on loopback.
 
-use passerelle_node::envelope::SignedChange;
+use passerelle_node::document::Replica;
+use passerelle_node::envelope::{DocumentId, SignedChange};
+use passerelle_node::identity::SigningSecret;
+use passerelle_node::network::protocol::DocumentBundle;
 use passerelle_tests::{
-    TestNode, found_network, spawn_line, spawn_line_holding_back_last, wait_converged, wait_for,
+    TestNode, found_network, replay_outside, spawn_line, spawn_line_holding_back_last,
+    wait_converged, wait_for,
 };
+use serde_bytes::ByteBuf;
 
 use crate::add;
 
@@ -161,6 +166,96 @@ async fn a_joiner_receives_documents_whole_and_serves_them_on() {
     assert_eq!(joiner.heads().await, heads);
     assert_eq!(joiner.services().await.len(), 6);
     joiner.stop().await;
+}
+
+/// A document received whole is taken whole once, even when a response carries it twice;
+/// one that holds a change its author may not write is taken change by change instead,
+/// and only that change is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_is_taken_once_and_change_by_change_when_the_write_rule_refuses_part_of_it() {
+    // Three members, none dialling another: what each holds comes only from this test.
+    let mut nodes: Vec<TestNode> = ["ONG Avenir", "Délégation Centre", "CICR"]
+        .iter()
+        .map(|name| TestNode::init_networked(name, vec![]))
+        .collect();
+    found_network(&nodes.iter().collect::<Vec<_>>(), "1/2");
+    for node in &mut nodes {
+        node.start().await;
+    }
+    for i in 0..3 {
+        nodes[0]
+            .handle()
+            .edit(add(&format!("Service {i}"), "CM005"))
+            .await
+            .expect("edit");
+    }
+    let owner = passerelle_node::identity::Identity::load(&nodes[0].data_dir())
+        .expect("identity")
+        .org_id();
+    let id = DocumentId::organisation(&owner);
+    let exported = nodes[0].handle().export(&id).await.expect("export");
+    let latest = exported.last().expect("changes").clone();
+    let (_, mut doc) = replay_outside(&nodes[0], &exported);
+    let bundle = DocumentBundle {
+        document: id.clone(),
+        automerge: ByteBuf::from(doc.automerge().save()),
+        signed: vec![ByteBuf::from(latest.clone())],
+    };
+
+    // Twice in one response: taken whole once, the second counted as duplicates.
+    let outcome = nodes[1]
+        .handle()
+        .apply_received(Vec::new(), vec![bundle.clone(), bundle], None)
+        .await
+        .expect("apply");
+    assert!(outcome.rejected.is_empty(), "{:?}", outcome.rejected);
+    assert_eq!(outcome.documents_whole, 1);
+    assert_eq!(outcome.applied, exported.len());
+    assert_eq!(outcome.duplicates, exported.len());
+    assert_eq!(nodes[1].services().await, nodes[0].services().await);
+
+    // A key that is no member writes into the document and signs its change: the bundle
+    // is taken change by change, the stranger's change alone refused.
+    let stranger = SigningSecret::generate().expect("key");
+    let am = doc.automerge();
+    am.set_actor(automerge::ActorId::from(stranger.org_id().as_bytes()));
+    automerge::transaction::Transactable::put(am, automerge::ROOT, "note", "forged").expect("put");
+    am.commit();
+    let forged = am.get_last_local_change().expect("change");
+    let forged = SignedChange::sign(id.clone(), forged, &stranger);
+    let bundle = DocumentBundle {
+        document: id.clone(),
+        automerge: ByteBuf::from(am.save()),
+        signed: vec![ByteBuf::from(latest), ByteBuf::from(forged.encode())],
+    };
+    let outcome = nodes[2]
+        .handle()
+        .apply_received(Vec::new(), vec![bundle], None)
+        .await
+        .expect("apply");
+    assert_eq!(outcome.documents_whole, 0);
+    assert_eq!(outcome.applied, exported.len());
+    assert_eq!(outcome.rejected.len(), 1, "{:?}", outcome.rejected);
+    assert_eq!(outcome.rejected[0].code, "wrong_writer");
+    assert!(
+        outcome.rejected[0]
+            .reason
+            .contains(&stranger.org_id().to_string())
+    );
+    assert_eq!(nodes[2].services().await, nodes[0].services().await);
+    let heads_of = |heads: Vec<passerelle_node::network::protocol::DocumentHeads>| {
+        heads
+            .into_iter()
+            .find(|d| d.document == id)
+            .map(|d| d.heads)
+    };
+    assert_eq!(
+        heads_of(nodes[2].heads().await),
+        heads_of(nodes[1].heads().await)
+    );
+    for node in &mut nodes {
+        node.stop().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -811,8 +811,13 @@ impl DocumentsActor {
         // otherwise its changes go the usual way, one by one.
         let mut changes = batch.changes;
         let beside: HashSet<DocumentId> = changes.iter().map(|c| c.document().clone()).collect();
-        let mut whole_documents = Vec::new();
+        let mut whole_documents: Vec<Whole> = Vec::new();
         for whole in batch.whole {
+            if whole_documents.iter().any(|w| w.id == whole.id) {
+                // The same document twice in one response: the second adds nothing.
+                outcome.duplicates += whole.changes.len();
+                continue;
+            }
             let lacked = whole
                 .id
                 .organisation_owner()
