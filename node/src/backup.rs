@@ -318,6 +318,11 @@ impl DocumentBackup {
                 "the signed changes do not build the signed heads".into(),
             ));
         }
+        crate::automerge_bounds::check_document(
+            &self.automerge,
+            crate::automerge_bounds::MAX_INFLATED_DOCUMENT,
+        )
+        .map_err(|e| invalid(format!("the .automerge file is refused: {e}")))?;
         let saved = Automerge::load(&self.automerge)
             .map_err(|e| invalid(format!("the .automerge file cannot be opened: {e}")))?;
         let mut saved_heads = saved.get_heads();

@@ -9,6 +9,8 @@
 //! - [`model`]: profile, offices, services, and their validation (pure).
 //! - [`document`]: an organisation's Automerge document and its edits.
 //! - [`automerge_de`]: reads an Automerge document into Rust types (serde), in place.
+//! - [`automerge_bounds`]: how large a compressed document from outside may inflate,
+//!   checked before it is loaded.
 //! - [`directory`]: search over the directory (pure).
 //! - [`referral`]: the referral lifecycle (states, who may move them).
 //! - [`backup`]: backups in Automerge's format with signed heads (export, verify).
@@ -19,6 +21,7 @@
 //! - [`control`]: the local control API (Unix socket, JSON lines) and its client.
 //! - [`config`]: the node's configuration and the data folder's layout.
 
+pub mod automerge_bounds;
 pub mod automerge_de;
 pub mod backup;
 pub mod cartography;

@@ -1038,9 +1038,15 @@ impl NetworkActor {
                         // Recorded uncompressed, so that what a document carries can be
                         // searched for in the record.
                         for document in &response.documents {
-                            let plain = automerge::Automerge::load(&document.automerge)
+                            let bounded = crate::automerge_bounds::check_document(
+                                &document.automerge,
+                                crate::automerge_bounds::MAX_INFLATED_DOCUMENT,
+                            );
+                            let plain = bounded
+                                .ok()
+                                .and_then(|_| automerge::Automerge::load(&document.automerge).ok())
                                 .map(|d| d.save_nocompress())
-                                .unwrap_or_else(|_| document.automerge.to_vec());
+                                .unwrap_or_else(|| document.automerge.to_vec());
                             self.record_inbound(&plain);
                         }
                     }

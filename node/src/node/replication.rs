@@ -249,6 +249,12 @@ impl VerifiedBatch {
 /// equivocation). Refuses the whole bundle if the id is not an organisation document's,
 /// the document does not load, or any of those checks fails.
 fn unpack_bundle(bundle: DocumentBundle) -> Result<Whole, Rejection> {
+    unpack_bundle_within(bundle, crate::automerge_bounds::MAX_INFLATED_DOCUMENT)
+}
+
+/// [`unpack_bundle`], refusing a document that would take more than `limit` bytes once
+/// inflated ([`crate::automerge_bounds`]), before loading it.
+fn unpack_bundle_within(bundle: DocumentBundle, limit: u64) -> Result<Whole, Rejection> {
     let id = bundle.document;
     let bad = |reason: String| Rejection::new("bad_bundle", format!("document {id}: {reason}"));
     if id.organisation_owner().is_none() {
@@ -272,6 +278,8 @@ fn unpack_bundle(bundle: DocumentBundle) -> Result<Whole, Rejection> {
         )
     })?;
     let signed_hashes: HashSet<ChangeHash> = signed.iter().map(SignedChange::hash).collect();
+    crate::automerge_bounds::check_document(&bundle.automerge, limit)
+        .map_err(|e| bad(e.to_string()))?;
     let mut doc = automerge::AutoCommit::load(&bundle.automerge)
         .map_err(|e| bad(format!("does not load: {e}")))?;
     let metas = doc.get_changes_meta(&[]);
@@ -1304,6 +1312,24 @@ mod tests {
             ))),
             "bad_bundle"
         );
+    }
+
+    #[test]
+    fn a_bundle_that_would_inflate_past_the_limit_is_refused_before_it_is_loaded() {
+        let owner = secret();
+        let id = DocumentId::organisation(&owner.org_id());
+        let mut doc = AutoCommit::new();
+        doc.set_actor(ActorId::from(owner.org_id().as_bytes()));
+        doc.put(ROOT, "note", "x".repeat(2_000_000)).expect("put");
+        doc.commit();
+        let latest = commit_by(&mut doc, &owner, "small");
+        let signed = SignedChange::sign(id.clone(), latest, &owner);
+        let sent = bundle(&id, &mut doc, std::slice::from_ref(&signed));
+        assert!(sent.automerge.len() < 100_000);
+        let refused = unpack_bundle_within(sent.clone(), 1_000_000).expect_err("refused");
+        assert_eq!(refused.code, "bad_bundle");
+        assert!(refused.reason.contains("inflated"), "{}", refused.reason);
+        assert!(unpack_bundle(sent).is_ok());
     }
 
     #[test]
