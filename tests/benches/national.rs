@@ -13,7 +13,9 @@
 //! 6. memory: peak RSS of a node holding the full dataset, in a process of its own.
 //!
 //! Prints a table and writes the figures as JSON (`target/bench-national.json`, or the path
-//! in `PASSERELLE_BENCH_JSON`). A tenth of the size: `PASSERELLE_BENCH_SCALE=10`.
+//! in `PASSERELLE_BENCH_JSON`). A tenth of the size: `PASSERELLE_BENCH_SCALE=10`. The cold
+//! join alone, again, on data folders a run kept: `PASSERELLE_BENCH_KEEP_STORE=<folder>`,
+//! then `PASSERELLE_BENCH_COLD_JOIN_FROM=<folder>`.
 //!
 //! Run: `cargo bench -p passerelle-tests --bench national`. Documented in
 //! docs/performance.md.
@@ -61,9 +63,10 @@ fn node_memory(data_dir: &std::path::Path) -> serde_json::Value {
     serde_json::from_str(line.lines().last().unwrap_or("{}")).expect("memory figures")
 }
 
-/// Environment variable naming a folder where the bench leaves a copy of the seed node's
-/// data folder, to profile the memory child on it again
-/// (`PASSERELLE_BENCH_MEMORY_OF=<folder> heaptrack <this binary>`).
+/// Environment variable naming a folder where the bench leaves copies of the seed node's
+/// data folder (`<folder>/seed`: to profile the memory child on it again,
+/// `PASSERELLE_BENCH_MEMORY_OF=<folder>/seed heaptrack <this binary>`) and of the joiner's
+/// before it ever started (`<folder>/joiner`: for [`COLD_JOIN_FROM`]).
 const KEEP_STORE: &str = "PASSERELLE_BENCH_KEEP_STORE";
 
 /// Peak resident set size of this process, kB (`VmHWM`).

@@ -67,13 +67,7 @@ impl TestNode {
             .tempdir()
             .expect("temporary folder");
         let mut config = Config::new(dir.path().join("data"));
-        config.network = Some(NetworkConfig {
-            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr")],
-            peers: vec![],
-            sync_interval: Duration::from_secs(1),
-            mdns: false,
-            ..Default::default()
-        });
+        config.network = Some(loopback_network(vec![]));
         node::initialise_device(&config, org).expect("initialise device node");
         Self {
             name: name.to_owned(),
@@ -86,13 +80,7 @@ impl TestNode {
     /// Initialises a node that listens on loopback (a free port) and dials `peers`.
     pub fn init_networked(name: &str, peers: Vec<libp2p::Multiaddr>) -> Self {
         Self::init(name, |config| {
-            config.network = Some(NetworkConfig {
-                listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr")],
-                peers,
-                sync_interval: Duration::from_secs(1),
-                mdns: false,
-                ..Default::default()
-            });
+            config.network = Some(loopback_network(peers));
         })
     }
 
@@ -105,13 +93,7 @@ impl TestNode {
             .expect("temporary folder");
         copy_folder(from, &dir.path().join("data")).expect("copy the data folder");
         let mut config = Config::new(dir.path().join("data"));
-        config.network = Some(NetworkConfig {
-            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr")],
-            peers,
-            sync_interval: Duration::from_secs(1),
-            mdns: false,
-            ..Default::default()
-        });
+        config.network = Some(loopback_network(peers));
         Self {
             name: name.to_owned(),
             config,
@@ -197,6 +179,18 @@ impl TestNode {
         Client::connect(&self.config.data_dir)
             .await
             .expect("connect to control socket")
+    }
+}
+
+/// A network configuration for tests: listens on loopback (a free port), dials `peers`,
+/// catches up every second, no mDNS.
+fn loopback_network(peers: Vec<libp2p::Multiaddr>) -> NetworkConfig {
+    NetworkConfig {
+        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr")],
+        peers,
+        sync_interval: Duration::from_secs(1),
+        mdns: false,
+        ..Default::default()
     }
 }
 
