@@ -16,6 +16,10 @@
 //!   documents are reloaded too: memory never keeps what disk does not hold.
 //! - Each key's changes must carry consecutive sequence numbers: a second change with a
 //!   number already used (equivocation) is refused on its own.
+//! - A document received whole (a bundle) is bounded and verified before it is loaded
+//!   into the node ([`unpack_bundle`]); a node that holds nothing of it takes it as it is
+//!   and stores it as it came, if the write rule allows every change in it; otherwise its
+//!   changes go one by one like any others.
 
 use std::collections::{HashMap, HashSet};
 
