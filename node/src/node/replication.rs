@@ -564,11 +564,24 @@ fn adopt_whole(
 /// The whole document as a bundle: Automerge's compressed document and each author's
 /// latest signed change; from the document's snapshot when it is current (no load, no
 /// save), else saved afresh. `None` when it cannot be made (an author's latest change is
-/// held attested, not signed; or the bundle would not fit one response): the changes go
-/// one by one instead.
+/// held attested, not signed; the bundle would not fit one response; or the document
+/// would inflate past what a requester takes whole): the changes go one by one instead.
 fn bundle_of(
     document: &mut dyn Replica,
     store: &crate::store::Store,
+) -> Result<Option<DocumentBundle>, NodeError> {
+    bundle_of_within(
+        document,
+        store,
+        crate::automerge_bounds::MAX_INFLATED_DOCUMENT,
+    )
+}
+
+/// [`bundle_of`], for requesters that take whole at most `limit` bytes once inflated.
+fn bundle_of_within(
+    document: &mut dyn Replica,
+    store: &crate::store::Store,
+    limit: u64,
 ) -> Result<Option<DocumentBundle>, NodeError> {
     let id = document.replica_id().clone();
     let mut heads = document.heads();
@@ -580,6 +593,11 @@ fn bundle_of(
             document.automerge().save(),
         ),
     };
+    // A document the requester would refuse as too large once inflated goes change by
+    // change instead.
+    if crate::automerge_bounds::check_document(&automerge, limit).is_err() {
+        return Ok(None);
+    }
     let mut signed = Vec::with_capacity(latest.len());
     let mut bytes = automerge.len();
     for hash in latest {
@@ -1347,6 +1365,29 @@ mod tests {
         assert_eq!(refused.code, "bad_bundle");
         assert!(refused.reason.contains("inflated"), "{}", refused.reason);
         assert!(unpack_bundle(sent).is_ok());
+    }
+
+    #[test]
+    fn a_document_a_requester_would_refuse_as_too_large_is_not_bundled() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let store = crate::store::Store::create(dir.path()).expect("store");
+        let owner = secret();
+        let profile = crate::model::Profile {
+            legal_status: Some(crate::model::LegalStatus::Ngo),
+            ..crate::model::Profile::named("Centre Espoir")
+        };
+        let (mut document, genesis) =
+            OrganisationDocument::create(&owner, profile, 10).expect("document");
+        store.put_changes(&[genesis]).expect("stored");
+        let size = crate::automerge_bounds::check_document(
+            &document.save(),
+            crate::automerge_bounds::MAX_INFLATED_DOCUMENT,
+        )
+        .expect("a small document");
+        let bundled = bundle_of_within(&mut document, &store, size).expect("bundle");
+        assert!(bundled.is_some_and(|b| b.signed.len() == 1));
+        let too_large = bundle_of_within(&mut document, &store, size - 1).expect("bundle");
+        assert!(too_large.is_none());
     }
 
     #[test]
