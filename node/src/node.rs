@@ -240,7 +240,7 @@ enum Command {
     },
     SyncServe {
         request: SyncRequest,
-        from: Option<OrgId>,
+        from: OrgId,
         reply: Reply<SyncServed>,
     },
     ApplyRemote {
@@ -404,7 +404,7 @@ impl NodeHandle {
     pub async fn sync_serve(
         &self,
         request: SyncRequest,
-        from: Option<OrgId>,
+        from: OrgId,
     ) -> Result<SyncServed, NodeError> {
         self.ask(|reply| Command::SyncServe {
             request,
@@ -714,7 +714,10 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
     let outbound = config.network.as_ref().map(|_| {
         let (tx, rx) = mpsc::channel(OUTBOUND_CAP);
         loaded.outbound = Some(tx);
-        rx
+        let (members_tx, members_rx) = watch::channel(Default::default());
+        loaded.members = Some(members_tx);
+        loaded.publish_members();
+        (rx, members_rx)
     });
     let actor_thread = std::thread::Builder::new()
         .name("passerelle-documents".into())
@@ -722,7 +725,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         .map_err(io("starting the documents thread"))?;
 
     let network = match (config.network.clone(), outbound) {
-        (Some(network_config), Some(outbound)) => {
+        (Some(network_config), Some((outbound, members))) => {
             match crate::network::spawn(
                 identity.signing(),
                 network_config,
@@ -730,6 +733,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
                 handle.clone(),
                 outbound,
                 network_status,
+                members,
             )
             .await
             {
@@ -820,6 +824,10 @@ struct DocumentsActor {
     network: Option<NetworkDocument>,
     /// New local changes, encoded, for the network to publish (None without networking).
     outbound: Option<mpsc::Sender<Outbound>>,
+    /// The keys acting for members, for the network's gates (None without networking).
+    members: Option<watch::Sender<crate::network::gate::MemberKeys>>,
+    /// The membership last published there: its number of operations read.
+    members_published: Option<usize>,
     /// Case files held here, their audit log and outbox.
     vault: crate::referral::vault::Vault,
     /// Case-file messages refused since start.
@@ -909,6 +917,8 @@ impl DocumentsActor {
             rejected_by_code: BTreeMap::new(),
             network,
             outbound: None,
+            members: None,
+            members_published: None,
             vault,
             case_files_refused: 0,
             board_index: Default::default(),
@@ -1064,9 +1074,25 @@ impl DocumentsActor {
                     return;
                 }
             }
+            self.publish_members();
         }
         // Every handle is gone: still leave a snapshot behind.
         self.snapshot_dirty();
+    }
+
+    /// Tells the network which keys act for members when the membership changed.
+    fn publish_members(&mut self) {
+        let Some(sender) = &self.members else {
+            return;
+        };
+        let membership = self.network.as_ref().and_then(|n| n.membership());
+        let seen = membership.map(|m| m.operations);
+        if seen == self.members_published && seen.is_some() {
+            return;
+        }
+        self.members_published = seen;
+        let keys = membership.map(|m| m.acting_keys()).unwrap_or_default();
+        sender.send_replace(std::sync::Arc::new(keys));
     }
 
     fn handle_edit(&mut self, mut edit: Edit) -> Result<EditReceipt, NodeError> {

@@ -6,8 +6,10 @@
 //! - [`found_network`] makes stopped nodes the founders of one network.
 //! - [`wait_for`] polls a condition until it holds or [`TIMEOUT`] passes (no bare sleeps).
 //! - [`dataset`] makes the seeded national-scale dataset of the benchmarks.
+//! - [`foreign`] runs a js-libp2p peer (another implementation) against a node.
 
 pub mod dataset;
+pub mod foreign;
 
 use std::future::Future;
 use std::path::PathBuf;

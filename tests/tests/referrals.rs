@@ -61,7 +61,7 @@ fn consent() -> ConsentRecord {
     })
 }
 
-fn direct(to: OrgId, service: &str) -> SendReferral {
+pub(crate) fn direct(to: OrgId, service: &str) -> SendReferral {
     SendReferral {
         to: Some(to),
         service: Some(service.into()),
@@ -74,7 +74,7 @@ fn direct(to: OrgId, service: &str) -> SendReferral {
     }
 }
 
-async fn send(node: &TestNode, send: SendReferral) -> Result<String, String> {
+pub(crate) async fn send(node: &TestNode, send: SendReferral) -> Result<String, String> {
     match ask(
         node,
         ReferralRequest::Send {

@@ -13,6 +13,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 mod backup;
 mod drafts;
+mod foreign;
 mod hostile;
 mod membership;
 mod referrals;

@@ -792,6 +792,19 @@ impl Membership {
             .map(|d| d.org)
     }
 
+    /// Every key that acts for a current member: the members' organisation keys and their
+    /// authorised devices (what [`Membership::acting_member`] answers for).
+    pub fn acting_keys(&self) -> std::collections::HashSet<OrgId> {
+        let mut keys: std::collections::HashSet<OrgId> = self.members.keys().copied().collect();
+        keys.extend(
+            self.devices
+                .values()
+                .filter(|d| d.withdrawn_keep.is_none() && self.members.contains_key(&d.org))
+                .map(|d| d.key),
+        );
+        keys
+    }
+
     /// True if the key may appear in the network document at all: a founder, a current or
     /// former member, or a device of one. Changes by any other key are refused.
     pub fn knows_key(&self, key: &OrgId) -> bool {

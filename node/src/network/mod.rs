@@ -20,6 +20,7 @@
 //! - Connections are limited in all, per peer and while negotiating.
 //! - A peer that sends more than [`MAX_REJECTED_PER_PEER`] refused changes is disconnected.
 
+pub mod gate;
 pub mod protocol;
 
 pub use libp2p::Multiaddr;
@@ -54,8 +55,9 @@ use protocol::{
 pub const MAX_CONNECTIONS: u32 = 256;
 /// Most established connections with one peer.
 pub const MAX_CONNECTIONS_PER_PEER: u32 = 2;
-/// Most incoming connections still negotiating.
-pub const MAX_PENDING_INCOMING: u32 = 32;
+/// Longest a connection may take to be set up (TCP, Noise, Yamux): a peer that holds a
+/// socket open without completing the handshake loses it after this.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Refused changes from one peer after which it is disconnected.
 pub const MAX_REJECTED_PER_PEER: u64 = 16;
@@ -67,6 +69,14 @@ const MAX_REDIAL: Duration = Duration::from_secs(60);
 const FIRST_CASE_RETRY: Duration = Duration::from_millis(500);
 /// First pause after a configured peer drops or a dial fails.
 const FIRST_REDIAL: Duration = Duration::from_millis(500);
+/// Longest pause between two dials during the first minutes of an outage.
+const FAST_REDIAL_MAX: Duration = Duration::from_secs(3);
+/// How long an outage is retried with the short pauses.
+const FAST_REDIAL_FOR: Duration = Duration::from_secs(600);
+/// How often a connection is pinged; a ping unanswered for [`PING_TIMEOUT`] closes it.
+pub const PING_INTERVAL: Duration = Duration::from_secs(10);
+/// How long a ping may go unanswered before its connection is taken for dead.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the network layer needs.
 #[derive(Debug, Clone)]
@@ -116,6 +126,12 @@ pub struct PeerStatus {
     pub score: Option<f64>,
     /// Changes it sent that were refused.
     pub rejected: u64,
+    /// Round trip of the last ping it answered, in milliseconds.
+    #[serde(default)]
+    pub rtt_ms: Option<u64>,
+    /// Whether its connection carries gossip (it acts for a member).
+    #[serde(default)]
+    pub gossip: bool,
 }
 
 /// The network side of `passerelle status` and `passerelle peers`.
@@ -140,8 +156,9 @@ pub struct NetworkStatus {
 #[derive(NetworkBehaviour)]
 struct Behaviour {
     limits: connection_limits::Behaviour,
+    gate: gate::ConnectionGate,
     mdns: Toggle<mdns::tokio::Behaviour>,
-    gossipsub: gossipsub::Behaviour,
+    gossipsub: gate::MembersOnly<gossipsub::Behaviour>,
     sync: request_response::Behaviour<
         request_response::cbor::codec::Codec<SyncRequest, SyncResponse>,
     >,
@@ -199,6 +216,100 @@ struct DialTarget {
     delay: Duration,
     /// Found by mDNS (dropped when it expires) rather than configured.
     from_mdns: bool,
+    /// Since when it has been unreachable (None while connected or never tried).
+    down_since: Option<Instant>,
+}
+
+/// Why a dial of ours failed, as far as redialling goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DialFault {
+    /// Nothing answered, or its port is closed: the peer (or the link) is down.
+    PeerDown,
+    /// It answered and then dropped the connection before it was set up (busy, under a
+    /// flood), or this node did not let the dial through: not the peer being away.
+    NotAway,
+}
+
+impl DialFault {
+    /// Reads a dial error: a connection reset or closed during the handshake is a busy
+    /// peer; anything else that reached the network is a peer (or link) that is down.
+    fn of(error: &libp2p::swarm::DialError) -> Self {
+        use libp2p::swarm::DialError;
+        match error {
+            DialError::Transport(attempts) => {
+                let busy = attempts.iter().any(|(_, e)| {
+                    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+                    while let Some(err) = source {
+                        if let Some(io) = err.downcast_ref::<std::io::Error>()
+                            && matches!(
+                                io.kind(),
+                                std::io::ErrorKind::ConnectionReset
+                                    | std::io::ErrorKind::ConnectionAborted
+                                    | std::io::ErrorKind::UnexpectedEof
+                                    | std::io::ErrorKind::BrokenPipe
+                            )
+                        {
+                            return true;
+                        }
+                        source = err.source();
+                    }
+                    false
+                });
+                if busy { Self::NotAway } else { Self::PeerDown }
+            }
+            DialError::Denied { .. } | DialError::Aborted => Self::NotAway,
+            _ => Self::PeerDown,
+        }
+    }
+}
+
+impl DialTarget {
+    fn new(address: Multiaddr, now: Instant, from_mdns: bool) -> Self {
+        Self {
+            address,
+            peer: None,
+            dialing: None,
+            next_attempt: now,
+            delay: FIRST_REDIAL,
+            from_mdns,
+            down_since: None,
+        }
+    }
+
+    /// Connected to `peer`: the next drop is redialled quickly again.
+    fn connected(&mut self, peer: PeerId) {
+        self.peer = Some(peer);
+        self.delay = FIRST_REDIAL;
+        self.down_since = None;
+    }
+
+    /// The connection dropped: redial soon (a dropped link often comes back at once).
+    fn dropped(&mut self, now: Instant) {
+        self.peer = None;
+        self.next_attempt = now + self.delay;
+        self.down_since.get_or_insert(now);
+    }
+
+    /// A dial failed: when to try again. A peer that is down is retried with back-off,
+    /// quickly for the first minutes of an outage (a cut link usually returns within
+    /// them, and partners should then converge within seconds), then every minute; one
+    /// that was busy or that this node held back is retried at once.
+    fn failed(&mut self, now: Instant, fault: DialFault) {
+        self.dialing = None;
+        let down_since = *self.down_since.get_or_insert(now);
+        match fault {
+            DialFault::NotAway => self.next_attempt = now + FIRST_REDIAL,
+            DialFault::PeerDown => {
+                self.next_attempt = now + self.delay;
+                let cap = if now.duration_since(down_since) < FAST_REDIAL_FOR {
+                    FAST_REDIAL_MAX
+                } else {
+                    MAX_REDIAL
+                };
+                self.delay = (self.delay * 2).min(cap);
+            }
+        }
+    }
 }
 
 /// The peer id a multiaddr ends with (`…/p2p/<id>`), if any.
@@ -212,6 +323,8 @@ fn peer_of(address: &Multiaddr) -> Option<PeerId> {
 #[derive(Default)]
 struct PeerInfo {
     addresses: HashSet<Multiaddr>,
+    /// Round trip of the last ping answered.
+    rtt_ms: Option<u64>,
     last_sync: Option<i64>,
     rejected: u64,
     /// This node's admission request was handed to it on this connection.
@@ -315,11 +428,11 @@ fn build_swarm(
                 limits: connection_limits::Behaviour::new(
                     connection_limits::ConnectionLimits::default()
                         .with_max_established(Some(MAX_CONNECTIONS))
-                        .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
-                        .with_max_pending_incoming(Some(MAX_PENDING_INCOMING)),
+                        .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER)),
                 ),
+                gate: gate::ConnectionGate::default(),
                 mdns: Toggle::from(mdns),
-                gossipsub,
+                gossipsub: gate::MembersOnly::new(gossipsub),
                 sync,
                 admission,
                 case,
@@ -327,11 +440,16 @@ fn build_swarm(
                     IDENTIFY_PROTOCOL.into(),
                     keypair.public(),
                 )),
-                ping: ping::Behaviour::new(ping::Config::new()),
+                ping: ping::Behaviour::new(
+                    ping::Config::new()
+                        .with_interval(PING_INTERVAL)
+                        .with_timeout(PING_TIMEOUT),
+                ),
             })
         })
         .map_err(|e| other(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
+        .with_connection_timeout(HANDSHAKE_TIMEOUT)
         .build();
     Ok(swarm)
 }
@@ -345,6 +463,7 @@ pub async fn spawn(
     handle: NodeHandle,
     outbound: mpsc::Receiver<Outbound>,
     status: watch::Sender<NetworkStatus>,
+    members: watch::Receiver<gate::MemberKeys>,
 ) -> Result<Network, NodeError> {
     let topic = gossipsub::IdentTopic::new(protocol::changes_topic(network.as_deref()));
     let mut swarm = build_swarm(secret, config.mdns, &topic)?;
@@ -363,14 +482,7 @@ pub async fn spawn(
         targets: config
             .peers
             .iter()
-            .map(|address| DialTarget {
-                address: address.clone(),
-                peer: None,
-                dialing: None,
-                next_attempt: now,
-                delay: FIRST_REDIAL,
-                from_mdns: false,
-            })
+            .map(|address| DialTarget::new(address.clone(), now, false))
             .collect(),
         local_peer: *swarm.local_peer_id(),
         swarm,
@@ -392,7 +504,7 @@ pub async fn spawn(
         case_retry_scheduled: false,
         known_addresses: HashMap::new(),
     };
-    let task = tokio::spawn(actor.run(outbound, results_rx, stop_rx));
+    let task = tokio::spawn(actor.run(outbound, results_rx, stop_rx, members));
     Ok(Network { stop, task })
 }
 
@@ -434,7 +546,9 @@ impl NetworkActor {
         mut outbound: mpsc::Receiver<Outbound>,
         mut results: mpsc::Receiver<TaskResult>,
         mut stop: watch::Receiver<bool>,
+        mut members: watch::Receiver<gate::MemberKeys>,
     ) {
+        self.handle_members(members.borrow_and_update().clone());
         let mut sync_tick = tokio::time::interval(self.config.sync_interval);
         sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut dial_tick = tokio::time::interval(Duration::from_millis(250));
@@ -444,6 +558,10 @@ impl NetworkActor {
             tokio::select! {
                 biased;
                 _ = stop.changed() => break,
+                Ok(()) = members.changed() => {
+                    let keys = members.borrow_and_update().clone();
+                    self.handle_members(keys);
+                }
                 Some(out) = outbound.recv() => match out {
                     Outbound::Change(change) => self.handle_local_change(change),
                     Outbound::CaseFiles => self.flush_case_outbox(),
@@ -455,6 +573,23 @@ impl NetworkActor {
             }
         }
         info!("network stopped");
+    }
+
+    /// The keys acting for members changed: both gates learn it; peers that became members
+    /// are reconnected (their connection had no gossip) at once.
+    fn handle_members(&mut self, keys: gate::MemberKeys) {
+        let behaviour = self.swarm.behaviour_mut();
+        behaviour.gate.set_members(keys.clone());
+        let now_members = behaviour.gossipsub.set_members(keys);
+        let now = Instant::now();
+        for peer in now_members {
+            for target in &mut self.targets {
+                if target.peer == Some(peer) || peer_of(&target.address) == Some(peer) {
+                    target.next_attempt = now;
+                    target.delay = FIRST_REDIAL;
+                }
+            }
+        }
     }
 
     fn spawn_task(&self, work: impl Future<Output = TaskResult> + Send + 'static) {
@@ -471,6 +606,7 @@ impl NetworkActor {
             .swarm
             .behaviour_mut()
             .gossipsub
+            .inner_mut()
             .publish(self.topic.clone(), change)
         {
             Ok(_) => {}
@@ -833,6 +969,7 @@ impl NetworkActor {
                 self.swarm
                     .behaviour_mut()
                     .gossipsub
+                    .inner_mut()
                     .report_message_validation_result(&message_id, &source, acceptance);
                 self.publish_status();
             }
@@ -859,8 +996,7 @@ impl NetworkActor {
                     if target.dialing == Some(connection_id)
                         || peer_of(&target.address) == Some(peer_id)
                     {
-                        target.peer = Some(peer_id);
-                        target.delay = FIRST_REDIAL;
+                        target.connected(peer_id);
                     }
                     if target.dialing == Some(connection_id) {
                         target.dialing = None;
@@ -895,8 +1031,7 @@ impl NetworkActor {
                     let now = Instant::now();
                     for target in &mut self.targets {
                         if target.peer == Some(peer_id) {
-                            target.peer = None;
-                            target.next_attempt = now + target.delay;
+                            target.dropped(now);
                         }
                     }
                 }
@@ -908,12 +1043,11 @@ impl NetworkActor {
                 ..
             } => {
                 let now = Instant::now();
+                let fault = DialFault::of(&error);
                 for target in &mut self.targets {
                     if target.dialing == Some(connection_id) {
-                        debug!(address = %target.address, error = %error, "dial failed");
-                        target.dialing = None;
-                        target.next_attempt = now + target.delay;
-                        target.delay = (target.delay * 2).min(MAX_REDIAL);
+                        debug!(address = %target.address, error = %error, ?fault, "dial failed");
+                        target.failed(now, fault);
                     }
                 }
             }
@@ -936,14 +1070,9 @@ impl NetworkActor {
                         continue;
                     }
                     debug!(%peer, %address, "found on the local network");
-                    self.targets.push(DialTarget {
-                        peer: self.swarm.is_connected(&peer).then_some(peer),
-                        address,
-                        dialing: None,
-                        next_attempt: now,
-                        delay: FIRST_REDIAL,
-                        from_mdns: true,
-                    });
+                    let mut target = DialTarget::new(address, now, true);
+                    target.peer = self.swarm.is_connected(&peer).then_some(peer);
+                    self.targets.push(target);
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Expired(gone))) => {
@@ -951,6 +1080,11 @@ impl NetworkActor {
                     !(t.from_mdns && gone.iter().any(|(_, address)| *address == t.address))
                 });
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
+                peer,
+                connection,
+                result,
+            })) => self.handle_ping(peer, connection, result),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
                 info,
@@ -975,6 +1109,29 @@ impl NetworkActor {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// A ping answered records the round trip; one unanswered means the connection is dead
+    /// (a cut link, a sleeping laptop): close it now, so that `peers` stops listing it and
+    /// the peer is redialled and caught up with as soon as it can be reached.
+    fn handle_ping(
+        &mut self,
+        peer: PeerId,
+        connection: ConnectionId,
+        result: Result<Duration, ping::Failure>,
+    ) {
+        match result {
+            Ok(rtt) => {
+                if let Some(info) = self.peers.get_mut(&peer) {
+                    info.rtt_ms = Some(rtt.as_millis() as u64);
+                }
+            }
+            Err(ping::Failure::Unsupported) => {}
+            Err(e) => {
+                info!(peer = %peer, error = %e, "ping failed: closing the connection");
+                self.swarm.close_connection(connection);
+            }
         }
     }
 
@@ -1019,7 +1176,18 @@ impl NetworkActor {
                         TaskResult::Served {
                             peer,
                             channel,
-                            served: handle.sync_serve(request, OrgId::from_peer_id(&peer)).await,
+                            served: match OrgId::from_peer_id(&peer) {
+                                Some(from) => handle.sync_serve(request, from).await,
+                                // The gate refuses such peers; serve nothing if one slips by.
+                                None => Ok(SyncServed {
+                                    response: SyncResponse {
+                                        changes: Vec::new(),
+                                        more: false,
+                                        documents: Vec::new(),
+                                    },
+                                    requester_has_more: false,
+                                }),
+                            },
                         }
                     });
                 }
@@ -1127,9 +1295,7 @@ impl NetworkActor {
             target.dialing = Some(opts.connection_id());
             if let Err(e) = self.swarm.dial(opts) {
                 debug!(address = %target.address, error = %e, "dial refused");
-                target.dialing = None;
-                target.next_attempt = now + target.delay;
-                target.delay = (target.delay * 2).min(MAX_REDIAL);
+                target.failed(now, DialFault::of(&e));
             }
         }
     }
@@ -1141,7 +1307,7 @@ impl NetworkActor {
     }
 
     fn publish_status(&self) {
-        let gossipsub = &self.swarm.behaviour().gossipsub;
+        let gossipsub = self.swarm.behaviour().gossipsub.inner();
         let mut peers: Vec<PeerStatus> = self
             .peers
             .iter()
@@ -1159,6 +1325,8 @@ impl NetworkActor {
                     last_sync: info.last_sync,
                     score: gossipsub.peer_score(peer),
                     rejected: info.rejected,
+                    rtt_ms: info.rtt_ms,
+                    gossip: self.swarm.behaviour().gossipsub.is_admitted(peer),
                 }
             })
             .collect();

@@ -724,7 +724,7 @@ impl DocumentsActor {
     pub(super) fn handle_sync_serve(
         &mut self,
         request: SyncRequest,
-        from: Option<OrgId>,
+        from: OrgId,
     ) -> Result<SyncServed, NodeError> {
         let our_network = self.network.as_ref().map(|n| n.network().to_string());
         if request.network.is_some() && request.network != our_network {
@@ -738,7 +738,7 @@ impl DocumentsActor {
                 requester_has_more: false,
             });
         }
-        let member = from.is_none_or(|key| self.is_member_key(&key));
+        let member = self.is_member_key(&from);
         let theirs: HashMap<DocumentId, Vec<ChangeHash>> = request
             .documents
             .iter()

@@ -1,0 +1,540 @@
+//! Who may connect, and who may gossip: the two gates between the swarm and a peer.
+//!
+//! Rules:
+//! - A peer id must be an ed25519 key: a Passerelle peer id names an organisation (or one of
+//!   its devices). Any other kind of key is refused at connection.
+//! - [`ConnectionGate`] bounds connections by source before they cost anything: at most
+//!   [`MAX_PENDING_PER_IP`] incoming connections still negotiating from one address that is
+//!   not a known member's, at most [`MAX_PENDING_STRANGERS`] from such addresses in all (the
+//!   rest of [`MAX_PENDING_INCOMING`] is kept for members' addresses), and at most
+//!   [`MAX_STRANGERS`] established connections with peers that are not members
+//!   ([`MAX_STRANGERS_PER_IP`] per address). A member's connection is never refused for
+//!   being from a busy address.
+//! - [`MembersOnly`] wraps gossipsub: only a connection with a peer that acts for a current
+//!   member (its organisation key or an authorised device) is handed to gossipsub; others
+//!   get a handler that speaks no protocol, so a non-member can neither subscribe to the
+//!   network's topic nor publish on it. Which side of the gate a connection is on is fixed
+//!   when it is established; when the membership changes, the connections of peers whose
+//!   side changed are closed, and the next connection takes the right side.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use either::Either;
+use libp2p::core::transport::PortUse;
+use libp2p::core::{Endpoint, Multiaddr};
+use libp2p::swarm::behaviour::{ConnectionClosed, ConnectionEstablished};
+use libp2p::swarm::{
+    CloseConnection, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, NotifyHandler,
+    THandler, THandlerInEvent, THandlerOutEvent, ToSwarm, dummy,
+};
+use libp2p::{PeerId, multiaddr::Protocol};
+
+use crate::identity::OrgId;
+
+/// Most incoming connections still negotiating, in all.
+pub const MAX_PENDING_INCOMING: usize = 64;
+/// Most incoming connections still negotiating from addresses not known as members'.
+pub const MAX_PENDING_STRANGERS: usize = 48;
+/// Most incoming connections still negotiating from one address not known as a member's.
+pub const MAX_PENDING_PER_IP: usize = 4;
+/// Most established connections with peers that are not members, in all.
+pub const MAX_STRANGERS: usize = 64;
+/// Most established connections with peers that are not members, from one address.
+pub const MAX_STRANGERS_PER_IP: usize = 4;
+/// Members' addresses remembered (to keep their slots); the oldest are forgotten first.
+pub const MAX_MEMBER_ADDRESSES: usize = 4096;
+
+/// The keys that act for current members: their organisation keys and authorised devices.
+pub type MemberKeys = Arc<HashSet<OrgId>>;
+
+/// Why a connection was refused at the gate.
+#[derive(Debug, thiserror::Error)]
+pub enum GateRefusal {
+    /// The peer's key is not an ed25519 key.
+    #[error("peer {0} does not use an ed25519 key")]
+    NotEd25519(PeerId),
+    /// Too many connections still negotiating from this address or from strangers.
+    #[error("too many connections negotiating from {0}")]
+    BusyAddress(IpAddr),
+    /// Too many connections still negotiating.
+    #[error("too many connections negotiating")]
+    Busy,
+    /// Too many established connections with non-members.
+    #[error("too many connections with peers that are not members")]
+    TooManyStrangers,
+}
+
+/// The IP address of a multiaddr, if it has one.
+pub fn ip_of(address: &Multiaddr) -> Option<IpAddr> {
+    address.iter().find_map(|p| match p {
+        Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
+        Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+        _ => None,
+    })
+}
+
+fn is_member(members: &MemberKeys, peer: &PeerId) -> bool {
+    OrgId::from_peer_id(peer).is_some_and(|key| members.contains(&key))
+}
+
+/// Counts per address that never go below zero and forget addresses at zero.
+#[derive(Debug, Default)]
+struct PerAddress(HashMap<IpAddr, usize>);
+
+impl PerAddress {
+    fn get(&self, ip: &IpAddr) -> usize {
+        self.0.get(ip).copied().unwrap_or(0)
+    }
+    fn add(&mut self, ip: IpAddr) {
+        *self.0.entry(ip).or_default() += 1;
+    }
+    fn remove(&mut self, ip: &IpAddr) {
+        if let Some(n) = self.0.get_mut(ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.0.remove(ip);
+            }
+        }
+    }
+}
+
+/// Bounds connections by source (see the module's rules).
+#[derive(Debug, Default)]
+pub struct ConnectionGate {
+    members: MemberKeys,
+    /// Addresses from which members connected, or where configured peers are, oldest first.
+    member_ips: VecDeque<IpAddr>,
+    member_ip_set: HashSet<IpAddr>,
+    /// Incoming connections still negotiating: their source, and whether it was a stranger's.
+    pending: HashMap<ConnectionId, (IpAddr, bool)>,
+    pending_by_ip: PerAddress,
+    pending_strangers: usize,
+    /// Established connections with non-members: their source.
+    strangers: HashMap<ConnectionId, Option<IpAddr>>,
+    strangers_by_ip: PerAddress,
+    /// Connections refused since start, for `passerelle status`.
+    refused: u64,
+}
+
+impl ConnectionGate {
+    /// Sets the keys that act for members.
+    pub fn set_members(&mut self, members: MemberKeys) {
+        self.members = members;
+    }
+
+    /// Remembers an address as a member's: its incoming connections get the slots kept
+    /// for members.
+    pub fn remember_member_address(&mut self, ip: IpAddr) {
+        if self.member_ip_set.insert(ip) {
+            self.member_ips.push_back(ip);
+            while self.member_ips.len() > MAX_MEMBER_ADDRESSES {
+                if let Some(old) = self.member_ips.pop_front() {
+                    self.member_ip_set.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// Connections refused at the gate since start.
+    pub fn refused(&self) -> u64 {
+        self.refused
+    }
+
+    fn refuse(&mut self, why: GateRefusal) -> ConnectionDenied {
+        self.refused += 1;
+        tracing::debug!(reason = %why, "connection refused at the gate");
+        ConnectionDenied::new(why)
+    }
+
+    fn check_peer(
+        &mut self,
+        connection: ConnectionId,
+        peer: PeerId,
+        remote: &Multiaddr,
+    ) -> Result<(), ConnectionDenied> {
+        if OrgId::from_peer_id(&peer).is_none() {
+            return Err(self.refuse(GateRefusal::NotEd25519(peer)));
+        }
+        if is_member(&self.members, &peer) {
+            if let Some(ip) = ip_of(remote) {
+                self.remember_member_address(ip);
+            }
+            return Ok(());
+        }
+        let ip = ip_of(remote);
+        if self.strangers.len() >= MAX_STRANGERS {
+            return Err(self.refuse(GateRefusal::TooManyStrangers));
+        }
+        if let Some(ip) = ip
+            && self.strangers_by_ip.get(&ip) >= MAX_STRANGERS_PER_IP
+        {
+            return Err(self.refuse(GateRefusal::TooManyStrangers));
+        }
+        self.strangers.insert(connection, ip);
+        if let Some(ip) = ip {
+            self.strangers_by_ip.add(ip);
+        }
+        Ok(())
+    }
+
+    fn forget(&mut self, connection: ConnectionId) {
+        if let Some((ip, stranger)) = self.pending.remove(&connection) {
+            self.pending_by_ip.remove(&ip);
+            if stranger {
+                self.pending_strangers = self.pending_strangers.saturating_sub(1);
+            }
+        }
+    }
+
+    fn closed(&mut self, connection: ConnectionId) {
+        if let Some(ip) = self.strangers.remove(&connection).flatten() {
+            self.strangers_by_ip.remove(&ip);
+        }
+    }
+}
+
+impl NetworkBehaviour for ConnectionGate {
+    type ConnectionHandler = dummy::ConnectionHandler;
+    type ToSwarm = Infallible;
+
+    fn handle_pending_inbound_connection(
+        &mut self,
+        connection: ConnectionId,
+        _local: &Multiaddr,
+        remote: &Multiaddr,
+    ) -> Result<(), ConnectionDenied> {
+        let Some(ip) = ip_of(remote) else {
+            return Ok(());
+        };
+        if self.pending.len() >= MAX_PENDING_INCOMING {
+            return Err(self.refuse(GateRefusal::Busy));
+        }
+        let stranger = !self.member_ip_set.contains(&ip);
+        if stranger
+            && (self.pending_strangers >= MAX_PENDING_STRANGERS
+                || self.pending_by_ip.get(&ip) >= MAX_PENDING_PER_IP)
+        {
+            return Err(self.refuse(GateRefusal::BusyAddress(ip)));
+        }
+        self.pending.insert(connection, (ip, stranger));
+        self.pending_by_ip.add(ip);
+        if stranger {
+            self.pending_strangers += 1;
+        }
+        Ok(())
+    }
+
+    fn handle_established_inbound_connection(
+        &mut self,
+        connection: ConnectionId,
+        peer: PeerId,
+        _local: &Multiaddr,
+        remote: &Multiaddr,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        self.forget(connection);
+        self.check_peer(connection, peer, remote)?;
+        Ok(dummy::ConnectionHandler)
+    }
+
+    fn handle_established_outbound_connection(
+        &mut self,
+        connection: ConnectionId,
+        peer: PeerId,
+        address: &Multiaddr,
+        _role: Endpoint,
+        _port_use: PortUse,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        self.check_peer(connection, peer, address)?;
+        Ok(dummy::ConnectionHandler)
+    }
+
+    fn on_swarm_event(&mut self, event: FromSwarm) {
+        match event {
+            FromSwarm::ListenFailure(e) => {
+                self.forget(e.connection_id);
+                self.closed(e.connection_id);
+            }
+            FromSwarm::DialFailure(e) => self.closed(e.connection_id),
+            FromSwarm::ConnectionClosed(e) => self.closed(e.connection_id),
+            _ => {}
+        }
+    }
+
+    fn on_connection_handler_event(
+        &mut self,
+        _peer: PeerId,
+        _connection: ConnectionId,
+        event: THandlerOutEvent<Self>,
+    ) {
+        match event {}
+    }
+
+    fn poll(
+        &mut self,
+        _cx: &mut Context<'_>,
+    ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
+        Poll::Pending
+    }
+}
+
+/// A behaviour that only connections with members see (see the module's rules).
+#[derive(Debug)]
+pub struct MembersOnly<B> {
+    inner: B,
+    members: MemberKeys,
+    /// Connections given to the inner behaviour, decided and not yet established.
+    decided: HashMap<ConnectionId, bool>,
+    /// Established connections given to the inner behaviour, per peer.
+    admitted: HashMap<PeerId, Vec<ConnectionId>>,
+    /// Established connections kept from it, per peer.
+    shut_out: HashMap<PeerId, Vec<ConnectionId>>,
+    /// Connections to close because their peer changed sides.
+    to_close: VecDeque<(PeerId, ConnectionId)>,
+}
+
+impl<B> MembersOnly<B> {
+    /// Wraps `inner`; no peer is a member until [`MembersOnly::set_members`].
+    pub fn new(inner: B) -> Self {
+        Self {
+            inner,
+            members: MemberKeys::default(),
+            decided: HashMap::new(),
+            admitted: HashMap::new(),
+            shut_out: HashMap::new(),
+            to_close: VecDeque::new(),
+        }
+    }
+
+    /// The wrapped behaviour.
+    pub fn inner(&self) -> &B {
+        &self.inner
+    }
+
+    /// The wrapped behaviour, mutably.
+    pub fn inner_mut(&mut self) -> &mut B {
+        &mut self.inner
+    }
+
+    /// True if the peer has a connection on the members' side of the gate.
+    pub fn is_admitted(&self, peer: &PeerId) -> bool {
+        self.admitted.get(peer).is_some_and(|c| !c.is_empty())
+    }
+
+    /// Sets the keys that act for members, and closes the connections of every peer whose
+    /// side of the gate changed. Returns the peers that became members (to dial again).
+    pub fn set_members(&mut self, members: MemberKeys) -> Vec<PeerId> {
+        self.members = members;
+        let mut now_members = Vec::new();
+        for (peer, connections) in &self.admitted {
+            if !is_member(&self.members, peer) {
+                tracing::info!(peer = %peer, "no longer acts for a member: its gossip connections close");
+                self.to_close
+                    .extend(connections.iter().map(|c| (*peer, *c)));
+            }
+        }
+        for (peer, connections) in &self.shut_out {
+            if is_member(&self.members, peer) && !connections.is_empty() {
+                tracing::info!(peer = %peer, "now acts for a member: reconnecting it with gossip");
+                self.to_close
+                    .extend(connections.iter().map(|c| (*peer, *c)));
+                now_members.push(*peer);
+            }
+        }
+        now_members
+    }
+
+    fn decide(&mut self, connection: ConnectionId, peer: &PeerId) -> bool {
+        let admit = is_member(&self.members, peer);
+        self.decided.insert(connection, admit);
+        admit
+    }
+}
+
+fn remove_connection(
+    map: &mut HashMap<PeerId, Vec<ConnectionId>>,
+    peer: &PeerId,
+    connection: ConnectionId,
+) -> Option<usize> {
+    let list = map.get_mut(peer)?;
+    let at = list.iter().position(|c| *c == connection)?;
+    list.remove(at);
+    let remaining = list.len();
+    if remaining == 0 {
+        map.remove(peer);
+    }
+    Some(remaining)
+}
+
+impl<B: NetworkBehaviour> NetworkBehaviour for MembersOnly<B> {
+    type ConnectionHandler = Either<THandler<B>, dummy::ConnectionHandler>;
+    type ToSwarm = B::ToSwarm;
+
+    fn handle_pending_inbound_connection(
+        &mut self,
+        connection: ConnectionId,
+        local: &Multiaddr,
+        remote: &Multiaddr,
+    ) -> Result<(), ConnectionDenied> {
+        self.inner
+            .handle_pending_inbound_connection(connection, local, remote)
+    }
+
+    fn handle_established_inbound_connection(
+        &mut self,
+        connection: ConnectionId,
+        peer: PeerId,
+        local: &Multiaddr,
+        remote: &Multiaddr,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        if self.decide(connection, &peer) {
+            self.inner
+                .handle_established_inbound_connection(connection, peer, local, remote)
+                .map(Either::Left)
+        } else {
+            Ok(Either::Right(dummy::ConnectionHandler))
+        }
+    }
+
+    fn handle_pending_outbound_connection(
+        &mut self,
+        connection: ConnectionId,
+        peer: Option<PeerId>,
+        addresses: &[Multiaddr],
+        role: Endpoint,
+    ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
+        self.inner
+            .handle_pending_outbound_connection(connection, peer, addresses, role)
+    }
+
+    fn handle_established_outbound_connection(
+        &mut self,
+        connection: ConnectionId,
+        peer: PeerId,
+        address: &Multiaddr,
+        role: Endpoint,
+        port_use: PortUse,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        if self.decide(connection, &peer) {
+            self.inner
+                .handle_established_outbound_connection(connection, peer, address, role, port_use)
+                .map(Either::Left)
+        } else {
+            Ok(Either::Right(dummy::ConnectionHandler))
+        }
+    }
+
+    fn on_swarm_event(&mut self, event: FromSwarm) {
+        match event {
+            FromSwarm::ConnectionEstablished(e) => {
+                if self.decided.remove(&e.connection_id) == Some(true) {
+                    let list = self.admitted.entry(e.peer_id).or_default();
+                    // The inner behaviour counts only the connections it was given.
+                    let other_established = list.len();
+                    list.push(e.connection_id);
+                    self.inner.on_swarm_event(FromSwarm::ConnectionEstablished(
+                        ConnectionEstablished {
+                            other_established,
+                            ..e
+                        },
+                    ));
+                } else {
+                    self.shut_out
+                        .entry(e.peer_id)
+                        .or_default()
+                        .push(e.connection_id);
+                }
+            }
+            FromSwarm::ConnectionClosed(e) => {
+                if let Some(remaining_established) =
+                    remove_connection(&mut self.admitted, &e.peer_id, e.connection_id)
+                {
+                    self.inner
+                        .on_swarm_event(FromSwarm::ConnectionClosed(ConnectionClosed {
+                            remaining_established,
+                            ..e
+                        }));
+                } else {
+                    remove_connection(&mut self.shut_out, &e.peer_id, e.connection_id);
+                }
+            }
+            FromSwarm::AddressChange(e) => {
+                if self
+                    .admitted
+                    .get(&e.peer_id)
+                    .is_some_and(|c| c.contains(&e.connection_id))
+                {
+                    self.inner.on_swarm_event(event);
+                }
+            }
+            FromSwarm::DialFailure(e) => {
+                self.decided.remove(&e.connection_id);
+                self.inner.on_swarm_event(event);
+            }
+            FromSwarm::ListenFailure(e) => {
+                self.decided.remove(&e.connection_id);
+                self.inner.on_swarm_event(event);
+            }
+            other => self.inner.on_swarm_event(other),
+        }
+    }
+
+    fn on_connection_handler_event(
+        &mut self,
+        peer: PeerId,
+        connection: ConnectionId,
+        event: THandlerOutEvent<Self>,
+    ) {
+        match event {
+            Either::Left(event) => self
+                .inner
+                .on_connection_handler_event(peer, connection, event),
+            Either::Right(never) => match never {},
+        }
+    }
+
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
+        if let Some((peer_id, connection)) = self.to_close.pop_front() {
+            return Poll::Ready(ToSwarm::CloseConnection {
+                peer_id,
+                connection: CloseConnection::One(connection),
+            });
+        }
+        loop {
+            let event = match self.inner.poll(cx) {
+                Poll::Ready(event) => event,
+                Poll::Pending => return Poll::Pending,
+            };
+            return Poll::Ready(match event {
+                ToSwarm::NotifyHandler {
+                    peer_id,
+                    handler,
+                    event,
+                } => {
+                    // "Any connection" means any connection the inner behaviour was given.
+                    let handler = match handler {
+                        NotifyHandler::One(connection) => connection,
+                        NotifyHandler::Any => {
+                            match self.admitted.get(&peer_id).and_then(|c| c.first()) {
+                                Some(connection) => *connection,
+                                None => continue,
+                            }
+                        }
+                    };
+                    ToSwarm::NotifyHandler {
+                        peer_id,
+                        handler: NotifyHandler::One(handler),
+                        event: Either::Left(event),
+                    }
+                }
+                other => other.map_in(Either::Left),
+            });
+        }
+    }
+}

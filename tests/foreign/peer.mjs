@@ -1,0 +1,124 @@
+// A foreign libp2p peer: js-libp2p, another implementation than the node's, to try a
+// Passerelle node from outside its own code. It dials the node, subscribes to the
+// network's gossip topic, asks for catch-up on /passerelle/sync/1, and reports on stdout,
+// one JSON object a line, everything it was given:
+//   {"event":"peer","id":…}                       its own peer id, first
+//   {"event":"connected"} / {"event":"disconnected"}
+//   {"event":"protocols","protocols":[…]}          what the node offers on this connection
+//   {"event":"message","document":…,"author":…,"seq":…,"message":…,"bytes":…}
+//                                                  each gossiped change, its Automerge part
+//                                                  decoded with @automerge/automerge
+//   {"event":"sync","documents":[…],"bundles":…}  what a catch-up request was answered
+//   {"event":"sync_error","error":…}
+//   {"event":"done","messages":…}                  after --seconds
+//
+// Usage: node peer.mjs --dial MULTIADDR --topic TOPIC --network ID --seconds N
+//                      [--key ed25519|secp256k1] [--seed HEX32 (an ed25519 seed to use)]
+import './polyfill.mjs'
+import { createLibp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { gossipsub } from '@libp2p/gossipsub'
+import { identify } from '@libp2p/identify'
+import { generateKeyPair, generateKeyPairFromSeed } from '@libp2p/crypto/keys'
+import { multiaddr } from '@multiformats/multiaddr'
+import * as cborg from 'cborg'
+import * as Automerge from '@automerge/automerge'
+
+const args = {}
+for (let i = 2; i < process.argv.length; i += 2) {
+  args[process.argv[i].replace(/^--/, '')] = process.argv[i + 1]
+}
+const out = (object) => process.stdout.write(JSON.stringify(object) + '\n')
+
+let privateKey
+if (args.seed) {
+  privateKey = await generateKeyPairFromSeed('Ed25519', Buffer.from(args.seed, 'hex'))
+} else {
+  privateKey = await generateKeyPair(args.key === 'secp256k1' ? 'secp256k1' : 'Ed25519')
+}
+
+const node = await createLibp2p({
+  privateKey,
+  addresses: { listen: [] },
+  transports: [tcp()],
+  connectionEncrypters: [noise()],
+  streamMuxers: [yamux()],
+  services: {
+    identify: identify(),
+    pubsub: gossipsub({ emitSelf: false, allowPublishToZeroTopicPeers: true })
+  }
+})
+out({ event: 'peer', id: node.peerId.toString() })
+
+// The signed-change envelope (docs/data-model.md): magic, document id, author, signature,
+// then the Automerge change.
+function readEnvelope (bytes) {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  const docLen = view.getUint16(4)
+  const document = new TextDecoder().decode(bytes.subarray(6, 6 + docLen))
+  let at = 6 + docLen
+  const author = Buffer.from(bytes.subarray(at, at + 32)).toString('hex')
+  at += 32
+  const signed = new TextDecoder().decode(bytes.subarray(0, 4)) === 'PSC1'
+  if (signed) at += 64
+  const changeLen = view.getUint32(at)
+  at += 4
+  const change = bytes.subarray(at, at + changeLen)
+  let decoded = null
+  try {
+    const c = Automerge.decodeChange(change)
+    decoded = { actor: c.actor, seq: c.seq, message: c.message, ops: c.ops.length }
+  } catch (e) {
+    decoded = { error: String(e) }
+  }
+  return { document, author, ...decoded }
+}
+
+let messages = 0
+node.services.pubsub.addEventListener('message', (event) => {
+  messages += 1
+  const data = event.detail.data
+  let envelope
+  try { envelope = readEnvelope(data) } catch (e) { envelope = { error: String(e) } }
+  out({ event: 'message', topic: event.detail.topic, bytes: data.length, ...envelope })
+})
+node.addEventListener('peer:connect', () => out({ event: 'connected' }))
+node.addEventListener('peer:disconnect', () => out({ event: 'disconnected' }))
+node.addEventListener('peer:identify', (event) => {
+  out({ event: 'protocols', protocols: event.detail.protocols })
+})
+node.services.pubsub.subscribe(args.topic)
+
+const target = multiaddr(args.dial)
+try {
+  await node.dial(target)
+} catch (e) {
+  out({ event: 'dial_error', error: String(e) })
+}
+
+// Catch-up: "I hold nothing; send me what I lack" (CBOR, as the node's codec).
+async function askSync () {
+  try {
+    const stream = await node.dialProtocol(target, '/passerelle/sync/1')
+    stream.send(cborg.encode({ documents: [], network: args.network }))
+    await stream.close()
+    const chunks = []
+    for await (const chunk of stream) chunks.push(chunk.subarray ? chunk.subarray() : chunk)
+    const response = cborg.decode(Buffer.concat(chunks.map((c) => Buffer.from(c))))
+    const documents = new Set()
+    for (const change of response.changes ?? []) documents.add(readEnvelope(change).document)
+    for (const bundle of response.documents ?? []) documents.add(bundle.document)
+    out({ event: 'sync', documents: [...documents].sort(), changes: (response.changes ?? []).length, bundles: (response.documents ?? []).length })
+  } catch (e) {
+    out({ event: 'sync_error', error: String(e) })
+  }
+}
+setTimeout(askSync, 500)
+
+setTimeout(async () => {
+  out({ event: 'done', messages })
+  await node.stop()
+  process.exit(0)
+}, Number(args.seconds ?? 5) * 1000)
