@@ -7,9 +7,12 @@
 //! - [`wait_for`] polls a condition until it holds or [`TIMEOUT`] passes (no bare sleeps).
 //! - [`dataset`] makes the seeded national-scale dataset of the benchmarks.
 //! - [`foreign`] runs a js-libp2p peer (another implementation) against a node.
+//! - [`netns`] makes hosts from network namespaces; [`TestNode::start_in`] runs a node in one.
 
 pub mod dataset;
 pub mod foreign;
+pub mod netns;
+pub mod partition;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -34,8 +37,29 @@ pub struct TestNode {
     pub name: String,
     /// Its configuration (data folder inside `_dir`).
     pub config: Config,
-    running: Option<RunningNode>,
+    running: Option<Running>,
     _dir: tempfile::TempDir,
+}
+
+/// A started node: on this test's runtime, or on its own runtime in a thread that entered a
+/// network namespace.
+#[derive(Debug)]
+enum Running {
+    Here(RunningNode),
+    Namespaced {
+        handle: NodeHandle,
+        stop: tokio::sync::oneshot::Sender<()>,
+        thread: std::thread::JoinHandle<()>,
+    },
+}
+
+impl Running {
+    fn handle(&self) -> NodeHandle {
+        match self {
+            Running::Here(running) => running.handle(),
+            Running::Namespaced { handle, .. } => handle.clone(),
+        }
+    }
 }
 
 impl TestNode {
@@ -77,6 +101,19 @@ impl TestNode {
             running: None,
             _dir: dir,
         }
+    }
+
+    /// Initialises a node that listens on `host`'s address (a free port) in its network
+    /// namespace, with the production catch-up interval (30 s): start it with
+    /// [`TestNode::start_in`].
+    pub fn init_on(name: &str, host: &netns::Host, peers: Vec<libp2p::Multiaddr>) -> Self {
+        Self::init(name, |config| {
+            config.network = Some(NetworkConfig {
+                listen: vec![host.listen_addr()],
+                peers,
+                ..Default::default()
+            });
+        })
     }
 
     /// Initialises a node that listens on loopback (a free port) and dials `peers`.
@@ -150,13 +187,72 @@ impl TestNode {
     pub async fn start(&mut self) {
         assert!(self.running.is_none(), "{} already runs", self.name);
         let running = node::start(self.config.clone()).await.expect("start node");
-        self.running = Some(running);
+        self.running = Some(Running::Here(running));
+    }
+
+    /// Starts the node inside the network namespace `namespace` (see [`netns`]): its
+    /// sockets are that host's.
+    pub async fn start_in(&mut self, namespace: &str) {
+        assert!(self.running.is_none(), "{} already runs", self.name);
+        let (started_tx, started) = tokio::sync::oneshot::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let config = self.config.clone();
+        let namespace = namespace.to_owned();
+        let thread = std::thread::Builder::new()
+            .name(format!("node-in-{namespace}"))
+            .spawn(move || {
+                if let Err(e) = netns::enter(&namespace) {
+                    let _ = started_tx.send(Err(format!("entering {namespace}: {e}")));
+                    return;
+                }
+                let runtime = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        let _ = started_tx.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let running = match node::start(config).await {
+                        Ok(running) => running,
+                        Err(e) => {
+                            let _ = started_tx.send(Err(e.to_string()));
+                            return;
+                        }
+                    };
+                    let _ = started_tx.send(Ok(running.handle()));
+                    let _ = stopped.await;
+                    running.shutdown().await.expect("shutdown");
+                });
+            })
+            .expect("start the namespace's thread");
+        let handle = started
+            .await
+            .expect("the namespace's thread answers")
+            .unwrap_or_else(|e| panic!("start {} in its namespace: {e}", self.name));
+        self.running = Some(Running::Namespaced {
+            handle,
+            stop,
+            thread,
+        });
     }
 
     /// Stops the node cleanly.
     pub async fn stop(&mut self) {
-        if let Some(running) = self.running.take() {
-            running.shutdown().await.expect("shutdown");
+        match self.running.take() {
+            Some(Running::Here(running)) => running.shutdown().await.expect("shutdown"),
+            Some(Running::Namespaced { stop, thread, .. }) => {
+                let _ = stop.send(());
+                tokio::task::spawn_blocking(move || thread.join())
+                    .await
+                    .expect("join")
+                    .expect("the node's thread ended cleanly");
+            }
+            None => {}
         }
     }
 
@@ -355,4 +451,30 @@ pub fn sign_last_change(
         identity.signing(),
     )
     .encode()
+}
+
+/// A free job-placement service named `name` offered in `region`.
+pub fn service(name: &str, region: &str) -> Box<passerelle_node::model::Service> {
+    Box::new(
+        passerelle_node::model::decode_json(
+            "service",
+            serde_json::json!({
+                "name": name,
+                "dimension": "economic",
+                "categories": ["job_placement"],
+                "cost": {"kind": "free"},
+                "capacity": {"status": "available"},
+                "service_area": {"regions": [region]},
+            }),
+        )
+        .expect("valid service"),
+    )
+}
+
+/// The edit that adds [`service`]`(name, region)` to the node's organisation.
+pub fn add(name: &str, region: &str) -> passerelle_node::document::Edit {
+    passerelle_node::document::Edit::AddService {
+        id: String::new(),
+        service: service(name, region),
+    }
 }

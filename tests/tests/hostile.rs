@@ -305,3 +305,96 @@ async fn an_oversized_gossip_message_is_dropped_without_harm() {
         node.stop().await;
     }
 }
+
+/// Keeps `count` idle TCP connections open to `target` from `source`, re-opening each as
+/// soon as it closes, until aborted: what a few scripts on one machine can do to a node.
+fn hold_idle_sockets(
+    source: std::net::IpAddr,
+    target: std::net::SocketAddr,
+    count: usize,
+) -> tokio::task::JoinSet<()> {
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..count {
+        set.spawn(async move {
+            loop {
+                let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+                if socket.bind((source, 0).into()).is_err() {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+                match socket.connect(target).await {
+                    Ok(mut stream) => {
+                        use tokio::io::AsyncReadExt;
+                        let mut buf = [0u8; 1024];
+                        // Say nothing; wait for the node to give up on us.
+                        while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+            }
+        });
+    }
+    set
+}
+
+/// The TCP socket address of a loopback multiaddr.
+fn socket_of(address: &Multiaddr) -> std::net::SocketAddr {
+    use libp2p::multiaddr::Protocol;
+    let mut ip = None;
+    let mut port = None;
+    for part in address.iter() {
+        match part {
+            Protocol::Ip4(a) => ip = Some(std::net::IpAddr::V4(a)),
+            Protocol::Tcp(p) => port = Some(p),
+            _ => {}
+        }
+    }
+    (ip.expect("an ip"), port.expect("a port")).into()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sockets_from_one_address_do_not_lock_a_restarting_member_out() {
+    let mut nodes = passerelle_tests::spawn_line(&["Délégation Littoral", "ONG Avenir"]).await;
+    wait_converged(&nodes, 2).await;
+    // 80 idle sockets from another loopback address, more than the node's whole budget of
+    // connections still negotiating, re-opened as soon as they close.
+    let target = socket_of(&nodes[0].listen_addr().await);
+    let mut flood = hold_idle_sockets("127.0.0.2".parse().expect("ip"), target, 80);
+    let first = nodes[0].handle();
+    wait_for("the node to refuse the flood at its gate", || {
+        let first = first.clone();
+        async move { first.network_status().connections_refused > 0 }
+    })
+    .await;
+
+    // The second member restarts meanwhile: it reconnects and catches up.
+    nodes[1].stop().await;
+    nodes[0]
+        .handle()
+        .edit(add("Pendant l'absence", "CM005"))
+        .await
+        .expect("edit");
+    nodes[1].start().await;
+    let second = nodes[1].handle().org_id().peer_id().to_string();
+    wait_for("the restarted member to reconnect under the flood", || {
+        let first = first.clone();
+        let second = second.clone();
+        async move {
+            first
+                .network_status()
+                .peers
+                .iter()
+                .any(|p| p.peer_id == second && p.gossip)
+        }
+    })
+    .await;
+    wait_converged(&nodes, 2).await;
+    assert_eq!(nodes[1].services().await.len(), 1);
+    // The flood is still on and still refused.
+    let refused = first.network_status().connections_refused;
+    assert!(refused > 0);
+    flood.abort_all();
+    for node in &mut nodes {
+        node.stop().await;
+    }
+}

@@ -4,11 +4,9 @@
 use passerelle_node::control::{ClientError, ErrorKind, Request};
 use passerelle_node::directory::{SearchQuery, ServiceHit};
 use passerelle_node::document::Edit;
-use passerelle_node::model::{self, Service};
 use passerelle_node::node::{EditReceipt, StatusReport};
 use passerelle_node::store::Store;
 use passerelle_tests::{TestNode, spawn_nodes, wait_for};
-use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 mod backup;
@@ -16,33 +14,12 @@ mod drafts;
 mod foreign;
 mod hostile;
 mod membership;
+mod partition;
 mod referrals;
 mod start;
 mod sync;
 
-pub(crate) fn service(name: &str, region: &str) -> Box<Service> {
-    Box::new(
-        model::decode_json(
-            "service",
-            json!({
-                "name": name,
-                "dimension": "economic",
-                "categories": ["job_placement"],
-                "cost": {"kind": "free"},
-                "capacity": {"status": "available"},
-                "service_area": {"regions": [region]},
-            }),
-        )
-        .expect("valid service"),
-    )
-}
-
-pub(crate) fn add(name: &str, region: &str) -> Edit {
-    Edit::AddService {
-        id: String::new(),
-        service: service(name, region),
-    }
-}
+pub(crate) use passerelle_tests::{add, service};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn organisations_each_write_their_own_signed_document() {

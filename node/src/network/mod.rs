@@ -77,6 +77,10 @@ const FAST_REDIAL_FOR: Duration = Duration::from_secs(600);
 pub const PING_INTERVAL: Duration = Duration::from_secs(10);
 /// How long a ping may go unanswered before its connection is taken for dead.
 pub const PING_TIMEOUT: Duration = Duration::from_secs(5);
+/// Leeway past a ping's timeout before its connection is taken for dead.
+const PING_SLACK: Duration = Duration::from_secs(1);
+/// A connection older than this is closed when the same peer opens a new one.
+const STALE_CONNECTION: Duration = Duration::from_secs(10);
 
 /// What the network layer needs.
 #[derive(Debug, Clone)]
@@ -151,6 +155,10 @@ pub struct NetworkStatus {
     pub sync_bytes_sent: u64,
     /// Bytes of signed changes received by gossip since start.
     pub gossip_bytes_received: u64,
+    /// Connections refused at the gate since start (a busy address, too many non-members,
+    /// a peer id that is not an ed25519 key).
+    #[serde(default)]
+    pub connections_refused: u64,
 }
 
 #[derive(NetworkBehaviour)]
@@ -325,10 +333,44 @@ struct PeerInfo {
     addresses: HashSet<Multiaddr>,
     /// Round trip of the last ping answered.
     rtt_ms: Option<u64>,
+    /// Its open connections.
+    connections: HashMap<ConnectionId, Liveness>,
+    /// Connections taken for dead and being closed (not shown as connected).
+    dead_connections: HashSet<ConnectionId>,
     last_sync: Option<i64>,
     rejected: u64,
     /// This node's admission request was handed to it on this connection.
     admission_sent: bool,
+}
+
+/// What is known of one connection's health.
+#[derive(Debug, Clone, Copy)]
+struct Liveness {
+    /// When it was established.
+    since: Instant,
+    /// When it last answered a ping (its establishment until then).
+    last_alive: Instant,
+    /// The peer does not speak ping on it (not a Passerelle node): not watched.
+    unwatched: bool,
+}
+
+impl Liveness {
+    fn new(now: Instant) -> Self {
+        Self {
+            since: now,
+            last_alive: now,
+            unwatched: false,
+        }
+    }
+
+    /// True when a ping should have been answered by now. libp2p's ping reports a failure
+    /// only after two in a row; watching for the missing answer instead notices a dead
+    /// connection one ping earlier, within [`PING_INTERVAL`] + [`PING_TIMEOUT`] (+1 s) of
+    /// its last answer.
+    fn overdue(&self, now: Instant) -> bool {
+        !self.unwatched
+            && now.duration_since(self.last_alive) > PING_INTERVAL + PING_TIMEOUT + PING_SLACK
+    }
 }
 
 /// The running network actor.
@@ -1002,26 +1044,45 @@ impl NetworkActor {
                         target.dialing = None;
                     }
                 }
-                self.peers
-                    .entry(peer_id)
-                    .or_default()
-                    .addresses
-                    .insert(address);
+                let now = Instant::now();
+                let info = self.peers.entry(peer_id).or_default();
+                info.addresses.insert(address);
+                // A new connection from a peer that had one for a while: the old one is
+                // most likely dead (the link was cut and came back, or the peer moved) but
+                // not yet noticed; requests and gossip could still be sent on it. Close it.
+                // Two connections opened together (both sides dialled) are both kept.
+                let stale: Vec<ConnectionId> = info
+                    .connections
+                    .iter()
+                    .filter(|(_, l)| now.duration_since(l.since) > STALE_CONNECTION)
+                    .map(|(id, _)| *id)
+                    .collect();
+                info.connections.insert(connection_id, Liveness::new(now));
+                for old in stale {
+                    debug!(peer = %peer_id, "a newer connection replaces an older one");
+                    self.swarm.close_connection(old);
+                }
                 if num_established.get() == 1 {
                     info!(peer = %peer_id, "connected");
                     self.start_sync(peer_id);
                     self.flush_case_outbox();
+                } else {
+                    // Whatever the old connection was carrying may be lost: catch up.
+                    self.start_sync(peer_id);
                 }
                 self.publish_status();
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
+                connection_id,
                 endpoint,
                 num_established,
                 ..
             } => {
                 if let Some(info) = self.peers.get_mut(&peer_id) {
                     info.addresses.remove(endpoint.get_remote_address());
+                    info.connections.remove(&connection_id);
+                    info.dead_connections.remove(&connection_id);
                 }
                 if num_established == 0 {
                     info!(peer = %peer_id, "disconnected");
@@ -1051,6 +1112,7 @@ impl NetworkActor {
                     }
                 }
             }
+            SwarmEvent::IncomingConnectionError { .. } => self.publish_status(),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                 propagation_source,
                 message_id,
@@ -1121,13 +1183,21 @@ impl NetworkActor {
         connection: ConnectionId,
         result: Result<Duration, ping::Failure>,
     ) {
+        let info = self.peers.get_mut(&peer);
         match result {
             Ok(rtt) => {
-                if let Some(info) = self.peers.get_mut(&peer) {
+                if let Some(info) = info {
                     info.rtt_ms = Some(rtt.as_millis() as u64);
+                    if let Some(liveness) = info.connections.get_mut(&connection) {
+                        liveness.last_alive = Instant::now();
+                    }
                 }
             }
-            Err(ping::Failure::Unsupported) => {}
+            Err(ping::Failure::Unsupported) => {
+                if let Some(liveness) = info.and_then(|i| i.connections.get_mut(&connection)) {
+                    liveness.unwatched = true;
+                }
+            }
             Err(e) => {
                 info!(peer = %peer, error = %e, "ping failed: closing the connection");
                 self.swarm.close_connection(connection);
@@ -1285,6 +1355,28 @@ impl NetworkActor {
 
     fn handle_dial_tick(&mut self) {
         let now = Instant::now();
+        let dead: Vec<(PeerId, ConnectionId)> = self
+            .peers
+            .iter()
+            .flat_map(|(peer, info)| {
+                info.connections
+                    .iter()
+                    .filter(|(_, l)| l.overdue(now))
+                    .map(|(c, _)| (*peer, *c))
+            })
+            .collect();
+        for (peer, connection) in dead {
+            info!(peer = %peer, "no answer to ping: the connection is taken for dead and closed");
+            if let Some(info) = self.peers.get_mut(&peer) {
+                // Closing may take a while on a dead link: not watched twice.
+                if let Some(liveness) = info.connections.get_mut(&connection) {
+                    liveness.unwatched = true;
+                }
+                info.dead_connections.insert(connection);
+            }
+            self.swarm.close_connection(connection);
+            self.publish_status();
+        }
         for target in &mut self.targets {
             if target.peer.is_some() || target.dialing.is_some() || target.next_attempt > now {
                 continue;
@@ -1311,7 +1403,13 @@ impl NetworkActor {
         let mut peers: Vec<PeerStatus> = self
             .peers
             .iter()
-            .filter(|(peer, _)| self.swarm.is_connected(peer))
+            .filter(|(peer, info)| {
+                self.swarm.is_connected(peer)
+                    && info
+                        .connections
+                        .keys()
+                        .any(|c| !info.dead_connections.contains(c))
+            })
             .map(|(peer, info)| {
                 let org = OrgId::from_peer_id(peer);
                 let mut addresses: Vec<String> =
@@ -1339,6 +1437,7 @@ impl NetworkActor {
             sync_bytes_received: self.sync_bytes_received,
             sync_bytes_sent: self.sync_bytes_sent,
             gossip_bytes_received: self.gossip_bytes_received,
+            connections_refused: self.swarm.behaviour().gate.refused(),
         });
     }
 }

@@ -1,0 +1,178 @@
+//! Hosts on one machine: network namespaces joined by veth pairs, links cut and restored
+//! with nftables, and nodes run inside a namespace. Needs root (CI runs as root); the
+//! tests that use it are `#[cfg_attr(not(passerelle_root), ignore = "needs root …")]`
+//! (`tests/build.rs` sets `passerelle_root` when the build runs as root).
+//!
+//! A node runs inside a namespace in this process: a thread enters the namespace
+//! (`setns`) and runs the node's own tokio runtime, whose threads inherit it; the test
+//! drives it through its [`passerelle_node::node::NodeHandle`] as any other node.
+
+use std::net::Ipv4Addr;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<(), String> {
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if stdin.is_some() {
+        command.stdin(Stdio::piped());
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|e| format!("{program}: {e} (needs iproute2 and nftables)"))?;
+    if let Some(text) = stdin {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .ok_or("no stdin")?
+            .write_all(text.as_bytes())
+            .map_err(|e| e.to_string())?;
+    }
+    let output = child.wait_with_output().map_err(|e| e.to_string())?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{program} {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
+}
+
+fn ip(args: &[&str]) {
+    if let Err(e) = run("ip", args, None) {
+        panic!("{e} (network namespaces need root)");
+    }
+}
+
+/// A network namespace: one host.
+#[derive(Debug)]
+pub struct Host {
+    /// The namespace's name (`ip netns`).
+    pub namespace: String,
+    /// Its address on the link.
+    pub address: Ipv4Addr,
+}
+
+impl Host {
+    /// A multiaddr to listen on at this host (a free port).
+    pub fn listen_addr(&self) -> libp2p::Multiaddr {
+        format!("/ip4/{}/tcp/0", self.address)
+            .parse()
+            .expect("multiaddr")
+    }
+
+    /// Runs an nftables script in this host.
+    pub fn nft(&self, script: &str) {
+        if let Err(e) = run(
+            "ip",
+            &["netns", "exec", &self.namespace, "nft", "-f", "-"],
+            Some(script),
+        ) {
+            panic!("{e}");
+        }
+    }
+}
+
+/// Two hosts joined by one link (a veth pair, 10.232.<n>.1 and .2 on a /30), which can be
+/// cut and restored. Removed when dropped.
+#[derive(Debug)]
+pub struct Link {
+    /// The two ends.
+    pub hosts: [Host; 2],
+    cut: bool,
+}
+
+impl Link {
+    /// Creates the two namespaces and the link between them.
+    pub fn create() -> Self {
+        let tag = format!(
+            "{}x{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let n = (std::process::id() as usize * 7 + NEXT.load(Ordering::Relaxed) as usize) % 250;
+        let names = [format!("pln{tag}a"), format!("pln{tag}b")];
+        let veths = [format!("plv{tag}a"), format!("plv{tag}b")];
+        let addresses = [
+            Ipv4Addr::new(10, 232, n as u8, 1),
+            Ipv4Addr::new(10, 232, n as u8, 2),
+        ];
+        let link = Self {
+            hosts: [
+                Host {
+                    namespace: names[0].clone(),
+                    address: addresses[0],
+                },
+                Host {
+                    namespace: names[1].clone(),
+                    address: addresses[1],
+                },
+            ],
+            cut: false,
+        };
+        ip(&["netns", "add", &names[0]]);
+        ip(&["netns", "add", &names[1]]);
+        ip(&[
+            "link", "add", &veths[0], "type", "veth", "peer", "name", &veths[1],
+        ]);
+        for i in 0..2 {
+            ip(&["link", "set", &veths[i], "netns", &names[i]]);
+            ip(&[
+                "-n",
+                &names[i],
+                "addr",
+                "add",
+                &format!("{}/30", addresses[i]),
+                "dev",
+                &veths[i],
+            ]);
+            ip(&["-n", &names[i], "link", "set", &veths[i], "up"]);
+            ip(&["-n", &names[i], "link", "set", "lo", "up"]);
+        }
+        link
+    }
+
+    /// Cuts the link: every packet between the two hosts is dropped silently, in both
+    /// directions, as when a 4G link or an office's line goes down (connections are not
+    /// told; they find out by themselves).
+    pub fn cut(&mut self) {
+        let peer = self.hosts[1].address;
+        self.hosts[0].nft(&format!(
+            "table inet passerelle_cut {{\n\
+             chain input {{ type filter hook input priority 0; policy accept; ip saddr {peer} drop; }}\n\
+             chain output {{ type filter hook output priority 0; policy accept; ip daddr {peer} drop; }}\n\
+             }}\n"
+        ));
+        self.cut = true;
+    }
+
+    /// Restores the link.
+    pub fn restore(&mut self) {
+        if self.cut {
+            self.hosts[0].nft("delete table inet passerelle_cut\n");
+            self.cut = false;
+        }
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        for host in &self.hosts {
+            let _ = run("ip", &["netns", "del", &host.namespace], None);
+        }
+    }
+}
+
+/// Makes the calling thread enter the network namespace `name`: sockets it and the threads
+/// it starts afterwards open belong to that namespace.
+pub fn enter(name: &str) -> std::io::Result<()> {
+    let file = std::fs::File::open(format!("/var/run/netns/{name}"))?;
+    nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)
+}
