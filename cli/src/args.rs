@@ -349,10 +349,10 @@ pub struct OfficeArgs {
     #[arg(long)]
     pub address: Option<String>,
     /// Latitude (WGS 84 degrees).
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, allow_hyphen_values = true, value_parser = parse_degrees)]
     pub latitude: Option<f64>,
     /// Longitude (WGS 84 degrees).
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, allow_hyphen_values = true, value_parser = parse_degrees)]
     pub longitude: Option<f64>,
 }
 
@@ -415,7 +415,7 @@ pub struct ServiceArgs {
     #[arg(long, value_parser = parse_capacity)]
     pub capacity: Option<CapacityStatus>,
     /// Places free (or people waiting), where known.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_count::<u32>)]
     pub places: Option<u32>,
     /// Language code (repeat for several).
     #[arg(long = "language")]
@@ -490,7 +490,7 @@ pub struct SearchArgs {
     #[arg(long, value_parser = ["free", "cost-shared", "fee"])]
     pub cost: Option<String>,
     /// Highest fee in XAF.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_count::<u64>)]
     pub max_fee: Option<u64>,
     /// Language code.
     #[arg(long)]
@@ -513,8 +513,35 @@ pub struct HistoryArgs {
     #[arg(long)]
     pub org: Option<OrgId>,
     /// Most entries shown, newest first.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, allow_negative_numbers = true, value_parser = parse_count::<usize>)]
     pub limit: usize,
+}
+
+/// A whole number, 0 or more.
+fn parse_count<T: std::str::FromStr>(s: &str) -> Result<T, String> {
+    s.trim()
+        .parse::<T>()
+        .map_err(|_| format!("{s:?} is not a whole number of 0 or more (e.g. 12)"))
+}
+
+/// A whole number, 1 or more.
+fn parse_positive(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!(
+            "{s:?} is not a whole number of 1 or more (e.g. 100)"
+        )),
+    }
+}
+
+/// A number of degrees (decimal, WGS 84).
+fn parse_degrees(s: &str) -> Result<f64, String> {
+    match s.trim().replace(',', ".").parse::<f64>() {
+        Ok(d) if d.is_finite() => Ok(d),
+        _ => Err(format!(
+            "{s:?} is not a number of degrees (decimal, e.g. 4.0483 or -9.7043)"
+        )),
+    }
 }
 
 fn parse_dimension(s: &str) -> Result<Dimension, String> {
@@ -683,7 +710,7 @@ pub struct MatchArgs {
     #[arg(long)]
     pub department: Option<String>,
     /// Highest fee the person can pay, in XAF (0: free or cost-shared only).
-    #[arg(long, value_name = "XAF")]
+    #[arg(long, value_name = "XAF", allow_negative_numbers = true, value_parser = parse_count::<u64>)]
     pub max_fee: Option<u64>,
     /// A language the person speaks (ISO 639 code).
     #[arg(long)]
@@ -785,7 +812,7 @@ pub struct ListArgs {
     #[arg(long)]
     pub open: bool,
     /// Show at most this many, newest first (the total is always given).
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..), conflicts_with = "all")]
+    #[arg(long, default_value_t = 100, allow_negative_numbers = true, value_parser = parse_positive, conflicts_with = "all")]
     pub limit: u32,
     /// Show every matching referral.
     #[arg(long)]

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use passerelle_node::config::{CONFIG_FILE, Config, ConfigFile};
-use passerelle_node::control::{Client, Request};
+use passerelle_node::control::{Client, ClientError, ErrorKind, Request};
 use passerelle_node::directory::{SearchQuery, ServiceHit};
 use passerelle_node::document::{Edit, HistoryEntry};
 use passerelle_node::model::{self, Profile};
@@ -70,8 +70,28 @@ pub async fn call<T: serde::de::DeserializeOwned>(
     data_dir: &Path,
     request: Request,
 ) -> anyhow::Result<T> {
-    let mut client = Client::connect(data_dir).await?;
-    Ok(client.call(&request).await?)
+    // A node that says it is busy has done nothing: ask again, a little later each time.
+    let mut pause = std::time::Duration::from_millis(100);
+    loop {
+        let answer = match Client::connect(data_dir).await {
+            Ok(mut client) => client.call(&request).await,
+            Err(e) => Err(e),
+        };
+        match answer {
+            Err(ClientError::Api(e))
+                if e.kind == ErrorKind::Busy && pause < std::time::Duration::from_secs(20) =>
+            {
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+            Err(ClientError::Io(e)) if request.writes() => {
+                return Err(anyhow::anyhow!(
+                    "the connection to the node broke before it answered ({e}): the change may or may not have been made; check with `passerelle history` (or `passerelle referral show`) before trying again"
+                ));
+            }
+            other => return Ok(other?),
+        }
+    }
 }
 
 pub fn init(data_dir: &Path, args: InitArgs, json_out: bool) -> anyhow::Result<Outcome> {
@@ -711,7 +731,10 @@ pub async fn service(
         ServiceCommand::Show { id, org } => {
             let view: OrganisationView = call(data_dir, Request::Organisation { org }).await?;
             let Some(hit) = hits_of(&view).into_iter().find(|h| h.service_id == id) else {
-                eprintln!("no service with id {id:?} in {}", view.record.profile.name);
+                eprintln!(
+                    "no service with id {id:?} in {}",
+                    passerelle_node::text::visible(&view.record.profile.name)
+                );
                 return Ok(Outcome::NothingFound);
             };
             if json_out {

@@ -42,9 +42,15 @@ fn main() -> ExitCode {
             let not_found = error.downcast_ref::<ClientError>().is_some_and(
                 |e| matches!(e, ClientError::Api(api) if api.kind == ErrorKind::NotFound),
             );
-            eprintln!("error: {error}");
+            eprintln!(
+                "error: {}",
+                passerelle_node::text::visible(&error.to_string())
+            );
             for cause in error.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                eprintln!(
+                    "  caused by: {}",
+                    passerelle_node::text::visible(&cause.to_string())
+                );
             }
             ExitCode::from(if not_found { 1 } else { 2 })
         }

@@ -5,8 +5,15 @@ use std::io::Write;
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use serde::Serialize;
 
-/// Writes `text` to stdout; a broken pipe (e.g. `| head`) ends quietly.
+/// Writes `text` to stdout for people; a broken pipe (e.g. `| head`) ends quietly. Control,
+/// bidirectional-override and invisible characters (refused on input, but a record written
+/// by an older version may hold some) are written out as `\u{…}`, so that nothing received
+/// from another organisation can act on the terminal.
 pub fn out(text: &str) -> anyhow::Result<()> {
+    write(&passerelle_node::text::visible(text))
+}
+
+fn write(text: &str) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     match stdout
         .write_all(text.as_bytes())
@@ -18,9 +25,12 @@ pub fn out(text: &str) -> anyhow::Result<()> {
     }
 }
 
-/// Prints `value` as pretty JSON.
+/// Prints `value` as pretty JSON; refused characters are written as `\uXXXX` escapes (the
+/// same data for a JSON reader, inert on a terminal).
 pub fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {
-    out(&serde_json::to_string_pretty(value)?)
+    write(&passerelle_node::text::json_safe(
+        &serde_json::to_string_pretty(value)?,
+    ))
 }
 
 /// A table with a header row.

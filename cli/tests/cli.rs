@@ -1486,3 +1486,205 @@ fn an_organisation_imports_its_rows_of_the_mapping_once() {
         tampered.stderr
     );
 }
+
+#[test]
+fn two_hundred_concurrent_calls_are_all_answered_while_idle_connections_are_held() {
+    let (dir, data) = init("Centre Espoir");
+    // 3,000 services of this organisation, brought in as a coordinator would.
+    let mut csv = String::from(
+        "organisation,service,dimension,categorie,region,ville,cout,capacite,places,langues\n",
+    );
+    for i in 0..3000 {
+        csv.push_str(&format!(
+            "Centre Espoir,Accompagnement {i},économique,job_placement,CM00{},Douala,gratuit,disponible,{},fr\n",
+            1 + i % 9,
+            i % 30
+        ));
+    }
+    let file = dir.path().join("services.csv");
+    std::fs::write(&file, csv).expect("write csv");
+    let node = NodeProcess::start(&data);
+    ok(&data, &["import", "csv", file.to_str().expect("path")]);
+
+    // 100 local connections opened and left idle: they hold no turn.
+    let socket = data.join("control.sock");
+    let idle: Vec<std::os::unix::net::UnixStream> = (0..100)
+        .map(|_| std::os::unix::net::UnixStream::connect(&socket).expect("connect"))
+        .collect();
+    // 200 calls at once, each returning a tenth of the directory.
+    let calls: Vec<Child> = (0..200)
+        .map(|i| {
+            let args: Vec<String> = if i % 2 == 0 {
+                vec![
+                    "directory".into(),
+                    "search".into(),
+                    "--region".into(),
+                    format!("CM00{}", 1 + i % 9),
+                    "--json".into(),
+                ]
+            } else {
+                vec!["status".into(), "--json".into()]
+            };
+            Command::new(bin())
+                .arg("--data-dir")
+                .arg(&data)
+                .args(&args)
+                .env_remove("RUST_LOG")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn a call")
+        })
+        .collect();
+    let mut failed = Vec::new();
+    for call in calls {
+        let output = call.wait_with_output().expect("wait for a call");
+        if !output.status.success() {
+            failed.push(String::from_utf8_lossy(&output.stderr).into_owned());
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of 200 calls failed: {:?}",
+        failed.len(),
+        failed.first()
+    );
+    drop(idle);
+    assert_eq!(node.terminate(), 0);
+}
+
+#[test]
+fn every_kind_of_bad_input_is_refused_naming_the_field() {
+    let (_dir, data) = init("Centre Espoir");
+    let node = NodeProcess::start(&data);
+    let service = |extra: &[&str]| {
+        let mut args = vec![
+            "service",
+            "add",
+            "--dimension",
+            "economic",
+            "--cost",
+            "free",
+            "--capacity",
+            "available",
+            "--region",
+            "CM005",
+        ];
+        if !extra.contains(&"--name") {
+            args.extend_from_slice(&["--name", "Formation"]);
+        }
+        args.extend_from_slice(extra);
+        run(&data, &args)
+    };
+    let cases: Vec<(Run, &[&str])> = vec![
+        (
+            service(&["--category", "housing"]),
+            &["categories[0]", "social", "vocational_training"],
+        ),
+        (
+            service(&["--category", "job_placement", "--places", "-1"]),
+            &["--places", "-1", "whole number"],
+        ),
+        (
+            run(&data, &["referral", "list", "--limit", "-1"]),
+            &["--limit", "-1", "1 or more"],
+        ),
+        (
+            run(&data, &["history", "--limit", "-5"]),
+            &["--limit", "-5"],
+        ),
+        (
+            run(
+                &data,
+                &[
+                    "office",
+                    "add",
+                    "--name",
+                    "Siège",
+                    "--region",
+                    "CM005",
+                    "--town",
+                    "Douala",
+                    "--latitude",
+                    "4",
+                    "--longitude",
+                    "NaN",
+                ],
+            ),
+            &["--longitude", "NaN", "degrees"],
+        ),
+        (
+            run(&data, &["org", "set", "--patch", "{\"name\":5}"]),
+            &["name", "expected a string"],
+        ),
+        (
+            service(&[
+                "--category",
+                "job_placement",
+                "--name",
+                "Formation\u{1b}[2J\u{7}",
+            ]),
+            &["name", "U+001B"],
+        ),
+    ];
+    for (r, expected) in cases {
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        for word in expected {
+            assert!(r.stderr.contains(word), "{word:?} not in: {}", r.stderr);
+        }
+        assert!(
+            !r.stderr.contains('\u{1b}') && !r.stderr.contains('\u{7}'),
+            "no control character reaches the terminal: {:?}",
+            r.stderr
+        );
+    }
+    // Nothing was written ("nothing found" is exit code 1).
+    let list = run(&data, &["service", "list", "--json"]);
+    assert_eq!(list.code, 1, "{}", list.stdout);
+    assert_eq!(list.json().as_array().map(Vec::len), Some(0));
+    assert_eq!(node.terminate(), 0);
+}
+
+#[test]
+fn a_node_that_dies_before_answering_a_write_is_reported_as_maybe_done() {
+    let (_dir, data) = init("Centre Espoir");
+    // A node that reads the request and dies before answering.
+    let listener = std::os::unix::net::UnixListener::bind(data.join("control.sock")).expect("bind");
+    let dies = std::thread::spawn(move || {
+        for _ in 0..2 {
+            let (stream, _) = listener.accept().expect("accept");
+            let mut line = String::new();
+            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(&stream), &mut line);
+            drop(stream);
+        }
+    });
+    let write = run(
+        &data,
+        &[
+            "service",
+            "add",
+            "--name",
+            "Formation",
+            "--dimension",
+            "economic",
+            "--category",
+            "job_placement",
+            "--cost",
+            "free",
+            "--capacity",
+            "available",
+            "--region",
+            "CM005",
+        ],
+    );
+    assert_eq!(write.code, 2);
+    assert!(
+        write.stderr.contains("may or may not have been made"),
+        "{}",
+        write.stderr
+    );
+    let read = run(&data, &["status"]);
+    assert_eq!(read.code, 2);
+    assert!(!read.stderr.contains("may or may not"), "{}", read.stderr);
+    dies.join().expect("the dying node");
+}

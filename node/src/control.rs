@@ -8,6 +8,11 @@
 //!   `{"ok": …}` or `{"error": {"kind": …, "message": …}}` ([`ApiError`]). A connection may
 //!   carry several requests in turn. A line longer than [`MAX_LINE_BYTES`] closes the
 //!   connection with an error.
+//! - Load: at most [`MAX_CONCURRENT_REQUESTS`] requests are worked on at once; the others
+//!   wait their turn in order, up to [`MAX_QUEUE_WAIT`], then are answered `busy`. An idle
+//!   connection holds no turn, and is closed after [`IDLE_TIMEOUT`] without a complete
+//!   request. Beyond [`MAX_CONNECTIONS`] open connections, a new one is answered `busy`
+//!   and closed; the CLI retries a `busy` answer by itself.
 //! - The request and response types are shared with the CLI, so both sides always agree.
 
 use std::os::unix::fs::PermissionsExt;
@@ -27,8 +32,16 @@ use crate::node::{NodeError, NodeHandle};
 
 /// Longest request or response line, in bytes.
 pub const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
-/// Most control connections served at once.
-pub const MAX_CONNECTIONS: usize = 64;
+/// Most requests worked on at once; more wait their turn (up to [`MAX_QUEUE_WAIT`]).
+pub const MAX_CONCURRENT_REQUESTS: usize = 64;
+/// Most control connections open at once; one more is answered "busy" and closed.
+pub const MAX_CONNECTIONS: usize = 1024;
+/// A connection that sends no complete request for this long is closed.
+pub const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Longest a request waits for its turn before it is answered "busy".
+pub const MAX_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+/// Longest the node waits for a caller to take its answer.
+pub const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A request to the node.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -96,6 +109,34 @@ pub enum Request {
     },
 }
 
+impl Request {
+    /// True if the request may write something (an edit, a decision, a referral step, an
+    /// import): if the connection breaks before the answer, it may or may not have been
+    /// done.
+    pub fn writes(&self) -> bool {
+        use crate::node::ReferralRequest as R;
+        match self {
+            Request::Edit { .. } | Request::Decide { .. } => true,
+            Request::ImportAutomerge { dry_run, .. } => !dry_run,
+            Request::ExportAutomerge { .. } => false,
+            Request::Referral { referral, .. } => matches!(
+                referral,
+                R::Send { .. }
+                    | R::Move { .. }
+                    | R::Propose { .. }
+                    | R::Assign { .. }
+                    | R::Erase { .. }
+            ),
+            Request::Status
+            | Request::Organisation { .. }
+            | Request::Search { .. }
+            | Request::History { .. }
+            | Request::Membership
+            | Request::Records => false,
+        }
+    }
+}
+
 /// Kinds of error the API returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -108,6 +149,8 @@ pub enum ErrorKind {
     BadRequest,
     /// The node failed (store, keys, …).
     Internal,
+    /// The node has too much to do right now: nothing was done; retry.
+    Busy,
 }
 
 /// An error the node returns.
@@ -187,7 +230,8 @@ pub async fn bind(path: &Path) -> Result<UnixListener, NodeError> {
 
 /// Serves control connections until `stop` turns true.
 pub async fn serve(listener: UnixListener, handle: NodeHandle, mut stop: watch::Receiver<bool>) {
-    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let open = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let turns = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_REQUESTS));
     let mut connections = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
@@ -195,20 +239,29 @@ pub async fn serve(listener: UnixListener, handle: NodeHandle, mut stop: watch::
             _ = stop.changed() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    let Ok(permit) = permits.clone().try_acquire_owned() else {
-                        warn!("too many control connections; refusing one");
+                    let Ok(permit) = open.clone().try_acquire_owned() else {
+                        warn!("too many control connections; answering busy");
+                        // Answered and closed beside the loop, so accepting goes on.
+                        if connections.len() < MAX_CONNECTIONS * 2 {
+                            connections.spawn(refuse_busy(stream));
+                        }
                         continue;
                     };
                     let handle = handle.clone();
                     let stop = stop.clone();
+                    let turns = turns.clone();
                     connections.spawn(async move {
-                        if let Err(e) = serve_connection(stream, handle, stop).await {
+                        if let Err(e) = serve_connection(stream, handle, stop, turns).await {
                             debug!(error = %e, "control connection ended");
                         }
                         drop(permit);
                     });
                 }
-                Err(e) => warn!(error = %e, "control socket accept failed"),
+                Err(e) => {
+                    // Out of file descriptors, typically: wait a little rather than spin.
+                    warn!(error = %e, "control socket accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
@@ -216,10 +269,25 @@ pub async fn serve(listener: UnixListener, handle: NodeHandle, mut stop: watch::
     connections.shutdown().await;
 }
 
+fn busy(message: &str) -> Response {
+    Response::Error(ApiError {
+        kind: ErrorKind::Busy,
+        field: None,
+        message: message.to_owned(),
+    })
+}
+
+async fn refuse_busy(stream: UnixStream) {
+    let (_, mut write) = stream.into_split();
+    let answer = busy("the node has too many control connections open; retry in a moment");
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, write_line(&mut write, &answer)).await;
+}
+
 async fn serve_connection(
     stream: UnixStream,
     handle: NodeHandle,
     mut stop: watch::Receiver<bool>,
+    turns: std::sync::Arc<tokio::sync::Semaphore>,
 ) -> std::io::Result<()> {
     let uid = stream
         .peer_cred()
@@ -231,12 +299,26 @@ async fn serve_connection(
         let line = tokio::select! {
             biased;
             _ = stop.changed() => return Ok(()),
-            line = read_line(&mut reader) => line,
+            line = tokio::time::timeout(IDLE_TIMEOUT, read_line(&mut reader)) => match line {
+                Ok(line) => line,
+                Err(_) => {
+                    debug!("idle control connection closed");
+                    return Ok(());
+                }
+            },
         };
         let response = match line {
             Ok(None) => return Ok(()),
             Ok(Some(line)) => match serde_json::from_slice::<Request>(&line) {
-                Ok(request) => dispatch(&handle, request, &uid).await,
+                Ok(request) => {
+                    // Wait for a turn; the turn is held while the request is worked on.
+                    match tokio::time::timeout(MAX_QUEUE_WAIT, turns.clone().acquire_owned()).await
+                    {
+                        Ok(Ok(_turn)) => dispatch(&handle, request, &uid).await,
+                        Ok(Err(_)) => return Ok(()),
+                        Err(_) => busy("the node is busy with other requests; retry in a moment"),
+                    }
+                }
                 Err(e) => Response::Error(ApiError {
                     kind: ErrorKind::BadRequest,
                     field: None,
@@ -249,11 +331,19 @@ async fn serve_connection(
                     field: None,
                     message: e.to_string(),
                 });
-                write_line(&mut write, &response).await?;
+                let _ =
+                    tokio::time::timeout(WRITE_TIMEOUT, write_line(&mut write, &response)).await;
                 return Err(e);
             }
         };
-        write_line(&mut write, &response).await?;
+        tokio::time::timeout(WRITE_TIMEOUT, write_line(&mut write, &response))
+            .await
+            .map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the caller did not read its answer",
+                )
+            })??;
     }
 }
 
@@ -370,12 +460,33 @@ impl Client {
     /// Connects to the node of `data_dir`.
     pub async fn connect(data_dir: &Path) -> Result<Self, ClientError> {
         let socket = crate::config::control_socket(data_dir);
-        let stream = UnixStream::connect(&socket)
-            .await
-            .map_err(|_| ClientError::NotRunning {
-                data_dir: data_dir.to_owned(),
-                socket: socket.clone(),
-            })?;
+        let mut pause = std::time::Duration::from_millis(10);
+        let stream = loop {
+            match UnixStream::connect(&socket).await {
+                Ok(stream) => break stream,
+                // The node's queue of connections to accept is full: it runs, and is busy.
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        && pause < std::time::Duration::from_secs(5) =>
+                {
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    return Err(ClientError::Api(ApiError {
+                        kind: ErrorKind::Busy,
+                        field: None,
+                        message: "the node is running but accepts no more control connections right now; retry".into(),
+                    }));
+                }
+                Err(_) => {
+                    return Err(ClientError::NotRunning {
+                        data_dir: data_dir.to_owned(),
+                        socket: socket.clone(),
+                    });
+                }
+            }
+        };
         let (read, writer) = stream.into_split();
         Ok(Self {
             reader: BufReader::new(read),

@@ -64,6 +64,15 @@ pub enum DocumentError {
         /// What is wrong.
         reason: String,
     },
+    /// A received change would put a control, bidirectional-override or invisible
+    /// character into the document's text.
+    #[error("document {document}: {error}")]
+    UnsafeText {
+        /// The document.
+        document: DocumentId,
+        /// The field and character.
+        error: crate::text::TextError,
+    },
     /// Automerge refused an operation or a change.
     #[error("automerge: {0}")]
     Automerge(#[from] automerge::AutomergeError),
@@ -675,6 +684,19 @@ impl OrganisationDocument {
         self.saved = None;
         self.seqs = None;
         self.refresh()
+    }
+
+    /// Checks that the record's text holds no refused character ([`crate::text`]).
+    pub fn check_text(&self) -> Result<(), DocumentError> {
+        match &self.record {
+            Some(record) => {
+                crate::text::check_all(record).map_err(|error| DocumentError::UnsafeText {
+                    document: self.id.clone(),
+                    error,
+                })
+            }
+            None => Ok(()),
+        }
     }
 
     /// The cached reading of the document; `None` before the genesis change is applied.

@@ -39,6 +39,7 @@ pub mod parallel;
 pub mod reference;
 pub mod referral;
 pub mod store;
+pub mod text;
 
 /// Seconds since the Unix epoch, now.
 pub fn unix_now() -> i64 {

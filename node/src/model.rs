@@ -471,20 +471,21 @@ pub fn merge_patch(
 }
 
 /// Decodes a JSON value into `T`, turning serde's message into a [`ValidationError`] that
-/// names the field where it can.
+/// names the field at fault (its path, e.g. `capacity.places`), the value's problem and
+/// what is accepted.
 pub fn decode_json<T: serde::de::DeserializeOwned>(
     what: &str,
     value: serde_json::Value,
 ) -> Result<T, ValidationError> {
-    serde_json::from_value(value).map_err(|e| {
-        let message = e.to_string();
-        let field = message
-            .split('`')
-            .nth(1)
-            .filter(|_| message.contains("field"))
-            .map(|f| f.to_owned())
-            .unwrap_or_else(|| what.to_owned());
-        ValidationError::new(field, message)
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        let field = if path == "." || path.is_empty() {
+            what.to_owned()
+        } else {
+            path
+        };
+        ValidationError::new(field, inner)
     })
 }
 
@@ -492,7 +493,7 @@ fn check_name(field: &str, value: &str) -> Result<(), ValidationError> {
     if value.trim().is_empty() {
         return Err(ValidationError::new(field, "must not be empty"));
     }
-    check_len(field, value, MAX_NAME_CHARS)
+    check_line(field, value, MAX_NAME_CHARS)
 }
 
 fn check_len(field: &str, value: &str, max: usize) -> Result<(), ValidationError> {
@@ -505,9 +506,30 @@ fn check_len(field: &str, value: &str, max: usize) -> Result<(), ValidationError
     Ok(())
 }
 
+impl From<crate::text::TextError> for ValidationError {
+    fn from(e: crate::text::TextError) -> Self {
+        ValidationError::new(
+            e.field.clone(),
+            format!(
+                "holds {} (U+{:04X}) at character {}; remove it (text may not hold control, bidirectional-override or invisible characters)",
+                e.what, e.code, e.at
+            ),
+        )
+    }
+}
+
+/// A one-line text: no line breaks, control, override or invisible characters.
+fn check_line(field: &str, value: &str, max: usize) -> Result<(), ValidationError> {
+    crate::text::check(field, value, false)?;
+    check_len(field, value, max)
+}
+
 fn check_opt_text(field: &str, value: &Option<String>) -> Result<(), ValidationError> {
     match value {
-        Some(text) => check_len(field, text, MAX_TEXT_CHARS),
+        Some(text) => {
+            crate::text::check(field, text, true)?;
+            check_len(field, text, MAX_TEXT_CHARS)
+        }
         None => Ok(()),
     }
 }
@@ -546,7 +568,7 @@ fn check_contact(field: &str, contact: &Contact) -> Result<(), ValidationError> 
         ("phone", &contact.phone),
     ] {
         if let Some(value) = value {
-            check_len(&format!("{field}.{name}"), value, MAX_NAME_CHARS)?;
+            check_line(&format!("{field}.{name}"), value, MAX_NAME_CHARS)?;
         }
     }
     if let Some(email) = &contact.email
@@ -634,7 +656,7 @@ pub fn validate_profile(profile: &mut Profile) -> Result<(), ValidationError> {
     check_name("name", &profile.name)?;
     profile.name = profile.name.trim().to_owned();
     if let Some(acronym) = &profile.acronym {
-        check_len("acronym", acronym, 32)?;
+        check_line("acronym", acronym, 32)?;
     }
     check_opt_text("description", &profile.description)?;
     if let Some(parent) = &profile.parent_organisation {
@@ -645,6 +667,9 @@ pub fn validate_profile(profile: &mut Profile) -> Result<(), ValidationError> {
         check_contact(&format!("contacts[{i}]"), contact)?;
     }
     check_languages("languages", &profile.languages)?;
+    if let Some(site) = &profile.website {
+        check_line("website", site, MAX_NAME_CHARS)?;
+    }
     if let Some(site) = &profile.website
         && !(site.starts_with("https://") || site.starts_with("http://"))
     {
@@ -711,6 +736,25 @@ pub fn validate_service(
     check_list_len("categories", &service.categories)?;
     for (i, code) in service.categories.iter().enumerate() {
         check_category(&format!("categories[{i}]"), code)?;
+        if let Some(category) = taxonomy::category(code)
+            && category.dimension != service.dimension
+        {
+            let same: Vec<&str> = taxonomy::CATEGORIES
+                .iter()
+                .filter(|c| c.dimension == service.dimension)
+                .map(|c| c.code)
+                .collect();
+            return Err(ValidationError::new(
+                format!("categories[{i}]"),
+                format!(
+                    "category {code:?} belongs to the {} dimension, not {}; categories of {}: {}",
+                    category.dimension,
+                    service.dimension,
+                    service.dimension,
+                    same.join(", ")
+                ),
+            ));
+        }
     }
     if let Cost::Fee { amount_xaf: 0 } = service.cost {
         return Err(ValidationError::new(
@@ -878,6 +922,9 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.field, "colour");
+        let err = decode_json::<Profile>("profile", serde_json::json!({"name": 5})).unwrap_err();
+        assert_eq!(err.field, "name");
+        assert!(err.message.contains("expected a string"), "{}", err.message);
         let err = decode_json::<Profile>(
             "profile",
             serde_json::json!({"name": "A", "legal_status": "club"}),

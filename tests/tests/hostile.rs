@@ -398,3 +398,74 @@ async fn idle_sockets_from_one_address_do_not_lock_a_restarting_member_out() {
         node.stop().await;
     }
 }
+
+/// `owner`'s document with its profile name set outside the node's checks to `name`, as a
+/// signed change of its own key.
+fn forged_name(owner: &TestNode, history: &[Vec<u8>], name: &str) -> Vec<u8> {
+    use automerge::ReadDoc;
+    use automerge::transaction::Transactable;
+    use passerelle_node::document::Replica;
+    let (identity, mut doc) = passerelle_tests::replay_outside(owner, history);
+    let am = doc.automerge();
+    let profile = match am.get(automerge::ROOT, "profile").expect("profile") {
+        Some((_, id)) => id,
+        None => panic!("no profile"),
+    };
+    am.put(&profile, "name", name).expect("name");
+    passerelle_tests::sign_last_change(&identity, &mut doc, "rename")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_cannot_write_terminal_escapes_or_overrides_into_others_screens() {
+    let mut nodes = passerelle_tests::spawn_line(&["Délégation Littoral", "ONG Avenir"]).await;
+    wait_converged(&nodes, 2).await;
+    // Typed locally: refused, naming the field and the character.
+    let refused = nodes[0]
+        .handle()
+        .edit(add("Formation\u{1b}[2J\u{7}", "CM005"))
+        .await
+        .expect_err("an escape sequence in a name is refused");
+    let message = refused.to_string();
+    assert!(
+        message.contains("name") && message.contains("U+001B"),
+        "{message}"
+    );
+
+    // Written outside the node by a member gone rogue and signed with its key: every other
+    // node refuses the change, counts it, and keeps the document as it was.
+    let document = DocumentId::organisation(&nodes[1].handle().org_id());
+    let history = nodes[1].handle().export(&document).await.expect("export");
+    for (text, code) in [
+        ("\u{1b}]0;pwned\u{7}ONG", "U+001B"),
+        ("ONG\u{202e}evinA", "U+202E"),
+        ("ONG\u{200b}Avenir", "U+200B"),
+        ("ONG\nAvenir", "U+000A"),
+    ] {
+        let forged = forged_name(&nodes[1], &history, text);
+        let outcome = nodes[0]
+            .handle()
+            .apply_remote(vec![forged], Some(nodes[1].handle().key_id()))
+            .await
+            .expect("apply");
+        assert_eq!(outcome.applied, 0, "{text:?}");
+        assert_eq!(outcome.rejected.len(), 1, "{text:?}");
+        assert_eq!(outcome.rejected[0].code, "unsafe_text", "{text:?}");
+        assert!(
+            outcome.rejected[0].reason.contains("profile.name")
+                && outcome.rejected[0].reason.contains(code),
+            "{text:?}: {:?}",
+            outcome.rejected
+        );
+    }
+    let status = nodes[0].handle().status().await.expect("status");
+    assert!(
+        status
+            .documents
+            .iter()
+            .all(|d| d.name == "Délégation Littoral" || d.name == "ONG Avenir")
+    );
+    assert_eq!(status.rejected_by_reason.get("unsafe_text"), Some(&4));
+    for node in &mut nodes {
+        node.stop().await;
+    }
+}

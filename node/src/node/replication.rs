@@ -532,8 +532,15 @@ fn apply_in_parallel(
             (owner, document, Taken::Whole(count), result)
         }
         Work::Changes(ready) => {
+            // Received changes may not bring refused characters into the text; a record
+            // that already held some (written before this rule) is not held against them.
+            let text_was_safe = document.check_text().is_ok();
             let result = document
                 .apply_verified(&ready)
+                .and_then(|()| match text_was_safe {
+                    true => document.check_text(),
+                    false => Ok(()),
+                })
                 .map_err(ApplyFailure::Refused)
                 .and_then(|()| store.write_changes(&ready).map_err(ApplyFailure::Store));
             (owner, document, Taken::Changes(ready), result)
@@ -549,7 +556,10 @@ fn adopt_whole(
     whole: Whole,
     store: &crate::store::Store,
 ) -> Result<(), ApplyFailure> {
-    document.adopt(whole.doc).map_err(ApplyFailure::Refused)?;
+    document
+        .adopt(whole.doc)
+        .and_then(|()| document.check_text())
+        .map_err(ApplyFailure::Refused)?;
     let count = whole.changes.len() as u64;
     store
         .write_whole(document.id(), &whole.saved, &whole.signed, count)
@@ -1164,6 +1174,7 @@ impl DocumentsActor {
                         crate::document::DocumentError::IllegalReferral { .. } => {
                             "illegal_referral"
                         }
+                        crate::document::DocumentError::UnsafeText { .. } => "unsafe_text",
                         _ => "does_not_apply",
                     };
                     match &taken {
