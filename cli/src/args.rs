@@ -83,8 +83,27 @@ pub enum Command {
     /// Bring an existing mapping in: this organisation's rows of a spreadsheet.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Repair a damaged store (run with the node stopped): keep every record that can
+    /// still be read and verified, set the damaged store aside, and let the node fetch what
+    /// is missing from its peers at the next start.
+    Repair(RepairArgs),
     /// Run a local demonstration in a temporary folder, then clean up.
     Demo,
+}
+
+/// `passerelle repair`.
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    /// Only say what would be done.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The network id, when the database does not open at all and its seed file is lost
+    /// too (`passerelle network show` on a partner's node prints it).
+    #[arg(long)]
+    pub network: Option<String>,
+    /// A member's address to fetch everything from, in that case (repeat for several).
+    #[arg(long = "peer")]
+    pub peers: Vec<String>,
 }
 
 /// `passerelle network …`.

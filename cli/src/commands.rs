@@ -208,6 +208,7 @@ pub async fn status(data_dir: &Path, json_out: bool) -> anyhow::Result<Outcome> 
                 report.start.rebuilt
             ),
         ),
+        ("store check", store_check_line(&report.store_check)),
         (
             "peer id",
             if report.network.enabled {
@@ -280,6 +281,29 @@ pub async fn status(data_dir: &Path, json_out: bool) -> anyhow::Result<Outcome> 
         rows,
     ))?;
     Ok(Outcome::Done)
+}
+
+/// One line on the background check of the store.
+fn store_check_line(check: &passerelle_node::node::StoreCheckStatus) -> String {
+    use passerelle_node::node::StoreCheckState as S;
+    let r = &check.report;
+    match check.state {
+        S::NotRun => "not run yet (it runs in the background shortly after start)".into(),
+        S::Running => "running".into(),
+        S::Interrupted => "interrupted (the node is stopping)".into(),
+        S::Sound => format!(
+            "sound: {} documents, {} changes, {} other records read and verified in {} ms",
+            r.documents, r.changes, r.records, check.millis
+        ),
+        S::Damaged => format!(
+            "DAMAGED: {} — stop the node and run `passerelle repair` (what peers hold is fetched again)",
+            r.damaged
+                .iter()
+                .map(|d| format!("{} ({})", d.record, d.reason))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    }
 }
 
 pub async fn peers(data_dir: &Path, json_out: bool) -> anyhow::Result<Outcome> {

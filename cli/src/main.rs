@@ -9,6 +9,7 @@ mod demo;
 mod membership;
 mod output;
 mod referrals;
+mod repair;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -75,7 +76,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let json = cli.json;
     runtime.block_on(async move {
         let lang = match &cli.command {
-            Command::Init(_) | Command::Demo => Default::default(),
+            Command::Init(_) | Command::Demo | Command::Repair(_) => Default::default(),
             _ => commands::load_config(&data_dir)?.lang,
         };
         match cli.command {
@@ -104,6 +105,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             },
             Command::Export(command) => cartography::export(&data_dir, command, lang, json).await,
             Command::Import(command) => cartography::import(&data_dir, command, json).await,
+            Command::Repair(args) => repair::run(&data_dir, args, json),
             Command::Demo => demo::run().await,
         }
     })

@@ -1688,3 +1688,21 @@ fn a_node_that_dies_before_answering_a_write_is_reported_as_maybe_done() {
     assert!(!read.stderr.contains("may or may not"), "{}", read.stderr);
     dies.join().expect("the dying node");
 }
+
+#[test]
+fn repair_says_a_sound_store_needs_nothing_and_refuses_while_the_node_runs() {
+    let (_dir, data) = init("Centre Espoir");
+    let sound = ok(&data, &["repair"]);
+    assert!(
+        sound.stdout.contains("nothing to repair"),
+        "{}",
+        sound.stdout
+    );
+    let report = ok(&data, &["repair", "--json"]).json();
+    assert_eq!(report["sound"], true);
+    let node = NodeProcess::start(&data);
+    let busy = run(&data, &["repair"]);
+    assert_eq!(busy.code, 2);
+    assert!(busy.stderr.contains("in use"), "{}", busy.stderr);
+    assert_eq!(node.terminate(), 0);
+}

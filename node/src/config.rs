@@ -51,6 +51,9 @@ pub struct Config {
     /// from them, instead of taking each document from a snapshot that holds all its
     /// stored changes (`passerelle start --verify-store`).
     pub verify_store: bool,
+    /// How long after start the node reads and verifies its whole store in the background
+    /// (`status` reports what it found); `None`: never.
+    pub store_check_after: Option<std::time::Duration>,
 }
 
 impl Config {
@@ -64,6 +67,7 @@ impl Config {
             retention: std::time::Duration::from_secs(DEFAULT_RETENTION_DAYS * 24 * 3600),
             housekeeping_interval: std::time::Duration::from_secs(60),
             verify_store: false,
+            store_check_after: Some(std::time::Duration::from_secs(30)),
         }
     }
 

@@ -29,6 +29,7 @@ pub mod config;
 pub mod control;
 pub mod directory;
 pub mod document;
+pub mod durable;
 pub mod envelope;
 pub mod identity;
 pub mod membership;
@@ -38,6 +39,7 @@ pub mod node;
 pub mod parallel;
 pub mod reference;
 pub mod referral;
+pub mod repair;
 pub mod store;
 pub mod text;
 

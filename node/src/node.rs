@@ -189,6 +189,98 @@ pub struct StatusReport {
     /// How this node's last start went.
     #[serde(default)]
     pub start: StartReport,
+    /// The check of the whole store run in the background after start.
+    #[serde(default)]
+    pub store_check: StoreCheckStatus,
+}
+
+/// Where the background check of the store stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreCheckState {
+    /// Not run (yet, or turned off).
+    #[default]
+    NotRun,
+    /// Reading the store now.
+    Running,
+    /// Every record read and verified.
+    Sound,
+    /// Damage found: see the list, and run `passerelle repair` (node stopped).
+    Damaged,
+    /// Stopped before the end (the node stopped).
+    Interrupted,
+}
+
+/// The background check of the store ([`crate::store::Store::check`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreCheckStatus {
+    /// Where it stands.
+    pub state: StoreCheckState,
+    /// When it finished (Unix time).
+    #[serde(default)]
+    pub finished_at: Option<i64>,
+    /// How long it took, in milliseconds.
+    #[serde(default)]
+    pub millis: u64,
+    /// What it read and found.
+    #[serde(default)]
+    pub report: crate::store::StoreCheck,
+}
+
+/// Runs the background check of the store: waits `after` (or until stopped), reads and
+/// verifies the whole store, and checks again whatever it found damaged (a record written
+/// during the check can look inconsistent for a moment) before reporting it.
+fn spawn_store_check(
+    store: Store,
+    after: std::time::Duration,
+    status: Arc<std::sync::Mutex<StoreCheckStatus>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    use std::sync::atomic::Ordering;
+    std::thread::Builder::new()
+        .name("passerelle-store-check".into())
+        .spawn(move || {
+            let set = |update: &dyn Fn(&mut StoreCheckStatus)| {
+                if let Ok(mut status) = status.lock() {
+                    update(&mut status);
+                }
+            };
+            let deadline = Instant::now() + after;
+            while Instant::now() < deadline {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50).min(after));
+            }
+            set(&|s| s.state = StoreCheckState::Running);
+            let began = Instant::now();
+            let stopped = || stop.load(Ordering::Relaxed);
+            let mut report = store.check_until(&stopped);
+            if !report.damaged.is_empty() && !report.interrupted {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                let again = store.check_until(&stopped);
+                report.damaged.retain(|d| again.damaged.contains(d));
+                report.interrupted = again.interrupted;
+            }
+            let state = if report.interrupted {
+                StoreCheckState::Interrupted
+            } else if report.damaged.is_empty() {
+                StoreCheckState::Sound
+            } else {
+                StoreCheckState::Damaged
+            };
+            for damage in &report.damaged {
+                error!(record = %damage.record, document = ?damage.document, reason = %damage.reason, "the store is damaged: stop the node and run `passerelle repair`");
+            }
+            info!(?state, documents = report.documents, changes = report.changes, ms = began.elapsed().as_millis() as u64, "store checked");
+            let millis = began.elapsed().as_millis() as u64;
+            set(&|s| {
+                s.state = state;
+                s.finished_at = Some(crate::unix_now());
+                s.millis = millis;
+                s.report = report.clone();
+            });
+        })
 }
 
 /// How a node loaded its store at start.
@@ -612,6 +704,11 @@ fn create_data_folder(config: &Config, identity: &Identity) -> Result<Store, Nod
 #[derive(Debug)]
 pub struct RunningNode {
     handle: NodeHandle,
+    /// The background check of the store, and how to stop it.
+    store_check: Option<(
+        std::thread::JoinHandle<()>,
+        Arc<std::sync::atomic::AtomicBool>,
+    )>,
     stop_control: watch::Sender<bool>,
     control_task: tokio::task::JoinHandle<()>,
     housekeeping: tokio::task::JoinHandle<()>,
@@ -634,6 +731,11 @@ impl RunningNode {
 
     /// Stops accepting control connections, writes snapshots, closes the store.
     pub async fn shutdown(mut self) -> Result<(), NodeError> {
+        // The store check holds the store open: it stops first.
+        if let Some((thread, stop)) = self.store_check.take() {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
         let _ = self.stop_control.send(true);
         let _ = (&mut self.control_task).await;
         self.housekeeping.abort();
@@ -719,6 +821,8 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         loaded.publish_members();
         (rx, members_rx)
     });
+    let check_status = loaded.store_check.clone();
+    let check_store = loaded.store.clone();
     let actor_thread = std::thread::Builder::new()
         .name("passerelle-documents".into())
         .spawn(move || loaded.run(receiver))
@@ -779,8 +883,21 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         })
     };
     info!(org = %org_id, fingerprint = %org_id.fingerprint(), socket = %socket.display(), "node started");
+    let store_check = match config.store_check_after {
+        Some(after) => {
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let thread = spawn_store_check(check_store, after, check_status, stop.clone())
+                .map_err(io("starting the store check"))?;
+            Some((thread, stop))
+        }
+        None => {
+            drop(check_store);
+            None
+        }
+    };
     Ok(RunningNode {
         handle,
+        store_check,
         stop_control,
         control_task,
         housekeeping,
@@ -824,6 +941,8 @@ struct DocumentsActor {
     network: Option<NetworkDocument>,
     /// New local changes, encoded, for the network to publish (None without networking).
     outbound: Option<mpsc::Sender<Outbound>>,
+    /// What the background check of the store found (written by its thread).
+    store_check: Arc<std::sync::Mutex<StoreCheckStatus>>,
     /// The keys acting for members, for the network's gates (None without networking).
     members: Option<watch::Sender<crate::network::gate::MemberKeys>>,
     /// The membership last published there: its number of operations read.
@@ -893,8 +1012,13 @@ impl DocumentsActor {
         let since_snapshot = loaded.stale.into_iter().map(|owner| (owner, 1)).collect();
         let device_of = store.device_of()?;
         let own = device_of.unwrap_or_else(|| identity.org_id());
-        // A device node receives its organisation's document from the network.
-        if device_of.is_none() && !documents.contains_key(&own) {
+        // A device node receives its organisation's document from the network; so does a
+        // node whose own document `passerelle repair` set aside.
+        let awaited = store.own_document_awaited()?;
+        if awaited && documents.contains_key(&own) {
+            store.set_own_document_awaited(false)?;
+        }
+        if device_of.is_none() && !documents.contains_key(&own) && !awaited {
             return Err(StoreError::Corrupt {
                 key: DocumentId::organisation(&own).to_string(),
                 reason: "the store holds no document for this node's organisation (was `passerelle init` interrupted?)".into(),
@@ -919,6 +1043,7 @@ impl DocumentsActor {
             outbound: None,
             members: None,
             members_published: None,
+            store_check: Default::default(),
             vault,
             case_files_refused: 0,
             board_index: Default::default(),
@@ -1109,7 +1234,7 @@ impl DocumentsActor {
         }
         let document = self.documents.get_mut(&own).ok_or_else(|| {
             NodeError::NotFound(
-                "this organisation's document has not reached this device node yet: wait until it has synced with a member"
+                "this organisation's document is not on this node yet (a device node, or a node repaired with `passerelle repair`): wait until it has synced with a member"
                     .into(),
             )
         })?;
@@ -1254,6 +1379,11 @@ impl DocumentsActor {
             membership: self.membership_summary(),
             network: NetworkStatus::default(),
             start: self.start.clone(),
+            store_check: self
+                .store_check
+                .lock()
+                .map(|s| s.clone())
+                .unwrap_or_default(),
         }
     }
 

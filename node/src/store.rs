@@ -50,6 +50,12 @@ const NETWORK_KEY: &[u8] = b"network";
 const BOOTSTRAP_KEY: &[u8] = b"bootstrap-peers";
 const OWN_REQUEST_KEY: &[u8] = b"own-admission-request";
 const ORGANISATION_KEY: &[u8] = b"device-of";
+/// Set by `passerelle repair` when the node's own document was damaged or lost: the node
+/// starts without it and takes it back from its peers.
+const OWN_AWAITED_KEY: &[u8] = b"own-document-awaited";
+/// What a node needs to find its network again if its database cannot be opened at all,
+/// kept beside the database as a small file (`store/seed.json`).
+pub const SEED_FILE: &str = "seed.json";
 /// Set once `change-counts` holds the count of every document (new stores, and stores
 /// whose counts were rebuilt by a full load).
 const COUNTS_COMPLETE_KEY: &[u8] = b"change-counts-complete";
@@ -65,13 +71,25 @@ pub enum StoreError {
         /// The store folder.
         path: String,
     },
-    /// sled could not open the database (including damaged files).
-    #[error("cannot open the store at {path} (it may be damaged; nothing was changed)")]
+    /// sled could not open the database for another reason than damage (permissions, a
+    /// full disk, …).
+    #[error("cannot open the store at {path} (nothing was changed)")]
     Open {
         /// The store folder.
         path: String,
         /// sled's error.
         source: sled::Error,
+    },
+    /// sled's files are damaged (a checksum does not match): the disk lost or changed
+    /// bytes.
+    #[error(
+        "the store's database {file} is damaged: {detail}. Nothing was changed. To recover: stop the node and run `passerelle repair` (it keeps every record that can still be read and verified, sets the rest aside, and the node fetches what is missing from its peers: every change is signed, so peers can send it all again); or restore the data folder from a backup"
+    )]
+    Damaged {
+        /// The file at fault (`…/store/db`).
+        file: String,
+        /// What sled found.
+        detail: String,
     },
     /// A read or write failed.
     #[error("store: {0}")]
@@ -94,6 +112,69 @@ pub enum StoreError {
         /// What is wrong with it.
         reason: String,
     },
+}
+
+/// What `store/seed.json` holds: enough to rebuild a store whose database cannot be opened
+/// for the right network (`passerelle repair`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Seed {
+    /// The network id.
+    #[serde(default)]
+    pub network: Option<String>,
+    /// Peer addresses recorded from invitations.
+    #[serde(default)]
+    pub bootstrap_peers: Vec<String>,
+    /// On a device node: its organisation.
+    #[serde(default)]
+    pub device_of: Option<String>,
+}
+
+impl Seed {
+    /// Reads the seed kept in store folder `path`, if there is one.
+    pub fn read(path: &Path) -> Option<Self> {
+        std::fs::read(path.join(SEED_FILE))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+    }
+}
+
+/// One damaged part of the store, as [`Store::check`] found it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Damage {
+    /// The document whose records are damaged, when the damage is in a document's
+    /// records (`org/…`, `net/…`); such a document can be fetched again from peers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document: Option<String>,
+    /// The record or tree at fault, readable.
+    pub record: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// What a full check of the store found ([`Store::check`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoreCheck {
+    /// Documents checked.
+    pub documents: usize,
+    /// Changes decoded and verified.
+    pub changes: usize,
+    /// Other records read (snapshots, case files, audit, outbox, requests, meta).
+    pub records: usize,
+    /// Everything found damaged; empty when the store is sound.
+    pub damaged: Vec<Damage>,
+    /// The check was stopped before the end (the node stopped).
+    #[serde(default)]
+    pub interrupted: bool,
+}
+
+impl StoreCheck {
+    /// The documents with damaged records.
+    pub fn damaged_documents(&self) -> std::collections::BTreeSet<String> {
+        self.damaged
+            .iter()
+            .filter_map(|d| d.document.clone())
+            .collect()
+    }
 }
 
 /// What the store holds for one document.
@@ -271,6 +352,8 @@ pub struct SnapshotDocument {
 /// The sled store of one node.
 #[derive(Debug, Clone)]
 pub struct Store {
+    /// The store's folder.
+    path: std::path::PathBuf,
     db: sled::Db,
     changes: sled::Tree,
     /// Document id → number of its changes in `changes` (u64 BE), so a node can tell at
@@ -317,17 +400,122 @@ pub const STORE_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 /// releases it when its last handle goes), before reporting that another node uses it.
 pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
+/// Where sled's damaged page-table snapshots are set aside.
+pub const DAMAGED_SNAPSHOTS_DIR: &str = "damaged-page-table";
+
+fn sled_config(path: &Path) -> sled::Config {
+    // Every write is flushed explicitly before it is acknowledged, so sled's periodic
+    // background flusher is not needed (and would keep the database, and its lock, alive
+    // for a moment after the store is dropped).
+    sled::Config::new()
+        .path(path)
+        .flush_every_ms(None)
+        .cache_capacity(STORE_CACHE_BYTES)
+}
+
+/// The log sequence number a sled page-table snapshot file covers (`snap.<16 hex digits>`).
+fn snapshot_lsn(path: &Path) -> Option<u64> {
+    let name = path.file_name()?.to_string_lossy().into_owned();
+    let hex = name.strip_prefix("snap.")?;
+    (hex.len() == 16).then(|| u64::from_str_radix(hex, 16).ok())?
+}
+
+fn page_snapshots(path: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    Ok(std::fs::read_dir(path)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| snapshot_lsn(p).is_some())
+        .collect())
+}
+
+/// Opens the database with its page-table snapshots (`snap.*`) set aside, so that sled
+/// rebuilds the table from its log, when that loses nothing. `None`, with everything left
+/// as it was, otherwise.
+///
+/// Rebuilding reads the log from its start; sled takes the first unreadable message for
+/// the end of the log (as after a crash) and overwrites the rest of that segment. So it is
+/// first tried on a copy of the store, and taken only if the copy reached at least as far
+/// in the log as the damaged snapshot had recorded.
+fn open_without_page_snapshot(path: &Path) -> Result<Option<sled::Db>, StoreError> {
+    let io = |context: &str, source: std::io::Error| StoreError::Open {
+        path: path.display().to_string(),
+        source: sled::Error::Io(std::io::Error::new(
+            source.kind(),
+            format!("{context}: {source}"),
+        )),
+    };
+    let snapshots = page_snapshots(path).map_err(|e| io("reading the store folder", e))?;
+    let Some(recorded) = snapshots.iter().filter_map(|p| snapshot_lsn(p)).max() else {
+        return Ok(None);
+    };
+    // The trial, on a copy without the snapshots.
+    let trial = path.with_extension("page-table-trial");
+    let _ = std::fs::remove_dir_all(&trial);
+    let copied = (|| -> std::io::Result<()> {
+        std::fs::create_dir_all(&trial)?;
+        for entry in std::fs::read_dir(path)? {
+            let entry = entry?;
+            let from = entry.path();
+            if snapshot_lsn(&from).is_some() || !entry.file_type()?.is_file() {
+                continue;
+            }
+            std::fs::copy(&from, trial.join(entry.file_name()))?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = copied {
+        let _ = std::fs::remove_dir_all(&trial);
+        return Err(io("copying the store to rebuild its page table", e));
+    }
+    let reached = match sled_config(&trial).open() {
+        Ok(db) => {
+            let _ = db.flush();
+            drop(db);
+            page_snapshots(&trial)
+                .ok()
+                .and_then(|s| s.iter().filter_map(|p| snapshot_lsn(p)).max())
+        }
+        Err(_) => None,
+    };
+    let _ = std::fs::remove_dir_all(&trial);
+    if reached.is_none_or(|reached| reached < recorded) {
+        tracing::error!(
+            recorded,
+            reached = ?reached,
+            "the store's page table is damaged and its log does not reach as far: not rebuilt"
+        );
+        return Ok(None);
+    }
+    // The copy lost nothing: the same, for real.
+    let aside = path.join(DAMAGED_SNAPSHOTS_DIR);
+    std::fs::create_dir_all(&aside).map_err(|e| io("making a folder for the page table", e))?;
+    let mut moved = Vec::new();
+    for snapshot in &snapshots {
+        let to = aside.join(snapshot.file_name().unwrap_or_default());
+        std::fs::rename(snapshot, &to).map_err(|e| io("setting the page table aside", e))?;
+        moved.push((snapshot.clone(), to));
+    }
+    match sled_config(path).open() {
+        Ok(db) => {
+            tracing::warn!(
+                aside = %aside.display(),
+                "the store's page table was damaged: set aside and rebuilt from the log"
+            );
+            Ok(Some(db))
+        }
+        Err(_) => {
+            for (from, to) in moved {
+                let _ = std::fs::rename(&to, &from);
+            }
+            let _ = std::fs::remove_dir(&aside);
+            Ok(None)
+        }
+    }
+}
+
 fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
     let deadline = std::time::Instant::now() + LOCK_WAIT;
     loop {
-        // Every write is flushed explicitly before it is acknowledged, so sled's periodic
-        // background flusher is not needed (and would keep the database, and its lock,
-        // alive for a moment after the store is dropped).
-        let opened = sled::Config::new()
-            .path(path)
-            .flush_every_ms(None)
-            .cache_capacity(STORE_CACHE_BYTES)
-            .open();
+        let opened = sled_config(path).open();
         match opened {
             Ok(db) => return Ok(db),
             Err(sled::Error::Io(e))
@@ -340,6 +528,21 @@ fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
                     });
                 }
                 std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(sled::Error::Corruption { at, .. }) => {
+                // sled's page-table snapshot (`snap.*`) is derived from its log: set a
+                // damaged one aside and let sled rebuild it by reading the whole log. If
+                // that fails too, the log itself is damaged: put everything back.
+                if let Some(db) = open_without_page_snapshot(path)? {
+                    return Ok(db);
+                }
+                return Err(StoreError::Damaged {
+                    file: path.join("db").display().to_string(),
+                    detail: match at {
+                        Some(at) => format!("sled read corrupted data at {at:?}"),
+                        None => "sled read corrupted data in its log or page table".into(),
+                    },
+                });
             }
             Err(source) => {
                 return Err(StoreError::Open {
@@ -403,6 +606,7 @@ impl Store {
             }
         }
         Ok(Self {
+            path: path.to_owned(),
             changes: db.open_tree("changes")?,
             counts: db.open_tree("change-counts")?,
             snapshots: db.open_tree("snapshots")?,
@@ -535,6 +739,332 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// Reads every record of the store and checks it: every change decodes, is stored
+    /// under its own hash and document, and verifies (signed, or attested by a signed
+    /// change of its author); every document received whole loads; every snapshot decodes,
+    /// names heads that are stored changes, and its Automerge part loads with those heads;
+    /// every other record can be read. Nothing is written. Damage is collected, not
+    /// returned as an error, so one damaged record does not hide the others. Works one
+    /// document at a time (the changes tree is sorted by document), so memory stays that
+    /// of the largest document.
+    pub fn check(&self) -> StoreCheck {
+        self.check_until(&|| false)
+    }
+
+    /// [`Store::check`], stopping early (`interrupted`) as soon as `stop` says so.
+    pub fn check_until(&self, stop: &dyn Fn() -> bool) -> StoreCheck {
+        let mut report = StoreCheck::default();
+        let damage = |report: &mut StoreCheck,
+                      document: Option<&DocumentId>,
+                      record: String,
+                      reason: String| {
+            report.damaged.push(Damage {
+                document: document.map(|d| d.to_string()),
+                record,
+                reason,
+            });
+        };
+        // Documents named anywhere, so that one whose changes cannot be read is still
+        // found (and one whose only record is damaged too).
+        let mut documents: std::collections::BTreeSet<DocumentId> = Default::default();
+        for (name, tree) in [
+            ("change-counts", &self.counts),
+            ("snapshots", &self.snapshots),
+            ("snapshot-documents", &self.snapshot_documents),
+            ("documents-received-whole", &self.received_whole),
+        ] {
+            for entry in tree.iter() {
+                match entry {
+                    Ok((key, _)) => {
+                        report.records += 1;
+                        match String::from_utf8(key.to_vec())
+                            .ok()
+                            .and_then(|k| DocumentId::try_from(k).ok())
+                        {
+                            Some(id) => {
+                                documents.insert(id);
+                            }
+                            None => damage(
+                                &mut report,
+                                None,
+                                format!("{name}/{}", readable_key(&key)),
+                                "its key is not a document id".into(),
+                            ),
+                        }
+                    }
+                    Err(e) => {
+                        damage(&mut report, None, format!("{name} (tree)"), e.to_string());
+                        break;
+                    }
+                }
+            }
+        }
+        // The changes, one document at a time.
+        let mut current: Option<(DocumentId, Vec<SignedChange>)> = None;
+        let mut seen: std::collections::BTreeSet<DocumentId> = Default::default();
+        let mut unreadable_after: Option<Vec<u8>> = None;
+        let mut last_key: Vec<u8> = Vec::new();
+        for entry in self.changes.iter() {
+            let (key, value) = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    unreadable_after = Some(last_key.clone());
+                    damage(
+                        &mut report,
+                        None,
+                        format!("changes (tree, after {})", readable_key(&last_key)),
+                        e.to_string(),
+                    );
+                    break;
+                }
+            };
+            last_key = key.to_vec();
+            if stop() {
+                report.interrupted = true;
+                return report;
+            }
+            let Some(split) = key.iter().position(|b| *b == 0) else {
+                damage(
+                    &mut report,
+                    None,
+                    format!("changes/{}", readable_key(&key)),
+                    "its key names no document".into(),
+                );
+                continue;
+            };
+            let Some(id) = String::from_utf8(key[..split].to_vec())
+                .ok()
+                .and_then(|k| DocumentId::try_from(k).ok())
+            else {
+                damage(
+                    &mut report,
+                    None,
+                    format!("changes/{}", readable_key(&key)),
+                    "its key names no document".into(),
+                );
+                continue;
+            };
+            documents.insert(id.clone());
+            seen.insert(id.clone());
+            if current.as_ref().is_none_or(|(c, _)| *c != id) {
+                if let Some((done, changes)) = current.take() {
+                    self.check_document(&done, changes, &mut report);
+                }
+                current = Some((id.clone(), Vec::new()));
+            }
+            match SignedChange::decode(&value) {
+                Ok(change)
+                    if key.as_ref() == change_key(change.document(), &change.hash()).as_slice() =>
+                {
+                    if let Some((_, changes)) = current.as_mut() {
+                        changes.push(change);
+                    }
+                }
+                Ok(change) => damage(
+                    &mut report,
+                    Some(&id),
+                    readable_key(&key),
+                    format!(
+                        "it holds change {} of {}, not the one its key names",
+                        change.hash(),
+                        change.document()
+                    ),
+                ),
+                Err(e) => damage(&mut report, Some(&id), readable_key(&key), e.to_string()),
+            }
+        }
+        if let Some((done, changes)) = current.take() {
+            self.check_document(&done, changes, &mut report);
+        }
+        // Documents whose changes were never reached (the tree was unreadable past a
+        // point, or their records are missing): checked through their own prefix.
+        for id in &documents {
+            if seen.contains(id) {
+                continue;
+            }
+            if stop() {
+                report.interrupted = true;
+                return report;
+            }
+            let beyond = unreadable_after
+                .as_ref()
+                .is_some_and(|after| id.as_str().as_bytes() >= after.as_slice());
+            let records = if beyond {
+                match self.records_of(id) {
+                    Ok(records) => records,
+                    Err(e) => {
+                        damage(&mut report, Some(id), id.to_string(), e.to_string());
+                        continue;
+                    }
+                }
+            } else {
+                Vec::new()
+            };
+            if records.is_empty() {
+                let counted = self.count_of(id).unwrap_or(0);
+                let whole = self
+                    .received_whole
+                    .contains_key(id.as_str().as_bytes())
+                    .unwrap_or(false);
+                if counted > 0 && !whole {
+                    damage(
+                        &mut report,
+                        Some(id),
+                        format!("changes/{id}"),
+                        format!("the store counts {counted} changes of it but holds none"),
+                    );
+                    continue;
+                }
+            }
+            self.check_document(id, records, &mut report);
+        }
+        report.documents = documents.len();
+        // Every other tree: each record must at least be readable.
+        let checked: [&[u8]; 6] = [
+            b"changes",
+            b"change-counts",
+            b"snapshots",
+            b"snapshot-documents",
+            b"documents-received-whole",
+            b"__sled__default",
+        ];
+        for name in self.db.tree_names() {
+            if checked.contains(&name.as_ref()) {
+                continue;
+            }
+            let readable = String::from_utf8_lossy(&name).into_owned();
+            let tree = match self.db.open_tree(&name) {
+                Ok(tree) => tree,
+                Err(e) => {
+                    damage(
+                        &mut report,
+                        None,
+                        format!("{readable} (tree)"),
+                        e.to_string(),
+                    );
+                    continue;
+                }
+            };
+            for entry in tree.iter() {
+                match entry {
+                    Ok(_) => report.records += 1,
+                    Err(e) => {
+                        damage(
+                            &mut report,
+                            None,
+                            format!("{readable} (tree)"),
+                            e.to_string(),
+                        );
+                        break;
+                    }
+                }
+            }
+        }
+        report
+    }
+
+    /// Checks one document's changes (read from the changes tree), what it received
+    /// whole, and its snapshot.
+    fn check_document(
+        &self,
+        id: &DocumentId,
+        mut changes: Vec<SignedChange>,
+        report: &mut StoreCheck,
+    ) {
+        let mut fail = |record: String, reason: String| {
+            report.damaged.push(Damage {
+                document: Some(id.to_string()),
+                record,
+                reason,
+            });
+        };
+        let key = id.as_str().as_bytes();
+        match self.received_whole.get(key) {
+            Ok(Some(saved)) => {
+                if let Err(e) = Self::add_received_whole(id, &saved, &mut changes) {
+                    fail(format!("documents-received-whole/{id}"), e.to_string());
+                    return;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                fail(format!("documents-received-whole/{id}"), e.to_string());
+                return;
+            }
+        }
+        if let Err((index, error)) = SignedChange::verify_all(&changes) {
+            fail(
+                readable_key(&change_key(id, &changes[index].hash())),
+                error.to_string(),
+            );
+            return;
+        }
+        report.changes += changes.len();
+        let held: std::collections::HashSet<ChangeHash> =
+            changes.iter().map(SignedChange::hash).collect();
+        match self.snapshots.get(key) {
+            Ok(Some(value)) => match Snapshot::decode_record(&value) {
+                Some(snapshot) if snapshot.heads.iter().all(|h| held.contains(h)) => {
+                    self.check_snapshot_document(id, &snapshot.heads, &mut fail);
+                }
+                Some(_) => fail(
+                    format!("snapshots/{id}"),
+                    "it names heads that are not stored changes".into(),
+                ),
+                None => fail(format!("snapshots/{id}"), "it does not decode".into()),
+            },
+            Ok(None) => {}
+            Err(e) => fail(format!("snapshots/{id}"), e.to_string()),
+        }
+    }
+
+    fn check_snapshot_document(
+        &self,
+        id: &DocumentId,
+        heads: &[ChangeHash],
+        fail: &mut impl FnMut(String, String),
+    ) {
+        let value = match self.snapshot_documents.get(id.as_str().as_bytes()) {
+            Ok(Some(value)) => value,
+            Ok(None) => return,
+            Err(e) => return fail(format!("snapshot-documents/{id}"), e.to_string()),
+        };
+        let Some(part) = Snapshot::decode_document(&value) else {
+            return fail(
+                format!("snapshot-documents/{id}"),
+                "it does not decode".into(),
+            );
+        };
+        if part.heads != heads {
+            // An older part beside a newer record: the node rebuilds it; not damage.
+            return;
+        }
+        if let Err(e) = crate::automerge_bounds::check_document(
+            &part.document,
+            crate::automerge_bounds::MAX_INFLATED_DOCUMENT,
+        ) {
+            return fail(format!("snapshot-documents/{id}"), e.to_string());
+        }
+        match automerge::Automerge::load(&part.document) {
+            Ok(doc) => {
+                let mut loaded = doc.get_heads();
+                loaded.sort();
+                let mut expected = heads.to_vec();
+                expected.sort();
+                if loaded != expected {
+                    fail(
+                        format!("snapshot-documents/{id}"),
+                        "its document has other heads than its record".into(),
+                    );
+                }
+            }
+            Err(e) => fail(
+                format!("snapshot-documents/{id}"),
+                format!("it does not load: {e}"),
+            ),
+        }
     }
 
     /// Flushes everything written so far to disk.
@@ -714,7 +1244,41 @@ impl Store {
             serde_json::to_vec(&peers).unwrap_or_default(),
         )?;
         self.db.flush()?;
+        self.write_seed()
+    }
+
+    /// True when `passerelle repair` set this node's own document aside: the node starts
+    /// without it and takes it back from its peers.
+    pub fn own_document_awaited(&self) -> Result<bool, StoreError> {
+        Ok(self.meta.contains_key(OWN_AWAITED_KEY)?)
+    }
+
+    /// Records that the node's own document is awaited from peers (or, with `false`, that
+    /// it came back).
+    pub fn set_own_document_awaited(&self, awaited: bool) -> Result<(), StoreError> {
+        if awaited {
+            self.meta.insert(OWN_AWAITED_KEY, &[1u8])?;
+        } else {
+            self.meta.remove(OWN_AWAITED_KEY)?;
+        }
+        self.db.flush()?;
         Ok(())
+    }
+
+    /// Writes [`Seed`] beside the database (atomically: a temporary file renamed), so that a
+    /// store whose database no longer opens can still be rebuilt for the right network.
+    fn write_seed(&self) -> Result<(), StoreError> {
+        let seed = Seed {
+            network: self.network()?.map(|n| n.to_string()),
+            bootstrap_peers: self.bootstrap_peers()?,
+            device_of: self.device_of()?.map(|o| o.to_string()),
+        };
+        let bytes = serde_json::to_vec_pretty(&seed).unwrap_or_default();
+        let io = |source: std::io::Error| StoreError::Open {
+            path: self.path.display().to_string(),
+            source: sled::Error::Io(source),
+        };
+        crate::durable::write_file_atomically(&self.path.join(SEED_FILE), &bytes, 0o600).map_err(io)
     }
 
     /// On a device node: the organisation it writes for (None on an organisation's node).
@@ -735,7 +1299,7 @@ impl Store {
         self.meta
             .insert(ORGANISATION_KEY, org.to_string().as_bytes())?;
         self.db.flush()?;
-        Ok(())
+        self.write_seed()
     }
 
     /// Peer addresses recorded from invitations.

@@ -16,6 +16,7 @@ mod hostile;
 mod membership;
 mod partition;
 mod referrals;
+mod repair;
 mod start;
 mod sync;
 
