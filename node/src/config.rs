@@ -79,6 +79,9 @@ impl Config {
         if let Some(lang) = file.node.lang {
             self.lang = lang;
         }
+        if let Some(seconds) = file.node.store_check_after_seconds {
+            self.store_check_after = Some(std::time::Duration::from_secs(seconds));
+        }
         if let Some(days) = file.referrals.retention_days {
             self.retention = std::time::Duration::from_secs(days * 24 * 3600);
         }
@@ -220,6 +223,9 @@ pub struct NodeSection {
     pub snapshot_every: Option<u64>,
     /// Language of labels: "fr" or "en".
     pub lang: Option<Lang>,
+    /// Seconds after start before the whole store is read and verified in the background
+    /// (default 30; 0: at once).
+    pub store_check_after_seconds: Option<u64>,
 }
 
 impl ConfigFile {

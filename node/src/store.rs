@@ -93,7 +93,7 @@ pub enum StoreError {
     },
     /// A read or write failed.
     #[error("store: {0}")]
-    Sled(#[from] sled::Error),
+    Sled(sled::Error),
     /// The store was written by another version of Passerelle, or is not a Passerelle store.
     #[error("store format is {found:?}, expected {expected:?}; refusing to open it")]
     Format {
@@ -174,6 +174,22 @@ impl StoreCheck {
             .iter()
             .filter_map(|d| d.document.clone())
             .collect()
+    }
+}
+
+impl From<sled::Error> for StoreError {
+    /// A damaged page met while reading is told as damage, with what to do.
+    fn from(e: sled::Error) -> Self {
+        match e {
+            sled::Error::Corruption { at, .. } => StoreError::Damaged {
+                file: "store/db (in the data folder)".into(),
+                detail: match at {
+                    Some(at) => format!("sled read corrupted data at {at:?}"),
+                    None => "sled read corrupted data".into(),
+                },
+            },
+            other => StoreError::Sled(other),
+        }
     }
 }
 
