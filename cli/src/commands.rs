@@ -145,8 +145,12 @@ pub fn init(data_dir: &Path, args: InitArgs, json_out: bool) -> anyhow::Result<O
 fn write_config_template(data_dir: &Path, name: &str) -> anyhow::Result<()> {
     let config_path = data_dir.join(CONFIG_FILE);
     if !config_path.exists() {
-        std::fs::write(&config_path, ConfigFile::template(name))
-            .with_context(|| format!("writing {}", config_path.display()))?;
+        passerelle_node::durable::write_file_atomically(
+            &config_path,
+            ConfigFile::template(name).as_bytes(),
+            0o600,
+        )
+        .with_context(|| format!("writing {}", config_path.display()))?;
     }
     Ok(())
 }

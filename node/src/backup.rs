@@ -226,7 +226,9 @@ impl DocumentBackup {
             ("heads.json", &heads),
         ] {
             let path = dir.join(format!("{stem}.{suffix}"));
-            std::fs::write(&path, bytes).map_err(|source| BackupError::Io { path, source })?;
+            // Whole or not at all, and on the disk when the export says it is done.
+            crate::durable::write_file_atomically(&path, bytes, 0o644)
+                .map_err(|source| BackupError::Io { path, source })?;
         }
         Ok(())
     }

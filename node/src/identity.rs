@@ -410,6 +410,13 @@ impl Identity {
         })?;
         write_secret_file(&signing_path, &self.signing.to_secret_bytes())?;
         write_secret_file(&encryption_path, &self.encryption.to_secret_bytes())?;
+        // The files' names are durable only once their folders are synced.
+        for folder in [&keys, &data_dir.to_path_buf()] {
+            crate::durable::sync_dir(folder).map_err(|source| IdentityError::Io {
+                path: folder.clone(),
+                source,
+            })?;
+        }
         Ok(())
     }
 

@@ -692,6 +692,9 @@ fn create_data_folder(config: &Config, identity: &Identity) -> Result<Store, Nod
     fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
         .map_err(io(format!("setting permissions of {}", dir.display())))?;
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        crate::durable::sync_dir(parent).map_err(io(format!("syncing {}", parent.display())))?;
+    }
     let store = Store::create(&config.store_dir())?;
     if store.change_count() > 0 {
         return Err(NodeError::AlreadyInitialised(dir.clone()));

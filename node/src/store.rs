@@ -91,6 +91,11 @@ pub enum StoreError {
         /// What sled found.
         detail: String,
     },
+    /// The disk is full.
+    #[error(
+        "the disk holding the store is full: this change was not stored (free some space on that disk; if later changes still fail, restart the node)"
+    )]
+    DiskFull,
     /// A read or write failed.
     #[error("store: {0}")]
     Sled(sled::Error),
@@ -188,6 +193,9 @@ impl From<sled::Error> for StoreError {
                     None => "sled read corrupted data".into(),
                 },
             },
+            sled::Error::Io(e) if e.kind() == std::io::ErrorKind::StorageFull => {
+                StoreError::DiskFull
+            }
             other => StoreError::Sled(other),
         }
     }
@@ -365,12 +373,96 @@ pub struct SnapshotDocument {
     pub document: Vec<u8>,
 }
 
+/// Makes what sled wrote durable. sled 0.34 flushes its log with `sync_file_range`, which
+/// neither persists the file's size nor asks the disk to empty its cache, and writes large
+/// values to `blobs/` without syncing them; a power cut can take all of that. After every
+/// sled flush the store syncs the log file (`fdatasync`), every blob written since the last
+/// sync, the blob folder and the store folder (the page table's renames) — and only then
+/// does the node acknowledge anything.
+#[derive(Debug)]
+pub struct Syncer {
+    db: sled::Db,
+    path: std::path::PathBuf,
+    log: std::fs::File,
+    blobs_synced: std::sync::Mutex<std::collections::HashSet<std::ffi::OsString>>,
+}
+
+impl Syncer {
+    fn new(db: sled::Db, path: &Path) -> Result<Self, StoreError> {
+        let io = |source: std::io::Error| StoreError::Open {
+            path: path.display().to_string(),
+            source: sled::Error::Io(source),
+        };
+        let log = std::fs::File::open(path.join("db")).map_err(io)?;
+        // The blobs already there were synced by the flush that wrote them (or come from
+        // before the store was last closed, when sled itself had them on disk).
+        let blobs_synced = std::fs::read_dir(path.join("blobs"))
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok().map(|e| e.file_name()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Self {
+            db,
+            path: path.to_owned(),
+            log,
+            blobs_synced: std::sync::Mutex::new(blobs_synced),
+        })
+    }
+
+    /// Flushes sled's buffers and makes everything written so far durable.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        let io = |what: &str, source: std::io::Error| {
+            StoreError::from(sled::Error::Io(std::io::Error::new(
+                source.kind(),
+                format!("syncing {what}: {source}"),
+            )))
+        };
+        self.log.sync_data().map_err(|e| io("the store's log", e))?;
+        let blobs = self.path.join("blobs");
+        if let Ok(entries) = std::fs::read_dir(&blobs) {
+            let mut synced = self.blobs_synced.lock().unwrap_or_else(|e| e.into_inner());
+            let mut new = false;
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                if synced.contains(&name) {
+                    continue;
+                }
+                match std::fs::File::open(entry.path()) {
+                    Ok(file) => file.sync_all().map_err(|e| io("a blob", e))?,
+                    // Removed by sled's collection meanwhile.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(io("a blob", e)),
+                }
+                synced.insert(name);
+                new = true;
+            }
+            if new {
+                crate::durable::sync_dir(&blobs).map_err(|e| io("the blob folder", e))?;
+            }
+            // Forget blobs sled removed, so that the set stays the folder's size.
+            if synced.len() > 4096 {
+                let present: std::collections::HashSet<std::ffi::OsString> =
+                    std::fs::read_dir(&blobs)
+                        .map(|e| e.filter_map(|e| e.ok().map(|e| e.file_name())).collect())
+                        .unwrap_or_default();
+                synced.retain(|name| present.contains(name));
+            }
+        }
+        crate::durable::sync_dir(&self.path).map_err(|e| io("the store folder", e))?;
+        Ok(())
+    }
+}
+
 /// The sled store of one node.
 #[derive(Debug, Clone)]
 pub struct Store {
     /// The store's folder.
     path: std::path::PathBuf,
     db: sled::Db,
+    syncer: std::sync::Arc<Syncer>,
     changes: sled::Tree,
     /// Document id → number of its changes in `changes` (u64 BE), so a node can tell at
     /// start, without reading them, that a snapshot holds every stored change.
@@ -528,7 +620,31 @@ fn open_without_page_snapshot(path: &Path) -> Result<Option<sled::Db>, StoreErro
     }
 }
 
+/// Syncs what a previous run of sled left in the page cache (after a crash of the process
+/// the kernel still holds its last writes) before sled opens the files: sled writes a
+/// page-table snapshot at open, as far as the log it reads, and that snapshot must not
+/// name log positions that a later power cut could take away.
+fn sync_before_open(path: &Path) -> std::io::Result<()> {
+    match std::fs::File::open(path.join("db")) {
+        Ok(log) => log.sync_data()?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    let blobs = path.join("blobs");
+    if let Ok(entries) = std::fs::read_dir(&blobs) {
+        for entry in entries.flatten() {
+            std::fs::File::open(entry.path())?.sync_all()?;
+        }
+        crate::durable::sync_dir(&blobs)?;
+    }
+    crate::durable::sync_dir(path)
+}
+
 fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
+    sync_before_open(path).map_err(|source| StoreError::Open {
+        path: path.display().to_string(),
+        source: sled::Error::Io(source),
+    })?;
     let deadline = std::time::Instant::now() + LOCK_WAIT;
     loop {
         let opened = sled_config(path).open();
@@ -621,8 +737,23 @@ impl Store {
                 });
             }
         }
+        let syncer = std::sync::Arc::new(Syncer::new(db.clone(), path)?);
+        if create && !existed {
+            // A new store: its folder's entry, sled's configuration and log are durable.
+            syncer.flush()?;
+            if let Ok(conf) = std::fs::File::open(path.join("conf")) {
+                let _ = conf.sync_all();
+            }
+            if let Some(parent) = path.parent() {
+                crate::durable::sync_dir(parent).map_err(|source| StoreError::Open {
+                    path: path.display().to_string(),
+                    source: sled::Error::Io(source),
+                })?;
+            }
+        }
         Ok(Self {
             path: path.to_owned(),
+            syncer,
             changes: db.open_tree("changes")?,
             counts: db.open_tree("change-counts")?,
             snapshots: db.open_tree("snapshots")?,
@@ -646,6 +777,12 @@ impl Store {
             drop(open_db(path)?);
         }
         Ok(())
+    }
+
+    /// What makes the store's writes durable, for the parts of the node that keep trees of
+    /// their own in it (the case-file vault).
+    pub fn syncer(&self) -> std::sync::Arc<Syncer> {
+        self.syncer.clone()
     }
 
     /// The sled database, for the parts of the node that keep trees of their own (the
@@ -1083,10 +1220,9 @@ impl Store {
         }
     }
 
-    /// Flushes everything written so far to disk.
+    /// Flushes everything written so far to disk, durably ([`Syncer`]).
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        Ok(())
+        self.syncer.flush()
     }
 
     fn count_of(&self, document: &DocumentId) -> Result<u64, StoreError> {
@@ -1143,7 +1279,7 @@ impl Store {
         if complete {
             self.meta.insert(COUNTS_COMPLETE_KEY, &[1u8])?;
         }
-        self.db.flush()?;
+        self.syncer.flush()?;
         Ok(())
     }
 
@@ -1181,7 +1317,7 @@ impl Store {
         self.snapshots.remove(document.as_str().as_bytes())?;
         self.snapshot_documents
             .remove(document.as_str().as_bytes())?;
-        self.db.flush()?;
+        self.syncer.flush()?;
         Ok(())
     }
 
@@ -1259,7 +1395,7 @@ impl Store {
             BOOTSTRAP_KEY,
             serde_json::to_vec(&peers).unwrap_or_default(),
         )?;
-        self.db.flush()?;
+        self.syncer.flush()?;
         self.write_seed()
     }
 
@@ -1277,7 +1413,7 @@ impl Store {
         } else {
             self.meta.remove(OWN_AWAITED_KEY)?;
         }
-        self.db.flush()?;
+        self.syncer.flush()?;
         Ok(())
     }
 
@@ -1314,7 +1450,7 @@ impl Store {
     pub fn set_device_of(&self, org: &OrgId) -> Result<(), StoreError> {
         self.meta
             .insert(ORGANISATION_KEY, org.to_string().as_bytes())?;
-        self.db.flush()?;
+        self.syncer.flush()?;
         self.write_seed()
     }
 
@@ -1335,7 +1471,7 @@ impl Store {
     /// Records this node's own admission request.
     pub fn set_own_request(&self, request: &[u8]) -> Result<(), StoreError> {
         self.meta.insert(OWN_REQUEST_KEY, request)?;
-        self.db.flush()?;
+        self.syncer.flush()?;
         Ok(())
     }
 
@@ -1347,7 +1483,7 @@ impl Store {
             return Ok(false);
         }
         self.requests.insert(key, request)?;
-        self.db.flush()?;
+        self.syncer.flush()?;
         Ok(true)
     }
 
@@ -1368,7 +1504,7 @@ impl Store {
     /// Drops a candidate's request (once proposed).
     pub fn remove_admission_request(&self, org: &OrgId) -> Result<(), StoreError> {
         self.requests.remove(org.as_bytes())?;
-        self.db.flush()?;
+        self.syncer.flush()?;
         Ok(())
     }
 
@@ -1400,7 +1536,7 @@ impl Store {
         snapshot: &Snapshot,
     ) -> Result<(), StoreError> {
         self.write_snapshot(document, snapshot)?;
-        self.db.flush()?;
+        self.syncer.flush()?;
         Ok(())
     }
 
@@ -1609,7 +1745,7 @@ impl Store {
         bytes: &[u8],
     ) -> Result<(), StoreError> {
         self.changes.insert(change_key(document, hash), bytes)?;
-        self.db.flush()?;
+        self.syncer.flush()?;
         Ok(())
     }
 }

@@ -8,11 +8,13 @@
 //! - [`dataset`] makes the seeded national-scale dataset of the benchmarks.
 //! - [`foreign`] runs a js-libp2p peer (another implementation) against a node.
 //! - [`netns`] makes hosts from network namespaces; [`TestNode::start_in`] runs a node in one.
+//! - [`powercut`] is a disk that forgets what was not synced when it loses power.
 
 pub mod dataset;
 pub mod foreign;
 pub mod netns;
 pub mod partition;
+pub mod powercut;
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -15,6 +15,7 @@ mod foreign;
 mod hostile;
 mod membership;
 mod partition;
+mod powercut;
 mod referrals;
 mod repair;
 mod start;

@@ -34,6 +34,9 @@ pub enum VaultError {
     /// sled failed.
     #[error("store: {0}")]
     Store(#[from] sled::Error),
+    /// The store could not make a write durable.
+    #[error(transparent)]
+    Durable(#[from] crate::store::StoreError),
     /// A key file could not be written, read or erased.
     #[error("{context}: {source}")]
     Io {
@@ -151,6 +154,7 @@ pub struct Tombstone {
 pub struct Vault {
     keys_dir: PathBuf,
     db: sled::Db,
+    syncer: std::sync::Arc<crate::store::Syncer>,
     files: sled::Tree,
     erased: sled::Tree,
     audit: sled::Tree,
@@ -169,13 +173,15 @@ impl Vault {
         fs::set_permissions(&keys_dir, fs::Permissions::from_mode(0o700))
             .map_err(io("restricting the case-keys folder"))?;
         let db = store.database();
+        crate::durable::sync_dir(data_dir).map_err(io("syncing the data folder"))?;
         Ok(Self {
             keys_dir,
+            db: db.clone(),
+            syncer: store.syncer(),
             files: db.open_tree("case-files")?,
             erased: db.open_tree("case-erased")?,
             audit: db.open_tree("case-audit")?,
             outbox: db.open_tree("case-outbox")?,
-            db,
         })
     }
 
@@ -211,6 +217,7 @@ impl Vault {
             .map_err(io(format!("writing {}", path.display())))?;
         file.write_all(key.as_ref())
             .and_then(|()| file.sync_all())
+            .and_then(|()| crate::durable::sync_dir(&self.keys_dir))
             .map_err(io(format!("writing {}", path.display())))?;
         let mut sealed = nonce.to_vec();
         sealed.extend_from_slice(&ciphertext);
@@ -223,7 +230,7 @@ impl Vault {
         let value =
             serde_json::to_vec(&record).map_err(|_| VaultError::Damaged(referral.into()))?;
         self.files.insert(referral.as_bytes(), value)?;
-        self.db.flush()?;
+        self.syncer.flush()?;
         Ok(())
     }
 
@@ -291,13 +298,15 @@ impl Vault {
                 .and_then(|()| file.sync_all())
                 .map_err(io(format!("overwriting {}", path.display())))?;
             drop(file);
-            fs::remove_file(&path).map_err(io(format!("deleting {}", path.display())))?;
+            fs::remove_file(&path)
+                .and_then(|()| crate::durable::sync_dir(&self.keys_dir))
+                .map_err(io(format!("deleting {}", path.display())))?;
         }
         let held = self.files.remove(referral.as_bytes())?.is_some();
         let tombstone = serde_json::to_vec(&Tombstone { at: now, why })
             .map_err(|_| VaultError::Damaged(referral.into()))?;
         self.erased.insert(referral.as_bytes(), tombstone)?;
-        self.db.flush()?;
+        self.syncer.flush()?;
         Ok(held)
     }
 
@@ -327,7 +336,7 @@ impl Vault {
         let id = self.db.generate_id()?;
         let value = serde_json::to_vec(entry).map_err(|_| VaultError::Damaged("audit".into()))?;
         self.audit.insert(id.to_be_bytes(), value)?;
-        self.db.flush()?;
+        self.syncer.flush()?;
         Ok(())
     }
 
@@ -359,14 +368,14 @@ impl Vault {
         let value = serde_json::to_vec(entry).map_err(|_| VaultError::Damaged("outbox".into()))?;
         self.outbox
             .insert(Self::outbox_key(entry.kind, &entry.referral), value)?;
-        self.db.flush()?;
+        self.syncer.flush()?;
         Ok(())
     }
 
     /// Removes a delivery once acknowledged.
     pub fn dequeue(&self, kind: OutboxKind, referral: &str) -> Result<(), VaultError> {
         self.outbox.remove(Self::outbox_key(kind, referral))?;
-        self.db.flush()?;
+        self.syncer.flush()?;
         Ok(())
     }
 
