@@ -12,6 +12,7 @@
 
 pub mod dataset;
 pub mod foreign;
+pub mod fuzzing;
 pub mod netns;
 pub mod partition;
 pub mod powercut;

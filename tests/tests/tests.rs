@@ -12,6 +12,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 mod backup;
 mod drafts;
 mod foreign;
+mod fuzz;
 mod hostile;
 mod membership;
 mod partition;

@@ -1,0 +1,4 @@
+//! Fuzz target `control_request`: [`passerelle_tests::fuzzing::control_request`].
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| passerelle_tests::fuzzing::control_request(data));

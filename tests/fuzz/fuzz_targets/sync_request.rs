@@ -1,0 +1,4 @@
+//! Fuzz target `sync_request`: [`passerelle_tests::fuzzing::sync_request`].
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| passerelle_tests::fuzzing::sync_request(data));

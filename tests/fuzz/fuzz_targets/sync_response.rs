@@ -1,0 +1,4 @@
+//! Fuzz target `sync_response`: [`passerelle_tests::fuzzing::sync_response`].
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| passerelle_tests::fuzzing::sync_response(data));
