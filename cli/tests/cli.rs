@@ -1935,3 +1935,170 @@ fn a_full_disk_gives_a_clear_error_and_loses_nothing_acknowledged() {
     assert_eq!(add("Après").code, 0);
     assert_eq!(node.terminate(), 0);
 }
+
+/// Resident and peak resident memory of a process, in KiB (`/proc/<pid>/status`).
+fn memory_of(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+#[test]
+fn a_flood_is_bounded_and_honest_members_keep_syncing() {
+    use passerelle_tests::foreign::{ForeignOptions, ForeignPeer};
+    use passerelle_tests::{TestNode, flood, found_network};
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let a = TestNode::init("Délégation Littoral", |_| {});
+    let b = TestNode::init("ONG Avenir", |_| {});
+    let rogue = TestNode::init("Membre malveillant", |_| {});
+    let network = found_network(&[&a, &b, &rogue], "1/2").to_string();
+    let (a_dir, b_dir) = (a.data_dir(), b.data_dir());
+    let node_a = NodeProcess::start(&a_dir);
+    let status = ok(&a_dir, &["status", "--json"]).json();
+    let a_addr = status["network"]["listen_addrs"][0]
+        .as_str()
+        .expect("address")
+        .to_owned();
+    let a_peer = status["network"]["peer_id"]
+        .as_str()
+        .expect("peer id")
+        .to_owned();
+    let node_b = NodeProcess::start_with(
+        &b_dir,
+        &[
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--no-mdns",
+            "--peer",
+            &a_addr,
+        ],
+    );
+    let wait_until = |what: &str, check: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + TIMEOUT;
+        while !check() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_until("B to be connected to A with gossip", &|| {
+        ok(&a_dir, &["peers", "--json"]).json()["peers"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["gossip"] == true))
+    });
+    let (rss_before, _) = memory_of(node_a.child.id());
+
+    // The abusers: 500 slow sockets from ten addresses, a member gone rogue publishing
+    // garbage as fast as it can, and a foreign (js-libp2p) non-member asking for catch-up in
+    // a loop.
+    let _inside = runtime.enter();
+    let target: libp2p::Multiaddr = a_addr.parse().expect("multiaddr");
+    let sources: Vec<std::net::IpAddr> = (2..12)
+        .map(|i| std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, i)))
+        .collect();
+    let mut slow = flood::slowloris(&sources, flood::socket_of(&target), 500);
+    let rogue_key = passerelle_node::identity::Identity::load(&rogue.data_dir()).expect("keys");
+    let topic = libp2p::gossipsub::IdentTopic::new(
+        passerelle_node::network::protocol::changes_topic(Some(&network)),
+    );
+    let (publisher, published) =
+        flood::garbage_publisher(rogue_key.signing(), target.clone(), topic.clone());
+    let looper = ForeignPeer::spawn(&ForeignOptions {
+        dial: format!("{a_addr}/p2p/{a_peer}"),
+        topic: topic.to_string(),
+        network: network.clone(),
+        seconds: 30,
+        flood_sync: Some(1_000_000),
+        ..Default::default()
+    });
+
+    // Meanwhile, the honest member keeps writing: how long until A holds each change.
+    let mut delays = Vec::new();
+    let mut peak_rss = 0;
+    for i in 0..12 {
+        let name = format!("Pendant la crue {i}");
+        ok(
+            &b_dir,
+            &[
+                "service",
+                "add",
+                "--name",
+                &name,
+                "--dimension",
+                "economic",
+                "--category",
+                "job_placement",
+                "--cost",
+                "free",
+                "--capacity",
+                "available",
+                "--region",
+                "CM005",
+            ],
+        );
+        let written = Instant::now();
+        wait_until("A to receive the honest member's change", &|| {
+            run(&a_dir, &["directory", "search", &name, "--json"]).code == 0
+        });
+        delays.push(written.elapsed());
+        peak_rss = peak_rss.max(memory_of(node_a.child.id()).0);
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    let status = ok(&a_dir, &["status", "--json"]).json();
+    let looped = runtime.block_on(looper.finish());
+    publisher.abort();
+    slow.abort_all();
+    let (_, hwm) = memory_of(node_a.child.id());
+    delays.sort();
+    let flood_report = looped.iter().find(|e| e["event"] == "flood").cloned();
+    eprintln!(
+        "flood: honest changes reached A in {:?} (median) / {:?} (max); A's memory {} MB before, {} MB at most during (peak {} MB); {} connections refused at the gate, {} peers cut off; the rogue published {} garbage messages; the sync looper: {:?}",
+        delays[delays.len() / 2],
+        delays[delays.len() - 1],
+        rss_before / 1024,
+        peak_rss / 1024,
+        hwm / 1024,
+        status["network"]["connections_refused"],
+        status["network"]["peers_cut_off"],
+        published.load(std::sync::atomic::Ordering::Relaxed),
+        flood_report
+    );
+    assert!(
+        delays[delays.len() - 1] < Duration::from_secs(10),
+        "honest changes kept flowing: {delays:?}"
+    );
+    assert!(
+        status["network"]["peers_cut_off"].as_u64().unwrap_or(0) >= 2,
+        "{status}"
+    );
+    assert!(
+        status["network"]["connections_refused"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+    );
+    let answered = flood_report
+        .as_ref()
+        .and_then(|f| f["answered"].as_u64())
+        .unwrap_or(0);
+    assert!(
+        answered <= 200,
+        "the sync looper was served within its budget only: {flood_report:?}"
+    );
+    assert!(
+        peak_rss < rss_before + 150 * 1024,
+        "memory stays bounded: {rss_before} KiB before, {peak_rss} KiB during"
+    );
+    assert_eq!(node_b.terminate(), 0);
+    assert_eq!(node_a.terminate(), 0);
+}

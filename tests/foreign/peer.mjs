@@ -10,10 +10,12 @@
 //                                                  decoded with @automerge/automerge
 //   {"event":"sync","documents":[…],"bundles":…}  what a catch-up request was answered
 //   {"event":"sync_error","error":…}
+//   {"event":"flood","asked":…,"answered":…,"failed":…}  with --flood-sync
 //   {"event":"done","messages":…}                  after --seconds
 //
 // Usage: node peer.mjs --dial MULTIADDR --topic TOPIC --network ID --seconds N
 //                      [--key ed25519|secp256k1] [--seed HEX32 (an ed25519 seed to use)]
+//                      [--flood-sync N (N catch-up requests as fast as they go, 8 at a time)]
 import './polyfill.mjs'
 import { createLibp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
@@ -117,7 +119,33 @@ async function askSync () {
 }
 setTimeout(askSync, 500)
 
+// A peer that asks for catch-up in a loop, as fast as the node lets it.
+const flood = { asked: 0, answered: 0, failed: 0 }
+async function floodSync (count) {
+  const request = cborg.encode({ documents: [], network: args.network })
+  async function one () {
+    while (flood.asked < count) {
+      flood.asked += 1
+      try {
+        const stream = await node.dialProtocol(target, '/passerelle/sync/1', { signal: AbortSignal.timeout(2000) })
+        stream.send(request)
+        await stream.close()
+        let bytes = 0
+        for await (const chunk of stream) bytes += chunk.byteLength ?? chunk.length
+        if (bytes > 0) flood.answered += 1; else flood.failed += 1
+      } catch (e) {
+        flood.failed += 1
+        await new Promise((resolve) => setTimeout(resolve, 5))
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: 8 }, one))
+  out({ event: 'flood', ...flood })
+}
+if (args['flood-sync']) setTimeout(() => floodSync(Number(args['flood-sync'])), 700)
+
 setTimeout(async () => {
+  if (args['flood-sync']) out({ event: 'flood', ...flood })
   out({ event: 'done', messages })
   await node.stop()
   process.exit(0)

@@ -55,6 +55,8 @@ pub struct ForeignOptions {
     pub key_type: Option<String>,
     /// An ed25519 secret (32 bytes) to use as its key instead.
     pub seed: Option<[u8; 32]>,
+    /// Send this many catch-up requests as fast as they go (a flood).
+    pub flood_sync: Option<u64>,
 }
 
 /// A running foreign peer and what it reported so far.
@@ -81,6 +83,9 @@ impl ForeignPeer {
             .kill_on_drop(true);
         if let Some(key) = &options.key_type {
             command.args(["--key", key]);
+        }
+        if let Some(count) = options.flood_sync {
+            command.args(["--flood-sync", &count.to_string()]);
         }
         if let Some(seed) = &options.seed {
             let hex: String = seed.iter().map(|b| format!("{b:02x}")).collect();

@@ -11,6 +11,7 @@
 //! - [`powercut`] is a disk that forgets what was not synced when it loses power.
 
 pub mod dataset;
+pub mod flood;
 pub mod foreign;
 pub mod fuzzing;
 pub mod netns;

@@ -191,15 +191,15 @@ async fn forged_changes_are_rejected_everywhere_and_the_sender_penalised() {
         }));
 
         let first = nodes[0].handle();
-        wait_for("the forgery to be refused and its sender penalised", || {
+        // One forgery graylists the sender (gossip score −100): it is cut off at once.
+        let cut_before = kind as u64;
+        wait_for("the forgery to be refused and its sender cut off", || {
             let first = first.clone();
             let rogue = rogue_peer.to_string();
             async move {
-                first
-                    .network_status()
-                    .peers
-                    .iter()
-                    .any(|p| p.peer_id == rogue && p.rejected >= 1 && p.score.unwrap_or(0.0) < 0.0)
+                let status = first.network_status();
+                status.peers_cut_off > cut_before
+                    && !status.peers.iter().any(|p| p.peer_id == rogue)
             }
         })
         .await;

@@ -66,7 +66,13 @@ pub enum GateRefusal {
     /// Too many established connections with non-members.
     #[error("too many connections with peers that are not members")]
     TooManyStrangers,
+    /// The peer abused this node and is cut off for a while.
+    #[error("peer {0} is cut off for a while")]
+    Banned(PeerId),
 }
+
+/// Most peers remembered as cut off; the one whose ban ends first is forgotten first.
+pub const MAX_BANNED: usize = 4096;
 
 /// The IP address of a multiaddr, if it has one.
 pub fn ip_of(address: &Multiaddr) -> Option<IpAddr> {
@@ -118,6 +124,8 @@ pub struct ConnectionGate {
     strangers_by_ip: PerAddress,
     /// Connections refused since start, for `passerelle status`.
     refused: u64,
+    /// Peers cut off, until when.
+    banned: HashMap<PeerId, std::time::Instant>,
 }
 
 impl ConnectionGate {
@@ -144,6 +152,35 @@ impl ConnectionGate {
         self.refused
     }
 
+    /// Refuses every connection of `peer` for `duration`.
+    pub fn ban(&mut self, peer: PeerId, duration: std::time::Duration) {
+        let now = std::time::Instant::now();
+        self.banned.retain(|_, until| *until > now);
+        if self.banned.len() >= MAX_BANNED
+            && let Some(first) = self
+                .banned
+                .iter()
+                .min_by_key(|(_, until)| **until)
+                .map(|(p, _)| *p)
+        {
+            self.banned.remove(&first);
+        }
+        self.banned.insert(peer, now + duration);
+    }
+
+    /// True if `peer` is cut off now.
+    pub fn is_banned(&self, peer: &PeerId) -> bool {
+        self.banned
+            .get(peer)
+            .is_some_and(|until| *until > std::time::Instant::now())
+    }
+
+    /// Peers cut off now.
+    pub fn banned(&self) -> usize {
+        let now = std::time::Instant::now();
+        self.banned.values().filter(|until| **until > now).count()
+    }
+
     fn refuse(&mut self, why: GateRefusal) -> ConnectionDenied {
         self.refused += 1;
         tracing::debug!(reason = %why, "connection refused at the gate");
@@ -158,6 +195,13 @@ impl ConnectionGate {
     ) -> Result<(), ConnectionDenied> {
         if OrgId::from_peer_id(&peer).is_none() {
             return Err(self.refuse(GateRefusal::NotEd25519(peer)));
+        }
+        if self
+            .banned
+            .get(&peer)
+            .is_some_and(|until| *until > std::time::Instant::now())
+        {
+            return Err(self.refuse(GateRefusal::Banned(peer)));
         }
         if is_member(&self.members, &peer) {
             if let Some(ip) = ip_of(remote) {

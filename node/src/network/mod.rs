@@ -59,8 +59,24 @@ pub const MAX_CONNECTIONS_PER_PEER: u32 = 2;
 /// socket open without completing the handshake loses it after this.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Refused changes from one peer after which it is disconnected.
+/// Refused changes from one peer after which it is cut off.
 pub const MAX_REJECTED_PER_PEER: u64 = 16;
+/// Gossipsub's graylist threshold as configured (its default).
+const GRAYLIST_THRESHOLD: f64 = -80.0;
+/// How long an abusive peer is cut off (its connections refused at the gate).
+pub const CUT_OFF_FOR: Duration = Duration::from_secs(600);
+/// Catch-up requests one peer may send a minute (a burst of as many, then refilled): an
+/// honest node sends one every catch-up interval, and a few in a row after a change or
+/// while it joins.
+pub const SYNC_REQUESTS_PER_MINUTE: f64 = 120.0;
+/// Admission requests one peer may send a minute.
+pub const ADMISSION_REQUESTS_PER_MINUTE: f64 = 60.0;
+/// Case-file messages one peer may send a minute: a node sends its whole outbox for a peer
+/// when they connect and retries the ones not yet taken, so an office with many referrals
+/// in flight sends many at once.
+pub const CASE_MESSAGES_PER_MINUTE: f64 = 600.0;
+/// Requests over budget after which the peer is cut off.
+const MAX_OVER_BUDGET: u64 = 64;
 /// Results of background tasks waiting for the event loop.
 const RESULTS_CAP: usize = 1024;
 /// Longest pause between two dials of a configured peer.
@@ -159,6 +175,10 @@ pub struct NetworkStatus {
     /// a peer id that is not an ed25519 key).
     #[serde(default)]
     pub connections_refused: u64,
+    /// Peers cut off since start (too many refused changes or requests; a gossip score so
+    /// low that gossipsub ignores them): their connections are refused for ten minutes.
+    #[serde(default)]
+    pub peers_cut_off: u64,
 }
 
 #[derive(NetworkBehaviour)]
@@ -337,10 +357,46 @@ struct PeerInfo {
     connections: HashMap<ConnectionId, Liveness>,
     /// Connections taken for dead and being closed (not shown as connected).
     dead_connections: HashSet<ConnectionId>,
+    /// Its request budgets: catch-up, admission, case files.
+    sync_budget: Option<Budget>,
+    admission_budget: Option<Budget>,
+    case_budget: Option<Budget>,
+    /// Requests it sent over budget (dropped unanswered).
+    over_budget: u64,
     last_sync: Option<i64>,
     rejected: u64,
     /// This node's admission request was handed to it on this connection.
     admission_sent: bool,
+}
+
+/// A per-peer budget of requests: refilled at a steady rate up to a burst.
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    tokens: f64,
+    last: Instant,
+}
+
+impl Budget {
+    fn new(per_minute: f64) -> Self {
+        Self {
+            tokens: per_minute,
+            last: Instant::now(),
+        }
+    }
+
+    /// Takes one request from the budget; false when it is spent.
+    fn take(&mut self, per_minute: f64) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * per_minute / 60.0;
+        self.tokens = (self.tokens + refill).min(per_minute);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// What is known of one connection's health.
@@ -371,6 +427,14 @@ impl Liveness {
         !self.unwatched
             && now.duration_since(self.last_alive) > PING_INTERVAL + PING_TIMEOUT + PING_SLACK
     }
+}
+
+/// Kinds of request a peer's budget counts.
+#[derive(Debug, Clone, Copy)]
+enum RequestKind {
+    Sync,
+    Admission,
+    Case,
 }
 
 /// The running network actor.
@@ -545,6 +609,7 @@ pub async fn spawn(
         case_retry_delay: FIRST_CASE_RETRY,
         case_retry_scheduled: false,
         known_addresses: HashMap::new(),
+        cut_offs: 0,
     };
     let task = tokio::spawn(actor.run(outbound, results_rx, stop_rx, members));
     Ok(Network { stop, task })
@@ -580,6 +645,8 @@ struct NetworkActor {
     case_retry_scheduled: bool,
     /// Addresses peers said they listen on (identify), to reach them for case files.
     known_addresses: HashMap<PeerId, Vec<Multiaddr>>,
+    /// Peers cut off since start.
+    cut_offs: u64,
 }
 
 impl NetworkActor {
@@ -759,6 +826,9 @@ impl NetworkActor {
                     if self.config.record_inbound.is_some() {
                         self.record_inbound(&serde_json::to_vec(&request).unwrap_or_default());
                     }
+                    if !self.within_budget(peer, RequestKind::Case) {
+                        return;
+                    }
                     let Some(key) = OrgId::from_peer_id(&peer) else {
                         return;
                     };
@@ -825,9 +895,46 @@ impl NetworkActor {
             "peer sent changes that were refused"
         );
         if info.rejected > MAX_REJECTED_PER_PEER {
-            warn!(peer = %peer, "too many refused changes; disconnecting");
-            let _ = self.swarm.disconnect_peer_id(peer);
+            self.cut_off(peer, "too many refused changes");
         }
+    }
+
+    /// Disconnects an abusive peer and refuses its connections for [`CUT_OFF_FOR`].
+    fn cut_off(&mut self, peer: PeerId, why: &str) {
+        if self.swarm.behaviour().gate.is_banned(&peer) {
+            // Already cut off: its last connections are closing.
+            let _ = self.swarm.disconnect_peer_id(peer);
+            return;
+        }
+        warn!(peer = %peer, why, minutes = CUT_OFF_FOR.as_secs() / 60, "peer cut off");
+        self.swarm.behaviour_mut().gate.ban(peer, CUT_OFF_FOR);
+        let _ = self.swarm.disconnect_peer_id(peer);
+        self.cut_offs += 1;
+        self.publish_status();
+    }
+
+    /// Takes one request of `kind` from `peer`'s budget; false (and, past
+    /// [`MAX_OVER_BUDGET`], the peer cut off) when it is spent.
+    fn within_budget(&mut self, peer: PeerId, kind: RequestKind) -> bool {
+        let info = self.peers.entry(peer).or_default();
+        let (budget, per_minute) = match kind {
+            RequestKind::Sync => (&mut info.sync_budget, SYNC_REQUESTS_PER_MINUTE),
+            RequestKind::Admission => (&mut info.admission_budget, ADMISSION_REQUESTS_PER_MINUTE),
+            RequestKind::Case => (&mut info.case_budget, CASE_MESSAGES_PER_MINUTE),
+        };
+        if budget
+            .get_or_insert_with(|| Budget::new(per_minute))
+            .take(per_minute)
+        {
+            return true;
+        }
+        info.over_budget += 1;
+        let over = info.over_budget;
+        debug!(peer = %peer, ?kind, over, "request over budget: dropped");
+        if over > MAX_OVER_BUDGET {
+            self.cut_off(peer, "too many requests");
+        }
+        false
     }
 
     fn handle_result(&mut self, result: TaskResult) {
@@ -1013,6 +1120,16 @@ impl NetworkActor {
                     .gossipsub
                     .inner_mut()
                     .report_message_validation_result(&message_id, &source, acceptance);
+                if self
+                    .swarm
+                    .behaviour()
+                    .gossipsub
+                    .inner()
+                    .peer_score(&source)
+                    .is_some_and(|score| score < GRAYLIST_THRESHOLD)
+                {
+                    self.cut_off(source, "gossip score below the graylist threshold");
+                }
                 self.publish_status();
             }
         }
@@ -1231,6 +1348,9 @@ impl NetworkActor {
                 request_response::Message::Request {
                     request, channel, ..
                 } => {
+                    if !self.within_budget(peer, RequestKind::Sync) {
+                        return;
+                    }
                     if request.documents.len() > MAX_SYNC_DOCUMENTS {
                         self.penalise(
                             peer,
@@ -1325,6 +1445,9 @@ impl NetworkActor {
                     request, channel, ..
                 } => {
                     self.record_inbound(&request.request);
+                    if !self.within_budget(peer, RequestKind::Admission) {
+                        return;
+                    }
                     let Some(from) = OrgId::from_peer_id(&peer) else {
                         return;
                     };
@@ -1393,6 +1516,24 @@ impl NetworkActor {
     }
 
     fn handle_sync_tick(&mut self) {
+        // A peer whose gossip score fell below gossipsub's graylist threshold is ignored by
+        // gossipsub already; it is cut off too, so it costs nothing more.
+        let graylisted: Vec<PeerId> = self
+            .swarm
+            .connected_peers()
+            .filter(|p| {
+                self.swarm
+                    .behaviour()
+                    .gossipsub
+                    .inner()
+                    .peer_score(p)
+                    .is_some_and(|score| score < GRAYLIST_THRESHOLD)
+            })
+            .copied()
+            .collect();
+        for peer in graylisted {
+            self.cut_off(peer, "gossip score below the graylist threshold");
+        }
         self.sync_all();
         self.flush_case_outbox();
         self.publish_status();
@@ -1438,6 +1579,7 @@ impl NetworkActor {
             sync_bytes_sent: self.sync_bytes_sent,
             gossip_bytes_received: self.gossip_bytes_received,
             connections_refused: self.swarm.behaviour().gate.refused(),
+            peers_cut_off: self.cut_offs,
         });
     }
 }

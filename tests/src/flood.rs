@@ -1,0 +1,133 @@
+//! Abusers for the flood tests: idle and slow sockets held open from several addresses, and a
+//! member gone rogue publishing garbage on the gossip topic as fast as it can. All traffic
+//! goes to loopback addresses (127.0.0.0/8) and stops when the returned tasks are aborted.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use futures::StreamExt;
+use libp2p::{Multiaddr, gossipsub, noise, tcp, yamux};
+use passerelle_node::identity::SigningSecret;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The TCP address of a loopback multiaddr.
+pub fn socket_of(address: &Multiaddr) -> SocketAddr {
+    use libp2p::multiaddr::Protocol;
+    let mut ip = None;
+    let mut port = None;
+    for part in address.iter() {
+        match part {
+            Protocol::Ip4(a) => ip = Some(IpAddr::V4(a)),
+            Protocol::Tcp(p) => port = Some(p),
+            _ => {}
+        }
+    }
+    (ip.expect("an ip"), port.expect("a port")).into()
+}
+
+/// Keeps `count` connections to `target` open, spread over `sources` (loopback addresses),
+/// each sending one byte of a protocol header a second and never finishing (a slowloris),
+/// re-opened as soon as the node closes them.
+pub fn slowloris(sources: &[IpAddr], target: SocketAddr, count: usize) -> tokio::task::JoinSet<()> {
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..count {
+        let source = sources[i % sources.len()];
+        set.spawn(async move {
+            let header = b"\x13/multistream/1.0.0\n";
+            loop {
+                let Ok(socket) = tokio::net::TcpSocket::new_v4() else {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
+                if socket.bind((source, 0).into()).is_err() {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+                let Ok(mut stream) = socket.connect(target).await else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                let mut buf = [0u8; 256];
+                for byte in header.iter().cycle() {
+                    if stream.write_all(&[*byte]).await.is_err() {
+                        break;
+                    }
+                    tokio::select! {
+                        read = stream.read(&mut buf) => if !matches!(read, Ok(n) if n > 0) { break },
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+                // Closed by the node: open again at once (a short pause keeps this test's
+                // own process from taking both cores).
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+    }
+    set
+}
+
+/// A bare gossipsub swarm with `secret`'s key that dials `target` and publishes garbage on
+/// `topic` as fast as it can, dialling again whenever it is disconnected. Returns the task
+/// and a counter of messages it got out.
+pub fn garbage_publisher(
+    secret: &SigningSecret,
+    target: Multiaddr,
+    topic: gossipsub::IdentTopic,
+) -> (
+    tokio::task::JoinHandle<()>,
+    std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    let published = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = published.clone();
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(secret.libp2p_keypair())
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .expect("tcp")
+        .with_behaviour(|key| {
+            let config = gossipsub::ConfigBuilder::default()
+                .heartbeat_interval(Duration::from_millis(200))
+                .max_transmit_size(64 * 1024)
+                .build()
+                .expect("gossipsub config");
+            let mut behaviour: gossipsub::Behaviour = gossipsub::Behaviour::new(
+                gossipsub::MessageAuthenticity::Signed(key.clone()),
+                config,
+            )
+            .expect("gossipsub");
+            behaviour.subscribe(&topic).expect("subscribe");
+            behaviour
+        })
+        .expect("behaviour")
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build();
+    let task = tokio::spawn(async move {
+        let mut n: u64 = 0;
+        let _ = swarm.dial(target.clone());
+        let mut redial = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            n += 1;
+            let garbage = format!("garbage {n} {}", "x".repeat((n % 900) as usize)).into_bytes();
+            if swarm
+                .behaviour_mut()
+                .publish(topic.clone(), garbage)
+                .is_ok()
+            {
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            tokio::select! {
+                _ = swarm.select_next_some() => {}
+                _ = redial.tick() => {
+                    if swarm.connected_peers().next().is_none() {
+                        let _ = swarm.dial(target.clone());
+                    }
+                }
+                _ = tokio::task::yield_now() => {}
+            }
+        }
+    });
+    (task, published)
+}
