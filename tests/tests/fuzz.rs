@@ -65,3 +65,18 @@ fn fuzz_targets_hold_on_their_corpus_and_random_inputs() {
         }
     }
 }
+
+#[test]
+#[ignore = "writes the seeds into tests/fuzz/corpus for libFuzzer; run once before fuzzing"]
+fn write_fuzz_seeds_into_the_corpus() {
+    for (name, _) in TARGETS {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz")
+            .join("corpus")
+            .join(name);
+        std::fs::create_dir_all(&dir).expect("corpus folder");
+        for (i, seed) in seeds(name).iter().enumerate() {
+            std::fs::write(dir.join(format!("seed-{i}")), seed).expect("write seed");
+        }
+    }
+}
