@@ -20,7 +20,7 @@
 
 use std::path::{Path, PathBuf};
 
-use automerge::{Automerge, Change, ChangeHash};
+use automerge::{Automerge, ChangeHash};
 use ed25519_dalek::Signature;
 use serde::{Deserialize, Serialize};
 
@@ -325,7 +325,7 @@ impl DocumentBackup {
             crate::automerge_bounds::MAX_INFLATED_DOCUMENT,
         )
         .map_err(|e| invalid(format!("the .automerge file is refused: {e}")))?;
-        let saved = Automerge::load(&self.automerge)
+        let saved = crate::automerge_guard::load(&self.automerge)
             .map_err(|e| invalid(format!("the .automerge file cannot be opened: {e}")))?;
         let mut saved_heads = saved.get_heads();
         saved_heads.sort();
@@ -519,7 +519,7 @@ fn build_document(document: &DocumentId, changes: &[Vec<u8>]) -> Result<Automerg
         let change = SignedChange::decode(bytes)
             .map_err(|e| invalid(format!("change {}: {e}", index + 1)))?;
         raw.push(
-            Change::from_bytes(change.change().raw_bytes().to_vec())
+            crate::automerge_guard::change(change.change().raw_bytes().to_vec())
                 .map_err(|e| invalid(format!("change {}: {e}", index + 1)))?,
         );
     }

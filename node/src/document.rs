@@ -452,7 +452,12 @@ impl OrganisationDocument {
     /// The document from a saved snapshot (Automerge's compressed format).
     pub fn from_snapshot(owner: OrgId, bytes: &[u8]) -> Result<Self, DocumentError> {
         // Loading gives a random actor: bind it to the owner's key again.
-        let doc = AutoCommit::load(bytes)?.with_actor(ActorId::from(owner.as_bytes()));
+        let doc = crate::automerge_guard::load_autocommit(bytes)
+            .map_err(|reason| DocumentError::Malformed {
+                document: DocumentId::organisation(&owner),
+                reason,
+            })?
+            .with_actor(ActorId::from(owner.as_bytes()));
         Ok(Self {
             id: DocumentId::organisation(&owner),
             owner,
@@ -512,7 +517,7 @@ impl OrganisationDocument {
         if let Some(saved) = self.saved.take() {
             let actor = ActorId::from(self.owner.as_bytes());
             let loaded = match saved.store.snapshot_document(&self.id, &saved.heads) {
-                Ok(Some(bytes)) => AutoCommit::load(&bytes).map_err(|e| e.to_string()),
+                Ok(Some(bytes)) => crate::automerge_guard::load_autocommit(&bytes),
                 Ok(None) => Err("its snapshot is gone, unreadable or replaced".to_owned()),
                 Err(e) => Err(e.to_string()),
             };

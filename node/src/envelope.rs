@@ -532,8 +532,7 @@ impl SignedChange {
         if !reader.0.is_empty() {
             return Err(DecodeError::Length);
         }
-        let change =
-            Change::from_bytes(change_bytes).map_err(|e| DecodeError::Change(e.to_string()))?;
+        let change = crate::automerge_guard::change(change_bytes).map_err(DecodeError::Change)?;
         Ok(Self {
             document,
             author,

@@ -23,6 +23,7 @@
 
 pub mod automerge_bounds;
 pub mod automerge_de;
+pub mod automerge_guard;
 pub mod backup;
 pub mod cartography;
 pub mod config;

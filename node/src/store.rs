@@ -879,7 +879,7 @@ impl Store {
             key: format!("documents-received-whole/{document}"),
             reason,
         };
-        let mut doc = automerge::AutoCommit::load(saved)
+        let mut doc = crate::automerge_guard::load_autocommit(saved)
             .map_err(|e| corrupt(format!("it does not load: {e}")))?;
         let held: std::collections::HashSet<ChangeHash> =
             records.iter().map(SignedChange::hash).collect();
@@ -1200,7 +1200,7 @@ impl Store {
         ) {
             return fail(format!("snapshot-documents/{id}"), e.to_string());
         }
-        match automerge::Automerge::load(&part.document) {
+        match crate::automerge_guard::load(&part.document) {
             Ok(doc) => {
                 let mut loaded = doc.get_heads();
                 loaded.sort();

@@ -139,7 +139,7 @@ pub fn automerge_document(data: &[u8]) {
         passerelle_node::automerge_bounds::MAX_INFLATED_DOCUMENT,
     )
     .is_ok()
-        && let Ok(doc) = automerge::Automerge::load(data)
+        && let Ok(doc) = passerelle_node::automerge_guard::load(data)
     {
         let _ = doc.get_changes_meta(&[]);
     }

@@ -9,18 +9,30 @@ use std::path::PathBuf;
 use passerelle_tests::fuzzing::{TARGETS, Target, mutate, seeds};
 use rand::{Rng, SeedableRng};
 
+/// The target's corpus, and the inputs that once broke it (`tests/fuzz/regressions/<target>-…`).
 fn corpus(name: &str) -> Vec<Vec<u8>> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz")
-        .join("corpus")
-        .join(name);
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| std::fs::read(e.path()).ok())
-        .collect()
+    let fuzz = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let mut inputs = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(fuzz.join("corpus").join(name)) {
+        inputs.extend(
+            entries
+                .filter_map(|e| e.ok())
+                .filter_map(|e| std::fs::read(e.path()).ok()),
+        );
+    }
+    if let Ok(entries) = std::fs::read_dir(fuzz.join("regressions")) {
+        inputs.extend(
+            entries
+                .filter_map(|e| e.ok())
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with(&format!("{name}-"))
+                })
+                .filter_map(|e| std::fs::read(e.path()).ok()),
+        );
+    }
+    inputs
 }
 
 fn try_input(name: &str, target: Target, input: &[u8]) {

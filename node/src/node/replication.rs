@@ -284,7 +284,7 @@ fn unpack_bundle_within(bundle: DocumentBundle, limit: u64) -> Result<Whole, Rej
     let signed_hashes: HashSet<ChangeHash> = signed.iter().map(SignedChange::hash).collect();
     crate::automerge_bounds::check_document(&bundle.automerge, limit)
         .map_err(|e| bad(e.to_string()))?;
-    let mut doc = automerge::AutoCommit::load(&bundle.automerge)
+    let mut doc = crate::automerge_guard::load_autocommit(&bundle.automerge)
         .map_err(|e| bad(format!("does not load: {e}")))?;
     let metas = doc.get_changes_meta(&[]);
     let mut authors = Vec::with_capacity(metas.len());

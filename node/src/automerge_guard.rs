@@ -1,0 +1,67 @@
+//! Automerge decoding of bytes from outside, guarded.
+//!
+//! automerge 0.12 panics on some malformed input instead of returning an error: the
+//! envelope fuzz target found a change whose object-id column holds a number too large for
+//! 32 bits (`automerge/src/types.rs:464`, an `unwrap` of `u32::try_from`). A peer could
+//! otherwise stop a node with one crafted change. So every decode or load of bytes that
+//! come from outside (peers, backups, the store) goes through here: it runs under
+//! `catch_unwind`, and a panic becomes an error naming it. Decoding builds only local
+//! values, so nothing shared is left half-changed when it unwinds.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use automerge::{AutoCommit, Automerge, Change};
+
+fn guarded<T>(what: &str, work: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    match catch_unwind(AssertUnwindSafe(work)) {
+        Ok(result) => result,
+        Err(panic) => {
+            let detail = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_default();
+            tracing::warn!(what, %detail, "automerge failed on malformed input");
+            Err(format!("automerge cannot read this {what} ({detail})"))
+        }
+    }
+}
+
+/// One change from its bytes.
+pub fn change(bytes: Vec<u8>) -> Result<Change, String> {
+    guarded("change", || {
+        Change::from_bytes(bytes).map_err(|e| e.to_string())
+    })
+}
+
+/// A whole document, as an [`AutoCommit`].
+pub fn load_autocommit(bytes: &[u8]) -> Result<AutoCommit, String> {
+    guarded("document", || {
+        AutoCommit::load(bytes).map_err(|e| e.to_string())
+    })
+}
+
+/// A whole document, as an [`Automerge`].
+pub fn load(bytes: &[u8]) -> Result<Automerge, String> {
+    guarded("document", || {
+        Automerge::load(bytes).map_err(|e| e.to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_automerge_panics_on_is_an_error() {
+        // Found by the envelope fuzz target: a valid change with one column byte changed.
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fuzz/regressions/envelope-automerge-objid-overflow"
+        );
+        let input = std::fs::read(path).expect("the regression input");
+        let at = 6 + u16::from_be_bytes([input[4], input[5]]) as usize + 32 + 64 + 4;
+        let error = change(input[at..].to_vec()).expect_err("refused, not a panic");
+        assert!(error.contains("automerge"), "{error}");
+    }
+}
