@@ -12,7 +12,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use automerge::{AutoCommit, Automerge, Change};
 
-fn guarded<T>(what: &str, work: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+/// Runs `work` (an Automerge call on outside bytes or changes), turning a panic into an
+/// error. After a panic while changing a document, that document must be thrown away: the
+/// callers rebuild it from the store.
+pub fn guarded<T>(what: &str, work: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
     match catch_unwind(AssertUnwindSafe(work)) {
         Ok(result) => result,
         Err(panic) => {
@@ -38,6 +41,15 @@ pub fn change(bytes: Vec<u8>) -> Result<Change, String> {
 pub fn load_autocommit(bytes: &[u8]) -> Result<AutoCommit, String> {
     guarded("document", || {
         AutoCommit::load(bytes).map_err(|e| e.to_string())
+    })
+}
+
+/// Applies changes to a document; a panic (the `apply` fuzz target found automerge 0.12
+/// unwrapping a missing value in `op_set2/change/batch.rs` on a crafted change) is an
+/// error, and the document must then be rebuilt.
+pub fn apply(doc: &mut AutoCommit, changes: Vec<Change>) -> Result<(), String> {
+    guarded("changes", || {
+        doc.apply_changes(changes).map_err(|e| e.to_string())
     })
 }
 

@@ -524,8 +524,10 @@ fn build_document(document: &DocumentId, changes: &[Vec<u8>]) -> Result<Automerg
         );
     }
     let mut doc = Automerge::new();
-    doc.apply_changes(raw)
-        .map_err(|e| invalid(format!("the changes do not apply: {e}")))?;
+    crate::automerge_guard::guarded("changes", || {
+        doc.apply_changes(raw).map_err(|e| e.to_string())
+    })
+    .map_err(|e| invalid(format!("the changes do not apply: {e}")))?;
     Ok(doc)
 }
 

@@ -531,8 +531,10 @@ impl OrganisationDocument {
                         .load_document(&self.id)
                         .map_err(|e| e.to_string())
                         .and_then(|changes| {
-                            doc.apply_changes(changes.iter().map(|c| c.change().clone()))
-                                .map_err(|e| e.to_string())
+                            crate::automerge_guard::apply(
+                                &mut doc,
+                                changes.iter().map(|c| c.change().clone()).collect(),
+                            )
                         });
                     if let Err(e) = rebuilt {
                         tracing::error!(document = %self.id, error = %e, "the document cannot be rebuilt from the store either; restore the data folder from a backup");
@@ -669,14 +671,18 @@ impl OrganisationDocument {
     /// Applies already-verified signed changes (from the store or a peer), then re-reads
     /// the document.
     pub fn apply_verified(&mut self, changes: &[SignedChange]) -> Result<(), DocumentError> {
-        let applied = self
-            .am()
-            .apply_changes(changes.iter().map(|c| c.change().clone()));
-        if applied.is_err() {
-            // Automerge may have taken part of the batch: forget what was cached.
+        let batch = changes.iter().map(|c| c.change().clone()).collect();
+        let applied = crate::automerge_guard::apply(self.am(), batch);
+        if let Err(reason) = applied {
+            // Automerge may have taken part of the batch, or stopped half way through a
+            // change: forget what was cached; the caller rebuilds the document.
             self.seqs = None;
+            self.doc = AutoCommit::new().with_actor(ActorId::from(self.owner.as_bytes()));
+            return Err(DocumentError::Malformed {
+                document: self.id.clone(),
+                reason,
+            });
         }
-        applied?;
         self.note_seqs(changes.iter().map(SignedChange::change));
         self.refresh()
     }
@@ -727,10 +733,13 @@ impl OrganisationDocument {
             return Ok(());
         }
         let doc: &AutoCommit = self.am();
-        let read: Result<OrganisationRecord, _> = crate::automerge_de::from_object(doc, ROOT);
-        let record = read.map_err(|e| DocumentError::Malformed {
+        let read = crate::automerge_guard::guarded("document", || {
+            crate::automerge_de::from_object::<_, OrganisationRecord>(doc, ROOT)
+                .map_err(|e| e.to_string())
+        });
+        let record = read.map_err(|reason| DocumentError::Malformed {
             document: self.id.clone(),
-            reason: e.to_string(),
+            reason,
         })?;
         if record.org_id != self.owner.to_string() {
             return Err(DocumentError::Malformed {

@@ -27,6 +27,7 @@ pub type Target = fn(&[u8]);
 /// Every target, by name (the name of its cargo-fuzz target and corpus folder).
 pub const TARGETS: &[(&str, Target)] = &[
     ("envelope", envelope),
+    ("apply", apply),
     ("sync_request", sync_request),
     ("sync_response", sync_response),
     ("admission", admission),
@@ -50,6 +51,48 @@ pub fn envelope(data: &[u8]) {
         );
         let _ = change.verify();
     }
+}
+
+/// Changes (envelopes cut at `0xff 0x00` marks) applied to an organisation's document and
+/// read into its record, as a node does with the changes of a member gone rogue (they
+/// verify, but were written outside any honest node's checks). The document starts from a
+/// genesis and an edit made by the node's own code, so that changes can build on it.
+pub fn apply(data: &[u8]) {
+    let mut changes = Vec::new();
+    for part in split(data, &[0xff, 0x00], 8) {
+        if let Ok(change) = SignedChange::decode(part) {
+            changes.push(change);
+        }
+    }
+    if changes.is_empty() {
+        return;
+    }
+    let (mut doc, _) = base_document();
+    let _ = doc.apply_verified(&changes);
+    let _ = doc.check_text();
+}
+
+fn base_document() -> (
+    passerelle_node::document::OrganisationDocument,
+    Vec<SignedChange>,
+) {
+    use passerelle_node::document::OrganisationDocument;
+    use passerelle_node::identity::SigningSecret;
+    use passerelle_node::model::Profile;
+    let secret = SigningSecret::from_bytes(&[7u8; 32]);
+    let (mut doc, genesis) =
+        OrganisationDocument::create(&secret, Profile::named("Centre Espoir"), 1).expect("doc");
+    let edit = doc
+        .apply_edit(
+            &passerelle_node::document::Edit::AddService {
+                id: "svc-fuzz".into(),
+                service: crate::service("Formation en couture", "CM005"),
+            },
+            &secret,
+            2,
+        )
+        .expect("edit");
+    (doc, vec![genesis, edit])
 }
 
 /// A catch-up request, through the network's own codec and bounds.
@@ -251,6 +294,24 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
     };
     match target {
         "envelope" => changes,
+        "apply" => {
+            // A third change building on the two, by the same key.
+            let (mut doc3, _) = base_document();
+            let third = doc3
+                .apply_edit(
+                    &passerelle_node::document::Edit::RemoveService {
+                        id: "svc-fuzz".into(),
+                    },
+                    &secret,
+                    3,
+                )
+                .map(|c| c.encode())
+                .unwrap_or_default();
+            let mut out = changes[1].clone();
+            out.extend_from_slice(&[0xff, 0x00]);
+            out.extend_from_slice(&third);
+            vec![out]
+        }
         "sync_request" => {
             let request = SyncRequest {
                 documents: vec![passerelle_node::network::protocol::DocumentHeads {

@@ -1,7 +1,7 @@
 //! The fuzz targets on stable (`passerelle_tests::fuzzing`): each over its corpus
 //! (`tests/fuzz/corpus/<target>/`, what libFuzzer found worth keeping) and its seeds, then a
 //! bounded number of mutations of them (`PASSERELLE_FUZZ_ROUNDS`, default 300 a target;
-//! `PASSERELLE_FUZZ_SEED`). An input that makes a target panic is written to
+//! `PASSERELLE_FUZZ_SEED`; one target only: `PASSERELLE_FUZZ_ONLY`). An input that makes a target panic is written to
 //! `target/fuzz-failures/` and named in the failure.
 
 use std::path::PathBuf;
@@ -62,8 +62,12 @@ fn fuzz_targets_hold_on_their_corpus_and_random_inputs() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(300);
+    let only = std::env::var("PASSERELLE_FUZZ_ONLY").ok();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     for (name, target) in TARGETS {
+        if only.as_deref().is_some_and(|only| only != *name) {
+            continue;
+        }
         let mut inputs = seeds(name);
         inputs.extend(corpus(name));
         assert!(!inputs.is_empty(), "{name} has no seed");

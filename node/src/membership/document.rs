@@ -218,9 +218,12 @@ impl NetworkDocument {
     /// of received changes folds once, at the end: call [`NetworkDocument::refold`]).
     pub fn apply_unfolded(&mut self, change: &SignedChange) -> Result<(), NetworkDocumentError> {
         let op = logged(change)?;
-        self.doc
-            .apply_changes([change.change().clone()])
-            .map_err(|e| NetworkDocumentError::Automerge(e.to_string()))?;
+        crate::automerge_guard::guarded("change", || {
+            self.doc
+                .apply_changes([change.change().clone()])
+                .map_err(|e| e.to_string())
+        })
+        .map_err(NetworkDocumentError::Automerge)?;
         self.operations.push(op);
         self.dirty = true;
         Ok(())
@@ -233,9 +236,12 @@ impl NetworkDocument {
         for change in changes {
             logged_ops.push(logged(change)?);
         }
-        self.doc
-            .apply_changes(changes.iter().map(|c| c.change().clone()))
-            .map_err(|e| NetworkDocumentError::Automerge(e.to_string()))?;
+        crate::automerge_guard::guarded("changes", || {
+            self.doc
+                .apply_changes(changes.iter().map(|c| c.change().clone()))
+                .map_err(|e| e.to_string())
+        })
+        .map_err(NetworkDocumentError::Automerge)?;
         self.operations.extend(logged_ops);
         self.refold();
         Ok(())
