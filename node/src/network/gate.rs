@@ -582,3 +582,123 @@ impl<B: NetworkBehaviour> NetworkBehaviour for MembersOnly<B> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn address(ip: &str) -> Multiaddr {
+        format!("/ip4/{ip}/tcp/4690").parse().expect("multiaddr")
+    }
+
+    fn connection(n: usize) -> ConnectionId {
+        ConnectionId::new_unchecked(n)
+    }
+
+    fn member_key() -> (PeerId, OrgId) {
+        let key = crate::identity::SigningSecret::generate()
+            .expect("key")
+            .org_id();
+        (key.peer_id(), key)
+    }
+
+    #[test]
+    fn a_busy_address_is_refused_and_members_addresses_keep_their_slots() {
+        let mut gate = ConnectionGate::default();
+        let local = address("10.0.0.1");
+        let flood = address("192.0.2.7");
+        for n in 0..MAX_PENDING_PER_IP {
+            gate.handle_pending_inbound_connection(connection(n), &local, &flood)
+                .expect("within the address's budget");
+        }
+        assert!(
+            gate.handle_pending_inbound_connection(connection(99), &local, &flood)
+                .is_err()
+        );
+        // Strangers from many addresses fill their share, not the members'.
+        let mut n = 100;
+        let mut refused = 0;
+        for i in 0..(MAX_PENDING_INCOMING * 2) {
+            let from = address(&format!("198.51.{}.{}", i / 200, i % 200 + 1));
+            if gate
+                .handle_pending_inbound_connection(connection(n), &local, &from)
+                .is_err()
+            {
+                refused += 1;
+            }
+            n += 1;
+        }
+        assert!(refused > 0);
+        assert_eq!(gate.pending_strangers, MAX_PENDING_STRANGERS);
+        gate.remember_member_address("203.0.113.5".parse().expect("ip"));
+        gate.handle_pending_inbound_connection(connection(n), &local, &address("203.0.113.5"))
+            .expect("a member's address has a slot kept");
+        // A connection that ends (established or failed) gives its slot back.
+        let (peer, _) = member_key();
+        gate.handle_established_inbound_connection(connection(0), peer, &local, &flood)
+            .expect("established");
+        gate.handle_pending_inbound_connection(connection(n + 1), &local, &flood)
+            .expect("the slot came back");
+        assert!(gate.refused() >= 2);
+    }
+
+    #[test]
+    fn strangers_are_capped_members_are_not_and_banned_peers_are_refused() {
+        let mut gate = ConnectionGate::default();
+        let (member, key) = member_key();
+        gate.set_members(Arc::new(HashSet::from([key])));
+        let here = address("10.0.0.1");
+        for n in 0..MAX_STRANGERS_PER_IP {
+            let (stranger, _) = member_key();
+            gate.handle_established_inbound_connection(
+                connection(n),
+                stranger,
+                &here,
+                &address("192.0.2.9"),
+            )
+            .expect("within the cap");
+        }
+        let (stranger, _) = member_key();
+        assert!(
+            gate.handle_established_inbound_connection(
+                connection(50),
+                stranger,
+                &here,
+                &address("192.0.2.9")
+            )
+            .is_err()
+        );
+        gate.handle_established_inbound_connection(
+            connection(51),
+            member,
+            &here,
+            &address("192.0.2.9"),
+        )
+        .expect("a member is never refused for a busy address");
+        gate.ban(member, std::time::Duration::from_secs(60));
+        assert!(gate.is_banned(&member));
+        assert!(
+            gate.handle_established_outbound_connection(
+                connection(52),
+                member,
+                &address("192.0.2.10"),
+                Endpoint::Dialer,
+                PortUse::New
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn a_peer_id_that_is_not_an_ed25519_key_is_refused() {
+        let mut gate = ConnectionGate::default();
+        // Random bytes: no ed25519 public key inside (as a secp256k1 or RSA peer id).
+        let result = gate.handle_established_inbound_connection(
+            connection(1),
+            PeerId::random(),
+            &address("10.0.0.1"),
+            &address("192.0.2.1"),
+        );
+        assert!(result.is_err());
+    }
+}

@@ -573,6 +573,12 @@ pub async fn spawn(
 ) -> Result<Network, NodeError> {
     let topic = gossipsub::IdentTopic::new(protocol::changes_topic(network.as_deref()));
     let mut swarm = build_swarm(secret, config.mdns, &topic)?;
+    // Configured peers are partners: their addresses keep the slots kept for members.
+    for address in &config.peers {
+        if let Some(ip) = gate::ip_of(address) {
+            swarm.behaviour_mut().gate.remember_member_address(ip);
+        }
+    }
     for address in &config.listen {
         swarm
             .listen_on(address.clone())
