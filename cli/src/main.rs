@@ -22,6 +22,14 @@ use args::{Cli, Command};
 use commands::Outcome;
 
 fn main() -> ExitCode {
+    // A panic inside Automerge on malformed input from a peer is caught and logged as a
+    // refusal (passerelle_node::automerge_guard): it is not printed as a crash.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !passerelle_node::automerge_guard::inside_guard() {
+            default_hook(info);
+        }
+    }));
     let cli = Cli::parse();
     let default_filter = if matches!(cli.command, Command::Start(_)) {
         "info"

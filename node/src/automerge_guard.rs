@@ -8,7 +8,19 @@
 //! `catch_unwind`, and a panic becomes an error naming it. Decoding builds only local
 //! values, so nothing shared is left half-changed when it unwinds.
 
+use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+
+thread_local! {
+    /// How many guarded calls this thread is inside.
+    static GUARDING: Cell<u32> = const { Cell::new(0) };
+}
+
+/// True while this thread runs a guarded Automerge call: a panic hook can leave such a
+/// panic to the guard (which logs it as a refusal) instead of reporting a crash.
+pub fn inside_guard() -> bool {
+    GUARDING.with(|g| g.get() > 0)
+}
 
 use automerge::{AutoCommit, Automerge, Change};
 
@@ -16,7 +28,10 @@ use automerge::{AutoCommit, Automerge, Change};
 /// error. After a panic while changing a document, that document must be thrown away: the
 /// callers rebuild it from the store.
 pub fn guarded<T>(what: &str, work: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
-    match catch_unwind(AssertUnwindSafe(work)) {
+    GUARDING.with(|g| g.set(g.get() + 1));
+    let outcome = catch_unwind(AssertUnwindSafe(work));
+    GUARDING.with(|g| g.set(g.get().saturating_sub(1)));
+    match outcome {
         Ok(result) => result,
         Err(panic) => {
             let detail = panic

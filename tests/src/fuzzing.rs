@@ -21,6 +21,19 @@ use passerelle_node::network::protocol::{
     SYNC_PROTOCOL, SyncRequest, SyncResponse,
 };
 
+/// The panic hook for libFuzzer runs: a panic that `automerge_guard` catches (and turns into
+/// a refusal, as the node does) is not a crash; any other aborts, for libFuzzer to report.
+pub fn panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        if passerelle_node::automerge_guard::inside_guard() {
+            return;
+        }
+        eprintln!("{info}");
+        eprintln!("{}", std::backtrace::Backtrace::force_capture());
+        std::process::abort();
+    }));
+}
+
 /// A fuzz target: bytes in, nothing out but a panic when something is wrong.
 pub type Target = fn(&[u8]);
 
