@@ -1699,6 +1699,29 @@ fn repair_says_a_sound_store_needs_nothing_and_refuses_while_the_node_runs() {
     assert_eq!(node.terminate(), 0);
 }
 
+/// Adds a free job-placement service named `name` in CM005 through the CLI.
+fn add_service(data: &Path, name: &str) -> Run {
+    run(
+        data,
+        &[
+            "service",
+            "add",
+            "--name",
+            name,
+            "--dimension",
+            "economic",
+            "--category",
+            "job_placement",
+            "--cost",
+            "free",
+            "--capacity",
+            "available",
+            "--region",
+            "CM005",
+        ],
+    )
+}
+
 /// Names of this organisation's services, as `service list` prints them.
 fn service_names(data: &Path) -> std::collections::BTreeSet<String> {
     let r = run(data, &["service", "list", "--json"]);
@@ -1767,25 +1790,7 @@ fn power_cut_trials(cuts: usize, seed: u64) -> (usize, passerelle_tests::powercu
                     let mut i = 0;
                     while !stop.load(Ordering::Relaxed) {
                         let name = format!("Service {cut}-{w}-{i}");
-                        let r = run(
-                            &data,
-                            &[
-                                "service",
-                                "add",
-                                "--name",
-                                &name,
-                                "--dimension",
-                                "economic",
-                                "--category",
-                                "job_placement",
-                                "--cost",
-                                "free",
-                                "--capacity",
-                                "available",
-                                "--region",
-                                "CM005",
-                            ],
-                        );
+                        let r = add_service(&data, &name);
                         if r.code == 0 {
                             acked.lock().expect("lock").push(name);
                         }
@@ -1853,27 +1858,7 @@ fn a_full_disk_gives_a_clear_error_and_loses_nothing_acknowledged() {
         ],
     );
     let mut node = NodeProcess::start(&data);
-    let add = |name: &str| {
-        run(
-            &data,
-            &[
-                "service",
-                "add",
-                "--name",
-                name,
-                "--dimension",
-                "economic",
-                "--category",
-                "job_placement",
-                "--cost",
-                "free",
-                "--capacity",
-                "available",
-                "--region",
-                "CM005",
-            ],
-        )
-    };
+    let add = |name: &str| add_service(&data, name);
     let mut acked = Vec::new();
     for i in 0..5 {
         let name = format!("Avant {i}");
@@ -2019,25 +2004,7 @@ fn a_flood_is_bounded_and_honest_members_keep_syncing() {
     let mut peak_rss = 0;
     for i in 0..12 {
         let name = format!("Pendant la crue {i}");
-        ok(
-            &b_dir,
-            &[
-                "service",
-                "add",
-                "--name",
-                &name,
-                "--dimension",
-                "economic",
-                "--category",
-                "job_placement",
-                "--cost",
-                "free",
-                "--capacity",
-                "available",
-                "--region",
-                "CM005",
-            ],
-        );
+        assert_eq!(add_service(&b_dir, &name).code, 0);
         let written = Instant::now();
         wait_until("A to receive the honest member's change", &|| {
             run(&a_dir, &["directory", "search", &name, "--json"]).code == 0

@@ -978,19 +978,12 @@ impl Store {
                 report.interrupted = true;
                 return report;
             }
-            let Some(split) = key.iter().position(|b| *b == 0) else {
-                damage(
-                    &mut report,
-                    None,
-                    format!("changes/{}", readable_key(&key)),
-                    "its key names no document".into(),
-                );
-                continue;
-            };
-            let Some(id) = String::from_utf8(key[..split].to_vec())
-                .ok()
-                .and_then(|k| DocumentId::try_from(k).ok())
-            else {
+            let named = key
+                .iter()
+                .position(|b| *b == 0)
+                .and_then(|split| String::from_utf8(key[..split].to_vec()).ok())
+                .and_then(|k| DocumentId::try_from(k).ok());
+            let Some(id) = named else {
                 damage(
                     &mut report,
                     None,

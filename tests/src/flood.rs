@@ -66,6 +66,40 @@ pub fn slowloris(sources: &[IpAddr], target: SocketAddr, count: usize) -> tokio:
     set
 }
 
+/// A bare gossipsub node with `secret`'s key on `topic`, allowed to send messages up to
+/// `max_bytes`: what a member gone rogue (or a stranger) runs instead of a Passerelle node.
+pub fn gossip_swarm(
+    secret: &SigningSecret,
+    max_bytes: usize,
+    topic: &gossipsub::IdentTopic,
+) -> libp2p::Swarm<gossipsub::Behaviour> {
+    libp2p::SwarmBuilder::with_existing_identity(secret.libp2p_keypair())
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .expect("tcp")
+        .with_behaviour(|key| {
+            let config = gossipsub::ConfigBuilder::default()
+                .heartbeat_interval(Duration::from_millis(200))
+                .max_transmit_size(max_bytes)
+                .build()
+                .expect("gossipsub config");
+            let mut behaviour: gossipsub::Behaviour = gossipsub::Behaviour::new(
+                gossipsub::MessageAuthenticity::Signed(key.clone()),
+                config,
+            )
+            .expect("gossipsub");
+            behaviour.subscribe(topic).expect("subscribe");
+            behaviour
+        })
+        .expect("behaviour")
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build()
+}
+
 /// A bare gossipsub swarm with `secret`'s key that dials `target` and publishes garbage on
 /// `topic` as fast as it can, dialling again whenever it is disconnected. Returns the task
 /// and a counter of messages it got out.
@@ -79,31 +113,7 @@ pub fn garbage_publisher(
 ) {
     let published = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let counter = published.clone();
-    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(secret.libp2p_keypair())
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .expect("tcp")
-        .with_behaviour(|key| {
-            let config = gossipsub::ConfigBuilder::default()
-                .heartbeat_interval(Duration::from_millis(200))
-                .max_transmit_size(64 * 1024)
-                .build()
-                .expect("gossipsub config");
-            let mut behaviour: gossipsub::Behaviour = gossipsub::Behaviour::new(
-                gossipsub::MessageAuthenticity::Signed(key.clone()),
-                config,
-            )
-            .expect("gossipsub");
-            behaviour.subscribe(&topic).expect("subscribe");
-            behaviour
-        })
-        .expect("behaviour")
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build();
+    let mut swarm = gossip_swarm(secret, 64 * 1024, &topic);
     let task = tokio::spawn(async move {
         let mut n: u64 = 0;
         let _ = swarm.dial(target.clone());

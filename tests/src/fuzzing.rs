@@ -85,6 +85,8 @@ pub fn apply(data: &[u8]) {
     let _ = doc.check_text();
 }
 
+/// An organisation's document made by the node's own code: a genesis, then a service
+/// added (both changes returned), with a fixed key.
 fn base_document() -> (
     passerelle_node::document::OrganisationDocument,
     Vec<SignedChange>,
@@ -284,22 +286,11 @@ pub fn config(data: &[u8]) {
 
 /// Valid inputs for `target`, made with the node's own code: where mutations start from.
 pub fn seeds(target: &str) -> Vec<Vec<u8>> {
-    use passerelle_node::document::OrganisationDocument;
     use passerelle_node::identity::SigningSecret;
     use passerelle_node::model::Profile;
     let secret = SigningSecret::from_bytes(&[7u8; 32]);
-    let (mut doc, genesis) =
-        OrganisationDocument::create(&secret, Profile::named("Centre Espoir"), 1).expect("doc");
-    let edit = doc
-        .apply_edit(
-            &passerelle_node::document::Edit::AddService {
-                id: "svc-fuzz".into(),
-                service: crate::service("Formation en couture", "CM005"),
-            },
-            &secret,
-            2,
-        )
-        .expect("edit");
+    let (mut doc, made) = base_document();
+    let (genesis, edit) = (&made[0], &made[1]);
     let changes = vec![genesis.encode(), edit.encode()];
     let saved = {
         use passerelle_node::document::Replica;

@@ -110,6 +110,19 @@ impl State {
         self.inodes.values().map(|i| i.data.len() as u64).sum()
     }
 
+    /// True (and counted) when growing `ino` to `end` bytes would pass the capacity.
+    fn full(&mut self, ino: u64, end: u64) -> bool {
+        let held = self.inodes.get(&ino).map_or(0, |i| i.data.len() as u64);
+        let grows = end.saturating_sub(held);
+        let full = self
+            .capacity
+            .is_some_and(|capacity| self.used() + grows > capacity);
+        if full {
+            self.stats.refused_full += 1;
+        }
+        full
+    }
+
     fn attr(&self, ino: u64) -> Option<FileAttr> {
         let inode = self.inodes.get(&ino)?;
         let size = match inode.kind {
@@ -269,15 +282,8 @@ impl Filesystem for PowerCutFs {
         reply: ReplyAttr,
     ) {
         let mut state = state_or_reply!(self, reply);
-        if let Some(size) = size {
-            let grows =
-                size.saturating_sub(state.inodes.get(&ino.0).map_or(0, |i| i.data.len() as u64));
-            if let Some(capacity) = state.capacity
-                && state.used() + grows > capacity
-            {
-                state.stats.refused_full += 1;
-                return reply.error(Errno::ENOSPC);
-            }
+        if size.is_some_and(|size| state.full(ino.0, size)) {
+            return reply.error(Errno::ENOSPC);
         }
         let Some(inode) = state.inodes.get_mut(&ino.0) else {
             return reply.error(Errno::ENOENT);
@@ -512,12 +518,7 @@ impl Filesystem for PowerCutFs {
     ) {
         let mut state = state_or_reply!(self, reply);
         let end = offset as usize + data.len();
-        let grows = (end as u64)
-            .saturating_sub(state.inodes.get(&ino.0).map_or(0, |i| i.data.len() as u64));
-        if let Some(capacity) = state.capacity
-            && state.used() + grows > capacity
-        {
-            state.stats.refused_full += 1;
+        if state.full(ino.0, end as u64) {
             return reply.error(Errno::ENOSPC);
         }
         state.stats.writes += 1;
@@ -734,12 +735,7 @@ impl Filesystem for PowerCutFs {
             return reply.error(Errno::EOPNOTSUPP);
         }
         let end = (offset + length) as usize;
-        let grows = (end as u64)
-            .saturating_sub(state.inodes.get(&ino.0).map_or(0, |i| i.data.len() as u64));
-        if let Some(capacity) = state.capacity
-            && state.used() + grows > capacity
-        {
-            state.stats.refused_full += 1;
+        if state.full(ino.0, end as u64) {
             return reply.error(Errno::ENOSPC);
         }
         match state.inodes.get_mut(&ino.0) {

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use libp2p::{Multiaddr, Swarm, gossipsub, noise, tcp, yamux};
+use libp2p::{Multiaddr, gossipsub};
 use passerelle_node::document::{Edit, OrganisationDocument};
 use passerelle_node::envelope::{DocumentId, SignedChange};
 use passerelle_node::identity::{Identity, SigningSecret};
@@ -16,38 +16,7 @@ use passerelle_tests::{TIMEOUT, TestNode, found_network, start_line, wait_conver
 
 use crate::add;
 
-/// A bare gossipsub node on the changes topic, allowed to send messages up to `max_bytes`.
-fn rogue_swarm(
-    secret: &SigningSecret,
-    max_bytes: usize,
-    topic: &gossipsub::IdentTopic,
-) -> Swarm<gossipsub::Behaviour> {
-    libp2p::SwarmBuilder::with_existing_identity(secret.libp2p_keypair())
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .expect("tcp")
-        .with_behaviour(|key| {
-            let config = gossipsub::ConfigBuilder::default()
-                .heartbeat_interval(Duration::from_millis(200))
-                .max_transmit_size(max_bytes)
-                .build()
-                .expect("gossipsub config");
-            let mut behaviour = gossipsub::Behaviour::new(
-                gossipsub::MessageAuthenticity::Signed(key.clone()),
-                config,
-            )
-            .expect("gossipsub");
-            behaviour.subscribe(topic).expect("subscribe");
-            behaviour
-        })
-        .expect("behaviour")
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build()
-}
+use passerelle_tests::flood::gossip_swarm as rogue_swarm;
 
 /// The gossip topic of a node's network.
 async fn network_topic(node: &passerelle_tests::TestNode) -> gossipsub::IdentTopic {
@@ -337,20 +306,7 @@ fn hold_idle_sockets(
     set
 }
 
-/// The TCP socket address of a loopback multiaddr.
-fn socket_of(address: &Multiaddr) -> std::net::SocketAddr {
-    use libp2p::multiaddr::Protocol;
-    let mut ip = None;
-    let mut port = None;
-    for part in address.iter() {
-        match part {
-            Protocol::Ip4(a) => ip = Some(std::net::IpAddr::V4(a)),
-            Protocol::Tcp(p) => port = Some(p),
-            _ => {}
-        }
-    }
-    (ip.expect("an ip"), port.expect("a port")).into()
-}
+use passerelle_tests::flood::socket_of;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_sockets_from_one_address_do_not_lock_a_restarting_member_out() {

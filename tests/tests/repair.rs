@@ -13,6 +13,21 @@ use passerelle_tests::{TestNode, spawn_line, wait_converged, wait_for};
 
 use crate::add;
 
+/// Two members in a line, three services each, converged.
+async fn two_members_with_services() -> Vec<TestNode> {
+    let nodes = spawn_line(&["Délégation Littoral", "ONG Avenir"]).await;
+    for (node, name) in nodes.iter().zip(["Formation", "Écoute"]) {
+        for i in 0..3 {
+            node.handle()
+                .edit(add(&format!("{name} {i}"), "CM005"))
+                .await
+                .expect("edit");
+        }
+    }
+    wait_converged(&nodes, 2).await;
+    nodes
+}
+
 /// Overwrites the value of the first change record of `document` in the stopped store with
 /// bytes of the same length: damage the disk could do and that sled's own checksums would
 /// not see (the value is rewritten through sled).
@@ -54,16 +69,7 @@ async fn wait_check(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn latent_damage_is_found_after_start_and_repaired_from_peers() {
-    let mut nodes = spawn_line(&["Délégation Littoral", "ONG Avenir"]).await;
-    for (node, name) in nodes.iter().zip(["Formation", "Écoute"]) {
-        for i in 0..3 {
-            node.handle()
-                .edit(add(&format!("{name} {i}"), "CM005"))
-                .await
-                .expect("edit");
-        }
-    }
-    wait_converged(&nodes, 2).await;
+    let mut nodes = two_members_with_services().await;
     let first = passerelle_node::envelope::DocumentId::organisation(&nodes[0].handle().org_id())
         .to_string();
     let own = passerelle_node::envelope::DocumentId::organisation(&nodes[1].handle().org_id())
@@ -132,16 +138,7 @@ fn flip(file: &Path, offset: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_that_no_longer_opens_is_refused_with_what_to_do_and_rebuilt_from_peers() {
-    let mut nodes = spawn_line(&["Délégation Littoral", "ONG Avenir"]).await;
-    for (node, name) in nodes.iter().zip(["Formation", "Écoute"]) {
-        for i in 0..3 {
-            node.handle()
-                .edit(add(&format!("{name} {i}"), "CM005"))
-                .await
-                .expect("edit");
-        }
-    }
-    wait_converged(&nodes, 2).await;
+    let mut nodes = two_members_with_services().await;
     nodes[1].stop().await;
     let store_dir = nodes[1].config.store_dir();
     // A flipped bit in the log where sled reads it at open (found by trying, on copies).
