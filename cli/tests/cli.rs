@@ -2050,8 +2050,10 @@ fn a_flood_is_bounded_and_honest_members_keep_syncing() {
         .as_ref()
         .and_then(|f| f["answered"].as_u64())
         .unwrap_or(0);
+    // Its budget: a burst of a minute's worth, then refilled over the 30 s it ran.
+    let budget = passerelle_node::network::SYNC_REQUESTS_PER_MINUTE * 1.5;
     assert!(
-        answered <= 200,
+        (answered as f64) <= budget,
         "the sync looper was served within its budget only: {flood_report:?}"
     );
     assert!(

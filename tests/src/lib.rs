@@ -34,6 +34,20 @@ use passerelle_node::node::{self, NodeHandle, RunningNode};
 /// Upper bound for any awaited condition: catches hangs, is not a performance target.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 
+/// With `PASSERELLE_TEST_LOG=<filter>` (e.g. `passerelle_node=debug`), the nodes' logs go to
+/// stderr: to see what the nodes did in a failing test.
+fn log_if_asked() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Ok(filter) = std::env::var("PASSERELLE_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
 /// A node under test.
 #[derive(Debug)]
 pub struct TestNode {
@@ -69,6 +83,7 @@ impl Running {
 impl TestNode {
     /// Initialises a node's data folder without starting it.
     pub fn init(name: &str, configure: impl FnOnce(&mut Config)) -> Self {
+        log_if_asked();
         let dir = tempfile::Builder::new()
             .prefix("passerelle-test-")
             .tempdir()
@@ -382,7 +397,7 @@ pub async fn spawn_line_holding_back_last(names: &[&str]) -> (Vec<TestNode>, Tes
 
 /// Waits until every node holds the same documents at the same heads.
 pub async fn wait_converged(nodes: &[TestNode], documents: usize) {
-    wait_for("the nodes to converge", || async {
+    let converged = within(TIMEOUT, || async {
         let first = nodes[0].heads().await;
         let organisations = first
             .iter()
@@ -399,6 +414,45 @@ pub async fn wait_converged(nodes: &[TestNode], documents: usize) {
         true
     })
     .await;
+    if !converged {
+        // Say what each node holds and whom it is connected to, to tell a network fault
+        // from a refused change.
+        let mut report = String::new();
+        for node in nodes {
+            let network = node.handle().network_status();
+            let status = node.handle().status().await.ok();
+            report.push_str(&format!(
+                "\n{}: {} documents, peers {:?}, refused connections {}, cut off {}, rejected changes {:?}",
+                node.name,
+                node.heads().await.len(),
+                network
+                    .peers
+                    .iter()
+                    .map(|p| (p.fingerprint.clone(), p.gossip, p.rtt_ms))
+                    .collect::<Vec<_>>(),
+                network.connections_refused,
+                network.peers_cut_off,
+                status.map(|s| s.rejected_by_reason),
+            ));
+        }
+        panic!("timed out waiting for the nodes to converge:{report}");
+    }
+}
+
+/// Polls `check` until it returns true or `limit` passes; whether it did.
+pub async fn within<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !check().await {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
 }
 
 /// Polls `check` until it returns true; panics after [`TIMEOUT`].

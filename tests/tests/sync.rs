@@ -541,3 +541,27 @@ async fn a_dropped_peer_is_redialled_and_catches_up() {
         node.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_honest_peers_keep_a_good_gossip_score_and_are_never_cut_off() {
+    // gossipsub's defaults penalise a mesh peer that delivers few messages (after 5 s) and
+    // peers sharing an address; on a quiet network of partners (here all on 127.0.0.1) that
+    // would push honest peers below the graylist threshold, where the node cuts them off.
+    let nodes =
+        passerelle_tests::spawn_line(&["Délégation Littoral", "ONG Avenir", "CICR Garoua"]).await;
+    wait_converged(&nodes, 3).await;
+    tokio::time::sleep(std::time::Duration::from_secs(8)).await;
+    nodes[2]
+        .handle()
+        .edit(add("Après le silence", "CM005"))
+        .await
+        .expect("edit");
+    wait_converged(&nodes, 3).await;
+    for node in &nodes {
+        let status = node.handle().network_status();
+        assert_eq!(status.peers_cut_off, 0, "{}", node.name);
+        for peer in &status.peers {
+            assert!(peer.score.unwrap_or(0.0) >= 0.0, "{}: {peer:?}", node.name);
+        }
+    }
+}

@@ -67,16 +67,23 @@ const GRAYLIST_THRESHOLD: f64 = -80.0;
 pub const CUT_OFF_FOR: Duration = Duration::from_secs(600);
 /// Catch-up requests one peer may send a minute (a burst of as many, then refilled): an
 /// honest node sends one every catch-up interval, and a few in a row after a change or
-/// while it joins.
-pub const SYNC_REQUESTS_PER_MINUTE: f64 = 120.0;
+/// while it joins. Requests over the budget are dropped until it refills.
+pub const SYNC_REQUESTS_PER_MINUTE: f64 = 300.0;
+/// Catch-up requests of one peer served at once. An honest node never has more than one
+/// in flight with a peer (two across a reconnection): a peer that sends more at once is
+/// flooding, and past [`MAX_OVER_BUDGET`] such requests it is cut off.
+pub const MAX_SYNC_IN_FLIGHT: u32 = 4;
 /// Admission requests one peer may send a minute.
 pub const ADMISSION_REQUESTS_PER_MINUTE: f64 = 60.0;
 /// Case-file messages one peer may send a minute: a node sends its whole outbox for a peer
 /// when they connect and retries the ones not yet taken, so an office with many referrals
 /// in flight sends many at once.
 pub const CASE_MESSAGES_PER_MINUTE: f64 = 600.0;
-/// Requests over budget after which the peer is cut off.
+/// Catch-up requests sent over [`MAX_SYNC_IN_FLIGHT`] after which the peer is cut off.
 const MAX_OVER_BUDGET: u64 = 64;
+/// Requests dropped for exceeding the rate budget after which the peer is cut off: far more
+/// than an honest node's bursts ever reach.
+const MAX_RATE_LIMITED: u64 = 1000;
 /// Results of background tasks waiting for the event loop.
 const RESULTS_CAP: usize = 1024;
 /// Longest pause between two dials of a configured peer.
@@ -246,6 +253,8 @@ struct DialTarget {
     from_mdns: bool,
     /// Since when it has been unreachable (None while connected or never tried).
     down_since: Option<Instant>,
+    /// Dial from a fresh port rather than the one this node listens on.
+    fresh_port: bool,
 }
 
 /// Why a dial of ours failed, as far as redialling goes.
@@ -256,6 +265,9 @@ enum DialFault {
     /// It answered and then dropped the connection before it was set up (busy, under a
     /// flood), or this node did not let the dial through: not the peer being away.
     NotAway,
+    /// This node's own port could not be used as the source port (a previous connection
+    /// between the same two ports still lingers in TIME_WAIT): dial again from a fresh one.
+    PortBusy,
 }
 
 impl DialFault {
@@ -265,6 +277,25 @@ impl DialFault {
         use libp2p::swarm::DialError;
         match error {
             DialError::Transport(attempts) => {
+                // The transport wraps the socket's error in its own: the kind is lost on
+                // the way, its text is not.
+                let port_busy = attempts.iter().any(|(_, e)| {
+                    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+                    while let Some(err) = source {
+                        if err
+                            .downcast_ref::<std::io::Error>()
+                            .is_some_and(|io| io.kind() == std::io::ErrorKind::AddrInUse)
+                            || err.to_string().contains("Address already in use")
+                        {
+                            return true;
+                        }
+                        source = err.source();
+                    }
+                    false
+                });
+                if port_busy {
+                    return Self::PortBusy;
+                }
                 let busy = attempts.iter().any(|(_, e)| {
                     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
                     while let Some(err) = source {
@@ -301,6 +332,7 @@ impl DialTarget {
             delay: FIRST_REDIAL,
             from_mdns,
             down_since: None,
+            fresh_port: false,
         }
     }
 
@@ -327,6 +359,10 @@ impl DialTarget {
         let down_since = *self.down_since.get_or_insert(now);
         match fault {
             DialFault::NotAway => self.next_attempt = now + FIRST_REDIAL,
+            DialFault::PortBusy => {
+                self.fresh_port = true;
+                self.next_attempt = now;
+            }
             DialFault::PeerDown => {
                 self.next_attempt = now + self.delay;
                 let cap = if now.duration_since(down_since) < FAST_REDIAL_FOR {
@@ -361,8 +397,12 @@ struct PeerInfo {
     sync_budget: Option<Budget>,
     admission_budget: Option<Budget>,
     case_budget: Option<Budget>,
-    /// Requests it sent over budget (dropped unanswered).
+    /// Catch-up requests it sent beyond the number served at once (dropped).
     over_budget: u64,
+    /// Requests it sent over its rate budget (dropped).
+    rate_limited: u64,
+    /// Its catch-up requests being served now.
+    sync_in_flight: u32,
     last_sync: Option<i64>,
     rejected: u64,
     /// This node's admission request was handed to it on this connection.
@@ -489,11 +529,23 @@ fn build_swarm(
                 gossipsub::MessageAuthenticity::Signed(keypair.clone()),
                 gossip_config,
             )?;
-            let mut params = gossipsub::PeerScoreParams::default();
+            // Only misbehaviour may make a score negative: an invalid message (P4) or a
+            // breach of the protocol (P7). gossipsub's default would also penalise a mesh
+            // peer that delivers fewer than 20 messages in a window (P3, P3b) — every honest
+            // peer of a quiet network — and peers sharing an address (a carrier NAT, or
+            // loopback in tests): the node cuts off peers below the graylist threshold, so
+            // those penalties are off.
+            let mut params = gossipsub::PeerScoreParams {
+                ip_colocation_factor_weight: 0.0,
+                ..Default::default()
+            };
             params.topics.insert(
                 topic.hash(),
                 gossipsub::TopicScoreParams {
                     topic_weight: 1.0,
+                    time_in_mesh_weight: 0.01,
+                    mesh_message_deliveries_weight: 0.0,
+                    mesh_failure_penalty_weight: 0.0,
                     invalid_message_deliveries_weight: -100.0,
                     invalid_message_deliveries_decay: 0.9,
                     ..Default::default()
@@ -919,10 +971,21 @@ impl NetworkActor {
         self.publish_status();
     }
 
-    /// Takes one request of `kind` from `peer`'s budget; false (and, past
-    /// [`MAX_OVER_BUDGET`], the peer cut off) when it is spent.
+    /// Takes one request of `kind` from `peer`'s budget; false when it is spent (the
+    /// request is then dropped unanswered). A catch-up request beyond
+    /// [`MAX_SYNC_IN_FLIGHT`] at once counts as flooding; past [`MAX_OVER_BUDGET`] of those
+    /// the peer is cut off. A steady stream within one request at a time is only slowed.
     fn within_budget(&mut self, peer: PeerId, kind: RequestKind) -> bool {
         let info = self.peers.entry(peer).or_default();
+        if matches!(kind, RequestKind::Sync) && info.sync_in_flight >= MAX_SYNC_IN_FLIGHT {
+            info.over_budget += 1;
+            let over = info.over_budget;
+            debug!(peer = %peer, over, "too many catch-up requests at once: dropped");
+            if over > MAX_OVER_BUDGET {
+                self.cut_off(peer, "too many catch-up requests at once");
+            }
+            return false;
+        }
         let (budget, per_minute) = match kind {
             RequestKind::Sync => (&mut info.sync_budget, SYNC_REQUESTS_PER_MINUTE),
             RequestKind::Admission => (&mut info.admission_budget, ADMISSION_REQUESTS_PER_MINUTE),
@@ -932,13 +995,16 @@ impl NetworkActor {
             .get_or_insert_with(|| Budget::new(per_minute))
             .take(per_minute)
         {
+            if matches!(kind, RequestKind::Sync) {
+                info.sync_in_flight += 1;
+            }
             return true;
         }
-        info.over_budget += 1;
-        let over = info.over_budget;
-        debug!(peer = %peer, ?kind, over, "request over budget: dropped");
-        if over > MAX_OVER_BUDGET {
-            self.cut_off(peer, "too many requests");
+        info.rate_limited += 1;
+        let limited = info.rate_limited;
+        debug!(peer = %peer, ?kind, limited, "request over the peer's budget: dropped");
+        if limited > MAX_RATE_LIMITED {
+            self.cut_off(peer, "far too many requests");
         }
         false
     }
@@ -1003,29 +1069,34 @@ impl NetworkActor {
                 peer,
                 channel,
                 served,
-            } => match served {
-                Ok(served) => {
-                    self.sync_bytes_sent += served
-                        .response
-                        .changes
-                        .iter()
-                        .map(|c| c.len() as u64)
-                        .sum::<u64>();
-                    if self
-                        .swarm
-                        .behaviour_mut()
-                        .sync
-                        .send_response(channel, served.response)
-                        .is_err()
-                    {
-                        debug!(peer = %peer, "sync response not sent: the peer left");
-                    }
-                    if served.requester_has_more {
-                        self.start_sync(peer);
-                    }
+            } => {
+                if let Some(info) = self.peers.get_mut(&peer) {
+                    info.sync_in_flight = info.sync_in_flight.saturating_sub(1);
                 }
-                Err(e) => warn!(error = %e, "could not serve a sync request"),
-            },
+                match served {
+                    Ok(served) => {
+                        self.sync_bytes_sent += served
+                            .response
+                            .changes
+                            .iter()
+                            .map(|c| c.len() as u64)
+                            .sum::<u64>();
+                        if self
+                            .swarm
+                            .behaviour_mut()
+                            .sync
+                            .send_response(channel, served.response)
+                            .is_err()
+                        {
+                            debug!(peer = %peer, "sync response not sent: the peer left");
+                        }
+                        if served.requester_has_more {
+                            self.start_sync(peer);
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "could not serve a sync request"),
+                }
+            }
             TaskResult::Applied {
                 peer,
                 outcome,
@@ -1126,13 +1197,14 @@ impl NetworkActor {
                     .gossipsub
                     .inner_mut()
                     .report_message_validation_result(&message_id, &source, acceptance);
-                if self
-                    .swarm
-                    .behaviour()
-                    .gossipsub
-                    .inner()
-                    .peer_score(&source)
-                    .is_some_and(|score| score < GRAYLIST_THRESHOLD)
+                if acceptance == gossipsub::MessageAcceptance::Reject
+                    && self
+                        .swarm
+                        .behaviour()
+                        .gossipsub
+                        .inner()
+                        .peer_score(&source)
+                        .is_some_and(|score| score < GRAYLIST_THRESHOLD)
                 {
                     self.cut_off(source, "gossip score below the graylist threshold");
                 }
@@ -1510,9 +1582,16 @@ impl NetworkActor {
             if target.peer.is_some() || target.dialing.is_some() || target.next_attempt > now {
                 continue;
             }
-            let opts = DialOpts::unknown_peer_id()
-                .address(target.address.clone())
-                .build();
+            let opts = if target.fresh_port {
+                DialOpts::unknown_peer_id()
+                    .address(target.address.clone())
+                    .allocate_new_port()
+                    .build()
+            } else {
+                DialOpts::unknown_peer_id()
+                    .address(target.address.clone())
+                    .build()
+            };
             target.dialing = Some(opts.connection_id());
             if let Err(e) = self.swarm.dial(opts) {
                 debug!(address = %target.address, error = %e, "dial refused");
