@@ -45,8 +45,11 @@ pub fn guarded<T>(what: &str, work: impl FnOnce() -> Result<T, String>) -> Resul
     }
 }
 
-/// One change from its bytes.
+/// One change from its bytes: a single uncompressed change chunk whose columns are
+/// bounded ([`crate::automerge_bounds::check_change`]), then read by Automerge.
 pub fn change(bytes: Vec<u8>) -> Result<Change, String> {
+    crate::automerge_bounds::check_change(&bytes, crate::automerge_bounds::MAX_CHANGE_VALUES)
+        .map_err(|e| format!("refused before decoding: {e}"))?;
     guarded("change", || {
         Change::from_bytes(bytes).map_err(|e| e.to_string())
     })
@@ -88,7 +91,15 @@ mod tests {
         );
         let input = std::fs::read(path).expect("the regression input");
         let at = 6 + u16::from_be_bytes([input[4], input[5]]) as usize + 32 + 64 + 4;
-        let error = change(input[at..].to_vec()).expect_err("refused, not a panic");
+        // Automerge itself panics on it; the guard turns that into an error.
+        let bytes = input[at..].to_vec();
+        let error = guarded("change", || {
+            Change::from_bytes(bytes.clone()).map_err(|e| e.to_string())
+        })
+        .expect_err("refused, not a panic");
         assert!(error.contains("automerge"), "{error}");
+        // The bounds check that runs first already refuses it.
+        let error = change(bytes).expect_err("refused");
+        assert!(error.contains("refused before decoding"), "{error}");
     }
 }
