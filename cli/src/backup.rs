@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use anyhow::Context;
+use passerelle_node::api;
 use passerelle_node::backup::{DocumentBackup, Exported, Imported};
-use passerelle_node::control::Request;
 
 use crate::commands::{Outcome, call};
 use crate::output::{self, table};
@@ -17,8 +17,7 @@ fn absolute(dir: &Path) -> anyhow::Result<std::path::PathBuf> {
 
 pub async fn export(data_dir: &Path, dir: &Path, json: bool) -> anyhow::Result<Outcome> {
     let dir = absolute(dir)?;
-    let written: Vec<Exported> =
-        call(data_dir, Request::ExportAutomerge { dir: dir.clone() }).await?;
+    let written: Vec<Exported> = call(data_dir, api::ExportAutomerge { dir: dir.clone() }).await?;
     if json {
         output::json(&written)?;
         return Ok(Outcome::Done);
@@ -51,7 +50,7 @@ pub async fn import(
     json: bool,
 ) -> anyhow::Result<Outcome> {
     let dir = absolute(dir)?;
-    let imported: Imported = call(data_dir, Request::ImportAutomerge { dir, dry_run }).await?;
+    let imported: Imported = call(data_dir, api::ImportAutomerge { dir, dry_run }).await?;
     let outcome = &imported.outcome;
     if json {
         output::json(&serde_json::json!({

@@ -5,9 +5,9 @@ use std::path::Path;
 use anyhow::Context;
 use std::collections::BTreeMap;
 
+use passerelle_node::api;
 use passerelle_node::cartography::import::{self, Entries, MappingRow};
 use passerelle_node::cartography::{actors::ActorsReport, geojson, hsds, hsds_import, hxl};
-use passerelle_node::control::Request;
 use passerelle_node::directory::{fold, open_drafts};
 use passerelle_node::document::Edit;
 use passerelle_node::model::OrganisationRecord;
@@ -16,11 +16,11 @@ use passerelle_node::node::{EditReceipt, OrganisationView};
 use passerelle_node::reference::Lang;
 
 use crate::args::{ExportCommand, ImportCommand};
-use crate::commands::{Outcome, call};
+use crate::commands::{Outcome, call, items};
 use crate::output::{self, table};
 
 async fn records(data_dir: &Path) -> anyhow::Result<Vec<OrganisationRecord>> {
-    let mut records: Vec<OrganisationRecord> = call(data_dir, Request::Records).await?;
+    let mut records: Vec<OrganisationRecord> = items(data_dir, api::Records {}).await?;
     records.sort_by(|a, b| a.profile.name.cmp(&b.profile.name));
     Ok(records)
 }
@@ -320,7 +320,7 @@ async fn apply_edits(data_dir: &Path, edits: Vec<Edit>) -> anyhow::Result<()> {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     for edit in edits {
-        let _: EditReceipt = call(data_dir, Request::Edit { edit }).await?;
+        let _: EditReceipt = call(data_dir, api::EditOwn { edit }).await?;
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -349,7 +349,7 @@ pub async fn import(
             return crate::backup::import(data_dir, &dir, dry_run, json).await;
         }
     };
-    let view: OrganisationView = call(data_dir, Request::Organisation { org: None }).await?;
+    let view: OrganisationView = call(data_dir, api::Organisation::default()).await?;
     let own = &view.record;
     // This organisation's entries: by its id in the file, else by its name or acronym.
     let is_own = |source: &Source| {
@@ -395,7 +395,7 @@ pub async fn import(
     let mut draft_lines = Vec::new();
     let (mut drafts_unchanged, mut members, mut claimed) = (0, 0, 0);
     if options.drafts {
-        let records: Vec<OrganisationRecord> = call(data_dir, Request::Records).await?;
+        let records: Vec<OrganisationRecord> = items(data_dir, api::Records {}).await?;
         let claims: std::collections::BTreeSet<&String> =
             records.iter().flat_map(|r| r.claims.keys()).collect();
         let source_name = file.file_name().map(|n| n.to_string_lossy().into_owned());
@@ -515,7 +515,7 @@ pub async fn import(
 
 /// `passerelle directory drafts`.
 pub async fn drafts(data_dir: &Path, json: bool) -> anyhow::Result<Outcome> {
-    let records: Vec<OrganisationRecord> = call(data_dir, Request::Records).await?;
+    let records: Vec<OrganisationRecord> = items(data_dir, api::Records {}).await?;
     let drafts = open_drafts(&records);
     if json {
         output::json(&drafts)?;
@@ -558,8 +558,8 @@ pub async fn claim(
     dry_run: bool,
     json: bool,
 ) -> anyhow::Result<Outcome> {
-    let records: Vec<OrganisationRecord> = call(data_dir, Request::Records).await?;
-    let view: OrganisationView = call(data_dir, Request::Organisation { org: None }).await?;
+    let records: Vec<OrganisationRecord> = items(data_dir, api::Records {}).await?;
+    let view: OrganisationView = call(data_dir, api::Organisation::default()).await?;
     let own = &view.record;
     let Some(found) = open_drafts(&records).into_iter().find(|d| d.id == draft) else {
         let claimed = records.iter().find(|r| r.claims.contains_key(draft));

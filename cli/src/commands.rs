@@ -4,8 +4,9 @@
 use std::path::Path;
 
 use anyhow::{Context, bail};
+use passerelle_node::api::{self, Call, ErrorKind, Request, Streamed};
 use passerelle_node::config::{CONFIG_FILE, Config, ConfigFile};
-use passerelle_node::control::{Client, ClientError, ErrorKind, Request};
+use passerelle_node::control::{Client, ClientError};
 use passerelle_node::directory::{SearchQuery, ServiceHit};
 use passerelle_node::document::{Edit, HistoryEntry};
 use passerelle_node::model::{self, Profile};
@@ -66,15 +67,14 @@ pub fn start_config(data_dir: &Path, args: &StartArgs) -> anyhow::Result<Config>
     Ok(config)
 }
 
-pub async fn call<T: serde::de::DeserializeOwned>(
-    data_dir: &Path,
-    request: Request,
-) -> anyhow::Result<T> {
-    // A node that says it is busy has done nothing: ask again, a little later each time.
+/// Sends a [`Call`] to the node of `data_dir` and reads its reply. A node that says it is
+/// busy has done nothing: ask again, a little later each time.
+pub async fn call<C: Call + Clone>(data_dir: &Path, request: C) -> anyhow::Result<C::Reply> {
+    let writes = Into::<Request>::into(request.clone()).writes();
     let mut pause = std::time::Duration::from_millis(100);
     loop {
         let answer = match Client::connect(data_dir).await {
-            Ok(mut client) => client.call(&request).await,
+            Ok(mut client) => client.call(request.clone()).await,
             Err(e) => Err(e),
         };
         match answer {
@@ -84,7 +84,7 @@ pub async fn call<T: serde::de::DeserializeOwned>(
                 tokio::time::sleep(pause).await;
                 pause *= 2;
             }
-            Err(ClientError::Io(e)) if request.writes() => {
+            Err(ClientError::Io(e)) if writes => {
                 return Err(anyhow::anyhow!(
                     "the connection to the node broke before it answered ({e}): the change may or may not have been made; check with `passerelle history` (or `passerelle referral show`) before trying again"
                 ));
@@ -92,6 +92,38 @@ pub async fn call<T: serde::de::DeserializeOwned>(
             other => return Ok(other?),
         }
     }
+}
+
+/// Sends a [`Streamed`] request to the node of `data_dir` and reads the whole answer
+/// (retrying while the node says it is busy, as [`call`]).
+pub async fn collect<S: Streamed + Clone>(
+    data_dir: &Path,
+    request: S,
+) -> anyhow::Result<(S::Head, Vec<S::Item>)> {
+    let mut pause = std::time::Duration::from_millis(100);
+    loop {
+        let answer = match Client::connect(data_dir).await {
+            Ok(mut client) => client.collect(request.clone()).await,
+            Err(e) => Err(e),
+        };
+        match answer {
+            Err(ClientError::Api(e))
+                if e.kind == ErrorKind::Busy && pause < std::time::Duration::from_secs(20) =>
+            {
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
+/// The items of a [`Streamed`] request whose head says nothing.
+pub async fn items<S: Streamed<Head = ()> + Clone>(
+    data_dir: &Path,
+    request: S,
+) -> anyhow::Result<Vec<S::Item>> {
+    Ok(collect(data_dir, request).await?.1)
 }
 
 pub fn init(data_dir: &Path, args: InitArgs, json_out: bool) -> anyhow::Result<Outcome> {
@@ -183,7 +215,7 @@ async fn wait_for_stop_signal() -> anyhow::Result<()> {
 }
 
 pub async fn status(data_dir: &Path, json_out: bool) -> anyhow::Result<Outcome> {
-    let report: StatusReport = call(data_dir, Request::Status).await?;
+    let report: StatusReport = call(data_dir, api::Status {}).await?;
     if json_out {
         output::json(&report)?;
         return Ok(Outcome::Done);
@@ -311,7 +343,7 @@ fn store_check_line(check: &passerelle_node::node::StoreCheckStatus) -> String {
 }
 
 pub async fn peers(data_dir: &Path, json_out: bool) -> anyhow::Result<Outcome> {
-    let report: StatusReport = call(data_dir, Request::Status).await?;
+    let report: StatusReport = call(data_dir, api::Status {}).await?;
     let network = report.network;
     if json_out {
         output::json(&network)?;
@@ -374,7 +406,7 @@ fn parse_json_object(what: &str, text: &str) -> anyhow::Result<Map<String, Value
 }
 
 async fn edit(data_dir: &Path, edit: Edit, json_out: bool, what: &str) -> anyhow::Result<Outcome> {
-    let receipt: EditReceipt = call(data_dir, Request::Edit { edit }).await?;
+    let receipt: EditReceipt = call(data_dir, api::EditOwn { edit }).await?;
     if json_out {
         output::json(&receipt)?;
     } else if receipt.id.is_empty() {
@@ -397,7 +429,7 @@ pub async fn org(
 ) -> anyhow::Result<Outcome> {
     match command {
         OrgCommand::Show { org } => {
-            let view: OrganisationView = call(data_dir, Request::Organisation { org }).await?;
+            let view: OrganisationView = call(data_dir, api::Organisation { org }).await?;
             if json_out {
                 output::json(&view)?;
             } else {
@@ -553,7 +585,7 @@ pub async fn office(
             .await
         }
         OfficeCommand::List { org } => {
-            let view: OrganisationView = call(data_dir, Request::Organisation { org }).await?;
+            let view: OrganisationView = call(data_dir, api::Organisation { org }).await?;
             if json_out {
                 output::json(&view.record.offices)?;
             } else {
@@ -757,7 +789,7 @@ pub async fn service(
             .await
         }
         ServiceCommand::Show { id, org } => {
-            let view: OrganisationView = call(data_dir, Request::Organisation { org }).await?;
+            let view: OrganisationView = call(data_dir, api::Organisation { org }).await?;
             let Some(hit) = hits_of(&view).into_iter().find(|h| h.service_id == id) else {
                 eprintln!(
                     "no service with id {id:?} in {}",
@@ -791,7 +823,7 @@ pub async fn service(
             Ok(Outcome::Done)
         }
         ServiceCommand::List { org } => {
-            let view: OrganisationView = call(data_dir, Request::Organisation { org }).await?;
+            let view: OrganisationView = call(data_dir, api::Organisation { org }).await?;
             let hits = hits_of(&view);
             print_services(&hits, lang, false, json_out)
         }
@@ -873,7 +905,7 @@ pub async fn directory(
         include_inactive: args.include_inactive,
         drafts: args.drafts,
     };
-    let hits: Vec<ServiceHit> = call(data_dir, Request::Search { query }).await?;
+    let hits: Vec<ServiceHit> = items(data_dir, api::Search { query }).await?;
     if args.drafts && !json_out && !hits.is_empty() {
         output::out(&format!(
             "unverified drafts of a historical mapping, published by {} (each organisation claims its own: `passerelle directory claim DRAFT`):",
@@ -893,9 +925,9 @@ pub async fn history(
     args: HistoryArgs,
     json_out: bool,
 ) -> anyhow::Result<Outcome> {
-    let entries: Vec<HistoryEntry> = call(
+    let entries: Vec<HistoryEntry> = items(
         data_dir,
-        Request::History {
+        api::History {
             org: args.org,
             limit: args.limit,
         },

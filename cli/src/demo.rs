@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use passerelle_node::api;
 use passerelle_node::config::Config;
-use passerelle_node::control::{Client, Request};
+use passerelle_node::control::Client;
 use passerelle_node::document::Edit;
 use passerelle_node::membership::Charter;
 use passerelle_node::model::{self, LegalStatus, Office, Profile, Service};
@@ -130,7 +131,7 @@ where
 }
 
 async fn edit(client: &mut Client, edit: Edit) -> anyhow::Result<String> {
-    let receipt: EditReceipt = client.call(&Request::Edit { edit }).await?;
+    let receipt: EditReceipt = client.call(api::EditOwn { edit }).await?;
     Ok(receipt.id)
 }
 
@@ -163,7 +164,7 @@ async fn publish(data_dir: &Path, org: &Organisation) -> anyhow::Result<()> {
 
 async fn heads(data_dir: &Path) -> anyhow::Result<Vec<(String, Vec<String>)>> {
     let mut client = Client::connect(data_dir).await?;
-    let status: StatusReport = client.call(&Request::Status).await?;
+    let status: StatusReport = client.call(api::Status {}).await?;
     let mut heads: Vec<_> = status
         .documents
         .into_iter()
@@ -317,7 +318,7 @@ pub async fn run() -> anyhow::Result<Outcome> {
     step("5. The NGO's shelter is full: it says so once, every node knows");
     let mut client = Client::connect(&nodes[1].data_dir).await?;
     let view: passerelle_node::node::OrganisationView =
-        client.call(&Request::Organisation { org: None }).await?;
+        client.call(api::Organisation::default()).await?;
     if let Some((shelter, _)) = view
         .record
         .services

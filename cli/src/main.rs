@@ -16,7 +16,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use passerelle_node::control::{ClientError, ErrorKind};
+use passerelle_node::api::ErrorKind;
+use passerelle_node::control::ClientError;
 
 use args::{Cli, Command};
 use commands::Outcome;

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use passerelle_node::control::Request;
+use passerelle_node::api;
 use passerelle_node::membership::{Amendment, Charter, NetworkId};
 use passerelle_node::node::{self, Decision, DecisionReceipt, MembershipView, StatusReport};
 use passerelle_node::reference::taxonomy::TAXONOMY_VERSION;
@@ -42,7 +42,7 @@ fn parse_invitation(text: &str) -> anyhow::Result<(NetworkId, Vec<String>)> {
 }
 
 async fn decide(data_dir: &Path, decision: Decision, json_out: bool) -> anyhow::Result<Outcome> {
-    let receipt: DecisionReceipt = call(data_dir, Request::Decide { decision }).await?;
+    let receipt: DecisionReceipt = call(data_dir, api::Decide { decision }).await?;
     if json_out {
         output::json(&receipt)?;
     } else if receipt.change.is_empty() {
@@ -103,7 +103,7 @@ pub async fn network(
             Ok(Outcome::Done)
         }
         NetworkCommand::Invite { address } => {
-            let status: StatusReport = call(data_dir, Request::Status).await?;
+            let status: StatusReport = call(data_dir, api::Status {}).await?;
             let Some(network) = status.membership.network_id.clone() else {
                 bail!("network: this node is in no network yet");
             };
@@ -135,7 +135,7 @@ pub async fn network(
             Ok(Outcome::Done)
         }
         NetworkCommand::Show => {
-            let view: MembershipView = call(data_dir, Request::Membership).await?;
+            let view: MembershipView = call(data_dir, api::Membership {}).await?;
             if json_out {
                 output::json(&view)?;
                 return Ok(Outcome::Done);
@@ -206,7 +206,7 @@ pub async fn member(
             decide(data_dir, Decision::Revoke { org, reason }, json_out).await
         }
         MemberCommand::List => {
-            let view: MembershipView = call(data_dir, Request::Membership).await?;
+            let view: MembershipView = call(data_dir, api::Membership {}).await?;
             if json_out {
                 output::json(&view)?;
                 return Ok(Outcome::Done);

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use passerelle_node::control::Request;
+use passerelle_node::api;
 use passerelle_node::identity::OrgId;
 use passerelle_node::node::{
     CaseState, ListFilter, ReferralList, ReferralReply, ReferralRequest, ReferralView,
@@ -17,18 +17,37 @@ use passerelle_node::referral::matching::MatchQuery;
 use passerelle_node::referral::report::Report;
 
 use crate::args::{ListArgs, MatchArgs, ReferralCommand, SendArgs};
-use crate::commands::{Outcome, call};
+use crate::commands::{Outcome, call, collect, items};
 use crate::output::{self, fields, table, time};
 
+/// Asks the node; the board and the audit log, which grow, come as streams.
 async fn ask(data_dir: &Path, referral: ReferralRequest) -> anyhow::Result<ReferralReply> {
-    call(
-        data_dir,
-        Request::Referral {
-            referral,
-            operator: std::env::var("USER").ok(),
-        },
-    )
-    .await
+    match referral {
+        ReferralRequest::List { filter } => {
+            let (head, entries) = collect(data_dir, api::Board { filter }).await?;
+            Ok(ReferralReply::List(ReferralList {
+                entries,
+                total: head.total,
+                names: head.names,
+                own: head.own,
+                now: head.now,
+                case_files_held: head.case_files_held,
+            }))
+        }
+        ReferralRequest::Audit { id } => Ok(ReferralReply::Audit(
+            items(data_dir, api::Audit { id }).await?,
+        )),
+        referral => {
+            call(
+                data_dir,
+                api::Referral {
+                    referral,
+                    operator: std::env::var("USER").ok(),
+                },
+            )
+            .await
+        }
+    }
 }
 
 /// An organisation from an id, or from a part of its name among the organisations this
@@ -37,7 +56,7 @@ async fn resolve_org(data_dir: &Path, field: &str, text: &str) -> anyhow::Result
     if let Ok(org) = text.parse::<OrgId>() {
         return Ok(org);
     }
-    let status: StatusReport = call(data_dir, Request::Status).await?;
+    let status: StatusReport = call(data_dir, api::Status {}).await?;
     let wanted = text.to_lowercase();
     let found: Vec<(String, String)> = status
         .documents

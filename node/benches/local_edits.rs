@@ -7,8 +7,9 @@
 
 use std::time::{Duration, Instant};
 
+use passerelle_node::api;
 use passerelle_node::config::Config;
-use passerelle_node::control::{Client, Request};
+use passerelle_node::control::Client;
 use passerelle_node::directory::{SearchQuery, ServiceHit};
 use passerelle_node::document::Edit;
 use passerelle_node::envelope::{DocumentId, SignedChange};
@@ -193,7 +194,7 @@ fn main() {
                 id: String::new(),
                 service: service(services + i),
             };
-            let _: EditReceipt = client.call(&Request::Edit { edit }).await.expect("edit");
+            let _: EditReceipt = client.call(api::EditOwn { edit }).await.expect("edit");
         }
         row(
             "local edits over the control socket",
@@ -207,7 +208,7 @@ fn main() {
         for _ in 0..50 {
             let start = Instant::now();
             let hits: Vec<ServiceHit> = client
-                .call(&Request::Search {
+                .collect(api::Search {
                     query: SearchQuery {
                         region: Some("CM005".into()),
                         text: Some("formation".into()),
@@ -215,7 +216,8 @@ fn main() {
                     },
                 })
                 .await
-                .expect("search");
+                .expect("search")
+                .1;
             assert!(!hits.is_empty());
             times.push(start.elapsed());
         }

@@ -4,34 +4,30 @@
 //! - Transport: a Unix domain socket in the data folder (`control.sock`, mode 0600, in a
 //!   folder of mode 0700), so only the node's own user can reach it; it is never reachable
 //!   from the network.
-//! - Framing: one JSON [`Request`] per line; one JSON response per line, either
-//!   `{"ok": …}` or `{"error": {"kind": …, "message": …}}` ([`ApiError`]). A connection may
-//!   carry several requests in turn. A line longer than [`MAX_LINE_BYTES`] closes the
-//!   connection with an error.
+//! - Protocol: [`crate::api`]: one JSON request per line, answered by one line (a call) or
+//!   by a head, items and an end (a stream). A connection may carry several requests in
+//!   turn. A request line longer than [`api::MAX_REQUEST_BYTES`] closes the connection
+//!   with an error.
 //! - Load: at most [`MAX_CONCURRENT_REQUESTS`] requests are worked on at once; the others
 //!   wait their turn in order, up to [`MAX_QUEUE_WAIT`], then are answered `busy`. An idle
 //!   connection holds no turn, and is closed after [`IDLE_TIMEOUT`] without a complete
 //!   request. Beyond [`MAX_CONNECTIONS`] open connections, a new one is answered `busy`
 //!   and closed; the CLI retries a `busy` answer by itself.
-//! - The request and response types are shared with the CLI, so both sides always agree.
+//! - [`answer`] turns a request into its answer on a [`NodeHandle`]; the socket server and
+//!   any other front end (the web page) share it.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
+use serde_json::value::RawValue;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
-use crate::directory::SearchQuery;
-use crate::document::Edit;
-use crate::identity::OrgId;
-use crate::node::{NodeError, NodeHandle};
+use crate::api::{self, ApiError, Call, ErrorKind, Frame, Request, StreamEnd, Streamed};
+use crate::node::{NodeError, NodeHandle, ReferralReply, ReferralRequest};
 
-/// Longest request or response line, in bytes.
-pub const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
 /// Most requests worked on at once; more wait their turn (up to [`MAX_QUEUE_WAIT`]).
 pub const MAX_CONCURRENT_REQUESTS: usize = 64;
 /// Most control connections open at once; one more is answered "busy" and closed.
@@ -40,161 +36,155 @@ pub const MAX_CONNECTIONS: usize = 1024;
 pub const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// Longest a request waits for its turn before it is answered "busy".
 pub const MAX_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
-/// Longest the node waits for a caller to take its answer.
+/// Longest the node waits for a caller to take one line of its answer.
 pub const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// A request to the node.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "request", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Request {
-    /// The node's status ([`crate::node::StatusReport`]).
-    Status,
-    /// An organisation's profile, offices and services ([`crate::node::OrganisationView`]).
-    Organisation {
-        /// Which organisation; this node's own if absent.
-        #[serde(default)]
-        org: Option<OrgId>,
-    },
-    /// An edit of this node's organisation ([`crate::node::EditReceipt`]).
-    Edit {
-        /// The edit.
-        edit: Edit,
-    },
-    /// A directory search (a list of [`crate::directory::ServiceHit`]).
-    Search {
-        /// The query.
-        query: SearchQuery,
-    },
-    /// A document's signed change log (a list of [`crate::document::HistoryEntry`]).
-    History {
-        /// Which organisation; this node's own if absent.
-        #[serde(default)]
-        org: Option<OrgId>,
-        /// Most entries, newest first.
-        limit: usize,
-    },
-    /// The network: charter, members, proposals, requests ([`crate::node::MembershipView`]).
-    Membership,
-    /// A membership decision ([`crate::node::DecisionReceipt`]).
-    Decide {
-        /// The decision.
-        decision: crate::node::Decision,
-    },
-    /// Every organisation record held (a list of [`crate::model::OrganisationRecord`]): the
-    /// directory for exports and reports.
-    Records,
-    /// Writes a backup of every document into a folder ([`crate::backup::export_with`];
-    /// a list of [`crate::backup::Exported`]).
-    ExportAutomerge {
-        /// An absolute path (created if missing).
-        dir: std::path::PathBuf,
-    },
-    /// Verifies a backup folder and merges it ([`crate::backup::import_with`];
-    /// [`crate::backup::Imported`]).
-    ImportAutomerge {
-        /// An absolute path.
-        dir: std::path::PathBuf,
-        /// Verify only.
-        #[serde(default)]
-        dry_run: bool,
-    },
-    /// A referral request ([`crate::node::ReferralReply`]).
-    Referral {
-        /// What to do.
-        referral: crate::node::ReferralRequest,
-        /// The operator's name as the CLI knows it (`$USER`), for the audit log; the node
-        /// adds the Unix uid of the connecting process.
-        #[serde(default)]
-        operator: Option<String>,
+/// An answer, before it is written.
+pub enum Answer {
+    /// One line.
+    One(Frame),
+    /// A head, then items made one at a time as they are written.
+    Stream {
+        /// The head.
+        head: Box<RawValue>,
+        /// The items, each serialised when its turn comes.
+        items: Box<dyn Iterator<Item = serde_json::Result<Box<RawValue>>> + Send>,
     },
 }
 
-impl Request {
-    /// True if the request may write something (an edit, a decision, a referral step, an
-    /// import): if the connection breaks before the answer, it may or may not have been
-    /// done.
-    pub fn writes(&self) -> bool {
-        use crate::node::ReferralRequest as R;
+impl std::fmt::Debug for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Request::Edit { .. } | Request::Decide { .. } => true,
-            Request::ImportAutomerge { dry_run, .. } => !dry_run,
-            Request::ExportAutomerge { .. } => false,
-            Request::Referral { referral, .. } => matches!(
-                referral,
-                R::Send { .. }
-                    | R::Move { .. }
-                    | R::Propose { .. }
-                    | R::Assign { .. }
-                    | R::Erase { .. }
-            ),
-            Request::Status
-            | Request::Organisation { .. }
-            | Request::Search { .. }
-            | Request::History { .. }
-            | Request::Membership
-            | Request::Records => false,
+            Answer::One(frame) => f.debug_tuple("One").field(frame).finish(),
+            Answer::Stream { head, .. } => f.debug_struct("Stream").field("head", head).finish(),
         }
     }
 }
 
-/// Kinds of error the API returns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorKind {
-    /// The request's input was refused; nothing was written.
-    InvalidInput,
-    /// The thing asked for does not exist.
-    NotFound,
-    /// The request could not be read.
-    BadRequest,
-    /// The node failed (store, keys, …).
-    Internal,
-    /// The node has too much to do right now: nothing was done; retry.
-    Busy,
+fn internal(e: impl std::fmt::Display) -> Frame {
+    Frame::Error(ApiError::new(ErrorKind::Internal, e.to_string()))
 }
 
-/// An error the node returns.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[error("{message}")]
-pub struct ApiError {
-    /// What kind of error.
-    pub kind: ErrorKind,
-    /// The field at fault, for invalid input.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-    /// A message for people.
-    pub message: String,
+/// The answer to a [`Call`] `_request`: the reply's type is the one the request names.
+fn reply<C: Call>(_request: &C, result: Result<C::Reply, NodeError>) -> Answer {
+    Answer::One(match result {
+        Ok(value) => match serde_json::value::to_raw_value(&value) {
+            Ok(value) => Frame::Ok(value),
+            Err(e) => internal(e),
+        },
+        Err(e) => Frame::Error(e.into()),
+    })
 }
 
-impl From<NodeError> for ApiError {
-    fn from(e: NodeError) -> Self {
-        match e {
-            NodeError::Invalid(v) => Self {
-                kind: ErrorKind::InvalidInput,
-                message: v.to_string(),
-                field: Some(v.field),
+/// The answer to a [`Streamed`] request `_request`.
+fn stream<S, I>(_request: &S, result: Result<(S::Head, I), NodeError>) -> Answer
+where
+    S: Streamed,
+    I: IntoIterator<Item = S::Item>,
+    I::IntoIter: Send + 'static,
+    S::Item: 'static,
+{
+    match result {
+        Ok((head, items)) => match serde_json::value::to_raw_value(&head) {
+            Ok(head) => Answer::Stream {
+                head,
+                items: Box::new(
+                    items
+                        .into_iter()
+                        .map(|item| serde_json::value::to_raw_value(&item)),
+                ),
             },
-            NodeError::NotFound(message) => Self {
-                kind: ErrorKind::NotFound,
-                field: None,
-                message,
-            },
-            other => Self {
-                kind: ErrorKind::Internal,
-                field: None,
-                message: other.to_string(),
-            },
+            Err(e) => Answer::One(internal(e)),
+        },
+        Err(e) => Answer::One(Frame::Error(e.into())),
+    }
+}
+
+/// Answers `request` on the node of `handle`; `by` names who asks, for the audit log
+/// (the caller's account, or its Unix uid).
+pub async fn answer(handle: &NodeHandle, request: Request, by: &str) -> Answer {
+    let by_operator = |operator: &Option<String>| match operator {
+        Some(name) => format!("{} ({by})", name.chars().take(64).collect::<String>()),
+        None => by.to_owned(),
+    };
+    match request {
+        Request::Version(r) => reply(
+            &r,
+            Ok(api::ApiVersion {
+                api: api::API_VERSION,
+                node: env!("CARGO_PKG_VERSION").to_owned(),
+            }),
+        ),
+        Request::Status(r) => reply(&r, handle.status().await),
+        Request::Organisation(r) => reply(&r, handle.organisation(r.org).await),
+        Request::Edit(r) => reply(&r, handle.edit(r.edit.clone()).await),
+        Request::Search(r) => stream(&r, handle.search(r.query.clone()).await.map(|h| ((), h))),
+        Request::History(r) => stream(&r, handle.history(r.org, r.limit).await.map(|h| ((), h))),
+        Request::Membership(r) => reply(&r, handle.membership().await),
+        Request::Decide(r) => reply(&r, handle.decide(r.decision.clone()).await),
+        Request::Records(r) => stream(&r, handle.records().await.map(|h| ((), h))),
+        Request::ExportAutomerge(r) => reply(&r, crate::backup::export_with(handle, &r.dir).await),
+        Request::ImportAutomerge(r) => reply(
+            &r,
+            crate::backup::import_with(handle, &r.dir, r.dry_run).await,
+        ),
+        Request::Referral(r) => {
+            if matches!(
+                r.referral,
+                ReferralRequest::List { .. } | ReferralRequest::Audit { .. }
+            ) {
+                return Answer::One(Frame::Error(ApiError::new(
+                    ErrorKind::BadRequest,
+                    "the board and the audit log are streamed: ask with the `board` and `audit` requests",
+                )));
+            }
+            let by = by_operator(&r.operator);
+            reply(&r, handle.referral(r.referral.clone(), by).await)
+        }
+        Request::Board(r) => {
+            let list = handle
+                .referral(
+                    ReferralRequest::List {
+                        filter: r.filter.clone(),
+                    },
+                    by,
+                )
+                .await
+                .and_then(|reply| match reply {
+                    ReferralReply::List(list) => Ok((
+                        api::BoardHead {
+                            total: list.total,
+                            names: list.names,
+                            own: list.own,
+                            now: list.now,
+                            case_files_held: list.case_files_held,
+                        },
+                        list.entries,
+                    )),
+                    other => Err(unexpected(other)),
+                });
+            stream(&r, list)
+        }
+        Request::Audit(r) => {
+            let log = handle
+                .referral(ReferralRequest::Audit { id: r.id.clone() }, by)
+                .await
+                .and_then(|reply| match reply {
+                    ReferralReply::Audit(entries) => Ok(((), entries)),
+                    other => Err(unexpected(other)),
+                });
+            stream(&r, log)
         }
     }
 }
 
-/// The answer on the wire. The `ok` payload is kept as raw JSON text, so large answers are
-/// written and read once, without an intermediate JSON tree.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum Response {
-    Ok(Box<serde_json::value::RawValue>),
-    Error(ApiError),
+fn unexpected(reply: ReferralReply) -> NodeError {
+    NodeError::Io {
+        context: "answering a referral request".into(),
+        source: std::io::Error::other(format!(
+            "the node gave an answer of another kind: {reply:?}"
+        )),
+    }
 }
 
 /// Binds the control socket, refusing if a node already answers on it and removing a stale
@@ -269,18 +259,15 @@ pub async fn serve(listener: UnixListener, handle: NodeHandle, mut stop: watch::
     connections.shutdown().await;
 }
 
-fn busy(message: &str) -> Response {
-    Response::Error(ApiError {
-        kind: ErrorKind::Busy,
-        field: None,
-        message: message.to_owned(),
-    })
+fn busy(message: &str) -> Frame {
+    Frame::Error(ApiError::new(ErrorKind::Busy, message))
 }
 
 async fn refuse_busy(stream: UnixStream) {
     let (_, mut write) = stream.into_split();
     let answer = busy("the node has too many control connections open; retry in a moment");
-    let _ = tokio::time::timeout(WRITE_TIMEOUT, write_line(&mut write, &answer)).await;
+    let _ = write_frame(&mut write, &answer).await;
+    let _ = write.flush().await;
 }
 
 async fn serve_connection(
@@ -293,13 +280,14 @@ async fn serve_connection(
         .peer_cred()
         .map(|c| format!("uid {}", c.uid()))
         .unwrap_or_else(|_| "uid unknown".into());
-    let (read, mut write) = stream.into_split();
+    let (read, write) = stream.into_split();
     let mut reader = BufReader::new(read);
+    let mut write = BufWriter::new(write);
     loop {
         let line = tokio::select! {
             biased;
             _ = stop.changed() => return Ok(()),
-            line = tokio::time::timeout(IDLE_TIMEOUT, read_line(&mut reader)) => match line {
+            line = tokio::time::timeout(IDLE_TIMEOUT, read_line(&mut reader, api::MAX_REQUEST_BYTES, "request")) => match line {
                 Ok(line) => line,
                 Err(_) => {
                     debug!("idle control connection closed");
@@ -307,95 +295,83 @@ async fn serve_connection(
                 }
             },
         };
-        let response = match line {
+        let answer = match line {
             Ok(None) => return Ok(()),
             Ok(Some(line)) => match serde_json::from_slice::<Request>(&line) {
                 Ok(request) => {
                     // Wait for a turn; the turn is held while the request is worked on.
                     match tokio::time::timeout(MAX_QUEUE_WAIT, turns.clone().acquire_owned()).await
                     {
-                        Ok(Ok(_turn)) => dispatch(&handle, request, &uid).await,
+                        Ok(Ok(_turn)) => answer(&handle, request, &uid).await,
                         Ok(Err(_)) => return Ok(()),
-                        Err(_) => busy("the node is busy with other requests; retry in a moment"),
+                        Err(_) => Answer::One(busy(
+                            "the node is busy with other requests; retry in a moment",
+                        )),
                     }
                 }
-                Err(e) => Response::Error(ApiError {
-                    kind: ErrorKind::BadRequest,
-                    field: None,
-                    message: format!("malformed request: {e}"),
-                }),
+                Err(e) => Answer::One(Frame::Error(ApiError::new(
+                    ErrorKind::BadRequest,
+                    format!("malformed request: {e}"),
+                ))),
             },
             Err(e) => {
-                let response = Response::Error(ApiError {
-                    kind: ErrorKind::BadRequest,
-                    field: None,
-                    message: e.to_string(),
-                });
-                let _ =
-                    tokio::time::timeout(WRITE_TIMEOUT, write_line(&mut write, &response)).await;
+                let refusal = Frame::Error(ApiError::new(ErrorKind::BadRequest, e.to_string()));
+                let _ = write_frame(&mut write, &refusal).await;
+                let _ = tokio::time::timeout(WRITE_TIMEOUT, write.flush()).await;
                 return Err(e);
             }
         };
-        tokio::time::timeout(WRITE_TIMEOUT, write_line(&mut write, &response))
-            .await
-            .map_err(|_| {
-                std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "the caller did not read its answer",
-                )
-            })??;
+        write_answer(&mut write, answer).await?;
     }
 }
 
-async fn write_line(
-    write: &mut tokio::net::unix::OwnedWriteHalf,
-    response: &Response,
-) -> std::io::Result<()> {
-    let mut bytes = serde_json::to_vec(response).map_err(std::io::Error::other)?;
+/// Writes an answer; a caller that does not take a line of it within [`WRITE_TIMEOUT`]
+/// is dropped.
+async fn write_answer<W: AsyncWrite + Unpin>(write: &mut W, answer: Answer) -> std::io::Result<()> {
+    match answer {
+        Answer::One(frame) => write_frame(write, &frame).await?,
+        Answer::Stream { head, items } => {
+            write_frame(write, &Frame::Head(head)).await?;
+            let mut count = 0;
+            for item in items {
+                match item {
+                    Ok(item) => write_frame(write, &Frame::Item(item)).await?,
+                    Err(e) => {
+                        // Ended with an error: the caller sees the stream was cut short.
+                        return write_frame(write, &internal(e)).await;
+                    }
+                }
+                count += 1;
+            }
+            write_frame(write, &Frame::End(StreamEnd { count })).await?;
+        }
+    }
+    tokio::time::timeout(WRITE_TIMEOUT, write.flush())
+        .await
+        .map_err(|_| timed_out())?
+}
+
+fn timed_out() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "the caller did not read its answer",
+    )
+}
+
+async fn write_frame<W: AsyncWrite + Unpin>(write: &mut W, frame: &Frame) -> std::io::Result<()> {
+    let mut bytes = serde_json::to_vec(frame).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
-    write.write_all(&bytes).await?;
-    write.flush().await
+    tokio::time::timeout(WRITE_TIMEOUT, write.write_all(&bytes))
+        .await
+        .map_err(|_| timed_out())?
 }
 
-async fn dispatch(handle: &NodeHandle, request: Request, uid: &str) -> Response {
-    fn json<T: Serialize>(result: Result<T, NodeError>) -> Response {
-        match result {
-            Ok(value) => match serde_json::value::to_raw_value(&value) {
-                Ok(value) => Response::Ok(value),
-                Err(e) => Response::Error(ApiError {
-                    kind: ErrorKind::Internal,
-                    field: None,
-                    message: e.to_string(),
-                }),
-            },
-            Err(e) => Response::Error(e.into()),
-        }
-    }
-    match request {
-        Request::Status => json(handle.status().await),
-        Request::Organisation { org } => json(handle.organisation(org).await),
-        Request::Edit { edit } => json(handle.edit(edit).await),
-        Request::Search { query } => json(handle.search(query).await),
-        Request::History { org, limit } => json(handle.history(org, limit).await),
-        Request::Membership => json(handle.membership().await),
-        Request::Decide { decision } => json(handle.decide(decision).await),
-        Request::Records => json(handle.records().await),
-        Request::ExportAutomerge { dir } => json(crate::backup::export_with(handle, &dir).await),
-        Request::ImportAutomerge { dir, dry_run } => {
-            json(crate::backup::import_with(handle, &dir, dry_run).await)
-        }
-        Request::Referral { referral, operator } => {
-            let by = match operator {
-                Some(name) => format!("{} ({uid})", name.chars().take(64).collect::<String>()),
-                None => uid.to_owned(),
-            };
-            json(handle.referral(referral, by).await)
-        }
-    }
-}
-
-/// Reads one line of at most [`MAX_LINE_BYTES`]; `None` at end of stream.
-async fn read_line<R: AsyncBufRead + Unpin>(reader: &mut R) -> std::io::Result<Option<Vec<u8>>> {
+/// Reads one line of at most `limit` bytes; `None` at end of stream.
+async fn read_line<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    limit: usize,
+    what: &str,
+) -> std::io::Result<Option<Vec<u8>>> {
     let mut line = Vec::new();
     loop {
         let available = reader.fill_buf().await?;
@@ -413,10 +389,10 @@ async fn read_line<R: AsyncBufRead + Unpin>(reader: &mut R) -> std::io::Result<O
             }
         };
         reader.consume(used);
-        if line.len() > MAX_LINE_BYTES {
+        if line.len() > limit {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
-                format!("request longer than {MAX_LINE_BYTES} bytes"),
+                format!("{what} line longer than {limit} bytes"),
             ));
         }
         if done {
@@ -447,6 +423,15 @@ pub enum ClientError {
     /// The node's answer could not be read.
     #[error("unreadable answer from the node: {0}")]
     Decode(String),
+    /// The running node speaks another version of the API.
+    #[error(
+        "the running node speaks {node}, this command control API {API}: restart the node with this release (or use the command of the node's release)",
+        API = api::API_VERSION
+    )]
+    Version {
+        /// What the node said of its version.
+        node: String,
+    },
 }
 
 /// A connection to a node's control API.
@@ -473,11 +458,10 @@ impl Client {
                     pause *= 2;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    return Err(ClientError::Api(ApiError {
-                        kind: ErrorKind::Busy,
-                        field: None,
-                        message: "the node is running but accepts no more control connections right now; retry".into(),
-                    }));
+                    return Err(ClientError::Api(ApiError::new(
+                        ErrorKind::Busy,
+                        "the node is running but accepts no more control connections right now; retry",
+                    )));
                 }
                 Err(_) => {
                     return Err(ClientError::NotRunning {
@@ -494,26 +478,195 @@ impl Client {
         })
     }
 
-    /// Sends `request` and decodes the answer as `T`.
-    pub async fn call<T: DeserializeOwned>(&mut self, request: &Request) -> Result<T, ClientError> {
+    async fn send(&mut self, request: &Request) -> Result<(), ClientError> {
         let mut bytes =
             serde_json::to_vec(request).map_err(|e| ClientError::Decode(e.to_string()))?;
         bytes.push(b'\n');
         self.writer.write_all(&bytes).await?;
         self.writer.flush().await?;
-        let line = read_line(&mut self.reader).await?.ok_or_else(|| {
-            ClientError::Io(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "the node closed the connection",
-            ))
-        })?;
-        match serde_json::from_slice::<Response>(&line)
-            .map_err(|e| ClientError::Decode(e.to_string()))?
-        {
-            Response::Ok(value) => {
+        Ok(())
+    }
+
+    async fn frame(&mut self) -> Result<Frame, ClientError> {
+        let line = read_line(&mut self.reader, api::MAX_FRAME_BYTES, "answer")
+            .await?
+            .ok_or_else(|| {
+                ClientError::Io(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the node closed the connection",
+                ))
+            })?;
+        serde_json::from_slice::<Frame>(&line).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// A request the node could not read, or an answer of another shape, is most often a
+    /// node of another release: say so when it is.
+    async fn explain(&mut self, error: ClientError) -> ClientError {
+        let suspicious = matches!(
+            &error,
+            ClientError::Decode(_)
+                | ClientError::Api(ApiError {
+                    kind: ErrorKind::BadRequest,
+                    ..
+                })
+        );
+        if !suspicious {
+            return error;
+        }
+        let asked: Result<api::ApiVersion, ClientError> =
+            Box::pin(self.call_once(api::Version {})).await;
+        match asked {
+            Ok(version) if version.api == api::API_VERSION => error,
+            Ok(version) => ClientError::Version {
+                node: format!("control API {} (passerelle {})", version.api, version.node),
+            },
+            Err(ClientError::Api(ApiError {
+                kind: ErrorKind::BadRequest,
+                ..
+            }))
+            | Err(ClientError::Decode(_)) => ClientError::Version {
+                node: "an older control API (1)".into(),
+            },
+            Err(_) => error,
+        }
+    }
+
+    async fn call_once<C: Call>(&mut self, request: C) -> Result<C::Reply, ClientError> {
+        self.send(&request.into()).await?;
+        match self.frame().await? {
+            Frame::Ok(value) => {
                 serde_json::from_str(value.get()).map_err(|e| ClientError::Decode(e.to_string()))
             }
-            Response::Error(e) => Err(ClientError::Api(e)),
+            Frame::Error(e) => Err(ClientError::Api(e)),
+            other => Err(ClientError::Decode(format!(
+                "expected one answer, got {}",
+                frame_kind(&other)
+            ))),
+        }
+    }
+
+    /// Sends a [`Call`] and reads its reply.
+    pub async fn call<C: Call>(&mut self, request: C) -> Result<C::Reply, ClientError> {
+        match self.call_once(request).await {
+            Ok(reply) => Ok(reply),
+            Err(e) => Err(self.explain(e).await),
+        }
+    }
+
+    /// Sends a [`Streamed`] request and reads its head; the items follow with
+    /// [`Items::next`].
+    pub async fn stream<S: Streamed>(&mut self, request: S) -> Result<Items<'_, S>, ClientError> {
+        let head = async {
+            self.send(&request.into()).await?;
+            match self.frame().await? {
+                Frame::Head(head) => serde_json::from_str::<S::Head>(head.get())
+                    .map_err(|e| ClientError::Decode(e.to_string())),
+                Frame::Error(e) => Err(ClientError::Api(e)),
+                other => Err(ClientError::Decode(format!(
+                    "expected the head of a stream, got {}",
+                    frame_kind(&other)
+                ))),
+            }
+        }
+        .await;
+        match head {
+            Ok(head) => Ok(Items {
+                client: self,
+                head,
+                received: 0,
+                done: false,
+            }),
+            Err(e) => Err(self.explain(e).await),
+        }
+    }
+
+    /// Sends a [`Streamed`] request and reads the whole answer.
+    pub async fn collect<S: Streamed>(
+        &mut self,
+        request: S,
+    ) -> Result<(S::Head, Vec<S::Item>), ClientError> {
+        let mut items = self.stream(request).await?;
+        let mut all = Vec::new();
+        while let Some(item) = items.next().await? {
+            all.push(item);
+        }
+        Ok((items.into_head(), all))
+    }
+}
+
+fn frame_kind(frame: &Frame) -> &'static str {
+    match frame {
+        Frame::Ok(_) => "a single answer",
+        Frame::Head(_) => "the head of a stream",
+        Frame::Item(_) => "an item",
+        Frame::End(_) => "the end of a stream",
+        Frame::Error(_) => "an error",
+    }
+}
+
+/// The items of a streamed answer, read as they come.
+#[derive(Debug)]
+pub struct Items<'a, S: Streamed> {
+    client: &'a mut Client,
+    head: S::Head,
+    received: u64,
+    done: bool,
+}
+
+impl<S: Streamed> Items<'_, S> {
+    /// The head, read before the items.
+    pub fn head(&self) -> &S::Head {
+        &self.head
+    }
+
+    /// The head, kept once the items are read.
+    pub fn into_head(self) -> S::Head {
+        self.head
+    }
+
+    /// The next item; `None` at the end of a complete stream. A stream the node ended
+    /// with an error, or that ended before the count it announced, is an error.
+    pub async fn next(&mut self) -> Result<Option<S::Item>, ClientError> {
+        if self.done {
+            return Ok(None);
+        }
+        let frame = self.client.frame().await;
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(e) => {
+                self.done = true;
+                return Err(e);
+            }
+        };
+        match frame {
+            Frame::Item(item) => {
+                self.received += 1;
+                serde_json::from_str(item.get())
+                    .map(Some)
+                    .map_err(|e| ClientError::Decode(e.to_string()))
+            }
+            Frame::End(StreamEnd { count }) if count == self.received => {
+                self.done = true;
+                Ok(None)
+            }
+            Frame::End(StreamEnd { count }) => {
+                self.done = true;
+                Err(ClientError::Decode(format!(
+                    "the node announced {count} items and sent {}",
+                    self.received
+                )))
+            }
+            Frame::Error(e) => {
+                self.done = true;
+                Err(ClientError::Api(e))
+            }
+            other => {
+                self.done = true;
+                Err(ClientError::Decode(format!(
+                    "expected an item, got {}",
+                    frame_kind(&other)
+                )))
+            }
         }
     }
 }

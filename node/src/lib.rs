@@ -21,6 +21,7 @@
 //! - [`control`]: the local control API (Unix socket, JSON lines) and its client.
 //! - [`config`]: the node's configuration and the data folder's layout.
 
+pub mod api;
 pub mod automerge_bounds;
 pub mod automerge_de;
 pub mod automerge_guard;

@@ -24,8 +24,7 @@ use std::time::{Duration, Instant};
 
 use passerelle_node::directory::SearchQuery;
 use passerelle_node::envelope::SignedChange;
-use passerelle_node::membership::{AdmissionRequest, SignedRequest};
-use passerelle_node::node::{Decision, ListFilter, ReferralReply, ReferralRequest};
+use passerelle_node::node::{ListFilter, ReferralReply, ReferralRequest};
 use passerelle_node::referral::lifecycle::Status;
 use passerelle_tests::dataset::{DatasetSize, generate};
 use passerelle_tests::{TestNode, copy_folder};
@@ -233,53 +232,13 @@ fn main() {
         node.start().await;
         let handle = node.handle();
         let started = Instant::now();
-        for organisation in &dataset.organisations {
-            let request = AdmissionRequest {
-                network,
-                org: organisation.secret.org_id(),
-                name: organisation.name.clone(),
-                message: String::new(),
-                created: 1,
-            };
-            let signed = SignedRequest::sign(&request, &organisation.secret).expect("request");
-            handle
-                .admission_received(
-                    serde_json::to_vec(&signed).expect("json"),
-                    organisation.secret.org_id(),
-                )
-                .await
-                .expect("request");
-            handle
-                .decide(Decision::Approve {
-                    org: organisation.secret.org_id(),
-                })
-                .await
-                .expect("admit");
-        }
+        dataset.admit_all(&handle, network).await;
         let admitted = started.elapsed();
 
         // 1. Ingest: every signed change, in batches, verified, checked, applied, flushed.
         let started = Instant::now();
-        let mut batch = Vec::with_capacity(BATCH);
-        let mut applied = 0;
-        for bytes in dataset.organisations.iter().flat_map(|o| &o.changes) {
-            batch.push(bytes.clone());
-            if batch.len() == BATCH {
-                let outcome = handle
-                    .apply_remote(std::mem::take(&mut batch), None)
-                    .await
-                    .expect("ingest");
-                assert!(outcome.rejected.is_empty(), "{:?}", outcome.rejected);
-                applied += outcome.applied;
-            }
-        }
-        if !batch.is_empty() {
-            let outcome = handle.apply_remote(batch, None).await.expect("ingest");
-            assert!(outcome.rejected.is_empty(), "{:?}", outcome.rejected);
-            applied += outcome.applied;
-        }
+        dataset.ingest(&handle, BATCH).await;
         let ingest = started.elapsed();
-        assert_eq!(applied, changes, "every change applied");
         let rate = changes as f64 / ingest.as_secs_f64();
         row(
             "ingest: verified, checked, applied, durable",

@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 
 use passerelle_node::document::{Edit, OrganisationDocument};
 use passerelle_node::identity::SigningSecret;
+use passerelle_node::membership::{AdmissionRequest, NetworkId, SignedRequest};
 use passerelle_node::model::{self, LegalStatus, Profile, Service};
+use passerelle_node::node::{Decision, NodeHandle};
 use passerelle_node::reference::taxonomy;
 use passerelle_node::referral::board::{MoveRecord, Priority, SentReferral};
 use passerelle_node::referral::lifecycle::{Move, Outcome, Reason, Status};
@@ -349,6 +351,62 @@ pub fn generate(size: DatasetSize, seed: u64) -> Dataset {
         organisations,
         services: size.services,
         referrals_by_status,
+    }
+}
+
+impl Dataset {
+    /// Admits every organisation of the dataset into `network` on the node of `handle`
+    /// (a founder whose charter admits by one approval): each signs its admission request,
+    /// the node approves it.
+    pub async fn admit_all(&self, handle: &NodeHandle, network: NetworkId) {
+        for organisation in &self.organisations {
+            let request = AdmissionRequest {
+                network,
+                org: organisation.secret.org_id(),
+                name: organisation.name.clone(),
+                message: String::new(),
+                created: 1,
+            };
+            let signed = SignedRequest::sign(&request, &organisation.secret).expect("request");
+            handle
+                .admission_received(
+                    serde_json::to_vec(&signed).expect("json"),
+                    organisation.secret.org_id(),
+                )
+                .await
+                .expect("admission request");
+            handle
+                .decide(Decision::Approve {
+                    org: organisation.secret.org_id(),
+                })
+                .await
+                .expect("admit");
+        }
+    }
+
+    /// Gives the node of `handle` every signed change, in batches of `batch` as a
+    /// catch-up brings them; returns how many it applied (all, or it panics).
+    pub async fn ingest(&self, handle: &NodeHandle, batch: usize) -> usize {
+        let mut pending = Vec::with_capacity(batch);
+        let mut applied = 0;
+        let mut changes = self
+            .organisations
+            .iter()
+            .flat_map(|o| &o.changes)
+            .peekable();
+        while let Some(bytes) = changes.next() {
+            pending.push(bytes.clone());
+            if pending.len() == batch || changes.peek().is_none() {
+                let outcome = handle
+                    .apply_remote(std::mem::take(&mut pending), None)
+                    .await
+                    .expect("ingest");
+                assert!(outcome.rejected.is_empty(), "{:?}", outcome.rejected);
+                applied += outcome.applied;
+            }
+        }
+        assert_eq!(applied, self.change_count(), "every change applied");
+        applied
     }
 }
 

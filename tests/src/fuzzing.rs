@@ -272,9 +272,11 @@ pub fn import_hsds(data: &[u8]) {
     let _ = passerelle_node::cartography::hsds_import::read_package(&files);
 }
 
-/// A line on the control socket.
+/// A line on the control socket: a request as the node reads it, an answer line as the
+/// client reads it.
 pub fn control_request(data: &[u8]) {
-    let _ = serde_json::from_slice::<passerelle_node::control::Request>(data);
+    let _ = serde_json::from_slice::<passerelle_node::api::Request>(data);
+    let _ = serde_json::from_slice::<passerelle_node::api::Frame>(data);
 }
 
 /// A `config.toml`.
@@ -428,6 +430,9 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
             br#"{"request":"status"}"#.to_vec(),
             br#"{"request":"search","query":{"region":"CM005","text":"formation"}}"#.to_vec(),
             br#"{"request":"edit","edit":{"edit":"set_profile","patch":{"name":"X"}}}"#.to_vec(),
+            br#"{"request":"board","filter":{"incoming":true,"limit":5}}"#.to_vec(),
+            br#"{"head":{"total":1}}"#.to_vec(),
+            br#"{"end":{"count":2}}"#.to_vec(),
         ],
         "config" => vec![
             passerelle_node::config::ConfigFile::template("Centre Espoir").into_bytes(),

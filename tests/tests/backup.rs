@@ -4,8 +4,9 @@
 
 use std::path::Path;
 
+use passerelle_node::api;
 use passerelle_node::backup::{self, DocumentBackup, Exported, Imported};
-use passerelle_node::control::{ClientError, Request};
+use passerelle_node::control::ClientError;
 use passerelle_node::document::OrganisationDocument;
 use passerelle_node::identity::SigningSecret;
 use passerelle_node::model::Profile;
@@ -16,7 +17,7 @@ use crate::add;
 async fn import(node: &TestNode, dir: &Path) -> Result<Imported, ClientError> {
     node.client()
         .await
-        .call(&Request::ImportAutomerge {
+        .call(api::ImportAutomerge {
             dir: dir.to_owned(),
             dry_run: false,
         })
@@ -41,7 +42,7 @@ async fn a_member_restores_the_network_from_a_partners_backup_and_refuses_a_stra
     let exported: Vec<Exported> = nodes[0]
         .client()
         .await
-        .call(&Request::ExportAutomerge {
+        .call(api::ExportAutomerge {
             dir: dir.path().to_owned(),
         })
         .await
@@ -121,7 +122,7 @@ async fn a_member_restores_the_network_from_a_partners_backup_and_refuses_a_stra
     let relative = offline
         .client()
         .await
-        .call::<Imported>(&Request::ImportAutomerge {
+        .call(api::ImportAutomerge {
             dir: "backup".into(),
             dry_run: true,
         })

@@ -1,7 +1,8 @@
 //! Integration tests of real Passerelle nodes: real keys, real sled stores in temporary
 //! folders, real control sockets, several nodes per test.
 
-use passerelle_node::control::{ClientError, ErrorKind, Request};
+use passerelle_node::api::{self, ErrorKind};
+use passerelle_node::control::ClientError;
 use passerelle_node::directory::{SearchQuery, ServiceHit};
 use passerelle_node::document::Edit;
 use passerelle_node::node::{EditReceipt, StatusReport};
@@ -113,7 +114,7 @@ async fn concurrent_clients_all_get_durable_edits() {
             for i in 0..10 {
                 let edit = add(&format!("Client {client_no} service {i}"), "CM010");
                 let receipt: EditReceipt = client
-                    .call(&Request::Edit { edit })
+                    .call(api::EditOwn { edit })
                     .await
                     .expect("edit over the control socket");
                 assert!(receipt.durable);
@@ -127,11 +128,12 @@ async fn concurrent_clients_all_get_durable_edits() {
     let hits: Vec<ServiceHit> = node
         .client()
         .await
-        .call(&Request::Search {
+        .collect(api::Search {
             query: SearchQuery::default(),
         })
         .await
-        .expect("search");
+        .expect("search")
+        .1;
     assert_eq!(hits.len(), 80);
     node.stop().await;
 }
@@ -171,7 +173,7 @@ async fn control_api_refuses_hostile_input_and_keeps_serving() {
         .await
         .expect("connect");
     let (read, mut write) = stream.into_split();
-    let big = vec![b'x'; passerelle_node::control::MAX_LINE_BYTES + 1024];
+    let big = vec![b'x'; passerelle_node::api::MAX_REQUEST_BYTES + 1024];
     let _ = write.write_all(&big).await;
     let mut lines = BufReader::new(read).lines();
     let answer = lines
@@ -186,7 +188,7 @@ async fn control_api_refuses_hostile_input_and_keeps_serving() {
     let mut bad = service("X", "CM005");
     bad.service_area.regions = vec!["CM042".into()];
     let err = client
-        .call::<EditReceipt>(&Request::Edit {
+        .call(api::EditOwn {
             edit: Edit::AddService {
                 id: String::new(),
                 service: bad,
@@ -202,7 +204,7 @@ async fn control_api_refuses_hostile_input_and_keeps_serving() {
         other => panic!("unexpected {other}"),
     }
     let err = client
-        .call::<EditReceipt>(&Request::Edit {
+        .call(api::EditOwn {
             edit: Edit::RemoveService {
                 id: "svc-none".into(),
             },
@@ -218,7 +220,89 @@ async fn control_api_refuses_hostile_input_and_keeps_serving() {
         async move { handle.status().await.is_ok() }
     })
     .await;
-    let status: StatusReport = client.call(&Request::Status).await.expect("status");
+    let status: StatusReport = client.call(api::Status {}).await.expect("status");
     assert_eq!(status.documents[0].changes, 3);
     node.stop().await;
+}
+
+/// The client's side of the API against a socket that answers badly: a stream cut short
+/// is an error, never a shorter answer; a node of an older release is named as such.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_cut_short_is_an_error_and_an_older_node_is_named() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let socket = passerelle_node::config::control_socket(dir.path());
+    let listener = tokio::net::UnixListener::bind(&socket).expect("bind");
+    // Each connection is answered by the next script, whatever it asks: a list of lines
+    // to write after each request read, then the connection is closed.
+    let scripts: Vec<Vec<Vec<&'static str>>> = vec![
+        // Announces three items, sends two.
+        vec![vec![
+            r#"{"head":null}"#,
+            r#"{"item":{"hash":"ab","author":"o","author_fingerprint":"f","seq":1,"time":0,"message":"m"}}"#,
+            r#"{"item":{"hash":"ab","author":"o","author_fingerprint":"f","seq":1,"time":0,"message":"m"}}"#,
+            r#"{"end":{"count":3}}"#,
+        ]],
+        // Stops after the first item.
+        vec![vec![
+            r#"{"head":null}"#,
+            r#"{"item":{"hash":"ab","author":"o","author_fingerprint":"f","seq":1,"time":0,"message":"m"}}"#,
+        ]],
+        // An error half-way.
+        vec![vec![
+            r#"{"head":null}"#,
+            r#"{"error":{"kind":"internal","message":"the store failed"}}"#,
+        ]],
+        // A node of version 1: it knows neither `version` nor streams.
+        vec![
+            vec![
+                r#"{"error":{"kind":"bad_request","message":"malformed request: unknown variant `history`"}}"#,
+            ],
+            vec![
+                r#"{"error":{"kind":"bad_request","message":"malformed request: unknown variant `version`"}}"#,
+            ],
+        ],
+    ];
+    let server = tokio::spawn(async move {
+        for script in scripts {
+            let (stream, _) = listener.accept().await.expect("accept");
+            let (read, mut write) = stream.into_split();
+            let mut lines = BufReader::new(read).lines();
+            for answer in script {
+                lines.next_line().await.expect("read").expect("a request");
+                for line in answer {
+                    write.write_all(line.as_bytes()).await.expect("write");
+                    write.write_all(b"\n").await.expect("write");
+                }
+            }
+        }
+    });
+    let records = || async {
+        passerelle_node::control::Client::connect(dir.path())
+            .await
+            .expect("connect")
+            .collect(api::History {
+                org: None,
+                limit: 10,
+            })
+            .await
+    };
+    let short = records().await.expect_err("three announced, two sent");
+    assert!(
+        short.to_string().contains("announced 3 items and sent 2"),
+        "{short}"
+    );
+    let cut = records().await.expect_err("no end");
+    assert!(matches!(cut, ClientError::Io(_)), "{cut}");
+    let failed = records().await.expect_err("an error half-way");
+    assert!(
+        matches!(&failed, ClientError::Api(e) if e.kind == ErrorKind::Internal),
+        "{failed}"
+    );
+    let older = records().await.expect_err("an older node");
+    assert!(
+        matches!(&older, ClientError::Version { node } if node.contains("(1)")),
+        "{older}"
+    );
+    assert!(older.to_string().contains("restart the node"), "{older}");
+    server.await.expect("the script ran");
 }

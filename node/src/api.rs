@@ -1,0 +1,457 @@
+//! The node's API: one typed request/response protocol, shared by the `passerelle` command
+//! (over the control socket, [`crate::control`]) and by anything else that drives a node.
+//!
+//! Rules:
+//! - Every request is a type of its own that names what it answers: a [`Call`] answers one
+//!   value ([`Call::Reply`]); a [`Streamed`] request answers a head ([`Streamed::Head`])
+//!   then any number of items ([`Streamed::Item`]), so no answer is capped by the size of
+//!   one message (the whole directory, the referral board, a document's history).
+//! - [`Request`] is every request on the wire: `{"request": "<name>", …fields}`.
+//! - The answer is a sequence of [`Frame`]s, one JSON object per line: `{"ok": …}` for a
+//!   call; `{"head": …}`, then `{"item": …}` per item, then `{"end": {"count": n}}` for a
+//!   stream; `{"error": …}` ([`ApiError`]) ends either, even half-way through a stream. A
+//!   stream whose `end` does not count the items received was cut short.
+//! - The protocol is versioned ([`API_VERSION`], [`Version`]); a request a node does not
+//!   know is answered `bad_request`, and the client then asks the node's version to say
+//!   which side to upgrade.
+//! - Limits: a request line is at most [`MAX_REQUEST_BYTES`]; an answer line (one value or
+//!   one item) at most [`MAX_FRAME_BYTES`].
+//!
+//! Documented for callers in `docs/api.md`.
+
+use std::path::PathBuf;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::directory::{SearchQuery, ServiceHit};
+use crate::document::{Edit, HistoryEntry};
+use crate::identity::OrgId;
+use crate::model::OrganisationRecord;
+use crate::node::{
+    Decision, DecisionReceipt, EditReceipt, ListFilter, MembershipView, NodeError,
+    OrganisationView, ReferralReply, ReferralRequest, StatusReport,
+};
+use crate::referral::board::BoardEntry;
+use crate::referral::vault::AuditEntry;
+
+/// The version of this protocol. 1 answered every request with one line of at most 4 MiB;
+/// 2 streams large answers and types every request.
+pub const API_VERSION: u32 = 2;
+/// Longest request line, in bytes.
+pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+/// Longest answer line (one value, or one item of a stream), in bytes: as large as the
+/// largest document a node accepts ([`crate::automerge_bounds::MAX_INFLATED_DOCUMENT`]).
+pub const MAX_FRAME_BYTES: usize = crate::automerge_bounds::MAX_INFLATED_DOCUMENT as usize;
+
+/// A request answered by one value.
+pub trait Call: Into<Request> {
+    /// What it answers.
+    type Reply: Serialize + DeserializeOwned;
+}
+
+/// A request answered by a head and a stream of items.
+pub trait Streamed: Into<Request> {
+    /// What comes first (`()` when there is nothing).
+    type Head: Serialize + DeserializeOwned;
+    /// Each item.
+    type Item: Serialize + DeserializeOwned;
+}
+
+macro_rules! requests {
+    ($($(#[$doc:meta])* $variant:ident($request:ident)),* $(,)?) => {
+        /// Every request, as it is written on the wire.
+        #[derive(Debug, Clone, Serialize, Deserialize)]
+        #[serde(tag = "request", rename_all = "snake_case")]
+        pub enum Request {
+            $($(#[$doc])* $variant($request),)*
+        }
+        $(impl From<$request> for Request {
+            fn from(request: $request) -> Self {
+                Request::$variant(request)
+            }
+        })*
+    };
+}
+
+requests! {
+    /// [`Version`].
+    Version(Version),
+    /// [`Status`].
+    Status(Status),
+    /// [`Organisation`].
+    Organisation(Organisation),
+    /// [`EditOwn`].
+    Edit(EditOwn),
+    /// [`Search`].
+    Search(Search),
+    /// [`History`].
+    History(History),
+    /// [`Membership`].
+    Membership(Membership),
+    /// [`Decide`].
+    Decide(Decide),
+    /// [`Records`].
+    Records(Records),
+    /// [`ExportAutomerge`].
+    ExportAutomerge(ExportAutomerge),
+    /// [`ImportAutomerge`].
+    ImportAutomerge(ImportAutomerge),
+    /// [`Referral`].
+    Referral(Referral),
+    /// [`Board`].
+    Board(Board),
+    /// [`Audit`].
+    Audit(Audit),
+}
+
+/// The protocol version the node speaks and the node's own version.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Version {}
+
+/// What [`Version`] answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiVersion {
+    /// The protocol version ([`API_VERSION`]).
+    pub api: u32,
+    /// The node's release.
+    pub node: String,
+}
+
+impl Call for Version {
+    type Reply = ApiVersion;
+}
+
+/// The node's status.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Status {}
+
+impl Call for Status {
+    type Reply = StatusReport;
+}
+
+/// An organisation's profile, offices and services.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Organisation {
+    /// Which organisation; this node's own if absent.
+    #[serde(default)]
+    pub org: Option<OrgId>,
+}
+
+impl Call for Organisation {
+    type Reply = OrganisationView;
+}
+
+/// An edit of this node's organisation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EditOwn {
+    /// The edit.
+    pub edit: Edit,
+}
+
+impl Call for EditOwn {
+    type Reply = EditReceipt;
+}
+
+/// A directory search: the services found, best first.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Search {
+    /// The query.
+    pub query: SearchQuery,
+}
+
+impl Streamed for Search {
+    type Head = ();
+    type Item = ServiceHit;
+}
+
+/// A document's signed change log, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct History {
+    /// Which organisation; this node's own if absent.
+    #[serde(default)]
+    pub org: Option<OrgId>,
+    /// Most entries.
+    pub limit: usize,
+}
+
+impl Streamed for History {
+    type Head = ();
+    type Item = HistoryEntry;
+}
+
+/// The network: charter, members, proposals, requests.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Membership {}
+
+impl Call for Membership {
+    type Reply = MembershipView;
+}
+
+/// A membership decision.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Decide {
+    /// The decision.
+    pub decision: Decision,
+}
+
+impl Call for Decide {
+    type Reply = DecisionReceipt;
+}
+
+/// Every organisation record held: the directory, for exports and reports.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Records {}
+
+impl Streamed for Records {
+    type Head = ();
+    type Item = OrganisationRecord;
+}
+
+/// Writes a backup of every document into a folder.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportAutomerge {
+    /// An absolute path (created if missing).
+    pub dir: PathBuf,
+}
+
+impl Call for ExportAutomerge {
+    type Reply = Vec<crate::backup::Exported>;
+}
+
+/// Verifies a backup folder and merges it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportAutomerge {
+    /// An absolute path.
+    pub dir: PathBuf,
+    /// Verify only.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+impl Call for ImportAutomerge {
+    type Reply = crate::backup::Imported;
+}
+
+/// A referral step or question (match, send, move, propose, assign, show, erase, report).
+/// The board and the audit log, which grow, are [`Board`] and [`Audit`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Referral {
+    /// What to do.
+    pub referral: ReferralRequest,
+    /// The operator's name as the caller knows it (`$USER`), for the audit log; the node
+    /// adds the Unix uid of the connecting process.
+    #[serde(default)]
+    pub operator: Option<String>,
+}
+
+impl Call for Referral {
+    type Reply = ReferralReply;
+}
+
+/// The referral board: the entries matching a filter, newest first.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Board {
+    /// Which referrals.
+    #[serde(default)]
+    pub filter: ListFilter,
+}
+
+/// What comes before the entries of the board.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BoardHead {
+    /// How many entries match the filter (more than are sent when it was limited).
+    pub total: usize,
+    /// Names of the organisations involved.
+    pub names: std::collections::BTreeMap<OrgId, String>,
+    /// This node's organisation.
+    pub own: OrgId,
+    /// The time the list was made (for "overdue").
+    pub now: i64,
+    /// The referrals whose case file this node holds (without reading them).
+    pub case_files_held: Vec<String>,
+}
+
+impl Streamed for Board {
+    type Head = BoardHead;
+    type Item = BoardEntry;
+}
+
+/// The local audit log of case files, oldest first.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Audit {
+    /// One referral's entries only.
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+impl Streamed for Audit {
+    type Head = ();
+    type Item = AuditEntry;
+}
+
+impl Request {
+    /// True if the request may write something (an edit, a decision, a referral step, an
+    /// import): if the connection breaks before the answer, it may or may not have been
+    /// done.
+    pub fn writes(&self) -> bool {
+        use crate::node::ReferralRequest as R;
+        match self {
+            Request::Edit(_) | Request::Decide(_) => true,
+            Request::ImportAutomerge(ImportAutomerge { dry_run, .. }) => !dry_run,
+            Request::Referral(Referral { referral, .. }) => matches!(
+                referral,
+                R::Send { .. }
+                    | R::Move { .. }
+                    | R::Propose { .. }
+                    | R::Assign { .. }
+                    | R::Erase { .. }
+            ),
+            Request::Version(_)
+            | Request::Status(_)
+            | Request::Organisation(_)
+            | Request::Search(_)
+            | Request::History(_)
+            | Request::Membership(_)
+            | Request::Records(_)
+            | Request::ExportAutomerge(_)
+            | Request::Board(_)
+            | Request::Audit(_) => false,
+        }
+    }
+}
+
+/// One line of an answer.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Frame {
+    /// The answer to a [`Call`]. Kept as raw JSON text, so a large value is written and
+    /// read once, without an intermediate JSON tree.
+    Ok(Box<serde_json::value::RawValue>),
+    /// The head of a [`Streamed`] answer.
+    Head(Box<serde_json::value::RawValue>),
+    /// One item of a [`Streamed`] answer.
+    Item(Box<serde_json::value::RawValue>),
+    /// The end of a [`Streamed`] answer.
+    End(StreamEnd),
+    /// The request failed (at once, or half-way through a stream).
+    Error(ApiError),
+}
+
+/// The end of a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamEnd {
+    /// How many items were sent.
+    pub count: u64,
+}
+
+/// Kinds of error the API returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The request's input was refused; nothing was written.
+    InvalidInput,
+    /// The thing asked for does not exist.
+    NotFound,
+    /// The request could not be read.
+    BadRequest,
+    /// The node failed (store, keys, …).
+    Internal,
+    /// The node has too much to do right now: nothing was done; retry.
+    Busy,
+}
+
+/// An error the node returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    /// What kind of error.
+    pub kind: ErrorKind,
+    /// The field at fault, for invalid input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// A message for people.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error of `kind` with no field.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            field: None,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<NodeError> for ApiError {
+    fn from(e: NodeError) -> Self {
+        match e {
+            NodeError::Invalid(v) => Self {
+                kind: ErrorKind::InvalidInput,
+                message: v.to_string(),
+                field: Some(v.field),
+            },
+            NodeError::NotFound(message) => Self::new(ErrorKind::NotFound, message),
+            other => Self::new(ErrorKind::Internal, other.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Requests of version 1 that kept their shape read the same.
+    #[test]
+    fn requests_read_as_they_are_written() {
+        let status: Request = serde_json::from_str(r#"{"request":"status"}"#).expect("status");
+        assert!(matches!(status, Request::Status(_)));
+        let history: Request =
+            serde_json::from_str(r#"{"request":"history","limit":5}"#).expect("history");
+        assert!(matches!(
+            history,
+            Request::History(History {
+                org: None,
+                limit: 5
+            })
+        ));
+        let board: Request =
+            serde_json::from_str(r#"{"request":"board","filter":{"incoming":true}}"#)
+                .expect("board");
+        assert!(matches!(board, Request::Board(Board { filter }) if filter.incoming));
+        for (text, what) in [
+            (r#"{"request":"status","extra":1}"#, "unknown field"),
+            (r#"{"request":"nothing"}"#, "unknown variant"),
+            (r#"{"request":"history"}"#, "missing field"),
+        ] {
+            let error = serde_json::from_str::<Request>(text).expect_err(text);
+            assert!(error.to_string().contains(what), "{text}: {error}");
+        }
+        let written = serde_json::to_string(&Request::from(Records {})).expect("json");
+        assert_eq!(written, r#"{"request":"records"}"#);
+    }
+
+    #[test]
+    fn frames_are_one_key_objects() {
+        let end = serde_json::to_string(&Frame::End(StreamEnd { count: 3 })).expect("json");
+        assert_eq!(end, r#"{"end":{"count":3}}"#);
+        let item: Frame = serde_json::from_str(r#"{"item":{"a":[1,2]}}"#).expect("item");
+        assert!(matches!(item, Frame::Item(raw) if raw.get() == r#"{"a":[1,2]}"#));
+    }
+}
