@@ -45,7 +45,9 @@ pub use referrals::{
     CaseState, EraseReceipt, ListFilter, Outgoing, ReferralList, ReferralReceipt, ReferralReply,
     ReferralRequest, ReferralView, SendReferral,
 };
-pub use replication::{MAX_PENDING, Rejection, RemoteOutcome, SyncOffer, SyncServed};
+pub use replication::{
+    MAX_PENDING, Rejection, RejectionCode, RemoteOutcome, SyncOffer, SyncServed,
+};
 
 /// Most commands waiting for the documents actor.
 pub const COMMAND_CAP: usize = 256;
@@ -114,6 +116,19 @@ pub struct EditReceipt {
     pub change: String,
     /// Durable on disk when this receipt was sent.
     pub durable: bool,
+}
+
+impl EditReceipt {
+    /// The receipt of `change`, stored: only the store's proof that it reached
+    /// `fdatasync` makes a receipt that says it is durable.
+    fn stored(change: &SignedChange, id: String, _synced: crate::store::Synced) -> Self {
+        Self {
+            document: change.document().to_string(),
+            id,
+            change: change.hash().to_string(),
+            durable: true,
+        }
+    }
 }
 
 /// An organisation as the CLI shows it.
@@ -1247,11 +1262,14 @@ impl DocumentsActor {
         } else {
             document.apply_delegated_edit(&edit, self.identity.signing(), now)?
         };
-        if let Err(e) = self.store.put_changes(std::slice::from_ref(&signed)) {
-            error!(error = %e, "could not store a change; reloading the document from the store");
-            self.reload(own);
-            return Err(e.into());
-        }
+        let synced = match self.store.put_changes(std::slice::from_ref(&signed)) {
+            Ok(synced) => synced,
+            Err(e) => {
+                error!(error = %e, "could not store a change; reloading the document from the store");
+                self.reload(own);
+                return Err(e.into());
+            }
+        };
         debug!(change = %signed.hash(), "edit stored");
         // Until this organisation is a member, its changes stay local: peers would refuse
         // them. They reach the network by catch-up once it is admitted.
@@ -1261,12 +1279,7 @@ impl DocumentsActor {
         *self.change_counts.entry(own).or_default() += 1;
         *self.since_snapshot.entry(own).or_default() += 1;
         self.snapshot_due();
-        Ok(EditReceipt {
-            document: signed.document().to_string(),
-            id,
-            change: signed.hash().to_string(),
-            durable: true,
-        })
+        Ok(EditReceipt::stored(&signed, id, synced))
     }
 
     /// Hands a new local change to the network for gossip.

@@ -412,7 +412,7 @@ impl Syncer {
     }
 
     /// Flushes sled's buffers and makes everything written so far durable.
-    pub fn flush(&self) -> Result<(), StoreError> {
+    pub fn flush(&self) -> Result<Synced, StoreError> {
         self.db.flush()?;
         let io = |what: &str, source: std::io::Error| {
             StoreError::from(sled::Error::Io(std::io::Error::new(
@@ -452,9 +452,14 @@ impl Syncer {
             }
         }
         crate::durable::sync_dir(&self.path).map_err(|e| io("the store folder", e))?;
-        Ok(())
+        Ok(Synced(()))
     }
 }
+
+/// Proof that what was written before was made durable: only a flush that reached
+/// `fdatasync` on the store's files makes one. What is acknowledged as durable holds one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Synced(());
 
 /// The sled store of one node.
 #[derive(Debug, Clone)]
@@ -796,7 +801,7 @@ impl Store {
     /// Each document's change count is written first, then the changes: sled recovers a
     /// prefix of its log after a crash, so a count is never lower than what is stored (a
     /// higher one only makes the next start rebuild that document from its changes).
-    pub fn put_changes(&self, changes: &[SignedChange]) -> Result<(), StoreError> {
+    pub fn put_changes(&self, changes: &[SignedChange]) -> Result<Synced, StoreError> {
         self.write_changes(changes)?;
         self.flush()
     }
@@ -1214,7 +1219,7 @@ impl Store {
     }
 
     /// Flushes everything written so far to disk, durably ([`Syncer`]).
-    pub fn flush(&self) -> Result<(), StoreError> {
+    pub fn flush(&self) -> Result<Synced, StoreError> {
         self.syncer.flush()
     }
 

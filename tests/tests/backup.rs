@@ -105,7 +105,10 @@ async fn a_member_restores_the_network_from_a_partners_backup_and_refuses_a_stra
         .outcome;
     assert_eq!(outcome.applied, 0);
     assert_eq!(outcome.rejected.len(), 1);
-    assert_eq!(outcome.rejected[0].code, "not_member");
+    assert_eq!(
+        outcome.rejected[0].code,
+        passerelle_node::node::RejectionCode::NotMember
+    );
     assert_eq!(offline.heads().await, heads);
 
     // A backup altered on disk is refused before anything is merged.

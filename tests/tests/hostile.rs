@@ -405,7 +405,11 @@ async fn a_member_cannot_write_terminal_escapes_or_overrides_into_others_screens
             .expect("apply");
         assert_eq!(outcome.applied, 0, "{text:?}");
         assert_eq!(outcome.rejected.len(), 1, "{text:?}");
-        assert_eq!(outcome.rejected[0].code, "unsafe_text", "{text:?}");
+        assert_eq!(
+            outcome.rejected[0].code,
+            passerelle_node::node::RejectionCode::UnsafeText,
+            "{text:?}"
+        );
         assert!(
             outcome.rejected[0].reason.contains("profile.name")
                 && outcome.rejected[0].reason.contains(code),

@@ -6,7 +6,7 @@ use passerelle_node::document::{Edit, OrganisationDocument};
 use passerelle_node::envelope::{DocumentId, SignedChange};
 use passerelle_node::identity::{Identity, SigningSecret};
 use passerelle_node::model::Profile;
-use passerelle_node::node::{Decision, NodeHandle};
+use passerelle_node::node::{Decision, NodeHandle, RejectionCode};
 use passerelle_tests::{TestNode, found_network, start_line, wait_converged, wait_for};
 
 use crate::add;
@@ -165,11 +165,11 @@ async fn forgeries_and_a_revoked_members_later_changes_are_rejected_by_every_nod
     let other = DocumentId::organisation(&fraud_id).to_string();
     replayed[6..6 + doc_len].copy_from_slice(other.as_bytes());
     let cases = [
-        (non_member, "not_member"),
-        (other_document, "wrong_writer"),
-        (tampered, "bad_signature"),
-        (impersonated, "bad_signature"),
-        (replayed, "bad_signature"),
+        (non_member, RejectionCode::NotMember),
+        (other_document, RejectionCode::WrongWriter),
+        (tampered, RejectionCode::BadSignature),
+        (impersonated, RejectionCode::BadSignature),
+        (replayed, RejectionCode::BadSignature),
     ];
     for node in &nodes {
         for (bytes, code) in &cases {
@@ -252,7 +252,13 @@ async fn forgeries_and_a_revoked_members_later_changes_are_rejected_by_every_nod
             node.name
         );
     }
-    refused_everywhere(&nodes[3], "Après la révocation", &nodes[..3], "revoked").await;
+    refused_everywhere(
+        &nodes[3],
+        "Après la révocation",
+        &nodes[..3],
+        RejectionCode::Revoked,
+    )
+    .await;
     for node in &nodes[..3] {
         // What it wrote before stays, from a former member.
         let held = node
@@ -281,7 +287,12 @@ async fn forgeries_and_a_revoked_members_later_changes_are_rejected_by_every_nod
 /// `writer` (a node whose key may no longer write) edits its organisation's document on
 /// its own copy; every node of `others`, handed all of that document's changes, applies
 /// none of the new ones and refuses with `code`.
-async fn refused_everywhere(writer: &TestNode, service: &str, others: &[TestNode], code: &str) {
+async fn refused_everywhere(
+    writer: &TestNode,
+    service: &str,
+    others: &[TestNode],
+    code: RejectionCode,
+) {
     let handle = writer.handle();
     handle
         .edit(add(service, "CM005"))
@@ -370,7 +381,12 @@ async fn a_revocation_concurrent_with_an_edit_resolves_identically_on_every_node
     let decided = b.export(&net).await.expect("export");
     a.apply_remote(decided.clone(), None).await.expect("apply");
     let outcome = a.apply_remote(all_of_c.clone(), None).await.expect("apply");
-    assert!(outcome.rejected.iter().any(|r| r.code == "revoked"));
+    assert!(
+        outcome
+            .rejected
+            .iter()
+            .any(|r| r.code == RejectionCode::Revoked)
+    );
     // The observer gets everything in the opposite order: C's changes first, then the
     // membership operations newest first (each waits for its dependencies).
     let outcome = observer
@@ -488,7 +504,13 @@ async fn a_device_node_writes_for_its_organisation_until_it_is_withdrawn() {
     .await;
     nodes[2].config.network = None;
     nodes[2].start().await;
-    refused_everywhere(&nodes[2], "Après le retrait", &nodes[..2], "revoked").await;
+    refused_everywhere(
+        &nodes[2],
+        "Après le retrait",
+        &nodes[..2],
+        RejectionCode::Revoked,
+    )
+    .await;
     for node in &nodes[..2] {
         assert_eq!(node.services().await.len(), 1, "{}", node.name);
     }
@@ -544,13 +566,13 @@ async fn an_equivocating_member_is_refused_and_cannot_corrupt_a_store() {
         .expect("apply");
     assert_eq!(outcome.applied, 2);
     assert_eq!(outcome.rejected.len(), 1);
-    assert_eq!(outcome.rejected[0].code, "equivocation");
+    assert_eq!(outcome.rejected[0].code, RejectionCode::Equivocation);
     // Later, alone: refused again.
     let outcome = receiver
         .apply_remote(vec![two.encode()], None)
         .await
         .expect("apply");
-    assert_eq!(outcome.rejected[0].code, "equivocation");
+    assert_eq!(outcome.rejected[0].code, RejectionCode::Equivocation);
     // The store holds only what applied: the node restarts with the same directory.
     nodes[0].restart().await;
     let names: Vec<String> = nodes[0]

@@ -489,7 +489,8 @@ async fn illegal_moves_are_refused_locally_and_forged_ones_by_every_node() {
         assert_eq!(outcome.applied, 0, "{}", node.name);
         assert_eq!(outcome.rejected.len(), 1, "{}", node.name);
         assert_eq!(
-            outcome.rejected[0].code, "illegal_referral",
+            outcome.rejected[0].code,
+            passerelle_node::node::RejectionCode::IllegalReferral,
             "{}",
             node.name
         );

@@ -236,7 +236,10 @@ async fn a_bundle_is_taken_once_and_change_by_change_when_the_write_rule_refuses
     assert_eq!(outcome.documents_whole, 0);
     assert_eq!(outcome.applied, exported.len());
     assert_eq!(outcome.rejected.len(), 1, "{:?}", outcome.rejected);
-    assert_eq!(outcome.rejected[0].code, "wrong_writer");
+    assert_eq!(
+        outcome.rejected[0].code,
+        passerelle_node::node::RejectionCode::WrongWriter
+    );
     assert!(
         outcome.rejected[0]
             .reason

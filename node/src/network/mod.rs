@@ -84,8 +84,10 @@ const MAX_OVER_BUDGET: u64 = 64;
 /// Requests dropped for exceeding the rate budget after which the peer is cut off: far more
 /// than an honest node's bursts ever reach.
 const MAX_RATE_LIMITED: u64 = 1000;
-/// Results of background tasks waiting for the event loop.
-const RESULTS_CAP: usize = 1024;
+/// Most background tasks (answering a peer, applying what it sent, validating a gossip
+/// message) running at once; past it new work is shed, counted, and asked again later by
+/// the peer or the next round.
+pub const MAX_TASKS: usize = 1024;
 /// Longest pause between two dials of a configured peer.
 const MAX_REDIAL: Duration = Duration::from_secs(60);
 /// First pause before retrying a case-file message the other node asked to retry.
@@ -116,8 +118,10 @@ pub struct NetworkConfig {
     pub sync_interval: Duration,
     /// Find peers on the local network by mDNS (multicast; off unless asked for).
     pub mdns: bool,
-    /// For tests and diagnostics: every application payload received (gossip messages,
-    /// catch-up changes, admission requests, case-file messages) is appended here.
+    /// For tests only (feature `test-hooks`, which the release build never has): every
+    /// application payload received (gossip messages, catch-up changes, admission
+    /// requests, case-file messages) is appended here.
+    #[cfg(feature = "test-hooks")]
     pub record_inbound: Option<InboundRecord>,
 }
 
@@ -131,6 +135,7 @@ impl Default for NetworkConfig {
             peers: Vec::new(),
             sync_interval: Duration::from_secs(30),
             mdns: false,
+            #[cfg(feature = "test-hooks")]
             record_inbound: None,
         }
     }
@@ -186,6 +191,10 @@ pub struct NetworkStatus {
     /// low that gossipsub ignores them): their connections are refused for ten minutes.
     #[serde(default)]
     pub peers_cut_off: u64,
+    /// Network work shed since start because [`MAX_TASKS`] tasks were running (asked
+    /// again later by the peer or the next round).
+    #[serde(default)]
+    pub tasks_shed: u64,
 }
 
 #[derive(NetworkBehaviour)]
@@ -639,7 +648,6 @@ pub async fn spawn(
                 source: std::io::Error::other(e.to_string()),
             })?;
     }
-    let (results_tx, results_rx) = mpsc::channel(RESULTS_CAP);
     let (stop, stop_rx) = watch::channel(false);
     let now = Instant::now();
     let actor = NetworkActor {
@@ -654,7 +662,8 @@ pub async fn spawn(
         topic,
         config,
         status,
-        results_tx,
+        tasks: tokio::task::JoinSet::new(),
+        tasks_shed: 0,
         syncing: HashSet::new(),
         resync: HashSet::new(),
         peers: HashMap::new(),
@@ -669,7 +678,7 @@ pub async fn spawn(
         known_addresses: HashMap::new(),
         cut_offs: 0,
     };
-    let task = tokio::spawn(actor.run(outbound, results_rx, stop_rx, members));
+    let task = tokio::spawn(actor.run(outbound, stop_rx, members));
     Ok(Network { stop, task })
 }
 
@@ -680,7 +689,10 @@ struct NetworkActor {
     topic: gossipsub::IdentTopic,
     config: NetworkConfig,
     status: watch::Sender<NetworkStatus>,
-    results_tx: mpsc::Sender<TaskResult>,
+    /// Background tasks, at most [`MAX_TASKS`]; their results come back to the event loop.
+    tasks: tokio::task::JoinSet<TaskResult>,
+    /// Work shed since start because [`MAX_TASKS`] were running.
+    tasks_shed: u64,
     /// Peers with a catch-up of ours in flight (at most one each).
     syncing: HashSet<PeerId>,
     /// Peers to catch up with again as soon as the catch-up in flight ends (something
@@ -711,7 +723,6 @@ impl NetworkActor {
     async fn run(
         mut self,
         mut outbound: mpsc::Receiver<Outbound>,
-        mut results: mpsc::Receiver<TaskResult>,
         mut stop: watch::Receiver<bool>,
         mut members: watch::Receiver<gate::MemberKeys>,
     ) {
@@ -733,7 +744,10 @@ impl NetworkActor {
                     Outbound::Change(change) => self.handle_local_change(change),
                     Outbound::CaseFiles => self.flush_case_outbox(),
                 },
-                Some(result) = results.recv() => self.handle_result(result),
+                Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => match joined {
+                    Ok(result) => self.handle_result(result),
+                    Err(e) => warn!(error = %e, "a network task failed"),
+                },
                 event = self.swarm.select_next_some() => self.handle_swarm_event(event),
                 _ = dial_tick.tick() => self.handle_dial_tick(),
                 _ = sync_tick.tick() => self.handle_sync_tick(),
@@ -759,11 +773,22 @@ impl NetworkActor {
         }
     }
 
-    fn spawn_task(&self, work: impl Future<Output = TaskResult> + Send + 'static) {
-        let results = self.results_tx.clone();
-        tokio::spawn(async move {
-            let _ = results.send(work.await).await;
-        });
+    /// Runs `work` beside the event loop, which gets its result; false (and nothing runs)
+    /// when [`MAX_TASKS`] are running already: the caller leaves the work to be asked again.
+    #[must_use]
+    fn spawn_task(&mut self, work: impl Future<Output = TaskResult> + Send + 'static) -> bool {
+        if self.tasks.len() >= MAX_TASKS {
+            self.tasks_shed += 1;
+            if self.tasks_shed.is_power_of_two() {
+                warn!(
+                    shed = self.tasks_shed,
+                    "too much network work at once; shedding some until it drains"
+                );
+            }
+            return false;
+        }
+        self.tasks.spawn(work);
+        true
     }
 
     fn handle_local_change(&mut self, change: Vec<u8>) {
@@ -799,20 +824,34 @@ impl NetworkActor {
             return;
         }
         let handle = self.handle.clone();
-        self.spawn_task(async move {
+        if !self.spawn_task(async move {
             TaskResult::Offer {
                 peer,
                 offer: handle.sync_offer().await,
             }
-        });
+        }) {
+            // The next round asks again.
+            self.syncing.remove(&peer);
+        }
+    }
+
+    /// True when a test records what this node receives.
+    fn recording(&self) -> bool {
+        #[cfg(feature = "test-hooks")]
+        return self.config.record_inbound.is_some();
+        #[cfg(not(feature = "test-hooks"))]
+        false
     }
 
     fn record_inbound(&self, bytes: &[u8]) {
+        #[cfg(feature = "test-hooks")]
         if let Some(record) = &self.config.record_inbound
             && let Ok(mut record) = record.lock()
         {
             record.push(bytes.to_vec());
         }
+        #[cfg(not(feature = "test-hooks"))]
+        let _ = bytes;
     }
 
     /// Asks the documents actor for the case-file messages to send (one look at a time).
@@ -820,9 +859,9 @@ impl NetworkActor {
         if self.case_outbox_asked {
             return;
         }
-        self.case_outbox_asked = true;
         let handle = self.handle.clone();
-        self.spawn_task(async move {
+        // Shed, the next round looks at the outbox again.
+        self.case_outbox_asked = self.spawn_task(async move {
             TaskResult::CaseOutbox {
                 outgoing: handle.case_outbox().await,
             }
@@ -833,10 +872,10 @@ impl NetworkActor {
         if self.case_retry_scheduled {
             return;
         }
-        self.case_retry_scheduled = true;
         let delay = self.case_retry_delay;
         self.case_retry_delay = (delay * 2).min(self.config.sync_interval);
-        self.spawn_task(async move {
+        // Shed, the next round retries.
+        self.case_retry_scheduled = self.spawn_task(async move {
             tokio::time::sleep(delay).await;
             TaskResult::CaseRetry
         });
@@ -881,7 +920,7 @@ impl NetworkActor {
                 request_response::Message::Request {
                     request, channel, ..
                 } => {
-                    if self.config.record_inbound.is_some() {
+                    if self.recording() {
                         self.record_inbound(&serde_json::to_vec(&request).unwrap_or_default());
                     }
                     if !self.within_budget(peer, RequestKind::Case) {
@@ -891,7 +930,8 @@ impl NetworkActor {
                         return;
                     };
                     let handle = self.handle.clone();
-                    self.spawn_task(async move {
+                    // Shed, the channel is dropped: the sender retries later.
+                    let _ = self.spawn_task(async move {
                         TaskResult::CaseServed {
                             peer,
                             channel,
@@ -913,7 +953,9 @@ impl NetworkActor {
                         }
                         debug!(%referral, erase, done = response.done, message = %response.message, "case-file message answered");
                         let handle = self.handle.clone();
-                        self.spawn_task(async move {
+                        // Shed, the answer is not recorded: the message stays in the
+                        // outbox and is sent again (the other node answers it again).
+                        let _ = self.spawn_task(async move {
                             if let Err(e) =
                                 handle.case_answered(referral, erase, to, response).await
                             {
@@ -1185,7 +1227,10 @@ impl NetworkActor {
                     if o.membership_changed {
                         self.sync_all();
                     }
-                    let behind = o.rejected.iter().any(|r| r.code == "not_member");
+                    let behind = o
+                        .rejected
+                        .iter()
+                        .any(|r| r.code == crate::node::RejectionCode::NotMember);
                     if o.pending > 0 || behind {
                         // Its dependencies are missing, or it may know of an admission this
                         // node has not seen yet: catch up with the sender.
@@ -1409,15 +1454,28 @@ impl NetworkActor {
         self.gossip_bytes_received += message.data.len() as u64;
         self.record_inbound(&message.data);
         let handle = self.handle.clone();
-        self.spawn_task(async move {
+        let id = message_id.clone();
+        if !self.spawn_task(async move {
             TaskResult::Validated {
                 source,
-                message_id,
+                message_id: id,
                 outcome: handle
                     .apply_remote(vec![message.data], OrgId::from_peer_id(&source))
                     .await,
             }
-        });
+        }) {
+            // Not judged: neither forwarded nor held against the sender; the change comes
+            // again by catch-up.
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .inner_mut()
+                .report_message_validation_result(
+                    &message_id,
+                    &source,
+                    gossipsub::MessageAcceptance::Ignore,
+                );
+        }
     }
 
     fn handle_sync_event(&mut self, event: request_response::Event<SyncRequest, SyncResponse>) {
@@ -1433,14 +1491,15 @@ impl NetworkActor {
                         self.penalise(
                             peer,
                             &[Rejection {
-                                code: "oversized_request".into(),
+                                code: crate::node::RejectionCode::OversizedRequest,
                                 reason: "sync request lists too many documents".into(),
                             }],
                         );
                         return;
                     }
                     let handle = self.handle.clone();
-                    self.spawn_task(async move {
+                    // Shed, the channel is dropped: the requester asks again next round.
+                    let _ = self.spawn_task(async move {
                         TaskResult::Served {
                             peer,
                             channel,
@@ -1470,7 +1529,7 @@ impl NetworkActor {
                     for change in &response.changes {
                         self.record_inbound(change);
                     }
-                    if self.config.record_inbound.is_some() {
+                    if self.recording() {
                         // Recorded uncompressed, so that what a document carries can be
                         // searched for in the record.
                         for document in &response.documents {
@@ -1491,7 +1550,7 @@ impl NetworkActor {
                     let more = response.more;
                     let changes = response.changes.into_iter().map(|c| c.into_vec()).collect();
                     let documents = response.documents;
-                    self.spawn_task(async move {
+                    if !self.spawn_task(async move {
                         TaskResult::Applied {
                             peer,
                             outcome: handle
@@ -1499,7 +1558,11 @@ impl NetworkActor {
                                 .await,
                             more,
                         }
-                    });
+                    }) {
+                        // Shed, what was sent is not applied: the next round's catch-up
+                        // brings it again.
+                        self.syncing.remove(&peer);
+                    }
                 }
             },
             request_response::Event::OutboundFailure { peer, error, .. } => {
@@ -1530,7 +1593,8 @@ impl NetworkActor {
                         return;
                     };
                     let handle = self.handle.clone();
-                    self.spawn_task(async move {
+                    // Shed, the channel is dropped: the candidate asks again.
+                    let _ = self.spawn_task(async move {
                         TaskResult::AdmissionAnswered {
                             peer,
                             channel,
@@ -1665,6 +1729,7 @@ impl NetworkActor {
             gossip_bytes_received: self.gossip_bytes_received,
             connections_refused: self.swarm.behaviour().gate.refused(),
             peers_cut_off: self.cut_offs,
+            tasks_shed: self.tasks_shed,
         });
     }
 }

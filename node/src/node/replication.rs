@@ -50,21 +50,94 @@ pub struct SyncServed {
     pub requester_has_more: bool,
 }
 
+/// Why a received change was refused: a stable code, written in snake case in `passerelle
+/// status`, logs and reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectionCode {
+    /// The bytes are not a signed change.
+    Undecodable,
+    /// The signature does not verify.
+    BadSignature,
+    /// The author may not write this document.
+    WrongWriter,
+    /// The author is not a member of the network.
+    NotMember,
+    /// The peer that sent it is not a member.
+    SenderNotMember,
+    /// The author's membership was revoked before this change.
+    Revoked,
+    /// It belongs to another network.
+    OtherNetwork,
+    /// This node is in no network yet.
+    NoNetwork,
+    /// A membership operation that does not read or is not allowed.
+    MalformedOperation,
+    /// A document of a kind this node does not know.
+    UnknownDocument,
+    /// It builds on a change that was refused.
+    DependsOnRefused,
+    /// A document sent whole that is malformed or too large.
+    BadBundle,
+    /// A change of a document sent whole that no signed change of its author covers.
+    Unattested,
+    /// Two changes of one author with the same sequence number.
+    Equivocation,
+    /// A referral move the lifecycle does not allow.
+    IllegalReferral,
+    /// A text field holding control or bidi-override characters.
+    UnsafeText,
+    /// It does not apply to the document (the document's rules refuse it).
+    DoesNotApply,
+    /// A catch-up request larger than the protocol allows.
+    OversizedRequest,
+}
+
+impl RejectionCode {
+    /// The code as written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectionCode::Undecodable => "undecodable",
+            RejectionCode::BadSignature => "bad_signature",
+            RejectionCode::WrongWriter => "wrong_writer",
+            RejectionCode::NotMember => "not_member",
+            RejectionCode::SenderNotMember => "sender_not_member",
+            RejectionCode::Revoked => "revoked",
+            RejectionCode::OtherNetwork => "other_network",
+            RejectionCode::NoNetwork => "no_network",
+            RejectionCode::MalformedOperation => "malformed_operation",
+            RejectionCode::UnknownDocument => "unknown_document",
+            RejectionCode::DependsOnRefused => "depends_on_refused",
+            RejectionCode::BadBundle => "bad_bundle",
+            RejectionCode::Unattested => "unattested",
+            RejectionCode::Equivocation => "equivocation",
+            RejectionCode::IllegalReferral => "illegal_referral",
+            RejectionCode::UnsafeText => "unsafe_text",
+            RejectionCode::DoesNotApply => "does_not_apply",
+            RejectionCode::OversizedRequest => "oversized_request",
+        }
+    }
+}
+
+impl std::fmt::Display for RejectionCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Why one received change was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rejection {
-    /// A stable code, counted in `passerelle status`: `undecodable`, `bad_signature`,
-    /// `wrong_writer`, `not_member`, `sender_not_member`, `revoked`, `other_network`,
-    /// `no_network`, `malformed_operation`, `unknown_document`, `depends_on_refused`.
-    pub code: String,
+    /// The code, counted in `passerelle status`.
+    pub code: RejectionCode,
     /// What exactly was wrong.
     pub reason: String,
 }
 
 impl Rejection {
-    fn new(code: &str, reason: impl Into<String>) -> Self {
+    fn new(code: RejectionCode, reason: impl Into<String>) -> Self {
         Self {
-            code: code.to_owned(),
+            code,
             reason: reason.into(),
         }
     }
@@ -91,7 +164,7 @@ pub struct RemoteOutcome {
 }
 
 impl RemoteOutcome {
-    fn reject(&mut self, code: &str, reason: impl Into<String>) {
+    fn reject(&mut self, code: RejectionCode, reason: impl Into<String>) {
         let rejection = Rejection::new(code, reason);
         debug!(code = %rejection.code, reason = %rejection.reason, "received change refused");
         self.rejected.push(rejection);
@@ -140,7 +213,10 @@ impl Whole {
                 Some(signed) => out.push(signed),
                 None => out.push(
                     SignedChange::attested(self.id.clone(), change).map_err(|e| {
-                        Rejection::new("bad_bundle", format!("document {}: {e}", self.id))
+                        Rejection::new(
+                            RejectionCode::BadBundle,
+                            format!("document {}: {e}", self.id),
+                        )
                     })?,
                 ),
             }
@@ -202,7 +278,7 @@ impl VerifiedBatch {
         for (index, change) in changes.into_iter().enumerate() {
             if unattested.contains(&index) {
                 self.rejected.push(Rejection::new(
-                    "unattested",
+                    RejectionCode::Unattested,
                     format!(
                         "change {} of {} carries no signature and no signed change of its author vouches for it",
                         change.hash(),
@@ -222,7 +298,7 @@ impl VerifiedBatch {
                 Ok(change) => out.changes.push(change),
                 Err(e) => out
                     .rejected
-                    .push(Rejection::new("undecodable", e.to_string())),
+                    .push(Rejection::new(RejectionCode::Undecodable, e.to_string())),
             }
         }
         if SignedChange::verify_signatures(&out.changes).is_err() {
@@ -238,7 +314,7 @@ impl VerifiedBatch {
             for (verdict, _) in bad {
                 if let Err(e) = verdict {
                     out.rejected
-                        .push(Rejection::new("bad_signature", e.to_string()));
+                        .push(Rejection::new(RejectionCode::BadSignature, e.to_string()));
                 }
             }
         }
@@ -260,7 +336,9 @@ fn unpack_bundle(bundle: DocumentBundle) -> Result<Whole, Rejection> {
 /// inflated ([`crate::automerge_bounds`]), before loading it.
 fn unpack_bundle_within(bundle: DocumentBundle, limit: u64) -> Result<Whole, Rejection> {
     let id = bundle.document;
-    let bad = |reason: String| Rejection::new("bad_bundle", format!("document {id}: {reason}"));
+    let bad = |reason: String| {
+        Rejection::new(RejectionCode::BadBundle, format!("document {id}: {reason}"))
+    };
     if id.organisation_owner().is_none() {
         return Err(bad("only organisation documents travel whole".into()));
     }
@@ -277,7 +355,7 @@ fn unpack_bundle_within(bundle: DocumentBundle, limit: u64) -> Result<Whole, Rej
     }
     SignedChange::verify_signatures(&signed).map_err(|(_, e)| {
         Rejection::new(
-            "bad_signature",
+            RejectionCode::BadSignature,
             format!("document {id} received whole: {e}"),
         )
     })?;
@@ -313,7 +391,7 @@ fn unpack_bundle_within(bundle: DocumentBundle, limit: u64) -> Result<Whole, Rej
     }
     if let Some(&index) = crate::envelope::unattested_links(&links).first() {
         return Err(Rejection::new(
-            "unattested",
+            RejectionCode::Unattested,
             format!(
                 "document {id} received whole: change {} carries no signature and no signed change of its author {} vouches for it",
                 links[index].hash, links[index].author
@@ -339,7 +417,7 @@ fn unpack_bundle_within(bundle: DocumentBundle, limit: u64) -> Result<Whole, Rej
             .any(|(seq, expected)| *seq != expected)
         {
             return Err(Rejection::new(
-                "equivocation",
+                RejectionCode::Equivocation,
                 format!(
                     "document {id} received whole: the changes of {author} are not numbered 1, 2, 3…"
                 ),
@@ -419,9 +497,9 @@ impl Pending {
 /// The code and reason of a write-rule refusal.
 fn refusal(refusal: &WriteRefusal) -> Rejection {
     let code = match refusal {
-        WriteRefusal::NotMember { .. } => "not_member",
-        WriteRefusal::NotOwnersKey { .. } => "wrong_writer",
-        WriteRefusal::Revoked { .. } => "revoked",
+        WriteRefusal::NotMember { .. } => RejectionCode::NotMember,
+        WriteRefusal::NotOwnersKey { .. } => RejectionCode::WrongWriter,
+        WriteRefusal::Revoked { .. } => RejectionCode::Revoked,
     };
     Rejection::new(code, refusal.to_string())
 }
@@ -429,11 +507,11 @@ fn refusal(refusal: &WriteRefusal) -> Rejection {
 /// The code of a network-document refusal.
 fn network_refusal(error: &NetworkDocumentError) -> Rejection {
     let code = match error {
-        NetworkDocumentError::OtherNetwork { .. } => "other_network",
-        NetworkDocumentError::UnknownKey { .. } => "not_member",
+        NetworkDocumentError::OtherNetwork { .. } => RejectionCode::OtherNetwork,
+        NetworkDocumentError::UnknownKey { .. } => RejectionCode::NotMember,
         NetworkDocumentError::Malformed { .. }
         | NetworkDocumentError::NotAllowed(_)
-        | NetworkDocumentError::Automerge(_) => "malformed_operation",
+        | NetworkDocumentError::Automerge(_) => RejectionCode::MalformedOperation,
     };
     Rejection::new(code, error.to_string())
 }
@@ -857,7 +935,7 @@ impl DocumentsActor {
     ) -> Result<RemoteOutcome, NodeError> {
         let mut outcome = RemoteOutcome::default();
         for rejection in batch.rejected {
-            outcome.reject(&rejection.code, rejection.reason);
+            outcome.reject(rejection.code, rejection.reason);
         }
         // A document received whole is taken whole only if this node holds nothing of it
         // (nor waits with any of its changes) and no change of it arrives beside it;
@@ -882,7 +960,7 @@ impl DocumentsActor {
             } else {
                 match whole.into_changes() {
                     Ok(its) => changes.extend(its),
-                    Err(rejection) => outcome.reject(&rejection.code, rejection.reason),
+                    Err(rejection) => outcome.reject(rejection.code, rejection.reason),
                 }
             }
         }
@@ -900,14 +978,14 @@ impl DocumentsActor {
             if id.network_owner().is_some() {
                 match self.network.as_mut() {
                     None => outcome.reject(
-                        "no_network",
+                        RejectionCode::NoNetwork,
                         format!(
                             "change {} of {id}: this node is in no network",
                             change.hash()
                         ),
                     ),
                     Some(network) if network.id() != &id => outcome.reject(
-                        "other_network",
+                        RejectionCode::OtherNetwork,
                         format!(
                             "change {} belongs to {id}, not to this node's network",
                             change.hash()
@@ -932,7 +1010,10 @@ impl DocumentsActor {
                     fresh.entry(id).or_default().push(change);
                 }
             } else {
-                outcome.reject("unknown_document", format!("unknown document kind {id}"));
+                outcome.reject(
+                    RejectionCode::UnknownDocument,
+                    format!("unknown document kind {id}"),
+                );
             }
         }
         if !network_fresh.is_empty() {
@@ -959,7 +1040,7 @@ impl DocumentsActor {
                 let id = whole.id.clone();
                 match whole.into_changes() {
                     Ok(its) => fresh.entry(id).or_default().extend(its),
-                    Err(rejection) => outcome.reject(&rejection.code, rejection.reason),
+                    Err(rejection) => outcome.reject(rejection.code, rejection.reason),
                 }
             }
         }
@@ -971,7 +1052,7 @@ impl DocumentsActor {
         for rejection in &outcome.rejected {
             *self
                 .rejected_by_code
-                .entry(rejection.code.clone())
+                .entry(rejection.code.to_string())
                 .or_default() += 1;
         }
         Ok(outcome)
@@ -1001,7 +1082,7 @@ impl DocumentsActor {
             if change.change().deps().iter().any(|d| refused.contains(d)) {
                 refused.insert(change.hash());
                 outcome.reject(
-                    "depends_on_refused",
+                    RejectionCode::DependsOnRefused,
                     format!("change {} depends on a refused change", change.hash()),
                 );
                 continue;
@@ -1061,7 +1142,7 @@ impl DocumentsActor {
             for change in changes {
                 if !sender_is_member {
                     outcome.reject(
-                        "sender_not_member",
+                        RejectionCode::SenderNotMember,
                         format!(
                             "change {} of {id} came from a peer that is not a member of the network",
                             change.hash()
@@ -1071,7 +1152,7 @@ impl DocumentsActor {
                 }
                 let verdict = match self.membership() {
                     None => Err(Rejection::new(
-                        "no_network",
+                        RejectionCode::NoNetwork,
                         "this node is in no network yet".to_string(),
                     )),
                     Some(m) => m
@@ -1111,13 +1192,13 @@ impl DocumentsActor {
                 if change.change().deps().iter().any(|d| refused.contains(d)) {
                     refused.insert(change.hash());
                     outcome.reject(
-                        "depends_on_refused",
+                        RejectionCode::DependsOnRefused,
                         format!("change {} depends on a refused change", change.hash()),
                     );
                 } else if seq != expected {
                     refused.insert(change.hash());
                     outcome.reject(
-                        "equivocation",
+                        RejectionCode::Equivocation,
                         format!(
                             "change {} of {id} is number {seq} of {author}, expected {expected}",
                             change.hash()
@@ -1172,10 +1253,12 @@ impl DocumentsActor {
                     // told apart from one Automerge cannot apply.
                     let code = match &e {
                         crate::document::DocumentError::IllegalReferral { .. } => {
-                            "illegal_referral"
+                            RejectionCode::IllegalReferral
                         }
-                        crate::document::DocumentError::UnsafeText { .. } => "unsafe_text",
-                        _ => "does_not_apply",
+                        crate::document::DocumentError::UnsafeText { .. } => {
+                            RejectionCode::UnsafeText
+                        }
+                        _ => RejectionCode::DoesNotApply,
                     };
                     match &taken {
                         Taken::Changes(ready) => {
@@ -1255,11 +1338,8 @@ mod tests {
         }
     }
 
-    fn code(result: Result<Whole, Rejection>) -> String {
-        match result {
-            Ok(_) => "accepted".into(),
-            Err(rejection) => rejection.code,
-        }
+    fn code(result: Result<Whole, Rejection>) -> Option<RejectionCode> {
+        result.err().map(|rejection| rejection.code)
     }
 
     #[test]
@@ -1291,7 +1371,7 @@ mod tests {
         // a forged signature, a signed change not in it: refused whole.
         assert_eq!(
             code(unpack_bundle(bundle(&id, &mut doc, &[]))),
-            "unattested"
+            Some(RejectionCode::Unattested)
         );
         let elsewhere = SignedChange::sign(
             DocumentId::organisation(&device.org_id()),
@@ -1300,14 +1380,17 @@ mod tests {
         );
         assert_eq!(
             code(unpack_bundle(bundle(&id, &mut doc, &[elsewhere]))),
-            "bad_bundle"
+            Some(RejectionCode::BadBundle)
         );
         let mut forged = signed_owner.encode();
         let at = forged.len() - owners_latest.raw_bytes().len() - 4 - 10;
         forged[at] ^= 1;
         let mut tampered = bundle(&id, &mut doc, &[]);
         tampered.signed = vec![ByteBuf::from(forged)];
-        assert_eq!(code(unpack_bundle(tampered)), "bad_signature");
+        assert_eq!(
+            code(unpack_bundle(tampered)),
+            Some(RejectionCode::BadSignature)
+        );
         let mut other_doc = AutoCommit::new();
         let stray = SignedChange::sign(id.clone(), commit_by(&mut other_doc, &owner, "z"), &owner);
         assert_eq!(
@@ -1316,11 +1399,11 @@ mod tests {
                 &mut doc,
                 &[signed_owner.clone(), stray]
             ))),
-            "bad_bundle"
+            Some(RejectionCode::BadBundle)
         );
         let mut garbage = bundle(&id, &mut doc, std::slice::from_ref(&signed_owner));
         garbage.automerge = ByteBuf::from(vec![1, 2, 3]);
-        assert_eq!(code(unpack_bundle(garbage)), "bad_bundle");
+        assert_eq!(code(unpack_bundle(garbage)), Some(RejectionCode::BadBundle));
 
         // A second author: the owner's signature does not vouch for the device's change,
         // nor the device's for the owner's.
@@ -1332,7 +1415,7 @@ mod tests {
                 &mut doc,
                 std::slice::from_ref(&signed_owner)
             ))),
-            "unattested"
+            Some(RejectionCode::Unattested)
         );
         assert_eq!(
             code(unpack_bundle(bundle(
@@ -1340,7 +1423,7 @@ mod tests {
                 &mut doc,
                 std::slice::from_ref(&signed_device)
             ))),
-            "unattested"
+            Some(RejectionCode::Unattested)
         );
         let taken = unpack_bundle(bundle(
             &id,
@@ -1356,7 +1439,7 @@ mod tests {
                 &mut doc,
                 &[signed_owner.clone(), signed_owner, signed_device]
             ))),
-            "bad_bundle"
+            Some(RejectionCode::BadBundle)
         );
     }
 
@@ -1373,7 +1456,7 @@ mod tests {
         let sent = bundle(&id, &mut doc, std::slice::from_ref(&signed));
         assert!(sent.automerge.len() < 100_000);
         let refused = unpack_bundle_within(sent.clone(), 1_000_000).expect_err("refused");
-        assert_eq!(refused.code, "bad_bundle");
+        assert_eq!(refused.code, RejectionCode::BadBundle);
         assert!(refused.reason.contains("inflated"), "{}", refused.reason);
         assert!(unpack_bundle(sent).is_ok());
     }
@@ -1411,7 +1494,7 @@ mod tests {
         let second = SignedChange::sign(id.clone(), commit_by(&mut doc, &owner, "b"), &owner);
         let alone = VerifiedBatch::check(vec![first.encode()]);
         assert!(alone.changes.is_empty());
-        assert_eq!(alone.rejected[0].code, "unattested");
+        assert_eq!(alone.rejected[0].code, RejectionCode::Unattested);
         let together = VerifiedBatch::check(vec![first.encode(), second.encode()]);
         assert!(together.rejected.is_empty(), "{:?}", together.rejected);
         assert_eq!(together.changes.len(), 2);
@@ -1425,6 +1508,6 @@ mod tests {
             SignedChange::attested(id, other.get_changes(&[])[0].clone()).expect("attested");
         let batch = VerifiedBatch::check(vec![first_again.encode(), theirs.encode()]);
         assert_eq!(batch.changes.len(), 1);
-        assert_eq!(batch.rejected[0].code, "unattested");
+        assert_eq!(batch.rejected[0].code, RejectionCode::Unattested);
     }
 }
