@@ -12,6 +12,7 @@ use passerelle_node::document::{Edit, HistoryEntry};
 use passerelle_node::model::{self, Profile};
 use passerelle_node::node::{self, EditReceipt, OrganisationView, StatusReport};
 use passerelle_node::reference::{Lang, areas, taxonomy};
+use passerelle_node::runtime;
 use serde_json::{Map, Value, json};
 
 use crate::args::*;
@@ -189,7 +190,7 @@ fn write_config_template(data_dir: &Path, name: &str) -> anyhow::Result<()> {
 
 pub async fn start(data_dir: &Path, args: StartArgs) -> anyhow::Result<Outcome> {
     let config = start_config(data_dir, &args)?;
-    let running = node::start(config)
+    let running = runtime::start(config)
         .await
         .with_context(|| format!("starting the node in {}", data_dir.display()))?;
     let org = running.handle().org_id();

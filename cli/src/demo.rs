@@ -14,8 +14,9 @@ use passerelle_node::document::Edit;
 use passerelle_node::membership::Charter;
 use passerelle_node::model::{self, LegalStatus, Office, Profile, Service};
 use passerelle_node::network::NetworkConfig;
-use passerelle_node::node::{self, Decision, EditReceipt, RunningNode, StatusReport};
+use passerelle_node::node::{self, Decision, EditReceipt, StatusReport};
 use passerelle_node::reference::Lang;
+use passerelle_node::runtime::{self, RunningNode};
 use serde_json::{Value, json};
 
 use crate::args::{DirectoryCommand, MemberCommand, SearchArgs};
@@ -260,7 +261,7 @@ pub async fn run() -> anyhow::Result<Outcome> {
             mdns: false,
             ..Default::default()
         });
-        let running = node::start(config).await?;
+        let running = runtime::start(config).await?;
         let started = Instant::now();
         while running.handle().network_status().listen_addrs.is_empty() {
             if started.elapsed() > CONVERGE_TIMEOUT {
@@ -403,7 +404,7 @@ pub async fn run() -> anyhow::Result<Outcome> {
         mdns: false,
         ..Default::default()
     });
-    let running = node::start(config).await?;
+    let running = runtime::start(config).await?;
     publish(&data_dir, &org).await?;
     running
         .handle()

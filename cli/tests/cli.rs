@@ -1985,9 +1985,9 @@ fn a_flood_is_bounded_and_honest_members_keep_syncing() {
         .collect();
     let mut slow = flood::slowloris(&sources, flood::socket_of(&target), 500);
     let rogue_key = passerelle_node::identity::Identity::load(&rogue.data_dir()).expect("keys");
-    let topic = libp2p::gossipsub::IdentTopic::new(
-        passerelle_node::network::protocol::changes_topic(Some(&network)),
-    );
+    let topic = libp2p::gossipsub::IdentTopic::new(passerelle_node::protocol::changes_topic(Some(
+        &network,
+    )));
     let (publisher, published) =
         flood::garbage_publisher(rogue_key.signing(), target.clone(), topic.clone());
     let looper = ForeignPeer::spawn(&ForeignOptions {

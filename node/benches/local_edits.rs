@@ -16,6 +16,7 @@ use passerelle_node::envelope::{DocumentId, SignedChange};
 use passerelle_node::identity::SigningSecret;
 use passerelle_node::model::{self, LegalStatus, Profile, Service};
 use passerelle_node::node::{self, EditReceipt};
+use passerelle_node::runtime;
 
 fn service(i: usize) -> Box<Service> {
     let regions = [
@@ -161,7 +162,7 @@ fn main() {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = Config::new(dir.path().join("node"));
         node::initialise(&config, profile()).expect("init");
-        let running = node::start(config.clone()).await.expect("start");
+        let running = runtime::start(config.clone()).await.expect("start");
         let handle = running.handle();
 
         // 1. Local edits through the node handle: validate, apply, sign, flush, reply.
@@ -242,7 +243,7 @@ fn main() {
             String::new(),
         );
         let start = Instant::now();
-        let running = node::start(config.clone()).await.expect("restart");
+        let running = runtime::start(config.clone()).await.expect("restart");
         let ready = start.elapsed();
         let hits = running
             .handle()

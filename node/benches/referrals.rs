@@ -24,6 +24,7 @@ use passerelle_node::referral::casefile::{
 };
 use passerelle_node::referral::lifecycle::{Move, Outcome, Status};
 use passerelle_node::referral::vault::{Erasure, HeldCase, Side, Vault};
+use passerelle_node::runtime;
 use passerelle_node::store::Store;
 
 fn case_file(i: usize) -> CaseFile {
@@ -278,8 +279,8 @@ async fn send_through_a_node() {
         },
     )
     .expect("network");
-    let sender = node::start(configs[0].clone()).await.expect("start");
-    let receiver = node::start(configs[1].clone()).await.expect("start");
+    let sender = runtime::start(configs[0].clone()).await.expect("start");
+    let receiver = runtime::start(configs[1].clone()).await.expect("start");
     let service: Box<model::Service> = Box::new(
         model::decode_json(
             "service",

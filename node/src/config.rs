@@ -41,7 +41,7 @@ pub struct Config {
     /// Language of labels in human output.
     pub lang: Lang,
     /// Networking; `None` runs the node without it (local use, tests).
-    pub network: Option<crate::network::NetworkConfig>,
+    pub network: Option<NetworkConfig>,
     /// How long the receiving organisation keeps access to a case file after its referral
     /// closes; then its key is destroyed.
     pub retention: std::time::Duration,
@@ -90,9 +90,7 @@ impl Config {
 
     /// The network configuration `config.toml` asks for, over the defaults (listen on
     /// [`DEFAULT_LISTEN`], no peers); `None` when `[network] enabled = false`.
-    pub fn network_from_file(
-        file: &ConfigFile,
-    ) -> Result<Option<crate::network::NetworkConfig>, ConfigError> {
+    pub fn network_from_file(file: &ConfigFile) -> Result<Option<NetworkConfig>, ConfigError> {
         let section = &file.network;
         if section.enabled == Some(false) {
             return Ok(None);
@@ -100,7 +98,7 @@ impl Config {
         let parse = |field: &str, list: &[String]| {
             list.iter()
                 .map(|text| {
-                    text.parse::<crate::network::Multiaddr>()
+                    text.parse::<libp2p::Multiaddr>()
                         .map_err(|e| ConfigError::Address {
                             field: field.to_owned(),
                             value: text.clone(),
@@ -117,7 +115,7 @@ impl Config {
             Some(peers) => parse("network.peers", peers)?,
             None => Vec::new(),
         };
-        let mut network = crate::network::NetworkConfig {
+        let mut network = NetworkConfig {
             listen,
             peers,
             mdns: section.mdns.unwrap_or(true),
@@ -278,6 +276,40 @@ name = {name}
 # retention_days = {DEFAULT_RETENTION_DAYS}
 "#
         )
+    }
+}
+
+/// What the network layer needs.
+#[derive(Debug, Clone)]
+pub struct NetworkConfig {
+    /// Addresses to listen on, e.g. `/ip4/0.0.0.0/tcp/4690`.
+    pub listen: Vec<libp2p::Multiaddr>,
+    /// Peers to connect to and keep connected to.
+    pub peers: Vec<libp2p::Multiaddr>,
+    /// How often to run catch-up with every connected peer.
+    pub sync_interval: std::time::Duration,
+    /// Find peers on the local network by mDNS (multicast; off unless asked for).
+    pub mdns: bool,
+    /// For tests only (feature `test-hooks`, which the release build never has): every
+    /// application payload received (gossip messages, catch-up changes, admission
+    /// requests, case-file messages) is appended here.
+    #[cfg(feature = "test-hooks")]
+    pub record_inbound: Option<InboundRecord>,
+}
+
+/// Where [`NetworkConfig::record_inbound`] keeps what was received.
+pub type InboundRecord = std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>;
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        Self {
+            listen: Vec::new(),
+            peers: Vec::new(),
+            sync_interval: std::time::Duration::from_secs(30),
+            mdns: false,
+            #[cfg(feature = "test-hooks")]
+            record_inbound: None,
+        }
     }
 }
 

@@ -18,9 +18,9 @@ use std::fmt;
 
 use automerge::{Change, ChangeHash};
 use ed25519_dalek::Signature;
-use serde::{Deserialize, Serialize};
 
 use crate::identity::{OrgId, SigningSecret};
+pub use crate::ids::{DocumentId, DocumentIdError, MAX_DOCUMENT_ID_BYTES};
 
 /// Domain tag at the front of every signed message.
 pub const SIGNATURE_DOMAIN: &[u8] = b"passerelle/signed-change";
@@ -32,96 +32,8 @@ pub const ENVELOPE_MAGIC: &[u8; 4] = b"PSC1";
 /// the signature, for a change vouched for by a later signed change of its author (see
 /// [`SignedChange::attested`]).
 pub const ATTESTED_MAGIC: &[u8; 4] = b"PSA1";
-/// Longest document id, in bytes.
-pub const MAX_DOCUMENT_ID_BYTES: usize = 128;
 /// Largest Automerge change an envelope may carry (a bound against hostile peers).
 pub const MAX_CHANGE_BYTES: usize = 1024 * 1024;
-
-/// Errors of document ids.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum DocumentIdError {
-    /// Empty, too long or with characters outside `[a-z0-9:/_-]`.
-    #[error("document id {0:?} must be 1 to 128 characters of a-z, 0-9, ':', '/', '_' or '-'")]
-    Malformed(String),
-}
-
-/// The id of a replicated document, e.g. `org/<organisation id>`.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct DocumentId(String);
-
-impl DocumentId {
-    /// The document an organisation writes its profile, offices and services into.
-    pub fn organisation(org: &OrgId) -> Self {
-        Self(format!("org/{org}"))
-    }
-
-    /// The network document of a network.
-    pub fn network(network: &crate::membership::NetworkId) -> Self {
-        // Lower-case base32 is always a valid document id.
-        Self(format!("net/{network}"))
-    }
-
-    /// The network whose network document this is, if it is one.
-    pub fn network_owner(&self) -> Option<crate::membership::NetworkId> {
-        self.0
-            .strip_prefix("net/")
-            .and_then(|rest| rest.parse().ok())
-    }
-
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The organisation whose own document this is, if it is one.
-    pub fn organisation_owner(&self) -> Option<OrgId> {
-        self.0
-            .strip_prefix("org/")
-            .and_then(|rest| rest.parse().ok())
-    }
-}
-
-impl TryFrom<String> for DocumentId {
-    type Error = DocumentIdError;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        let ok = !value.is_empty()
-            && value.len() <= MAX_DOCUMENT_ID_BYTES
-            && value
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b":/_-".contains(&b));
-        if ok {
-            Ok(Self(value))
-        } else {
-            Err(DocumentIdError::Malformed(value))
-        }
-    }
-}
-
-impl std::str::FromStr for DocumentId {
-    type Err = DocumentIdError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::try_from(s.to_owned())
-    }
-}
-
-impl From<DocumentId> for String {
-    fn from(id: DocumentId) -> Self {
-        id.0
-    }
-}
-
-impl fmt::Display for DocumentId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for DocumentId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DocumentId({})", self.0)
-    }
-}
 
 /// Why a signed change was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

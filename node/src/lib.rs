@@ -34,14 +34,18 @@ pub mod document;
 pub mod durable;
 pub mod envelope;
 pub mod identity;
+pub mod ids;
 pub mod membership;
 pub mod model;
 pub mod network;
 pub mod node;
 pub mod parallel;
+pub mod protocol;
 pub mod reference;
 pub mod referral;
 pub mod repair;
+pub mod runtime;
+pub mod status;
 pub mod store;
 pub mod text;
 

@@ -29,8 +29,8 @@ use crate::envelope::SignedChange;
 use crate::identity::{Identity, IdentityError, OrgId};
 use crate::membership::NetworkDocument;
 use crate::model::{OrganisationRecord, Profile, ValidationError};
-use crate::network::protocol::SyncRequest;
-use crate::network::{Network, NetworkStatus};
+use crate::protocol::SyncRequest;
+use crate::status::NetworkStatus;
 use crate::store::{Snapshot, Store, StoreError};
 
 mod decisions;
@@ -245,7 +245,7 @@ pub struct StoreCheckStatus {
 /// Runs the background check of the store: waits `after` (or until stopped), reads and
 /// verifies the whole store, and checks again whatever it found damaged (a record written
 /// during the check can look inconsistent for a moment) before reporting it.
-fn spawn_store_check(
+pub fn spawn_store_check(
     store: Store,
     after: std::time::Duration,
     status: Arc<std::sync::Mutex<StoreCheckStatus>>,
@@ -383,13 +383,13 @@ enum Command {
         referral: String,
         erase: bool,
         from: OrgId,
-        answer: crate::network::protocol::CaseReply,
+        answer: crate::protocol::CaseReply,
         reply: Reply<()>,
     },
     CaseMessage {
-        message: crate::network::protocol::CaseMessage,
+        message: crate::protocol::CaseMessage,
         key: OrgId,
-        reply: Reply<crate::network::protocol::CaseReply>,
+        reply: Reply<crate::protocol::CaseReply>,
     },
     Housekeeping {
         now: i64,
@@ -536,7 +536,7 @@ impl NodeHandle {
     pub async fn apply_received(
         &self,
         changes: Vec<Vec<u8>>,
-        documents: Vec<crate::network::protocol::DocumentBundle>,
+        documents: Vec<crate::protocol::DocumentBundle>,
         from: Option<OrgId>,
     ) -> Result<RemoteOutcome, NodeError> {
         // Decoding, loading whole documents and signature verification run beside the
@@ -595,7 +595,7 @@ impl NodeHandle {
         referral: String,
         erase: bool,
         from: OrgId,
-        answer: crate::network::protocol::CaseReply,
+        answer: crate::protocol::CaseReply,
     ) -> Result<(), NodeError> {
         self.ask(|reply| Command::CaseAnswered {
             referral,
@@ -610,9 +610,9 @@ impl NodeHandle {
     /// A case-file message from the peer whose key is `key`; returns the answer.
     pub async fn case_message(
         &self,
-        message: crate::network::protocol::CaseMessage,
+        message: crate::protocol::CaseMessage,
         key: OrgId,
-    ) -> Result<crate::network::protocol::CaseReply, NodeError> {
+    ) -> Result<crate::protocol::CaseReply, NodeError> {
         self.ask(|reply| Command::CaseMessage {
             message,
             key,
@@ -718,87 +718,34 @@ fn create_data_folder(config: &Config, identity: &Identity) -> Result<Store, Nod
     Ok(store)
 }
 
-/// A node that runs: its handle, and what [`RunningNode::shutdown`] needs to stop it.
+/// The documents actor once started: its handle and thread, and what the services around
+/// it ([`crate::runtime`] wires them) need.
 #[derive(Debug)]
-pub struct RunningNode {
-    handle: NodeHandle,
-    /// The background check of the store, and how to stop it.
-    store_check: Option<(
-        std::thread::JoinHandle<()>,
-        Arc<std::sync::atomic::AtomicBool>,
+pub struct StartedActor {
+    /// Its handle.
+    pub handle: NodeHandle,
+    /// Its thread.
+    pub thread: std::thread::JoinHandle<()>,
+    /// The configuration, with the peers recorded from an invitation added.
+    pub config: Config,
+    /// The network this node is in, if any.
+    pub network_id: Option<String>,
+    /// This node's keys.
+    pub identity: Arc<Identity>,
+    /// Where the network reports its status for [`NodeHandle::network_status`].
+    pub network_status: watch::Sender<NetworkStatus>,
+    /// With networking: new local changes to publish, and the keys acting for members.
+    pub outbound: Option<(
+        mpsc::Receiver<Outbound>,
+        watch::Receiver<crate::membership::MemberKeys>,
     )>,
-    stop_control: watch::Sender<bool>,
-    control_task: tokio::task::JoinHandle<()>,
-    housekeeping: tokio::task::JoinHandle<()>,
-    actor_thread: Option<std::thread::JoinHandle<()>>,
-    network: Option<Network>,
-    socket: PathBuf,
-    store_dir: PathBuf,
+    /// The store, for the background check, and where the check reports.
+    pub store_check: (Store, Arc<std::sync::Mutex<StoreCheckStatus>>),
 }
 
-impl RunningNode {
-    /// A handle to send commands.
-    pub fn handle(&self) -> NodeHandle {
-        self.handle.clone()
-    }
-
-    /// The control socket's path.
-    pub fn control_socket(&self) -> &std::path::Path {
-        &self.socket
-    }
-
-    /// Stops accepting control connections, writes snapshots, closes the store.
-    pub async fn shutdown(mut self) -> Result<(), NodeError> {
-        // The store check holds the store open: it stops first.
-        if let Some((thread, stop)) = self.store_check.take() {
-            stop.store(true, std::sync::atomic::Ordering::Relaxed);
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
-        }
-        let _ = self.stop_control.send(true);
-        let _ = (&mut self.control_task).await;
-        self.housekeeping.abort();
-        if let Some(network) = self.network.take() {
-            network.shutdown().await;
-        }
-        let (reply, done) = oneshot::channel();
-        if self
-            .handle
-            .commands
-            .send(Command::Shutdown { reply })
-            .await
-            .is_ok()
-        {
-            let _ = done.await;
-        }
-        if let Some(thread) = self.actor_thread.take() {
-            tokio::task::spawn_blocking(move || thread.join())
-                .await
-                .map_err(|e| NodeError::Io {
-                    context: "joining the documents thread".into(),
-                    source: std::io::Error::other(e.to_string()),
-                })?
-                .map_err(|_| NodeError::Io {
-                    context: "the documents thread panicked".into(),
-                    source: std::io::Error::other("panic"),
-                })?;
-        }
-        // The documents thread has closed the store: let sled settle its log now rather
-        // than at the next start (a failure here costs only start time, so it is logged).
-        let store_dir = self.store_dir.clone();
-        match tokio::task::spawn_blocking(move || Store::settle(&store_dir)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => warn!(error = %e, "could not settle the store's log at shutdown"),
-            Err(e) => warn!(error = %e, "could not settle the store's log at shutdown"),
-        }
-        let _ = fs::remove_file(&self.socket);
-        info!("node stopped");
-        Ok(())
-    }
-}
-
-/// Opens the store, verifies and loads every document, and starts the documents actor and
-/// the control API. Must be called inside a tokio runtime.
-pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
+/// Opens the store, verifies and loads every document, and starts the documents actor on
+/// its own thread. Must be called inside a tokio runtime.
+pub async fn start_actor(config: Config) -> Result<StartedActor, NodeError> {
     let loaded = {
         let config = config.clone();
         tokio::task::spawn_blocking(move || DocumentsActor::load(config))
@@ -824,7 +771,7 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
     let mut config = config;
     if let Some(network) = config.network.as_mut() {
         for peer in loaded.store.bootstrap_peers()? {
-            match peer.parse::<crate::network::Multiaddr>() {
+            match peer.parse::<libp2p::Multiaddr>() {
                 Ok(address) if !network.peers.contains(&address) => network.peers.push(address),
                 Ok(_) => {}
                 Err(e) => warn!(%peer, error = %e, "a recorded peer address does not parse"),
@@ -839,95 +786,61 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         loaded.publish_members();
         (rx, members_rx)
     });
-    let check_status = loaded.store_check.clone();
-    let check_store = loaded.store.clone();
-    let actor_thread = std::thread::Builder::new()
+    let store_check = (loaded.store.clone(), loaded.store_check.clone());
+    let thread = std::thread::Builder::new()
         .name("passerelle-documents".into())
         .spawn(move || loaded.run(receiver))
         .map_err(io("starting the documents thread"))?;
-
-    let network = match (config.network.clone(), outbound) {
-        (Some(network_config), Some((outbound, members))) => {
-            match crate::network::spawn(
-                identity.signing(),
-                network_config,
-                network_id,
-                handle.clone(),
-                outbound,
-                network_status,
-                members,
-            )
-            .await
-            {
-                Ok(network) => Some(network),
-                Err(e) => {
-                    stop_actor(&handle, actor_thread).await;
-                    return Err(e);
-                }
-            }
-        }
-        _ => None,
-    };
-    let socket = config.control_socket();
-    let listener = match crate::control::bind(&socket).await {
-        Ok(listener) => listener,
-        Err(e) => {
-            if let Some(network) = network {
-                network.shutdown().await;
-            }
-            stop_actor(&handle, actor_thread).await;
-            return Err(e);
-        }
-    };
-    let (stop_control, stop_rx) = watch::channel(false);
-    let control_task = tokio::spawn(crate::control::serve(listener, handle.clone(), stop_rx));
-    let housekeeping = {
-        let handle = handle.clone();
-        let every = config.housekeeping_interval;
-        tokio::spawn(async move {
-            // The first round comes one interval after start, not at once: it folds the
-            // whole board (half a second at national scale), and the node answers its
-            // first queries before that.
-            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                match handle.housekeeping().await {
-                    Ok(()) => {}
-                    Err(NodeError::Stopped) => break,
-                    Err(e) => warn!(error = %e, "referral housekeeping failed"),
-                }
-            }
-        })
-    };
-    info!(org = %org_id, fingerprint = %org_id.fingerprint(), socket = %socket.display(), "node started");
-    let store_check = match config.store_check_after {
-        Some(after) => {
-            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-            let thread = spawn_store_check(check_store, after, check_status, stop.clone())
-                .map_err(io("starting the store check"))?;
-            Some((thread, stop))
-        }
-        None => {
-            drop(check_store);
-            None
-        }
-    };
-    Ok(RunningNode {
+    Ok(StartedActor {
         handle,
+        thread,
+        config,
+        network_id,
+        identity,
+        network_status,
+        outbound,
         store_check,
-        stop_control,
-        control_task,
-        housekeeping,
-        actor_thread: Some(actor_thread),
-        network,
-        socket,
-        store_dir: config.store_dir(),
     })
 }
 
+/// Stops the documents actor (final snapshots), waits for its thread, then lets sled
+/// settle the store's log.
+pub async fn shutdown_actor(
+    handle: &NodeHandle,
+    thread: std::thread::JoinHandle<()>,
+    store_dir: PathBuf,
+) -> Result<(), NodeError> {
+    let (reply, done) = oneshot::channel();
+    if handle
+        .commands
+        .send(Command::Shutdown { reply })
+        .await
+        .is_ok()
+    {
+        let _ = done.await;
+    }
+    tokio::task::spawn_blocking(move || thread.join())
+        .await
+        .map_err(|e| NodeError::Io {
+            context: "joining the documents thread".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?
+        .map_err(|_| NodeError::Io {
+            context: "the documents thread panicked".into(),
+            source: std::io::Error::other("panic"),
+        })?;
+    // The documents thread has closed the store: let sled settle its log now rather
+    // than at the next start (a failure here costs only start time, so it is logged).
+    match tokio::task::spawn_blocking(move || Store::settle(&store_dir)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => warn!(error = %e, "could not settle the store's log at shutdown"),
+        Err(e) => warn!(error = %e, "could not settle the store's log at shutdown"),
+    }
+    Ok(())
+}
+
 /// Stops a documents actor that was started, when start-up fails later on.
-async fn stop_actor(handle: &NodeHandle, thread: std::thread::JoinHandle<()>) {
+pub async fn stop_actor(handle: &NodeHandle, thread: std::thread::JoinHandle<()>) {
     let (reply, done) = oneshot::channel();
     if handle
         .commands
@@ -962,7 +875,7 @@ struct DocumentsActor {
     /// What the background check of the store found (written by its thread).
     store_check: Arc<std::sync::Mutex<StoreCheckStatus>>,
     /// The keys acting for members, for the network's gates (None without networking).
-    members: Option<watch::Sender<crate::network::gate::MemberKeys>>,
+    members: Option<watch::Sender<crate::membership::MemberKeys>>,
     /// The membership last published there: its number of operations read.
     members_published: Option<usize>,
     /// Case files held here, their audit log and outbox.

@@ -1356,7 +1356,7 @@ impl Store {
         match self.meta.get(NETWORK_KEY)? {
             None => Ok(None),
             Some(bytes) => String::from_utf8_lossy(&bytes).parse().map(Some).map_err(
-                |e: crate::membership::MembershipError| StoreError::Corrupt {
+                |e: crate::ids::InvalidId| StoreError::Corrupt {
                     key: "meta/network".into(),
                     reason: e.to_string(),
                 },

@@ -101,7 +101,7 @@ fn memory_child(data_dir: &str) {
     };
     runtime.block_on(async {
         let started = Instant::now();
-        let running = passerelle_node::node::start(passerelle_node::config::Config::new(data_dir))
+        let running = passerelle_node::runtime::start(passerelle_node::config::Config::new(data_dir))
             .await
             .expect("start");
         let handle = running.handle();

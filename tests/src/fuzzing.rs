@@ -15,7 +15,7 @@ use futures::executor::block_on;
 use libp2p::request_response::Codec as _;
 use libp2p::request_response::cbor::codec::Codec;
 use passerelle_node::envelope::SignedChange;
-use passerelle_node::network::protocol::{
+use passerelle_node::protocol::{
     ADMISSION_PROTOCOL, AdmissionMessage, AdmissionReply, CASE_PROTOCOL, CaseMessage, CaseReply,
     MAX_ADMISSION_BYTES, MAX_CASE_BYTES, MAX_SYNC_REQUEST_BYTES, MAX_SYNC_RESPONSE_BYTES,
     SYNC_PROTOCOL, SyncRequest, SyncResponse,
@@ -320,7 +320,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
         }
         "sync_request" => {
             let request = SyncRequest {
-                documents: vec![passerelle_node::network::protocol::DocumentHeads {
+                documents: vec![passerelle_node::protocol::DocumentHeads {
                     document: doc.id().clone(),
                     heads: vec![serde_bytes::ByteBuf::from(edit.hash().0.to_vec())],
                 }],
@@ -335,7 +335,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                     .map(|c| serde_bytes::ByteBuf::from(c.clone()))
                     .collect(),
                 more: false,
-                documents: vec![passerelle_node::network::protocol::DocumentBundle {
+                documents: vec![passerelle_node::protocol::DocumentBundle {
                     document: doc.id().clone(),
                     automerge: serde_bytes::ByteBuf::from(saved.clone()),
                     signed: vec![serde_bytes::ByteBuf::from(edit.encode())],

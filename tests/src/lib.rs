@@ -28,8 +28,9 @@ use passerelle_node::directory::SearchQuery;
 use passerelle_node::membership::{Charter, NetworkId};
 use passerelle_node::model::{LegalStatus, Profile};
 use passerelle_node::network::NetworkConfig;
-use passerelle_node::network::protocol::DocumentHeads;
-use passerelle_node::node::{self, NodeHandle, RunningNode};
+use passerelle_node::node::{self, NodeHandle};
+use passerelle_node::protocol::DocumentHeads;
+use passerelle_node::runtime::{self, RunningNode};
 
 /// Upper bound for any awaited condition: catches hangs, is not a performance target.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
@@ -205,7 +206,9 @@ impl TestNode {
     /// Starts the node.
     pub async fn start(&mut self) {
         assert!(self.running.is_none(), "{} already runs", self.name);
-        let running = node::start(self.config.clone()).await.expect("start node");
+        let running = runtime::start(self.config.clone())
+            .await
+            .expect("start node");
         self.running = Some(Running::Here(running));
     }
 
@@ -236,7 +239,7 @@ impl TestNode {
                     }
                 };
                 runtime.block_on(async move {
-                    let running = match node::start(config).await {
+                    let running = match runtime::start(config).await {
                         Ok(running) => running,
                         Err(e) => {
                             let _ = started_tx.send(Err(e.to_string()));

@@ -48,7 +48,7 @@ async fn a_foreign_non_member_peer_gets_no_gossip_and_no_document() {
     );
     let options = ForeignOptions {
         dial: target,
-        topic: passerelle_node::network::protocol::changes_topic(Some(&network)),
+        topic: passerelle_node::protocol::changes_topic(Some(&network)),
         network,
         seconds: 12,
         ..Default::default()

@@ -11,7 +11,7 @@ use passerelle_node::document::{Edit, OrganisationDocument};
 use passerelle_node::envelope::{DocumentId, SignedChange};
 use passerelle_node::identity::{Identity, SigningSecret};
 use passerelle_node::model::Profile;
-use passerelle_node::network::protocol::changes_topic;
+use passerelle_node::protocol::changes_topic;
 use passerelle_tests::{TIMEOUT, TestNode, found_network, start_line, wait_converged, wait_for};
 
 use crate::add;

@@ -797,7 +797,7 @@ async fn unanswered_referrals_expire_and_the_receivers_access_ends_after_retenti
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_case_file_messages_are_refused_counted_and_change_nothing() {
-    use passerelle_node::network::protocol::CaseMessage;
+    use passerelle_node::protocol::CaseMessage;
     use passerelle_node::referral::casefile::{CaseContent, Payload, seal};
 
     let nodes = three_nodes(None).await;

@@ -159,7 +159,7 @@ async fn a_database_that_no_longer_opens_is_refused_with_what_to_do_and_rebuilt_
         .expect("an offset sled refuses");
     flip(&store_dir.join("db"), offset);
 
-    let refused = passerelle_node::node::start(nodes[1].config.clone())
+    let refused = passerelle_node::runtime::start(nodes[1].config.clone())
         .await
         .expect_err("a damaged database is refused");
     let message = refused.to_string();

@@ -3,7 +3,7 @@
 use passerelle_node::document::Replica;
 use passerelle_node::envelope::{DocumentId, SignedChange};
 use passerelle_node::identity::SigningSecret;
-use passerelle_node::network::protocol::DocumentBundle;
+use passerelle_node::protocol::DocumentBundle;
 use passerelle_tests::{
     TestNode, found_network, replay_outside, spawn_line, spawn_line_holding_back_last,
     wait_converged, wait_for,
@@ -246,7 +246,7 @@ async fn a_bundle_is_taken_once_and_change_by_change_when_the_write_rule_refuses
             .contains(&stranger.org_id().to_string())
     );
     assert_eq!(nodes[2].services().await, nodes[0].services().await);
-    let heads_of = |heads: Vec<passerelle_node::network::protocol::DocumentHeads>| {
+    let heads_of = |heads: Vec<passerelle_node::protocol::DocumentHeads>| {
         heads
             .into_iter()
             .find(|d| d.document == id)

@@ -15,6 +15,7 @@ mod drafts;
 mod foreign;
 mod fuzz;
 mod hostile;
+mod layering;
 mod membership;
 mod partition;
 mod powercut;

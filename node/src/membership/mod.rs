@@ -35,13 +35,11 @@ use std::fmt;
 use std::str::FromStr;
 
 use automerge::ChangeHash;
-use data_encoding::BASE32_NOPAD;
 use serde::{Deserialize, Serialize};
 
 use crate::identity::{OrgId, SigningSecret};
+pub use crate::ids::{InvalidId, NetworkId};
 
-/// Bytes of the genesis hash that make the network id.
-const NETWORK_ID_BYTES: usize = 20;
 /// Largest operation message, in bytes.
 pub const MAX_OPERATION_BYTES: usize = 8 * 1024;
 /// Longest network name, reason or label.
@@ -50,6 +48,9 @@ pub const MAX_TEXT_CHARS: usize = 200;
 pub const MAX_FOUNDERS: usize = 64;
 /// Domain tag of admission request signatures.
 const REQUEST_DOMAIN: &[u8] = b"passerelle/admission-request\0";
+
+/// The keys that act for current members: their organisation keys and authorised devices.
+pub type MemberKeys = std::sync::Arc<std::collections::HashSet<OrgId>>;
 
 /// Errors of membership input (CLI arguments, operations, requests).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -64,77 +65,19 @@ pub enum MembershipError {
     },
 }
 
+impl From<InvalidId> for MembershipError {
+    fn from(e: InvalidId) -> Self {
+        MembershipError::Invalid {
+            field: e.field,
+            message: e.message,
+        }
+    }
+}
+
 fn invalid(field: &'static str, message: impl Into<String>) -> MembershipError {
     MembershipError::Invalid {
         field,
         message: message.into(),
-    }
-}
-
-/// A network's id: 20 bytes of its genesis change's hash, in lower-case base32 (32 chars).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct NetworkId([u8; NETWORK_ID_BYTES]);
-
-impl NetworkId {
-    /// The id of the network whose genesis change has this hash.
-    pub fn from_genesis(hash: &ChangeHash) -> Self {
-        let mut bytes = [0u8; NETWORK_ID_BYTES];
-        bytes.copy_from_slice(&hash.0[..NETWORK_ID_BYTES]);
-        Self(bytes)
-    }
-
-    /// True if `hash` is the genesis of this network.
-    pub fn is_genesis(&self, hash: &ChangeHash) -> bool {
-        hash.0[..NETWORK_ID_BYTES] == self.0
-    }
-
-    /// The id of the network document.
-    pub fn document_id(&self) -> crate::envelope::DocumentId {
-        crate::envelope::DocumentId::network(self)
-    }
-}
-
-impl fmt::Display for NetworkId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&BASE32_NOPAD.encode(&self.0).to_lowercase())
-    }
-}
-
-impl fmt::Debug for NetworkId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "NetworkId({self})")
-    }
-}
-
-impl FromStr for NetworkId {
-    type Err = MembershipError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let text = s.trim().to_ascii_uppercase();
-        let bytes = BASE32_NOPAD
-            .decode(text.as_bytes())
-            .ok()
-            .and_then(|b| <[u8; NETWORK_ID_BYTES]>::try_from(b).ok())
-            .ok_or_else(|| {
-                invalid(
-                    "network id",
-                    format!("{s:?} is not a network id (32 base32 characters, as `passerelle network show` prints)"),
-                )
-            })?;
-        Ok(Self(bytes))
-    }
-}
-
-impl Serialize for NetworkId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for NetworkId {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
     }
 }
 

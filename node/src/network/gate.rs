@@ -20,7 +20,6 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use either::Either;
@@ -48,8 +47,7 @@ pub const MAX_STRANGERS_PER_IP: usize = 4;
 /// Members' addresses remembered (to keep their slots); the oldest are forgotten first.
 pub const MAX_MEMBER_ADDRESSES: usize = 4096;
 
-/// The keys that act for current members: their organisation keys and authorised devices.
-pub type MemberKeys = Arc<HashSet<OrgId>>;
+pub use crate::membership::MemberKeys;
 
 /// Why a connection was refused at the gate.
 #[derive(Debug, thiserror::Error)]
@@ -646,7 +644,7 @@ mod tests {
     fn strangers_are_capped_members_are_not_and_banned_peers_are_refused() {
         let mut gate = ConnectionGate::default();
         let (member, key) = member_key();
-        gate.set_members(Arc::new(HashSet::from([key])));
+        gate.set_members(std::sync::Arc::new(HashSet::from([key])));
         let here = address("10.0.0.1");
         for n in 0..MAX_STRANGERS_PER_IP {
             let (stranger, _) = member_key();

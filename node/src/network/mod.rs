@@ -21,7 +21,7 @@
 //! - A peer that sends more than [`MAX_REJECTED_PER_PEER`] refused changes is disconnected.
 
 pub mod gate;
-pub mod protocol;
+pub use crate::protocol;
 
 pub use libp2p::Multiaddr;
 
@@ -36,7 +36,6 @@ use libp2p::swarm::{ConnectionId, NetworkBehaviour, SwarmEvent};
 use libp2p::{
     PeerId, Swarm, connection_limits, gossipsub, identify, mdns, noise, ping, tcp, yamux,
 };
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
@@ -107,95 +106,9 @@ const PING_SLACK: Duration = Duration::from_secs(1);
 /// A connection older than this is closed when the same peer opens a new one.
 const STALE_CONNECTION: Duration = Duration::from_secs(10);
 
-/// What the network layer needs.
-#[derive(Debug, Clone)]
-pub struct NetworkConfig {
-    /// Addresses to listen on, e.g. `/ip4/0.0.0.0/tcp/4690`.
-    pub listen: Vec<Multiaddr>,
-    /// Peers to connect to and keep connected to.
-    pub peers: Vec<Multiaddr>,
-    /// How often to run catch-up with every connected peer.
-    pub sync_interval: Duration,
-    /// Find peers on the local network by mDNS (multicast; off unless asked for).
-    pub mdns: bool,
-    /// For tests only (feature `test-hooks`, which the release build never has): every
-    /// application payload received (gossip messages, catch-up changes, admission
-    /// requests, case-file messages) is appended here.
-    #[cfg(feature = "test-hooks")]
-    pub record_inbound: Option<InboundRecord>,
-}
+pub use crate::config::{InboundRecord, NetworkConfig};
 
-/// Where [`NetworkConfig::record_inbound`] keeps what was received.
-pub type InboundRecord = std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>;
-
-impl Default for NetworkConfig {
-    fn default() -> Self {
-        Self {
-            listen: Vec::new(),
-            peers: Vec::new(),
-            sync_interval: Duration::from_secs(30),
-            mdns: false,
-            #[cfg(feature = "test-hooks")]
-            record_inbound: None,
-        }
-    }
-}
-
-/// One connected peer, as `passerelle peers` shows it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct PeerStatus {
-    /// libp2p peer id.
-    pub peer_id: String,
-    /// The organisation whose key the peer uses.
-    pub org_id: Option<String>,
-    /// Its fingerprint.
-    pub fingerprint: Option<String>,
-    /// Addresses of the open connections.
-    pub addresses: Vec<String>,
-    /// Unix time of the last completed catch-up with it.
-    pub last_sync: Option<i64>,
-    /// Its gossipsub score (negative after misbehaviour).
-    pub score: Option<f64>,
-    /// Changes it sent that were refused.
-    pub rejected: u64,
-    /// Round trip of the last ping it answered, in milliseconds.
-    #[serde(default)]
-    pub rtt_ms: Option<u64>,
-    /// Whether its connection carries gossip (it acts for a member).
-    #[serde(default)]
-    pub gossip: bool,
-}
-
-/// The network side of `passerelle status` and `passerelle peers`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct NetworkStatus {
-    /// Whether networking runs.
-    pub enabled: bool,
-    /// This node's peer id.
-    pub peer_id: String,
-    /// Addresses it listens on.
-    pub listen_addrs: Vec<String>,
-    /// Connected peers.
-    pub peers: Vec<PeerStatus>,
-    /// Bytes of signed changes received in catch-up responses since start.
-    pub sync_bytes_received: u64,
-    /// Bytes of signed changes sent in catch-up responses since start.
-    pub sync_bytes_sent: u64,
-    /// Bytes of signed changes received by gossip since start.
-    pub gossip_bytes_received: u64,
-    /// Connections refused at the gate since start (a busy address, too many non-members,
-    /// a peer id that is not an ed25519 key).
-    #[serde(default)]
-    pub connections_refused: u64,
-    /// Peers cut off since start (too many refused changes or requests; a gossip score so
-    /// low that gossipsub ignores them): their connections are refused for ten minutes.
-    #[serde(default)]
-    pub peers_cut_off: u64,
-    /// Network work shed since start because [`MAX_TASKS`] tasks were running (asked
-    /// again later by the peer or the next round).
-    #[serde(default)]
-    pub tasks_shed: u64,
-}
+pub use crate::status::{NetworkStatus, PeerStatus};
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {

@@ -11,7 +11,7 @@ use super::{DocumentsActor, NodeError};
 use crate::document::Edit;
 use crate::identity::OrgId;
 use crate::model::{OrganisationRecord, ServiceStatus, ValidationError};
-use crate::network::protocol::{CaseMessage, CaseReply};
+use crate::protocol::{CaseMessage, CaseReply};
 use crate::reference::taxonomy;
 use crate::referral::board::{
     self, Assignment, BoardEntry, MoveRecord, Priority, Proposal, SentReferral,

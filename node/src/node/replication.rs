@@ -33,7 +33,7 @@ use crate::document::{OrganisationDocument, Replica};
 use crate::envelope::{ATTESTED_MAGIC, DocumentId, ENVELOPE_MAGIC, SignedChange};
 use crate::identity::OrgId;
 use crate::membership::{NetworkDocumentError, WriteRefusal};
-use crate::network::protocol::{
+use crate::protocol::{
     DocumentBundle, DocumentHeads, MAX_HEADS_PER_DOCUMENT, SYNC_BATCH_BYTES, SyncRequest,
     SyncResponse,
 };
