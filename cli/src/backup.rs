@@ -6,7 +6,8 @@ use std::path::Path;
 
 use anyhow::Context;
 use passerelle_node::api;
-use passerelle_node::backup::{DocumentBackup, Exported, Imported};
+use passerelle_node::archive::{Exported, Imported};
+use passerelle_node::backup::DocumentBackup;
 
 use crate::commands::{Outcome, call};
 use crate::output::{self, table};

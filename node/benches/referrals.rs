@@ -23,9 +23,9 @@ use passerelle_node::referral::casefile::{
     self, CaseContent, CaseFile, Consent, ConsentMethod, ConsentRecord, FIELDS, Payload,
 };
 use passerelle_node::referral::lifecycle::{Move, Outcome, Status};
-use passerelle_node::referral::vault::{Erasure, HeldCase, Side, Vault};
 use passerelle_node::runtime;
 use passerelle_node::store::Store;
+use passerelle_node::vault::{Erasure, HeldCase, Side, Vault};
 
 fn case_file(i: usize) -> CaseFile {
     CaseFile {

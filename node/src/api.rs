@@ -33,7 +33,7 @@ use crate::node::{
     OrganisationView, ReferralReply, ReferralRequest, StatusReport,
 };
 use crate::referral::board::BoardEntry;
-use crate::referral::vault::AuditEntry;
+use crate::vault::AuditEntry;
 
 /// The version of this protocol. 1 answered every request with one line of at most 4 MiB;
 /// 2 streams large answers and types every request.
@@ -226,7 +226,7 @@ pub struct ExportAutomerge {
 }
 
 impl Call for ExportAutomerge {
-    type Reply = Vec<crate::backup::Exported>;
+    type Reply = Vec<crate::archive::Exported>;
 }
 
 /// Verifies a backup folder and merges it.
@@ -241,7 +241,7 @@ pub struct ImportAutomerge {
 }
 
 impl Call for ImportAutomerge {
-    type Reply = crate::backup::Imported;
+    type Reply = crate::archive::Imported;
 }
 
 /// A referral step or question (match, send, move, propose, assign, show, erase, report).

@@ -123,10 +123,10 @@ pub async fn answer(handle: &NodeHandle, request: Request, by: &str) -> Answer {
         Request::Membership(r) => reply(&r, handle.membership().await),
         Request::Decide(r) => reply(&r, handle.decide(r.decision.clone()).await),
         Request::Records(r) => stream(&r, handle.records().await.map(|h| ((), h))),
-        Request::ExportAutomerge(r) => reply(&r, crate::backup::export_with(handle, &r.dir).await),
+        Request::ExportAutomerge(r) => reply(&r, crate::archive::export_with(handle, &r.dir).await),
         Request::ImportAutomerge(r) => reply(
             &r,
-            crate::backup::import_with(handle, &r.dir, r.dry_run).await,
+            crate::archive::import_with(handle, &r.dir, r.dry_run).await,
         ),
         Request::Referral(r) => {
             if matches!(

@@ -21,10 +21,8 @@ use crate::model::{
     self, Office, OrganisationRecord, Profile, Service, ValidationError, decode_json, merge_patch,
 };
 use crate::referral::board::{self, Answer, Assignment, MoveRecord, Proposal, SentReferral};
-use crate::store::Snapshot;
 
-/// Version of the organisation document's shape.
-pub const SCHEMA_VERSION: u32 = 1;
+pub use crate::model::SCHEMA_VERSION;
 
 /// Errors of document edits and reads.
 #[derive(Debug, thiserror::Error)]
@@ -238,6 +236,48 @@ pub struct OrganisationDocument {
     seqs: Option<HashMap<OrgId, u64>>,
 }
 
+/// A document's snapshot, for fast start.
+///
+/// Derived data: the signed changes stay the truth. At start the Automerge document is
+/// checked against them (every head must be a stored signed change, and every stored change
+/// must be in the document); the record is used only when the document's heads are exactly
+/// `heads`, and is re-read from the document otherwise.
+///
+/// Stored in two parts: the header and the record (tree `snapshots`: what a node reads at
+/// start) and the Automerge document with the same heads (tree `snapshot-documents`: read
+/// when the document's history is first needed). A node starting on a national store so
+/// reads a third of the bytes, and sled does not keep the documents in its page cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Number of changes in the document when the snapshot was taken.
+    pub changes: u64,
+    /// Heads of the document when the snapshot was taken.
+    pub heads: Vec<ChangeHash>,
+    /// The document in Automerge's compressed format (empty when only the record was read:
+    /// `Store::snapshot_record`).
+    pub document: Vec<u8>,
+    /// Each author's latest change in the document (its signed change vouches for the
+    /// author's others: what a bundle carries, `docs/protocol.md`). Empty when unknown
+    /// (a snapshot written before it was kept, or only the record was read).
+    pub latest: Vec<ChangeHash>,
+    /// The validated record read from it, as JSON (spares reading the whole document).
+    pub record: Vec<u8>,
+}
+
+/// Where a document held in its saved form is read from when first needed: the store
+/// (which implements it), so that this module reads no disk itself.
+pub trait SavedSource: std::fmt::Debug + Send + Sync {
+    /// The saved document (Automerge's compressed form) with exactly these heads, if it
+    /// is still there.
+    fn saved_document(
+        &self,
+        document: &DocumentId,
+        heads: &[ChangeHash],
+    ) -> Result<Option<Vec<u8>>, String>;
+    /// Every verified signed change of the document, to rebuild it.
+    fn signed_changes(&self, document: &DocumentId) -> Result<Vec<SignedChange>, String>;
+}
+
 /// A document kept in its saved form, in the store, until first needed (the bytes are
 /// read again then: a national-scale node holds a thousand documents it rarely loads).
 #[derive(Debug)]
@@ -246,7 +286,7 @@ struct Saved {
     /// them (else the document is rebuilt from its signed changes).
     heads: Vec<ChangeHash>,
     /// Where the snapshot and the signed changes are.
-    store: crate::store::Store,
+    source: std::sync::Arc<dyn SavedSource>,
 }
 
 /// A number never handed out before in this process.
@@ -475,7 +515,7 @@ impl OrganisationDocument {
     pub fn from_sufficient_snapshot(
         owner: OrgId,
         snapshot: Snapshot,
-        store: crate::store::Store,
+        source: std::sync::Arc<dyn SavedSource>,
     ) -> Result<Self, DocumentError> {
         let id = DocumentId::organisation(&owner);
         let record: OrganisationRecord =
@@ -495,7 +535,7 @@ impl OrganisationDocument {
             doc: AutoCommit::new().with_actor(ActorId::from(owner.as_bytes())),
             saved: Some(Saved {
                 heads: snapshot.heads,
-                store,
+                source,
             }),
             record: Some(record),
             generation: next_generation(),
@@ -516,26 +556,22 @@ impl OrganisationDocument {
     fn am(&mut self) -> &mut AutoCommit {
         if let Some(saved) = self.saved.take() {
             let actor = ActorId::from(self.owner.as_bytes());
-            let loaded = match saved.store.snapshot_document(&self.id, &saved.heads) {
+            let loaded = match saved.source.saved_document(&self.id, &saved.heads) {
                 Ok(Some(bytes)) => crate::automerge_guard::load_autocommit(&bytes),
                 Ok(None) => Err("its snapshot is gone, unreadable or replaced".to_owned()),
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(e),
             };
             match loaded {
                 Ok(doc) => self.doc = doc.with_actor(actor),
                 Err(e) => {
                     tracing::error!(document = %self.id, error = %e, "saved document does not load; rebuilding it from its signed changes");
                     let mut doc = AutoCommit::new().with_actor(actor);
-                    let rebuilt = saved
-                        .store
-                        .load_document(&self.id)
-                        .map_err(|e| e.to_string())
-                        .and_then(|changes| {
-                            crate::automerge_guard::apply(
-                                &mut doc,
-                                changes.iter().map(|c| c.change().clone()).collect(),
-                            )
-                        });
+                    let rebuilt = saved.source.signed_changes(&self.id).and_then(|changes| {
+                        crate::automerge_guard::apply(
+                            &mut doc,
+                            changes.iter().map(|c| c.change().clone()).collect(),
+                        )
+                    });
                     if let Err(e) = rebuilt {
                         tracing::error!(document = %self.id, error = %e, "the document cannot be rebuilt from the store either; restore the data folder from a backup");
                     }

@@ -22,6 +22,7 @@
 //! - [`config`]: the node's configuration and the data folder's layout.
 
 pub mod api;
+pub mod archive;
 pub mod automerge_bounds;
 pub mod automerge_de;
 pub mod automerge_guard;
@@ -48,6 +49,7 @@ pub mod runtime;
 pub mod status;
 pub mod store;
 pub mod text;
+pub mod vault;
 
 /// Seconds since the Unix epoch, now.
 pub fn unix_now() -> i64 {

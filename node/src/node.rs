@@ -879,7 +879,7 @@ struct DocumentsActor {
     /// The membership last published there: its number of operations read.
     members_published: Option<usize>,
     /// Case files held here, their audit log and outbox.
-    vault: crate::referral::vault::Vault,
+    vault: crate::vault::Vault,
     /// Case-file messages refused since start.
     case_files_refused: u64,
     /// How the store was loaded.
@@ -893,7 +893,7 @@ impl DocumentsActor {
         let opening = Instant::now();
         let identity = Identity::load(&config.data_dir)?;
         let store = Store::open(&config.store_dir())?;
-        let vault = crate::referral::vault::Vault::open(&store, &config.data_dir)?;
+        let vault = crate::vault::Vault::open(&store, &config.data_dir)?;
         let open_ms = opening.elapsed().as_millis() as u64;
         let started = Instant::now();
         let counts = if config.verify_store {
@@ -1478,8 +1478,11 @@ fn load_from_snapshots(
     let load_one = |(id, owner, count): (DocumentId, OrgId, u64)| -> Result<Done, NodeError> {
         if let Some(snapshot) = store.snapshot_record(&id)? {
             if snapshot.changes == count {
-                match OrganisationDocument::from_sufficient_snapshot(owner, snapshot, store.clone())
-                {
+                match OrganisationDocument::from_sufficient_snapshot(
+                    owner,
+                    snapshot,
+                    Arc::new(store.clone()),
+                ) {
                     Ok(document) => return Ok((owner, document, count as usize, true)),
                     Err(e) => {
                         warn!(document = %id, error = %e, "snapshot unreadable; rebuilding from the signed changes")

@@ -221,33 +221,7 @@ const SNAPSHOT_MAGIC_WITH_DOCUMENT: &[u8; 4] = b"PSS2";
 /// change, the document); a part without it (heads, the document) is still read.
 const SNAPSHOT_DOCUMENT_MAGIC: &[u8; 4] = b"PSD1";
 
-/// A document's snapshot, for fast start.
-///
-/// Derived data: the signed changes stay the truth. At start the Automerge document is
-/// checked against them (every head must be a stored signed change, and every stored change
-/// must be in the document); the record is used only when the document's heads are exactly
-/// `heads`, and is re-read from the document otherwise.
-///
-/// Stored in two parts: the header and the record (tree `snapshots`: what a node reads at
-/// start) and the Automerge document with the same heads (tree `snapshot-documents`: read
-/// when the document's history is first needed). A node starting on a national store so
-/// reads a third of the bytes, and sled does not keep the documents in its page cache.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Snapshot {
-    /// Number of changes in the document when the snapshot was taken.
-    pub changes: u64,
-    /// Heads of the document when the snapshot was taken.
-    pub heads: Vec<ChangeHash>,
-    /// The document in Automerge's compressed format (empty when only the record was read:
-    /// [`Store::snapshot_record`]).
-    pub document: Vec<u8>,
-    /// Each author's latest change in the document (its signed change vouches for the
-    /// author's others: what a bundle carries, `docs/protocol.md`). Empty when unknown
-    /// (a snapshot written before it was kept, or only the record was read).
-    pub latest: Vec<ChangeHash>,
-    /// The validated record read from it, as JSON (spares reading the whole document).
-    pub record: Vec<u8>,
-}
+pub use crate::document::Snapshot;
 
 fn encode_heads(out: &mut Vec<u8>, heads: &[ChangeHash]) {
     out.extend_from_slice(&(heads.len() as u16).to_be_bytes());
@@ -1745,6 +1719,22 @@ impl Store {
         self.changes.insert(change_key(document, hash), bytes)?;
         self.syncer.flush()?;
         Ok(())
+    }
+}
+
+/// Where a document held in its saved form is read when first needed.
+impl crate::document::SavedSource for Store {
+    fn saved_document(
+        &self,
+        document: &DocumentId,
+        heads: &[ChangeHash],
+    ) -> Result<Option<Vec<u8>>, String> {
+        self.snapshot_document(document, heads)
+            .map_err(|e| e.to_string())
+    }
+
+    fn signed_changes(&self, document: &DocumentId) -> Result<Vec<SignedChange>, String> {
+        self.load_document(document).map_err(|e| e.to_string())
     }
 }
 

@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use passerelle_node::api;
-use passerelle_node::backup::{self, DocumentBackup, Exported, Imported};
+use passerelle_node::archive::{Exported, Imported};
+use passerelle_node::backup::{self, DocumentBackup};
 use passerelle_node::control::ClientError;
 use passerelle_node::document::OrganisationDocument;
 use passerelle_node::identity::SigningSecret;

@@ -726,32 +726,7 @@ fn short_hash(parts: &[&str]) -> String {
     data_encoding::HEXLOWER.encode(&hash.finalize()[..5])
 }
 
-/// What a source (a mapping's rows, an HSDS organization) says one organisation is: the
-/// parts of its profile it gives, and its offices and services by id.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Entries {
-    /// Acronym.
-    pub acronym: Option<String>,
-    /// Legal status.
-    pub legal_status: Option<LegalStatus>,
-    /// Description of the organisation.
-    pub description: Option<String>,
-    /// Website.
-    pub website: Option<String>,
-    /// Working languages of the organisation.
-    pub languages: Vec<String>,
-    /// The organisation it belongs to (a ministry's regional delegation).
-    pub parent_organisation: Option<String>,
-    /// Contacts (added to the profile's when neither their e-mail nor phone is known).
-    pub contacts: Vec<crate::model::Contact>,
-    /// Offices by id.
-    pub offices: BTreeMap<String, crate::model::Office>,
-    /// Services by id.
-    pub services: BTreeMap<String, crate::model::Service>,
-    /// The source describes each service whole (status, schedule, required documents,
-    /// contact); a mapping spreadsheet does not, and those stay as the document has them.
-    pub services_whole: bool,
-}
+pub use crate::model::Entries;
 
 /// The id an office gets from its place (the same place always gets the same id).
 pub fn office_id(

@@ -21,9 +21,7 @@ use crate::referral::index::{BoardIndex, Summary};
 use crate::referral::lifecycle::{Move, Role, Status};
 use crate::referral::matching::{self, MatchQuery, ServiceMatch};
 use crate::referral::report::{self, Report};
-use crate::referral::vault::{
-    AuditEntry, Erasure, HeldCase, OutboxEntry, OutboxKind, Side, VaultError,
-};
+use crate::vault::{AuditEntry, Erasure, HeldCase, OutboxEntry, OutboxKind, Side, VaultError};
 
 impl From<VaultError> for NodeError {
     fn from(e: VaultError) -> Self {

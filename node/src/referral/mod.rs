@@ -7,8 +7,8 @@
 //!   view (pure).
 //! - [`casefile`]: the case file and consent record, sealing to the receiver's X25519 key,
 //!   the commitment the board carries (pure).
-//! - [`vault`]: case files at rest on a node (one key per case file, erasable), the audit
-//!   log of reads and the delivery outbox.
+//! - Case files at rest on a node (one key per case file, erasable), the audit log of
+//!   reads and the delivery outbox are in [`crate::vault`], beside the store.
 //! - [`index`]: the board kept folded between queries, refolded per changed document.
 //! - [`report`]: aggregate-only statistics of the board.
 //! - [`matching`]: services ranked for a returnee's needs.
@@ -16,7 +16,6 @@
 pub mod board;
 pub mod casefile;
 pub mod index;
-pub mod lifecycle;
+pub use crate::model::lifecycle;
 pub mod matching;
 pub mod report;
-pub mod vault;

@@ -20,9 +20,9 @@ use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::board::is_referral_id;
-use super::casefile::CaseContent;
 use crate::identity::OrgId;
+use crate::referral::board::is_referral_id;
+use crate::referral::casefile::CaseContent;
 use crate::store::Store;
 
 /// Folder of the per-case-file keys inside the data folder.
@@ -394,8 +394,8 @@ impl Vault {
 
 #[cfg(test)]
 mod tests {
-    use super::super::casefile::{CaseFile, ConsentRecord};
     use super::*;
+    use crate::referral::casefile::{CaseFile, ConsentRecord};
 
     #[test]
     fn a_case_file_is_encrypted_at_rest_and_erasure_makes_it_unreadable() {

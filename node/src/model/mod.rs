@@ -18,6 +18,12 @@ use serde::{Deserialize, Serialize};
 use crate::reference::areas;
 use crate::reference::taxonomy::{self, Dimension};
 
+pub mod lifecycle;
+pub mod referral;
+
+/// The version of the record schema documents are written with.
+pub const SCHEMA_VERSION: u32 = 1;
+
 /// Longest name accepted (organisation, office, service).
 pub const MAX_NAME_CHARS: usize = 200;
 /// Longest free text accepted (descriptions, eligibility, schedule).
@@ -365,13 +371,13 @@ pub struct OrganisationRecord {
     pub encryption_key: Option<crate::identity::EncryptionPublicKey>,
     /// Referrals this organisation sent, by referral id (no personal data).
     #[serde(default)]
-    pub referrals: BTreeMap<String, crate::referral::board::SentReferral>,
+    pub referrals: BTreeMap<String, referral::SentReferral>,
     /// Its answers to referrals it received, by referral id.
     #[serde(default)]
-    pub answers: BTreeMap<String, crate::referral::board::Answer>,
+    pub answers: BTreeMap<String, referral::Answer>,
     /// Its offers for other organisations' open referrals, by referral id.
     #[serde(default)]
-    pub proposals: BTreeMap<String, crate::referral::board::Proposal>,
+    pub proposals: BTreeMap<String, referral::Proposal>,
     /// Draft profiles of other organisations this one published from a historical mapping
     /// (a coordinator's), by draft id: shown apart, unverified, until claimed.
     #[serde(default)]
@@ -384,6 +390,33 @@ pub struct OrganisationRecord {
 /// Most offices or services a draft may hold.
 pub const MAX_DRAFT_ENTRIES: usize = 500;
 
+/// What a source (a mapping's rows, an HSDS organization) says one organisation is: the
+/// parts of its profile it gives, and its offices and services by id.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Entries {
+    /// Acronym.
+    pub acronym: Option<String>,
+    /// Legal status.
+    pub legal_status: Option<LegalStatus>,
+    /// Description of the organisation.
+    pub description: Option<String>,
+    /// Website.
+    pub website: Option<String>,
+    /// Working languages of the organisation.
+    pub languages: Vec<String>,
+    /// The organisation it belongs to (a ministry's regional delegation).
+    pub parent_organisation: Option<String>,
+    /// Contacts (added to the profile's when neither their e-mail nor phone is known).
+    pub contacts: Vec<Contact>,
+    /// Offices by id.
+    pub offices: BTreeMap<String, Office>,
+    /// Services by id.
+    pub services: BTreeMap<String, Service>,
+    /// The source describes each service whole (status, schedule, required documents,
+    /// contact); a mapping spreadsheet does not, and those stay as the document has them.
+    pub services_whole: bool,
+}
+
 /// Another organisation's entries as a historical mapping gives them, published by a
 /// coordinator in its own document until that organisation claims them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -391,7 +424,7 @@ pub struct Draft {
     /// The organisation's name as the mapping gives it.
     pub name: String,
     /// Its profile parts, offices and services.
-    pub entries: crate::cartography::import::Entries,
+    pub entries: Entries,
     /// The file it came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
@@ -438,7 +471,7 @@ impl OrganisationRecord {
     /// records outside a document).
     pub fn new(org_id: impl Into<String>, profile: Profile) -> Self {
         Self {
-            schema: crate::document::SCHEMA_VERSION,
+            schema: SCHEMA_VERSION,
             org_id: org_id.into(),
             profile,
             offices: BTreeMap::new(),
