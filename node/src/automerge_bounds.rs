@@ -266,7 +266,10 @@ pub fn check_document(bytes: &[u8], limit: u64) -> Result<u64, BoundsError> {
     let mut columns = chunk.columns("change columns")?;
     columns.extend(chunk.columns("operation columns")?);
     // Everything but the columns' data counts as it is.
-    let data: u64 = columns.iter().map(|(_, len)| *len).sum();
+    let data = columns
+        .iter()
+        .try_fold(0u64, |sum, (_, len)| sum.checked_add(*len))
+        .ok_or(BoundsError::Malformed("columns longer than the chunk"))?;
     let mut total = (body.len() as u64)
         .checked_sub(data)
         .ok_or(BoundsError::Malformed("columns longer than the chunk"))?;

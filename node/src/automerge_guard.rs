@@ -1,4 +1,5 @@
-//! Automerge decoding of bytes from outside, guarded.
+//! Decoding of bytes from outside by libraries that may panic (Automerge, the spreadsheet
+//! reader), guarded.
 //!
 //! automerge 0.12 panics on some malformed input instead of returning an error: the
 //! envelope fuzz target found a change whose object-id column holds a number too large for
@@ -28,6 +29,16 @@ use automerge::{AutoCommit, Automerge, Change};
 /// error. After a panic while changing a document, that document must be thrown away: the
 /// callers rebuild it from the store.
 pub fn guarded<T>(what: &str, work: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    guarded_by("automerge", what, work)
+}
+
+/// Runs `work`, a call of `library` on bytes from outside (a spreadsheet reader, …),
+/// turning a panic into an error that names the library and what it was reading.
+pub fn guarded_by<T>(
+    library: &str,
+    what: &str,
+    work: impl FnOnce() -> Result<T, String>,
+) -> Result<T, String> {
     GUARDING.with(|g| g.set(g.get() + 1));
     let outcome = catch_unwind(AssertUnwindSafe(work));
     GUARDING.with(|g| g.set(g.get().saturating_sub(1)));
@@ -39,8 +50,8 @@ pub fn guarded<T>(what: &str, work: impl FnOnce() -> Result<T, String>) -> Resul
                 .cloned()
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
                 .unwrap_or_default();
-            tracing::warn!(what, %detail, "automerge failed on malformed input");
-            Err(format!("automerge cannot read this {what} ({detail})"))
+            tracing::warn!(library, what, %detail, "a library failed on malformed input");
+            Err(format!("{library} cannot read this {what} ({detail})"))
         }
     }
 }

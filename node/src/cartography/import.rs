@@ -324,6 +324,14 @@ pub fn read_csv(text: &str) -> Result<ReadMapping, String> {
 /// Reads a mapping from an Excel workbook (`.xlsx`, also `.xls`, `.ods`): the sheet named
 /// `sheet`, or the first one. Row numbers are the spreadsheet's.
 pub fn read_workbook(bytes: &[u8], sheet: Option<&str>) -> Result<ReadMapping, String> {
+    // calamine panics on some malformed workbooks (the import_xlsx fuzz target found a
+    // cell reference whose column overflows): a panic is an error naming the file's fault.
+    crate::automerge_guard::guarded_by("the spreadsheet reader (calamine)", "workbook", || {
+        read_workbook_unguarded(bytes, sheet)
+    })
+}
+
+fn read_workbook_unguarded(bytes: &[u8], sheet: Option<&str>) -> Result<ReadMapping, String> {
     use calamine::Reader;
     let mut workbook = calamine::open_workbook_auto_from_rs(std::io::Cursor::new(bytes))
         .map_err(|e| format!("not a workbook that can be read (.xlsx, .xls, .ods): {e}"))?;
