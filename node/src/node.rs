@@ -410,6 +410,36 @@ enum Command {
     },
 }
 
+impl Command {
+    /// The command's name, for the span around its handling.
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Edit { .. } => "edit",
+            Command::Organisation { .. } => "organisation",
+            Command::Search { .. } => "search",
+            Command::History { .. } => "history",
+            Command::Status { .. } => "status",
+            Command::SyncOffer { .. } => "sync_offer",
+            Command::HasChange { .. } => "has_change",
+            Command::SyncServe { .. } => "sync_serve",
+            Command::ApplyRemote { .. } => "apply_remote",
+            Command::Membership { .. } => "membership",
+            Command::Export { .. } => "export",
+            Command::Decide { .. } => "decide",
+            Command::AdmissionReceived { .. } => "admission_received",
+            Command::Referral { .. } => "referral",
+            Command::CaseOutbox { .. } => "case_outbox",
+            Command::CaseAnswered { .. } => "case_answered",
+            Command::CaseMessage { .. } => "case_message",
+            Command::Housekeeping { .. } => "housekeeping",
+            Command::Records { .. } => "records",
+            Command::Documents { .. } => "documents",
+            Command::Backup { .. } => "backup",
+            Command::Shutdown { .. } => "shutdown",
+        }
+    }
+}
+
 /// What the documents actor hands the network actor.
 #[derive(Debug)]
 pub enum Outbound {
@@ -986,7 +1016,12 @@ impl DocumentsActor {
     }
 
     fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        // Every log line of this thread names the node; each command's, the command.
+        let node = tracing::info_span!("node", fingerprint = %self.identity.org_id().fingerprint());
+        let _node = node.enter();
         while let Some(command) = commands.blocking_recv() {
+            let span = tracing::debug_span!("command", name = command.name());
+            let _command = span.enter();
             match command {
                 Command::Edit { edit, reply } => {
                     // Referral parts and the encryption key are written by the node's own

@@ -591,8 +591,44 @@ pub async fn spawn(
         known_addresses: HashMap::new(),
         cut_offs: 0,
     };
-    let task = tokio::spawn(actor.run(outbound, stop_rx, members));
+    // Every log line of the network names the node; a peer's events, the peer.
+    let span = tracing::info_span!(
+        "node",
+        fingerprint = %OrgId::from_peer_id(&actor.local_peer)
+            .map(|o| o.fingerprint())
+            .unwrap_or_default()
+    );
+    let task = tokio::spawn(tracing::Instrument::instrument(
+        actor.run(outbound, stop_rx, members),
+        span,
+    ));
     Ok(Network { stop, task })
+}
+
+/// The peer an event is about, if it is about one.
+fn event_peer(event: &SwarmEvent<BehaviourEvent>) -> Option<PeerId> {
+    fn of_request<Q, R>(event: &request_response::Event<Q, R>) -> PeerId {
+        match event {
+            request_response::Event::Message { peer, .. }
+            | request_response::Event::OutboundFailure { peer, .. }
+            | request_response::Event::InboundFailure { peer, .. }
+            | request_response::Event::ResponseSent { peer, .. } => *peer,
+        }
+    }
+    match event {
+        SwarmEvent::ConnectionEstablished { peer_id, .. }
+        | SwarmEvent::ConnectionClosed { peer_id, .. } => Some(*peer_id),
+        SwarmEvent::OutgoingConnectionError { peer_id, .. } => *peer_id,
+        SwarmEvent::Behaviour(BehaviourEvent::Sync(e)) => Some(of_request(e)),
+        SwarmEvent::Behaviour(BehaviourEvent::Admission(e)) => Some(of_request(e)),
+        SwarmEvent::Behaviour(BehaviourEvent::Case(e)) => Some(of_request(e)),
+        SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => Some(e.peer),
+        SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+            propagation_source,
+            ..
+        })) => Some(*propagation_source),
+        _ => None,
+    }
 }
 
 struct NetworkActor {
@@ -1172,6 +1208,13 @@ impl NetworkActor {
     }
 
     fn handle_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        let span = event_peer(&event).map(|peer| {
+            tracing::debug_span!(
+                "peer",
+                peer = %OrgId::from_peer_id(&peer).map_or_else(|| peer.to_string(), |o| o.fingerprint())
+            )
+        });
+        let _peer = span.as_ref().map(|s| s.enter());
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
                 info!(%address, "listening");
