@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use passerelle_tests::poll_until;
 use serde_json::Value;
 
 /// Upper bound for a node to come up or go down (catches hangs, not a performance target).
@@ -74,20 +75,13 @@ impl NodeProcess {
             .spawn()
             .expect("spawn passerelle start");
         let mut node = Self { child };
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            if run(data_dir, &["status", "--json"]).code == 0 {
-                return node;
-            }
+        poll_until("the node to answer", TIMEOUT, || {
             if let Ok(Some(status)) = node.child.try_wait() {
                 panic!("node exited early with {status}");
             }
-            assert!(
-                Instant::now() < deadline,
-                "node did not answer within {TIMEOUT:?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            run(data_dir, &["status", "--json"]).code == 0
+        });
+        node
     }
 
     fn terminate(mut self) -> i32 {
@@ -96,17 +90,16 @@ impl NodeProcess {
             .args(["-TERM", &pid])
             .status()
             .expect("kill -TERM");
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status.code().unwrap_or(-1);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "node did not stop within {TIMEOUT:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut code = None;
+        poll_until("the node to stop", TIMEOUT, || {
+            code = self
+                .child
+                .try_wait()
+                .expect("wait")
+                .map(|status| status.code().unwrap_or(-1));
+            code.is_some()
+        });
+        code.unwrap_or(-1)
     }
 
     fn kill(mut self) {
@@ -634,27 +627,17 @@ fn two_nodes_started_from_the_command_line_share_their_directories() {
         .as_str()
         .expect("org id")
         .to_owned();
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
+    poll_until("B's request to reach A", TIMEOUT, || {
         let list = ok(&a, &["member", "list", "--json"]).json();
         let requests = list["requests"].as_array().cloned().unwrap_or_default();
-        if requests.iter().any(|r| r["org"] == b_id.as_str()) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "B's request never reached A");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        requests.iter().any(|r| r["org"] == b_id.as_str())
+    });
     let human = ok(&a, &["member", "list"]);
     assert!(human.stdout.contains("ONG Avenir"), "{}", human.stdout);
     ok(&a, &["member", "approve", &b_id]);
-    loop {
-        let status = ok(&b, &["status", "--json"]).json();
-        if status["membership"]["role"] == "member" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "B never learnt it was admitted");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    poll_until("B to learn it was admitted", TIMEOUT, || {
+        ok(&b, &["status", "--json"]).json()["membership"]["role"] == "member"
+    });
     // Approving again is refused with the reason.
     let again = run(&a, &["member", "approve", &b_id]);
     assert_eq!(again.code, 1, "{}", again.stderr);
@@ -677,19 +660,11 @@ fn two_nodes_started_from_the_command_line_share_their_directories() {
             "vocational_training",
         ],
     );
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        let found = run(&b, &["directory", "search", "agricole", "--json"]);
-        if found.code == 0 {
-            assert_eq!(found.json()[0]["org_name"], "Délégation régionale Littoral");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the service never reached node B"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    poll_until("the service to reach node B", TIMEOUT, || {
+        run(&b, &["directory", "search", "agricole", "--json"]).code == 0
+    });
+    let found = ok(&b, &["directory", "search", "agricole", "--json"]);
+    assert_eq!(found.json()[0]["org_name"], "Délégation régionale Littoral");
     let peers = ok(&b, &["peers", "--json"]).json();
     assert_eq!(peers["peers"].as_array().unwrap().len(), 1);
     let human = ok(&b, &["peers"]);
@@ -815,37 +790,29 @@ fn nodes_on_one_local_network_find_each_other_by_mdns() {
     let mut node_b = NodeProcess {
         child: spawn(&network.namespaces[1], &b, "10.231.0.2"),
     };
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        let peers = run(&a, &["peers", "--json"]);
-        if peers.code == 0 {
-            break;
-        }
-        for node in [&mut node_a, &mut node_b] {
-            if let Ok(Some(status)) = node.child.try_wait() {
-                panic!("a node exited early with {status}");
+    let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        poll_until("the nodes to find each other", TIMEOUT, || {
+            for node in [&mut node_a, &mut node_b] {
+                if let Ok(Some(status)) = node.child.try_wait() {
+                    panic!("a node exited early with {status}");
+                }
             }
-        }
-        if Instant::now() > deadline {
-            let log = |data: &Path| {
-                std::fs::read_to_string(data.with_extension("log")).unwrap_or_default()
-            };
-            panic!(
-                "the nodes never found each other\n--- node A\n{}\n--- node B\n{}",
-                log(&a),
-                log(&b)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
+            run(&a, &["peers", "--json"]).code == 0
+        })
+    }));
+    if found.is_err() {
+        let log =
+            |data: &Path| std::fs::read_to_string(data.with_extension("log")).unwrap_or_default();
+        panic!(
+            "the nodes never found each other\n--- node A\n{}\n--- node B\n{}",
+            log(&a),
+            log(&b)
+        );
     }
     // B signs the charter once the network document has reached it.
-    loop {
-        if run(&b, &["network", "ratify"]).code == 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "B could never ratify");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    poll_until("B to ratify", TIMEOUT, || {
+        run(&b, &["network", "ratify"]).code == 0
+    });
     ok(
         &a,
         &[
@@ -863,16 +830,9 @@ fn nodes_on_one_local_network_find_each_other_by_mdns() {
             "available",
         ],
     );
-    loop {
-        if run(&b, &["directory", "search", "juridique"]).code == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the service never crossed the local network"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    poll_until("the service to cross the local network", TIMEOUT, || {
+        run(&b, &["directory", "search", "juridique"]).code == 0
+    });
     assert_eq!(node_a.terminate(), 0);
     assert_eq!(node_b.terminate(), 0);
     drop(network);
@@ -954,15 +914,10 @@ fn the_demo_runs_to_the_end() {
 
 /// Polls a command until its JSON output satisfies `done`.
 fn wait_json(data: &Path, args: &[&str], what: &str, done: impl Fn(&serde_json::Value) -> bool) {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
+    poll_until(what, TIMEOUT, || {
         let found = run(data, args);
-        if found.code == 0 && done(&found.json()) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        found.code == 0 && done(&found.json())
+    });
 }
 
 /// B refers a returnee to A's service through the real binary; A answers and completes.
@@ -1961,13 +1916,7 @@ fn a_flood_is_bounded_and_honest_members_keep_syncing() {
             &a_addr,
         ],
     );
-    let wait_until = |what: &str, check: &dyn Fn() -> bool| {
-        let deadline = Instant::now() + TIMEOUT;
-        while !check() {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
+    let wait_until = |what: &str, check: &dyn Fn() -> bool| poll_until(what, TIMEOUT, check);
     wait_until("B to be connected to A with gossip", &|| {
         ok(&a_dir, &["peers", "--json"]).json()["peers"]
             .as_array()

@@ -458,6 +458,20 @@ where
     true
 }
 
+/// Polls `check`, which may block (it runs a command, reads a file), until it returns
+/// true; panics naming `what` after `limit`. The blocking twin of [`wait_for`], for tests
+/// that drive the real binary.
+pub fn poll_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Polls `check` until it returns true; panics after [`TIMEOUT`].
 pub async fn wait_for<F, Fut>(what: &str, mut check: F)
 where
