@@ -2,7 +2,8 @@
 //!
 //! Rules:
 //! - One 32-byte ed25519 secret is the organisation's signing key; its public half *is* the
-//!   organisation id ([`OrgId`]). The same bytes will later seed the libp2p identity.
+//!   organisation id ([`OrgId`]). The same bytes seed the node's libp2p identity
+//!   (`network::peer`).
 //! - An X25519 secret receives case files encrypted end to end (referral issue).
 //! - Secrets live in files with mode 0600 in `<data dir>/keys/`, are zeroized when dropped,
 //!   and never appear in `Debug`, logs or error messages.
@@ -138,25 +139,6 @@ impl OrgId {
         decompressed(&self.0).ok_or_else(|| OrgIdError::NotAKey(self.to_string()))
     }
 
-    /// The libp2p peer id of this organisation's node (the same ed25519 key).
-    pub fn peer_id(&self) -> libp2p::PeerId {
-        match libp2p::identity::ed25519::PublicKey::try_from_bytes(&self.0) {
-            Ok(key) => libp2p::identity::PublicKey::from(key).to_peer_id(),
-            // Every OrgId is checked to be a valid key when it is made.
-            Err(_) => libp2p::PeerId::random(),
-        }
-    }
-
-    /// The organisation whose node has this peer id, if the peer id is an ed25519 key.
-    pub fn from_peer_id(peer: &libp2p::PeerId) -> Option<Self> {
-        let multihash = peer.as_ref();
-        // Identity multihash of the protobuf-encoded public key: the last 32 bytes.
-        let digest = multihash.digest();
-        let key = libp2p::identity::PublicKey::try_decode_protobuf(digest).ok()?;
-        let bytes = key.try_into_ed25519().ok()?.to_bytes();
-        Self::from_bytes(bytes).ok()
-    }
-
     /// A short form to read out and compare: 16 base32 characters of SHA-256 of the key,
     /// in groups of four (`ABCD-EFGH-IJKL-MNOP`).
     pub fn fingerprint(&self) -> String {
@@ -251,24 +233,14 @@ impl SigningSecret {
         OrgId::from_verifying_key(&self.0.verifying_key())
     }
 
-    /// The libp2p identity built from the same 32 secret bytes (the node's peer id is the
-    /// organisation's key).
-    pub fn libp2p_keypair(&self) -> libp2p::identity::Keypair {
-        let mut bytes = self.to_secret_bytes();
-        match libp2p::identity::Keypair::ed25519_from_bytes(bytes.as_mut()) {
-            Ok(keypair) => keypair,
-            // 32 bytes are always a valid ed25519 secret.
-            Err(_) => libp2p::identity::Keypair::generate_ed25519(),
-        }
-    }
-
     /// Signs `message`.
     pub fn sign(&self, message: &[u8]) -> Signature {
         self.0.sign(message)
     }
 
-    /// The 32 secret bytes, for writing the key file (zeroized when dropped).
-    fn to_secret_bytes(&self) -> Zeroizing<[u8; 32]> {
+    /// The 32 secret bytes (zeroized when dropped): for the key file, and for the
+    /// transport key the network derives from the same secret. Never logged.
+    pub fn to_secret_bytes(&self) -> Zeroizing<[u8; 32]> {
         Zeroizing::new(self.0.to_bytes())
     }
 }
@@ -509,14 +481,6 @@ mod tests {
         assert_eq!(text.parse::<OrgId>().unwrap(), id);
         assert_eq!(text.to_uppercase().parse::<OrgId>().unwrap(), id);
         assert_eq!(id.fingerprint().len(), 19);
-    }
-
-    #[test]
-    fn peer_id_is_the_organisation_key() {
-        let secret = SigningSecret::generate().unwrap();
-        let peer = secret.libp2p_keypair().public().to_peer_id();
-        assert_eq!(peer, secret.org_id().peer_id());
-        assert_eq!(OrgId::from_peer_id(&peer), Some(secret.org_id()));
     }
 
     #[test]

@@ -73,7 +73,7 @@ pub fn gossip_swarm(
     max_bytes: usize,
     topic: &gossipsub::IdentTopic,
 ) -> libp2p::Swarm<gossipsub::Behaviour> {
-    libp2p::SwarmBuilder::with_existing_identity(secret.libp2p_keypair())
+    libp2p::SwarmBuilder::with_existing_identity(passerelle_node::network::peer::keypair(secret))
         .with_tokio()
         .with_tcp(
             tcp::Config::default(),

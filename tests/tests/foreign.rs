@@ -10,6 +10,7 @@ use passerelle_tests::{TestNode, found_network, start_line, wait_converged, wait
 use serde_json::Value;
 
 use crate::add;
+use passerelle_node::network::PeerIdentity;
 
 /// The documents a catch-up answer named, from the foreign peer's report.
 fn synced_documents(events: &[Value]) -> Vec<String> {

@@ -306,6 +306,7 @@ fn hold_idle_sockets(
     set
 }
 
+use passerelle_node::network::PeerIdentity;
 use passerelle_tests::flood::socket_of;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

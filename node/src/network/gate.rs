@@ -33,6 +33,7 @@ use libp2p::swarm::{
 use libp2p::{PeerId, multiaddr::Protocol};
 
 use crate::identity::OrgId;
+use crate::network::PeerIdentity;
 
 /// Most incoming connections still negotiating, in all.
 pub const MAX_PENDING_INCOMING: usize = 64;

@@ -22,6 +22,9 @@
 
 pub mod gate;
 pub use crate::protocol;
+pub mod peer;
+
+pub use peer::PeerIdentity;
 
 pub use libp2p::Multiaddr;
 
@@ -423,7 +426,7 @@ fn build_swarm(
         context: "building the network stack".into(),
         source: std::io::Error::other(e),
     };
-    let builder = libp2p::SwarmBuilder::with_existing_identity(secret.libp2p_keypair())
+    let builder = libp2p::SwarmBuilder::with_existing_identity(peer::keypair(secret))
         .with_tokio()
         .with_tcp(
             tcp::Config::default().nodelay(true),
