@@ -1,17 +1,16 @@
 //! Wire protocol of node-to-node sync: protocol ids, topic, message types and limits.
 //! `docs/protocol.md` describes the same for other implementations.
 
-use libp2p::StreamProtocol;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use crate::envelope::DocumentId;
 
 /// The request-response protocol of catch-up sync (CBOR messages).
-pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/passerelle/sync/1");
+pub const SYNC_PROTOCOL: &str = "/passerelle/sync/1";
 /// The request-response protocol by which a candidate hands its admission request to
 /// members' nodes (CBOR messages).
-pub const ADMISSION_PROTOCOL: StreamProtocol = StreamProtocol::new("/passerelle/admission/1");
+pub const ADMISSION_PROTOCOL: &str = "/passerelle/admission/1";
 /// Largest admission request message.
 pub const MAX_ADMISSION_BYTES: u64 = 16 * 1024;
 
@@ -118,7 +117,7 @@ pub struct AdmissionReply {
 
 /// The request-response protocol by which case files (and requests to erase them) go from
 /// one organisation's node to the other's, point to point (CBOR messages).
-pub const CASE_PROTOCOL: StreamProtocol = StreamProtocol::new("/passerelle/case-file/1");
+pub const CASE_PROTOCOL: &str = "/passerelle/case-file/1";
 /// Largest case-file message.
 pub const MAX_CASE_BYTES: u64 = 96 * 1024;
 

@@ -116,7 +116,9 @@ pub fn sync_request(data: &[u8]) {
         .set_request_size_maximum(MAX_SYNC_REQUEST_BYTES)
         .set_response_size_maximum(MAX_SYNC_RESPONSE_BYTES);
     let mut io = futures::io::Cursor::new(data);
-    if let Ok(request) = block_on(codec.read_request(&SYNC_PROTOCOL, &mut io)) {
+    if let Ok(request) =
+        block_on(codec.read_request(&libp2p::StreamProtocol::new(SYNC_PROTOCOL), &mut io))
+    {
         for listed in &request.documents {
             let _ = listed.document.organisation_owner();
             let _ = listed.document.network_owner();
@@ -131,7 +133,9 @@ pub fn sync_response(data: &[u8]) {
         .set_request_size_maximum(MAX_SYNC_REQUEST_BYTES)
         .set_response_size_maximum(MAX_SYNC_RESPONSE_BYTES);
     let mut io = futures::io::Cursor::new(data);
-    if let Ok(response) = block_on(codec.read_response(&SYNC_PROTOCOL, &mut io)) {
+    if let Ok(response) =
+        block_on(codec.read_response(&libp2p::StreamProtocol::new(SYNC_PROTOCOL), &mut io))
+    {
         for change in &response.changes {
             envelope(change);
         }
@@ -150,7 +154,8 @@ pub fn admission(data: &[u8]) {
         .set_request_size_maximum(MAX_ADMISSION_BYTES)
         .set_response_size_maximum(MAX_ADMISSION_BYTES);
     let mut io = futures::io::Cursor::new(data);
-    if let Ok(message) = block_on(codec.read_request(&ADMISSION_PROTOCOL, &mut io))
+    if let Ok(message) =
+        block_on(codec.read_request(&libp2p::StreamProtocol::new(ADMISSION_PROTOCOL), &mut io))
         && let Ok(signed) =
             serde_json::from_slice::<passerelle_node::membership::SignedRequest>(&message.request)
     {
@@ -168,7 +173,7 @@ pub fn case_message(data: &[u8]) {
         referral,
         sender,
         sealed,
-    }) = block_on(codec.read_request(&CASE_PROTOCOL, &mut io))
+    }) = block_on(codec.read_request(&libp2p::StreamProtocol::new(CASE_PROTOCOL), &mut io))
     {
         let receiver = receiver();
         let _ = passerelle_node::referral::casefile::open(&sealed, &receiver, &referral, &sender);
@@ -326,7 +331,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                 }],
                 network: Some("qhpaplebnfqhg2qadrbyeiokt2refmaw".into()),
             };
-            vec![encode_request::<SyncRequest, SyncResponse>(&SYNC_PROTOCOL, request)]
+            vec![encode_request::<SyncRequest, SyncResponse>(&libp2p::StreamProtocol::new(SYNC_PROTOCOL), request)]
         }
         "sync_response" => {
             let response = SyncResponse {
@@ -343,7 +348,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
             };
             let mut codec = Codec::<SyncRequest, SyncResponse>::default();
             let mut out = futures::io::Cursor::new(Vec::new());
-            block_on(codec.write_response(&SYNC_PROTOCOL, &mut out, response)).expect("encode");
+            block_on(codec.write_response(&libp2p::StreamProtocol::new(SYNC_PROTOCOL), &mut out, response)).expect("encode");
             vec![out.into_inner()]
         }
         "admission" => {
@@ -360,7 +365,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                 request: serde_bytes::ByteBuf::from(serde_json::to_vec(&signed).expect("json")),
             };
             vec![encode_request::<AdmissionMessage, AdmissionReply>(
-                &ADMISSION_PROTOCOL,
+                &libp2p::StreamProtocol::new(ADMISSION_PROTOCOL),
                 message,
             )]
         }
@@ -375,7 +380,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                 sender: secret.org_id(),
                 sealed,
             };
-            vec![encode_request::<CaseMessage, CaseReply>(&CASE_PROTOCOL, message)]
+            vec![encode_request::<CaseMessage, CaseReply>(&libp2p::StreamProtocol::new(CASE_PROTOCOL), message)]
         }
         "automerge_document" => vec![saved],
         "backup" => {

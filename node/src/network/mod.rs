@@ -37,7 +37,8 @@ use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{ConnectionId, NetworkBehaviour, SwarmEvent};
 use libp2p::{
-    PeerId, Swarm, connection_limits, gossipsub, identify, mdns, noise, ping, tcp, yamux,
+    PeerId, StreamProtocol, Swarm, connection_limits, gossipsub, identify, mdns, noise, ping, tcp,
+    yamux,
 };
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
@@ -482,21 +483,24 @@ fn build_swarm(
                 request_response::cbor::codec::Codec::default()
                     .set_request_size_maximum(MAX_SYNC_REQUEST_BYTES)
                     .set_response_size_maximum(MAX_SYNC_RESPONSE_BYTES),
-                [(SYNC_PROTOCOL, ProtocolSupport::Full)],
+                [(StreamProtocol::new(SYNC_PROTOCOL), ProtocolSupport::Full)],
                 request_response::Config::default().with_request_timeout(Duration::from_secs(60)),
             );
             let admission = request_response::Behaviour::with_codec(
                 request_response::cbor::codec::Codec::default()
                     .set_request_size_maximum(MAX_ADMISSION_BYTES)
                     .set_response_size_maximum(MAX_ADMISSION_BYTES),
-                [(ADMISSION_PROTOCOL, ProtocolSupport::Full)],
+                [(
+                    StreamProtocol::new(ADMISSION_PROTOCOL),
+                    ProtocolSupport::Full,
+                )],
                 request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
             );
             let case = request_response::Behaviour::with_codec(
                 request_response::cbor::codec::Codec::default()
                     .set_request_size_maximum(MAX_CASE_BYTES)
                     .set_response_size_maximum(MAX_ADMISSION_BYTES),
-                [(CASE_PROTOCOL, ProtocolSupport::Full)],
+                [(StreamProtocol::new(CASE_PROTOCOL), ProtocolSupport::Full)],
                 request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
             );
             let mdns = if use_mdns {
