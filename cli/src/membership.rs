@@ -4,6 +4,7 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use passerelle_node::api;
+use passerelle_node::keys::KeyFiles;
 use passerelle_node::membership::{Amendment, Charter, NetworkId};
 use passerelle_node::node::{self, Decision, DecisionReceipt, MembershipView, StatusReport};
 use passerelle_node::reference::taxonomy::TAXONOMY_VERSION;

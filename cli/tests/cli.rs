@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use passerelle_node::keys::KeyFiles;
 use passerelle_tests::poll_until;
 use serde_json::Value;
 

@@ -36,6 +36,7 @@ pub mod durable;
 pub mod envelope;
 pub mod identity;
 pub mod ids;
+pub mod keys;
 pub mod membership;
 pub mod model;
 pub mod network;

@@ -27,6 +27,7 @@ use crate::document::{DocumentError, Edit, HistoryEntry, OrganisationDocument, R
 use crate::envelope::DocumentId;
 use crate::envelope::SignedChange;
 use crate::identity::{Identity, IdentityError, OrgId};
+use crate::keys::KeyFiles;
 use crate::membership::NetworkDocument;
 use crate::model::{OrganisationRecord, Profile, ValidationError};
 use crate::protocol::SyncRequest;

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 use crate::envelope::DocumentId;
 use crate::identity::Identity;
+use crate::keys::KeyFiles;
 use crate::store::{Damage, Seed, Store, StoreError};
 
 /// What to repair with.

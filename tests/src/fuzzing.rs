@@ -15,6 +15,7 @@ use futures::executor::block_on;
 use libp2p::request_response::Codec as _;
 use libp2p::request_response::cbor::codec::Codec;
 use passerelle_node::envelope::SignedChange;
+use passerelle_node::keys::KeyFiles;
 use passerelle_node::protocol::{
     ADMISSION_PROTOCOL, AdmissionMessage, AdmissionReply, CASE_PROTOCOL, CaseMessage, CaseReply,
     MAX_ADMISSION_BYTES, MAX_CASE_BYTES, MAX_SYNC_REQUEST_BYTES, MAX_SYNC_RESPONSE_BYTES,

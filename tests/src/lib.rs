@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use passerelle_node::config::Config;
 use passerelle_node::control::Client;
 use passerelle_node::directory::SearchQuery;
+use passerelle_node::keys::KeyFiles;
 use passerelle_node::membership::{Charter, NetworkId};
 use passerelle_node::model::{LegalStatus, Profile};
 use passerelle_node::network::NetworkConfig;

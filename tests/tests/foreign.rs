@@ -3,6 +3,7 @@
 //! organisation's document; a peer with a non-ed25519 key is refused; the same peer with a
 //! member's key gets both, which shows the eavesdropper would have heard everything.
 
+use passerelle_node::network::PeerIdentity;
 use passerelle_node::node::{ListFilter, ReferralReply, ReferralRequest};
 use passerelle_node::referral::lifecycle::Move;
 use passerelle_tests::foreign::{ForeignOptions, ForeignPeer};
@@ -10,7 +11,6 @@ use passerelle_tests::{TestNode, found_network, start_line, wait_converged, wait
 use serde_json::Value;
 
 use crate::add;
-use passerelle_node::network::PeerIdentity;
 
 /// The documents a catch-up answer named, from the foreign peer's report.
 fn synced_documents(events: &[Value]) -> Vec<String> {

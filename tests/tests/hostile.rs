@@ -10,8 +10,11 @@ use libp2p::{Multiaddr, gossipsub};
 use passerelle_node::document::{Edit, OrganisationDocument};
 use passerelle_node::envelope::{DocumentId, SignedChange};
 use passerelle_node::identity::{Identity, SigningSecret};
+use passerelle_node::keys::KeyFiles;
 use passerelle_node::model::Profile;
+use passerelle_node::network::PeerIdentity;
 use passerelle_node::protocol::changes_topic;
+use passerelle_tests::flood::socket_of;
 use passerelle_tests::{TIMEOUT, TestNode, found_network, start_line, wait_converged, wait_for};
 
 use crate::add;
@@ -305,9 +308,6 @@ fn hold_idle_sockets(
     }
     set
 }
-
-use passerelle_node::network::PeerIdentity;
-use passerelle_tests::flood::socket_of;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_sockets_from_one_address_do_not_lock_a_restarting_member_out() {

@@ -38,7 +38,10 @@ const LAYERS: &[(&str, &[&str])] = &[
             "status",
         ],
     ),
-    ("storage and configuration", &["store", "vault", "config"]),
+    (
+        "storage and configuration",
+        &["store", "vault", "keys", "config"],
+    ),
     (
         "the documents actor and what it writes",
         &["node", "backup"],

@@ -5,6 +5,7 @@
 use passerelle_node::document::{Edit, OrganisationDocument};
 use passerelle_node::envelope::{DocumentId, SignedChange};
 use passerelle_node::identity::{Identity, SigningSecret};
+use passerelle_node::keys::KeyFiles;
 use passerelle_node::model::Profile;
 use passerelle_node::node::{Decision, NodeHandle, RejectionCode};
 use passerelle_tests::{TestNode, found_network, start_line, wait_converged, wait_for};

@@ -9,6 +9,7 @@ use automerge::transaction::Transactable;
 use passerelle_node::document::Replica;
 use passerelle_node::envelope::DocumentId;
 use passerelle_node::identity::{Identity, OrgId};
+use passerelle_node::keys::KeyFiles;
 use passerelle_node::network::InboundRecord;
 use passerelle_node::node::{
     CaseState, ListFilter, ReferralReply, ReferralRequest, ReferralView, SendReferral,

@@ -3,6 +3,7 @@
 use passerelle_node::document::Replica;
 use passerelle_node::envelope::{DocumentId, SignedChange};
 use passerelle_node::identity::SigningSecret;
+use passerelle_node::keys::KeyFiles;
 use passerelle_node::protocol::DocumentBundle;
 use passerelle_tests::{
     TestNode, found_network, replay_outside, spawn_line, spawn_line_holding_back_last,

@@ -19,6 +19,7 @@ use super::{DocumentsActor, NodeError, rebuild};
 use crate::config::Config;
 use crate::envelope::SignedChange;
 use crate::identity::{Identity, OrgId};
+use crate::keys::KeyFiles;
 use crate::membership::{
     Action, AdmissionRequest, Amendment, Charter, FormerMember, Member, Membership,
     NetworkDocument, NetworkId, Operation, Proposal, SignedRequest,
