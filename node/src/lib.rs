@@ -1,7 +1,8 @@
-//! Passerelle node: identity and keys, signed changes, the directory's document model,
-//! storage in sled, the control API and the node runtime.
+//! Passerelle node: the runtime around the pure core (`passerelle-core`, re-exported
+//! here module by module): storage in sled, key files, the documents actor, the network,
+//! the API's socket and the wiring.
 //!
-//! Where things live:
+//! Where things live (the core's modules marked *core*):
 //! - [`identity`]: the organisation's keys and id.
 //! - [`envelope`]: signed changes (sign, verify, byte encoding).
 //! - [`reference`]: Cameroon's regions and departments, the service taxonomy.
@@ -21,35 +22,24 @@
 //! - [`control`]: the local control API (Unix socket, JSON lines) and its client.
 //! - [`config`]: the node's configuration and the data folder's layout.
 
+pub use passerelle_core::{
+    automerge_bounds, automerge_de, automerge_guard, cartography, directory, document, envelope,
+    identity, ids, membership, model, protocol, reference, referral, status, text,
+};
+
 pub mod api;
 pub mod archive;
-pub mod automerge_bounds;
-pub mod automerge_de;
-pub mod automerge_guard;
 pub mod backup;
-pub mod cartography;
 pub mod config;
 pub mod control;
-pub mod directory;
-pub mod document;
 pub mod durable;
-pub mod envelope;
-pub mod identity;
-pub mod ids;
 pub mod keys;
-pub mod membership;
-pub mod model;
 pub mod network;
 pub mod node;
 pub mod parallel;
-pub mod protocol;
-pub mod reference;
-pub mod referral;
 pub mod repair;
 pub mod runtime;
-pub mod status;
 pub mod store;
-pub mod text;
 pub mod vault;
 
 /// Seconds since the Unix epoch, now.

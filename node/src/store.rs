@@ -246,10 +246,22 @@ fn decode_heads(bytes: &[u8]) -> Option<(Vec<ChangeHash>, &[u8])> {
 /// this only stops a damaged value from claiming gigabytes).
 const MAX_SNAPSHOT_RECORD: u64 = 256 * 1024 * 1024;
 
-impl Snapshot {
+/// How the store writes a snapshot's two parts (the type is the core's).
+pub trait SnapshotEncoding: Sized {
+    /// The header and record part.
+    fn encode_record(&self) -> Vec<u8>;
+    /// The document part.
+    fn encode_document(&self) -> Vec<u8>;
+    /// The header and record part read back (the document left empty).
+    fn decode_record(bytes: &[u8]) -> Option<Self>;
+    /// The document part read back.
+    fn decode_document(bytes: &[u8]) -> Option<SnapshotDocument>;
+}
+
+impl SnapshotEncoding for Snapshot {
     /// The header and record: `PSS3`, change count (u64 BE), head count (u16 BE), heads
     /// (32 each), record JSON compressed with deflate (the rest).
-    pub fn encode_record(&self) -> Vec<u8> {
+    fn encode_record(&self) -> Vec<u8> {
         use std::io::Write;
         let mut out = Vec::with_capacity(14 + 32 * self.heads.len() + self.record.len() / 2);
         out.extend_from_slice(SNAPSHOT_MAGIC);
@@ -264,7 +276,7 @@ impl Snapshot {
     /// The document part: `PSD1`, head count (u16 BE), heads (32 each), count (u16 BE)
     /// and hashes (32 each) of each author's latest change, Automerge's compressed
     /// document (the rest).
-    pub fn encode_document(&self) -> Vec<u8> {
+    fn encode_document(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(
             8 + 32 * (self.heads.len() + self.latest.len()) + self.document.len(),
         );
@@ -277,7 +289,7 @@ impl Snapshot {
 
     /// Decodes [`Snapshot::encode_record`]'s layout (the document left empty), or the
     /// older `PSS2` layout that held the document too; `None` if the bytes have neither.
-    pub fn decode_record(bytes: &[u8]) -> Option<Self> {
+    fn decode_record(bytes: &[u8]) -> Option<Self> {
         use std::io::Read;
         if let Some(rest) = bytes.strip_prefix(SNAPSHOT_MAGIC) {
             let (changes, rest) = rest.split_first_chunk::<8>()?;
@@ -317,7 +329,7 @@ impl Snapshot {
     /// Decodes [`Snapshot::encode_document`]'s layout (or the older one without magic and
     /// latest changes): the heads, each author's latest change (empty if not kept) and the
     /// document.
-    pub fn decode_document(bytes: &[u8]) -> Option<SnapshotDocument> {
+    fn decode_document(bytes: &[u8]) -> Option<SnapshotDocument> {
         if let Some(rest) = bytes.strip_prefix(SNAPSHOT_DOCUMENT_MAGIC) {
             let (heads, rest) = decode_heads(rest)?;
             let (latest, document) = decode_heads(rest)?;

@@ -98,7 +98,7 @@ mod tests {
         // Found by the envelope fuzz target: a valid change with one column byte changed.
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../tests/fuzz/regressions/envelope-automerge-objid-overflow"
+            "/../../tests/fuzz/regressions/envelope-automerge-objid-overflow"
         );
         let input = std::fs::read(path).expect("the regression input");
         let at = 6 + u16::from_be_bytes([input[4], input[5]]) as usize + 32 + 64 + 4;

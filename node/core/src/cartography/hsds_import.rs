@@ -920,7 +920,7 @@ mod tests {
     use crate::model::{OrganisationRecord, Profile};
     use crate::reference::Lang;
 
-    const SAMPLE: &str = include_str!("../../../docs/examples/mapping.csv");
+    const SAMPLE: &str = include_str!("../../../../docs/examples/mapping.csv");
 
     /// A fresh organisation named `name` after `plan` has been applied to it.
     fn imported(

@@ -100,7 +100,7 @@ fn decompressed(bytes: &[u8; 32]) -> Option<VerifyingKey> {
 /// people can read out over the phone and compare.
 ///
 /// ```
-/// use passerelle_node::identity::OrgId;
+/// use passerelle_core::identity::OrgId;
 /// let id: OrgId = "3nqx6pd4uy6ccdtzmpdyqn34x3a5nhpzgvw5y7nr3r7f6vy6mbpa".parse().unwrap();
 /// assert_eq!(id.to_string().len(), 52);
 /// ```

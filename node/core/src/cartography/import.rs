@@ -561,8 +561,8 @@ pub fn read_table(
 mod tests {
     use super::*;
 
-    const SAMPLE: &str = include_str!("../../../docs/examples/mapping.csv");
-    const WITH_ERRORS: &str = include_str!("../../../docs/examples/mapping-with-errors.csv");
+    const SAMPLE: &str = include_str!("../../../../docs/examples/mapping.csv");
+    const WITH_ERRORS: &str = include_str!("../../../../docs/examples/mapping-with-errors.csv");
 
     #[test]
     fn the_sample_mapping_reads_whole() {
@@ -675,7 +675,7 @@ mod tests {
     #[test]
     fn a_workbook_reads_as_its_csv_with_the_spreadsheets_row_numbers() {
         let from_csv = read_csv(SAMPLE).unwrap();
-        let shipped = include_bytes!("../../../docs/examples/mapping.xlsx");
+        let shipped = include_bytes!("../../../../docs/examples/mapping.xlsx");
         assert_eq!(read_workbook(shipped, None).unwrap(), from_csv);
         assert_eq!(
             read_workbook(&workbook_of(SAMPLE, (0, 0)), Some("cartographie")).unwrap(),
