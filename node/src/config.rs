@@ -297,7 +297,7 @@ pub struct NetworkConfig {
     pub record_inbound: Option<InboundRecord>,
 }
 
-/// Where [`NetworkConfig::record_inbound`] keeps what was received.
+/// Where the tests' `NetworkConfig::record_inbound` keeps what was received.
 pub type InboundRecord = std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>;
 
 impl Default for NetworkConfig {

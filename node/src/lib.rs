@@ -2,25 +2,20 @@
 //! here module by module): storage in sled, key files, the documents actor, the network,
 //! the API's socket and the wiring.
 //!
-//! Where things live (the core's modules marked *core*):
-//! - [`identity`]: the organisation's keys and id.
-//! - [`envelope`]: signed changes (sign, verify, byte encoding).
-//! - [`reference`]: Cameroon's regions and departments, the service taxonomy.
-//! - [`membership`]: the network document, its charter and quorum membership.
-//! - [`model`]: profile, offices, services, and their validation (pure).
-//! - [`document`]: an organisation's Automerge document and its edits.
-//! - [`automerge_de`]: reads an Automerge document into Rust types (serde), in place.
-//! - [`automerge_bounds`]: how large a compressed document from outside may inflate,
-//!   checked before it is loaded.
-//! - [`directory`]: search over the directory (pure).
-//! - [`referral`]: the referral lifecycle (states, who may move them).
-//! - [`backup`]: backups in Automerge's format with signed heads (export, verify).
-//! - [`store`]: sled storage of signed changes and snapshots.
-//! - [`node`]: the runtime (documents actor, handle, start and shutdown).
-//! - [`parallel`]: independent work (documents, slices of received changes) over the cores.
-//! - [`network`]: libp2p transport, gossip and catch-up sync with peers.
-//! - [`control`]: the local control API (Unix socket, JSON lines) and its client.
+//! Where things live. From the core (pure): [`ids`], [`identity`] (keys in memory),
+//! [`envelope`] (signed changes), [`reference`](mod@reference), [`model`], [`document`], [`membership`],
+//! [`referral`], [`directory`], [`cartography`], [`protocol`], [`status`], [`text`],
+//! [`automerge_bounds`], [`automerge_guard`], [`automerge_de`]. The runtime's own:
+//! - [`store`]: sled storage of signed changes and snapshots, made durable.
+//! - [`keys`]: the key files; [`vault`]: case files at rest, the audit log, the outbox.
 //! - [`config`]: the node's configuration and the data folder's layout.
+//! - [`node`]: the documents actor and its handle.
+//! - [`backup`]: backups in Automerge's format with signed heads; [`archive`]: a running
+//!   node writing and reading them.
+//! - [`network`]: libp2p transport, the gate, gossip, catch-up, case files, admission.
+//! - [`api`]: the typed, streaming API; [`control`]: its Unix socket, server and client.
+//! - [`repair`]: a damaged store rebuilt; [`runtime`]: the wiring (start, shutdown).
+//! - [`durable`], [`parallel`]: durable file writes; independent work over the cores.
 
 pub use passerelle_core::{
     automerge_bounds, automerge_de, automerge_guard, cartography, directory, document, envelope,

@@ -1,5 +1,6 @@
 //! The node runtime: a documents actor that owns the store and the documents, a cloneable
-//! [`NodeHandle`] that sends it commands, and [`start`] / [`RunningNode::shutdown`].
+//! [`NodeHandle`] that sends it commands, and [`start_actor`] / [`shutdown_actor`] (the
+//! wiring of the other parts is `crate::runtime`).
 //!
 //! Rules:
 //! - The documents actor runs on its own OS thread: sled and Automerge work never blocks

@@ -74,7 +74,7 @@ pub const CUT_OFF_FOR: Duration = Duration::from_secs(600);
 pub const SYNC_REQUESTS_PER_MINUTE: f64 = 300.0;
 /// Catch-up requests of one peer served at once. An honest node never has more than one
 /// in flight with a peer (two across a reconnection): a peer that sends more at once is
-/// flooding, and past [`MAX_OVER_BUDGET`] such requests it is cut off.
+/// flooding, and past `MAX_OVER_BUDGET` (64) such requests it is cut off.
 pub const MAX_SYNC_IN_FLIGHT: u32 = 4;
 /// Admission requests one peer may send a minute.
 pub const ADMISSION_REQUESTS_PER_MINUTE: f64 = 60.0;
