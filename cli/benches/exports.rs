@@ -41,15 +41,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let node = runtime.block_on(async {
-        let mut node = passerelle_tests::TestNode::init_networked("Réseau national", vec![]);
-        let network = passerelle_tests::found_network(&[&node], "1");
-        node.start().await;
-        dataset.admit_all(&node.handle(), network).await;
-        dataset.ingest(&node.handle(), 2_000).await;
-        node.stop().await;
-        node
-    });
+    let node = runtime.block_on(dataset.node_holding_it("Réseau national"));
     drop(dataset);
     let data = node.data_dir();
     let out = tempfile::tempdir().expect("temporary folder");

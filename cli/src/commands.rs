@@ -72,10 +72,38 @@ pub fn start_config(data_dir: &Path, args: &StartArgs) -> anyhow::Result<Config>
 /// busy has done nothing: ask again, a little later each time.
 pub async fn call<C: Call + Clone>(data_dir: &Path, request: C) -> anyhow::Result<C::Reply> {
     let writes = Into::<Request>::into(request.clone()).writes();
+    retrying_busy(data_dir, writes, |mut client| {
+        let request = request.clone();
+        async move { client.call(request).await }
+    })
+    .await
+}
+
+/// Sends a [`Streamed`] request to the node of `data_dir` and reads the whole answer
+/// (retrying while the node says it is busy, as [`call`]).
+pub async fn collect<S: Streamed + Clone>(
+    data_dir: &Path,
+    request: S,
+) -> anyhow::Result<(S::Head, Vec<S::Item>)> {
+    retrying_busy(data_dir, false, |mut client| {
+        let request = request.clone();
+        async move { client.collect(request).await }
+    })
+    .await
+}
+
+/// Connects and runs `ask`, again while the node answers `busy` (it did nothing), a little
+/// later each time. A write whose connection broke before its answer may or may not have
+/// been made: said so.
+async fn retrying_busy<T, F, Fut>(data_dir: &Path, writes: bool, ask: F) -> anyhow::Result<T>
+where
+    F: Fn(Client) -> Fut,
+    Fut: std::future::Future<Output = Result<T, ClientError>>,
+{
     let mut pause = std::time::Duration::from_millis(100);
     loop {
         let answer = match Client::connect(data_dir).await {
-            Ok(mut client) => client.call(request.clone()).await,
+            Ok(client) => ask(client).await,
             Err(e) => Err(e),
         };
         match answer {
@@ -89,30 +117,6 @@ pub async fn call<C: Call + Clone>(data_dir: &Path, request: C) -> anyhow::Resul
                 return Err(anyhow::anyhow!(
                     "the connection to the node broke before it answered ({e}): the change may or may not have been made; check with `passerelle history` (or `passerelle referral show`) before trying again"
                 ));
-            }
-            other => return Ok(other?),
-        }
-    }
-}
-
-/// Sends a [`Streamed`] request to the node of `data_dir` and reads the whole answer
-/// (retrying while the node says it is busy, as [`call`]).
-pub async fn collect<S: Streamed + Clone>(
-    data_dir: &Path,
-    request: S,
-) -> anyhow::Result<(S::Head, Vec<S::Item>)> {
-    let mut pause = std::time::Duration::from_millis(100);
-    loop {
-        let answer = match Client::connect(data_dir).await {
-            Ok(mut client) => client.collect(request.clone()).await,
-            Err(e) => Err(e),
-        };
-        match answer {
-            Err(ClientError::Api(e))
-                if e.kind == ErrorKind::Busy && pause < std::time::Duration::from_secs(20) =>
-            {
-                tokio::time::sleep(pause).await;
-                pause *= 2;
             }
             other => return Ok(other?),
         }

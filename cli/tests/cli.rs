@@ -2035,15 +2035,7 @@ fn a_tenth_of_the_national_dataset_reads_and_exports_through_the_socket() {
     };
     let dataset = generate(size, 2026);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let node = runtime.block_on(async {
-        let mut node = passerelle_tests::TestNode::init_networked("Réseau national", vec![]);
-        let network = passerelle_tests::found_network(&[&node], "1");
-        node.start().await;
-        dataset.admit_all(&node.handle(), network).await;
-        dataset.ingest(&node.handle(), 2_000).await;
-        node.stop().await;
-        node
-    });
+    let node = runtime.block_on(dataset.node_holding_it("Réseau national"));
     let data = node.data_dir();
     let out = tempfile::tempdir().expect("temporary folder");
     let _process = NodeProcess::start(&data);

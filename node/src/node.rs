@@ -842,15 +842,7 @@ pub async fn shutdown_actor(
     thread: std::thread::JoinHandle<()>,
     store_dir: PathBuf,
 ) -> Result<(), NodeError> {
-    let (reply, done) = oneshot::channel();
-    if handle
-        .commands
-        .send(Command::Shutdown { reply })
-        .await
-        .is_ok()
-    {
-        let _ = done.await;
-    }
+    ask_shutdown(handle).await;
     tokio::task::spawn_blocking(move || thread.join())
         .await
         .map_err(|e| NodeError::Io {
@@ -873,6 +865,12 @@ pub async fn shutdown_actor(
 
 /// Stops a documents actor that was started, when start-up fails later on.
 pub async fn stop_actor(handle: &NodeHandle, thread: std::thread::JoinHandle<()>) {
+    ask_shutdown(handle).await;
+    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+}
+
+/// Asks the documents actor to stop (final snapshots) and waits for its answer.
+async fn ask_shutdown(handle: &NodeHandle) {
     let (reply, done) = oneshot::channel();
     if handle
         .commands
@@ -882,7 +880,6 @@ pub async fn stop_actor(handle: &NodeHandle, thread: std::thread::JoinHandle<()>
     {
         let _ = done.await;
     }
-    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
 }
 
 struct DocumentsActor {

@@ -384,6 +384,18 @@ impl Dataset {
         }
     }
 
+    /// A stopped node named `name` holding the whole dataset: a founder of a network that
+    /// admits by one approval, every organisation admitted, every change ingested.
+    pub async fn node_holding_it(&self, name: &str) -> crate::TestNode {
+        let mut node = crate::TestNode::init_networked(name, vec![]);
+        let network = crate::found_network(&[&node], "1");
+        node.start().await;
+        self.admit_all(&node.handle(), network).await;
+        self.ingest(&node.handle(), 2_000).await;
+        node.stop().await;
+        node
+    }
+
     /// Gives the node of `handle` every signed change, in batches of `batch` as a
     /// catch-up brings them; returns how many it applied (all, or it panics).
     pub async fn ingest(&self, handle: &NodeHandle, batch: usize) -> usize {

@@ -233,22 +233,32 @@ fn count_values(spec: u64, data: impl Read, limit: u64) -> Result<u64, BoundsErr
     Ok(total)
 }
 
-/// The size `bytes` would take once loaded (every deflated column inflated), if it is a
-/// single Automerge document chunk of at most `limit` bytes inflated.
-pub fn check_document(bytes: &[u8], limit: u64) -> Result<u64, BoundsError> {
+/// The body of `bytes` if they are exactly one chunk of type `kind` (`refusal` otherwise).
+fn single_chunk<'a>(
+    bytes: &'a [u8],
+    kind: u8,
+    refusal: &'static str,
+) -> Result<&'a [u8], BoundsError> {
     let mut container = Reader { bytes };
     if container.take(4, "no magic bytes")? != MAGIC {
         return Err(BoundsError::Malformed("no magic bytes"));
     }
     container.take(4, "no checksum")?;
-    if container.take(1, "no chunk type")?[0] != DOCUMENT_CHUNK {
-        return Err(BoundsError::Malformed("the first chunk is not a document"));
+    if container.take(1, "no chunk type")?[0] != kind {
+        return Err(BoundsError::Malformed(refusal));
     }
     let len = container.uleb("no chunk length")?;
     let body = container.take(len, "the chunk is cut short")?;
     if !container.bytes.is_empty() {
         return Err(BoundsError::Malformed("more than one chunk"));
     }
+    Ok(body)
+}
+
+/// The size `bytes` would take once loaded (every deflated column inflated), if it is a
+/// single Automerge document chunk of at most `limit` bytes inflated.
+pub fn check_document(bytes: &[u8], limit: u64) -> Result<u64, BoundsError> {
+    let body = single_chunk(bytes, DOCUMENT_CHUNK, "the first chunk is not a document")?;
     let too_large = BoundsError::TooLarge { limit };
     let mut chunk = Reader { bytes: body };
     let actors = chunk.uleb("actors")?;
@@ -304,21 +314,11 @@ pub fn check_document(bytes: &[u8], limit: u64) -> Result<u64, BoundsError> {
 /// writes) whose columns hold at most `max_values` values each, before Automerge reads
 /// it. Returns the most values a column holds (the operations, for a change with any).
 pub fn check_change(bytes: &[u8], max_values: u64) -> Result<u64, BoundsError> {
-    let mut container = Reader { bytes };
-    if container.take(4, "no magic bytes")? != MAGIC {
-        return Err(BoundsError::Malformed("no magic bytes"));
-    }
-    container.take(4, "no checksum")?;
-    if container.take(1, "no chunk type")?[0] != CHANGE_CHUNK {
-        return Err(BoundsError::Malformed(
-            "the chunk is not an uncompressed change",
-        ));
-    }
-    let len = container.uleb("no chunk length")?;
-    let body = container.take(len, "the chunk is cut short")?;
-    if !container.bytes.is_empty() {
-        return Err(BoundsError::Malformed("more than one chunk"));
-    }
+    let body = single_chunk(
+        bytes,
+        CHANGE_CHUNK,
+        "the chunk is not an uncompressed change",
+    )?;
     let mut chunk = Reader { bytes: body };
     let deps = chunk.uleb("dependencies")?;
     chunk.take(
