@@ -144,16 +144,9 @@ async function floodSync (count) {
 }
 if (args['flood-sync']) setTimeout(() => floodSync(Number(args['flood-sync'])), 700)
 
-async function finish () {
+setTimeout(async () => {
   if (args['flood-sync']) out({ event: 'flood', ...flood })
   out({ event: 'done', messages })
   await node.stop()
   process.exit(0)
-}
-setTimeout(finish, Number(args.seconds ?? 5) * 1000)
-// Stopped early (SIGTERM from the test): report as at the end.
-process.on('SIGTERM', () => {
-  if (args['flood-sync']) out({ event: 'flood', ...flood })
-  out({ event: 'done', messages })
-  process.exit(0)
-})
+}, Number(args.seconds ?? 5) * 1000)

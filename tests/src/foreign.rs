@@ -133,24 +133,6 @@ impl ForeignPeer {
             .and_then(|e| e["id"].as_str().map(str::to_owned))
     }
 
-    /// Stops it now (SIGTERM, before its `seconds` are up: it reports as at its end), and
-    /// returns every event.
-    pub async fn stop(mut self) -> Vec<Value> {
-        if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status();
-        }
-        if tokio::time::timeout(crate::TIMEOUT, self.child.wait())
-            .await
-            .is_err()
-        {
-            let _ = self.child.start_kill();
-        }
-        let _ = tokio::time::timeout(crate::TIMEOUT, &mut self.reader).await;
-        self.events()
-    }
-
     /// Waits for it to finish (it stops by itself after its `seconds`), and returns every
     /// event.
     pub async fn finish(mut self) -> Vec<Value> {
