@@ -1606,25 +1606,7 @@ fn a_node_that_dies_before_answering_a_write_is_reported_as_maybe_done() {
             drop(stream);
         }
     });
-    let write = run(
-        &data,
-        &[
-            "service",
-            "add",
-            "--name",
-            "Formation",
-            "--dimension",
-            "economic",
-            "--category",
-            "job_placement",
-            "--cost",
-            "free",
-            "--capacity",
-            "available",
-            "--region",
-            "CM005",
-        ],
-    );
+    let write = add_service(&data, "Formation");
     assert_eq!(write.code, 2);
     assert!(
         write.stderr.contains("may or may not have been made"),
