@@ -292,14 +292,17 @@ pub fn check_document(bytes: &[u8], limit: u64) -> Result<u64, BoundsError> {
             count_values(spec, column, MAX_DOCUMENT_VALUES)?;
             len
         } else {
+            // Inflated once: its values counted as they come, its bytes counted too.
             let budget = limit - total;
             let mut inflater = flate2::bufread::DeflateDecoder::new(column).take(budget + 1);
-            let size = std::io::copy(&mut inflater, &mut std::io::sink())
+            let counted = count_values(spec, &mut inflater, MAX_DOCUMENT_VALUES);
+            std::io::copy(&mut inflater, &mut std::io::sink())
                 .map_err(|_| BoundsError::Malformed("a column does not inflate"))?;
-            if size <= budget {
-                let inflater = flate2::bufread::DeflateDecoder::new(column);
-                count_values(spec, inflater, MAX_DOCUMENT_VALUES)?;
+            let size = (budget + 1) - inflater.limit();
+            if size > budget {
+                return Err(too_large);
             }
+            counted?;
             size
         };
         total += size;
