@@ -16,6 +16,7 @@
 // Usage: node peer.mjs --dial MULTIADDR --topic TOPIC --network ID --seconds N
 //                      [--key ed25519|secp256k1] [--seed HEX32 (an ed25519 seed to use)]
 //                      [--flood-sync N (N catch-up requests as fast as they go, 8 at a time)]
+//                      [--redial-every N (while flooding, hang up and dial again every N)]
 import './polyfill.mjs'
 import { createLibp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
@@ -120,12 +121,18 @@ async function askSync () {
 setTimeout(askSync, 500)
 
 // A peer that asks for catch-up in a loop, as fast as the node lets it.
-const flood = { asked: 0, answered: 0, failed: 0 }
+const flood = { asked: 0, answered: 0, failed: 0, redials: 0 }
+const redialEvery = Number(args['redial-every'] ?? 0)
 async function floodSync (count) {
   const request = cborg.encode({ documents: [], network: args.network })
   async function one () {
     while (flood.asked < count) {
       flood.asked += 1
+      if (redialEvery > 0 && flood.asked % redialEvery === 0) {
+        // Hang up and dial again: a fresh connection must not mean a fresh budget.
+        try { await node.hangUp(target); await node.dial(target) } catch (e) {}
+        flood.redials += 1
+      }
       try {
         const stream = await node.dialProtocol(target, '/passerelle/sync/1', { signal: AbortSignal.timeout(2000) })
         stream.send(request)
@@ -144,9 +151,16 @@ async function floodSync (count) {
 }
 if (args['flood-sync']) setTimeout(() => floodSync(Number(args['flood-sync'])), 700)
 
-setTimeout(async () => {
+async function finish () {
   if (args['flood-sync']) out({ event: 'flood', ...flood })
   out({ event: 'done', messages })
   await node.stop()
   process.exit(0)
-}, Number(args.seconds ?? 5) * 1000)
+}
+setTimeout(finish, Number(args.seconds ?? 5) * 1000)
+// Stopped early (SIGTERM from the test): report as at the end.
+process.on('SIGTERM', () => {
+  if (args['flood-sync']) out({ event: 'flood', ...flood })
+  out({ event: 'done', messages })
+  process.exit(0)
+})

@@ -57,6 +57,9 @@ pub struct ForeignOptions {
     pub seed: Option<[u8; 32]>,
     /// Send this many catch-up requests as fast as they go (a flood).
     pub flood_sync: Option<u64>,
+    /// While flooding, hang up and dial again after every this many requests (to see
+    /// whether reconnecting refills its budget).
+    pub redial_every: Option<u64>,
 }
 
 /// A running foreign peer and what it reported so far.
@@ -86,6 +89,9 @@ impl ForeignPeer {
         }
         if let Some(count) = options.flood_sync {
             command.args(["--flood-sync", &count.to_string()]);
+        }
+        if let Some(every) = options.redial_every {
+            command.args(["--redial-every", &every.to_string()]);
         }
         if let Some(seed) = &options.seed {
             let hex: String = seed.iter().map(|b| format!("{b:02x}")).collect();
@@ -131,6 +137,24 @@ impl ForeignPeer {
         self.events_of("peer")
             .first()
             .and_then(|e| e["id"].as_str().map(str::to_owned))
+    }
+
+    /// Stops it now (SIGTERM, before its `seconds` are up: it reports as at its end), and
+    /// returns every event.
+    pub async fn stop(mut self) -> Vec<Value> {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        if tokio::time::timeout(crate::TIMEOUT, self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.start_kill();
+        }
+        let _ = tokio::time::timeout(crate::TIMEOUT, &mut self.reader).await;
+        self.events()
     }
 
     /// Waits for it to finish (it stops by itself after its `seconds`), and returns every

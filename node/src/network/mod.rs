@@ -20,10 +20,16 @@
 //! - Connections are limited in all, per peer and while negotiating.
 //! - A peer that sends more than [`MAX_REJECTED_PER_PEER`] refused changes is disconnected.
 
+pub mod conduct;
 pub mod gate;
 pub use crate::protocol;
 pub mod peer;
 
+pub use conduct::{
+    ADMISSION_REQUESTS_PER_MINUTE, CASE_MESSAGES_PER_MINUTE, MAX_REJECTED_PER_PEER,
+    MAX_SYNC_IN_FLIGHT, SYNC_REQUESTS_PER_MINUTE,
+};
+use conduct::{Conduct, RequestKind, Verdict};
 pub use peer::PeerIdentity;
 
 pub use libp2p::Multiaddr;
@@ -62,31 +68,10 @@ pub const MAX_CONNECTIONS_PER_PEER: u32 = 2;
 /// socket open without completing the handshake loses it after this.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Refused changes from one peer after which it is cut off.
-pub const MAX_REJECTED_PER_PEER: u64 = 16;
 /// Gossipsub's graylist threshold as configured (its default).
 const GRAYLIST_THRESHOLD: f64 = -80.0;
 /// How long an abusive peer is cut off (its connections refused at the gate).
 pub const CUT_OFF_FOR: Duration = Duration::from_secs(600);
-/// Catch-up requests one peer may send a minute (a burst of as many, then refilled): an
-/// honest node sends one every catch-up interval, and a few in a row after a change or
-/// while it joins. Requests over the budget are dropped until it refills.
-pub const SYNC_REQUESTS_PER_MINUTE: f64 = 300.0;
-/// Catch-up requests of one peer served at once. An honest node never has more than one
-/// in flight with a peer (two across a reconnection): a peer that sends more at once is
-/// flooding, and past `MAX_OVER_BUDGET` (64) such requests it is cut off.
-pub const MAX_SYNC_IN_FLIGHT: u32 = 4;
-/// Admission requests one peer may send a minute.
-pub const ADMISSION_REQUESTS_PER_MINUTE: f64 = 60.0;
-/// Case-file messages one peer may send a minute: a node sends its whole outbox for a peer
-/// when they connect and retries the ones not yet taken, so an office with many referrals
-/// in flight sends many at once.
-pub const CASE_MESSAGES_PER_MINUTE: f64 = 600.0;
-/// Catch-up requests sent over [`MAX_SYNC_IN_FLIGHT`] after which the peer is cut off.
-const MAX_OVER_BUDGET: u64 = 64;
-/// Requests dropped for exceeding the rate budget after which the peer is cut off: far more
-/// than an honest node's bursts ever reach.
-const MAX_RATE_LIMITED: u64 = 1000;
 /// Most background tasks (answering a peer, applying what it sent, validating a gossip
 /// message) running at once; past it new work is shed, counted, and asked again later by
 /// the peer or the next round.
@@ -319,50 +304,9 @@ struct PeerInfo {
     connections: HashMap<ConnectionId, Liveness>,
     /// Connections taken for dead and being closed (not shown as connected).
     dead_connections: HashSet<ConnectionId>,
-    /// Its request budgets: catch-up, admission, case files.
-    sync_budget: Option<Budget>,
-    admission_budget: Option<Budget>,
-    case_budget: Option<Budget>,
-    /// Catch-up requests it sent beyond the number served at once (dropped).
-    over_budget: u64,
-    /// Requests it sent over its rate budget (dropped).
-    rate_limited: u64,
-    /// Its catch-up requests being served now.
-    sync_in_flight: u32,
     last_sync: Option<i64>,
-    rejected: u64,
     /// This node's admission request was handed to it on this connection.
     admission_sent: bool,
-}
-
-/// A per-peer budget of requests: refilled at a steady rate up to a burst.
-#[derive(Debug, Clone, Copy)]
-struct Budget {
-    tokens: f64,
-    last: Instant,
-}
-
-impl Budget {
-    fn new(per_minute: f64) -> Self {
-        Self {
-            tokens: per_minute,
-            last: Instant::now(),
-        }
-    }
-
-    /// Takes one request from the budget; false when it is spent.
-    fn take(&mut self, per_minute: f64) -> bool {
-        let now = Instant::now();
-        let refill = now.duration_since(self.last).as_secs_f64() * per_minute / 60.0;
-        self.tokens = (self.tokens + refill).min(per_minute);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
 }
 
 /// What is known of one connection's health.
@@ -393,14 +337,6 @@ impl Liveness {
         !self.unwatched
             && now.duration_since(self.last_alive) > PING_INTERVAL + PING_TIMEOUT + PING_SLACK
     }
-}
-
-/// Kinds of request a peer's budget counts.
-#[derive(Debug, Clone, Copy)]
-enum RequestKind {
-    Sync,
-    Admission,
-    Case,
 }
 
 /// The running network actor.
@@ -587,6 +523,7 @@ pub async fn spawn(
         syncing: HashSet::new(),
         resync: HashSet::new(),
         peers: HashMap::new(),
+        conduct: Conduct::default(),
         listen_addrs: Vec::new(),
         sync_bytes_received: 0,
         sync_bytes_sent: 0,
@@ -655,6 +592,8 @@ struct NetworkActor {
     /// changed meanwhile, e.g. the membership).
     resync: HashSet<PeerId>,
     peers: HashMap<PeerId, PeerInfo>,
+    /// How each peer behaved, remembered across its reconnections.
+    conduct: Conduct,
     targets: Vec<DialTarget>,
     listen_addrs: Vec<Multiaddr>,
     sync_bytes_received: u64,
@@ -940,8 +879,7 @@ impl NetworkActor {
         if refused == 0 {
             return;
         }
-        let info = self.peers.entry(peer).or_default();
-        info.rejected += refused as u64;
+        let verdict = self.conduct.refused(peer, refused as u64, Instant::now());
         let first = reasons.first();
         warn!(
             peer = %peer,
@@ -950,8 +888,8 @@ impl NetworkActor {
             reason = first.map(|r| r.reason.as_str()).unwrap_or(""),
             "peer sent changes that were refused"
         );
-        if info.rejected > MAX_REJECTED_PER_PEER {
-            self.cut_off(peer, "too many refused changes");
+        if let Verdict::CutOff(why) = verdict {
+            self.cut_off(peer, why);
         }
     }
 
@@ -969,42 +907,20 @@ impl NetworkActor {
         self.publish_status();
     }
 
-    /// Takes one request of `kind` from `peer`'s budget; false when it is spent (the
-    /// request is then dropped unanswered). A catch-up request beyond
-    /// [`MAX_SYNC_IN_FLIGHT`] at once counts as flooding; past [`MAX_OVER_BUDGET`] of those
-    /// the peer is cut off. A steady stream within one request at a time is only slowed.
+    /// Takes one request of `kind` from `peer`'s budget ([`Conduct::request`]); false
+    /// when it is dropped unanswered, and the peer cut off if it abused.
     fn within_budget(&mut self, peer: PeerId, kind: RequestKind) -> bool {
-        let info = self.peers.entry(peer).or_default();
-        if matches!(kind, RequestKind::Sync) && info.sync_in_flight >= MAX_SYNC_IN_FLIGHT {
-            info.over_budget += 1;
-            let over = info.over_budget;
-            debug!(peer = %peer, over, "too many catch-up requests at once: dropped");
-            if over > MAX_OVER_BUDGET {
-                self.cut_off(peer, "too many catch-up requests at once");
+        match self.conduct.request(peer, kind, Instant::now()) {
+            Verdict::Serve => true,
+            Verdict::Drop => {
+                debug!(peer = %peer, ?kind, "request over the peer's budget: dropped");
+                false
             }
-            return false;
-        }
-        let (budget, per_minute) = match kind {
-            RequestKind::Sync => (&mut info.sync_budget, SYNC_REQUESTS_PER_MINUTE),
-            RequestKind::Admission => (&mut info.admission_budget, ADMISSION_REQUESTS_PER_MINUTE),
-            RequestKind::Case => (&mut info.case_budget, CASE_MESSAGES_PER_MINUTE),
-        };
-        if budget
-            .get_or_insert_with(|| Budget::new(per_minute))
-            .take(per_minute)
-        {
-            if matches!(kind, RequestKind::Sync) {
-                info.sync_in_flight += 1;
+            Verdict::CutOff(why) => {
+                self.cut_off(peer, why);
+                false
             }
-            return true;
         }
-        info.rate_limited += 1;
-        let limited = info.rate_limited;
-        debug!(peer = %peer, ?kind, limited, "request over the peer's budget: dropped");
-        if limited > MAX_RATE_LIMITED {
-            self.cut_off(peer, "far too many requests");
-        }
-        false
     }
 
     fn handle_result(&mut self, result: TaskResult) {
@@ -1068,9 +984,7 @@ impl NetworkActor {
                 channel,
                 served,
             } => {
-                if let Some(info) = self.peers.get_mut(&peer) {
-                    info.sync_in_flight = info.sync_in_flight.saturating_sub(1);
-                }
+                self.conduct.served(peer);
                 match served {
                     Ok(served) => {
                         self.sync_bytes_sent += served
@@ -1248,6 +1162,7 @@ impl NetworkActor {
                     }
                 }
                 let now = Instant::now();
+                self.conduct.connected(peer_id, now);
                 let info = self.peers.entry(peer_id).or_default();
                 info.addresses.insert(address);
                 // A new connection from a peer that had one for a while: the old one is
@@ -1290,6 +1205,7 @@ impl NetworkActor {
                 if num_established == 0 {
                     info!(peer = %peer_id, "disconnected");
                     self.peers.remove(&peer_id);
+                    self.conduct.disconnected(peer_id, Instant::now());
                     self.syncing.remove(&peer_id);
                     self.resync.remove(&peer_id);
                     let now = Instant::now();
@@ -1628,6 +1544,7 @@ impl NetworkActor {
     }
 
     fn handle_sync_tick(&mut self) {
+        self.conduct.forget_gone(Instant::now());
         // A peer whose gossip score fell below gossipsub's graylist threshold is ignored by
         // gossipsub already; it is cut off too, so it costs nothing more.
         let graylisted: Vec<PeerId> = self
@@ -1675,7 +1592,7 @@ impl NetworkActor {
                     addresses,
                     last_sync: info.last_sync,
                     score: gossipsub.peer_score(peer),
-                    rejected: info.rejected,
+                    rejected: self.conduct.rejected(peer),
                     rtt_ms: info.rtt_ms,
                     gossip: self.swarm.behaviour().gossipsub.is_admitted(peer),
                 }
