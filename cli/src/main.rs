@@ -1,26 +1,101 @@
 //! The `passerelle` command. `start` runs a node; every other command is a thin client of
 //! the running node's local control API (see `docs/cli.md`).
 
-mod args;
-mod backup;
-mod cartography;
-mod commands;
-mod demo;
-mod membership;
+// Argument enums are built once per run; boxing their variants would only add noise.
+#![allow(clippy::large_enum_variant)]
+
+mod client;
+mod cmd;
+mod flags;
 mod output;
-mod referrals;
-mod repair;
+mod present;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use passerelle_node::api::ErrorKind;
 use passerelle_node::control::ClientError;
 
-use args::{Cli, Command};
-use commands::Outcome;
+use client::Outcome;
+
+// Argument enums are built once per run; boxing their variants would only add noise.
+/// Passerelle: a node of the national referral network for returning migrants.
+///
+/// `passerelle start` runs this organisation's node; every other command talks to the
+/// running node. Exit codes: 0 success, 1 nothing found, 2 error.
+#[derive(Debug, Parser)]
+#[command(name = "passerelle", version, propagate_version = true)]
+pub struct Cli {
+    /// Data folder of the node (keys, store, config). Default: the platform's data
+    /// directory, e.g. ~/.local/share/passerelle.
+    #[arg(long, global = true, env = "PASSERELLE_HOME", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Print machine-readable JSON instead of tables (shapes in docs/cli.md).
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Every command.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create this organisation's identity, store and configuration in the data folder.
+    Init(cmd::init::InitArgs),
+    /// Run the node in the foreground until Ctrl-C or SIGTERM.
+    Start(cmd::start::StartArgs),
+    /// Show the connected peers.
+    Peers,
+    /// Show the node's identity, documents and store.
+    Status,
+    /// Show or change this organisation's profile.
+    #[command(subcommand)]
+    Org(cmd::org::OrgCommand),
+    /// Manage this organisation's offices.
+    #[command(subcommand)]
+    Office(cmd::office::OfficeCommand),
+    /// Manage this organisation's services.
+    #[command(subcommand)]
+    Service(cmd::service::ServiceCommand),
+    /// Search the directory of services.
+    #[command(subcommand)]
+    Directory(cmd::directory::DirectoryCommand),
+    /// Show the signed change log of an organisation's document.
+    History(cmd::history::HistoryArgs),
+    /// Create, join, show or ratify the network this node belongs to.
+    #[command(subcommand)]
+    Network(cmd::network::NetworkCommand),
+    /// Membership: request admission, approve, revoke, list members and requests.
+    #[command(subcommand)]
+    Member(cmd::member::MemberCommand),
+    /// Other nodes of this organisation (device keys): add, remove.
+    #[command(subcommand)]
+    Device(cmd::device::DeviceCommand),
+    /// Referrals: find a service, send a returnee's case file, follow and answer referrals.
+    #[command(subcommand)]
+    Referral(cmd::referral::ReferralCommand),
+    /// Figures: the referral board (the default; counts only, no personal data), or the
+    /// actors by domain and area with the gaps (`report actors`).
+    Report(cmd::report::ReportArgs),
+    /// The live mapping in the formats the field reads: HSDS 3.0, a 3W table with HXL
+    /// hashtags, GeoJSON.
+    #[command(subcommand)]
+    Export(cmd::export::ExportCommand),
+    /// Bring an existing mapping in: this organisation's rows of a spreadsheet.
+    #[command(subcommand)]
+    Import(cmd::import::ImportCommand),
+    /// Repair a damaged store (run with the node stopped): keep every record that can
+    /// still be read and verified, set the damaged store aside, and let the node fetch what
+    /// is missing from its peers at the next start.
+    Repair(cmd::repair::RepairArgs),
+    /// Run a local demonstration in a temporary folder, then clean up.
+    Demo,
+}
 
 fn main() -> ExitCode {
     // A panic inside Automerge on malformed input from a peer is caught and logged as a
@@ -86,36 +161,29 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
     runtime.block_on(async move {
         let lang = match &cli.command {
             Command::Init(_) | Command::Demo | Command::Repair(_) => Default::default(),
-            _ => commands::load_config(&data_dir)?.lang,
+            _ => client::load_config(&data_dir)?.lang,
         };
         match cli.command {
-            Command::Init(args) => commands::init(&data_dir, args, json),
-            Command::Start(args) => commands::start(&data_dir, args).await,
-            Command::Peers => commands::peers(&data_dir, json).await,
-            Command::Status => commands::status(&data_dir, json).await,
-            Command::Org(command) => commands::org(&data_dir, command, json, lang).await,
-            Command::Office(command) => commands::office(&data_dir, command, json, lang).await,
-            Command::Service(command) => commands::service(&data_dir, command, json, lang).await,
+            Command::Init(args) => cmd::init::run(&data_dir, args, json),
+            Command::Start(args) => cmd::start::run(&data_dir, args).await,
+            Command::Peers => cmd::peers::run(&data_dir, json).await,
+            Command::Status => cmd::status::run(&data_dir, json).await,
+            Command::Org(command) => cmd::org::run(&data_dir, command, json, lang).await,
+            Command::Office(command) => cmd::office::run(&data_dir, command, json, lang).await,
+            Command::Service(command) => cmd::service::run(&data_dir, command, json, lang).await,
             Command::Directory(command) => {
-                commands::directory(&data_dir, command, json, lang).await
+                cmd::directory::run(&data_dir, command, json, lang).await
             }
-            Command::History(args) => commands::history(&data_dir, args, json).await,
-            Command::Network(command) => membership::network(&data_dir, command, json).await,
-            Command::Member(command) => membership::member(&data_dir, command, json).await,
-            Command::Device(command) => membership::device(&data_dir, command, json).await,
-            Command::Referral(command) => referrals::referral(&data_dir, command, json).await,
-            Command::Report(args) => match args.what {
-                None | Some(args::ReportCommand::Referrals) => {
-                    referrals::report(&data_dir, json).await
-                }
-                Some(args::ReportCommand::Actors { csv, lang: chosen }) => {
-                    cartography::actors(&data_dir, json, csv, chosen.unwrap_or(lang)).await
-                }
-            },
-            Command::Export(command) => cartography::export(&data_dir, command, lang, json).await,
-            Command::Import(command) => cartography::import(&data_dir, command, json).await,
-            Command::Repair(args) => repair::run(&data_dir, args, json),
-            Command::Demo => demo::run().await,
+            Command::History(args) => cmd::history::run(&data_dir, args, json).await,
+            Command::Network(command) => cmd::network::run(&data_dir, command, json).await,
+            Command::Member(command) => cmd::member::run(&data_dir, command, json).await,
+            Command::Device(command) => cmd::device::run(&data_dir, command, json).await,
+            Command::Referral(command) => cmd::referral::run(&data_dir, command, json).await,
+            Command::Report(args) => cmd::report::run(&data_dir, args, json, lang).await,
+            Command::Export(command) => cmd::export::run(&data_dir, command, lang, json).await,
+            Command::Import(command) => cmd::import::run(&data_dir, command, json).await,
+            Command::Repair(args) => cmd::repair::run(&data_dir, args, json),
+            Command::Demo => cmd::demo::run().await,
         }
     })
 }

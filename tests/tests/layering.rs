@@ -263,3 +263,137 @@ fn uses_are_read_from_paths_and_lists() {
     graph.remove("b");
     assert!(find_cycle(&graph).is_none());
 }
+
+/// The command line's modules by layer, lowest first: the shared modules, the commands
+/// (`cmd::<command>`, one file each), the demo (which shows the other commands at work),
+/// and `main` (the dispatch).
+const CLI_LAYERS: &[(&str, &[&str])] = &[
+    (
+        "shared: output, argument values, the client of the node, how records read",
+        &["output", "flags", "client", "present"],
+    ),
+    ("the commands", &["cmd::*"]),
+    ("the demo", &["cmd::demo"]),
+    ("the dispatch", &["main"]),
+];
+
+/// The CLI module a file is (`cmd::<file>` under `cmd/`; `None` for `cmd/mod.rs`).
+fn cli_module_of(src: &Path, file: &Path) -> Option<String> {
+    let relative = file.strip_prefix(src).expect("under src");
+    let parts: Vec<&str> = relative
+        .components()
+        .filter_map(|c| c.as_os_str().to_str())
+        .collect();
+    match parts.as_slice() {
+        ["cmd", "mod.rs"] => None,
+        ["cmd", file] => Some(format!("cmd::{}", file.strip_suffix(".rs")?)),
+        [file] => Some(file.strip_suffix(".rs")?.to_owned()),
+        _ => None,
+    }
+}
+
+fn cli_layer_of(module: &str) -> Option<usize> {
+    let exact = CLI_LAYERS
+        .iter()
+        .position(|(_, modules)| modules.contains(&module));
+    exact.or_else(|| {
+        module
+            .starts_with("cmd::")
+            .then(|| CLI_LAYERS.iter().position(|(_, m)| m.contains(&"cmd::*")))
+            .flatten()
+    })
+}
+
+/// The CLI modules a source text uses: `crate::cmd::<command>` is the command's module,
+/// `crate::<module>` a shared one.
+fn cli_uses(text: &str) -> Vec<(String, usize)> {
+    let mut found = Vec::new();
+    for (module, line) in uses(text) {
+        if module == "cmd" {
+            // `crate::cmd::<command>`: read the command's name on that line.
+            let source = text.lines().nth(line - 1).unwrap_or("");
+            for (at, _) in source.match_indices("crate::cmd::") {
+                let name: String = source[at + "crate::cmd::".len()..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                found.push((format!("cmd::{name}"), line));
+            }
+        } else {
+            found.push((module, line));
+        }
+    }
+    found
+}
+
+#[test]
+fn no_command_of_the_cli_uses_another_or_a_higher_layer() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let src = root.join("cli/src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    files.sort();
+    let mut problems = Vec::new();
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut commands = 0;
+    for file in &files {
+        let Some(module) = cli_module_of(&src, file) else {
+            continue;
+        };
+        let Some(layer) = cli_layer_of(&module) else {
+            problems.push(format!(
+                "CLI module `{module}` is in no layer: add it to CLI_LAYERS in tests/tests/layering.rs"
+            ));
+            continue;
+        };
+        let is_command = CLI_LAYERS[layer].1.contains(&"cmd::*");
+        commands += usize::from(is_command);
+        let text = std::fs::read_to_string(file).expect("read source");
+        for (used, line) in cli_uses(&text) {
+            if used == module {
+                continue;
+            }
+            let Some(used_layer) = cli_layer_of(&used) else {
+                continue;
+            };
+            graph
+                .entry(module.clone())
+                .or_default()
+                .insert(used.clone());
+            let place = file.strip_prefix(&root).unwrap_or(file).display();
+            if used_layer > layer {
+                problems.push(format!(
+                    "{place}:{line}: `{module}` ({}) uses `{used}`, of a higher layer ({})",
+                    CLI_LAYERS[layer].0, CLI_LAYERS[used_layer].0
+                ));
+            } else if is_command && used_layer == layer {
+                problems.push(format!(
+                    "{place}:{line}: the command `{module}` uses another command, `{used}`: move what they share to a shared module"
+                ));
+            }
+        }
+        let outside_tests = text.split("#[cfg(test)]").next().unwrap_or("");
+        if outside_tests.contains("super::") && module.starts_with("cmd::") {
+            problems.push(format!(
+                "{}: `{module}` uses `super::` outside its tests: name the shared module instead",
+                file.strip_prefix(&root).unwrap_or(file).display()
+            ));
+        }
+    }
+    assert!(
+        commands >= 15,
+        "found only {commands} command modules in cli/src/cmd"
+    );
+    if let Some(cycle) = find_cycle(&graph) {
+        problems.push(format!(
+            "CLI modules use each other in a cycle: {}",
+            cycle.join(" → ")
+        ));
+    }
+    assert!(
+        problems.is_empty(),
+        "{} layering problem(s) in the CLI:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}

@@ -1,53 +1,255 @@
-//! `passerelle referral …` and `passerelle report`.
+//! `passerelle referral …`: find a service, send a returnee's case file, follow and answer
+//! referrals.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
 use passerelle_node::api;
 use passerelle_node::identity::OrgId;
 use passerelle_node::node::{
     CaseState, ListFilter, ReferralList, ReferralReply, ReferralRequest, ReferralView,
     SendReferral, StatusReport,
 };
-use passerelle_node::referral::board::BoardEntry;
-use passerelle_node::referral::casefile::{CaseFile, Consent, ConsentRecord, FIELDS};
-use passerelle_node::referral::lifecycle::Move;
+use passerelle_node::referral::board::{BoardEntry, Priority};
+use passerelle_node::referral::casefile::{
+    CaseFile, Consent, ConsentMethod, ConsentRecord, FIELDS,
+};
+use passerelle_node::referral::lifecycle::{self, Move, Reason, Status};
 use passerelle_node::referral::matching::MatchQuery;
-use passerelle_node::referral::report::Report;
 
-use crate::args::{ListArgs, MatchArgs, ReferralCommand, SendArgs};
-use crate::commands::{Outcome, call, collect, items};
+use crate::client::{Outcome, ask, call};
+use crate::flags::{
+    parse_consent_method, parse_count, parse_date, parse_duration, parse_outcome, parse_positive,
+    parse_priority, parse_reason, parse_status,
+};
 use crate::output::{self, fields, table, time};
+use crate::present::print_report;
 
-/// Asks the node; the board and the audit log, which grow, come as streams.
-async fn ask(data_dir: &Path, referral: ReferralRequest) -> anyhow::Result<ReferralReply> {
-    match referral {
-        ReferralRequest::List { filter } => {
-            let (head, entries) = collect(data_dir, api::Board { filter }).await?;
-            Ok(ReferralReply::List(ReferralList {
-                entries,
-                total: head.total,
-                names: head.names,
-                own: head.own,
-                now: head.now,
-                case_files_held: head.case_files_held,
-            }))
-        }
-        ReferralRequest::Audit { id } => Ok(ReferralReply::Audit(
-            items(data_dir, api::Audit { id }).await?,
-        )),
-        referral => {
-            call(
-                data_dir,
-                api::Referral {
-                    referral,
-                    operator: std::env::var("USER").ok(),
-                },
-            )
-            .await
-        }
-    }
+/// `passerelle referral …`.
+#[derive(Debug, Subcommand)]
+pub enum ReferralCommand {
+    /// Services that fit a returnee's needs, best first (needs covered, capacity, cost).
+    Match(MatchArgs),
+    /// Send a referral with the person's case file. Consent (or an override with its
+    /// reason) is required; the case file goes only to the receiving organisation's node,
+    /// encrypted, and never onto the shared board.
+    Send(SendArgs),
+    /// The referral board: all, incoming, outgoing, by status, overdue, or open to take.
+    List(ListArgs),
+    /// One referral: board entry, history, and the case file where this node may read it
+    /// (each read is recorded in the audit log).
+    Show {
+        /// The referral id (ref-…).
+        id: String,
+    },
+    /// Accept a referral this organisation received.
+    Accept {
+        /// The referral id.
+        id: String,
+    },
+    /// Decline a referral this organisation received.
+    Decline {
+        /// The referral id.
+        id: String,
+        /// Why (required).
+        #[arg(long, value_parser = parse_reason)]
+        reason: Reason,
+    },
+    /// Start providing the service.
+    Start {
+        /// The referral id.
+        id: String,
+    },
+    /// Put the person on the waiting list.
+    Waitlist {
+        /// The referral id.
+        id: String,
+        /// Why (required).
+        #[arg(long, value_parser = parse_reason)]
+        reason: Reason,
+    },
+    /// The service was delivered.
+    Complete {
+        /// The referral id.
+        id: String,
+        /// What it achieved: achieved, partially_achieved, not_achieved.
+        #[arg(long, value_parser = parse_outcome)]
+        outcome: lifecycle::Outcome,
+    },
+    /// The service could not be delivered.
+    Fail {
+        /// The referral id.
+        id: String,
+        /// Why (required).
+        #[arg(long, value_parser = parse_reason)]
+        reason: Reason,
+    },
+    /// Withdraw a referral this organisation sent.
+    Withdraw {
+        /// The referral id.
+        id: String,
+        /// Why (required).
+        #[arg(long, value_parser = parse_reason)]
+        reason: Reason,
+    },
+    /// Mark a referral this organisation sent as made by mistake.
+    #[command(name = "entered-in-error")]
+    EnteredInError {
+        /// The referral id.
+        id: String,
+    },
+    /// Offer one of this organisation's services for another's open referral.
+    Propose {
+        /// The referral id.
+        id: String,
+        /// This organisation's service id (svc-…).
+        #[arg(long)]
+        service: String,
+    },
+    /// Give this organisation's open referral to one of the organisations that proposed;
+    /// the case file then goes to it.
+    Assign {
+        /// The referral id.
+        id: String,
+        /// The organisation chosen (id, or a part of its name).
+        #[arg(long)]
+        org: String,
+    },
+    /// Erase a referral's case file on this node, and ask the other organisation's node
+    /// to erase its copy. The board entry stays (it holds no personal data).
+    Erase {
+        /// The referral id.
+        id: String,
+    },
+    /// The local audit log of case files: receipts, reads, deliveries, erasures.
+    Audit {
+        /// Only this referral.
+        id: Option<String>,
+    },
+}
+
+/// `passerelle referral match`.
+#[derive(Debug, Args)]
+pub struct MatchArgs {
+    /// A need, as a category code (repeat for several), e.g. vocational_training.
+    #[arg(long = "need", required = true, value_name = "CATEGORY")]
+    pub needs: Vec<String>,
+    /// Region P-code where the person is, e.g. CM005.
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Department P-code (services there rank higher).
+    #[arg(long)]
+    pub department: Option<String>,
+    /// Highest fee the person can pay, in XAF (0: free or cost-shared only).
+    #[arg(long, value_name = "XAF", allow_negative_numbers = true, value_parser = parse_count::<u64>)]
+    pub max_fee: Option<u64>,
+    /// A language the person speaks (ISO 639 code).
+    #[arg(long)]
+    pub language: Option<String>,
+    /// Include services that are full.
+    #[arg(long)]
+    pub include_full: bool,
+}
+
+/// `passerelle referral send`.
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The receiving organisation (id, or a part of its name); omit with --service for an
+    /// open referral to any member offering --category in --region.
+    #[arg(long, requires = "service")]
+    pub to: Option<String>,
+    /// The receiving organisation's service id (svc-…).
+    #[arg(long, requires = "to")]
+    pub service: Option<String>,
+    /// Category of service asked for (required for an open referral).
+    #[arg(long)]
+    pub category: Option<String>,
+    /// Region P-code where the person is, e.g. CM005.
+    #[arg(long)]
+    pub region: String,
+    /// routine or urgent.
+    #[arg(long, default_value = "routine", value_parser = parse_priority)]
+    pub priority: Priority,
+    /// How long the receiver has to answer, e.g. 48h, 7d.
+    #[arg(long, default_value = "7d", value_parser = parse_duration)]
+    pub respond_within: std::time::Duration,
+    /// The case file as a JSON or TOML file (fields: name, sex, birth_year, age, phone,
+    /// languages, location, needs, vulnerabilities, notes); flags below override it.
+    #[arg(long, value_name = "FILE")]
+    pub case_file: Option<PathBuf>,
+    /// The person's full name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// female, male or other.
+    #[arg(long)]
+    pub sex: Option<String>,
+    /// Year of birth.
+    #[arg(long)]
+    pub birth_year: Option<u16>,
+    /// Age in years (when the year of birth is not known).
+    #[arg(long)]
+    pub age: Option<u8>,
+    /// Phone number.
+    #[arg(long)]
+    pub phone: Option<String>,
+    /// A language the person speaks (repeat).
+    #[arg(long = "language")]
+    pub languages: Vec<String>,
+    /// Where to find the person (town, quarter).
+    #[arg(long)]
+    pub location: Option<String>,
+    /// A need, in words or as a category code (repeat).
+    #[arg(long = "need")]
+    pub needs: Vec<String>,
+    /// A vulnerability, e.g. single_parent, disability (repeat).
+    #[arg(long = "vulnerability")]
+    pub vulnerabilities: Vec<String>,
+    /// Notes for the receiving caseworker.
+    #[arg(long)]
+    pub notes: Option<String>,
+    /// How the person consented: verbal, written, digital, guardian.
+    #[arg(long, value_parser = parse_consent_method, conflicts_with = "consent_override")]
+    pub consent: Option<ConsentMethod>,
+    /// When consent was given (YYYY-MM-DD; default today).
+    #[arg(long, value_parser = parse_date, requires = "consent")]
+    pub consent_date: Option<i64>,
+    /// When consent ends (YYYY-MM-DD).
+    #[arg(long, value_parser = parse_date, requires = "consent")]
+    pub consent_expires: Option<i64>,
+    /// The case-file fields the person agreed to share, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',', requires = "consent")]
+    pub consent_data: Vec<String>,
+    /// Send without consent, with the reason (e.g. a child at risk); logged on both nodes.
+    #[arg(long, value_name = "REASON")]
+    pub consent_override: Option<String>,
+}
+
+/// `passerelle referral list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only referrals received by this organisation.
+    #[arg(long, conflicts_with = "outgoing")]
+    pub incoming: bool,
+    /// Only referrals sent by this organisation.
+    #[arg(long)]
+    pub outgoing: bool,
+    /// Only referrals with this status (pending, accepted, in_progress, …).
+    #[arg(long, value_parser = parse_status)]
+    pub status: Option<Status>,
+    /// Only pending referrals past their response deadline.
+    #[arg(long)]
+    pub overdue: bool,
+    /// Only open referrals this organisation could take (it offers the category there).
+    #[arg(long)]
+    pub open: bool,
+    /// Show at most this many, newest first (the total is always given).
+    #[arg(long, default_value_t = 100, allow_negative_numbers = true, value_parser = parse_positive, conflicts_with = "all")]
+    pub limit: u32,
+    /// Show every matching referral.
+    #[arg(long)]
+    pub all: bool,
 }
 
 /// An organisation from an id, or from a part of its name among the organisations this
@@ -399,68 +601,6 @@ fn print_view(view: &ReferralView) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_report(report: &Report) -> anyhow::Result<()> {
-    let pct = |v: Option<f64>| {
-        v.map(|v| format!("{:.0}%", v * 100.0))
-            .unwrap_or("—".into())
-    };
-    output::out(&fields(vec![
-        ("referrals", report.total.to_string()),
-        (
-            "median first response",
-            report
-                .median_first_response_seconds
-                .map(|s| {
-                    humantime::format_duration(std::time::Duration::from_secs(s.max(0) as u64))
-                        .to_string()
-                })
-                .unwrap_or("—".into()),
-        ),
-        (
-            "answered by the deadline",
-            pct(report.answered_before_deadline),
-        ),
-        ("completion rate", pct(report.completion_rate)),
-    ]))?;
-    for (title, counts) in [
-        ("status", &report.by_status),
-        ("dimension", &report.by_dimension),
-        ("category", &report.by_category),
-        ("region", &report.by_region),
-    ] {
-        if counts.is_empty() {
-            continue;
-        }
-        output::out("")?;
-        output::out(&table(
-            &[title, "referrals"],
-            counts
-                .iter()
-                .map(|(k, v)| vec![k.clone(), v.to_string()])
-                .collect(),
-        ))?;
-    }
-    if !report.by_organisation.is_empty() {
-        output::out("")?;
-        output::out(&table(
-            &["organisation", "sent", "received", "completed"],
-            report
-                .by_organisation
-                .iter()
-                .map(|(name, c)| {
-                    vec![
-                        name.clone(),
-                        c.sent.to_string(),
-                        c.received.to_string(),
-                        c.completed.to_string(),
-                    ]
-                })
-                .collect(),
-        ))?;
-    }
-    Ok(())
-}
-
 async fn send(data_dir: &Path, args: SendArgs) -> anyhow::Result<ReferralRequest> {
     let now = passerelle_node::unix_now();
     let case_file = case_file_from(&args)?;
@@ -489,7 +629,7 @@ async fn send(data_dir: &Path, args: SendArgs) -> anyhow::Result<ReferralRequest
     })
 }
 
-pub async fn referral(
+pub async fn run(
     data_dir: &Path,
     command: ReferralCommand,
     json_out: bool,
@@ -654,19 +794,5 @@ pub async fn referral(
             print_report(&report)?;
             Ok(Outcome::Done)
         }
-    }
-}
-
-pub async fn report(data_dir: &Path, json_out: bool) -> anyhow::Result<Outcome> {
-    match ask(data_dir, ReferralRequest::Report).await? {
-        ReferralReply::Report(report) => {
-            if json_out {
-                output::json(&report)?;
-            } else {
-                print_report(&report)?;
-            }
-            Ok(Outcome::Done)
-        }
-        _ => bail!("the node answered something else than a report"),
     }
 }

@@ -7,20 +7,22 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use passerelle_node::api;
 use passerelle_node::config::Config;
 use passerelle_node::control::Client;
 use passerelle_node::document::Edit;
 use passerelle_node::membership::Charter;
-use passerelle_node::model::{self, LegalStatus, Office, Profile, Service};
+use passerelle_node::model::{LegalStatus, Office, Profile, Service};
 use passerelle_node::network::NetworkConfig;
-use passerelle_node::node::{self, Decision, EditReceipt, StatusReport};
+use passerelle_node::node::{Decision, EditReceipt, StatusReport};
 use passerelle_node::reference::Lang;
-use passerelle_node::runtime::{self, RunningNode};
+use passerelle_node::runtime::RunningNode;
+use passerelle_node::{api, model, node, runtime};
 use serde_json::{Value, json};
 
-use crate::args::{DirectoryCommand, MemberCommand, SearchArgs};
-use crate::commands::{self, Outcome};
+use crate::client::Outcome;
+use crate::cmd::directory::{DirectoryCommand, SearchArgs};
+use crate::cmd::history::HistoryArgs;
+use crate::cmd::member::MemberCommand;
 
 /// Upper bound for the directories to converge (loopback: well under a second).
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -277,7 +279,7 @@ pub async fn run() -> anyhow::Result<Outcome> {
     }
 
     step("2. Their nodes run on loopback: ARD dials the delegation, FHE dials ARD");
-    commands::peers(&nodes[1].data_dir, false).await?;
+    crate::cmd::peers::run(&nodes[1].data_dir, false).await?;
 
     step("3. Each publishes its office and services on its own node, as signed changes");
     for (node, org) in nodes.iter().zip(&orgs) {
@@ -296,7 +298,7 @@ pub async fn run() -> anyhow::Result<Outcome> {
         took.as_millis()
     );
     println!("The directory as the private foundation in Bafoussam sees it:");
-    commands::directory(
+    crate::cmd::directory::run(
         &nodes[2].data_dir,
         DirectoryCommand::Search(SearchArgs {
             text: None,
@@ -341,7 +343,7 @@ pub async fn run() -> anyhow::Result<Outcome> {
         "Seen at the delegation {} ms later — housing in Wouri with places now:",
         took.as_millis()
     );
-    let found = commands::directory(
+    let found = crate::cmd::directory::run(
         &nodes[0].data_dir,
         DirectoryCommand::Search(SearchArgs {
             text: None,
@@ -365,9 +367,9 @@ pub async fn run() -> anyhow::Result<Outcome> {
     }
 
     step("6. The signed change log of the NGO's document, as the delegation holds it");
-    commands::history(
+    crate::cmd::history::run(
         &nodes[0].data_dir,
-        crate::args::HistoryArgs {
+        HistoryArgs {
             org: Some(nodes[1].running.handle().org_id()),
             limit: 10,
         },
@@ -423,7 +425,7 @@ pub async fn run() -> anyhow::Result<Outcome> {
     })
     .await?;
     println!("The foundation's node holds the signed request; the foundation proposes it:");
-    crate::membership::member(
+    crate::cmd::member::run(
         &nodes[2].data_dir,
         MemberCommand::Approve { org: new_id },
         false,
@@ -441,8 +443,8 @@ pub async fn run() -> anyhow::Result<Outcome> {
     })
     .await?;
     println!("\nThe delegation sees one approval of two, and approves:");
-    crate::membership::member(&nodes[0].data_dir, MemberCommand::List, false).await?;
-    crate::membership::member(
+    crate::cmd::member::run(&nodes[0].data_dir, MemberCommand::List, false).await?;
+    crate::cmd::member::run(
         &nodes[0].data_dir,
         MemberCommand::Approve { org: new_id },
         false,
@@ -458,7 +460,7 @@ pub async fn run() -> anyhow::Result<Outcome> {
         "\nAdmitted: all four nodes hold the same four documents {} ms later. The members:",
         took.as_millis()
     );
-    crate::membership::member(&nodes[3].data_dir, MemberCommand::List, false).await?;
+    crate::cmd::member::run(&nodes[3].data_dir, MemberCommand::List, false).await?;
 
     refer(&nodes, folder.path()).await?;
 
@@ -477,8 +479,7 @@ pub async fn run() -> anyhow::Result<Outcome> {
 /// Step 8: the NGO refers a returnee to the delegation's training; the case file goes to
 /// the delegation only, the foundation sees the board entry and nothing else.
 async fn refer(nodes: &[DemoNode], folder: &Path) -> anyhow::Result<()> {
-    use crate::args::{ListArgs, MatchArgs, ReferralCommand, SendArgs};
-    use crate::referrals::referral;
+    use crate::cmd::referral::{ListArgs, MatchArgs, ReferralCommand, SendArgs, run as referral};
     use passerelle_node::node::{ReferralReply, ReferralRequest};
 
     let (delegation, ngo, foundation) = (&nodes[0], &nodes[1], &nodes[2]);
@@ -630,6 +631,6 @@ async fn refer(nodes: &[DemoNode], folder: &Path) -> anyhow::Result<()> {
         bail!("the foundation holds the case file");
     }
     println!("\nAggregate figures, as any member can print them (passerelle report):");
-    crate::referrals::report(&foundation.data_dir, false).await?;
+    crate::cmd::report::referrals(&foundation.data_dir, false).await?;
     Ok(())
 }

@@ -1,178 +1,77 @@
-//! `passerelle export …` and `passerelle report actors`.
+//! `passerelle import …`: this organisation's rows of a mapping spreadsheet or of an HSDS
+//! export, and a backup written by `export automerge` (verified, then merged like changes
+//! received from a peer).
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use std::collections::BTreeMap;
-
+use clap::{Args, Subcommand};
 use passerelle_node::api;
-use passerelle_node::cartography::import::{self, Entries, MappingRow};
-use passerelle_node::cartography::{actors::ActorsReport, geojson, hsds, hsds_import, hxl};
-use passerelle_node::directory::{fold, open_drafts};
+use passerelle_node::archive::Imported;
+use passerelle_node::backup::DocumentBackup;
+use passerelle_node::cartography::import::{Entries, MappingRow};
+use passerelle_node::cartography::{hsds_import, import};
+use passerelle_node::directory::fold;
 use passerelle_node::document::Edit;
-use passerelle_node::model::OrganisationRecord;
-use passerelle_node::model::{Claim, Draft};
-use passerelle_node::node::{EditReceipt, OrganisationView};
-use passerelle_node::reference::Lang;
+use passerelle_node::model::{Draft, OrganisationRecord};
+use passerelle_node::node::OrganisationView;
 
-use crate::args::{ExportCommand, ImportCommand};
-use crate::commands::{Outcome, call, items};
+use crate::client::{Outcome, absolute, apply_edits, call, items};
 use crate::output::{self, table};
 
-async fn records(data_dir: &Path) -> anyhow::Result<Vec<OrganisationRecord>> {
-    let mut records: Vec<OrganisationRecord> = items(data_dir, api::Records {}).await?;
-    records.sort_by(|a, b| a.profile.name.cmp(&b.profile.name));
-    Ok(records)
+/// What `import csv` and `import hsds` may do.
+#[derive(Debug, Args)]
+pub struct ImportOptions {
+    /// Show what would be created or updated, and every entry that cannot be read; write
+    /// nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Import the entries that read well even if others do not (they are still listed).
+    #[arg(long)]
+    pub skip_errors: bool,
+    /// Also publish the other organisations' entries as drafts in this organisation's
+    /// document (a coordinator's historical mapping), for each to claim
+    /// (`directory claim`).
+    #[arg(long)]
+    pub drafts: bool,
 }
 
-fn write_out(output: Option<&Path>, bytes: &[u8]) -> anyhow::Result<()> {
-    match output {
-        Some(path) => std::fs::write(path, bytes)
-            .with_context(|| format!("output: writing {}", path.display())),
-        None => output::out(String::from_utf8_lossy(bytes).trim_end()),
-    }
-}
-
-pub async fn export(
-    data_dir: &Path,
-    command: ExportCommand,
-    lang: Lang,
-    json: bool,
-) -> anyhow::Result<Outcome> {
-    match command {
-        ExportCommand::Hsds { dir, lang: chosen } => {
-            let records = records(data_dir).await?;
-            std::fs::create_dir_all(&dir)
-                .with_context(|| format!("dir: creating {}", dir.display()))?;
-            let path = dir.join("organizations.json");
-            let body = hsds::organizations(&records, chosen.unwrap_or(lang));
-            std::fs::write(&path, serde_json::to_string_pretty(&body)?)
-                .with_context(|| format!("dir: writing {}", path.display()))?;
-            let package = hsds::tabular_package(&body)?;
-            for (name, bytes) in &package {
-                let file = dir.join(name);
-                std::fs::write(&file, bytes)
-                    .with_context(|| format!("dir: writing {}", file.display()))?;
-            }
-            output::out(&format!(
-                "{} organisations written to {} (HSDS 3.0 JSON) and the tabular package ({} CSV tables and datapackage.json) in {}",
-                records.len(),
-                path.display(),
-                package.len() - 1,
-                dir.display()
-            ))?;
-        }
-        ExportCommand::Csv {
-            hxl,
-            output,
-            lang: chosen,
-        } => {
-            let records = records(data_dir).await?;
-            let bytes = hxl::csv(&records, chosen.unwrap_or(lang), hxl)?;
-            write_out(output.as_deref(), &bytes)?;
-        }
-        ExportCommand::Automerge { dir } => {
-            return crate::backup::export(data_dir, &dir, json).await;
-        }
-        ExportCommand::Geojson {
-            output,
-            lang: chosen,
-        } => {
-            let records = records(data_dir).await?;
-            let collection = geojson::feature_collection(&records, chosen.unwrap_or(lang));
-            write_out(
-                output.as_deref(),
-                serde_json::to_string_pretty(&collection)?.as_bytes(),
-            )?;
-        }
-    }
-    Ok(Outcome::Done)
-}
-
-fn counts_rows(
-    counts: &std::collections::BTreeMap<String, passerelle_node::cartography::actors::Counts>,
-) -> Vec<Vec<String>> {
-    counts
-        .iter()
-        .map(|(k, c)| {
-            vec![
-                k.clone(),
-                c.organisations.to_string(),
-                c.services.to_string(),
-            ]
-        })
-        .collect()
-}
-
-pub async fn actors(data_dir: &Path, json: bool, csv: bool, lang: Lang) -> anyhow::Result<Outcome> {
-    let records = records(data_dir).await?;
-    let report: ActorsReport = passerelle_node::cartography::actors::report(&records, lang);
-    if json {
-        output::json(&report)?;
-        return Ok(Outcome::Done);
-    }
-    let sections = [
-        ("dimension", &report.by_dimension),
-        ("category", &report.by_category),
-        ("region", &report.by_region),
-        ("department", &report.by_department),
-    ];
-    if csv {
-        // One table: section, key, organisations, services; then the gaps.
-        let mut writer = ::csv::Writer::from_writer(Vec::new());
-        writer.write_record(["section", "key", "organisations", "services"])?;
-        for (section, counts) in sections {
-            for row in counts_rows(counts) {
-                writer.write_record([section, &row[0], &row[1], &row[2]])?;
-            }
-        }
-        for gap in &report.gaps {
-            writer.write_record([
-                "gap",
-                &format!(
-                    "{} {} / {}",
-                    gap.region, gap.region_name, gap.category_label
-                ),
-                "0",
-                "0",
-            ])?;
-        }
-        output::out(String::from_utf8_lossy(&writer.into_inner()?).trim_end())?;
-        return Ok(Outcome::Done);
-    }
-    output::out(&format!(
-        "{} organisations, {} active services",
-        report.organisations, report.services
-    ))?;
-    for (section, counts) in sections {
-        if counts.is_empty() {
-            continue;
-        }
-        output::out("")?;
-        output::out(&table(
-            &[section, "organisations", "services"],
-            counts_rows(counts),
-        ))?;
-    }
-    output::out(&format!(
-        "\ngaps: {} region × category pairs with no active provider",
-        report.gaps.len()
-    ))?;
-    let mut by_region: std::collections::BTreeMap<String, Vec<&str>> = Default::default();
-    for gap in &report.gaps {
-        by_region
-            .entry(format!("{} {}", gap.region, gap.region_name))
-            .or_default()
-            .push(gap.category_label.as_str());
-    }
-    output::out(&table(
-        &["region", "categories with no provider"],
-        by_region
-            .into_iter()
-            .map(|(r, c)| vec![r, c.join(", ")])
-            .collect(),
-    ))?;
-    Ok(Outcome::Done)
+/// `passerelle import …`.
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// A mapping spreadsheet: CSV (comma or semicolon) or a workbook (.xlsx, .xls, .ods);
+    /// headers in French or English (see docs/cartography.md). This organisation's rows
+    /// become its offices and services; importing the same file again changes nothing.
+    #[command(alias = "xlsx")]
+    Csv {
+        /// The file (.csv, .xlsx, .xls or .ods).
+        file: PathBuf,
+        /// The workbook's sheet to read (the first by default).
+        #[arg(long)]
+        sheet: Option<String>,
+        #[command(flatten)]
+        options: ImportOptions,
+    },
+    /// Open Referral HSDS 3.0: a JSON file (an organization, a list of them, or an API page)
+    /// or a folder holding the tabular package (organization.csv, service.csv, …). Fields
+    /// Passerelle does not model are listed.
+    Hsds {
+        /// The JSON file or the package's folder.
+        path: PathBuf,
+        #[command(flatten)]
+        options: ImportOptions,
+    },
+    /// A backup written by `passerelle export automerge`: every file is verified (signed
+    /// heads, every change's signature, the .automerge file), then its changes are merged
+    /// like changes received from a peer (membership and write rules apply).
+    Automerge {
+        /// The folder holding the backup.
+        dir: PathBuf,
+        /// Verify only; merge nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// One organisation's entries as the imported file gives them.
@@ -308,30 +207,7 @@ fn read_hsds(path: &Path) -> anyhow::Result<ReadFile> {
     })
 }
 
-/// Applies `edits` one by one, with a progress bar on long imports (on a terminal).
-async fn apply_edits(data_dir: &Path, edits: Vec<Edit>) -> anyhow::Result<()> {
-    let bar = if edits.len() >= 20 {
-        indicatif::ProgressBar::new(edits.len() as u64)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} signed edits ({eta} left)")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    for edit in edits {
-        let _: EditReceipt = call(data_dir, api::EditOwn { edit }).await?;
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
-    Ok(())
-}
-
-pub async fn import(
-    data_dir: &Path,
-    command: ImportCommand,
-    json: bool,
-) -> anyhow::Result<Outcome> {
+pub async fn run(data_dir: &Path, command: ImportCommand, json: bool) -> anyhow::Result<Outcome> {
     let (file, read, options) = match command {
         ImportCommand::Csv {
             file,
@@ -346,7 +222,7 @@ pub async fn import(
             (path, read, options)
         }
         ImportCommand::Automerge { dir, dry_run } => {
-            return crate::backup::import(data_dir, &dir, dry_run, json).await;
+            return automerge(data_dir, &dir, dry_run, json).await;
         }
     };
     let view: OrganisationView = call(data_dir, api::Organisation::default()).await?;
@@ -513,105 +389,67 @@ pub async fn import(
     Ok(Outcome::Done)
 }
 
-/// `passerelle directory drafts`.
-pub async fn drafts(data_dir: &Path, json: bool) -> anyhow::Result<Outcome> {
-    let records: Vec<OrganisationRecord> = items(data_dir, api::Records {}).await?;
-    let drafts = open_drafts(&records);
+pub async fn automerge(
+    data_dir: &Path,
+    dir: &Path,
+    dry_run: bool,
+    json: bool,
+) -> anyhow::Result<Outcome> {
+    let dir = absolute(dir)?;
+    let imported: Imported = call(data_dir, api::ImportAutomerge { dir, dry_run }).await?;
+    let outcome = &imported.outcome;
     if json {
-        output::json(&drafts)?;
-    } else if !drafts.is_empty() {
+        output::json(&serde_json::json!({
+            "verified": imported.verified,
+            "merged": imported.merged,
+            "applied": outcome.applied,
+            "duplicates": outcome.duplicates,
+            "pending": outcome.pending,
+            "rejected": outcome.rejected,
+        }))?;
+    } else {
         output::out(&table(
-            &[
-                "draft",
-                "organisation",
-                "offices",
-                "services",
-                "published by",
-                "from",
-            ],
-            drafts
+            &["document", "changes", "authors", "exported by"],
+            imported
+                .verified
                 .iter()
-                .map(|d| {
+                .map(|v| {
                     vec![
-                        d.id.clone(),
-                        d.record.profile.name.clone(),
-                        d.record.offices.len().to_string(),
-                        d.record.services.len().to_string(),
-                        d.publisher_name.clone(),
-                        d.source.clone().unwrap_or_default(),
+                        DocumentBackup::file_stem(&v.document),
+                        v.changes.to_string(),
+                        v.authors.len().to_string(),
+                        v.exported_by.to_string(),
                     ]
                 })
                 .collect(),
         ))?;
-        output::out(
-            "unverified: each organisation claims its own with `passerelle directory claim DRAFT`",
-        )?;
-    }
-    Ok(Outcome::found(!drafts.is_empty()))
-}
-
-/// `passerelle directory claim DRAFT`.
-pub async fn claim(
-    data_dir: &Path,
-    draft: &str,
-    anyway: bool,
-    dry_run: bool,
-    json: bool,
-) -> anyhow::Result<Outcome> {
-    let records: Vec<OrganisationRecord> = items(data_dir, api::Records {}).await?;
-    let view: OrganisationView = call(data_dir, api::Organisation::default()).await?;
-    let own = &view.record;
-    let Some(found) = open_drafts(&records).into_iter().find(|d| d.id == draft) else {
-        let claimed = records.iter().find(|r| r.claims.contains_key(draft));
-        anyhow::bail!(match claimed {
-            Some(by) => format!("draft: {draft} was already claimed by {}", by.profile.name),
-            None => format!("draft: no draft {draft:?} (see `passerelle directory drafts`)"),
-        });
-    };
-    let name = &found.record.profile.name;
-    if !anyway && !import::names(own, name) {
-        anyhow::bail!(
-            "draft: {draft} is for {name:?}, and this organisation is {:?}; if it is yours under another name, pass --anyway",
-            own.profile.name
-        );
-    }
-    let publisher_draft = records
-        .iter()
-        .find(|r| r.org_id == found.publisher)
-        .and_then(|r| r.drafts.get(draft))
-        .ok_or_else(|| anyhow::anyhow!("draft: {draft} vanished while reading it"))?;
-    let plan = import::plan_entries(&publisher_draft.entries, own);
-    if json {
-        output::json(&serde_json::json!({
-            "draft": draft,
-            "changes": plan.changes,
-            "unchanged": plan.unchanged,
-            "written": !dry_run,
-        }))?;
-    } else {
-        let prefix = if dry_run { "would " } else { "" };
-        for change in &plan.changes {
-            output::out(&format!("  {prefix}{change}"))?;
+        for rejection in &outcome.rejected {
+            output::out(&format!(
+                "refused ({}): {}",
+                rejection.code, rejection.reason
+            ))?;
         }
+        output::out(&if dry_run {
+            format!(
+                "{} document(s) verified: signed heads, every change's signature, the .automerge files; nothing merged (--dry-run)",
+                imported.verified.len()
+            )
+        } else {
+            format!(
+                "{} document(s) verified and merged: {} change(s) new here, {} already held, {} refused, {} waiting for changes they depend on",
+                imported.verified.len(),
+                outcome.applied,
+                outcome.duplicates,
+                outcome.rejected.len(),
+                outcome.pending
+            )
+        })?;
     }
-    if dry_run {
-        return Ok(Outcome::Done);
-    }
-    let mut edits = plan.edits;
-    edits.push(Edit::ClaimDraft {
-        id: draft.to_owned(),
-        claim: Claim {
-            publisher: found.publisher.clone(),
-            at: passerelle_node::unix_now(),
-        },
-    });
-    apply_edits(data_dir, edits).await?;
-    if !json {
-        output::out(&format!(
-            "claimed {draft}: {} change(s) signed by {}; the draft is now hidden on every node",
-            plan.changes.len(),
-            own.profile.name
-        ))?;
+    if !outcome.rejected.is_empty() {
+        anyhow::bail!(
+            "dir: {} change(s) of the backup were refused by this node's rules (listed above); the others were merged",
+            outcome.rejected.len()
+        );
     }
     Ok(Outcome::Done)
 }

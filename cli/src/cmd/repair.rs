@@ -4,12 +4,27 @@
 use std::path::Path;
 
 use anyhow::Context;
+use clap::Args;
 use passerelle_node::config::Config;
 use passerelle_node::repair::{RepairOptions, RepairReport};
 
-use crate::args::RepairArgs;
-use crate::commands::Outcome;
+use crate::client::Outcome;
 use crate::output;
+
+/// `passerelle repair`.
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    /// Only say what would be done.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The network id, when the database does not open at all and its seed file is lost
+    /// too (`passerelle network show` on a partner's node prints it).
+    #[arg(long)]
+    pub network: Option<String>,
+    /// A member's address to fetch everything from, in that case (repeat for several).
+    #[arg(long = "peer")]
+    pub peers: Vec<String>,
+}
 
 pub fn run(data_dir: &Path, args: RepairArgs, json_out: bool) -> anyhow::Result<Outcome> {
     let config = Config::new(data_dir);

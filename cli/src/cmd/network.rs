@@ -1,17 +1,84 @@
-//! `passerelle network …`, `passerelle member …` and `passerelle device …`.
+//! `passerelle network …`: create, join, show, ratify or amend the network.
 
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use passerelle_node::api;
+use clap::{Args, Subcommand};
+use passerelle_node::identity::OrgId;
 use passerelle_node::keys::KeyFiles;
-use passerelle_node::membership::{Amendment, Charter, NetworkId};
-use passerelle_node::node::{self, Decision, DecisionReceipt, MembershipView, StatusReport};
+use passerelle_node::membership::{Amendment, Charter, NetworkId, Quorum};
+use passerelle_node::network::Multiaddr;
+use passerelle_node::node::{Decision, MembershipView, StatusReport};
 use passerelle_node::reference::taxonomy::TAXONOMY_VERSION;
+use passerelle_node::{api, node};
 
-use crate::args::{DeviceCommand, MemberCommand, NetworkCommand};
-use crate::commands::{Outcome, call, load_config};
-use crate::output::{self, fields, table};
+use crate::client::{Outcome, call, decide, load_config};
+use crate::flags::parse_quorum;
+use crate::output::{self, fields};
+
+/// `passerelle network …`.
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Create a network with its charter (run with the node stopped). This organisation is
+    /// a founder; the other founders join with the invitation and run `network ratify`.
+    Create(NetworkCreateArgs),
+    /// Join a network from an invitation (run with the node stopped), then `start`.
+    Join {
+        /// The invitation text a member gave (`passerelle network invite`).
+        invitation: String,
+    },
+    /// Print an invitation for a new organisation: the network id and this node's addresses.
+    Invite {
+        /// Address others reach this node at (repeat), e.g. /dns4/node.example.cm/tcp/4690;
+        /// default: the addresses it listens on.
+        #[arg(long, value_name = "MULTIADDR")]
+        address: Vec<Multiaddr>,
+    },
+    /// Show the network: charter, founders, members, open proposals.
+    Show,
+    /// Sign the charter (founders only).
+    Ratify,
+    /// Propose (or approve the open proposal of) a charter amendment.
+    Amend(AmendArgs),
+}
+
+/// `passerelle network create`.
+#[derive(Debug, Args)]
+pub struct NetworkCreateArgs {
+    /// The network's name.
+    #[arg(long)]
+    pub name: String,
+    /// Another founding organisation's id (repeat); this organisation is always a founder.
+    #[arg(long, value_name = "ORG-ID")]
+    pub founder: Vec<OrgId>,
+    /// Approvals needed to admit an organisation: a number ("2") or a fraction of the
+    /// members ("1/2", "2/3").
+    #[arg(long, default_value = "1/2", value_parser = parse_quorum)]
+    pub admission: Quorum,
+    /// Approvals needed to revoke a member (the member does not count).
+    #[arg(long, default_value = "1/2", value_parser = parse_quorum)]
+    pub revocation: Quorum,
+    /// Approvals needed to amend the charter.
+    #[arg(long, default_value = "2/3", value_parser = parse_quorum)]
+    pub amendment: Quorum,
+}
+
+/// `passerelle network amend`.
+#[derive(Debug, Args)]
+pub struct AmendArgs {
+    /// New name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// New admission quorum.
+    #[arg(long, value_parser = parse_quorum)]
+    pub admission: Option<Quorum>,
+    /// New revocation quorum.
+    #[arg(long, value_parser = parse_quorum)]
+    pub revocation: Option<Quorum>,
+    /// New amendment quorum.
+    #[arg(long, value_parser = parse_quorum)]
+    pub amendment: Option<Quorum>,
+}
 
 /// Prefix of invitation texts.
 const INVITATION_PREFIX: &str = "passerelle-invite:";
@@ -42,23 +109,7 @@ fn parse_invitation(text: &str) -> anyhow::Result<(NetworkId, Vec<String>)> {
     Ok((network, addresses))
 }
 
-async fn decide(data_dir: &Path, decision: Decision, json_out: bool) -> anyhow::Result<Outcome> {
-    let receipt: DecisionReceipt = call(data_dir, api::Decide { decision }).await?;
-    if json_out {
-        output::json(&receipt)?;
-    } else if receipt.change.is_empty() {
-        output::out(&receipt.message)?;
-    } else {
-        output::out(&format!(
-            "{} (change {})",
-            receipt.message,
-            &receipt.change[..12]
-        ))?;
-    }
-    Ok(Outcome::Done)
-}
-
-pub async fn network(
+pub async fn run(
     data_dir: &Path,
     command: NetworkCommand,
     json_out: bool,
@@ -187,136 +238,6 @@ pub async fn network(
                 bail!("amend: give at least one of --name, --admission, --revocation, --amendment");
             }
             decide(data_dir, Decision::Amend { amendment }, json_out).await
-        }
-    }
-}
-
-pub async fn member(
-    data_dir: &Path,
-    command: MemberCommand,
-    json_out: bool,
-) -> anyhow::Result<Outcome> {
-    match command {
-        MemberCommand::Request { message } => {
-            decide(data_dir, Decision::Request { message }, json_out).await
-        }
-        MemberCommand::Approve { org } => {
-            decide(data_dir, Decision::Approve { org }, json_out).await
-        }
-        MemberCommand::Revoke { org, reason } => {
-            decide(data_dir, Decision::Revoke { org, reason }, json_out).await
-        }
-        MemberCommand::List => {
-            let view: MembershipView = call(data_dir, api::Membership {}).await?;
-            if json_out {
-                output::json(&view)?;
-                return Ok(Outcome::Done);
-            }
-            let mut rows: Vec<Vec<String>> = view
-                .members
-                .iter()
-                .map(|m| {
-                    vec![
-                        m.org.fingerprint(),
-                        m.name.clone(),
-                        if m.founder {
-                            "founder".into()
-                        } else {
-                            "member".into()
-                        },
-                        m.org.to_string(),
-                    ]
-                })
-                .collect();
-            rows.extend(view.former_members.iter().map(|m| {
-                vec![
-                    m.org.fingerprint(),
-                    m.name.clone(),
-                    format!("revoked: {}", m.reason),
-                    m.org.to_string(),
-                ]
-            }));
-            output::out(&table(&["fingerprint", "name", "status", "id"], rows))?;
-            if !view.proposals.is_empty() {
-                let rows = view
-                    .proposals
-                    .iter()
-                    .map(|p| {
-                        let kind = match &p.action {
-                            passerelle_node::membership::Action::Admit { .. } => "admit",
-                            passerelle_node::membership::Action::Revoke { .. } => "revoke",
-                            passerelle_node::membership::Action::Amend { .. } => "amend",
-                        };
-                        vec![
-                            kind.to_owned(),
-                            p.subject_name.clone(),
-                            format!("{}/{}", p.approvals.len(), p.required),
-                            p.subject.clone(),
-                        ]
-                    })
-                    .collect();
-                output::out("\nopen proposals (approve with `passerelle member approve <id>`):")?;
-                output::out(&table(&["proposal", "about", "approvals", "id"], rows))?;
-            }
-            if !view.requests.is_empty() {
-                let rows = view
-                    .requests
-                    .iter()
-                    .map(|r| {
-                        vec![
-                            r.fingerprint.clone(),
-                            r.name.clone(),
-                            r.message.clone(),
-                            r.org.to_string(),
-                        ]
-                    })
-                    .collect();
-                output::out(
-                    "\nadmission requests received (propose with `passerelle member approve <id>`):",
-                )?;
-                output::out(&table(&["fingerprint", "name", "message", "id"], rows))?;
-            }
-            if !view.devices.is_empty() {
-                let rows = view
-                    .devices
-                    .iter()
-                    .map(|d| {
-                        vec![
-                            d.key.fingerprint(),
-                            d.org.fingerprint(),
-                            d.label.clone(),
-                            if d.withdrawn_keep.is_some() {
-                                "withdrawn".into()
-                            } else {
-                                "active".into()
-                            },
-                        ]
-                    })
-                    .collect();
-                output::out("\ndevices:")?;
-                output::out(&table(&["device", "organisation", "label", "status"], rows))?;
-            }
-            Ok(Outcome::Done)
-        }
-    }
-}
-
-pub async fn device(
-    data_dir: &Path,
-    command: DeviceCommand,
-    json_out: bool,
-) -> anyhow::Result<Outcome> {
-    match command {
-        DeviceCommand::Add { key, label } => {
-            decide(
-                data_dir,
-                Decision::AddDevice { device: key, label },
-                json_out,
-            )
-            .await
-        }
-        DeviceCommand::Remove { key } => {
-            decide(data_dir, Decision::RemoveDevice { device: key }, json_out).await
         }
     }
 }

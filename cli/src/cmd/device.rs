@@ -1,0 +1,47 @@
+//! `passerelle device …`: other nodes of this organisation (device keys).
+
+use std::path::Path;
+
+use clap::Subcommand;
+use passerelle_node::identity::OrgId;
+use passerelle_node::node::Decision;
+
+use crate::client::{Outcome, decide};
+
+/// `passerelle device …`.
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// Authorise another node of this organisation (its key id, from its `status`).
+    Add {
+        /// The device node's key id.
+        key: OrgId,
+        /// Where it runs.
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// Withdraw a device key; what it wrote so far stays.
+    Remove {
+        /// The device's key id.
+        key: OrgId,
+    },
+}
+
+pub async fn run(
+    data_dir: &Path,
+    command: DeviceCommand,
+    json_out: bool,
+) -> anyhow::Result<Outcome> {
+    match command {
+        DeviceCommand::Add { key, label } => {
+            decide(
+                data_dir,
+                Decision::AddDevice { device: key, label },
+                json_out,
+            )
+            .await
+        }
+        DeviceCommand::Remove { key } => {
+            decide(data_dir, Decision::RemoveDevice { device: key }, json_out).await
+        }
+    }
+}

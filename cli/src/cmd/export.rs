@@ -1,0 +1,153 @@
+//! `passerelle export …`: the live mapping in the formats the field reads (HSDS 3.0, a 3W
+//! table with HXL hashtags, GeoJSON), and a verifiable backup in Automerge's format (the
+//! node itself writes that folder: it runs as the same user, and no document is then too
+//! large for the control API).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Subcommand;
+use passerelle_node::api;
+use passerelle_node::archive::Exported;
+use passerelle_node::backup::DocumentBackup;
+use passerelle_node::cartography::{geojson, hsds, hxl};
+use passerelle_node::reference::Lang;
+
+use crate::client::{Outcome, absolute, call, records};
+use crate::flags::parse_lang;
+use crate::output::{self, table};
+
+/// `passerelle export …`.
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Open Referral HSDS 3.0: DIR/organizations.json (every organisation with its locations
+    /// and services) and the tabular data package (one CSV per table and
+    /// datapackage.json); the Cameroon profile is in docs/cartography.md.
+    Hsds {
+        /// The folder to write into (created if missing).
+        dir: PathBuf,
+        /// Language of labels: fr or en (default: the config's).
+        #[arg(long, value_parser = parse_lang)]
+        lang: Option<passerelle_node::reference::Lang>,
+    },
+    /// A 3W table (who does what where): one row per service, category and place.
+    Csv {
+        /// Add the HXL hashtag row (#org+name, #sector, #adm1+code, …) under the header.
+        #[arg(long)]
+        hxl: bool,
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Language of labels: fr or en (default: the config's).
+        #[arg(long, value_parser = parse_lang)]
+        lang: Option<passerelle_node::reference::Lang>,
+    },
+    /// GeoJSON (RFC 7946): offices as points, service areas as features keyed by P-code.
+    Geojson {
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Language of labels: fr or en (default: the config's).
+        #[arg(long, value_parser = parse_lang)]
+        lang: Option<passerelle_node::reference::Lang>,
+    },
+    /// A complete, verifiable backup: every document held, in Automerge's standard binary
+    /// format (DIR/<name>.automerge), with its signed changes (<name>.changes) and its heads
+    /// signed by this node (<name>.heads.json).
+    Automerge {
+        /// The folder to write into (created if missing).
+        dir: PathBuf,
+    },
+}
+
+fn write_out(output: Option<&Path>, bytes: &[u8]) -> anyhow::Result<()> {
+    match output {
+        Some(path) => std::fs::write(path, bytes)
+            .with_context(|| format!("output: writing {}", path.display())),
+        None => output::out(String::from_utf8_lossy(bytes).trim_end()),
+    }
+}
+
+pub async fn run(
+    data_dir: &Path,
+    command: ExportCommand,
+    lang: Lang,
+    json: bool,
+) -> anyhow::Result<Outcome> {
+    match command {
+        ExportCommand::Hsds { dir, lang: chosen } => {
+            let records = records(data_dir).await?;
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("dir: creating {}", dir.display()))?;
+            let path = dir.join("organizations.json");
+            let body = hsds::organizations(&records, chosen.unwrap_or(lang));
+            std::fs::write(&path, serde_json::to_string_pretty(&body)?)
+                .with_context(|| format!("dir: writing {}", path.display()))?;
+            let package = hsds::tabular_package(&body)?;
+            for (name, bytes) in &package {
+                let file = dir.join(name);
+                std::fs::write(&file, bytes)
+                    .with_context(|| format!("dir: writing {}", file.display()))?;
+            }
+            output::out(&format!(
+                "{} organisations written to {} (HSDS 3.0 JSON) and the tabular package ({} CSV tables and datapackage.json) in {}",
+                records.len(),
+                path.display(),
+                package.len() - 1,
+                dir.display()
+            ))?;
+        }
+        ExportCommand::Csv {
+            hxl,
+            output,
+            lang: chosen,
+        } => {
+            let records = records(data_dir).await?;
+            let bytes = hxl::csv(&records, chosen.unwrap_or(lang), hxl)?;
+            write_out(output.as_deref(), &bytes)?;
+        }
+        ExportCommand::Automerge { dir } => {
+            return automerge(data_dir, &dir, json).await;
+        }
+        ExportCommand::Geojson {
+            output,
+            lang: chosen,
+        } => {
+            let records = records(data_dir).await?;
+            let collection = geojson::feature_collection(&records, chosen.unwrap_or(lang));
+            write_out(
+                output.as_deref(),
+                serde_json::to_string_pretty(&collection)?.as_bytes(),
+            )?;
+        }
+    }
+    Ok(Outcome::Done)
+}
+
+pub async fn automerge(data_dir: &Path, dir: &Path, json: bool) -> anyhow::Result<Outcome> {
+    let dir = absolute(dir)?;
+    let written: Vec<Exported> = call(data_dir, api::ExportAutomerge { dir: dir.clone() }).await?;
+    if json {
+        output::json(&written)?;
+        return Ok(Outcome::Done);
+    }
+    output::out(&table(
+        &["document", "changes", "automerge bytes"],
+        written
+            .iter()
+            .map(|w| {
+                vec![
+                    DocumentBackup::file_stem(&w.document),
+                    w.changes.to_string(),
+                    w.automerge_bytes.to_string(),
+                ]
+            })
+            .collect(),
+    ))?;
+    output::out(&format!(
+        "written to {}: <name>.automerge opens with any Automerge implementation; <name>.changes and <name>.heads.json make it verifiable (`passerelle import automerge {}`)",
+        dir.display(),
+        dir.display()
+    ))?;
+    Ok(Outcome::Done)
+}

@@ -1,0 +1,155 @@
+//! `passerelle report`: figures of the referral board (counts only, no personal data), or
+//! the actors by domain and area with the gaps (`report actors`).
+
+use std::path::Path;
+
+use anyhow::bail;
+use clap::{Args, Subcommand};
+use passerelle_node::cartography::actors::ActorsReport;
+use passerelle_node::node::{ReferralReply, ReferralRequest};
+use passerelle_node::reference::Lang;
+
+use crate::client::{Outcome, ask, records};
+use crate::flags::parse_lang;
+use crate::output::{self, table};
+use crate::present::print_report;
+
+/// `passerelle report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// What to report on (default: referrals).
+    #[command(subcommand)]
+    pub what: Option<ReportCommand>,
+}
+
+/// `passerelle report …`.
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Aggregate figures of the referral board (the default).
+    Referrals,
+    /// Organisations and services by dimension, category, region and department, and the
+    /// regions where no organisation offers a category.
+    Actors {
+        /// Print CSV tables instead of human ones.
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+        /// Language of labels: fr or en (default: the config's).
+        #[arg(long, value_parser = parse_lang)]
+        lang: Option<passerelle_node::reference::Lang>,
+    },
+}
+
+pub async fn referrals(data_dir: &Path, json_out: bool) -> anyhow::Result<Outcome> {
+    match ask(data_dir, ReferralRequest::Report).await? {
+        ReferralReply::Report(report) => {
+            if json_out {
+                output::json(&report)?;
+            } else {
+                print_report(&report)?;
+            }
+            Ok(Outcome::Done)
+        }
+        _ => bail!("the node answered something else than a report"),
+    }
+}
+
+pub async fn actors(data_dir: &Path, json: bool, csv: bool, lang: Lang) -> anyhow::Result<Outcome> {
+    let records = records(data_dir).await?;
+    let report: ActorsReport = passerelle_node::cartography::actors::report(&records, lang);
+    if json {
+        output::json(&report)?;
+        return Ok(Outcome::Done);
+    }
+    let sections = [
+        ("dimension", &report.by_dimension),
+        ("category", &report.by_category),
+        ("region", &report.by_region),
+        ("department", &report.by_department),
+    ];
+    if csv {
+        // One table: section, key, organisations, services; then the gaps.
+        let mut writer = ::csv::Writer::from_writer(Vec::new());
+        writer.write_record(["section", "key", "organisations", "services"])?;
+        for (section, counts) in sections {
+            for row in counts_rows(counts) {
+                writer.write_record([section, &row[0], &row[1], &row[2]])?;
+            }
+        }
+        for gap in &report.gaps {
+            writer.write_record([
+                "gap",
+                &format!(
+                    "{} {} / {}",
+                    gap.region, gap.region_name, gap.category_label
+                ),
+                "0",
+                "0",
+            ])?;
+        }
+        output::out(String::from_utf8_lossy(&writer.into_inner()?).trim_end())?;
+        return Ok(Outcome::Done);
+    }
+    output::out(&format!(
+        "{} organisations, {} active services",
+        report.organisations, report.services
+    ))?;
+    for (section, counts) in sections {
+        if counts.is_empty() {
+            continue;
+        }
+        output::out("")?;
+        output::out(&table(
+            &[section, "organisations", "services"],
+            counts_rows(counts),
+        ))?;
+    }
+    output::out(&format!(
+        "\ngaps: {} region × category pairs with no active provider",
+        report.gaps.len()
+    ))?;
+    let mut by_region: std::collections::BTreeMap<String, Vec<&str>> = Default::default();
+    for gap in &report.gaps {
+        by_region
+            .entry(format!("{} {}", gap.region, gap.region_name))
+            .or_default()
+            .push(gap.category_label.as_str());
+    }
+    output::out(&table(
+        &["region", "categories with no provider"],
+        by_region
+            .into_iter()
+            .map(|(r, c)| vec![r, c.join(", ")])
+            .collect(),
+    ))?;
+    Ok(Outcome::Done)
+}
+
+fn counts_rows(
+    counts: &std::collections::BTreeMap<String, passerelle_node::cartography::actors::Counts>,
+) -> Vec<Vec<String>> {
+    counts
+        .iter()
+        .map(|(k, c)| {
+            vec![
+                k.clone(),
+                c.organisations.to_string(),
+                c.services.to_string(),
+            ]
+        })
+        .collect()
+}
+
+/// Runs `passerelle report [referrals | actors]`.
+pub async fn run(
+    data_dir: &Path,
+    args: ReportArgs,
+    json: bool,
+    lang: Lang,
+) -> anyhow::Result<Outcome> {
+    match args.what {
+        None | Some(ReportCommand::Referrals) => referrals(data_dir, json).await,
+        Some(ReportCommand::Actors { csv, lang: chosen }) => {
+            actors(data_dir, json, csv, chosen.unwrap_or(lang)).await
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! `passerelle status`: the node's identity, documents, store and counters.
+
+use std::path::Path;
+
+use passerelle_node::api;
+use passerelle_node::node::StatusReport;
+
+use crate::client::{Outcome, call};
+use crate::output::{self, fields, table};
+
+pub async fn run(data_dir: &Path, json_out: bool) -> anyhow::Result<Outcome> {
+    let report: StatusReport = call(data_dir, api::Status {}).await?;
+    if json_out {
+        output::json(&report)?;
+        return Ok(Outcome::Done);
+    }
+    let mut rows = vec![
+        ("organisation", report.org_name.clone()),
+        ("id", report.org_id.clone()),
+        ("fingerprint", report.fingerprint.clone()),
+    ];
+    if report.device_of.is_some() {
+        rows.push(("device key", report.node_key.clone()));
+    }
+    rows.extend(vec![
+        ("encryption key", report.encryption_key.clone()),
+        ("data folder", report.data_dir.clone()),
+        ("version", report.version.clone()),
+        ("uptime", format!("{} s", report.uptime_seconds)),
+        ("store", format!("{} bytes", report.store_bytes)),
+        (
+            "last start",
+            format!(
+                "{} ms (store opened in {} ms): {} documents from snapshots, {} rebuilt from their signed changes",
+                report.start.load_ms,
+                report.start.open_ms,
+                report.start.from_snapshots,
+                report.start.rebuilt
+            ),
+        ),
+        ("store check", store_check_line(&report.store_check)),
+        (
+            "peer id",
+            if report.network.enabled {
+                report.network.peer_id.clone()
+            } else {
+                "(networking off)".into()
+            },
+        ),
+        ("listening on", report.network.listen_addrs.join(", ")),
+        ("peers", report.network.peers.len().to_string()),
+        (
+            "network",
+            report
+                .membership
+                .network_id
+                .clone()
+                .unwrap_or_else(|| "(none: `passerelle network create` or `network join`)".into()),
+        ),
+        ("role", report.membership.role.clone()),
+        ("members", report.membership.members.to_string()),
+        ("pending changes", report.pending_changes.to_string()),
+        (
+            "documents received whole",
+            report.documents_received_whole.to_string(),
+        ),
+        (
+            "rejected changes",
+            if report.rejected_by_reason.is_empty() {
+                report.rejected_changes.to_string()
+            } else {
+                format!(
+                    "{} ({})",
+                    report.rejected_changes,
+                    report
+                        .rejected_by_reason
+                        .iter()
+                        .map(|(code, n)| format!("{code}: {n}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            },
+        ),
+        (
+            "case files",
+            format!(
+                "{} held, {} waiting to be delivered, {} refused",
+                report.case_files_held, report.case_outbox, report.case_files_refused
+            ),
+        ),
+    ]);
+    output::out(&fields(rows))?;
+    let rows = report
+        .documents
+        .iter()
+        .map(|d| {
+            vec![
+                d.id.clone(),
+                d.name.clone(),
+                d.changes.to_string(),
+                d.heads
+                    .iter()
+                    .map(|h| h[..12].to_owned())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ]
+        })
+        .collect();
+    output::out(&table(
+        &["document", "organisation", "changes", "heads"],
+        rows,
+    ))?;
+    Ok(Outcome::Done)
+}
+
+/// One line on the background check of the store.
+fn store_check_line(check: &passerelle_node::node::StoreCheckStatus) -> String {
+    use passerelle_node::node::StoreCheckState as S;
+    let r = &check.report;
+    match check.state {
+        S::NotRun => "not run yet (it runs in the background shortly after start)".into(),
+        S::Running => "running".into(),
+        S::Interrupted => "interrupted (the node is stopping)".into(),
+        S::Sound => format!(
+            "sound: {} documents, {} changes, {} other records read and verified in {} ms",
+            r.documents, r.changes, r.records, check.millis
+        ),
+        S::Damaged => format!(
+            "DAMAGED: {} — stop the node and run `passerelle repair` (what peers hold is fetched again)",
+            r.damaged
+                .iter()
+                .map(|d| format!("{} ({})", d.record, d.reason))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    }
+}

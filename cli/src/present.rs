@@ -1,0 +1,188 @@
+//! How directory records read in a terminal: area names, costs, capacities, categories
+//! in the configured language, and the services table.
+
+use passerelle_node::directory::ServiceHit;
+use passerelle_node::model;
+use passerelle_node::node::OrganisationView;
+use passerelle_node::reference::{Lang, areas, taxonomy};
+use passerelle_node::referral::report::Report;
+use serde_json::json;
+
+use crate::client::Outcome;
+use crate::output::{self, fields, table};
+
+pub fn region_name(code: &str, lang: Lang) -> String {
+    areas::region(code)
+        .map(|r| r.name(lang).to_owned())
+        .unwrap_or_else(|| code.to_owned())
+}
+
+pub fn department_name(code: &str, lang: Lang) -> String {
+    areas::department(code)
+        .map(|d| d.name(lang).to_owned())
+        .unwrap_or_else(|| code.to_owned())
+}
+
+pub fn cost_text(cost: &model::Cost) -> String {
+    match cost {
+        model::Cost::Free => "free".into(),
+        model::Cost::CostShared => "cost-shared".into(),
+        model::Cost::Fee { amount_xaf } => format!("{amount_xaf} XAF"),
+    }
+}
+
+pub fn capacity_text(capacity: &model::Capacity) -> String {
+    let status = json!(capacity.status).as_str().unwrap_or("").to_owned();
+    match capacity.places {
+        Some(n) => format!("{status} ({n})"),
+        None => status,
+    }
+}
+
+pub fn area_text(area: &model::ServiceArea, lang: Lang) -> String {
+    area.regions
+        .iter()
+        .map(|r| region_name(r, lang))
+        .chain(area.departments.iter().map(|d| department_name(d, lang)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn categories_text(categories: &[String], lang: Lang) -> String {
+    categories
+        .iter()
+        .map(|c| {
+            taxonomy::category(c)
+                .map(|c| c.label(lang))
+                .unwrap_or(c)
+                .to_owned()
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn service_rows(hits: &[ServiceHit], lang: Lang, with_org: bool) -> Vec<Vec<String>> {
+    hits.iter()
+        .map(|h| {
+            let s = &h.service;
+            let mut row = vec![h.service_id.clone()];
+            if with_org {
+                row.push(h.org_name.clone());
+            }
+            row.extend([
+                s.name.clone(),
+                s.dimension.label(lang).to_owned(),
+                categories_text(&s.categories, lang),
+                area_text(&s.service_area, lang),
+                cost_text(&s.cost),
+                capacity_text(&s.capacity),
+            ]);
+            row
+        })
+        .collect()
+}
+
+pub fn hits_of(view: &OrganisationView) -> Vec<ServiceHit> {
+    view.record
+        .services
+        .iter()
+        .map(|(id, s)| ServiceHit {
+            org_id: view.record.org_id.clone(),
+            org_name: view.record.profile.name.clone(),
+            service_id: id.clone(),
+            service: s.clone(),
+            draft_by: None,
+        })
+        .collect()
+}
+
+/// Prints services as a table (with their organisation when `with_org`) or JSON.
+pub fn print_services(
+    hits: &[ServiceHit],
+    lang: Lang,
+    with_org: bool,
+    json_out: bool,
+) -> anyhow::Result<Outcome> {
+    if json_out {
+        output::json(&hits)?;
+    } else if hits.is_empty() {
+        eprintln!("no service matches");
+    } else {
+        let mut header = vec!["id"];
+        if with_org {
+            header.push("organisation");
+        }
+        header.extend([
+            "service",
+            "dimension",
+            "categories",
+            "area",
+            "cost",
+            "capacity",
+        ]);
+        output::out(&table(&header, service_rows(hits, lang, with_org)))?;
+    }
+    Ok(Outcome::found(!hits.is_empty()))
+}
+
+pub fn print_report(report: &Report) -> anyhow::Result<()> {
+    let pct = |v: Option<f64>| {
+        v.map(|v| format!("{:.0}%", v * 100.0))
+            .unwrap_or("—".into())
+    };
+    output::out(&fields(vec![
+        ("referrals", report.total.to_string()),
+        (
+            "median first response",
+            report
+                .median_first_response_seconds
+                .map(|s| {
+                    humantime::format_duration(std::time::Duration::from_secs(s.max(0) as u64))
+                        .to_string()
+                })
+                .unwrap_or("—".into()),
+        ),
+        (
+            "answered by the deadline",
+            pct(report.answered_before_deadline),
+        ),
+        ("completion rate", pct(report.completion_rate)),
+    ]))?;
+    for (title, counts) in [
+        ("status", &report.by_status),
+        ("dimension", &report.by_dimension),
+        ("category", &report.by_category),
+        ("region", &report.by_region),
+    ] {
+        if counts.is_empty() {
+            continue;
+        }
+        output::out("")?;
+        output::out(&table(
+            &[title, "referrals"],
+            counts
+                .iter()
+                .map(|(k, v)| vec![k.clone(), v.to_string()])
+                .collect(),
+        ))?;
+    }
+    if !report.by_organisation.is_empty() {
+        output::out("")?;
+        output::out(&table(
+            &["organisation", "sent", "received", "completed"],
+            report
+                .by_organisation
+                .iter()
+                .map(|(name, c)| {
+                    vec![
+                        name.clone(),
+                        c.sent.to_string(),
+                        c.received.to_string(),
+                        c.completed.to_string(),
+                    ]
+                })
+                .collect(),
+        ))?;
+    }
+    Ok(())
+}
