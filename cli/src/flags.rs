@@ -4,7 +4,7 @@
 use anyhow::bail;
 use clap::Args;
 use passerelle_node::membership::Quorum;
-use passerelle_node::model::{CapacityStatus, Cost, LegalStatus, ServiceStatus};
+use passerelle_node::model::{CapacityStatus, Contact, Cost, LegalStatus, ServiceStatus};
 use passerelle_node::reference::taxonomy::Dimension;
 use passerelle_node::referral::board::Priority;
 use passerelle_node::referral::casefile::ConsentMethod;
@@ -25,18 +25,14 @@ pub struct ContactArgs {
     pub contact_phone: Option<String>,
 }
 
-pub fn contact_json(contact: &ContactArgs) -> Option<Value> {
-    let mut map = Map::new();
-    for (key, value) in [
-        ("name", &contact.contact_name),
-        ("email", &contact.contact_email),
-        ("phone", &contact.contact_phone),
-    ] {
-        if let Some(value) = value {
-            map.insert(key.into(), Value::String(value.clone()));
-        }
-    }
-    (!map.is_empty()).then_some(Value::Object(map))
+pub fn contact(contact: &ContactArgs) -> Option<Contact> {
+    let contact = Contact {
+        name: contact.contact_name.clone(),
+        email: contact.contact_email.clone(),
+        phone: contact.contact_phone.clone(),
+        title: None,
+    };
+    (contact != Contact::default()).then_some(contact)
 }
 
 pub fn parse_json_object(what: &str, text: &str) -> anyhow::Result<Map<String, Value>> {

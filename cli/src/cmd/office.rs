@@ -6,10 +6,11 @@ use anyhow::bail;
 use clap::{Args, Subcommand};
 use passerelle_node::document::Edit;
 use passerelle_node::identity::OrgId;
+use passerelle_node::model::{OfficePatch, Patch};
 use passerelle_node::node::OrganisationView;
 use passerelle_node::reference::Lang;
 use passerelle_node::{api, model};
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use crate::client::{Outcome, call, edit};
 use crate::flags::parse_degrees;
@@ -68,21 +69,16 @@ pub struct OfficeArgs {
     pub longitude: Option<f64>,
 }
 
-fn office_json(args: &OfficeArgs) -> Map<String, Value> {
-    let mut map = Map::new();
-    let mut set = |key: &str, value: Option<Value>| {
-        if let Some(value) = value {
-            map.insert(key.to_owned(), value);
-        }
-    };
-    set("name", args.name.clone().map(Value::String));
-    set("region", args.region.clone().map(Value::String));
-    set("department", args.department.clone().map(Value::String));
-    set("town", args.town.clone().map(Value::String));
-    set("address", args.address.clone().map(Value::String));
-    set("latitude", args.latitude.map(|v| json!(v)));
-    set("longitude", args.longitude.map(|v| json!(v)));
-    map
+fn office_patch(args: &OfficeArgs) -> OfficePatch {
+    OfficePatch {
+        name: args.name.clone(),
+        region: args.region.clone(),
+        department: args.department.clone().map(Some),
+        town: args.town.clone(),
+        address: args.address.clone().map(Some),
+        latitude: args.latitude.map(Some),
+        longitude: args.longitude.map(Some),
+    }
 }
 
 pub async fn run(
@@ -94,7 +90,7 @@ pub async fn run(
     match command {
         OfficeCommand::Add(args) => {
             let office: Box<model::Office> =
-                model::decode_json("office", Value::Object(office_json(&args)))
+                model::decode_json("office", Value::Object(office_patch(&args).into_map()))
                     .map_err(|e| anyhow::anyhow!("invalid office: {e}"))?;
             edit(
                 data_dir,
@@ -108,13 +104,13 @@ pub async fn run(
             .await
         }
         OfficeCommand::Update { id, fields } => {
-            let patch = office_json(&fields);
+            let patch = office_patch(&fields);
             if patch.is_empty() {
                 bail!("office update: give at least one field to change");
             }
             edit(
                 data_dir,
-                Edit::UpdateOffice { id, patch },
+                Edit::update_office(id, patch),
                 json_out,
                 "Office updated:",
             )

@@ -7,13 +7,13 @@ use clap::{Args, Subcommand};
 use passerelle_node::api;
 use passerelle_node::document::Edit;
 use passerelle_node::identity::OrgId;
-use passerelle_node::model::LegalStatus;
+use passerelle_node::model::{LegalStatus, Patch, ProfilePatch};
 use passerelle_node::node::OrganisationView;
 use passerelle_node::reference::Lang;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, json};
 
 use crate::client::{Outcome, call, edit};
-use crate::flags::{ContactArgs, contact_json, parse_json_object, parse_legal_status};
+use crate::flags::{ContactArgs, contact, parse_json_object, parse_legal_status};
 use crate::output::{self, fields};
 
 /// `passerelle org …`.
@@ -83,19 +83,20 @@ pub async fn run(
                 Some(text) => parse_json_object("--patch", text)?,
                 None => Map::new(),
             };
-            let mut set = |key: &str, value: Option<Value>| {
-                if let Some(value) = value {
-                    patch.insert(key.to_owned(), value);
+            // The flags over the fields of `--patch`.
+            patch.extend(
+                ProfilePatch {
+                    name: args.name,
+                    acronym: args.acronym.map(Some),
+                    description: args.description.map(Some),
+                    legal_status: args.legal_status.map(Some),
+                    parent_organisation: args.parent.map(Some),
+                    website: args.website.map(Some),
+                    languages: args.languages,
+                    contacts: contact(&args.contact).map(|c| vec![c]),
                 }
-            };
-            set("name", args.name.map(Value::String));
-            set("acronym", args.acronym.map(Value::String));
-            set("description", args.description.map(Value::String));
-            set("legal_status", args.legal_status.map(|s| json!(s)));
-            set("parent_organisation", args.parent.map(Value::String));
-            set("website", args.website.map(Value::String));
-            set("languages", args.languages.map(|l| json!(l)));
-            set("contacts", contact_json(&args.contact).map(|c| json!([c])));
+                .into_map(),
+            );
             if patch.is_empty() {
                 bail!(
                     "org set: give at least one field to change (see `passerelle org set --help`)"

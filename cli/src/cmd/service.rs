@@ -6,7 +6,9 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use passerelle_node::document::Edit;
 use passerelle_node::identity::OrgId;
-use passerelle_node::model::{CapacityStatus, Cost, ServiceStatus};
+use passerelle_node::model::{
+    Capacity, CapacityStatus, Cost, Patch, ServiceArea, ServicePatch, ServiceStatus,
+};
 use passerelle_node::node::OrganisationView;
 use passerelle_node::reference::Lang;
 use passerelle_node::reference::taxonomy::Dimension;
@@ -15,7 +17,7 @@ use serde_json::{Map, Value, json};
 
 use crate::client::{Outcome, call, edit};
 use crate::flags::{
-    ContactArgs, contact_json, parse_capacity, parse_cost, parse_count, parse_dimension,
+    ContactArgs, contact, parse_capacity, parse_cost, parse_count, parse_dimension,
     parse_json_object, parse_service_status,
 };
 use crate::output::{self, fields};
@@ -113,6 +115,8 @@ pub struct ServiceArgs {
     pub from_file: Option<PathBuf>,
 }
 
+/// The service's fields given: those of `--from-file` (a JSON object), then the flags over
+/// them.
 fn service_json(args: &ServiceArgs) -> anyhow::Result<Map<String, Value>> {
     let mut map = match &args.from_file {
         Some(path) => {
@@ -122,42 +126,38 @@ fn service_json(args: &ServiceArgs) -> anyhow::Result<Map<String, Value>> {
         }
         None => Map::new(),
     };
-    let mut set = |key: &str, value: Option<Value>| {
-        if let Some(value) = value {
-            map.insert(key.to_owned(), value);
-        }
-    };
-    let list = |items: &Vec<String>| (!items.is_empty()).then(|| json!(items));
-    set("name", args.name.clone().map(Value::String));
-    set("description", args.description.clone().map(Value::String));
-    set("dimension", args.dimension.map(|d| json!(d)));
-    set("categories", list(&args.categories));
-    set("eligibility", args.eligibility.clone().map(Value::String));
-    set("cost", args.cost.map(|c| json!(c)));
-    if args.capacity.is_some() || args.places.is_some() {
-        let status = args
-            .capacity
-            .map(|c| json!(c))
-            .unwrap_or(json!("available"));
-        let mut capacity = json!({ "status": status });
-        if let Some(places) = args.places {
-            capacity["places"] = json!(places);
-        }
-        set("capacity", Some(capacity));
-    }
-    set("languages", list(&args.languages));
-    if !args.regions.is_empty() || !args.departments.is_empty() {
-        set(
-            "service_area",
-            Some(json!({"regions": args.regions, "departments": args.departments})),
-        );
-    }
-    set("offices", list(&args.offices));
-    set("schedule", args.schedule.clone().map(Value::String));
-    set("required_documents", list(&args.documents));
-    set("status", args.status.map(|s| json!(s)));
-    set("contact", contact_json(&args.contact));
+    map.extend(service_patch(args).into_map());
     Ok(map)
+}
+
+/// The fields given as flags.
+fn service_patch(args: &ServiceArgs) -> ServicePatch {
+    let list = |items: &Vec<String>| (!items.is_empty()).then(|| items.clone());
+    let capacity = (args.capacity.is_some() || args.places.is_some()).then(|| Capacity {
+        status: args.capacity.unwrap_or(CapacityStatus::Available),
+        places: args.places,
+    });
+    let service_area =
+        (!args.regions.is_empty() || !args.departments.is_empty()).then(|| ServiceArea {
+            regions: args.regions.clone(),
+            departments: args.departments.clone(),
+        });
+    ServicePatch {
+        name: args.name.clone(),
+        description: args.description.clone().map(Some),
+        dimension: args.dimension,
+        categories: list(&args.categories),
+        eligibility: args.eligibility.clone().map(Some),
+        cost: args.cost,
+        capacity,
+        languages: list(&args.languages),
+        service_area,
+        offices: list(&args.offices),
+        schedule: args.schedule.clone().map(Some),
+        required_documents: list(&args.documents),
+        contact: contact(&args.contact).map(Some),
+        status: args.status,
+    }
 }
 
 pub async fn run(

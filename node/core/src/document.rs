@@ -185,6 +185,32 @@ pub enum Edit {
 }
 
 impl Edit {
+    /// Changes the profile fields `patch` gives.
+    pub fn set_profile(patch: crate::model::ProfilePatch) -> Self {
+        use crate::model::Patch;
+        Edit::SetProfile {
+            patch: patch.into_map(),
+        }
+    }
+
+    /// Changes the fields `patch` gives of office `id`.
+    pub fn update_office(id: impl Into<String>, patch: crate::model::OfficePatch) -> Self {
+        use crate::model::Patch;
+        Edit::UpdateOffice {
+            id: id.into(),
+            patch: patch.into_map(),
+        }
+    }
+
+    /// Changes the fields `patch` gives of service `id`.
+    pub fn update_service(id: impl Into<String>, patch: crate::model::ServicePatch) -> Self {
+        use crate::model::Patch;
+        Edit::UpdateService {
+            id: id.into(),
+            patch: patch.into_map(),
+        }
+    }
+
     /// True for the edits the node makes itself and a client may not ask for directly:
     /// referral parts (they need consent, a case file and the merged status checked) and
     /// the encryption key.

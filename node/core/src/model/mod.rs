@@ -19,7 +19,10 @@ use crate::reference::areas;
 use crate::reference::taxonomy::{self, Dimension};
 
 pub mod lifecycle;
+pub mod patch;
 pub mod referral;
+
+pub use patch::{OfficePatch, Patch, ProfilePatch, ServicePatch};
 
 /// The version of the record schema documents are written with.
 pub const SCHEMA_VERSION: u32 = 1;
