@@ -4,7 +4,8 @@
 //!
 //! Where things live. From the core (pure): [`ids`], [`identity`] (keys in memory),
 //! [`envelope`] (signed changes), [`reference`](mod@reference), [`model`], [`document`], [`membership`],
-//! [`referral`], [`directory`], [`cartography`], [`protocol`], [`status`], [`text`],
+//! [`referral`], [`directory`], [`cartography`], [`protocol`], [`status`], [`sync`] (the sync
+//! decisions), [`text`],
 //! [`automerge_bounds`], [`automerge_guard`], [`automerge_de`]. The runtime's own:
 //! - [`store`]: sled storage of signed changes and snapshots, made durable.
 //! - [`keys`]: the key files; [`vault`]: case files at rest, the audit log, the outbox.
@@ -19,7 +20,7 @@
 
 pub use passerelle_core::{
     automerge_bounds, automerge_de, automerge_guard, cartography, directory, document, envelope,
-    identity, ids, membership, model, protocol, reference, referral, status, text,
+    identity, ids, membership, model, protocol, reference, referral, status, sync, text,
 };
 
 pub mod api;

@@ -36,6 +36,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "document",
             "protocol",
             "status",
+            "sync",
         ],
     ),
     (

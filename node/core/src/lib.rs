@@ -20,4 +20,5 @@ pub mod protocol;
 pub mod reference;
 pub mod referral;
 pub mod status;
+pub mod sync;
 pub mod text;

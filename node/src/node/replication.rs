@@ -32,14 +32,13 @@ use super::{DocumentsActor, NodeError};
 use crate::document::{OrganisationDocument, Replica};
 use crate::envelope::{ATTESTED_MAGIC, DocumentId, ENVELOPE_MAGIC, SignedChange};
 use crate::identity::OrgId;
-use crate::membership::{NetworkDocumentError, WriteRefusal};
 use crate::protocol::{
     DocumentBundle, DocumentHeads, MAX_HEADS_PER_DOCUMENT, SYNC_BATCH_BYTES, SyncRequest,
     SyncResponse,
 };
-
-/// Most received changes waiting for their dependencies, over all documents.
-pub const MAX_PENDING: usize = 10_000;
+pub(super) use crate::sync::release_in_order;
+use crate::sync::{Batch, Requester, Serve, network_refusal, plan_serving, refusal};
+pub use crate::sync::{MAX_PENDING, Pending, Rejection, RejectionCode};
 
 /// What serving a sync request produced.
 #[derive(Debug, Clone)]
@@ -48,99 +47,6 @@ pub struct SyncServed {
     pub response: SyncResponse,
     /// The requester listed heads or documents this node lacks: sync back from it.
     pub requester_has_more: bool,
-}
-
-/// Why a received change was refused: a stable code, written in snake case in `passerelle
-/// status`, logs and reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RejectionCode {
-    /// The bytes are not a signed change.
-    Undecodable,
-    /// The signature does not verify.
-    BadSignature,
-    /// The author may not write this document.
-    WrongWriter,
-    /// The author is not a member of the network.
-    NotMember,
-    /// The peer that sent it is not a member.
-    SenderNotMember,
-    /// The author's membership was revoked before this change.
-    Revoked,
-    /// It belongs to another network.
-    OtherNetwork,
-    /// This node is in no network yet.
-    NoNetwork,
-    /// A membership operation that does not read or is not allowed.
-    MalformedOperation,
-    /// A document of a kind this node does not know.
-    UnknownDocument,
-    /// It builds on a change that was refused.
-    DependsOnRefused,
-    /// A document sent whole that is malformed or too large.
-    BadBundle,
-    /// A change of a document sent whole that no signed change of its author covers.
-    Unattested,
-    /// Two changes of one author with the same sequence number.
-    Equivocation,
-    /// A referral move the lifecycle does not allow.
-    IllegalReferral,
-    /// A text field holding control or bidi-override characters.
-    UnsafeText,
-    /// It does not apply to the document (the document's rules refuse it).
-    DoesNotApply,
-    /// A catch-up request larger than the protocol allows.
-    OversizedRequest,
-}
-
-impl RejectionCode {
-    /// The code as written.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RejectionCode::Undecodable => "undecodable",
-            RejectionCode::BadSignature => "bad_signature",
-            RejectionCode::WrongWriter => "wrong_writer",
-            RejectionCode::NotMember => "not_member",
-            RejectionCode::SenderNotMember => "sender_not_member",
-            RejectionCode::Revoked => "revoked",
-            RejectionCode::OtherNetwork => "other_network",
-            RejectionCode::NoNetwork => "no_network",
-            RejectionCode::MalformedOperation => "malformed_operation",
-            RejectionCode::UnknownDocument => "unknown_document",
-            RejectionCode::DependsOnRefused => "depends_on_refused",
-            RejectionCode::BadBundle => "bad_bundle",
-            RejectionCode::Unattested => "unattested",
-            RejectionCode::Equivocation => "equivocation",
-            RejectionCode::IllegalReferral => "illegal_referral",
-            RejectionCode::UnsafeText => "unsafe_text",
-            RejectionCode::DoesNotApply => "does_not_apply",
-            RejectionCode::OversizedRequest => "oversized_request",
-        }
-    }
-}
-
-impl std::fmt::Display for RejectionCode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Why one received change was refused.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Rejection {
-    /// The code, counted in `passerelle status`.
-    pub code: RejectionCode,
-    /// What exactly was wrong.
-    pub reason: String,
-}
-
-impl Rejection {
-    fn new(code: RejectionCode, reason: impl Into<String>) -> Self {
-        Self {
-            code,
-            reason: reason.into(),
-        }
-    }
 }
 
 /// What applying received changes did.
@@ -444,111 +350,6 @@ pub struct SyncOffer {
     pub admission_request: Option<Vec<u8>>,
 }
 
-/// Pending changes, by document.
-#[derive(Debug, Default)]
-pub struct Pending {
-    by_document: HashMap<DocumentId, HashMap<ChangeHash, SignedChange>>,
-    len: usize,
-}
-
-impl Pending {
-    /// Changes waiting, over all documents.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    fn contains(&self, document: &DocumentId, hash: &ChangeHash) -> bool {
-        self.by_document
-            .get(document)
-            .is_some_and(|m| m.contains_key(hash))
-    }
-
-    fn insert(&mut self, change: SignedChange) -> bool {
-        if self.len >= MAX_PENDING {
-            return false;
-        }
-        let inserted = self
-            .by_document
-            .entry(change.document().clone())
-            .or_default()
-            .insert(change.hash(), change)
-            .is_none();
-        if inserted {
-            self.len += 1;
-        }
-        true
-    }
-
-    fn holds_document(&self, document: &DocumentId) -> bool {
-        self.by_document.contains_key(document)
-    }
-
-    fn take(&mut self, document: &DocumentId) -> Vec<SignedChange> {
-        let taken: Vec<_> = self
-            .by_document
-            .remove(document)
-            .map(|m| m.into_values().collect())
-            .unwrap_or_default();
-        self.len -= taken.len();
-        taken
-    }
-}
-
-/// The code and reason of a write-rule refusal.
-fn refusal(refusal: &WriteRefusal) -> Rejection {
-    let code = match refusal {
-        WriteRefusal::NotMember { .. } => RejectionCode::NotMember,
-        WriteRefusal::NotOwnersKey { .. } => RejectionCode::WrongWriter,
-        WriteRefusal::Revoked { .. } => RejectionCode::Revoked,
-    };
-    Rejection::new(code, refusal.to_string())
-}
-
-/// The code of a network-document refusal.
-fn network_refusal(error: &NetworkDocumentError) -> Rejection {
-    let code = match error {
-        NetworkDocumentError::OtherNetwork { .. } => RejectionCode::OtherNetwork,
-        NetworkDocumentError::UnknownKey { .. } => RejectionCode::NotMember,
-        NetworkDocumentError::Malformed { .. }
-        | NetworkDocumentError::NotAllowed(_)
-        | NetworkDocumentError::Automerge(_) => RejectionCode::MalformedOperation,
-    };
-    Rejection::new(code, error.to_string())
-}
-
-/// Orders changes so that each comes after its dependencies (those among them, and those
-/// `held` already); returns the ordered ones and those still waiting.
-pub(super) fn release_in_order(
-    changes: Vec<SignedChange>,
-    mut held: impl FnMut(&ChangeHash) -> bool,
-) -> (Vec<SignedChange>, Vec<SignedChange>) {
-    let mut known: HashSet<ChangeHash> = HashSet::new();
-    let mut ready = Vec::new();
-    let mut waiting = changes;
-    loop {
-        let before = waiting.len();
-        let mut still = Vec::new();
-        for change in waiting {
-            let deps_known = change
-                .change()
-                .deps()
-                .iter()
-                .all(|d| known.contains(d) || held(d));
-            if deps_known {
-                known.insert(change.hash());
-                ready.push(change);
-            } else {
-                still.push(change);
-            }
-        }
-        waiting = still;
-        if waiting.len() == before || waiting.is_empty() {
-            break;
-        }
-    }
-    (ready, waiting)
-}
-
 /// What to apply to one document: verified changes, or the whole document received.
 enum Work {
     Changes(Vec<SignedChange>),
@@ -807,80 +608,74 @@ impl DocumentsActor {
         }
     }
 
-    /// The signed changes the requester lacks, up to [`SYNC_BATCH_BYTES`]. A requester that
-    /// is not a member is served the network document only.
+    /// The signed changes the requester lacks, up to [`SYNC_BATCH_BYTES`]: what to serve is
+    /// decided by [`crate::sync::plan_serving`] (a requester that is not a member is
+    /// served the network document only), and packed by [`crate::sync::Batch`].
     pub(super) fn handle_sync_serve(
         &mut self,
         request: SyncRequest,
         from: OrgId,
     ) -> Result<SyncServed, NodeError> {
         let our_network = self.network.as_ref().map(|n| n.network().to_string());
-        if request.network.is_some() && request.network != our_network {
-            debug!(network = ?request.network, "sync request for another network: nothing served");
-            return Ok(SyncServed {
-                response: SyncResponse {
-                    changes: Vec::new(),
-                    more: false,
-                    documents: Vec::new(),
-                },
-                requester_has_more: false,
-            });
-        }
-        let member = self.is_member_key(&from);
-        let theirs: HashMap<DocumentId, Vec<ChangeHash>> = request
+        let listed: HashMap<DocumentId, Vec<ChangeHash>> = request
             .documents
             .iter()
             .map(|d| (d.document.clone(), parse_heads(&d.heads)))
             .collect();
-        let mut requester_has_more = member
-            && theirs.keys().any(|id| {
-                id.organisation_owner().is_some_and(|owner| {
-                    !self.documents.contains_key(&owner) && self.servable(&owner)
-                })
-            });
-        let servable: HashSet<OrgId> = self
-            .documents
-            .keys()
-            .filter(|owner| member && self.servable(owner))
-            .copied()
-            .collect();
-        let mut replicas: Vec<&mut dyn Replica> = Vec::new();
+        let mut held = Vec::new();
         if let Some(network) = self.network.as_mut() {
-            replicas.push(network);
+            held.push((network.id().clone(), network.heads()));
         }
-        for (owner, document) in self.documents.iter_mut() {
-            if servable.contains(owner) {
-                replicas.push(document);
-            }
+        for document in self.documents.values_mut() {
+            held.push((document.id().clone(), document.heads()));
         }
+        let servable = |owner: &OrgId| self.servable(owner);
+        let requester = Requester {
+            member: self.is_member_key(&from),
+            servable: &servable,
+        };
+        let plan = plan_serving(
+            request.network.as_deref(),
+            our_network.as_deref(),
+            &requester,
+            held,
+            &listed,
+        );
+        if request.network.is_some() && request.network != our_network {
+            debug!(network = ?request.network, "sync request for another network: nothing served");
+        }
+        let mut requester_has_more = plan.requester_has_more;
         let mut changes = Vec::new();
         let mut documents = Vec::new();
-        let mut bytes = 0usize;
+        let mut batch = Batch::new(SYNC_BATCH_BYTES);
         let mut more = false;
-        'documents: for document in replicas {
-            let listed = theirs.get(document.replica_id());
-            let their_heads = listed.cloned().unwrap_or_default();
-            let mut ours = document.heads();
-            ours.sort();
-            let mut sorted = their_heads.clone();
-            sorted.sort();
-            if ours == sorted {
-                continue;
-            }
-            let empty = changes.is_empty() && documents.is_empty();
-            // A document the requester lacks entirely goes whole, compressed.
-            if listed.is_none()
-                && document.replica_id().organisation_owner().is_some()
-                && let Some(bundle) = bundle_of(document, &self.store)?
-            {
-                if bytes + bundle.len() > SYNC_BATCH_BYTES && !empty {
-                    more = true;
-                    break 'documents;
-                }
-                bytes += bundle.len();
-                documents.push(bundle);
-                continue;
-            }
+        'documents: for (id, serve) in plan.documents {
+            let document: &mut dyn Replica = match id.organisation_owner() {
+                Some(owner) => match self.documents.get_mut(&owner) {
+                    Some(document) => document,
+                    None => continue,
+                },
+                None => match self.network.as_mut() {
+                    Some(network) => network,
+                    None => continue,
+                },
+            };
+            let their_heads = match serve {
+                Serve::InStep => continue,
+                Serve::Whole => match bundle_of(document, &self.store)? {
+                    Some(bundle) => {
+                        if !batch.take(bundle.len()) {
+                            more = true;
+                            break 'documents;
+                        }
+                        documents.push(bundle);
+                        continue;
+                    }
+                    // Too large to go whole: its changes go one by one.
+                    None => Vec::new(),
+                },
+                Serve::Changes { their_heads } => their_heads,
+            };
             let known: Vec<ChangeHash> = their_heads
                 .iter()
                 .filter(|h| document.has_change(h))
@@ -893,25 +688,20 @@ impl DocumentsActor {
             let raws = encoded_changes(document, &self.store, &hashes, &known)?;
             // Attested changes (held without a signature of their own) travel in the
             // same response as the signed change that vouches for them: such a
-            // document's changes are not split over two responses.
+            // document's changes go together or not at all.
             if raws.iter().any(|raw| raw.starts_with(ATTESTED_MAGIC)) {
-                let total: usize = raws.iter().map(Vec::len).sum();
-                if bytes + total > SYNC_BATCH_BYTES && !empty {
+                if !batch.take(raws.iter().map(Vec::len).sum()) {
                     more = true;
                     break 'documents;
                 }
-                bytes += total;
                 changes.extend(raws.into_iter().map(ByteBuf::from));
                 continue;
             }
             for raw in raws {
-                if bytes + raw.len() > SYNC_BATCH_BYTES
-                    && !(changes.is_empty() && documents.is_empty())
-                {
+                if !batch.take(raw.len()) {
                     more = true;
                     break 'documents;
                 }
-                bytes += raw.len();
                 changes.push(ByteBuf::from(raw));
             }
         }

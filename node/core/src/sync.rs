@@ -1,0 +1,577 @@
+//! The sync decisions, as pure functions of what each side holds: what a catch-up request
+//! is served (which documents, whole or as changes, in batches of bounded size), and the
+//! bookkeeping of what is accepted (rejection codes, changes waiting for their
+//! dependencies, the order they are released in). In the manner of iroh-gossip's `proto`:
+//! no store, no clock, no network; the documents actor gathers the state, asks here what
+//! to do, and does it.
+//!
+//! Rules:
+//! - A request naming another network is served nothing.
+//! - A requester that is not a key acting for a member is served the network document
+//!   only; a member is served the documents of members and former members (what a former
+//!   member wrote stays readable).
+//! - A document in step (the same heads, in any order) is skipped; an organisation
+//!   document the requester does not list goes whole; the others as the changes after the
+//!   heads the requester lists and this node knows.
+//! - A response holds at most a batch of bytes ([`Batch`]); its first part always goes,
+//!   however large, so that every request makes progress; a part that does not fit ends
+//!   the response (`more`); some parts go together or not at all.
+
+use std::collections::{HashMap, HashSet};
+
+use automerge::ChangeHash;
+use serde::{Deserialize, Serialize};
+
+use crate::envelope::{DocumentId, SignedChange};
+use crate::identity::OrgId;
+use crate::membership::{NetworkDocumentError, WriteRefusal};
+
+/// Most received changes waiting for their dependencies, over all documents.
+pub const MAX_PENDING: usize = 10_000;
+
+/// How one document held here is served to a requester.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Serve {
+    /// The requester holds what this node holds: nothing to send.
+    InStep,
+    /// The requester lacks this organisation document entirely: it goes whole.
+    Whole,
+    /// The changes after the requester's heads (those this node knows).
+    Changes {
+        /// The heads the requester listed.
+        their_heads: Vec<ChangeHash>,
+    },
+}
+
+/// What a catch-up request is served.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServingPlan {
+    /// The documents to serve, in the order given, and how.
+    pub documents: Vec<(DocumentId, Serve)>,
+    /// The requester lists a document this node may hold and lacks: catch up from it.
+    pub requester_has_more: bool,
+}
+
+/// Who asks, as this node's membership sees it.
+pub struct Requester<'a> {
+    /// The requester's key acts for a member.
+    pub member: bool,
+    /// Whether an organisation's document is served to members (members and former
+    /// members).
+    pub servable: &'a dyn Fn(&OrgId) -> bool,
+}
+
+impl std::fmt::Debug for Requester<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Requester")
+            .field("member", &self.member)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Decides what a catch-up request is served. `ours` is this node's network; `held` every
+/// document held here with its heads (the network document first, then the
+/// organisations'), in the order they are to be served; `listed` what the request lists.
+pub fn plan_serving(
+    asked_network: Option<&str>,
+    ours: Option<&str>,
+    requester: &Requester<'_>,
+    held: Vec<(DocumentId, Vec<ChangeHash>)>,
+    listed: &HashMap<DocumentId, Vec<ChangeHash>>,
+) -> ServingPlan {
+    if asked_network.is_some() && asked_network != ours {
+        return ServingPlan::default();
+    }
+    let held_ids: HashSet<&DocumentId> = held.iter().map(|(id, _)| id).collect();
+    let requester_has_more = requester.member
+        && listed.keys().any(|id| {
+            id.organisation_owner()
+                .is_some_and(|owner| !held_ids.contains(id) && (requester.servable)(&owner))
+        });
+    let documents = held
+        .into_iter()
+        .filter(|(id, _)| match id.organisation_owner() {
+            Some(owner) => requester.member && (requester.servable)(&owner),
+            None => true,
+        })
+        .filter_map(|(id, ours)| {
+            let serve = match listed.get(&id) {
+                Some(theirs) if in_step(&ours, theirs) => Serve::InStep,
+                Some(theirs) => Serve::Changes {
+                    their_heads: theirs.clone(),
+                },
+                None if id.organisation_owner().is_some() => Serve::Whole,
+                None => Serve::Changes {
+                    their_heads: Vec::new(),
+                },
+            };
+            (serve != Serve::InStep).then_some((id, serve))
+        })
+        .collect();
+    ServingPlan {
+        documents,
+        requester_has_more,
+    }
+}
+
+/// True when two sets of heads are the same, in any order.
+pub fn in_step(ours: &[ChangeHash], theirs: &[ChangeHash]) -> bool {
+    let mut ours = ours.to_vec();
+    let mut theirs = theirs.to_vec();
+    ours.sort();
+    theirs.sort();
+    ours == theirs
+}
+
+/// The bytes of one response: parts are taken while they fit; the first always is.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    limit: usize,
+    used: usize,
+    parts: usize,
+}
+
+impl Batch {
+    /// An empty batch of at most `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            used: 0,
+            parts: 0,
+        }
+    }
+
+    /// Takes a part of `bytes` if it fits (an empty batch takes any part); false when it
+    /// does not: the response ends here and says `more`. Parts that must go together are
+    /// taken as one.
+    pub fn take(&mut self, bytes: usize) -> bool {
+        if self.parts > 0 && self.used + bytes > self.limit {
+            return false;
+        }
+        self.used += bytes;
+        self.parts += 1;
+        true
+    }
+
+    /// Bytes taken.
+    pub fn bytes(&self) -> usize {
+        self.used
+    }
+}
+
+/// Why a received change was refused: a stable code, written in snake case in `passerelle
+/// status`, logs and reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectionCode {
+    /// The bytes are not a signed change.
+    Undecodable,
+    /// The signature does not verify.
+    BadSignature,
+    /// The author may not write this document.
+    WrongWriter,
+    /// The author is not a member of the network.
+    NotMember,
+    /// The peer that sent it is not a member.
+    SenderNotMember,
+    /// The author's membership was revoked before this change.
+    Revoked,
+    /// It belongs to another network.
+    OtherNetwork,
+    /// This node is in no network yet.
+    NoNetwork,
+    /// A membership operation that does not read or is not allowed.
+    MalformedOperation,
+    /// A document of a kind this node does not know.
+    UnknownDocument,
+    /// It builds on a change that was refused.
+    DependsOnRefused,
+    /// A document sent whole that is malformed or too large.
+    BadBundle,
+    /// A change of a document sent whole that no signed change of its author covers.
+    Unattested,
+    /// Two changes of one author with the same sequence number.
+    Equivocation,
+    /// A referral move the lifecycle does not allow.
+    IllegalReferral,
+    /// A text field holding control or bidi-override characters.
+    UnsafeText,
+    /// It does not apply to the document (the document's rules refuse it).
+    DoesNotApply,
+    /// A catch-up request larger than the protocol allows.
+    OversizedRequest,
+}
+
+impl RejectionCode {
+    /// The code as written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectionCode::Undecodable => "undecodable",
+            RejectionCode::BadSignature => "bad_signature",
+            RejectionCode::WrongWriter => "wrong_writer",
+            RejectionCode::NotMember => "not_member",
+            RejectionCode::SenderNotMember => "sender_not_member",
+            RejectionCode::Revoked => "revoked",
+            RejectionCode::OtherNetwork => "other_network",
+            RejectionCode::NoNetwork => "no_network",
+            RejectionCode::MalformedOperation => "malformed_operation",
+            RejectionCode::UnknownDocument => "unknown_document",
+            RejectionCode::DependsOnRefused => "depends_on_refused",
+            RejectionCode::BadBundle => "bad_bundle",
+            RejectionCode::Unattested => "unattested",
+            RejectionCode::Equivocation => "equivocation",
+            RejectionCode::IllegalReferral => "illegal_referral",
+            RejectionCode::UnsafeText => "unsafe_text",
+            RejectionCode::DoesNotApply => "does_not_apply",
+            RejectionCode::OversizedRequest => "oversized_request",
+        }
+    }
+}
+
+impl std::fmt::Display for RejectionCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why one received change was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    /// The code, counted in `passerelle status`.
+    pub code: RejectionCode,
+    /// What exactly was wrong.
+    pub reason: String,
+}
+
+impl Rejection {
+    /// A rejection with its code and what exactly was wrong.
+    pub fn new(code: RejectionCode, reason: impl Into<String>) -> Self {
+        Self {
+            code,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Pending changes, by document.
+#[derive(Debug, Default)]
+pub struct Pending {
+    by_document: HashMap<DocumentId, HashMap<ChangeHash, SignedChange>>,
+    len: usize,
+}
+
+impl Pending {
+    /// Changes waiting, over all documents.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when no change waits.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// True if that change waits.
+    pub fn contains(&self, document: &DocumentId, hash: &ChangeHash) -> bool {
+        self.by_document
+            .get(document)
+            .is_some_and(|m| m.contains_key(hash))
+    }
+
+    /// Keeps a change until its dependencies arrive; false when [`MAX_PENDING`] wait already
+    /// (the change is not kept).
+    pub fn insert(&mut self, change: SignedChange) -> bool {
+        if self.len >= MAX_PENDING {
+            return false;
+        }
+        let inserted = self
+            .by_document
+            .entry(change.document().clone())
+            .or_default()
+            .insert(change.hash(), change)
+            .is_none();
+        if inserted {
+            self.len += 1;
+        }
+        true
+    }
+
+    /// True if changes of that document wait.
+    pub fn holds_document(&self, document: &DocumentId) -> bool {
+        self.by_document.contains_key(document)
+    }
+
+    /// Takes every change of that document that waits.
+    pub fn take(&mut self, document: &DocumentId) -> Vec<SignedChange> {
+        let taken: Vec<_> = self
+            .by_document
+            .remove(document)
+            .map(|m| m.into_values().collect())
+            .unwrap_or_default();
+        self.len -= taken.len();
+        taken
+    }
+}
+
+/// The code and reason of a write-rule refusal.
+pub fn refusal(refusal: &WriteRefusal) -> Rejection {
+    let code = match refusal {
+        WriteRefusal::NotMember { .. } => RejectionCode::NotMember,
+        WriteRefusal::NotOwnersKey { .. } => RejectionCode::WrongWriter,
+        WriteRefusal::Revoked { .. } => RejectionCode::Revoked,
+    };
+    Rejection::new(code, refusal.to_string())
+}
+
+/// The code of a network-document refusal.
+pub fn network_refusal(error: &NetworkDocumentError) -> Rejection {
+    let code = match error {
+        NetworkDocumentError::OtherNetwork { .. } => RejectionCode::OtherNetwork,
+        NetworkDocumentError::UnknownKey { .. } => RejectionCode::NotMember,
+        NetworkDocumentError::Malformed { .. }
+        | NetworkDocumentError::NotAllowed(_)
+        | NetworkDocumentError::Automerge(_) => RejectionCode::MalformedOperation,
+    };
+    Rejection::new(code, error.to_string())
+}
+
+/// Orders changes so that each comes after its dependencies (those among them, and those
+/// `held` already); returns the ordered ones and those still waiting.
+pub fn release_in_order(
+    changes: Vec<SignedChange>,
+    mut held: impl FnMut(&ChangeHash) -> bool,
+) -> (Vec<SignedChange>, Vec<SignedChange>) {
+    let mut known: HashSet<ChangeHash> = HashSet::new();
+    let mut ready = Vec::new();
+    let mut waiting = changes;
+    loop {
+        let before = waiting.len();
+        let mut still = Vec::new();
+        for change in waiting {
+            let deps_known = change
+                .change()
+                .deps()
+                .iter()
+                .all(|d| known.contains(d) || held(d));
+            if deps_known {
+                known.insert(change.hash());
+                ready.push(change);
+            } else {
+                still.push(change);
+            }
+        }
+        waiting = still;
+        if waiting.len() == before || waiting.is_empty() {
+            break;
+        }
+    }
+    (ready, waiting)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hash(n: u8) -> ChangeHash {
+        ChangeHash([n; 32])
+    }
+
+    fn org(n: u8) -> OrgId {
+        crate::identity::SigningSecret::from_bytes(&[n; 32]).org_id()
+    }
+
+    fn net() -> DocumentId {
+        "net/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+            .parse()
+            .expect("network document id")
+    }
+
+    #[test]
+    fn another_networks_request_is_served_nothing() {
+        let everyone = |_: &OrgId| true;
+        let requester = Requester {
+            member: true,
+            servable: &everyone,
+        };
+        let held = vec![(net(), vec![hash(1)])];
+        let plan = plan_serving(
+            Some("other"),
+            Some("ours"),
+            &requester,
+            held.clone(),
+            &HashMap::new(),
+        );
+        assert_eq!(plan, ServingPlan::default());
+        let plan = plan_serving(None, Some("ours"), &requester, held, &HashMap::new());
+        assert_eq!(
+            plan.documents.len(),
+            1,
+            "a request naming no network is answered"
+        );
+    }
+
+    #[test]
+    fn a_non_member_is_served_the_network_document_only() {
+        let (a, b) = (org(1), org(2));
+        let everyone = |_: &OrgId| true;
+        let held = vec![
+            (net(), vec![hash(1)]),
+            (DocumentId::organisation(&a), vec![hash(2)]),
+            (DocumentId::organisation(&b), vec![hash(3)]),
+        ];
+        let stranger = Requester {
+            member: false,
+            servable: &everyone,
+        };
+        let plan = plan_serving(None, None, &stranger, held.clone(), &HashMap::new());
+        assert_eq!(
+            plan.documents,
+            vec![(
+                net(),
+                Serve::Changes {
+                    their_heads: vec![]
+                }
+            )]
+        );
+        let member = Requester {
+            member: true,
+            servable: &everyone,
+        };
+        let plan = plan_serving(None, None, &member, held, &HashMap::new());
+        assert_eq!(plan.documents.len(), 3);
+        assert_eq!(
+            plan.documents[1].1,
+            Serve::Whole,
+            "a document it lacks goes whole"
+        );
+    }
+
+    #[test]
+    fn a_member_is_served_members_and_former_members_documents_only() {
+        let (member, former, stranger) = (org(1), org(2), org(3));
+        let servable = move |o: &OrgId| *o == member || *o == former;
+        let requester = Requester {
+            member: true,
+            servable: &servable,
+        };
+        let held = [member, former, stranger]
+            .iter()
+            .map(|o| (DocumentId::organisation(o), vec![hash(9)]))
+            .collect();
+        let plan = plan_serving(None, None, &requester, held, &HashMap::new());
+        let served: Vec<DocumentId> = plan.documents.into_iter().map(|(id, _)| id).collect();
+        assert_eq!(
+            served,
+            vec![
+                DocumentId::organisation(&member),
+                DocumentId::organisation(&former)
+            ]
+        );
+    }
+
+    #[test]
+    fn documents_in_step_are_skipped_and_the_rest_go_as_changes_after_their_heads() {
+        let a = org(1);
+        let everyone = |_: &OrgId| true;
+        let requester = Requester {
+            member: true,
+            servable: &everyone,
+        };
+        let held = vec![
+            (net(), vec![hash(1), hash(2)]),
+            (DocumentId::organisation(&a), vec![hash(3)]),
+        ];
+        let listed = HashMap::from([
+            (net(), vec![hash(2), hash(1)]),
+            (DocumentId::organisation(&a), vec![hash(4)]),
+        ]);
+        let plan = plan_serving(None, None, &requester, held, &listed);
+        assert_eq!(
+            plan.documents,
+            vec![(
+                DocumentId::organisation(&a),
+                Serve::Changes {
+                    their_heads: vec![hash(4)]
+                }
+            )]
+        );
+    }
+
+    #[test]
+    fn a_requester_listing_a_servable_document_this_node_lacks_has_more() {
+        let (held_org, lacked, stranger) = (org(1), org(2), org(3));
+        let servable = move |o: &OrgId| *o != stranger;
+        let member = Requester {
+            member: true,
+            servable: &servable,
+        };
+        let held = vec![(DocumentId::organisation(&held_org), vec![hash(1)])];
+        let lists = |o: &OrgId| HashMap::from([(DocumentId::organisation(o), vec![hash(7)])]);
+        assert!(
+            plan_serving(None, None, &member, held.clone(), &lists(&lacked)).requester_has_more
+        );
+        assert!(
+            !plan_serving(None, None, &member, held.clone(), &lists(&stranger)).requester_has_more
+        );
+        let outsider = Requester {
+            member: false,
+            servable: &servable,
+        };
+        assert!(!plan_serving(None, None, &outsider, held, &lists(&lacked)).requester_has_more);
+    }
+
+    #[test]
+    fn a_batch_always_takes_its_first_part_and_ends_at_the_first_that_does_not_fit() {
+        let mut batch = Batch::new(100);
+        assert!(batch.take(250), "the first part goes however large");
+        assert!(!batch.take(1));
+        let mut batch = Batch::new(100);
+        assert!(batch.take(60));
+        assert!(batch.take(40));
+        assert!(!batch.take(1));
+        assert_eq!(batch.bytes(), 100);
+    }
+
+    #[test]
+    fn pending_changes_wait_and_are_released_after_their_dependencies() {
+        use automerge::transaction::{CommitOptions, Transactable};
+        let key = crate::identity::SigningSecret::from_bytes(&[5; 32]);
+        let id = DocumentId::organisation(&key.org_id());
+        let mut doc = automerge::AutoCommit::new()
+            .with_actor(automerge::ActorId::from(key.org_id().as_bytes()));
+        let mut changes = Vec::new();
+        for i in 0..3 {
+            doc.put(automerge::ROOT, "n", i as i64).expect("put");
+            doc.commit_with(CommitOptions::default().with_time(1_700_000_000));
+            let change = doc.get_last_local_change().expect("change");
+            changes.push(SignedChange::sign(id.clone(), change, &key));
+        }
+        let mut pending = Pending::default();
+        for change in changes.iter().rev() {
+            assert!(pending.insert(change.clone()));
+        }
+        assert_eq!(pending.len(), 3);
+        assert!(pending.holds_document(&id));
+        let waiting = pending.take(&id);
+        assert_eq!(pending.len(), 0);
+        // Out of order, nothing held yet: released first to last.
+        let (ready, still) = release_in_order(waiting, |_| false);
+        assert!(still.is_empty());
+        let order: Vec<ChangeHash> = ready.iter().map(SignedChange::hash).collect();
+        let expected: Vec<ChangeHash> = changes.iter().map(SignedChange::hash).collect();
+        assert_eq!(order, expected);
+        // Without its first change, none is released.
+        let (ready, still) = release_in_order(changes[1..].to_vec(), |_| false);
+        assert!(ready.is_empty());
+        assert_eq!(still.len(), 2);
+    }
+
+    #[test]
+    fn rejection_codes_are_written_as_documented() {
+        assert_eq!(RejectionCode::NotMember.as_str(), "not_member");
+        assert_eq!(
+            serde_json::to_string(&RejectionCode::OversizedRequest).expect("json"),
+            "\"oversized_request\""
+        );
+    }
+}
