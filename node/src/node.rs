@@ -96,6 +96,28 @@ pub enum NodeError {
         /// The error.
         source: std::io::Error,
     },
+    /// The case-file vault failed.
+    #[error("the case-file vault: {0}")]
+    Vault(#[from] crate::vault::VaultError),
+    /// The system's random source failed.
+    #[error("{context}: the system's random source failed: {source}")]
+    Random {
+        /// What the randomness was for.
+        context: String,
+        /// The error.
+        source: getrandom::Error,
+    },
+    /// The network stack could not be built or could not listen.
+    #[error("{context}: {reason}")]
+    Network {
+        /// What was being done.
+        context: String,
+        /// libp2p's message.
+        reason: String,
+    },
+    /// A thread of the node panicked (its message is in the log).
+    #[error("{0}: a thread of the node panicked")]
+    Panicked(&'static str),
     /// The node is shutting down or has stopped.
     #[error("the node has stopped")]
     Stopped,

@@ -51,6 +51,9 @@ pub enum VaultError {
     /// A stored record does not parse.
     #[error("the vault record of {0} is damaged")]
     Damaged(String),
+    /// The system's random source failed (drawing a case file's key).
+    #[error("drawing a case-file key: the system's random source failed: {0}")]
+    Random(getrandom::Error),
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> VaultError {
@@ -195,10 +198,7 @@ impl Vault {
         let mut key = Zeroizing::new([0u8; 32]);
         let mut nonce = [0u8; 12];
         for buffer in [key.as_mut_slice(), nonce.as_mut_slice()] {
-            getrandom::fill(buffer).map_err(|e| VaultError::Io {
-                context: "drawing a case-file key".into(),
-                source: std::io::Error::other(e.to_string()),
-            })?;
+            getrandom::fill(buffer).map_err(VaultError::Random)?;
         }
         let plaintext = Zeroizing::new(
             serde_json::to_vec(&case.content).map_err(|_| VaultError::Damaged(referral.into()))?,

@@ -60,7 +60,7 @@ pub enum DocumentError {
         /// The document.
         document: DocumentId,
         /// What is wrong.
-        reason: String,
+        reason: crate::referral::board::IllegalRecord,
     },
     /// A received change would put a control, bidirectional-override or invisible
     /// character into the document's text.
@@ -521,7 +521,7 @@ impl OrganisationDocument {
         let doc = crate::automerge_guard::load_autocommit(bytes)
             .map_err(|reason| DocumentError::Malformed {
                 document: DocumentId::organisation(&owner),
-                reason,
+                reason: reason.to_string(),
             })?
             .with_actor(ActorId::from(owner.as_bytes()));
         Ok(Self {
@@ -583,7 +583,9 @@ impl OrganisationDocument {
         if let Some(saved) = self.saved.take() {
             let actor = ActorId::from(self.owner.as_bytes());
             let loaded = match saved.source.saved_document(&self.id, &saved.heads) {
-                Ok(Some(bytes)) => crate::automerge_guard::load_autocommit(&bytes),
+                Ok(Some(bytes)) => {
+                    crate::automerge_guard::load_autocommit(&bytes).map_err(|e| e.to_string())
+                }
                 Ok(None) => Err("its snapshot is gone, unreadable or replaced".to_owned()),
                 Err(e) => Err(e),
             };
@@ -597,6 +599,7 @@ impl OrganisationDocument {
                             &mut doc,
                             changes.iter().map(|c| c.change().clone()).collect(),
                         )
+                        .map_err(|e| e.to_string())
                     });
                     if let Err(e) = rebuilt {
                         tracing::error!(document = %self.id, error = %e, "the document cannot be rebuilt from the store either; restore the data folder from a backup");
@@ -742,7 +745,7 @@ impl OrganisationDocument {
             self.doc = AutoCommit::new().with_actor(ActorId::from(self.owner.as_bytes()));
             return Err(DocumentError::Malformed {
                 document: self.id.clone(),
-                reason,
+                reason: reason.to_string(),
             });
         }
         self.note_seqs(changes.iter().map(SignedChange::change));
@@ -797,11 +800,10 @@ impl OrganisationDocument {
         let doc: &AutoCommit = self.am();
         let read = crate::automerge_guard::guarded("document", || {
             crate::automerge_de::from_object::<_, OrganisationRecord>(doc, ROOT)
-                .map_err(|e| e.to_string())
         });
         let record = read.map_err(|reason| DocumentError::Malformed {
             document: self.id.clone(),
-            reason,
+            reason: reason.to_string(),
         })?;
         if record.org_id != self.owner.to_string() {
             return Err(DocumentError::Malformed {
@@ -1247,7 +1249,7 @@ fn plan(
                 );
             }
             board::check_sent(owner, id, referral)
-                .map_err(|e| ValidationError::new("referral", e))?;
+                .map_err(|e| ValidationError::new("referral", e.to_string()))?;
             (
                 format!("send referral {id}"),
                 Update::PutReferral(id.clone(), referral.clone()),
@@ -1268,7 +1270,7 @@ fn plan(
                         .ok_or_else(|| not_found("referral", id))?;
                     referral.moves.push(step.clone());
                     board::check_sent(owner, id, &referral)
-                        .map_err(|e| ValidationError::new("move", e))?;
+                        .map_err(|e| ValidationError::new("move", e.to_string()))?;
                     (
                         format!("referral {id}: {code}"),
                         Update::AppendSentMove(id.clone(), step.clone()),
@@ -1288,7 +1290,7 @@ fn plan(
                     }
                     answer.moves.push(step.clone());
                     board::check_answer(owner, id, &answer)
-                        .map_err(|e| ValidationError::new("move", e))?;
+                        .map_err(|e| ValidationError::new("move", e.to_string()))?;
                     (
                         format!("answer referral {id}: {code}"),
                         Update::AppendAnswer(id.clone(), *sender, step.clone()),
@@ -1308,7 +1310,7 @@ fn plan(
                 return Err(not_found("service", &proposal.service));
             }
             board::check_proposal(owner, id, proposal)
-                .map_err(|e| ValidationError::new("referral", e))?;
+                .map_err(|e| ValidationError::new("referral", e.to_string()))?;
             (
                 format!("propose {} for referral {id}", proposal.service),
                 Update::PutProposal(id.clone(), proposal.clone()),
@@ -1354,7 +1356,7 @@ fn plan(
             }
             referral.assigned = Some(assignment.clone());
             board::check_sent(owner, id, &referral)
-                .map_err(|e| ValidationError::new("referral", e))?;
+                .map_err(|e| ValidationError::new("referral", e.to_string()))?;
             (
                 format!("assign referral {id} to {}", assignment.receiver),
                 Update::Assign(id.clone(), assignment.clone()),

@@ -103,7 +103,7 @@ pub enum DecodeError {
     Author,
     /// The Automerge change does not decode (or its checksum fails).
     #[error("automerge change does not decode: {0}")]
-    Change(String),
+    Change(crate::automerge_guard::DecodeError),
 }
 
 /// An Automerge change with the document it belongs to, its author and their signature.

@@ -330,6 +330,7 @@ pub fn network_refusal(error: &NetworkDocumentError) -> Rejection {
         NetworkDocumentError::UnknownKey { .. } => RejectionCode::NotMember,
         NetworkDocumentError::Malformed { .. }
         | NetworkDocumentError::NotAllowed(_)
+        | NetworkDocumentError::Refused(_)
         | NetworkDocumentError::Automerge(_) => RejectionCode::MalformedOperation,
     };
     Rejection::new(code, error.to_string())

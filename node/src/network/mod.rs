@@ -185,9 +185,9 @@ pub async fn spawn(
     for address in &config.listen {
         swarm
             .listen_on(address.clone())
-            .map_err(|e| NodeError::Io {
+            .map_err(|e| NodeError::Network {
                 context: format!("listening on {address}"),
-                source: std::io::Error::other(e.to_string()),
+                reason: e.to_string(),
             })?;
     }
     let (stop, stop_rx) = watch::channel(false);

@@ -44,9 +44,9 @@ pub(super) fn build_swarm(
     use_mdns: bool,
     topic: &gossipsub::IdentTopic,
 ) -> Result<Swarm<Behaviour>, NodeError> {
-    let other = |e: String| NodeError::Io {
+    let other = |reason: String| NodeError::Network {
         context: "building the network stack".into(),
-        source: std::io::Error::other(e),
+        reason,
     };
     let builder = libp2p::SwarmBuilder::with_existing_identity(peer::keypair(secret))
         .with_tokio()

@@ -173,9 +173,9 @@ impl DocumentsActor {
 pub(super) fn assign_id(edit: &mut Edit) -> Result<String, NodeError> {
     let fresh = |prefix: &str| -> Result<String, NodeError> {
         let mut bytes = [0u8; 5];
-        getrandom::fill(&mut bytes).map_err(|e| NodeError::Io {
+        getrandom::fill(&mut bytes).map_err(|source| NodeError::Random {
             context: "drawing a random id".into(),
-            source: std::io::Error::other(e.to_string()),
+            source,
         })?;
         let suffix: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         Ok(format!("{prefix}-{suffix}"))

@@ -46,10 +46,8 @@ impl DocumentsActor {
             };
             (network.join(), loaded)
         });
-        let network = network.map_err(|_| NodeError::Io {
-            context: "loading the network document".into(),
-            source: std::io::Error::other("the loading thread panicked"),
-        })??;
+        let network =
+            network.map_err(|_| NodeError::Panicked("loading the network document"))??;
         let loaded = loaded?;
         if let Some(stray) = loaded.stray_network {
             return Err(StoreError::Corrupt {

@@ -21,16 +21,7 @@ use crate::referral::index::{BoardIndex, Summary};
 use crate::referral::lifecycle::{Move, Role, Status};
 use crate::referral::matching::{self, MatchQuery, ServiceMatch};
 use crate::referral::report::{self, Report};
-use crate::vault::{AuditEntry, Erasure, HeldCase, OutboxEntry, OutboxKind, Side, VaultError};
-
-impl From<VaultError> for NodeError {
-    fn from(e: VaultError) -> Self {
-        NodeError::Io {
-            context: "the case-file vault".into(),
-            source: std::io::Error::other(e.to_string()),
-        }
-    }
-}
+use crate::vault::{AuditEntry, Erasure, HeldCase, OutboxEntry, OutboxKind, Side};
 
 /// What `passerelle referral send` asks for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -255,9 +246,9 @@ fn invalid(field: &str, message: impl Into<String>) -> NodeError {
 
 fn fresh_referral_id() -> Result<String, NodeError> {
     let mut bytes = [0u8; 12];
-    getrandom::fill(&mut bytes).map_err(|e| NodeError::Io {
+    getrandom::fill(&mut bytes).map_err(|source| NodeError::Random {
         context: "drawing a referral id".into(),
-        source: std::io::Error::other(e.to_string()),
+        source,
     })?;
     Ok(format!("ref-{}", data_encoding::HEXLOWER.encode(&bytes)))
 }
@@ -501,9 +492,9 @@ impl DocumentsActor {
         let id = fresh_referral_id()?;
         let fields = send.consent.fields();
         let content = CaseContent {
-            salt: casefile::fresh_salt().map_err(|e| NodeError::Io {
+            salt: casefile::fresh_salt().map_err(|source| NodeError::Random {
                 context: "drawing a salt".into(),
-                source: std::io::Error::other(e.to_string()),
+                source,
             })?,
             case_file: send.case_file.minimise(&fields),
             consent: send.consent.clone(),

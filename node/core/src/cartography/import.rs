@@ -329,6 +329,7 @@ pub fn read_workbook(bytes: &[u8], sheet: Option<&str>) -> Result<ReadMapping, S
     crate::automerge_guard::guarded_by("the spreadsheet reader (calamine)", "workbook", || {
         read_workbook_unguarded(bytes, sheet)
     })
+    .map_err(|e| e.to_string())
 }
 
 fn read_workbook_unguarded(bytes: &[u8], sheet: Option<&str>) -> Result<ReadMapping, String> {

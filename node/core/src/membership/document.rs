@@ -37,8 +37,11 @@ pub enum NetworkDocumentError {
     /// The operation would have no effect (not allowed now).
     #[error("{0}")]
     NotAllowed(String),
-    /// Automerge refused the change.
+    /// Automerge refused the change, or could not read it.
     #[error("the network document refused a change: {0}")]
+    Refused(#[from] crate::automerge_guard::DecodeError),
+    /// Automerge made no change of the operation.
+    #[error("the network document: {0}")]
     Automerge(String),
 }
 
@@ -223,7 +226,7 @@ impl NetworkDocument {
                 .apply_changes([change.change().clone()])
                 .map_err(|e| e.to_string())
         })
-        .map_err(NetworkDocumentError::Automerge)?;
+        .map_err(NetworkDocumentError::Refused)?;
         self.operations.push(op);
         self.dirty = true;
         Ok(())
@@ -241,7 +244,7 @@ impl NetworkDocument {
                 .apply_changes(changes.iter().map(|c| c.change().clone()))
                 .map_err(|e| e.to_string())
         })
-        .map_err(NetworkDocumentError::Automerge)?;
+        .map_err(NetworkDocumentError::Refused)?;
         self.operations.extend(logged_ops);
         self.refold();
         Ok(())

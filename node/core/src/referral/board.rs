@@ -55,10 +55,53 @@ fn check_moves(moves: &[MoveRecord], role: Role, deadline: i64) -> Result<(), St
     Ok(())
 }
 
+/// The referral parts of an organisation's document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// A referral it sent.
+    Referral,
+    /// Its answer to a referral it received.
+    Answer,
+    /// Its proposal for an open referral.
+    Proposal,
+}
+
+impl std::fmt::Display for Part {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Part::Referral => "referral",
+            Part::Answer => "answer",
+            Part::Proposal => "proposal",
+        })
+    }
+}
+
+/// A referral part a document may not hold: which, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{part} {id}: {reason}")]
+pub struct IllegalRecord {
+    /// Which part.
+    pub part: Part,
+    /// The referral id.
+    pub id: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl IllegalRecord {
+    fn new(part: Part, id: &str, reason: impl Into<String>) -> Self {
+        Self {
+            part,
+            id: id.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
 /// Checks a referral held by `sender`'s document: its fields, and that each of the
 /// sender's moves is one the sender may make from the status it saw.
-pub fn check_sent(sender: &OrgId, id: &str, referral: &SentReferral) -> Result<(), String> {
-    let fail = |reason: String| Err(format!("referral {id}: {reason}"));
+pub fn check_sent(sender: &OrgId, id: &str, referral: &SentReferral) -> Result<(), IllegalRecord> {
+    let fail = |reason: String| Err(IllegalRecord::new(Part::Referral, id, reason));
     if !is_referral_id(id) {
         return fail("not a referral id (ref- and 24 hex digits)".into());
     }
@@ -110,27 +153,35 @@ pub fn check_sent(sender: &OrgId, id: &str, referral: &SentReferral) -> Result<(
 
 /// Checks the answers held by `receiver`'s document: each move is one the receiver may
 /// make from the status it saw.
-pub fn check_answer(receiver: &OrgId, id: &str, answer: &Answer) -> Result<(), String> {
+pub fn check_answer(receiver: &OrgId, id: &str, answer: &Answer) -> Result<(), IllegalRecord> {
     if !is_referral_id(id) {
-        return Err(format!("answer {id}: not a referral id"));
+        return Err(IllegalRecord::new(Part::Answer, id, "not a referral id"));
     }
     if &answer.sender == receiver {
-        return Err(format!("answer {id}: an organisation cannot answer itself"));
+        return Err(IllegalRecord::new(
+            Part::Answer,
+            id,
+            "an organisation cannot answer itself",
+        ));
     }
     check_moves(&answer.moves, Role::Receiver, i64::MAX)
-        .map_err(|reason| format!("answer {id}: {reason}"))
+        .map_err(|reason| IllegalRecord::new(Part::Answer, id, reason))
 }
 
 /// Checks the proposals held by `proposer`'s document.
-pub fn check_proposal(proposer: &OrgId, id: &str, proposal: &Proposal) -> Result<(), String> {
+pub fn check_proposal(
+    proposer: &OrgId,
+    id: &str,
+    proposal: &Proposal,
+) -> Result<(), IllegalRecord> {
     if !is_referral_id(id) || &proposal.sender == proposer || proposal.service.is_empty() {
-        return Err(format!("proposal {id}: malformed"));
+        return Err(IllegalRecord::new(Part::Proposal, id, "malformed"));
     }
     Ok(())
 }
 
 /// Checks every referral part of an organisation's record (see the module rules).
-pub fn check_record(owner: &OrgId, record: &OrganisationRecord) -> Result<(), String> {
+pub fn check_record(owner: &OrgId, record: &OrganisationRecord) -> Result<(), IllegalRecord> {
     for (id, referral) in &record.referrals {
         check_sent(owner, id, referral)?;
     }
@@ -440,6 +491,7 @@ mod tests {
         assert!(
             check_sent(&a, ID, &referral)
                 .unwrap_err()
+                .to_string()
                 .contains("receiving")
         );
         // The receiver cannot withdraw, nor go from pending to completed.
@@ -469,6 +521,7 @@ mod tests {
         assert!(
             check_answer(&b, ID, &answer)
                 .unwrap_err()
+                .to_string()
                 .contains("pending cannot become completed")
         );
         // An expiry before the deadline.
@@ -487,6 +540,7 @@ mod tests {
         assert!(
             check_sent(&a, ID, &referral)
                 .unwrap_err()
+                .to_string()
                 .contains("social")
         );
     }
