@@ -1,0 +1,191 @@
+//! What the store keeps beside the documents: the network this node belongs to and its
+//! seed file, the organisation of a device node, bootstrap peers, admission requests.
+
+use std::path::Path;
+
+use super::{
+    BOOTSTRAP_KEY, MAX_ADMISSION_REQUESTS, NETWORK_KEY, ORGANISATION_KEY, OWN_AWAITED_KEY,
+    OWN_REQUEST_KEY, SEED_FILE, Store, StoreError,
+};
+use crate::identity::OrgId;
+
+/// What `store/seed.json` holds: enough to rebuild a store whose database cannot be opened
+/// for the right network (`passerelle repair`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Seed {
+    /// The network id.
+    #[serde(default)]
+    pub network: Option<String>,
+    /// Peer addresses recorded from invitations.
+    #[serde(default)]
+    pub bootstrap_peers: Vec<String>,
+    /// On a device node: its organisation.
+    #[serde(default)]
+    pub device_of: Option<String>,
+}
+
+impl Seed {
+    /// Reads the seed kept in store folder `path`, if there is one.
+    pub fn read(path: &Path) -> Option<Self> {
+        std::fs::read(path.join(SEED_FILE))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+    }
+}
+
+impl Store {
+    /// The network this node belongs to, if it has created or joined one.
+    pub fn network(&self) -> Result<Option<crate::membership::NetworkId>, StoreError> {
+        match self.meta.get(NETWORK_KEY)? {
+            None => Ok(None),
+            Some(bytes) => String::from_utf8_lossy(&bytes).parse().map(Some).map_err(
+                |e: crate::ids::InvalidId| StoreError::Corrupt {
+                    key: "meta/network".into(),
+                    reason: e.to_string(),
+                },
+            ),
+        }
+    }
+
+    /// Records the network this node belongs to, with peers to start from. A node belongs
+    /// to one network: setting another is refused.
+    pub fn set_network(
+        &self,
+        network: &crate::membership::NetworkId,
+        bootstrap: &[String],
+    ) -> Result<(), StoreError> {
+        if let Some(existing) = self.network()?
+            && existing != *network
+        {
+            return Err(StoreError::Corrupt {
+                key: "meta/network".into(),
+                reason: format!(
+                    "this node already belongs to network {existing}; a node belongs to one network (use another data folder)"
+                ),
+            });
+        }
+        self.meta
+            .insert(NETWORK_KEY, network.to_string().as_bytes())?;
+        let mut peers = self.bootstrap_peers()?;
+        for peer in bootstrap {
+            if !peers.contains(peer) {
+                peers.push(peer.clone());
+            }
+        }
+        self.meta.insert(
+            BOOTSTRAP_KEY,
+            serde_json::to_vec(&peers).unwrap_or_default(),
+        )?;
+        self.syncer.flush()?;
+        self.write_seed()
+    }
+
+    /// True when `passerelle repair` set this node's own document aside: the node starts
+    /// without it and takes it back from its peers.
+    pub fn own_document_awaited(&self) -> Result<bool, StoreError> {
+        Ok(self.meta.contains_key(OWN_AWAITED_KEY)?)
+    }
+
+    /// Records that the node's own document is awaited from peers (or, with `false`, that
+    /// it came back).
+    pub fn set_own_document_awaited(&self, awaited: bool) -> Result<(), StoreError> {
+        if awaited {
+            self.meta.insert(OWN_AWAITED_KEY, &[1u8])?;
+        } else {
+            self.meta.remove(OWN_AWAITED_KEY)?;
+        }
+        self.syncer.flush()?;
+        Ok(())
+    }
+
+    /// Writes [`Seed`] beside the database (atomically: a temporary file renamed), so that a
+    /// store whose database no longer opens can still be rebuilt for the right network.
+    pub(super) fn write_seed(&self) -> Result<(), StoreError> {
+        let seed = Seed {
+            network: self.network()?.map(|n| n.to_string()),
+            bootstrap_peers: self.bootstrap_peers()?,
+            device_of: self.device_of()?.map(|o| o.to_string()),
+        };
+        let bytes = serde_json::to_vec_pretty(&seed).unwrap_or_default();
+        let io = |source: std::io::Error| StoreError::Open {
+            path: self.path.display().to_string(),
+            source: sled::Error::Io(source),
+        };
+        crate::durable::write_file_atomically(&self.path.join(SEED_FILE), &bytes, 0o600).map_err(io)
+    }
+
+    /// On a device node: the organisation it writes for (None on an organisation's node).
+    pub fn device_of(&self) -> Result<Option<OrgId>, StoreError> {
+        match self.meta.get(ORGANISATION_KEY)? {
+            None => Ok(None),
+            Some(bytes) => String::from_utf8_lossy(&bytes).parse().map(Some).map_err(
+                |e: crate::identity::OrgIdError| StoreError::Corrupt {
+                    key: "meta/device-of".into(),
+                    reason: e.to_string(),
+                },
+            ),
+        }
+    }
+
+    /// Records that this node is a device of `org`.
+    pub fn set_device_of(&self, org: &OrgId) -> Result<(), StoreError> {
+        self.meta
+            .insert(ORGANISATION_KEY, org.to_string().as_bytes())?;
+        self.syncer.flush()?;
+        self.write_seed()
+    }
+
+    /// Peer addresses recorded from invitations.
+    pub fn bootstrap_peers(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .meta
+            .get(BOOTSTRAP_KEY)?
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default())
+    }
+
+    /// This node's own admission request (JSON), if it made one.
+    pub fn own_request(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.meta.get(OWN_REQUEST_KEY)?.map(|v| v.to_vec()))
+    }
+
+    /// Records this node's own admission request.
+    pub fn set_own_request(&self, request: &[u8]) -> Result<(), StoreError> {
+        self.meta.insert(OWN_REQUEST_KEY, request)?;
+        self.syncer.flush()?;
+        Ok(())
+    }
+
+    /// Keeps an admission request received from a candidate (one per organisation, the
+    /// latest). Returns false when the inbox is full.
+    pub fn put_admission_request(&self, org: &OrgId, request: &[u8]) -> Result<bool, StoreError> {
+        let key = org.as_bytes();
+        if !self.requests.contains_key(key)? && self.requests.len() >= MAX_ADMISSION_REQUESTS {
+            return Ok(false);
+        }
+        self.requests.insert(key, request)?;
+        self.syncer.flush()?;
+        Ok(true)
+    }
+
+    /// Admission requests received, raw (JSON of signed requests).
+    pub fn admission_requests(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.requests.iter() {
+            out.push(entry?.1.to_vec());
+        }
+        Ok(out)
+    }
+
+    /// The request a candidate sent, if this node holds one.
+    pub fn admission_request(&self, org: &OrgId) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.requests.get(org.as_bytes())?.map(|v| v.to_vec()))
+    }
+
+    /// Drops a candidate's request (once proposed).
+    pub fn remove_admission_request(&self, org: &OrgId) -> Result<(), StoreError> {
+        self.requests.remove(org.as_bytes())?;
+        self.syncer.flush()?;
+        Ok(())
+    }
+}
