@@ -123,26 +123,26 @@ impl SignedHeads {
     }
 
     /// The heads as change hashes.
-    pub fn hashes(&self) -> Result<Vec<ChangeHash>, String> {
+    pub fn hashes(&self) -> Result<Vec<ChangeHash>, HeadsError> {
         self.heads
             .iter()
-            .map(|h| h.parse().map_err(|_| format!("{h:?} is not a change hash")))
+            .map(|h| h.parse().map_err(|_| HeadsError::NotAHash(h.clone())))
             .collect()
     }
 
     /// Checks the signature.
-    pub fn verify(&self) -> Result<(), String> {
+    pub fn verify(&self) -> Result<(), HeadsError> {
         let heads = self.hashes()?;
         let signature = data_encoding::HEXLOWER
             .decode(self.signature.as_bytes())
             .ok()
             .and_then(|b| <[u8; 64]>::try_from(b).ok())
             .map(|b| Signature::from_bytes(&b))
-            .ok_or("the signature is not 64 hex-encoded bytes")?;
+            .ok_or(HeadsError::MalformedSignature)?;
         let key = self
             .exported_by
             .verifying_key()
-            .map_err(|_| "exported_by is not a valid key")?;
+            .map_err(|_| HeadsError::NotAKey)?;
         let message = Self::signing_bytes(
             &self.document,
             &heads,
@@ -151,8 +151,25 @@ impl SignedHeads {
             self.exported_at,
         );
         key.verify_strict(&message, &signature)
-            .map_err(|_| "the heads' signature does not verify".to_owned())
+            .map_err(|_| HeadsError::BadSignature)
     }
+}
+
+/// Why signed heads do not hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeadsError {
+    /// A head is not a change hash.
+    #[error("{0:?} is not a change hash")]
+    NotAHash(String),
+    /// The signature is not 64 bytes in hex.
+    #[error("the signature is not 64 hex-encoded bytes")]
+    MalformedSignature,
+    /// `exported_by` is not a public key.
+    #[error("exported_by is not a valid key")]
+    NotAKey,
+    /// The signature does not verify.
+    #[error("the heads' signature does not verify")]
+    BadSignature,
 }
 
 /// One document's backup: its signed heads, the document in Automerge's format, and its
@@ -288,8 +305,8 @@ impl DocumentBackup {
             document: document.clone(),
             why,
         };
-        self.heads.verify().map_err(&invalid)?;
-        let signed_heads = self.heads.hashes().map_err(&invalid)?;
+        self.heads.verify().map_err(|e| invalid(e.to_string()))?;
+        let signed_heads = self.heads.hashes().map_err(|e| invalid(e.to_string()))?;
         let mut decoded = Vec::with_capacity(self.changes.len());
         for (index, bytes) in self.changes.iter().enumerate() {
             let change = SignedChange::decode(bytes)

@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::ReadError;
 use super::import::{
     Entries, capacity, category, cost, department, dimension, legal_status, office_id, region,
     service_id,
@@ -286,7 +287,7 @@ fn passerelle_attribute(attributes: &[Attribute], code: &str) -> Option<String> 
 
 /// Reads HSDS JSON: an organization, a list of them, or an object listing them under
 /// `contents`, `organizations` or `items`.
-pub fn read_json(value: &Value) -> Result<ReadHsds, String> {
+pub fn read_json(value: &Value) -> Result<ReadHsds, ReadError> {
     let organizations: Vec<&Map<String, Value>> = match value {
         Value::Array(items) => items.iter().filter_map(Value::as_object).collect(),
         Value::Object(object) if object.contains_key("name") => vec![object],
@@ -294,8 +295,14 @@ pub fn read_json(value: &Value) -> Result<ReadHsds, String> {
             .iter()
             .find_map(|k| object.get(*k).and_then(Value::as_array))
             .map(|items| items.iter().filter_map(Value::as_object).collect())
-            .ok_or("neither an HSDS organization (no name) nor a list of them")?,
-        _ => return Err("neither an HSDS organization nor a list of them".into()),
+            .ok_or(ReadError::NotHsds(
+                "neither an HSDS organization (no name) nor a list of them",
+            ))?,
+        _ => {
+            return Err(ReadError::NotHsds(
+                "neither an HSDS organization nor a list of them",
+            ));
+        }
     };
     let mut read = ReadHsds::default();
     for organization in organizations {
@@ -757,7 +764,7 @@ fn table_name(stem: &str) -> Option<&'static str> {
 /// Reads the HSDS tabular data package: `files` maps each CSV file's name to its text.
 /// Rows are nested under their parents by their foreign keys, then read as JSON. Tables the
 /// import does not know are reported.
-pub fn read_package(files: &BTreeMap<String, String>) -> Result<ReadHsds, String> {
+pub fn read_package(files: &BTreeMap<String, String>) -> Result<ReadHsds, ReadError> {
     let mut tables: BTreeMap<&'static str, Vec<Map<String, Value>>> = BTreeMap::new();
     let mut unknown = Vec::new();
     for (file, body) in files {
@@ -771,10 +778,17 @@ pub fn read_package(files: &BTreeMap<String, String>) -> Result<ReadHsds, String
             .from_reader(body.trim_start_matches('\u{feff}').as_bytes());
         let headers = reader
             .headers()
-            .map_err(|e| format!("{file}: the header row cannot be read: {e}"))?
+            .map_err(|e| ReadError::HeaderRow {
+                file: format!("{file}: "),
+                reason: e.to_string(),
+            })?
             .clone();
         for (index, record) in reader.records().enumerate() {
-            let record = record.map_err(|e| format!("{file}, row {}: {e}", index + 2))?;
+            let record = record.map_err(|e| ReadError::PackageRow {
+                file: file.clone(),
+                row: index + 2,
+                reason: e.to_string(),
+            })?;
             let row: Map<String, Value> = headers
                 .iter()
                 .zip(record.iter())
@@ -785,10 +799,9 @@ pub fn read_package(files: &BTreeMap<String, String>) -> Result<ReadHsds, String
         }
     }
     if !tables.contains_key("organization") {
-        return Err(
-            "no organization table (organization.csv or organizations.csv): not an HSDS tabular package"
-                .into(),
-        );
+        return Err(ReadError::NotHsds(
+            "no organization table (organization.csv or organizations.csv): not an HSDS tabular package",
+        ));
     }
     let mut take = |name: &str| tables.remove(name).unwrap_or_default();
     let terms: HashMap<String, Map<String, Value>> = take("taxonomy_term")

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::ReadError;
 use crate::directory::fold;
 use crate::model::{CapacityStatus, Cost, LegalStatus, OrganisationRecord};
 use crate::reference::{areas, taxonomy};
@@ -292,7 +293,7 @@ fn optional(text: &str) -> Option<String> {
 }
 
 /// Reads a mapping from CSV text (comma or semicolon separated, as spreadsheets save it).
-pub fn read_csv(text: &str) -> Result<ReadMapping, String> {
+pub fn read_csv(text: &str) -> Result<ReadMapping, ReadError> {
     let text = text.trim_start_matches('\u{feff}');
     let first_line = text.lines().next().unwrap_or_default();
     let delimiter = if first_line.matches(';').count() > first_line.matches(',').count() {
@@ -306,7 +307,10 @@ pub fn read_csv(text: &str) -> Result<ReadMapping, String> {
         .from_reader(text.as_bytes());
     let headers: Vec<String> = reader
         .headers()
-        .map_err(|e| format!("the header row cannot be read: {e}"))?
+        .map_err(|e| ReadError::HeaderRow {
+            file: String::new(),
+            reason: e.to_string(),
+        })?
         .iter()
         .map(str::to_owned)
         .collect();
@@ -323,31 +327,39 @@ pub fn read_csv(text: &str) -> Result<ReadMapping, String> {
 
 /// Reads a mapping from an Excel workbook (`.xlsx`, also `.xls`, `.ods`): the sheet named
 /// `sheet`, or the first one. Row numbers are the spreadsheet's.
-pub fn read_workbook(bytes: &[u8], sheet: Option<&str>) -> Result<ReadMapping, String> {
+pub fn read_workbook(bytes: &[u8], sheet: Option<&str>) -> Result<ReadMapping, ReadError> {
     // calamine panics on some malformed workbooks (the import_xlsx fuzz target found a
     // cell reference whose column overflows): a panic is an error naming the file's fault.
+    // The reader answers its own errors inside `Ok`; the guard adds a panic's.
     crate::automerge_guard::guarded_by("the spreadsheet reader (calamine)", "workbook", || {
-        read_workbook_unguarded(bytes, sheet)
+        Ok::<_, std::convert::Infallible>(read_workbook_inner(bytes, sheet))
     })
-    .map_err(|e| e.to_string())
+    .map_err(ReadError::Reader)
+    .and_then(|read| read)
 }
 
-fn read_workbook_unguarded(bytes: &[u8], sheet: Option<&str>) -> Result<ReadMapping, String> {
+fn read_workbook_inner(bytes: &[u8], sheet: Option<&str>) -> Result<ReadMapping, ReadError> {
     use calamine::Reader;
     let mut workbook = calamine::open_workbook_auto_from_rs(std::io::Cursor::new(bytes))
-        .map_err(|e| format!("not a workbook that can be read (.xlsx, .xls, .ods): {e}"))?;
+        .map_err(|e| ReadError::NotAWorkbook(e.to_string()))?;
     let names = workbook.sheet_names();
     let name = match sheet {
         Some(wanted) => names
             .iter()
             .find(|n| fold(n) == fold(wanted))
             .cloned()
-            .ok_or_else(|| format!("no sheet {wanted:?}; sheets: {}", names.join(", ")))?,
-        None => names.first().cloned().ok_or("the workbook has no sheet")?,
+            .ok_or_else(|| ReadError::NoSuchSheet {
+                wanted: wanted.to_owned(),
+                sheets: names.clone(),
+            })?,
+        None => names.first().cloned().ok_or(ReadError::NoSheet)?,
     };
     let range = workbook
         .worksheet_range(&name)
-        .map_err(|e| format!("sheet {name:?} cannot be read: {e}"))?;
+        .map_err(|e| ReadError::Sheet {
+            sheet: name.clone(),
+            reason: format!("cannot be read: {e}"),
+        })?;
     let first = range.start().map_or(1, |(row, _)| row as usize + 1);
     let first_column = range.start().map_or(0, |(_, column)| column as usize);
     let mut rows = range.rows().map(|cells| {
@@ -355,9 +367,10 @@ fn read_workbook_unguarded(bytes: &[u8], sheet: Option<&str>) -> Result<ReadMapp
         values.extend(cells.iter().map(|c| c.to_string().trim().to_owned()));
         values
     });
-    let headers = rows
-        .next()
-        .ok_or_else(|| format!("sheet {name:?} is empty"))?;
+    let headers = rows.next().ok_or_else(|| ReadError::Sheet {
+        sheet: name.clone(),
+        reason: "is empty".into(),
+    })?;
     read_table(
         headers,
         rows.enumerate()
@@ -370,7 +383,7 @@ fn read_workbook_unguarded(bytes: &[u8], sheet: Option<&str>) -> Result<ReadMapp
 pub fn read_table(
     headers: Vec<String>,
     records: impl Iterator<Item = (usize, Result<Vec<String>, String>)>,
-) -> Result<ReadMapping, String> {
+) -> Result<ReadMapping, ReadError> {
     let mut columns: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut read = ReadMapping::default();
     for (index, header) in headers.iter().enumerate() {
@@ -392,15 +405,14 @@ pub fn read_table(
         .copied()
         .collect();
     if !missing.is_empty() {
-        return Err(format!(
-            "the header row lacks the column(s) {}; accepted headers: {}",
-            missing.join(", "),
-            COLUMNS
+        return Err(ReadError::MissingColumns {
+            missing: missing.iter().map(|c| (*c).to_owned()).collect(),
+            accepted: COLUMNS
                 .iter()
                 .map(|(c, names)| format!("{c} ({})", names.join("/")))
                 .collect::<Vec<_>>()
-                .join("; ")
-        ));
+                .join("; "),
+        });
     }
     for (row, record) in records {
         let record = match record {
@@ -688,7 +700,11 @@ mod tests {
         assert_eq!(rows, vec![6, 7, 8]);
         assert_eq!(moved.rows.len(), 2);
         let missing = read_workbook(shipped, Some("Feuil9")).unwrap_err();
-        assert!(missing.contains("Cartographie"), "{missing}");
+        assert!(
+            matches!(&missing, ReadError::NoSuchSheet { sheets, .. } if sheets.iter().any(|s| s.contains("Cartographie"))),
+            "{missing}"
+        );
+        assert!(missing.to_string().contains("Cartographie"), "{missing}");
         assert!(read_workbook(b"not a workbook", None).is_err());
     }
 
@@ -706,7 +722,14 @@ mod tests {
         assert_eq!(row.legal_status, Some(LegalStatus::Ngo));
         assert_eq!(row.categories, vec!["counselling".to_owned()]);
         let missing = read_csv("organisation,service\nA,B\n").unwrap_err();
-        assert!(missing.contains("dimension, region, town"), "{missing}");
+        assert!(
+            matches!(&missing, ReadError::MissingColumns { missing, .. } if missing.contains(&"region".to_owned())),
+            "{missing}"
+        );
+        assert!(
+            missing.to_string().contains("dimension, region, town"),
+            "{missing}"
+        );
     }
 }
 

@@ -16,6 +16,67 @@ pub mod import;
 use crate::model::{OrganisationRecord, Service, ServiceArea};
 use crate::reference::areas;
 
+/// Why a whole file (a spreadsheet, an HSDS export) cannot be read. A row that cannot
+/// be read is not this: it is listed with the others' errors and the rest is read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    /// The header row of a CSV file does not parse.
+    #[error("{file}the header row cannot be read: {reason}")]
+    HeaderRow {
+        /// The file, with `: ` after it, in a package of several; empty for one file.
+        file: String,
+        /// The CSV reader's message.
+        reason: String,
+    },
+    /// The header row lacks required columns.
+    #[error("the header row lacks the column(s) {}; accepted headers: {accepted}", missing.join(", "))]
+    MissingColumns {
+        /// The required columns not found.
+        missing: Vec<String>,
+        /// Every column and the headers accepted for it.
+        accepted: String,
+    },
+    /// Not a workbook the reader knows.
+    #[error("not a workbook that can be read (.xlsx, .xls, .ods): {0}")]
+    NotAWorkbook(String),
+    /// The sheet asked for is not in the workbook.
+    #[error("no sheet {wanted:?}; sheets: {}", sheets.join(", "))]
+    NoSuchSheet {
+        /// The sheet asked for.
+        wanted: String,
+        /// The workbook's sheets.
+        sheets: Vec<String>,
+    },
+    /// The workbook has no sheet at all.
+    #[error("the workbook has no sheet")]
+    NoSheet,
+    /// A sheet that cannot be read, or is empty.
+    #[error("sheet {sheet:?} {reason}")]
+    Sheet {
+        /// The sheet.
+        sheet: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The reader failed on the file (a malformed file it does not check).
+    #[error(transparent)]
+    Reader(#[from] crate::automerge_guard::DecodeError),
+    /// A row of an HSDS package's table that cannot be read (the package's tables refer to
+    /// each other, so one bad row stops the package).
+    #[error("{file}, row {row}: {reason}")]
+    PackageRow {
+        /// The file.
+        file: String,
+        /// The row (the header is row 1).
+        row: usize,
+        /// The CSV reader's message.
+        reason: String,
+    },
+    /// Not HSDS: what was expected.
+    #[error("{0}")]
+    NotHsds(&'static str),
+}
+
 /// One place a service is offered: a region, and a department when known.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Place {
