@@ -150,8 +150,15 @@ pub async fn decide(
     Ok(Outcome::Done)
 }
 
+/// Every organisation's record without its referral parts (the directory), by name.
 pub async fn records(data_dir: &Path) -> anyhow::Result<Vec<OrganisationRecord>> {
-    let mut records: Vec<OrganisationRecord> = items(data_dir, api::Records {}).await?;
+    let mut records: Vec<OrganisationRecord> = items(
+        data_dir,
+        api::Records {
+            directory_only: true,
+        },
+    )
+    .await?;
     records.sort_by(|a, b| a.profile.name.cmp(&b.profile.name));
     Ok(records)
 }

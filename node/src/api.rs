@@ -210,7 +210,13 @@ impl Call for Decide {
 /// Every organisation record held: the directory, for exports and reports.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Records {}
+pub struct Records {
+    /// Only the directory: each record without its referral parts (referrals sent,
+    /// answers, proposals), for exports and reports of organisations and services. At
+    /// national scale that is most of what a record holds.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub directory_only: bool,
+}
 
 impl Streamed for Records {
     type Head = ();
@@ -443,7 +449,7 @@ mod tests {
             let error = serde_json::from_str::<Request>(text).expect_err(text);
             assert!(error.to_string().contains(what), "{text}: {error}");
         }
-        let written = serde_json::to_string(&Request::from(Records {})).expect("json");
+        let written = serde_json::to_string(&Request::from(Records::default())).expect("json");
         assert_eq!(written, r#"{"request":"records"}"#);
     }
 

@@ -122,7 +122,7 @@ pub async fn answer(handle: &NodeHandle, request: Request, by: &str) -> Answer {
         Request::History(r) => stream(&r, handle.history(r.org, r.limit).await.map(|h| ((), h))),
         Request::Membership(r) => reply(&r, handle.membership().await),
         Request::Decide(r) => reply(&r, handle.decide(r.decision.clone()).await),
-        Request::Records(r) => stream(&r, handle.records().await.map(|h| ((), h))),
+        Request::Records(r) => stream(&r, handle.records(r.directory_only).await.map(|h| ((), h))),
         Request::ExportAutomerge(r) => reply(&r, crate::archive::export_with(handle, &r.dir).await),
         Request::ImportAutomerge(r) => reply(
             &r,

@@ -650,11 +650,21 @@ impl DocumentsActor {
                     });
                     let _ = reply.send(result);
                 }
-                Command::Records { reply } => {
+                Command::Records {
+                    directory_only,
+                    reply,
+                } => {
                     let records = self
                         .documents
                         .values()
-                        .filter_map(|d| d.record().cloned())
+                        .filter_map(|d| d.record())
+                        .map(|r| {
+                            if directory_only {
+                                r.directory_part()
+                            } else {
+                                r.clone()
+                            }
+                        })
                         .collect();
                     let _ = reply.send(Ok(records));
                 }

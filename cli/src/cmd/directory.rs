@@ -141,7 +141,7 @@ pub async fn run(
 
 /// `passerelle directory drafts`.
 pub async fn drafts(data_dir: &Path, json: bool) -> anyhow::Result<Outcome> {
-    let records: Vec<OrganisationRecord> = items(data_dir, api::Records {}).await?;
+    let records: Vec<OrganisationRecord> = items(data_dir, api::Records::default()).await?;
     let drafts = open_drafts(&records);
     if json {
         output::json(&drafts)?;
@@ -184,7 +184,7 @@ pub async fn claim(
     dry_run: bool,
     json: bool,
 ) -> anyhow::Result<Outcome> {
-    let records: Vec<OrganisationRecord> = items(data_dir, api::Records {}).await?;
+    let records: Vec<OrganisationRecord> = items(data_dir, api::Records::default()).await?;
     let view: OrganisationView = call(data_dir, api::Organisation::default()).await?;
     let own = &view.record;
     let Some(found) = open_drafts(&records).into_iter().find(|d| d.id == draft) else {

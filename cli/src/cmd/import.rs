@@ -271,7 +271,7 @@ pub async fn run(data_dir: &Path, command: ImportCommand, json: bool) -> anyhow:
     let mut draft_lines = Vec::new();
     let (mut drafts_unchanged, mut members, mut claimed) = (0, 0, 0);
     if options.drafts {
-        let records: Vec<OrganisationRecord> = items(data_dir, api::Records {}).await?;
+        let records: Vec<OrganisationRecord> = items(data_dir, api::Records::default()).await?;
         let claims: std::collections::BTreeSet<&String> =
             records.iter().flat_map(|r| r.claims.keys()).collect();
         let source_name = file.file_name().map(|n| n.to_string_lossy().into_owned());

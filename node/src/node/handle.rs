@@ -98,6 +98,8 @@ pub(super) enum Command {
         reply: Reply<()>,
     },
     Records {
+        /// Without the referral parts.
+        directory_only: bool,
         reply: Reply<Vec<OrganisationRecord>>,
     },
     Documents {
@@ -354,8 +356,15 @@ impl NodeHandle {
     }
 
     /// Every organisation record this node holds (the directory, for exports and reports).
-    pub async fn records(&self) -> Result<Vec<OrganisationRecord>, NodeError> {
-        self.ask(|reply| Command::Records { reply }).await
+    pub async fn records(
+        &self,
+        directory_only: bool,
+    ) -> Result<Vec<OrganisationRecord>, NodeError> {
+        self.ask(|reply| Command::Records {
+            directory_only,
+            reply,
+        })
+        .await
     }
 
     /// The ids of every document this node holds (the network document first).

@@ -390,6 +390,26 @@ pub struct OrganisationRecord {
     pub claims: BTreeMap<String, Claim>,
 }
 
+impl OrganisationRecord {
+    /// The record without its referral parts (referrals sent, answers, proposals): what
+    /// the directory's exports and reports read.
+    pub fn directory_part(&self) -> Self {
+        Self {
+            schema: self.schema,
+            org_id: self.org_id.clone(),
+            profile: self.profile.clone(),
+            offices: self.offices.clone(),
+            services: self.services.clone(),
+            encryption_key: self.encryption_key,
+            referrals: BTreeMap::new(),
+            answers: BTreeMap::new(),
+            proposals: BTreeMap::new(),
+            drafts: self.drafts.clone(),
+            claims: self.claims.clone(),
+        }
+    }
+}
+
 /// Most offices or services a draft may hold.
 pub const MAX_DRAFT_ENTRIES: usize = 500;
 
