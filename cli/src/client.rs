@@ -11,7 +11,6 @@ use passerelle_node::control::{Client, ClientError};
 use passerelle_node::document::Edit;
 use passerelle_node::model::OrganisationRecord;
 use passerelle_node::node::{Decision, DecisionReceipt, EditReceipt};
-use passerelle_node::node::{ReferralList, ReferralReply, ReferralRequest};
 
 use crate::output;
 
@@ -184,34 +183,4 @@ pub async fn apply_edits(data_dir: &Path, edits: Vec<Edit>) -> anyhow::Result<()
 
 pub fn absolute(dir: &Path) -> anyhow::Result<std::path::PathBuf> {
     std::path::absolute(dir).with_context(|| format!("dir: {}", dir.display()))
-}
-
-/// Asks the node; the board and the audit log, which grow, come as streams.
-pub async fn ask(data_dir: &Path, referral: ReferralRequest) -> anyhow::Result<ReferralReply> {
-    match referral {
-        ReferralRequest::List { filter } => {
-            let (head, entries) = collect(data_dir, api::Board { filter }).await?;
-            Ok(ReferralReply::List(ReferralList {
-                entries,
-                total: head.total,
-                names: head.names,
-                own: head.own,
-                now: head.now,
-                case_files_held: head.case_files_held,
-            }))
-        }
-        ReferralRequest::Audit { id } => Ok(ReferralReply::Audit(
-            items(data_dir, api::Audit { id }).await?,
-        )),
-        referral => {
-            call(
-                data_dir,
-                api::Referral {
-                    referral,
-                    operator: std::env::var("USER").ok(),
-                },
-            )
-            .await
-        }
-    }
 }

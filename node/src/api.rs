@@ -29,10 +29,13 @@ use crate::document::{Edit, HistoryEntry};
 use crate::identity::OrgId;
 use crate::model::OrganisationRecord;
 use crate::node::{
-    Decision, DecisionReceipt, EditReceipt, ListFilter, MembershipView, NodeError,
-    OrganisationView, ReferralReply, ReferralRequest, StatusReport,
+    Decision, DecisionReceipt, EditReceipt, EraseReceipt, ListFilter, MembershipView, NodeError,
+    OrganisationView, ReferralReceipt, ReferralView, SendReferral, StatusReport,
 };
 use crate::referral::board::BoardEntry;
+use crate::referral::lifecycle::Move;
+use crate::referral::matching::{MatchQuery, ServiceMatch};
+use crate::referral::report::Report;
 use crate::vault::AuditEntry;
 
 /// The version of this protocol. 1 answered every request with one line of at most 4 MiB;
@@ -97,8 +100,22 @@ requests! {
     ExportAutomerge(ExportAutomerge),
     /// [`ImportAutomerge`].
     ImportAutomerge(ImportAutomerge),
-    /// [`Referral`].
-    Referral(Referral),
+    /// [`ReferralMatch`].
+    ReferralMatch(ReferralMatch),
+    /// [`ReferralSend`].
+    ReferralSend(ReferralSend),
+    /// [`ReferralMove`].
+    ReferralMove(ReferralMove),
+    /// [`ReferralPropose`].
+    ReferralPropose(ReferralPropose),
+    /// [`ReferralAssign`].
+    ReferralAssign(ReferralAssign),
+    /// [`ReferralShow`].
+    ReferralShow(ReferralShow),
+    /// [`ReferralErase`].
+    ReferralErase(ReferralErase),
+    /// [`ReferralReport`].
+    ReferralReport(ReferralReport),
     /// [`Board`].
     Board(Board),
     /// [`Audit`].
@@ -250,21 +267,125 @@ impl Call for ImportAutomerge {
     type Reply = crate::archive::Imported;
 }
 
-/// A referral step or question (match, send, move, propose, assign, show, erase, report).
-/// The board and the audit log, which grow, are [`Board`] and [`Audit`].
+/// Services that fit a returnee's needs, best first (needs covered, capacity, cost).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Referral {
-    /// What to do.
-    pub referral: ReferralRequest,
-    /// The operator's name as the caller knows it (`$USER`), for the audit log; the node
-    /// adds the Unix uid of the connecting process.
+pub struct ReferralMatch {
+    /// The needs and constraints.
+    pub query: MatchQuery,
+}
+
+impl Call for ReferralMatch {
+    type Reply = Vec<ServiceMatch>;
+}
+
+/// Sends a referral with the person's case file (consent, or an override with its reason,
+/// required). Every referral step names the operator as the caller knows them (`$USER`),
+/// for the audit log; the node adds the Unix uid of the connecting process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferralSend {
+    /// What to send.
+    pub send: Box<SendReferral>,
+    /// The operator.
     #[serde(default)]
     pub operator: Option<String>,
 }
 
-impl Call for Referral {
-    type Reply = ReferralReply;
+impl Call for ReferralSend {
+    type Reply = ReferralReceipt;
+}
+
+/// One of this organisation's moves on a referral (accept, decline, start, …).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferralMove {
+    /// The referral.
+    pub id: String,
+    /// The move.
+    pub action: Move,
+    /// The operator.
+    #[serde(default)]
+    pub operator: Option<String>,
+}
+
+impl Call for ReferralMove {
+    type Reply = ReferralReceipt;
+}
+
+/// Offers one of this organisation's services for another's open referral.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferralPropose {
+    /// The referral.
+    pub id: String,
+    /// This organisation's service.
+    pub service: String,
+    /// The operator.
+    #[serde(default)]
+    pub operator: Option<String>,
+}
+
+impl Call for ReferralPropose {
+    type Reply = ReferralReceipt;
+}
+
+/// Gives this organisation's open referral to one of the organisations that proposed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferralAssign {
+    /// The referral.
+    pub id: String,
+    /// The organisation chosen.
+    pub org: OrgId,
+    /// The operator.
+    #[serde(default)]
+    pub operator: Option<String>,
+}
+
+impl Call for ReferralAssign {
+    type Reply = ReferralReceipt;
+}
+
+/// One referral: its board entry, history, and its case file where this node may read it
+/// (the read is recorded in the audit log).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferralShow {
+    /// The referral.
+    pub id: String,
+    /// The operator.
+    #[serde(default)]
+    pub operator: Option<String>,
+}
+
+impl Call for ReferralShow {
+    type Reply = ReferralView;
+}
+
+/// Erases a referral's case file here and asks the other organisation's node to erase its
+/// copy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferralErase {
+    /// The referral.
+    pub id: String,
+    /// The operator.
+    #[serde(default)]
+    pub operator: Option<String>,
+}
+
+impl Call for ReferralErase {
+    type Reply = EraseReceipt;
+}
+
+/// Aggregate figures of the board (counts only, no personal data).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferralReport {}
+
+impl Call for ReferralReport {
+    type Reply = Report;
 }
 
 /// The referral board: the entries matching a filter, newest first.
@@ -315,19 +436,19 @@ impl Request {
     /// import): if the connection breaks before the answer, it may or may not have been
     /// done.
     pub fn writes(&self) -> bool {
-        use crate::node::ReferralRequest as R;
         match self {
-            Request::Edit(_) | Request::Decide(_) => true,
+            Request::Edit(_)
+            | Request::Decide(_)
+            | Request::ReferralSend(_)
+            | Request::ReferralMove(_)
+            | Request::ReferralPropose(_)
+            | Request::ReferralAssign(_)
+            | Request::ReferralErase(_) => true,
             Request::ImportAutomerge(ImportAutomerge { dry_run, .. }) => !dry_run,
-            Request::Referral(Referral { referral, .. }) => matches!(
-                referral,
-                R::Send { .. }
-                    | R::Move { .. }
-                    | R::Propose { .. }
-                    | R::Assign { .. }
-                    | R::Erase { .. }
-            ),
-            Request::Version(_)
+            Request::ReferralMatch(_)
+            | Request::ReferralShow(_)
+            | Request::ReferralReport(_)
+            | Request::Version(_)
             | Request::Status(_)
             | Request::Organisation(_)
             | Request::Search(_)

@@ -128,19 +128,84 @@ pub async fn answer(handle: &NodeHandle, request: Request, by: &str) -> Answer {
             &r,
             crate::archive::import_with(handle, &r.dir, r.dry_run).await,
         ),
-        Request::Referral(r) => {
-            if matches!(
-                r.referral,
-                ReferralRequest::List { .. } | ReferralRequest::Audit { .. }
-            ) {
-                return Answer::One(Frame::Error(ApiError::new(
-                    ErrorKind::BadRequest,
-                    "the board and the audit log are streamed: ask with the `board` and `audit` requests",
-                )));
-            }
+        Request::ReferralMatch(r) => reply(
+            &r,
+            referral(
+                handle,
+                ReferralRequest::Match {
+                    query: r.query.clone(),
+                },
+                by,
+                |reply| match reply {
+                    ReferralReply::Matches(found) => Some(found),
+                    _ => None,
+                },
+            )
+            .await,
+        ),
+        Request::ReferralSend(r) => {
             let by = by_operator(&r.operator);
-            reply(&r, handle.referral(r.referral.clone(), by).await)
+            let asked = ReferralRequest::Send {
+                send: r.send.clone(),
+            };
+            reply(&r, referral(handle, asked, by, receipt).await)
         }
+        Request::ReferralMove(r) => {
+            let by = by_operator(&r.operator);
+            let asked = ReferralRequest::Move {
+                id: r.id.clone(),
+                action: r.action,
+            };
+            reply(&r, referral(handle, asked, by, receipt).await)
+        }
+        Request::ReferralPropose(r) => {
+            let by = by_operator(&r.operator);
+            let asked = ReferralRequest::Propose {
+                id: r.id.clone(),
+                service: r.service.clone(),
+            };
+            reply(&r, referral(handle, asked, by, receipt).await)
+        }
+        Request::ReferralAssign(r) => {
+            let by = by_operator(&r.operator);
+            let asked = ReferralRequest::Assign {
+                id: r.id.clone(),
+                org: r.org,
+            };
+            reply(&r, referral(handle, asked, by, receipt).await)
+        }
+        Request::ReferralShow(r) => {
+            let by = by_operator(&r.operator);
+            let asked = ReferralRequest::Show { id: r.id.clone() };
+            reply(
+                &r,
+                referral(handle, asked, by, |reply| match reply {
+                    ReferralReply::Show(view) => Some(*view),
+                    _ => None,
+                })
+                .await,
+            )
+        }
+        Request::ReferralErase(r) => {
+            let by = by_operator(&r.operator);
+            let asked = ReferralRequest::Erase { id: r.id.clone() };
+            reply(
+                &r,
+                referral(handle, asked, by, |reply| match reply {
+                    ReferralReply::Erased(receipt) => Some(receipt),
+                    _ => None,
+                })
+                .await,
+            )
+        }
+        Request::ReferralReport(r) => reply(
+            &r,
+            referral(handle, ReferralRequest::Report, by, |reply| match reply {
+                ReferralReply::Report(report) => Some(report),
+                _ => None,
+            })
+            .await,
+        ),
         Request::Board(r) => {
             let list = handle
                 .referral(
@@ -161,7 +226,7 @@ pub async fn answer(handle: &NodeHandle, request: Request, by: &str) -> Answer {
                         },
                         list.entries,
                     )),
-                    other => Err(unexpected(other)),
+                    other => Err(unexpected(&other)),
                 });
             stream(&r, list)
         }
@@ -171,19 +236,37 @@ pub async fn answer(handle: &NodeHandle, request: Request, by: &str) -> Answer {
                 .await
                 .and_then(|reply| match reply {
                     ReferralReply::Audit(entries) => Ok(((), entries)),
-                    other => Err(unexpected(other)),
+                    other => Err(unexpected(&other)),
                 });
             stream(&r, log)
         }
     }
 }
 
-fn unexpected(reply: ReferralReply) -> NodeError {
-    NodeError::Io {
-        context: "answering a referral request".into(),
-        source: std::io::Error::other(format!(
-            "the node gave an answer of another kind: {reply:?}"
-        )),
+fn unexpected(reply: &ReferralReply) -> NodeError {
+    NodeError::Internal(format!(
+        "a referral request was answered with something else: {reply:?}"
+    ))
+}
+
+/// Asks the documents actor a referral question and keeps the answer `pick` expects.
+async fn referral<T>(
+    handle: &NodeHandle,
+    request: ReferralRequest,
+    by: impl Into<String>,
+    pick: impl FnOnce(ReferralReply) -> Option<T>,
+) -> Result<T, NodeError> {
+    let answer = handle.referral(request, by.into()).await?;
+    pick(answer).ok_or_else(|| {
+        NodeError::Internal("a referral request was answered with something else".into())
+    })
+}
+
+/// The receipt of a referral step.
+fn receipt(reply: ReferralReply) -> Option<crate::node::ReferralReceipt> {
+    match reply {
+        ReferralReply::Receipt(receipt) => Some(receipt),
+        _ => None,
     }
 }
 

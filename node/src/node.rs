@@ -118,6 +118,9 @@ pub enum NodeError {
     /// A thread of the node panicked (its message is in the log).
     #[error("{0}: a thread of the node panicked")]
     Panicked(&'static str),
+    /// The node answered with something other than what was asked (a defect).
+    #[error("internal error: {0}")]
+    Internal(String),
     /// The node is shutting down or has stopped.
     #[error("the node has stopped")]
     Stopped,

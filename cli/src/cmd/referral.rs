@@ -9,23 +9,21 @@ use clap::{Args, Subcommand};
 use passerelle_node::api;
 use passerelle_node::identity::OrgId;
 use passerelle_node::node::{
-    CaseState, ListFilter, ReferralList, ReferralReply, ReferralRequest, ReferralView,
-    SendReferral, StatusReport,
+    CaseState, ListFilter, ReferralList, ReferralReceipt, ReferralView, SendReferral, StatusReport,
 };
 use passerelle_node::referral::board::{BoardEntry, Priority};
 use passerelle_node::referral::casefile::{
     CaseFile, Consent, ConsentMethod, ConsentRecord, FIELDS,
 };
 use passerelle_node::referral::lifecycle::{self, Move, Reason, Status};
-use passerelle_node::referral::matching::MatchQuery;
+use passerelle_node::referral::matching::{MatchQuery, ServiceMatch};
 
-use crate::client::{Outcome, ask, call};
+use crate::client::{Outcome, call, collect, items};
 use crate::flags::{
     parse_consent_method, parse_count, parse_date, parse_duration, parse_outcome, parse_positive,
     parse_priority, parse_reason, parse_status,
 };
 use crate::output::{self, fields, table, time};
-use crate::present::print_report;
 
 /// `passerelle referral …`.
 #[derive(Debug, Subcommand)]
@@ -601,7 +599,7 @@ fn print_view(view: &ReferralView) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn send(data_dir: &Path, args: SendArgs) -> anyhow::Result<ReferralRequest> {
+async fn send(data_dir: &Path, args: SendArgs) -> anyhow::Result<SendReferral> {
     let now = passerelle_node::unix_now();
     let case_file = case_file_from(&args)?;
     let mut consent = consent_from(&args, now)?;
@@ -615,18 +613,56 @@ async fn send(data_dir: &Path, args: SendArgs) -> anyhow::Result<ReferralRequest
         given.organisation = to;
         given.service = args.service.clone();
     }
-    Ok(ReferralRequest::Send {
-        send: Box::new(SendReferral {
-            to,
-            service: args.service,
-            category: args.category,
-            region: args.region,
-            priority: args.priority,
-            respond_within: args.respond_within.as_secs() as i64,
-            case_file,
-            consent,
-        }),
+    Ok(SendReferral {
+        to,
+        service: args.service,
+        category: args.category,
+        region: args.region,
+        priority: args.priority,
+        respond_within: args.respond_within.as_secs() as i64,
+        case_file,
+        consent,
     })
+}
+
+/// The operator's name as this account knows it, for the node's audit log.
+fn operator() -> Option<String> {
+    std::env::var("USER").ok()
+}
+
+/// Prints a step's receipt.
+fn print_receipt(receipt: &ReferralReceipt, json_out: bool) -> anyhow::Result<Outcome> {
+    if json_out {
+        output::json(receipt)?;
+    } else {
+        output::out(&format!(
+            "{}: {} (change {})\n{}",
+            receipt.id,
+            receipt.status,
+            &receipt.change[..12.min(receipt.change.len())],
+            receipt.note
+        ))?;
+    }
+    Ok(Outcome::Done)
+}
+
+/// One of this organisation's moves on a referral.
+async fn step(
+    data_dir: &Path,
+    id: String,
+    action: Move,
+    json_out: bool,
+) -> anyhow::Result<Outcome> {
+    let receipt = call(
+        data_dir,
+        api::ReferralMove {
+            id,
+            action,
+            operator: operator(),
+        },
+    )
+    .await?;
+    print_receipt(&receipt, json_out)
 }
 
 pub async fn run(
@@ -634,8 +670,7 @@ pub async fn run(
     command: ReferralCommand,
     json_out: bool,
 ) -> anyhow::Result<Outcome> {
-    let moving = |id: String, action: Move| ReferralRequest::Move { id, action };
-    let request = match command {
+    match command {
         ReferralCommand::Match(MatchArgs {
             needs,
             region,
@@ -643,8 +678,8 @@ pub async fn run(
             max_fee,
             language,
             include_full,
-        }) => ReferralRequest::Match {
-            query: MatchQuery {
+        }) => {
+            let query = MatchQuery {
                 needs,
                 region,
                 department,
@@ -652,9 +687,27 @@ pub async fn run(
                 language,
                 include_full,
                 exclude: None,
-            },
-        },
-        ReferralCommand::Send(args) => send(data_dir, args).await?,
+            };
+            let found = call(data_dir, api::ReferralMatch { query }).await?;
+            if json_out {
+                output::json(&found)?;
+            } else {
+                print_matches(&found)?;
+            }
+            Ok(Outcome::found(!found.is_empty()))
+        }
+        ReferralCommand::Send(args) => {
+            let send = Box::new(send(data_dir, args).await?);
+            let receipt = call(
+                data_dir,
+                api::ReferralSend {
+                    send,
+                    operator: operator(),
+                },
+            )
+            .await?;
+            print_receipt(&receipt, json_out)
+        }
         ReferralCommand::List(ListArgs {
             incoming,
             outgoing,
@@ -663,98 +716,105 @@ pub async fn run(
             open,
             limit,
             all,
-        }) => ReferralRequest::List {
-            filter: ListFilter {
+        }) => {
+            let filter = ListFilter {
                 incoming,
                 outgoing,
                 status,
                 overdue,
                 open,
                 limit: (!all).then_some(limit as usize),
-            },
-        },
-        ReferralCommand::Show { id } => ReferralRequest::Show { id },
-        ReferralCommand::Accept { id } => moving(id, Move::Accept),
-        ReferralCommand::Decline { id, reason } => moving(id, Move::Decline { reason }),
-        ReferralCommand::Start { id } => moving(id, Move::Start),
-        ReferralCommand::Waitlist { id, reason } => moving(id, Move::Waitlist { reason }),
-        ReferralCommand::Complete { id, outcome } => moving(id, Move::Complete { outcome }),
-        ReferralCommand::Fail { id, reason } => moving(id, Move::Fail { reason }),
-        ReferralCommand::Withdraw { id, reason } => moving(id, Move::Withdraw { reason }),
-        ReferralCommand::EnteredInError { id } => moving(id, Move::EnteredInError),
-        ReferralCommand::Propose { id, service } => ReferralRequest::Propose { id, service },
-        ReferralCommand::Assign { id, org } => ReferralRequest::Assign {
-            id,
-            org: resolve_org(data_dir, "org", &org).await?,
-        },
-        ReferralCommand::Erase { id } => ReferralRequest::Erase { id },
-        ReferralCommand::Audit { id } => ReferralRequest::Audit { id },
-    };
-    let reply = ask(data_dir, request).await?;
-    if json_out {
-        match &reply {
-            ReferralReply::Matches(v) => output::json(v)?,
-            ReferralReply::Receipt(v) => output::json(v)?,
-            ReferralReply::List(v) => output::json(v)?,
-            ReferralReply::Show(v) => output::json(v)?,
-            ReferralReply::Erased(v) => output::json(v)?,
-            ReferralReply::Audit(v) => output::json(v)?,
-            ReferralReply::Report(v) => output::json(v)?,
-        }
-        return Ok(match reply {
-            ReferralReply::Matches(v) => Outcome::found(!v.is_empty()),
-            ReferralReply::List(v) => Outcome::found(!v.entries.is_empty()),
-            _ => Outcome::Done,
-        });
-    }
-    match reply {
-        ReferralReply::Matches(found) => {
-            output::out(&table(
-                &[
-                    "score",
-                    "organisation",
-                    "service",
-                    "id",
-                    "covers",
-                    "capacity",
-                    "cost",
-                ],
-                found
-                    .iter()
-                    .map(|m| {
-                        vec![
-                            m.score.to_string(),
-                            m.hit.org_name.clone(),
-                            m.hit.service.name.clone(),
-                            m.hit.service_id.clone(),
-                            m.covers.join(", "),
-                            format!("{:?}", m.hit.service.capacity.status).to_lowercase(),
-                            m.hit.service.cost.to_string(),
-                        ]
-                    })
-                    .collect(),
-            ))?;
-            Ok(Outcome::found(!found.is_empty()))
-        }
-        ReferralReply::Receipt(receipt) => {
-            output::out(&format!(
-                "{}: {} (change {})\n{}",
-                receipt.id,
-                receipt.status,
-                &receipt.change[..12.min(receipt.change.len())],
-                receipt.note
-            ))?;
-            Ok(Outcome::Done)
-        }
-        ReferralReply::List(list) => {
-            print_list(&list)?;
+            };
+            let (head, entries) = collect(data_dir, api::Board { filter }).await?;
+            let list = ReferralList {
+                entries,
+                total: head.total,
+                names: head.names,
+                own: head.own,
+                now: head.now,
+                case_files_held: head.case_files_held,
+            };
+            if json_out {
+                output::json(&list)?;
+            } else {
+                print_list(&list)?;
+            }
             Ok(Outcome::found(!list.entries.is_empty()))
         }
-        ReferralReply::Show(view) => {
-            print_view(&view)?;
+        ReferralCommand::Show { id } => {
+            let view = call(
+                data_dir,
+                api::ReferralShow {
+                    id,
+                    operator: operator(),
+                },
+            )
+            .await?;
+            if json_out {
+                output::json(&view)?;
+            } else {
+                print_view(&view)?;
+            }
             Ok(Outcome::Done)
         }
-        ReferralReply::Erased(receipt) => {
+        ReferralCommand::Accept { id } => step(data_dir, id, Move::Accept, json_out).await,
+        ReferralCommand::Decline { id, reason } => {
+            step(data_dir, id, Move::Decline { reason }, json_out).await
+        }
+        ReferralCommand::Start { id } => step(data_dir, id, Move::Start, json_out).await,
+        ReferralCommand::Waitlist { id, reason } => {
+            step(data_dir, id, Move::Waitlist { reason }, json_out).await
+        }
+        ReferralCommand::Complete { id, outcome } => {
+            step(data_dir, id, Move::Complete { outcome }, json_out).await
+        }
+        ReferralCommand::Fail { id, reason } => {
+            step(data_dir, id, Move::Fail { reason }, json_out).await
+        }
+        ReferralCommand::Withdraw { id, reason } => {
+            step(data_dir, id, Move::Withdraw { reason }, json_out).await
+        }
+        ReferralCommand::EnteredInError { id } => {
+            step(data_dir, id, Move::EnteredInError, json_out).await
+        }
+        ReferralCommand::Propose { id, service } => {
+            let receipt = call(
+                data_dir,
+                api::ReferralPropose {
+                    id,
+                    service,
+                    operator: operator(),
+                },
+            )
+            .await?;
+            print_receipt(&receipt, json_out)
+        }
+        ReferralCommand::Assign { id, org } => {
+            let org = resolve_org(data_dir, "org", &org).await?;
+            let receipt = call(
+                data_dir,
+                api::ReferralAssign {
+                    id,
+                    org,
+                    operator: operator(),
+                },
+            )
+            .await?;
+            print_receipt(&receipt, json_out)
+        }
+        ReferralCommand::Erase { id } => {
+            let receipt = call(
+                data_dir,
+                api::ReferralErase {
+                    id,
+                    operator: operator(),
+                },
+            )
+            .await?;
+            if json_out {
+                output::json(&receipt)?;
+                return Ok(Outcome::Done);
+            }
             output::out(&format!(
                 "{}: {}{}",
                 receipt.id,
@@ -773,26 +833,56 @@ pub async fn run(
             ))?;
             Ok(Outcome::Done)
         }
-        ReferralReply::Audit(log) => {
-            output::out(&table(
-                &["when", "referral", "action", "by", "detail"],
-                log.iter()
-                    .map(|a| {
-                        vec![
-                            time(a.at),
-                            a.referral.clone(),
-                            a.action.clone(),
-                            a.by.clone(),
-                            a.detail.clone(),
-                        ]
-                    })
-                    .collect(),
-            ))?;
+        ReferralCommand::Audit { id } => {
+            let log = items(data_dir, api::Audit { id }).await?;
+            if json_out {
+                output::json(&log)?;
+            } else {
+                output::out(&table(
+                    &["when", "referral", "action", "by", "detail"],
+                    log.iter()
+                        .map(|a| {
+                            vec![
+                                time(a.at),
+                                a.referral.clone(),
+                                a.action.clone(),
+                                a.by.clone(),
+                                a.detail.clone(),
+                            ]
+                        })
+                        .collect(),
+                ))?;
+            }
             Ok(Outcome::found(!log.is_empty()))
         }
-        ReferralReply::Report(report) => {
-            print_report(&report)?;
-            Ok(Outcome::Done)
-        }
     }
+}
+
+/// Prints ranked services.
+fn print_matches(found: &[ServiceMatch]) -> anyhow::Result<()> {
+    output::out(&table(
+        &[
+            "score",
+            "organisation",
+            "service",
+            "id",
+            "covers",
+            "capacity",
+            "cost",
+        ],
+        found
+            .iter()
+            .map(|m| {
+                vec![
+                    m.score.to_string(),
+                    m.hit.org_name.clone(),
+                    m.hit.service.name.clone(),
+                    m.hit.service_id.clone(),
+                    m.covers.join(", "),
+                    format!("{:?}", m.hit.service.capacity.status).to_lowercase(),
+                    m.hit.service.cost.to_string(),
+                ]
+            })
+            .collect(),
+    ))
 }

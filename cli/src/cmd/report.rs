@@ -3,13 +3,12 @@
 
 use std::path::Path;
 
-use anyhow::bail;
 use clap::{Args, Subcommand};
+use passerelle_node::api;
 use passerelle_node::cartography::actors::ActorsReport;
-use passerelle_node::node::{ReferralReply, ReferralRequest};
 use passerelle_node::reference::Lang;
 
-use crate::client::{Outcome, ask, records};
+use crate::client::{Outcome, call, records};
 use crate::flags::parse_lang;
 use crate::output::{self, table};
 use crate::present::print_report;
@@ -40,17 +39,13 @@ pub enum ReportCommand {
 }
 
 pub async fn referrals(data_dir: &Path, json_out: bool) -> anyhow::Result<Outcome> {
-    match ask(data_dir, ReferralRequest::Report).await? {
-        ReferralReply::Report(report) => {
-            if json_out {
-                output::json(&report)?;
-            } else {
-                print_report(&report)?;
-            }
-            Ok(Outcome::Done)
-        }
-        _ => bail!("the node answered something else than a report"),
+    let report = call(data_dir, api::ReferralReport {}).await?;
+    if json_out {
+        output::json(&report)?;
+    } else {
+        print_report(&report)?;
     }
+    Ok(Outcome::Done)
 }
 
 pub async fn actors(data_dir: &Path, json: bool, csv: bool, lang: Lang) -> anyhow::Result<Outcome> {
