@@ -313,6 +313,48 @@ impl Pending {
     }
 }
 
+/// Keeps, of changes of one document already in causal order, those that follow their
+/// author's last change without a gap or a repeat (`latest` says the number of each
+/// author's last change the document holds). A second change with a number already used
+/// (an equivocation) is refused on its own, and so is every change that depends on a
+/// refused one, before Automerge would refuse the whole batch. Returns the changes kept,
+/// in order, and the rejections.
+pub fn in_sequence(
+    document: &DocumentId,
+    ordered: Vec<SignedChange>,
+    mut latest: impl FnMut(&OrgId) -> u64,
+) -> (Vec<SignedChange>, Vec<Rejection>) {
+    let mut next: HashMap<OrgId, u64> = HashMap::new();
+    let mut refused: HashSet<ChangeHash> = HashSet::new();
+    let mut ready = Vec::with_capacity(ordered.len());
+    let mut rejections = Vec::new();
+    for change in ordered {
+        let author = change.author();
+        let expected = *next.entry(author).or_insert_with(|| latest(&author) + 1);
+        let seq = change.change().seq();
+        if change.change().deps().iter().any(|d| refused.contains(d)) {
+            refused.insert(change.hash());
+            rejections.push(Rejection::new(
+                RejectionCode::DependsOnRefused,
+                format!("change {} depends on a refused change", change.hash()),
+            ));
+        } else if seq != expected {
+            refused.insert(change.hash());
+            rejections.push(Rejection::new(
+                RejectionCode::Equivocation,
+                format!(
+                    "change {} of {document} is number {seq} of {author}, expected {expected}",
+                    change.hash()
+                ),
+            ));
+        } else {
+            next.insert(author, expected + 1);
+            ready.push(change);
+        }
+    }
+    (ready, rejections)
+}
+
 /// The code and reason of a write-rule refusal.
 pub fn refusal(refusal: &WriteRefusal) -> Rejection {
     let code = match refusal {
@@ -565,6 +607,65 @@ mod tests {
         let (ready, still) = release_in_order(changes[1..].to_vec(), |_| false);
         assert!(ready.is_empty());
         assert_eq!(still.len(), 2);
+    }
+
+    /// `n` successive changes of one key's document, signed.
+    fn successive(key: &crate::identity::SigningSecret, n: usize) -> Vec<SignedChange> {
+        use automerge::transaction::{CommitOptions, Transactable};
+        let id = DocumentId::organisation(&key.org_id());
+        let mut doc = automerge::AutoCommit::new()
+            .with_actor(automerge::ActorId::from(key.org_id().as_bytes()));
+        (0..n)
+            .map(|i| {
+                doc.put(automerge::ROOT, "n", i as i64).expect("put");
+                doc.commit_with(CommitOptions::default().with_time(1_700_000_000));
+                let change = doc.get_last_local_change().expect("change");
+                SignedChange::sign(id.clone(), change, key)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn changes_in_sequence_are_kept_and_an_equivocation_and_what_builds_on_it_refused() {
+        use automerge::transaction::{CommitOptions, Transactable};
+        let key = crate::identity::SigningSecret::from_bytes(&[6; 32]);
+        let id = DocumentId::organisation(&key.org_id());
+        let changes = successive(&key, 3);
+        // The document holds the first: the next two follow.
+        let (ready, refused) = in_sequence(&id, changes[1..].to_vec(), |_| 1);
+        assert_eq!(ready.len(), 2);
+        assert!(refused.is_empty());
+        // A gap: the document holds none, the batch starts at number 2.
+        let (ready, refused) = in_sequence(&id, changes[1..].to_vec(), |_| 0);
+        assert!(ready.is_empty());
+        assert_eq!(refused[0].code, RejectionCode::Equivocation);
+        assert_eq!(refused[1].code, RejectionCode::DependsOnRefused);
+        // Equivocation: another change numbered 2 by the same key, forked after the first,
+        // and a change building on it.
+        let mut fork = automerge::AutoCommit::new()
+            .with_actor(automerge::ActorId::from(key.org_id().as_bytes()));
+        fork.apply_changes([changes[0].change().clone()])
+            .expect("apply");
+        fork.put(automerge::ROOT, "other", "x").expect("put");
+        fork.commit_with(CommitOptions::default().with_time(1_700_000_001));
+        let second = fork.get_last_local_change().expect("change");
+        fork.put(automerge::ROOT, "other", "y").expect("put");
+        fork.commit_with(CommitOptions::default().with_time(1_700_000_002));
+        let third = fork.get_last_local_change().expect("change");
+        assert_eq!(second.seq(), 2);
+        let batch = vec![
+            changes[1].clone(),
+            SignedChange::sign(id.clone(), second, &key),
+            SignedChange::sign(id.clone(), third, &key),
+        ];
+        let (ready, refused) = in_sequence(&id, batch, |_| 1);
+        assert_eq!(ready.len(), 1, "the first number 2 is kept");
+        assert_eq!(ready[0].hash(), changes[1].hash());
+        let codes: Vec<RejectionCode> = refused.iter().map(|r| r.code).collect();
+        assert_eq!(
+            codes,
+            vec![RejectionCode::Equivocation, RejectionCode::DependsOnRefused]
+        );
     }
 
     #[test]

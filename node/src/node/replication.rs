@@ -37,7 +37,7 @@ use crate::protocol::{
     SyncResponse,
 };
 pub(super) use crate::sync::release_in_order;
-use crate::sync::{Batch, Requester, Serve, network_refusal, plan_serving, refusal};
+use crate::sync::{Batch, Requester, Serve, in_sequence, network_refusal, plan_serving, refusal};
 pub use crate::sync::{MAX_PENDING, Pending, Rejection, RejectionCode};
 
 /// What serving a sync request produced.
@@ -967,37 +967,11 @@ impl DocumentsActor {
                 .entry(owner)
                 .or_insert_with(|| OrganisationDocument::empty(owner));
             let (ordered, waiting) = release_in_order(changes, |h| document.has_change(h));
-            // Each key's changes must follow one another: a second change with a number
-            // already used (an equivocation) is refused on its own, before Automerge would
-            // refuse the whole batch.
-            let mut next: HashMap<OrgId, u64> = HashMap::new();
-            let mut refused: HashSet<ChangeHash> = HashSet::new();
-            let mut ready = Vec::with_capacity(ordered.len());
-            for change in ordered {
-                let author = change.author();
-                let expected = *next
-                    .entry(author)
-                    .or_insert_with(|| document.latest_seq(&author) + 1);
-                let seq = change.change().seq();
-                if change.change().deps().iter().any(|d| refused.contains(d)) {
-                    refused.insert(change.hash());
-                    outcome.reject(
-                        RejectionCode::DependsOnRefused,
-                        format!("change {} depends on a refused change", change.hash()),
-                    );
-                } else if seq != expected {
-                    refused.insert(change.hash());
-                    outcome.reject(
-                        RejectionCode::Equivocation,
-                        format!(
-                            "change {} of {id} is number {seq} of {author}, expected {expected}",
-                            change.hash()
-                        ),
-                    );
-                } else {
-                    next.insert(author, expected + 1);
-                    ready.push(change);
-                }
+            // Each key's changes must follow one another ([`crate::sync::in_sequence`]).
+            let (ready, refused) = in_sequence(&id, ordered, |author| document.latest_seq(author));
+            for rejection in refused {
+                debug!(code = %rejection.code, reason = %rejection.reason, "received change refused");
+                outcome.rejected.push(rejection);
             }
             for change in waiting {
                 if self.pending.insert(change) {
