@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::envelope::{DocumentId, SignedChange};
 use crate::identity::OrgId;
-use crate::membership::{NetworkDocumentError, WriteRefusal};
+use crate::membership::{Membership, NetworkDocumentError, WriteRefusal};
 
 /// Most received changes waiting for their dependencies, over all documents.
 pub const MAX_PENDING: usize = 10_000;
@@ -311,6 +311,48 @@ impl Pending {
         self.len -= taken.len();
         taken
     }
+}
+
+/// Splits received changes of `owner`'s document into those the write rule allows and
+/// the refusals: nothing from a peer that is not a member (`sender_is_member` false),
+/// nothing while this node is in no network, and otherwise what
+/// [`Membership::may_write`] allows (the owner's key or an active device of it, up to
+/// what a revocation keeps).
+pub fn admit(
+    document: &DocumentId,
+    owner: &OrgId,
+    changes: Vec<SignedChange>,
+    sender_is_member: bool,
+    membership: Option<&Membership>,
+) -> (Vec<SignedChange>, Vec<Rejection>) {
+    let mut allowed = Vec::with_capacity(changes.len());
+    let mut rejections = Vec::new();
+    for change in changes {
+        let verdict = if !sender_is_member {
+            Err(Rejection::new(
+                RejectionCode::SenderNotMember,
+                format!(
+                    "change {} of {document} came from a peer that is not a member of the network",
+                    change.hash()
+                ),
+            ))
+        } else {
+            match membership {
+                None => Err(Rejection::new(
+                    RejectionCode::NoNetwork,
+                    "this node is in no network yet",
+                )),
+                Some(m) => m
+                    .may_write(owner, &change.author(), change.change().seq())
+                    .map_err(|e| refusal(&e)),
+            }
+        };
+        match verdict {
+            Ok(()) => allowed.push(change),
+            Err(rejection) => rejections.push(rejection),
+        }
+    }
+    (allowed, rejections)
 }
 
 /// Keeps, of changes of one document already in causal order, those that follow their
@@ -666,6 +708,26 @@ mod tests {
             codes,
             vec![RejectionCode::Equivocation, RejectionCode::DependsOnRefused]
         );
+    }
+
+    #[test]
+    fn nothing_is_admitted_from_a_non_member_or_without_a_network() {
+        let key = crate::identity::SigningSecret::from_bytes(&[7; 32]);
+        let id = DocumentId::organisation(&key.org_id());
+        let changes = successive(&key, 2);
+        let (allowed, refused) = admit(&id, &key.org_id(), changes.clone(), false, None);
+        assert!(allowed.is_empty());
+        assert!(
+            refused
+                .iter()
+                .all(|r| r.code == RejectionCode::SenderNotMember)
+        );
+        let (allowed, refused) = admit(&id, &key.org_id(), changes, true, None);
+        assert!(allowed.is_empty());
+        assert_eq!(refused.len(), 2);
+        assert!(refused.iter().all(|r| r.code == RejectionCode::NoNetwork));
+        // With a membership, `Membership::may_write` decides (its own unit tests, and the
+        // multi-node tests of tests/tests/membership.rs).
     }
 
     #[test]

@@ -37,7 +37,7 @@ use crate::protocol::{
     SyncResponse,
 };
 pub(super) use crate::sync::release_in_order;
-use crate::sync::{Batch, Requester, Serve, in_sequence, network_refusal, plan_serving, refusal};
+use crate::sync::{Batch, Requester, Serve, admit, in_sequence, network_refusal, plan_serving};
 pub use crate::sync::{MAX_PENDING, Pending, Rejection, RejectionCode};
 
 /// What serving a sync request produced.
@@ -928,34 +928,12 @@ impl DocumentsActor {
             let Some(owner) = id.organisation_owner() else {
                 continue;
             };
-            let mut allowed = Vec::new();
-            for change in changes {
-                if !sender_is_member {
-                    outcome.reject(
-                        RejectionCode::SenderNotMember,
-                        format!(
-                            "change {} of {id} came from a peer that is not a member of the network",
-                            change.hash()
-                        ),
-                    );
-                    continue;
-                }
-                let verdict = match self.membership() {
-                    None => Err(Rejection::new(
-                        RejectionCode::NoNetwork,
-                        "this node is in no network yet".to_string(),
-                    )),
-                    Some(m) => m
-                        .may_write(&owner, &change.author(), change.change().seq())
-                        .map_err(|e| refusal(&e)),
-                };
-                match verdict {
-                    Ok(()) => allowed.push(change),
-                    Err(rejection) => {
-                        debug!(code = %rejection.code, reason = %rejection.reason, "received change refused");
-                        outcome.rejected.push(rejection);
-                    }
-                }
+            // The write rule ([`crate::sync::admit`]).
+            let (allowed, refused) =
+                admit(&id, &owner, changes, sender_is_member, self.membership());
+            for rejection in refused {
+                debug!(code = %rejection.code, reason = %rejection.reason, "received change refused");
+                outcome.rejected.push(rejection);
             }
             if allowed.is_empty() {
                 continue;
