@@ -151,16 +151,17 @@ async function floodSync (count) {
 }
 if (args['flood-sync']) setTimeout(() => floodSync(Number(args['flood-sync'])), 700)
 
-async function finish () {
+function report () {
   if (args['flood-sync']) out({ event: 'flood', ...flood })
   out({ event: 'done', messages })
+}
+setTimeout(async () => {
+  report()
   await node.stop()
   process.exit(0)
-}
-setTimeout(finish, Number(args.seconds ?? 5) * 1000)
+}, Number(args.seconds ?? 5) * 1000)
 // Stopped early (SIGTERM from the test): report as at the end.
 process.on('SIGTERM', () => {
-  if (args['flood-sync']) out({ event: 'flood', ...flood })
-  out({ event: 'done', messages })
+  report()
   process.exit(0)
 })

@@ -619,18 +619,9 @@ mod tests {
 
     #[test]
     fn pending_changes_wait_and_are_released_after_their_dependencies() {
-        use automerge::transaction::{CommitOptions, Transactable};
         let key = crate::identity::SigningSecret::from_bytes(&[5; 32]);
         let id = DocumentId::organisation(&key.org_id());
-        let mut doc = automerge::AutoCommit::new()
-            .with_actor(automerge::ActorId::from(key.org_id().as_bytes()));
-        let mut changes = Vec::new();
-        for i in 0..3 {
-            doc.put(automerge::ROOT, "n", i as i64).expect("put");
-            doc.commit_with(CommitOptions::default().with_time(1_700_000_000));
-            let change = doc.get_last_local_change().expect("change");
-            changes.push(SignedChange::sign(id.clone(), change, &key));
-        }
+        let changes = successive(&key, 3);
         let mut pending = Pending::default();
         for change in changes.iter().rev() {
             assert!(pending.insert(change.clone()));
