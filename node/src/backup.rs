@@ -25,7 +25,7 @@ use ed25519_dalek::Signature;
 use serde::{Deserialize, Serialize};
 
 use crate::envelope::{DocumentId, SignedChange};
-use crate::identity::{OrgId, SigningSecret};
+use crate::identity::{KeyId, SigningSecret};
 
 /// Domain tag at the front of the signed heads' message.
 pub const HEADS_DOMAIN: &[u8] = b"passerelle/signed-heads";
@@ -71,7 +71,7 @@ pub struct SignedHeads {
     /// How many changes it holds.
     pub changes: usize,
     /// The key that signed these heads (the exporting node's).
-    pub exported_by: OrgId,
+    pub exported_by: KeyId,
     /// When, in seconds since the Unix epoch.
     pub exported_at: i64,
     /// The ed25519 signature (hex) over [`SignedHeads::signing_bytes`].
@@ -85,7 +85,7 @@ impl SignedHeads {
         document: &DocumentId,
         heads: &[ChangeHash],
         changes: usize,
-        exported_by: &OrgId,
+        exported_by: &KeyId,
         exported_at: i64,
     ) -> Vec<u8> {
         let mut out = Vec::new();
@@ -110,7 +110,7 @@ impl SignedHeads {
         exported_at: i64,
     ) -> Self {
         heads.sort();
-        let exported_by = secret.org_id();
+        let exported_by = secret.key_id();
         let message = Self::signing_bytes(&document, &heads, changes, &exported_by, exported_at);
         Self {
             heads: heads.iter().map(ToString::to_string).collect(),
@@ -194,11 +194,11 @@ pub struct Verified {
     /// Its changes.
     pub changes: usize,
     /// Who exported it, and when.
-    pub exported_by: OrgId,
+    pub exported_by: KeyId,
     /// When, in seconds since the Unix epoch.
     pub exported_at: i64,
     /// The distinct authors of its changes.
-    pub authors: Vec<OrgId>,
+    pub authors: Vec<KeyId>,
 }
 
 impl DocumentBackup {
@@ -351,7 +351,7 @@ impl DocumentBackup {
                 "the .automerge file is not the document its signed changes build".into(),
             ));
         }
-        let mut authors: Vec<OrgId> = decoded.iter().map(SignedChange::author).collect();
+        let mut authors: Vec<KeyId> = decoded.iter().map(SignedChange::author).collect();
         authors.sort();
         authors.dedup();
         Ok(Verified {
@@ -497,7 +497,7 @@ mod tests {
         assert_eq!(read.len(), 1);
         let verified = read[0].verify().unwrap();
         assert_eq!(verified.changes, 2);
-        assert_eq!(verified.authors, vec![secret.org_id()]);
+        assert_eq!(verified.authors, vec![secret.key_id()]);
         // Any Automerge implementation opens the standard file.
         let opened = Automerge::load(&read[0].automerge).unwrap();
         assert_eq!(opened.get_changes(&[]).len(), 2);

@@ -398,7 +398,7 @@ pub async fn start_actor(config: Config) -> Result<StartedActor, NodeError> {
     let handle = NodeHandle {
         commands,
         org_id,
-        key_id: identity.org_id(),
+        key_id: identity.key_id(),
         network: network_rx,
     };
     // Peers recorded from an invitation (`passerelle network join`) are dialled too.
@@ -703,7 +703,7 @@ impl DocumentsActor {
 
     fn handle_status(&mut self) -> StatusReport {
         let own = self.own;
-        let key = self.identity.org_id();
+        let key = self.identity.key_id();
         let documents = self
             .documents
             .values_mut()
@@ -722,7 +722,7 @@ impl DocumentsActor {
             org_id: own.to_string(),
             fingerprint: own.fingerprint(),
             node_key: key.to_string(),
-            device_of: (key != own).then(|| own.to_string()),
+            device_of: (key != own.key()).then(|| own.to_string()),
             org_name: self
                 .documents
                 .get(&own)

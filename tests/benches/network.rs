@@ -299,7 +299,7 @@ async fn cold_join(orgs: usize) {
         };
         let signed = SignedRequest::sign(&request, secret).expect("request");
         handle
-            .admission_received(serde_json::to_vec(&signed).expect("json"), secret.org_id())
+            .admission_received(serde_json::to_vec(&signed).expect("json"), secret.key_id())
             .await
             .expect("request received");
         handle

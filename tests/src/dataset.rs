@@ -371,7 +371,7 @@ impl Dataset {
             handle
                 .admission_received(
                     serde_json::to_vec(&signed).expect("json"),
-                    organisation.secret.org_id(),
+                    organisation.secret.key_id(),
                 )
                 .await
                 .expect("admission request");

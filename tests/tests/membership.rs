@@ -451,7 +451,7 @@ async fn a_device_node_writes_for_its_organisation_until_it_is_withdrawn() {
     device.start().await;
     let key = device.handle().key_id();
     assert_eq!(device.handle().org_id(), org);
-    assert_ne!(key, org);
+    assert_ne!(key, org.key());
     // Not authorised yet: the device refuses to write.
     let refused = device
         .handle()

@@ -877,7 +877,7 @@ async fn hostile_case_file_messages_are_refused_counted_and_change_nothing() {
     for (key, message, expected) in attempts {
         let reply = receiver
             .handle()
-            .case_message(message, key)
+            .case_message(message, key.key())
             .await
             .expect("answer");
         assert!(!reply.accepted || expected == "already held", "{reply:?}");
@@ -889,7 +889,7 @@ async fn hostile_case_file_messages_are_refused_counted_and_change_nothing() {
         .org_id();
     let reply = receiver
         .handle()
-        .case_message(deliver(stranger, stranger), stranger)
+        .case_message(deliver(stranger, stranger), stranger.key())
         .await
         .expect("answer");
     assert!(

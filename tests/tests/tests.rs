@@ -71,7 +71,12 @@ async fn organisations_each_write_their_own_signed_document() {
         let documents = store.load().expect("every change verifies");
         assert_eq!(documents.len(), 1);
         let owner = documents[0].id.organisation_owner().expect("org document");
-        assert!(documents[0].changes.iter().all(|c| c.author() == owner));
+        assert!(
+            documents[0]
+                .changes
+                .iter()
+                .all(|c| c.author() == owner.key())
+        );
     }
 }
 

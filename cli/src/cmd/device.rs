@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use clap::Subcommand;
-use passerelle_node::identity::OrgId;
+use passerelle_node::identity::KeyId;
 use passerelle_node::node::Decision;
 
 use crate::client::{Outcome, decide};
@@ -14,7 +14,7 @@ pub enum DeviceCommand {
     /// Authorise another node of this organisation (its key id, from its `status`).
     Add {
         /// The device node's key id.
-        key: OrgId,
+        key: KeyId,
         /// Where it runs.
         #[arg(long, default_value = "")]
         label: String,
@@ -22,7 +22,7 @@ pub enum DeviceCommand {
     /// Withdraw a device key; what it wrote so far stays.
     Remove {
         /// The device's key id.
-        key: OrgId,
+        key: KeyId,
     },
 }
 

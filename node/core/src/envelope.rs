@@ -19,7 +19,7 @@ use std::fmt;
 use automerge::{Change, ChangeHash};
 use ed25519_dalek::Signature;
 
-use crate::identity::{OrgId, SigningSecret};
+use crate::identity::{KeyId, SigningSecret};
 pub use crate::ids::{DocumentId, DocumentIdError, MAX_DOCUMENT_ID_BYTES};
 
 /// Domain tag at the front of every signed message.
@@ -46,7 +46,7 @@ pub enum VerifyError {
         /// The actor id in the change (hex).
         actor: String,
         /// The claimed author.
-        author: OrgId,
+        author: KeyId,
     },
     /// The author bytes are not an ed25519 public key.
     #[error("author of change {0} is not a valid public key")]
@@ -62,7 +62,7 @@ pub enum VerifyError {
         /// The change.
         hash: String,
         /// Its author.
-        author: OrgId,
+        author: KeyId,
     },
     /// The signature does not verify for this document, change and author.
     #[error("signature of change {hash} by {author} in {document} does not verify")]
@@ -72,7 +72,7 @@ pub enum VerifyError {
         /// The change.
         hash: String,
         /// The claimed author.
-        author: OrgId,
+        author: KeyId,
     },
 }
 
@@ -118,7 +118,7 @@ pub enum DecodeError {
 #[derive(Clone)]
 pub struct SignedChange {
     document: DocumentId,
-    author: OrgId,
+    author: KeyId,
     change: Change,
     signature: Option<Signature>,
 }
@@ -141,7 +141,7 @@ pub struct ChangeLink<'a> {
     /// The Automerge change hash.
     pub hash: ChangeHash,
     /// Its author (the key its Automerge actor names).
-    pub author: OrgId,
+    pub author: KeyId,
     /// The hashes of the changes it depends on.
     pub deps: &'a [ChangeHash],
     /// True if its own signature was verified.
@@ -158,7 +158,7 @@ pub fn unattested_links(links: &[ChangeLink<'_>]) -> Vec<usize> {
     }
     let index_of: HashMap<ChangeHash, usize> =
         links.iter().enumerate().map(|(i, l)| (l.hash, i)).collect();
-    let mut authors: HashMap<OrgId, Vec<usize>> = HashMap::new();
+    let mut authors: HashMap<KeyId, Vec<usize>> = HashMap::new();
     for (index, link) in links.iter().enumerate() {
         if link.signed {
             authors.entry(link.author).or_default().push(index);
@@ -188,7 +188,7 @@ pub fn unattested_links(links: &[ChangeLink<'_>]) -> Vec<usize> {
 impl SignedChange {
     /// Signs `change` for `document` with `secret`. The change's actor must be the signer's key.
     pub fn sign(document: DocumentId, change: Change, secret: &SigningSecret) -> Self {
-        let author = secret.org_id();
+        let author = secret.key_id();
         let message = Self::signing_bytes(&document, &change.hash(), &author);
         let signature = secret.sign(&message);
         Self {
@@ -204,7 +204,7 @@ impl SignedChange {
     pub fn attested(document: DocumentId, change: Change) -> Result<Self, DecodeError> {
         let actor =
             <[u8; 32]>::try_from(change.actor_id().to_bytes()).map_err(|_| DecodeError::Author)?;
-        let author = OrgId::from_bytes(actor).map_err(|_| DecodeError::Author)?;
+        let author = KeyId::from_bytes(actor).map_err(|_| DecodeError::Author)?;
         Ok(Self {
             document,
             author,
@@ -220,7 +220,7 @@ impl SignedChange {
 
     /// The exact bytes that are signed: tag, 0, version, doc id (u16 BE length + bytes),
     /// change hash (32), author key (32).
-    pub fn signing_bytes(document: &DocumentId, hash: &ChangeHash, author: &OrgId) -> Vec<u8> {
+    pub fn signing_bytes(document: &DocumentId, hash: &ChangeHash, author: &KeyId) -> Vec<u8> {
         let doc = document.as_str().as_bytes();
         let mut out = Vec::with_capacity(SIGNATURE_DOMAIN.len() + 4 + doc.len() + 64);
         out.extend_from_slice(SIGNATURE_DOMAIN);
@@ -365,8 +365,8 @@ impl SignedChange {
         &self.document
     }
 
-    /// The organisation that signed it.
-    pub fn author(&self) -> OrgId {
+    /// The key that signed it (an organisation's own key or one of its devices').
+    pub fn author(&self) -> KeyId {
         self.author
     }
 
@@ -426,7 +426,7 @@ impl SignedChange {
         let doc = std::str::from_utf8(reader.take(doc_len)?)
             .map_err(|_| DocumentIdError::Malformed("<not utf-8>".into()))?;
         let document = DocumentId::try_from(doc.to_owned())?;
-        let author = OrgId::from_bytes(reader.array()?).map_err(|_| DecodeError::Author)?;
+        let author = KeyId::from_bytes(reader.array()?).map_err(|_| DecodeError::Author)?;
         let signature = if signed {
             Some(Signature::from_bytes(&reader.array()?))
         } else {
@@ -481,7 +481,7 @@ mod tests {
     use automerge::{ActorId, AutoCommit, ROOT};
 
     fn change_by(secret: &SigningSecret, value: &str) -> Change {
-        let mut doc = AutoCommit::new().with_actor(ActorId::from(secret.org_id().as_bytes()));
+        let mut doc = AutoCommit::new().with_actor(ActorId::from(secret.key_id().as_bytes()));
         doc.put(ROOT, "name", value).unwrap();
         doc.commit_with(CommitOptions::default().with_time(1_700_000_000));
         doc.get_last_local_change().unwrap()
@@ -527,7 +527,7 @@ mod tests {
         let decoded = SignedChange::decode(&change.encode()).unwrap();
         decoded.verify().unwrap();
         assert_eq!(decoded.hash(), change.hash());
-        assert_eq!(decoded.author(), secret.org_id());
+        assert_eq!(decoded.author(), secret.key_id());
     }
 
     #[test]
@@ -574,7 +574,7 @@ mod tests {
         // Swap in the real author's id but keep the impostor's signature.
         let mut bytes = forged.encode();
         let doc_len = u16::from_be_bytes([bytes[4], bytes[5]]) as usize;
-        bytes[6 + doc_len..6 + doc_len + 32].copy_from_slice(author.org_id().as_bytes());
+        bytes[6 + doc_len..6 + doc_len + 32].copy_from_slice(author.key_id().as_bytes());
         let relabelled = SignedChange::decode(&bytes).unwrap();
         assert!(matches!(
             relabelled.verify(),

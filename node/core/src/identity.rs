@@ -94,113 +94,156 @@ fn decompressed(bytes: &[u8; 32]) -> Option<VerifyingKey> {
     key
 }
 
-/// An organisation's id: its ed25519 public key (32 bytes).
-///
-/// Written as 52 lower-case base32 characters; [`OrgId::fingerprint`] gives a short form
-/// people can read out over the phone and compare.
-///
-/// ```
-/// use passerelle_core::identity::OrgId;
-/// let id: OrgId = "3nqx6pd4uy6ccdtzmpdyqn34x3a5nhpzgvw5y7nr3r7f6vy6mbpa".parse().unwrap();
-/// assert_eq!(id.to_string().len(), 52);
-/// ```
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct OrgId([u8; 32]);
+/// Defines a 32-byte ed25519 public key as an id: checked on creation, written as 52
+/// lower-case base32 characters, parsed from them (any case), serialised as that text.
+macro_rules! public_key_id {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name([u8; 32]);
+
+        impl $name {
+            /// The id of the public key `key`.
+            pub fn from_verifying_key(key: &VerifyingKey) -> Self {
+                Self(key.to_bytes())
+            }
+
+            /// The id from raw public-key bytes; checks they are a valid key.
+            pub fn from_bytes(bytes: [u8; 32]) -> Result<Self, OrgIdError> {
+                decompressed(&bytes).ok_or_else(|| {
+                    OrgIdError::NotAKey(BASE32_NOPAD.encode(&bytes).to_lowercase())
+                })?;
+                Ok(Self(bytes))
+            }
+
+            /// The raw public key bytes.
+            pub fn as_bytes(&self) -> &[u8; 32] {
+                &self.0
+            }
+
+            /// The ed25519 public key.
+            pub fn verifying_key(&self) -> Result<VerifyingKey, OrgIdError> {
+                decompressed(&self.0).ok_or_else(|| OrgIdError::NotAKey(self.to_string()))
+            }
+
+            /// A short form to read out and compare: 16 base32 characters of SHA-256 of
+            /// the key, in groups of four (`ABCD-EFGH-IJKL-MNOP`).
+            pub fn fingerprint(&self) -> String {
+                let digest = Sha256::digest(self.0);
+                let text = BASE32_NOPAD.encode(&digest[..10]);
+                text.as_bytes()
+                    .chunks(4)
+                    .map(|c| String::from_utf8_lossy(c).into_owned())
+                    .collect::<Vec<_>>()
+                    .join("-")
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&BASE32_NOPAD.encode(&self.0).to_lowercase())
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.fingerprint())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = OrgIdError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                parse_key_text(s).and_then(Self::from_bytes)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                /// Parses the text where the deserializer holds it (no copy).
+                struct Text;
+                impl serde::de::Visitor<'_> for Text {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str(concat!($what, " (52 base32 characters)"))
+                    }
+                    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<$name, E> {
+                        text.parse().map_err(E::custom)
+                    }
+                }
+                d.deserialize_str(Text)
+            }
+        }
+    };
+}
+
+/// The 32 bytes of a key written as 52 base32 characters (any case), decoded without
+/// allocating (ids are parsed by the hundred thousand when a node reads its records).
+fn parse_key_text(s: &str) -> Result<[u8; 32], OrgIdError> {
+    let trimmed = s.trim();
+    let malformed = || OrgIdError::Malformed(trimmed.to_owned());
+    let mut upper = [0u8; 52];
+    if trimmed.len() != upper.len() {
+        return Err(malformed());
+    }
+    for (to, from) in upper.iter_mut().zip(trimmed.bytes()) {
+        *to = from.to_ascii_uppercase();
+    }
+    let mut bytes = [0u8; 32];
+    match BASE32_NOPAD.decode_len(upper.len()) {
+        Ok(32) => {}
+        _ => return Err(malformed()),
+    }
+    BASE32_NOPAD
+        .decode_mut(&upper, &mut bytes)
+        .map_err(|_| malformed())?;
+    Ok(bytes)
+}
+
+public_key_id! {
+    /// An organisation's id: its ed25519 public key (32 bytes), the key its own node signs
+    /// with.
+    ///
+    /// Written as 52 lower-case base32 characters; [`OrgId::fingerprint`] gives a short form
+    /// people can read out over the phone and compare.
+    ///
+    /// ```
+    /// use passerelle_core::identity::OrgId;
+    /// let id: OrgId = "3nqx6pd4uy6ccdtzmpdyqn34x3a5nhpzgvw5y7nr3r7f6vy6mbpa".parse().unwrap();
+    /// assert_eq!(id.to_string().len(), 52);
+    /// ```
+    OrgId, "an organisation id"
+}
+
+public_key_id! {
+    /// A signing key: an organisation's own key or one of its device keys (another node of
+    /// the same organisation, authorised by it in the network document).
+    ///
+    /// A device key is not an organisation: what a key may write is decided by the
+    /// membership ([`crate::membership::Membership::acting_member`]), never by reading the
+    /// key as an organisation id. Same text form as [`OrgId`].
+    KeyId, "a key id"
+}
 
 impl OrgId {
-    /// The id of the organisation whose public key is `key`.
-    pub fn from_verifying_key(key: &VerifyingKey) -> Self {
-        Self(key.to_bytes())
-    }
-
-    /// The id from raw public-key bytes; checks they are a valid key.
-    pub fn from_bytes(bytes: [u8; 32]) -> Result<Self, OrgIdError> {
-        decompressed(&bytes)
-            .ok_or_else(|| OrgIdError::NotAKey(BASE32_NOPAD.encode(&bytes).to_lowercase()))?;
-        Ok(Self(bytes))
-    }
-
-    /// The raw public key bytes.
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-
-    /// The ed25519 public key.
-    pub fn verifying_key(&self) -> Result<VerifyingKey, OrgIdError> {
-        decompressed(&self.0).ok_or_else(|| OrgIdError::NotAKey(self.to_string()))
-    }
-
-    /// A short form to read out and compare: 16 base32 characters of SHA-256 of the key,
-    /// in groups of four (`ABCD-EFGH-IJKL-MNOP`).
-    pub fn fingerprint(&self) -> String {
-        let digest = Sha256::digest(self.0);
-        let text = BASE32_NOPAD.encode(&digest[..10]);
-        text.as_bytes()
-            .chunks(4)
-            .map(|c| String::from_utf8_lossy(c).into_owned())
-            .collect::<Vec<_>>()
-            .join("-")
+    /// The organisation's own signing key.
+    pub fn key(&self) -> KeyId {
+        KeyId(self.0)
     }
 }
 
-impl fmt::Display for OrgId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&BASE32_NOPAD.encode(&self.0).to_lowercase())
-    }
-}
-
-impl fmt::Debug for OrgId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "OrgId({})", self.fingerprint())
-    }
-}
-
-impl FromStr for OrgId {
-    type Err = OrgIdError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let trimmed = s.trim();
-        let malformed = || OrgIdError::Malformed(trimmed.to_owned());
-        // 52 base32 characters, decoded without allocating (ids are parsed by the
-        // hundred thousand when a node reads its records).
-        let mut upper = [0u8; 52];
-        if trimmed.len() != upper.len() {
-            return Err(malformed());
-        }
-        for (to, from) in upper.iter_mut().zip(trimmed.bytes()) {
-            *to = from.to_ascii_uppercase();
-        }
-        let mut bytes = [0u8; 32];
-        match BASE32_NOPAD.decode_len(upper.len()) {
-            Ok(32) => {}
-            _ => return Err(malformed()),
-        }
-        BASE32_NOPAD
-            .decode_mut(&upper, &mut bytes)
-            .map_err(|_| malformed())?;
-        Self::from_bytes(bytes)
-    }
-}
-
-impl Serialize for OrgId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for OrgId {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        /// Parses the text where the deserializer holds it (no copy).
-        struct Text;
-        impl serde::de::Visitor<'_> for Text {
-            type Value = OrgId;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an organisation id (52 base32 characters)")
-            }
-            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<OrgId, E> {
-                text.parse().map_err(E::custom)
-            }
-        }
-        d.deserialize_str(Text)
+impl KeyId {
+    /// The organisation whose *own* key this is. Only meaningful where the key is known to
+    /// be an organisation's own (a founder's, a candidate's, a node that is not a device);
+    /// a device key read this way names no organisation.
+    pub fn as_own_org(&self) -> OrgId {
+        OrgId(self.0)
     }
 }
 
@@ -219,7 +262,13 @@ impl SigningSecret {
         Self(SigningKey::from_bytes(bytes))
     }
 
-    /// The organisation id (public key) of this secret.
+    /// The public key of this secret: the key id its changes name as their author.
+    pub fn key_id(&self) -> KeyId {
+        KeyId::from_verifying_key(&self.0.verifying_key())
+    }
+
+    /// The organisation this secret is the own key of (on a device node, an organisation
+    /// that is not a member: the device acts for the organisation of its config).
     pub fn org_id(&self) -> OrgId {
         OrgId::from_verifying_key(&self.0.verifying_key())
     }
@@ -337,9 +386,14 @@ impl Identity {
         self.encryption.to_secret_bytes()
     }
 
-    /// The organisation id.
+    /// The organisation id this node's key is the own key of.
     pub fn org_id(&self) -> OrgId {
         self.signing.org_id()
+    }
+
+    /// This node's signing key.
+    pub fn key_id(&self) -> KeyId {
+        self.signing.key_id()
     }
 
     /// The signing secret.

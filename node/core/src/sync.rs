@@ -23,7 +23,7 @@ use automerge::ChangeHash;
 use serde::{Deserialize, Serialize};
 
 use crate::envelope::{DocumentId, SignedChange};
-use crate::identity::OrgId;
+use crate::identity::{KeyId, OrgId};
 use crate::membership::{Membership, NetworkDocumentError, WriteRefusal};
 
 /// Most received changes waiting for their dependencies, over all documents.
@@ -364,9 +364,9 @@ pub fn admit(
 pub fn in_sequence(
     document: &DocumentId,
     ordered: Vec<SignedChange>,
-    mut latest: impl FnMut(&OrgId) -> u64,
+    mut latest: impl FnMut(&KeyId) -> u64,
 ) -> (Vec<SignedChange>, Vec<Rejection>) {
-    let mut next: HashMap<OrgId, u64> = HashMap::new();
+    let mut next: HashMap<KeyId, u64> = HashMap::new();
     let mut refused: HashSet<ChangeHash> = HashSet::new();
     let mut ready = Vec::with_capacity(ordered.len());
     let mut rejections = Vec::new();

@@ -6,7 +6,7 @@ use libp2p::request_response::{self, ResponseChannel};
 use tracing::{debug, info, warn};
 
 use super::{NetworkActor, PeerIdentity, RequestKind, TaskResult};
-use crate::identity::OrgId;
+use crate::identity::KeyId;
 use crate::node::NodeError;
 use crate::protocol::{AdmissionMessage, AdmissionReply};
 
@@ -24,7 +24,7 @@ impl NetworkActor {
                     if !self.within_budget(peer, RequestKind::Admission) {
                         return;
                     }
-                    let Some(from) = OrgId::from_peer_id(&peer) else {
+                    let Some(from) = KeyId::from_peer_id(&peer) else {
                         return;
                     };
                     let handle = self.handle.clone();

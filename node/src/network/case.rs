@@ -9,7 +9,7 @@ use libp2p::swarm::dial_opts::DialOpts;
 use tracing::{debug, warn};
 
 use super::{NetworkActor, PeerIdentity, RequestKind, TaskResult};
-use crate::identity::OrgId;
+use crate::identity::KeyId;
 use crate::node::{NodeError, Outgoing};
 use crate::protocol::{CaseMessage, CaseReply};
 
@@ -92,7 +92,7 @@ impl NetworkActor {
                     if !self.within_budget(peer, RequestKind::Case) {
                         return;
                     }
-                    let Some(key) = OrgId::from_peer_id(&peer) else {
+                    let Some(key) = KeyId::from_peer_id(&peer) else {
                         return;
                     };
                     let handle = self.handle.clone();

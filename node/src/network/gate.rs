@@ -32,7 +32,7 @@ use libp2p::swarm::{
 };
 use libp2p::{PeerId, multiaddr::Protocol};
 
-use crate::identity::OrgId;
+use crate::identity::KeyId;
 use crate::network::PeerIdentity;
 
 /// Most incoming connections still negotiating, in all.
@@ -83,7 +83,7 @@ pub fn ip_of(address: &Multiaddr) -> Option<IpAddr> {
 }
 
 fn is_member(members: &MemberKeys, peer: &PeerId) -> bool {
-    OrgId::from_peer_id(peer).is_some_and(|key| members.contains(&key))
+    KeyId::from_peer_id(peer).is_some_and(|key| members.contains(&key))
 }
 
 /// Counts per address that never go below zero and forget addresses at zero.
@@ -192,7 +192,7 @@ impl ConnectionGate {
         peer: PeerId,
         remote: &Multiaddr,
     ) -> Result<(), ConnectionDenied> {
-        if OrgId::from_peer_id(&peer).is_none() {
+        if KeyId::from_peer_id(&peer).is_none() {
             return Err(self.refuse(GateRefusal::NotEd25519(peer)));
         }
         if self
@@ -594,10 +594,10 @@ mod tests {
         ConnectionId::new_unchecked(n)
     }
 
-    fn member_key() -> (PeerId, OrgId) {
+    fn member_key() -> (PeerId, KeyId) {
         let key = crate::identity::SigningSecret::generate()
             .expect("key")
-            .org_id();
+            .key_id();
         (key.peer_id(), key)
     }
 

@@ -5,7 +5,7 @@ use libp2p::{PeerId, gossipsub};
 use tracing::{debug, warn};
 
 use super::{GRAYLIST_THRESHOLD, NetworkActor, PeerIdentity, TaskResult};
-use crate::identity::OrgId;
+use crate::identity::KeyId;
 use crate::node::{NodeError, RemoteOutcome};
 
 impl NetworkActor {
@@ -43,7 +43,7 @@ impl NetworkActor {
                 source,
                 message_id: id,
                 outcome: handle
-                    .apply_remote(vec![message.data], OrgId::from_peer_id(&source))
+                    .apply_remote(vec![message.data], KeyId::from_peer_id(&source))
                     .await,
             }
         }) {

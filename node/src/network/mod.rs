@@ -67,7 +67,7 @@ use libp2p::{PeerId, Swarm, gossipsub, identify, mdns, ping};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
-use crate::identity::{OrgId, SigningSecret};
+use crate::identity::{KeyId, OrgId, SigningSecret};
 use crate::node::{
     NodeError, NodeHandle, Outbound, Outgoing, Rejection, RemoteOutcome, SyncOffer, SyncServed,
 };
@@ -224,7 +224,7 @@ pub async fn spawn(
     // Every log line of the network names the node; a peer's events, the peer.
     let span = tracing::info_span!(
         "node",
-        fingerprint = %OrgId::from_peer_id(&actor.local_peer)
+        fingerprint = %KeyId::from_peer_id(&actor.local_peer)
             .map(|o| o.fingerprint())
             .unwrap_or_default()
     );
@@ -453,7 +453,7 @@ impl NetworkActor {
         let span = event_peer(&event).map(|peer| {
             tracing::debug_span!(
                 "peer",
-                peer = %OrgId::from_peer_id(&peer).map_or_else(|| peer.to_string(), |o| o.fingerprint())
+                peer = %KeyId::from_peer_id(&peer).map_or_else(|| peer.to_string(), |o| o.fingerprint())
             )
         });
         let _peer = span.as_ref().map(|s| s.enter());
@@ -652,7 +652,7 @@ impl NetworkActor {
                         .any(|c| !info.dead_connections.contains(c))
             })
             .map(|(peer, info)| {
-                let org = OrgId::from_peer_id(peer);
+                let org = KeyId::from_peer_id(peer);
                 let mut addresses: Vec<String> =
                     info.addresses.iter().map(|a| a.to_string()).collect();
                 addresses.sort();

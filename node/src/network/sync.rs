@@ -6,7 +6,7 @@ use libp2p::request_response::{self, ResponseChannel};
 use tracing::{debug, warn};
 
 use super::{NetworkActor, PeerIdentity, RequestKind, TaskResult};
-use crate::identity::OrgId;
+use crate::identity::KeyId;
 use crate::node::{NodeError, Rejection, RemoteOutcome, SyncOffer, SyncServed};
 use crate::protocol::{AdmissionMessage, MAX_SYNC_DOCUMENTS, SyncRequest, SyncResponse};
 
@@ -64,7 +64,7 @@ impl NetworkActor {
                         TaskResult::Served {
                             peer,
                             channel,
-                            served: match OrgId::from_peer_id(&peer) {
+                            served: match KeyId::from_peer_id(&peer) {
                                 Some(from) => handle.sync_serve(request, from).await,
                                 // The gate refuses such peers; serve nothing if one slips by.
                                 None => Ok(SyncServed {
@@ -115,7 +115,7 @@ impl NetworkActor {
                         TaskResult::Applied {
                             peer,
                             outcome: handle
-                                .apply_received(changes, documents, OrgId::from_peer_id(&peer))
+                                .apply_received(changes, documents, KeyId::from_peer_id(&peer))
                                 .await,
                             more,
                         }

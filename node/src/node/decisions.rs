@@ -18,7 +18,7 @@ use tracing::{error, info, warn};
 use super::{DocumentsActor, NodeError, rebuild};
 use crate::config::Config;
 use crate::envelope::SignedChange;
-use crate::identity::{Identity, OrgId};
+use crate::identity::{Identity, KeyId, OrgId};
 use crate::keys::KeyFiles;
 use crate::membership::{
     Action, AdmissionRequest, Amendment, Charter, FormerMember, Member, Membership,
@@ -61,14 +61,14 @@ pub enum Decision {
     /// Authorise another node of this organisation.
     AddDevice {
         /// The device node's key (its `passerelle status` key id).
-        device: OrgId,
+        device: KeyId,
         /// Where it runs.
         label: String,
     },
     /// Withdraw a device key.
     RemoveDevice {
         /// The device's key.
-        device: OrgId,
+        device: KeyId,
     },
 }
 
@@ -235,7 +235,7 @@ impl DocumentsActor {
 
     pub(super) fn membership_summary(&self) -> MembershipSummary {
         let own = self.own;
-        let key = self.identity.org_id();
+        let key = self.identity.key_id();
         let Some(network) = &self.network else {
             return MembershipSummary {
                 role: "no network".into(),
@@ -251,7 +251,7 @@ impl DocumentsActor {
                 ..Default::default()
             };
         };
-        let role = if key != own {
+        let role = if key != own.key() {
             match m.devices.get(&key) {
                 Some(d) if d.withdrawn_keep.is_some() => "device (withdrawn)",
                 Some(_) if m.members.contains_key(&own) => "device of a member",
@@ -307,7 +307,7 @@ impl DocumentsActor {
             })
             .filter(|(_, r)| {
                 r.network == m.network
-                    && !m.knows_key(&r.org)
+                    && !m.knows_key(&r.org.key())
                     && m.open_proposal_about(&r.org.to_string()).is_none()
             })
             .collect()
@@ -564,7 +564,7 @@ impl DocumentsActor {
                 "a device node does not ask to join: its organisation does, from its own node",
             ));
         }
-        if self.membership().is_some_and(|m| m.knows_key(&own)) {
+        if self.membership().is_some_and(|m| m.knows_key(&own.key())) {
             return Err(invalid(
                 "request",
                 "this organisation is already a founder, member or former member of the network",
@@ -596,7 +596,7 @@ impl DocumentsActor {
     pub(super) fn handle_admission_received(
         &mut self,
         raw: &[u8],
-        from: OrgId,
+        from: KeyId,
     ) -> Result<String, NodeError> {
         let Some(m) = self.membership() else {
             return Err(invalid("request", "this node is in no network"));
@@ -606,7 +606,7 @@ impl DocumentsActor {
         let request = signed
             .verify()
             .map_err(|e| invalid("request", e.to_string()))?;
-        if request.org != from {
+        if request.org.key() != from {
             return Err(invalid(
                 "request",
                 "a request is delivered by the candidate's own node",
@@ -615,7 +615,7 @@ impl DocumentsActor {
         if request.network != m.network {
             return Err(invalid("request", "the request is for another network"));
         }
-        if m.knows_key(&request.org) {
+        if m.knows_key(&request.org.key()) {
             return Ok("already decided".into());
         }
         if m.open_proposal_about(&request.org.to_string()).is_some() {

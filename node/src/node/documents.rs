@@ -13,9 +13,9 @@ use crate::model::ValidationError;
 impl DocumentsActor {
     pub(super) fn handle_edit(&mut self, mut edit: Edit) -> Result<EditReceipt, NodeError> {
         let own = self.own;
-        let key = self.identity.org_id();
+        let key = self.identity.key_id();
         let id = assign_id(&mut edit)?;
-        if key != own && self.membership().and_then(|m| m.acting_member(&key)) != Some(own) {
+        if key != own.key() && self.membership().and_then(|m| m.acting_member(&key)) != Some(own) {
             return Err(NodeError::Invalid(ValidationError::new(
                 "device",
                 format!(
@@ -30,7 +30,7 @@ impl DocumentsActor {
             )
         })?;
         let now = crate::unix_now();
-        let signed = if key == own {
+        let signed = if key == own.key() {
             document.apply_edit(&edit, self.identity.signing(), now)?
         } else {
             document.apply_delegated_edit(&edit, self.identity.signing(), now)?

@@ -11,7 +11,7 @@ use super::{
 use crate::directory::{SearchQuery, ServiceHit};
 use crate::document::{Edit, HistoryEntry};
 use crate::envelope::DocumentId;
-use crate::identity::OrgId;
+use crate::identity::{KeyId, OrgId};
 use crate::model::{OrganisationRecord, ValidationError};
 use crate::protocol::SyncRequest;
 use crate::status::NetworkStatus;
@@ -49,12 +49,12 @@ pub(super) enum Command {
     },
     SyncServe {
         request: SyncRequest,
-        from: OrgId,
+        from: KeyId,
         reply: Reply<SyncServed>,
     },
     ApplyRemote {
         changes: replication::VerifiedBatch,
-        from: Option<OrgId>,
+        from: Option<KeyId>,
         reply: Reply<RemoteOutcome>,
     },
     Membership {
@@ -70,7 +70,7 @@ pub(super) enum Command {
     },
     AdmissionReceived {
         request: Vec<u8>,
-        from: OrgId,
+        from: KeyId,
         reply: Reply<String>,
     },
     Referral {
@@ -90,7 +90,7 @@ pub(super) enum Command {
     },
     CaseMessage {
         message: crate::protocol::CaseMessage,
-        key: OrgId,
+        key: KeyId,
         reply: Reply<crate::protocol::CaseReply>,
     },
     Housekeeping {
@@ -158,7 +158,7 @@ pub enum Outbound {
 pub struct NodeHandle {
     pub(super) commands: mpsc::Sender<Command>,
     pub(super) org_id: OrgId,
-    pub(super) key_id: OrgId,
+    pub(super) key_id: KeyId,
     pub(super) network: watch::Receiver<NetworkStatus>,
 }
 
@@ -178,7 +178,7 @@ impl NodeHandle {
     }
 
     /// This node's signing key (the organisation's own key, or a device key).
-    pub fn key_id(&self) -> OrgId {
+    pub fn key_id(&self) -> KeyId {
         self.key_id
     }
 
@@ -245,7 +245,7 @@ impl NodeHandle {
     pub async fn sync_serve(
         &self,
         request: SyncRequest,
-        from: OrgId,
+        from: KeyId,
     ) -> Result<SyncServed, NodeError> {
         self.ask(|reply| Command::SyncServe {
             request,
@@ -260,7 +260,7 @@ impl NodeHandle {
     pub async fn apply_remote(
         &self,
         changes: Vec<Vec<u8>>,
-        from: Option<OrgId>,
+        from: Option<KeyId>,
     ) -> Result<RemoteOutcome, NodeError> {
         self.apply_received(changes, Vec::new(), from).await
     }
@@ -271,7 +271,7 @@ impl NodeHandle {
         &self,
         changes: Vec<Vec<u8>>,
         documents: Vec<crate::protocol::DocumentBundle>,
-        from: Option<OrgId>,
+        from: Option<KeyId>,
     ) -> Result<RemoteOutcome, NodeError> {
         // Decoding, loading whole documents and signature verification run beside the
         // documents thread (on every core for a large batch), which then only checks,
@@ -345,7 +345,7 @@ impl NodeHandle {
     pub async fn case_message(
         &self,
         message: crate::protocol::CaseMessage,
-        key: OrgId,
+        key: KeyId,
     ) -> Result<crate::protocol::CaseReply, NodeError> {
         self.ask(|reply| Command::CaseMessage {
             message,
@@ -396,7 +396,7 @@ impl NodeHandle {
     pub async fn admission_received(
         &self,
         request: Vec<u8>,
-        from: OrgId,
+        from: KeyId,
     ) -> Result<String, NodeError> {
         self.ask(|reply| Command::AdmissionReceived {
             request,

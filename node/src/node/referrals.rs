@@ -9,7 +9,7 @@ use tracing::{info, warn};
 
 use super::{DocumentsActor, NodeError};
 use crate::document::Edit;
-use crate::identity::OrgId;
+use crate::identity::{KeyId, OrgId};
 use crate::model::{OrganisationRecord, ServiceStatus, ValidationError};
 use crate::protocol::{CaseMessage, CaseReply};
 use crate::reference::taxonomy;
@@ -410,7 +410,7 @@ impl DocumentsActor {
                 if *to == self.own {
                     return Err(invalid("to", "an organisation cannot refer to itself"));
                 }
-                if self.membership().and_then(|m| m.acting_member(to)) != Some(*to) {
+                if self.membership().and_then(|m| m.acting_member(&to.key())) != Some(*to) {
                     return Err(invalid(
                         "to",
                         format!("{to} is not a member of the network"),
@@ -966,7 +966,7 @@ impl DocumentsActor {
 
     /// A case-file message from the peer whose key is `key`. Every refusal is logged and
     /// counted (`case files … refused` in `passerelle status`) and changes nothing.
-    pub(super) fn handle_case_message(&mut self, message: CaseMessage, key: OrgId) -> CaseReply {
+    pub(super) fn handle_case_message(&mut self, message: CaseMessage, key: KeyId) -> CaseReply {
         let reply = self.case_message(message, key);
         if reply.done && !reply.accepted {
             warn!(peer = %key, reason = %reply.message, "case-file message refused");
@@ -975,7 +975,7 @@ impl DocumentsActor {
         reply
     }
 
-    fn case_message(&mut self, message: CaseMessage, key: OrgId) -> CaseReply {
+    fn case_message(&mut self, message: CaseMessage, key: KeyId) -> CaseReply {
         let refuse = |message: String| CaseReply {
             done: true,
             accepted: false,
@@ -1062,7 +1062,7 @@ impl DocumentsActor {
                 if !board::is_referral_id(&referral) {
                     return refuse("not a referral id".into());
                 }
-                if self.identity.org_id() != self.own {
+                if self.identity.key_id() != self.own.key() {
                     return refuse(
                         "this is a device node; case files go to the organisation's own node"
                             .into(),
@@ -1166,7 +1166,7 @@ impl DocumentsActor {
     /// ends the receiver's access to case files a retention period after closing.
     pub(super) fn handle_housekeeping(&mut self, now: i64) -> Result<(), NodeError> {
         let retention = self.config.retention.as_secs() as i64;
-        let own_key = self.identity.org_id() == self.own;
+        let own_key = self.identity.key_id() == self.own.key();
         let own = self.own;
         let (to_expire, to_erase): (Vec<Summary>, Vec<Summary>) = self
             .board_index()

@@ -31,7 +31,7 @@ use tracing::{debug, error, info, warn};
 use super::{DocumentsActor, NodeError};
 use crate::document::{OrganisationDocument, Replica};
 use crate::envelope::{ATTESTED_MAGIC, DocumentId, ENVELOPE_MAGIC, SignedChange};
-use crate::identity::OrgId;
+use crate::identity::{KeyId, OrgId};
 use crate::protocol::{
     DocumentBundle, DocumentHeads, MAX_HEADS_PER_DOCUMENT, SYNC_BATCH_BYTES, SyncRequest,
     SyncResponse,
@@ -101,7 +101,7 @@ struct Whole {
     /// The bundle's signed changes (each author's latest).
     signed: Vec<SignedChange>,
     /// Every change of the document: (author, sequence number, hash).
-    changes: Vec<(OrgId, u64, ChangeHash)>,
+    changes: Vec<(KeyId, u64, ChangeHash)>,
 }
 
 impl Whole {
@@ -275,7 +275,7 @@ fn unpack_bundle_within(bundle: DocumentBundle, limit: u64) -> Result<Whole, Rej
     for meta in &metas {
         let author = <[u8; 32]>::try_from(meta.actor.to_bytes())
             .ok()
-            .and_then(|bytes| OrgId::from_bytes(bytes).ok())
+            .and_then(|bytes| KeyId::from_bytes(bytes).ok())
             .ok_or_else(|| bad(format!("change {} has no valid author key", meta.hash)))?;
         authors.push(author);
     }
@@ -304,14 +304,14 @@ fn unpack_bundle_within(bundle: DocumentBundle, limit: u64) -> Result<Whole, Rej
             ),
         ));
     }
-    let changes: Vec<(OrgId, u64, ChangeHash)> = authors
+    let changes: Vec<(KeyId, u64, ChangeHash)> = authors
         .iter()
         .zip(&metas)
         .map(|(author, meta)| (*author, meta.seq, meta.hash))
         .collect();
     drop(links);
     drop(metas);
-    let mut numbers: HashMap<OrgId, Vec<u64>> = HashMap::new();
+    let mut numbers: HashMap<KeyId, Vec<u64>> = HashMap::new();
     for (author, seq, _) in &changes {
         numbers.entry(*author).or_default().push(*seq);
     }
@@ -557,7 +557,7 @@ fn parse_heads(heads: &[ByteBuf]) -> Vec<ChangeHash> {
 
 impl DocumentsActor {
     /// True if `key` is a member organisation's key or an active device of one.
-    pub(super) fn is_member_key(&self, key: &OrgId) -> bool {
+    pub(super) fn is_member_key(&self, key: &KeyId) -> bool {
         self.membership()
             .is_some_and(|m| m.acting_member(key).is_some())
     }
@@ -596,7 +596,7 @@ impl DocumentsActor {
             document: d.id().clone(),
             heads: heads_bytes(&d.heads()),
         }));
-        let admission_request = if self.is_member_key(&self.identity.org_id()) {
+        let admission_request = if self.is_member_key(&self.identity.key_id()) {
             None
         } else {
             self.store.own_request().ok().flatten()
@@ -614,7 +614,7 @@ impl DocumentsActor {
     pub(super) fn handle_sync_serve(
         &mut self,
         request: SyncRequest,
-        from: OrgId,
+        from: KeyId,
     ) -> Result<SyncServed, NodeError> {
         let our_network = self.network.as_ref().map(|n| n.network().to_string());
         let listed: HashMap<DocumentId, Vec<ChangeHash>> = request
@@ -721,7 +721,7 @@ impl DocumentsActor {
     pub(super) fn handle_apply_remote(
         &mut self,
         batch: VerifiedBatch,
-        from: Option<OrgId>,
+        from: Option<KeyId>,
     ) -> Result<RemoteOutcome, NodeError> {
         let mut outcome = RemoteOutcome::default();
         for rejection in batch.rejected {
@@ -911,7 +911,7 @@ impl DocumentsActor {
         &mut self,
         fresh: HashMap<DocumentId, Vec<SignedChange>>,
         take_whole: Vec<Whole>,
-        from: Option<OrgId>,
+        from: Option<KeyId>,
         outcome: &mut RemoteOutcome,
     ) -> Result<(), NodeError> {
         let sender_is_member = from.is_none_or(|key| self.is_member_key(&key));

@@ -16,7 +16,7 @@ use automerge::{ActorId, AutoCommit, ChangeHash, ObjType, ROOT, ReadDoc, ScalarV
 use serde::{Deserialize, Serialize};
 
 use crate::envelope::{DocumentId, SignedChange};
-use crate::identity::{OrgId, SigningSecret};
+use crate::identity::{KeyId, OrgId, SigningSecret};
 use crate::model::{self, OrganisationRecord, Profile, ValidationError};
 use crate::referral::board::{self, Answer, MoveRecord};
 
@@ -112,7 +112,7 @@ pub struct OrganisationDocument {
     /// board index) that the record changed.
     generation: u64,
     /// Latest sequence number per key, once asked for (kept up to date after that).
-    seqs: Option<HashMap<OrgId, u64>>,
+    seqs: Option<HashMap<KeyId, u64>>,
 }
 
 /// A document's snapshot, for fast start.
@@ -477,7 +477,7 @@ impl OrganisationDocument {
     /// The sequence number of `key`'s latest change in the document (0 if none). A new
     /// change by `key` must carry the next one: a lower one is an equivocation (two
     /// different changes with one number), which Automerge refuses.
-    pub fn latest_seq(&mut self, key: &OrgId) -> u64 {
+    pub fn latest_seq(&mut self, key: &KeyId) -> u64 {
         if self.seqs.is_none() {
             self.seqs = Some(self.latest_seq_by_key().into_iter().collect());
         }
@@ -491,7 +491,7 @@ impl OrganisationDocument {
         if let Some(seqs) = self.seqs.as_mut() {
             for change in changes {
                 if let Ok(bytes) = <[u8; 32]>::try_from(change.actor_id().to_bytes())
-                    && let Ok(key) = OrgId::from_bytes(bytes)
+                    && let Ok(key) = KeyId::from_bytes(bytes)
                 {
                     let seq = seqs.entry(key).or_insert(0);
                     *seq = (*seq).max(change.seq());
@@ -501,11 +501,11 @@ impl OrganisationDocument {
     }
 
     /// For each key that wrote the document, the sequence number of its latest change.
-    pub fn latest_seq_by_key(&mut self) -> std::collections::BTreeMap<OrgId, u64> {
+    pub fn latest_seq_by_key(&mut self) -> std::collections::BTreeMap<KeyId, u64> {
         let mut out = std::collections::BTreeMap::new();
         for meta in self.am().get_changes_meta(&[]) {
             if let Ok(bytes) = <[u8; 32]>::try_from(meta.actor.to_bytes())
-                && let Ok(key) = OrgId::from_bytes(bytes)
+                && let Ok(key) = KeyId::from_bytes(bytes)
             {
                 let seq = out.entry(key).or_insert(0);
                 *seq = (*seq).max(meta.seq);
@@ -711,7 +711,7 @@ impl OrganisationDocument {
         secret: &SigningSecret,
         now: i64,
     ) -> Result<SignedChange, DocumentError> {
-        if secret.org_id() != self.owner {
+        if secret.key_id() != self.owner.key() {
             return Err(DocumentError::NotOwner {
                 document: self.id.clone(),
                 owner: self.owner,
@@ -733,7 +733,7 @@ impl OrganisationDocument {
         let (message, update) = plan(edit, self.require_record()?, &self.owner, now)?;
         // Every local change must carry the signer's key as its actor (see envelope).
         self.am()
-            .set_actor(ActorId::from(secret.org_id().as_bytes()));
+            .set_actor(ActorId::from(secret.key_id().as_bytes()));
         // 2. Write it as one transaction.
         if let Err(e) = self.write(&update) {
             self.am().rollback();

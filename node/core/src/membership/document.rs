@@ -32,7 +32,7 @@ pub enum NetworkDocumentError {
     #[error("{author} is not a founder, member or device of the network")]
     UnknownKey {
         /// The signing key.
-        author: crate::identity::OrgId,
+        author: crate::identity::KeyId,
     },
     /// The operation would have no effect (not allowed now).
     #[error("{0}")]
@@ -195,7 +195,7 @@ impl NetworkDocument {
                 return Err(malformed("the genesis has no dependencies"));
             }
             charter.validate().map_err(|e| malformed(&e.to_string()))?;
-            if !charter.founders.contains(&op.author) {
+            if !charter.founders.contains(&op.author.as_own_org()) {
                 return Err(malformed("the genesis is signed by one of the founders"));
             }
             return Ok(());
@@ -213,7 +213,7 @@ impl NetworkDocument {
         }
     }
 
-    fn knows_key(&self, key: &crate::identity::OrgId) -> bool {
+    fn knows_key(&self, key: &crate::identity::KeyId) -> bool {
         self.membership.as_ref().is_some_and(|m| m.knows_key(key))
     }
 
@@ -258,7 +258,7 @@ impl NetworkDocument {
         secret: &SigningSecret,
         now: i64,
     ) -> Result<SignedChange, NetworkDocumentError> {
-        let author = secret.org_id();
+        let author = secret.key_id();
         // Try the operation on the membership first: as the newest operation, it is folded
         // after everything held.
         if self.dirty {

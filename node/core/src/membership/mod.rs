@@ -37,7 +37,7 @@ use std::str::FromStr;
 use automerge::ChangeHash;
 use serde::{Deserialize, Serialize};
 
-use crate::identity::{OrgId, SigningSecret};
+use crate::identity::{KeyId, OrgId, SigningSecret};
 pub use crate::ids::{InvalidId, NetworkId};
 
 /// Largest operation message, in bytes.
@@ -50,7 +50,7 @@ pub const MAX_FOUNDERS: usize = 64;
 const REQUEST_DOMAIN: &[u8] = b"passerelle/admission-request\0";
 
 /// The keys that act for current members: their organisation keys and authorised devices.
-pub type MemberKeys = std::sync::Arc<std::collections::HashSet<OrgId>>;
+pub type MemberKeys = std::sync::Arc<std::collections::HashSet<KeyId>>;
 
 /// Errors of membership input (CLI arguments, operations, requests).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -364,7 +364,7 @@ pub enum Action {
         reason: String,
         /// For each key of the member (its own and its devices'), the last sequence number
         /// of its changes that stays. Anything later is rejected.
-        keep: BTreeMap<OrgId, u64>,
+        keep: BTreeMap<KeyId, u64>,
     },
     /// Amend the charter.
     Amend {
@@ -398,14 +398,14 @@ pub enum Operation {
     /// A member organisation authorises another node of its own (a device key).
     Delegate {
         /// The device's key.
-        device: OrgId,
+        device: KeyId,
         /// Where it runs ("Bureau régional de Douala").
         label: String,
     },
     /// A member organisation withdraws a device key.
     Undelegate {
         /// The device's key.
-        device: OrgId,
+        device: KeyId,
         /// The last sequence number of the device's changes that stays.
         keep: u64,
     },
@@ -459,7 +459,7 @@ pub struct LoggedOperation {
     /// Its dependencies.
     pub deps: Vec<ChangeHash>,
     /// The key that signed it.
-    pub author: OrgId,
+    pub author: KeyId,
     /// Unix time the author gave it.
     pub time: i64,
     /// The operation.
@@ -474,7 +474,7 @@ impl LoggedOperation {
     pub fn new(
         hash: ChangeHash,
         deps: Vec<ChangeHash>,
-        author: OrgId,
+        author: KeyId,
         time: i64,
         operation: Operation,
     ) -> Self {
@@ -566,7 +566,7 @@ pub struct FormerMember {
     /// Why it was revoked.
     pub reason: String,
     /// Last sequence number kept per key.
-    pub keep: BTreeMap<OrgId, u64>,
+    pub keep: BTreeMap<KeyId, u64>,
     /// Who approved the revocation.
     pub approved_by: Vec<OrgId>,
 }
@@ -575,7 +575,7 @@ pub struct FormerMember {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Device {
     /// The device's key.
-    pub key: OrgId,
+    pub key: KeyId,
     /// The organisation it writes for.
     pub org: OrgId,
     /// Where it runs.
@@ -621,7 +621,7 @@ pub struct VoidOperation {
     /// The change hash (hex).
     pub change: String,
     /// Who signed it.
-    pub author: OrgId,
+    pub author: KeyId,
     /// Why it had no effect.
     pub reason: String,
 }
@@ -639,7 +639,7 @@ pub enum WriteRefusal {
     #[error("{author} may not write the document of {owner}: only its own keys do")]
     NotOwnersKey {
         /// The signing key.
-        author: OrgId,
+        author: KeyId,
         /// The document's owner.
         owner: OrgId,
     },
@@ -647,7 +647,7 @@ pub enum WriteRefusal {
     #[error("change {seq} of {author} comes after its revocation (it keeps up to {keep})")]
     Revoked {
         /// The signing key.
-        author: OrgId,
+        author: KeyId,
         /// The change's sequence number.
         seq: u64,
         /// The last sequence number kept.
@@ -669,7 +669,7 @@ pub struct Membership {
     /// Former members.
     pub revoked: BTreeMap<OrgId, FormerMember>,
     /// Device keys of members.
-    pub devices: BTreeMap<OrgId, Device>,
+    pub devices: BTreeMap<KeyId, Device>,
     /// Every proposal, open or decided.
     pub proposals: Vec<Proposal>,
     /// Operations without effect.
@@ -725,9 +725,9 @@ impl Membership {
     }
 
     /// The member organisation a key acts for: its own key, or an active device of it.
-    pub fn acting_member(&self, key: &OrgId) -> Option<OrgId> {
-        if self.members.contains_key(key) {
-            return Some(*key);
+    pub fn acting_member(&self, key: &KeyId) -> Option<OrgId> {
+        if self.members.contains_key(&key.as_own_org()) {
+            return Some(key.as_own_org());
         }
         self.devices
             .get(key)
@@ -737,8 +737,9 @@ impl Membership {
 
     /// Every key that acts for a current member: the members' organisation keys and their
     /// authorised devices (what [`Membership::acting_member`] answers for).
-    pub fn acting_keys(&self) -> std::collections::HashSet<OrgId> {
-        let mut keys: std::collections::HashSet<OrgId> = self.members.keys().copied().collect();
+    pub fn acting_keys(&self) -> std::collections::HashSet<KeyId> {
+        let mut keys: std::collections::HashSet<KeyId> =
+            self.members.keys().map(OrgId::key).collect();
         keys.extend(
             self.devices
                 .values()
@@ -750,22 +751,26 @@ impl Membership {
 
     /// True if the key may appear in the network document at all: a founder, a current or
     /// former member, or a device of one. Changes by any other key are refused.
-    pub fn knows_key(&self, key: &OrgId) -> bool {
-        self.charter.founders.contains(key)
-            || self.members.contains_key(key)
-            || self.revoked.contains_key(key)
+    pub fn knows_key(&self, key: &KeyId) -> bool {
+        let org = key.as_own_org();
+        self.charter.founders.contains(&org)
+            || self.members.contains_key(&org)
+            || self.revoked.contains_key(&org)
             || self.devices.contains_key(key)
     }
 
     /// The organisation a key belongs to (itself for an organisation key).
-    pub fn organisation_of(&self, key: &OrgId) -> OrgId {
-        self.devices.get(key).map(|d| d.org).unwrap_or(*key)
+    pub fn organisation_of(&self, key: &KeyId) -> OrgId {
+        self.devices
+            .get(key)
+            .map(|d| d.org)
+            .unwrap_or_else(|| key.as_own_org())
     }
 
     /// The write rule of organisation documents: may `author` write change number `seq`
     /// (its Automerge sequence number) of `owner`'s document?
-    pub fn may_write(&self, owner: &OrgId, author: &OrgId, seq: u64) -> Result<(), WriteRefusal> {
-        let own_key = author == owner;
+    pub fn may_write(&self, owner: &OrgId, author: &KeyId, seq: u64) -> Result<(), WriteRefusal> {
+        let own_key = *author == owner.key();
         let device = self.devices.get(author).filter(|d| d.org == *owner);
         if !own_key && device.is_none() {
             return Err(WriteRefusal::NotOwnersKey {
@@ -838,19 +843,20 @@ impl Membership {
         match &op.operation {
             Operation::Charter { .. } => Err("a second charter".into()),
             Operation::Ratify => {
-                if !self.charter.founders.contains(&op.author) {
+                let founder = op.author.as_own_org();
+                if !self.charter.founders.contains(&founder) {
                     return Err("ratified by a key that is not a founder".into());
                 }
-                if !self.ratified.insert(op.author) {
+                if !self.ratified.insert(founder) {
                     return Err("already ratified".into());
                 }
-                if self.revoked.contains_key(&op.author) {
+                if self.revoked.contains_key(&founder) {
                     return Err("a revoked founder".into());
                 }
                 self.members.insert(
-                    op.author,
+                    founder,
                     Member {
-                        org: op.author,
+                        org: founder,
                         name: String::new(),
                         founder: true,
                         since: op.hash.to_string(),
@@ -905,7 +911,8 @@ impl Membership {
                 Ok(())
             }
             Operation::Delegate { device, label } => {
-                if !self.members.contains_key(&op.author) {
+                let org = op.author.as_own_org();
+                if !self.members.contains_key(&org) {
                     return Err("only a member organisation's own key delegates devices".into());
                 }
                 check_text("label", label, false).map_err(|e| e.to_string())?;
@@ -916,7 +923,7 @@ impl Membership {
                     *device,
                     Device {
                         key: *device,
-                        org: op.author,
+                        org,
                         label: label.clone(),
                         withdrawn_keep: None,
                     },
@@ -924,13 +931,14 @@ impl Membership {
                 Ok(())
             }
             Operation::Undelegate { device, keep } => {
-                if !self.members.contains_key(&op.author) {
+                let org = op.author.as_own_org();
+                if !self.members.contains_key(&org) {
                     return Err("only a member organisation's own key withdraws devices".into());
                 }
                 let entry = self
                     .devices
                     .get_mut(device)
-                    .filter(|d| d.org == op.author)
+                    .filter(|d| d.org == org)
                     .ok_or_else(|| "not a device of this organisation".to_string())?;
                 if entry.withdrawn_keep.is_some() {
                     return Err("the device was already withdrawn".into());
@@ -942,7 +950,7 @@ impl Membership {
     }
 
     /// The member a proposal or approval counts for.
-    fn acting_for_decision(&self, key: &OrgId) -> Result<OrgId, String> {
+    fn acting_for_decision(&self, key: &KeyId) -> Result<OrgId, String> {
         if !self.is_active() {
             return Err("the network is not active yet (a founder has not ratified)".into());
         }
@@ -965,7 +973,7 @@ impl Membership {
                 if request.network != self.network {
                     return Err("the request is for another network".into());
                 }
-                if self.knows_key(&request.org) {
+                if self.knows_key(&request.org.key()) {
                     return Err(
                         "the candidate is already a member, a former member or a device".into(),
                     );

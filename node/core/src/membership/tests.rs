@@ -13,6 +13,9 @@ impl Org {
     fn id(&self) -> OrgId {
         self.secret.org_id()
     }
+    fn key(&self) -> KeyId {
+        self.secret.key_id()
+    }
     fn request(&self, network: NetworkId, name: &str) -> SignedRequest {
         SignedRequest::sign(
             &AdmissionRequest {
@@ -172,9 +175,9 @@ fn a_request_for_another_network_or_with_a_bad_signature_is_refused() {
 fn revocation_keeps_what_came_before_and_rejects_the_rest() {
     let (mut doc, orgs) = network();
     let target = orgs[2].id();
-    let keep = BTreeMap::from([(target, 5u64)]);
+    let keep = BTreeMap::from([(target.key(), 5u64)]);
     let m = doc.membership().unwrap();
-    assert!(m.may_write(&target, &target, 9).is_ok());
+    assert!(m.may_write(&target, &target.key(), 9).is_ok());
     let propose = make_proposal(
         &mut doc,
         &orgs[0],
@@ -190,9 +193,9 @@ fn revocation_keeps_what_came_before_and_rejects_the_rest() {
     approve_proposal(&mut doc, &orgs[1], &propose).unwrap();
     let m = doc.membership().unwrap();
     assert!(!m.members.contains_key(&target));
-    assert!(m.may_write(&target, &target, 5).is_ok());
+    assert!(m.may_write(&target, &target.key(), 5).is_ok());
     assert!(matches!(
-        m.may_write(&target, &target, 6),
+        m.may_write(&target, &target.key(), 6),
         Err(WriteRefusal::Revoked { keep: 5, .. })
     ));
     // A revoked member's own operations have no effect any more.
@@ -205,17 +208,17 @@ fn write_rule_one_writer_per_document_and_devices() {
     let device = Org::new();
     let m = doc.membership().unwrap();
     assert!(matches!(
-        m.may_write(&orgs[0].id(), &orgs[1].id(), 1),
+        m.may_write(&orgs[0].id(), &orgs[1].key(), 1),
         Err(WriteRefusal::NotOwnersKey { .. })
     ));
     let outsider = Org::new();
     assert!(matches!(
-        m.may_write(&outsider.id(), &outsider.id(), 1),
+        m.may_write(&outsider.id(), &outsider.key(), 1),
         Err(WriteRefusal::NotMember { .. })
     ));
     doc.append(
         Operation::Delegate {
-            device: device.id(),
+            device: device.key(),
             label: "Douala".into(),
         },
         &orgs[0].secret,
@@ -223,14 +226,14 @@ fn write_rule_one_writer_per_document_and_devices() {
     )
     .unwrap();
     let m = doc.membership().unwrap();
-    assert!(m.may_write(&orgs[0].id(), &device.id(), 1).is_ok());
-    assert_eq!(m.acting_member(&device.id()), Some(orgs[0].id()));
+    assert!(m.may_write(&orgs[0].id(), &device.key(), 1).is_ok());
+    assert_eq!(m.acting_member(&device.key()), Some(orgs[0].id()));
     // A device cannot write for another organisation, nor delegate further.
-    assert!(m.may_write(&orgs[1].id(), &device.id(), 1).is_err());
+    assert!(m.may_write(&orgs[1].id(), &device.key(), 1).is_err());
     assert!(
         doc.append(
             Operation::Delegate {
-                device: Org::new().id(),
+                device: Org::new().key(),
                 label: "x".into()
             },
             &device.secret,
@@ -240,7 +243,7 @@ fn write_rule_one_writer_per_document_and_devices() {
     );
     doc.append(
         Operation::Undelegate {
-            device: device.id(),
+            device: device.key(),
             keep: 3,
         },
         &orgs[0].secret,
@@ -248,8 +251,8 @@ fn write_rule_one_writer_per_document_and_devices() {
     )
     .unwrap();
     let m = doc.membership().unwrap();
-    assert!(m.may_write(&orgs[0].id(), &device.id(), 3).is_ok());
-    assert!(m.may_write(&orgs[0].id(), &device.id(), 4).is_err());
+    assert!(m.may_write(&orgs[0].id(), &device.key(), 3).is_ok());
+    assert!(m.may_write(&orgs[0].id(), &device.key(), 4).is_err());
 }
 
 #[test]
@@ -327,7 +330,7 @@ fn received_changes_are_checked_before_they_are_stored() {
     let ok = other
         .append(
             Operation::Delegate {
-                device: outsider.id(),
+                device: outsider.key(),
                 label: "x".into(),
             },
             &orgs[1].secret,
@@ -340,7 +343,7 @@ fn received_changes_are_checked_before_they_are_stored() {
         doc.membership()
             .unwrap()
             .devices
-            .contains_key(&outsider.id())
+            .contains_key(&outsider.key())
     );
 }
 
