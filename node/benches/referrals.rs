@@ -165,7 +165,7 @@ fn main() {
     let started = Instant::now();
     let lookups = 1_000;
     for e in entries.iter().take(lookups) {
-        board::entry(&e.id, records.iter().map(|(o, r)| (*o, r))).expect("entry");
+        board::entry(e.id, records.iter().map(|(o, r)| (*o, r))).expect("entry");
     }
     println!(
         "one entry (what a move or show folds):  {:>8.3} ms each",

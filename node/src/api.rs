@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::directory::{SearchQuery, ServiceHit};
 use crate::document::{Edit, HistoryEntry};
 use crate::identity::OrgId;
+use crate::ids::ReferralId;
 use crate::model::OrganisationRecord;
 use crate::node::{
     Decision, DecisionReceipt, EditReceipt, EraseReceipt, ListFilter, MembershipView, NodeError,
@@ -301,7 +302,7 @@ impl Call for ReferralSend {
 #[serde(deny_unknown_fields)]
 pub struct ReferralMove {
     /// The referral.
-    pub id: String,
+    pub id: ReferralId,
     /// The move.
     pub action: Move,
     /// The operator.
@@ -318,7 +319,7 @@ impl Call for ReferralMove {
 #[serde(deny_unknown_fields)]
 pub struct ReferralPropose {
     /// The referral.
-    pub id: String,
+    pub id: ReferralId,
     /// This organisation's service.
     pub service: String,
     /// The operator.
@@ -335,7 +336,7 @@ impl Call for ReferralPropose {
 #[serde(deny_unknown_fields)]
 pub struct ReferralAssign {
     /// The referral.
-    pub id: String,
+    pub id: ReferralId,
     /// The organisation chosen.
     pub org: OrgId,
     /// The operator.
@@ -353,7 +354,7 @@ impl Call for ReferralAssign {
 #[serde(deny_unknown_fields)]
 pub struct ReferralShow {
     /// The referral.
-    pub id: String,
+    pub id: ReferralId,
     /// The operator.
     #[serde(default)]
     pub operator: Option<String>,
@@ -369,7 +370,7 @@ impl Call for ReferralShow {
 #[serde(deny_unknown_fields)]
 pub struct ReferralErase {
     /// The referral.
-    pub id: String,
+    pub id: ReferralId,
     /// The operator.
     #[serde(default)]
     pub operator: Option<String>,
@@ -409,7 +410,7 @@ pub struct BoardHead {
     /// The time the list was made (for "overdue").
     pub now: i64,
     /// The referrals whose case file this node holds (without reading them).
-    pub case_files_held: Vec<String>,
+    pub case_files_held: Vec<ReferralId>,
 }
 
 impl Streamed for Board {
@@ -423,7 +424,7 @@ impl Streamed for Board {
 pub struct Audit {
     /// One referral's entries only.
     #[serde(default)]
-    pub id: Option<String>,
+    pub id: Option<ReferralId>,
 }
 
 impl Streamed for Audit {

@@ -153,7 +153,7 @@ pub async fn answer(handle: &NodeHandle, request: Request, by: &str) -> Answer {
         Request::ReferralMove(r) => {
             let by = by_operator(&r.operator);
             let asked = ReferralRequest::Move {
-                id: r.id.clone(),
+                id: r.id,
                 action: r.action,
             };
             reply(&r, referral(handle, asked, by, receipt).await)
@@ -161,7 +161,7 @@ pub async fn answer(handle: &NodeHandle, request: Request, by: &str) -> Answer {
         Request::ReferralPropose(r) => {
             let by = by_operator(&r.operator);
             let asked = ReferralRequest::Propose {
-                id: r.id.clone(),
+                id: r.id,
                 service: r.service.clone(),
             };
             reply(&r, referral(handle, asked, by, receipt).await)
@@ -169,14 +169,14 @@ pub async fn answer(handle: &NodeHandle, request: Request, by: &str) -> Answer {
         Request::ReferralAssign(r) => {
             let by = by_operator(&r.operator);
             let asked = ReferralRequest::Assign {
-                id: r.id.clone(),
+                id: r.id,
                 org: r.org,
             };
             reply(&r, referral(handle, asked, by, receipt).await)
         }
         Request::ReferralShow(r) => {
             let by = by_operator(&r.operator);
-            let asked = ReferralRequest::Show { id: r.id.clone() };
+            let asked = ReferralRequest::Show { id: r.id };
             reply(
                 &r,
                 referral(handle, asked, by, |reply| match reply {
@@ -188,7 +188,7 @@ pub async fn answer(handle: &NodeHandle, request: Request, by: &str) -> Answer {
         }
         Request::ReferralErase(r) => {
             let by = by_operator(&r.operator);
-            let asked = ReferralRequest::Erase { id: r.id.clone() };
+            let asked = ReferralRequest::Erase { id: r.id };
             reply(
                 &r,
                 referral(handle, asked, by, |reply| match reply {
@@ -232,7 +232,7 @@ pub async fn answer(handle: &NodeHandle, request: Request, by: &str) -> Answer {
         }
         Request::Audit(r) => {
             let log = handle
-                .referral(ReferralRequest::Audit { id: r.id.clone() }, by)
+                .referral(ReferralRequest::Audit { id: r.id }, by)
                 .await
                 .and_then(|reply| match reply {
                     ReferralReply::Audit(entries) => Ok(((), entries)),

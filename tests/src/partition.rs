@@ -36,7 +36,7 @@ pub struct Partitioned {
     pub nodes: Vec<TestNode>,
     service: String,
     /// Referrals sent by the first and not yet accepted by the second.
-    unanswered: Vec<String>,
+    unanswered: Vec<passerelle_node::ids::ReferralId>,
     round: usize,
 }
 
@@ -133,7 +133,7 @@ impl Partitioned {
             let answered = second
                 .referral(
                     ReferralRequest::Move {
-                        id: id.clone(),
+                        id,
                         action: Move::Accept,
                     },
                     "agent du test",

@@ -129,7 +129,7 @@ async fn a_foreign_non_member_peer_gets_no_gossip_and_no_document() {
         .handle()
         .referral(
             ReferralRequest::Move {
-                id: sent.clone(),
+                id: sent,
                 action: Move::Accept,
             },
             "test",

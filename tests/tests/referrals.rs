@@ -9,6 +9,7 @@ use automerge::transaction::Transactable;
 use passerelle_node::document::Replica;
 use passerelle_node::envelope::DocumentId;
 use passerelle_node::identity::{Identity, OrgId};
+use passerelle_node::ids::ReferralId;
 use passerelle_node::keys::KeyFiles;
 use passerelle_node::network::InboundRecord;
 use passerelle_node::node::{
@@ -75,7 +76,7 @@ pub(crate) fn direct(to: OrgId, service: &str) -> SendReferral {
     }
 }
 
-pub(crate) async fn send(node: &TestNode, send: SendReferral) -> Result<String, String> {
+pub(crate) async fn send(node: &TestNode, send: SendReferral) -> Result<ReferralId, String> {
     match ask(
         node,
         ReferralRequest::Send {
@@ -89,14 +90,14 @@ pub(crate) async fn send(node: &TestNode, send: SendReferral) -> Result<String, 
     }
 }
 
-async fn show(node: &TestNode, id: &str) -> Option<ReferralView> {
-    match ask(node, ReferralRequest::Show { id: id.into() }).await {
+async fn show(node: &TestNode, id: &ReferralId) -> Option<ReferralView> {
+    match ask(node, ReferralRequest::Show { id: *id }).await {
         Ok(ReferralReply::Show(view)) => Some(*view),
         _ => None,
     }
 }
 
-async fn entry(node: &TestNode, id: &str) -> Option<BoardEntry> {
+async fn entry(node: &TestNode, id: &ReferralId) -> Option<BoardEntry> {
     match ask(
         node,
         ReferralRequest::List {
@@ -105,21 +106,13 @@ async fn entry(node: &TestNode, id: &str) -> Option<BoardEntry> {
     )
     .await
     {
-        Ok(ReferralReply::List(list)) => list.entries.into_iter().find(|e| e.id == id),
+        Ok(ReferralReply::List(list)) => list.entries.into_iter().find(|e| e.id == *id),
         _ => None,
     }
 }
 
-async fn move_to(node: &TestNode, id: &str, action: Move) -> Result<Status, String> {
-    match ask(
-        node,
-        ReferralRequest::Move {
-            id: id.into(),
-            action,
-        },
-    )
-    .await?
-    {
+async fn move_to(node: &TestNode, id: &ReferralId, action: Move) -> Result<Status, String> {
+    match ask(node, ReferralRequest::Move { id: *id, action }).await? {
         ReferralReply::Receipt(receipt) => Ok(receipt.status),
         other => panic!("unexpected reply {other:?}"),
     }
@@ -299,14 +292,10 @@ async fn a_referral_goes_to_completed_and_only_the_two_organisations_see_the_cas
     assert_no_plaintext(receiver);
 
     // Reads and deliveries are in the local audit logs.
-    let ReferralReply::Audit(log) = ask(
-        receiver,
-        ReferralRequest::Audit {
-            id: Some(id.clone()),
-        },
-    )
-    .await
-    .expect("audit") else {
+    let ReferralReply::Audit(log) = ask(receiver, ReferralRequest::Audit { id: Some(id) })
+        .await
+        .expect("audit")
+    else {
         panic!("audit");
     };
     let actions: Vec<&str> = log.iter().map(|a| a.action.as_str()).collect();
@@ -316,7 +305,7 @@ async fn a_referral_goes_to_completed_and_only_the_two_organisations_see_the_cas
     );
     wait_for("the sender to record the delivery", || async {
         matches!(
-            ask(sender, ReferralRequest::Audit { id: Some(id.clone()) }).await,
+            ask(sender, ReferralRequest::Audit { id: Some(id) }).await,
             Ok(ReferralReply::Audit(log)) if log.iter().any(|a| a.action == "delivered")
         )
     })
@@ -458,7 +447,7 @@ async fn illegal_moves_are_refused_locally_and_forged_ones_by_every_node() {
     let bare = receiver
         .handle()
         .edit(passerelle_node::document::Edit::MoveReferral {
-            id: id.clone(),
+            id: id.to_string(),
             record: passerelle_node::referral::board::MoveRecord {
                 action: Move::Accept,
                 from: Status::Pending,
@@ -480,7 +469,7 @@ async fn illegal_moves_are_refused_locally_and_forged_ones_by_every_node() {
         .export(&receiver_doc)
         .await
         .expect("export");
-    let forged = forged_answer(receiver, history, &id, sender.handle().org_id());
+    let forged = forged_answer(receiver, history, &id.to_string(), sender.handle().org_id());
     for node in [sender, observer] {
         let outcome = node
             .handle()
@@ -568,7 +557,7 @@ async fn a_case_file_for_an_offline_node_arrives_when_it_is_back_and_erasure_rea
     .await;
 
     // Erasure by the sender: unreadable here at once, and on the receiver once it hears.
-    let ReferralReply::Erased(receipt) = ask(&nodes[0], ReferralRequest::Erase { id: id.clone() })
+    let ReferralReply::Erased(receipt) = ask(&nodes[0], ReferralRequest::Erase { id })
         .await
         .expect("erase")
     else {
@@ -641,7 +630,7 @@ async fn an_open_referral_is_taken_by_one_of_the_members_that_propose() {
         ask(
             node,
             ReferralRequest::Propose {
-                id: id.clone(),
+                id,
                 service: service.clone(),
             },
         )
@@ -655,15 +644,9 @@ async fn an_open_referral_is_taken_by_one_of_the_members_that_propose() {
     })
     .await;
     let chosen = nodes[2].handle().org_id();
-    ask(
-        &nodes[0],
-        ReferralRequest::Assign {
-            id: id.clone(),
-            org: chosen,
-        },
-    )
-    .await
-    .expect("assign");
+    ask(&nodes[0], ReferralRequest::Assign { id, org: chosen })
+        .await
+        .expect("assign");
     // The chosen member gets the case file and answers; the other sees it taken.
     wait_for("the case file to reach the chosen member", || async {
         show(&nodes[2], &id)
@@ -786,7 +769,7 @@ async fn unanswered_referrals_expire_and_the_receivers_access_ends_after_retenti
     let ReferralReply::Audit(log) = ask(
         receiver,
         ReferralRequest::Audit {
-            id: Some(answered.clone()),
+            id: Some(answered),
         },
     )
     .await
@@ -824,7 +807,7 @@ async fn hostile_case_file_messages_are_refused_counted_and_change_nothing() {
         .expect("identity")
         .encryption_public_key();
     let forged_payload = |from: OrgId| Payload {
-        referral: id.clone(),
+        referral: id.to_string(),
         sender: from,
         receiver: b,
         sent_at: passerelle_node::unix_now(),
@@ -838,7 +821,7 @@ async fn hostile_case_file_messages_are_refused_counted_and_change_nothing() {
         },
     };
     let deliver = |from: OrgId, claimed: OrgId| CaseMessage::Deliver {
-        referral: id.clone(),
+        referral: id.to_string(),
         sender: claimed,
         sealed: seal(&forged_payload(from), &receiver_key).expect("seal"),
     };
@@ -869,7 +852,7 @@ async fn hostile_case_file_messages_are_refused_counted_and_change_nothing() {
         (
             c,
             CaseMessage::Erase {
-                referral: id.clone(),
+                referral: id.to_string(),
             },
             "not the other party",
         ),

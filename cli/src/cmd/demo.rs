@@ -566,9 +566,7 @@ async fn refer(nodes: &[DemoNode], folder: &Path) -> anyhow::Result<()> {
         };
         // The list says which case files are held here without reading them.
         let entry = list.entries.first()?;
-        list.case_files_held
-            .contains(&entry.id)
-            .then(|| entry.id.clone())
+        list.case_files_held.contains(&entry.id).then_some(entry.id)
     };
     wait_until("the case file reaching the delegation", || {
         let handle = handle.clone();
@@ -577,29 +575,13 @@ async fn refer(nodes: &[DemoNode], folder: &Path) -> anyhow::Result<()> {
     .await?;
     let id = received(handle.clone()).await.context("the referral")?;
     println!("\nAt the delegation (the read is recorded in its audit log):");
-    referral(
-        &delegation.data_dir,
-        ReferralCommand::Show { id: id.clone() },
-        false,
-    )
-    .await?;
+    referral(&delegation.data_dir, ReferralCommand::Show { id }, false).await?;
     println!("\nThe delegation accepts and starts the training:");
-    referral(
-        &delegation.data_dir,
-        ReferralCommand::Accept { id: id.clone() },
-        false,
-    )
-    .await?;
-    referral(
-        &delegation.data_dir,
-        ReferralCommand::Start { id: id.clone() },
-        false,
-    )
-    .await?;
+    referral(&delegation.data_dir, ReferralCommand::Accept { id }, false).await?;
+    referral(&delegation.data_dir, ReferralCommand::Start { id }, false).await?;
     let fhe = foundation.running.handle();
     wait_until("the foundation's board to show it in progress", || {
         let fhe = fhe.clone();
-        let id = id.clone();
         async move {
             matches!(
                 fhe.referral(ReferralRequest::List { filter: Default::default() }, "demo").await,
@@ -623,9 +605,7 @@ async fn refer(nodes: &[DemoNode], folder: &Path) -> anyhow::Result<()> {
         false,
     )
     .await?;
-    if let Ok(ReferralReply::Show(view)) = fhe
-        .referral(ReferralRequest::Show { id: id.clone() }, "demo")
-        .await
+    if let Ok(ReferralReply::Show(view)) = fhe.referral(ReferralRequest::Show { id }, "demo").await
         && view.case.is_some()
     {
         bail!("the foundation holds the case file");

@@ -8,6 +8,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use passerelle_node::api;
 use passerelle_node::identity::OrgId;
+use passerelle_node::ids::ReferralId;
 use passerelle_node::node::{
     CaseState, ListFilter, ReferralList, ReferralReceipt, ReferralView, SendReferral, StatusReport,
 };
@@ -40,17 +41,17 @@ pub enum ReferralCommand {
     /// (each read is recorded in the audit log).
     Show {
         /// The referral id (ref-…).
-        id: String,
+        id: ReferralId,
     },
     /// Accept a referral this organisation received.
     Accept {
         /// The referral id.
-        id: String,
+        id: ReferralId,
     },
     /// Decline a referral this organisation received.
     Decline {
         /// The referral id.
-        id: String,
+        id: ReferralId,
         /// Why (required).
         #[arg(long, value_parser = parse_reason)]
         reason: Reason,
@@ -58,12 +59,12 @@ pub enum ReferralCommand {
     /// Start providing the service.
     Start {
         /// The referral id.
-        id: String,
+        id: ReferralId,
     },
     /// Put the person on the waiting list.
     Waitlist {
         /// The referral id.
-        id: String,
+        id: ReferralId,
         /// Why (required).
         #[arg(long, value_parser = parse_reason)]
         reason: Reason,
@@ -71,7 +72,7 @@ pub enum ReferralCommand {
     /// The service was delivered.
     Complete {
         /// The referral id.
-        id: String,
+        id: ReferralId,
         /// What it achieved: achieved, partially_achieved, not_achieved.
         #[arg(long, value_parser = parse_outcome)]
         outcome: lifecycle::Outcome,
@@ -79,7 +80,7 @@ pub enum ReferralCommand {
     /// The service could not be delivered.
     Fail {
         /// The referral id.
-        id: String,
+        id: ReferralId,
         /// Why (required).
         #[arg(long, value_parser = parse_reason)]
         reason: Reason,
@@ -87,7 +88,7 @@ pub enum ReferralCommand {
     /// Withdraw a referral this organisation sent.
     Withdraw {
         /// The referral id.
-        id: String,
+        id: ReferralId,
         /// Why (required).
         #[arg(long, value_parser = parse_reason)]
         reason: Reason,
@@ -96,12 +97,12 @@ pub enum ReferralCommand {
     #[command(name = "entered-in-error")]
     EnteredInError {
         /// The referral id.
-        id: String,
+        id: ReferralId,
     },
     /// Offer one of this organisation's services for another's open referral.
     Propose {
         /// The referral id.
-        id: String,
+        id: ReferralId,
         /// This organisation's service id (svc-…).
         #[arg(long)]
         service: String,
@@ -110,7 +111,7 @@ pub enum ReferralCommand {
     /// the case file then goes to it.
     Assign {
         /// The referral id.
-        id: String,
+        id: ReferralId,
         /// The organisation chosen (id, or a part of its name).
         #[arg(long)]
         org: String,
@@ -119,12 +120,12 @@ pub enum ReferralCommand {
     /// to erase its copy. The board entry stays (it holds no personal data).
     Erase {
         /// The referral id.
-        id: String,
+        id: ReferralId,
     },
     /// The local audit log of case files: receipts, reads, deliveries, erasures.
     Audit {
         /// Only this referral.
-        id: Option<String>,
+        id: Option<ReferralId>,
     },
 }
 
@@ -397,7 +398,7 @@ fn print_list(list: &ReferralList) -> anyhow::Result<()> {
                 ""
             };
             vec![
-                e.id.clone(),
+                e.id.to_string(),
                 direction.to_owned(),
                 status_cell(e, list.now),
                 e.priority.to_string(),
@@ -447,7 +448,7 @@ fn print_view(view: &ReferralView) -> anyhow::Result<()> {
     let names = &view.names;
     let now = passerelle_node::unix_now();
     output::out(&fields(vec![
-        ("referral", e.id.clone()),
+        ("referral", e.id.to_string()),
         ("status", status_cell(e, now)),
         (
             "reason",
@@ -649,7 +650,7 @@ fn print_receipt(receipt: &ReferralReceipt, json_out: bool) -> anyhow::Result<Ou
 /// One of this organisation's moves on a referral.
 async fn step(
     data_dir: &Path,
-    id: String,
+    id: ReferralId,
     action: Move,
     json_out: bool,
 ) -> anyhow::Result<Outcome> {

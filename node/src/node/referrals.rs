@@ -10,6 +10,7 @@ use tracing::{info, warn};
 use super::{DocumentsActor, NodeError};
 use crate::document::Edit;
 use crate::identity::{KeyId, OrgId};
+use crate::ids::ReferralId;
 use crate::model::{OrganisationRecord, ServiceStatus, ValidationError};
 use crate::protocol::{CaseMessage, CaseReply};
 use crate::reference::taxonomy;
@@ -91,21 +92,21 @@ pub enum ReferralRequest {
     /// Move a referral.
     Move {
         /// The referral.
-        id: String,
+        id: ReferralId,
         /// The move.
         action: Move,
     },
     /// Offer a service for an open referral.
     Propose {
         /// The referral.
-        id: String,
+        id: ReferralId,
         /// This organisation's service.
         service: String,
     },
     /// Give an open referral to one of the organisations that proposed.
     Assign {
         /// The referral.
-        id: String,
+        id: ReferralId,
         /// The organisation chosen.
         org: OrgId,
     },
@@ -117,18 +118,18 @@ pub enum ReferralRequest {
     /// One referral, with its case file where this node may read it.
     Show {
         /// The referral.
-        id: String,
+        id: ReferralId,
     },
     /// Erase a referral's case file here and ask the other node to erase it.
     Erase {
         /// The referral.
-        id: String,
+        id: ReferralId,
     },
     /// The local audit log of case files.
     Audit {
         /// One referral's entries only.
         #[serde(default)]
-        id: Option<String>,
+        id: Option<ReferralId>,
     },
     /// Aggregate figures.
     Report,
@@ -138,7 +139,7 @@ pub enum ReferralRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReferralReceipt {
     /// The referral id.
-    pub id: String,
+    pub id: ReferralId,
     /// Its status now, on this node's board.
     pub status: Status,
     /// The signed change recorded (hex hash).
@@ -197,14 +198,14 @@ pub struct ReferralList {
     /// The time the list was made (for "overdue").
     pub now: i64,
     /// The referrals whose case file this node holds (without reading them).
-    pub case_files_held: Vec<String>,
+    pub case_files_held: Vec<ReferralId>,
 }
 
 /// What `referral erase` did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EraseReceipt {
     /// The referral.
-    pub id: String,
+    pub id: ReferralId,
     /// True if a case file was held here.
     pub erased_here: bool,
     /// The organisation asked to erase its copy (queued until it acknowledges).
@@ -244,13 +245,13 @@ fn invalid(field: &str, message: impl Into<String>) -> NodeError {
     NodeError::Invalid(ValidationError::new(field, message))
 }
 
-fn fresh_referral_id() -> Result<String, NodeError> {
+fn fresh_referral_id() -> Result<ReferralId, NodeError> {
     let mut bytes = [0u8; 12];
     getrandom::fill(&mut bytes).map_err(|source| NodeError::Random {
         context: "drawing a referral id".into(),
         source,
     })?;
-    Ok(format!("ref-{}", data_encoding::HEXLOWER.encode(&bytes)))
+    Ok(ReferralId::from_bytes(bytes))
 }
 
 fn this_year(now: i64) -> i32 {
@@ -301,7 +302,13 @@ impl DocumentsActor {
                 format!("{id:?} is not a referral id (ref- and 24 hex digits)"),
             ));
         }
-        board::entry(id, self.records())
+        let referral = ReferralId::parse(id).ok_or_else(|| {
+            invalid(
+                "id",
+                format!("{id:?} is not a referral id (ref- and 24 hex digits)"),
+            )
+        })?;
+        board::entry(referral, self.records())
             .ok_or_else(|| NodeError::NotFound(format!("no referral {id} on this node's board")))
     }
 
@@ -358,22 +365,22 @@ impl DocumentsActor {
                 self.send_referral(*send, by).map(ReferralReply::Receipt)
             }
             ReferralRequest::Move { id, action } => self
-                .move_referral(&id, action, crate::unix_now())
+                .move_referral(id, action, crate::unix_now())
                 .map(ReferralReply::Receipt),
             ReferralRequest::Propose { id, service } => {
-                self.propose(&id, service).map(ReferralReply::Receipt)
+                self.propose(id, service).map(ReferralReply::Receipt)
             }
             ReferralRequest::Assign { id, org } => {
-                self.assign(&id, org, by).map(ReferralReply::Receipt)
+                self.assign(id, org, by).map(ReferralReply::Receipt)
             }
             ReferralRequest::List { filter } => self.list(&filter).map(ReferralReply::List),
             ReferralRequest::Show { id } => {
-                self.show(&id, by).map(|v| ReferralReply::Show(Box::new(v)))
+                self.show(id, by).map(|v| ReferralReply::Show(Box::new(v)))
             }
-            ReferralRequest::Erase { id } => self.erase(&id, by).map(ReferralReply::Erased),
-            ReferralRequest::Audit { id } => {
-                Ok(ReferralReply::Audit(self.vault.audit_log(id.as_deref())?))
-            }
+            ReferralRequest::Erase { id } => self.erase(id, by).map(ReferralReply::Erased),
+            ReferralRequest::Audit { id } => Ok(ReferralReply::Audit(
+                self.vault.audit_log(id.map(|i| i.to_string()).as_deref())?,
+            )),
             ReferralRequest::Report => {
                 let entries = self.board();
                 Ok(ReferralReply::Report(report::report(
@@ -489,7 +496,8 @@ impl DocumentsActor {
         let dimension = taxonomy::category(&category)
             .map(|c| c.dimension)
             .ok_or_else(|| invalid("category", format!("unknown category {category:?}")))?;
-        let id = fresh_referral_id()?;
+        let referral_id = fresh_referral_id()?;
+        let id = referral_id.to_string();
         let fields = send.consent.fields();
         let content = CaseContent {
             salt: casefile::fresh_salt().map_err(|source| NodeError::Random {
@@ -546,7 +554,7 @@ impl DocumentsActor {
         };
         info!(referral = %id, "referral sent");
         Ok(ReferralReceipt {
-            id,
+            id: referral_id,
             status: Status::Pending,
             change,
             note,
@@ -566,10 +574,13 @@ impl DocumentsActor {
 
     fn move_referral(
         &mut self,
-        id: &str,
+        referral: ReferralId,
         action: Move,
         now: i64,
     ) -> Result<ReferralReceipt, NodeError> {
+        // The records, the vault and the audit log name a referral by its text.
+        let text = referral.to_string();
+        let id = text.as_str();
         let entry = self.entry(id)?;
         let role = self.role_in(&entry).ok_or_else(|| {
             invalid(
@@ -596,14 +607,20 @@ impl DocumentsActor {
             answering: (role == Role::Receiver).then_some(entry.sender),
         })?;
         Ok(ReferralReceipt {
-            id: id.to_owned(),
+            id: referral,
             status,
             change,
             note: format!("{} → {status}", entry.status),
         })
     }
 
-    fn propose(&mut self, id: &str, service: String) -> Result<ReferralReceipt, NodeError> {
+    fn propose(
+        &mut self,
+        referral: ReferralId,
+        service: String,
+    ) -> Result<ReferralReceipt, NodeError> {
+        let text = referral.to_string();
+        let id = text.as_str();
         let entry = self.entry(id)?;
         if !entry.open || entry.receiver.is_some() {
             return Err(invalid(
@@ -663,14 +680,21 @@ impl DocumentsActor {
             },
         })?;
         Ok(ReferralReceipt {
-            id: id.to_owned(),
+            id: referral,
             status: entry.status,
             change,
             note: "proposal recorded; the sending organisation chooses who takes it".into(),
         })
     }
 
-    fn assign(&mut self, id: &str, org: OrgId, by: &str) -> Result<ReferralReceipt, NodeError> {
+    fn assign(
+        &mut self,
+        referral: ReferralId,
+        org: OrgId,
+        by: &str,
+    ) -> Result<ReferralReceipt, NodeError> {
+        let text = referral.to_string();
+        let id = text.as_str();
         let now = crate::unix_now();
         let entry = self.entry(id)?;
         if entry.sender != self.own {
@@ -726,7 +750,7 @@ impl DocumentsActor {
         self.audit(id, "stored", by, format!("assigned to {org}"));
         self.queue_delivery(id, org, now)?;
         Ok(ReferralReceipt {
-            id: id.to_owned(),
+            id: referral,
             status: entry.status,
             change,
             note: "assigned; the case file goes to that organisation's node, and it answers".into(),
@@ -792,12 +816,14 @@ impl DocumentsActor {
                 .vault
                 .held()?
                 .into_iter()
-                .map(|(id, _, _)| id)
+                .filter_map(|(id, _, _)| ReferralId::parse(&id))
                 .collect(),
         })
     }
 
-    fn show(&mut self, id: &str, by: &str) -> Result<ReferralView, NodeError> {
+    fn show(&mut self, referral: ReferralId, by: &str) -> Result<ReferralView, NodeError> {
+        let text = referral.to_string();
+        let id = text.as_str();
         let entry = self.entry(id)?;
         let role = self.role_in(&entry);
         let delivery_pending = self
@@ -836,11 +862,10 @@ impl DocumentsActor {
         Ok(view)
     }
 
-    fn erase(&mut self, id: &str, by: &str) -> Result<EraseReceipt, NodeError> {
+    fn erase(&mut self, referral: ReferralId, by: &str) -> Result<EraseReceipt, NodeError> {
         let now = crate::unix_now();
-        if !board::is_referral_id(id) {
-            return Err(invalid("id", format!("{id:?} is not a referral id")));
-        }
+        let text = referral.to_string();
+        let id = text.as_str();
         let counterpart = match self.entry(id) {
             Ok(entry) => match self.role_in(&entry) {
                 Some(Role::Sender) => entry.receiver,
@@ -877,7 +902,7 @@ impl DocumentsActor {
             self.nudge_network();
         }
         Ok(EraseReceipt {
-            id: id.to_owned(),
+            id: referral,
             erased_here,
             asked: counterpart,
         })
@@ -1178,9 +1203,8 @@ impl DocumentsActor {
             })
             .partition(|e| own_key && e.sender == own && e.overdue(now));
         for entry in to_expire {
-            let id = entry.id.to_string();
-            if let Err(e) = self.move_referral(&id, Move::Expire, now) {
-                warn!(referral = %id, error = %e, "could not record an expiry");
+            if let Err(e) = self.move_referral(entry.id, Move::Expire, now) {
+                warn!(referral = %entry.id, error = %e, "could not record an expiry");
             }
         }
         for entry in to_erase {

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::lifecycle::{Move, MoveError, Role, Status, decide};
 use crate::identity::OrgId;
+use crate::ids::ReferralId;
 use crate::model::OrganisationRecord;
 use crate::reference::{areas, taxonomy};
 
@@ -36,12 +37,7 @@ pub use crate::model::referral::{
 
 /// True for a well-formed referral id: `ref-` and 24 lower-case hex digits.
 pub fn is_referral_id(id: &str) -> bool {
-    id.strip_prefix("ref-").is_some_and(|hex| {
-        hex.len() == 24
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
+    ReferralId::parse(id).is_some()
 }
 
 fn check_moves(moves: &[MoveRecord], role: Role, deadline: i64) -> Result<(), String> {
@@ -228,7 +224,7 @@ pub struct ProposalView {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BoardEntry {
     /// The referral id.
-    pub id: String,
+    pub id: ReferralId,
     /// The sending organisation.
     pub sender: OrgId,
     /// The receiving organisation, once known.
@@ -287,7 +283,7 @@ impl BoardEntry {
 
 /// Folds one referral from its two sides (see the module rules).
 pub fn fold(
-    id: &str,
+    id: ReferralId,
     sender: OrgId,
     sent: &SentReferral,
     answer: Option<&Answer>,
@@ -295,7 +291,7 @@ pub fn fold(
 ) -> BoardEntry {
     let destination = sent.destination();
     let mut entry = BoardEntry {
-        id: id.to_owned(),
+        id,
         sender,
         receiver: destination.map(|(r, _)| r),
         service: destination.map(|(_, s)| s.to_owned()),
@@ -382,20 +378,22 @@ fn apply(entry: &mut BoardEntry, by: Role, m: &MoveRecord) {
 /// One referral's board entry, folded from the records held (one map lookup per
 /// organisation, whatever the size of the board).
 pub fn entry<'a>(
-    id: &str,
+    id: ReferralId,
     records: impl IntoIterator<Item = (OrgId, &'a OrganisationRecord)>,
 ) -> Option<BoardEntry> {
     let records: BTreeMap<OrgId, &OrganisationRecord> = records.into_iter().collect();
+    let text = id.to_string();
+    let text = text.as_str();
     let (sender, sent) = records
         .iter()
-        .find_map(|(org, r)| r.referrals.get(id).map(|sent| (*org, sent)))?;
+        .find_map(|(org, r)| r.referrals.get(text).map(|sent| (*org, sent)))?;
     let answer = sent
         .destination()
         .and_then(|(receiver, _)| records.get(&receiver))
-        .and_then(|r| r.answers.get(id));
+        .and_then(|r| r.answers.get(text));
     let proposals = records
         .iter()
-        .filter_map(|(org, r)| r.proposals.get(id).map(|p| (*org, p)))
+        .filter_map(|(org, r)| r.proposals.get(text).map(|p| (*org, p)))
         .collect();
     Some(fold(id, sender, sent, answer, proposals))
 }
@@ -420,18 +418,20 @@ pub fn board<'a>(
         .flat_map(|(sender, record)| {
             let records = &records;
             let proposals = &proposals;
-            record.referrals.iter().map(move |(id, sent)| {
+            // Records hold only well-formed ids (`check_sent`); any other is no referral.
+            record.referrals.iter().filter_map(move |(id, sent)| {
+                let referral = ReferralId::parse(id)?;
                 let answer = sent
                     .destination()
                     .and_then(|(receiver, _)| records.get(&receiver))
                     .and_then(|r| r.answers.get(id));
-                fold(
-                    id,
+                Some(fold(
+                    referral,
                     *sender,
                     sent,
                     answer,
                     proposals.get(id.as_str()).cloned().unwrap_or_default(),
-                )
+                ))
             })
         })
         .collect();
@@ -452,6 +452,10 @@ mod tests {
     }
 
     const ID: &str = "ref-0123456789abcdef01234567";
+
+    fn id() -> ReferralId {
+        ID.parse().expect("a referral id")
+    }
 
     fn sent(receiver: OrgId) -> SentReferral {
         SentReferral {
@@ -564,7 +568,7 @@ mod tests {
                 ),
             ],
         };
-        let entry = fold(ID, a, &referral, Some(&answer), Vec::new());
+        let entry = fold(id(), a, &referral, Some(&answer), Vec::new());
         assert_eq!(entry.status, Status::Completed);
         assert_eq!(entry.outcome, Some(Outcome::Achieved));
         assert_eq!(entry.first_response, Some(200));
@@ -576,7 +580,7 @@ mod tests {
             moves: answer.moves.clone(),
         };
         assert_eq!(
-            fold(ID, a, &referral, Some(&stranger), Vec::new()).status,
+            fold(id(), a, &referral, Some(&stranger), Vec::new()).status,
             Status::Pending
         );
     }
@@ -594,7 +598,7 @@ mod tests {
             sender: a,
             moves: vec![mv(Move::Accept, Status::Pending, 200, 0)],
         };
-        let entry = fold(ID, a, &referral, Some(&answer), Vec::new());
+        let entry = fold(id(), a, &referral, Some(&answer), Vec::new());
         assert_eq!(entry.status, Status::Withdrawn);
         assert!(entry.history.iter().all(|h| h.void.is_none()));
         // The receiver completed concurrently with the withdrawal: completed stands, the
@@ -613,7 +617,7 @@ mod tests {
                 ),
             ],
         };
-        let entry = fold(ID, a, &referral, Some(&answer), Vec::new());
+        let entry = fold(id(), a, &referral, Some(&answer), Vec::new());
         assert_eq!(entry.status, Status::Completed);
         assert!(entry.history.last().and_then(|h| h.void.as_ref()).is_some());
         // The receiver accepted after seeing the withdrawal: its accept is void.
@@ -621,7 +625,7 @@ mod tests {
             sender: a,
             moves: vec![mv(Move::Accept, Status::Withdrawn, 300, 1)],
         };
-        let entry = fold(ID, a, &referral, Some(&answer), Vec::new());
+        let entry = fold(id(), a, &referral, Some(&answer), Vec::new());
         assert_eq!(entry.status, Status::Withdrawn);
         assert!(entry.history[1].void.is_some());
     }
@@ -645,10 +649,10 @@ mod tests {
         );
         let all = board([(a, &ra), (b, &rb)]);
         assert_eq!(all.len(), 2);
-        let one = entry(ID, [(a, &ra), (b, &rb)]).unwrap();
+        let one = entry(id(), [(a, &ra), (b, &rb)]).unwrap();
         assert_eq!(one.status, Status::Accepted);
-        assert_eq!(all.iter().find(|e| e.id == ID), Some(&one));
-        assert!(entry("ref-000000000000000000000000", [(a, &ra)]).is_none());
+        assert_eq!(all.iter().find(|e| e.id == id()), Some(&one));
+        assert!(entry("ref-000000000000000000000000".parse().unwrap(), [(a, &ra)]).is_none());
     }
 
     #[test]
@@ -669,7 +673,7 @@ mod tests {
             service: "svc-c".into(),
             at: 160,
         };
-        let entry = fold(ID, a, &referral, None, vec![(b, &pb), (c, &pc)]);
+        let entry = fold(id(), a, &referral, None, vec![(b, &pb), (c, &pc)]);
         assert_eq!(entry.receiver, None);
         assert_eq!(entry.proposals.len(), 2);
         assert!(entry.proposals.iter().all(|p| !p.chosen));
@@ -679,7 +683,7 @@ mod tests {
             at: 170,
         });
         check_sent(&a, ID, &referral).unwrap();
-        let entry = fold(ID, a, &referral, None, vec![(b, &pb), (c, &pc)]);
+        let entry = fold(id(), a, &referral, None, vec![(b, &pb), (c, &pc)]);
         assert_eq!(entry.receiver, Some(c));
         assert_eq!(
             entry

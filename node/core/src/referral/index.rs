@@ -20,54 +20,21 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt;
 
-use super::board::{BoardEntry, fold, is_referral_id};
+use super::board::{BoardEntry, fold};
 use super::lifecycle::Status;
 use crate::identity::OrgId;
+use crate::ids::ReferralId;
 use crate::model::OrganisationRecord;
 
-/// A referral id in its 12 bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RefId([u8; 12]);
-
-impl RefId {
-    /// The id's bytes, if `id` is a well-formed referral id.
-    pub fn parse(id: &str) -> Option<Self> {
-        if !is_referral_id(id) {
-            return None;
-        }
-        let hex = id.get(4..)?.as_bytes();
-        let mut bytes = [0u8; 12];
-        for (i, pair) in hex.chunks(2).enumerate() {
-            let digit = |b: u8| match b {
-                b'0'..=b'9' => b - b'0',
-                _ => b - b'a' + 10,
-            };
-            bytes[i] = digit(pair[0]) << 4 | digit(pair[1]);
-        }
-        Some(Self(bytes))
-    }
-}
-
-impl fmt::Display for RefId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ref-")?;
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
-    }
-}
-
 /// Position of an entry in the board's order: newest first, then by id, then by sender.
-type Position = (Reverse<i64>, RefId, OrgId);
+type Position = (Reverse<i64>, ReferralId, OrgId);
 
 /// What `list` and housekeeping filter on, for one board entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Summary {
     /// The referral id.
-    pub id: RefId,
+    pub id: ReferralId,
     /// The sending organisation.
     pub sender: OrgId,
     /// The receiving organisation, once known.
@@ -86,7 +53,7 @@ pub struct Summary {
 
 impl Summary {
     #[cfg(test)]
-    fn of(id: RefId, entry: &BoardEntry) -> Self {
+    fn of(id: ReferralId, entry: &BoardEntry) -> Self {
         Self {
             id,
             sender: entry.sender,
@@ -119,15 +86,15 @@ struct Facts {
 #[derive(Debug, Default, Clone)]
 struct Contribution {
     generation: u64,
-    sent: Vec<RefId>,
-    answered: Vec<RefId>,
-    proposed: Vec<RefId>,
+    sent: Vec<ReferralId>,
+    answered: Vec<ReferralId>,
+    proposed: Vec<ReferralId>,
 }
 
 impl Contribution {
     fn of(generation: u64, record: &OrganisationRecord) -> Self {
-        let ids = |keys: &mut dyn Iterator<Item = &String>| -> Vec<RefId> {
-            keys.filter_map(|id| RefId::parse(id)).collect()
+        let ids = |keys: &mut dyn Iterator<Item = &String>| -> Vec<ReferralId> {
+            keys.filter_map(|id| ReferralId::parse(id)).collect()
         };
         Self {
             generation,
@@ -137,7 +104,7 @@ impl Contribution {
         }
     }
 
-    fn ids(&self) -> impl Iterator<Item = &RefId> {
+    fn ids(&self) -> impl Iterator<Item = &ReferralId> {
         self.sent
             .iter()
             .chain(self.answered.iter())
@@ -165,7 +132,7 @@ impl Parties {
 #[derive(Debug, Default)]
 pub struct BoardIndex {
     contributions: HashMap<OrgId, Contribution>,
-    parties: HashMap<RefId, Parties>,
+    parties: HashMap<ReferralId, Parties>,
     /// The entries' summaries, in the board's order.
     entries: BTreeMap<Position, Facts>,
 }
@@ -182,7 +149,7 @@ impl BoardIndex {
             .into_iter()
             .map(|(org, generation, record)| (org, (generation, record)))
             .collect();
-        let mut affected: BTreeSet<RefId> = BTreeSet::new();
+        let mut affected: BTreeSet<ReferralId> = BTreeSet::new();
         let gone: Vec<OrgId> = self
             .contributions
             .keys()
@@ -227,7 +194,7 @@ impl BoardIndex {
         }
     }
 
-    fn forget(&mut self, org: OrgId, old: &Contribution, affected: &mut BTreeSet<RefId>) {
+    fn forget(&mut self, org: OrgId, old: &Contribution, affected: &mut BTreeSet<ReferralId>) {
         for id in &old.sent {
             if let Some(parties) = self.parties.get_mut(id) {
                 if let Some(at) = parties.senders.iter().position(|(o, _)| *o == org)
@@ -253,7 +220,7 @@ impl BoardIndex {
 
     fn refold<'a>(
         &mut self,
-        id: RefId,
+        id: ReferralId,
         records: &impl Fn(&OrgId) -> Option<&'a OrganisationRecord>,
     ) {
         let Some(parties) = self.parties.get_mut(&id) else {
@@ -264,7 +231,7 @@ impl BoardIndex {
             if let Some(stale) = created.take() {
                 self.entries.remove(&(Reverse(stale), id, *sender));
             }
-            let Some(entry) = fold_one(&text, *sender, &parties.proposers, records) else {
+            let Some(entry) = fold_one(id, &text, *sender, &parties.proposers, records) else {
                 continue;
             };
             *created = Some(entry.created);
@@ -309,7 +276,13 @@ impl BoardIndex {
             .get(&summary.id)
             .map(|p| p.proposers.as_slice())
             .unwrap_or_default();
-        fold_one(&summary.id.to_string(), summary.sender, proposers, &records)
+        fold_one(
+            summary.id,
+            &summary.id.to_string(),
+            summary.sender,
+            proposers,
+            &records,
+        )
     }
 
     /// Number of entries.
@@ -325,6 +298,7 @@ impl BoardIndex {
 
 /// The entry of referral `id` sent by `sender`, from the records.
 fn fold_one<'a>(
+    referral: ReferralId,
     id: &str,
     sender: OrgId,
     proposers: &[OrgId],
@@ -339,7 +313,7 @@ fn fold_one<'a>(
         .iter()
         .filter_map(|org| Some((*org, records(org)?.proposals.get(id)?)))
         .collect();
-    Some(fold(id, sender, sent, answer, proposals))
+    Some(fold(referral, sender, sent, answer, proposals))
 }
 
 #[cfg(test)]
@@ -417,7 +391,7 @@ mod tests {
             assert_eq!(index.len(), expected.len());
             let lookup = |org: &OrgId| self.0.get(org).map(|(_, r)| r);
             for (summary, entry) in summaries.iter().zip(&expected) {
-                let id = RefId::parse(&entry.id).expect("a referral id");
+                let id = entry.id;
                 assert_eq!(summary, &Summary::of(id, entry));
                 assert_eq!(index.entry(summary, lookup).as_ref(), Some(entry));
             }
@@ -432,9 +406,9 @@ mod tests {
             "ref-00000000000000000000000a",
             "ref-ffffffffffffffffffffffff",
         ];
-        let mut parsed: Vec<RefId> = ids
+        let mut parsed: Vec<ReferralId> = ids
             .iter()
-            .map(|id| RefId::parse(id).expect("well formed"))
+            .map(|id| ReferralId::parse(id).expect("well formed"))
             .collect();
         for (id, parsed) in ids.iter().zip(&parsed) {
             assert_eq!(&parsed.to_string(), id);
@@ -443,7 +417,7 @@ mod tests {
         let mut sorted = ids.to_vec();
         sorted.sort();
         assert_eq!(
-            parsed.iter().map(RefId::to_string).collect::<Vec<_>>(),
+            parsed.iter().map(ReferralId::to_string).collect::<Vec<_>>(),
             sorted
         );
         for bad in [
@@ -453,7 +427,7 @@ mod tests {
             "ref-0123456789abcdef0123456g",
             "",
         ] {
-            assert_eq!(RefId::parse(bad), None, "{bad}");
+            assert_eq!(ReferralId::parse(bad), None, "{bad}");
         }
     }
 
