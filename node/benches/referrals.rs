@@ -319,7 +319,7 @@ async fn send_through_a_node() {
                 ReferralRequest::Send {
                     send: Box::new(SendReferral {
                         to: Some(to),
-                        service: Some(service_id.clone()),
+                        service: Some(service_id.parse().expect("a service id")),
                         category: None,
                         region: "CM005".into(),
                         priority: Priority::Routine,

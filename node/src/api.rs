@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::directory::{SearchQuery, ServiceHit};
 use crate::document::{Edit, HistoryEntry};
 use crate::identity::OrgId;
-use crate::ids::ReferralId;
+use crate::ids::{ReferralId, ServiceId};
 use crate::model::OrganisationRecord;
 use crate::node::{
     Decision, DecisionReceipt, EditReceipt, EraseReceipt, ListFilter, MembershipView, NodeError,
@@ -321,7 +321,7 @@ pub struct ReferralPropose {
     /// The referral.
     pub id: ReferralId,
     /// This organisation's service.
-    pub service: String,
+    pub service: ServiceId,
     /// The operator.
     #[serde(default)]
     pub operator: Option<String>,

@@ -38,10 +38,12 @@ use crate::model::{OrganisationRecord, ValidationError};
 use crate::status::NetworkStatus;
 use crate::store::{Store, StoreError};
 
+mod casefiles;
 mod decisions;
 mod documents;
 mod handle;
 mod load;
+mod received;
 mod referrals;
 mod replication;
 
@@ -50,12 +52,13 @@ pub use handle::{NodeHandle, Outbound};
 use load::rebuild;
 pub use load::{initialise, initialise_device};
 
+pub use casefiles::Outgoing;
 pub use decisions::{
     Decision, DecisionReceipt, MembershipSummary, MembershipView, RequestView, create_network,
     found_network_locally, join_network,
 };
 pub use referrals::{
-    CaseState, EraseReceipt, ListFilter, Outgoing, ReferralList, ReferralReceipt, ReferralReply,
+    CaseState, EraseReceipt, ListFilter, ReferralList, ReferralReceipt, ReferralReply,
     ReferralRequest, ReferralView, SendReferral,
 };
 pub use replication::{

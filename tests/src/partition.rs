@@ -43,7 +43,7 @@ pub struct Partitioned {
 fn referral(to: OrgId, service: &str) -> SendReferral {
     SendReferral {
         to: Some(to),
-        service: Some(service.into()),
+        service: Some(service.parse().expect("a service id")),
         category: None,
         region: "CM005".into(),
         priority: Priority::Routine,

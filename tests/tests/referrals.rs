@@ -66,7 +66,7 @@ fn consent() -> ConsentRecord {
 pub(crate) fn direct(to: OrgId, service: &str) -> SendReferral {
     SendReferral {
         to: Some(to),
-        service: Some(service.into()),
+        service: Some(service.parse().expect("a service id")),
         category: None,
         region: "CM005".into(),
         priority: Priority::Urgent,
@@ -631,7 +631,7 @@ async fn an_open_referral_is_taken_by_one_of_the_members_that_propose() {
             node,
             ReferralRequest::Propose {
                 id,
-                service: service.clone(),
+                service: service.parse().expect("a service id"),
             },
         )
         .await
@@ -766,14 +766,10 @@ async fn unanswered_referrals_expire_and_the_receivers_access_ends_after_retenti
         show(sender, &answered).await.map(|v| v.case_state),
         Some(CaseState::Held)
     );
-    let ReferralReply::Audit(log) = ask(
-        receiver,
-        ReferralRequest::Audit {
-            id: Some(answered),
-        },
-    )
-    .await
-    .expect("audit") else {
+    let ReferralReply::Audit(log) = ask(receiver, ReferralRequest::Audit { id: Some(answered) })
+        .await
+        .expect("audit")
+    else {
         panic!("audit");
     };
     assert!(log.iter().any(|a| a.action == "retention_expired"));

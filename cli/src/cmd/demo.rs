@@ -521,7 +521,7 @@ async fn refer(nodes: &[DemoNode], folder: &Path) -> anyhow::Result<()> {
         &ngo.data_dir,
         ReferralCommand::Send(SendArgs {
             to: Some(delegation.running.handle().org_id().to_string()),
-            service: Some(training),
+            service: Some(training.parse()?),
             category: None,
             region: "CM005".into(),
             priority: passerelle_node::referral::board::Priority::Routine,

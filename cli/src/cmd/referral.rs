@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use passerelle_node::api;
 use passerelle_node::identity::OrgId;
-use passerelle_node::ids::ReferralId;
+use passerelle_node::ids::{ReferralId, ServiceId};
 use passerelle_node::node::{
     CaseState, ListFilter, ReferralList, ReferralReceipt, ReferralView, SendReferral, StatusReport,
 };
@@ -105,7 +105,7 @@ pub enum ReferralCommand {
         id: ReferralId,
         /// This organisation's service id (svc-…).
         #[arg(long)]
-        service: String,
+        service: ServiceId,
     },
     /// Give this organisation's open referral to one of the organisations that proposed;
     /// the case file then goes to it.
@@ -161,7 +161,7 @@ pub struct SendArgs {
     pub to: Option<String>,
     /// The receiving organisation's service id (svc-…).
     #[arg(long, requires = "to")]
-    pub service: Option<String>,
+    pub service: Option<ServiceId>,
     /// Category of service asked for (required for an open referral).
     #[arg(long)]
     pub category: Option<String>,
@@ -612,7 +612,7 @@ async fn send(data_dir: &Path, args: SendArgs) -> anyhow::Result<SendReferral> {
     // referral's consent covers whichever member it is assigned to).
     if let ConsentRecord::Given(given) = &mut consent {
         given.organisation = to;
-        given.service = args.service.clone();
+        given.service = args.service.as_ref().map(ToString::to_string);
     }
     Ok(SendReferral {
         to,

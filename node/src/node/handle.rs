@@ -5,8 +5,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{
     Decision, DecisionReceipt, EditReceipt, MembershipView, NodeError, OrganisationView, Outgoing,
-    ReferralReply, ReferralRequest, RemoteOutcome, StatusReport, SyncOffer, SyncServed,
-    replication,
+    ReferralReply, ReferralRequest, RemoteOutcome, StatusReport, SyncOffer, SyncServed, received,
 };
 use crate::directory::{SearchQuery, ServiceHit};
 use crate::document::{Edit, HistoryEntry};
@@ -53,7 +52,7 @@ pub(super) enum Command {
         reply: Reply<SyncServed>,
     },
     ApplyRemote {
-        changes: replication::VerifiedBatch,
+        changes: received::VerifiedBatch,
         from: Option<KeyId>,
         reply: Reply<RemoteOutcome>,
     },
@@ -277,7 +276,7 @@ impl NodeHandle {
         // documents thread (on every core for a large batch), which then only checks,
         // applies and stores.
         let changes = tokio::task::spawn_blocking(move || {
-            replication::VerifiedBatch::check_with_documents(changes, documents)
+            received::VerifiedBatch::check_with_documents(changes, documents)
         })
         .await
         .map_err(|_| NodeError::Stopped)?;

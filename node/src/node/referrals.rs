@@ -1,6 +1,7 @@
 //! The documents actor's referral work: sending (consent, case file, board entry),
-//! moving, open referrals, reading and erasing case files, the delivery outbox, and the
-//! periodic housekeeping (expiry of unanswered referrals, end of the receiver's access).
+//! moving, open referrals, reading and erasing case files, and the periodic housekeeping
+//! (expiry of unanswered referrals, end of the receiver's access). Case files travelling
+//! between nodes are `casefiles.rs`.
 
 use std::collections::BTreeMap;
 
@@ -9,15 +10,14 @@ use tracing::{info, warn};
 
 use super::{DocumentsActor, NodeError};
 use crate::document::Edit;
-use crate::identity::{KeyId, OrgId};
-use crate::ids::ReferralId;
+use crate::identity::OrgId;
+use crate::ids::{ReferralId, ServiceId};
 use crate::model::{OrganisationRecord, ServiceStatus, ValidationError};
-use crate::protocol::{CaseMessage, CaseReply};
 use crate::reference::taxonomy;
 use crate::referral::board::{
     self, Assignment, BoardEntry, MoveRecord, Priority, Proposal, SentReferral,
 };
-use crate::referral::casefile::{self, CaseContent, CaseFile, ConsentRecord, Payload};
+use crate::referral::casefile::{self, CaseContent, CaseFile, ConsentRecord};
 use crate::referral::index::{BoardIndex, Summary};
 use crate::referral::lifecycle::{Move, Role, Status};
 use crate::referral::matching::{self, MatchQuery, ServiceMatch};
@@ -33,7 +33,7 @@ pub struct SendReferral {
     pub to: Option<OrgId>,
     /// The receiver's service id.
     #[serde(default)]
-    pub service: Option<String>,
+    pub service: Option<ServiceId>,
     /// The category asked for: required for an open referral; for a direct one, defaults
     /// to the service's first category.
     #[serde(default)]
@@ -101,7 +101,7 @@ pub enum ReferralRequest {
         /// The referral.
         id: ReferralId,
         /// This organisation's service.
-        service: String,
+        service: ServiceId,
     },
     /// Give an open referral to one of the organisations that proposed.
     Assign {
@@ -232,16 +232,7 @@ pub enum ReferralReply {
     Report(Report),
 }
 
-/// A message for another organisation's node, from the outbox.
-#[derive(Debug, Clone)]
-pub struct Outgoing {
-    /// The organisation whose node should receive it.
-    pub to: OrgId,
-    /// The message.
-    pub message: CaseMessage,
-}
-
-fn invalid(field: &str, message: impl Into<String>) -> NodeError {
+pub(super) fn invalid(field: &str, message: impl Into<String>) -> NodeError {
     NodeError::Invalid(ValidationError::new(field, message))
 }
 
@@ -295,7 +286,7 @@ impl DocumentsActor {
         board::board(self.records())
     }
 
-    fn entry(&self, id: &str) -> Result<BoardEntry, NodeError> {
+    pub(super) fn entry(&self, id: &str) -> Result<BoardEntry, NodeError> {
         if !board::is_referral_id(id) {
             return Err(invalid(
                 "id",
@@ -322,7 +313,7 @@ impl DocumentsActor {
         }
     }
 
-    fn audit(&self, referral: &str, action: &str, by: &str, detail: impl Into<String>) {
+    pub(super) fn audit(&self, referral: &str, action: &str, by: &str, detail: impl Into<String>) {
         let entry = AuditEntry {
             at: crate::unix_now(),
             referral: referral.to_owned(),
@@ -430,11 +421,11 @@ impl DocumentsActor {
                     .ok_or_else(|| {
                         invalid("to", format!("no organisation {to} on this node yet"))
                     })?;
-                let offered = record.services.get(service).ok_or_else(|| {
+                let offered = record.services.get(service.as_str()).ok_or_else(|| {
                     invalid(
                         "service",
                         format!(
-                            "{} offers no service {service:?}; see `passerelle directory search` or `passerelle referral match`",
+                            "{} offers no service \"{service}\"; see `passerelle directory search` or `passerelle referral match`",
                             record.profile.name
                         ),
                     )
@@ -468,12 +459,12 @@ impl DocumentsActor {
                     None => offered.categories.first().cloned().ok_or_else(|| {
                         invalid(
                             "category",
-                            format!("service {service:?} has no category; give --category"),
+                            format!("service \"{service}\" has no category; give --category"),
                         )
                     })?,
                 };
-                send.consent.allows(Some(to), Some(service), now)?;
-                (Some(*to), Some(service.clone()), category, false)
+                send.consent.allows(Some(to), Some(service.as_str()), now)?;
+                (Some(*to), Some(service.to_string()), category, false)
             }
             (None, None) => {
                 let category = send.category.clone().ok_or_else(|| {
@@ -617,8 +608,10 @@ impl DocumentsActor {
     fn propose(
         &mut self,
         referral: ReferralId,
-        service: String,
+        service: ServiceId,
     ) -> Result<ReferralReceipt, NodeError> {
+        // The records name a service by its text.
+        let service = String::from(service);
         let text = referral.to_string();
         let id = text.as_str();
         let entry = self.entry(id)?;
@@ -906,285 +899,6 @@ impl DocumentsActor {
             erased_here,
             asked: counterpart,
         })
-    }
-
-    /// The outbox as messages ready to send (case files sealed afresh for each attempt).
-    pub(super) fn handle_case_outbox(&mut self) -> Result<Vec<Outgoing>, NodeError> {
-        let mut out = Vec::new();
-        for entry in self.vault.outbox()? {
-            match entry.kind {
-                OutboxKind::Erase => out.push(Outgoing {
-                    to: entry.to,
-                    message: CaseMessage::Erase {
-                        referral: entry.referral,
-                    },
-                }),
-                OutboxKind::Deliver => {
-                    let Some(key) = self
-                        .documents
-                        .get(&entry.to)
-                        .and_then(|d| d.record())
-                        .and_then(|r| r.encryption_key)
-                    else {
-                        continue;
-                    };
-                    let Some(held) = self.vault.read(&entry.referral)? else {
-                        // Erased meanwhile: nothing to deliver.
-                        self.vault.dequeue(OutboxKind::Deliver, &entry.referral)?;
-                        continue;
-                    };
-                    let payload = Payload {
-                        referral: entry.referral.clone(),
-                        sender: self.own,
-                        receiver: entry.to,
-                        sent_at: crate::unix_now(),
-                        content: held.content,
-                    };
-                    match casefile::seal(&payload, &key) {
-                        Ok(sealed) => out.push(Outgoing {
-                            to: entry.to,
-                            message: CaseMessage::Deliver {
-                                referral: entry.referral,
-                                sender: self.own,
-                                sealed,
-                            },
-                        }),
-                        Err(e) => {
-                            warn!(referral = %entry.referral, error = %e, "could not seal a case file")
-                        }
-                    }
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// The receiving node answered a message of the outbox.
-    pub(super) fn handle_case_answered(
-        &mut self,
-        referral: &str,
-        erase: bool,
-        from: OrgId,
-        reply: CaseReply,
-    ) -> Result<(), NodeError> {
-        let kind = if erase {
-            OutboxKind::Erase
-        } else {
-            OutboxKind::Deliver
-        };
-        if !reply.done {
-            return Ok(());
-        }
-        self.vault.dequeue(kind, referral)?;
-        let action = match (erase, reply.accepted) {
-            (false, true) => "delivered",
-            (true, true) => "erased_remotely",
-            (_, false) => "refused",
-        };
-        let peer = from.to_string();
-        self.audit(referral, action, &peer, reply.message.clone());
-        if !reply.accepted {
-            warn!(%referral, message = %reply.message, "the other node refused a case-file message");
-        }
-        Ok(())
-    }
-
-    /// A case-file message from the peer whose key is `key`. Every refusal is logged and
-    /// counted (`case files … refused` in `passerelle status`) and changes nothing.
-    pub(super) fn handle_case_message(&mut self, message: CaseMessage, key: KeyId) -> CaseReply {
-        let reply = self.case_message(message, key);
-        if reply.done && !reply.accepted {
-            warn!(peer = %key, reason = %reply.message, "case-file message refused");
-            self.case_files_refused += 1;
-        }
-        reply
-    }
-
-    fn case_message(&mut self, message: CaseMessage, key: KeyId) -> CaseReply {
-        let refuse = |message: String| CaseReply {
-            done: true,
-            accepted: false,
-            message,
-        };
-        let Some(peer_org) = self.membership().and_then(|m| m.acting_member(&key)) else {
-            return CaseReply {
-                done: false,
-                accepted: false,
-                message: "this node does not know the sender as a member (yet)".into(),
-            };
-        };
-        let now = crate::unix_now();
-        match message {
-            CaseMessage::Erase { referral } => {
-                if !board::is_referral_id(&referral) {
-                    return refuse("not a referral id".into());
-                }
-                match self.vault.side(&referral) {
-                    Ok(Some((_, counterpart))) if counterpart == Some(peer_org) => {}
-                    Ok(Some(_)) => {
-                        return refuse(
-                            "that organisation is not the other party of this referral".into(),
-                        );
-                    }
-                    Ok(None) => {
-                        // Nothing held (not delivered yet): a tombstone keeps a later
-                        // delivery out — only at the word of a party to the referral, so
-                        // another member cannot block a delivery it saw on the board.
-                        let party = self
-                            .entry(&referral)
-                            .ok()
-                            .is_some_and(|e| e.sender == peer_org || e.receiver == Some(peer_org));
-                        if !party {
-                            return refuse(
-                                "that organisation is not a party to this referral".into(),
-                            );
-                        }
-                        let _ = self.vault.erase(&referral, now, Erasure::Asked);
-                        return CaseReply {
-                            done: true,
-                            accepted: true,
-                            message: "no case file held; none will be taken".into(),
-                        };
-                    }
-                    Err(e) => {
-                        return CaseReply {
-                            done: false,
-                            accepted: false,
-                            message: e.to_string(),
-                        };
-                    }
-                }
-                match self.vault.erase(&referral, now, Erasure::Asked) {
-                    Ok(_) => {
-                        let _ = self.vault.dequeue(OutboxKind::Deliver, &referral);
-                        self.audit(
-                            &referral,
-                            "erased",
-                            &peer_org.to_string(),
-                            "at the other organisation's request; key destroyed",
-                        );
-                        CaseReply {
-                            done: true,
-                            accepted: true,
-                            message: "erased".into(),
-                        }
-                    }
-                    Err(e) => CaseReply {
-                        done: false,
-                        accepted: false,
-                        message: e.to_string(),
-                    },
-                }
-            }
-            CaseMessage::Deliver {
-                referral,
-                sender,
-                sealed,
-            } => {
-                if sender != peer_org {
-                    return refuse(format!("sent by {peer_org} in the name of {sender}"));
-                }
-                if !board::is_referral_id(&referral) {
-                    return refuse("not a referral id".into());
-                }
-                if self.identity.key_id() != self.own.key() {
-                    return refuse(
-                        "this is a device node; case files go to the organisation's own node"
-                            .into(),
-                    );
-                }
-                match self.vault.erased(&referral) {
-                    Ok(Some(_)) => return refuse("erased here already; not taken again".into()),
-                    Ok(None) => {}
-                    Err(e) => {
-                        return CaseReply {
-                            done: false,
-                            accepted: false,
-                            message: e.to_string(),
-                        };
-                    }
-                }
-                // Only a case file whose board entry is here is taken: its commitment is
-                // checked, and nobody can slip in a case file ahead of the real sender.
-                let Ok(entry) = self.entry(&referral) else {
-                    return CaseReply {
-                        done: false,
-                        accepted: false,
-                        message:
-                            "the board entry of this referral has not reached this node yet; retry"
-                                .into(),
-                    };
-                };
-                if entry.sender != sender || entry.receiver != Some(self.own) {
-                    self.case_refused(&referral, &sender, "the board names other organisations");
-                    return refuse("the board entry names other organisations".into());
-                }
-                if self.vault.holds(&referral).unwrap_or(false) {
-                    return CaseReply {
-                        done: true,
-                        accepted: true,
-                        message: "already held".into(),
-                    };
-                }
-                let payload = match casefile::open(&sealed, &self.identity, &referral, &sender) {
-                    Ok(payload) => payload,
-                    Err(e) => {
-                        self.case_refused(&referral, &sender, &e.to_string());
-                        return refuse(e.to_string());
-                    }
-                };
-                if payload.commitment() != entry.commitment {
-                    self.case_refused(&referral, &sender, "does not match the board's commitment");
-                    return refuse(
-                        "the case file does not match the board entry's commitment".into(),
-                    );
-                }
-                let service = entry.service.clone();
-                if let Err(e) =
-                    payload
-                        .content
-                        .consent
-                        .allows(Some(&self.own), service.as_deref(), now)
-                {
-                    self.case_refused(&referral, &sender, &e.to_string());
-                    return refuse(format!("consent does not allow it: {e}"));
-                }
-                let held = HeldCase {
-                    side: Side::Received,
-                    counterpart: Some(sender),
-                    stored_at: now,
-                    content: payload.content,
-                };
-                match self.vault.put(&referral, &held) {
-                    Ok(()) => {
-                        self.audit(&referral, "received", &sender.to_string(), "");
-                        if matches!(held.content.consent, ConsentRecord::Override { .. }) {
-                            self.audit(
-                                &referral,
-                                "consent_override",
-                                &sender.to_string(),
-                                "sent under a consent override",
-                            );
-                        }
-                        info!(%referral, "case file received");
-                        CaseReply {
-                            done: true,
-                            accepted: true,
-                            message: "stored".into(),
-                        }
-                    }
-                    Err(e) => CaseReply {
-                        done: false,
-                        accepted: false,
-                        message: e.to_string(),
-                    },
-                }
-            }
-        }
-    }
-
-    fn case_refused(&mut self, referral: &str, sender: &OrgId, why: &str) {
-        self.audit(referral, "refused", &sender.to_string(), why.to_owned());
     }
 
     /// Periodic work: records the expiry of this organisation's unanswered referrals, and

@@ -53,7 +53,7 @@ const REQUEST_DOMAIN: &[u8] = b"passerelle/admission-request\0";
 pub type MemberKeys = std::sync::Arc<std::collections::HashSet<KeyId>>;
 
 /// Errors of membership input (CLI arguments, operations, requests).
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum MembershipError {
     /// A field has a value outside what it accepts.
     #[error("{field}: {message}")]
@@ -466,7 +466,7 @@ pub struct LoggedOperation {
     pub operation: Operation,
     /// For an admission proposal: the candidate's request, verified once here (the fold
     /// reads it many times).
-    pub admission: Option<Result<AdmissionRequest, String>>,
+    pub admission: Option<Result<AdmissionRequest, MembershipError>>,
 }
 
 impl LoggedOperation {
@@ -481,7 +481,7 @@ impl LoggedOperation {
         let admission = match &operation {
             Operation::Propose {
                 action: Action::Admit { request },
-            } => Some(request.verify().map_err(|e| e.to_string())),
+            } => Some(request.verify()),
             _ => None,
         };
         Self {
@@ -613,6 +613,92 @@ pub struct Proposal {
     pub required: usize,
     /// Where it stands.
     pub status: ProposalStatus,
+}
+
+/// Why an operation had no effect (what [`VoidOperation::reason`] says, in words).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Void {
+    /// A charter after the genesis.
+    #[error("a second charter")]
+    SecondCharter,
+    /// A ratification by a key that is not a founder's.
+    #[error("ratified by a key that is not a founder")]
+    NotAFounder,
+    /// A founder ratifying twice.
+    #[error("already ratified")]
+    AlreadyRatified,
+    /// A ratification by a founder revoked meanwhile.
+    #[error("a revoked founder")]
+    RevokedFounder,
+    /// An approval whose proposal field is not a change hash.
+    #[error("names no proposal hash")]
+    NoProposalHash,
+    /// An approval of a proposal not read.
+    #[error("approves an unknown proposal")]
+    UnknownProposal,
+    /// An approval of a proposal already decided.
+    #[error("the proposal was already decided")]
+    AlreadyDecided,
+    /// A member approving its own revocation.
+    #[error("a member may not approve its own revocation")]
+    ApprovesOwnRevocation,
+    /// A second approval by the same member.
+    #[error("already approved by this member")]
+    AlreadyApproved,
+    /// A delegation signed by a key that is not a member organisation's own.
+    #[error("only a member organisation's own key delegates devices")]
+    DelegatedByNonMember,
+    /// A delegation of a key the network already knows.
+    #[error("that key already belongs to the network")]
+    KeyTaken,
+    /// A withdrawal signed by a key that is not a member organisation's own.
+    #[error("only a member organisation's own key withdraws devices")]
+    WithdrawnByNonMember,
+    /// A withdrawal of a key that is not a device of the signer.
+    #[error("not a device of this organisation")]
+    NotItsDevice,
+    /// A second withdrawal.
+    #[error("the device was already withdrawn")]
+    AlreadyWithdrawn,
+    /// A decision before every founder ratified.
+    #[error("the network is not active yet (a founder has not ratified)")]
+    NotActive,
+    /// A decision signed by a key that acts for no member.
+    #[error("signed by a key that is not a member's")]
+    NotAMembersKey,
+    /// An admission proposal whose request was not verified when read.
+    #[error("the admission request was not read")]
+    RequestNotRead,
+    /// An admission request that does not verify or decode.
+    #[error("{0}")]
+    BadRequest(MembershipError),
+    /// An admission request for another network.
+    #[error("the request is for another network")]
+    OtherNetwork,
+    /// An admission of an organisation the network already knows.
+    #[error("the candidate is already a member, a former member or a device")]
+    AlreadyKnown,
+    /// A second open proposal to admit the same organisation.
+    #[error("an admission of this organisation is already proposed")]
+    AdmissionPending,
+    /// A revocation of an organisation that is not a member.
+    #[error("revokes an organisation that is not a member")]
+    NotAMember,
+    /// A member proposing its own revocation.
+    #[error("a member may not propose its own revocation")]
+    ProposesOwnRevocation,
+    /// A second open proposal to revoke the same member.
+    #[error("a revocation of this member is already proposed")]
+    RevocationPending,
+    /// An amendment that changes nothing.
+    #[error("an amendment that changes nothing")]
+    EmptyAmendment,
+    /// A second open amendment.
+    #[error("an amendment is already proposed")]
+    AmendmentPending,
+    /// A text field out of bounds.
+    #[error("{0}")]
+    Text(MembershipError),
 }
 
 /// An operation that had no effect, and why.
@@ -824,7 +910,7 @@ impl Membership {
             self.void.push(VoidOperation {
                 change: op.hash.to_string(),
                 author: op.author,
-                reason,
+                reason: reason.to_string(),
             });
         }
     }
@@ -839,19 +925,19 @@ impl Membership {
             .map(|v| v.reason.as_str())
     }
 
-    fn step(&mut self, op: &LoggedOperation) -> Result<(), String> {
+    fn step(&mut self, op: &LoggedOperation) -> Result<(), Void> {
         match &op.operation {
-            Operation::Charter { .. } => Err("a second charter".into()),
+            Operation::Charter { .. } => Err(Void::SecondCharter),
             Operation::Ratify => {
                 let founder = op.author.as_own_org();
                 if !self.charter.founders.contains(&founder) {
-                    return Err("ratified by a key that is not a founder".into());
+                    return Err(Void::NotAFounder);
                 }
                 if !self.ratified.insert(founder) {
-                    return Err("already ratified".into());
+                    return Err(Void::AlreadyRatified);
                 }
                 if self.revoked.contains_key(&founder) {
-                    return Err("a revoked founder".into());
+                    return Err(Void::RevokedFounder);
                 }
                 self.members.insert(
                     founder,
@@ -888,24 +974,22 @@ impl Membership {
             }
             Operation::Approve { proposal } => {
                 let approver = self.acting_for_decision(&op.author)?;
-                let hash: ChangeHash = proposal
-                    .parse()
-                    .map_err(|_| "names no proposal hash".to_string())?;
+                let hash: ChangeHash = proposal.parse().map_err(|_| Void::NoProposalHash)?;
                 let index = *self
                     .proposal_index
                     .get(&hash)
-                    .ok_or_else(|| "approves an unknown proposal".to_string())?;
+                    .ok_or(Void::UnknownProposal)?;
                 let p = &mut self.proposals[index];
                 if p.status != ProposalStatus::Open {
-                    return Err("the proposal was already decided".into());
+                    return Err(Void::AlreadyDecided);
                 }
                 if let Action::Revoke { org, .. } = &p.action
                     && *org == approver
                 {
-                    return Err("a member may not approve its own revocation".into());
+                    return Err(Void::ApprovesOwnRevocation);
                 }
                 if !p.approvals.insert(approver) {
-                    return Err("already approved by this member".into());
+                    return Err(Void::AlreadyApproved);
                 }
                 self.try_decide(index, op);
                 Ok(())
@@ -913,11 +997,11 @@ impl Membership {
             Operation::Delegate { device, label } => {
                 let org = op.author.as_own_org();
                 if !self.members.contains_key(&org) {
-                    return Err("only a member organisation's own key delegates devices".into());
+                    return Err(Void::DelegatedByNonMember);
                 }
-                check_text("label", label, false).map_err(|e| e.to_string())?;
+                check_text("label", label, false).map_err(Void::Text)?;
                 if self.knows_key(device) {
-                    return Err("that key already belongs to the network".into());
+                    return Err(Void::KeyTaken);
                 }
                 self.devices.insert(
                     *device,
@@ -933,15 +1017,15 @@ impl Membership {
             Operation::Undelegate { device, keep } => {
                 let org = op.author.as_own_org();
                 if !self.members.contains_key(&org) {
-                    return Err("only a member organisation's own key withdraws devices".into());
+                    return Err(Void::WithdrawnByNonMember);
                 }
                 let entry = self
                     .devices
                     .get_mut(device)
                     .filter(|d| d.org == org)
-                    .ok_or_else(|| "not a device of this organisation".to_string())?;
+                    .ok_or(Void::NotItsDevice)?;
                 if entry.withdrawn_keep.is_some() {
-                    return Err("the device was already withdrawn".into());
+                    return Err(Void::AlreadyWithdrawn);
                 }
                 entry.withdrawn_keep = Some(*keep);
                 Ok(())
@@ -950,37 +1034,35 @@ impl Membership {
     }
 
     /// The member a proposal or approval counts for.
-    fn acting_for_decision(&self, key: &KeyId) -> Result<OrgId, String> {
+    fn acting_for_decision(&self, key: &KeyId) -> Result<OrgId, Void> {
         if !self.is_active() {
-            return Err("the network is not active yet (a founder has not ratified)".into());
+            return Err(Void::NotActive);
         }
-        self.acting_member(key)
-            .ok_or_else(|| "signed by a key that is not a member's".to_string())
+        self.acting_member(key).ok_or(Void::NotAMembersKey)
     }
 
     fn check_action(
         &self,
         action: &Action,
-        admission: Option<&Result<AdmissionRequest, String>>,
+        admission: Option<&Result<AdmissionRequest, MembershipError>>,
         proposer: &OrgId,
-    ) -> Result<(String, String, usize), String> {
+    ) -> Result<(String, String, usize), Void> {
         let members = self.members.len();
         match action {
             Action::Admit { .. } => {
                 let request = admission
-                    .ok_or_else(|| "the admission request was not read".to_string())?
-                    .clone()?;
+                    .ok_or(Void::RequestNotRead)?
+                    .clone()
+                    .map_err(Void::BadRequest)?;
                 if request.network != self.network {
-                    return Err("the request is for another network".into());
+                    return Err(Void::OtherNetwork);
                 }
                 if self.knows_key(&request.org.key()) {
-                    return Err(
-                        "the candidate is already a member, a former member or a device".into(),
-                    );
+                    return Err(Void::AlreadyKnown);
                 }
                 let subject = request.org.to_string();
                 if self.open_proposal_about(&subject).is_some() {
-                    return Err("an admission of this organisation is already proposed".into());
+                    return Err(Void::AdmissionPending);
                 }
                 Ok((
                     subject,
@@ -989,17 +1071,14 @@ impl Membership {
                 ))
             }
             Action::Revoke { org, reason, .. } => {
-                check_text("reason", reason, true).map_err(|e| e.to_string())?;
-                let member = self
-                    .members
-                    .get(org)
-                    .ok_or_else(|| "revokes an organisation that is not a member".to_string())?;
+                check_text("reason", reason, true).map_err(Void::Text)?;
+                let member = self.members.get(org).ok_or(Void::NotAMember)?;
                 if org == proposer {
-                    return Err("a member may not propose its own revocation".into());
+                    return Err(Void::ProposesOwnRevocation);
                 }
                 let subject = org.to_string();
                 if self.open_proposal_about(&subject).is_some() {
-                    return Err("a revocation of this member is already proposed".into());
+                    return Err(Void::RevocationPending);
                 }
                 let eligible = members.saturating_sub(1).max(1);
                 let required = self.charter.revocation.required(eligible).min(eligible);
@@ -1007,16 +1086,16 @@ impl Membership {
             }
             Action::Amend { amendment } => {
                 if amendment.is_empty() {
-                    return Err("an amendment that changes nothing".into());
+                    return Err(Void::EmptyAmendment);
                 }
                 if let Some(name) = &amendment.name {
-                    check_text("name", name, true).map_err(|e| e.to_string())?;
+                    check_text("name", name, true).map_err(Void::Text)?;
                 }
                 if let Some(t) = &amendment.taxonomy {
-                    check_text("taxonomy", t, true).map_err(|e| e.to_string())?;
+                    check_text("taxonomy", t, true).map_err(Void::Text)?;
                 }
                 if self.open_proposal_about("charter").is_some() {
-                    return Err("an amendment is already proposed".into());
+                    return Err(Void::AmendmentPending);
                 }
                 Ok((
                     "charter".into(),
