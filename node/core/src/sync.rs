@@ -355,6 +355,26 @@ pub fn admit(
     (allowed, rejections)
 }
 
+/// May a document received whole (a bundle) be taken as it is? Only an organisation's
+/// document, from a peer acting for a member, in a network this node holds, and only if
+/// the write rule allows every change in it (`changes`: each change's author and
+/// sequence number). Otherwise its changes go one by one through [`admit`] and
+/// [`in_sequence`], so a bundle never lets in what single changes would not.
+pub fn may_take_whole(
+    document: &DocumentId,
+    changes: impl IntoIterator<Item = (KeyId, u64)>,
+    sender_is_member: bool,
+    membership: Option<&Membership>,
+) -> bool {
+    let (Some(owner), Some(m)) = (document.organisation_owner(), membership) else {
+        return false;
+    };
+    sender_is_member
+        && changes
+            .into_iter()
+            .all(|(author, seq)| m.may_write(&owner, &author, seq).is_ok())
+}
+
 /// Keeps, of changes of one document already in causal order, those that follow their
 /// author's last change without a gap or a repeat (`latest` says the number of each
 /// author's last change the document holds). A second change with a number already used
@@ -728,5 +748,37 @@ mod tests {
             serde_json::to_string(&RejectionCode::OversizedRequest).expect("json"),
             "\"oversized_request\""
         );
+    }
+
+    #[test]
+    fn a_whole_document_is_taken_only_if_every_change_could_be() {
+        use crate::membership::{Charter, NetworkDocument};
+        let founder = crate::identity::SigningSecret::from_bytes(&[11; 32]);
+        let outsider = crate::identity::SigningSecret::from_bytes(&[12; 32]);
+        let charter = Charter {
+            name: "Réseau test".into(),
+            founders: vec![founder.org_id()],
+            admission: "1".parse().expect("quorum"),
+            revocation: "1".parse().expect("quorum"),
+            amendment: "1".parse().expect("quorum"),
+            taxonomy: "iom-2024".into(),
+        };
+        let (network, _) = NetworkDocument::create(&founder, charter, 1).expect("network");
+        let m = network.membership();
+        assert!(m.is_some_and(|m| m.members.contains_key(&founder.org_id())));
+        let own = DocumentId::organisation(&founder.org_id());
+        let by_owner = [(founder.key_id(), 1), (founder.key_id(), 2)];
+        assert!(may_take_whole(&own, by_owner, true, m));
+        // From a peer that is not a member, or while in no network: change by change.
+        assert!(!may_take_whole(&own, by_owner, false, m));
+        assert!(!may_take_whole(&own, by_owner, true, None));
+        // One change by a key that may not write the document: change by change, where
+        // that one is refused on its own.
+        let mixed = [(founder.key_id(), 1), (outsider.key_id(), 1)];
+        assert!(!may_take_whole(&own, mixed, true, m));
+        // A non-member's own document, or the network document: never whole.
+        let theirs = DocumentId::organisation(&outsider.org_id());
+        assert!(!may_take_whole(&theirs, [(outsider.key_id(), 1)], true, m));
+        assert!(!may_take_whole(&net(), by_owner, true, m));
     }
 }

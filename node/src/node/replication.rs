@@ -38,7 +38,9 @@ use crate::protocol::{
     SyncResponse,
 };
 pub(super) use crate::sync::release_in_order;
-use crate::sync::{Batch, Requester, Serve, admit, in_sequence, network_refusal, plan_serving};
+use crate::sync::{
+    Batch, Requester, Serve, admit, in_sequence, may_take_whole, network_refusal, plan_serving,
+};
 pub use crate::sync::{MAX_PENDING, Pending, Rejection, RejectionCode};
 
 /// What serving a sync request produced.
@@ -554,16 +556,8 @@ impl DocumentsActor {
         let sender_is_member = from.is_none_or(|key| self.is_member_key(&key));
         let mut take_whole = Vec::new();
         for whole in whole_documents {
-            let writable = sender_is_member
-                && whole.id.organisation_owner().is_some_and(|owner| {
-                    self.membership().is_some_and(|m| {
-                        whole
-                            .changes
-                            .iter()
-                            .all(|(author, seq, _)| m.may_write(&owner, author, *seq).is_ok())
-                    })
-                });
-            if writable {
+            let changes = whole.changes.iter().map(|(author, seq, _)| (*author, *seq));
+            if may_take_whole(&whole.id, changes, sender_is_member, self.membership()) {
                 take_whole.push(whole);
             } else {
                 let id = whole.id.clone();
