@@ -295,6 +295,11 @@ pub struct NetworkConfig {
     /// requests, case-file messages) is appended here.
     #[cfg(feature = "test-hooks")]
     pub record_inbound: Option<InboundRecord>,
+    /// For tests only (feature `test-hooks`): behave as a node of the release before sync
+    /// digests — never ask by digest, and refuse the protocol when asked (the asker gets
+    /// "unsupported protocol", as from an older node).
+    #[cfg(feature = "test-hooks")]
+    pub without_digest: bool,
 }
 
 /// Where the tests' `NetworkConfig::record_inbound` keeps what was received.
@@ -309,6 +314,8 @@ impl Default for NetworkConfig {
             mdns: false,
             #[cfg(feature = "test-hooks")]
             record_inbound: None,
+            #[cfg(feature = "test-hooks")]
+            without_digest: false,
         }
     }
 }

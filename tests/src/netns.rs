@@ -68,6 +68,28 @@ impl Host {
             .expect("multiaddr")
     }
 
+    /// Bytes received and sent since the interfaces were made, over every interface of
+    /// this host but loopback (`ip -s link`): what crossed its links, framing, pings and
+    /// keep-alives included.
+    pub fn bytes(&self) -> (u64, u64) {
+        let output = Command::new("ip")
+            .args(["-n", &self.namespace, "-s", "-j", "link", "show"])
+            .output()
+            .unwrap_or_else(|e| panic!("ip -s link: {e}"));
+        let links: serde_json::Value =
+            serde_json::from_slice(&output.stdout).expect("ip -j gives JSON");
+        let mut total = (0, 0);
+        for link in links.as_array().into_iter().flatten() {
+            if link["ifname"] == "lo" {
+                continue;
+            }
+            let stats = &link["stats64"];
+            total.0 += stats["rx"]["bytes"].as_u64().unwrap_or(0);
+            total.1 += stats["tx"]["bytes"].as_u64().unwrap_or(0);
+        }
+        total
+    }
+
     /// Runs an nftables script in this host.
     pub fn nft(&self, script: &str) {
         if let Err(e) = run(

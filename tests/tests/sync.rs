@@ -569,3 +569,94 @@ async fn quiet_honest_peers_keep_a_good_gossip_score_and_are_never_cut_off() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_link_exchanges_digests_only_and_a_difference_lists_heads() {
+    let mut nodes = spawn_line(&["ONG A", "ONG B"]).await;
+    for node in &nodes {
+        node.handle()
+            .edit(add(&format!("Service de {}", node.name), "CM005"))
+            .await
+            .expect("edit");
+    }
+    wait_converged(&nodes, 2).await;
+    // Idle: rounds every second (the tests' interval), each settled by a digest.
+    let before = nodes[0].handle().network_status();
+    let first = &nodes[0];
+    wait_for("three idle rounds settled by a digest", || async {
+        first.handle().network_status().sync_rounds_in_step >= before.sync_rounds_in_step + 3
+    })
+    .await;
+    let idle = nodes[0].handle().network_status();
+    assert_eq!(
+        idle.sync_rounds_listed, before.sync_rounds_listed,
+        "no idle round listed heads"
+    );
+    // A node that falls behind (its link cut while the other edits) is found to differ by
+    // the digest and catches up by listing its heads.
+    nodes[1].stop().await;
+    nodes[0]
+        .handle()
+        .edit(add("Service ajouté hors ligne", "CM002"))
+        .await
+        .expect("edit");
+    nodes[1].start().await;
+    let second = &nodes[1];
+    wait_for("the restarted node to catch up", || async {
+        second.services().await.len() == 3
+    })
+    .await;
+    // Its counters started again at zero with the restart.
+    let after = nodes[1].handle().network_status();
+    assert!(
+        after.sync_rounds_listed >= 1,
+        "the difference was found and heads listed: {after:?}"
+    );
+    for node in &mut nodes {
+        node.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_of_an_older_release_is_asked_by_listing_heads() {
+    let mut nodes: Vec<TestNode> = ["ONG A", "ONG B"]
+        .iter()
+        .map(|name| TestNode::init_networked(name, vec![]))
+        .collect();
+    if let Some(network) = nodes[1].config.network.as_mut() {
+        network.without_digest = true;
+    }
+    found_network(&nodes.iter().collect::<Vec<_>>(), "1/2");
+    passerelle_tests::start_line(&mut nodes).await;
+    for node in &nodes {
+        node.handle()
+            .edit(add(&format!("Service de {}", node.name), "CM005"))
+            .await
+            .expect("edit");
+    }
+    wait_converged(&nodes, 2).await;
+    let first = &nodes[0];
+    let before = first.handle().network_status();
+    wait_for("three more rounds with the older node", || async {
+        first.handle().network_status().sync_rounds_listed >= before.sync_rounds_listed + 3
+    })
+    .await;
+    let after = first.handle().network_status();
+    assert_eq!(
+        after.sync_rounds_in_step, 0,
+        "the older node was never asked by digest after it said it does not speak it: {after:?}"
+    );
+    // Changes still flow both ways.
+    nodes[1]
+        .handle()
+        .edit(add("Service de l'ancienne version", "CM002"))
+        .await
+        .expect("edit");
+    wait_for("the older node's change to arrive", || async {
+        first.services().await.len() == 3
+    })
+    .await;
+    for node in &mut nodes {
+        node.stop().await;
+    }
+}

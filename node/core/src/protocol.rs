@@ -37,6 +37,36 @@ pub const MAX_SYNC_DOCUMENTS: usize = 20_000;
 /// Most heads listed for one document.
 pub const MAX_HEADS_PER_DOCUMENT: usize = 64;
 
+/// The request-response protocol by which a node asks whether a peer holds exactly what
+/// it holds, before listing its heads (CBOR messages): an idle link's round costs one
+/// fixed-size digest each way, whatever the number of documents. A peer that does not
+/// speak it is asked by [`SYNC_PROTOCOL`] at once.
+pub const SYNC_DIGEST_PROTOCOL: &str = "/passerelle/sync-digest/1";
+/// Largest digest request (a network id and 32 bytes, with CBOR framing).
+pub const MAX_DIGEST_REQUEST_BYTES: u64 = 256;
+/// Largest digest reply.
+pub const MAX_DIGEST_REPLY_BYTES: u64 = 64;
+/// Bytes of a sync digest.
+pub const DIGEST_BYTES: usize = 32;
+
+/// "This is a digest of every document I hold with its heads: do you hold the same?"
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DigestRequest {
+    /// The requester's network id; a node of another network answers "not in step".
+    #[serde(default)]
+    pub network: Option<String>,
+    /// [`crate::sync::digest`] of what the requester holds ([`DIGEST_BYTES`] bytes).
+    pub digest: ByteBuf,
+}
+
+/// The answer to a [`DigestRequest`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DigestReply {
+    /// True when the responder holds exactly the same documents at the same heads:
+    /// nothing to exchange. False: the requester lists its heads by [`SYNC_PROTOCOL`].
+    pub in_step: bool,
+}
+
 /// A document and the heads the sender holds of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DocumentHeads {

@@ -56,4 +56,12 @@ pub struct NetworkStatus {
     /// again later by the peer or the next round).
     #[serde(default)]
     pub tasks_shed: u64,
+    /// Catch-up rounds of this node that a digest settled since start: the peer held the
+    /// same documents at the same heads, so no heads were listed.
+    #[serde(default)]
+    pub sync_rounds_in_step: u64,
+    /// Catch-up rounds of this node that listed its heads since start (something
+    /// differed, or the peer does not speak the digest protocol).
+    #[serde(default)]
+    pub sync_rounds_listed: u64,
 }

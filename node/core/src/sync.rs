@@ -355,6 +355,39 @@ pub fn admit(
     (allowed, rejections)
 }
 
+/// The digest of what a node holds: SHA-256 over every document id and its heads, both
+/// in sorted order (each id followed by a 0 byte and its number of heads), so two nodes
+/// holding the same documents at the same heads compute the same 32 bytes whatever order
+/// they list them in, and any difference — a document more or less, a head more or
+/// less — changes it. What a sync round costs when nothing changed.
+pub fn digest(held: &[crate::protocol::DocumentHeads]) -> [u8; crate::protocol::DIGEST_BYTES] {
+    use sha2::{Digest as _, Sha256};
+    let mut documents: Vec<(&str, Vec<&[u8]>)> = held
+        .iter()
+        .map(|d| {
+            let mut heads: Vec<&[u8]> = d.heads.iter().map(|h| h.as_slice()).collect();
+            heads.sort_unstable();
+            heads.dedup();
+            (d.document.as_str(), heads)
+        })
+        .collect();
+    documents.sort_unstable();
+    documents.dedup_by(|a, b| a.0 == b.0);
+    let mut hasher = Sha256::new();
+    hasher.update(b"passerelle/sync-digest/1\0");
+    hasher.update((documents.len() as u64).to_be_bytes());
+    for (document, heads) in documents {
+        hasher.update(document.as_bytes());
+        hasher.update([0]);
+        hasher.update((heads.len() as u32).to_be_bytes());
+        for head in heads {
+            hasher.update((head.len() as u32).to_be_bytes());
+            hasher.update(head);
+        }
+    }
+    hasher.finalize().into()
+}
+
 /// May a document received whole (a bundle) be taken as it is? Only an organisation's
 /// document, from a peer acting for a member, in a network this node holds, and only if
 /// the write rule allows every change in it (`changes`: each change's author and
@@ -780,5 +813,57 @@ mod tests {
         let theirs = DocumentId::organisation(&outsider.org_id());
         assert!(!may_take_whole(&theirs, [(outsider.key_id(), 1)], true, m));
         assert!(!may_take_whole(&net(), by_owner, true, m));
+    }
+
+    #[test]
+    fn the_digest_is_the_same_for_the_same_holdings_in_any_order_and_changes_with_any_head() {
+        use crate::protocol::DocumentHeads;
+        use serde_bytes::ByteBuf;
+        let doc = |id: &str, heads: &[u8]| DocumentHeads {
+            document: id.parse().expect("document id"),
+            heads: heads.iter().map(|h| ByteBuf::from(vec![*h; 32])).collect(),
+        };
+        let held = vec![
+            doc("org/a", &[1, 2]),
+            doc("org/b", &[3]),
+            doc("net/x", &[4]),
+        ];
+        let shuffled = vec![
+            doc("net/x", &[4]),
+            doc("org/b", &[3]),
+            doc("org/a", &[2, 1]),
+        ];
+        assert_eq!(digest(&held), digest(&shuffled));
+        // A head more, a head less, another head, a document more or less: another digest.
+        let variants = [
+            vec![
+                doc("org/a", &[1, 2, 5]),
+                doc("org/b", &[3]),
+                doc("net/x", &[4]),
+            ],
+            vec![doc("org/a", &[1]), doc("org/b", &[3]), doc("net/x", &[4])],
+            vec![
+                doc("org/a", &[1, 2]),
+                doc("org/b", &[6]),
+                doc("net/x", &[4]),
+            ],
+            vec![doc("org/a", &[1, 2]), doc("org/b", &[3])],
+            vec![
+                doc("org/a", &[1, 2]),
+                doc("org/b", &[3]),
+                doc("net/x", &[4]),
+                doc("org/c", &[]),
+            ],
+            // The same hashes under other documents.
+            vec![
+                doc("org/a", &[1]),
+                doc("org/b", &[2, 3]),
+                doc("net/x", &[4]),
+            ],
+        ];
+        for variant in &variants {
+            assert_ne!(digest(&held), digest(variant), "{variant:?}");
+        }
+        assert_eq!(digest(&[]).len(), crate::protocol::DIGEST_BYTES);
     }
 }

@@ -111,6 +111,11 @@ enum TaskResult {
         channel: ResponseChannel<SyncResponse>,
         served: Result<SyncServed, NodeError>,
     },
+    DigestServed {
+        peer: PeerId,
+        channel: ResponseChannel<crate::protocol::DigestReply>,
+        in_step: Result<bool, NodeError>,
+    },
     Applied {
         peer: PeerId,
         outcome: Result<RemoteOutcome, NodeError>,
@@ -175,7 +180,11 @@ pub async fn spawn(
     members: watch::Receiver<gate::MemberKeys>,
 ) -> Result<Network, NodeError> {
     let topic = gossipsub::IdentTopic::new(protocol::changes_topic(network.as_deref()));
-    let mut swarm = build_swarm(secret, config.mdns, &topic)?;
+    #[cfg(feature = "test-hooks")]
+    let digest = !config.without_digest;
+    #[cfg(not(feature = "test-hooks"))]
+    let digest = true;
+    let mut swarm = build_swarm(secret, config.mdns, digest, &topic)?;
     // Configured peers are partners: their addresses keep the slots kept for members.
     for address in &config.peers {
         if let Some(ip) = gate::ip_of(address) {
@@ -208,6 +217,11 @@ pub async fn spawn(
         tasks_shed: 0,
         syncing: HashSet::new(),
         resync: HashSet::new(),
+        digest_offers: HashMap::new(),
+        list_next: HashSet::new(),
+        no_digest: HashSet::new(),
+        rounds_in_step: 0,
+        rounds_listed: 0,
         peers: HashMap::new(),
         conduct: Conduct::default(),
         listen_addrs: Vec::new(),
@@ -251,6 +265,15 @@ struct NetworkActor {
     /// Peers to catch up with again as soon as the catch-up in flight ends (something
     /// changed meanwhile, e.g. the membership).
     resync: HashSet<PeerId>,
+    /// Our catch-up offers waiting for the peer's answer to their digest.
+    digest_offers: HashMap<PeerId, SyncOffer>,
+    /// Peers whose next catch-up lists heads at once (they said they hold more, or a
+    /// response said more follows): a digest would only say they differ.
+    list_next: HashSet<PeerId>,
+    /// Peers that do not speak the digest protocol (an older release): asked by listing.
+    no_digest: HashSet<PeerId>,
+    rounds_in_step: u64,
+    rounds_listed: u64,
     peers: HashMap<PeerId, PeerInfo>,
     /// How each peer behaved, remembered across its reconnections.
     conduct: Conduct,
@@ -346,6 +369,14 @@ impl NetworkActor {
         true
     }
 
+    /// False when a test makes this node behave as one of the release before sync digests.
+    fn speaks_digest(&self) -> bool {
+        #[cfg(feature = "test-hooks")]
+        return !self.config.without_digest;
+        #[cfg(not(feature = "test-hooks"))]
+        true
+    }
+
     /// True when a test records what this node receives.
     fn recording(&self) -> bool {
         #[cfg(feature = "test-hooks")]
@@ -428,6 +459,11 @@ impl NetworkActor {
                 channel,
                 served,
             } => self.sync_served(peer, channel, served),
+            TaskResult::DigestServed {
+                peer,
+                channel,
+                in_step,
+            } => self.digest_served(peer, channel, in_step),
             TaskResult::Applied {
                 peer,
                 outcome,
@@ -529,6 +565,9 @@ impl NetworkActor {
                     self.conduct.disconnected(peer_id, Instant::now());
                     self.syncing.remove(&peer_id);
                     self.resync.remove(&peer_id);
+                    self.digest_offers.remove(&peer_id);
+                    self.list_next.remove(&peer_id);
+                    self.no_digest.remove(&peer_id);
                     let now = Instant::now();
                     for target in &mut self.targets {
                         if target.peer == Some(peer_id) {
@@ -559,6 +598,7 @@ impl NetworkActor {
                 message,
             })) => self.handle_gossip(propagation_source, message_id, message),
             SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.handle_sync_event(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Digest(event)) => self.handle_digest_event(event),
             SwarmEvent::Behaviour(BehaviourEvent::Admission(event)) => {
                 self.handle_admission_event(event)
             }
@@ -681,6 +721,8 @@ impl NetworkActor {
             connections_refused: self.swarm.behaviour().gate.refused(),
             peers_cut_off: self.cut_offs,
             tasks_shed: self.tasks_shed,
+            sync_rounds_in_step: self.rounds_in_step,
+            sync_rounds_listed: self.rounds_listed,
         });
     }
 }

@@ -17,8 +17,9 @@ use crate::identity::SigningSecret;
 use crate::node::NodeError;
 use crate::protocol::{
     ADMISSION_PROTOCOL, AdmissionMessage, AdmissionReply, CASE_PROTOCOL, CaseMessage, CaseReply,
-    IDENTIFY_PROTOCOL, MAX_ADMISSION_BYTES, MAX_CASE_BYTES, MAX_GOSSIP_BYTES,
-    MAX_SYNC_REQUEST_BYTES, MAX_SYNC_RESPONSE_BYTES, SYNC_PROTOCOL, SyncRequest, SyncResponse,
+    DigestReply, DigestRequest, IDENTIFY_PROTOCOL, MAX_ADMISSION_BYTES, MAX_CASE_BYTES,
+    MAX_DIGEST_REPLY_BYTES, MAX_DIGEST_REQUEST_BYTES, MAX_GOSSIP_BYTES, MAX_SYNC_REQUEST_BYTES,
+    MAX_SYNC_RESPONSE_BYTES, SYNC_DIGEST_PROTOCOL, SYNC_PROTOCOL, SyncRequest, SyncResponse,
 };
 
 #[derive(NetworkBehaviour)]
@@ -29,6 +30,9 @@ pub(super) struct Behaviour {
     pub(super) gossipsub: gate::MembersOnly<gossipsub::Behaviour>,
     pub(super) sync: request_response::Behaviour<
         request_response::cbor::codec::Codec<SyncRequest, SyncResponse>,
+    >,
+    pub(super) digest: request_response::Behaviour<
+        request_response::cbor::codec::Codec<DigestRequest, DigestReply>,
     >,
     pub(super) admission: request_response::Behaviour<
         request_response::cbor::codec::Codec<AdmissionMessage, AdmissionReply>,
@@ -42,6 +46,7 @@ pub(super) struct Behaviour {
 pub(super) fn build_swarm(
     secret: &SigningSecret,
     use_mdns: bool,
+    serve_digest: bool,
     topic: &gossipsub::IdentTopic,
 ) -> Result<Swarm<Behaviour>, NodeError> {
     let other = |reason: String| NodeError::Network {
@@ -107,6 +112,20 @@ pub(super) fn build_swarm(
                 [(StreamProtocol::new(SYNC_PROTOCOL), ProtocolSupport::Full)],
                 request_response::Config::default().with_request_timeout(Duration::from_secs(60)),
             );
+            let digest = request_response::Behaviour::with_codec(
+                request_response::cbor::codec::Codec::default()
+                    .set_request_size_maximum(MAX_DIGEST_REQUEST_BYTES)
+                    .set_response_size_maximum(MAX_DIGEST_REPLY_BYTES),
+                [(
+                    StreamProtocol::new(SYNC_DIGEST_PROTOCOL),
+                    if serve_digest {
+                        ProtocolSupport::Full
+                    } else {
+                        ProtocolSupport::Outbound
+                    },
+                )],
+                request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
+            );
             let admission = request_response::Behaviour::with_codec(
                 request_response::cbor::codec::Codec::default()
                     .set_request_size_maximum(MAX_ADMISSION_BYTES)
@@ -142,6 +161,7 @@ pub(super) fn build_swarm(
                 mdns: Toggle::from(mdns),
                 gossipsub: gate::MembersOnly::new(gossipsub),
                 sync,
+                digest,
                 admission,
                 case,
                 identify: identify::Behaviour::new(identify::Config::new(
@@ -177,6 +197,7 @@ pub(super) fn event_peer(event: &SwarmEvent<BehaviourEvent>) -> Option<PeerId> {
         | SwarmEvent::ConnectionClosed { peer_id, .. } => Some(*peer_id),
         SwarmEvent::OutgoingConnectionError { peer_id, .. } => *peer_id,
         SwarmEvent::Behaviour(BehaviourEvent::Sync(e)) => Some(of_request(e)),
+        SwarmEvent::Behaviour(BehaviourEvent::Digest(e)) => Some(of_request(e)),
         SwarmEvent::Behaviour(BehaviourEvent::Admission(e)) => Some(of_request(e)),
         SwarmEvent::Behaviour(BehaviourEvent::Case(e)) => Some(of_request(e)),
         SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => Some(e.peer),

@@ -1,5 +1,8 @@
 //! Catch-up (`/passerelle/sync`): asking a peer for what this node lacks, serving what a
-//! peer lacks, and passing on what arrived.
+//! peer lacks, and passing on what arrived. A round starts with a digest
+//! (`/passerelle/sync-digest`): when the peer holds the same documents at the same heads,
+//! that is all an idle link exchanges; otherwise (or with a peer of an older release) the
+//! round lists this node's heads.
 
 use libp2p::PeerId;
 use libp2p::request_response::{self, ResponseChannel};
@@ -8,7 +11,10 @@ use tracing::{debug, warn};
 use super::{NetworkActor, PeerIdentity, RequestKind, TaskResult};
 use crate::identity::KeyId;
 use crate::node::{NodeError, Rejection, RemoteOutcome, SyncOffer, SyncServed};
-use crate::protocol::{AdmissionMessage, MAX_SYNC_DOCUMENTS, SyncRequest, SyncResponse};
+use crate::protocol::{
+    AdmissionMessage, DIGEST_BYTES, DigestReply, DigestRequest, MAX_SYNC_DOCUMENTS, SyncRequest,
+    SyncResponse,
+};
 
 impl NetworkActor {
     /// Starts a catch-up with every connected peer (one in flight per peer at most).
@@ -141,8 +147,8 @@ impl NetworkActor {
     /// admission request when it has one to hand.
     pub(super) fn offer_ready(&mut self, peer: PeerId, offer: Result<SyncOffer, NodeError>) {
         match offer {
-            Ok(offer) if self.swarm.is_connected(&peer) => {
-                if let Some(request) = offer.admission_request {
+            Ok(mut offer) if self.swarm.is_connected(&peer) => {
+                if let Some(request) = offer.admission_request.take() {
                     let info = self.peers.entry(peer).or_default();
                     if !info.admission_sent {
                         info.admission_sent = true;
@@ -154,13 +160,22 @@ impl NetworkActor {
                         );
                     }
                 }
-                self.swarm.behaviour_mut().sync.send_request(
-                    &peer,
-                    SyncRequest {
-                        documents: offer.documents,
-                        network: offer.network,
-                    },
-                );
+                if self.list_next.remove(&peer)
+                    || self.no_digest.contains(&peer)
+                    || !self.speaks_digest()
+                {
+                    self.list_heads(peer, offer);
+                } else {
+                    let digest = crate::sync::digest(&offer.documents);
+                    self.swarm.behaviour_mut().digest.send_request(
+                        &peer,
+                        DigestRequest {
+                            network: offer.network.clone(),
+                            digest: serde_bytes::ByteBuf::from(digest.to_vec()),
+                        },
+                    );
+                    self.digest_offers.insert(peer, offer);
+                }
             }
             Ok(_) => {
                 self.syncing.remove(&peer);
@@ -199,6 +214,7 @@ impl NetworkActor {
                     debug!(peer = %peer, "sync response not sent: the peer left");
                 }
                 if served.requester_has_more {
+                    self.list_next.insert(peer);
                     self.start_sync(peer);
                 }
             }
@@ -238,6 +254,9 @@ impl NetworkActor {
                         }
                     }
                 }
+                if more && outcome.rejected.is_empty() {
+                    self.list_next.insert(peer);
+                }
                 if (more && outcome.rejected.is_empty()) || again {
                     self.start_sync(peer);
                 }
@@ -245,5 +264,122 @@ impl NetworkActor {
             Err(e) => warn!(error = %e, "could not apply changes from a peer"),
         }
         self.publish_status();
+    }
+
+    /// Lists this node's heads to `peer` (the round's second step, or its only one).
+    fn list_heads(&mut self, peer: PeerId, offer: SyncOffer) {
+        self.rounds_listed += 1;
+        self.swarm.behaviour_mut().sync.send_request(
+            &peer,
+            SyncRequest {
+                documents: offer.documents,
+                network: offer.network,
+            },
+        );
+    }
+
+    pub(super) fn handle_digest_event(
+        &mut self,
+        event: request_response::Event<DigestRequest, DigestReply>,
+    ) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    if !self.within_budget(peer, RequestKind::Sync) {
+                        return;
+                    }
+                    if request.digest.len() != DIGEST_BYTES {
+                        self.penalise(
+                            peer,
+                            &[Rejection {
+                                code: crate::node::RejectionCode::OversizedRequest,
+                                reason: format!(
+                                    "a sync digest is {DIGEST_BYTES} bytes, not {}",
+                                    request.digest.len()
+                                ),
+                            }],
+                        );
+                        return;
+                    }
+                    let handle = self.handle.clone();
+                    // Shed, the channel is dropped: the requester lists its heads instead.
+                    let _ = self.spawn_task(async move {
+                        let in_step = handle.sync_offer().await.map(|ours| {
+                            ours.network == request.network
+                                && crate::sync::digest(&ours.documents)[..] == request.digest[..]
+                        });
+                        TaskResult::DigestServed {
+                            peer,
+                            channel,
+                            in_step,
+                        }
+                    });
+                }
+                request_response::Message::Response { response, .. } => {
+                    let Some(offer) = self.digest_offers.remove(&peer) else {
+                        return;
+                    };
+                    if response.in_step {
+                        self.rounds_in_step += 1;
+                        self.syncing.remove(&peer);
+                        self.peers.entry(peer).or_default().last_sync = Some(crate::unix_now());
+                        if self.resync.remove(&peer) {
+                            self.start_sync(peer);
+                        }
+                        self.publish_status();
+                    } else if self.swarm.is_connected(&peer) {
+                        self.list_heads(peer, offer);
+                    } else {
+                        self.syncing.remove(&peer);
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure { peer, error, .. } => {
+                debug!(peer = %peer, error = %error, "sync digest request failed");
+                if matches!(
+                    error,
+                    request_response::OutboundFailure::UnsupportedProtocols
+                ) {
+                    // A node of an older release: its rounds list heads.
+                    self.no_digest.insert(peer);
+                }
+                match self.digest_offers.remove(&peer) {
+                    Some(offer) if self.swarm.is_connected(&peer) => self.list_heads(peer, offer),
+                    _ => {
+                        self.syncing.remove(&peer);
+                    }
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                debug!(peer = %peer, error = %error, "inbound sync digest failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    /// A peer's digest was compared with what this node holds: answer it.
+    pub(super) fn digest_served(
+        &mut self,
+        peer: PeerId,
+        channel: ResponseChannel<DigestReply>,
+        in_step: Result<bool, NodeError>,
+    ) {
+        self.conduct.served(peer);
+        match in_step {
+            Ok(in_step) => {
+                if self
+                    .swarm
+                    .behaviour_mut()
+                    .digest
+                    .send_response(channel, DigestReply { in_step })
+                    .is_err()
+                {
+                    debug!(peer = %peer, "sync digest answer not sent: the peer left");
+                }
+            }
+            Err(e) => warn!(error = %e, "could not compare a sync digest"),
+        }
     }
 }

@@ -1,0 +1,103 @@
+//! Idle-link bench: two members in two network namespaces joined by one link, holding the
+//! same documents (the bench's dataset: 1,000 organisation documents at national scale),
+//! nothing changing; the bytes that cross the link, counted on its interface (so framing,
+//! pings and keep-alives count), at the production catch-up interval of 30 s. Measured
+//! once with both nodes speaking sync digests, then with both behaving as the release
+//! before them (every round lists every document's heads), in the same run. Needs root.
+//!
+//! Run: `cargo bench -p passerelle-tests --bench idle`
+//! A tenth of the dataset: `PASSERELLE_BENCH_SCALE=10`; another window (default 300 s):
+//! `PASSERELLE_BENCH_IDLE_SECONDS=120`. Documented in docs/performance.md.
+
+use std::time::Duration;
+
+use passerelle_tests::dataset::{DatasetSize, generate};
+use passerelle_tests::netns::Link;
+use passerelle_tests::{TestNode, found_network, wait_converged};
+
+/// Starts the two nodes in their namespaces, the second dialling the first.
+async fn start(nodes: &mut [TestNode], link: &Link) {
+    nodes[0].start_in(&link.hosts[0].namespace).await;
+    let first = nodes[0].listen_addr().await;
+    if let Some(network) = nodes[1].config.network.as_mut() {
+        network.peers = vec![first];
+    }
+    nodes[1].start_in(&link.hosts[1].namespace).await;
+}
+
+/// Bytes per day each way on the link while idle: (first → second, second → first).
+async fn idle_bytes_per_day(link: &Link, window: Duration) -> (f64, f64) {
+    // Let the rounds that follow a start settle (catch-up both ways, identify, gossip mesh).
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    let (rx0, tx0) = link.hosts[0].bytes();
+    tokio::time::sleep(window).await;
+    let (rx1, tx1) = link.hosts[0].bytes();
+    let per_day = 86_400.0 / window.as_secs_f64();
+    ((tx1 - tx0) as f64 * per_day, (rx1 - rx0) as f64 * per_day)
+}
+
+fn main() {
+    let window = Duration::from_secs(
+        std::env::var("PASSERELLE_BENCH_IDLE_SECONDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(300),
+    );
+    let size = DatasetSize::from_env();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let dataset = generate(size, 7);
+        let link = Link::create();
+        let mut nodes = vec![
+            TestNode::init_on("Délégation Littoral", &link.hosts[0], vec![]),
+            TestNode::init_on("ONG Avenir", &link.hosts[1], vec![]),
+        ];
+        let network = found_network(&[&nodes[0], &nodes[1]], "1");
+        // The first node holds the dataset; the second receives it by catch-up.
+        nodes[0].start_in(&link.hosts[0].namespace).await;
+        dataset.admit_all(&nodes[0].handle(), network).await;
+        dataset.ingest(&nodes[0].handle(), 2_000).await;
+        nodes[0].stop().await;
+        start(&mut nodes, &link).await;
+        let documents = size.organisations + 2;
+        wait_converged(&nodes, documents).await;
+        println!(
+            "{} documents on each node; window {} s; catch-up every 30 s",
+            documents,
+            window.as_secs()
+        );
+        println!(
+            "mode\tbytes/day first→second\tbytes/day second→first\trounds by digest\trounds listed"
+        );
+        for without_digest in [false, true] {
+            for node in &mut nodes {
+                node.stop().await;
+                if let Some(network) = node.config.network.as_mut() {
+                    network.without_digest = without_digest;
+                }
+            }
+            start(&mut nodes, &link).await;
+            let (out, back) = idle_bytes_per_day(&link, window).await;
+            let status = nodes[0].handle().network_status();
+            println!(
+                "{}\t{:.0}\t{:.0}\t{}\t{}",
+                if without_digest {
+                    "heads listed (release before)"
+                } else {
+                    "digest"
+                },
+                out,
+                back,
+                status.sync_rounds_in_step,
+                status.sync_rounds_listed
+            );
+        }
+        for node in &mut nodes {
+            node.stop().await;
+        }
+    });
+}
