@@ -585,3 +585,63 @@ async fn an_equivocating_member_is_refused_and_cannot_corrupt_a_store() {
     assert_eq!(names, vec!["Version A".to_owned()]);
     nodes[0].stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_candidates_request_reaches_a_connected_member_at_once_not_at_the_next_round() {
+    // The production catch-up interval (30 s): the request must not wait for a round.
+    let production = |config: &mut passerelle_node::config::Config| {
+        config.network = Some(passerelle_node::config::NetworkConfig {
+            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr")],
+            ..Default::default()
+        });
+    };
+    let mut member = TestNode::init("Délégation Littoral", production);
+    let network = found_network(&[&member], "1");
+    member.start().await;
+    let mut candidate = TestNode::init("Centre Espoir", production);
+    passerelle_node::node::join_network(
+        &candidate.config,
+        network,
+        &[member.listen_addr().await.to_string()],
+    )
+    .expect("join");
+    candidate.start().await;
+    let handle = candidate.handle();
+    wait_for("the candidate to connect and catch up once", || {
+        let handle = handle.clone();
+        async move {
+            handle
+                .network_status()
+                .peers
+                .iter()
+                .any(|p| p.last_sync.is_some())
+        }
+    })
+    .await;
+    let new_org = handle.org_id();
+    let asked = std::time::Instant::now();
+    handle
+        .decide(Decision::Request {
+            message: "ONG de Douala".into(),
+        })
+        .await
+        .expect("request");
+    let first = member.handle();
+    wait_for("the request to reach the member", || {
+        let first = first.clone();
+        async move {
+            first
+                .membership()
+                .await
+                .is_ok_and(|m| m.requests.iter().any(|r| r.org == new_org))
+        }
+    })
+    .await;
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(10),
+        "the request took {:?}: it waited for a catch-up round",
+        asked.elapsed()
+    );
+    candidate.stop().await;
+    member.stop().await;
+}

@@ -11,6 +11,16 @@ use crate::node::NodeError;
 use crate::protocol::{AdmissionMessage, AdmissionReply};
 
 impl NetworkActor {
+    /// This node just signed its admission request: a catch-up round with every connected
+    /// peer now hands it over (the round carries it to each peer once per connection).
+    pub(super) fn hand_admission_request(&mut self) {
+        let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        for peer in connected {
+            self.peers.entry(peer).or_default().admission_sent = false;
+            self.start_sync(peer);
+        }
+    }
+
     pub(super) fn handle_admission_event(
         &mut self,
         event: request_response::Event<AdmissionMessage, AdmissionReply>,

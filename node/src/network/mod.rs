@@ -321,6 +321,7 @@ impl NetworkActor {
                 Some(out) = outbound.recv() => match out {
                     Outbound::Change(change) => self.handle_local_change(change),
                     Outbound::CaseFiles => self.flush_case_outbox(),
+                    Outbound::AdmissionRequest => self.hand_admission_request(),
                 },
                 Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => match joined {
                     Ok(result) => self.handle_result(result),

@@ -587,6 +587,9 @@ impl DocumentsActor {
             .map_err(|e| invalid("request", e.to_string()))?;
         let bytes = serde_json::to_vec(&signed).map_err(|e| invalid("request", e.to_string()))?;
         self.store.set_own_request(&bytes)?;
+        if let Some(outbound) = &self.outbound {
+            let _ = outbound.try_send(super::Outbound::AdmissionRequest);
+        }
         Ok(DecisionReceipt {
             change: String::new(),
             message: "admission request signed; this node hands it to every member node it connects to until the members decide".into(),

@@ -150,6 +150,9 @@ pub enum Outbound {
     Change(Vec<u8>),
     /// Case-file messages were queued: look at the outbox now.
     CaseFiles,
+    /// This node signed an admission request: hand it to every connected peer now, not
+    /// at the next catch-up round.
+    AdmissionRequest,
 }
 
 /// A cloneable handle to a running node.
