@@ -2,8 +2,9 @@
 //! same documents (the bench's dataset: 1,000 organisation documents at national scale),
 //! nothing changing; the bytes that cross the link, counted on its interface (so framing,
 //! pings and keep-alives count), at the production catch-up interval of 30 s. Measured
-//! once with both nodes speaking sync digests, then with both behaving as the release
-//! before them (every round lists every document's heads), in the same run. Needs root.
+//! with both nodes speaking sync digests, then with both behaving as the release before
+//! them (every round lists every document's heads), then with no rounds at all (the
+//! floor: what keeps a connection alive), in the same run. Needs root.
 //!
 //! Run: `cargo bench -p passerelle-tests --bench idle`
 //! A tenth of the dataset: `PASSERELLE_BENCH_SCALE=10`; another window (default 300 s):
@@ -73,27 +74,31 @@ fn main() {
         println!(
             "mode\tbytes/day first→second\tbytes/day second→first\trounds by digest\trounds listed"
         );
-        for without_digest in [false, true] {
+        // The floor: no catch-up rounds at all while idle (one at connection), only what
+        // keeps the connection alive (pings, identify, gossip's heartbeats).
+        let modes = [
+            ("digest", false, Duration::from_secs(30)),
+            (
+                "heads listed (release before)",
+                true,
+                Duration::from_secs(30),
+            ),
+            ("no rounds (floor)", false, Duration::from_secs(86_400)),
+        ];
+        for (mode, without_digest, interval) in modes {
             for node in &mut nodes {
                 node.stop().await;
                 if let Some(network) = node.config.network.as_mut() {
                     network.without_digest = without_digest;
+                    network.sync_interval = interval;
                 }
             }
             start(&mut nodes, &link).await;
             let (out, back) = idle_bytes_per_day(&link, window).await;
             let status = nodes[0].handle().network_status();
             println!(
-                "{}\t{:.0}\t{:.0}\t{}\t{}",
-                if without_digest {
-                    "heads listed (release before)"
-                } else {
-                    "digest"
-                },
-                out,
-                back,
-                status.sync_rounds_in_step,
-                status.sync_rounds_listed
+                "{mode}\t{:.0}\t{:.0}\t{}\t{}",
+                out, back, status.sync_rounds_in_step, status.sync_rounds_listed
             );
         }
         for node in &mut nodes {

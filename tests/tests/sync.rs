@@ -580,17 +580,40 @@ async fn an_idle_link_exchanges_digests_only_and_a_difference_lists_heads() {
             .expect("edit");
     }
     wait_converged(&nodes, 2).await;
-    // Idle: rounds every second (the tests' interval), each settled by a digest.
-    let before = nodes[0].handle().network_status();
-    let first = &nodes[0];
-    wait_for("three idle rounds settled by a digest", || async {
-        first.handle().network_status().sync_rounds_in_step >= before.sync_rounds_in_step + 3
+    // Idle: rounds every second (the tests' interval), each settled by a digest, and made
+    // by one side only (a round either side makes keeps both in step).
+    let rounds = |nodes: &[TestNode]| {
+        let (a, b) = (
+            nodes[0].handle().network_status(),
+            nodes[1].handle().network_status(),
+        );
+        (
+            a.sync_rounds_in_step + b.sync_rounds_in_step,
+            a.sync_rounds_listed + b.sync_rounds_listed,
+            (a.sync_rounds_in_step, b.sync_rounds_in_step),
+        )
+    };
+    // The rounds that follow convergence may still list heads (the last changes' rounds).
+    let settled = rounds(&nodes).0;
+    wait_for("the link to settle", || async {
+        rounds(&nodes).0 >= settled + 2
     })
     .await;
-    let idle = nodes[0].handle().network_status();
-    assert_eq!(
-        idle.sync_rounds_listed, before.sync_rounds_listed,
-        "no idle round listed heads"
+    let (in_step_before, listed_before, _) = rounds(&nodes);
+    let started = std::time::Instant::now();
+    wait_for("six idle rounds settled by a digest", || async {
+        rounds(&nodes).0 >= in_step_before + 6
+    })
+    .await;
+    let (in_step, listed, (by_first, by_second)) = rounds(&nodes);
+    assert_eq!(listed, listed_before, "no idle round listed heads");
+    // Six rounds at one a second by one side take about six seconds; had both sides
+    // made their own, they would have taken about three.
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(4_500),
+        "{} rounds in {:?}: both sides made their own ({by_first} and {by_second})",
+        in_step - in_step_before,
+        started.elapsed()
     );
     // A node that falls behind (its link cut while the other edits) is found to differ by
     // the digest and catches up by listing its heads.

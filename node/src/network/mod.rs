@@ -220,6 +220,7 @@ pub async fn spawn(
         digest_offers: HashMap::new(),
         list_next: HashSet::new(),
         no_digest: HashSet::new(),
+        answered_in_step: HashMap::new(),
         rounds_in_step: 0,
         rounds_listed: 0,
         peers: HashMap::new(),
@@ -272,6 +273,10 @@ struct NetworkActor {
     list_next: HashSet<PeerId>,
     /// Peers that do not speak the digest protocol (an older release): asked by listing.
     no_digest: HashSet<PeerId>,
+    /// When this node last told each peer, answering its digest, that they hold the same:
+    /// a round either side makes tells both, so the periodic round skips a peer that
+    /// asked within the interval.
+    answered_in_step: HashMap<PeerId, Instant>,
     rounds_in_step: u64,
     rounds_listed: u64,
     peers: HashMap<PeerId, PeerInfo>,
@@ -569,6 +574,7 @@ impl NetworkActor {
                     self.digest_offers.remove(&peer_id);
                     self.list_next.remove(&peer_id);
                     self.no_digest.remove(&peer_id);
+                    self.answered_in_step.remove(&peer_id);
                     let now = Instant::now();
                     for target in &mut self.targets {
                         if target.peer == Some(peer_id) {
@@ -675,7 +681,22 @@ impl NetworkActor {
         for peer in graylisted {
             self.cut_off(peer, "gossip score below the graylist threshold");
         }
-        self.sync_all();
+        // One side's rounds keep a link in step both ways (a round that finds a difference
+        // makes the other side ask in turn): skip the peers whose own round found this node
+        // in step within the interval.
+        let now = Instant::now();
+        let interval = self.config.sync_interval;
+        self.answered_in_step
+            .retain(|_, at| now.duration_since(*at) < interval);
+        let due: Vec<PeerId> = self
+            .swarm
+            .connected_peers()
+            .filter(|p| !self.answered_in_step.contains_key(p))
+            .copied()
+            .collect();
+        for peer in due {
+            self.start_sync(peer);
+        }
         self.flush_case_outbox();
         self.publish_status();
     }

@@ -369,6 +369,10 @@ impl NetworkActor {
         self.conduct.served(peer);
         match in_step {
             Ok(in_step) => {
+                if in_step {
+                    self.answered_in_step
+                        .insert(peer, std::time::Instant::now());
+                }
                 if self
                     .swarm
                     .behaviour_mut()
