@@ -636,6 +636,20 @@ impl DocumentsActor {
                 } => {
                     let _ = reply.send(Ok(self.handle_case_message(message, key)));
                 }
+                Command::RememberAddresses {
+                    key,
+                    addresses,
+                    reply,
+                } => {
+                    let result = self
+                        .store
+                        .remember_addresses(&key, &addresses, crate::unix_now())
+                        .map_err(NodeError::from);
+                    let _ = reply.send(result);
+                }
+                Command::RememberedAddresses { reply } => {
+                    let _ = reply.send(self.store.remembered_addresses().map_err(NodeError::from));
+                }
                 Command::Documents { reply } => {
                     let mut ids: Vec<DocumentId> =
                         self.network.iter().map(|n| n.id().clone()).collect();

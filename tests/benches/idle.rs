@@ -32,7 +32,10 @@ async fn idle_bytes_per_day(link: &Link, window: Duration) -> (f64, f64) {
     tokio::time::sleep(Duration::from_secs(40)).await;
     let (rx0, tx0) = link.hosts[0].bytes();
     // When the window opens, to read a packet capture of the link against it.
-    eprintln!("window opens at {} (Unix time)", passerelle_node::unix_now());
+    eprintln!(
+        "window opens at {} (Unix time)",
+        passerelle_node::unix_now()
+    );
     tokio::time::sleep(window).await;
     let (rx1, tx1) = link.hosts[0].bytes();
     let per_day = 86_400.0 / window.as_secs_f64();

@@ -683,3 +683,71 @@ async fn a_node_of_an_older_release_is_asked_by_listing_heads() {
         node.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_dials_its_partners_from_the_address_book() {
+    // The first listens on a fixed port, as a partner's server does; the second knows it
+    // only from its configuration, once.
+    let port = free_port();
+    let mut nodes: Vec<TestNode> = ["Délégation Littoral", "ONG Avenir"]
+        .iter()
+        .map(|name| TestNode::init_networked(name, vec![]))
+        .collect();
+    if let Some(network) = nodes[0].config.network.as_mut() {
+        network.listen = vec![
+            format!("/ip4/127.0.0.1/tcp/{port}")
+                .parse()
+                .expect("multiaddr"),
+        ];
+    }
+    found_network(&nodes.iter().collect::<Vec<_>>(), "1/2");
+    passerelle_tests::start_line(&mut nodes).await;
+    nodes[0]
+        .handle()
+        .edit(add("Placement en emploi", "CM005"))
+        .await
+        .expect("edit");
+    wait_converged(&nodes, 2).await;
+    let first_key = nodes[0].handle().key_id();
+    let second = nodes[1].handle();
+    wait_for("the partner's addresses to be kept", || {
+        let second = second.clone();
+        async move {
+            second
+                .remembered_addresses()
+                .await
+                .is_ok_and(|book| book.iter().any(|p| p.key == first_key))
+        }
+    })
+    .await;
+    // The second stops, forgets its configured peer, and starts again while the first
+    // edits: it finds the first from its address book alone.
+    nodes[1].stop().await;
+    if let Some(network) = nodes[1].config.network.as_mut() {
+        network.peers.clear();
+    }
+    nodes[0]
+        .handle()
+        .edit(add("Formation agricole", "CM005"))
+        .await
+        .expect("edit");
+    nodes[1].start().await;
+    let second = &nodes[1];
+    wait_for(
+        "the restarted node to reach its partner and catch up",
+        || async { second.services().await.len() == 2 },
+    )
+    .await;
+    assert!(
+        second
+            .handle()
+            .network_status()
+            .peers
+            .iter()
+            .any(|p| p.org_id.as_deref() == Some(first_key.to_string().as_str())),
+        "connected to the partner"
+    );
+    for node in &mut nodes {
+        node.stop().await;
+    }
+}

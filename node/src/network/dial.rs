@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 use libp2p::PeerId;
 use libp2p::swarm::ConnectionId;
 use libp2p::swarm::dial_opts::DialOpts;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
-use super::{Multiaddr, NetworkActor};
+use super::{Multiaddr, NetworkActor, PeerIdentity, TaskResult};
 
 pub(super) struct DialTarget {
     pub(super) address: Multiaddr,
@@ -22,6 +22,9 @@ pub(super) struct DialTarget {
     pub(super) down_since: Option<Instant>,
     /// Dial from a fresh port rather than the one this node listens on.
     pub(super) fresh_port: bool,
+    /// From the store's address book: the peer expected there (not dialled while this
+    /// node is connected to it anyway).
+    pub(super) expected: Option<PeerId>,
 }
 
 /// Why a dial of ours failed, as far as redialling goes.
@@ -100,6 +103,7 @@ impl DialTarget {
             from_mdns,
             down_since: None,
             fresh_port: false,
+            expected: None,
         }
     }
 
@@ -192,6 +196,12 @@ impl NetworkActor {
             if target.peer.is_some() || target.dialing.is_some() || target.next_attempt > now {
                 continue;
             }
+            if target
+                .expected
+                .is_some_and(|peer| self.swarm.is_connected(&peer))
+            {
+                continue;
+            }
             let opts = if target.fresh_port {
                 DialOpts::unknown_peer_id()
                     .address(target.address.clone())
@@ -208,5 +218,101 @@ impl NetworkActor {
                 target.failed(now, DialFault::of(&e));
             }
         }
+    }
+}
+
+/// Most peers from the address book dialled at start (the most recently seen).
+pub(super) const BOOK_DIALS: usize = 8;
+
+/// How often a peer's addresses are written to the address book when they did not change.
+pub(super) const REMEMBER_EVERY: Duration = Duration::from_secs(600);
+
+impl NetworkActor {
+    /// At start: the members' nodes this node reached last (the store's address book)
+    /// become dial targets, so a restarted node finds its partners without configuration.
+    pub(super) fn read_address_book(&mut self) {
+        let handle = self.handle.clone();
+        // Shed, the node still dials its configured peers and learns addresses again.
+        let _ =
+            self.spawn_task(
+                async move { TaskResult::AddressBook(handle.remembered_addresses().await) },
+            );
+    }
+
+    pub(super) fn address_book_read(
+        &mut self,
+        book: Result<Vec<crate::store::PeerAddresses>, crate::node::NodeError>,
+    ) {
+        let book = match book {
+            Ok(book) => book,
+            Err(e) => {
+                warn!(error = %e, "could not read the address book");
+                return;
+            }
+        };
+        let now = Instant::now();
+        let mut added = 0;
+        for entry in book {
+            if added == BOOK_DIALS {
+                break;
+            }
+            let peer = entry.key.peer_id();
+            if peer == self.local_peer {
+                continue;
+            }
+            let Some(address) = entry
+                .addresses
+                .iter()
+                .filter_map(|a| a.parse::<Multiaddr>().ok())
+                .find(|a| !self.targets.iter().any(|t| t.address == *a))
+            else {
+                continue;
+            };
+            if self
+                .targets
+                .iter()
+                .any(|t| t.expected == Some(peer) || peer_of(&t.address) == Some(peer))
+            {
+                continue;
+            }
+            debug!(%peer, %address, "dialling a partner from the address book");
+            let mut target = DialTarget::new(address, now, false);
+            target.expected = Some(peer);
+            self.targets.push(target);
+            added += 1;
+        }
+        if added > 0 {
+            info!(peers = added, "dialling partners from the address book");
+        }
+    }
+
+    /// A member's node said where it listens (identify): kept in the address book when
+    /// it changed, or every [`REMEMBER_EVERY`] (to keep its age current).
+    pub(super) fn remember_addresses(&mut self, peer: PeerId, addresses: &[Multiaddr]) {
+        if !self.swarm.behaviour().gossipsub.is_admitted(&peer) || addresses.is_empty() {
+            return;
+        }
+        let Some(key) = crate::identity::KeyId::from_peer_id(&peer) else {
+            return;
+        };
+        let texts: Vec<String> = addresses.iter().map(|a| a.to_string()).collect();
+        let now = Instant::now();
+        if let Some((known, at)) = self.remembered.get(&peer)
+            && *known == texts
+            && now.duration_since(*at) < REMEMBER_EVERY
+        {
+            return;
+        }
+        if self.remembered.len() >= crate::store::MAX_REMEMBERED_PEERS {
+            self.remembered.clear();
+        }
+        self.remembered.insert(peer, (texts.clone(), now));
+        let handle = self.handle.clone();
+        let _ = self.spawn_task(async move {
+            if let Err(e) = handle.remember_addresses(key, texts).await {
+                debug!(error = %e, "could not keep a peer's addresses");
+            }
+            TaskResult::Remembered
+        });
     }
 }

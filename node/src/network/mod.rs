@@ -135,6 +135,10 @@ enum TaskResult {
         reply: Result<CaseReply, NodeError>,
     },
     CaseRecorded,
+    /// The store's address book, read at start.
+    AddressBook(Result<Vec<crate::store::PeerAddresses>, NodeError>),
+    /// A peer's addresses were written to the address book.
+    Remembered,
     /// Time to look at the case-file outbox again (after a "retry later" answer).
     CaseRetry,
 }
@@ -221,6 +225,7 @@ pub async fn spawn(
         list_next: HashSet::new(),
         no_digest: HashSet::new(),
         answered_in_step: HashMap::new(),
+        remembered: HashMap::new(),
         rounds_in_step: 0,
         rounds_listed: 0,
         peers: HashMap::new(),
@@ -277,6 +282,8 @@ struct NetworkActor {
     /// a round either side makes tells both, so the periodic round skips a peer that
     /// asked within the interval.
     answered_in_step: HashMap<PeerId, Instant>,
+    /// What this node last wrote to the address book for each peer, and when.
+    remembered: HashMap<PeerId, (Vec<String>, Instant)>,
     rounds_in_step: u64,
     rounds_listed: u64,
     peers: HashMap<PeerId, PeerInfo>,
@@ -310,6 +317,7 @@ impl NetworkActor {
         mut members: watch::Receiver<gate::MemberKeys>,
     ) {
         self.handle_members(members.borrow_and_update().clone());
+        self.read_address_book();
         let mut sync_tick = tokio::time::interval(self.config.sync_interval);
         sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut dial_tick = tokio::time::interval(Duration::from_millis(250));
@@ -481,7 +489,8 @@ impl NetworkActor {
                 channel,
                 reply,
             } => self.case_served(peer, channel, reply),
-            TaskResult::CaseRecorded => {}
+            TaskResult::CaseRecorded | TaskResult::Remembered => {}
+            TaskResult::AddressBook(book) => self.address_book_read(book),
             TaskResult::CaseRetry => self.case_retry(),
             TaskResult::Validated {
                 source,
@@ -650,6 +659,7 @@ impl NetworkActor {
                     })
                     .take(8)
                     .collect();
+                self.remember_addresses(peer_id, &reachable);
                 if !reachable.is_empty() {
                     if self.known_addresses.len() >= MAX_CONNECTIONS as usize * 4 {
                         self.known_addresses.clear();

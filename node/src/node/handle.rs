@@ -104,6 +104,14 @@ pub(super) enum Command {
     Documents {
         reply: Reply<Vec<DocumentId>>,
     },
+    RememberAddresses {
+        key: KeyId,
+        addresses: Vec<String>,
+        reply: Reply<()>,
+    },
+    RememberedAddresses {
+        reply: Reply<Vec<crate::store::PeerAddresses>>,
+    },
     Backup {
         document: DocumentId,
         reply: Reply<crate::backup::DocumentBackup>,
@@ -137,6 +145,8 @@ impl Command {
             Command::Housekeeping { .. } => "housekeeping",
             Command::Records { .. } => "records",
             Command::Documents { .. } => "documents",
+            Command::RememberAddresses { .. } => "remember_addresses",
+            Command::RememberedAddresses { .. } => "remembered_addresses",
             Command::Backup { .. } => "backup",
             Command::Shutdown { .. } => "shutdown",
         }
@@ -367,6 +377,28 @@ impl NodeHandle {
             reply,
         })
         .await
+    }
+
+    /// Remembers where `key`'s node listens (kept in the store across restarts).
+    pub async fn remember_addresses(
+        &self,
+        key: KeyId,
+        addresses: Vec<String>,
+    ) -> Result<(), NodeError> {
+        self.ask(|reply| Command::RememberAddresses {
+            key,
+            addresses,
+            reply,
+        })
+        .await
+    }
+
+    /// Where peers' nodes were last reached, the most recently seen first.
+    pub async fn remembered_addresses(
+        &self,
+    ) -> Result<Vec<crate::store::PeerAddresses>, NodeError> {
+        self.ask(|reply| Command::RememberedAddresses { reply })
+            .await
     }
 
     /// The ids of every document this node holds (the network document first).

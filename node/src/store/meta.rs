@@ -1,5 +1,6 @@
 //! What the store keeps beside the documents: the network this node belongs to and its
-//! seed file, the organisation of a device node, bootstrap peers, admission requests.
+//! seed file, the organisation of a device node, bootstrap peers, admission requests, and
+//! where members' nodes were last reached (so a restarted node dials them again).
 
 use std::path::Path;
 
@@ -7,7 +8,7 @@ use super::{
     BOOTSTRAP_KEY, MAX_ADMISSION_REQUESTS, NETWORK_KEY, ORGANISATION_KEY, OWN_AWAITED_KEY,
     OWN_REQUEST_KEY, SEED_FILE, Store, StoreError,
 };
-use crate::identity::OrgId;
+use crate::identity::{KeyId, OrgId};
 
 /// What `store/seed.json` holds: enough to rebuild a store whose database cannot be opened
 /// for the right network (`passerelle repair`).
@@ -188,4 +189,74 @@ impl Store {
         self.syncer.flush()?;
         Ok(())
     }
+
+    /// Remembers where `key`'s node listens, as seen at `seen` (Unix seconds): at most
+    /// [`MAX_ADDRESSES_PER_PEER`] addresses, at most [`MAX_REMEMBERED_PEERS`] peers (the
+    /// one seen longest ago forgotten first). Not flushed: addresses are a hint, and what
+    /// a power cut loses of them the next connection teaches again.
+    pub fn remember_addresses(
+        &self,
+        key: &KeyId,
+        addresses: &[String],
+        seen: i64,
+    ) -> Result<(), StoreError> {
+        let entry = PeerAddresses {
+            key: *key,
+            addresses: addresses
+                .iter()
+                .take(MAX_ADDRESSES_PER_PEER)
+                .cloned()
+                .collect(),
+            seen,
+        };
+        let bytes = serde_json::to_vec(&entry).map_err(|e| StoreError::Corrupt {
+            key: format!("peer-addresses/{key}"),
+            reason: e.to_string(),
+        })?;
+        self.addresses.insert(key.as_bytes(), bytes)?;
+        while self.addresses.len() > MAX_REMEMBERED_PEERS {
+            let oldest = self
+                .remembered_addresses()?
+                .pop()
+                .map(|p| p.key)
+                .filter(|k| k != key);
+            match oldest {
+                Some(old) => {
+                    self.addresses.remove(old.as_bytes())?;
+                }
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Where peers were last reached, the most recently seen first. An entry that does
+    /// not read is left out (and reported by `Store::check`'s count of records only).
+    pub fn remembered_addresses(&self) -> Result<Vec<PeerAddresses>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.addresses.iter() {
+            let (_, value) = entry?;
+            if let Ok(peer) = serde_json::from_slice::<PeerAddresses>(&value) {
+                out.push(peer);
+            }
+        }
+        out.sort_by(|a, b| b.seen.cmp(&a.seen).then_with(|| a.key.cmp(&b.key)));
+        Ok(out)
+    }
+}
+
+/// Most peers whose addresses a store remembers.
+pub const MAX_REMEMBERED_PEERS: usize = 256;
+/// Most addresses remembered for one peer.
+pub const MAX_ADDRESSES_PER_PEER: usize = 8;
+
+/// Where a peer's node was last reached.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PeerAddresses {
+    /// The node's key (its peer id).
+    pub key: KeyId,
+    /// The addresses it listens on, as it said (identify).
+    pub addresses: Vec<String>,
+    /// When, in Unix seconds.
+    pub seen: i64,
 }

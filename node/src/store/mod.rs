@@ -47,7 +47,7 @@ mod open;
 mod snapshot;
 
 pub use check::{Damage, StoreCheck};
-pub use meta::Seed;
+pub use meta::{MAX_ADDRESSES_PER_PEER, MAX_REMEMBERED_PEERS, PeerAddresses, Seed};
 pub use open::{DAMAGED_SNAPSHOTS_DIR, LOCK_WAIT, STORE_CACHE_BYTES, Syncer};
 pub use snapshot::{SnapshotDocument, SnapshotEncoding};
 
@@ -173,6 +173,8 @@ pub struct Synced(());
 pub struct Store {
     /// The store's folder.
     path: std::path::PathBuf,
+    /// Peer key → where it was last reached ([`meta::PeerAddresses`], JSON).
+    addresses: sled::Tree,
     db: sled::Db,
     syncer: std::sync::Arc<Syncer>,
     changes: sled::Tree,
@@ -575,6 +577,44 @@ mod tests {
     use crate::document::{Edit, OrganisationDocument};
     use crate::identity::SigningSecret;
     use crate::model::{LegalStatus, Profile};
+
+    #[test]
+    fn the_address_book_is_bounded_newest_first_and_survives_reopening() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let store = Store::create(dir.path()).expect("store");
+        let keys: Vec<crate::identity::KeyId> = (0..MAX_REMEMBERED_PEERS + 4)
+            .map(|_| SigningSecret::generate().expect("key").key_id())
+            .collect();
+        let many: Vec<String> = (0..20)
+            .map(|n| format!("/ip4/192.0.2.1/tcp/{}", 4000 + n))
+            .collect();
+        for (seen, key) in keys.iter().enumerate() {
+            store
+                .remember_addresses(key, &many, seen as i64)
+                .expect("kept");
+        }
+        // Seen again later: moves to the front with its new addresses.
+        store
+            .remember_addresses(&keys[10], &many[..1], 10_000)
+            .expect("kept");
+        drop(store);
+        let store = Store::open(dir.path()).expect("reopened");
+        let book = store.remembered_addresses().expect("read");
+        assert_eq!(book.len(), MAX_REMEMBERED_PEERS);
+        assert_eq!(book[0].key, keys[10]);
+        assert_eq!(book[0].addresses, many[..1].to_vec());
+        assert!(
+            book[1..]
+                .iter()
+                .all(|p| p.addresses.len() == MAX_ADDRESSES_PER_PEER)
+        );
+        assert!(book.windows(2).all(|w| w[0].seen >= w[1].seen));
+        // The four seen longest ago were forgotten, the fifth kept.
+        for forgotten in &keys[..4] {
+            assert!(book.iter().all(|p| p.key != *forgotten));
+        }
+        assert!(book.iter().any(|p| p.key == keys[4]));
+    }
 
     fn profile() -> Profile {
         Profile {

@@ -351,6 +351,7 @@ impl Store {
             snapshot_documents: db.open_tree("snapshot-documents")?,
             received_whole: db.open_tree("documents-received-whole")?,
             requests: db.open_tree("admission-requests")?,
+            addresses: db.open_tree("peer-addresses")?,
             meta,
             db,
         })
