@@ -331,6 +331,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                     heads: vec![serde_bytes::ByteBuf::from(edit.hash().0.to_vec())],
                 }],
                 network: Some("qhpaplebnfqhg2qadrbyeiokt2refmaw".into()),
+                held_back: Vec::new(),
             };
             vec![encode_request::<SyncRequest, SyncResponse>(&libp2p::StreamProtocol::new(SYNC_PROTOCOL), request)]
         }

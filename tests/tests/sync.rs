@@ -751,3 +751,44 @@ async fn a_restarted_node_dials_its_partners_from_the_address_book() {
         node.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_is_ahead_is_not_sent_the_history_it_holds() {
+    let mut nodes = spawn_line(&["ONG A", "ONG B"]).await;
+    for n in 0..20 {
+        nodes[0]
+            .handle()
+            .edit(add(&format!("Service {n}"), "CM005"))
+            .await
+            .expect("edit");
+    }
+    wait_converged(&nodes, 2).await;
+    // The second is away while the first edits once more: on its return the first is
+    // ahead on its own document, and each asks the other.
+    nodes[1].stop().await;
+    nodes[0]
+        .handle()
+        .edit(add("Service ajouté pendant l'absence", "CM005"))
+        .await
+        .expect("edit");
+    let received_before = nodes[0].handle().network_status().sync_bytes_received;
+    nodes[1].start().await;
+    let second = &nodes[1];
+    wait_for("the second to catch up", || async {
+        second.services().await.len() == 21
+    })
+    .await;
+    wait_converged(&nodes, 2).await;
+    // Let the rounds that follow the return run.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let received = nodes[0].handle().network_status().sync_bytes_received - received_before;
+    // Twenty-one changes of its own document (about 700 bytes each) would come back if
+    // the second served "everything after the heads it knows" knowing none of them.
+    assert!(
+        received < 3_000,
+        "the first was sent {received} bytes of changes it already held"
+    );
+    for node in &mut nodes {
+        node.stop().await;
+    }
+}

@@ -85,6 +85,11 @@ pub struct SyncRequest {
     /// The requester's network id; a node of another network serves nothing.
     #[serde(default)]
     pub network: Option<String>,
+    /// Documents the requester held back when this node asked it (it knew none of this
+    /// node's heads, so this node is ahead or they diverged): serve them after the heads
+    /// known even if none is — one of the two sides has to go first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held_back: Vec<DocumentId>,
 }
 
 /// Signed changes the requester lacks, in causal order, and whole documents it lacks.

@@ -114,6 +114,25 @@ pub fn plan_serving(
     }
 }
 
+/// Of a document the requester listed with `their_heads`, what to send: the changes after
+/// the heads this node knows (`known`). `None` — send nothing now — when it knows none of
+/// them: the requester is ahead (or they diverged) and those changes would be the
+/// document's whole history again; this node asks the requester in turn, naming the
+/// document as held back, and the requester, which knows this node's heads when it is
+/// only ahead, sends just what this node lacks. A document the requester itself held back
+/// (`asked_anyway`) is served after the known heads even if none is, so that two nodes
+/// that diverged do not wait on each other.
+pub fn serve_after(
+    their_heads: &[ChangeHash],
+    known: Vec<ChangeHash>,
+    asked_anyway: bool,
+) -> Option<Vec<ChangeHash>> {
+    if known.is_empty() && !their_heads.is_empty() && !asked_anyway {
+        return None;
+    }
+    Some(known)
+}
+
 /// True when two sets of heads are the same, in any order.
 pub fn in_step(ours: &[ChangeHash], theirs: &[ChangeHash]) -> bool {
     let mut ours = ours.to_vec();
@@ -865,5 +884,21 @@ mod tests {
             assert_ne!(digest(&held), digest(variant), "{variant:?}");
         }
         assert_eq!(digest(&[]).len(), crate::protocol::DIGEST_BYTES);
+    }
+
+    #[test]
+    fn a_requester_that_is_ahead_is_sent_nothing_until_it_is_asked_in_turn() {
+        let theirs = [hash(7)];
+        // None of its heads known: it is ahead (or diverged): nothing now.
+        assert_eq!(serve_after(&theirs, Vec::new(), false), None);
+        // Asked in turn, having held the document back itself: after what is known.
+        assert_eq!(serve_after(&theirs, Vec::new(), true), Some(Vec::new()));
+        // Some of its heads known: what follows them.
+        assert_eq!(
+            serve_after(&[hash(7), hash(8)], vec![hash(8)], false),
+            Some(vec![hash(8)])
+        );
+        // It listed the document with no heads (it holds none of its changes): all of it.
+        assert_eq!(serve_after(&[], Vec::new(), false), Some(Vec::new()));
     }
 }

@@ -226,6 +226,7 @@ pub async fn spawn(
         no_digest: HashSet::new(),
         answered_in_step: HashMap::new(),
         remembered: HashMap::new(),
+        held_back: HashMap::new(),
         rounds_in_step: 0,
         rounds_listed: 0,
         peers: HashMap::new(),
@@ -284,6 +285,9 @@ struct NetworkActor {
     answered_in_step: HashMap<PeerId, Instant>,
     /// What this node last wrote to the address book for each peer, and when.
     remembered: HashMap<PeerId, (Vec<String>, Instant)>,
+    /// Documents this node held back when serving each peer: named in its next request
+    /// to that peer, which then serves them even if it knows none of this node's heads.
+    held_back: HashMap<PeerId, Vec<crate::envelope::DocumentId>>,
     rounds_in_step: u64,
     rounds_listed: u64,
     peers: HashMap<PeerId, PeerInfo>,
@@ -584,6 +588,7 @@ impl NetworkActor {
                     self.list_next.remove(&peer_id);
                     self.no_digest.remove(&peer_id);
                     self.answered_in_step.remove(&peer_id);
+                    self.held_back.remove(&peer_id);
                     let now = Instant::now();
                     for target in &mut self.targets {
                         if target.peer == Some(peer_id) {

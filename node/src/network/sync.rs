@@ -80,6 +80,7 @@ impl NetworkActor {
                                         documents: Vec::new(),
                                     },
                                     requester_has_more: false,
+                                    held_back: Vec::new(),
                                 }),
                             },
                         }
@@ -213,6 +214,12 @@ impl NetworkActor {
                 {
                     debug!(peer = %peer, "sync response not sent: the peer left");
                 }
+                if !served.held_back.is_empty() {
+                    self.held_back
+                        .entry(peer)
+                        .or_default()
+                        .extend(served.held_back);
+                }
                 if served.requester_has_more {
                     self.list_next.insert(peer);
                     self.start_sync(peer);
@@ -274,6 +281,7 @@ impl NetworkActor {
             SyncRequest {
                 documents: offer.documents,
                 network: offer.network,
+                held_back: self.held_back.remove(&peer).unwrap_or_default(),
             },
         );
     }

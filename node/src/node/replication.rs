@@ -40,6 +40,7 @@ use crate::protocol::{
 pub(super) use crate::sync::release_in_order;
 use crate::sync::{
     Batch, Requester, Serve, admit, in_sequence, may_take_whole, network_refusal, plan_serving,
+    serve_after,
 };
 pub use crate::sync::{MAX_PENDING, Pending, Rejection, RejectionCode};
 
@@ -50,6 +51,9 @@ pub struct SyncServed {
     pub response: SyncResponse,
     /// The requester listed heads or documents this node lacks: sync back from it.
     pub requester_has_more: bool,
+    /// Documents of which this node knew none of the requester's heads and sent nothing:
+    /// named when it syncs back ([`crate::sync::serve_after`]).
+    pub held_back: Vec<DocumentId>,
 }
 
 /// What applying received changes did.
@@ -386,6 +390,7 @@ impl DocumentsActor {
             debug!(network = ?request.network, "sync request for another network: nothing served");
         }
         let mut requester_has_more = plan.requester_has_more;
+        let mut held_back = Vec::new();
         let mut changes = Vec::new();
         let mut documents = Vec::new();
         let mut batch = Batch::new(SYNC_BATCH_BYTES);
@@ -425,6 +430,11 @@ impl DocumentsActor {
             if known.len() < their_heads.len() {
                 requester_has_more = true;
             }
+            let Some(known) = serve_after(&their_heads, known, request.held_back.contains(&id))
+            else {
+                held_back.push(id);
+                continue;
+            };
             let hashes = document.changes_after(&known);
             let raws = encoded_changes(document, &self.store, &hashes, &known)?;
             // Attested changes (held without a signature of their own) travel in the
@@ -453,6 +463,7 @@ impl DocumentsActor {
                 documents,
             },
             requester_has_more,
+            held_back,
         })
     }
 
