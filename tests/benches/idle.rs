@@ -90,6 +90,7 @@ fn main() {
             ),
             ("no rounds (floor)", false, Duration::from_secs(86_400)),
         ];
+        let mut one_change = Vec::new();
         for (mode, without_digest, interval) in modes {
             for node in &mut nodes {
                 node.stop().await;
@@ -105,7 +106,69 @@ fn main() {
                 "{mode}\t{:.0}\t{:.0}\t{}\t{}",
                 out, back, status.sync_rounds_in_step, status.sync_rounds_listed
             );
+            if !without_digest && interval == Duration::from_secs(30) {
+                one_change.push((out, back));
+            }
         }
+        // One change across the link: a service's capacity updated on the first node; the
+        // bytes of the next 20 s less what the idle link carried in 20 s.
+        for node in &mut nodes {
+            node.stop().await;
+            if let Some(network) = node.config.network.as_mut() {
+                network.without_digest = false;
+                network.sync_interval = Duration::from_secs(30);
+            }
+        }
+        start(&mut nodes, &link).await;
+        tokio::time::sleep(Duration::from_secs(40)).await;
+        let (idle_out, idle_back) = one_change.first().copied().unwrap_or_default();
+        let service = nodes[0]
+            .handle()
+            .edit(passerelle_tests::add("Service du jour", "CM005"))
+            .await
+            .expect("edit")
+            .id;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let (rx0, tx0) = link.hosts[0].bytes();
+        nodes[0]
+            .handle()
+            .edit(passerelle_node::document::Edit::update_service(
+                service,
+                passerelle_node::model::ServicePatch {
+                    capacity: Some(passerelle_node::model::Capacity {
+                        status: passerelle_node::model::CapacityStatus::Waitlist,
+                        places: Some(3),
+                    }),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .expect("edit");
+        let second = nodes[1].handle();
+        let arrived = std::time::Instant::now();
+        while second
+            .organisation(Some(nodes[0].handle().org_id()))
+            .await
+            .map(|o| {
+                o.record
+                    .services
+                    .values()
+                    .all(|s| s.capacity.places != Some(3))
+            })
+            .unwrap_or(true)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let latency = arrived.elapsed();
+        tokio::time::sleep(Duration::from_secs(20).saturating_sub(latency)).await;
+        let (rx1, tx1) = link.hosts[0].bytes();
+        let idle = |per_day: f64| per_day * 20.0 / 86_400.0;
+        println!(
+            "one change (a service's places): {:.0} bytes first→second, {:.0} second→first beyond the idle link's, arrived in {} ms",
+            (tx1 - tx0) as f64 - idle(idle_out),
+            (rx1 - rx0) as f64 - idle(idle_back),
+            latency.as_millis()
+        );
         for node in &mut nodes {
             node.stop().await;
         }

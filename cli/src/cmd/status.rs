@@ -50,6 +50,13 @@ pub async fn run(data_dir: &Path, json_out: bool) -> anyhow::Result<Outcome> {
         ("listening on", report.network.listen_addrs.join(", ")),
         ("peers", report.network.peers.len().to_string()),
         (
+            "catch-up rounds",
+            format!(
+                "{} settled by a digest (nothing differed), {} listed this node's heads",
+                report.network.sync_rounds_in_step, report.network.sync_rounds_listed
+            ),
+        ),
+        (
             "network",
             report
                 .membership
