@@ -54,14 +54,10 @@ impl NetworkActor {
                     if !self.within_budget(peer, RequestKind::Sync) {
                         return;
                     }
-                    if request.documents.len() > MAX_SYNC_DOCUMENTS {
-                        self.penalise(
-                            peer,
-                            &[Rejection {
-                                code: crate::node::RejectionCode::OversizedRequest,
-                                reason: "sync request lists too many documents".into(),
-                            }],
-                        );
+                    if request.documents.len() > MAX_SYNC_DOCUMENTS
+                        || request.held_back.len() > MAX_SYNC_DOCUMENTS
+                    {
+                        self.refuse_oversized(peer, "sync request lists too many documents".into());
                         return;
                     }
                     let handle = self.handle.clone();
@@ -273,6 +269,17 @@ impl NetworkActor {
         self.publish_status();
     }
 
+    /// A request larger than the protocol allows: counted against the peer.
+    fn refuse_oversized(&mut self, peer: PeerId, reason: String) {
+        self.penalise(
+            peer,
+            &[Rejection {
+                code: crate::node::RejectionCode::OversizedRequest,
+                reason,
+            }],
+        );
+    }
+
     /// Lists this node's heads to `peer` (the round's second step, or its only one).
     fn list_heads(&mut self, peer: PeerId, offer: SyncOffer) {
         self.rounds_listed += 1;
@@ -299,15 +306,12 @@ impl NetworkActor {
                         return;
                     }
                     if request.digest.len() != DIGEST_BYTES {
-                        self.penalise(
+                        self.refuse_oversized(
                             peer,
-                            &[Rejection {
-                                code: crate::node::RejectionCode::OversizedRequest,
-                                reason: format!(
-                                    "a sync digest is {DIGEST_BYTES} bytes, not {}",
-                                    request.digest.len()
-                                ),
-                            }],
+                            format!(
+                                "a sync digest is {DIGEST_BYTES} bytes, not {}",
+                                request.digest.len()
+                            ),
                         );
                         return;
                     }

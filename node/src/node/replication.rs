@@ -391,6 +391,7 @@ impl DocumentsActor {
         }
         let mut requester_has_more = plan.requester_has_more;
         let mut held_back = Vec::new();
+        let asked_anyway: HashSet<&DocumentId> = request.held_back.iter().collect();
         let mut changes = Vec::new();
         let mut documents = Vec::new();
         let mut batch = Batch::new(SYNC_BATCH_BYTES);
@@ -430,8 +431,7 @@ impl DocumentsActor {
             if known.len() < their_heads.len() {
                 requester_has_more = true;
             }
-            let Some(known) = serve_after(&their_heads, known, request.held_back.contains(&id))
-            else {
+            let Some(known) = serve_after(&their_heads, known, asked_anyway.contains(&id)) else {
                 held_back.push(id);
                 continue;
             };

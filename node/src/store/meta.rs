@@ -214,17 +214,16 @@ impl Store {
             reason: e.to_string(),
         })?;
         self.addresses.insert(key.as_bytes(), bytes)?;
-        while self.addresses.len() > MAX_REMEMBERED_PEERS {
+        if self.addresses.len() > MAX_REMEMBERED_PEERS {
+            // One over the bound (one insertion at a time): forget the one seen longest ago.
             let oldest = self
                 .remembered_addresses()?
-                .pop()
+                .into_iter()
+                .rev()
                 .map(|p| p.key)
-                .filter(|k| k != key);
-            match oldest {
-                Some(old) => {
-                    self.addresses.remove(old.as_bytes())?;
-                }
-                None => break,
+                .find(|k| k != key);
+            if let Some(old) = oldest {
+                self.addresses.remove(old.as_bytes())?;
             }
         }
         Ok(())
