@@ -62,7 +62,10 @@ struct NodeProcess {
 
 impl NodeProcess {
     fn start(data_dir: &Path) -> Self {
-        Self::start_with(data_dir, &["--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns"])
+        Self::start_with(
+            data_dir,
+            &["--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns", "--no-upnp"],
+        )
     }
 
     fn start_with(data_dir: &Path, args: &[&str]) -> Self {
@@ -558,7 +561,13 @@ fn a_killed_node_loses_nothing_it_acknowledged() {
     // A second node on the same folder is refused while the first runs.
     let second = run(
         &data,
-        &["start", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"],
+        &[
+            "start",
+            "--no-mdns",
+            "--no-upnp",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+        ],
     );
     assert_eq!(second.code, 2);
     assert!(
@@ -621,7 +630,10 @@ fn two_nodes_started_from_the_command_line_share_their_directories() {
     let invitation = ok(&a, &["network", "invite"]).stdout.trim().to_owned();
     assert!(invitation.starts_with("passerelle-invite:"), "{invitation}");
     ok(&b, &["network", "join", &invitation]);
-    let node_b = NodeProcess::start_with(&b, &["--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns"]);
+    let node_b = NodeProcess::start_with(
+        &b,
+        &["--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns", "--no-upnp"],
+    );
     // B asks to join; its request reaches A; A approves.
     ok(&b, &["member", "request", "--message", "ONG de Douala"]);
     let b_id = ok(&b, &["status", "--json"]).json()["org_id"]
@@ -1895,6 +1907,7 @@ fn a_flood_is_bounded_and_honest_members_keep_syncing() {
             "--listen",
             "/ip4/127.0.0.1/tcp/0",
             "--no-mdns",
+            "--no-upnp",
             "--peer",
             &a_addr,
         ],

@@ -115,10 +115,18 @@ impl Config {
             Some(peers) => parse("network.peers", peers)?,
             None => Vec::new(),
         };
+        let external = match &section.external {
+            Some(list) => parse("network.external", list)?,
+            None => Vec::new(),
+        };
         let mut network = NetworkConfig {
             listen,
             peers,
+            external,
             mdns: section.mdns.unwrap_or(true),
+            relay: section.relay.unwrap_or_default(),
+            hole_punching: section.hole_punching.unwrap_or(true),
+            upnp: section.upnp.unwrap_or(true),
             ..Default::default()
         };
         if let Some(seconds) = section.sync_interval_seconds {
@@ -203,6 +211,30 @@ pub struct NetworkSection {
     pub sync_interval_seconds: Option<u64>,
     /// Find partners on the local network by mDNS (default true).
     pub mdns: Option<bool>,
+    /// Serve as a relay for members behind NAT: "auto" (when this node finds itself
+    /// publicly reachable; the default), "on", "off".
+    pub relay: Option<RelayMode>,
+    /// Try to turn a relayed connection into a direct one (hole punching; default true).
+    pub hole_punching: Option<bool>,
+    /// Ask the office router to open a port (UPnP IGD; default true).
+    pub upnp: Option<bool>,
+    /// Addresses partners reach this node on, when it knows them (a port forwarded on the
+    /// router, a public DNS name): announced as they are, and taken as reachable.
+    pub external: Option<Vec<String>>,
+}
+
+/// Whether this node serves as a relay for members behind NAT (`[network] relay`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RelayMode {
+    /// Serve once this node is found publicly reachable (AutoNAT), or has an `external`
+    /// address.
+    #[default]
+    Auto,
+    /// Serve whenever it runs (its listen addresses are taken as reachable).
+    On,
+    /// Never serve.
+    Off,
 }
 
 /// `[organisation]`.
@@ -269,6 +301,21 @@ name = {name}
 # block multicast; explicit peers above always work.
 # mdns = true
 
+# Members behind NAT (most offices on ADSL or 4G) are reached through members that are
+# publicly reachable, which relay for them: "auto" serves once this node finds itself
+# reachable from the internet, "on" always, "off" never. See docs/operator-guide.md.
+# relay = "auto"
+
+# Addresses partners reach this node on, if you know them (a port forwarded on the
+# router, a DNS name): announced to members and taken as publicly reachable.
+# external = ["/dns4/passerelle.example.cm/tcp/4690"]
+
+# Turn a relayed connection into a direct one when both routers allow it (hole punching).
+# hole_punching = true
+
+# Ask the office router to forward a port to this node (UPnP), where the router allows it.
+# upnp = true
+
 [referrals]
 # Days a case file received from another organisation stays readable here after its
 # referral closes (completed, declined, failed, withdrawn, expired). Then its key is
@@ -288,8 +335,17 @@ pub struct NetworkConfig {
     pub peers: Vec<libp2p::Multiaddr>,
     /// How often to run catch-up with every connected peer.
     pub sync_interval: std::time::Duration,
+    /// Addresses partners reach this node on (`[network] external`).
+    pub external: Vec<libp2p::Multiaddr>,
     /// Find peers on the local network by mDNS (multicast; off unless asked for).
     pub mdns: bool,
+    /// Serve as a relay for members behind NAT.
+    pub relay: RelayMode,
+    /// Upgrade relayed connections to direct ones by hole punching (DCUtR).
+    pub hole_punching: bool,
+    /// Ask the router for a port mapping (UPnP IGD; multicast on the local network, so off
+    /// unless asked for, like mDNS).
+    pub upnp: bool,
     /// For tests only (feature `test-hooks`, which the release build never has): every
     /// application payload received (gossip messages, catch-up changes, admission
     /// requests, case-file messages) is appended here.
@@ -310,8 +366,12 @@ impl Default for NetworkConfig {
         Self {
             listen: Vec::new(),
             peers: Vec::new(),
+            external: Vec::new(),
             sync_interval: std::time::Duration::from_secs(30),
             mdns: false,
+            relay: RelayMode::Auto,
+            hole_punching: true,
+            upnp: false,
             #[cfg(feature = "test-hooks")]
             record_inbound: None,
             #[cfg(feature = "test-hooks")]

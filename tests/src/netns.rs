@@ -198,3 +198,241 @@ pub fn enter(name: &str) -> std::io::Result<()> {
     let file = std::fs::File::open(format!("/var/run/netns/{name}"))?;
     nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)
 }
+
+/// A small internet on one machine: a bridge (in its own namespace) joining hosts with
+/// public addresses (11.0.0.0/24; global addresses, so AutoNAT takes them as public, in
+/// namespaces that reach nothing outside this machine), and routers in front of offices
+/// that translate addresses as an ADSL or 4G router does (nftables masquerade; unsolicited
+/// packets from the internet dropped). Every namespace is removed when dropped.
+#[derive(Debug)]
+pub struct Internet {
+    tag: String,
+    bridge: String,
+    namespaces: Vec<String>,
+    next_public: u8,
+    next_office: u8,
+}
+
+/// An office behind NAT: the host the node runs on, and its router(s).
+#[derive(Debug)]
+pub struct Office {
+    /// The office's computer (a private address).
+    pub host: Host,
+    /// The router on the internet (its public address); for a carrier NAT, the operator's.
+    pub public_address: Ipv4Addr,
+}
+
+fn in_namespace(namespace: &str, script: &str) {
+    if let Err(e) = run(
+        "ip",
+        &["netns", "exec", namespace, "sh", "-c", script],
+        None,
+    ) {
+        panic!("{e}");
+    }
+}
+
+/// The nftables rules of a router doing NAT: what leaves by `wan` takes the router's
+/// address; from the internet only replies pass (to the office or the router itself).
+fn nat_rules(wan: &str) -> String {
+    format!(
+        "table ip passerelle_nat {{\n\
+         chain postrouting {{ type nat hook postrouting priority 100; oifname \"{wan}\" masquerade; }}\n\
+         chain forward {{ type filter hook forward priority 0; policy drop; iifname != \"{wan}\" accept; ct state established,related accept; }}\n\
+         chain input {{ type filter hook input priority 0; policy accept; iifname \"{wan}\" ct state new drop; }}\n\
+         }}\n"
+    )
+}
+
+impl Internet {
+    /// Creates the bridge.
+    pub fn create() -> Self {
+        let tag = format!(
+            "{}i{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let bridge = format!("pli{tag}");
+        ip(&["netns", "add", &bridge]);
+        ip(&["-n", &bridge, "link", "add", "br0", "type", "bridge"]);
+        ip(&["-n", &bridge, "link", "set", "br0", "up"]);
+        ip(&["-n", &bridge, "link", "set", "lo", "up"]);
+        Self {
+            tag,
+            namespaces: vec![bridge.clone()],
+            bridge,
+            next_public: 1,
+            next_office: 1,
+        }
+    }
+
+    fn namespace(&mut self, role: &str) -> String {
+        let name = format!("pl{role}{}x{}", self.tag, self.namespaces.len());
+        ip(&["netns", "add", &name]);
+        ip(&["-n", &name, "link", "set", "lo", "up"]);
+        self.namespaces.push(name.clone());
+        name
+    }
+
+    /// Joins `namespace` to the bridge by an interface named `wan`; gives it the next
+    /// public address.
+    fn plug(&mut self, namespace: &str) -> Ipv4Addr {
+        let n = self.next_public;
+        self.next_public += 1;
+        let address = Ipv4Addr::new(11, 0, 0, n);
+        let (outer, inner) = (
+            format!("plb{}x{n}", self.tag),
+            format!("plw{}x{n}", self.tag),
+        );
+        ip(&[
+            "link", "add", &outer, "type", "veth", "peer", "name", &inner,
+        ]);
+        ip(&["link", "set", &outer, "netns", &self.bridge]);
+        ip(&["-n", &self.bridge, "link", "set", &outer, "master", "br0"]);
+        ip(&["-n", &self.bridge, "link", "set", &outer, "up"]);
+        ip(&["link", "set", &inner, "netns", namespace]);
+        ip(&["-n", namespace, "link", "set", &inner, "name", "wan"]);
+        ip(&[
+            "-n",
+            namespace,
+            "addr",
+            "add",
+            &format!("{address}/24"),
+            "dev",
+            "wan",
+        ]);
+        ip(&["-n", namespace, "link", "set", "wan", "up"]);
+        address
+    }
+
+    /// Joins `inside` (by `wan`, with `inside_address`) to `router` (by `lan`, with
+    /// `router_address`) on a /24; `inside` routes everything through the router.
+    fn wire(
+        &mut self,
+        router: &str,
+        router_address: Ipv4Addr,
+        inside: &str,
+        inside_address: Ipv4Addr,
+    ) {
+        let n = self.namespaces.len();
+        let (a, b) = (
+            format!("pll{}x{n}", self.tag),
+            format!("plm{}x{n}", self.tag),
+        );
+        ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]);
+        ip(&["link", "set", &a, "netns", router]);
+        ip(&["-n", router, "link", "set", &a, "name", "lan"]);
+        ip(&[
+            "-n",
+            router,
+            "addr",
+            "add",
+            &format!("{router_address}/24"),
+            "dev",
+            "lan",
+        ]);
+        ip(&["-n", router, "link", "set", "lan", "up"]);
+        ip(&["link", "set", &b, "netns", inside]);
+        ip(&["-n", inside, "link", "set", &b, "name", "wan"]);
+        ip(&[
+            "-n",
+            inside,
+            "addr",
+            "add",
+            &format!("{inside_address}/24"),
+            "dev",
+            "wan",
+        ]);
+        ip(&["-n", inside, "link", "set", "wan", "up"]);
+        ip(&[
+            "-n",
+            inside,
+            "route",
+            "add",
+            "default",
+            "via",
+            &router_address.to_string(),
+        ]);
+    }
+
+    /// A router namespace on `upstream` (the internet when `None`): forwarding on, NAT on
+    /// its `wan`.
+    fn router(&mut self) -> String {
+        let router = self.namespace("r");
+        in_namespace(&router, "echo 1 > /proc/sys/net/ipv4/ip_forward");
+        router
+    }
+
+    /// A host with a public address on the internet (a server at a ministry or a data
+    /// centre).
+    pub fn public_host(&mut self) -> Host {
+        let namespace = self.namespace("p");
+        let address = self.plug(&namespace);
+        Host { namespace, address }
+    }
+
+    /// An office behind a router doing NAT (ADSL or 4G box).
+    pub fn office(&mut self) -> Office {
+        let n = self.next_office;
+        self.next_office += 1;
+        let router = self.router();
+        let public_address = self.plug(&router);
+        let host = self.namespace("o");
+        let address = Ipv4Addr::new(192, 168, n, 2);
+        self.wire(&router, Ipv4Addr::new(192, 168, n, 1), &host, address);
+        Host {
+            namespace: router.clone(),
+            address: public_address,
+        }
+        .nft(&nat_rules("wan"));
+        Office {
+            host: Host {
+                namespace: host,
+                address,
+            },
+            public_address,
+        }
+    }
+
+    /// An office behind two NATs in a row: its own router, whose "internet" side is the
+    /// mobile operator's network (100.64.0.0/10, shared address space), and the operator's
+    /// carrier-grade NAT in front of the internet.
+    pub fn office_behind_carrier_nat(&mut self) -> Office {
+        let n = self.next_office;
+        self.next_office += 1;
+        let carrier = self.router();
+        let public_address = self.plug(&carrier);
+        let home = self.router();
+        self.wire(
+            &carrier,
+            Ipv4Addr::new(100, 64, n, 1),
+            &home,
+            Ipv4Addr::new(100, 64, n, 2),
+        );
+        let host = self.namespace("o");
+        let address = Ipv4Addr::new(192, 168, n, 2);
+        self.wire(&home, Ipv4Addr::new(192, 168, n, 1), &host, address);
+        for router in [&carrier, &home] {
+            Host {
+                namespace: router.clone(),
+                address: public_address,
+            }
+            .nft(&nat_rules("wan"));
+        }
+        Office {
+            host: Host {
+                namespace: host,
+                address,
+            },
+            public_address,
+        }
+    }
+}
+
+impl Drop for Internet {
+    fn drop(&mut self) {
+        for namespace in &self.namespaces {
+            let _ = run("ip", &["netns", "del", namespace], None);
+        }
+    }
+}

@@ -90,7 +90,7 @@ pub(crate) async fn send(node: &TestNode, send: SendReferral) -> Result<Referral
     }
 }
 
-async fn show(node: &TestNode, id: &ReferralId) -> Option<ReferralView> {
+pub(crate) async fn show(node: &TestNode, id: &ReferralId) -> Option<ReferralView> {
     match ask(node, ReferralRequest::Show { id: *id }).await {
         Ok(ReferralReply::Show(view)) => Some(*view),
         _ => None,
@@ -119,7 +119,7 @@ async fn move_to(node: &TestNode, id: &ReferralId, action: Move) -> Result<Statu
 }
 
 /// Adds a job-placement service in CM005 to `node`'s organisation; returns its id.
-async fn offer(node: &TestNode, name: &str) -> String {
+pub(crate) async fn offer(node: &TestNode, name: &str) -> String {
     node.handle()
         .edit(add(name, "CM005"))
         .await
@@ -148,7 +148,7 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 }
 
 /// Panics if any file of the node's data folder holds the person's name or phone.
-fn assert_no_plaintext(node: &TestNode) {
+pub(crate) fn assert_no_plaintext(node: &TestNode) {
     for file in files(&node.data_dir()) {
         let Ok(bytes) = std::fs::read(&file) else {
             continue;

@@ -17,6 +17,7 @@ mod fuzz;
 mod hostile;
 mod layering;
 mod membership;
+mod nat;
 mod partition;
 mod powercut;
 mod referrals;

@@ -27,6 +27,9 @@ pub struct StartArgs {
     /// Do not look for peers on the local network (mDNS).
     #[arg(long)]
     pub no_mdns: bool,
+    /// Do not ask the router to open a port (UPnP).
+    #[arg(long)]
+    pub no_upnp: bool,
     /// Verify every stored signed change and rebuild every document from them before
     /// serving (slower: about 15 s for a national network of 300,000 changes), instead of
     /// starting from the snapshots that hold all of them.
@@ -47,6 +50,9 @@ pub fn start_config(data_dir: &Path, args: &StartArgs) -> anyhow::Result<Config>
         network.peers.extend(args.peer.iter().cloned());
         if args.no_mdns {
             network.mdns = false;
+        }
+        if args.no_upnp {
+            network.upnp = false;
         }
         config.network = Some(network);
     }

@@ -25,6 +25,9 @@ pub struct PeerStatus {
     /// Whether its connection carries gossip (it acts for a member).
     #[serde(default)]
     pub gossip: bool,
+    /// Whether every open connection with it goes through a relay (no direct path).
+    #[serde(default)]
+    pub relayed: bool,
 }
 
 /// The network side of `passerelle status` and `passerelle peers`.
@@ -64,4 +67,29 @@ pub struct NetworkStatus {
     /// differed, or the peer does not speak the digest protocol).
     #[serde(default)]
     pub sync_rounds_listed: u64,
+    /// Whether this node is reachable from the internet, as its peers found (AutoNAT):
+    /// "public", "private" (behind NAT or a firewall) or "unknown".
+    #[serde(default)]
+    pub reachability: String,
+    /// Relays holding a slot for this node (peer ids): members reach it through them.
+    #[serde(default)]
+    pub relays: Vec<String>,
+    /// Whether this node serves as a relay for members behind NAT now.
+    #[serde(default)]
+    pub relay_serving: bool,
+    /// As a relay: members holding a slot here now.
+    #[serde(default)]
+    pub relay_reservations: u64,
+    /// As a relay: circuits carried now.
+    #[serde(default)]
+    pub relay_circuits: u64,
+    /// As a relay: circuits carried since start.
+    #[serde(default)]
+    pub relay_circuits_served: u64,
+    /// As a relay: reservations and circuits refused since start (non-members, limits).
+    #[serde(default)]
+    pub relay_refused: u64,
+    /// Relayed connections made direct by hole punching since start.
+    #[serde(default)]
+    pub hole_punched: u64,
 }

@@ -61,9 +61,16 @@ impl NetworkActor {
             if self.swarm.is_connected(&peer) {
                 let request = self.swarm.behaviour_mut().case.send_request(&peer, message);
                 self.case_in_flight.insert(request, (referral, erase, to));
-            } else if let Some(addresses) = self.known_addresses.get(&peer).cloned() {
-                // Not connected: dial it on the addresses it announced; the message goes
-                // once connected.
+            } else {
+                // Not connected: dial it on the addresses it announced, and through the
+                // relays this node knows (it may be behind NAT); the message goes once
+                // connected.
+                let mut addresses = self.known_addresses.get(&peer).cloned().unwrap_or_default();
+                addresses.extend(self.through_relays(peer));
+                if addresses.is_empty() {
+                    debug!(%referral, to = %to, "case-file message waits for its receiver to connect");
+                    continue;
+                }
                 let opts = DialOpts::peer_id(peer)
                     .condition(libp2p::swarm::dial_opts::PeerCondition::DisconnectedAndNotDialing)
                     .addresses(addresses)
@@ -71,8 +78,6 @@ impl NetworkActor {
                 if let Err(e) = self.swarm.dial(opts) {
                     debug!(peer = %peer, error = %e, "could not dial for a case file");
                 }
-            } else {
-                debug!(%referral, to = %to, "case-file message waits for its receiver to connect");
             }
         }
     }

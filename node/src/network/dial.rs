@@ -25,6 +25,9 @@ pub(super) struct DialTarget {
     /// From the store's address book: the peer expected there (not dialled while this
     /// node is connected to it anyway).
     pub(super) expected: Option<PeerId>,
+    /// Other addresses of the expected peer (from the address book: direct ones first,
+    /// then through relays), dialled together with `address`.
+    pub(super) alternatives: Vec<Multiaddr>,
 }
 
 /// Why a dial of ours failed, as far as redialling goes.
@@ -104,6 +107,7 @@ impl DialTarget {
             down_since: None,
             fresh_port: false,
             expected: None,
+            alternatives: Vec::new(),
         }
     }
 
@@ -169,6 +173,7 @@ pub(super) const FAST_REDIAL_FOR: Duration = Duration::from_secs(600);
 
 impl NetworkActor {
     pub(super) fn handle_dial_tick(&mut self) {
+        self.tend_relays();
         let now = Instant::now();
         let dead: Vec<(PeerId, ConnectionId)> = self
             .peers
@@ -202,7 +207,13 @@ impl NetworkActor {
             {
                 continue;
             }
-            let opts = if target.fresh_port {
+            let opts = if let Some(peer) = target.expected
+                && !target.alternatives.is_empty()
+            {
+                let mut addresses = vec![target.address.clone()];
+                addresses.extend(target.alternatives.iter().cloned());
+                DialOpts::peer_id(peer).addresses(addresses).build()
+            } else if target.fresh_port {
                 DialOpts::unknown_peer_id()
                     .address(target.address.clone())
                     .allocate_new_port()
@@ -260,14 +271,18 @@ impl NetworkActor {
             if peer == self.local_peer {
                 continue;
             }
-            let Some(address) = entry
+            // Direct addresses first, then through relays; all dialled together.
+            let mut addresses: Vec<Multiaddr> = entry
                 .addresses
                 .iter()
                 .filter_map(|a| a.parse::<Multiaddr>().ok())
-                .find(|a| !self.targets.iter().any(|t| t.address == *a))
-            else {
+                .filter(|a| !self.targets.iter().any(|t| t.address == *a))
+                .collect();
+            addresses.sort_by_key(super::relay::is_relayed);
+            if addresses.is_empty() {
                 continue;
-            };
+            }
+            let address = addresses.remove(0);
             if self
                 .targets
                 .iter()
@@ -278,6 +293,7 @@ impl NetworkActor {
             debug!(%peer, %address, "dialling a partner from the address book");
             let mut target = DialTarget::new(address, now, false);
             target.expected = Some(peer);
+            target.alternatives = addresses;
             self.targets.push(target);
             added += 1;
         }

@@ -37,6 +37,7 @@ mod dial;
 pub mod gate;
 mod gossip;
 mod liveness;
+pub mod relay;
 mod swarm;
 mod sync;
 pub use crate::protocol;
@@ -188,7 +189,11 @@ pub async fn spawn(
     let digest = !config.without_digest;
     #[cfg(not(feature = "test-hooks"))]
     let digest = true;
-    let mut swarm = build_swarm(secret, config.mdns, digest, &topic)?;
+    let shared_members = relay::SharedMembers::default();
+    let mut swarm = build_swarm(secret, &config, digest, &topic, &shared_members)?;
+    for address in &config.external {
+        swarm.add_external_address(address.clone());
+    }
     // Configured peers are partners: their addresses keep the slots kept for members.
     for address in &config.peers {
         if let Some(ip) = gate::ip_of(address) {
@@ -241,6 +246,8 @@ pub async fn spawn(
         case_retry_scheduled: false,
         known_addresses: HashMap::new(),
         cut_offs: 0,
+        members: shared_members,
+        relays: relay::Relays::default(),
     };
     // Every log line of the network names the node; a peer's events, the peer.
     let span = tracing::info_span!(
@@ -311,6 +318,10 @@ struct NetworkActor {
     known_addresses: HashMap<PeerId, Vec<Multiaddr>>,
     /// Peers cut off since start.
     cut_offs: u64,
+    /// The member set as the relay's limiters see it.
+    members: relay::SharedMembers,
+    /// Relays used and served, reachability.
+    relays: relay::Relays,
 }
 
 impl NetworkActor {
@@ -321,6 +332,10 @@ impl NetworkActor {
         mut members: watch::Receiver<gate::MemberKeys>,
     ) {
         self.handle_members(members.borrow_and_update().clone());
+        self.relay_started();
+        for address in self.config.external.clone() {
+            self.relay_external(&address, true);
+        }
         self.read_address_book();
         let mut sync_tick = tokio::time::interval(self.config.sync_interval);
         sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -355,6 +370,7 @@ impl NetworkActor {
     /// The keys acting for members changed: both gates learn it; peers that became members
     /// are reconnected (their connection had no gossip) at once.
     fn handle_members(&mut self, keys: gate::MemberKeys) {
+        self.relay_members(keys.clone());
         let behaviour = self.swarm.behaviour_mut();
         behaviour.gate.set_members(keys.clone());
         let now_members = behaviour.gossipsub.set_members(keys);
@@ -515,8 +531,46 @@ impl NetworkActor {
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
                 info!(%address, "listening");
-                self.listen_addrs.push(address);
+                // With `relay = "on"` and no `external` address, the listen addresses are
+                // taken as the ones partners reach (a server with a public address).
+                if self.config.relay == crate::config::RelayMode::On
+                    && self.config.external.is_empty()
+                    && !relay::is_relayed(&address)
+                    && !gate::ip_of(&address).is_some_and(|ip| ip.is_loopback())
+                {
+                    self.swarm.add_external_address(address.clone());
+                }
+                if !self.listen_addrs.contains(&address) {
+                    self.listen_addrs.push(address);
+                }
                 self.publish_status();
+            }
+            SwarmEvent::ExternalAddrConfirmed { address } => {
+                info!(%address, "reachable from the internet at this address");
+                self.relay_external(&address, true);
+            }
+            SwarmEvent::ExternalAddrExpired { address } => {
+                debug!(%address, "no longer known reachable at this address");
+                self.relay_external(&address, false);
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                debug!(%address, "no longer listening");
+                self.listen_addrs.retain(|a| *a != address);
+                self.publish_status();
+            }
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                reason,
+                addresses,
+                ..
+            } => {
+                self.listen_addrs.retain(|a| !addresses.contains(a));
+                self.relay_listener_closed(listener_id, reason.err().map(|e| e.to_string()));
+                self.publish_status();
+            }
+            SwarmEvent::ListenerError { listener_id, error } => {
+                debug!(error = %error, "listener error");
+                self.relay_listener_closed(listener_id, Some(error.to_string()));
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
@@ -526,6 +580,7 @@ impl NetworkActor {
                 ..
             } => {
                 let address = endpoint.get_remote_address().clone();
+                self.relay_connected(peer_id, &endpoint);
                 for target in &mut self.targets {
                     // Our dial to it, or a connection it opened to us first.
                     if target.dialing == Some(connection_id)
@@ -589,6 +644,7 @@ impl NetworkActor {
                     self.no_digest.remove(&peer_id);
                     self.answered_in_step.remove(&peer_id);
                     self.held_back.remove(&peer_id);
+                    self.relay_disconnected(peer_id);
                     let now = Instant::now();
                     for target in &mut self.targets {
                         if target.peer == Some(peer_id) {
@@ -648,12 +704,27 @@ impl NetworkActor {
                 connection,
                 result,
             })) => self.handle_ping(peer, connection, result),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Pushed {
+                peer_id,
+                info,
+                ..
+            })) => self.relay_identified(peer_id, &info.protocols),
+            SwarmEvent::Behaviour(BehaviourEvent::RelayClient(event)) => {
+                self.handle_relay_client_event(event)
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Relay(event)) => self.handle_relay_event(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Autonat(event)) => {
+                self.handle_autonat_event(event)
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Dcutr(event)) => self.handle_dcutr_event(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Upnp(event)) => self.handle_upnp_event(event),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
                 info,
                 ..
             })) => {
                 debug!(peer = %peer_id, agent = %info.agent_version, "identified");
+                self.relay_identified(peer_id, &info.protocols);
                 let reachable: Vec<Multiaddr> = info
                     .listen_addrs
                     .into_iter()
@@ -743,6 +814,8 @@ impl NetworkActor {
                     rejected: self.conduct.rejected(peer),
                     rtt_ms: info.rtt_ms,
                     gossip: self.swarm.behaviour().gossipsub.is_admitted(peer),
+                    relayed: !info.addresses.is_empty()
+                        && info.addresses.iter().all(relay::is_relayed),
                 }
             })
             .collect();
@@ -760,6 +833,19 @@ impl NetworkActor {
             tasks_shed: self.tasks_shed,
             sync_rounds_in_step: self.rounds_in_step,
             sync_rounds_listed: self.rounds_listed,
+            reachability: self.relays.reachability.as_str().to_owned(),
+            relays: self
+                .relays
+                .reserved()
+                .iter()
+                .map(|p| p.to_string())
+                .collect(),
+            relay_serving: self.relays.serving(),
+            relay_reservations: self.relays.serving_reservations() as u64,
+            relay_circuits: self.relays.serving_circuits() as u64,
+            relay_circuits_served: self.relays.circuits_served,
+            relay_refused: self.relays.reservations_refused + self.relays.circuits_refused,
+            hole_punched: self.relays.hole_punched,
         });
     }
 }

@@ -6,13 +6,15 @@ use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{
-    PeerId, StreamProtocol, Swarm, connection_limits, gossipsub, identify, mdns, noise, ping, tcp,
-    yamux,
+    PeerId, StreamProtocol, Swarm, autonat, connection_limits, dcutr, gossipsub, identify, mdns,
+    noise, ping, relay, tcp, upnp, yamux,
 };
 use sha2::{Digest, Sha256};
 
 use super::liveness::{PING_INTERVAL, PING_TIMEOUT};
+use super::relay::{SharedMembers, autonat_config, relay_config};
 use super::{HANDSHAKE_TIMEOUT, MAX_CONNECTIONS, MAX_CONNECTIONS_PER_PEER, gate, peer};
+use crate::config::{NetworkConfig, RelayMode};
 use crate::identity::SigningSecret;
 use crate::node::NodeError;
 use crate::protocol::{
@@ -41,14 +43,26 @@ pub(super) struct Behaviour {
         request_response::Behaviour<request_response::cbor::codec::Codec<CaseMessage, CaseReply>>,
     pub(super) identify: identify::Behaviour,
     pub(super) ping: ping::Behaviour,
+    /// Reserving slots on member relays and dialling through them.
+    pub(super) relay_client: relay::client::Behaviour,
+    /// Relaying for members behind NAT (absent with `relay = "off"`).
+    pub(super) relay: Toggle<relay::Behaviour>,
+    /// Hole punching over a relayed connection (absent when turned off).
+    pub(super) dcutr: Toggle<dcutr::Behaviour>,
+    /// Whether this node is reachable from the internet, asked of peers.
+    pub(super) autonat: autonat::Behaviour,
+    /// A port mapping asked of the office router (absent when turned off).
+    pub(super) upnp: Toggle<upnp::tokio::Behaviour>,
 }
 
 pub(super) fn build_swarm(
     secret: &SigningSecret,
-    use_mdns: bool,
+    config: &NetworkConfig,
     serve_digest: bool,
     topic: &gossipsub::IdentTopic,
+    members: &SharedMembers,
 ) -> Result<Swarm<Behaviour>, NodeError> {
+    let use_mdns = config.mdns;
     let other = |reason: String| NodeError::Network {
         context: "building the network stack".into(),
         reason,
@@ -67,7 +81,9 @@ pub(super) fn build_swarm(
     let swarm = builder
         .with_dns()
         .map_err(|e| other(e.to_string()))?
-        .with_behaviour(|keypair| {
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(|e| other(e.to_string()))?
+        .with_behaviour(|keypair, relay_client| {
             let gossip_config = gossipsub::ConfigBuilder::default()
                 .validation_mode(gossipsub::ValidationMode::Strict)
                 .validate_messages()
@@ -151,6 +167,22 @@ pub(super) fn build_swarm(
             } else {
                 None
             };
+            let local = keypair.public().to_peer_id();
+            let relay = match config.relay {
+                RelayMode::Off => None,
+                mode => {
+                    let mut server = relay::Behaviour::new(local, relay_config(members));
+                    // On: from start. Auto: decided by the actor from the node's direct
+                    // external addresses (libp2p's own rule would also count the relayed
+                    // address a reservation elsewhere confirms).
+                    server.set_status(Some(if mode == RelayMode::On {
+                        relay::Status::Enable
+                    } else {
+                        relay::Status::Disable
+                    }));
+                    Some(server)
+                }
+            };
             Ok(Behaviour {
                 limits: connection_limits::Behaviour::new(
                     connection_limits::ConnectionLimits::default()
@@ -173,6 +205,11 @@ pub(super) fn build_swarm(
                         .with_interval(PING_INTERVAL)
                         .with_timeout(PING_TIMEOUT),
                 ),
+                relay_client,
+                relay: Toggle::from(relay),
+                dcutr: Toggle::from(config.hole_punching.then(|| dcutr::Behaviour::new(local))),
+                autonat: autonat::Behaviour::new(local, autonat_config()),
+                upnp: Toggle::from(config.upnp.then(upnp::tokio::Behaviour::default)),
             })
         })
         .map_err(|e| other(e.to_string()))?

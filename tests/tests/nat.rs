@@ -1,0 +1,169 @@
+//! Members behind NAT, on a small internet made of network namespaces
+//! ([`passerelle_tests::netns::Internet`]): one member with a public address, offices behind
+//! routers that translate addresses (nftables masquerade, unsolicited packets dropped), one
+//! behind two NATs in a row (a 4G operator's carrier NAT). No node is told any address but
+//! the public member's.
+
+use std::future::Future;
+use std::time::Duration;
+
+use passerelle_node::network::NetworkStatus;
+use passerelle_node::node::CaseState;
+use passerelle_tests::netns::{Internet, Office};
+use passerelle_tests::{TestNode, found_network, wait_converged, within};
+
+use crate::referrals::{assert_no_plaintext, direct, offer, send, show};
+
+/// Longest wait for what depends on AutoNAT's first probes (5 s after start, then one per
+/// peer asked) and a reservation.
+const NAT_TIMEOUT: Duration = Duration::from_secs(90);
+
+async fn wait_long<F, Fut>(what: &str, check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    assert!(
+        within(NAT_TIMEOUT, check).await,
+        "timed out waiting for {what}"
+    );
+}
+
+/// The public member, started; then each office's node, dialling only the public member.
+struct Offices {
+    _internet: Internet,
+    nodes: Vec<TestNode>,
+}
+
+async fn public_and_offices(hole_punching: bool) -> Offices {
+    let mut internet = Internet::create();
+    let public = internet.public_host();
+    let offices: Vec<Office> = vec![internet.office(), internet.office_behind_carrier_nat()];
+    let mut nodes = vec![TestNode::init_on(
+        "Délégation régionale MINAS (serveur)",
+        &public,
+        vec![],
+    )];
+    for (office, name) in offices
+        .iter()
+        .zip(["ONG Avenir Douala", "Fondation Espoir (4G)"])
+    {
+        let mut node = TestNode::init_on(name, &office.host, vec![]);
+        if let Some(network) = node.config.network.as_mut() {
+            network.hole_punching = hole_punching;
+            network.sync_interval = Duration::from_secs(5);
+        }
+        nodes.push(node);
+    }
+    found_network(&nodes.iter().collect::<Vec<_>>(), "2");
+    nodes[0].start_in(&public.namespace).await;
+    let relay_address = nodes[0].listen_addr().await;
+    for (i, office) in offices.iter().enumerate() {
+        let node = &mut nodes[i + 1];
+        if let Some(network) = node.config.network.as_mut() {
+            network.peers = vec![relay_address.clone()];
+        }
+        node.start_in(&office.host.namespace).await;
+    }
+    Offices {
+        _internet: internet,
+        nodes,
+    }
+}
+
+fn status(node: &TestNode) -> NetworkStatus {
+    node.handle().network_status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(passerelle_root),
+    ignore = "needs root: network namespaces and nftables"
+)]
+async fn members_behind_nat_converge_and_exchange_a_case_file_through_a_member_relay() {
+    // Hole punching off: the two offices have no direct path, only the relay.
+    let Offices {
+        _internet,
+        mut nodes,
+    } = public_and_offices(false).await;
+
+    // The public member finds itself reachable and relays; the offices find themselves
+    // behind NAT and reserve a slot on it.
+    wait_long(
+        "the public member to find itself public and relay",
+        || async {
+            let s = status(&nodes[0]);
+            s.reachability == "public" && s.relay_serving
+        },
+    )
+    .await;
+    let relay = status(&nodes[0]).peer_id;
+    for node in &nodes[1..] {
+        wait_long("each office to hold a slot on the relay", || async {
+            status(node).relays == vec![relay.clone()]
+        })
+        .await;
+        assert!(
+            status(node)
+                .listen_addrs
+                .iter()
+                .any(|a| a.contains("/p2p-circuit")),
+            "{} announces a relayed address",
+            node.name
+        );
+    }
+    wait_long("each office to find itself behind NAT", || async {
+        nodes[1..]
+            .iter()
+            .all(|n| status(n).reachability == "private")
+    })
+    .await;
+
+    // What one office writes reaches the other through the public member.
+    let service = offer(&nodes[2], "Accompagnement psychosocial").await;
+    wait_converged(&nodes, 3).await;
+
+    // A case file from one office to the other: through the relay, ciphertext only.
+    let receiver = nodes[2].handle().org_id();
+    let id = send(&nodes[1], direct(receiver, &service))
+        .await
+        .expect("send a referral");
+    let to = &nodes[2];
+    wait_long(
+        "the case file to reach the office behind carrier NAT",
+        || async {
+            show(to, &id)
+                .await
+                .is_some_and(|v| v.case_state == CaseState::Held && v.intact == Some(true))
+        },
+    )
+    .await;
+    let receiver_peer = status(&nodes[2]).peer_id;
+    let seen = status(&nodes[1]);
+    let peer = seen
+        .peers
+        .iter()
+        .find(|p| p.peer_id == receiver_peer)
+        .expect("the sender is connected to the receiver");
+    assert!(
+        peer.relayed,
+        "the connection goes through the relay: {peer:?}"
+    );
+    let at_relay = status(&nodes[0]);
+    assert!(
+        at_relay.relay_circuits_served >= 1,
+        "the relay carried the circuit: {at_relay:?}"
+    );
+    assert_eq!(at_relay.relay_refused, 0);
+    // The relay holds no byte of the case file: no key, no plain text.
+    let keys = nodes[0].data_dir().join("case-keys");
+    assert_eq!(
+        std::fs::read_dir(&keys).map(|d| d.count()).unwrap_or(0),
+        0,
+        "the relay holds no case-file key"
+    );
+    assert_no_plaintext(&nodes[0]);
+    for node in &mut nodes {
+        node.stop().await;
+    }
+}
