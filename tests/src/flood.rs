@@ -141,3 +141,119 @@ pub fn garbage_publisher(
     });
     (task, published)
 }
+
+/// What a relay abuser got.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RelayAbuse {
+    /// Reservations the relay granted.
+    pub reservations_granted: u64,
+    /// Reservations refused (by the relay, or the connection to it).
+    pub reservations_refused: u64,
+    /// Circuits to the target that were set up.
+    pub circuits_made: u64,
+    /// Circuits refused.
+    pub circuits_refused: u64,
+}
+
+/// A stranger (a fresh key, not a member) in the network namespace `namespace` that asks
+/// the relay at `relay` for a reservation, then for a circuit to `target`, `attempts` times
+/// each, one after the other as fast as it is answered. Runs on its own thread and runtime
+/// (inside the namespace); joins to what it got.
+pub fn relay_abuser(
+    namespace: &str,
+    relay: Multiaddr,
+    target: libp2p::PeerId,
+    attempts: usize,
+) -> std::thread::JoinHandle<RelayAbuse> {
+    use libp2p::multiaddr::Protocol;
+    use libp2p::swarm::SwarmEvent;
+    let namespace = namespace.to_owned();
+    std::thread::spawn(move || {
+        crate::netns::enter(&namespace).expect("enter the namespace");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+                .with_tokio()
+                .with_tcp(
+                    tcp::Config::default(),
+                    noise::Config::new,
+                    yamux::Config::default,
+                )
+                .expect("tcp")
+                .with_relay_client(noise::Config::new, yamux::Config::default)
+                .expect("relay client")
+                .with_behaviour(|_, client| client)
+                .expect("behaviour")
+                .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+                .build();
+            let circuit = relay.clone().with(Protocol::P2pCircuit);
+            let mut got = RelayAbuse::default();
+            let answer = Duration::from_secs(10);
+            for _ in 0..attempts {
+                let Ok(listener) = swarm.listen_on(circuit.clone()) else {
+                    got.reservations_refused += 1;
+                    continue;
+                };
+                let outcome = tokio::time::timeout(answer, async {
+                    loop {
+                        match swarm.select_next_some().await {
+                            SwarmEvent::NewListenAddr { listener_id, .. }
+                                if listener_id == listener =>
+                            {
+                                return true;
+                            }
+                            SwarmEvent::ListenerClosed { listener_id, .. }
+                                if listener_id == listener =>
+                            {
+                                return false;
+                            }
+                            _ => {}
+                        }
+                    }
+                })
+                .await;
+                if outcome == Ok(true) {
+                    got.reservations_granted += 1;
+                } else {
+                    got.reservations_refused += 1;
+                }
+                let _ = swarm.remove_listener(listener);
+                let dial = libp2p::swarm::dial_opts::DialOpts::peer_id(target)
+                    .addresses(vec![circuit.clone().with(Protocol::P2p(target))])
+                    .build();
+                let id = dial.connection_id();
+                if swarm.dial(dial).is_err() {
+                    got.circuits_refused += 1;
+                    continue;
+                }
+                let made = tokio::time::timeout(answer, async {
+                    loop {
+                        match swarm.select_next_some().await {
+                            SwarmEvent::ConnectionEstablished { connection_id, .. }
+                                if connection_id == id =>
+                            {
+                                return true;
+                            }
+                            SwarmEvent::OutgoingConnectionError { connection_id, .. }
+                                if connection_id == id =>
+                            {
+                                return false;
+                            }
+                            _ => {}
+                        }
+                    }
+                })
+                .await;
+                if made == Ok(true) {
+                    got.circuits_made += 1;
+                } else {
+                    got.circuits_refused += 1;
+                }
+            }
+            got
+        })
+    })
+}

@@ -7,8 +7,12 @@
 use std::future::Future;
 use std::time::Duration;
 
+use libp2p::multiaddr::Protocol;
 use passerelle_node::network::NetworkStatus;
+use passerelle_node::network::conduct::MAX_RELAY_REFUSED_PER_PEER;
+use passerelle_node::network::relay::RELAY_MAX_RESERVATIONS;
 use passerelle_node::node::CaseState;
+use passerelle_tests::flood::relay_abuser;
 use passerelle_tests::netns::{Internet, Office};
 use passerelle_tests::{TestNode, found_network, wait_converged, within};
 
@@ -31,7 +35,7 @@ where
 
 /// The public member, started; then each office's node, dialling only the public member.
 struct Offices {
-    _internet: Internet,
+    internet: Internet,
     nodes: Vec<TestNode>,
 }
 
@@ -65,30 +69,12 @@ async fn public_and_offices(hole_punching: bool) -> Offices {
         }
         node.start_in(&office.host.namespace).await;
     }
-    Offices {
-        _internet: internet,
-        nodes,
-    }
+    Offices { internet, nodes }
 }
 
-fn status(node: &TestNode) -> NetworkStatus {
-    node.handle().network_status()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(
-    not(passerelle_root),
-    ignore = "needs root: network namespaces and nftables"
-)]
-async fn members_behind_nat_converge_and_exchange_a_case_file_through_a_member_relay() {
-    // Hole punching off: the two offices have no direct path, only the relay.
-    let Offices {
-        _internet,
-        mut nodes,
-    } = public_and_offices(false).await;
-
-    // The public member finds itself reachable and relays; the offices find themselves
-    // behind NAT and reserve a slot on it.
+/// Waits until the public member relays and each office holds a slot on it; the relay's
+/// peer id.
+async fn wait_relayed(nodes: &[TestNode]) -> String {
     wait_long(
         "the public member to find itself public and relay",
         || async {
@@ -103,6 +89,30 @@ async fn members_behind_nat_converge_and_exchange_a_case_file_through_a_member_r
             status(node).relays == vec![relay.clone()]
         })
         .await;
+    }
+    relay
+}
+
+fn status(node: &TestNode) -> NetworkStatus {
+    node.handle().network_status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(passerelle_root),
+    ignore = "needs root: network namespaces and nftables"
+)]
+async fn members_behind_nat_converge_and_exchange_a_case_file_through_a_member_relay() {
+    // Hole punching off: the two offices have no direct path, only the relay.
+    let Offices {
+        internet: _internet,
+        mut nodes,
+    } = public_and_offices(false).await;
+
+    // The public member finds itself reachable and relays; the offices find themselves
+    // behind NAT and reserve a slot on it.
+    wait_relayed(&nodes).await;
+    for node in &nodes[1..] {
         assert!(
             status(node)
                 .listen_addrs
@@ -163,6 +173,61 @@ async fn members_behind_nat_converge_and_exchange_a_case_file_through_a_member_r
         "the relay holds no case-file key"
     );
     assert_no_plaintext(&nodes[0]);
+    for node in &mut nodes {
+        node.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(passerelle_root),
+    ignore = "needs root: network namespaces and nftables"
+)]
+async fn a_non_member_gets_no_slot_nor_circuit_and_its_flood_leaves_the_relay_serving_members() {
+    let Offices {
+        mut internet,
+        mut nodes,
+    } = public_and_offices(false).await;
+    let relay = wait_relayed(&nodes).await;
+
+    // A stranger on the internet asks the relay for a slot and for a circuit to an office,
+    // fifty times each, as fast as it is answered.
+    let stranger = internet.public_host();
+    let relay_address = nodes[0]
+        .listen_addr()
+        .await
+        .with(Protocol::P2p(relay.parse().expect("peer id")));
+    let office: libp2p::PeerId = status(&nodes[1]).peer_id.parse().expect("peer id");
+    let abuser = relay_abuser(&stranger.namespace, relay_address, office, 50);
+    let got = tokio::task::spawn_blocking(move || abuser.join())
+        .await
+        .expect("join")
+        .expect("the abuser ran");
+    eprintln!("the stranger got {got:?}");
+    assert_eq!(got.reservations_granted, 0, "a non-member gets no slot");
+    assert_eq!(got.circuits_made, 0, "a non-member gets no circuit");
+    assert_eq!(got.reservations_refused + got.circuits_refused, 100);
+
+    // Refused, logged, counted; cut off once it insisted; the relay within its limits.
+    let at_relay = status(&nodes[0]);
+    assert!(
+        at_relay.relay_refused > MAX_RELAY_REFUSED_PER_PEER,
+        "refusals counted: {at_relay:?}"
+    );
+    assert!(at_relay.peers_cut_off >= 1, "the stranger is cut off");
+    assert!(at_relay.relay_serving);
+    assert_eq!(
+        at_relay.relay_reservations, 2,
+        "only the two offices hold a slot"
+    );
+    assert!(at_relay.relay_reservations <= RELAY_MAX_RESERVATIONS as u64);
+
+    // The members are still served: their slots held, their writes still travel.
+    for node in &nodes[1..] {
+        assert_eq!(status(node).relays, vec![relay.clone()]);
+    }
+    offer(&nodes[1], "Formation en couture").await;
+    wait_converged(&nodes, 3).await;
     for node in &mut nodes {
         node.stop().await;
     }

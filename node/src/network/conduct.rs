@@ -32,6 +32,9 @@ pub const ADMISSION_REQUESTS_PER_MINUTE: f64 = 60.0;
 pub const CASE_MESSAGES_PER_MINUTE: f64 = 600.0;
 /// Refused changes from one peer after which it is cut off.
 pub const MAX_REJECTED_PER_PEER: u64 = 16;
+/// Relay reservations or circuits asked by a peer that is not a member (no Passerelle
+/// node asks before it is admitted) after which it is cut off.
+pub const MAX_RELAY_REFUSED_PER_PEER: u64 = 8;
 /// Catch-up requests sent over [`MAX_SYNC_IN_FLIGHT`] after which the peer is cut off.
 pub const MAX_OVER_BUDGET: u64 = 64;
 /// Requests dropped for exceeding the rate budget after which the peer is cut off: far more
@@ -116,7 +119,9 @@ struct PeerConduct {
     rate_limited: u64,
     /// Changes it sent that were refused.
     rejected: u64,
-    /// When the last of those three counts grew.
+    /// Relay reservations and circuits it asked for, refused as it is not a member.
+    relay_refused: u64,
+    /// When the last of those counts grew.
     last_offence: Instant,
     /// Its catch-up requests being served now.
     sync_in_flight: u32,
@@ -133,6 +138,7 @@ impl PeerConduct {
             over_budget: 0,
             rate_limited: 0,
             rejected: 0,
+            relay_refused: 0,
             last_offence: now,
             sync_in_flight: 0,
             gone_since: None,
@@ -145,6 +151,7 @@ impl PeerConduct {
             self.over_budget = 0;
             self.rate_limited = 0;
             self.rejected = 0;
+            self.relay_refused = 0;
         }
     }
 
@@ -226,6 +233,19 @@ impl Conduct {
         conduct.offended(now);
         if conduct.rejected > MAX_REJECTED_PER_PEER {
             Verdict::CutOff("too many refused changes")
+        } else {
+            Verdict::Drop
+        }
+    }
+
+    /// `peer`, not a member, asked this node's relay for a reservation or a circuit; the
+    /// verdict says whether it is cut off.
+    pub fn relay_refused(&mut self, peer: PeerId, now: Instant) -> Verdict {
+        let conduct = self.of(peer, now);
+        conduct.relay_refused += 1;
+        conduct.offended(now);
+        if conduct.relay_refused > MAX_RELAY_REFUSED_PER_PEER {
+            Verdict::CutOff("asks the relay again and again though not a member")
         } else {
             Verdict::Drop
         }
@@ -354,6 +374,19 @@ mod tests {
             conduct.request(q, RequestKind::Admission, t0),
             Verdict::CutOff(_)
         ));
+    }
+
+    #[test]
+    fn a_non_member_asking_the_relay_again_and_again_is_cut_off() {
+        let mut conduct = Conduct::default();
+        let (p, t0) = (peer(), Instant::now());
+        for _ in 0..MAX_RELAY_REFUSED_PER_PEER {
+            assert_eq!(conduct.relay_refused(p, t0), Verdict::Drop);
+        }
+        assert!(matches!(conduct.relay_refused(p, t0), Verdict::CutOff(_)));
+        // Forgiven after a quiet while, like every offence.
+        let later = t0 + FORGIVEN_AFTER;
+        assert_eq!(conduct.relay_refused(p, later), Verdict::Drop);
     }
 
     #[test]

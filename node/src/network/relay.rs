@@ -459,6 +459,7 @@ impl NetworkActor {
                     &src_peer_id,
                     member,
                 );
+                self.relay_offence(src_peer_id, member);
             }
             relay::Event::ReservationClosed { src_peer_id }
             | relay::Event::ReservationTimedOut { src_peer_id } => {
@@ -488,6 +489,17 @@ impl NetworkActor {
             _ => {}
         }
         self.publish_status();
+    }
+
+    /// A refused relay request from a non-member counts against it (no Passerelle node asks
+    /// before it is admitted); a member over a limit is only refused.
+    fn relay_offence(&mut self, peer: PeerId, member: bool) {
+        if member {
+            return;
+        }
+        if let super::Verdict::CutOff(why) = self.conduct.relay_refused(peer, Instant::now()) {
+            self.cut_off(peer, why);
+        }
     }
 
     pub(super) fn handle_autonat_event(&mut self, event: autonat::Event) {
