@@ -232,3 +232,55 @@ async fn a_non_member_gets_no_slot_nor_circuit_and_its_flood_leaves_the_relay_se
         node.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(passerelle_root),
+    ignore = "needs root: network namespaces and nftables"
+)]
+async fn a_relayed_connection_becomes_direct_when_both_routers_let_hole_punching_through() {
+    let Offices {
+        internet: _internet,
+        mut nodes,
+    } = public_and_offices(true).await;
+    wait_relayed(&nodes).await;
+    let service = offer(&nodes[2], "Appui à la création d'entreprise").await;
+    wait_converged(&nodes, 3).await;
+
+    // A case file makes the first office dial the second through the relay; both then
+    // punch through their routers and keep the direct connection.
+    let id = send(&nodes[1], direct(nodes[2].handle().org_id(), &service))
+        .await
+        .expect("send a referral");
+    let to = &nodes[2];
+    wait_long("the case file to arrive", || async {
+        show(to, &id)
+            .await
+            .is_some_and(|v| v.case_state == CaseState::Held && v.intact == Some(true))
+    })
+    .await;
+    let receiver = status(&nodes[2]).peer_id;
+    let sender = &nodes[1];
+    wait_long("the connection between the offices to become direct", || async {
+        status(sender)
+            .peers
+            .iter()
+            .any(|p| p.peer_id == receiver && !p.relayed)
+    })
+    .await;
+    let punched = status(&nodes[1]).hole_punched + status(&nodes[2]).hole_punched;
+    assert!(punched >= 1, "hole punching made the direct connection");
+    let direct_to = status(&nodes[1]);
+    let peer = direct_to
+        .peers
+        .iter()
+        .find(|p| p.peer_id == receiver)
+        .expect("connected");
+    assert!(
+        peer.addresses.iter().all(|a| !a.contains("p2p-circuit")),
+        "only the direct connection is left: {peer:?}"
+    );
+    for node in &mut nodes {
+        node.stop().await;
+    }
+}

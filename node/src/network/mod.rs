@@ -153,6 +153,8 @@ struct PeerInfo {
     connections: HashMap<ConnectionId, Liveness>,
     /// Connections taken for dead and being closed (not shown as connected).
     dead_connections: HashSet<ConnectionId>,
+    /// Its connections that go through a relay.
+    relayed_connections: HashSet<ConnectionId>,
     last_sync: Option<i64>,
     /// This node's admission request was handed to it on this connection.
     admission_sent: bool,
@@ -600,13 +602,20 @@ impl NetworkActor {
                 // most likely dead (the link was cut and came back, or the peer moved) but
                 // not yet noticed; requests and gossip could still be sent on it. Close it.
                 // Two connections opened together (both sides dialled) are both kept.
-                let stale: Vec<ConnectionId> = info
+                let mut stale: Vec<ConnectionId> = info
                     .connections
                     .iter()
                     .filter(|(_, l)| now.duration_since(l.since) > STALE_CONNECTION)
                     .map(|(id, _)| *id)
                     .collect();
                 info.connections.insert(connection_id, Liveness::new(now));
+                // A direct connection replaces the relayed ones (hole punching succeeded,
+                // or the peer became reachable): the relay's circuit is freed.
+                if endpoint.is_relayed() {
+                    info.relayed_connections.insert(connection_id);
+                } else {
+                    stale.extend(info.relayed_connections.drain());
+                }
                 for old in stale {
                     debug!(peer = %peer_id, "a newer connection replaces an older one");
                     self.swarm.close_connection(old);
@@ -632,6 +641,7 @@ impl NetworkActor {
                     info.addresses.remove(endpoint.get_remote_address());
                     info.connections.remove(&connection_id);
                     info.dead_connections.remove(&connection_id);
+                    info.relayed_connections.remove(&connection_id);
                 }
                 if num_established == 0 {
                     info!(peer = %peer_id, "disconnected");
