@@ -37,6 +37,8 @@ where
 struct Offices {
     internet: Internet,
     nodes: Vec<TestNode>,
+    /// Each node's namespace, in the same order.
+    namespaces: Vec<String>,
 }
 
 async fn public_and_offices(hole_punching: bool) -> Offices {
@@ -69,7 +71,13 @@ async fn public_and_offices(hole_punching: bool) -> Offices {
         }
         node.start_in(&office.host.namespace).await;
     }
-    Offices { internet, nodes }
+    let mut namespaces = vec![public.namespace.clone()];
+    namespaces.extend(offices.iter().map(|o| o.host.namespace.clone()));
+    Offices {
+        internet,
+        nodes,
+        namespaces,
+    }
 }
 
 /// Waits until the public member relays and each office holds a slot on it; the relay's
@@ -107,6 +115,7 @@ async fn members_behind_nat_converge_and_exchange_a_case_file_through_a_member_r
     let Offices {
         internet: _internet,
         mut nodes,
+        ..
     } = public_and_offices(false).await;
 
     // The public member finds itself reachable and relays; the offices find themselves
@@ -187,6 +196,7 @@ async fn a_non_member_gets_no_slot_nor_circuit_and_its_flood_leaves_the_relay_se
     let Offices {
         mut internet,
         mut nodes,
+        ..
     } = public_and_offices(false).await;
     let relay = wait_relayed(&nodes).await;
 
@@ -242,6 +252,7 @@ async fn a_relayed_connection_becomes_direct_when_both_routers_let_hole_punching
     let Offices {
         internet: _internet,
         mut nodes,
+        ..
     } = public_and_offices(true).await;
     wait_relayed(&nodes).await;
     let service = offer(&nodes[2], "Appui à la création d'entreprise").await;
@@ -261,12 +272,15 @@ async fn a_relayed_connection_becomes_direct_when_both_routers_let_hole_punching
     .await;
     let receiver = status(&nodes[2]).peer_id;
     let sender = &nodes[1];
-    wait_long("the connection between the offices to become direct", || async {
-        status(sender)
-            .peers
-            .iter()
-            .any(|p| p.peer_id == receiver && !p.relayed)
-    })
+    wait_long(
+        "the connection between the offices to become direct",
+        || async {
+            status(sender)
+                .peers
+                .iter()
+                .any(|p| p.peer_id == receiver && !p.relayed)
+        },
+    )
     .await;
     let punched = status(&nodes[1]).hole_punched + status(&nodes[2]).hole_punched;
     assert!(punched >= 1, "hole punching made the direct connection");
@@ -280,6 +294,60 @@ async fn a_relayed_connection_becomes_direct_when_both_routers_let_hole_punching
         peer.addresses.iter().all(|a| !a.contains("p2p-circuit")),
         "only the direct connection is left: {peer:?}"
     );
+    for node in &mut nodes {
+        node.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(passerelle_root),
+    ignore = "needs root: network namespaces and nftables"
+)]
+async fn after_a_restart_an_office_finds_its_partners_from_the_address_book_alone() {
+    let Offices {
+        internet: _internet,
+        mut nodes,
+        namespaces,
+    } = public_and_offices(false).await;
+    let relay = wait_relayed(&nodes).await;
+    let service = offer(&nodes[2], "Orientation professionnelle").await;
+    wait_converged(&nodes, 3).await;
+    // The offices met once (a case file through the relay): each knows the other's
+    // relayed address.
+    let first = send(&nodes[1], direct(nodes[2].handle().org_id(), &service))
+        .await
+        .expect("send a referral");
+    wait_long("the first case file to arrive", || async {
+        show(&nodes[2], &first)
+            .await
+            .is_some_and(|v| v.intact == Some(true))
+    })
+    .await;
+
+    // The first office restarts with no partner configured at all.
+    nodes[1].stop().await;
+    if let Some(network) = nodes[1].config.network.as_mut() {
+        network.peers.clear();
+    }
+    // Written while it was down: it catches up from the address book's partners.
+    offer(&nodes[2], "Soutien psychologique").await;
+    nodes[1].start_in(&namespaces[1]).await;
+    wait_long(
+        "the office to reconnect to the relay and hold a slot again",
+        || async { status(&nodes[1]).relays == vec![relay.clone()] },
+    )
+    .await;
+    wait_converged(&nodes, 3).await;
+    let second = send(&nodes[1], direct(nodes[2].handle().org_id(), &service))
+        .await
+        .expect("send a referral");
+    wait_long("the second case file to arrive", || async {
+        show(&nodes[2], &second)
+            .await
+            .is_some_and(|v| v.intact == Some(true))
+    })
+    .await;
     for node in &mut nodes {
         node.stop().await;
     }

@@ -714,11 +714,6 @@ impl NetworkActor {
                 connection,
                 result,
             })) => self.handle_ping(peer, connection, result),
-            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Pushed {
-                peer_id,
-                info,
-                ..
-            })) => self.relay_identified(peer_id, &info.protocols),
             SwarmEvent::Behaviour(BehaviourEvent::RelayClient(event)) => {
                 self.handle_relay_client_event(event)
             }
@@ -728,32 +723,37 @@ impl NetworkActor {
             }
             SwarmEvent::Behaviour(BehaviourEvent::Dcutr(event)) => self.handle_dcutr_event(event),
             SwarmEvent::Behaviour(BehaviourEvent::Upnp(event)) => self.handle_upnp_event(event),
-            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
-                peer_id,
-                info,
-                ..
-            })) => {
-                debug!(peer = %peer_id, agent = %info.agent_version, "identified");
-                self.relay_identified(peer_id, &info.protocols);
-                let reachable: Vec<Multiaddr> = info
-                    .listen_addrs
-                    .into_iter()
-                    .filter(|a| {
-                        !a.iter().any(|p| {
-                            matches!(p, libp2p::multiaddr::Protocol::Ip4(ip) if ip.is_unspecified())
-                        })
-                    })
-                    .take(8)
-                    .collect();
-                self.remember_addresses(peer_id, &reachable);
-                if !reachable.is_empty() {
-                    if self.known_addresses.len() >= MAX_CONNECTIONS as usize * 4 {
-                        self.known_addresses.clear();
-                    }
-                    self.known_addresses.insert(peer_id, reachable);
-                }
-            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(
+                identify::Event::Received { peer_id, info, .. }
+                | identify::Event::Pushed { peer_id, info, .. },
+            )) => self.identified(peer_id, info),
             _ => {}
+        }
+    }
+
+    /// A peer said who it is, what it speaks and where it listens (identify, on connecting
+    /// and again when that changes, e.g. it got a slot on a relay).
+    fn identified(&mut self, peer_id: PeerId, info: identify::Info) {
+        debug!(peer = %peer_id, agent = %info.agent_version, "identified");
+        self.relay_identified(peer_id, &info.protocols);
+        let mut reachable: Vec<Multiaddr> = info
+            .listen_addrs
+            .into_iter()
+            .filter(|a| {
+                !a.iter().any(
+                    |p| matches!(p, libp2p::multiaddr::Protocol::Ip4(ip) if ip.is_unspecified()),
+                )
+            })
+            .collect();
+        // Direct addresses first, then through relays.
+        reachable.sort_by_key(relay::is_relayed);
+        reachable.truncate(8);
+        self.remember_addresses(peer_id, &reachable);
+        if !reachable.is_empty() {
+            if self.known_addresses.len() >= MAX_CONNECTIONS as usize * 4 {
+                self.known_addresses.clear();
+            }
+            self.known_addresses.insert(peer_id, reachable);
         }
     }
 
