@@ -647,6 +647,12 @@ impl DocumentsActor {
                         .map_err(NodeError::from);
                     let _ = reply.send(result);
                 }
+                Command::PublishedAddresses { reply } => {
+                    let _ = reply.send(Ok(self.handle_published_addresses()));
+                }
+                Command::PublishAddresses { addresses, reply } => {
+                    let _ = reply.send(self.handle_publish_addresses(addresses));
+                }
                 Command::RememberedAddresses { reply } => {
                     let _ = reply.send(self.store.remembered_addresses().map_err(NodeError::from));
                 }

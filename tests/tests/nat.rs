@@ -352,3 +352,96 @@ async fn after_a_restart_an_office_finds_its_partners_from_the_address_book_alon
         node.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(passerelle_root),
+    ignore = "needs root: network namespaces and nftables"
+)]
+async fn members_publish_where_they_are_reached_and_offices_find_a_second_relay_from_it() {
+    // Two public members; each office is told only one of them, a different one.
+    let mut internet = Internet::create();
+    let publics = [internet.public_host(), internet.public_host()];
+    let offices = [internet.office(), internet.office_behind_carrier_nat()];
+    let names = [
+        "Délégation MINAS Littoral (serveur)",
+        "OIM Yaoundé (serveur)",
+        "ONG Avenir Douala",
+        "Fondation Espoir (4G)",
+    ];
+    let hosts = [&publics[0], &publics[1], &offices[0].host, &offices[1].host];
+    let mut nodes: Vec<TestNode> = names
+        .iter()
+        .zip(hosts)
+        .map(|(name, host)| {
+            let mut node = TestNode::init_on(name, host, vec![]);
+            if let Some(network) = node.config.network.as_mut() {
+                network.hole_punching = false;
+                network.sync_interval = Duration::from_secs(5);
+            }
+            node
+        })
+        .collect();
+    found_network(&nodes.iter().collect::<Vec<_>>(), "2");
+    nodes[0].start_in(&hosts[0].namespace).await;
+    let first = nodes[0].listen_addr().await;
+    if let Some(network) = nodes[1].config.network.as_mut() {
+        network.peers = vec![first.clone()];
+    }
+    nodes[1].start_in(&hosts[1].namespace).await;
+    let second = nodes[1].listen_addr().await;
+    for (i, told) in [(2, first), (3, second)] {
+        if let Some(network) = nodes[i].config.network.as_mut() {
+            network.peers = vec![told];
+        }
+        nodes[i].start_in(&hosts[i].namespace).await;
+    }
+
+    // Every member publishes where it is reached: the public ones directly, the offices
+    // through their relay; each office learns the other public member from it and holds
+    // a slot on both.
+    let keys: Vec<String> = nodes.iter().map(|n| status(n).peer_id).collect();
+    let relays = {
+        let mut r = vec![keys[0].clone(), keys[1].clone()];
+        r.sort();
+        r
+    };
+    for office in &nodes[2..] {
+        wait_long(
+            "each office to hold a slot on both public members",
+            || async { status(office).relays == relays },
+        )
+        .await;
+    }
+    let reader = &nodes[2];
+    wait_long(
+        "every member's addresses to be published and read",
+        || async {
+            let records = reader.handle().records(false).await.unwrap_or_default();
+            let published: Vec<_> = records.iter().flat_map(|r| r.addresses.values()).collect();
+            published.len() == 4
+                && published
+                    .iter()
+                    .filter(|entry| entry.addresses.iter().any(|a| a.contains("p2p-circuit")))
+                    .count()
+                    >= 2
+        },
+    )
+    .await;
+
+    // A case file from one office to the other.
+    let service = offer(&nodes[3], "Microcrédit").await;
+    wait_converged(&nodes, 4).await;
+    let id = send(&nodes[2], direct(nodes[3].handle().org_id(), &service))
+        .await
+        .expect("send a referral");
+    wait_long("the case file to arrive", || async {
+        show(&nodes[3], &id)
+            .await
+            .is_some_and(|v| v.intact == Some(true))
+    })
+    .await;
+    for node in &mut nodes {
+        node.stop().await;
+    }
+}

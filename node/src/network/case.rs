@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use libp2p::PeerId;
 use libp2p::request_response::{self, ResponseChannel};
 use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::{Multiaddr, PeerId};
 use tracing::{debug, warn};
 
 use super::{NetworkActor, PeerIdentity, RequestKind, TaskResult};
@@ -45,7 +45,12 @@ impl NetworkActor {
     }
 
     pub(super) fn send_case_messages(&mut self, outgoing: Vec<Outgoing>) {
-        for Outgoing { to, message } in outgoing {
+        for Outgoing {
+            to,
+            message,
+            addresses: published,
+        } in outgoing
+        {
             let (referral, erase) = match &message {
                 CaseMessage::Deliver { referral, .. } => (referral.clone(), false),
                 CaseMessage::Erase { referral } => (referral.clone(), true),
@@ -62,11 +67,21 @@ impl NetworkActor {
                 let request = self.swarm.behaviour_mut().case.send_request(&peer, message);
                 self.case_in_flight.insert(request, (referral, erase, to));
             } else {
-                // Not connected: dial it on the addresses it announced, and through the
-                // relays this node knows (it may be behind NAT); the message goes once
-                // connected.
+                // Not connected: dial it on the addresses it told this node (identify), then
+                // those it published in its document, then through the relays this node
+                // knows (it may be behind NAT); the message goes once connected.
                 let mut addresses = self.known_addresses.get(&peer).cloned().unwrap_or_default();
-                addresses.extend(self.through_relays(peer));
+                for address in published.iter().filter_map(|a| a.parse::<Multiaddr>().ok()) {
+                    if !addresses.contains(&address) {
+                        addresses.push(address);
+                    }
+                }
+                addresses.sort_by_key(super::relay::is_relayed);
+                for address in self.through_relays(peer) {
+                    if !addresses.contains(&address) {
+                        addresses.push(address);
+                    }
+                }
                 if addresses.is_empty() {
                     debug!(%referral, to = %to, "case-file message waits for its receiver to connect");
                     continue;

@@ -76,8 +76,10 @@ use protocol::{AdmissionReply, CaseReply, SyncResponse};
 
 /// Most established connections in all.
 pub const MAX_CONNECTIONS: u32 = 256;
-/// Most established connections with one peer.
-pub const MAX_CONNECTIONS_PER_PEER: u32 = 2;
+/// Most established connections with one peer: two dialled at once by both sides, a
+/// relayed one being replaced by a direct one, and an AutoNAT dial-back (which checks this
+/// node's address even while connected).
+pub const MAX_CONNECTIONS_PER_PEER: u32 = 4;
 /// Longest a connection may take to be set up (TCP, Noise, Yamux): a peer that holds a
 /// socket open without completing the handshake loses it after this.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -142,6 +144,14 @@ enum TaskResult {
     Remembered,
     /// Time to look at the case-file outbox again (after a "retry later" answer).
     CaseRetry,
+    /// This node's addresses were published in its organisation's document (or were
+    /// there already, or it is not a member yet).
+    AddressesPublished {
+        addresses: Vec<String>,
+        result: Result<bool, NodeError>,
+    },
+    /// Members' published addresses, read to find more relays.
+    PublishedAddresses(Result<Vec<(KeyId, Vec<String>)>, NodeError>),
 }
 
 #[derive(Default)]
@@ -514,6 +524,10 @@ impl NetworkActor {
             TaskResult::CaseRecorded | TaskResult::Remembered => {}
             TaskResult::AddressBook(book) => self.address_book_read(book),
             TaskResult::CaseRetry => self.case_retry(),
+            TaskResult::AddressesPublished { addresses, result } => {
+                self.addresses_published(addresses, result)
+            }
+            TaskResult::PublishedAddresses(published) => self.published_addresses_read(published),
             TaskResult::Validated {
                 source,
                 message_id,
@@ -602,10 +616,16 @@ impl NetworkActor {
                 // most likely dead (the link was cut and came back, or the peer moved) but
                 // not yet noticed; requests and gossip could still be sent on it. Close it.
                 // Two connections opened together (both sides dialled) are both kept.
+                // One that answered a ping lately is alive (the new one is e.g. an AutoNAT
+                // dial-back, or both sides dialled) and is kept.
                 let mut stale: Vec<ConnectionId> = info
                     .connections
                     .iter()
-                    .filter(|(_, l)| now.duration_since(l.since) > STALE_CONNECTION)
+                    .filter(|(_, l)| {
+                        now.duration_since(l.since) > STALE_CONNECTION
+                            && now.duration_since(l.last_alive)
+                                > PING_INTERVAL + Duration::from_secs(1)
+                    })
                     .map(|(id, _)| *id)
                     .collect();
                 info.connections.insert(connection_id, Liveness::new(now));
@@ -794,6 +814,7 @@ impl NetworkActor {
             self.start_sync(peer);
         }
         self.flush_case_outbox();
+        self.tend_published_addresses();
         self.publish_status();
     }
 

@@ -66,6 +66,21 @@ pub const WANTED_RELAYS: usize = 2;
 /// How long a relay that refused or dropped a reservation is left alone.
 pub const RELAY_REST: Duration = Duration::from_secs(120);
 
+/// Shortest time between two publications of this node's addresses in its organisation's
+/// document (each is a signed change every member stores).
+pub const PUBLISH_ADDRESSES_EVERY: Duration = Duration::from_secs(10 * 60);
+/// How long this node's addresses must hold still before they are published (a slot on a
+/// relay and AutoNAT's answer come within seconds of each other).
+pub const PUBLISH_SETTLE: Duration = Duration::from_secs(5);
+/// How long after start a node whose reachability is still unknown publishes anyway (a
+/// network on private addresses only, where AutoNAT never decides).
+pub const PUBLISH_UNKNOWN_AFTER: Duration = Duration::from_secs(120);
+
+/// How often a node short of relays looks in members' published addresses for more.
+pub const LOOK_FOR_RELAYS_EVERY: Duration = Duration::from_secs(20);
+/// How long a member dialled as a possible relay is not dialled again for that.
+pub const RELAY_DIAL_REST: Duration = Duration::from_secs(10 * 60);
+
 /// The keys acting for members, shared with the relay's limiters (which run inside the
 /// relay behaviour).
 #[derive(Debug, Clone, Default)]
@@ -179,6 +194,18 @@ pub(super) struct Relays {
     pub(super) circuits_served: u64,
     pub(super) hole_punched: u64,
     pub(super) hole_punch_failed: u64,
+    /// This node's addresses as last computed, and since when they are so.
+    own_seen: Option<(Vec<String>, Instant)>,
+    /// What this node last published, and when.
+    published: Option<(Vec<String>, Instant)>,
+    /// A publication is in flight.
+    publishing: bool,
+    /// When this node last looked for relays in members' published addresses.
+    looked_for_relays: Option<Instant>,
+    /// Members dialled as possible relays, and when.
+    dialled_for_relay: HashMap<PeerId, Instant>,
+    /// When the network started.
+    started: Option<Instant>,
 }
 
 impl Relays {
@@ -225,6 +252,7 @@ fn log_refusal(count: u64, what: &str, peer: &PeerId, member: bool) {
 impl NetworkActor {
     /// At start: with `relay = "on"`, this node relays from now.
     pub(super) fn relay_started(&mut self) {
+        self.relays.started = Some(Instant::now());
         if self.config.relay == crate::config::RelayMode::On {
             info!("relay for members behind NAT: on");
             self.relays.serving = true;
@@ -302,6 +330,123 @@ impl NetworkActor {
             .collect()
     }
 
+    /// Where members can reach this node: its confirmed direct addresses, then through its
+    /// relays; on a network where nothing says it is behind NAT, its listen addresses
+    /// (a ministry LAN). Loopback and unspecified addresses are never published.
+    pub(super) fn own_addresses(&self) -> Vec<String> {
+        let me = self.local_peer;
+        let usable = |a: &Multiaddr| {
+            !a.iter().any(|p| match p {
+                Protocol::Ip4(ip) => ip.is_loopback() || ip.is_unspecified(),
+                Protocol::Ip6(ip) => ip.is_loopback() || ip.is_unspecified(),
+                _ => false,
+            })
+        };
+        let with_me = |mut a: Multiaddr| {
+            if !matches!(a.iter().last(), Some(Protocol::P2p(_))) {
+                a.push(Protocol::P2p(me));
+            }
+            a.to_string()
+        };
+        let mut direct: Vec<Multiaddr> = self
+            .relays
+            .direct_external
+            .iter()
+            .chain(self.config.external.iter())
+            .filter(|a| usable(a))
+            .cloned()
+            .collect();
+        if direct.is_empty() && self.relays.reachability != Reachability::Private {
+            direct = self
+                .listen_addrs
+                .iter()
+                .filter(|a| !is_relayed(a) && usable(a))
+                .cloned()
+                .collect();
+        }
+        direct.sort();
+        let mut relayed: Vec<Multiaddr> = self
+            .listen_addrs
+            .iter()
+            .filter(|a| is_relayed(a))
+            .cloned()
+            .collect();
+        relayed.sort();
+        let mut out: Vec<String> = Vec::new();
+        for address in direct.into_iter().chain(relayed) {
+            let text = with_me(address);
+            if !out.contains(&text) {
+                out.push(text);
+            }
+        }
+        out.truncate(crate::model::MAX_NODE_ADDRESSES);
+        out
+    }
+
+    /// Publishes this node's addresses once they held still for [`PUBLISH_SETTLE`], at most
+    /// every [`PUBLISH_ADDRESSES_EVERY`] (the first at once). Called on the sync tick and
+    /// when the addresses change.
+    pub(super) fn tend_published_addresses(&mut self) {
+        let now = Instant::now();
+        let own = self.own_addresses();
+        match &self.relays.own_seen {
+            Some((seen, _)) if *seen == own => {}
+            _ => self.relays.own_seen = Some((own.clone(), now)),
+        }
+        let Some((_, since)) = &self.relays.own_seen else {
+            return;
+        };
+        let undecided = self.relays.reachability == Reachability::Unknown
+            && self.relays.direct_external.is_empty()
+            && self
+                .relays
+                .started
+                .is_some_and(|at| now.duration_since(at) < PUBLISH_UNKNOWN_AFTER);
+        if own.is_empty()
+            || undecided
+            || self.relays.publishing
+            || now.duration_since(*since) < PUBLISH_SETTLE
+            || self
+                .relays
+                .published
+                .as_ref()
+                .is_some_and(|(published, at)| {
+                    *published == own || now.duration_since(*at) < PUBLISH_ADDRESSES_EVERY
+                })
+        {
+            return;
+        }
+        let handle = self.handle.clone();
+        let addresses = own.clone();
+        self.relays.publishing = self.spawn_task(async move {
+            super::TaskResult::AddressesPublished {
+                addresses: addresses.clone(),
+                result: handle.publish_addresses(addresses).await,
+            }
+        });
+    }
+
+    /// A publication of this node's addresses ended.
+    pub(super) fn addresses_published(
+        &mut self,
+        addresses: Vec<String>,
+        result: Result<bool, crate::node::NodeError>,
+    ) {
+        self.relays.publishing = false;
+        match result {
+            Ok(true) => {
+                info!(
+                    addresses = addresses.len(),
+                    "published where members can reach this node"
+                );
+                self.relays.published = Some((addresses, Instant::now()));
+            }
+            // There already, or not a member yet: asked again at the next round.
+            Ok(false) => {}
+            Err(e) => warn!(error = %e, "could not publish this node's addresses"),
+        }
+    }
+
     /// True when this node needs relays: nothing says it is reachable from the internet.
     fn needs_relays(&self) -> bool {
         self.relays.reachability != Reachability::Public
@@ -368,6 +513,19 @@ impl NetworkActor {
             .copied()
             .collect();
         candidates.sort();
+        if candidates.len() + self.relays.reservations.len() < WANTED_RELAYS
+            && self
+                .relays
+                .looked_for_relays
+                .is_none_or(|at| now.duration_since(at) >= LOOK_FOR_RELAYS_EVERY)
+        {
+            self.relays.looked_for_relays = Some(now);
+            let handle = self.handle.clone();
+            // Shed, looked for again later.
+            let _ = self.spawn_task(async move {
+                super::TaskResult::PublishedAddresses(handle.published_addresses().await)
+            });
+        }
         for relay in candidates {
             if self.relays.reservations.len() >= WANTED_RELAYS {
                 break;
@@ -396,6 +554,57 @@ impl NetworkActor {
                     self.relays.resting.insert(relay, now + RELAY_REST);
                 }
             }
+        }
+    }
+
+    /// Members' published addresses were read: dial members with a direct address this
+    /// node is not connected to, as possible relays (identify then tells whether they
+    /// relay), as many as slots are missing.
+    pub(super) fn published_addresses_read(
+        &mut self,
+        published: Result<Vec<(KeyId, Vec<String>)>, crate::node::NodeError>,
+    ) {
+        let published = match published {
+            Ok(published) => published,
+            Err(e) => {
+                debug!(error = %e, "could not read members' published addresses");
+                return;
+            }
+        };
+        let now = Instant::now();
+        self.relays
+            .dialled_for_relay
+            .retain(|_, at| now.duration_since(*at) < RELAY_DIAL_REST);
+        let mut wanted = WANTED_RELAYS.saturating_sub(self.relays.reservations.len());
+        for (key, addresses) in published {
+            if wanted == 0 {
+                break;
+            }
+            let peer = key.peer_id();
+            if self.swarm.is_connected(&peer)
+                || self.relays.dialled_for_relay.contains_key(&peer)
+                || self.relays.resting.contains_key(&peer)
+            {
+                continue;
+            }
+            let direct: Vec<Multiaddr> = addresses
+                .iter()
+                .filter_map(|a| a.parse::<Multiaddr>().ok())
+                .filter(|a| !is_relayed(a))
+                .collect();
+            if direct.is_empty() {
+                continue;
+            }
+            debug!(%peer, "dialling a member that may relay");
+            self.relays.dialled_for_relay.insert(peer, now);
+            let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
+                .condition(libp2p::swarm::dial_opts::PeerCondition::DisconnectedAndNotDialing)
+                .addresses(direct)
+                .build();
+            if let Err(e) = self.swarm.dial(opts) {
+                debug!(%peer, error = %e, "could not dial a member that may relay");
+            }
+            wanted -= 1;
         }
     }
 

@@ -24,6 +24,9 @@ pub struct Outgoing {
     pub to: OrgId,
     /// The message.
     pub message: CaseMessage,
+    /// Where the receiver's node said it can be reached (its organisation's document),
+    /// most direct first.
+    pub addresses: Vec<String>,
 }
 
 impl DocumentsActor {
@@ -31,8 +34,16 @@ impl DocumentsActor {
     pub(super) fn handle_case_outbox(&mut self) -> Result<Vec<Outgoing>, NodeError> {
         let mut out = Vec::new();
         for entry in self.vault.outbox()? {
+            let addresses = self
+                .documents
+                .get(&entry.to)
+                .and_then(|d| d.record())
+                .and_then(|r| r.addresses.get(&entry.to.to_string()))
+                .map(|a| a.addresses.clone())
+                .unwrap_or_default();
             match entry.kind {
                 OutboxKind::Erase => out.push(Outgoing {
+                    addresses,
                     to: entry.to,
                     message: CaseMessage::Erase {
                         referral: entry.referral,
@@ -61,6 +72,7 @@ impl DocumentsActor {
                     };
                     match casefile::seal(&payload, &key) {
                         Ok(sealed) => out.push(Outgoing {
+                            addresses,
                             to: entry.to,
                             message: CaseMessage::Deliver {
                                 referral: entry.referral,

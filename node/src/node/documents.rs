@@ -55,6 +55,50 @@ impl DocumentsActor {
         Ok(EditReceipt::stored(&signed, id, synced))
     }
 
+    /// Publishes this node's addresses in its organisation's document, unless they are
+    /// there already or the organisation is not a member yet (peers would refuse the
+    /// change); whether it wrote.
+    pub(super) fn handle_publish_addresses(
+        &mut self,
+        addresses: Vec<String>,
+    ) -> Result<bool, NodeError> {
+        let key = self.identity.key_id();
+        if !self.is_member_key(&key) {
+            return Ok(false);
+        }
+        let published = self
+            .documents
+            .get(&self.own)
+            .and_then(|d| d.record())
+            .and_then(|r| r.addresses.get(&key.to_string()))
+            .map(|entry| entry.addresses.clone());
+        if published.as_ref() == Some(&addresses) {
+            return Ok(false);
+        }
+        self.handle_edit(Edit::SetAddresses { key, addresses })?;
+        Ok(true)
+    }
+
+    /// Members' nodes' published addresses, by node key (this node's left out).
+    pub(super) fn handle_published_addresses(&self) -> Vec<(crate::identity::KeyId, Vec<String>)> {
+        let own = self.identity.key_id();
+        let mut out = Vec::new();
+        for document in self.documents.values() {
+            let Some(record) = document.record() else {
+                continue;
+            };
+            for (key, entry) in &record.addresses {
+                let Ok(key) = key.parse::<crate::identity::KeyId>() else {
+                    continue;
+                };
+                if key != own && self.is_member_key(&key) {
+                    out.push((key, entry.addresses.clone()));
+                }
+            }
+        }
+        out
+    }
+
     /// Hands a new local change to the network for gossip.
     pub(super) fn publish(&self, signed: &SignedChange) {
         if let Some(outbound) = &self.outbound
@@ -204,6 +248,8 @@ pub(super) fn assign_id(edit: &mut Edit) -> Result<String, NodeError> {
         | Edit::PutDraft { id, .. }
         | Edit::RemoveDraft { id }
         | Edit::ClaimDraft { id, .. } => id.clone(),
-        Edit::SetProfile { .. } | Edit::SetEncryptionKey { .. } => String::new(),
+        Edit::SetProfile { .. } | Edit::SetEncryptionKey { .. } | Edit::SetAddresses { .. } => {
+            String::new()
+        }
     })
 }

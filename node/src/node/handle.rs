@@ -112,6 +112,13 @@ pub(super) enum Command {
     RememberedAddresses {
         reply: Reply<Vec<crate::store::PeerAddresses>>,
     },
+    PublishAddresses {
+        addresses: Vec<String>,
+        reply: Reply<bool>,
+    },
+    PublishedAddresses {
+        reply: Reply<Vec<(KeyId, Vec<String>)>>,
+    },
     Backup {
         document: DocumentId,
         reply: Reply<crate::backup::DocumentBackup>,
@@ -146,6 +153,8 @@ impl Command {
             Command::Records { .. } => "records",
             Command::Documents { .. } => "documents",
             Command::RememberAddresses { .. } => "remember_addresses",
+            Command::PublishAddresses { .. } => "publish_addresses",
+            Command::PublishedAddresses { .. } => "published_addresses",
             Command::RememberedAddresses { .. } => "remembered_addresses",
             Command::Backup { .. } => "backup",
             Command::Shutdown { .. } => "shutdown",
@@ -391,6 +400,20 @@ impl NodeHandle {
             reply,
         })
         .await
+    }
+
+    /// Publishes where this node can be reached in its organisation's document (a signed
+    /// change, gossiped to members), unless the document says so already; whether it wrote.
+    pub async fn publish_addresses(&self, addresses: Vec<String>) -> Result<bool, NodeError> {
+        self.ask(|reply| Command::PublishAddresses { addresses, reply })
+            .await
+    }
+
+    /// Where the nodes of members said they can be reached (their organisations'
+    /// documents), by node key; this node's own left out.
+    pub async fn published_addresses(&self) -> Result<Vec<(KeyId, Vec<String>)>, NodeError> {
+        self.ask(|reply| Command::PublishedAddresses { reply })
+            .await
     }
 
     /// Where peers' nodes were last reached, the most recently seen first.

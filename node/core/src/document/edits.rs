@@ -109,6 +109,14 @@ pub enum Edit {
         /// Which draft.
         id: String,
     },
+    /// Publish where one of this organisation's nodes (the one whose key signs) can be
+    /// reached; replaces what it published before.
+    SetAddresses {
+        /// The node's key id.
+        key: crate::identity::KeyId,
+        /// Its addresses, most direct first.
+        addresses: Vec<String>,
+    },
     /// Record that this organisation claimed a draft (its entries are copied by ordinary
     /// edits).
     ClaimDraft {
@@ -153,6 +161,7 @@ impl Edit {
         matches!(
             self,
             Self::SetEncryptionKey { .. }
+                | Self::SetAddresses { .. }
                 | Self::SendReferral { .. }
                 | Self::MoveReferral { .. }
                 | Self::ProposeForReferral { .. }
@@ -178,6 +187,7 @@ pub(super) enum Update {
     PutDraft(String, Box<model::Draft>),
     RemoveDraft(String),
     PutClaim(String, model::Claim),
+    PutAddresses(String, model::NodeAddresses),
 }
 
 impl Update {
@@ -191,6 +201,9 @@ impl Update {
             }
             Self::PutClaim(id, claim) => {
                 record.claims.insert(id, claim);
+            }
+            Self::PutAddresses(key, entry) => {
+                record.addresses.insert(key, entry);
             }
             Self::Profile(profile) => record.profile = profile,
             Self::PutOffice(id, office) => {
@@ -430,6 +443,31 @@ pub(super) fn plan(
             (
                 format!("remove draft {id}"),
                 Update::RemoveDraft(id.clone()),
+            )
+        }
+        Edit::SetAddresses { key, addresses } => {
+            let entry = model::NodeAddresses {
+                addresses: addresses.clone(),
+                updated: now,
+            };
+            let key = key.to_string();
+            model::validate_addresses(&key, &entry)?;
+            if !record.addresses.contains_key(&key)
+                && record.addresses.len() >= model::MAX_ADDRESSED_NODES
+            {
+                return Err(ValidationError::new(
+                    "addresses",
+                    format!(
+                        "addresses of {} nodes published already; at most {}",
+                        record.addresses.len(),
+                        model::MAX_ADDRESSED_NODES
+                    ),
+                )
+                .into());
+            }
+            (
+                format!("publish the addresses of node {key}"),
+                Update::PutAddresses(key, entry),
             )
         }
         Edit::ClaimDraft { id, claim } => {

@@ -670,6 +670,22 @@ impl OrganisationDocument {
                 reason: format!("draft {id}: {e}"),
             })?;
         }
+        if record.addresses.len() > model::MAX_ADDRESSED_NODES {
+            return Err(DocumentError::Malformed {
+                document: self.id.clone(),
+                reason: format!(
+                    "addresses of {} nodes; at most {}",
+                    record.addresses.len(),
+                    model::MAX_ADDRESSED_NODES
+                ),
+            });
+        }
+        for (key, entry) in &record.addresses {
+            model::validate_addresses(key, entry).map_err(|e| DocumentError::Malformed {
+                document: self.id.clone(),
+                reason: format!("node {key}: {e}"),
+            })?;
+        }
         board::check_record(&self.owner, &record).map_err(|reason| {
             DocumentError::IllegalReferral {
                 document: self.id.clone(),
@@ -779,6 +795,7 @@ impl OrganisationDocument {
             Update::PutProposal(id, proposal) => ("proposals", id, Some(to_json(proposal))),
             Update::PutDraft(id, draft) => ("drafts", id, Some(to_json(draft))),
             Update::RemoveDraft(id) => ("drafts", id, None),
+            Update::PutAddresses(key, entry) => ("addresses", key, Some(to_json(entry))),
             Update::PutClaim(id, claim) => ("claims", id, Some(to_json(claim))),
             Update::AppendSentMove(id, step) => {
                 let referrals = self.section(&ROOT, "referrals")?;
@@ -816,7 +833,10 @@ impl OrganisationDocument {
                 return Ok(());
             }
         };
-        let parent = if matches!(section, "referrals" | "proposals" | "drafts" | "claims") {
+        let parent = if matches!(
+            section,
+            "referrals" | "proposals" | "drafts" | "claims" | "addresses"
+        ) {
             self.section(&ROOT, section)?
         } else {
             self.child(&ROOT, section)?
@@ -1049,6 +1069,66 @@ mod tests {
             serde_json::to_value(&via_json).unwrap()
         );
         assert_eq!(direct.services.len(), 2);
+    }
+
+    #[test]
+    fn a_node_publishes_its_addresses_and_a_replica_reads_them_within_bounds() {
+        let secret = SigningSecret::generate().unwrap();
+        let (mut doc, _) =
+            OrganisationDocument::create(&secret, profile("Centre Espoir"), 1_700_000_000).unwrap();
+        let key = secret.key_id();
+        let addresses = vec![
+            "/ip4/11.0.0.1/tcp/4690/p2p/12D3KooWRelay/p2p-circuit".to_owned(),
+            "/dns4/espoir.example.cm/tcp/4690".to_owned(),
+        ];
+        for (at, list) in [
+            (1_700_000_100, addresses.clone()),
+            (1_700_000_200, addresses[1..].to_vec()),
+        ] {
+            doc.apply_edit(
+                &Edit::SetAddresses {
+                    key,
+                    addresses: list,
+                },
+                &secret,
+                at,
+            )
+            .unwrap();
+        }
+        let entry = doc.record().unwrap().addresses[&key.to_string()].clone();
+        assert_eq!(entry.addresses, addresses[1..]);
+        assert_eq!(entry.updated, 1_700_000_200);
+        // Read back from the changes alone, the same.
+        let mut replica = OrganisationDocument::empty(secret.org_id());
+        let changes: Vec<_> = doc
+            .doc
+            .get_changes(&[])
+            .into_iter()
+            .map(|c| SignedChange::sign(doc.id().clone(), c, &secret))
+            .collect();
+        replica.apply_verified(&changes).unwrap();
+        assert_eq!(replica.record().unwrap().addresses[&key.to_string()], entry);
+        // Too many, too long, or not an address: refused, naming the field.
+        for bad in [
+            vec!["/ip4/192.0.2.1/tcp/4690".to_owned(); crate::model::MAX_NODE_ADDRESSES + 1],
+            vec![format!(
+                "/dns4/{}",
+                "a".repeat(crate::model::MAX_ADDRESS_CHARS)
+            )],
+            vec!["192.0.2.1:4690".to_owned()],
+        ] {
+            let refused = doc
+                .apply_edit(
+                    &Edit::SetAddresses {
+                        key,
+                        addresses: bad,
+                    },
+                    &secret,
+                    1_700_000_300,
+                )
+                .unwrap_err();
+            assert!(refused.to_string().contains("addresses"), "{refused}");
+        }
     }
 
     #[test]

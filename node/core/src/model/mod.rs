@@ -388,6 +388,61 @@ pub struct OrganisationRecord {
     /// Drafts this organisation claimed (copied into its own document), by draft id.
     #[serde(default)]
     pub claims: BTreeMap<String, Claim>,
+    /// Where each of its nodes can be reached, by the node's key id (the organisation's own
+    /// key, or a device's): published by the node itself, read by members to dial it.
+    #[serde(default)]
+    pub addresses: BTreeMap<String, NodeAddresses>,
+}
+
+/// Where one node of an organisation can be reached, as it last published: direct
+/// addresses first, then through relays (multiaddrs, as text).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeAddresses {
+    /// The addresses, most direct first.
+    pub addresses: Vec<String>,
+    /// When it published them (Unix time).
+    pub updated: i64,
+}
+
+/// Most addresses one node publishes.
+pub const MAX_NODE_ADDRESSES: usize = 8;
+/// Longest address published (a relayed address names two peer ids).
+pub const MAX_ADDRESS_CHARS: usize = 300;
+/// Most nodes of one organisation with published addresses (its own and its devices').
+pub const MAX_ADDRESSED_NODES: usize = 32;
+
+/// Checks a node's published addresses: a key id, at most [`MAX_NODE_ADDRESSES`] of at most
+/// [`MAX_ADDRESS_CHARS`] characters, each starting with `/`.
+pub fn validate_addresses(key: &str, entry: &NodeAddresses) -> Result<(), ValidationError> {
+    if key.parse::<crate::identity::KeyId>().is_err() {
+        return Err(ValidationError::new(
+            "addresses",
+            format!("{key:?} is not a node's key id"),
+        ));
+    }
+    if entry.addresses.len() > MAX_NODE_ADDRESSES {
+        return Err(ValidationError::new(
+            "addresses",
+            format!(
+                "{} addresses for one node; at most {MAX_NODE_ADDRESSES}",
+                entry.addresses.len()
+            ),
+        ));
+    }
+    if let Some(bad) = entry
+        .addresses
+        .iter()
+        .find(|a| a.len() > MAX_ADDRESS_CHARS || !a.starts_with('/'))
+    {
+        return Err(ValidationError::new(
+            "addresses",
+            format!(
+                "{:?} is not an address (a multiaddr such as /ip4/192.0.2.10/tcp/4690, at most {MAX_ADDRESS_CHARS} characters)",
+                bad.chars().take(80).collect::<String>()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 impl OrganisationRecord {
@@ -406,6 +461,7 @@ impl OrganisationRecord {
             proposals: BTreeMap::new(),
             drafts: self.drafts.clone(),
             claims: self.claims.clone(),
+            addresses: BTreeMap::new(),
         }
     }
 }
@@ -505,6 +561,7 @@ impl OrganisationRecord {
             proposals: BTreeMap::new(),
             drafts: BTreeMap::new(),
             claims: BTreeMap::new(),
+            addresses: BTreeMap::new(),
         }
     }
 }
