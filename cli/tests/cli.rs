@@ -682,6 +682,15 @@ fn two_nodes_started_from_the_command_line_share_their_directories() {
     assert_eq!(peers["peers"].as_array().unwrap().len(), 1);
     let human = ok(&b, &["peers"]);
     assert!(human.stdout.contains("listening on"), "{}", human.stdout);
+    // Two nodes on loopback: a direct connection; no peer on the internet was asked.
+    assert!(human.stdout.contains("direct"), "{}", human.stdout);
+    assert!(
+        human.stdout.contains("reachability") && human.stdout.contains("unknown"),
+        "{}",
+        human.stdout
+    );
+    assert_eq!(peers["peers"][0]["relayed"], false);
+    assert_eq!(peers["reachability"], "unknown");
 
     drafts_workflow(&a, &b);
     referral_workflow(&a, &b);

@@ -19,6 +19,8 @@ pub async fn run(data_dir: &Path, json_out: bool) -> anyhow::Result<Outcome> {
         output::out(&fields(vec![
             ("peer id", network.peer_id.clone()),
             ("listening on", network.listen_addrs.join(", ")),
+            ("reachability", super::status::reachability_line(&network)),
+            ("relays", super::status::relays_line(&network)),
         ]))?;
         let rows = network
             .peers
@@ -26,6 +28,7 @@ pub async fn run(data_dir: &Path, json_out: bool) -> anyhow::Result<Outcome> {
             .map(|p| {
                 vec![
                     p.fingerprint.clone().unwrap_or_else(|| p.peer_id.clone()),
+                    if p.relayed { "relayed" } else { "direct" }.to_owned(),
                     p.addresses.join(", "),
                     p.last_sync
                         .map(output::time)
@@ -38,6 +41,7 @@ pub async fn run(data_dir: &Path, json_out: bool) -> anyhow::Result<Outcome> {
         output::out(&table(
             &[
                 "organisation",
+                "path",
                 "addresses",
                 "last sync (UTC)",
                 "score",
