@@ -7,13 +7,15 @@
 //! - [`wait_for`] polls a condition until it holds or [`TIMEOUT`] passes (no bare sleeps).
 //! - [`dataset`] makes the seeded national-scale dataset of the benchmarks.
 //! - [`foreign`] runs a js-libp2p peer (another implementation) against a node.
-//! - [`netns`] makes hosts from network namespaces; [`TestNode::start_in`] runs a node in one.
+//! - [`netns`] makes hosts from network namespaces; [`TestNode::start_in`] runs a node in one;
+//!   [`nat`] a public member and two offices behind NAT on them.
 //! - [`powercut`] is a disk that forgets what was not synced when it loses power.
 
 pub mod dataset;
 pub mod flood;
 pub mod foreign;
 pub mod fuzzing;
+pub mod nat;
 pub mod netns;
 pub mod partition;
 pub mod powercut;

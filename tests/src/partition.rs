@@ -40,7 +40,8 @@ pub struct Partitioned {
     round: usize,
 }
 
-fn referral(to: OrgId, service: &str) -> SendReferral {
+/// A direct referral to `to` for `service`, with a case file and consent.
+pub fn referral(to: OrgId, service: &str) -> SendReferral {
     SendReferral {
         to: Some(to),
         service: Some(service.parse().expect("a service id")),

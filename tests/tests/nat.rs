@@ -13,7 +13,8 @@ use passerelle_node::network::conduct::MAX_RELAY_REFUSED_PER_PEER;
 use passerelle_node::network::relay::RELAY_MAX_RESERVATIONS;
 use passerelle_node::node::CaseState;
 use passerelle_tests::flood::relay_abuser;
-use passerelle_tests::netns::{Internet, Office};
+use passerelle_tests::nat::{Offices, public_and_offices};
+use passerelle_tests::netns::Internet;
 use passerelle_tests::{TestNode, found_network, wait_converged, within};
 
 use crate::referrals::{assert_no_plaintext, direct, offer, send, show};
@@ -31,53 +32,6 @@ where
         within(NAT_TIMEOUT, check).await,
         "timed out waiting for {what}"
     );
-}
-
-/// The public member, started; then each office's node, dialling only the public member.
-struct Offices {
-    internet: Internet,
-    nodes: Vec<TestNode>,
-    /// Each node's namespace, in the same order.
-    namespaces: Vec<String>,
-}
-
-async fn public_and_offices(hole_punching: bool) -> Offices {
-    let mut internet = Internet::create();
-    let public = internet.public_host();
-    let offices: Vec<Office> = vec![internet.office(), internet.office_behind_carrier_nat()];
-    let mut nodes = vec![TestNode::init_on(
-        "Délégation régionale MINAS (serveur)",
-        &public,
-        vec![],
-    )];
-    for (office, name) in offices
-        .iter()
-        .zip(["ONG Avenir Douala", "Fondation Espoir (4G)"])
-    {
-        let mut node = TestNode::init_on(name, &office.host, vec![]);
-        if let Some(network) = node.config.network.as_mut() {
-            network.hole_punching = hole_punching;
-            network.sync_interval = Duration::from_secs(5);
-        }
-        nodes.push(node);
-    }
-    found_network(&nodes.iter().collect::<Vec<_>>(), "2");
-    nodes[0].start_in(&public.namespace).await;
-    let relay_address = nodes[0].listen_addr().await;
-    for (i, office) in offices.iter().enumerate() {
-        let node = &mut nodes[i + 1];
-        if let Some(network) = node.config.network.as_mut() {
-            network.peers = vec![relay_address.clone()];
-        }
-        node.start_in(&office.host.namespace).await;
-    }
-    let mut namespaces = vec![public.namespace.clone()];
-    namespaces.extend(offices.iter().map(|o| o.host.namespace.clone()));
-    Offices {
-        internet,
-        nodes,
-        namespaces,
-    }
 }
 
 /// Waits until the public member relays and each office holds a slot on it; the relay's
@@ -116,7 +70,7 @@ async fn members_behind_nat_converge_and_exchange_a_case_file_through_a_member_r
         internet: _internet,
         mut nodes,
         ..
-    } = public_and_offices(false).await;
+    } = public_and_offices(false, true).await;
 
     // The public member finds itself reachable and relays; the offices find themselves
     // behind NAT and reserve a slot on it.
@@ -197,7 +151,7 @@ async fn a_non_member_gets_no_slot_nor_circuit_and_its_flood_leaves_the_relay_se
         mut internet,
         mut nodes,
         ..
-    } = public_and_offices(false).await;
+    } = public_and_offices(false, true).await;
     let relay = wait_relayed(&nodes).await;
 
     // A stranger on the internet asks the relay for a slot and for a circuit to an office,
@@ -253,7 +207,7 @@ async fn a_relayed_connection_becomes_direct_when_both_routers_let_hole_punching
         internet: _internet,
         mut nodes,
         ..
-    } = public_and_offices(true).await;
+    } = public_and_offices(true, true).await;
     wait_relayed(&nodes).await;
     let service = offer(&nodes[2], "Appui à la création d'entreprise").await;
     wait_converged(&nodes, 3).await;
@@ -309,7 +263,7 @@ async fn after_a_restart_an_office_finds_its_partners_from_the_address_book_alon
         internet: _internet,
         mut nodes,
         namespaces,
-    } = public_and_offices(false).await;
+    } = public_and_offices(false, true).await;
     let relay = wait_relayed(&nodes).await;
     let service = offer(&nodes[2], "Orientation professionnelle").await;
     wait_converged(&nodes, 3).await;

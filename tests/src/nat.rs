@@ -1,0 +1,65 @@
+//! A public member and two offices on a small internet of network namespaces
+//! ([`crate::netns::Internet`]): one office behind an ADSL router's NAT, one behind a 4G
+//! operator's carrier NAT (two NATs in a row). Used by the NAT tests and the NAT bench.
+
+use std::time::Duration;
+
+use crate::netns::{Host, Internet};
+use crate::{TestNode, found_network};
+
+/// The nodes and where they run.
+#[derive(Debug)]
+pub struct Offices {
+    /// The namespaces (removed when dropped).
+    pub internet: Internet,
+    /// The public member first, then the two offices.
+    pub nodes: Vec<TestNode>,
+    /// Each node's namespace, in the same order.
+    pub namespaces: Vec<String>,
+}
+
+/// Founds a network of three and starts the public member, then each office's node dialling
+/// only the public member. With `behind_nat` false the offices have public addresses too
+/// (a baseline: the same three nodes with direct paths everywhere).
+pub async fn public_and_offices(hole_punching: bool, behind_nat: bool) -> Offices {
+    let mut internet = Internet::create();
+    let public = internet.public_host();
+    let hosts: Vec<Host> = if behind_nat {
+        vec![
+            internet.office().host,
+            internet.office_behind_carrier_nat().host,
+        ]
+    } else {
+        vec![internet.public_host(), internet.public_host()]
+    };
+    let mut nodes = vec![TestNode::init_on(
+        "Délégation régionale MINAS (serveur)",
+        &public,
+        vec![],
+    )];
+    for (host, name) in hosts.iter().zip(["ONG Avenir Douala", "Fondation Espoir (4G)"]) {
+        let mut node = TestNode::init_on(name, host, vec![]);
+        if let Some(network) = node.config.network.as_mut() {
+            network.hole_punching = hole_punching;
+            network.sync_interval = Duration::from_secs(5);
+        }
+        nodes.push(node);
+    }
+    found_network(&nodes.iter().collect::<Vec<_>>(), "2");
+    nodes[0].start_in(&public.namespace).await;
+    let relay_address = nodes[0].listen_addr().await;
+    for (i, host) in hosts.iter().enumerate() {
+        let node = &mut nodes[i + 1];
+        if let Some(network) = node.config.network.as_mut() {
+            network.peers = vec![relay_address.clone()];
+        }
+        node.start_in(&host.namespace).await;
+    }
+    let mut namespaces = vec![public.namespace.clone()];
+    namespaces.extend(hosts.iter().map(|h| h.namespace.clone()));
+    Offices {
+        internet,
+        nodes,
+        namespaces,
+    }
+}
