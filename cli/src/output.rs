@@ -68,3 +68,32 @@ pub fn time(seconds: i64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds as u64);
     humantime::format_rfc3339_seconds(t).to_string()
 }
+
+/// This node's reachability from the internet, in words an office's IT person reads.
+pub fn reachability_line(network: &passerelle_node::network::NetworkStatus) -> String {
+    match network.reachability.as_str() {
+        "public" => "public: members can dial this node directly".into(),
+        "private" => "private: behind NAT or a firewall; members reach it through relays".into(),
+        _ => "unknown (not yet asked of a peer on the internet)".into(),
+    }
+}
+
+/// The relays this node uses, and whether it relays for others.
+pub fn relays_line(network: &passerelle_node::network::NetworkStatus) -> String {
+    let using = if network.relays.is_empty() {
+        "no slot on a relay".to_owned()
+    } else {
+        format!("slot on {}", network.relays.join(", "))
+    };
+    if network.relay_serving {
+        format!(
+            "{using}; relaying for members: {} slots, {} circuits now ({} since start), {} refused",
+            network.relay_reservations,
+            network.relay_circuits,
+            network.relay_circuits_served,
+            network.relay_refused
+        )
+    } else {
+        format!("{using}; not relaying for others")
+    }
+}

@@ -28,8 +28,10 @@ async fn start(nodes: &mut [TestNode], link: &Link) {
 
 /// Bytes per day each way on the link while idle: (first → second, second → first).
 async fn idle_bytes_per_day(link: &Link, window: Duration) -> (f64, f64) {
-    // Let the rounds that follow a start settle (catch-up both ways, identify, gossip mesh).
-    tokio::time::sleep(Duration::from_secs(40)).await;
+    // Let the rounds that follow a start settle (catch-up both ways, identify, gossip mesh)
+    // and the pings slow down (they stay quick for a while after a connection or a
+    // catch-up that carried changes).
+    tokio::time::sleep(passerelle_node::network::BUSY_FOR + Duration::from_secs(20)).await;
     let (rx0, tx0) = link.hosts[0].bytes();
     // When the window opens, to read a packet capture of the link against it.
     eprintln!(

@@ -37,7 +37,10 @@ pub async fn public_and_offices(hole_punching: bool, behind_nat: bool) -> Office
         &public,
         vec![],
     )];
-    for (host, name) in hosts.iter().zip(["ONG Avenir Douala", "Fondation Espoir (4G)"]) {
+    for (host, name) in hosts
+        .iter()
+        .zip(["ONG Avenir Douala", "Fondation Espoir (4G)"])
+    {
         let mut node = TestNode::init_on(name, host, vec![]);
         if let Some(network) = node.config.network.as_mut() {
             network.hole_punching = hole_punching;

@@ -19,8 +19,8 @@ pub async fn run(data_dir: &Path, json_out: bool) -> anyhow::Result<Outcome> {
         output::out(&fields(vec![
             ("peer id", network.peer_id.clone()),
             ("listening on", network.listen_addrs.join(", ")),
-            ("reachability", super::status::reachability_line(&network)),
-            ("relays", super::status::relays_line(&network)),
+            ("reachability", output::reachability_line(&network)),
+            ("relays", output::relays_line(&network)),
         ]))?;
         let rows = network
             .peers

@@ -48,8 +48,8 @@ pub async fn run(data_dir: &Path, json_out: bool) -> anyhow::Result<Outcome> {
             },
         ),
         ("listening on", report.network.listen_addrs.join(", ")),
-        ("reachability", reachability_line(&report.network)),
-        ("relays", relays_line(&report.network)),
+        ("reachability", output::reachability_line(&report.network)),
+        ("relays", output::relays_line(&report.network)),
         (
             "peers",
             format!(
@@ -127,35 +127,6 @@ pub async fn run(data_dir: &Path, json_out: bool) -> anyhow::Result<Outcome> {
         rows,
     ))?;
     Ok(Outcome::Done)
-}
-
-/// This node's reachability from the internet, in words an office's IT person reads.
-pub(crate) fn reachability_line(network: &passerelle_node::network::NetworkStatus) -> String {
-    match network.reachability.as_str() {
-        "public" => "public: members can dial this node directly".into(),
-        "private" => "private: behind NAT or a firewall; members reach it through relays".into(),
-        _ => "unknown (not yet asked of a peer on the internet)".into(),
-    }
-}
-
-/// The relays this node uses, and whether it relays for others.
-pub(crate) fn relays_line(network: &passerelle_node::network::NetworkStatus) -> String {
-    let using = if network.relays.is_empty() {
-        "no slot on a relay".to_owned()
-    } else {
-        format!("slot on {}", network.relays.join(", "))
-    };
-    if network.relay_serving {
-        format!(
-            "{using}; relaying for members: {} slots, {} circuits now ({} since start), {} refused",
-            network.relay_reservations,
-            network.relay_circuits,
-            network.relay_circuits_served,
-            network.relay_refused
-        )
-    } else {
-        format!("{using}; not relaying for others")
-    }
 }
 
 /// One line on the background check of the store.

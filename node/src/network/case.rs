@@ -45,6 +45,9 @@ impl NetworkActor {
     }
 
     pub(super) fn send_case_messages(&mut self, outgoing: Vec<Outgoing>) {
+        if !outgoing.is_empty() {
+            self.mark_busy();
+        }
         for Outgoing {
             to,
             message,

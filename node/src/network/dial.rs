@@ -174,6 +174,7 @@ pub(super) const FAST_REDIAL_FOR: Duration = Duration::from_secs(600);
 impl NetworkActor {
     pub(super) fn handle_dial_tick(&mut self) {
         self.tend_relays();
+        self.tend_pace();
         let now = Instant::now();
         let dead: Vec<(PeerId, ConnectionId)> = self
             .peers

@@ -10,6 +10,7 @@ use crate::node::{NodeError, RemoteOutcome};
 
 impl NetworkActor {
     pub(super) fn handle_local_change(&mut self, change: Vec<u8>) {
+        self.mark_busy();
         let membership_operation = crate::envelope::SignedChange::decode(&change)
             .is_ok_and(|c| c.document().network_owner().is_some());
         match self

@@ -31,6 +31,7 @@
 //! variant and its arm in `handle_result`.
 
 mod admission;
+pub mod alive;
 mod case;
 pub mod conduct;
 mod dial;
@@ -51,7 +52,7 @@ pub use conduct::{
 use conduct::{Conduct, RequestKind, Verdict};
 use dial::{DialFault, DialTarget, FIRST_REDIAL, peer_of};
 use liveness::Liveness;
-pub use liveness::{PING_INTERVAL, PING_TIMEOUT};
+pub use liveness::{BUSY_FOR, IDLE_PING_INTERVAL, PING_INTERVAL, PING_TIMEOUT};
 pub use peer::PeerIdentity;
 use swarm::{Behaviour, BehaviourEvent, build_swarm, event_peer};
 
@@ -63,7 +64,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use libp2p::request_response::{self, ResponseChannel};
 use libp2p::swarm::{ConnectionId, SwarmEvent};
-use libp2p::{PeerId, Swarm, gossipsub, identify, mdns, ping};
+use libp2p::{PeerId, Swarm, gossipsub, identify, mdns};
 
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
@@ -260,6 +261,7 @@ pub async fn spawn(
         cut_offs: 0,
         members: shared_members,
         relays: relay::Relays::default(),
+        busy_until: None,
     };
     // Every log line of the network names the node; a peer's events, the peer.
     let span = tracing::info_span!(
@@ -334,6 +336,8 @@ struct NetworkActor {
     members: relay::SharedMembers,
     /// Relays used and served, reachability.
     relays: relay::Relays,
+    /// Pings stay quick until then (something was to be delivered).
+    busy_until: Option<Instant>,
 }
 
 impl NetworkActor {
@@ -628,7 +632,9 @@ impl NetworkActor {
                     })
                     .map(|(id, _)| *id)
                     .collect();
-                info.connections.insert(connection_id, Liveness::new(now));
+                let pace = self.swarm.behaviour().ping.current_interval();
+                info.connections
+                    .insert(connection_id, Liveness::new(now, pace));
                 // A direct connection replaces the relayed ones (hole punching succeeded,
                 // or the peer became reachable): the relay's circuit is freed.
                 if endpoint.is_relayed() {
@@ -640,6 +646,8 @@ impl NetworkActor {
                     debug!(peer = %peer_id, "a newer connection replaces an older one");
                     self.swarm.close_connection(old);
                 }
+                // A new connection: watched closely for a while (and its catch-up follows).
+                self.mark_busy();
                 if num_established.get() == 1 {
                     info!(peer = %peer_id, "connected");
                     self.start_sync(peer_id);
@@ -729,11 +737,7 @@ impl NetworkActor {
                     !(t.from_mdns && gone.iter().any(|(_, address)| *address == t.address))
                 });
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
-                peer,
-                connection,
-                result,
-            })) => self.handle_ping(peer, connection, result),
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(event)) => self.handle_ping(event),
             SwarmEvent::Behaviour(BehaviourEvent::RelayClient(event)) => {
                 self.handle_relay_client_event(event)
             }

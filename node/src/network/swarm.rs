@@ -7,11 +7,10 @@ use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{
     PeerId, StreamProtocol, Swarm, autonat, connection_limits, dcutr, gossipsub, identify, mdns,
-    noise, ping, relay, tcp, upnp, yamux,
+    noise, relay, tcp, upnp, yamux,
 };
 use sha2::{Digest, Sha256};
 
-use super::liveness::{PING_INTERVAL, PING_TIMEOUT};
 use super::relay::{SharedMembers, autonat_config, relay_config};
 use super::{HANDSHAKE_TIMEOUT, MAX_CONNECTIONS, MAX_CONNECTIONS_PER_PEER, gate, peer};
 use crate::config::{NetworkConfig, RelayMode};
@@ -42,7 +41,7 @@ pub(super) struct Behaviour {
     pub(super) case:
         request_response::Behaviour<request_response::cbor::codec::Codec<CaseMessage, CaseReply>>,
     pub(super) identify: identify::Behaviour,
-    pub(super) ping: ping::Behaviour,
+    pub(super) ping: super::alive::Behaviour,
     /// Reserving slots on member relays and dialling through them.
     pub(super) relay_client: relay::client::Behaviour,
     /// Relaying for members behind NAT (absent with `relay = "off"`).
@@ -200,11 +199,7 @@ pub(super) fn build_swarm(
                     IDENTIFY_PROTOCOL.into(),
                     keypair.public(),
                 )),
-                ping: ping::Behaviour::new(
-                    ping::Config::new()
-                        .with_interval(PING_INTERVAL)
-                        .with_timeout(PING_TIMEOUT),
-                ),
+                ping: super::alive::Behaviour::default(),
                 relay_client,
                 relay: Toggle::from(relay),
                 dcutr: Toggle::from(config.hole_punching.then(|| dcutr::Behaviour::new(local))),

@@ -195,6 +195,7 @@ impl NetworkActor {
         self.conduct.served(peer);
         match served {
             Ok(served) => {
+                let sent_changes = !served.response.changes.is_empty();
                 self.sync_bytes_sent += served
                     .response
                     .changes
@@ -220,6 +221,9 @@ impl NetworkActor {
                     self.list_next.insert(peer);
                     self.start_sync(peer);
                 }
+                if sent_changes {
+                    self.mark_busy();
+                }
             }
             Err(e) => warn!(error = %e, "could not serve a sync request"),
         }
@@ -242,6 +246,7 @@ impl NetworkActor {
                 }
                 self.peers.entry(peer).or_default().last_sync = Some(crate::unix_now());
                 if outcome.applied > 0 {
+                    self.mark_busy();
                     debug!(peer = %peer, applied = outcome.applied, "caught up");
                     if !more {
                         // What arrived by catch-up is not gossiped: pass it on by
