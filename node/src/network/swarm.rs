@@ -195,10 +195,14 @@ pub(super) fn build_swarm(
                 digest,
                 admission,
                 case,
-                identify: identify::Behaviour::new(identify::Config::new(
-                    IDENTIFY_PROTOCOL.into(),
-                    keypair.public(),
-                )),
+                // Told again when its addresses change (a slot on a relay, a router's
+                // port), and otherwise every 30 min rather than libp2p's 5 (an idle
+                // metered link pays for each: about 1 KB with the protocols listed).
+                identify: identify::Behaviour::new(
+                    identify::Config::new(IDENTIFY_PROTOCOL.into(), keypair.public())
+                        .with_interval(Duration::from_secs(30 * 60))
+                        .with_push_listen_addr_updates(true),
+                ),
                 ping: super::alive::Behaviour::default(),
                 relay_client,
                 relay: Toggle::from(relay),
