@@ -39,9 +39,10 @@ const PING_SIZE: usize = 32;
 
 /// Ping pace while this node has something to deliver.
 pub const PING_INTERVAL: Duration = Duration::from_secs(10);
-/// Ping pace on an idle link. The catch-up rounds (every 30 s by one side of each link)
-/// cross it too.
-pub const IDLE_PING_INTERVAL: Duration = Duration::from_secs(180);
+/// Ping pace on an idle link (nothing to deliver: a dead one is noticed within about five
+/// minutes, and at once when something is to be delivered). The catch-up rounds (every
+/// 30 s by one side of each link) cross it too.
+pub const IDLE_PING_INTERVAL: Duration = Duration::from_secs(300);
 /// How long a ping may go unanswered before its connection is taken for dead.
 pub const PING_TIMEOUT: Duration = Duration::from_secs(5);
 

@@ -802,16 +802,19 @@ impl NetworkActor {
             self.cut_off(peer, "gossip score below the graylist threshold");
         }
         // One side's rounds keep a link in step both ways (a round that finds a difference
-        // makes the other side ask in turn): skip the peers whose own round found this node
-        // in step within the interval.
+        // makes the other side ask in turn). The side with the smaller peer id makes them;
+        // the other skips a peer whose round found this node in step lately (within two
+        // and a half intervals: a round late by a tick does not make both sides ask).
         let now = Instant::now();
         let interval = self.config.sync_interval;
+        let lately = interval * 5 / 2;
         self.answered_in_step
-            .retain(|_, at| now.duration_since(*at) < interval);
+            .retain(|_, at| now.duration_since(*at) < lately);
+        let local = self.local_peer;
         let due: Vec<PeerId> = self
             .swarm
             .connected_peers()
-            .filter(|p| !self.answered_in_step.contains_key(p))
+            .filter(|p| **p > local || !self.answered_in_step.contains_key(p))
             .copied()
             .collect();
         for peer in due {
