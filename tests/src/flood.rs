@@ -142,6 +142,25 @@ pub fn garbage_publisher(
     (task, published)
 }
 
+/// Drives `swarm` until `decide` says how an attempt ended (false when `limit` passes
+/// first).
+async fn first_answer<B: libp2p::swarm::NetworkBehaviour>(
+    swarm: &mut libp2p::Swarm<B>,
+    limit: Duration,
+    mut decide: impl FnMut(&libp2p::swarm::SwarmEvent<B::ToSwarm>) -> Option<bool>,
+) -> bool {
+    tokio::time::timeout(limit, async {
+        loop {
+            let event = swarm.select_next_some().await;
+            if let Some(answer) = decide(&event) {
+                return answer;
+            }
+        }
+    })
+    .await
+    .unwrap_or(false)
+}
+
 /// What a relay abuser got.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RelayAbuse {
@@ -197,25 +216,17 @@ pub fn relay_abuser(
                     got.reservations_refused += 1;
                     continue;
                 };
-                let outcome = tokio::time::timeout(answer, async {
-                    loop {
-                        match swarm.select_next_some().await {
-                            SwarmEvent::NewListenAddr { listener_id, .. }
-                                if listener_id == listener =>
-                            {
-                                return true;
-                            }
-                            SwarmEvent::ListenerClosed { listener_id, .. }
-                                if listener_id == listener =>
-                            {
-                                return false;
-                            }
-                            _ => {}
-                        }
+                let outcome = first_answer(&mut swarm, answer, |event| match event {
+                    SwarmEvent::NewListenAddr { listener_id, .. } if *listener_id == listener => {
+                        Some(true)
                     }
+                    SwarmEvent::ListenerClosed { listener_id, .. } if *listener_id == listener => {
+                        Some(false)
+                    }
+                    _ => None,
                 })
                 .await;
-                if outcome == Ok(true) {
+                if outcome {
                     got.reservations_granted += 1;
                 } else {
                     got.reservations_refused += 1;
@@ -229,25 +240,21 @@ pub fn relay_abuser(
                     got.circuits_refused += 1;
                     continue;
                 }
-                let made = tokio::time::timeout(answer, async {
-                    loop {
-                        match swarm.select_next_some().await {
-                            SwarmEvent::ConnectionEstablished { connection_id, .. }
-                                if connection_id == id =>
-                            {
-                                return true;
-                            }
-                            SwarmEvent::OutgoingConnectionError { connection_id, .. }
-                                if connection_id == id =>
-                            {
-                                return false;
-                            }
-                            _ => {}
-                        }
+                let made = first_answer(&mut swarm, answer, |event| match event {
+                    SwarmEvent::ConnectionEstablished { connection_id, .. }
+                        if *connection_id == id =>
+                    {
+                        Some(true)
                     }
+                    SwarmEvent::OutgoingConnectionError { connection_id, .. }
+                        if *connection_id == id =>
+                    {
+                        Some(false)
+                    }
+                    _ => None,
                 })
                 .await;
-                if made == Ok(true) {
+                if made {
                     got.circuits_made += 1;
                 } else {
                     got.circuits_refused += 1;

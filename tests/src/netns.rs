@@ -355,12 +355,31 @@ impl Internet {
         ]);
     }
 
-    /// A router namespace on `upstream` (the internet when `None`): forwarding on, NAT on
-    /// its `wan`.
+    /// A router namespace: forwarding on (NAT is turned on once it is wired).
     fn router(&mut self) -> String {
         let router = self.namespace("r");
         in_namespace(&router, "echo 1 > /proc/sys/net/ipv4/ip_forward");
         router
+    }
+
+    /// The office's computer behind `router` (192.168.`n`.2, the router .1).
+    fn office_host(&mut self, router: &str, n: u8) -> Host {
+        let host = self.namespace("o");
+        let address = Ipv4Addr::new(192, 168, n, 2);
+        self.wire(router, Ipv4Addr::new(192, 168, n, 1), &host, address);
+        Host {
+            namespace: host,
+            address,
+        }
+    }
+
+    /// Turns on NAT in `router` (on its `wan`).
+    fn translate(router: &str) {
+        Host {
+            namespace: router.to_owned(),
+            address: Ipv4Addr::UNSPECIFIED,
+        }
+        .nft(&nat_rules("wan"));
     }
 
     /// A host with a public address on the internet (a server at a ministry or a data
@@ -377,19 +396,10 @@ impl Internet {
         self.next_office += 1;
         let router = self.router();
         let public_address = self.plug(&router);
-        let host = self.namespace("o");
-        let address = Ipv4Addr::new(192, 168, n, 2);
-        self.wire(&router, Ipv4Addr::new(192, 168, n, 1), &host, address);
-        Host {
-            namespace: router.clone(),
-            address: public_address,
-        }
-        .nft(&nat_rules("wan"));
+        let host = self.office_host(&router, n);
+        Self::translate(&router);
         Office {
-            host: Host {
-                namespace: host,
-                address,
-            },
+            host,
             public_address,
         }
     }
@@ -409,21 +419,11 @@ impl Internet {
             &home,
             Ipv4Addr::new(100, 64, n, 2),
         );
-        let host = self.namespace("o");
-        let address = Ipv4Addr::new(192, 168, n, 2);
-        self.wire(&home, Ipv4Addr::new(192, 168, n, 1), &host, address);
-        for router in [&carrier, &home] {
-            Host {
-                namespace: router.clone(),
-                address: public_address,
-            }
-            .nft(&nat_rules("wan"));
-        }
+        let host = self.office_host(&home, n);
+        Self::translate(&carrier);
+        Self::translate(&home);
         Office {
-            host: Host {
-                namespace: host,
-                address,
-            },
+            host,
             public_address,
         }
     }

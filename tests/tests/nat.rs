@@ -55,6 +55,16 @@ async fn wait_relayed(nodes: &[TestNode]) -> String {
     relay
 }
 
+/// Waits until `node` holds the case file of referral `id`, read and intact.
+async fn wait_case_file(what: &str, node: &TestNode, id: &passerelle_node::ids::ReferralId) {
+    wait_long(what, || async {
+        show(node, id)
+            .await
+            .is_some_and(|v| v.case_state == CaseState::Held && v.intact == Some(true))
+    })
+    .await;
+}
+
 fn status(node: &TestNode) -> NetworkStatus {
     node.handle().network_status()
 }
@@ -101,14 +111,10 @@ async fn members_behind_nat_converge_and_exchange_a_case_file_through_a_member_r
     let id = send(&nodes[1], direct(receiver, &service))
         .await
         .expect("send a referral");
-    let to = &nodes[2];
-    wait_long(
+    wait_case_file(
         "the case file to reach the office behind carrier NAT",
-        || async {
-            show(to, &id)
-                .await
-                .is_some_and(|v| v.case_state == CaseState::Held && v.intact == Some(true))
-        },
+        &nodes[2],
+        &id,
     )
     .await;
     let receiver_peer = status(&nodes[2]).peer_id;
@@ -217,13 +223,7 @@ async fn a_relayed_connection_becomes_direct_when_both_routers_let_hole_punching
     let id = send(&nodes[1], direct(nodes[2].handle().org_id(), &service))
         .await
         .expect("send a referral");
-    let to = &nodes[2];
-    wait_long("the case file to arrive", || async {
-        show(to, &id)
-            .await
-            .is_some_and(|v| v.case_state == CaseState::Held && v.intact == Some(true))
-    })
-    .await;
+    wait_case_file("the case file to arrive", &nodes[2], &id).await;
     let receiver = status(&nodes[2]).peer_id;
     let sender = &nodes[1];
     wait_long(
@@ -272,12 +272,7 @@ async fn after_a_restart_an_office_finds_its_partners_from_the_address_book_alon
     let first = send(&nodes[1], direct(nodes[2].handle().org_id(), &service))
         .await
         .expect("send a referral");
-    wait_long("the first case file to arrive", || async {
-        show(&nodes[2], &first)
-            .await
-            .is_some_and(|v| v.intact == Some(true))
-    })
-    .await;
+    wait_case_file("the first case file to arrive", &nodes[2], &first).await;
 
     // The first office restarts with no partner configured at all.
     nodes[1].stop().await;
@@ -296,12 +291,7 @@ async fn after_a_restart_an_office_finds_its_partners_from_the_address_book_alon
     let second = send(&nodes[1], direct(nodes[2].handle().org_id(), &service))
         .await
         .expect("send a referral");
-    wait_long("the second case file to arrive", || async {
-        show(&nodes[2], &second)
-            .await
-            .is_some_and(|v| v.intact == Some(true))
-    })
-    .await;
+    wait_case_file("the second case file to arrive", &nodes[2], &second).await;
     for node in &mut nodes {
         node.stop().await;
     }
@@ -389,12 +379,7 @@ async fn members_publish_where_they_are_reached_and_offices_find_a_second_relay_
     let id = send(&nodes[2], direct(nodes[3].handle().org_id(), &service))
         .await
         .expect("send a referral");
-    wait_long("the case file to arrive", || async {
-        show(&nodes[3], &id)
-            .await
-            .is_some_and(|v| v.intact == Some(true))
-    })
-    .await;
+    wait_case_file("the case file to arrive", &nodes[3], &id).await;
     for node in &mut nodes {
         node.stop().await;
     }
