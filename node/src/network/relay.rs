@@ -513,7 +513,10 @@ impl NetworkActor {
             .copied()
             .collect();
         candidates.sort();
+        // Members are dialled only by a node known to be behind NAT (on a network of
+        // private addresses, where reachability stays unknown, nothing needs a relay).
         if candidates.len() + self.relays.reservations.len() < WANTED_RELAYS
+            && self.relays.reachability == Reachability::Private
             && self
                 .relays
                 .looked_for_relays
