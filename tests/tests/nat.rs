@@ -238,16 +238,15 @@ async fn a_relayed_connection_becomes_direct_when_both_routers_let_hole_punching
     .await;
     let punched = status(&nodes[1]).hole_punched + status(&nodes[2]).hole_punched;
     assert!(punched >= 1, "hole punching made the direct connection");
-    let direct_to = status(&nodes[1]);
-    let peer = direct_to
-        .peers
-        .iter()
-        .find(|p| p.peer_id == receiver)
-        .expect("connected");
-    assert!(
-        peer.addresses.iter().all(|a| !a.contains("p2p-circuit")),
-        "only the direct connection is left: {peer:?}"
-    );
+    // The relayed connection is closed once the direct one is up (closing takes a moment).
+    wait_long("only the direct connection to be left", || async {
+        status(sender).peers.iter().any(|p| {
+            p.peer_id == receiver
+                && !p.addresses.is_empty()
+                && p.addresses.iter().all(|a| !a.contains("p2p-circuit"))
+        })
+    })
+    .await;
     for node in &mut nodes {
         node.stop().await;
     }
