@@ -975,6 +975,19 @@ mod tests {
         }
     }
 
+    /// A document built from `doc`'s changes alone, each signed by `secret`.
+    fn replica_of(doc: &mut OrganisationDocument, secret: &SigningSecret) -> OrganisationDocument {
+        let mut replica = OrganisationDocument::empty(secret.org_id());
+        let changes: Vec<_> = doc
+            .doc
+            .get_changes(&[])
+            .into_iter()
+            .map(|c| SignedChange::sign(doc.id().clone(), c, secret))
+            .collect();
+        replica.apply_verified(&changes).unwrap();
+        replica
+    }
+
     #[test]
     fn edits_round_trip_through_automerge() {
         let secret = SigningSecret::generate().unwrap();
@@ -1028,14 +1041,7 @@ mod tests {
         assert_eq!(cached.services["svc-1"].last_update, 1_700_000_200);
 
         // A replica built from the signed changes alone reads the same.
-        let mut replica = OrganisationDocument::empty(secret.org_id());
-        let changes: Vec<_> = doc
-            .doc
-            .get_changes(&[])
-            .into_iter()
-            .map(|c| SignedChange::sign(doc.id().clone(), c, &secret))
-            .collect();
-        replica.apply_verified(&changes).unwrap();
+        let replica = replica_of(&mut doc, &secret);
         assert_eq!(replica.record().unwrap(), &cached);
         let history = doc.history(10);
         assert_eq!(history.len(), 4);
@@ -1099,14 +1105,7 @@ mod tests {
         assert_eq!(entry.addresses, addresses[1..]);
         assert_eq!(entry.updated, 1_700_000_200);
         // Read back from the changes alone, the same.
-        let mut replica = OrganisationDocument::empty(secret.org_id());
-        let changes: Vec<_> = doc
-            .doc
-            .get_changes(&[])
-            .into_iter()
-            .map(|c| SignedChange::sign(doc.id().clone(), c, &secret))
-            .collect();
-        replica.apply_verified(&changes).unwrap();
+        let replica = replica_of(&mut doc, &secret);
         assert_eq!(replica.record().unwrap().addresses[&key.to_string()], entry);
         // Too many, too long, or not an address: refused, naming the field.
         for bad in [
