@@ -332,6 +332,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                 }],
                 network: Some("qhpaplebnfqhg2qadrbyeiokt2refmaw".into()),
                 held_back: Vec::new(),
+                compact: true,
             };
             vec![encode_request::<SyncRequest, SyncResponse>(&libp2p::StreamProtocol::new(SYNC_PROTOCOL), request)]
         }
@@ -342,11 +343,23 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                     .map(|c| serde_bytes::ByteBuf::from(c.clone()))
                     .collect(),
                 more: false,
-                documents: vec![passerelle_node::protocol::DocumentBundle {
-                    document: doc.id().clone(),
-                    automerge: serde_bytes::ByteBuf::from(saved.clone()),
-                    signed: vec![serde_bytes::ByteBuf::from(edit.encode())],
-                }],
+                documents: vec![
+                    passerelle_node::protocol::DocumentBundle {
+                        document: doc.id().clone(),
+                        automerge: serde_bytes::ByteBuf::from(saved.clone()),
+                        signed: vec![serde_bytes::ByteBuf::from(edit.encode())],
+                        signatures: Vec::new(),
+                    },
+                    // Compact: the latest change's hash and signature alone.
+                    passerelle_node::protocol::DocumentBundle {
+                        document: doc.id().clone(),
+                        automerge: serde_bytes::ByteBuf::from(saved.clone()),
+                        signed: Vec::new(),
+                        signatures: vec![serde_bytes::ByteBuf::from(
+                            [edit.hash().0.as_slice(), &edit.signature().expect("signed").to_bytes()].concat(),
+                        )],
+                    },
+                ],
             };
             let mut codec = Codec::<SyncRequest, SyncResponse>::default();
             let mut out = futures::io::Cursor::new(Vec::new());

@@ -47,8 +47,12 @@ async fn wait_relayed(nodes: &[TestNode]) -> String {
     .await;
     let relay = status(&nodes[0]).peer_id;
     for node in &nodes[1..] {
+        // The slot is taken, then its address listened on (two events, the second a
+        // little later under load).
         wait_long("each office to hold a slot on the relay", || async {
-            status(node).relays == vec![relay.clone()]
+            let s = status(node);
+            s.relays == vec![relay.clone()]
+                && s.listen_addrs.iter().any(|a| a.contains("/p2p-circuit"))
         })
         .await;
     }

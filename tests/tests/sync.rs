@@ -201,6 +201,7 @@ async fn a_bundle_is_taken_once_and_change_by_change_when_the_write_rule_refuses
         document: id.clone(),
         automerge: ByteBuf::from(doc.automerge().save()),
         signed: vec![ByteBuf::from(latest.clone())],
+        signatures: Vec::new(),
     };
 
     // Twice in one response: taken whole once, the second counted as duplicates.
@@ -228,6 +229,7 @@ async fn a_bundle_is_taken_once_and_change_by_change_when_the_write_rule_refuses
         document: id.clone(),
         automerge: ByteBuf::from(am.save()),
         signed: vec![ByteBuf::from(latest), ByteBuf::from(forged.encode())],
+        signatures: Vec::new(),
     };
     let outcome = nodes[2]
         .handle()
@@ -789,6 +791,122 @@ async fn a_node_that_is_ahead_is_not_sent_the_history_it_holds() {
         "the first was sent {received} bytes of changes it already held"
     );
     for node in &mut nodes {
+        node.stop().await;
+    }
+}
+
+/// A founder that starts late lacks most of the network document (an operation per
+/// admission): it comes whole and compressed, with one signature per author, each
+/// operation still checked against the membership; the joiner then serves it on to a
+/// third node from what it holds (attested operations beside their author's signed one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_founder_that_starts_late_receives_the_network_document_compact_and_serves_it_on() {
+    use passerelle_node::membership::{AdmissionRequest, SignedRequest};
+    use passerelle_node::node::Decision;
+
+    const ADMISSIONS: usize = 80;
+    let mut seed = TestNode::init_networked("Réseau Littoral", vec![]);
+    let mut joiner = TestNode::init_networked("ONG Avenir", vec![]);
+    let mut third = TestNode::init_networked("CICR", vec![]);
+    let network = found_network(&[&seed, &joiner, &third], "1");
+    seed.start().await;
+    for o in 0..ADMISSIONS {
+        let secret = SigningSecret::generate().expect("key");
+        let request = AdmissionRequest {
+            network,
+            org: secret.org_id(),
+            name: format!("Association {o}"),
+            message: String::new(),
+            created: 1,
+        };
+        let signed = SignedRequest::sign(&request, &secret).expect("request");
+        seed.handle()
+            .admission_received(serde_json::to_vec(&signed).expect("json"), secret.key_id())
+            .await
+            .expect("request received");
+        seed.handle()
+            .decide(Decision::Approve {
+                org: secret.org_id(),
+            })
+            .await
+            .expect("admit");
+    }
+    let network_doc = DocumentId::network(&network);
+    let operations = seed.handle().export(&network_doc).await.expect("export");
+    assert!(operations.len() > ADMISSIONS, "{}", operations.len());
+    let one_by_one: usize = operations.iter().map(Vec::len).sum();
+
+    if let Some(config) = joiner.config.network.as_mut() {
+        config.peers = vec![seed.listen_addr().await];
+    }
+    joiner.start().await;
+    let pair = [seed, joiner];
+    wait_converged(&pair, 2).await;
+    let status = pair[1].handle().status().await.expect("status");
+    assert_eq!(
+        status.rejected_changes, 0,
+        "{:?}",
+        status.rejected_by_reason
+    );
+    let members = |node: &TestNode| {
+        let handle = node.handle();
+        async move {
+            let mut members: Vec<String> = handle
+                .membership()
+                .await
+                .expect("membership")
+                .members
+                .into_iter()
+                .map(|m| m.org.to_string())
+                .collect();
+            members.sort();
+            members
+        }
+    };
+    assert_eq!(members(&pair[1]).await.len(), ADMISSIONS + 3);
+    assert_eq!(members(&pair[1]).await, members(&pair[0]).await);
+    // Whole and compressed: well under the operations one by one.
+    let received = pair[1].handle().network_status().sync_bytes_received;
+    assert!(
+        received * 2 < one_by_one as u64,
+        "{received} bytes received for {one_by_one} bytes of operations"
+    );
+    // Held attested (no signature of their own) but for each author's latest.
+    let held: Vec<SignedChange> = pair[1]
+        .handle()
+        .export(&network_doc)
+        .await
+        .expect("export")
+        .iter()
+        .map(|raw| SignedChange::decode(raw).expect("decodes"))
+        .collect();
+    assert_eq!(held.len(), operations.len());
+    let attested = held.iter().filter(|c| !c.is_signed()).count();
+    // Every admission but the last (the seed's latest, signed) held attested.
+    assert!(
+        attested >= ADMISSIONS - 1,
+        "{attested} of {} held attested",
+        held.len()
+    );
+    assert!(SignedChange::verify_all(&held).is_ok());
+
+    // The seed goes; the third founder meets only the joiner and gets it from there.
+    let [mut seed, joiner] = pair;
+    seed.stop().await;
+    if let Some(config) = third.config.network.as_mut() {
+        config.peers = vec![joiner.listen_addr().await];
+    }
+    third.start().await;
+    let pair = [joiner, third];
+    wait_converged(&pair, 3).await;
+    let status = pair[1].handle().status().await.expect("status");
+    assert_eq!(
+        status.rejected_changes, 0,
+        "{:?}",
+        status.rejected_by_reason
+    );
+    assert_eq!(members(&pair[1]).await, members(&pair[0]).await);
+    for mut node in pair {
         node.stop().await;
     }
 }

@@ -32,6 +32,9 @@ pub const ENVELOPE_MAGIC: &[u8; 4] = b"PSC1";
 /// the signature, for a change vouched for by a later signed change of its author (see
 /// [`SignedChange::attested`]).
 pub const ATTESTED_MAGIC: &[u8; 4] = b"PSA1";
+/// Bytes of one signature in a compact bundle: the change hash (32) and the author's
+/// signature over it (64); the document is the bundle's, the author the change's actor.
+pub const COMPACT_SIGNATURE_BYTES: usize = 96;
 /// Largest Automerge change an envelope may carry (a bound against hostile peers).
 pub const MAX_CHANGE_BYTES: usize = 1024 * 1024;
 
@@ -211,6 +214,32 @@ impl SignedChange {
             change,
             signature: None,
         })
+    }
+
+    /// A change of `document` with a signature that came apart from it (a compact
+    /// bundle's [`COMPACT_SIGNATURE_BYTES`]): its author is its Automerge actor. Not
+    /// verified here.
+    pub fn with_signature(
+        document: DocumentId,
+        change: Change,
+        signature: [u8; 64],
+    ) -> Result<Self, DecodeError> {
+        let mut out = Self::attested(document, change)?;
+        out.signature = Some(Signature::from_bytes(&signature));
+        Ok(out)
+    }
+
+    /// The signature of an encoded signed change, read from its envelope without decoding
+    /// the change; None for an attested change or bytes that are not an envelope.
+    pub fn encoded_signature(bytes: &[u8]) -> Option<[u8; 64]> {
+        let mut reader = Reader(bytes);
+        if reader.take(4).ok()? != ENVELOPE_MAGIC {
+            return None;
+        }
+        let doc_len = u16::from_be_bytes(reader.array().ok()?) as usize;
+        reader.take(doc_len).ok()?;
+        reader.take(32).ok()?;
+        reader.array().ok()
     }
 
     /// True if the change carries its own signature (false for an attested one).
@@ -517,6 +546,41 @@ mod tests {
     fn signed(secret: &SigningSecret) -> SignedChange {
         let doc = DocumentId::organisation(&secret.org_id());
         SignedChange::sign(doc, change_by(secret, "Centre Espoir"), secret)
+    }
+
+    #[test]
+    fn a_signature_read_from_the_envelope_verifies_when_joined_to_its_change_again() {
+        let secret = SigningSecret::generate().unwrap();
+        let change = signed(&secret);
+        let encoded = change.encode();
+        let signature = SignedChange::encoded_signature(&encoded).expect("a signed envelope");
+        let joined = SignedChange::with_signature(
+            change.document().clone(),
+            change.change().clone(),
+            signature,
+        )
+        .unwrap();
+        joined.verify().unwrap();
+        assert_eq!(joined.encode(), encoded);
+        // Under another document, or with another signature, it does not verify.
+        let other = DocumentId::organisation(&SigningSecret::generate().unwrap().org_id());
+        let moved =
+            SignedChange::with_signature(other, change.change().clone(), signature).unwrap();
+        assert!(moved.verify().is_err());
+        let mut flipped = signature;
+        flipped[3] ^= 1;
+        let forged = SignedChange::with_signature(
+            change.document().clone(),
+            change.change().clone(),
+            flipped,
+        )
+        .unwrap();
+        assert!(forged.verify().is_err());
+        // Not read from an attested change, nor from bytes that are no envelope.
+        let attested =
+            SignedChange::attested(change.document().clone(), change.change().clone()).unwrap();
+        assert_eq!(SignedChange::encoded_signature(&attested.encode()), None);
+        assert_eq!(SignedChange::encoded_signature(&encoded[..20]), None);
     }
 
     #[test]

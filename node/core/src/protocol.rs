@@ -37,35 +37,14 @@ pub const MAX_SYNC_DOCUMENTS: usize = 20_000;
 /// Most heads listed for one document.
 pub const MAX_HEADS_PER_DOCUMENT: usize = 64;
 
-/// The request-response protocol by which a node asks whether a peer holds exactly what
-/// it holds, before listing its heads (CBOR messages): an idle link's round costs one
-/// fixed-size digest each way, whatever the number of documents. A peer that does not
-/// speak it is asked by [`SYNC_PROTOCOL`] at once.
-pub const SYNC_DIGEST_PROTOCOL: &str = "/passerelle/sync-digest/1";
-/// Largest digest request (a network id and 32 bytes, with CBOR framing).
-pub const MAX_DIGEST_REQUEST_BYTES: u64 = 256;
-/// Largest digest reply.
-pub const MAX_DIGEST_REPLY_BYTES: u64 = 64;
+/// The protocol by which a node asks whether a peer holds exactly what it holds, before
+/// listing its heads: on one stream kept open per connection, the asker writes the
+/// 32-byte [`crate::sync::round_digest`], the other answers one byte (1 in step, 0 not).
+/// An idle link's round costs one fixed-size digest and one byte, whatever the number of
+/// documents. A peer that does not speak it is asked by [`SYNC_PROTOCOL`] at once.
+pub const SYNC_STEP_PROTOCOL: &str = "/passerelle/sync-digest/2";
 /// Bytes of a sync digest.
 pub const DIGEST_BYTES: usize = 32;
-
-/// "This is a digest of every document I hold with its heads: do you hold the same?"
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DigestRequest {
-    /// The requester's network id; a node of another network answers "not in step".
-    #[serde(default)]
-    pub network: Option<String>,
-    /// [`crate::sync::digest`] of what the requester holds ([`DIGEST_BYTES`] bytes).
-    pub digest: ByteBuf,
-}
-
-/// The answer to a [`DigestRequest`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DigestReply {
-    /// True when the responder holds exactly the same documents at the same heads:
-    /// nothing to exchange. False: the requester lists its heads by [`SYNC_PROTOCOL`].
-    pub in_step: bool,
-}
 
 /// A document and the heads the sender holds of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +69,12 @@ pub struct SyncRequest {
     /// known even if none is — one of the two sides has to go first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub held_back: Vec<DocumentId>,
+    /// The requester takes compact bundles: signatures apart from their changes
+    /// ([`DocumentBundle::signatures`]), and the network document as a bundle when it
+    /// lacks much of it. A node of the release before leaves it out and is sent whole
+    /// signed changes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub compact: bool,
 }
 
 /// Signed changes the requester lacks, in causal order, and whole documents it lacks.
@@ -105,9 +90,11 @@ pub struct SyncResponse {
     pub documents: Vec<DocumentBundle>,
 }
 
-/// A whole organisation document: Automerge's compressed document and, for each author of
-/// its changes, the encoded signed change of theirs that has all their other changes in
-/// its history (their latest). The receiver loads the document, takes the signed changes'
+/// A whole document: Automerge's compressed document and, for each author of its changes,
+/// the encoded signed change of theirs that has all their other changes in its history
+/// (their latest) — or, compact, only that change's hash and signature. An organisation's
+/// document goes whole to a node that lacks it; the network document to a node that lacks
+/// much of it (taken change by change, each checked against the membership). The receiver loads the document, takes the signed changes'
 /// signatures for those changes and counts every other change as attested by the signed
 /// change of its author that has it in its history; a change no such signature covers
 /// refuses the whole bundle.
@@ -118,18 +105,26 @@ pub struct DocumentBundle {
     /// `Automerge::save()` of the document.
     pub automerge: ByteBuf,
     /// Encoded signed changes, one per author of the document: their latest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub signed: Vec<ByteBuf>,
+    /// The same in a compact bundle, without the changes the document already holds:
+    /// for each author's latest change, its hash and the author's signature
+    /// ([`crate::envelope::COMPACT_SIGNATURE_BYTES`] each).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signatures: Vec<ByteBuf>,
 }
 
 impl DocumentBundle {
     /// Bytes it takes on the wire, near enough (its two byte fields).
     pub fn len(&self) -> usize {
-        self.automerge.len() + self.signed.iter().map(|s| s.len()).sum::<usize>()
+        self.automerge.len()
+            + self.signed.iter().map(|s| s.len()).sum::<usize>()
+            + self.signatures.iter().map(|s| s.len()).sum::<usize>()
     }
 
     /// True if it carries nothing.
     pub fn is_empty(&self) -> bool {
-        self.automerge.is_empty() && self.signed.is_empty()
+        self.automerge.is_empty() && self.signed.is_empty() && self.signatures.is_empty()
     }
 }
 

@@ -407,6 +407,28 @@ pub fn digest(held: &[crate::protocol::DocumentHeads]) -> [u8; crate::protocol::
     hasher.finalize().into()
 }
 
+/// The digest a round of [`crate::protocol::SYNC_STEP_PROTOCOL`] carries: [`digest`] of
+/// what the node holds, bound to its network id (a node of another network, or of none
+/// yet, is never in step).
+pub fn round_digest(
+    network: Option<&str>,
+    held: &[crate::protocol::DocumentHeads],
+) -> [u8; crate::protocol::DIGEST_BYTES] {
+    use sha2::{Digest as _, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(b"passerelle/sync-digest/2\0");
+    match network {
+        Some(network) => {
+            hasher.update([1]);
+            hasher.update((network.len() as u32).to_be_bytes());
+            hasher.update(network.as_bytes());
+        }
+        None => hasher.update([0]),
+    }
+    hasher.update(digest(held));
+    hasher.finalize().into()
+}
+
 /// May a document received whole (a bundle) be taken as it is? Only an organisation's
 /// document, from a peer acting for a member, in a network this node holds, and only if
 /// the write rule allows every change in it (`changes`: each change's author and
@@ -884,6 +906,23 @@ mod tests {
             assert_ne!(digest(&held), digest(variant), "{variant:?}");
         }
         assert_eq!(digest(&[]).len(), crate::protocol::DIGEST_BYTES);
+    }
+
+    #[test]
+    fn a_round_digest_binds_the_network_and_is_the_same_for_the_same_holdings() {
+        use crate::protocol::DocumentHeads;
+        use serde_bytes::ByteBuf;
+        let held = vec![DocumentHeads {
+            document: "org/a".parse().expect("document id"),
+            heads: vec![ByteBuf::from(vec![1; 32])],
+        }];
+        let ours = round_digest(Some("net-1"), &held);
+        assert_eq!(ours, round_digest(Some("net-1"), &held.clone()));
+        assert_ne!(ours, round_digest(Some("net-2"), &held));
+        assert_ne!(ours, round_digest(None, &held));
+        assert_ne!(ours, round_digest(Some("net-1"), &[]));
+        // Not the bare digest: a first-version digest is never taken for a round's.
+        assert_ne!(ours, digest(&held));
     }
 
     #[test]

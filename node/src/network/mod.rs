@@ -39,6 +39,7 @@ pub mod gate;
 mod gossip;
 mod liveness;
 pub mod relay;
+mod step;
 mod swarm;
 mod sync;
 pub use crate::protocol;
@@ -117,7 +118,7 @@ enum TaskResult {
     },
     DigestServed {
         peer: PeerId,
-        channel: ResponseChannel<crate::protocol::DigestReply>,
+        reply: sync::DigestAnswer,
         in_step: Result<bool, NodeError>,
     },
     Applied {
@@ -511,9 +512,9 @@ impl NetworkActor {
             } => self.sync_served(peer, channel, served),
             TaskResult::DigestServed {
                 peer,
-                channel,
+                reply,
                 in_step,
-            } => self.digest_served(peer, channel, in_step),
+            } => self.digest_served(peer, reply, in_step),
             TaskResult::Applied {
                 peer,
                 outcome,
@@ -713,7 +714,7 @@ impl NetworkActor {
                 message,
             })) => self.handle_gossip(propagation_source, message_id, message),
             SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.handle_sync_event(event),
-            SwarmEvent::Behaviour(BehaviourEvent::Digest(event)) => self.handle_digest_event(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Step(event)) => self.handle_step_event(event),
             SwarmEvent::Behaviour(BehaviourEvent::Admission(event)) => {
                 self.handle_admission_event(event)
             }

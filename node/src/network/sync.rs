@@ -1,20 +1,19 @@
 //! Catch-up (`/passerelle/sync`): asking a peer for what this node lacks, serving what a
 //! peer lacks, and passing on what arrived. A round starts with a digest
-//! (`/passerelle/sync-digest`): when the peer holds the same documents at the same heads,
-//! that is all an idle link exchanges; otherwise (or with a peer of an older release) the
-//! round lists this node's heads.
+//! (`/passerelle/sync-digest/2` on a kept stream, [`super::step`]): when the peer holds
+//! the same documents at the same heads, that is all an idle link exchanges; otherwise (or
+//! with a peer of an older release) the round lists this node's heads.
 
 use libp2p::PeerId;
 use libp2p::request_response::{self, ResponseChannel};
 use tracing::{debug, warn};
 
-use super::{NetworkActor, PeerIdentity, RequestKind, TaskResult};
+use libp2p::swarm::ConnectionId;
+
+use super::{NetworkActor, PeerIdentity, RequestKind, TaskResult, step};
 use crate::identity::KeyId;
 use crate::node::{NodeError, Rejection, RemoteOutcome, SyncOffer, SyncServed};
-use crate::protocol::{
-    AdmissionMessage, DIGEST_BYTES, DigestReply, DigestRequest, MAX_SYNC_DOCUMENTS, SyncRequest,
-    SyncResponse,
-};
+use crate::protocol::{AdmissionMessage, MAX_SYNC_DOCUMENTS, SyncRequest, SyncResponse};
 
 impl NetworkActor {
     /// Starts a catch-up with every connected peer (one in flight per peer at most).
@@ -163,15 +162,19 @@ impl NetworkActor {
                 {
                     self.list_heads(peer, offer);
                 } else {
-                    let digest = crate::sync::digest(&offer.documents);
-                    self.swarm.behaviour_mut().digest.send_request(
-                        &peer,
-                        DigestRequest {
-                            network: offer.network.clone(),
-                            digest: serde_bytes::ByteBuf::from(digest.to_vec()),
-                        },
-                    );
-                    self.digest_offers.insert(peer, offer);
+                    let digest =
+                        crate::sync::round_digest(offer.network.as_deref(), &offer.documents);
+                    let asked = self
+                        .swarm
+                        .behaviour_mut()
+                        .step
+                        .as_mut()
+                        .is_some_and(|step| step.ask(peer, digest));
+                    if asked {
+                        self.digest_offers.insert(peer, offer);
+                    } else {
+                        self.list_heads(peer, offer);
+                    }
                 }
             }
             Ok(_) => {
@@ -294,71 +297,83 @@ impl NetworkActor {
                 documents: offer.documents,
                 network: offer.network,
                 held_back: self.held_back.remove(&peer).unwrap_or_default(),
+                compact: true,
             },
         );
     }
 
-    pub(super) fn handle_digest_event(
+    /// A peer's digest was compared with what this node holds: answer it.
+    pub(super) fn digest_served(
         &mut self,
-        event: request_response::Event<DigestRequest, DigestReply>,
+        peer: PeerId,
+        reply: DigestAnswer,
+        in_step: Result<bool, NodeError>,
     ) {
+        self.conduct.served(peer);
+        match in_step {
+            Ok(in_step) => {
+                if in_step {
+                    self.answered_in_step
+                        .insert(peer, std::time::Instant::now());
+                }
+                if let Some(step) = self.swarm.behaviour_mut().step.as_mut() {
+                    step.answer(peer, reply.connection, reply.question, in_step);
+                }
+            }
+            Err(e) => warn!(error = %e, "could not compare a sync digest"),
+        }
+    }
+
+    pub(super) fn handle_step_event(&mut self, event: step::Event) {
         match event {
-            request_response::Event::Message { peer, message, .. } => match message {
-                request_response::Message::Request {
-                    request, channel, ..
-                } => {
-                    if !self.within_budget(peer, RequestKind::Sync) {
-                        return;
-                    }
-                    if request.digest.len() != DIGEST_BYTES {
-                        self.refuse_oversized(
-                            peer,
-                            format!(
-                                "a sync digest is {DIGEST_BYTES} bytes, not {}",
-                                request.digest.len()
-                            ),
-                        );
-                        return;
-                    }
-                    let handle = self.handle.clone();
-                    // Shed, the channel is dropped: the requester lists its heads instead.
-                    let _ = self.spawn_task(async move {
-                        let in_step = handle.sync_offer().await.map(|ours| {
-                            ours.network == request.network
-                                && crate::sync::digest(&ours.documents)[..] == request.digest[..]
-                        });
-                        TaskResult::DigestServed {
-                            peer,
-                            channel,
-                            in_step,
-                        }
+            step::Event::Asked {
+                peer,
+                connection,
+                question,
+                digest,
+            } => {
+                // Over budget, unanswered: the asker lists its heads after its timeout.
+                if !self.within_budget(peer, RequestKind::Sync) {
+                    return;
+                }
+                let handle = self.handle.clone();
+                // Shed, unanswered likewise.
+                let _ = self.spawn_task(async move {
+                    let in_step = handle.sync_offer().await.map(|ours| {
+                        crate::sync::round_digest(ours.network.as_deref(), &ours.documents)
+                            == digest
                     });
-                }
-                request_response::Message::Response { response, .. } => {
-                    let Some(offer) = self.digest_offers.remove(&peer) else {
-                        return;
-                    };
-                    if response.in_step {
-                        self.rounds_in_step += 1;
-                        self.syncing.remove(&peer);
-                        self.peers.entry(peer).or_default().last_sync = Some(crate::unix_now());
-                        if self.resync.remove(&peer) {
-                            self.start_sync(peer);
-                        }
-                        self.publish_status();
-                    } else if self.swarm.is_connected(&peer) {
-                        self.list_heads(peer, offer);
-                    } else {
-                        self.syncing.remove(&peer);
+                    TaskResult::DigestServed {
+                        peer,
+                        reply: DigestAnswer {
+                            connection,
+                            question,
+                        },
+                        in_step,
                     }
+                });
+            }
+            step::Event::Answered { peer, in_step } => {
+                let Some(offer) = self.digest_offers.remove(&peer) else {
+                    return;
+                };
+                if in_step {
+                    self.rounds_in_step += 1;
+                    self.syncing.remove(&peer);
+                    self.peers.entry(peer).or_default().last_sync = Some(crate::unix_now());
+                    if self.resync.remove(&peer) {
+                        self.start_sync(peer);
+                    }
+                    self.publish_status();
+                } else if self.swarm.is_connected(&peer) {
+                    self.list_heads(peer, offer);
+                } else {
+                    self.syncing.remove(&peer);
                 }
-            },
-            request_response::Event::OutboundFailure { peer, error, .. } => {
-                debug!(peer = %peer, error = %error, "sync digest request failed");
-                if matches!(
-                    error,
-                    request_response::OutboundFailure::UnsupportedProtocols
-                ) {
+            }
+            step::Event::Failed { peer, unsupported } => {
+                debug!(peer = %peer, unsupported, "sync digest question failed");
+                if unsupported {
                     // A node of an older release: its rounds list heads.
                     self.no_digest.insert(peer);
                 }
@@ -369,38 +384,12 @@ impl NetworkActor {
                     }
                 }
             }
-            request_response::Event::InboundFailure { peer, error, .. } => {
-                debug!(peer = %peer, error = %error, "inbound sync digest failed");
-            }
-            request_response::Event::ResponseSent { .. } => {}
         }
     }
+}
 
-    /// A peer's digest was compared with what this node holds: answer it.
-    pub(super) fn digest_served(
-        &mut self,
-        peer: PeerId,
-        channel: ResponseChannel<DigestReply>,
-        in_step: Result<bool, NodeError>,
-    ) {
-        self.conduct.served(peer);
-        match in_step {
-            Ok(in_step) => {
-                if in_step {
-                    self.answered_in_step
-                        .insert(peer, std::time::Instant::now());
-                }
-                if self
-                    .swarm
-                    .behaviour_mut()
-                    .digest
-                    .send_response(channel, DigestReply { in_step })
-                    .is_err()
-                {
-                    debug!(peer = %peer, "sync digest answer not sent: the peer left");
-                }
-            }
-            Err(e) => warn!(error = %e, "could not compare a sync digest"),
-        }
-    }
+/// Where a digest's answer goes: the question's kept stream.
+pub(super) struct DigestAnswer {
+    connection: ConnectionId,
+    question: u64,
 }

@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 
 use automerge::ChangeHash;
 
-use crate::envelope::{DocumentId, SignedChange};
+use crate::envelope::{COMPACT_SIGNATURE_BYTES, DocumentId, SignedChange};
 use crate::identity::KeyId;
 use crate::protocol::DocumentBundle;
 use crate::sync::{Rejection, RejectionCode};
@@ -187,10 +187,12 @@ fn unpack_bundle_within(bundle: DocumentBundle, limit: u64) -> Result<Whole, Rej
     let bad = |reason: String| {
         Rejection::new(RejectionCode::BadBundle, format!("document {id}: {reason}"))
     };
-    if id.organisation_owner().is_none() {
-        return Err(bad("only organisation documents travel whole".into()));
+    if id.organisation_owner().is_none() && id.network_owner().is_none() {
+        return Err(bad(
+            "only organisation documents and the network document travel whole".into(),
+        ));
     }
-    let mut signed = Vec::with_capacity(bundle.signed.len());
+    let mut signed = Vec::with_capacity(bundle.signed.len() + bundle.signatures.len());
     for raw in &bundle.signed {
         let change = SignedChange::decode(raw).map_err(|e| bad(e.to_string()))?;
         if !change.is_signed() || change.document() != &id {
@@ -201,17 +203,51 @@ fn unpack_bundle_within(bundle: DocumentBundle, limit: u64) -> Result<Whole, Rej
         }
         signed.push(change);
     }
+    let mut compact = Vec::with_capacity(bundle.signatures.len());
+    for entry in &bundle.signatures {
+        if entry.len() != COMPACT_SIGNATURE_BYTES {
+            return Err(bad(format!(
+                "a signature entry is {COMPACT_SIGNATURE_BYTES} bytes (change hash and signature), not {}",
+                entry.len()
+            )));
+        }
+        let (hash, signature) = entry.split_at(32);
+        let hash = ChangeHash(hash.try_into().expect("32 bytes"));
+        let signature: [u8; 64] = signature.try_into().expect("64 bytes");
+        compact.push((hash, signature));
+    }
+    // Signatures that came with their changes are verified before the document is loaded
+    // (a forged one costs nothing more); compact ones once it is, with their changes.
     SignedChange::verify_signatures(&signed).map_err(|(_, e)| {
         Rejection::new(
             RejectionCode::BadSignature,
             format!("document {id} received whole: {e}"),
         )
     })?;
-    let signed_hashes: HashSet<ChangeHash> = signed.iter().map(SignedChange::hash).collect();
     crate::automerge_bounds::check_document(&bundle.automerge, limit)
         .map_err(|e| bad(e.to_string()))?;
     let mut doc = crate::automerge_guard::load_autocommit(&bundle.automerge)
         .map_err(|e| bad(format!("does not load: {e}")))?;
+    if !compact.is_empty() {
+        let mut joined = Vec::with_capacity(compact.len());
+        for (hash, signature) in compact {
+            let change = doc
+                .get_change_by_hash(&hash)
+                .ok_or_else(|| bad(format!("signed change {hash} is not in the document")))?;
+            joined.push(
+                SignedChange::with_signature(id.clone(), change, signature)
+                    .map_err(|e| bad(format!("change {hash}: {e}")))?,
+            );
+        }
+        SignedChange::verify_signatures(&joined).map_err(|(_, e)| {
+            Rejection::new(
+                RejectionCode::BadSignature,
+                format!("document {id} received whole: {e}"),
+            )
+        })?;
+        signed.extend(joined);
+    }
+    let signed_hashes: HashSet<ChangeHash> = signed.iter().map(SignedChange::hash).collect();
     let metas = doc.get_changes_meta(&[]);
     let mut authors = Vec::with_capacity(metas.len());
     for meta in &metas {
@@ -306,7 +342,73 @@ mod tests {
             document: id.clone(),
             automerge: ByteBuf::from(doc.save()),
             signed: signed.iter().map(|s| ByteBuf::from(s.encode())).collect(),
+            signatures: Vec::new(),
         }
+    }
+
+    /// The same bundle, compact: each signed change as its hash and signature.
+    fn compact(id: &DocumentId, doc: &mut AutoCommit, signed: &[SignedChange]) -> DocumentBundle {
+        DocumentBundle {
+            document: id.clone(),
+            automerge: ByteBuf::from(doc.save()),
+            signed: Vec::new(),
+            signatures: signed
+                .iter()
+                .map(|s| {
+                    let mut entry = s.hash().0.to_vec();
+                    entry.extend_from_slice(&s.signature().expect("signed").to_bytes());
+                    ByteBuf::from(entry)
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_compact_bundle_carries_signatures_alone_and_is_checked_as_strictly() {
+        let owner = secret();
+        let id = DocumentId::organisation(&owner.org_id());
+        let mut doc = AutoCommit::new();
+        commit_by(&mut doc, &owner, "a");
+        let latest = commit_by(&mut doc, &owner, "b");
+        let signed = SignedChange::sign(id.clone(), latest.clone(), &owner);
+        let bundle = compact(&id, &mut doc, std::slice::from_ref(&signed));
+        assert_eq!(bundle.signatures[0].len(), COMPACT_SIGNATURE_BYTES);
+        assert!(bundle.len() < bundle.automerge.len() + signed.encode().len());
+        let taken = unpack_bundle(bundle).expect("taken");
+        assert_eq!(taken.changes.len(), 2);
+        // What is stored of it is the signed change as it was made.
+        assert_eq!(taken.signed.len(), 1);
+        assert_eq!(taken.signed[0].encode(), signed.encode());
+
+        // A flipped signature, a hash not in the document, an entry of another length,
+        // a signature made for another document: refused whole.
+        let mut forged = compact(&id, &mut doc, std::slice::from_ref(&signed));
+        let mut entry = forged.signatures[0].to_vec();
+        entry[40] ^= 1;
+        forged.signatures = vec![ByteBuf::from(entry)];
+        assert_eq!(
+            code(unpack_bundle(forged)),
+            Some(RejectionCode::BadSignature)
+        );
+        let mut stray = compact(&id, &mut doc, std::slice::from_ref(&signed));
+        let mut entry = stray.signatures[0].to_vec();
+        entry[0] ^= 1;
+        stray.signatures = vec![ByteBuf::from(entry)];
+        assert_eq!(code(unpack_bundle(stray)), Some(RejectionCode::BadBundle));
+        let mut short = compact(&id, &mut doc, std::slice::from_ref(&signed));
+        short.signatures[0] = ByteBuf::from(vec![0; 95]);
+        assert_eq!(code(unpack_bundle(short)), Some(RejectionCode::BadBundle));
+        let elsewhere =
+            SignedChange::sign(DocumentId::organisation(&secret().org_id()), latest, &owner);
+        assert_eq!(
+            code(unpack_bundle(compact(&id, &mut doc, &[elsewhere]))),
+            Some(RejectionCode::BadSignature)
+        );
+        // Without any signature: unattested.
+        assert_eq!(
+            code(unpack_bundle(compact(&id, &mut doc, &[]))),
+            Some(RejectionCode::Unattested)
+        );
     }
 
     fn code(result: Result<Whole, Rejection>) -> Option<RejectionCode> {

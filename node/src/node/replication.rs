@@ -31,7 +31,9 @@ use tracing::{debug, error, info, warn};
 use super::received::{VerifiedBatch, Whole};
 use super::{DocumentsActor, NodeError};
 use crate::document::{OrganisationDocument, Replica};
-use crate::envelope::{ATTESTED_MAGIC, DocumentId, ENVELOPE_MAGIC, SignedChange};
+use crate::envelope::{
+    ATTESTED_MAGIC, COMPACT_SIGNATURE_BYTES, DocumentId, ENVELOPE_MAGIC, SignedChange,
+};
 use crate::identity::{KeyId, OrgId};
 use crate::protocol::{
     DocumentBundle, DocumentHeads, MAX_HEADS_PER_DOCUMENT, SYNC_BATCH_BYTES, SyncRequest,
@@ -200,14 +202,19 @@ fn adopt_whole(
 /// save), else saved afresh. `None` when it cannot be made (an author's latest change is
 /// held attested, not signed; the bundle would not fit one response; or the document
 /// would inflate past what a requester takes whole): the changes go one by one instead.
+///
+/// `compact`: each author's latest change goes as its hash and signature alone (the
+/// document holds the change), for requesters that take it.
 fn bundle_of(
     document: &mut dyn Replica,
     store: &crate::store::Store,
+    compact: bool,
 ) -> Result<Option<DocumentBundle>, NodeError> {
     bundle_of_within(
         document,
         store,
         crate::automerge_bounds::MAX_INFLATED_DOCUMENT,
+        compact,
     )
 }
 
@@ -216,6 +223,7 @@ fn bundle_of_within(
     document: &mut dyn Replica,
     store: &crate::store::Store,
     limit: u64,
+    compact: bool,
 ) -> Result<Option<DocumentBundle>, NodeError> {
     let id = document.replica_id().clone();
     let mut heads = document.heads();
@@ -232,15 +240,26 @@ fn bundle_of_within(
     if crate::automerge_bounds::check_document(&automerge, limit).is_err() {
         return Ok(None);
     }
-    let mut signed = Vec::with_capacity(latest.len());
+    let mut signed = Vec::new();
+    let mut signatures = Vec::new();
     let mut bytes = automerge.len();
     for hash in latest {
-        match store.raw_change(&id, &hash)? {
-            Some(raw) if raw.starts_with(ENVELOPE_MAGIC) => {
-                bytes += raw.len();
-                signed.push(ByteBuf::from(raw));
-            }
-            _ => return Ok(None),
+        let raw = store.raw_change(&id, &hash)?;
+        let Some(raw) = raw.filter(|raw| raw.starts_with(ENVELOPE_MAGIC)) else {
+            return Ok(None);
+        };
+        if compact {
+            let Some(signature) = SignedChange::encoded_signature(&raw) else {
+                return Ok(None);
+            };
+            let mut entry = Vec::with_capacity(COMPACT_SIGNATURE_BYTES);
+            entry.extend_from_slice(&hash.0);
+            entry.extend_from_slice(&signature);
+            bytes += entry.len();
+            signatures.push(ByteBuf::from(entry));
+        } else {
+            bytes += raw.len();
+            signed.push(ByteBuf::from(raw));
         }
     }
     if bytes > SYNC_BATCH_BYTES {
@@ -250,7 +269,25 @@ fn bundle_of_within(
         document: id,
         automerge: ByteBuf::from(automerge),
         signed,
+        signatures,
     }))
+}
+
+/// From how many lacked changes the network document may go as a bundle (to a requester
+/// that takes compact bundles, when the bundle is the smaller): a joiner's first round.
+const NETWORK_BUNDLE_FROM: usize = 64;
+
+/// Bytes of the changes `hashes` of document `id` as stored (one by one on the wire).
+fn changes_bytes(
+    store: &crate::store::Store,
+    id: &DocumentId,
+    hashes: &[ChangeHash],
+) -> Result<usize, NodeError> {
+    let mut bytes = 0;
+    for hash in hashes {
+        bytes += store.raw_change(id, hash)?.map_or(0, |raw| raw.len());
+    }
+    Ok(bytes)
 }
 
 /// The changes `hashes` of `document` (those after `after`), encoded as stored; a change
@@ -409,7 +446,7 @@ impl DocumentsActor {
             };
             let their_heads = match serve {
                 Serve::InStep => continue,
-                Serve::Whole => match bundle_of(document, &self.store)? {
+                Serve::Whole => match bundle_of(document, &self.store, request.compact)? {
                     Some(bundle) => {
                         if !batch.take(bundle.len()) {
                             more = true;
@@ -436,6 +473,21 @@ impl DocumentsActor {
                 continue;
             };
             let hashes = document.changes_after(&known);
+            // The network document to a requester that lacks much of it: whole and
+            // compressed (taken there change by change, each checked), when smaller.
+            if request.compact
+                && id.network_owner().is_some()
+                && hashes.len() >= NETWORK_BUNDLE_FROM
+                && let Some(bundle) = bundle_of(document, &self.store, true)?
+                && bundle.len() < changes_bytes(&self.store, &id, &hashes)?
+            {
+                if !batch.take(bundle.len()) {
+                    more = true;
+                    break 'documents;
+                }
+                documents.push(bundle);
+                continue;
+            }
             let raws = encoded_changes(document, &self.store, &hashes, &known)?;
             // Attested changes (held without a signature of their own) travel in the
             // same response as the signed change that vouches for them: such a
@@ -823,9 +875,19 @@ mod tests {
             crate::automerge_bounds::MAX_INFLATED_DOCUMENT,
         )
         .expect("a small document");
-        let bundled = bundle_of_within(&mut document, &store, size).expect("bundle");
-        assert!(bundled.is_some_and(|b| b.signed.len() == 1));
-        let too_large = bundle_of_within(&mut document, &store, size - 1).expect("bundle");
+        let bundled = bundle_of_within(&mut document, &store, size, false).expect("bundle");
+        assert!(bundled.is_some_and(|b| b.signed.len() == 1 && b.signatures.is_empty()));
+        let too_large = bundle_of_within(&mut document, &store, size - 1, false).expect("bundle");
         assert!(too_large.is_none());
+        // Compact: the latest change's hash and signature alone, which verify once joined
+        // to the change the document holds.
+        let compact = bundle_of_within(&mut document, &store, size, true)
+            .expect("bundle")
+            .expect("bundled");
+        assert!(compact.signed.is_empty());
+        assert_eq!(compact.signatures.len(), 1);
+        assert_eq!(compact.signatures[0].len(), COMPACT_SIGNATURE_BYTES);
+        let taken = super::super::received::unpack_bundle(compact).expect("taken");
+        assert_eq!(taken.signed.len(), 1);
     }
 }
