@@ -2111,3 +2111,66 @@ fn a_tenth_of_the_national_dataset_reads_and_exports_through_the_socket() {
     let entries = board["entries"].as_array().expect("entries");
     assert_eq!(entries.len(), size.referrals, "every referral on the board");
 }
+
+/// An office's IT person behind NAT asks the real binary where the node stands: the office
+/// nodes run on a small internet of network namespaces (an ADSL router's NAT, a carrier
+/// NAT), the binary talks to their control sockets as it would on the office's server.
+#[test]
+#[cfg_attr(
+    not(passerelle_root),
+    ignore = "needs root: network namespaces and nftables"
+)]
+fn peers_and_status_say_how_an_office_behind_nat_is_reached() {
+    use passerelle_tests::nat::{public_and_offices, wait_relayed};
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let offices = public_and_offices(false, true).await;
+        let relay = wait_relayed(&offices.nodes).await;
+        let public = offices.nodes[0].data_dir();
+        for office in &offices.nodes[1..] {
+            let data = office.data_dir();
+            // AutoNAT's answer comes from the public member's dial-backs, a few seconds
+            // after the slot on the relay is taken.
+            poll_until(
+                "the office to find itself behind NAT",
+                passerelle_tests::nat::NAT_TIMEOUT,
+                || ok(&data, &["peers", "--json"]).json()["reachability"] == "private",
+            );
+            let peers = ok(&data, &["peers", "--json"]).json();
+            assert_eq!(peers["reachability"], "private", "{peers}");
+            assert_eq!(peers["relays"][0], relay.as_str(), "{peers}");
+            assert!(
+                peers["listen_addrs"]
+                    .as_array()
+                    .expect("addresses")
+                    .iter()
+                    .any(|a| a.as_str().is_some_and(|a| a.contains("/p2p-circuit"))),
+                "{peers}"
+            );
+            // The office dialled the public member: a direct connection, through its NAT.
+            let text = ok(&data, &["peers"]).stdout;
+            assert!(text.contains("private: behind NAT"), "{text}");
+            assert!(text.contains(&format!("slot on {relay}")), "{text}");
+            assert!(text.contains("direct"), "{text}");
+            let status = ok(&data, &["status"]).stdout;
+            assert!(status.contains("private: behind NAT"), "{status}");
+            assert!(status.contains("not relaying for others"), "{status}");
+        }
+        // The public member relays for both offices, and says so.
+        let status = ok(&public, &["status"]).stdout;
+        assert!(
+            status.contains("public: members can dial this node directly"),
+            "{status}"
+        );
+        assert!(status.contains("relaying for members: 2 slots"), "{status}");
+        let json = ok(&public, &["status", "--json"]).json();
+        assert_eq!(json["network"]["relay_reservations"], 2, "{json}");
+        for mut node in offices.nodes {
+            node.stop().await;
+        }
+    });
+}

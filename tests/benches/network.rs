@@ -4,7 +4,7 @@
 //!
 //! Run: `cargo bench -p passerelle-tests --bench network`
 //! Smaller: `PASSERELLE_BENCH_ORGS=200 cargo bench -p passerelle-tests --bench network`
-//! Propagation only: `PASSERELLE_BENCH_ONLY=propagation`; the wait for the gossip mesh to
+//! Propagation only: `PASSERELLE_BENCH_ONLY=propagation` (the cold join only: `cold-join`); the wait for the gossip mesh to
 //! form, in seconds: `PASSERELLE_BENCH_MESH_SECS` (default 3). Under 100 ms delay and 2 %
 //! loss (root, network namespace): `sudo tests/benches/netem.sh`; where the kernel has no
 //! netem, through relays that hold every chunk: `PASSERELLE_BENCH_DELAY_MS=100
@@ -310,6 +310,30 @@ async fn cold_join(orgs: usize) {
             .expect("admit");
     }
     let admitted = started.elapsed();
+    // The network document as Automerge would save it, for the target.
+    let network_exported = handle
+        .export(&DocumentId::network(&network))
+        .await
+        .expect("export");
+    let network_one_by_one: usize = network_exported.iter().map(Vec::len).sum();
+    let network_changes: Vec<automerge::Change> = network_exported
+        .iter()
+        .map(|raw| {
+            passerelle_node::envelope::SignedChange::decode(raw)
+                .expect("decodes")
+                .change()
+                .clone()
+        })
+        .collect();
+    let mut network_doc = automerge::Automerge::new();
+    network_doc
+        .apply_changes(network_changes.clone())
+        .expect("network document");
+    let network_compressed = network_doc.save().len();
+    let network_authors: std::collections::HashSet<Vec<u8>> = network_changes
+        .iter()
+        .map(|c| c.actor_id().to_bytes().to_vec())
+        .collect();
     let started = Instant::now();
     for (_, changes) in encoded {
         let outcome = handle.apply_remote(changes, None).await.expect("load");
@@ -343,6 +367,24 @@ async fn cold_join(orgs: usize) {
         compressed_bytes as f64 / 1e6,
         wire as f64 / compressed_bytes as f64
     );
+    // The target: the compressed documents (organisations' and the network's)
+    // with a tenth more, and 100 bytes per author.
+    let authors = orgs + network_authors.len();
+    let target = 1.1 * (compressed_bytes + network_compressed) as f64 + 100.0 * authors as f64;
+    println!(
+        "| — the network document compressed ({} operations; {:.2} MB one by one) | {:>10.2} MB | target for the join: 1.1 × {:.2} MB + 100 B × {authors} authors = {:.2} MB: {} ({:.2}× the compressed documents) |",
+        network_changes.len(),
+        network_one_by_one as f64 / 1e6,
+        network_compressed as f64 / 1e6,
+        (compressed_bytes + network_compressed) as f64 / 1e6,
+        target / 1e6,
+        if (wire as f64) <= target {
+            "met"
+        } else {
+            "NOT met"
+        },
+        wire as f64 / (compressed_bytes + network_compressed) as f64
+    );
     println!(
         "| membership: {orgs} admissions on the seed (request kept, proposal signed, stored, folded) | {:>10.2} s | {:.2} ms each |",
         admitted.as_secs_f64(),
@@ -372,8 +414,10 @@ fn main() {
     println!("|---|---|---|");
     runtime.block_on(async {
         let link = Link::from_env();
-        for n in [5, 10, 20] {
-            propagation(n, link).await;
+        if std::env::var("PASSERELLE_BENCH_ONLY").as_deref() != Ok("cold-join") {
+            for n in [5, 10, 20] {
+                propagation(n, link).await;
+            }
         }
         if std::env::var("PASSERELLE_BENCH_ONLY").as_deref() != Ok("propagation") {
             cold_join(orgs).await;

@@ -2,10 +2,11 @@
 //! ([`crate::netns::Internet`]): one office behind an ADSL router's NAT, one behind a 4G
 //! operator's carrier NAT (two NATs in a row). Used by the NAT tests and the NAT bench.
 
+use std::future::Future;
 use std::time::Duration;
 
 use crate::netns::{Host, Internet};
-use crate::{TestNode, found_network};
+use crate::{TestNode, found_network, within};
 
 /// The nodes and where they run.
 #[derive(Debug)]
@@ -65,4 +66,46 @@ pub async fn public_and_offices(hole_punching: bool, behind_nat: bool) -> Office
         nodes,
         namespaces,
     }
+}
+
+/// Longest wait for what depends on AutoNAT's first probes (5 s after start, then one per
+/// peer asked) and a reservation.
+pub const NAT_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Waits up to [`NAT_TIMEOUT`] for `check`; panics naming `what` if it never holds.
+pub async fn wait_long<F, Fut>(what: &str, check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    assert!(
+        within(NAT_TIMEOUT, check).await,
+        "timed out waiting for {what}"
+    );
+}
+
+/// Waits until the public member relays and each office holds a slot on it and listens on
+/// its relayed address; the relay's peer id.
+pub async fn wait_relayed(nodes: &[TestNode]) -> String {
+    let status = |node: &TestNode| node.handle().network_status();
+    wait_long(
+        "the public member to find itself public and relay",
+        || async {
+            let s = status(&nodes[0]);
+            s.reachability == "public" && s.relay_serving
+        },
+    )
+    .await;
+    let relay = status(&nodes[0]).peer_id;
+    for node in &nodes[1..] {
+        // The slot is taken, then its address listened on (two events, the second a
+        // little later under load).
+        wait_long("each office to hold a slot on the relay", || async {
+            let s = status(node);
+            s.relays == vec![relay.clone()]
+                && s.listen_addrs.iter().any(|a| a.contains("/p2p-circuit"))
+        })
+        .await;
+    }
+    relay
 }

@@ -4,7 +4,6 @@
 //! behind two NATs in a row (a 4G operator's carrier NAT). No node is told any address but
 //! the public member's.
 
-use std::future::Future;
 use std::time::Duration;
 
 use libp2p::multiaddr::Protocol;
@@ -13,51 +12,11 @@ use passerelle_node::network::conduct::MAX_RELAY_REFUSED_PER_PEER;
 use passerelle_node::network::relay::RELAY_MAX_RESERVATIONS;
 use passerelle_node::node::CaseState;
 use passerelle_tests::flood::relay_abuser;
-use passerelle_tests::nat::{Offices, public_and_offices};
+use passerelle_tests::nat::{Offices, public_and_offices, wait_long, wait_relayed};
 use passerelle_tests::netns::Internet;
-use passerelle_tests::{TestNode, found_network, wait_converged, within};
+use passerelle_tests::{TestNode, found_network, wait_converged};
 
 use crate::referrals::{assert_no_plaintext, direct, offer, send, show};
-
-/// Longest wait for what depends on AutoNAT's first probes (5 s after start, then one per
-/// peer asked) and a reservation.
-const NAT_TIMEOUT: Duration = Duration::from_secs(90);
-
-async fn wait_long<F, Fut>(what: &str, check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    assert!(
-        within(NAT_TIMEOUT, check).await,
-        "timed out waiting for {what}"
-    );
-}
-
-/// Waits until the public member relays and each office holds a slot on it; the relay's
-/// peer id.
-async fn wait_relayed(nodes: &[TestNode]) -> String {
-    wait_long(
-        "the public member to find itself public and relay",
-        || async {
-            let s = status(&nodes[0]);
-            s.reachability == "public" && s.relay_serving
-        },
-    )
-    .await;
-    let relay = status(&nodes[0]).peer_id;
-    for node in &nodes[1..] {
-        // The slot is taken, then its address listened on (two events, the second a
-        // little later under load).
-        wait_long("each office to hold a slot on the relay", || async {
-            let s = status(node);
-            s.relays == vec![relay.clone()]
-                && s.listen_addrs.iter().any(|a| a.contains("/p2p-circuit"))
-        })
-        .await;
-    }
-    relay
-}
 
 /// Waits until `node` holds the case file of referral `id`, read and intact.
 async fn wait_case_file(what: &str, node: &TestNode, id: &passerelle_node::ids::ReferralId) {

@@ -384,7 +384,8 @@ impl NetworkActor {
     }
 
     /// Publishes this node's addresses once they held still for [`PUBLISH_SETTLE`], at most
-    /// every [`PUBLISH_ADDRESSES_EVERY`] (the first at once). Called on the sync tick and
+    /// every [`PUBLISH_ADDRESSES_EVERY`] (the first at once); unchanged, they are looked
+    /// for in the document again at that pace (a local read; written only if lost). Called on the sync tick and
     /// when the addresses change.
     pub(super) fn tend_published_addresses(&mut self) {
         let now = Instant::now();
@@ -410,9 +411,7 @@ impl NetworkActor {
                 .relays
                 .published
                 .as_ref()
-                .is_some_and(|(published, at)| {
-                    *published == own || now.duration_since(*at) < PUBLISH_ADDRESSES_EVERY
-                })
+                .is_some_and(|(_, at)| now.duration_since(*at) < PUBLISH_ADDRESSES_EVERY)
         {
             return;
         }
@@ -441,8 +440,18 @@ impl NetworkActor {
                 );
                 self.relays.published = Some((addresses, Instant::now()));
             }
-            // There already, or not a member yet: asked again at the next round.
-            Ok(false) => {}
+            // There already: looked at again after [`PUBLISH_ADDRESSES_EVERY`] (the
+            // entry may be lost if another node of the organisation created the
+            // document's `addresses` section at the same time; the documents actor
+            // writes only what the document lacks). Not a member yet: asked again at the
+            // next round.
+            Ok(false) => {
+                if let Some((published, at)) = self.relays.published.as_mut()
+                    && *published == addresses
+                {
+                    *at = Instant::now();
+                }
+            }
             Err(e) => warn!(error = %e, "could not publish this node's addresses"),
         }
     }
