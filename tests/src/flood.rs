@@ -184,6 +184,25 @@ pub fn relay_abuser(
     target: libp2p::PeerId,
     attempts: usize,
 ) -> std::thread::JoinHandle<RelayAbuse> {
+    relay_abuser_as(
+        libp2p::identity::Keypair::generate_ed25519(),
+        namespace,
+        relay,
+        target,
+        attempts,
+    )
+}
+
+/// [`relay_abuser`] with the key `identity` (a member's, to flood within the limits a
+/// member gets). Its reservations and circuits are kept, not let go: each dial opens a
+/// new circuit even while one to the target is up.
+pub fn relay_abuser_as(
+    identity: libp2p::identity::Keypair,
+    namespace: &str,
+    relay: Multiaddr,
+    target: libp2p::PeerId,
+    attempts: usize,
+) -> std::thread::JoinHandle<RelayAbuse> {
     use libp2p::multiaddr::Protocol;
     use libp2p::swarm::SwarmEvent;
     let namespace = namespace.to_owned();
@@ -194,7 +213,7 @@ pub fn relay_abuser(
             .build()
             .expect("runtime");
         runtime.block_on(async move {
-            let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+            let mut swarm = libp2p::SwarmBuilder::with_existing_identity(identity)
                 .with_tokio()
                 .with_tcp(
                     tcp::Config::default(),
@@ -231,8 +250,8 @@ pub fn relay_abuser(
                 } else {
                     got.reservations_refused += 1;
                 }
-                let _ = swarm.remove_listener(listener);
                 let dial = libp2p::swarm::dial_opts::DialOpts::peer_id(target)
+                    .condition(libp2p::swarm::dial_opts::PeerCondition::Always)
                     .addresses(vec![circuit.clone().with(Protocol::P2p(target))])
                     .build();
                 let id = dial.connection_id();

@@ -17,6 +17,19 @@ pub struct Offices {
     pub nodes: Vec<TestNode>,
     /// Each node's namespace, in the same order.
     pub namespaces: Vec<String>,
+    /// A fourth founding member whose node never starts: its key, for a test that has a
+    /// member misbehave ([`crate::flood::relay_abuser_as`]).
+    pub insistent: TestNode,
+}
+
+impl Offices {
+    /// The libp2p key of [`Offices::insistent`].
+    pub fn insistent_keypair(&self) -> libp2p::identity::Keypair {
+        use passerelle_node::keys::KeyFiles;
+        let identity = passerelle_node::identity::Identity::load(&self.insistent.data_dir())
+            .expect("identity");
+        passerelle_node::network::peer::keypair(identity.signing())
+    }
 }
 
 /// Founds a network of three and starts the public member, then each office's node dialling
@@ -49,7 +62,10 @@ pub async fn public_and_offices(hole_punching: bool, behind_nat: bool) -> Office
         }
         nodes.push(node);
     }
-    found_network(&nodes.iter().collect::<Vec<_>>(), "2");
+    let insistent = TestNode::init("Membre insistant", |_| {});
+    let mut founders: Vec<&TestNode> = nodes.iter().collect();
+    founders.push(&insistent);
+    found_network(&founders, "2");
     nodes[0].start_in(&public.namespace).await;
     let relay_address = nodes[0].listen_addr().await;
     for (i, host) in hosts.iter().enumerate() {
@@ -65,6 +81,7 @@ pub async fn public_and_offices(hole_punching: bool, behind_nat: bool) -> Office
         internet,
         nodes,
         namespaces,
+        insistent,
     }
 }
 

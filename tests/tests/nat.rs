@@ -9,9 +9,12 @@ use std::time::Duration;
 use libp2p::multiaddr::Protocol;
 use passerelle_node::network::NetworkStatus;
 use passerelle_node::network::conduct::MAX_RELAY_REFUSED_PER_PEER;
-use passerelle_node::network::relay::RELAY_MAX_RESERVATIONS;
+use passerelle_node::network::relay::{
+    RELAY_CIRCUITS_BURST, RELAY_MAX_CIRCUITS_PER_PEER, RELAY_MAX_RESERVATIONS,
+    RELAY_MAX_RESERVATIONS_PER_PEER, RELAY_RESERVATIONS_BURST,
+};
 use passerelle_node::node::CaseState;
-use passerelle_tests::flood::relay_abuser;
+use passerelle_tests::flood::{relay_abuser, relay_abuser_as};
 use passerelle_tests::nat::{Offices, public_and_offices, wait_long, wait_relayed};
 use passerelle_tests::netns::Internet;
 use passerelle_tests::{TestNode, found_network, wait_converged};
@@ -171,6 +174,80 @@ async fn a_non_member_gets_no_slot_nor_circuit_and_its_flood_leaves_the_relay_se
     not(passerelle_root),
     ignore = "needs root: network namespaces and nftables"
 )]
+async fn a_member_that_floods_a_relay_gets_no_more_than_a_members_limits() {
+    let mut offices = public_and_offices(false, true).await;
+    let relay = wait_relayed(&offices.nodes).await;
+    let insistent = offices.insistent_keypair();
+    let member_host = offices.internet.public_host();
+    let relay_address = offices.nodes[0]
+        .listen_addr()
+        .await
+        .with(Protocol::P2p(relay.parse().expect("peer id")));
+    let office: libp2p::PeerId = status(&offices.nodes[1]).peer_id.parse().expect("peer id");
+    // A member's node asks for 70 slots and 70 circuits to an office, keeping every one it
+    // gets.
+    const ATTEMPTS: u64 = 70;
+    let abuser = relay_abuser_as(
+        insistent,
+        &member_host.namespace,
+        relay_address,
+        office,
+        ATTEMPTS as usize,
+    );
+    let got = tokio::task::spawn_blocking(move || abuser.join())
+        .await
+        .expect("join")
+        .expect("the abuser ran");
+    eprintln!("the insistent member got {got:?}");
+    // A member is relayed, within a member's rates: a new slot asked on the same
+    // connection renews the one it holds, and past the bursts every ask is refused.
+    assert!(got.reservations_granted >= 1, "{got:?}");
+    assert!(got.circuits_made >= 1, "{got:?}");
+    assert_eq!(
+        got.reservations_granted,
+        u64::from(RELAY_RESERVATIONS_BURST),
+        "{got:?}"
+    );
+    assert_eq!(
+        got.circuits_made,
+        u64::from(RELAY_CIRCUITS_BURST),
+        "{got:?}"
+    );
+    assert_eq!(
+        got.reservations_granted + got.reservations_refused,
+        ATTEMPTS
+    );
+    assert_eq!(got.circuits_made + got.circuits_refused, ATTEMPTS);
+    // What the relay holds stays within a member's share at any time.
+    let at_relay = status(&offices.nodes[0]);
+    eprintln!(
+        "the relay: {} slots, {} circuits",
+        at_relay.relay_reservations, at_relay.relay_circuits
+    );
+    assert!(
+        at_relay.relay_reservations <= 2 + RELAY_MAX_RESERVATIONS_PER_PEER as u64,
+        "{at_relay:?}"
+    );
+    assert!(
+        at_relay.relay_circuits <= RELAY_MAX_CIRCUITS_PER_PEER as u64,
+        "{at_relay:?}"
+    );
+    // The honest offices keep their slots and their writes still travel.
+    for node in &offices.nodes[1..] {
+        assert_eq!(status(node).relays, vec![relay.clone()]);
+    }
+    offer(&offices.nodes[2], "Appui psychosocial").await;
+    wait_converged(&offices.nodes, 3).await;
+    for node in &mut offices.nodes {
+        node.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(passerelle_root),
+    ignore = "needs root: network namespaces and nftables"
+)]
 async fn a_relayed_connection_becomes_direct_when_both_routers_let_hole_punching_through() {
     let Offices {
         internet: _internet,
@@ -225,6 +302,7 @@ async fn after_a_restart_an_office_finds_its_partners_from_the_address_book_alon
         internet: _internet,
         mut nodes,
         namespaces,
+        ..
     } = public_and_offices(false, true).await;
     let relay = wait_relayed(&nodes).await;
     let service = offer(&nodes[2], "Orientation professionnelle").await;
