@@ -165,6 +165,16 @@ async fn a_foreign_non_member_peer_gets_no_gossip_and_no_document() {
             .any(|d| d.starts_with("org/")),
         "a member is served organisation documents: {member_events:?}"
     );
+    // Whole, in compact bundles: each author's signature apart from its change, which
+    // another implementation (ed25519 of js-libp2p, the change read with JavaScript
+    // Automerge) verifies.
+    let sync = member_events
+        .iter()
+        .find(|e| e["event"] == "sync")
+        .expect("a catch-up answer");
+    assert!(sync["bundles"].as_u64() >= Some(1), "{sync}");
+    assert!(sync["signatures"].as_u64() >= Some(1), "{sync}");
+    assert_eq!(sync["verified"], sync["signatures"], "{sync}");
 
     // The non-member heard nothing, and was served the network document only.
     assert!(
