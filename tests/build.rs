@@ -1,15 +1,32 @@
 //! Sets `cfg(passerelle_root)` when the tests are built as root, so that the tests that need
 //! root (network namespaces, nftables) run there and are ignored, with their reason,
-//! elsewhere.
+//! elsewhere; and `cfg(passerelle_standards)` when the standards' own validators are
+//! installed (PyPI: `check-jsonschema`, `compiletojsonschema`, `frictionless`; `.ci/run`
+//! installs them), for the tests that run them.
+
+fn runs(program: &str, arg: &str) -> bool {
+    std::process::Command::new(program)
+        .arg(arg)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(passerelle_root)");
+    println!("cargo::rustc-check-cfg=cfg(passerelle_standards)");
     println!("cargo::rerun-if-env-changed=USER");
+    println!("cargo::rerun-if-env-changed=PATH");
     let root = std::process::Command::new("id")
         .arg("-u")
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
     if root {
         println!("cargo::rustc-cfg=passerelle_root");
+    }
+    if runs("check-jsonschema", "--version")
+        && runs("compiletojsonschema", "--help")
+        && runs("frictionless", "--version")
+    {
+        println!("cargo::rustc-cfg=passerelle_standards");
     }
 }

@@ -1277,7 +1277,8 @@ fn the_mapping_exports_as_a_3w_table_geojson_and_a_report_by_domain() {
         hsds[0]["services"][0]["service_at_locations"][0]["location_id"],
         hsds[0]["locations"][0]["id"]
     );
-    let services_csv = std::fs::read_to_string(hsds_dir.join("service.csv")).expect("service.csv");
+    let services_csv =
+        std::fs::read_to_string(hsds_dir.join("services.csv")).expect("services.csv");
     assert!(
         services_csv.contains("Formation en couture"),
         "{services_csv}"
@@ -2173,4 +2174,97 @@ fn peers_and_status_say_how_an_office_behind_nat_is_reached() {
             node.stop().await;
         }
     });
+}
+
+/// The HSDS export of a tenth of the national dataset, through the real binary, judged by
+/// Open Referral's own validators: every organization against the compiled JSON Schema
+/// (additional properties refused, as Open Referral's CI does), the tabular package by
+/// `frictionless validate`.
+#[test]
+#[cfg_attr(
+    not(passerelle_standards),
+    ignore = "needs the standards' validators: pip install check-jsonschema compiletojsonschema frictionless"
+)]
+fn the_hsds_export_passes_open_referrals_own_validators() {
+    use passerelle_tests::dataset::{DatasetSize, generate};
+    use passerelle_tests::standards::{check_hsds, frictionless_validate, openreferral};
+    // The harness, on Open Referral's own example and on a broken copy of it.
+    let example: Value = serde_json::from_str(
+        &std::fs::read_to_string(openreferral().join("examples/organization_full.json"))
+            .expect("example"),
+    )
+    .expect("json");
+    check_hsds("organization", std::slice::from_ref(&example))
+        .expect("Open Referral's own example passes");
+    let mut broken = example.clone();
+    broken["alternate_name"] = Value::Null;
+    assert!(check_hsds("organization", &[broken]).is_err());
+
+    let size = DatasetSize {
+        organisations: 100,
+        services: 1_000,
+        referrals: 100,
+    };
+    let dataset = generate(size, 2026);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let node = runtime.block_on(dataset.node_holding_it("Réseau national"));
+    let data = node.data_dir();
+    let out = tempfile::tempdir().expect("temporary folder");
+    let _process = NodeProcess::start(&data);
+    // This node's own organisation has an office (the dataset's have service areas only):
+    // locations and addresses are judged too.
+    ok(
+        &data,
+        &[
+            "office",
+            "add",
+            "--name",
+            "Siège",
+            "--region",
+            "CM005",
+            "--department",
+            "CM005004",
+            "--town",
+            "Douala",
+            "--latitude",
+            "4.05",
+            "--longitude",
+            "9.70",
+        ],
+    );
+    let hsds = out.path().join("hsds");
+    ok(&data, &["export", "hsds", hsds.to_str().expect("path")]);
+    let organisations: Value = serde_json::from_str(
+        &std::fs::read_to_string(hsds.join("organizations.json")).expect("organizations.json"),
+    )
+    .expect("hsds json");
+    let organisations = organisations.as_array().expect("a list");
+    assert_eq!(organisations.len(), size.organisations + 1);
+    assert!(
+        organisations
+            .iter()
+            .any(|o| o["locations"][0]["addresses"][0]["city"] == "Douala")
+    );
+    if let Err(report) = check_hsds("organization", organisations) {
+        panic!("the HSDS export fails Open Referral's schema:\n{report}");
+    }
+    if let Err(report) = frictionless_validate(&hsds.join("datapackage.json")) {
+        panic!("the tabular package fails frictionless:\n{report}");
+    }
+    // Open Referral's file names; and the validator does look: the same package with a
+    // service that names no organization fails.
+    for file in [
+        "organizations.csv",
+        "services.csv",
+        "locations.csv",
+        "addresses.csv",
+        "datapackage.json",
+    ] {
+        assert!(hsds.join(file).exists(), "{file}");
+    }
+    let services = std::fs::read_to_string(hsds.join("services.csv")).expect("services.csv");
+    let first_row = services.lines().nth(1).expect("a service");
+    let broken = services.replacen(first_row.split(',').nth(1).expect("organization_id"), "", 1);
+    std::fs::write(hsds.join("services.csv"), broken).expect("write");
+    assert!(frictionless_validate(&hsds.join("datapackage.json")).is_err());
 }

@@ -19,6 +19,7 @@ pub mod nat;
 pub mod netns;
 pub mod partition;
 pub mod powercut;
+pub mod standards;
 
 use std::future::Future;
 use std::path::PathBuf;

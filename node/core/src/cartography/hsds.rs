@@ -85,8 +85,29 @@ fn rfc3339(seconds: i64) -> Option<String> {
     })
 }
 
-/// One organisation as an HSDS `organization` with nested locations and services.
+/// `value` without its `null` members, at every depth: HSDS's schema wants an optional
+/// field absent, not `null` (a `null` fails its `type`).
+fn without_nulls(value: Value) -> Value {
+    match value {
+        Value::Object(fields) => Value::Object(
+            fields
+                .into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, without_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(without_nulls).collect()),
+        other => other,
+    }
+}
+
+/// One organisation as an HSDS `organization` with nested locations and services; an
+/// optional field without a value is left out.
 pub fn organization(record: &OrganisationRecord, lang: Lang) -> Value {
+    without_nulls(organization_with_nulls(record, lang))
+}
+
+fn organization_with_nulls(record: &OrganisationRecord, lang: Lang) -> Value {
     let org = record.org_id.as_str();
     let org_uuid = uuid(&["organization", org]);
     let profile = &record.profile;
@@ -353,21 +374,54 @@ fn flatten(
     entry.rows.push(row);
 }
 
-/// The HSDS tabular data package: one CSV per table (`organization.csv`, `service.csv`,
-/// `location.csv`, …, foreign keys as `*_id` columns) and `datapackage.json` describing
-/// them (Frictionless tabular data package). Returns (file name, bytes) pairs.
-pub fn tabular_package(organizations: &Value) -> Result<Vec<(String, Vec<u8>)>, csv::Error> {
+/// Open Referral's HSDS 3.0 tabular data package (`node/core/data/openreferral`): file
+/// names, fields in their order, keys.
+const OPEN_REFERRAL_PACKAGE: &str = include_str!("../../data/openreferral/datapackage.json");
+
+/// Why the tabular package could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum TabularError {
+    /// Writing a CSV failed.
+    #[error(transparent)]
+    Csv(#[from] csv::Error),
+    /// Open Referral's package description, built in, did not read (a build defect).
+    #[error("Open Referral's datapackage.json does not read: {0}")]
+    Package(String),
+}
+
+/// The HSDS tabular data package, as Open Referral describes it (its `datapackage.json`):
+/// one CSV per table that has rows, under Open Referral's file name (`organizations.csv`,
+/// `services.csv`, `locations.csv`, …) with Open Referral's fields as columns in their
+/// order, foreign keys as `*_id` columns; and the `datapackage.json` of those resources, with
+/// the foreign keys to resources that are present (as Open Referral's own
+/// `examples/make_datapackages.py` does). Returns (file name, bytes) pairs.
+pub fn tabular_package(organizations: &Value) -> Result<Vec<(String, Vec<u8>)>, TabularError> {
     let mut tables = std::collections::BTreeMap::new();
     for organization in organizations.as_array().into_iter().flatten() {
         flatten(&mut tables, "organization", organization);
     }
+    let package: Value = serde_json::from_str(OPEN_REFERRAL_PACKAGE)
+        .map_err(|e| TabularError::Package(e.to_string()))?;
+    let present: std::collections::BTreeSet<&str> = tables.keys().copied().collect();
     let mut files = Vec::new();
     let mut resources = Vec::new();
-    for (name, table) in &tables {
+    for resource in package["resources"].as_array().into_iter().flatten() {
+        let Some(table) = resource["name"].as_str().and_then(|n| tables.get(n)) else {
+            continue;
+        };
+        let path = resource["path"]
+            .as_str()
+            .ok_or_else(|| TabularError::Package("a resource without a path".into()))?;
+        let columns: Vec<&str> = resource["schema"]["fields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f["name"].as_str())
+            .collect();
         let mut writer = csv::Writer::from_writer(Vec::new());
-        writer.write_record(&table.columns)?;
+        writer.write_record(&columns)?;
         for row in &table.rows {
-            writer.write_record(table.columns.iter().map(|c| match row.get(c) {
+            writer.write_record(columns.iter().map(|c| match row.get(*c) {
                 None | Some(Value::Null) => String::new(),
                 Some(Value::String(s)) => s.clone(),
                 Some(other) => other.to_string(),
@@ -376,19 +430,30 @@ pub fn tabular_package(organizations: &Value) -> Result<Vec<(String, Vec<u8>)>, 
         let bytes = writer
             .into_inner()
             .map_err(|e| csv::Error::from(std::io::Error::other(e.to_string())))?;
-        files.push((format!("{name}.csv"), bytes));
-        resources.push(json!({
-            "name": name,
-            "path": format!("{name}.csv"),
-            "profile": "tabular-data-resource",
-            "format": "csv",
-            "mediatype": "text/csv",
-            "encoding": "utf-8",
-            "schema": {
-                "fields": table.columns.iter().map(|c| json!({"name": c, "type": if matches!(c.as_str(), "latitude" | "longitude" | "amount") { "number" } else { "string" }})).collect::<Vec<_>>(),
-                "primaryKey": "id",
-            },
-        }));
+        files.push((path.to_owned(), bytes));
+        let mut resource = resource.clone();
+        if resource["name"] == "address" {
+            relax_postal_code(&mut resource);
+        }
+        if let Some(schema) = resource["schema"].as_object_mut() {
+            let keys: Vec<Value> = schema
+                .remove("foreignKeys")
+                .and_then(|k| k.as_array().cloned())
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|k| {
+                    k["reference"]["resource"]
+                        .as_str()
+                        .is_some_and(|r| present.contains(r))
+                })
+                .collect();
+            // Open Referral writes `null` where a table has none, which frictionless
+            // refuses: left out then.
+            if !keys.is_empty() {
+                schema.insert("foreignKeys".into(), Value::Array(keys));
+            }
+        }
+        resources.push(resource);
     }
     let package = json!({
         "name": "passerelle-hsds",
@@ -401,4 +466,56 @@ pub fn tabular_package(organizations: &Value) -> Result<Vec<(String, Vec<u8>)>, 
         serde_json::to_vec_pretty(&package).unwrap_or_default(),
     ));
     Ok(files)
+}
+
+/// The Cameroon profile's one change to Open Referral's package: Cameroon has no postal
+/// codes, so an address's `postal_code` (required by HSDS's tabular package, an empty
+/// string in the JSON) is not required (docs/cartography.md).
+fn relax_postal_code(resource: &mut Value) {
+    for field in resource["schema"]["fields"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+    {
+        if field["name"] == "postal_code"
+            && let Some(constraints) = field["constraints"].as_object_mut()
+        {
+            constraints.insert("required".into(), Value::Bool(false));
+        }
+    }
+}
+
+/// The fields of our tables that Open Referral's package has no column for (left out of
+/// the tabular package; the JSON keeps them). Empty: a test holds it so.
+#[cfg(test)]
+pub(crate) fn columns_left_out(organizations: &Value) -> Vec<(String, String)> {
+    let mut tables = std::collections::BTreeMap::new();
+    for organization in organizations.as_array().into_iter().flatten() {
+        flatten(&mut tables, "organization", organization);
+    }
+    let package: Value = serde_json::from_str(OPEN_REFERRAL_PACKAGE).expect("package");
+    let mut out = Vec::new();
+    for (name, table) in &tables {
+        let resource = package["resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["name"] == *name);
+        let fields: Vec<&str> = resource
+            .map(|r| {
+                r["schema"]["fields"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|f| f["name"].as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for column in &table.columns {
+            if !fields.contains(&column.as_str()) {
+                out.push((name.to_string(), column.clone()));
+            }
+        }
+    }
+    out
 }

@@ -283,7 +283,7 @@ mod tests {
         let text = |name: &str| {
             String::from_utf8(files.iter().find(|(n, _)| n == name).unwrap().1.clone()).unwrap()
         };
-        let services_csv = text("service.csv");
+        let services_csv = text("services.csv");
         assert_eq!(services_csv.lines().count(), 3);
         assert!(
             services_csv
@@ -296,15 +296,28 @@ mod tests {
             services_csv.contains(id),
             "services name their organization"
         );
-        assert_eq!(text("service_area.csv").lines().count(), 1 + 3);
-        assert_eq!(text("location.csv").lines().count(), 2);
-        let terms = text("taxonomy_term.csv");
+        assert_eq!(text("service_areas.csv").lines().count(), 1 + 3);
+        assert_eq!(text("locations.csv").lines().count(), 2);
+        let terms = text("taxonomy_terms.csv");
         assert!(terms.contains("vocational_training"));
         let package: serde_json::Value = serde_json::from_slice(&files.last().unwrap().1).unwrap();
         assert_eq!(
             package["resources"].as_array().unwrap().len(),
             files.len() - 1
         );
+        // Open Referral's file names and columns; nothing of ours left without a column.
+        assert_eq!(
+            text("organizations.csv").lines().next().unwrap(),
+            "id,name,alternate_name,description,email,website,tax_status,tax_id,\
+             year_incorporated,legal_status,logo,uri,parent_organization_id"
+        );
+        assert_eq!(
+            hsds::columns_left_out(&hsds::organizations([&r], Lang::Fr)),
+            Vec::<(String, String)>::new()
+        );
+        // No null in the JSON: an optional field without a value is absent.
+        let org = hsds::organization(&r, Lang::Fr);
+        assert!(!serde_json::to_string(&org).unwrap().contains("null"));
     }
 
     #[test]
