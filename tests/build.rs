@@ -1,8 +1,8 @@
 //! Sets `cfg(passerelle_root)` when the tests are built as root, so that the tests that need
 //! root (network namespaces, nftables) run there and are ignored, with their reason,
 //! elsewhere; and `cfg(passerelle_standards)` when the standards' own validators are
-//! installed (PyPI: `check-jsonschema`, `compiletojsonschema`, `frictionless`; `.ci/run`
-//! installs them), for the tests that run them.
+//! installed (PyPI: `check-jsonschema`, `compiletojsonschema`, `frictionless`, `libhxl`'s
+//! `hxlvalidate`; `.ci/run` installs them), for the tests that run them.
 
 fn runs(program: &str, arg: &str) -> bool {
     std::process::Command::new(program)
@@ -26,6 +26,7 @@ fn main() {
     if runs("check-jsonschema", "--version")
         && runs("compiletojsonschema", "--help")
         && runs("frictionless", "--version")
+        && runs("hxlvalidate", "--help")
     {
         println!("cargo::rustc-cfg=passerelle_standards");
     }

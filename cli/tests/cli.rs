@@ -2176,18 +2176,20 @@ fn peers_and_status_say_how_an_office_behind_nat_is_reached() {
     });
 }
 
-/// The HSDS export of a tenth of the national dataset, through the real binary, judged by
-/// Open Referral's own validators: every organization against the compiled JSON Schema
-/// (additional properties refused, as Open Referral's CI does), the tabular package by
-/// `frictionless validate`.
+/// The exports of a tenth of the national dataset, through the real binary, judged by the
+/// standards' own validators: every HSDS organization against Open Referral's compiled JSON
+/// Schema (additional properties refused, as Open Referral's CI does), the tabular package
+/// by `frictionless validate`, the 3W table by libhxl's `hxlvalidate`.
 #[test]
 #[cfg_attr(
     not(passerelle_standards),
-    ignore = "needs the standards' validators: pip install check-jsonschema compiletojsonschema frictionless"
+    ignore = "needs the standards' validators: pip install check-jsonschema compiletojsonschema frictionless libhxl"
 )]
-fn the_hsds_export_passes_open_referrals_own_validators() {
+fn the_exports_pass_the_standards_own_validators() {
     use passerelle_tests::dataset::{DatasetSize, generate};
-    use passerelle_tests::standards::{check_hsds, frictionless_validate, openreferral};
+    use passerelle_tests::standards::{
+        check_hsds, frictionless_validate, hxl_validate, openreferral,
+    };
     // The harness, on Open Referral's own example and on a broken copy of it.
     let example: Value = serde_json::from_str(
         &std::fs::read_to_string(openreferral().join("examples/organization_full.json"))
@@ -2267,4 +2269,39 @@ fn the_hsds_export_passes_open_referrals_own_validators() {
     let broken = services.replacen(first_row.split(',').nth(1).expect("organization_id"), "", 1);
     std::fs::write(hsds.join("services.csv"), broken).expect("write");
     assert!(frictionless_validate(&hsds.join("datapackage.json")).is_err());
+
+    // The 3W table with its HXL hashtags, in both languages.
+    for lang in ["fr", "en"] {
+        let table = out.path().join(format!("3w-{lang}.csv"));
+        ok(
+            &data,
+            &[
+                "export",
+                "csv",
+                "--hxl",
+                "--lang",
+                lang,
+                "--output",
+                table.to_str().expect("path"),
+            ],
+        );
+        if let Err(report) = hxl_validate(&table) {
+            panic!("the 3W table ({lang}) fails hxlvalidate:\n{report}");
+        }
+    }
+    // The validator does look: a word under #value fails it.
+    let table = out.path().join("3w-fr.csv");
+    let text = std::fs::read_to_string(&table).expect("3w");
+    let row = text.lines().nth(2).expect("a row").to_owned();
+    let mut cells: Vec<&str> = row.split(',').collect();
+    let value = text
+        .lines()
+        .nth(1)
+        .expect("hashtags")
+        .split(',')
+        .position(|t| t == "#value+cost")
+        .expect("#value+cost");
+    cells[value] = "Gratuit";
+    std::fs::write(&table, text.replacen(&row, &cells.join(","), 1)).expect("write");
+    assert!(hxl_validate(&table).is_err());
 }

@@ -2,7 +2,8 @@
 //! HSDS 3.0 JSON Schema (vendored in `tests/data/openreferral`) through `check-jsonschema`,
 //! with additional properties refused everywhere as Open Referral's own CI does
 //! (`compiletojsonschema --set-additional-properties-false-everywhere`), and
-//! `frictionless validate` for the tabular package. They are PyPI tools: `.ci/run`
+//! `frictionless validate` for the tabular package, libhxl's `hxlvalidate` (HXL's core
+//! schema) for the 3W table. They are PyPI tools: `.ci/run`
 //! installs them; the tests that run them are built only where they are found
 //! (`cfg(passerelle_standards)`, tests/build.rs).
 
@@ -90,5 +91,24 @@ pub fn frictionless_validate(datapackage: &Path) -> Result<(), String> {
         Ok(())
     } else {
         Err(serde_json::to_string_pretty(&report).unwrap_or_default())
+    }
+}
+
+/// libhxl's `hxlvalidate` with HXL's core schema, every error reported (`-a`); its report
+/// when the file is not valid.
+pub fn hxl_validate(file: &Path) -> Result<(), String> {
+    let run = Command::new("hxlvalidate")
+        .arg("-a")
+        .arg(file)
+        .output()
+        .expect("run hxlvalidate (pip install libhxl)");
+    if run.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr)
+        ))
     }
 }

@@ -1,14 +1,16 @@
 //! `passerelle export csv --hxl`: the 3W table (who does what where) humanitarian
 //! coordinators read, one row per service and place, with a second header row of HXL
-//! hashtags.
+//! hashtags. It passes libhxl's `hxlvalidate` with HXL's core schema (a test runs it):
+//! `#value` holds numbers only — the cost's amount, its kind in words under `#meta+cost`
+//! and its currency under `#currency`.
 
-use crate::model::{LegalStatus, OrganisationRecord, ServiceStatus};
+use crate::model::{Cost, LegalStatus, OrganisationRecord, ServiceStatus};
 use crate::reference::{Lang, areas, taxonomy};
 
 use super::places;
 
 /// Columns: the human header and its HXL hashtag.
-pub const COLUMNS: [(&str, &str); 18] = [
+pub const COLUMNS: [(&str, &str); 20] = [
     ("organisation", "#org+name"),
     ("acronym", "#org+acronym"),
     ("organisation_type", "#org+type"),
@@ -23,7 +25,9 @@ pub const COLUMNS: [(&str, &str); 18] = [
     ("department", "#adm2+name"),
     ("status", "#status"),
     ("capacity", "#status+capacity"),
-    ("cost", "#value+cost"),
+    ("cost", "#meta+cost"),
+    ("cost_amount", "#value+cost"),
+    ("cost_currency", "#currency"),
     ("languages", "#meta+languages"),
     ("contact_email", "#contact+email"),
     ("contact_phone", "#contact+phone"),
@@ -47,6 +51,22 @@ fn legal_status(status: Option<LegalStatus>, lang: Lang) -> &'static str {
     }
 }
 
+/// The cost's kind in words, its amount (a fee's) and currency.
+fn cost(cost: Cost, lang: Lang) -> [String; 3] {
+    let kind = match (cost, lang) {
+        (Cost::Free, Lang::Fr) => "Gratuit",
+        (Cost::Free, Lang::En) => "Free",
+        (Cost::CostShared, Lang::Fr) => "Partage des coûts",
+        (Cost::CostShared, Lang::En) => "Cost shared",
+        (Cost::Fee { .. }, Lang::Fr) => "Payant",
+        (Cost::Fee { .. }, Lang::En) => "Fee",
+    };
+    match cost {
+        Cost::Fee { amount_xaf } => [kind.into(), amount_xaf.to_string(), "XAF".into()],
+        _ => [kind.into(), String::new(), String::new()],
+    }
+}
+
 fn status(status: ServiceStatus) -> &'static str {
     match status {
         ServiceStatus::Active => "active",
@@ -56,7 +76,9 @@ fn status(status: ServiceStatus) -> &'static str {
 }
 
 /// The rows of the 3W table (without headers): one per service, category and place, sorted
-/// by organisation, service, place. Labels in `lang`.
+/// by organisation, acronym, type, …, column by column, as a French reader sorts
+/// (case and accents folded: "Économique" with the E's), then by the exact text. Labels
+/// in `lang`.
 pub fn rows<'a>(
     records: impl IntoIterator<Item = &'a OrganisationRecord>,
     lang: Lang,
@@ -91,6 +113,7 @@ pub fn rows<'a>(
                 for place in &places {
                     let region = areas::region(&place.region);
                     let department = place.department.as_deref().and_then(areas::department);
+                    let [cost_kind, cost_amount, cost_currency] = cost(service.cost, lang);
                     rows.push(vec![
                         profile.name.clone(),
                         profile.acronym.clone().unwrap_or_default(),
@@ -110,7 +133,9 @@ pub fn rows<'a>(
                             .unwrap_or_default(),
                         status(service.status).to_owned(),
                         format!("{:?}", service.capacity.status).to_lowercase(),
-                        service.cost.to_string(),
+                        cost_kind,
+                        cost_amount,
+                        cost_currency,
                         service.languages.join(" "),
                         email.clone(),
                         phone.clone(),
@@ -119,7 +144,14 @@ pub fn rows<'a>(
             }
         }
     }
-    rows.sort();
+    rows.sort_by_cached_key(|row| {
+        (
+            row.iter()
+                .map(|cell| crate::directory::fold(cell))
+                .collect::<Vec<_>>(),
+            row.clone(),
+        )
+    });
     rows
 }
 

@@ -213,6 +213,51 @@ mod tests {
         assert!(text.contains("CM008006,Mifi"), "{text}");
         let fr = String::from_utf8(hxl::csv([&r], Lang::Fr, false).unwrap()).unwrap();
         assert!(fr.contains("Économique") && !fr.contains("#org"), "{fr}");
+        // The cost: its kind in words, the amount alone under #value, the currency.
+        assert!(
+            lines[1].contains("#meta+cost,#value+cost,#currency"),
+            "{text}"
+        );
+        assert!(text.contains(",Fee,2000,XAF,"), "{text}");
+        assert!(
+            fr.contains(",Payant,2000,XAF,") && fr.contains(",Gratuit,,,"),
+            "{fr}"
+        );
+    }
+
+    #[test]
+    fn the_3w_rows_sort_as_a_french_reader_sorts() {
+        let mut records = Vec::new();
+        for name in [
+            "Zénith",
+            "Économie solidaire",
+            "association Avenir",
+            "Espoir",
+        ] {
+            let mut r = record();
+            r.profile.name = name.into();
+            records.push(r);
+        }
+        let names: Vec<String> = hxl::rows(&records, Lang::Fr)
+            .into_iter()
+            .map(|row| row[0].clone())
+            .collect::<Vec<_>>()
+            .into_iter()
+            .fold(Vec::new(), |mut out, name| {
+                if out.last() != Some(&name) {
+                    out.push(name);
+                }
+                out
+            });
+        assert_eq!(
+            names,
+            [
+                "association Avenir",
+                "Économie solidaire",
+                "Espoir",
+                "Zénith"
+            ]
+        );
     }
 
     #[test]
