@@ -1289,6 +1289,52 @@ fn the_mapping_exports_as_a_3w_table_geojson_and_a_report_by_domain() {
     .expect("datapackage json");
     assert_eq!(package["profile"], "tabular-data-package");
 
+    // Every export says what it did in JSON with --json.
+    let written = ok(
+        &data,
+        &["export", "hsds", hsds_dir.to_str().expect("path"), "--json"],
+    )
+    .json();
+    assert_eq!(written["organisations"], 1);
+    assert!(
+        written["files"]
+            .as_array()
+            .expect("files")
+            .iter()
+            .any(|f| f == "organizations.csv"),
+        "{written}"
+    );
+    let rows = ok(&data, &["export", "csv", "--json"]).json();
+    assert_eq!(rows[0]["service"], "Formation en couture", "{rows}");
+    assert_eq!(rows[0]["region_code"], "CM005", "{rows}");
+    let table = dir.path().join("3w.csv");
+    let written = ok(
+        &data,
+        &[
+            "export",
+            "csv",
+            "--hxl",
+            "--output",
+            table.to_str().expect("path"),
+            "--json",
+        ],
+    )
+    .json();
+    assert_eq!(written["rows"], rows.as_array().expect("rows").len());
+    let map = dir.path().join("map.geojson");
+    let written = ok(
+        &data,
+        &[
+            "export",
+            "geojson",
+            "--output",
+            map.to_str().expect("path"),
+            "--json",
+        ],
+    )
+    .json();
+    assert!(written["features"].as_u64() >= Some(1), "{written}");
+
     let bad = run(&data, &["export", "csv", "--lang", "de"]);
     assert_eq!(bad.code, 2);
     assert!(bad.stderr.contains("fr, en"), "{}", bad.stderr);

@@ -89,13 +89,22 @@ pub async fn run(
                 std::fs::write(&file, bytes)
                     .with_context(|| format!("dir: writing {}", file.display()))?;
             }
-            output::out(&format!(
-                "{} organisations written to {} (HSDS 3.0 JSON) and the tabular package ({} CSV tables and datapackage.json) in {}",
-                records.len(),
-                path.display(),
-                package.len() - 1,
-                dir.display()
-            ))?;
+            if json {
+                output::json(&serde_json::json!({
+                    "organisations": records.len(),
+                    "json": path,
+                    "dir": dir,
+                    "files": package.iter().map(|(name, _)| name).collect::<Vec<_>>(),
+                }))?;
+            } else {
+                output::out(&format!(
+                    "{} organisations written to {} (HSDS 3.0 JSON) and the tabular package ({} CSV tables and datapackage.json) in {}",
+                    records.len(),
+                    path.display(),
+                    package.len() - 1,
+                    dir.display()
+                ))?;
+            }
         }
         ExportCommand::Csv {
             hxl,
@@ -103,8 +112,37 @@ pub async fn run(
             lang: chosen,
         } => {
             let records = records(data_dir).await?;
-            let bytes = hxl::csv(&records, chosen.unwrap_or(lang), hxl)?;
-            write_out(output.as_deref(), &bytes)?;
+            let lang = chosen.unwrap_or(lang);
+            match (json, output) {
+                // The rows as JSON objects, one key per column.
+                (true, None) => {
+                    let rows: Vec<serde_json::Map<String, serde_json::Value>> =
+                        hxl::rows(&records, lang)
+                            .into_iter()
+                            .map(|row| {
+                                hxl::COLUMNS
+                                    .iter()
+                                    .zip(row)
+                                    .map(|((name, _), cell)| ((*name).to_owned(), cell.into()))
+                                    .collect()
+                            })
+                            .collect();
+                    output::json(&rows)?;
+                }
+                (true, Some(path)) => {
+                    let bytes = hxl::csv(&records, lang, hxl)?;
+                    write_out(Some(&path), &bytes)?;
+                    output::json(&serde_json::json!({
+                        "written": path,
+                        "rows": hxl::rows(&records, lang).len(),
+                        "hxl": hxl,
+                    }))?;
+                }
+                (false, output) => {
+                    let bytes = hxl::csv(&records, lang, hxl)?;
+                    write_out(output.as_deref(), &bytes)?;
+                }
+            }
         }
         ExportCommand::Automerge { dir } => {
             return automerge(data_dir, &dir, json).await;
@@ -119,6 +157,14 @@ pub async fn run(
                 output.as_deref(),
                 serde_json::to_string_pretty(&collection)?.as_bytes(),
             )?;
+            // Written to a file: what was written, as JSON (to standard output the
+            // collection is JSON already).
+            if json && let Some(path) = output {
+                output::json(&serde_json::json!({
+                    "written": path,
+                    "features": collection["features"].as_array().map_or(0, Vec::len),
+                }))?;
+            }
         }
     }
     Ok(Outcome::Done)
