@@ -22,6 +22,7 @@ mod partition;
 mod powercut;
 mod referrals;
 mod repair;
+mod standards;
 mod start;
 mod sync;
 

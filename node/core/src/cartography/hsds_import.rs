@@ -288,29 +288,239 @@ fn passerelle_attribute(attributes: &[Attribute], code: &str) -> Option<String> 
 /// Reads HSDS JSON: an organization, a list of them, or an object listing them under
 /// `contents`, `organizations` or `items`.
 pub fn read_json(value: &Value) -> Result<ReadHsds, ReadError> {
-    let organizations: Vec<&Map<String, Value>> = match value {
+    const READ: &str = "the import reads an HSDS organization, a service (with its nested \
+        organization) or a service_at_location, one or a list of them (an array, or a page \
+        with `contents`), or the tabular package";
+    let items: Vec<&Map<String, Value>> = match value {
         Value::Array(items) => items.iter().filter_map(Value::as_object).collect(),
-        Value::Object(object) if object.contains_key("name") => vec![object],
-        Value::Object(object) => ["contents", "organizations", "items"]
-            .iter()
-            .find_map(|k| object.get(*k).and_then(Value::as_array))
-            .map(|items| items.iter().filter_map(Value::as_object).collect())
-            .ok_or(ReadError::NotHsds(
-                "neither an HSDS organization (no name) nor a list of them",
-            ))?,
-        _ => {
-            return Err(ReadError::NotHsds(
-                "neither an HSDS organization nor a list of them",
-            ));
+        // An API page: its list under `contents` (HSDS 3.0), `organizations` or `items`.
+        Value::Object(page)
+            if ["contents", "organizations", "items"]
+                .iter()
+                .any(|k| page.get(*k).is_some_and(Value::is_array)) =>
+        {
+            ["contents", "organizations", "items"]
+                .iter()
+                .find_map(|k| page.get(*k).and_then(Value::as_array))
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_object)
+                .collect()
+        }
+        Value::Object(object) => vec![object],
+        other => {
+            return Err(ReadError::NotHsds(format!(
+                "the file holds a JSON {}, not HSDS; {READ}",
+                match other {
+                    Value::String(_) => "string",
+                    Value::Number(_) => "number",
+                    Value::Bool(_) => "boolean",
+                    _ => "null",
+                }
+            )));
         }
     };
+    let kinds: Vec<Kind> = items.iter().map(|item| Kind::of(item)).collect();
+    // A file of things that are not organisations' (a taxonomy, a location alone) is
+    // refused whole, saying what it looked like; never read as organisations named after
+    // whatever `name` they have.
+    if let Some(first) = kinds.first()
+        && kinds.iter().all(|k| !k.is_read())
+    {
+        return Err(ReadError::NotHsds(format!(
+            "this looks like {} ({} item{}), not organisations' data; {READ}",
+            first.describe(),
+            kinds.len(),
+            if kinds.len() == 1 { "" } else { "s" }
+        )));
+    }
+    if items.is_empty() {
+        return Err(ReadError::NotHsds(format!(
+            "the file holds nothing; {READ}"
+        )));
+    }
     let mut read = ReadHsds::default();
-    for organization in organizations {
+    // Services and services at locations are gathered under their organisation, in the
+    // order the file names them.
+    let mut organizations: Vec<Map<String, Value>> = Vec::new();
+    for (item, kind) in items.into_iter().zip(kinds) {
+        let gathered = match kind {
+            Kind::Organization => Ok(item.clone()),
+            Kind::Service => organization_of_service(item, None),
+            Kind::ServiceAtLocation => match item.get("service").and_then(Value::as_object) {
+                Some(service) => organization_of_service(service, Some(item)),
+                None => Err("a service_at_location without its service".to_owned()),
+            },
+            other => Err(format!(
+                "{} in a list of organisations' data: left out",
+                other.describe()
+            )),
+        };
+        match gathered {
+            Ok(organization) => merge_organization(&mut organizations, organization),
+            Err(why) => read.problems.push(HsdsProblem {
+                entity: kind.entity().into(),
+                id: text(item, "id").unwrap_or_default(),
+                field: String::new(),
+                value: text(item, "name").unwrap_or_default(),
+                why,
+            }),
+        }
+    }
+    for organization in &organizations {
         if let Some(organisation) = read_organization(organization, &mut read) {
             read.organisations.push(organisation);
         }
     }
     Ok(read)
+}
+
+/// What an object of an HSDS JSON file is, by the fields it carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Organization,
+    Service,
+    ServiceAtLocation,
+    Location,
+    Taxonomy,
+    TaxonomyTerm,
+    Other,
+}
+
+impl Kind {
+    fn of(object: &Map<String, Value>) -> Self {
+        let has = |key: &str| object.contains_key(key);
+        let is_object = |key: &str| object.get(key).is_some_and(Value::is_object);
+        if is_object("service") && is_object("location") {
+            Self::ServiceAtLocation
+        } else if is_object("organization") || (has("organization_id") && has("status")) {
+            Self::Service
+        } else if has("taxonomy_id") || has("parent_id") || (has("code") && has("taxonomy")) {
+            Self::TaxonomyTerm
+        } else if has("version")
+            && object
+                .keys()
+                .all(|k| ["id", "name", "description", "uri", "version"].contains(&k.as_str()))
+        {
+            Self::Taxonomy
+        } else if has("location_type") || (has("latitude") && has("longitude") && !has("services"))
+        {
+            Self::Location
+        } else if has("name") {
+            Self::Organization
+        } else {
+            Self::Other
+        }
+    }
+
+    fn is_read(self) -> bool {
+        matches!(
+            self,
+            Self::Organization | Self::Service | Self::ServiceAtLocation
+        )
+    }
+
+    fn entity(self) -> &'static str {
+        match self {
+            Self::Organization => "organization",
+            Self::Service => "service",
+            Self::ServiceAtLocation => "service_at_location",
+            Self::Location => "location",
+            Self::Taxonomy => "taxonomy",
+            Self::TaxonomyTerm => "taxonomy_term",
+            Self::Other => "object",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Self::Organization => "an HSDS organization",
+            Self::Service => "an HSDS service",
+            Self::ServiceAtLocation => "an HSDS service_at_location",
+            Self::Location => "an HSDS location alone (no organization, no service)",
+            Self::Taxonomy => "an HSDS taxonomy",
+            Self::TaxonomyTerm => "an HSDS taxonomy term",
+            Self::Other => "JSON objects that are no HSDS entity (no name)",
+        }
+    }
+}
+
+/// A service's organisation (nested in it, as HSDS's `service` carries it) with the
+/// service under `services`; with `at`, a service_at_location, its location too (under
+/// the organisation's `locations`, linked from the service).
+fn organization_of_service(
+    service: &Map<String, Value>,
+    at: Option<&Map<String, Value>>,
+) -> Result<Map<String, Value>, String> {
+    let Some(organization) = service.get("organization").and_then(Value::as_object) else {
+        return Err(format!(
+            "the service names its organization only by id ({}), and the file does not hold it",
+            text(service, "organization_id").unwrap_or_else(|| "none".into())
+        ));
+    };
+    let mut organization = organization.clone();
+    let mut service = service.clone();
+    service.remove("organization");
+    if let Some(at) = at
+        && let Some(location) = at.get("location").and_then(Value::as_object)
+    {
+        let location_id = text(location, "id").unwrap_or_default();
+        let link = serde_json::json!({
+            "id": text(at, "id").unwrap_or_default(),
+            "service_id": text(&service, "id").unwrap_or_default(),
+            "location_id": location_id,
+        });
+        push_unique(&mut service, "service_at_locations", link);
+        push_unique(
+            &mut organization,
+            "locations",
+            Value::Object(location.clone()),
+        );
+    }
+    push_unique(&mut organization, "services", Value::Object(service));
+    Ok(organization)
+}
+
+/// Appends `item` to the array `key` of `object` unless one with the same `id` is there.
+fn push_unique(object: &mut Map<String, Value>, key: &str, item: Value) {
+    let list = object
+        .entry(key.to_owned())
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if !list.is_array() {
+        *list = Value::Array(Vec::new());
+    }
+    if let Value::Array(items) = list {
+        let id = item.get("id").filter(|id| !is_empty(id));
+        if id.is_none() || !items.iter().any(|i| i.get("id") == id) {
+            items.push(item);
+        }
+    }
+}
+
+/// Adds `organization` to `organizations`, or its services and locations to the one of the
+/// same id already there (a list of services of one organisation).
+fn merge_organization(
+    organizations: &mut Vec<Map<String, Value>>,
+    organization: Map<String, Value>,
+) {
+    let id = organization.get("id").filter(|id| !is_empty(id)).cloned();
+    let Some(existing) = id
+        .as_ref()
+        .and_then(|id| organizations.iter_mut().find(|o| o.get("id") == Some(id)))
+    else {
+        organizations.push(organization);
+        return;
+    };
+    for key in ["services", "locations"] {
+        for item in organization
+            .get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            push_unique(existing, key, item.clone());
+        }
+    }
 }
 
 fn read_organization(org: &Map<String, Value>, read: &mut ReadHsds) -> Option<HsdsOrganisation> {
@@ -342,10 +552,17 @@ fn read_organization(org: &Map<String, Value>, read: &mut ReadHsds) -> Option<Hs
         website: text(org, "website"),
         ..Default::default()
     };
+    // HSDS's legal_status is free text ("Limited Company"): mapped where it names one of
+    // Passerelle's statuses, else kept as unmodelled (the organisation is read without it).
     if let Some(status) = text(org, "legal_status") {
         match legal_status(&status) {
             Ok(status) => entries.legal_status = Some(status),
-            Err(why) => problem("organization", &name, "legal_status", &status, why),
+            Err(_) => {
+                *read
+                    .unmodelled
+                    .entry(format!("organization.legal_status ({status:?})"))
+                    .or_default() += 1;
+            }
         }
     }
     let passerelle_id = list(org, "organization_identifiers")
@@ -800,7 +1017,7 @@ pub fn read_package(files: &BTreeMap<String, String>) -> Result<ReadHsds, ReadEr
     }
     if !tables.contains_key("organization") {
         return Err(ReadError::NotHsds(
-            "no organization table (organization.csv or organizations.csv): not an HSDS tabular package",
+            "no organization table (organization.csv or organizations.csv): not an HSDS tabular package".into(),
         ));
     }
     let mut take = |name: &str| tables.remove(name).unwrap_or_default();

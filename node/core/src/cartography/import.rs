@@ -177,13 +177,22 @@ pub struct ReadMapping {
 
 pub(super) fn legal_status(text: &str) -> Result<LegalStatus, String> {
     match fold(text).as_str() {
-        "gouvernement" | "government" | "etat" | "ministere" | "public" => Ok(LegalStatus::Government),
-        "ong" | "ngo" | "association" => Ok(LegalStatus::Ngo),
-        "international" | "oi" | "io" | "organisation internationale" | "international organisation" => {
+        "gouvernement" | "government" | "etat" | "ministere" | "public" | "administration"
+        | "service public" | "collectivite territoriale" | "commune" => Ok(LegalStatus::Government),
+        "ong" | "ngo" | "association" | "non-profit" | "nonprofit" | "not-for-profit"
+        | "not for profit" | "charity" | "fondation" | "foundation"
+        | "organisation confessionnelle" | "confessionnelle" | "faith-based organisation"
+        | "faith-based organization" | "faith-based" => Ok(LegalStatus::Ngo),
+        "international" | "oi" | "io" | "organisation internationale" | "international organisation"
+        | "international organization" | "agence des nations unies" | "un agency" => {
             Ok(LegalStatus::International)
         }
-        "prive" | "private" | "entreprise" | "secteur prive" | "private sector" => Ok(LegalStatus::Private),
-        "communautaire" | "community" | "obc" | "cbo" => Ok(LegalStatus::Community),
+        "prive" | "private" | "entreprise" | "secteur prive" | "private sector" | "entreprise privee"
+        | "societe" | "sarl" | "sa" | "company" | "limited company" | "ltd" | "llc"
+        | "corporation" | "for-profit" | "for profit" => Ok(LegalStatus::Private),
+        "communautaire" | "community" | "obc" | "cbo" | "association communautaire"
+        | "organisation communautaire" | "community-based organisation"
+        | "community-based organization" | "cooperative" | "gic" => Ok(LegalStatus::Community),
         _ => Err("not one of: gouvernement/government, ong/ngo, international, prive/private, communautaire/community".into()),
     }
 }

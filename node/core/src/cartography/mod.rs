@@ -72,9 +72,9 @@ pub enum ReadError {
         /// The CSV reader's message.
         reason: String,
     },
-    /// Not HSDS: what was expected.
+    /// Not HSDS the import reads: what it looked like, and what is read.
     #[error("{0}")]
-    NotHsds(&'static str),
+    NotHsds(String),
 }
 
 /// One place a service is offered: a region, and a department when known.
