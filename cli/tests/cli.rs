@@ -325,6 +325,35 @@ fn directory_workflow_through_the_real_binary() {
 
     let none = run(&data, &["directory", "search", "--region", "CM001"]);
     assert_eq!(none.code, 1, "nothing found is exit code 1");
+    // Regions and departments by name too, in French or English, any case or accents.
+    for region in ["Littoral", "littoral", "LITTORAL"] {
+        let by_name = ok(
+            &data,
+            &["directory", "search", "--region", region, "--json"],
+        )
+        .json();
+        assert_eq!(by_name.as_array().unwrap().len(), 1, "{region}");
+    }
+    assert_eq!(
+        run(&data, &["directory", "search", "--region", "Extreme-Nord"]).code,
+        1,
+        "a region by its name without accents: found, nothing there"
+    );
+    assert_eq!(
+        run(&data, &["directory", "search", "--region", "Far North"]).code,
+        1
+    );
+    let bad = run(&data, &["directory", "search", "--region", "Lagos"]);
+    assert_eq!(bad.code, 2);
+    assert!(
+        bad.stderr.contains("--region") && bad.stderr.contains("Lagos"),
+        "{}",
+        bad.stderr
+    );
+    assert!(bad.stderr.contains("CM005 Littoral"), "{}", bad.stderr);
+    let bad = run(&data, &["directory", "search", "--department", "Nowhere"]);
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("CM005004 Wouri"), "{}", bad.stderr);
 
     ok(
         &data,

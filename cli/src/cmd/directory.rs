@@ -9,8 +9,8 @@ use passerelle_node::directory::{SearchQuery, ServiceHit, open_drafts};
 use passerelle_node::document::Edit;
 use passerelle_node::model::{CapacityStatus, Claim, OrganisationRecord};
 use passerelle_node::node::OrganisationView;
+use passerelle_node::reference::Lang;
 use passerelle_node::reference::taxonomy::Dimension;
-use passerelle_node::reference::{Lang, areas};
 use passerelle_node::{api, model};
 
 use crate::client::{Outcome, apply_edits, call, items};
@@ -52,10 +52,10 @@ pub struct SearchArgs {
     /// Category code.
     #[arg(long)]
     pub category: Option<String>,
-    /// Region P-code.
+    /// Region: P-code (CM005) or name in French or English (Littoral, Far North).
     #[arg(long)]
     pub region: Option<String>,
-    /// Department P-code.
+    /// Department: P-code (CM005004) or name (Wouri, Mfoundi).
     #[arg(long)]
     pub department: Option<String>,
     /// Cost kind: free, cost-shared or fee.
@@ -93,13 +93,21 @@ pub async fn run(
             dry_run,
         } => return claim(data_dir, &draft, anyway, dry_run, json_out).await,
     };
-    if let Some(region) = &args.region {
-        model::check_region("--region", region).map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
-    if let Some(department) = &args.department {
-        model::check_department("--department", department, None)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
+    // Regions and departments by P-code or by name (French or English), as the import
+    // takes them.
+    let region = args
+        .region
+        .as_deref()
+        .map(|r| import::region_code(r).map_err(|why| anyhow::anyhow!("--region: {r:?} is {why}")))
+        .transpose()?;
+    let department = args
+        .department
+        .as_deref()
+        .map(|d| {
+            import::department_code(d)
+                .map_err(|why| anyhow::anyhow!("--department: {d:?} is {why}"))
+        })
+        .transpose()?;
     if let Some(category) = &args.category {
         model::check_category("--category", category).map_err(|e| anyhow::anyhow!("{e}"))?;
     }
@@ -107,16 +115,8 @@ pub async fn run(
         text: args.text,
         dimension: args.dimension,
         category: args.category,
-        region: args
-            .region
-            .as_deref()
-            .and_then(areas::region)
-            .map(|r| r.pcode.to_owned()),
-        department: args
-            .department
-            .as_deref()
-            .and_then(areas::department)
-            .map(|d| d.pcode.to_owned()),
+        region,
+        department,
         cost: args.cost.map(|c| c.replace('-', "_")),
         max_fee_xaf: args.max_fee,
         language: args.language,

@@ -243,6 +243,42 @@ pub(super) fn region(text: &str) -> Result<String, String> {
         })
 }
 
+/// A region given as people give it — P-code (`CM005`), ISO code, or name in French or
+/// English, any case or accents ("littoral", "Extreme-Nord", "Far North") — as its P-code;
+/// else why not, listing the regions. What the import and `directory search --region` take.
+pub fn region_code(text: &str) -> Result<String, String> {
+    region(text)
+}
+
+/// A department given as people give it — P-code (`CM005004`) or name in French or English,
+/// any case or accents ("Wouri", "mfoundi") — as its P-code; else why not, listing the
+/// departments. What `directory search --department` takes.
+pub fn department_code(text: &str) -> Result<String, String> {
+    if let Some(d) = areas::department(text) {
+        return Ok(d.pcode.to_owned());
+    }
+    let wanted = fold(text);
+    let found: Vec<&areas::Department> = areas::DEPARTMENTS
+        .iter()
+        .filter(|d| fold(d.name_fr) == wanted || fold(d.name_en) == wanted)
+        .collect();
+    match found.as_slice() {
+        [one] => Ok(one.pcode.to_owned()),
+        [] => Err(format!(
+            "not a department P-code or name; departments: {}",
+            areas::department_list(None)
+        )),
+        several => Err(format!(
+            "the name of several departments: {}; give its P-code",
+            several
+                .iter()
+                .map(|d| d.pcode)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
 pub(super) fn department(text: &str, region: &str) -> Result<String, String> {
     let wanted = fold(text);
     let found = areas::department(text).or_else(|| {
@@ -581,6 +617,19 @@ pub fn read_table(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn regions_and_departments_are_found_by_code_or_name_in_either_language() {
+        assert_eq!(region_code("CM005").unwrap(), "CM005");
+        assert_eq!(region_code("littoral").unwrap(), "CM005");
+        assert_eq!(region_code("Extreme-Nord").unwrap(), "CM004");
+        assert_eq!(region_code("Far North").unwrap(), "CM004");
+        assert!(region_code("Lagos").unwrap_err().contains("CM005 Littoral"));
+        assert_eq!(department_code("CM005004").unwrap(), "CM005004");
+        assert_eq!(department_code("wouri").unwrap(), "CM005004");
+        assert!(department_code("Nowhere").unwrap_err().contains("CM005004 Wouri"));
+    }
+
     use super::*;
 
     const SAMPLE: &str = include_str!("../../../../docs/examples/mapping.csv");
