@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::ReadError;
 use crate::directory::fold;
 use crate::model::{CapacityStatus, Cost, LegalStatus, OrganisationRecord};
-use crate::reference::{areas, taxonomy};
+use crate::reference::{areas, languages, taxonomy};
 
 /// A column the import understands, and the headers that name it (compared without case,
 /// accents, spaces, `-` or `_`).
@@ -241,6 +241,44 @@ pub(super) fn region(text: &str) -> Result<String, String> {
                 areas::region_list()
             )
         })
+}
+
+/// A cell of languages as people write it — codes or names in French or English,
+/// separated by commas, semicolons, slashes, "et"/"and" or spaces ("Français, anglais",
+/// "fr/en", "Fulfulde et Cameroon Pidgin") — as ISO 639 codes; else which one is not read
+/// and why.
+pub fn languages(cell: &str) -> Result<Vec<String>, String> {
+    let mut codes: Vec<String> = Vec::new();
+    let spaced = format!(" {} ", cell.replace(['\n', '\t'], " "));
+    let separated = spaced
+        .replace(" et ", ",")
+        .replace(" and ", ",")
+        .replace(" ET ", ",")
+        .replace(" AND ", ",");
+    for piece in separated.split([',', ';', '/', '+']) {
+        let piece = piece.trim();
+        if piece.is_empty() {
+            continue;
+        }
+        // A name of several words ("Cameroon Pidgin"), else several names or codes
+        // separated by spaces ("fr en").
+        let read = languages::code_of(piece).map(|c| vec![c]).or_else(|why| {
+            let words: Vec<&str> = piece.split_whitespace().collect();
+            if words.len() < 2 {
+                return Err(format!("{piece:?} is {why}"));
+            }
+            words
+                .iter()
+                .map(|w| languages::code_of(w).map_err(|why| format!("{w:?} is {why}")))
+                .collect()
+        })?;
+        for code in read {
+            if !codes.contains(&code) {
+                codes.push(code);
+            }
+        }
+    }
+    Ok(codes)
 }
 
 /// A region given as people give it — P-code (`CM005`), ISO code, or name in French or
@@ -566,20 +604,13 @@ pub fn read_table(
                 "give both latitude and longitude, or neither".into(),
             );
         }
-        let languages: Vec<String> = get("languages")
-            .split([' ', ',', ';', '/'])
-            .map(|l| l.trim().to_lowercase())
-            .filter(|l| !l.is_empty())
-            .collect();
-        if let Some(bad) = languages
-            .iter()
-            .find(|l| !(2..=3).contains(&l.len()) || !l.bytes().all(|b| b.is_ascii_lowercase()))
-        {
-            fail(
-                "languages",
-                format!("{bad:?} is not an ISO 639 code (2 or 3 letters, e.g. fr, en, ff)"),
-            );
-        }
+        let languages = match languages(get("languages")) {
+            Ok(codes) => codes,
+            Err(why) => {
+                fail("languages", why);
+                Vec::new()
+            }
+        };
         if !errors.is_empty() {
             read.errors.extend(errors);
             continue;
@@ -619,6 +650,21 @@ pub fn read_table(
 mod tests {
 
     #[test]
+    fn a_cell_of_languages_is_read_as_people_write_it() {
+        assert_eq!(languages("Français, anglais").unwrap(), ["fr", "en"]);
+        assert_eq!(languages("fr/en").unwrap(), ["fr", "en"]);
+        assert_eq!(languages("fr en").unwrap(), ["fr", "en"]);
+        assert_eq!(
+            languages("Fulfulde et Cameroon Pidgin").unwrap(),
+            ["fub", "wes"]
+        );
+        assert_eq!(languages("Arabe; Français").unwrap(), ["ar", "fr"]);
+        assert_eq!(languages("").unwrap(), Vec::<String>::new());
+        let why = languages("Français, Klingon").unwrap_err();
+        assert!(why.contains("Klingon"), "{why}");
+    }
+
+    #[test]
     fn regions_and_departments_are_found_by_code_or_name_in_either_language() {
         assert_eq!(region_code("CM005").unwrap(), "CM005");
         assert_eq!(region_code("littoral").unwrap(), "CM005");
@@ -627,7 +673,11 @@ mod tests {
         assert!(region_code("Lagos").unwrap_err().contains("CM005 Littoral"));
         assert_eq!(department_code("CM005004").unwrap(), "CM005004");
         assert_eq!(department_code("wouri").unwrap(), "CM005004");
-        assert!(department_code("Nowhere").unwrap_err().contains("CM005004 Wouri"));
+        assert!(
+            department_code("Nowhere")
+                .unwrap_err()
+                .contains("CM005004 Wouri")
+        );
     }
 
     use super::*;

@@ -3,6 +3,7 @@
 //! Both ship inside the binary so that every node validates codes the same way, offline.
 
 pub mod areas;
+pub mod languages;
 pub mod taxonomy;
 
 /// A language for labels shown to people.
