@@ -333,29 +333,73 @@ pub(super) fn department(text: &str, region: &str) -> Result<String, String> {
     }
 }
 
+/// The highest fee read without question (10 million FCFA); above it the cell is reported.
+pub const MAX_FEE_XAF: u64 = 10_000_000;
+
+/// The cost forms the import reads, as its messages list them.
+const COST_FORMS: &str = "Gratuit (or free); Partage des coûts, Participation aux frais \
+    (or cost shared); an amount in FCFA, with or without words: 15000, 15 000 FCFA, \
+    15.000 F CFA, Payant : 15 000 FCFA";
+
+/// A cost as people write it in French or English: "Gratuit", "Partage des coûts",
+/// "Participation aux frais", "Payant : 15 000 FCFA", "15.000 F CFA", "fee:5000"; a fee
+/// without an amount ("Payant", "Sur devis"), a negative or an absurd amount is reported
+/// with the forms accepted.
 pub(super) fn cost(text: &str) -> Result<Cost, String> {
-    let folded = fold(text);
+    let folded = fold(text)
+        .replace(['\u{a0}', '\u{202f}'], " ")
+        .trim()
+        .to_owned();
     match folded.as_str() {
-        "" | "gratuit" | "free" | "gratuite" => return Ok(Cost::Free),
-        "partage" | "cost shared" | "cost-shared" | "cost_shared" | "cofinance" => {
-            return Ok(Cost::CostShared);
+        "" | "gratuit" | "gratuite" | "free" | "sans frais" | "aucun frais" | "0" => {
+            return Ok(Cost::Free);
         }
+        "partage"
+        | "partage des couts"
+        | "couts partages"
+        | "participation aux frais"
+        | "participation"
+        | "contribution"
+        | "cofinance"
+        | "cost shared"
+        | "cost-shared"
+        | "cost_shared"
+        | "shared cost" => return Ok(Cost::CostShared),
         _ => {}
     }
-    let amount: String = folded
-        .trim_start_matches("fee:")
-        .trim_end_matches("fcfa")
-        .trim_end_matches("xaf")
-        .trim_end_matches("f")
+    // The amount, with the words around it taken off.
+    let mut amount = folded.clone();
+    for word in [
+        "payant", "fee:", "fee", "frais", "prix", "cout", ":", "fcfa", "f cfa", "xaf", "cfa",
+    ] {
+        amount = amount.replace(word, " ");
+    }
+    let amount = amount.trim().trim_end_matches('f').trim().to_owned();
+    let negative = amount.starts_with('-');
+    let digits: String = amount
         .chars()
-        .filter(|c| !c.is_whitespace() && *c != '.')
+        .filter(|c| !c.is_whitespace() && !matches!(c, '.' | ',' | '\'' | '-'))
         .collect();
-    match amount.parse::<u64>() {
-        Ok(amount_xaf) if amount_xaf > 0 => Ok(Cost::Fee { amount_xaf }),
-        _ => Err(
-            "not one of: gratuit/free, partagé/cost-shared, an amount in FCFA (e.g. 5000 FCFA)"
-                .into(),
-        ),
+    if digits.is_empty() || !digits.chars().any(|c| c.is_ascii_digit()) {
+        return Err(format!(
+            "not a cost the import reads{}; accepted: {COST_FORMS}",
+            if folded.contains("payant") || folded.contains("devis") || folded.contains("fee") {
+                " (a fee without an amount: write the amount in FCFA)"
+            } else {
+                ""
+            }
+        ));
+    }
+    match digits.parse::<u64>() {
+        _ if negative => Err(format!("a negative amount; accepted: {COST_FORMS}")),
+        Ok(0) => Ok(Cost::Free),
+        Ok(amount_xaf) if amount_xaf > MAX_FEE_XAF => Err(format!(
+            "{amount_xaf} FCFA is over {MAX_FEE_XAF} FCFA: check the amount (a typing slip?)"
+        )),
+        Ok(amount_xaf) => Ok(Cost::Fee { amount_xaf }),
+        Err(_) => Err(format!(
+            "not a cost the import reads; accepted: {COST_FORMS}"
+        )),
     }
 }
 
@@ -648,6 +692,35 @@ pub fn read_table(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn costs_are_read_as_people_write_them_in_french() {
+        for (written, read) in [
+            ("Gratuit", Cost::Free),
+            ("gratuite", Cost::Free),
+            ("", Cost::Free),
+            ("Partage des coûts", Cost::CostShared),
+            ("Participation aux frais", Cost::CostShared),
+            ("Payant : 15 000 FCFA", Cost::Fee { amount_xaf: 15_000 }),
+            ("15.000 F CFA", Cost::Fee { amount_xaf: 15_000 }),
+            ("15\u{a0}000 FCFA", Cost::Fee { amount_xaf: 15_000 }),
+            ("5000", Cost::Fee { amount_xaf: 5_000 }),
+            ("fee:2000", Cost::Fee { amount_xaf: 2_000 }),
+            ("2 500 XAF", Cost::Fee { amount_xaf: 2_500 }),
+        ] {
+            assert_eq!(cost(written), Ok(read), "{written}");
+        }
+        for (written, says) in [
+            ("Sur devis", "without an amount"),
+            ("Payant", "without an amount"),
+            ("-5000 FCFA", "negative"),
+            ("150 000 000 FCFA", "check the amount"),
+            ("beaucoup", "accepted: Gratuit"),
+        ] {
+            let why = cost(written).unwrap_err();
+            assert!(why.contains(says), "{written}: {why}");
+        }
+    }
 
     #[test]
     fn a_cell_of_languages_is_read_as_people_write_it() {
