@@ -1430,6 +1430,63 @@ fn an_organisation_imports_its_rows_of_the_mapping_once() {
     }
     assert_eq!(history_len(&data), history);
 
+    // With --skip-errors the others are read, and what was skipped is told by cause.
+    let skipped = ok(
+        &data,
+        &["import", "csv", with_errors, "--skip-errors", "--dry-run"],
+    );
+    assert!(
+        skipped.stdout.contains("skipped (") && skipped.stdout.contains("by cause:"),
+        "{}",
+        skipped.stdout
+    );
+    let as_json = ok(
+        &data,
+        &[
+            "import",
+            "csv",
+            with_errors,
+            "--skip-errors",
+            "--dry-run",
+            "--json",
+        ],
+    )
+    .json();
+    let causes = as_json["skipped_by_cause"].as_array().expect("causes");
+    assert!(causes.iter().any(|c| c["field"] == "cout"), "{as_json}");
+    assert_eq!(
+        causes
+            .iter()
+            .map(|c| c["count"].as_u64().unwrap_or(0))
+            .sum::<u64>() as usize,
+        as_json["errors"].as_array().expect("errors").len()
+    );
+    // A sheet whose every row is refused wrote nothing: not a success, even skipping.
+    let all_bad = dir.path().join("all-bad.csv");
+    std::fs::write(
+        &all_bad,
+        "organisation,service,dimension,region,ville,cout\n\
+         ONG A,Écoute,culturelle,CM099,Douala,pas cher\n\
+         ONG B,Conseil,sociale,Lagos,Douala,gratuit\n",
+    )
+    .expect("write");
+    let refused = run(
+        &data,
+        &[
+            "import",
+            "csv",
+            all_bad.to_str().expect("path"),
+            "--skip-errors",
+        ],
+    );
+    assert_eq!(refused.code, 2, "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains("every row was refused"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(history_len(&data), history);
+
     // The same mapping as a workbook: nothing to change either.
     let workbook = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/examples/mapping.xlsx");
     let from_xlsx = ok(&data, &["import", "csv", workbook, "--json"]).json();

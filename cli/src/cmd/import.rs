@@ -207,6 +207,29 @@ fn read_hsds(path: &Path) -> anyhow::Result<ReadFile> {
     })
 }
 
+/// The errors grouped by field and cause (the reason up to its list of accepted values),
+/// most frequent first.
+fn causes(errors: &[[String; 4]]) -> Vec<(String, String, usize)> {
+    let mut counts: std::collections::BTreeMap<(String, String), usize> = Default::default();
+    for [_, field, _, why] in errors {
+        let cause = why
+            .split("; ")
+            .next()
+            .unwrap_or(why)
+            .split(": ")
+            .next()
+            .unwrap_or(why)
+            .to_owned();
+        *counts.entry((field.clone(), cause)).or_default() += 1;
+    }
+    let mut out: Vec<(String, String, usize)> = counts
+        .into_iter()
+        .map(|((field, cause), count)| (field, cause, count))
+        .collect();
+    out.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.cmp(b)));
+    out
+}
+
 pub async fn run(data_dir: &Path, command: ImportCommand, json: bool) -> anyhow::Result<Outcome> {
     let (file, read, options) = match command {
         ImportCommand::Csv {
@@ -321,6 +344,10 @@ pub async fn run(data_dir: &Path, command: ImportCommand, json: bool) -> anyhow:
     }
     let blocked = !read.errors.is_empty() && !options.skip_errors;
     let dry_run = options.dry_run;
+    // Every row refused: nothing to import, whatever --skip-errors says.
+    let nothing_read =
+        read.sources.is_empty() && read.rows.as_ref().is_none_or(|rows| rows.is_empty());
+    let by_cause = causes(&read.errors);
     if json {
         output::json(&serde_json::json!({
             "errors": read.errors.iter().map(|[at, field, value, why]| serde_json::json!({"at": at, "field": field, "value": value, "why": why})).collect::<Vec<_>>(),
@@ -333,7 +360,8 @@ pub async fn run(data_dir: &Path, command: ImportCommand, json: bool) -> anyhow:
             "drafts_unchanged": drafts_unchanged,
             "drafts_skipped_members": members,
             "drafts_skipped_claimed": claimed,
-            "written": !dry_run && !blocked,
+            "skipped_by_cause": by_cause.iter().map(|(field, cause, count)| serde_json::json!({"field": field, "cause": cause, "count": count})).collect::<Vec<_>>(),
+            "written": !dry_run && !blocked && !(nothing_read && !read.errors.is_empty()),
         }))?;
     } else {
         if !read.errors.is_empty() {
@@ -369,11 +397,26 @@ pub async fn run(data_dir: &Path, command: ImportCommand, json: bool) -> anyhow:
             ))?;
         }
     }
+    if nothing_read && !read.errors.is_empty() {
+        anyhow::bail!(
+            "file: every row was refused ({} value(s) cannot be read); nothing was imported",
+            read.errors.len()
+        );
+    }
     if blocked {
         anyhow::bail!(
             "file: {} value(s) cannot be read; nothing was imported (fix them, or pass --skip-errors to import the others)",
             read.errors.len()
         );
+    }
+    if !read.errors.is_empty() && !json {
+        output::out(&format!(
+            "skipped ({} value(s) that cannot be read), by cause:",
+            read.errors.len()
+        ))?;
+        for (field, cause, count) in &by_cause {
+            output::out(&format!("  {count} × {field}: {cause}"))?;
+        }
     }
     if dry_run {
         return Ok(Outcome::Done);
