@@ -345,8 +345,9 @@ pub async fn run(data_dir: &Path, command: ImportCommand, json: bool) -> anyhow:
     let blocked = !read.errors.is_empty() && !options.skip_errors;
     let dry_run = options.dry_run;
     // Every row refused: nothing to import, whatever --skip-errors says.
-    let nothing_read =
-        read.sources.is_empty() && read.rows.as_ref().is_none_or(|rows| rows.is_empty());
+    let refused_all = !read.errors.is_empty()
+        && read.sources.is_empty()
+        && read.rows.as_ref().is_none_or(|rows| rows.is_empty());
     let by_cause = causes(&read.errors);
     if json {
         output::json(&serde_json::json!({
@@ -361,7 +362,7 @@ pub async fn run(data_dir: &Path, command: ImportCommand, json: bool) -> anyhow:
             "drafts_skipped_members": members,
             "drafts_skipped_claimed": claimed,
             "skipped_by_cause": by_cause.iter().map(|(field, cause, count)| serde_json::json!({"field": field, "cause": cause, "count": count})).collect::<Vec<_>>(),
-            "written": !dry_run && !blocked && !(nothing_read && !read.errors.is_empty()),
+            "written": !dry_run && !blocked && !refused_all,
         }))?;
     } else {
         if !read.errors.is_empty() {
@@ -397,7 +398,7 @@ pub async fn run(data_dir: &Path, command: ImportCommand, json: bool) -> anyhow:
             ))?;
         }
     }
-    if nothing_read && !read.errors.is_empty() {
+    if refused_all {
         anyhow::bail!(
             "file: every row was refused ({} value(s) cannot be read); nothing was imported",
             read.errors.len()
