@@ -208,22 +208,54 @@ pub(super) fn dimension(text: &str) -> Result<taxonomy::Dimension, String> {
     }
 }
 
+/// `text` folded (case, accents) with each word's plural mark taken off ("Formations
+/// professionnelles" → "formation professionnelle"), and `_`/`-` read as spaces.
+fn singular(text: &str) -> String {
+    fold(text)
+        .replace(['_', '-'], " ")
+        .split_whitespace()
+        .map(|word| {
+            if word.len() > 3 && (word.ends_with('s') || word.ends_with('x')) {
+                &word[..word.len() - 1]
+            } else {
+                word
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A category as people write it: its code, or its label in French or English, without
+/// regard to case, accents or plurals; a close misspelling is answered with "did you
+/// mean", and the accepted labels are listed.
 pub(super) fn category(text: &str) -> Result<String, String> {
-    let wanted = fold(text);
-    taxonomy::CATEGORIES
+    let wanted = singular(text);
+    if let Some(c) = taxonomy::CATEGORIES.iter().find(|c| {
+        singular(c.code) == wanted
+            || singular(c.label_fr) == wanted
+            || singular(c.label_en) == wanted
+    }) {
+        return Ok(c.code.to_owned());
+    }
+    let closest = taxonomy::CATEGORIES
         .iter()
-        .find(|c| {
-            c.code == wanted.replace(' ', "_")
-                || fold(c.label_fr) == wanted
-                || fold(c.label_en) == wanted
-        })
-        .map(|c| c.code.to_owned())
-        .ok_or_else(|| {
-            format!(
-                "not a category code or label; codes: {}",
-                taxonomy::category_codes()
-            )
-        })
+        .flat_map(|c| [(c, c.label_fr), (c, c.label_en)])
+        .map(|(c, label)| (strsim::levenshtein(&singular(label), &wanted), c, label))
+        .min_by_key(|(distance, ..)| *distance);
+    let hint = match closest {
+        Some((distance, c, label)) if distance <= (wanted.chars().count() / 5).max(2) => {
+            format!("did you mean \"{label}\" ({})? ", c.code)
+        }
+        _ => String::new(),
+    };
+    Err(format!(
+        "not a category; {hint}accepted (code: French label / English label): {}",
+        taxonomy::CATEGORIES
+            .iter()
+            .map(|c| format!("{}: {} / {}", c.code, c.label_fr, c.label_en))
+            .collect::<Vec<_>>()
+            .join("; ")
+    ))
 }
 
 pub(super) fn region(text: &str) -> Result<String, String> {
@@ -720,6 +752,41 @@ mod tests {
             let why = cost(written).unwrap_err();
             assert!(why.contains(says), "{written}: {why}");
         }
+    }
+
+    #[test]
+    fn categories_are_read_without_case_accents_or_plurals_and_misspellings_get_a_hint() {
+        assert_eq!(
+            category("vocational_training").unwrap(),
+            "vocational_training"
+        );
+        assert_eq!(
+            category("Formation professionnelle").unwrap(),
+            "vocational_training"
+        );
+        assert_eq!(
+            category("formations professionnelles").unwrap(),
+            "vocational_training"
+        );
+        assert_eq!(
+            category("FORMATION PROFESSIONNELLE").unwrap(),
+            "vocational_training"
+        );
+        assert_eq!(
+            category("Vocational trainings").unwrap(),
+            "vocational_training"
+        );
+        let why = category("Formation profesionelle").unwrap_err();
+        assert!(
+            why.contains("did you mean \"Formation professionnelle\""),
+            "{why}"
+        );
+        let why = category("Astronautique").unwrap_err();
+        assert!(!why.contains("did you mean"), "{why}");
+        assert!(
+            why.contains("vocational_training: Formation professionnelle"),
+            "{why}"
+        );
     }
 
     #[test]
