@@ -794,10 +794,12 @@ fn read_organization(org: &Map<String, Value>, read: &mut ReadHsds) -> Option<Hs
         if let Some(value) = passerelle_attribute(&attrs, "capacity") {
             let (status, places) = value.split_once(':').unwrap_or((&value, ""));
             match capacity(status) {
-                Ok(status) => service_capacity.status = status,
+                Ok((status, in_status)) => {
+                    service_capacity.status = status;
+                    service_capacity.places = places.parse().ok().or(in_status);
+                }
                 Err(why) => fail("attributes.capacity", &value, why),
             }
-            service_capacity.places = places.parse().ok();
         }
         let status = match text(service, "status").map(|s| fold(&s)) {
             None => ServiceStatus::Active,

@@ -435,14 +435,67 @@ pub(super) fn cost(text: &str) -> Result<Cost, String> {
     }
 }
 
-pub(super) fn capacity(text: &str) -> Result<CapacityStatus, String> {
-    match fold(text).as_str() {
-        "" | "disponible" | "available" | "ouvert" => Ok(CapacityStatus::Available),
+/// Words people write for a number they do not know ("plusieurs", "illimité"): reported,
+/// never read as a number of places.
+const NOT_A_NUMBER: [&str; 12] = [
+    "plusieurs",
+    "illimite",
+    "illimitee",
+    "beaucoup",
+    "variable",
+    "indetermine",
+    "selon",
+    "unlimited",
+    "several",
+    "many",
+    "various",
+    "nombreux",
+];
+
+/// A capacity as people write it: disponible/available, liste d'attente/waitlist,
+/// complet/full — or a number, which is the places (available when above 0, full at 0).
+pub(super) fn capacity(text: &str) -> Result<(CapacityStatus, Option<u32>), String> {
+    let folded = fold(text);
+    match folded.trim() {
+        "" | "disponible" | "available" | "ouvert" => return Ok((CapacityStatus::Available, None)),
         "liste d'attente" | "liste d attente" | "liste attente" | "waitlist" | "waiting list" => {
-            Ok(CapacityStatus::Waitlist)
+            return Ok((CapacityStatus::Waitlist, None));
         }
-        "complet" | "full" | "ferme" => Ok(CapacityStatus::Full),
-        _ => Err("not one of: disponible/available, liste d'attente/waitlist, complet/full".into()),
+        "complet" | "full" | "ferme" => return Ok((CapacityStatus::Full, None)),
+        _ => {}
+    }
+    match places(text) {
+        Ok(Some(0)) => Ok((CapacityStatus::Full, Some(0))),
+        Ok(Some(n)) => Ok((CapacityStatus::Available, Some(n))),
+        _ if NOT_A_NUMBER.iter().any(|w| folded.contains(w)) => Err(format!(
+            "{text:?} says no number: write the number of places (e.g. 12), or one of \
+             disponible/available, liste d'attente/waitlist, complet/full"
+        )),
+        _ => Err(
+            "not one of: disponible/available, liste d'attente/waitlist, complet/full, or a number of places"
+                .into(),
+        ),
+    }
+}
+
+/// A number of places as people write it ("12", "12 places", "environ 12"); None when
+/// empty; words without a number ("plusieurs", "illimité") are reported.
+pub(super) fn places(text: &str) -> Result<Option<u32>, String> {
+    let folded = fold(text);
+    let mut rest = folded.trim().to_owned();
+    for word in ["places", "place", "environ", "about", "seats", "~", "+"] {
+        rest = rest.replace(word, " ");
+    }
+    let rest = rest.trim();
+    if rest.is_empty() && folded.trim().is_empty() {
+        return Ok(None);
+    }
+    match rest.replace([' ', '.', '\u{a0}'], "").parse::<u32>() {
+        Ok(n) => Ok(Some(n)),
+        Err(_) if NOT_A_NUMBER.iter().any(|w| folded.contains(w)) => Err(format!(
+            "{text:?} says no number: write the number of places (e.g. 12), or leave it empty"
+        )),
+        Err(_) => Err("not a whole number of places (e.g. 12)".into()),
     }
 }
 
@@ -652,14 +705,18 @@ pub fn read_table(
             );
         }
         let cost = cost(get("cost")).map_err(|e| fail("cost", e)).ok();
-        let capacity = capacity(get("capacity"))
-            .map_err(|e| fail("capacity", e))
-            .ok();
-        let places = optional(get("places")).and_then(|p| {
-            p.parse::<u32>()
-                .map_err(|_| fail("places", "not a whole number".into()))
-                .ok()
-        });
+        let (capacity, places_in_capacity) = match capacity(get("capacity")) {
+            Ok((status, places)) => (Some(status), places),
+            Err(e) => {
+                fail("capacity", e);
+                (None, None)
+            }
+        };
+        let places = places(get("places"))
+            .map_err(|e| fail("places", e))
+            .ok()
+            .flatten()
+            .or(places_in_capacity);
         let coordinate = |column: &str, range: f64, fail: &mut dyn FnMut(&str, String)| {
             optional(get(column)).and_then(|v| match v.replace(',', ".").parse::<f64>() {
                 Ok(x) if x.abs() <= range => Some(x),
@@ -787,6 +844,29 @@ mod tests {
             why.contains("vocational_training: Formation professionnelle"),
             "{why}"
         );
+    }
+
+    #[test]
+    fn a_number_in_a_capacity_column_is_places_and_words_for_many_are_reported() {
+        assert_eq!(
+            capacity("12").unwrap(),
+            (CapacityStatus::Available, Some(12))
+        );
+        assert_eq!(capacity("0").unwrap(), (CapacityStatus::Full, Some(0)));
+        assert_eq!(capacity("Complet").unwrap(), (CapacityStatus::Full, None));
+        assert_eq!(
+            capacity("20 places").unwrap(),
+            (CapacityStatus::Available, Some(20))
+        );
+        for words in ["plusieurs", "Illimité", "beaucoup"] {
+            let why = capacity(words).unwrap_err();
+            assert!(why.contains("says no number"), "{words}: {why}");
+            let why = places(words).unwrap_err();
+            assert!(why.contains("says no number"), "{words}: {why}");
+        }
+        assert_eq!(places("environ 15").unwrap(), Some(15));
+        assert_eq!(places("").unwrap(), None);
+        assert!(places("douze").is_err());
     }
 
     #[test]
