@@ -870,6 +870,25 @@ mod tests {
     }
 
     #[test]
+    fn organisation_types_as_written_map_to_the_closest_legal_status() {
+        for (written, status) in [
+            ("Association", LegalStatus::Ngo),
+            ("Association communautaire", LegalStatus::Community),
+            ("Organisation confessionnelle", LegalStatus::Ngo),
+            ("Coopérative", LegalStatus::Community),
+            ("GIC", LegalStatus::Community),
+            ("SARL", LegalStatus::Private),
+            ("Limited Company", LegalStatus::Private),
+            ("Ministère", LegalStatus::Government),
+            ("Commune", LegalStatus::Government),
+            ("Agence des Nations Unies", LegalStatus::International),
+        ] {
+            assert_eq!(legal_status(written), Ok(status), "{written}");
+        }
+        assert!(legal_status("Club de football").is_err());
+    }
+
+    #[test]
     fn a_cell_of_languages_is_read_as_people_write_it() {
         assert_eq!(languages("Français, anglais").unwrap(), ["fr", "en"]);
         assert_eq!(languages("fr/en").unwrap(), ["fr", "en"]);
