@@ -1210,28 +1210,7 @@ fn referral_workflow(a: &Path, b: &Path) {
 fn the_mapping_exports_as_a_3w_table_geojson_and_a_report_by_domain() {
     let (dir, data) = init("Association Retour et Dignité");
     let _node = NodeProcess::start(&data);
-    let office = ok(
-        &data,
-        &[
-            "office",
-            "add",
-            "--name",
-            "Siège",
-            "--region",
-            "CM005",
-            "--department",
-            "CM005004",
-            "--town",
-            "Douala",
-            "--latitude",
-            "4.05",
-            "--longitude",
-            "9.70",
-            "--json",
-        ],
-    )
-    .json();
-    let office = office["id"].as_str().expect("office id").to_owned();
+    let office = add_douala_office(&data);
     ok(
         &data,
         &[
@@ -1791,6 +1770,32 @@ fn repair_says_a_sound_store_needs_nothing_and_refuses_while_the_node_runs() {
     assert_eq!(node.terminate(), 0);
 }
 
+/// Adds this organisation's head office in Douala (with coordinates) through the CLI; its id.
+fn add_douala_office(data: &Path) -> String {
+    let office = ok(
+        data,
+        &[
+            "office",
+            "add",
+            "--name",
+            "Siège",
+            "--region",
+            "CM005",
+            "--department",
+            "CM005004",
+            "--town",
+            "Douala",
+            "--latitude",
+            "4.05",
+            "--longitude",
+            "9.70",
+            "--json",
+        ],
+    )
+    .json();
+    office["id"].as_str().expect("office id").to_owned()
+}
+
 /// Adds a free job-placement service named `name` in CM005 through the CLI.
 fn add_service(data: &Path, name: &str) -> Run {
     run(
@@ -2347,25 +2352,7 @@ fn the_exports_pass_the_standards_own_validators() {
     let _process = NodeProcess::start(&data);
     // This node's own organisation has an office (the dataset's have service areas only):
     // locations and addresses are judged too.
-    ok(
-        &data,
-        &[
-            "office",
-            "add",
-            "--name",
-            "Siège",
-            "--region",
-            "CM005",
-            "--department",
-            "CM005004",
-            "--town",
-            "Douala",
-            "--latitude",
-            "4.05",
-            "--longitude",
-            "9.70",
-        ],
-    );
+    add_douala_office(&data);
     let hsds = out.path().join("hsds");
     ok(&data, &["export", "hsds", hsds.to_str().expect("path")]);
     let organisations: Value = serde_json::from_str(

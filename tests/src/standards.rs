@@ -56,12 +56,20 @@ pub fn check_hsds(object: &str, instances: &[Value]) -> Result<(), String> {
             .expect("write an instance");
         files.push(path);
     }
-    let run = Command::new("check-jsonschema")
-        .arg("--schemafile")
-        .arg(&schema)
-        .args(&files)
+    passes(
+        Command::new("check-jsonschema")
+            .arg("--schemafile")
+            .arg(&schema)
+            .args(&files),
+        "check-jsonschema (pip install check-jsonschema)",
+    )
+}
+
+/// Runs a validator: Ok when it exits 0, else what it printed.
+fn passes(command: &mut Command, what: &str) -> Result<(), String> {
+    let run = command
         .output()
-        .expect("run check-jsonschema (pip install check-jsonschema)");
+        .unwrap_or_else(|e| panic!("run {what}: {e}"));
     if run.status.success() {
         Ok(())
     } else {
@@ -97,18 +105,8 @@ pub fn frictionless_validate(datapackage: &Path) -> Result<(), String> {
 /// libhxl's `hxlvalidate` with HXL's core schema, every error reported (`-a`); its report
 /// when the file is not valid.
 pub fn hxl_validate(file: &Path) -> Result<(), String> {
-    let run = Command::new("hxlvalidate")
-        .arg("-a")
-        .arg(file)
-        .output()
-        .expect("run hxlvalidate (pip install libhxl)");
-    if run.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{}{}",
-            String::from_utf8_lossy(&run.stdout),
-            String::from_utf8_lossy(&run.stderr)
-        ))
-    }
+    passes(
+        Command::new("hxlvalidate").arg("-a").arg(file),
+        "hxlvalidate (pip install libhxl)",
+    )
 }
