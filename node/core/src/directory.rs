@@ -65,22 +65,7 @@ pub struct ServiceHit {
     pub draft_by: Option<String>,
 }
 
-/// Folds case and the accents of French, so "economique" finds "Économique".
-pub fn fold(text: &str) -> String {
-    text.chars()
-        .flat_map(char::to_lowercase)
-        .map(|c| match c {
-            'à' | 'â' | 'ä' | 'á' => 'a',
-            'é' | 'è' | 'ê' | 'ë' => 'e',
-            'î' | 'ï' | 'í' => 'i',
-            'ô' | 'ö' | 'ó' => 'o',
-            'ù' | 'û' | 'ü' | 'ú' => 'u',
-            'ç' => 'c',
-            'ÿ' => 'y',
-            other => other,
-        })
-        .collect()
-}
+pub use crate::text::fold;
 
 fn in_region(record: &OrganisationRecord, service: &Service, region: &str) -> bool {
     service.service_area.regions.iter().any(|r| r == region)

@@ -10,7 +10,7 @@
 
 use std::sync::OnceLock;
 
-use crate::directory::fold;
+use crate::text::fold;
 
 const TABLE: &str = include_str!("../../data/iso639-3.tsv");
 
