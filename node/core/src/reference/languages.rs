@@ -8,6 +8,7 @@
 //! several ("Fulfulde", "Pidgin") is read as the one spoken in Cameroon when one of them
 //! is ([`CAMEROON`]), else reported with the candidates.
 
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use crate::text::fold;
@@ -21,30 +22,59 @@ pub const CAMEROON: [&str; 6] = ["fub", "wes", "bas", "ewo", "dua", "bum"];
 
 struct Language {
     code: &'static str,
-    alpha3: &'static str,
-    names: [String; 3],
 }
 
-fn table() -> &'static [Language] {
-    static TABLE_READ: OnceLock<Vec<Language>> = OnceLock::new();
+/// The table, indexed once: by code (639-1 and 639-3), by whole folded name (English,
+/// inverted, French), and by each first part of a name that a comma or space ends
+/// ("fulfulde" of "fulfulde, adamawa"). An import reads a language cell per row: each
+/// lookup is a few hash probes, not a pass over 7,000 languages.
+struct Table {
+    languages: Vec<Language>,
+    codes: HashMap<&'static str, usize>,
+    names: HashMap<String, Vec<usize>>,
+    first_parts: HashMap<String, Vec<usize>>,
+    alpha3: Vec<&'static str>,
+}
+
+fn table() -> &'static Table {
+    static TABLE_READ: OnceLock<Table> = OnceLock::new();
     TABLE_READ.get_or_init(|| {
-        TABLE
+        let mut table = Table {
+            languages: Vec::new(),
+            codes: HashMap::new(),
+            names: HashMap::new(),
+            first_parts: HashMap::new(),
+            alpha3: Vec::new(),
+        };
+        for line in TABLE
             .lines()
             .filter(|l| !l.starts_with('#') && !l.is_empty())
-            .filter_map(|line| {
-                let mut fields = line.split('\t');
-                let code = fields.next()?;
-                let alpha3 = fields.next()?;
-                let english = fields.next().unwrap_or_default();
-                let inverted = fields.next().unwrap_or_default();
-                let french = fields.next().unwrap_or_default();
-                Some(Language {
-                    code,
-                    alpha3,
-                    names: [fold(english), fold(inverted), fold(french)],
-                })
-            })
-            .collect()
+        {
+            let mut fields = line.split('\t');
+            let (Some(code), Some(alpha3)) = (fields.next(), fields.next()) else {
+                continue;
+            };
+            let index = table.languages.len();
+            table.languages.push(Language { code });
+            table.alpha3.push(alpha3);
+            table.codes.insert(code, index);
+            table.codes.insert(alpha3, index);
+            for name in fields.take(3).map(fold).filter(|n| !n.is_empty()) {
+                for (at, c) in name.char_indices() {
+                    if c == ',' || c == ' ' {
+                        let entry = table.first_parts.entry(name[..at].to_owned()).or_default();
+                        if !entry.contains(&index) {
+                            entry.push(index);
+                        }
+                    }
+                }
+                let entry = table.names.entry(name).or_default();
+                if !entry.contains(&index) {
+                    entry.push(index);
+                }
+            }
+        }
+        table
     })
 }
 
@@ -55,47 +85,34 @@ pub fn code_of(text: &str) -> Result<String, String> {
     if wanted.is_empty() {
         return Err("empty".into());
     }
-    let languages = table();
-    if let Some(l) = languages
-        .iter()
-        .find(|l| l.code == wanted || l.alpha3 == wanted)
-    {
-        return Ok(l.code.to_owned());
+    let table = table();
+    if let Some(&index) = table.codes.get(wanted.as_str()) {
+        return Ok(table.languages[index].code.to_owned());
     }
-    let exact: Vec<&Language> = languages
-        .iter()
-        .filter(|l| l.names.iter().any(|n| !n.is_empty() && *n == wanted))
-        .collect();
-    let candidates = if exact.is_empty() {
-        // The first part of an inverted or French name: "Fulfulde" of "Fulfulde,
-        // Adamawa", "pidgin" of "pidgin du Cameroun".
-        languages
-            .iter()
-            .filter(|l| {
-                l.names.iter().any(|n| {
-                    n.strip_prefix(wanted.as_str())
-                        .is_some_and(|rest| rest.starts_with(',') || rest.starts_with(' '))
-                })
-            })
-            .collect()
-    } else {
-        exact
-    };
-    match candidates.as_slice() {
+    // A whole name, else the first part of several ("Fulfulde", "pidgin").
+    let candidates: &[usize] = table
+        .names
+        .get(&wanted)
+        .or_else(|| table.first_parts.get(&wanted))
+        .map_or(&[], Vec::as_slice);
+    match candidates {
         [] => Err(
             "not an ISO 639 language code or a language's name in French or English \
              (e.g. fr, français, French, ful, Fulfulde, Pidgin)"
                 .into(),
         ),
-        [one] => Ok(one.code.to_owned()),
-        several => match several.iter().find(|l| CAMEROON.contains(&l.alpha3)) {
-            Some(ours) => Ok(ours.code.to_owned()),
+        [one] => Ok(table.languages[*one].code.to_owned()),
+        several => match several
+            .iter()
+            .find(|&&i| CAMEROON.contains(&table.alpha3[i]))
+        {
+            Some(&ours) => Ok(table.languages[ours].code.to_owned()),
             None => Err(format!(
                 "the name of several languages ({}…); give its ISO 639 code",
                 several
                     .iter()
                     .take(6)
-                    .map(|l| l.code)
+                    .map(|&i| table.languages[i].code)
                     .collect::<Vec<_>>()
                     .join(", ")
             )),
@@ -132,6 +149,9 @@ mod tests {
         }
         assert!(code_of("Klingonais").is_err());
         assert!(code_of("").is_err());
-        assert!(table().len() > 7_000, "the whole table, not a hand list");
+        assert!(
+            table().languages.len() > 7_000,
+            "the whole table, not a hand list"
+        );
     }
 }
