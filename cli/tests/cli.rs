@@ -215,28 +215,7 @@ fn directory_workflow_through_the_real_binary() {
             "https://ard.example.cm",
         ],
     );
-    let office = ok(
-        &data,
-        &[
-            "office",
-            "add",
-            "--name",
-            "Siège",
-            "--region",
-            "CM005",
-            "--department",
-            "CM005004",
-            "--town",
-            "Douala",
-            "--latitude",
-            "4.05",
-            "--longitude",
-            "9.7",
-            "--json",
-        ],
-    )
-    .json();
-    let office_id = office["id"].as_str().unwrap().to_owned();
+    let office_id = add_douala_office(&data);
     assert!(office_id.starts_with("off-"));
 
     let added = ok(
