@@ -277,19 +277,6 @@ fn bundle_of_within(
 /// that takes compact bundles, when the bundle is the smaller): a joiner's first round.
 const NETWORK_BUNDLE_FROM: usize = 64;
 
-/// Bytes of the changes `hashes` of document `id` as stored (one by one on the wire).
-fn changes_bytes(
-    store: &crate::store::Store,
-    id: &DocumentId,
-    hashes: &[ChangeHash],
-) -> Result<usize, NodeError> {
-    let mut bytes = 0;
-    for hash in hashes {
-        bytes += store.raw_change(id, hash)?.map_or(0, |raw| raw.len());
-    }
-    Ok(bytes)
-}
-
 /// The changes `hashes` of `document` (those after `after`), encoded as stored; a change
 /// held only in a document received whole is encoded attested, from the document.
 fn encoded_changes(
@@ -473,13 +460,15 @@ impl DocumentsActor {
                 continue;
             };
             let hashes = document.changes_after(&known);
+            let raws = encoded_changes(document, &self.store, &hashes, &known)?;
             // The network document to a requester that lacks much of it: whole and
-            // compressed (taken there change by change, each checked), when smaller.
+            // compressed (taken there change by change, each checked), when smaller than
+            // its changes one by one.
             if request.compact
                 && id.network_owner().is_some()
                 && hashes.len() >= NETWORK_BUNDLE_FROM
                 && let Some(bundle) = bundle_of(document, &self.store, true)?
-                && bundle.len() < changes_bytes(&self.store, &id, &hashes)?
+                && bundle.len() < raws.iter().map(Vec::len).sum::<usize>()
             {
                 if !batch.take(bundle.len()) {
                     more = true;
@@ -488,7 +477,6 @@ impl DocumentsActor {
                 documents.push(bundle);
                 continue;
             }
-            let raws = encoded_changes(document, &self.store, &hashes, &known)?;
             // Attested changes (held without a signature of their own) travel in the
             // same response as the signed change that vouches for them: such a
             // document's changes go together or not at all.
