@@ -37,6 +37,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// Language of labels and of the import's messages: fr or en (default: `[node] lang`
+    /// of config.toml, else fr).
+    #[arg(long, global = true, value_parser = flags::parse_lang, value_name = "fr|en")]
+    pub lang: Option<passerelle_node::reference::Lang>,
+
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -159,9 +164,10 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         .context("starting the async runtime")?;
     let json = cli.json;
     runtime.block_on(async move {
-        let lang = match &cli.command {
-            Command::Init(_) | Command::Demo | Command::Repair(_) => Default::default(),
-            _ => client::load_config(&data_dir)?.lang,
+        let lang = match (&cli.command, cli.lang) {
+            (_, Some(lang)) => lang,
+            (Command::Init(_) | Command::Demo | Command::Repair(_), None) => Default::default(),
+            (_, None) => client::load_config(&data_dir)?.lang,
         };
         match cli.command {
             Command::Init(args) => cmd::init::run(&data_dir, args, json),
@@ -181,7 +187,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             Command::Referral(command) => cmd::referral::run(&data_dir, command, json).await,
             Command::Report(args) => cmd::report::run(&data_dir, args, json, lang).await,
             Command::Export(command) => cmd::export::run(&data_dir, command, lang, json).await,
-            Command::Import(command) => cmd::import::run(&data_dir, command, json).await,
+            Command::Import(command) => cmd::import::run(&data_dir, command, json, lang).await,
             Command::Repair(args) => cmd::repair::run(&data_dir, args, json),
             Command::Demo => cmd::demo::run().await,
         }

@@ -1349,7 +1349,7 @@ fn an_organisation_imports_its_rows_of_the_mapping_once() {
     let nothing = run(&data, &["service", "list", "--json"]);
     assert_eq!(nothing.code, 1, "a dry run wrote something");
 
-    let done = ok(&data, &["import", "csv", sample]);
+    let done = ok(&data, &["import", "csv", sample, "--lang", "en"]);
     assert!(done.stdout.contains("imported"), "{}", done.stdout);
     let services = ok(&data, &["service", "list", "--json"]).json();
     let own_rows = planned["own_rows"].as_u64().expect("own rows") as usize;
@@ -1372,7 +1372,7 @@ fn an_organisation_imports_its_rows_of_the_mapping_once() {
     assert_eq!(history_len(&data), history, "a second import wrote changes");
 
     // Bad rows are listed with row, column and why; nothing is imported.
-    let refused = run(&data, &["import", "csv", with_errors]);
+    let refused = run(&data, &["import", "csv", with_errors, "--lang", "en"]);
     assert_eq!(refused.code, 2);
     assert!(
         refused.stderr.contains("nothing was imported"),
@@ -1391,7 +1391,15 @@ fn an_organisation_imports_its_rows_of_the_mapping_once() {
     // With --skip-errors the others are read, and what was skipped is told by cause.
     let skipped = ok(
         &data,
-        &["import", "csv", with_errors, "--skip-errors", "--dry-run"],
+        &[
+            "import",
+            "csv",
+            with_errors,
+            "--skip-errors",
+            "--dry-run",
+            "--lang",
+            "en",
+        ],
     );
     assert!(
         skipped.stdout.contains("skipped (") && skipped.stdout.contains("by cause:"),
@@ -1435,6 +1443,8 @@ fn an_organisation_imports_its_rows_of_the_mapping_once() {
             "csv",
             all_bad.to_str().expect("path"),
             "--skip-errors",
+            "--lang",
+            "en",
         ],
     );
     assert_eq!(refused.code, 2, "{}", refused.stdout);
@@ -2402,4 +2412,326 @@ fn the_exports_pass_the_standards_own_validators() {
     cells[value] = "Gratuit";
     std::fs::write(&table, text.replacen(&row, &cells.join(","), 1)).expect("write");
     assert!(hxl_validate(&table).is_err());
+}
+
+/// The cells of the messy mapping of docs/examples (semicolons, no quoted cells), header
+/// first.
+fn messy_mapping() -> (String, Vec<Vec<String>>) {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/examples/cartographie-terrain.csv"
+    );
+    let text = std::fs::read_to_string(path).expect("messy mapping");
+    assert!(
+        !text.contains('"'),
+        "the test reads the file by splitting at semicolons"
+    );
+    let lines = text
+        .trim_start_matches('\u{feff}')
+        .lines()
+        .map(|l| l.split(';').map(str::to_owned).collect())
+        .collect();
+    (path.to_owned(), lines)
+}
+
+#[test]
+fn a_messy_mapping_reports_every_bad_row_and_lands_every_good_one() {
+    let (path, lines) = messy_mapping();
+    let path = path.as_str();
+    let rows = lines.len() - 1;
+    assert!(rows >= 40, "{rows} rows");
+    let header = |name: &str| lines[0].iter().position(|h| h == name).expect(name);
+    let (org, service) = (header("Nom de la structure"), header("Prestation proposée"));
+    // Every bad value, as the coordinator is told it: row, column, value, why.
+    let bad: [(usize, &str, &str, &str); 13] = [
+        (
+            26,
+            "Type de service",
+            "Développement des compétences",
+            "n'appartient pas à la dimension Économique",
+        ),
+        (
+            35,
+            "Type de service",
+            "Astronautique",
+            "n'est pas une catégorie ; acceptées",
+        ),
+        (
+            36,
+            "Type de service",
+            "Formation profesionelle",
+            "vouliez-vous dire « Formation professionnelle »",
+        ),
+        (37, "Coût (FCFA)", "Sur devis", "payant sans montant"),
+        (38, "Coût (FCFA)", "-5000", "un montant négatif"),
+        (
+            39,
+            "Capacité d'accueil",
+            "plusieurs",
+            "« plusieurs » ne dit pas de nombre",
+        ),
+        (
+            40,
+            "Nombre de places",
+            "illimité",
+            "« illimité » ne dit pas de nombre",
+        ),
+        (
+            41,
+            "Région",
+            "Lagos",
+            "ni un nom de région ; régions : CM001 Adamaoua",
+        ),
+        (
+            42,
+            "Langue(s) parlée(s)",
+            "Français, klingon",
+            "« klingon » : ni un code de langue ISO 639",
+        ),
+        (43, "Prestation proposée", "", "obligatoire, et vide"),
+        (
+            44,
+            "Département",
+            "Wouri",
+            "n'est pas un département de la région CM002",
+        ),
+        (45, "Coût (FCFA)", "150 000 000 FCFA", "vérifiez le montant"),
+        (
+            45,
+            "Type de service",
+            "Développement des compétences",
+            "n'appartient pas à la dimension",
+        ),
+    ];
+    let bad_rows: std::collections::BTreeSet<usize> = bad.iter().map(|b| b.0).collect();
+
+    let (_dir, data) = init("Association Retour et Dignité");
+    let _node = NodeProcess::start(&data);
+    ok(&data, &["org", "set", "--acronym", "ARD"]);
+    let history = history_len(&data);
+
+    // French by default: every bad value reported, nothing written.
+    let planned = run(&data, &["import", "csv", path, "--dry-run", "--json"]);
+    assert_eq!(planned.code, 2, "{}", planned.stderr);
+    let planned = planned.json();
+    let errors = planned["errors"].as_array().expect("errors");
+    for (row, column, value, why) in bad {
+        assert!(
+            errors.iter().any(|e| e["at"] == format!("row {row}")
+                && e["field"] == column
+                && e["value"] == value
+                && e["why"].as_str().is_some_and(|w| w.contains(why))),
+            "row {row} {column} {value:?} {why:?} not reported: {errors:#?}"
+        );
+    }
+    assert_eq!(errors.len(), bad.len(), "{errors:#?}");
+    // Every column of the file, and how it was read.
+    let columns = planned["columns"].as_array().expect("columns");
+    assert_eq!(columns.len(), lines[0].len());
+    for (header, column, rule) in [
+        ("Nom de la structure", Some("organisation"), "words"),
+        ("Prestation proposée", Some("service"), "words"),
+        ("Type d'organisation", Some("type"), "words"),
+        ("Nombre de places", Some("places"), "words"),
+        ("Capacité d'accueil", Some("capacity"), "words"),
+        ("Langue(s) parlée(s)", Some("languages"), "words"),
+        ("Région", Some("region"), "header"),
+        ("Point focal", None, "unknown"),
+        ("Observations", None, "unknown"),
+    ] {
+        let reading = columns
+            .iter()
+            .find(|c| c["header"] == header)
+            .expect(header);
+        assert_eq!(reading["column"].as_str(), column, "{reading}");
+        assert_eq!(reading["rule"], rule, "{reading}");
+    }
+    // This organisation's rows, each name with the rule that matched.
+    let own_names = planned["own_names"].as_array().expect("own names");
+    assert!(
+        own_names
+            .iter()
+            .any(|n| n["name"] == "ARD – Bureau de Douala"
+                && n["matched"]["suffix"]["suffix"] == "Bureau de Douala"
+                && n["rows"] == 2),
+        "{own_names:?}"
+    );
+    assert!(
+        own_names
+            .iter()
+            .any(|n| n["name"] == "ARD" && n["matched"] == "acronym"),
+        "{own_names:?}"
+    );
+    let own_rows: Vec<&Vec<String>> = lines[1..]
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !bad_rows.contains(&(i + 2)))
+        .map(|(_, l)| l)
+        .filter(|l| l[org].starts_with("ARD") || l[org] == "Association Retour et Dignité")
+        .collect();
+    assert_eq!(planned["own_rows"], own_rows.len());
+    let refused = run(&data, &["import", "csv", path]);
+    assert_eq!(refused.code, 2);
+    assert!(
+        refused
+            .stderr
+            .contains("13 valeur(s) illisibles ; rien n'a été importé"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused
+            .stdout
+            .contains("colonnes du fichier, telles que lues"),
+        "{}",
+        refused.stdout
+    );
+    assert_eq!(history_len(&data), history);
+
+    // The same in English.
+    let english = ok(
+        &data,
+        &[
+            "import",
+            "csv",
+            path,
+            "--dry-run",
+            "--skip-errors",
+            "--json",
+            "--lang",
+            "en",
+        ],
+    )
+    .json();
+    assert!(
+        english["errors"]
+            .as_array()
+            .expect("errors")
+            .iter()
+            .any(|e| e["why"]
+                .as_str()
+                .is_some_and(|w| w.starts_with("not a category; accepted"))),
+        "{english}"
+    );
+
+    // Skipping the bad rows, every good row lands: this organisation's as its services,
+    // the others' as drafts.
+    let done = ok(&data, &["import", "csv", path, "--skip-errors", "--drafts"]);
+    assert!(done.stdout.contains("par cause"), "{}", done.stdout);
+    let services = service_names(&data);
+    let expected: std::collections::BTreeSet<String> =
+        own_rows.iter().map(|l| l[service].clone()).collect();
+    assert_eq!(services, expected);
+    let drafts = ok(&data, &["directory", "drafts", "--json"]).json();
+    let drafts = drafts.as_array().expect("drafts");
+    let mut landed = 0;
+    for (index, line) in lines[1..].iter().enumerate() {
+        if bad_rows.contains(&(index + 2)) || own_rows.contains(&line) {
+            continue;
+        }
+        let draft = drafts
+            .iter()
+            .find(|d| d["record"]["profile"]["name"] == line[org])
+            .unwrap_or_else(|| panic!("no draft of {:?}", line[org]));
+        assert!(
+            draft["record"]["services"]
+                .as_object()
+                .is_some_and(|s| s.values().any(|s| s["name"] == line[service])),
+            "row {}: {:?} not in the draft {draft}",
+            index + 2,
+            line[service]
+        );
+        landed += 1;
+    }
+    assert_eq!(landed + own_rows.len() + bad_rows.len(), rows);
+
+    // A header the import cannot read: the error says how each column was read and how to
+    // say which it is; --column and a mapping file say it.
+    let renamed = _dir.path().join("intitules.csv");
+    let text = std::fs::read_to_string(path).expect("read");
+    std::fs::write(
+        &renamed,
+        text.replacen("Prestation proposée", "Intitulé", 1),
+    )
+    .expect("write");
+    let renamed = renamed.to_str().expect("path");
+    let lost = run(
+        &data,
+        &["import", "csv", renamed, "--dry-run", "--lang", "en"],
+    );
+    assert_eq!(lost.code, 2);
+    for expected in [
+        "no column read as service",
+        "\"Intitulé\" → not read",
+        "--column \"HEADER=service\"",
+    ] {
+        assert!(
+            lost.stderr.contains(expected),
+            "{expected}: {}",
+            lost.stderr
+        );
+    }
+    let told = ok(
+        &data,
+        &[
+            "import",
+            "csv",
+            renamed,
+            "--dry-run",
+            "--skip-errors",
+            "--json",
+            "--column",
+            "Intitulé=service",
+            "--column",
+            "Observations=ignore",
+        ],
+    )
+    .json();
+    assert_eq!(told["errors"].as_array().map(Vec::len), Some(bad.len()));
+    let intitule = told["columns"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["header"] == "Intitulé"))
+        .expect("Intitulé");
+    assert_eq!(intitule["rule"], "given");
+    let file = _dir.path().join("colonnes.txt");
+    std::fs::write(&file, "# mes colonnes\nIntitulé = prestation\n").expect("write");
+    let from_file = ok(
+        &data,
+        &[
+            "import",
+            "csv",
+            renamed,
+            "--dry-run",
+            "--skip-errors",
+            "--json",
+            "--columns-file",
+            file.to_str().expect("path"),
+        ],
+    )
+    .json();
+    assert_eq!(from_file["own_rows"], planned["own_rows"]);
+    let wrong = run(
+        &data,
+        &["import", "csv", renamed, "--column", "Intitulé=servise"],
+    );
+    assert_eq!(wrong.code, 2);
+    assert!(
+        wrong
+            .stderr
+            .contains("« servise » n'est pas une colonne de l'import"),
+        "{}",
+        wrong.stderr
+    );
+    let absent = run(
+        &data,
+        &["import", "csv", renamed, "--column", "Prestation=service"],
+    );
+    assert_eq!(absent.code, 2);
+    assert!(
+        absent
+            .stderr
+            .contains("le fichier n'a pas de colonne « Prestation »"),
+        "{}",
+        absent.stderr
+    );
 }

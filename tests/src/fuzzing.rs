@@ -252,7 +252,8 @@ fn split<'a>(data: &'a [u8], mark: &[u8], parts: usize) -> Vec<&'a [u8]> {
 /// A coordinator's spreadsheet as CSV.
 pub fn import_csv(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    if let Ok(mapping) = passerelle_node::cartography::import::read_csv(&text) {
+    if let Ok(mapping) = passerelle_node::cartography::import::read_csv(&text, &Default::default())
+    {
         let _ = passerelle_node::cartography::import::entries_of_rows(
             &mapping.rows.iter().collect::<Vec<_>>(),
         );
@@ -261,7 +262,7 @@ pub fn import_csv(data: &[u8]) {
 
 /// A coordinator's workbook (.xlsx).
 pub fn import_xlsx(data: &[u8]) {
-    let _ = passerelle_node::cartography::import::read_workbook(data, None);
+    let _ = passerelle_node::cartography::import::read_workbook(data, None, &Default::default());
 }
 
 /// An HSDS 3.0 JSON file.

@@ -18,7 +18,9 @@ const MAPPING: &str = "organisation,sigle,type,service,dimension,categorie,regio
     Centre Espoir,CE,ong,Formation en couture,économique,vocational_training,CM004,,Bamenda,5000 FCFA,disponible\n";
 
 fn draft(name: &str) -> Draft {
-    let rows = read_csv(MAPPING).expect("mapping").rows;
+    let rows = read_csv(MAPPING, &Default::default())
+        .expect("mapping")
+        .rows;
     let own: Vec<_> = rows.iter().filter(|r| r.organisation == name).collect();
     Draft {
         name: name.into(),

@@ -95,18 +95,24 @@ pub async fn run(
     };
     // Regions and departments by P-code or by name (French or English), as the import
     // takes them.
+    let refused = |flag: &str, value: &str, why: String| {
+        anyhow::anyhow!(
+            "{}",
+            lang.pick(
+                format!("{flag}: {value:?} is {why}"),
+                format!("{flag} : « {value} » : {why}"),
+            )
+        )
+    };
     let region = args
         .region
         .as_deref()
-        .map(|r| import::region_code(r).map_err(|why| anyhow::anyhow!("--region: {r:?} is {why}")))
+        .map(|r| import::region_code(r, lang).map_err(|why| refused("--region", r, why)))
         .transpose()?;
     let department = args
         .department
         .as_deref()
-        .map(|d| {
-            import::department_code(d)
-                .map_err(|why| anyhow::anyhow!("--department: {d:?} is {why}"))
-        })
+        .map(|d| import::department_code(d, lang).map_err(|why| refused("--department", d, why)))
         .transpose()?;
     if let Some(category) = &args.category {
         model::check_category("--category", category).map_err(|e| anyhow::anyhow!("{e}"))?;

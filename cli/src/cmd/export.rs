@@ -14,7 +14,6 @@ use passerelle_node::cartography::{geojson, hsds, hxl};
 use passerelle_node::reference::Lang;
 
 use crate::client::{Outcome, absolute, call, records};
-use crate::flags::parse_lang;
 use crate::output::{self, table};
 
 /// `passerelle export …`.
@@ -26,9 +25,6 @@ pub enum ExportCommand {
     Hsds {
         /// The folder to write into (created if missing).
         dir: PathBuf,
-        /// Language of labels: fr or en (default: the config's).
-        #[arg(long, value_parser = parse_lang)]
-        lang: Option<passerelle_node::reference::Lang>,
     },
     /// A 3W table (who does what where): one row per service, category and place.
     Csv {
@@ -38,18 +34,12 @@ pub enum ExportCommand {
         /// Write to this file instead of standard output.
         #[arg(long, short)]
         output: Option<PathBuf>,
-        /// Language of labels: fr or en (default: the config's).
-        #[arg(long, value_parser = parse_lang)]
-        lang: Option<passerelle_node::reference::Lang>,
     },
     /// GeoJSON (RFC 7946): offices as points, service areas as features keyed by P-code.
     Geojson {
         /// Write to this file instead of standard output.
         #[arg(long, short)]
         output: Option<PathBuf>,
-        /// Language of labels: fr or en (default: the config's).
-        #[arg(long, value_parser = parse_lang)]
-        lang: Option<passerelle_node::reference::Lang>,
     },
     /// A complete, verifiable backup: every document held, in Automerge's standard binary
     /// format (DIR/<name>.automerge), with its signed changes (<name>.changes) and its heads
@@ -75,12 +65,12 @@ pub async fn run(
     json: bool,
 ) -> anyhow::Result<Outcome> {
     match command {
-        ExportCommand::Hsds { dir, lang: chosen } => {
+        ExportCommand::Hsds { dir } => {
             let records = records(data_dir).await?;
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("dir: creating {}", dir.display()))?;
             let path = dir.join("organizations.json");
-            let body = hsds::organizations(&records, chosen.unwrap_or(lang));
+            let body = hsds::organizations(&records, lang);
             std::fs::write(&path, serde_json::to_string_pretty(&body)?)
                 .with_context(|| format!("dir: writing {}", path.display()))?;
             let package = hsds::tabular_package(&body)?;
@@ -106,13 +96,8 @@ pub async fn run(
                 ))?;
             }
         }
-        ExportCommand::Csv {
-            hxl,
-            output,
-            lang: chosen,
-        } => {
+        ExportCommand::Csv { hxl, output } => {
             let records = records(data_dir).await?;
-            let lang = chosen.unwrap_or(lang);
             match (json, output) {
                 // The rows as JSON objects, one key per column.
                 (true, None) => {
@@ -147,12 +132,9 @@ pub async fn run(
         ExportCommand::Automerge { dir } => {
             return automerge(data_dir, &dir, json).await;
         }
-        ExportCommand::Geojson {
-            output,
-            lang: chosen,
-        } => {
+        ExportCommand::Geojson { output } => {
             let records = records(data_dir).await?;
-            let collection = geojson::feature_collection(&records, chosen.unwrap_or(lang));
+            let collection = geojson::feature_collection(&records, lang);
             write_out(
                 output.as_deref(),
                 serde_json::to_string_pretty(&collection)?.as_bytes(),

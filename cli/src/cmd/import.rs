@@ -10,12 +10,15 @@ use clap::{Args, Subcommand};
 use passerelle_node::api;
 use passerelle_node::archive::Imported;
 use passerelle_node::backup::DocumentBackup;
+use passerelle_node::cartography::headers::{self, ColumnReading};
 use passerelle_node::cartography::import::{Entries, MappingRow};
+use passerelle_node::cartography::owner::{self, Matched, Whose};
 use passerelle_node::cartography::{hsds_import, import};
 use passerelle_node::directory::fold;
 use passerelle_node::document::Edit;
 use passerelle_node::model::{Draft, OrganisationRecord};
 use passerelle_node::node::OrganisationView;
+use passerelle_node::reference::Lang;
 
 use crate::client::{Outcome, absolute, apply_edits, call, items};
 use crate::output::{self, table};
@@ -50,6 +53,14 @@ pub enum ImportCommand {
         /// The workbook's sheet to read (the first by default).
         #[arg(long)]
         sheet: Option<String>,
+        /// Which column of the file is which, when its header is not read as you mean:
+        /// HEADER=COLUMN, e.g. "Prestation proposée=service" or "Remarques=ignore"
+        /// (repeatable). The import says how it read every column.
+        #[arg(long = "column", value_name = "HEADER=COLUMN")]
+        columns: Vec<String>,
+        /// The same from a file: one HEADER = COLUMN a line, # for comments.
+        #[arg(long, value_name = "FILE")]
+        columns_file: Option<PathBuf>,
         #[command(flatten)]
         options: ImportOptions,
     },
@@ -92,9 +103,35 @@ struct ReadFile {
     /// For a mapping: this organisation's rows, whose entries are merged whatever name
     /// (full or acronym) each row uses.
     rows: Option<Vec<MappingRow>>,
+    /// For a mapping: how each column of the file was read.
+    columns: Vec<ColumnReading>,
 }
 
-fn read_mapping(file: &Path, sheet: Option<&str>) -> anyhow::Result<ReadFile> {
+/// What the user said of the file's columns: `--column` pairs, then the mapping file's.
+fn given(
+    columns: &[String],
+    columns_file: Option<&Path>,
+    lang: Lang,
+) -> anyhow::Result<headers::Given> {
+    let flags = headers::Given::parse(columns.iter().map(String::as_str), lang)
+        .map_err(|why| anyhow::anyhow!("--column: {why}"))?;
+    let file = match columns_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("--columns-file: reading {}", path.display()))?;
+            headers::Given::parse_file(&text, lang)
+                .map_err(|why| anyhow::anyhow!("--columns-file {}: {why}", path.display()))?
+        }
+        None => Default::default(),
+    };
+    Ok(flags.and(file))
+}
+
+fn read_mapping(
+    file: &Path,
+    sheet: Option<&str>,
+    options: &import::ReadOptions,
+) -> anyhow::Result<ReadFile> {
     let extension = file
         .extension()
         .and_then(|e| e.to_str())
@@ -103,14 +140,14 @@ fn read_mapping(file: &Path, sheet: Option<&str>) -> anyhow::Result<ReadFile> {
     let read = if matches!(extension.as_str(), "xlsx" | "xlsm" | "xls" | "ods") {
         let bytes =
             std::fs::read(file).with_context(|| format!("file: reading {}", file.display()))?;
-        import::read_workbook(&bytes, sheet)
+        import::read_workbook(&bytes, sheet, options)
     } else {
         if sheet.is_some() {
             anyhow::bail!("--sheet: only a workbook (.xlsx, .xls, .ods) has sheets");
         }
         let text = std::fs::read_to_string(file)
             .with_context(|| format!("file: reading {} (as UTF-8 text)", file.display()))?;
-        import::read_csv(&text)
+        import::read_csv(&text, options)
     }
     .map_err(|e| anyhow::anyhow!("file {}: {e}", file.display()))?;
     let mut groups: BTreeMap<String, Vec<&MappingRow>> = BTreeMap::new();
@@ -143,12 +180,10 @@ fn read_mapping(file: &Path, sheet: Option<&str>) -> anyhow::Result<ReadFile> {
                 ]
             })
             .collect(),
-        unmodelled: read
-            .unknown_columns
-            .iter()
-            .map(|c| format!("column {c:?}"))
-            .collect(),
+        // The columns not read are in the report of the columns.
+        unmodelled: Vec::new(),
         rows: Some(read.rows),
+        columns: read.columns,
     })
 }
 
@@ -204,6 +239,7 @@ fn read_hsds(path: &Path) -> anyhow::Result<ReadFile> {
             .map(|(field, count)| format!("{field} ({count}×)"))
             .collect(),
         rows: None,
+        columns: Vec::new(),
     })
 }
 
@@ -219,6 +255,7 @@ fn causes(errors: &[[String; 4]]) -> Vec<(String, String, usize)> {
             .split(": ")
             .next()
             .unwrap_or(why)
+            .trim()
             .to_owned();
         *counts.entry((field.clone(), cause)).or_default() += 1;
     }
@@ -230,14 +267,25 @@ fn causes(errors: &[[String; 4]]) -> Vec<(String, String, usize)> {
     out
 }
 
-pub async fn run(data_dir: &Path, command: ImportCommand, json: bool) -> anyhow::Result<Outcome> {
+pub async fn run(
+    data_dir: &Path,
+    command: ImportCommand,
+    json: bool,
+    lang: Lang,
+) -> anyhow::Result<Outcome> {
     let (file, read, options) = match command {
         ImportCommand::Csv {
             file,
             sheet,
+            columns,
+            columns_file,
             options,
         } => {
-            let read = read_mapping(&file, sheet.as_deref())?;
+            let read_options = import::ReadOptions {
+                lang,
+                given: given(&columns, columns_file.as_deref(), lang)?,
+            };
+            let read = read_mapping(&file, sheet.as_deref(), &read_options)?;
             (file, read, options)
         }
         ImportCommand::Hsds { path, options } => {
@@ -250,20 +298,36 @@ pub async fn run(data_dir: &Path, command: ImportCommand, json: bool) -> anyhow:
     };
     let view: OrganisationView = call(data_dir, api::Organisation::default()).await?;
     let own = &view.record;
-    // This organisation's entries: by its id in the file, else by its name or acronym.
-    let is_own = |source: &Source| {
-        source.passerelle_id.as_ref() == Some(&own.org_id) || import::names(own, &source.name)
-    };
-    let mut plan = match &read.rows {
-        Some(rows) => import::plan_own(rows, own),
+    // The other members: a name they answer to as well is ambiguous, not this
+    // organisation's.
+    let records: Vec<OrganisationRecord> = items(data_dir, api::Records::default()).await?;
+    let others: Vec<&OrganisationRecord> =
+        records.iter().filter(|r| r.org_id != own.org_id).collect();
+    // Whose each organisation of the file is: by its id in the file, else by its name.
+    let whose: Vec<Whose> = read
+        .sources
+        .iter()
+        .map(|source| {
+            if source.passerelle_id.as_ref() == Some(&own.org_id) {
+                Whose::Own(Matched::Id)
+            } else {
+                owner::whose(&source.name, own, &others)
+            }
+        })
+        .collect();
+    let plan = match &read.rows {
+        Some(rows) => import::plan_own(rows, own, &others),
         None => {
             let mut entries = Entries {
                 services_whole: true,
                 ..Default::default()
             };
-            let mut own_rows = 0;
-            for source in read.sources.iter().filter(|s| is_own(s)) {
-                own_rows += source.rows;
+            let mut counts = import::ImportPlan::default();
+            for (source, whose) in read.sources.iter().zip(&whose) {
+                counts.count(&source.name, whose.clone(), source.rows);
+                if !matches!(whose, Whose::Own(_)) {
+                    continue;
+                }
                 entries.offices.extend(source.entries.offices.clone());
                 entries.services.extend(source.entries.services.clone());
                 entries.contacts.extend(source.entries.contacts.clone());
@@ -278,27 +342,29 @@ pub async fn run(data_dir: &Path, command: ImportCommand, json: bool) -> anyhow:
                     entries.languages = source.entries.languages.clone();
                 }
             }
-            let mut plan = import::plan_entries(&entries, own);
-            plan.own_rows = own_rows;
-            plan
+            import::ImportPlan {
+                own_rows: counts.own_rows,
+                other_organisations: counts.other_organisations,
+                own_names: counts.own_names,
+                ambiguous: counts.ambiguous,
+                ..import::plan_entries(&entries, own)
+            }
         }
     };
-    plan.other_organisations = read
-        .sources
-        .iter()
-        .filter(|s| !is_own(s))
-        .map(|s| (s.name.clone(), s.rows))
-        .collect();
-    // Drafts of the other organisations, when asked.
+    // Drafts of the other organisations, when asked (never of an ambiguous name).
     let mut draft_edits = Vec::new();
     let mut draft_lines = Vec::new();
     let (mut drafts_unchanged, mut members, mut claimed) = (0, 0, 0);
     if options.drafts {
-        let records: Vec<OrganisationRecord> = items(data_dir, api::Records::default()).await?;
         let claims: std::collections::BTreeSet<&String> =
             records.iter().flat_map(|r| r.claims.keys()).collect();
         let source_name = file.file_name().map(|n| n.to_string_lossy().into_owned());
-        for source in read.sources.iter().filter(|s| !is_own(s)) {
+        for (source, _) in read
+            .sources
+            .iter()
+            .zip(&whose)
+            .filter(|(_, w)| matches!(w, Whose::Other))
+        {
             // A member that already describes itself needs no draft.
             if records.iter().any(|r| {
                 (Some(&r.org_id) == source.passerelle_id.as_ref() || import::names(r, &source.name))
@@ -351,9 +417,12 @@ pub async fn run(data_dir: &Path, command: ImportCommand, json: bool) -> anyhow:
     let by_cause = causes(&read.errors);
     if json {
         output::json(&serde_json::json!({
+            "columns": read.columns,
             "errors": read.errors.iter().map(|[at, field, value, why]| serde_json::json!({"at": at, "field": field, "value": value, "why": why})).collect::<Vec<_>>(),
             "unmodelled": read.unmodelled,
             "own_rows": plan.own_rows,
+            "own_names": plan.own_names,
+            "ambiguous": plan.ambiguous,
             "changes": plan.changes,
             "unchanged": plan.unchanged,
             "other_organisations": plan.other_organisations,
@@ -365,55 +434,88 @@ pub async fn run(data_dir: &Path, command: ImportCommand, json: bool) -> anyhow:
             "written": !dry_run && !blocked && !refused_all,
         }))?;
     } else {
-        if !read.errors.is_empty() {
-            output::out(&format!("{} value(s) cannot be read:", read.errors.len()))?;
-            output::out(&table(
-                &["where", "field", "value", "why"],
-                read.errors.iter().map(|e| e.to_vec()).collect(),
-            ))?;
-        }
-        if !read.unmodelled.is_empty() {
-            output::out(&format!(
-                "not imported (Passerelle does not model them): {}",
-                read.unmodelled.join(", ")
-            ))?;
-        }
-        output::out(&format!(
-            "{} entr(ies) are {}'s; {} change(s), {} already as the file says; {} entr(ies) of {} other organisation(s) are theirs to import",
-            plan.own_rows,
-            own.profile.name,
-            plan.changes.len(),
-            plan.unchanged,
-            plan.other_organisations.values().sum::<usize>(),
-            plan.other_organisations.len()
+        print_report(&read, &plan, lang)?;
+        output::out(&lang.pick(
+            format!(
+                "{} entr(ies) are {}'s; {} change(s), {} already as the file says; {} entr(ies) of {} other organisation(s) are theirs to import",
+                plan.own_rows,
+                own.profile.name,
+                plan.changes.len(),
+                plan.unchanged,
+                plan.other_organisations.values().sum::<usize>(),
+                plan.other_organisations.len()
+            ),
+            format!(
+                "{} ligne(s) sont de {} ; {} modification(s), {} déjà comme le dit le fichier ; {} ligne(s) de {} autre(s) organisation(s) sont à elles d'importer",
+                plan.own_rows,
+                own.profile.name,
+                plan.changes.len(),
+                plan.unchanged,
+                plan.other_organisations.values().sum::<usize>(),
+                plan.other_organisations.len()
+            ),
         ))?;
-        let prefix = if dry_run { "would " } else { "" };
+        let prefix = if dry_run {
+            lang.pick("would ", "ferait : ")
+        } else {
+            ""
+        };
         for change in plan.changes.iter().chain(&draft_lines) {
             output::out(&format!("  {prefix}{change}"))?;
         }
         if options.drafts {
-            output::out(&format!(
-                "drafts: {} to publish, {drafts_unchanged} already published as the file says, {members} organisation(s) already members describing themselves, {claimed} already claimed",
-                draft_lines.len()
+            output::out(&lang.pick(
+                format!(
+                    "drafts: {} to publish, {drafts_unchanged} already published as the file says, {members} organisation(s) already members describing themselves, {claimed} already claimed",
+                    draft_lines.len()
+                ),
+                format!(
+                    "brouillons : {} à publier, {drafts_unchanged} déjà publiés comme le dit le fichier, {members} organisation(s) déjà membres qui se décrivent elles-mêmes, {claimed} déjà revendiqués",
+                    draft_lines.len()
+                ),
             ))?;
         }
     }
     if refused_all {
         anyhow::bail!(
-            "file: every row was refused ({} value(s) cannot be read); nothing was imported",
-            read.errors.len()
+            "{}",
+            lang.pick(
+                format!(
+                    "file: every row was refused ({} value(s) cannot be read); nothing was imported",
+                    read.errors.len()
+                ),
+                format!(
+                    "fichier : toutes les lignes ont été refusées ({} valeur(s) illisibles) ; rien n'a été importé",
+                    read.errors.len()
+                ),
+            )
         );
     }
     if blocked {
         anyhow::bail!(
-            "file: {} value(s) cannot be read; nothing was imported (fix them, or pass --skip-errors to import the others)",
-            read.errors.len()
+            "{}",
+            lang.pick(
+                format!(
+                    "file: {} value(s) cannot be read; nothing was imported (fix them, or pass --skip-errors to import the others)",
+                    read.errors.len()
+                ),
+                format!(
+                    "fichier : {} valeur(s) illisibles ; rien n'a été importé (corrigez-les, ou passez --skip-errors pour importer les autres)",
+                    read.errors.len()
+                ),
+            )
         );
     }
     if !read.errors.is_empty() && !json {
-        output::out(&format!(
-            "skipped ({} value(s) that cannot be read), by cause:",
-            read.errors.len()
+        output::out(&lang.pick(
+            format!(
+                "skipped ({} value(s) that cannot be read), by cause:",
+                read.errors.len()
+            ),
+            format!(
+                "ignorées ({} valeur(s) illisibles), par cause :",
+                read.errors.len()
+            ),
         ))?;
         for (field, cause, count) in &by_cause {
             output::out(&format!("  {count} × {field}: {cause}"))?;
@@ -426,11 +528,106 @@ pub async fn run(data_dir: &Path, command: ImportCommand, json: bool) -> anyhow:
     edits.extend(draft_edits);
     apply_edits(data_dir, edits).await?;
     if !json {
-        output::out(
+        output::out(lang.pick(
             "imported: each change is signed by this organisation and reaches the network",
-        )?;
+            "importé : chaque modification est signée par cette organisation et parvient au réseau",
+        ))?;
     }
     Ok(Outcome::Done)
+}
+
+/// How the file's columns were read, what cannot be read, and whose the names are.
+fn print_report(read: &ReadFile, plan: &import::ImportPlan, lang: Lang) -> anyhow::Result<()> {
+    if !read.columns.is_empty() {
+        output::out(lang.pick(
+            "columns of the file, as read:",
+            "colonnes du fichier, telles que lues :",
+        ))?;
+        output::out(&table(
+            &lang.pick(
+                ["#", "column of the file", "read as", "how"],
+                ["n°", "colonne du fichier", "lue comme", "comment"],
+            ),
+            read.columns
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.position.to_string(),
+                        c.header.clone(),
+                        c.column.clone().unwrap_or_else(|| "—".into()),
+                        c.how.clone(),
+                    ]
+                })
+                .collect(),
+        ))?;
+    }
+    if !read.errors.is_empty() {
+        output::out(&lang.pick(
+            format!("{} value(s) cannot be read:", read.errors.len()),
+            format!("{} valeur(s) illisibles :", read.errors.len()),
+        ))?;
+        output::out(&table(
+            &lang.pick(
+                ["where", "field", "value", "why"],
+                ["où", "colonne", "valeur", "pourquoi"],
+            ),
+            read.errors
+                .iter()
+                .map(|e| {
+                    let mut row = e.to_vec();
+                    if lang == Lang::Fr {
+                        row[0] = row[0].replacen("row ", "ligne ", 1);
+                    }
+                    row
+                })
+                .collect(),
+        ))?;
+    }
+    if !read.unmodelled.is_empty() {
+        output::out(&lang.pick(
+            format!(
+                "not imported (Passerelle does not model them): {}",
+                read.unmodelled.join(", ")
+            ),
+            format!(
+                "non importé (Passerelle ne les modélise pas) : {}",
+                read.unmodelled.join(", ")
+            ),
+        ))?;
+    }
+    for name in &plan.own_names {
+        output::out(&lang.pick(
+            format!(
+                "{:?}: {} entr(ies), this organisation's {}",
+                name.name,
+                name.rows,
+                name.matched.describe(lang)
+            ),
+            format!(
+                "« {} » : {} ligne(s), de cette organisation {}",
+                name.name,
+                name.rows,
+                name.matched.describe(lang)
+            ),
+        ))?;
+    }
+    for name in &plan.ambiguous {
+        output::out(&lang.pick(
+            format!(
+                "{:?}: {} entr(ies) NOT imported: the name is this organisation's and also {}'s; write the full name in the file",
+                name.name,
+                name.rows,
+                name.also.join(", ")
+            ),
+            format!(
+                "« {} » : {} ligne(s) NON importée(s) : ce nom est celui de cette organisation et aussi de {} ; écrivez le nom complet dans le fichier",
+                name.name,
+                name.rows,
+                name.also.join(", ")
+            ),
+        ))?;
+    }
+    Ok(())
 }
 
 pub async fn automerge(

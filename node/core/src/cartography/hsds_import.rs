@@ -25,7 +25,7 @@ use super::import::{
 };
 use crate::directory::fold;
 use crate::model::{Capacity, Contact, Cost, Office, Service, ServiceArea, ServiceStatus};
-use crate::reference::{areas, taxonomy};
+use crate::reference::{Lang, areas, taxonomy};
 
 /// An entry that cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -555,7 +555,7 @@ fn read_organization(org: &Map<String, Value>, read: &mut ReadHsds) -> Option<Hs
     // HSDS's legal_status is free text ("Limited Company"): mapped where it names one of
     // Passerelle's statuses, else kept as unmodelled (the organisation is read without it).
     if let Some(status) = text(org, "legal_status") {
-        match legal_status(&status) {
+        match legal_status(&status, Lang::En) {
             Ok(status) => entries.legal_status = Some(status),
             Err(_) => {
                 *read
@@ -638,10 +638,10 @@ fn read_organization(org: &Map<String, Value>, read: &mut ReadHsds) -> Option<Hs
                     );
                     continue;
                 };
-                match region(&state) {
+                match region(&state, Lang::En) {
                     Ok(r) => {
                         let d = match address_text("region") {
-                            Some(name) => match department(&name, &r) {
+                            Some(name) => match department(&name, &r, Lang::En) {
                                 Ok(d) => Some(d),
                                 Err(why) => {
                                     problem("location", &id, "addresses.region", &name, why);
@@ -714,7 +714,9 @@ fn read_organization(org: &Map<String, Value>, read: &mut ReadHsds) -> Option<Hs
                     .iter()
                     .any(|d| d.code() == attribute.code)
             {
-                match dimension(&attribute.code).or_else(|_| dimension(&attribute.name)) {
+                match dimension(&attribute.code, Lang::En)
+                    .or_else(|_| dimension(&attribute.name, Lang::En))
+                {
                     Ok(d) => stated_dimension = Some(d),
                     Err(why) => fail("attributes.dimension", &attribute.code, why),
                 }
@@ -734,7 +736,9 @@ fn read_organization(org: &Map<String, Value>, read: &mut ReadHsds) -> Option<Hs
                     .or_default() += 1;
                 continue;
             }
-            match category(&attribute.code).or_else(|_| category(&attribute.name)) {
+            match category(&attribute.code, Lang::En)
+                .or_else(|_| category(&attribute.name, Lang::En))
+            {
                 Ok(code) if !categories.contains(&code) => categories.push(code),
                 Ok(_) => {}
                 Err(why) => fail("attributes.taxonomy_term", &attribute.code, why),
@@ -773,12 +777,12 @@ fn read_organization(org: &Map<String, Value>, read: &mut ReadHsds) -> Option<Hs
                         None
                     }
                 },
-                other => cost(other)
+                other => cost(other, Lang::En)
                     .map_err(|why| fail("cost_options.option", &option, why))
                     .ok(),
             },
             None => match text(service, "fees_description") {
-                Some(fees) => cost(&fees)
+                Some(fees) => cost(&fees, Lang::En)
                     .map_err(|why| fail("fees_description", &fees, why))
                     .ok(),
                 None => {
@@ -793,7 +797,7 @@ fn read_organization(org: &Map<String, Value>, read: &mut ReadHsds) -> Option<Hs
         };
         if let Some(value) = passerelle_attribute(&attrs, "capacity") {
             let (status, places) = value.split_once(':').unwrap_or((&value, ""));
-            match capacity(status) {
+            match capacity(status, Lang::En) {
                 Ok((status, in_status)) => {
                     service_capacity.status = status;
                     service_capacity.places = places.parse().ok().or(in_status);
@@ -825,7 +829,7 @@ fn read_organization(org: &Map<String, Value>, read: &mut ReadHsds) -> Option<Hs
                 push(&mut area.departments, d.pcode);
             } else if let Some(r) = areas::region(&extent) {
                 push(&mut area.regions, r.pcode);
-            } else if let Ok(r) = region(&name) {
+            } else if let Ok(r) = region(&name, Lang::En) {
                 push(&mut area.regions, &r);
             } else if let Some(d) = areas::DEPARTMENTS
                 .iter()
@@ -1144,6 +1148,12 @@ fn nest(
 
 #[cfg(test)]
 mod tests {
+    fn english() -> crate::cartography::import::ReadOptions {
+        crate::cartography::import::ReadOptions {
+            lang: crate::reference::Lang::En,
+            ..Default::default()
+        }
+    }
     use super::*;
     use crate::cartography::hsds;
     use crate::cartography::import::{plan_entries, plan_own, read_csv};
@@ -1176,12 +1186,12 @@ mod tests {
 
     #[test]
     fn the_sample_mapping_survives_hsds_json_and_the_tabular_package_without_loss() {
-        let rows = read_csv(SAMPLE).unwrap().rows;
+        let rows = read_csv(SAMPLE, &english()).unwrap().rows;
         let names: std::collections::BTreeSet<String> =
             rows.iter().map(|r| r.organisation.clone()).collect();
         let records: Vec<OrganisationRecord> = names
             .iter()
-            .map(|name| imported(name, |record| plan_own(&rows, record).edits))
+            .map(|name| imported(name, |record| plan_own(&rows, record, &[]).edits))
             .collect();
         assert_eq!(records.len(), 33);
         let body = hsds::organizations(&records, Lang::Fr);

@@ -9,9 +9,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::ReadError;
+use super::headers::{self, ColumnReading, Given};
+use super::owner::{self, Matched, Whose};
 use crate::directory::fold;
 use crate::model::{CapacityStatus, Cost, LegalStatus, OrganisationRecord};
-use crate::reference::{areas, languages, taxonomy};
+use crate::reference::{Lang, areas, languages, taxonomy};
 
 /// A column the import understands, and the headers that name it (compared without case,
 /// accents, spaces, `-` or `_`).
@@ -96,7 +98,7 @@ pub const COLUMNS: [(&str, &[&str]); 20] = [
 /// Columns a mapping must have.
 pub const REQUIRED: [&str; 5] = ["organisation", "service", "dimension", "region", "town"];
 
-fn header_key(text: &str) -> String {
+pub(super) fn header_key(text: &str) -> String {
     fold(text)
         .chars()
         .filter(|c| c.is_alphanumeric() || *c == ' ')
@@ -171,11 +173,23 @@ pub struct ReadMapping {
     pub rows: Vec<MappingRow>,
     /// Every value that could not be read (its row is left out).
     pub errors: Vec<RowError>,
-    /// Headers the import does not know (their columns are ignored, and said so).
+    /// Headers the import does not read (their columns are ignored, and said so).
     pub unknown_columns: Vec<String>,
+    /// How each column of the file was read, or why it was not.
+    pub columns: Vec<ColumnReading>,
 }
 
-pub(super) fn legal_status(text: &str) -> Result<LegalStatus, String> {
+/// How to read a mapping: the user's language for messages, and what the user said of the
+/// file's columns (`--column`, a mapping file).
+#[derive(Debug, Clone, Default)]
+pub struct ReadOptions {
+    /// The language of the messages.
+    pub lang: Lang,
+    /// Which column is which, as the user said.
+    pub given: Given,
+}
+
+pub(super) fn legal_status(text: &str, lang: Lang) -> Result<LegalStatus, String> {
     match fold(text).as_str() {
         "gouvernement" | "government" | "etat" | "ministere" | "public" | "administration"
         | "service public" | "collectivite territoriale" | "commune" => Ok(LegalStatus::Government),
@@ -193,18 +207,24 @@ pub(super) fn legal_status(text: &str) -> Result<LegalStatus, String> {
         "communautaire" | "community" | "obc" | "cbo" | "association communautaire"
         | "organisation communautaire" | "community-based organisation"
         | "community-based organization" | "cooperative" | "gic" => Ok(LegalStatus::Community),
-        _ => Err("not one of: gouvernement/government, ong/ngo, international, prive/private, communautaire/community".into()),
+        _ => Err(lang.pick(
+            "not one of: gouvernement/government, ong/ngo (association, fondation, confessionnelle), international, prive/private (entreprise, SARL), communautaire/community (coopérative, GIC)",
+            "n'est pas l'un de : gouvernement (ministère, commune), ONG (association, fondation, confessionnelle), international (agence des Nations unies), privé (entreprise, SARL), communautaire (association communautaire, coopérative, GIC)",
+        ).into()),
     }
 }
 
-pub(super) fn dimension(text: &str) -> Result<taxonomy::Dimension, String> {
+pub(super) fn dimension(text: &str, lang: Lang) -> Result<taxonomy::Dimension, String> {
     match fold(text).as_str() {
         "economique" | "economic" | "economie" => Ok(taxonomy::Dimension::Economic),
         "sociale" | "social" => Ok(taxonomy::Dimension::Social),
         "psychosociale" | "psychosocial" => Ok(taxonomy::Dimension::Psychosocial),
-        _ => Err(
-            "not one of: économique/economic, sociale/social, psychosociale/psychosocial".into(),
-        ),
+        _ => Err(lang
+            .pick(
+                "not one of: économique/economic, sociale/social, psychosociale/psychosocial",
+                "n'est pas l'une de : économique, sociale, psychosociale",
+            )
+            .into()),
     }
 }
 
@@ -228,7 +248,7 @@ fn singular(text: &str) -> String {
 /// A category as people write it: its code, or its label in French or English, without
 /// regard to case, accents or plurals; a close misspelling is answered with "did you
 /// mean", and the accepted labels are listed.
-pub(super) fn category(text: &str) -> Result<String, String> {
+pub(super) fn category(text: &str, lang: Lang) -> Result<String, String> {
     let wanted = singular(text);
     if let Some(c) = taxonomy::CATEGORIES.iter().find(|c| {
         singular(c.code) == wanted
@@ -243,22 +263,24 @@ pub(super) fn category(text: &str) -> Result<String, String> {
         .map(|(c, label)| (strsim::levenshtein(&singular(label), &wanted), c, label))
         .min_by_key(|(distance, ..)| *distance);
     let hint = match closest {
-        Some((distance, c, label)) if distance <= (wanted.chars().count() / 5).max(2) => {
-            format!("did you mean \"{label}\" ({})? ", c.code)
-        }
+        Some((distance, c, label)) if distance <= (wanted.chars().count() / 5).max(2) => lang.pick(
+            format!("did you mean \"{label}\" ({})? ", c.code),
+            format!("vouliez-vous dire « {label} » ({}) ? ", c.code),
+        ),
         _ => String::new(),
     };
-    Err(format!(
-        "not a category; {hint}accepted (code: French label / English label): {}",
-        taxonomy::CATEGORIES
-            .iter()
-            .map(|c| format!("{}: {} / {}", c.code, c.label_fr, c.label_en))
-            .collect::<Vec<_>>()
-            .join("; ")
+    let accepted = taxonomy::CATEGORIES
+        .iter()
+        .map(|c| format!("{}: {}", c.code, c.label(lang)))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Err(lang.pick(
+        format!("not a category; {hint}accepted (code: label, in English or French): {accepted}"),
+        format!("n'est pas une catégorie ; {hint}acceptées (code : libellé, en français ou en anglais) : {accepted}"),
     ))
 }
 
-pub(super) fn region(text: &str) -> Result<String, String> {
+pub(super) fn region(text: &str, lang: Lang) -> Result<String, String> {
     if let Some(r) = areas::region(text) {
         return Ok(r.pcode.to_owned());
     }
@@ -268,9 +290,15 @@ pub(super) fn region(text: &str) -> Result<String, String> {
         .find(|r| fold(r.name_fr) == wanted || fold(r.name_en) == wanted)
         .map(|r| r.pcode.to_owned())
         .ok_or_else(|| {
-            format!(
-                "not a region P-code, ISO code or name; regions: {}",
-                areas::region_list()
+            lang.pick(
+                format!(
+                    "not a region P-code, ISO code or name; regions: {}",
+                    areas::region_list()
+                ),
+                format!(
+                    "ni un P-code, ni un code ISO, ni un nom de région ; régions : {}",
+                    areas::region_list()
+                ),
             )
         })
 }
@@ -279,7 +307,7 @@ pub(super) fn region(text: &str) -> Result<String, String> {
 /// separated by commas, semicolons, slashes, "et"/"and" or spaces ("Français, anglais",
 /// "fr/en", "Fulfulde et Cameroon Pidgin") — as ISO 639 codes; else which one is not read
 /// and why.
-pub fn languages(cell: &str) -> Result<Vec<String>, String> {
+pub fn languages(cell: &str, lang: Lang) -> Result<Vec<String>, String> {
     let mut codes: Vec<String> = Vec::new();
     let spaced = format!(" {} ", cell.replace(['\n', '\t'], " "));
     let separated = spaced
@@ -294,14 +322,20 @@ pub fn languages(cell: &str) -> Result<Vec<String>, String> {
         }
         // A name of several words ("Cameroon Pidgin"), else several names or codes
         // separated by spaces ("fr en").
+        let not = |what: &str, why: languages::NotALanguage| {
+            lang.pick(
+                format!("{what:?} is {}", why.message(lang)),
+                format!("« {what} » : {}", why.message(lang)),
+            )
+        };
         let read = languages::code_of(piece).map(|c| vec![c]).or_else(|why| {
             let words: Vec<&str> = piece.split_whitespace().collect();
             if words.len() < 2 {
-                return Err(format!("{piece:?} is {why}"));
+                return Err(not(piece, why));
             }
             words
                 .iter()
-                .map(|w| languages::code_of(w).map_err(|why| format!("{w:?} is {why}")))
+                .map(|w| languages::code_of(w).map_err(|why| not(w, why)))
                 .collect()
         })?;
         for code in read {
@@ -316,14 +350,14 @@ pub fn languages(cell: &str) -> Result<Vec<String>, String> {
 /// A region given as people give it — P-code (`CM005`), ISO code, or name in French or
 /// English, any case or accents ("littoral", "Extreme-Nord", "Far North") — as its P-code;
 /// else why not, listing the regions. What the import and `directory search --region` take.
-pub fn region_code(text: &str) -> Result<String, String> {
-    region(text)
+pub fn region_code(text: &str, lang: Lang) -> Result<String, String> {
+    region(text, lang)
 }
 
 /// A department given as people give it — P-code (`CM005004`) or name in French or English,
 /// any case or accents ("Wouri", "mfoundi") — as its P-code; else why not, listing the
 /// departments. What `directory search --department` takes.
-pub fn department_code(text: &str) -> Result<String, String> {
+pub fn department_code(text: &str, lang: Lang) -> Result<String, String> {
     if let Some(d) = areas::department(text) {
         return Ok(d.pcode.to_owned());
     }
@@ -334,22 +368,31 @@ pub fn department_code(text: &str) -> Result<String, String> {
         .collect();
     match found.as_slice() {
         [one] => Ok(one.pcode.to_owned()),
-        [] => Err(format!(
-            "not a department P-code or name; departments: {}",
-            areas::department_list(None)
+        [] => Err(lang.pick(
+            format!(
+                "not a department P-code or name; departments: {}",
+                areas::department_list(None)
+            ),
+            format!(
+                "ni un P-code, ni un nom de département ; départements : {}",
+                areas::department_list(None)
+            ),
         )),
-        several => Err(format!(
-            "the name of several departments: {}; give its P-code",
-            several
+        several => {
+            let codes = several
                 .iter()
                 .map(|d| d.pcode)
                 .collect::<Vec<_>>()
-                .join(", ")
-        )),
+                .join(", ");
+            Err(lang.pick(
+                format!("the name of several departments: {codes}; give its P-code"),
+                format!("le nom de plusieurs départements : {codes} ; donnez son P-code"),
+            ))
+        }
     }
 }
 
-pub(super) fn department(text: &str, region: &str) -> Result<String, String> {
+pub(super) fn department(text: &str, region: &str, lang: Lang) -> Result<String, String> {
     let wanted = fold(text);
     let found = areas::department(text).or_else(|| {
         areas::departments_of(region)
@@ -357,10 +400,19 @@ pub(super) fn department(text: &str, region: &str) -> Result<String, String> {
     });
     match found {
         Some(d) if d.region == region => Ok(d.pcode.to_owned()),
-        Some(d) => Err(format!("{} is not in region {region}", d.pcode)),
-        None => Err(format!(
-            "not a department of region {region}; its departments: {}",
-            areas::department_list(Some(region))
+        Some(d) => Err(lang.pick(
+            format!("{} is not in region {region}", d.pcode),
+            format!("{} n'est pas dans la région {region}", d.pcode),
+        )),
+        None => Err(lang.pick(
+            format!(
+                "not a department of region {region}; its departments: {}",
+                areas::department_list(Some(region))
+            ),
+            format!(
+                "n'est pas un département de la région {region} ; ses départements : {}",
+                areas::department_list(Some(region))
+            ),
         )),
     }
 }
@@ -373,11 +425,16 @@ const COST_FORMS: &str = "Gratuit (or free); Partage des coûts, Participation a
     (or cost shared); an amount in FCFA, with or without words: 15000, 15 000 FCFA, \
     15.000 F CFA, Payant : 15 000 FCFA";
 
+/// The same, in French.
+const COST_FORMS_FR: &str = "Gratuit ; Partage des coûts, Participation aux frais ; un \
+    montant en FCFA, avec ou sans mots : 15000, 15 000 FCFA, 15.000 F CFA, Payant : 15 000 FCFA";
+
 /// A cost as people write it in French or English: "Gratuit", "Partage des coûts",
 /// "Participation aux frais", "Payant : 15 000 FCFA", "15.000 F CFA", "fee:5000"; a fee
 /// without an amount ("Payant", "Sur devis"), a negative or an absurd amount is reported
 /// with the forms accepted.
-pub(super) fn cost(text: &str) -> Result<Cost, String> {
+pub(super) fn cost(text: &str, lang: Lang) -> Result<Cost, String> {
+    let forms = lang.pick(COST_FORMS, COST_FORMS_FR);
     let folded = fold(text)
         .replace(['\u{a0}', '\u{202f}'], " ")
         .trim()
@@ -413,24 +470,39 @@ pub(super) fn cost(text: &str) -> Result<Cost, String> {
         .filter(|c| !c.is_whitespace() && !matches!(c, '.' | ',' | '\'' | '-'))
         .collect();
     if digits.is_empty() || !digits.chars().any(|c| c.is_ascii_digit()) {
-        return Err(format!(
-            "not a cost the import reads{}; accepted: {COST_FORMS}",
-            if folded.contains("payant") || folded.contains("devis") || folded.contains("fee") {
-                " (a fee without an amount: write the amount in FCFA)"
-            } else {
-                ""
+        let no_amount =
+            folded.contains("payant") || folded.contains("devis") || folded.contains("fee");
+        return Err(match (lang, no_amount) {
+            (Lang::En, true) => format!(
+                "not a cost the import reads (a fee without an amount: write the amount in FCFA); accepted: {forms}"
+            ),
+            (Lang::En, false) => format!("not a cost the import reads; accepted: {forms}"),
+            (Lang::Fr, true) => format!(
+                "n'est pas un coût que l'import lit (payant sans montant : écrivez le montant en FCFA) ; acceptés : {forms}"
+            ),
+            (Lang::Fr, false) => {
+                format!("n'est pas un coût que l'import lit ; acceptés : {forms}")
             }
-        ));
+        });
     }
     match digits.parse::<u64>() {
-        _ if negative => Err(format!("a negative amount; accepted: {COST_FORMS}")),
+        _ if negative => Err(lang.pick(
+            format!("a negative amount; accepted: {forms}"),
+            format!("un montant négatif ; acceptés : {forms}"),
+        )),
         Ok(0) => Ok(Cost::Free),
-        Ok(amount_xaf) if amount_xaf > MAX_FEE_XAF => Err(format!(
-            "{amount_xaf} FCFA is over {MAX_FEE_XAF} FCFA: check the amount (a typing slip?)"
+        Ok(amount_xaf) if amount_xaf > MAX_FEE_XAF => Err(lang.pick(
+            format!(
+                "{amount_xaf} FCFA is over {MAX_FEE_XAF} FCFA: check the amount (a typing slip?)"
+            ),
+            format!(
+                "{amount_xaf} FCFA dépasse {MAX_FEE_XAF} FCFA : vérifiez le montant (une faute de frappe ?)"
+            ),
         )),
         Ok(amount_xaf) => Ok(Cost::Fee { amount_xaf }),
-        Err(_) => Err(format!(
-            "not a cost the import reads; accepted: {COST_FORMS}"
+        Err(_) => Err(lang.pick(
+            format!("not a cost the import reads; accepted: {forms}"),
+            format!("n'est pas un coût que l'import lit ; acceptés : {forms}"),
         )),
     }
 }
@@ -454,7 +526,7 @@ const NOT_A_NUMBER: [&str; 12] = [
 
 /// A capacity as people write it: disponible/available, liste d'attente/waitlist,
 /// complet/full — or a number, which is the places (available when above 0, full at 0).
-pub(super) fn capacity(text: &str) -> Result<(CapacityStatus, Option<u32>), String> {
+pub(super) fn capacity(text: &str, lang: Lang) -> Result<(CapacityStatus, Option<u32>), String> {
     let folded = fold(text);
     match folded.trim() {
         "" | "disponible" | "available" | "ouvert" => return Ok((CapacityStatus::Available, None)),
@@ -464,23 +536,31 @@ pub(super) fn capacity(text: &str) -> Result<(CapacityStatus, Option<u32>), Stri
         "complet" | "full" | "ferme" => return Ok((CapacityStatus::Full, None)),
         _ => {}
     }
-    match places(text) {
+    match places(text, lang) {
         Ok(Some(0)) => Ok((CapacityStatus::Full, Some(0))),
         Ok(Some(n)) => Ok((CapacityStatus::Available, Some(n))),
-        _ if NOT_A_NUMBER.iter().any(|w| folded.contains(w)) => Err(format!(
-            "{text:?} says no number: write the number of places (e.g. 12), or one of \
-             disponible/available, liste d'attente/waitlist, complet/full"
+        _ if NOT_A_NUMBER.iter().any(|w| folded.contains(w)) => Err(lang.pick(
+            format!(
+                "{text:?} says no number: write the number of places (e.g. 12), or one of \
+                 disponible/available, liste d'attente/waitlist, complet/full"
+            ),
+            format!(
+                "« {text} » ne dit pas de nombre : écrivez le nombre de places (par ex. 12), \
+                 ou l'un de : disponible, liste d'attente, complet"
+            ),
         )),
-        _ => Err(
-            "not one of: disponible/available, liste d'attente/waitlist, complet/full, or a number of places"
-                .into(),
-        ),
+        _ => Err(lang
+            .pick(
+                "not one of: disponible/available, liste d'attente/waitlist, complet/full, or a number of places",
+                "n'est pas l'un de : disponible, liste d'attente, complet, ou un nombre de places",
+            )
+            .into()),
     }
 }
 
 /// A number of places as people write it ("12", "12 places", "environ 12"); None when
 /// empty; words without a number ("plusieurs", "illimité") are reported.
-pub(super) fn places(text: &str) -> Result<Option<u32>, String> {
+pub(super) fn places(text: &str, lang: Lang) -> Result<Option<u32>, String> {
     let folded = fold(text);
     let mut rest = folded.trim().to_owned();
     for word in ["places", "place", "environ", "about", "seats", "~", "+"] {
@@ -492,10 +572,20 @@ pub(super) fn places(text: &str) -> Result<Option<u32>, String> {
     }
     match rest.replace([' ', '.', '\u{a0}'], "").parse::<u32>() {
         Ok(n) => Ok(Some(n)),
-        Err(_) if NOT_A_NUMBER.iter().any(|w| folded.contains(w)) => Err(format!(
-            "{text:?} says no number: write the number of places (e.g. 12), or leave it empty"
+        Err(_) if NOT_A_NUMBER.iter().any(|w| folded.contains(w)) => Err(lang.pick(
+            format!(
+                "{text:?} says no number: write the number of places (e.g. 12), or leave it empty"
+            ),
+            format!(
+                "« {text} » ne dit pas de nombre : écrivez le nombre de places (par ex. 12), ou laissez vide"
+            ),
         )),
-        Err(_) => Err("not a whole number of places (e.g. 12)".into()),
+        Err(_) => Err(lang
+            .pick(
+                "not a whole number of places (e.g. 12)",
+                "n'est pas un nombre entier de places (par ex. 12)",
+            )
+            .into()),
     }
 }
 
@@ -505,7 +595,7 @@ fn optional(text: &str) -> Option<String> {
 }
 
 /// Reads a mapping from CSV text (comma or semicolon separated, as spreadsheets save it).
-pub fn read_csv(text: &str) -> Result<ReadMapping, ReadError> {
+pub fn read_csv(text: &str, options: &ReadOptions) -> Result<ReadMapping, ReadError> {
     let text = text.trim_start_matches('\u{feff}');
     let first_line = text.lines().next().unwrap_or_default();
     let delimiter = if first_line.matches(';').count() > first_line.matches(',').count() {
@@ -534,23 +624,31 @@ pub fn read_csv(text: &str) -> Result<ReadMapping, ReadError> {
                 .map_err(|e| e.to_string()),
         )
     });
-    read_table(headers, records)
+    read_table(headers, records, options)
 }
 
 /// Reads a mapping from an Excel workbook (`.xlsx`, also `.xls`, `.ods`): the sheet named
 /// `sheet`, or the first one. Row numbers are the spreadsheet's.
-pub fn read_workbook(bytes: &[u8], sheet: Option<&str>) -> Result<ReadMapping, ReadError> {
+pub fn read_workbook(
+    bytes: &[u8],
+    sheet: Option<&str>,
+    options: &ReadOptions,
+) -> Result<ReadMapping, ReadError> {
     // calamine panics on some malformed workbooks (the import_xlsx fuzz target found a
     // cell reference whose column overflows): a panic is an error naming the file's fault.
     // The reader answers its own errors inside `Ok`; the guard adds a panic's.
     crate::automerge_guard::guarded_by("the spreadsheet reader (calamine)", "workbook", || {
-        Ok::<_, std::convert::Infallible>(read_workbook_inner(bytes, sheet))
+        Ok::<_, std::convert::Infallible>(read_workbook_inner(bytes, sheet, options))
     })
     .map_err(ReadError::Reader)
     .and_then(|read| read)
 }
 
-fn read_workbook_inner(bytes: &[u8], sheet: Option<&str>) -> Result<ReadMapping, ReadError> {
+fn read_workbook_inner(
+    bytes: &[u8],
+    sheet: Option<&str>,
+    options: &ReadOptions,
+) -> Result<ReadMapping, ReadError> {
     use calamine::Reader;
     let mut workbook = calamine::open_workbook_auto_from_rs(std::io::Cursor::new(bytes))
         .map_err(|e| ReadError::NotAWorkbook(e.to_string()))?;
@@ -587,6 +685,7 @@ fn read_workbook_inner(bytes: &[u8], sheet: Option<&str>) -> Result<ReadMapping,
         headers,
         rows.enumerate()
             .map(|(index, row)| (first + 1 + index, Ok(row))),
+        options,
     )
 }
 
@@ -595,36 +694,42 @@ fn read_workbook_inner(bytes: &[u8], sheet: Option<&str>) -> Result<ReadMapping,
 pub fn read_table(
     headers: Vec<String>,
     records: impl Iterator<Item = (usize, Result<Vec<String>, String>)>,
+    options: &ReadOptions,
 ) -> Result<ReadMapping, ReadError> {
-    let mut columns: BTreeMap<&'static str, usize> = BTreeMap::new();
-    let mut read = ReadMapping::default();
-    for (index, header) in headers.iter().enumerate() {
-        let key = header_key(header);
-        match COLUMNS
+    let lang = options.lang;
+    let records: Vec<(usize, Result<Vec<String>, String>)> = records.collect();
+    let values: Vec<Vec<String>> = records
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok().cloned())
+        .collect();
+    let readings =
+        headers::recognise(&headers, &values, &options.given, lang).map_err(ReadError::Columns)?;
+    drop(values);
+    let columns: BTreeMap<&'static str, usize> = readings
+        .iter()
+        .filter_map(|r| {
+            let column = COLUMNS
+                .iter()
+                .find(|(c, _)| Some(*c) == r.column.as_deref())?;
+            Some((column.0, r.position - 1))
+        })
+        .collect();
+    let mut read = ReadMapping {
+        unknown_columns: readings
             .iter()
-            .find(|(_, names)| names.iter().any(|n| *n == key))
-        {
-            Some((column, _)) => {
-                columns.entry(column).or_insert(index);
-            }
-            None if key.is_empty() => {}
-            None => read.unknown_columns.push(header.clone()),
-        }
-    }
+            .filter(|r| r.column.is_none())
+            .map(|r| r.header.clone())
+            .collect(),
+        columns: readings,
+        ..Default::default()
+    };
     let missing: Vec<&str> = REQUIRED
         .iter()
         .filter(|c| !columns.contains_key(*c))
         .copied()
         .collect();
     if !missing.is_empty() {
-        return Err(ReadError::MissingColumns {
-            missing: missing.iter().map(|c| (*c).to_owned()).collect(),
-            accepted: COLUMNS
-                .iter()
-                .map(|(c, names)| format!("{c} ({})", names.join("/")))
-                .collect::<Vec<_>>()
-                .join("; "),
-        });
+        return Err(missing_columns(&missing, read.columns, lang));
     }
     for (row, record) in records {
         let record = match record {
@@ -634,7 +739,10 @@ pub fn read_table(
                     row,
                     column: String::new(),
                     value: String::new(),
-                    why: format!("the row cannot be read: {e}"),
+                    why: lang.pick(
+                        format!("the row cannot be read: {e}"),
+                        format!("la ligne ne peut pas être lue : {e}"),
+                    ),
                 });
                 continue;
             }
@@ -666,30 +774,38 @@ pub fn read_table(
         let required = |column: &str, fail: &mut dyn FnMut(&str, String)| -> String {
             let value = get(column).to_owned();
             if value.is_empty() {
-                fail(column, "required, and empty".into());
+                fail(
+                    column,
+                    lang.pick("required, and empty", "obligatoire, et vide")
+                        .into(),
+                );
             }
             value
         };
         let organisation = required("organisation", &mut fail);
         let service = required("service", &mut fail);
         let town = required("town", &mut fail);
-        let dimension = dimension(get("dimension"))
+        let dimension = dimension(get("dimension"), lang)
             .map_err(|e| fail("dimension", e))
             .ok();
-        let region = region(get("region")).map_err(|e| fail("region", e)).ok();
+        let region = region(get("region"), lang)
+            .map_err(|e| fail("region", e))
+            .ok();
         let department = match (optional(get("department")), &region) {
-            (Some(text), Some(r)) => department(&text, r).map_err(|e| fail("department", e)).ok(),
+            (Some(text), Some(r)) => department(&text, r, lang)
+                .map_err(|e| fail("department", e))
+                .ok(),
             _ => None,
         };
-        let legal_status =
-            optional(get("type")).and_then(|t| legal_status(&t).map_err(|e| fail("type", e)).ok());
+        let legal_status = optional(get("type"))
+            .and_then(|t| legal_status(&t, lang).map_err(|e| fail("type", e)).ok());
         let mut categories = Vec::new();
         for part in get("category")
             .split([';', '|', ','])
             .map(str::trim)
             .filter(|p| !p.is_empty())
         {
-            match category(part) {
+            match category(part, lang) {
                 Ok(code) => categories.push(code),
                 Err(e) => fail("category", e),
             }
@@ -701,18 +817,24 @@ pub fn read_table(
         {
             fail(
                 "category",
-                format!("category {wrong} does not belong to dimension {stated}"),
+                lang.pick(
+                    format!("category {wrong} does not belong to dimension {stated}"),
+                    format!(
+                        "la catégorie {wrong} n'appartient pas à la dimension {}",
+                        stated.label(lang)
+                    ),
+                ),
             );
         }
-        let cost = cost(get("cost")).map_err(|e| fail("cost", e)).ok();
-        let (capacity, places_in_capacity) = match capacity(get("capacity")) {
+        let cost = cost(get("cost"), lang).map_err(|e| fail("cost", e)).ok();
+        let (capacity, places_in_capacity) = match capacity(get("capacity"), lang) {
             Ok((status, places)) => (Some(status), places),
             Err(e) => {
                 fail("capacity", e);
                 (None, None)
             }
         };
-        let places = places(get("places"))
+        let places = places(get("places"), lang)
             .map_err(|e| fail("places", e))
             .ok()
             .flatten()
@@ -723,7 +845,10 @@ pub fn read_table(
                 _ => {
                     fail(
                         column,
-                        format!("not a number of degrees between -{range} and {range}"),
+                        lang.pick(
+                            format!("not a number of degrees between -{range} and {range}"),
+                            format!("n'est pas un nombre de degrés entre -{range} et {range}"),
+                        ),
                     );
                     None
                 }
@@ -734,10 +859,14 @@ pub fn read_table(
         if latitude.is_some() != longitude.is_some() {
             fail(
                 "latitude",
-                "give both latitude and longitude, or neither".into(),
+                lang.pick(
+                    "give both latitude and longitude, or neither",
+                    "donnez la latitude et la longitude, ou aucune des deux",
+                )
+                .into(),
             );
         }
-        let languages = match languages(get("languages")) {
+        let languages = match languages(get("languages"), lang) {
             Ok(codes) => codes,
             Err(why) => {
                 fail("languages", why);
@@ -779,8 +908,59 @@ pub fn read_table(
     Ok(read)
 }
 
+/// The error of a file lacking required columns: which, how each of the file's columns was
+/// read, and how to say which is which.
+fn missing_columns(missing: &[&str], columns: Vec<ColumnReading>, lang: Lang) -> ReadError {
+    let readings = columns
+        .iter()
+        .map(|c| {
+            format!(
+                "{:?} → {}",
+                c.header,
+                match &c.column {
+                    Some(column) => format!("{column} ({})", c.how),
+                    None => c.how.clone(),
+                }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let example = format!("--column \"HEADER={}\"", missing[0]);
+    let accepted = COLUMNS
+        .iter()
+        .map(|(c, names)| format!("{c} ({})", names.join("/")))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let message = lang.pick(
+        format!(
+            "the file has no column read as {}. Its columns, as read: {readings}. Say which \
+             column it is with {example} (repeatable) or --columns-file FILE; headers read \
+             without being told: {accepted}, and headers holding their words",
+            missing.join(", ")
+        ),
+        format!(
+            "le fichier n'a pas de colonne lue comme {}. Ses colonnes, telles que lues : \
+             {readings}. Dites laquelle c'est avec {example} (répétable) ou \
+             --columns-file FICHIER ; en-têtes lus sans qu'on le dise : {accepted}, et les en-têtes qui \
+             contiennent leurs mots",
+            missing.join(", ")
+        ),
+    );
+    ReadError::MissingColumns {
+        missing: missing.iter().map(|c| (*c).to_owned()).collect(),
+        columns,
+        message,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    fn english() -> super::ReadOptions {
+        super::ReadOptions {
+            lang: crate::reference::Lang::En,
+            ..Default::default()
+        }
+    }
 
     #[test]
     fn costs_are_read_as_people_write_them_in_french() {
@@ -797,7 +977,7 @@ mod tests {
             ("fee:2000", Cost::Fee { amount_xaf: 2_000 }),
             ("2 500 XAF", Cost::Fee { amount_xaf: 2_500 }),
         ] {
-            assert_eq!(cost(written), Ok(read), "{written}");
+            assert_eq!(cost(written, Lang::En), Ok(read), "{written}");
         }
         for (written, says) in [
             ("Sur devis", "without an amount"),
@@ -806,7 +986,7 @@ mod tests {
             ("150 000 000 FCFA", "check the amount"),
             ("beaucoup", "accepted: Gratuit"),
         ] {
-            let why = cost(written).unwrap_err();
+            let why = cost(written, Lang::En).unwrap_err();
             assert!(why.contains(says), "{written}: {why}");
         }
     }
@@ -814,34 +994,46 @@ mod tests {
     #[test]
     fn categories_are_read_without_case_accents_or_plurals_and_misspellings_get_a_hint() {
         assert_eq!(
-            category("vocational_training").unwrap(),
+            category("vocational_training", Lang::En).unwrap(),
             "vocational_training"
         );
         assert_eq!(
-            category("Formation professionnelle").unwrap(),
+            category("Formation professionnelle", Lang::En).unwrap(),
             "vocational_training"
         );
         assert_eq!(
-            category("formations professionnelles").unwrap(),
+            category("formations professionnelles", Lang::En).unwrap(),
             "vocational_training"
         );
         assert_eq!(
-            category("FORMATION PROFESSIONNELLE").unwrap(),
+            category("FORMATION PROFESSIONNELLE", Lang::En).unwrap(),
             "vocational_training"
         );
         assert_eq!(
-            category("Vocational trainings").unwrap(),
+            category("Vocational trainings", Lang::En).unwrap(),
             "vocational_training"
         );
-        let why = category("Formation profesionelle").unwrap_err();
+        let why = category("Formation profesionelle", Lang::En).unwrap_err();
         assert!(
             why.contains("did you mean \"Formation professionnelle\""),
             "{why}"
         );
-        let why = category("Astronautique").unwrap_err();
+        let why = category("Astronautique", Lang::En).unwrap_err();
         assert!(!why.contains("did you mean"), "{why}");
         assert!(
-            why.contains("vocational_training: Formation professionnelle"),
+            why.contains("vocational_training: Vocational training"),
+            "{why}"
+        );
+        // The accepted labels in the user's language.
+        let why = category("Astronautique", Lang::Fr).unwrap_err();
+        assert!(
+            why.starts_with("n'est pas une catégorie")
+                && why.contains("vocational_training: Formation professionnelle"),
+            "{why}"
+        );
+        let why = category("Formation profesionelle", Lang::Fr).unwrap_err();
+        assert!(
+            why.contains("vouliez-vous dire « Formation professionnelle »"),
             "{why}"
         );
     }
@@ -849,24 +1041,30 @@ mod tests {
     #[test]
     fn a_number_in_a_capacity_column_is_places_and_words_for_many_are_reported() {
         assert_eq!(
-            capacity("12").unwrap(),
+            capacity("12", Lang::En).unwrap(),
             (CapacityStatus::Available, Some(12))
         );
-        assert_eq!(capacity("0").unwrap(), (CapacityStatus::Full, Some(0)));
-        assert_eq!(capacity("Complet").unwrap(), (CapacityStatus::Full, None));
         assert_eq!(
-            capacity("20 places").unwrap(),
+            capacity("0", Lang::En).unwrap(),
+            (CapacityStatus::Full, Some(0))
+        );
+        assert_eq!(
+            capacity("Complet", Lang::En).unwrap(),
+            (CapacityStatus::Full, None)
+        );
+        assert_eq!(
+            capacity("20 places", Lang::En).unwrap(),
             (CapacityStatus::Available, Some(20))
         );
         for words in ["plusieurs", "Illimité", "beaucoup"] {
-            let why = capacity(words).unwrap_err();
+            let why = capacity(words, Lang::En).unwrap_err();
             assert!(why.contains("says no number"), "{words}: {why}");
-            let why = places(words).unwrap_err();
+            let why = places(words, Lang::En).unwrap_err();
             assert!(why.contains("says no number"), "{words}: {why}");
         }
-        assert_eq!(places("environ 15").unwrap(), Some(15));
-        assert_eq!(places("").unwrap(), None);
-        assert!(places("douze").is_err());
+        assert_eq!(places("environ 15", Lang::En).unwrap(), Some(15));
+        assert_eq!(places("", Lang::En).unwrap(), None);
+        assert!(places("douze", Lang::En).is_err());
     }
 
     #[test]
@@ -883,37 +1081,47 @@ mod tests {
             ("Commune", LegalStatus::Government),
             ("Agence des Nations Unies", LegalStatus::International),
         ] {
-            assert_eq!(legal_status(written), Ok(status), "{written}");
+            assert_eq!(legal_status(written, Lang::En), Ok(status), "{written}");
         }
-        assert!(legal_status("Club de football").is_err());
+        assert!(legal_status("Club de football", Lang::En).is_err());
     }
 
     #[test]
     fn a_cell_of_languages_is_read_as_people_write_it() {
-        assert_eq!(languages("Français, anglais").unwrap(), ["fr", "en"]);
-        assert_eq!(languages("fr/en").unwrap(), ["fr", "en"]);
-        assert_eq!(languages("fr en").unwrap(), ["fr", "en"]);
         assert_eq!(
-            languages("Fulfulde et Cameroon Pidgin").unwrap(),
+            languages("Français, anglais", Lang::En).unwrap(),
+            ["fr", "en"]
+        );
+        assert_eq!(languages("fr/en", Lang::En).unwrap(), ["fr", "en"]);
+        assert_eq!(languages("fr en", Lang::En).unwrap(), ["fr", "en"]);
+        assert_eq!(
+            languages("Fulfulde et Cameroon Pidgin", Lang::En).unwrap(),
             ["fub", "wes"]
         );
-        assert_eq!(languages("Arabe; Français").unwrap(), ["ar", "fr"]);
-        assert_eq!(languages("").unwrap(), Vec::<String>::new());
-        let why = languages("Français, Klingon").unwrap_err();
+        assert_eq!(
+            languages("Arabe; Français", Lang::En).unwrap(),
+            ["ar", "fr"]
+        );
+        assert_eq!(languages("", Lang::En).unwrap(), Vec::<String>::new());
+        let why = languages("Français, Klingon", Lang::En).unwrap_err();
         assert!(why.contains("Klingon"), "{why}");
     }
 
     #[test]
     fn regions_and_departments_are_found_by_code_or_name_in_either_language() {
-        assert_eq!(region_code("CM005").unwrap(), "CM005");
-        assert_eq!(region_code("littoral").unwrap(), "CM005");
-        assert_eq!(region_code("Extreme-Nord").unwrap(), "CM004");
-        assert_eq!(region_code("Far North").unwrap(), "CM004");
-        assert!(region_code("Lagos").unwrap_err().contains("CM005 Littoral"));
-        assert_eq!(department_code("CM005004").unwrap(), "CM005004");
-        assert_eq!(department_code("wouri").unwrap(), "CM005004");
+        assert_eq!(region_code("CM005", Lang::En).unwrap(), "CM005");
+        assert_eq!(region_code("littoral", Lang::En).unwrap(), "CM005");
+        assert_eq!(region_code("Extreme-Nord", Lang::En).unwrap(), "CM004");
+        assert_eq!(region_code("Far North", Lang::En).unwrap(), "CM004");
         assert!(
-            department_code("Nowhere")
+            region_code("Lagos", Lang::En)
+                .unwrap_err()
+                .contains("CM005 Littoral")
+        );
+        assert_eq!(department_code("CM005004", Lang::En).unwrap(), "CM005004");
+        assert_eq!(department_code("wouri", Lang::En).unwrap(), "CM005004");
+        assert!(
+            department_code("Nowhere", Lang::En)
                 .unwrap_err()
                 .contains("CM005004 Wouri")
         );
@@ -926,7 +1134,7 @@ mod tests {
 
     #[test]
     fn the_sample_mapping_reads_whole() {
-        let read = read_csv(SAMPLE).unwrap();
+        let read = read_csv(SAMPLE, &english()).unwrap();
         assert!(read.errors.is_empty(), "{:?}", read.errors);
         assert!(
             read.unknown_columns.is_empty(),
@@ -951,7 +1159,7 @@ mod tests {
 
     #[test]
     fn every_bad_value_is_reported_with_row_column_and_why() {
-        let read = read_csv(WITH_ERRORS).unwrap();
+        let read = read_csv(WITH_ERRORS, &english()).unwrap();
         assert_eq!(read.rows.len(), 2);
         let found: Vec<(usize, &str)> = read
             .errors
@@ -971,7 +1179,7 @@ mod tests {
     fn every_organisation_of_the_sample_imports_its_rows_once_and_exports_them() {
         use crate::document::OrganisationDocument;
         use crate::identity::SigningSecret;
-        let read = read_csv(SAMPLE).unwrap();
+        let read = read_csv(SAMPLE, &english()).unwrap();
         let names: std::collections::BTreeSet<&str> =
             read.rows.iter().map(|r| r.organisation.as_str()).collect();
         let mut services = 0;
@@ -980,13 +1188,13 @@ mod tests {
             let (mut doc, _) =
                 OrganisationDocument::create(&secret, crate::model::Profile::named(name), 1)
                     .unwrap();
-            let plan = plan_own(&read.rows, doc.record().unwrap());
+            let plan = plan_own(&read.rows, doc.record().unwrap(), &[]);
             assert!(plan.own_rows > 0 && !plan.edits.is_empty(), "{name}");
             for edit in &plan.edits {
                 doc.apply_edit(edit, &secret, 2)
                     .unwrap_or_else(|e| panic!("{name}: {e}"));
             }
-            let again = plan_own(&read.rows, doc.record().unwrap());
+            let again = plan_own(&read.rows, doc.record().unwrap(), &[]);
             assert!(again.edits.is_empty(), "{name}: {:?}", again.changes);
             let record = doc.record().unwrap();
             let distinct: std::collections::BTreeSet<String> = read
@@ -1034,32 +1242,37 @@ mod tests {
 
     #[test]
     fn a_workbook_reads_as_its_csv_with_the_spreadsheets_row_numbers() {
-        let from_csv = read_csv(SAMPLE).unwrap();
+        let from_csv = read_csv(SAMPLE, &english()).unwrap();
         let shipped = include_bytes!("../../../../docs/examples/mapping.xlsx");
-        assert_eq!(read_workbook(shipped, None).unwrap(), from_csv);
+        assert_eq!(read_workbook(shipped, None, &english()).unwrap(), from_csv);
         assert_eq!(
-            read_workbook(&workbook_of(SAMPLE, (0, 0)), Some("cartographie")).unwrap(),
+            read_workbook(
+                &workbook_of(SAMPLE, (0, 0)),
+                Some("cartographie"),
+                &english()
+            )
+            .unwrap(),
             from_csv
         );
         // A table placed lower and further right keeps the spreadsheet's row numbers.
-        let moved = read_workbook(&workbook_of(WITH_ERRORS, (3, 2)), None).unwrap();
+        let moved = read_workbook(&workbook_of(WITH_ERRORS, (3, 2)), None, &english()).unwrap();
         let rows: Vec<usize> = moved.errors.iter().map(|e| e.row).collect();
         assert_eq!(rows, vec![6, 7, 8]);
         assert_eq!(moved.rows.len(), 2);
-        let missing = read_workbook(shipped, Some("Feuil9")).unwrap_err();
+        let missing = read_workbook(shipped, Some("Feuil9"), &english()).unwrap_err();
         assert!(
             matches!(&missing, ReadError::NoSuchSheet { sheets, .. } if sheets.iter().any(|s| s.contains("Cartographie"))),
             "{missing}"
         );
         assert!(missing.to_string().contains("Cartographie"), "{missing}");
-        assert!(read_workbook(b"not a workbook", None).is_err());
+        assert!(read_workbook(b"not a workbook", None, &english()).is_err());
     }
 
     #[test]
     fn english_headers_names_and_semicolons_are_understood() {
         let text = "Organization;Acronym;Type;Service name;Sector;Category;Region;Department;City;Cost;Capacity;Languages;Colour\n\
                     Hope Centre;HC;NGO;Counselling;Psychosocial;Counselling;South-West;Fako;Buea;2 500 FCFA;waiting list;en pcm;blue\n";
-        let read = read_csv(text).unwrap();
+        let read = read_csv(text, &english()).unwrap();
         assert!(read.errors.is_empty(), "{:?}", read.errors);
         assert_eq!(read.unknown_columns, vec!["Colour".to_owned()]);
         let row = &read.rows[0];
@@ -1068,7 +1281,7 @@ mod tests {
         assert_eq!(row.cost, Cost::Fee { amount_xaf: 2500 });
         assert_eq!(row.legal_status, Some(LegalStatus::Ngo));
         assert_eq!(row.categories, vec!["counselling".to_owned()]);
-        let missing = read_csv("organisation,service\nA,B\n").unwrap_err();
+        let missing = read_csv("organisation,service\nA,B\n", &english()).unwrap_err();
         assert!(
             matches!(&missing, ReadError::MissingColumns { missing, .. } if missing.contains(&"region".to_owned())),
             "{missing}"
@@ -1093,6 +1306,67 @@ pub struct ImportPlan {
     pub own_rows: usize,
     /// Rows of other organisations, by name (they import their own).
     pub other_organisations: BTreeMap<String, usize>,
+    /// The names in the file that are this organisation's, each with the rule that
+    /// matched and its rows.
+    pub own_names: Vec<OwnName>,
+    /// Names this organisation and another member both answer to: not imported, reported.
+    pub ambiguous: Vec<AmbiguousName>,
+}
+
+/// A name in the file that is this organisation's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnName {
+    /// The name as the file writes it.
+    pub name: String,
+    /// The rule that matched.
+    pub matched: Matched,
+    /// Its rows (or entries).
+    pub rows: usize,
+}
+
+/// A name in the file that this organisation and another member answer to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AmbiguousName {
+    /// The name as the file writes it.
+    pub name: String,
+    /// The other members it also names.
+    pub also: Vec<String>,
+    /// Its rows (or entries).
+    pub rows: usize,
+}
+
+impl ImportPlan {
+    /// Counts `rows` rows (or entries) of the file under `name`, by whose they are.
+    pub fn count(&mut self, name: &str, whose: Whose, rows: usize) {
+        match whose {
+            Whose::Own(matched) => {
+                self.own_rows += rows;
+                match self
+                    .own_names
+                    .iter_mut()
+                    .find(|n| n.name == name && n.matched == matched)
+                {
+                    Some(known) => known.rows += rows,
+                    None => self.own_names.push(OwnName {
+                        name: name.to_owned(),
+                        matched,
+                        rows,
+                    }),
+                }
+            }
+            Whose::Other => {
+                *self.other_organisations.entry(name.to_owned()).or_default() += rows;
+            }
+            Whose::Ambiguous { also } => match self.ambiguous.iter_mut().find(|a| a.name == name) {
+                Some(known) => known.rows += rows,
+                None => self.ambiguous.push(AmbiguousName {
+                    name: name.to_owned(),
+                    also,
+                    rows,
+                }),
+            },
+        }
+    }
 }
 
 fn short_hash(parts: &[&str]) -> String {
@@ -1143,29 +1417,38 @@ pub fn service_id(name: &str) -> String {
     format!("svc-{}", short_hash(&[&fold(name)]))
 }
 
-/// The rows that are `record`'s organisation's (by name or acronym), and the edits that
-/// make its document say what they say. Ids are derived from the content (an office from
-/// its town, address and area; a service from its name), so importing the same file again
-/// plans nothing.
-pub fn plan_own(rows: &[MappingRow], record: &OrganisationRecord) -> ImportPlan {
-    let name = fold(&record.profile.name);
-    let acronym = record.profile.acronym.as_deref().map(fold);
+/// The rows that are `record`'s organisation's (by name, acronym, or either with a suffix
+/// naming a branch or a country — see [`owner`](super::owner); a name another of `others`
+/// also answers to is reported as ambiguous, not imported), and the edits that make its
+/// document say what they say. Ids are derived from the content (an office from its town,
+/// address and area; a service from its name), so importing the same file again plans
+/// nothing.
+pub fn plan_own(
+    rows: &[MappingRow],
+    record: &OrganisationRecord,
+    others: &[&OrganisationRecord],
+) -> ImportPlan {
+    let mut whose_name: BTreeMap<&str, Whose> = BTreeMap::new();
+    let mut counts = ImportPlan::default();
     let mut own = Vec::new();
-    let mut other_organisations: BTreeMap<String, usize> = BTreeMap::new();
     for row in rows {
-        let organisation = fold(&row.organisation);
-        if organisation == name || Some(&organisation) == acronym.as_ref() {
+        let name = row.organisation.trim();
+        let whose = whose_name
+            .entry(name)
+            .or_insert_with(|| owner::whose(name, record, others))
+            .clone();
+        if matches!(whose, Whose::Own(_)) {
             own.push(row);
-        } else {
-            *other_organisations
-                .entry(row.organisation.clone())
-                .or_default() += 1;
         }
+        counts.count(name, whose, 1);
     }
-    let mut plan = plan_entries(&entries_of_rows(&own), record);
-    plan.own_rows = own.len();
-    plan.other_organisations = other_organisations;
-    plan
+    ImportPlan {
+        own_rows: counts.own_rows,
+        other_organisations: counts.other_organisations,
+        own_names: counts.own_names,
+        ambiguous: counts.ambiguous,
+        ..plan_entries(&entries_of_rows(&own), record)
+    }
 }
 
 /// What one organisation's rows of a mapping say it is.

@@ -8,10 +8,12 @@
 
 pub mod actors;
 pub mod geojson;
+pub mod headers;
 pub mod hsds;
 pub mod hsds_import;
 pub mod hxl;
 pub mod import;
+pub mod owner;
 
 use crate::model::{OrganisationRecord, Service, ServiceArea};
 use crate::reference::areas;
@@ -29,13 +31,19 @@ pub enum ReadError {
         reason: String,
     },
     /// The header row lacks required columns.
-    #[error("the header row lacks the column(s) {}; accepted headers: {accepted}", missing.join(", "))]
+    #[error("{message}")]
     MissingColumns {
         /// The required columns not found.
         missing: Vec<String>,
-        /// Every column and the headers accepted for it.
-        accepted: String,
+        /// How each column of the file was read.
+        columns: Vec<headers::ColumnReading>,
+        /// What is missing, how each column of the file was read, and how to say which
+        /// column is which, in the user's language.
+        message: String,
     },
+    /// What the user said of the file's columns does not fit the file.
+    #[error("{0}")]
+    Columns(String),
     /// Not a workbook the reader knows.
     #[error("not a workbook that can be read (.xlsx, .xls, .ods): {0}")]
     NotAWorkbook(String),

@@ -20,6 +20,25 @@ const TABLE: &str = include_str!("../../data/iso639-3.tsv");
 /// name with others elsewhere.
 pub const CAMEROON: [&str; 6] = ["fub", "wes", "bas", "ewo", "dua", "bum"];
 
+/// Names of Cameroon's languages as they are spelt in French in Cameroon that ISO 639-3's
+/// table does not give (it has "bamun", "adamawa fulfulde", "ghomálá'"), with their
+/// ISO 639-3 code.
+pub const SPELT_IN_CAMEROON: [(&str, &str); 8] = [
+    ("foulfoulde", "fub"),
+    ("fulfulde", "fub"),
+    ("bamoun", "bax"),
+    ("bassa", "bas"),
+    ("boulou", "bum"),
+    ("arabe choa", "shu"),
+    ("pidgin english", "wes"),
+    ("pidgin-english", "wes"),
+];
+
+/// A name as looked up: folded (case, accents) and without apostrophes ("Ghomálá'").
+fn key(text: &str) -> String {
+    fold(text.trim()).replace(['\'', '’'], "")
+}
+
 struct Language {
     code: &'static str,
 }
@@ -59,7 +78,7 @@ fn table() -> &'static Table {
             table.alpha3.push(alpha3);
             table.codes.insert(code, index);
             table.codes.insert(alpha3, index);
-            for name in fields.take(3).map(fold).filter(|n| !n.is_empty()) {
+            for name in fields.take(3).map(key).filter(|n| !n.is_empty()) {
                 for (at, c) in name.char_indices() {
                     if c == ',' || c == ' ' {
                         let entry = table.first_parts.entry(name[..at].to_owned()).or_default();
@@ -78,15 +97,64 @@ fn table() -> &'static Table {
     })
 }
 
+/// Why a text is not a language.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotALanguage {
+    /// Nothing was written.
+    Empty,
+    /// Neither a code nor a name in the table.
+    Unknown,
+    /// The name of several languages, none spoken in Cameroon: some of their codes.
+    Several(Vec<&'static str>),
+}
+
+impl NotALanguage {
+    /// What is wrong, in `lang`.
+    pub fn message(&self, lang: super::Lang) -> String {
+        match self {
+            Self::Empty => lang.pick("empty", "vide").to_owned(),
+            Self::Unknown => lang
+                .pick(
+                    "not an ISO 639 language code or a language's name in French or English \
+                     (e.g. fr, français, French, ful, Fulfulde, Pidgin)",
+                    "ni un code de langue ISO 639, ni le nom d'une langue en français ou en \
+                     anglais (par ex. fr, français, French, ful, fulfulde, pidgin)",
+                )
+                .to_owned(),
+            Self::Several(codes) => lang.pick(
+                format!(
+                    "the name of several languages ({}…); give its ISO 639 code",
+                    codes.join(", ")
+                ),
+                format!(
+                    "le nom de plusieurs langues ({}…) ; donnez son code ISO 639",
+                    codes.join(", ")
+                ),
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for NotALanguage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message(super::Lang::En))
+    }
+}
+
 /// The ISO 639 code (639-1 where there is one, else 639-3) of a language given by code or
 /// name; else why not.
-pub fn code_of(text: &str) -> Result<String, String> {
-    let wanted = fold(text.trim());
+pub fn code_of(text: &str) -> Result<String, NotALanguage> {
+    let wanted = key(text);
     if wanted.is_empty() {
-        return Err("empty".into());
+        return Err(NotALanguage::Empty);
     }
     let table = table();
     if let Some(&index) = table.codes.get(wanted.as_str()) {
+        return Ok(table.languages[index].code.to_owned());
+    }
+    if let Some((_, alpha3)) = SPELT_IN_CAMEROON.iter().find(|(name, _)| *name == wanted)
+        && let Some(&index) = table.codes.get(alpha3)
+    {
         return Ok(table.languages[index].code.to_owned());
     }
     // A whole name, else the first part of several ("Fulfulde", "pidgin").
@@ -96,25 +164,19 @@ pub fn code_of(text: &str) -> Result<String, String> {
         .or_else(|| table.first_parts.get(&wanted))
         .map_or(&[], Vec::as_slice);
     match candidates {
-        [] => Err(
-            "not an ISO 639 language code or a language's name in French or English \
-             (e.g. fr, français, French, ful, Fulfulde, Pidgin)"
-                .into(),
-        ),
+        [] => Err(NotALanguage::Unknown),
         [one] => Ok(table.languages[*one].code.to_owned()),
         several => match several
             .iter()
             .find(|&&i| CAMEROON.contains(&table.alpha3[i]))
         {
             Some(&ours) => Ok(table.languages[ours].code.to_owned()),
-            None => Err(format!(
-                "the name of several languages ({}…); give its ISO 639 code",
+            None => Err(NotALanguage::Several(
                 several
                     .iter()
                     .take(6)
                     .map(|&i| table.languages[i].code)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                    .collect(),
             )),
         },
     }
@@ -144,6 +206,13 @@ mod tests {
             ("Ewondo", "ewo"),
             ("Duala", "dua"),
             ("ful", "ff"),
+            ("Ghomala", "bbj"),
+            ("Ghomálá'", "bbj"),
+            ("Bamoun", "bax"),
+            ("Foulfouldé", "fub"),
+            ("Bassa", "bas"),
+            ("Arabe choa", "shu"),
+            ("haoussa", "ha"),
         ] {
             assert_eq!(code_of(written).as_deref(), Ok(code), "{written}");
         }

@@ -17,6 +17,16 @@ pub enum Lang {
     En,
 }
 
+impl Lang {
+    /// The English or the French of a message, as this language wants.
+    pub fn pick<T>(self, en: T, fr: T) -> T {
+        match self {
+            Self::En => en,
+            Self::Fr => fr,
+        }
+    }
+}
+
 impl std::str::FromStr for Lang {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
