@@ -20,7 +20,7 @@ use passerelle_node::model::{Draft, OrganisationRecord};
 use passerelle_node::node::OrganisationView;
 use passerelle_node::reference::Lang;
 
-use crate::client::{Outcome, absolute, apply_edits, call, items};
+use crate::client::{Outcome, absolute, apply_edits, call};
 use crate::output::{self, table};
 
 /// What `import csv` and `import hsds` may do.
@@ -300,7 +300,7 @@ pub async fn run(
     let own = &view.record;
     // The other members: a name they answer to as well is ambiguous, not this
     // organisation's.
-    let records: Vec<OrganisationRecord> = items(data_dir, api::Records::default()).await?;
+    let records: Vec<OrganisationRecord> = crate::client::records(data_dir).await?;
     let others: Vec<&OrganisationRecord> =
         records.iter().filter(|r| r.org_id != own.org_id).collect();
     // Whose each organisation of the file is: by its id in the file, else by its name.

@@ -1176,6 +1176,69 @@ mod tests {
     }
 
     #[test]
+    fn rows_naming_this_organisation_by_a_suffix_are_its_own_unless_another_member_answers() {
+        use crate::model::{OrganisationRecord, Profile};
+        let csv = "organisation,service,dimension,region,ville\n\
+            ARD – Bureau de Douala,Écoute,psychosociale,Littoral,Douala\n\
+            Association Retour et Dignité,Médiation,psychosociale,Centre,Yaoundé\n\
+            ARD,Orientation,psychosociale,Centre,Yaoundé\n\
+            ARD Jeunesse,Sport,sociale,Centre,Yaoundé\n";
+        let rows = read_csv(csv, &english()).unwrap().rows;
+        let record = |id: &str, name: &str, acronym: &str| {
+            OrganisationRecord::new(
+                id,
+                Profile {
+                    acronym: Some(acronym.to_owned()),
+                    ..Profile::named(name)
+                },
+            )
+        };
+        let ard = record("org-a", "Association Retour et Dignité", "ARD");
+        let alone = plan_own(&rows, &ard, &[]);
+        assert_eq!(alone.own_rows, 3);
+        assert_eq!(
+            alone
+                .own_names
+                .iter()
+                .map(|n| (n.name.as_str(), n.matched.clone()))
+                .collect::<Vec<_>>(),
+            [
+                (
+                    "ARD – Bureau de Douala",
+                    Matched::Suffix {
+                        suffix: "Bureau de Douala".into()
+                    }
+                ),
+                ("Association Retour et Dignité", Matched::Name),
+                ("ARD", Matched::Acronym),
+            ]
+        );
+        assert_eq!(alone.other_organisations.get("ARD Jeunesse"), Some(&1));
+        // Another member with the same acronym: "ARD" and its suffixed form are
+        // ambiguous, reported and not imported; the full name stays this organisation's.
+        let other = record("org-b", "Action Rurale pour le Développement", "ARD");
+        let shared = plan_own(&rows, &ard, &[&other]);
+        assert_eq!(shared.own_rows, 1);
+        assert_eq!(
+            shared
+                .ambiguous
+                .iter()
+                .map(|a| a.name.as_str())
+                .collect::<Vec<_>>(),
+            ["ARD – Bureau de Douala", "ARD"]
+        );
+        assert!(shared.ambiguous[0].also[0].contains("org-b"));
+        assert!(
+            !shared
+                .changes
+                .iter()
+                .any(|c| c.contains("Écoute") || c.contains("Orientation")),
+            "{:?}",
+            shared.changes
+        );
+    }
+
+    #[test]
     fn every_organisation_of_the_sample_imports_its_rows_once_and_exports_them() {
         use crate::document::OrganisationDocument;
         use crate::identity::SigningSecret;
