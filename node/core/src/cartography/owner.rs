@@ -140,7 +140,7 @@ const LINKS: &[&str] = &["de", "du", "des", "d'", "au", "en", "of", "in", "la", 
 
 /// The suffix of `name` after `base`, when `name` is `base` then a separator or a space
 /// then something; as written (trimmed of separators and brackets).
-fn suffix_after<'a>(name: &'a str, folded: &str, base: &str) -> Option<&'a str> {
+fn suffix_after<'a>(name: &'a str, folded: &'a str, base: &str) -> Option<&'a str> {
     if base.is_empty() || !folded.starts_with(base) {
         return None;
     }
@@ -148,13 +148,17 @@ fn suffix_after<'a>(name: &'a str, folded: &str, base: &str) -> Option<&'a str> 
     if !rest.starts_with(|c: char| c.is_whitespace() || "-–—,:/(|".contains(c)) {
         return None;
     }
-    // The same suffix in the text as written (fold keeps characters one for one, but may
-    // change their byte lengths: count characters).
+    // The same suffix in the text as written: fold keeps characters one for one (but may
+    // change their byte lengths: count characters), except the rare capital whose lower
+    // case is two characters — then the folded suffix.
     let skip = folded[..base.len()].chars().count();
-    let written: &str = name
-        .char_indices()
-        .nth(skip)
-        .map_or("", |(at, _)| &name[at..]);
+    let written: &str = if name.chars().count() == folded.chars().count() {
+        name.char_indices()
+            .nth(skip)
+            .map_or("", |(at, _)| &name[at..])
+    } else {
+        rest
+    };
     let written = written
         .trim_matches(|c: char| c.is_whitespace() || "-–—,:/()|".contains(c))
         .trim();
@@ -287,6 +291,14 @@ mod tests {
                 "{written}"
             );
         }
+        // A capital whose lower case is two characters before the suffix.
+        let istanbul = record("org-i", "İstanbul Yardım", None);
+        assert_eq!(
+            matches(&istanbul, "İstanbul Yardım – Bureau de Douala"),
+            Some(Matched::Suffix {
+                suffix: "bureau de douala".to_owned()
+            })
+        );
         for written in [
             "ARDENT",
             "ARD Jeunesse",
