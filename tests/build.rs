@@ -2,7 +2,9 @@
 //! root (network namespaces, nftables) run there and are ignored, with their reason,
 //! elsewhere; and `cfg(passerelle_standards)` when the standards' own validators are
 //! installed (PyPI: `check-jsonschema`, `compiletojsonschema`, `frictionless`, `libhxl`'s
-//! `hxlvalidate`; `.ci/run` installs them), for the tests that run them.
+//! `hxlvalidate`; `.ci/run` installs them), for the tests that run them; and
+//! `cfg(passerelle_browser)` when Debian's Chromium and ChromeDriver run, for the web page's
+//! tests in a real browser.
 
 fn runs(program: &str, arg: &str) -> bool {
     std::process::Command::new(program)
@@ -14,6 +16,7 @@ fn runs(program: &str, arg: &str) -> bool {
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(passerelle_root)");
     println!("cargo::rustc-check-cfg=cfg(passerelle_standards)");
+    println!("cargo::rustc-check-cfg=cfg(passerelle_browser)");
     println!("cargo::rerun-if-env-changed=USER");
     println!("cargo::rerun-if-env-changed=PATH");
     let root = std::process::Command::new("id")
@@ -29,5 +32,8 @@ fn main() {
         && runs("hxlvalidate", "--help")
     {
         println!("cargo::rustc-cfg=passerelle_standards");
+    }
+    if runs("chromium", "--version") && runs("chromedriver", "--version") {
+        println!("cargo::rustc-cfg=passerelle_browser");
     }
 }

@@ -94,6 +94,9 @@ pub enum Command {
     /// Bring an existing mapping in: this organisation's rows of a spreadsheet.
     #[command(subcommand)]
     Import(cmd::import::ImportCommand),
+    /// The accounts of this node's web page: add, list, remove, passwd.
+    #[command(subcommand)]
+    User(cmd::user::UserCommand),
     /// Repair a damaged store (run with the node stopped): keep every record that can
     /// still be read and verified, set the damaged store aside, and let the node fetch what
     /// is missing from its peers at the next start.
@@ -188,6 +191,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             Command::Report(args) => cmd::report::run(&data_dir, args, json, lang).await,
             Command::Export(command) => cmd::export::run(&data_dir, command, lang, json).await,
             Command::Import(command) => cmd::import::run(&data_dir, command, json, lang).await,
+            Command::User(command) => cmd::user::run(&data_dir, command, json).await,
             Command::Repair(args) => cmd::repair::run(&data_dir, args, json),
             Command::Demo => cmd::demo::run().await,
         }

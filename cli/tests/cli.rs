@@ -2735,3 +2735,143 @@ fn a_messy_mapping_reports_every_bad_row_and_lands_every_good_one() {
         absent.stderr
     );
 }
+
+/// Runs `passerelle ARGS` with `input` on its standard input.
+fn run_with_input(data_dir: &Path, args: &[&str], input: &str) -> Run {
+    use std::io::Write;
+    let mut child = Command::new(bin())
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env_remove("PASSERELLE_HOME")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn passerelle");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    let output = child.wait_with_output().expect("wait");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// One HTTP/1.1 GET on loopback: the status line and headers, then the body.
+fn http_get(address: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let host = address.trim_start_matches("http://").trim_end();
+    let mut stream = std::net::TcpStream::connect(host).expect("connect to the web page");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("answer");
+    answer
+}
+
+#[test]
+fn accounts_are_managed_from_the_command_line_and_the_node_serves_its_page() {
+    let (_dir, data) = init("Association Retour et Dignité");
+    let _node = NodeProcess::start_with(
+        &data,
+        &[
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--no-mdns",
+            "--no-upnp",
+            "--web-listen",
+            "127.0.0.1:0",
+        ],
+    );
+    // The page is served where the address file says, with its security headers.
+    let address = std::fs::read_to_string(data.join("web.address")).expect("web.address");
+    let login = http_get(&address, "/login");
+    assert!(login.starts_with("HTTP/1.1 200"), "{login}");
+    for header in [
+        "content-security-policy: default-src 'none'; script-src 'self'",
+        "x-frame-options: DENY",
+        "cache-control: no-store",
+        "HttpOnly; SameSite=Strict",
+    ] {
+        assert!(login.contains(header), "{header}: {login}");
+    }
+    assert!(login.contains("<h1>Connexion</h1>"), "{login}");
+    let board = http_get(&address, "/board");
+    assert!(
+        board.starts_with("HTTP/1.1 303") && board.contains("location: /login"),
+        "{board}"
+    );
+
+    // Accounts: made with a password on standard input, listed without it, refused when
+    // the password is short or the role unknown, removed.
+    let made = run_with_input(
+        &data,
+        &[
+            "user",
+            "add",
+            "amina",
+            "--role",
+            "officer",
+            "--password-stdin",
+            "--json",
+        ],
+        "une phrase de passe\n",
+    );
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    assert_eq!(made.json()["role"], "officer");
+    let short = run_with_input(
+        &data,
+        &[
+            "user",
+            "add",
+            "paul",
+            "--role",
+            "viewer",
+            "--password-stdin",
+        ],
+        "court\n",
+    );
+    assert_eq!(short.code, 2);
+    assert!(
+        short.stderr.contains("password: at least 10 characters"),
+        "{}",
+        short.stderr
+    );
+    let role = run(&data, &["user", "add", "paul", "--role", "chef"]);
+    assert_eq!(role.code, 2);
+    assert!(
+        role.stderr.contains("admin, officer, viewer"),
+        "{}",
+        role.stderr
+    );
+    let no_terminal = run_with_input(&data, &["user", "add", "paul", "--role", "viewer"], "");
+    assert_eq!(no_terminal.code, 2);
+    assert!(
+        no_terminal.stderr.contains("--password-stdin"),
+        "{}",
+        no_terminal.stderr
+    );
+    let listed = ok(&data, &["user", "list", "--json"]).json();
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert!(!listed.to_string().contains("phrase"), "{listed}");
+    let changed = run_with_input(
+        &data,
+        &["user", "passwd", "amina", "--password-stdin"],
+        "une autre phrase de passe\n",
+    );
+    assert_eq!(changed.code, 0, "{}", changed.stderr);
+    ok(&data, &["user", "remove", "amina"]);
+    let gone = run(&data, &["user", "remove", "amina"]);
+    assert_eq!(gone.code, 1, "{}", gone.stderr);
+    assert!(gone.stderr.contains("no account named"), "{}", gone.stderr);
+    assert_eq!(run(&data, &["user", "list"]).code, 1);
+}

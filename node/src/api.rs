@@ -24,6 +24,7 @@ use std::path::PathBuf;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::accounts::{Account, AccountError, Password, Role};
 use crate::directory::{SearchQuery, ServiceHit};
 use crate::document::{Edit, HistoryEntry};
 use crate::identity::OrgId;
@@ -121,6 +122,14 @@ requests! {
     Board(Board),
     /// [`Audit`].
     Audit(Audit),
+    /// [`UserAdd`].
+    UserAdd(UserAdd),
+    /// [`UserList`].
+    UserList(UserList),
+    /// [`UserRemove`].
+    UserRemove(UserRemove),
+    /// [`UserPassword`].
+    UserPassword(UserPassword),
 }
 
 /// The protocol version the node speaks and the node's own version.
@@ -432,6 +441,57 @@ impl Streamed for Audit {
     type Item = AuditEntry;
 }
 
+/// Makes an account of this node's web page (`passerelle user add`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserAdd {
+    /// Its name.
+    pub name: String,
+    /// Its role.
+    pub role: Role,
+    /// Its password (hashed by the node; never stored or logged).
+    pub password: Password,
+}
+
+impl Call for UserAdd {
+    type Reply = Account;
+}
+
+/// Every account of this node's web page.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserList {}
+
+impl Call for UserList {
+    type Reply = Vec<Account>;
+}
+
+/// Removes an account.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserRemove {
+    /// Its name.
+    pub name: String,
+}
+
+impl Call for UserRemove {
+    type Reply = ();
+}
+
+/// Sets an account's password.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserPassword {
+    /// Its name.
+    pub name: String,
+    /// The new password.
+    pub password: Password,
+}
+
+impl Call for UserPassword {
+    type Reply = ();
+}
+
 impl Request {
     /// True if the request may write something (an edit, a decision, a referral step, an
     /// import): if the connection breaks before the answer, it may or may not have been
@@ -444,7 +504,10 @@ impl Request {
             | Request::ReferralMove(_)
             | Request::ReferralPropose(_)
             | Request::ReferralAssign(_)
-            | Request::ReferralErase(_) => true,
+            | Request::ReferralErase(_)
+            | Request::UserAdd(_)
+            | Request::UserRemove(_)
+            | Request::UserPassword(_) => true,
             Request::ImportAutomerge(ImportAutomerge { dry_run, .. }) => !dry_run,
             Request::ReferralMatch(_)
             | Request::ReferralShow(_)
@@ -458,7 +521,8 @@ impl Request {
             | Request::Records(_)
             | Request::ExportAutomerge(_)
             | Request::Board(_)
-            | Request::Audit(_) => false,
+            | Request::Audit(_)
+            | Request::UserList(_) => false,
         }
     }
 }
@@ -523,6 +587,30 @@ impl ApiError {
             kind,
             field: None,
             message: message.into(),
+        }
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(e: AccountError) -> Self {
+        let field = match &e {
+            AccountError::BadName(_) | AccountError::Exists(_) | AccountError::LastAdmin(_) => {
+                Some("name")
+            }
+            AccountError::ShortPassword => Some("password"),
+            _ => None,
+        };
+        let kind = match &e {
+            AccountError::NotFound(_) => ErrorKind::NotFound,
+            AccountError::Hash(_) | AccountError::Store(_) | AccountError::Damaged(_) => {
+                ErrorKind::Internal
+            }
+            _ => ErrorKind::InvalidInput,
+        };
+        Self {
+            kind,
+            field: field.map(str::to_owned),
+            message: e.to_string(),
         }
     }
 }

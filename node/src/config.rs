@@ -187,6 +187,28 @@ pub struct ConfigFile {
     /// Referrals and case files.
     #[serde(default)]
     pub referrals: ReferralsSection,
+    /// The officers' web page.
+    #[serde(default)]
+    pub web: WebSection,
+}
+
+/// Where the web page listens by default: this computer only.
+pub const DEFAULT_WEB_LISTEN: &str = "127.0.0.1:4691";
+
+/// `[web]`: the officers' web page, served by `passerelle start`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSection {
+    /// Serve the page (default true).
+    pub enabled: Option<bool>,
+    /// Address and port (default 127.0.0.1:4691). Any address but a loopback one is served
+    /// over TLS only.
+    pub listen: Option<String>,
+    /// The TLS certificate (PEM) for a LAN address; without it one is made at first start
+    /// (`web-tls/` in the data folder) and its fingerprint printed.
+    pub certificate: Option<std::path::PathBuf>,
+    /// Its private key (PEM).
+    pub key: Option<std::path::PathBuf>,
 }
 
 /// `[referrals]`.
@@ -321,6 +343,17 @@ name = {name}
 # referral closes (completed, declined, failed, withdrawn, expired). Then its key is
 # destroyed. The sending organisation keeps its own copy until it erases it.
 # retention_days = {DEFAULT_RETENTION_DAYS}
+
+[web]
+# The officers' web page, served by `passerelle start` (accounts: `passerelle user add`).
+# enabled = true
+
+# Address and port. The default serves this computer only; any other address (an office
+# LAN: "0.0.0.0:4691") is served over TLS only, with the certificate below or one made at
+# first start (its fingerprint is printed for the officers to check).
+# listen = "{DEFAULT_WEB_LISTEN}"
+# certificate = "/etc/passerelle/web.crt"
+# key = "/etc/passerelle/web.key"
 "#
         )
     }

@@ -8,7 +8,8 @@
 //! decisions), [`text`],
 //! [`automerge_bounds`], [`automerge_guard`], [`automerge_de`]. The runtime's own:
 //! - [`store`]: sled storage of signed changes and snapshots, made durable.
-//! - [`keys`]: the key files; [`vault`]: case files at rest, the audit log, the outbox.
+//! - [`keys`]: the key files; [`vault`]: case files at rest, the audit log, the outbox;
+//!   [`accounts`]: the web page's accounts (Argon2id hashes).
 //! - [`config`]: the node's configuration and the data folder's layout.
 //! - [`node`]: the documents actor and its handle.
 //! - [`backup`]: backups in Automerge's format with signed heads; [`archive`]: a running
@@ -23,6 +24,7 @@ pub use passerelle_core::{
     identity, ids, membership, model, protocol, reference, referral, status, sync, text,
 };
 
+pub mod accounts;
 pub mod api;
 pub mod archive;
 pub mod backup;

@@ -398,11 +398,16 @@ pub async fn start_actor(config: Config) -> Result<StartedActor, NodeError> {
     let identity = loaded.identity.clone();
     let (commands, receiver) = mpsc::channel(COMMAND_CAP);
     let (network_status, network_rx) = watch::channel(NetworkStatus::default());
+    let accounts = crate::accounts::Accounts::open(&loaded.store).map_err(|e| NodeError::Io {
+        context: "opening the web accounts".into(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
     let handle = NodeHandle {
         commands,
         org_id,
         key_id: identity.key_id(),
         network: network_rx,
+        accounts: Arc::new(std::sync::Mutex::new(Some(accounts))),
     };
     // Peers recorded from an invitation (`passerelle network join`) are dialled too.
     let mut config = config;
@@ -447,6 +452,7 @@ pub async fn shutdown_actor(
     thread: std::thread::JoinHandle<()>,
     store_dir: PathBuf,
 ) -> Result<(), NodeError> {
+    handle.close_accounts();
     ask_shutdown(handle).await;
     tokio::task::spawn_blocking(move || thread.join())
         .await

@@ -11,6 +11,7 @@
 //!   [`nat`] a public member and two offices behind NAT on them.
 //! - [`powercut`] is a disk that forgets what was not synced when it loses power.
 
+pub mod browser;
 pub mod dataset;
 pub mod flood;
 pub mod foreign;

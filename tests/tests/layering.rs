@@ -41,7 +41,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     (
         "storage and configuration",
-        &["store", "vault", "keys", "config"],
+        &["store", "vault", "accounts", "keys", "config"],
     ),
     (
         "the documents actor and what it writes",

@@ -25,6 +25,7 @@ mod repair;
 mod standards;
 mod start;
 mod sync;
+mod web;
 
 pub(crate) use passerelle_tests::{add, service};
 

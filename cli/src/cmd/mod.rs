@@ -20,3 +20,4 @@ pub mod report;
 pub mod service;
 pub mod start;
 pub mod status;
+pub mod user;

@@ -24,6 +24,13 @@ pub struct StartArgs {
     /// Run without networking (local directory only).
     #[arg(long)]
     pub no_network: bool,
+    /// Do not serve the officers' web page.
+    #[arg(long)]
+    pub no_web: bool,
+    /// Serve the web page on this address and port instead of `[web] listen` (default
+    /// 127.0.0.1:4691; port 0 picks a free one).
+    #[arg(long, value_name = "ADDRESS:PORT")]
+    pub web_listen: Option<String>,
     /// Do not look for peers on the local network (mDNS).
     #[arg(long)]
     pub no_mdns: bool,
@@ -61,18 +68,63 @@ pub fn start_config(data_dir: &Path, args: &StartArgs) -> anyhow::Result<Config>
 
 pub async fn run(data_dir: &Path, args: StartArgs) -> anyhow::Result<Outcome> {
     let config = start_config(data_dir, &args)?;
+    let mut web_section = read_config_file(data_dir)?.web;
+    if args.no_web {
+        web_section.enabled = Some(false);
+    }
+    if let Some(listen) = &args.web_listen {
+        web_section.listen = Some(listen.clone());
+    }
+    // Read before the node starts: a wrong address stops nothing half-way.
+    let web_config = passerelle_web::WebConfig::from_section(&web_section, config.lang)?;
     let running = runtime::start(config)
         .await
         .with_context(|| format!("starting the node in {}", data_dir.display()))?;
+    // The page's port taken (another node on this computer) does not stop the node: it
+    // syncs and answers the command line; the page is reported as not served.
+    let mut web_problem = None;
+    let web = match web_config {
+        Some(web_config) => match passerelle_web::serve(running.handle(), web_config).await {
+            Ok(web) => Some(web),
+            Err(e) => {
+                web_problem = Some(e.to_string());
+                None
+            }
+        },
+        None => None,
+    };
+    let address_file = data_dir.join(passerelle_web::ADDRESS_FILE);
+    match &web {
+        Some(web) => {
+            std::fs::write(&address_file, format!("http://{}\n", web.address()))
+                .with_context(|| format!("writing {}", address_file.display()))?;
+        }
+        None => {
+            let _ = std::fs::remove_file(&address_file);
+        }
+    }
     let org = running.handle().org_id();
     eprintln!(
-        "Passerelle node running for {} ({}).\nControl socket: {}\nPress Ctrl-C to stop.",
+        "Passerelle node running for {} ({}).\nControl socket: {}",
         org,
         org.fingerprint(),
         running.control_socket().display()
     );
+    match (&web, &web_problem) {
+        (Some(web), _) => eprintln!(
+            "Web page: http://{} (accounts: passerelle user add NAME --role officer)",
+            web.address()
+        ),
+        (None, Some(problem)) => eprintln!("Web page: NOT served: {problem}"),
+        (None, None) => eprintln!("Web page: not served ([web] enabled = false or --no-web)"),
+    }
+    eprintln!("Press Ctrl-C to stop.");
     wait_for_stop_signal().await?;
     eprintln!("Stopping…");
+    if let Some(web) = web {
+        web.shutdown().await;
+        let _ = std::fs::remove_file(&address_file);
+    }
     running.shutdown().await?;
     Ok(Outcome::Done)
 }

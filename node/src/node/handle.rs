@@ -1,6 +1,8 @@
 //! The handle to the documents actor: one command per request, each with a one-shot
 //! reply, on a bounded queue.
 
+use std::sync::Arc;
+
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{
@@ -181,9 +183,28 @@ pub struct NodeHandle {
     pub(super) org_id: OrgId,
     pub(super) key_id: KeyId,
     pub(super) network: watch::Receiver<NetworkStatus>,
+    /// The web page's accounts, while the node runs (they hold the store open: taken out
+    /// when the node stops, so that no handle kept elsewhere keeps the store locked).
+    pub(super) accounts: Arc<std::sync::Mutex<Option<crate::accounts::Accounts>>>,
 }
 
 impl NodeHandle {
+    /// The accounts of this node's web page (an error once the node has stopped).
+    pub fn accounts(&self) -> Result<crate::accounts::Accounts, NodeError> {
+        self.accounts
+            .lock()
+            .map_err(|_| NodeError::Stopped)?
+            .clone()
+            .ok_or(NodeError::Stopped)
+    }
+
+    /// Lets go of the accounts (the node is stopping).
+    pub(crate) fn close_accounts(&self) {
+        if let Ok(mut accounts) = self.accounts.lock() {
+            accounts.take();
+        }
+    }
+
     async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, NodeError> {
         let (reply, answer) = oneshot::channel();
         self.commands
