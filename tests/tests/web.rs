@@ -175,3 +175,199 @@ async fn an_officer_signs_in_searches_and_the_page_refuses_forged_forms_and_gues
     web.shutdown().await;
     node.stop().await;
 }
+
+/// Serves the page of `node` on `host` (a loopback address of its own, so that each
+/// node's cookies stay apart in one browser profile).
+async fn serve(node: &TestNode, host: &str) -> (passerelle_web::RunningWeb, String) {
+    let web = passerelle_web::serve(
+        node.handle(),
+        WebConfig {
+            listen: format!("{host}:0").parse().expect("address"),
+            lang: passerelle_node::reference::Lang::Fr,
+        },
+    )
+    .await
+    .expect("serve the page");
+    let base = format!("http://{}", web.address());
+    (web, base)
+}
+
+async fn sign_in(browser: &Browser, base: &str, name: &str, password: &str) {
+    browser.open(&format!("{base}/login")).await;
+    browser.fill("#name", name).await;
+    browser.fill("#password", password).await;
+    browser.follow("form.login button").await;
+    assert!(
+        browser.url().await.ends_with("/board"),
+        "{name} could not sign in: {}",
+        browser.body().await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(passerelle_browser),
+    ignore = "needs Debian's chromium and chromium-driver (apt install chromium chromium-driver; .ci/run installs them)"
+)]
+async fn a_referral_made_on_one_nodes_page_is_answered_on_anothers_and_a_viewer_never_sees_the_case_file()
+ {
+    let nodes = passerelle_tests::spawn_line(&[
+        "ONG Retour Douala",
+        "Centre Emploi Littoral",
+        "Délégation Ouest",
+    ])
+    .await;
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    b.handle()
+        .edit(add("Placement en emploi des jeunes", "CM005"))
+        .await
+        .expect("B's service");
+    passerelle_tests::wait_for("B's service to reach A", || async {
+        a.services()
+            .await
+            .iter()
+            .any(|(_, s)| s == "Placement en emploi des jeunes")
+    })
+    .await;
+    let password = "une longue phrase de passe";
+    for (node, name, role) in [
+        (a, "amina", Role::Officer),
+        (b, "brice", Role::Officer),
+        (b, "vero", Role::Viewer),
+        (c, "carine", Role::Officer),
+    ] {
+        node.handle()
+            .accounts()
+            .expect("accounts")
+            .add(name, role, &Password::new(password))
+            .expect("account");
+    }
+    let (web_a, base_a) = serve(a, "127.0.0.1").await;
+    let (web_b, base_b) = serve(b, "127.0.0.2").await;
+    let (web_c, base_c) = serve(c, "127.0.0.3").await;
+    let shots = shots();
+    let sender = Browser::start(&shots).await;
+    let receiver = Browser::start(&shots).await;
+
+    // B's officer waits on the board.
+    sign_in(&receiver, &base_b, "brice", password).await;
+    assert_eq!(receiver.text("#notifications").await, "");
+
+    // A's officer finds B's service by need and region, and refers with consent.
+    sign_in(&sender, &base_a, "amina", password).await;
+    sender.follow("nav a[href='/refer']").await;
+    sender.click("#need-job_placement").await;
+    sender.choose("#region", "CM005").await;
+    sender.follow("form.search button").await;
+    let matches = sender.text("table.matches").await;
+    assert!(
+        matches.contains("Placement en emploi des jeunes")
+            && matches.contains("Centre Emploi Littoral"),
+        "{matches}"
+    );
+    sender.screenshot("match").await;
+    sender.follow("a.refer").await;
+    sender.fill("#name", "Aïcha Mbarga Ndongo").await;
+    sender.choose("#sex", "female").await;
+    sender.fill("#phone", "+237 699 12 34 56").await;
+    sender.fill("#languages", "fr, ff").await;
+    sender.fill("#location", "Douala, Bonabéri").await;
+    sender.choose("#consent", "verbal").await;
+    sender.screenshot("refer-form").await;
+    sender.follow("form.referral button").await;
+    let url = sender.url().await;
+    let id = url
+        .rsplit('/')
+        .next()
+        .expect("the referral's id")
+        .to_owned();
+    assert!(id.starts_with("ref-"), "{url}: {}", sender.body().await);
+    assert_eq!(sender.text("#status").await, "En attente de réponse");
+    assert_eq!(sender.text("#case-name").await, "Aïcha Mbarga Ndongo");
+    sender.screenshot("referral-sent").await;
+
+    // On B, without reloading: the notification, then the case file received.
+    let mut seen = String::new();
+    for _ in 0..300 {
+        seen = receiver.text("#notifications").await;
+        if seen.contains("1 nouvelle(s) orientation(s) reçue(s)")
+            && seen.contains("1 dossier(s) reçu(s)")
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        seen.contains("1 nouvelle(s) orientation(s) reçue(s)") && seen.contains(&id),
+        "{seen}"
+    );
+    assert!(seen.contains("1 dossier(s) reçu(s)"), "{seen}");
+    let title = receiver.client.title().await.expect("title");
+    assert!(title.starts_with("(1) "), "{title}");
+    receiver.screenshot("notification").await;
+
+    // B's officer opens the case file (recorded under the account), accepts, starts,
+    // completes.
+    receiver.follow("#notifications a.notice-link").await;
+    assert_eq!(receiver.text("#case-name").await, "Aïcha Mbarga Ndongo");
+    receiver.screenshot("case-file").await;
+    receiver.follow("#move-accept button").await;
+    assert_eq!(receiver.text("#status").await, "Acceptée");
+    receiver.follow("#move-start button").await;
+    assert_eq!(receiver.text("#status").await, "En cours");
+    receiver.choose("#outcome", "achieved").await;
+    receiver.follow("#move-complete button").await;
+    assert_eq!(receiver.text("#status").await, "Terminée");
+    let ((), audit) = passerelle_node::control::local_stream(
+        &b.handle(),
+        passerelle_node::api::Audit {
+            id: Some(id.parse().expect("id")),
+        },
+        "test",
+    )
+    .await
+    .expect("audit");
+    assert!(
+        audit.iter().any(|e| serde_json::to_string(e)
+            .expect("json")
+            .contains("web:brice")),
+        "the case file's read is not recorded under the officer's account: {audit:?}"
+    );
+
+    // B's viewer sees the board but never the case file.
+    receiver.follow("form.signout button").await;
+    sign_in(&receiver, &base_b, "vero", password).await;
+    receiver.open(&format!("{base_b}/board?view=all")).await;
+    assert!(receiver.text("table.board").await.contains(&id));
+    receiver.open(&format!("{base_b}/referral/{id}")).await;
+    assert_eq!(receiver.text("h1").await, "Accès refusé");
+    assert!(!receiver.body().await.contains("Aïcha"));
+
+    // A third node's page shows the board entry and no case file.
+    receiver.open(&format!("{base_c}/login")).await;
+    sign_in(&receiver, &base_c, "carine", password).await;
+    passerelle_tests::wait_for("the referral's entry to reach C", || async {
+        c.handle()
+            .referral(
+                passerelle_node::node::ReferralRequest::List {
+                    filter: Default::default(),
+                },
+                "test",
+            )
+            .await
+            .is_ok_and(|r| format!("{r:?}").contains(&id))
+    })
+    .await;
+    receiver.open(&format!("{base_c}/board?view=all")).await;
+    assert!(receiver.text("table.board").await.contains(&id));
+    receiver.open(&format!("{base_c}/referral/{id}")).await;
+    assert!(receiver.body().await.contains("Pas sur ce nœud"));
+    assert!(!receiver.body().await.contains("Aïcha"));
+    receiver.screenshot("third-node").await;
+
+    sender.close().await;
+    receiver.close().await;
+    for web in [web_a, web_b, web_c] {
+        web.shutdown().await;
+    }
+}

@@ -94,6 +94,8 @@ pub(crate) struct App {
     pub(crate) lang: Lang,
     pub(crate) sessions: Arc<session::Sessions>,
     pub(crate) limiter: Arc<session::Limiter>,
+    /// Turns true when the page stops being served (long-lived answers end).
+    pub(crate) stop: watch::Receiver<bool>,
 }
 
 /// The page, being served.
@@ -126,6 +128,15 @@ fn router(app: App) -> Router {
         .route("/directory", get(pages::directory::search))
         .route("/org/{id}", get(pages::directory::organisation))
         .route("/board", get(pages::board::board))
+        .route("/refer", get(pages::refer::find))
+        .route(
+            "/refer/send",
+            get(pages::refer::form).post(pages::refer::send),
+        )
+        .route("/referral/{id}", get(pages::referral::show))
+        .route("/referral/{id}/move", post(pages::referral::step))
+        .route("/referral/{id}/erase", post(pages::referral::erase))
+        .route("/events", get(pages::events::events))
         .route("/static/{file}", get(assets::serve))
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn(security_headers))
@@ -164,13 +175,14 @@ pub async fn serve(handle: NodeHandle, config: WebConfig) -> Result<RunningWeb, 
         address: config.listen,
         source,
     })?;
+    let (stop, mut stopped) = watch::channel(false);
     let app = App {
         handle,
         lang: config.lang,
         sessions: Arc::new(session::Sessions::default()),
         limiter: Arc::new(session::Limiter::default()),
+        stop: stopped.clone(),
     };
-    let (stop, mut stopped) = watch::channel(false);
     let service = router(app).into_make_service_with_connect_info::<SocketAddr>();
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, service)

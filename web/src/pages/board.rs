@@ -93,6 +93,10 @@ pub async fn board(
             .cloned()
             .unwrap_or_else(|| org.to_string())
     };
+    let officer = visitor
+        .session
+        .as_ref()
+        .is_some_and(|s| s.role >= Role::Officer);
     let tabs = [
         ("incoming", visitor.t("Reçues", "Incoming")),
         ("outgoing", visitor.t("Envoyées", "Outgoing")),
@@ -124,7 +128,13 @@ pub async fn board(
                     tbody {
                         @for entry in &entries {
                             tr.overdue[entry.overdue(head.now)] {
-                                td { code { (entry.id) } }
+                                td {
+                                    @if officer {
+                                        a href={ "/referral/" (entry.id) } { code { (entry.id) } }
+                                    } @else {
+                                        code { (entry.id) }
+                                    }
+                                }
                                 td { (name(&entry.sender)) }
                                 td {
                                     @match &entry.receiver {

@@ -14,7 +14,10 @@ use crate::session::{self, COOKIE, LANG_COOKIE, Session};
 
 pub mod board;
 pub mod directory;
+pub mod events;
 pub mod login;
+pub mod refer;
+pub mod referral;
 
 /// Who is visiting, in which language.
 pub struct Visitor {
@@ -119,6 +122,9 @@ pub fn page(visitor: &Visitor, title: &str, body: Markup) -> Markup {
                         nav aria-label=(visitor.t("Navigation principale", "Main navigation")) {
                             a href="/board" { (visitor.t("Orientations", "Referrals")) }
                             a href="/directory" { (visitor.t("Annuaire", "Directory")) }
+                            @if session.role >= Role::Officer {
+                                a href="/refer" { (visitor.t("Orienter", "Refer")) }
+                            }
                         }
                         form.signout method="post" action="/logout" {
                             input type="hidden" name="csrf" value=(session.csrf);
@@ -132,6 +138,16 @@ pub fn page(visitor: &Visitor, title: &str, body: Markup) -> Markup {
                             Lang::En => a href="/?lang=fr" hreflang="fr" lang="fr" { "Français" },
                         }
                     }
+                }
+                @if visitor.session.is_some() {
+                    // Filled live by the script from /events: counts and ids only.
+                    div #notifications role="status" aria-live="polite" data-events="/events"
+                        data-title=(title)
+                        data-incoming=(visitor.t("nouvelle(s) orientation(s) reçue(s)", "new incoming referral(s)"))
+                        data-case-files=(visitor.t("dossier(s) reçu(s)", "case file(s) received"))
+                        data-due-soon=(visitor.t("à traiter sous 24 h", "to answer within 24 h"))
+                        data-overdue=(visitor.t("en retard", "overdue"))
+                        data-proposals=(visitor.t("proposition(s) sur vos orientations ouvertes", "offer(s) on your open referrals")) {}
                 }
                 main id="main" {
                     h1 { (title) }

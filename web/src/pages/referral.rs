@@ -1,0 +1,378 @@
+//! One referral: its board entry and history, the case file when this node holds it (every
+//! read recorded in the audit log under the officer's account), and the moves this
+//! organisation may make from where it stands; erasing the case file. Officers and admins
+//! only: a viewer never opens a case file.
+
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use passerelle_node::accounts::Role;
+use passerelle_node::api;
+use passerelle_node::control::local_call;
+use passerelle_node::ids::ReferralId;
+use passerelle_node::node::{CaseState, ReferralView};
+use passerelle_node::referral::casefile::ConsentRecord;
+use passerelle_node::referral::lifecycle::{Move, Outcome, Reason, Role as Side};
+use serde::Deserialize;
+
+use super::board::{date, status_text};
+use super::{Visitor, check_csrf, failure, page};
+use crate::App;
+
+fn reason_text(visitor: &Visitor, reason: Reason) -> &'static str {
+    match reason {
+        Reason::NotEligible => visitor.t("Ne remplit pas les critères", "Not eligible"),
+        Reason::NoCapacity => visitor.t("Plus de place", "No place"),
+        Reason::CouldNotContact => visitor.t("Injoignable", "Could not be reached"),
+        Reason::NoLongerInterested => {
+            visitor.t("Ne souhaite plus le service", "No longer interested")
+        }
+        Reason::ReferredElsewhere => visitor.t("Orientée ailleurs", "Referred elsewhere"),
+        Reason::ServiceUnavailable => visitor.t("Service indisponible", "Service unavailable"),
+        Reason::Relocated => visitor.t("A déménagé", "Moved away"),
+        Reason::Other => visitor.t("Autre", "Other"),
+    }
+}
+
+fn outcome_text(visitor: &Visitor, outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Achieved => visitor.t("Besoin satisfait", "Need met"),
+        Outcome::PartiallyAchieved => visitor.t("Besoin en partie satisfait", "Need partly met"),
+        Outcome::NotAchieved => visitor.t("Besoin non satisfait", "Need not met"),
+    }
+}
+
+/// A move's button label, and what else it asks (a reason, an outcome).
+fn move_label(visitor: &Visitor, action: &str) -> &'static str {
+    match action {
+        "accept" => visitor.t("Accepter", "Accept"),
+        "decline" => visitor.t("Refuser", "Decline"),
+        "start" => visitor.t("Commencer", "Start"),
+        "waitlist" => visitor.t("Mettre en liste d'attente", "Waitlist"),
+        "complete" => visitor.t("Terminer", "Complete"),
+        "fail" => visitor.t("Signaler un échec", "Report a failure"),
+        "withdraw" => visitor.t("Retirer", "Withdraw"),
+        _ => visitor.t("Saisie par erreur", "Entered in error"),
+    }
+}
+
+/// The moves offered: each with a placeholder reason or outcome (the form sends the one
+/// chosen).
+const MOVES: [(&str, Move); 8] = [
+    ("accept", Move::Accept),
+    (
+        "decline",
+        Move::Decline {
+            reason: Reason::Other,
+        },
+    ),
+    ("start", Move::Start),
+    (
+        "waitlist",
+        Move::Waitlist {
+            reason: Reason::NoCapacity,
+        },
+    ),
+    (
+        "complete",
+        Move::Complete {
+            outcome: Outcome::Achieved,
+        },
+    ),
+    (
+        "fail",
+        Move::Fail {
+            reason: Reason::Other,
+        },
+    ),
+    (
+        "withdraw",
+        Move::Withdraw {
+            reason: Reason::Other,
+        },
+    ),
+    ("entered_in_error", Move::EnteredInError),
+];
+
+fn moves(visitor: &Visitor, view: &ReferralView, own: &str, now: i64) -> Markup {
+    let entry = &view.entry;
+    let side = if entry.sender.to_string() == own {
+        Some(Side::Sender)
+    } else if entry
+        .receiver
+        .as_ref()
+        .is_some_and(|r| r.to_string() == own)
+    {
+        Some(Side::Receiver)
+    } else {
+        None
+    };
+    let Some(side) = side else {
+        return html! {};
+    };
+    let csrf = visitor
+        .session
+        .as_ref()
+        .map(|s| s.csrf.as_str())
+        .unwrap_or("");
+    let possible: Vec<(&str, &Move)> = MOVES
+        .iter()
+        .filter(|(_, m)| entry.decide(side, *m, now).is_ok())
+        .map(|(name, m)| (*name, m))
+        .collect();
+    html! {
+        @if !possible.is_empty() {
+            h2 { (visitor.t("Répondre", "Answer")) }
+            div.moves {
+                @for (name, action) in possible {
+                    form.move method="post" action={ "/referral/" (entry.id) "/move" } id={ "move-" (name) } {
+                        input type="hidden" name="csrf" value=(csrf);
+                        input type="hidden" name="action" value=(name);
+                        @match action {
+                            Move::Decline { .. } | Move::Withdraw { .. } | Move::Waitlist { .. } | Move::Fail { .. } => {
+                                label for={ "reason-" (name) } { (visitor.t("Motif", "Reason")) }
+                                select id={ "reason-" (name) } name="reason" {
+                                    @for reason in Reason::ALL {
+                                        option value=(reason.code()) { (reason_text(visitor, reason)) }
+                                    }
+                                }
+                            }
+                            Move::Complete { .. } => {
+                                label for="outcome" { (visitor.t("Résultat", "Outcome")) }
+                                select #outcome name="outcome" {
+                                    @for outcome in Outcome::ALL {
+                                        option value=(outcome.code()) { (outcome_text(visitor, outcome)) }
+                                    }
+                                }
+                            }
+                            _ => {}
+                        }
+                        button type="submit" { (move_label(visitor, name)) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn case_file(visitor: &Visitor, view: &ReferralView) -> Markup {
+    html! {
+        h2 { (visitor.t("Dossier de la personne", "The person's case file")) }
+        @match (&view.case_state, &view.case) {
+            (CaseState::Held, Some(held)) => {
+                @let c = &held.content.case_file;
+                p.hint { (visitor.t(
+                    "Cette lecture est inscrite au journal d'audit à votre nom.",
+                    "This reading is recorded in the audit log under your name."
+                )) }
+                @if view.intact == Some(false) {
+                    p.error role="alert" { (visitor.t(
+                        "Ce dossier NE CORRESPOND PAS à l'engagement inscrit au tableau.",
+                        "This case file DOES NOT MATCH the board's commitment."
+                    )) }
+                }
+                dl.profile #case-file {
+                    dt { (visitor.t("Nom", "Name")) } dd #case-name { (c.name) }
+                    @if let Some(sex) = &c.sex { dt { (visitor.t("Sexe", "Sex")) } dd { (sex) } }
+                    @if let Some(year) = c.birth_year { dt { (visitor.t("Année de naissance", "Year of birth")) } dd { (year) } }
+                    @if let Some(phone) = &c.phone { dt { (visitor.t("Téléphone", "Phone")) } dd { (phone) } }
+                    @if !c.languages.is_empty() { dt { (visitor.t("Langues", "Languages")) } dd { (c.languages.join(", ")) } }
+                    @if let Some(location) = &c.location { dt { (visitor.t("Où la trouver", "Where")) } dd { (location) } }
+                    @if !c.needs.is_empty() { dt { (visitor.t("Besoins", "Needs")) } dd { (super::directory::categories_text(visitor, &c.needs)) } }
+                    @if let Some(notes) = &c.notes { dt { (visitor.t("Notes", "Notes")) } dd { (notes) } }
+                    dt { (visitor.t("Consentement", "Consent")) }
+                    dd {
+                        @match &held.content.consent {
+                            ConsentRecord::Given(given) => {
+                                (format!("{:?}", given.method).to_lowercase()) ", " (date(given.given_at)) " — " (given.data.join(", "))
+                            }
+                            ConsentRecord::Override { reason, at } => {
+                                strong { (visitor.t("Dérogation", "Override")) } " (" (date(*at)) ") : " (reason)
+                            }
+                        }
+                    }
+                }
+            }
+            (CaseState::NotReceived, _) => p { (visitor.t(
+                "Pas encore reçu (le nœud qui l'envoie réessaie jusqu'à la livraison).",
+                "Not received yet (the sending node retries until it is delivered)."
+            )) },
+            (CaseState::Erased, _) => p { (visitor.t("Effacé sur ce nœud.", "Erased on this node.")) },
+            (CaseState::RetentionExpired, _) => p { (visitor.t(
+                "Accès terminé (durée de conservation après clôture) ; effacé sur ce nœud.",
+                "Access ended (retention after closing); erased on this node."
+            )) },
+            _ => p id="no-case-file" { (visitor.t(
+                "Pas sur ce nœud : seules les deux organisations d'une orientation détiennent le dossier.",
+                "Not on this node: only the two organisations of a referral hold the case file."
+            )) },
+        }
+    }
+}
+
+/// `GET /referral/{id}`.
+pub async fn show(State(app): State<App>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let visitor = match app.require(&headers, Role::Officer) {
+        Ok(v) => v,
+        Err(answer) => return *answer,
+    };
+    let Ok(id) = id.parse::<ReferralId>() else {
+        return super::not_found(State(app), headers).await;
+    };
+    let view: ReferralView = match local_call(
+        &app.handle,
+        api::ReferralShow { id, operator: None },
+        &visitor.by(),
+    )
+    .await
+    {
+        Ok(view) => view,
+        Err(e) => return failure(&visitor, &e),
+    };
+    let now = passerelle_node::unix_now();
+    let own = app.handle.org_id().to_string();
+    let entry = &view.entry;
+    let name = |org: &passerelle_node::identity::OrgId| {
+        view.names
+            .get(org)
+            .cloned()
+            .unwrap_or_else(|| org.to_string())
+    };
+    let csrf = visitor
+        .session
+        .as_ref()
+        .map(|s| s.csrf.as_str())
+        .unwrap_or("");
+    let body = html! {
+        dl.profile {
+            dt { (visitor.t("Statut", "Status")) } dd #status { (status_text(&visitor, entry.status)) }
+            dt { (visitor.t("De", "From")) } dd { (name(&entry.sender)) }
+            dt { (visitor.t("Vers", "To")) }
+            dd { @match &entry.receiver { Some(org) => (name(org)), None => em { (visitor.t("ouverte", "open")) } } }
+            dt { (visitor.t("Réponse attendue avant", "Answer due")) } dd { (date(entry.deadline)) }
+        }
+        (moves(&visitor, &view, &own, now))
+        (case_file(&visitor, &view))
+        @if matches!(view.case_state, CaseState::Held) {
+            form.erase method="post" action={ "/referral/" (entry.id) "/erase" }
+                data-confirm=(visitor.t("Effacer ce dossier sur ce nœud ?", "Erase this case file on this node?")) {
+                input type="hidden" name="csrf" value=(csrf);
+                button type="submit" { (visitor.t("Effacer le dossier", "Erase the case file")) }
+            }
+        }
+        h2 { (visitor.t("Historique", "History")) }
+        ol.history {
+            @for line in &entry.history {
+                li { (date(line.at)) " — " (status_text(&visitor, line.status)) }
+            }
+        }
+    };
+    (
+        // A case-file page is never kept by the browser or a proxy.
+        [(header::CACHE_CONTROL, "no-store, private")],
+        page(
+            &visitor,
+            &format!("{} {}", visitor.t("Orientation", "Referral"), entry.id),
+            body,
+        ),
+    )
+        .into_response()
+}
+
+/// A form posted about referral `id` by an officer: the visitor and the id, or the answer
+/// (sign in, not allowed, a forged form, no such referral).
+async fn officer_form(
+    app: &App,
+    headers: &HeaderMap,
+    csrf: &str,
+    id: &str,
+) -> Result<(Visitor, ReferralId), Box<Response>> {
+    let visitor = app.require(headers, Role::Officer)?;
+    check_csrf(&visitor, csrf)?;
+    match id.parse::<ReferralId>() {
+        Ok(id) => Ok((visitor, id)),
+        Err(_) => Err(Box::new(
+            super::not_found(State(app.clone()), headers.clone()).await,
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct MoveForm {
+    csrf: String,
+    action: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    outcome: String,
+}
+
+/// `POST /referral/{id}/move`.
+pub async fn step(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<MoveForm>,
+) -> Response {
+    let (visitor, id) = match officer_form(&app, &headers, &form.csrf, &id).await {
+        Ok(checked) => checked,
+        Err(answer) => return *answer,
+    };
+    let reason = form.reason.parse::<Reason>().unwrap_or(Reason::Other);
+    let outcome = form.outcome.parse::<Outcome>().unwrap_or(Outcome::Achieved);
+    let action = match form.action.as_str() {
+        "accept" => Move::Accept,
+        "decline" => Move::Decline { reason },
+        "start" => Move::Start,
+        "waitlist" => Move::Waitlist { reason },
+        "complete" => Move::Complete { outcome },
+        "fail" => Move::Fail { reason },
+        "withdraw" => Move::Withdraw { reason },
+        "entered_in_error" => Move::EnteredInError,
+        _ => return super::not_found(State(app.clone()), headers.clone()).await,
+    };
+    match local_call(
+        &app.handle,
+        api::ReferralMove {
+            id,
+            action,
+            operator: None,
+        },
+        &visitor.by(),
+    )
+    .await
+    {
+        Ok(_) => Redirect::to(&format!("/referral/{id}")).into_response(),
+        Err(e) => failure(&visitor, &e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct EraseForm {
+    csrf: String,
+}
+
+/// `POST /referral/{id}/erase`.
+pub async fn erase(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<EraseForm>,
+) -> Response {
+    let (visitor, id) = match officer_form(&app, &headers, &form.csrf, &id).await {
+        Ok(checked) => checked,
+        Err(answer) => return *answer,
+    };
+    match local_call(
+        &app.handle,
+        api::ReferralErase { id, operator: None },
+        &visitor.by(),
+    )
+    .await
+    {
+        Ok(_) => Redirect::to(&format!("/referral/{id}")).into_response(),
+        Err(e) => failure(&visitor, &e),
+    }
+}
