@@ -365,6 +365,23 @@ async fn a_referral_made_on_one_nodes_page_is_answered_on_anothers_and_a_viewer_
     assert!(!receiver.body().await.contains("Aïcha"));
     receiver.screenshot("third-node").await;
 
+    // The reports and the members, on A.
+    sender.follow("nav a[href='/reports']").await;
+    let report = sender.text("#referral-report").await;
+    assert!(report.starts_with("Total\n1"), "{report}");
+    assert!(sender.text("table.gaps").await.contains("Extrême-Nord"));
+    sender.screenshot("reports").await;
+    sender.follow("nav a[href='/members']").await;
+    let members = sender.text("#members").await;
+    for name in [
+        "ONG Retour Douala",
+        "Centre Emploi Littoral",
+        "Délégation Ouest",
+    ] {
+        assert!(members.contains(name), "{members}");
+    }
+    sender.screenshot("members").await;
+
     sender.close().await;
     receiver.close().await;
     for web in [web_a, web_b, web_c] {

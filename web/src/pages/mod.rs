@@ -16,6 +16,7 @@ pub mod board;
 pub mod directory;
 pub mod events;
 pub mod login;
+pub mod network;
 pub mod refer;
 pub mod referral;
 
@@ -125,6 +126,8 @@ pub fn page(visitor: &Visitor, title: &str, body: Markup) -> Markup {
                             @if session.role >= Role::Officer {
                                 a href="/refer" { (visitor.t("Orienter", "Refer")) }
                             }
+                            a href="/reports" { (visitor.t("Rapports", "Reports")) }
+                            a href="/members" { (visitor.t("Membres", "Members")) }
                         }
                         form.signout method="post" action="/logout" {
                             input type="hidden" name="csrf" value=(session.csrf);
