@@ -44,6 +44,24 @@ fn fields(pairs: &[(String, String)], key: &str) -> Vec<String> {
         .collect()
 }
 
+/// A case-file field in words.
+fn field_label(visitor: &Visitor, field: &str) -> String {
+    match field {
+        "name" => visitor.t("Nom", "Name"),
+        "sex" => visitor.t("Sexe", "Sex"),
+        "birth_year" => visitor.t("Année de naissance", "Year of birth"),
+        "age" => visitor.t("Âge", "Age"),
+        "phone" => visitor.t("Téléphone", "Phone"),
+        "languages" => visitor.t("Langues", "Languages"),
+        "location" => visitor.t("Où la trouver", "Where to find the person"),
+        "needs" => visitor.t("Besoins", "Needs"),
+        "vulnerabilities" => visitor.t("Vulnérabilités", "Vulnerabilities"),
+        "notes" => visitor.t("Notes", "Notes"),
+        other => other,
+    }
+    .to_owned()
+}
+
 /// What the match form sends (several `need`s).
 #[derive(Debug, Default)]
 pub struct Needs {
@@ -256,10 +274,12 @@ fn send_form(
                 label for="consent_date" { (visitor.t("Date du consentement", "Date of consent")) }
                 input #consent_date type="date" name="consent_date" value=(today);
                 p { (visitor.t("Champs que la personne accepte de partager :", "Fields the person agrees to share:")) }
-                @for field in FIELDS {
-                    div.check {
-                        input type="checkbox" name="share" value=(field) id={ "share-" (field) } checked;
-                        label for={ "share-" (field) } { (field) }
+                div.share {
+                    @for field in FIELDS {
+                        div.check {
+                            input type="checkbox" name="share" value=(field) id={ "share-" (field) } checked;
+                            label for={ "share-" (field) } { (field_label(visitor, field)) }
+                        }
                     }
                 }
                 label for="override_reason" { (visitor.t("Motif de la dérogation (seulement si la loi le permet)", "Reason for the override (only where the law allows it)")) }
