@@ -2875,3 +2875,80 @@ fn accounts_are_managed_from_the_command_line_and_the_node_serves_its_page() {
     assert!(gone.stderr.contains("no account named"), "{}", gone.stderr);
     assert_eq!(run(&data, &["user", "list"]).code, 1);
 }
+
+#[test]
+fn the_page_is_served_over_tls_on_a_network_address_with_a_certificate_made_at_first_start() {
+    let (_dir, data) = init("Association Retour et Dignité");
+    let log = data.parent().expect("parent").join("node.log");
+    let child = Command::new(bin())
+        .arg("--data-dir")
+        .arg(&data)
+        .args([
+            "start",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--no-mdns",
+            "--no-upnp",
+            "--web-listen",
+            "0.0.0.0:0",
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("start");
+    let _node = NodeProcess { child };
+    poll_until("the page to be served", TIMEOUT, || {
+        data.join("web.address").exists()
+    });
+    let address = std::fs::read_to_string(data.join("web.address")).expect("address");
+    assert!(address.starts_with("https://0.0.0.0:"), "{address}");
+    let port = address.trim().rsplit(':').next().expect("port").to_owned();
+    // The certificate was made in web-tls/, its key readable by the node's user only, and
+    // its fingerprint printed as openssl computes it.
+    let made = data.join("web-tls");
+    let mode = std::fs::metadata(made.join("key.pem"))
+        .expect("key")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let openssl = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(made.join("cert.pem"))
+        .output()
+        .expect("openssl");
+    let fingerprint = String::from_utf8_lossy(&openssl.stdout)
+        .trim()
+        .rsplit('=')
+        .next()
+        .expect("fingerprint")
+        .to_owned();
+    let printed = std::fs::read_to_string(&log).expect("log");
+    assert!(
+        printed.contains(&fingerprint) && printed.contains("made now"),
+        "{fingerprint}: {printed}"
+    );
+    // A browser that trusts the certificate gets the page, with HSTS; plain HTTP gets
+    // nothing.
+    let https = Command::new("curl")
+        .args(["-s", "-i", "--max-time", "10", "--cacert"])
+        .arg(made.join("cert.pem"))
+        .arg(format!("https://localhost:{port}/login"))
+        .output()
+        .expect("curl");
+    let page = String::from_utf8_lossy(&https.stdout);
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(
+        page.contains("strict-transport-security: max-age="),
+        "{page}"
+    );
+    assert!(page.contains("<h1>Connexion</h1>"), "{page}");
+    let plain = Command::new("curl")
+        .args(["-s", "-i", "--max-time", "10"])
+        .arg(format!("http://127.0.0.1:{port}/login"))
+        .output()
+        .expect("curl");
+    assert!(
+        !String::from_utf8_lossy(&plain.stdout).contains("Connexion"),
+        "the page was served without TLS"
+    );
+}

@@ -209,6 +209,8 @@ pub struct WebSection {
     pub certificate: Option<std::path::PathBuf>,
     /// Its private key (PEM).
     pub key: Option<std::path::PathBuf>,
+    /// Serve over TLS even on a loopback address (behind an SSH tunnel, say).
+    pub tls: Option<bool>,
 }
 
 /// `[referrals]`.
@@ -354,6 +356,7 @@ name = {name}
 # listen = "{DEFAULT_WEB_LISTEN}"
 # certificate = "/etc/passerelle/web.crt"
 # key = "/etc/passerelle/web.key"
+# tls = false   # true: TLS even on 127.0.0.1
 "#
         )
     }

@@ -46,10 +46,10 @@ async fn an_officer_signs_in_searches_and_the_page_refuses_forged_forms_and_gues
         .expect("viewer");
     let web = passerelle_web::serve(
         handle.clone(),
-        WebConfig {
-            listen: "127.0.0.1:0".parse().expect("address"),
-            lang: passerelle_node::reference::Lang::Fr,
-        },
+        WebConfig::local(
+            "127.0.0.1:0".parse().expect("address"),
+            passerelle_node::reference::Lang::Fr,
+        ),
     )
     .await
     .expect("serve the page");
@@ -181,10 +181,10 @@ async fn an_officer_signs_in_searches_and_the_page_refuses_forged_forms_and_gues
 async fn serve(node: &TestNode, host: &str) -> (passerelle_web::RunningWeb, String) {
     let web = passerelle_web::serve(
         node.handle(),
-        WebConfig {
-            listen: format!("{host}:0").parse().expect("address"),
-            lang: passerelle_node::reference::Lang::Fr,
-        },
+        WebConfig::local(
+            format!("{host}:0").parse().expect("address"),
+            passerelle_node::reference::Lang::Fr,
+        ),
     )
     .await
     .expect("serve the page");

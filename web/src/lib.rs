@@ -33,6 +33,7 @@ use tokio::sync::watch;
 mod assets;
 mod pages;
 mod session;
+pub mod tls;
 
 pub use session::{IDLE, LONGEST, MAX_FAILURES};
 
@@ -46,11 +47,12 @@ pub enum WebError {
     /// The `[web] listen` address cannot be read.
     #[error("[web] listen: {0:?} is not an address and port such as 127.0.0.1:4691")]
     BadAddress(String),
-    /// A non-loopback address without TLS.
-    #[error(
-        "[web] listen: {0} is not this computer alone; serving the page to a network needs TLS, which this version does not serve yet: listen on 127.0.0.1 (and reach it through an SSH tunnel or a reverse proxy with TLS)"
-    )]
-    NeedsTls(SocketAddr),
+    /// `[web] certificate` without `key`, or the other way round.
+    #[error("[web] certificate and key: give both (PEM files), or neither to have one made")]
+    HalfTls,
+    /// TLS cannot be set up.
+    #[error("[web] TLS: {0}")]
+    Tls(String),
     /// The address cannot be listened on.
     #[error("[web] listen: cannot listen on {address}: {source}")]
     Listen {
@@ -68,11 +70,29 @@ pub struct WebConfig {
     pub listen: SocketAddr,
     /// The language of pages for a visitor who has not chosen one.
     pub lang: Lang,
+    /// TLS: required on any address but a loopback one.
+    pub tls: Option<tls::TlsSource>,
 }
 
 impl WebConfig {
-    /// The configuration of `[web]`, or `None` when the page is turned off.
-    pub fn from_section(section: &WebSection, lang: Lang) -> Result<Option<Self>, WebError> {
+    /// Plain HTTP on `listen` (a loopback address: tests, this computer only).
+    pub fn local(listen: SocketAddr, lang: Lang) -> Self {
+        Self {
+            listen,
+            lang,
+            tls: None,
+        }
+    }
+
+    /// The configuration of `[web]` for the node of `data_dir`, or `None` when the page is
+    /// turned off. An address other than a loopback one is served over TLS: with the
+    /// configured certificate and key, else one made at first start in
+    /// `data_dir/web-tls/`.
+    pub fn from_section(
+        section: &WebSection,
+        lang: Lang,
+        data_dir: &std::path::Path,
+    ) -> Result<Option<Self>, WebError> {
         if section.enabled == Some(false) {
             return Ok(None);
         }
@@ -80,10 +100,19 @@ impl WebConfig {
         let listen: SocketAddr = text
             .parse()
             .map_err(|_| WebError::BadAddress(text.to_owned()))?;
-        if !listen.ip().is_loopback() {
-            return Err(WebError::NeedsTls(listen));
-        }
-        Ok(Some(Self { listen, lang }))
+        let wanted = section.tls.unwrap_or(false)
+            || !listen.ip().is_loopback()
+            || section.certificate.is_some();
+        let tls = match (&section.certificate, &section.key) {
+            (Some(certificate), Some(key)) => Some(tls::TlsSource::Files {
+                certificate: certificate.clone(),
+                key: key.clone(),
+            }),
+            (None, None) if wanted => Some(tls::TlsSource::Made(data_dir.join(tls::MADE_DIR))),
+            (None, None) => None,
+            _ => return Err(WebError::HalfTls),
+        };
+        Ok(Some(Self { listen, lang, tls }))
     }
 }
 
@@ -102,6 +131,7 @@ pub(crate) struct App {
 #[derive(Debug)]
 pub struct RunningWeb {
     address: SocketAddr,
+    tls: Option<tls::Tls>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -112,6 +142,17 @@ impl RunningWeb {
         self.address
     }
 
+    /// Its address as a browser opens it (`http://…` or `https://…`).
+    pub fn url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.address)
+    }
+
+    /// With TLS: the certificate's SHA-256 fingerprint, and whether this start made it.
+    pub fn certificate(&self) -> Option<(&str, bool)> {
+        self.tls.as_ref().map(|t| (t.fingerprint.as_str(), t.made))
+    }
+
     /// Stops serving (open pages are answered to the end first).
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
@@ -120,7 +161,7 @@ impl RunningWeb {
 }
 
 /// The routes of the page.
-fn router(app: App) -> Router {
+fn router(app: App, https: bool) -> Router {
     Router::new()
         .route("/", get(pages::home))
         .route("/login", get(pages::login::form).post(pages::login::submit))
@@ -143,7 +184,36 @@ fn router(app: App) -> Router {
         .route("/static/{file}", get(assets::serve))
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn(security_headers))
+        .layer(axum::middleware::from_fn(
+            move |request: Request, next: Next| async move {
+                let mut response = next.run(request).await;
+                if https {
+                    // Once over TLS, a browser never comes back to this host without it.
+                    response.headers_mut().insert(
+                        header::STRICT_TRANSPORT_SECURITY,
+                        HeaderValue::from_static("max-age=31536000"),
+                    );
+                }
+                response
+            },
+        ))
         .with_state(app)
+}
+
+/// Names a made certificate is for: this computer's name, `localhost`, and the address
+/// listened on (when it is one address, not "any").
+fn certificate_names(listen: SocketAddr) -> Vec<String> {
+    let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    if let Ok(host) = std::fs::read_to_string("/etc/hostname") {
+        let host = host.trim();
+        if !host.is_empty() {
+            names.push(host.to_owned());
+        }
+    }
+    if !listen.ip().is_unspecified() && !listen.ip().is_loopback() {
+        names.push(listen.ip().to_string());
+    }
+    names
 }
 
 /// The headers every answer carries.
@@ -168,6 +238,11 @@ async fn security_headers(request: Request, next: Next) -> Response {
 
 /// Serves the page of the node of `handle` until [`RunningWeb::shutdown`].
 pub async fn serve(handle: NodeHandle, config: WebConfig) -> Result<RunningWeb, WebError> {
+    let tls = config
+        .tls
+        .as_ref()
+        .map(|source| tls::load(source, certificate_names(config.listen)))
+        .transpose()?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| WebError::Listen {
@@ -186,21 +261,97 @@ pub async fn serve(handle: NodeHandle, config: WebConfig) -> Result<RunningWeb, 
         limiter: Arc::new(session::Limiter::default()),
         stop: stopped.clone(),
     };
-    let service = router(app).into_make_service_with_connect_info::<SocketAddr>();
-    let task = tokio::spawn(async move {
-        let served = axum::serve(listener, service)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.wait_for(|s| *s).await;
+    let service = router(app, tls.is_some()).into_make_service_with_connect_info::<tls::PeerAddr>();
+    let stopping = async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    };
+    let task = match &tls {
+        None => tokio::spawn(async move {
+            let served = axum::serve(listener, service)
+                .with_graceful_shutdown(stopping)
+                .await;
+            if let Err(e) = served {
+                tracing::warn!(error = %e, "the web page stopped");
+            }
+        }),
+        Some(tls) => {
+            let listener =
+                tls::TlsListener::new(listener, tls).map_err(|source| WebError::Listen {
+                    address: config.listen,
+                    source,
+                })?;
+            tokio::spawn(async move {
+                let served = axum::serve(listener, service)
+                    .with_graceful_shutdown(stopping)
+                    .await;
+                if let Err(e) = served {
+                    tracing::warn!(error = %e, "the web page stopped");
+                }
             })
-            .await;
-        if let Err(e) = served {
-            tracing::warn!(error = %e, "the web page stopped");
         }
-    });
-    tracing::info!(%address, "web page served");
+    };
+    tracing::info!(%address, tls = tls.is_some(), "web page served");
     Ok(RunningWeb {
         address,
+        tls,
         stop,
         task,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(
+        listen: Option<&str>,
+        certificate: bool,
+        key: bool,
+        tls: Option<bool>,
+    ) -> WebSection {
+        WebSection {
+            enabled: None,
+            listen: listen.map(str::to_owned),
+            certificate: certificate.then(|| "/etc/passerelle/web.crt".into()),
+            key: key.then(|| "/etc/passerelle/web.key".into()),
+            tls,
+        }
+    }
+
+    #[test]
+    fn a_network_address_is_served_over_tls_and_this_computer_alone_need_not_be() {
+        let data = std::path::Path::new("/var/lib/passerelle");
+        let read = |s: WebSection| WebConfig::from_section(&s, Lang::Fr, data);
+        let local = read(section(None, false, false, None)).unwrap().unwrap();
+        assert_eq!(local.listen.to_string(), DEFAULT_WEB_LISTEN);
+        assert_eq!(local.tls, None);
+        let lan = read(section(Some("0.0.0.0:4691"), false, false, None))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            lan.tls,
+            Some(tls::TlsSource::Made(data.join(tls::MADE_DIR)))
+        );
+        let given = read(section(Some("192.168.1.10:443"), true, true, None))
+            .unwrap()
+            .unwrap();
+        assert!(matches!(given.tls, Some(tls::TlsSource::Files { .. })));
+        let forced = read(section(None, false, false, Some(true)))
+            .unwrap()
+            .unwrap();
+        assert!(forced.tls.is_some());
+        assert!(matches!(
+            read(section(None, true, false, None)),
+            Err(WebError::HalfTls)
+        ));
+        assert!(matches!(
+            read(section(Some("partout"), false, false, None)),
+            Err(WebError::BadAddress(_))
+        ));
+        let off = WebSection {
+            enabled: Some(false),
+            ..section(None, false, false, None)
+        };
+        assert!(read(off).unwrap().is_none());
+    }
 }

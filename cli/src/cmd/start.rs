@@ -76,7 +76,7 @@ pub async fn run(data_dir: &Path, args: StartArgs) -> anyhow::Result<Outcome> {
         web_section.listen = Some(listen.clone());
     }
     // Read before the node starts: a wrong address stops nothing half-way.
-    let web_config = passerelle_web::WebConfig::from_section(&web_section, config.lang)?;
+    let web_config = passerelle_web::WebConfig::from_section(&web_section, config.lang, data_dir)?;
     let running = runtime::start(config)
         .await
         .with_context(|| format!("starting the node in {}", data_dir.display()))?;
@@ -96,7 +96,7 @@ pub async fn run(data_dir: &Path, args: StartArgs) -> anyhow::Result<Outcome> {
     let address_file = data_dir.join(passerelle_web::ADDRESS_FILE);
     match &web {
         Some(web) => {
-            std::fs::write(&address_file, format!("http://{}\n", web.address()))
+            std::fs::write(&address_file, format!("{}\n", web.url()))
                 .with_context(|| format!("writing {}", address_file.display()))?;
         }
         None => {
@@ -111,10 +111,18 @@ pub async fn run(data_dir: &Path, args: StartArgs) -> anyhow::Result<Outcome> {
         running.control_socket().display()
     );
     match (&web, &web_problem) {
-        (Some(web), _) => eprintln!(
-            "Web page: http://{} (accounts: passerelle user add NAME --role officer)",
-            web.address()
-        ),
+        (Some(web), _) => {
+            eprintln!(
+                "Web page: {} (accounts: passerelle user add NAME --role officer)",
+                web.url()
+            );
+            if let Some((fingerprint, made)) = web.certificate() {
+                eprintln!(
+                    "Web page certificate{} (SHA-256, for the officers to check in their browser):\n  {fingerprint}",
+                    if made { ", made now in web-tls/" } else { "" }
+                );
+            }
+        }
         (None, Some(problem)) => eprintln!("Web page: NOT served: {problem}"),
         (None, None) => eprintln!("Web page: not served ([web] enabled = false or --no-web)"),
     }

@@ -1,7 +1,5 @@
 //! Signing in and out.
 
-use std::net::SocketAddr;
-
 use axum::Form;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -68,7 +66,7 @@ pub struct Credentials {
 /// `POST /login`.
 pub async fn submit(
     State(app): State<App>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(crate::tls::PeerAddr(peer)): ConnectInfo<crate::tls::PeerAddr>,
     headers: HeaderMap,
     Form(form): Form<Credentials>,
 ) -> Response {
