@@ -334,6 +334,70 @@ async fn a_referral_made_on_one_nodes_page_is_answered_on_anothers_and_a_viewer_
         "the case file's read is not recorded under the officer's account: {audit:?}"
     );
 
+    // An open referral: sent from A's page to any member offering the need in the region;
+    // B's officer offers its service, A's officer gives the referral to B.
+    sender.follow("nav a[href='/refer']").await;
+    sender.click("#need-job_placement").await;
+    sender.choose("#region", "CM005").await;
+    sender.follow("form.search button").await;
+    sender.follow("a.open-referral").await;
+    sender.fill("#name", "Paul Essomba").await;
+    sender.follow("form.referral button").await;
+    let url = sender.url().await;
+    let open_id = url.rsplit('/').next().expect("id").to_owned();
+    assert!(
+        open_id.starts_with("ref-"),
+        "{url}: {}",
+        sender.body().await
+    );
+    assert!(sender.body().await.contains("Aucune proposition"));
+    passerelle_tests::wait_for("the open referral to reach B", || async {
+        b.handle()
+            .referral(
+                passerelle_node::node::ReferralRequest::List {
+                    filter: Default::default(),
+                },
+                "test",
+            )
+            .await
+            .is_ok_and(|r| format!("{r:?}").contains(&open_id))
+    })
+    .await;
+    receiver.open(&format!("{base_b}/referral/{open_id}")).await;
+    receiver.follow("form.propose button").await;
+    assert!(
+        receiver
+            .text("ul.proposals")
+            .await
+            .contains("Centre Emploi Littoral"),
+        "{}",
+        receiver.body().await
+    );
+    let mut offered = false;
+    for _ in 0..300 {
+        sender.open(&format!("{base_a}/referral/{open_id}")).await;
+        if sender
+            .text("ul.proposals")
+            .await
+            .contains("Centre Emploi Littoral")
+        {
+            offered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        offered,
+        "B's offer did not reach A: {}",
+        sender.body().await
+    );
+    sender.follow("form.assign button").await;
+    assert!(
+        sender.body().await.contains("Vers\nCentre Emploi Littoral"),
+        "{}",
+        sender.body().await
+    );
+
     // B's viewer sees the board but never the case file.
     receiver.follow("form.signout button").await;
     sign_in(&receiver, &base_b, "vero", password).await;
@@ -368,7 +432,7 @@ async fn a_referral_made_on_one_nodes_page_is_answered_on_anothers_and_a_viewer_
     // The reports and the members, on A.
     sender.follow("nav a[href='/reports']").await;
     let report = sender.text("#referral-report").await;
-    assert!(report.starts_with("Total\n1"), "{report}");
+    assert!(report.starts_with("Total\n2"), "{report}");
     assert!(sender.text("table.gaps").await.contains("Extrême-Nord"));
     sender.screenshot("reports").await;
     sender.follow("nav a[href='/members']").await;

@@ -177,6 +177,8 @@ fn router(app: App, https: bool) -> Router {
         .route("/referral/{id}", get(pages::referral::show))
         .route("/referral/{id}/move", post(pages::referral::step))
         .route("/referral/{id}/erase", post(pages::referral::erase))
+        .route("/referral/{id}/propose", post(pages::referral::propose))
+        .route("/referral/{id}/assign", post(pages::referral::assign))
         .route("/events", get(pages::events::events))
         .route("/reports", get(pages::network::reports))
         .route("/members", get(pages::network::members))

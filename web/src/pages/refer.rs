@@ -182,6 +182,14 @@ pub async fn find(
             p.count role="status" id="match-count" {
                 (found.len()) " " (visitor.t("service(s) correspondant(s)", "matching service(s)"))
             }
+            p {
+                a.open-referral href={ "/refer/send?region=" (needs.region) (needs_query) } {
+                    (visitor.t(
+                        "Ou envoyer une orientation ouverte : tout membre qui offre ce besoin dans la région peut proposer un service",
+                        "Or send an open referral: any member offering this need in the region may offer a service"
+                    ))
+                }
+            }
             @if !found.is_empty() {
                 table.results.matches {
                     (super::head_row(&visitor, &[("Service", "Service"), ("Organisation", "Organisation"), ("Couvre", "Covers"), ("Zone", "Area"), ("Coût", "Cost"), ("Capacité", "Capacity"), ("", "")]))
@@ -304,12 +312,24 @@ fn send_form(
     }
 }
 
-/// The names of a service and of its organisation, asked of the node.
+/// The names of a service and of its organisation, asked of the node (an open referral:
+/// no service yet).
 async fn names_of(
     app: &App,
     visitor: &Visitor,
     target: &Target,
 ) -> Result<(String, String), Response> {
+    if target.org.is_empty() && target.service.is_empty() {
+        return Ok((
+            visitor.t("Orientation ouverte", "Open referral").to_owned(),
+            visitor
+                .t(
+                    "tout membre qui offre ce besoin dans la région",
+                    "any member offering this need in the region",
+                )
+                .to_owned(),
+        ));
+    }
     let org: OrgId = target
         .org
         .parse()
@@ -443,15 +463,34 @@ pub async fn send(
         notes: optional("notes"),
         ..CaseFile::default()
     };
-    let (Ok(to), Ok(service)) = (
-        target.org.parse::<OrgId>(),
-        target.service.parse::<ServiceId>(),
-    ) else {
+    // A direct referral names the organisation and its service; an open one neither.
+    let (to, service) = if target.org.is_empty() && target.service.is_empty() {
+        (None, None)
+    } else {
+        match (
+            target.org.parse::<OrgId>(),
+            target.service.parse::<ServiceId>(),
+        ) {
+            (Ok(to), Ok(service)) => (Some(to), Some(service)),
+            _ => {
+                return refused(
+                    visitor.t("Service inconnu.", "Unknown service.").into(),
+                    names,
+                );
+            }
+        }
+    };
+    if needs.is_empty() {
         return refused(
-            visitor.t("Service inconnu.", "Unknown service.").into(),
+            visitor
+                .t(
+                    "Choisissez au moins un besoin.",
+                    "Choose at least one need.",
+                )
+                .into(),
             names,
         );
-    };
+    }
     let consent = match value("consent").as_str() {
         "override" => match optional("override_reason") {
             Some(reason) => ConsentRecord::Override { reason, at: now },
@@ -482,15 +521,15 @@ pub async fn send(
                 method,
                 given_at,
                 expires_at: None,
-                organisation: Some(to),
-                service: Some(service.to_string()),
+                organisation: to,
+                service: service.as_ref().map(ToString::to_string),
                 data: all("share"),
             })
         }
     };
     let send = SendReferral {
-        to: Some(to),
-        service: Some(service),
+        to,
+        service,
         category: needs.first().cloned(),
         region: target.region.clone(),
         priority: if value("priority") == "urgent" {

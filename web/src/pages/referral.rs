@@ -212,6 +212,63 @@ fn case_file(visitor: &Visitor, view: &ReferralView) -> Markup {
     }
 }
 
+/// An open referral (no receiver yet): another member's officer proposes one of its
+/// services that offers the category; the sender's officer assigns it to a proposer.
+fn open_referral(
+    visitor: &Visitor,
+    view: &ReferralView,
+    own: &str,
+    services: &[(String, String)],
+) -> Markup {
+    let entry = &view.entry;
+    if !entry.open
+        || entry.receiver.is_some()
+        || entry.status != passerelle_node::referral::lifecycle::Status::Pending
+    {
+        return html! {};
+    }
+    let csrf = visitor
+        .session
+        .as_ref()
+        .map(|s| s.csrf.as_str())
+        .unwrap_or("");
+    let sender = entry.sender.to_string() == own;
+    let name = |org: &passerelle_node::identity::OrgId| {
+        view.names
+            .get(org)
+            .cloned()
+            .unwrap_or_else(|| org.to_string())
+    };
+    html! {
+        h2 { (visitor.t("Orientation ouverte : propositions", "Open referral: offers")) }
+        @if entry.proposals.is_empty() { p { (visitor.t("Aucune proposition pour l'instant.", "No offer yet.")) } }
+        ul.proposals {
+            @for proposal in &entry.proposals {
+                li {
+                    (name(&proposal.org)) " — " code { (proposal.service) }
+                    @if sender {
+                        form.assign method="post" action={ "/referral/" (entry.id) "/assign" } {
+                            input type="hidden" name="csrf" value=(csrf);
+                            input type="hidden" name="org" value=(proposal.org);
+                            button type="submit" { (visitor.t("Confier à cette organisation", "Assign to this organisation")) }
+                        }
+                    }
+                }
+            }
+        }
+        @if !sender && !services.is_empty() {
+            form.propose method="post" action={ "/referral/" (entry.id) "/propose" } {
+                input type="hidden" name="csrf" value=(csrf);
+                label for="service" { (visitor.t("Proposer un de nos services", "Offer one of our services")) }
+                select #service name="service" {
+                    @for (id, service) in services { option value=(id) { (service) } }
+                }
+                button type="submit" { (visitor.t("Proposer", "Offer")) }
+            }
+        }
+    }
+}
+
 /// `GET /referral/{id}`.
 pub async fn show(State(app): State<App>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     let visitor = match app.require(&headers, Role::Officer) {
@@ -234,6 +291,23 @@ pub async fn show(State(app): State<App>, headers: HeaderMap, Path(id): Path<Str
     let now = passerelle_node::unix_now();
     let own = app.handle.org_id().to_string();
     let entry = &view.entry;
+    // This organisation's services that could take an open referral.
+    let mut offers = Vec::new();
+    if entry.open && entry.receiver.is_none() && entry.sender.to_string() != own {
+        match local_call(&app.handle, api::Organisation { org: None }, &visitor.by()).await {
+            Ok(mine) => {
+                let mine: passerelle_node::node::OrganisationView = mine;
+                offers = mine
+                    .record
+                    .services
+                    .iter()
+                    .filter(|(_, s)| s.categories.contains(&entry.category))
+                    .map(|(id, s)| (id.clone(), s.name.clone()))
+                    .collect();
+            }
+            Err(e) => return failure(&visitor, &e),
+        }
+    }
     let name = |org: &passerelle_node::identity::OrgId| {
         view.names
             .get(org)
@@ -254,6 +328,7 @@ pub async fn show(State(app): State<App>, headers: HeaderMap, Path(id): Path<Str
             dt { (visitor.t("Réponse attendue avant", "Answer due")) } dd { (date(entry.deadline)) }
         }
         (moves(&visitor, &view, &own, now))
+        (open_referral(&visitor, &view, &own, &offers))
         (case_file(&visitor, &view))
         @if matches!(view.case_state, CaseState::Held) {
             form.erase method="post" action={ "/referral/" (entry.id) "/erase" }
@@ -299,6 +374,31 @@ async fn officer_form(
     }
 }
 
+/// Asks the node `make(id)` for an officer's form about referral `id` (`None`: the form
+/// names nothing the node knows), then shows the referral — or why not.
+async fn act<C>(
+    app: App,
+    headers: HeaderMap,
+    csrf: &str,
+    id: &str,
+    make: impl FnOnce(ReferralId) -> Option<C>,
+) -> Response
+where
+    C: passerelle_node::api::Call,
+{
+    let (visitor, id) = match officer_form(&app, &headers, csrf, id).await {
+        Ok(checked) => checked,
+        Err(answer) => return *answer,
+    };
+    let Some(request) = make(id) else {
+        return super::not_found(State(app), headers).await;
+    };
+    match local_call(&app.handle, request, &visitor.by()).await {
+        Ok(_) => Redirect::to(&format!("/referral/{id}")).into_response(),
+        Err(e) => failure(&visitor, &e),
+    }
+}
+
 #[derive(Deserialize)]
 pub struct MoveForm {
     csrf: String,
@@ -316,37 +416,27 @@ pub async fn step(
     Path(id): Path<String>,
     Form(form): Form<MoveForm>,
 ) -> Response {
-    let (visitor, id) = match officer_form(&app, &headers, &form.csrf, &id).await {
-        Ok(checked) => checked,
-        Err(answer) => return *answer,
-    };
     let reason = form.reason.parse::<Reason>().unwrap_or(Reason::Other);
     let outcome = form.outcome.parse::<Outcome>().unwrap_or(Outcome::Achieved);
     let action = match form.action.as_str() {
-        "accept" => Move::Accept,
-        "decline" => Move::Decline { reason },
-        "start" => Move::Start,
-        "waitlist" => Move::Waitlist { reason },
-        "complete" => Move::Complete { outcome },
-        "fail" => Move::Fail { reason },
-        "withdraw" => Move::Withdraw { reason },
-        "entered_in_error" => Move::EnteredInError,
-        _ => return super::not_found(State(app.clone()), headers.clone()).await,
+        "accept" => Some(Move::Accept),
+        "decline" => Some(Move::Decline { reason }),
+        "start" => Some(Move::Start),
+        "waitlist" => Some(Move::Waitlist { reason }),
+        "complete" => Some(Move::Complete { outcome }),
+        "fail" => Some(Move::Fail { reason }),
+        "withdraw" => Some(Move::Withdraw { reason }),
+        "entered_in_error" => Some(Move::EnteredInError),
+        _ => None,
     };
-    match local_call(
-        &app.handle,
-        api::ReferralMove {
+    act(app, headers, &form.csrf, &id, |id| {
+        action.map(|action| api::ReferralMove {
             id,
             action,
             operator: None,
-        },
-        &visitor.by(),
-    )
+        })
+    })
     .await
-    {
-        Ok(_) => Redirect::to(&format!("/referral/{id}")).into_response(),
-        Err(e) => failure(&visitor, &e),
-    }
 }
 
 #[derive(Deserialize)]
@@ -361,18 +451,56 @@ pub async fn erase(
     Path(id): Path<String>,
     Form(form): Form<EraseForm>,
 ) -> Response {
-    let (visitor, id) = match officer_form(&app, &headers, &form.csrf, &id).await {
-        Ok(checked) => checked,
-        Err(answer) => return *answer,
-    };
-    match local_call(
-        &app.handle,
-        api::ReferralErase { id, operator: None },
-        &visitor.by(),
-    )
+    act(app, headers, &form.csrf, &id, |id| {
+        Some(api::ReferralErase { id, operator: None })
+    })
     .await
-    {
-        Ok(_) => Redirect::to(&format!("/referral/{id}")).into_response(),
-        Err(e) => failure(&visitor, &e),
-    }
+}
+
+#[derive(Deserialize)]
+pub struct ProposeForm {
+    csrf: String,
+    service: String,
+}
+
+/// `POST /referral/{id}/propose`: offer one of this organisation's services.
+pub async fn propose(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<ProposeForm>,
+) -> Response {
+    let service = form.service.parse().ok();
+    act(app, headers, &form.csrf, &id, |id| {
+        service.map(|service| api::ReferralPropose {
+            id,
+            service,
+            operator: None,
+        })
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct AssignForm {
+    csrf: String,
+    org: String,
+}
+
+/// `POST /referral/{id}/assign`: the sender gives its open referral to a proposer.
+pub async fn assign(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<AssignForm>,
+) -> Response {
+    let org = form.org.parse().ok();
+    act(app, headers, &form.csrf, &id, |id| {
+        org.map(|org| api::ReferralAssign {
+            id,
+            org,
+            operator: None,
+        })
+    })
+    .await
 }
