@@ -150,6 +150,50 @@ async fn an_officer_signs_in_searches_and_the_page_refuses_forged_forms_and_gues
     assert!(browser.text(".who").await.contains("paul (viewer)"));
     browser.follow("form.signout button").await;
 
+    // An admin sets a service's capacity; the directory says so at once. An officer may
+    // not (403).
+    browser.open(&format!("{base}/own")).await;
+    assert!(browser.url().await.ends_with("/login"));
+    accounts
+        .add(
+            "chef",
+            Role::Admin,
+            &Password::new("le mot de passe du chef"),
+        )
+        .expect("admin");
+    browser.fill("#name", "chef").await;
+    browser.fill("#password", "le mot de passe du chef").await;
+    browser.follow("form.login button").await;
+    browser.follow("nav a[href='/own']").await;
+    let id = handle
+        .organisation(None)
+        .await
+        .expect("own")
+        .record
+        .services
+        .iter()
+        .find(|(_, s)| s.name == "Placement en emploi à Douala")
+        .map(|(id, _)| id.clone())
+        .expect("the service");
+    browser.choose(&format!("#status-{id}"), "full").await;
+    browser.fill(&format!("#places-{id}"), "0").await;
+    browser.follow(&format!("#capacity-{id} button")).await;
+    assert!(
+        browser.text("#own-services").await.contains("Full (0)"),
+        "{}",
+        browser.body().await
+    );
+    browser.screenshot("own-services").await;
+    browser.open(&format!("{base}/directory?q=placement")).await;
+    assert!(browser.text("table.results").await.contains("Full (0)"));
+    browser.follow("form.signout button").await;
+    browser.fill("#name", "amina").await;
+    browser.fill("#password", PASSWORD).await;
+    browser.follow("form.login button").await;
+    browser.open(&format!("{base}/own")).await;
+    assert_eq!(browser.text("h1").await, "Not allowed");
+    browser.follow("form.signout button").await;
+
     // Guessing: after five wrong passwords, sign-in is refused for a while — even with the
     // right password.
     for _ in 0..MAX_FAILURES {

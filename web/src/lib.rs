@@ -183,6 +183,8 @@ fn router(app: App, https: bool) -> Router {
         .route("/reports", get(pages::network::reports))
         .route("/members", get(pages::network::members))
         .route("/members/approve", post(pages::network::approve))
+        .route("/own", get(pages::own::services))
+        .route("/own/capacity", post(pages::own::capacity))
         .route("/static/{file}", get(assets::serve))
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn(security_headers))

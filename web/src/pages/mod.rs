@@ -17,6 +17,7 @@ pub mod directory;
 pub mod events;
 pub mod login;
 pub mod network;
+pub mod own;
 pub mod refer;
 pub mod referral;
 
@@ -128,6 +129,9 @@ pub fn page(visitor: &Visitor, title: &str, body: Markup) -> Markup {
                             }
                             a href="/reports" { (visitor.t("Rapports", "Reports")) }
                             a href="/members" { (visitor.t("Membres", "Members")) }
+                            @if session.role >= Role::Admin {
+                                a href="/own" { (visitor.t("Nos services", "Our services")) }
+                            }
                         }
                         form.signout method="post" action="/logout" {
                             input type="hidden" name="csrf" value=(session.csrf);
