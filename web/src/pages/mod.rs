@@ -190,6 +190,33 @@ pub fn check_csrf(visitor: &Visitor, csrf: &str) -> Result<(), Box<Response>> {
     }
 }
 
+/// A form that asks the node one thing: the visitor must hold `role` and the form carry its
+/// session's CSRF token; `request` is `None` when the form names nothing the node knows.
+/// Then the browser goes to `back`, or is shown why not.
+pub async fn submit<C: passerelle_node::api::Call>(
+    app: App,
+    headers: HeaderMap,
+    role: Role,
+    csrf: &str,
+    request: Option<C>,
+    back: &str,
+) -> Response {
+    let visitor = match app.require(&headers, role) {
+        Ok(v) => v,
+        Err(answer) => return *answer,
+    };
+    if let Err(refused) = check_csrf(&visitor, csrf) {
+        return *refused;
+    }
+    let Some(request) = request else {
+        return not_found(State(app), headers).await;
+    };
+    match passerelle_node::control::local_call(&app.handle, request, &visitor.by()).await {
+        Ok(_) => Redirect::to(back).into_response(),
+        Err(e) => failure(&visitor, &e),
+    }
+}
+
 /// A table's header row: one column heading per (French, English) pair.
 pub fn head_row(visitor: &Visitor, columns: &[(&str, &str)]) -> Markup {
     html! {

@@ -6,7 +6,7 @@
 use axum::Form;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use passerelle_node::accounts::Role;
 use passerelle_node::api;
@@ -21,7 +21,7 @@ use passerelle_node::referral::lifecycle::Status;
 use passerelle_node::referral::report::Report;
 use serde::Deserialize;
 
-use super::{Visitor, check_csrf, failure, head_row, page};
+use super::{Visitor, failure, head_row, page};
 use crate::App;
 
 fn counts_table(visitor: &Visitor, heading: (&str, &str), rows: &[(String, String)]) -> Markup {
@@ -201,26 +201,8 @@ pub async fn approve(
     headers: HeaderMap,
     Form(form): Form<ApproveForm>,
 ) -> Response {
-    let visitor = match app.require(&headers, Role::Admin) {
-        Ok(v) => v,
-        Err(answer) => return *answer,
-    };
-    if let Err(refused) = check_csrf(&visitor, &form.csrf) {
-        return *refused;
-    }
-    let Ok(org) = form.org.parse::<OrgId>() else {
-        return super::not_found(State(app.clone()), headers.clone()).await;
-    };
-    match local_call(
-        &app.handle,
-        api::Decide {
-            decision: Decision::Approve { org },
-        },
-        &visitor.by(),
-    )
-    .await
-    {
-        Ok(_) => Redirect::to("/members").into_response(),
-        Err(e) => failure(&visitor, &e),
-    }
+    let request = form.org.parse::<OrgId>().ok().map(|org| api::Decide {
+        decision: Decision::Approve { org },
+    });
+    super::submit(app, headers, Role::Admin, &form.csrf, request, "/members").await
 }

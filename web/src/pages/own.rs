@@ -5,7 +5,7 @@
 use axum::Form;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use maud::html;
 use passerelle_node::accounts::Role;
 use passerelle_node::api;
@@ -16,7 +16,7 @@ use passerelle_node::node::OrganisationView;
 use serde::Deserialize;
 
 use super::directory::{area_text, capacity_text, categories_text};
-use super::{check_csrf, failure, head_row, page};
+use super::{failure, head_row, page};
 use crate::App;
 
 /// `GET /own`.
@@ -109,13 +109,6 @@ pub async fn capacity(
     headers: HeaderMap,
     Form(form): Form<CapacityForm>,
 ) -> Response {
-    let visitor = match app.require(&headers, Role::Admin) {
-        Ok(v) => v,
-        Err(answer) => return *answer,
-    };
-    if let Err(refused) = check_csrf(&visitor, &form.csrf) {
-        return *refused;
-    }
     let status = match form.status.as_str() {
         "waitlist" => CapacityStatus::Waitlist,
         "full" => CapacityStatus::Full,
@@ -128,16 +121,8 @@ pub async fn capacity(
         }),
         ..ServicePatch::default()
     };
-    match local_call(
-        &app.handle,
-        api::EditOwn {
-            edit: Edit::update_service(form.service, patch),
-        },
-        &visitor.by(),
-    )
-    .await
-    {
-        Ok(_) => Redirect::to("/own").into_response(),
-        Err(e) => failure(&visitor, &e),
-    }
+    let request = api::EditOwn {
+        edit: Edit::update_service(form.service, patch),
+    };
+    super::submit(app, headers, Role::Admin, &form.csrf, Some(request), "/own").await
 }

@@ -6,7 +6,7 @@
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use passerelle_node::accounts::Role;
 use passerelle_node::api;
@@ -18,7 +18,7 @@ use passerelle_node::referral::lifecycle::{Move, Outcome, Reason, Role as Side};
 use serde::Deserialize;
 
 use super::board::{date, status_text};
-use super::{Visitor, check_csrf, failure, page};
+use super::{Visitor, failure, page};
 use crate::App;
 
 fn reason_text(visitor: &Visitor, reason: Reason) -> &'static str {
@@ -356,24 +356,6 @@ pub async fn show(State(app): State<App>, headers: HeaderMap, Path(id): Path<Str
         .into_response()
 }
 
-/// A form posted about referral `id` by an officer: the visitor and the id, or the answer
-/// (sign in, not allowed, a forged form, no such referral).
-async fn officer_form(
-    app: &App,
-    headers: &HeaderMap,
-    csrf: &str,
-    id: &str,
-) -> Result<(Visitor, ReferralId), Box<Response>> {
-    let visitor = app.require(headers, Role::Officer)?;
-    check_csrf(&visitor, csrf)?;
-    match id.parse::<ReferralId>() {
-        Ok(id) => Ok((visitor, id)),
-        Err(_) => Err(Box::new(
-            super::not_found(State(app.clone()), headers.clone()).await,
-        )),
-    }
-}
-
 /// Asks the node `make(id)` for an officer's form about referral `id` (`None`: the form
 /// names nothing the node knows), then shows the referral — or why not.
 async fn act<C>(
@@ -386,17 +368,9 @@ async fn act<C>(
 where
     C: passerelle_node::api::Call,
 {
-    let (visitor, id) = match officer_form(&app, &headers, csrf, id).await {
-        Ok(checked) => checked,
-        Err(answer) => return *answer,
-    };
-    let Some(request) = make(id) else {
-        return super::not_found(State(app), headers).await;
-    };
-    match local_call(&app.handle, request, &visitor.by()).await {
-        Ok(_) => Redirect::to(&format!("/referral/{id}")).into_response(),
-        Err(e) => failure(&visitor, &e),
-    }
+    let id = id.parse::<ReferralId>().ok();
+    let back = id.map_or_else(|| "/board".to_owned(), |id| format!("/referral/{id}"));
+    super::submit(app, headers, Role::Officer, csrf, id.and_then(make), &back).await
 }
 
 #[derive(Deserialize)]
