@@ -4,7 +4,9 @@
 //! installed (PyPI: `check-jsonschema`, `compiletojsonschema`, `frictionless`, `libhxl`'s
 //! `hxlvalidate`; `.ci/run` installs them), for the tests that run them; and
 //! `cfg(passerelle_browser)` when Debian's Chromium and ChromeDriver run, for the web page's
-//! tests in a real browser.
+//! tests in a real browser; and `cfg(passerelle_smtp)` when Debian's `python3-aiosmtpd` (a
+//! real SMTP server) is installed, for the daily digest's test, with the interpreter that
+//! has it in `PASSERELLE_SMTP_PYTHON`.
 
 fn runs(program: &str, arg: &str) -> bool {
     std::process::Command::new(program)
@@ -17,6 +19,7 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(passerelle_root)");
     println!("cargo::rustc-check-cfg=cfg(passerelle_standards)");
     println!("cargo::rustc-check-cfg=cfg(passerelle_browser)");
+    println!("cargo::rustc-check-cfg=cfg(passerelle_smtp)");
     println!("cargo::rerun-if-env-changed=USER");
     println!("cargo::rerun-if-env-changed=PATH");
     let root = std::process::Command::new("id")
@@ -35,5 +38,15 @@ fn main() {
     }
     if runs("chromium", "--version") && runs("chromedriver", "--version") {
         println!("cargo::rustc-cfg=passerelle_browser");
+    }
+    // Debian's package goes to Debian's interpreter, which may not be the first on PATH.
+    if let Some(python) = ["python3", "/usr/bin/python3"].into_iter().find(|python| {
+        std::process::Command::new(python)
+            .args(["-c", "import aiosmtpd"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }) {
+        println!("cargo::rustc-cfg=passerelle_smtp");
+        println!("cargo::rustc-env=PASSERELLE_SMTP_PYTHON={python}");
     }
 }

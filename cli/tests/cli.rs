@@ -2942,6 +2942,20 @@ fn the_page_is_served_over_tls_on_a_network_address_with_a_certificate_made_at_f
         "{page}"
     );
     assert!(page.contains("<h1>Connexion</h1>"), "{page}");
+    // Over a slow link the page and its assets travel gzipped when the browser accepts it.
+    for path in ["/login", "/static/app.css", "/static/app.js"] {
+        let gzipped = Command::new("curl")
+            .args(["-s", "-i", "--compressed", "--max-time", "10", "--cacert"])
+            .arg(made.join("cert.pem"))
+            .arg(format!("https://localhost:{port}{path}"))
+            .output()
+            .expect("curl");
+        let answer = String::from_utf8_lossy(&gzipped.stdout);
+        assert!(
+            answer.contains("content-encoding: gzip"),
+            "{path} was not compressed: {answer}"
+        );
+    }
     let plain = Command::new("curl")
         .args(["-s", "-i", "--max-time", "10"])
         .arg(format!("http://127.0.0.1:{port}/login"))

@@ -190,6 +190,34 @@ pub struct ConfigFile {
     /// The officers' web page.
     #[serde(default)]
     pub web: WebSection,
+    /// Notifications outside the page: a webhook, a daily digest by e-mail.
+    #[serde(default)]
+    pub notify: NotifySection,
+}
+
+/// `[notify]`: notifications outside the web page, for offices that want them: a webhook
+/// the node calls when its counts change, and a daily digest by e-mail through the office's
+/// SMTP server. Both carry referral ids and counts only, never personal data.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifySection {
+    /// URL the node POSTs its counts to (JSON) when they change: `https://…` (or `http://`
+    /// on the office's own network).
+    pub webhook: Option<String>,
+    /// The office's SMTP server for the daily digest: `smtp://user@mail.example.cm:587`
+    /// (STARTTLS required), `smtps://user@mail.example.cm` (TLS, port 465), or
+    /// `smtp://127.0.0.1:25` (a local relay, no TLS).
+    pub smtp: Option<String>,
+    /// A file holding the SMTP password (mode 0600), rather than in this file.
+    pub smtp_password_file: Option<std::path::PathBuf>,
+    /// The digest's sender address.
+    pub from: Option<String>,
+    /// Its recipients.
+    pub to: Option<Vec<String>>,
+    /// When the digest leaves each day, `HH:MM` (default 07:00).
+    pub digest_at: Option<String>,
+    /// The offset from UTC of `digest_at` (default `+01:00`, Cameroon's time).
+    pub utc_offset: Option<String>,
 }
 
 /// Where the web page listens by default: this computer only.

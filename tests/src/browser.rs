@@ -102,6 +102,26 @@ impl Browser {
         self.text("body").await
     }
 
+    /// The current value of the field `css` (what is typed in it).
+    pub async fn value(&self, css: &str) -> String {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .prop("value")
+            .await
+            .unwrap_or_else(|e| panic!("{css} value: {e}"))
+            .unwrap_or_default()
+    }
+
+    /// Answers yes to the questions this page asks before a form is sent (`data-confirm`).
+    pub async fn accept_confirmations(&self) {
+        self.client
+            .execute("window.confirm = function () { return true; };", vec![])
+            .await
+            .expect("answer the page's confirmations");
+    }
+
     /// Types `value` into the field `css` (cleared first).
     pub async fn fill(&self, css: &str, value: &str) {
         let field = self

@@ -18,6 +18,7 @@ mod hostile;
 mod layering;
 mod membership;
 mod nat;
+mod notify;
 mod partition;
 mod powercut;
 mod referrals;

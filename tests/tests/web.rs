@@ -316,6 +316,29 @@ async fn a_referral_made_on_one_nodes_page_is_answered_on_anothers_and_a_viewer_
     sender.fill("#phone", "+237 699 12 34 56").await;
     sender.fill("#languages", "fr, ff").await;
     sender.fill("#location", "Douala, Bonabéri").await;
+    // An override without its reason is refused; everything typed is still there.
+    sender.choose("#consent", "override").await;
+    sender.click("#share-phone").await;
+    sender.follow("form.referral button").await;
+    assert!(
+        !sender.text("#send-error").await.is_empty(),
+        "{}",
+        sender.body().await
+    );
+    assert_eq!(sender.value("#name").await, "Aïcha Mbarga Ndongo");
+    assert_eq!(sender.value("#phone").await, "+237 699 12 34 56");
+    assert_eq!(sender.value("#location").await, "Douala, Bonabéri");
+    assert_eq!(sender.value("#consent").await, "override");
+    let phone_shared = sender
+        .client
+        .execute(
+            "return document.getElementById('share-phone').checked;",
+            vec![],
+        )
+        .await
+        .expect("checkbox");
+    assert_eq!(phone_shared, serde_json::Value::Bool(false));
+    sender.click("#share-phone").await;
     sender.choose("#consent", "verbal").await;
     sender.screenshot("refer-form").await;
     sender.follow("form.referral button").await;
@@ -494,5 +517,264 @@ async fn a_referral_made_on_one_nodes_page_is_answered_on_anothers_and_a_viewer_
     receiver.close().await;
     for web in [web_a, web_b, web_c] {
         web.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(passerelle_browser),
+    ignore = "needs Debian's chromium and chromium-driver (apt install chromium chromium-driver; .ci/run installs them)"
+)]
+async fn admins_keep_their_offices_and_services_and_admit_a_member_from_the_page() {
+    use passerelle_node::node::Decision;
+    // Two founders (admission by both) and a candidate that asks to join.
+    let mut nodes: Vec<TestNode> = ["ONG Retour Douala", "Délégation Ouest"]
+        .iter()
+        .map(|name| TestNode::init_networked(name, vec![]))
+        .collect();
+    let network = passerelle_tests::found_network(&nodes.iter().collect::<Vec<_>>(), "2");
+    passerelle_tests::start_line(&mut nodes).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let mut candidate = TestNode::init_networked("Centre Espoir Bafoussam", vec![]);
+    passerelle_node::node::join_network(
+        &candidate.config,
+        network,
+        &[a.listen_addr().await.to_string()],
+    )
+    .expect("join");
+    candidate.start().await;
+    let new_org = candidate.handle().org_id();
+    let password = "une longue phrase de passe";
+    for (node, name) in [(a, "chef-a"), (b, "chef-b")] {
+        node.handle()
+            .accounts()
+            .expect("accounts")
+            .add(name, Role::Admin, &Password::new(password))
+            .expect("admin");
+    }
+    let (web_a, base_a) = serve(a, "127.0.0.1").await;
+    let (web_b, base_b) = serve(b, "127.0.0.2").await;
+    let browser = Browser::start(&shots()).await;
+    sign_in(&browser, &base_a, "chef-a", password).await;
+
+    // An office, with coordinates written the French way.
+    browser.follow("nav a[href='/own']").await;
+    browser.follow("#add-office").await;
+    browser.fill("#name", "Antenne de Bonabéri").await;
+    browser.choose("#region", "CM005").await;
+    browser.choose("#department", "CM005004").await;
+    browser.fill("#town", "Douala").await;
+    browser
+        .fill("#address", "Carrefour Ndobo, face pharmacie")
+        .await;
+    browser.fill("#latitude", "4,0825").await;
+    browser.fill("#longitude", "9,6789").await;
+    browser.screenshot("own-office-form").await;
+    browser.follow("#office-form button").await;
+    let offices = browser.text("#own-offices").await;
+    assert!(
+        offices.contains("Antenne de Bonabéri") && offices.contains("Littoral"),
+        "{}",
+        browser.body().await
+    );
+    let record = a.handle().organisation(None).await.expect("own").record;
+    let (office_id, office) = record.offices.iter().next().expect("the office");
+    assert_eq!(office.department.as_deref(), Some("CM005004"));
+    assert_eq!(office.latitude, Some(4.0825));
+
+    // A service: a language the node does not know is refused, naming it, and everything
+    // typed is still there to correct.
+    browser.follow("#add-service").await;
+    browser
+        .fill("#name", "Accompagnement psychosocial des familles")
+        .await;
+    browser.choose("#dimension", "psychosocial").await;
+    browser.click("#category-psychosocial_individual").await;
+    browser.click("#category-counselling").await;
+    browser.choose("#cost", "fee").await;
+    browser.fill("#fee", "5 000").await;
+    browser.fill("#places", "12").await;
+    browser.fill("#languages", "français, klingon").await;
+    browser.click("#region-CM005").await;
+    browser.click(&format!("#office-{office_id}")).await;
+    browser
+        .fill("#documents", "Carte d'identité\nAttestation de retour")
+        .await;
+    browser.follow("#service-form button").await;
+    let error = browser.text("#form-error").await;
+    assert!(
+        error.starts_with("Langues : « klingon »"),
+        "{}",
+        browser.body().await
+    );
+    assert_eq!(
+        browser.value("#name").await,
+        "Accompagnement psychosocial des familles"
+    );
+    assert_eq!(browser.value("#fee").await, "5 000");
+    assert_eq!(
+        browser.value("#documents").await,
+        "Carte d'identité\nAttestation de retour"
+    );
+    browser.screenshot("own-service-refused").await;
+    browser.fill("#languages", "français, fulfulde").await;
+    browser.follow("#service-form button").await;
+    assert!(
+        browser
+            .text("#own-services")
+            .await
+            .contains("Accompagnement psychosocial des familles"),
+        "{}",
+        browser.body().await
+    );
+    let record = a.handle().organisation(None).await.expect("own").record;
+    let (service_id, service) = record.services.iter().next().expect("the service");
+    assert_eq!(
+        service.cost,
+        passerelle_node::model::Cost::Fee { amount_xaf: 5000 }
+    );
+    assert_eq!(service.languages, ["fr", "fub"]);
+    assert_eq!(service.offices, std::slice::from_ref(office_id));
+    assert_eq!(service.service_area.regions, ["CM005"]);
+    assert_eq!(service.capacity.places, Some(12));
+    assert_eq!(
+        service.categories,
+        ["psychosocial_individual", "counselling"]
+    );
+    assert_eq!(service.required_documents.len(), 2);
+    passerelle_tests::wait_for("the new service to reach B", || async {
+        b.services()
+            .await
+            .iter()
+            .any(|(_, s)| s == "Accompagnement psychosocial des familles")
+    })
+    .await;
+
+    // A change sends only what changed: the name; the rest stays as it was.
+    browser
+        .follow(&format!(
+            "#own-services a[href='/own/service/{service_id}']"
+        ))
+        .await;
+    browser.screenshot("own-service-form").await;
+    browser
+        .fill("#name", "Écoute et accompagnement des familles")
+        .await;
+    browser.follow("#service-form button").await;
+    let after = a.handle().organisation(None).await.expect("own").record;
+    let changed = &after.services[service_id];
+    assert_eq!(changed.name, "Écoute et accompagnement des familles");
+    assert_eq!(
+        (
+            &changed.cost,
+            &changed.languages,
+            &changed.offices,
+            &changed.categories
+        ),
+        (
+            &service.cost,
+            &service.languages,
+            &service.offices,
+            &service.categories
+        )
+    );
+
+    // The office cannot go while the service is delivered there; the service can.
+    browser.accept_confirmations().await;
+    browser
+        .follow(&format!(
+            "form[action='/own/office/{office_id}/remove'] button"
+        ))
+        .await;
+    assert!(
+        browser
+            .text(".error")
+            .await
+            .contains("still used by service"),
+        "{}",
+        browser.body().await
+    );
+    browser.open(&format!("{base_a}/own")).await;
+    browser.accept_confirmations().await;
+    browser
+        .follow(&format!(
+            "form[action='/own/service/{service_id}/remove'] button"
+        ))
+        .await;
+    assert!(!browser.text("#own-services").await.contains("familles"));
+    passerelle_tests::wait_for("the removal to reach B", || async {
+        !b.services()
+            .await
+            .iter()
+            .any(|(_, s)| s.contains("familles"))
+    })
+    .await;
+
+    // The candidate asks to join; A's admin proposes its admission, B's approves it.
+    candidate
+        .handle()
+        .decide(Decision::Request {
+            message: "Centre d'écoute à Bafoussam".into(),
+        })
+        .await
+        .expect("request");
+    passerelle_tests::wait_for("the request to reach A", || async {
+        a.handle()
+            .membership()
+            .await
+            .is_ok_and(|m| m.requests.iter().any(|r| r.org == new_org))
+    })
+    .await;
+    browser.follow("nav a[href='/members']").await;
+    assert!(browser.body().await.contains("Centre d'écoute à Bafoussam"));
+    browser.screenshot("members-request").await;
+    browser.follow("form.approve button").await;
+    let proposal = browser.text("div.proposal").await;
+    assert!(
+        proposal.starts_with("Centre Espoir Bafoussam") && proposal.contains("1/2"),
+        "{}",
+        browser.body().await
+    );
+    passerelle_tests::wait_for("the proposal to reach B", || async {
+        b.handle()
+            .membership()
+            .await
+            .is_ok_and(|m| m.proposals.iter().any(|p| p.subject == new_org.to_string()))
+    })
+    .await;
+    sign_in(&browser, &base_b, "chef-b", password).await;
+    browser.follow("nav a[href='/members']").await;
+    browser.follow("form.approve button").await;
+    for node in [a, b, &candidate] {
+        let handle = node.handle();
+        passerelle_tests::wait_for("the admission to reach every node", || {
+            let handle = handle.clone();
+            async move {
+                handle
+                    .membership()
+                    .await
+                    .is_ok_and(|m| m.members.iter().any(|member| member.org == new_org))
+            }
+        })
+        .await;
+    }
+    browser.open(&format!("{base_b}/members")).await;
+    let members = browser.text("#members").await;
+    assert!(
+        members
+            .contains("Centre Espoir Bafoussam approuvée par ONG Retour Douala, Délégation Ouest")
+            || members.contains(
+                "Centre Espoir Bafoussam approuvée par Délégation Ouest, ONG Retour Douala"
+            ),
+        "{members}"
+    );
+    browser.screenshot("members-admitted").await;
+
+    browser.close().await;
+    web_a.shutdown().await;
+    web_b.shutdown().await;
+    candidate.stop().await;
+    for node in &mut nodes {
+        node.stop().await;
     }
 }

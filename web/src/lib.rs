@@ -31,6 +31,7 @@ use passerelle_node::reference::Lang;
 use tokio::sync::watch;
 
 mod assets;
+pub mod notify;
 mod pages;
 mod session;
 pub mod tls;
@@ -185,6 +186,27 @@ fn router(app: App, https: bool) -> Router {
         .route("/members/approve", post(pages::network::approve))
         .route("/own", get(pages::own::services))
         .route("/own/capacity", post(pages::own::capacity))
+        .route(
+            "/own/service/new",
+            get(pages::own::service::new_form).post(pages::own::service::add),
+        )
+        .route(
+            "/own/service/{id}",
+            get(pages::own::service::edit_form).post(pages::own::service::update),
+        )
+        .route(
+            "/own/service/{id}/remove",
+            post(pages::own::service::remove),
+        )
+        .route(
+            "/own/office/new",
+            get(pages::own::office::new_form).post(pages::own::office::add),
+        )
+        .route(
+            "/own/office/{id}",
+            get(pages::own::office::edit_form).post(pages::own::office::update),
+        )
+        .route("/own/office/{id}/remove", post(pages::own::office::remove))
         .route("/static/{file}", get(assets::serve))
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn(security_headers))
@@ -201,6 +223,11 @@ fn router(app: App, https: bool) -> Router {
                 response
             },
         ))
+        // Pages and assets gzipped for slow links (server-sent events are not: each must
+        // leave at once). Pages reflect a search and carry a CSRF token, but the session
+        // cookie is SameSite=Strict: another site cannot have a signed-in browser fetch
+        // them, which is what guessing a token from compressed sizes (BREACH) needs.
+        .layer(tower_http::compression::CompressionLayer::new())
         .with_state(app)
 }
 

@@ -68,7 +68,8 @@ pub fn start_config(data_dir: &Path, args: &StartArgs) -> anyhow::Result<Config>
 
 pub async fn run(data_dir: &Path, args: StartArgs) -> anyhow::Result<Outcome> {
     let config = start_config(data_dir, &args)?;
-    let mut web_section = read_config_file(data_dir)?.web;
+    let file = read_config_file(data_dir)?;
+    let mut web_section = file.web;
     if args.no_web {
         web_section.enabled = Some(false);
     }
@@ -77,6 +78,8 @@ pub async fn run(data_dir: &Path, args: StartArgs) -> anyhow::Result<Outcome> {
     }
     // Read before the node starts: a wrong address stops nothing half-way.
     let web_config = passerelle_web::WebConfig::from_section(&web_section, config.lang, data_dir)?;
+    let notify_config =
+        passerelle_web::notify::NotifyConfig::from_section(&file.notify, config.lang, data_dir)?;
     let running = runtime::start(config)
         .await
         .with_context(|| format!("starting the node in {}", data_dir.display()))?;
@@ -126,9 +129,29 @@ pub async fn run(data_dir: &Path, args: StartArgs) -> anyhow::Result<Outcome> {
         (None, Some(problem)) => eprintln!("Web page: NOT served: {problem}"),
         (None, None) => eprintln!("Web page: not served ([web] enabled = false or --no-web)"),
     }
+    let notifier = notify_config.map(|mut notify| {
+        notify.page = web.as_ref().map(|web| web.url());
+        eprintln!(
+            "Notifications:{}{}",
+            notify
+                .webhook
+                .as_ref()
+                .map(|url| format!(" webhook to {};", url.host_str().unwrap_or("?")))
+                .unwrap_or_default(),
+            notify
+                .digest
+                .as_ref()
+                .map(|digest| format!(" {digest}"))
+                .unwrap_or_default()
+        );
+        passerelle_web::notify::start(running.handle(), notify)
+    });
     eprintln!("Press Ctrl-C to stop.");
     wait_for_stop_signal().await?;
     eprintln!("Stopping…");
+    if let Some(notifier) = notifier {
+        notifier.shutdown().await;
+    }
     if let Some(web) = web {
         web.shutdown().await;
         let _ = std::fs::remove_file(&address_file);

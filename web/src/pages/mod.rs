@@ -217,6 +217,25 @@ pub async fn submit<C: passerelle_node::api::Call>(
     }
 }
 
+/// The first value of `key` among a form's or a query's pairs ("" when absent).
+pub fn field(pairs: &[(String, String)], key: &str) -> String {
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Every non-empty value of `key` (a repeated field: checkboxes).
+pub fn fields(pairs: &[(String, String)], key: &str) -> Vec<String> {
+    pairs
+        .iter()
+        .filter(|(k, _)| k == key)
+        .map(|(_, v)| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
 /// A table's header row: one column heading per (French, English) pair.
 pub fn head_row(visitor: &Visitor, columns: &[(&str, &str)]) -> Markup {
     html! {

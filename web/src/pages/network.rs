@@ -151,13 +151,18 @@ pub async fn members(State(app): State<App>, headers: HeaderMap) -> Response {
         visitor.t("Membres du réseau", "Members of the network"),
         html! {
             table.results #members {
-                (head_row(&visitor, &[("Organisation", "Organisation"), ("Fondatrice", "Founder"), ("Membre depuis", "Member since")]))
+                (head_row(&visitor, &[("Organisation", "Organisation"), ("Admission", "Admission")]))
                 tbody {
                     @for member in &view.members {
                         tr {
                             td { a href={ "/org/" (member.org) } { (member.name) } }
-                            td { @if member.founder { (visitor.t("oui", "yes")) } }
-                            td { (member.since) }
+                            td {
+                                @if member.founder { (visitor.t("fondatrice", "founder")) }
+                                @else {
+                                    (visitor.t("approuvée par ", "approved by "))
+                                    (member.approved_by.iter().map(|org| view.members.iter().find(|m| m.org == *org).map_or_else(|| org.to_string(), |m| m.name.clone())).collect::<Vec<_>>().join(", "))
+                                }
+                            }
                         }
                     }
                 }

@@ -22,27 +22,8 @@ use passerelle_node::referral::matching::{MatchQuery, ServiceMatch};
 use serde::Deserialize;
 
 use super::directory::{area_text, capacity_text, categories_text, cost_text};
-use super::{Visitor, check_csrf, failure, page};
+use super::{Visitor, check_csrf, failure, field, fields, page};
 use crate::App;
-
-/// The first value of `key` among a form's or a query's pairs ("" when absent).
-fn field(pairs: &[(String, String)], key: &str) -> String {
-    pairs
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.trim().to_owned())
-        .unwrap_or_default()
-}
-
-/// Every non-empty value of `key` (a repeated field: checkboxes).
-fn fields(pairs: &[(String, String)], key: &str) -> Vec<String> {
-    pairs
-        .iter()
-        .filter(|(k, _)| k == key)
-        .map(|(_, v)| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
-        .collect()
-}
 
 /// A case-file field in words.
 fn field_label(visitor: &Visitor, field: &str) -> String {
@@ -231,13 +212,27 @@ fn send_form(
     visitor: &Visitor,
     csrf: &str,
     target: &Target,
-    service_name: &str,
-    org_name: &str,
+    (service_name, org_name): (&str, &str),
     needs: &[String],
+    typed: &[(String, String)],
     error: Option<&str>,
 ) -> Markup {
     let today = super::board::date(passerelle_node::unix_now());
     let today = today.get(..10).unwrap_or("");
+    // Shown again as typed when something was refused: nothing is lost.
+    let v = |key: &str| field(typed, key);
+    let first = typed.is_empty();
+    let shared = fields(typed, "share");
+    let consent_date = if first {
+        today.to_owned()
+    } else {
+        v("consent_date")
+    };
+    let respond_days = if first {
+        "7".to_owned()
+    } else {
+        v("respond_days")
+    };
     html! {
         p.target { (visitor.t("Vers", "To")) " : " strong { (service_name) } " — " (org_name) }
         @if let Some(error) = error { p.error role="alert" id="send-error" { (error) } }
@@ -250,61 +245,66 @@ fn send_form(
             fieldset {
                 legend { (visitor.t("La personne (dossier chiffré, envoyé à cette seule organisation)", "The person (case file, encrypted, sent to this organisation only)")) }
                 label for="name" { (visitor.t("Nom complet", "Full name")) }
-                input #name type="text" name="name" required autocomplete="off";
+                input #name type="text" name="name" required autocomplete="off" value=(v("name"));
                 label for="sex" { (visitor.t("Sexe", "Sex")) }
                 select #sex name="sex" {
                     option value="" { "—" }
-                    option value="female" { (visitor.t("Femme", "Female")) }
-                    option value="male" { (visitor.t("Homme", "Male")) }
-                    option value="other" { (visitor.t("Autre", "Other")) }
+                    @for (value, text) in [("female", visitor.t("Femme", "Female")), ("male", visitor.t("Homme", "Male")), ("other", visitor.t("Autre", "Other"))] {
+                        option value=(value) selected[v("sex") == value] { (text) }
+                    }
                 }
                 label for="birth_year" { (visitor.t("Année de naissance", "Year of birth")) }
-                input #birth_year type="number" name="birth_year" min="1900" max="2100";
+                input #birth_year type="number" name="birth_year" min="1900" max="2100" value=(v("birth_year"));
                 label for="phone" { (visitor.t("Téléphone", "Phone")) }
-                input #phone type="tel" name="phone" autocomplete="off";
+                input #phone type="tel" name="phone" autocomplete="off" value=(v("phone"));
                 label for="languages" { (visitor.t("Langues parlées", "Languages spoken")) }
-                input #languages type="text" name="languages";
+                input #languages type="text" name="languages" value=(v("languages"));
                 label for="location" { (visitor.t("Où la trouver (ville, quartier)", "Where to find the person (town, quarter)")) }
-                input #location type="text" name="location";
+                input #location type="text" name="location" value=(v("location"));
                 label for="notes" { (visitor.t("Notes pour l'organisation qui reçoit", "Notes for the receiving organisation")) }
-                textarea #notes name="notes" rows="3" {}
+                textarea #notes name="notes" rows="3" { (v("notes")) }
             }
             fieldset {
                 legend { (visitor.t("Consentement", "Consent")) }
                 label for="consent" { (visitor.t("Comment la personne a consenti", "How the person consented")) }
                 select #consent name="consent" {
-                    option value="verbal" { (visitor.t("Oralement", "Verbally")) }
-                    option value="written" { (visitor.t("Formulaire signé", "Signed form")) }
-                    option value="digital" { (visitor.t("Formulaire ou message numérique", "Digital form or message")) }
-                    option value="guardian" { (visitor.t("Par un parent ou tuteur", "By a parent or guardian")) }
-                    option value="override" { (visitor.t("Sans consentement (dérogation, avec motif)", "Without consent (override, with a reason)")) }
+                    @for (value, text) in [
+                        ("verbal", visitor.t("Oralement", "Verbally")),
+                        ("written", visitor.t("Formulaire signé", "Signed form")),
+                        ("digital", visitor.t("Formulaire ou message numérique", "Digital form or message")),
+                        ("guardian", visitor.t("Par un parent ou tuteur", "By a parent or guardian")),
+                        ("override", visitor.t("Sans consentement (dérogation, avec motif)", "Without consent (override, with a reason)")),
+                    ] {
+                        option value=(value) selected[v("consent") == value] { (text) }
+                    }
                 }
                 label for="consent_date" { (visitor.t("Date du consentement", "Date of consent")) }
-                input #consent_date type="date" name="consent_date" value=(today);
+                input #consent_date type="date" name="consent_date" value=(consent_date);
                 p { (visitor.t("Champs que la personne accepte de partager :", "Fields the person agrees to share:")) }
                 div.share {
                     @for field in FIELDS {
                         div.check {
-                            input type="checkbox" name="share" value=(field) id={ "share-" (field) } checked;
+                            input type="checkbox" name="share" value=(field) id={ "share-" (field) }
+                                checked[first || shared.iter().any(|s| s == field)];
                             label for={ "share-" (field) } { (field_label(visitor, field)) }
                         }
                     }
                 }
                 label for="override_reason" { (visitor.t("Motif de la dérogation (seulement si la loi le permet)", "Reason for the override (only where the law allows it)")) }
-                input #override_reason type="text" name="override_reason";
+                input #override_reason type="text" name="override_reason" value=(v("override_reason"));
             }
             fieldset {
                 legend { (visitor.t("Orientation", "Referral")) }
                 label for="priority" { (visitor.t("Priorité", "Priority")) }
                 select #priority name="priority" {
                     option value="routine" { (visitor.t("Normale", "Routine")) }
-                    option value="urgent" { (visitor.t("Urgente", "Urgent")) }
+                    option value="urgent" selected[v("priority") == "urgent"] { (visitor.t("Urgente", "Urgent")) }
                 }
                 label for="respond_days" { (visitor.t("Réponse attendue sous", "Answer expected within")) }
                 select #respond_days name="respond_days" {
-                    option value="2" { "2 " (visitor.t("jours", "days")) }
-                    option value="7" selected { "7 " (visitor.t("jours", "days")) }
-                    option value="14" { "14 " (visitor.t("jours", "days")) }
+                    @for days in ["2", "7", "14"] {
+                        option value=(days) selected[respond_days == days] { (days) " " (visitor.t("jours", "days")) }
+                    }
                 }
             }
             button type="submit" { (visitor.t("Envoyer l'orientation", "Send the referral")) }
@@ -391,7 +391,15 @@ pub async fn form(
     page(
         &visitor,
         visitor.t("Envoyer une orientation", "Send a referral"),
-        send_form(&visitor, &csrf, &target, &service, &org, &needs, None),
+        send_form(
+            &visitor,
+            &csrf,
+            &target,
+            (&service, &org),
+            &needs,
+            &[],
+            None,
+        ),
     )
     .into_response()
 }
@@ -432,9 +440,9 @@ pub async fn send(
                     &visitor,
                     &csrf,
                     &target,
-                    &names.0,
-                    &names.1,
+                    (&names.0, &names.1),
                     &needs,
+                    &pairs,
                     Some(&error),
                 ),
             ),
