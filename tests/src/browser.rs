@@ -114,6 +114,41 @@ impl Browser {
             .unwrap_or_default()
     }
 
+    /// The WCAG 2 A and AA rules the page breaks, as axe-core (`tests/a11y`, installed by
+    /// `npm ci --prefix tests/a11y`) finds them in this browser: one line per rule, with
+    /// the elements at fault; empty when none.
+    pub async fn accessibility_problems(&self) -> Vec<String> {
+        let axe =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("a11y/node_modules/axe-core/axe.min.js");
+        let source = std::fs::read_to_string(&axe).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (npm ci --prefix tests/a11y installs axe-core)",
+                axe.display()
+            )
+        });
+        self.client
+            .execute(&format!("{source}\nreturn true;"), vec![])
+            .await
+            .expect("load axe-core");
+        let found = self
+            .client
+            .execute_async(
+                "var done = arguments[arguments.length - 1];
+                 axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } })
+                   .then(function (r) {
+                     done(r.violations.map(function (v) {
+                       return v.id + ' (' + v.impact + '): ' + v.help + ' — ' +
+                         v.nodes.map(function (n) { return n.target.join(' '); }).join(', ');
+                     }));
+                   })
+                   .catch(function (e) { done(['axe failed: ' + e]); });",
+                vec![],
+            )
+            .await
+            .expect("run axe-core");
+        serde_json::from_value(found).expect("axe's findings")
+    }
+
     /// Answers yes to the questions this page asks before a form is sent (`data-confirm`).
     pub async fn accept_confirmations(&self) {
         self.client

@@ -1,7 +1,8 @@
 //! The officers' web page in a real browser (Debian's Chromium, headless, through
 //! WebDriver) against a real node: signing in, the board, searching the directory, the
 //! language switch, a form without its CSRF token refused, sign-in rate-limited.
-//! Screenshots of each page go to `target/tmp/web-screenshots/`.
+//! Screenshots of each page go to `target/tmp/web-screenshots/`; each page shot is checked
+//! with axe-core against WCAG 2.1 A and AA.
 
 use passerelle_node::accounts::{Password, Role};
 use passerelle_tests::TestNode;
@@ -11,6 +12,18 @@ use passerelle_web::{MAX_FAILURES, WebConfig};
 use crate::add;
 
 const PASSWORD: &str = "mot de passe d'Amina";
+
+/// Writes a screenshot of the page and checks it against WCAG 2.1 A and AA with axe-core.
+async fn shot(browser: &Browser, name: &str) {
+    browser.screenshot(name).await;
+    let problems = browser.accessibility_problems().await;
+    assert!(
+        problems.is_empty(),
+        "page {name} ({}) is not accessible:\n{}",
+        browser.url().await,
+        problems.join("\n")
+    );
+}
 
 fn shots() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-screenshots")
@@ -64,7 +77,22 @@ async fn an_officer_signs_in_searches_and_the_page_refuses_forged_forms_and_gues
         browser.url().await
     );
     assert_eq!(browser.text("h1").await, "Connexion");
-    browser.screenshot("login").await;
+    shot(&browser, "login").await;
+    // The check finds what it is meant to: a field without a label, added for the test.
+    browser
+        .client
+        .execute(
+            "document.querySelector('form.login').appendChild(document.createElement('input'));",
+            vec![],
+        )
+        .await
+        .expect("an unlabelled field");
+    let problems = browser.accessibility_problems().await;
+    assert!(
+        problems.iter().any(|p| p.starts_with("label ")),
+        "{problems:?}"
+    );
+    browser.open(&format!("{base}/login")).await;
 
     // A wrong password says so; the right one opens the board.
     browser.fill("#name", "amina").await;
@@ -91,7 +119,7 @@ async fn an_officer_signs_in_searches_and_the_page_refuses_forged_forms_and_gues
             .await
             .contains("amina (chargé de dossiers)")
     );
-    browser.screenshot("board").await;
+    shot(&browser, "board").await;
 
     // The directory: by words and region.
     browser.follow("nav a[href='/directory']").await;
@@ -112,11 +140,11 @@ async fn an_officer_signs_in_searches_and_the_page_refuses_forged_forms_and_gues
         "{results}"
     );
     assert!(!results.contains("Garoua"), "{results}");
-    browser.screenshot("directory").await;
+    shot(&browser, "directory").await;
     // The organisation's page.
     browser.follow("table.results a").await;
     assert_eq!(browser.text("h1").await, "Association Retour et Dignité");
-    browser.screenshot("organisation").await;
+    shot(&browser, "organisation").await;
 
     // English, one click away, and kept.
     browser.follow(".lang a").await;
@@ -183,7 +211,7 @@ async fn an_officer_signs_in_searches_and_the_page_refuses_forged_forms_and_gues
         "{}",
         browser.body().await
     );
-    browser.screenshot("own-services").await;
+    shot(&browser, "own-services").await;
     browser.open(&format!("{base}/directory?q=placement")).await;
     assert!(browser.text("table.results").await.contains("Full (0)"));
     browser.follow("form.signout button").await;
@@ -213,7 +241,7 @@ async fn an_officer_signs_in_searches_and_the_page_refuses_forged_forms_and_gues
         browser.body().await
     );
     assert!(browser.url().await.ends_with("/login"));
-    browser.screenshot("rate-limited").await;
+    shot(&browser, "rate-limited").await;
 
     browser.close().await;
     web.shutdown().await;
@@ -309,7 +337,7 @@ async fn a_referral_made_on_one_nodes_page_is_answered_on_anothers_and_a_viewer_
             && matches.contains("Centre Emploi Littoral"),
         "{matches}"
     );
-    sender.screenshot("match").await;
+    shot(&sender, "match").await;
     sender.follow("a.refer").await;
     sender.fill("#name", "Aïcha Mbarga Ndongo").await;
     sender.choose("#sex", "female").await;
@@ -340,7 +368,7 @@ async fn a_referral_made_on_one_nodes_page_is_answered_on_anothers_and_a_viewer_
     assert_eq!(phone_shared, serde_json::Value::Bool(false));
     sender.click("#share-phone").await;
     sender.choose("#consent", "verbal").await;
-    sender.screenshot("refer-form").await;
+    shot(&sender, "refer-form").await;
     sender.follow("form.referral button").await;
     let url = sender.url().await;
     let id = url
@@ -351,7 +379,7 @@ async fn a_referral_made_on_one_nodes_page_is_answered_on_anothers_and_a_viewer_
     assert!(id.starts_with("ref-"), "{url}: {}", sender.body().await);
     assert_eq!(sender.text("#status").await, "En attente de réponse");
     assert_eq!(sender.text("#case-name").await, "Aïcha Mbarga Ndongo");
-    sender.screenshot("referral-sent").await;
+    shot(&sender, "referral-sent").await;
 
     // On B, without reloading: the notification, then the case file received.
     let mut seen = String::new();
@@ -371,13 +399,13 @@ async fn a_referral_made_on_one_nodes_page_is_answered_on_anothers_and_a_viewer_
     assert!(seen.contains("1 dossier(s) reçu(s)"), "{seen}");
     let title = receiver.client.title().await.expect("title");
     assert!(title.starts_with("(1) "), "{title}");
-    receiver.screenshot("notification").await;
+    shot(&receiver, "notification").await;
 
     // B's officer opens the case file (recorded under the account), accepts, starts,
     // completes.
     receiver.follow("#notifications a.notice-link").await;
     assert_eq!(receiver.text("#case-name").await, "Aïcha Mbarga Ndongo");
-    receiver.screenshot("case-file").await;
+    shot(&receiver, "case-file").await;
     receiver.follow("#move-accept button").await;
     assert_eq!(receiver.text("#status").await, "Acceptée");
     receiver.follow("#move-start button").await;
@@ -494,14 +522,14 @@ async fn a_referral_made_on_one_nodes_page_is_answered_on_anothers_and_a_viewer_
     receiver.open(&format!("{base_c}/referral/{id}")).await;
     assert!(receiver.body().await.contains("Pas sur ce nœud"));
     assert!(!receiver.body().await.contains("Aïcha"));
-    receiver.screenshot("third-node").await;
+    shot(&receiver, "third-node").await;
 
     // The reports and the members, on A.
     sender.follow("nav a[href='/reports']").await;
     let report = sender.text("#referral-report").await;
     assert!(report.starts_with("Total\n2"), "{report}");
     assert!(sender.text("table.gaps").await.contains("Extrême-Nord"));
-    sender.screenshot("reports").await;
+    shot(&sender, "reports").await;
     sender.follow("nav a[href='/members']").await;
     let members = sender.text("#members").await;
     for name in [
@@ -511,7 +539,7 @@ async fn a_referral_made_on_one_nodes_page_is_answered_on_anothers_and_a_viewer_
     ] {
         assert!(members.contains(name), "{members}");
     }
-    sender.screenshot("members").await;
+    shot(&sender, "members").await;
 
     sender.close().await;
     receiver.close().await;
@@ -569,7 +597,7 @@ async fn admins_keep_their_offices_and_services_and_admit_a_member_from_the_page
         .await;
     browser.fill("#latitude", "4,0825").await;
     browser.fill("#longitude", "9,6789").await;
-    browser.screenshot("own-office-form").await;
+    shot(&browser, "own-office-form").await;
     browser.follow("#office-form button").await;
     let offices = browser.text("#own-offices").await;
     assert!(
@@ -616,7 +644,7 @@ async fn admins_keep_their_offices_and_services_and_admit_a_member_from_the_page
         browser.value("#documents").await,
         "Carte d'identité\nAttestation de retour"
     );
-    browser.screenshot("own-service-refused").await;
+    shot(&browser, "own-service-refused").await;
     browser.fill("#languages", "français, fulfulde").await;
     browser.follow("#service-form button").await;
     assert!(
@@ -656,7 +684,7 @@ async fn admins_keep_their_offices_and_services_and_admit_a_member_from_the_page
             "#own-services a[href='/own/service/{service_id}']"
         ))
         .await;
-    browser.screenshot("own-service-form").await;
+    shot(&browser, "own-service-form").await;
     browser
         .fill("#name", "Écoute et accompagnement des familles")
         .await;
@@ -727,7 +755,7 @@ async fn admins_keep_their_offices_and_services_and_admit_a_member_from_the_page
     .await;
     browser.follow("nav a[href='/members']").await;
     assert!(browser.body().await.contains("Centre d'écoute à Bafoussam"));
-    browser.screenshot("members-request").await;
+    shot(&browser, "members-request").await;
     browser.follow("form.approve button").await;
     let proposal = browser.text("div.proposal").await;
     assert!(
@@ -768,7 +796,7 @@ async fn admins_keep_their_offices_and_services_and_admit_a_member_from_the_page
             ),
         "{members}"
     );
-    browser.screenshot("members-admitted").await;
+    shot(&browser, "members-admitted").await;
 
     browser.close().await;
     web_a.shutdown().await;
