@@ -2955,7 +2955,15 @@ fn the_page_is_served_over_tls_on_a_network_address_with_a_certificate_made_at_f
             answer.contains("content-encoding: gzip"),
             "{path} was not compressed: {answer}"
         );
+        // Pages are never kept; the assets, versioned by their contents, are kept a year.
+        let kept = if path == "/login" {
+            "cache-control: no-store"
+        } else {
+            "cache-control: public, max-age=31536000, immutable"
+        };
+        assert!(answer.contains(kept), "{path}: {answer}");
     }
+    assert!(page.contains("href=\"/static/app.css?v="), "{page}");
     let plain = Command::new("curl")
         .args(["-s", "-i", "--max-time", "10"])
         .arg(format!("http://127.0.0.1:{port}/login"))

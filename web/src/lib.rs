@@ -14,7 +14,8 @@
 //! - Sign-in is rate-limited per account name and per address ([`session::Limiter`]).
 //! - Roles are enforced here, on the server ([`passerelle_node::accounts::Role`]).
 //! - Every answer carries a strict Content-Security-Policy (no inline script or style),
-//!   `X-Frame-Options: DENY`, `nosniff`, no referrer, and `Cache-Control: no-store`.
+//!   `X-Frame-Options: DENY`, `nosniff`, no referrer, and `Cache-Control: no-store` (but the
+//!   stylesheet and script, versioned by their contents, kept a year).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -249,6 +250,7 @@ fn certificate_names(listen: SocketAddr) -> Vec<String> {
 
 /// The headers every answer carries.
 async fn security_headers(request: Request, next: Next) -> Response {
+    let asset = request.uri().path().starts_with("/static/");
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     for (name, value) in [
@@ -260,9 +262,15 @@ async fn security_headers(request: Request, next: Next) -> Response {
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::REFERRER_POLICY, "no-referrer"),
-        (header::CACHE_CONTROL, "no-store"),
     ] {
         headers.insert(name, HeaderValue::from_static(value));
+    }
+    // Nothing is kept by a browser or a proxy but the versioned assets. The notifications'
+    // stream too is `no-store` (not the `no-cache` axum gives it): with `no-cache`,
+    // Chromium kept the stream of a page left open and the page after a refused form waited
+    // a minute for a connection (seen in the browser tests).
+    if !asset {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     response
 }

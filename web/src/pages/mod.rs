@@ -114,8 +114,8 @@ pub fn page(visitor: &Visitor, title: &str, body: Markup) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " — Passerelle" }
-                link rel="stylesheet" href="/static/app.css";
-                script src="/static/app.js" defer {}
+                link rel="stylesheet" href=(*crate::assets::CSS_HREF);
+                script src=(*crate::assets::JS_HREF) defer {}
             }
             body {
                 header {
