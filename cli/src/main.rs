@@ -42,9 +42,23 @@ pub struct Cli {
     #[arg(long, global = true, value_parser = flags::parse_lang, value_name = "fr|en")]
     pub lang: Option<passerelle_node::reference::Lang>,
 
+    /// How the log is written (on standard error): text for people, json (one object per
+    /// line) for journald and log collectors.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "PASSERELLE_LOG_FORMAT")]
+    pub log_format: LogFormat,
+
     /// The command.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How the log is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Lines for people.
+    Text,
+    /// One JSON object per line, with its spans.
+    Json,
 }
 
 /// Every command.
@@ -103,6 +117,19 @@ pub enum Command {
     Repair(cmd::repair::RepairArgs),
     /// Run a local demonstration in a temporary folder, then clean up.
     Demo,
+    /// Print the completions of this command for a shell: bash, zsh, fish, elvish or
+    /// powershell (e.g. `passerelle completions bash > /etc/bash_completion.d/passerelle`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page passerelle(1), or write it and one page per command
+    /// (passerelle-referral(1), …) into a folder.
+    Man {
+        /// Write every page into this folder instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -120,13 +147,21 @@ fn main() -> ExitCode {
     } else {
         "warn"
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let log = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => log.init(),
+        LogFormat::Json => {
+            output::JSON_LOG.store(true, std::sync::atomic::Ordering::Relaxed);
+            log.json()
+                .with_current_span(true)
+                .with_span_list(true)
+                .init()
+        }
+    }
     match run(cli) {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
         Ok(Outcome::NothingFound) => ExitCode::from(1),
@@ -156,6 +191,32 @@ fn default_data_dir() -> anyhow::Result<PathBuf> {
         .context("no data directory on this platform: give --data-dir or set PASSERELLE_HOME")
 }
 
+/// `passerelle completions SHELL` and `passerelle man`: from the command's own definition.
+fn describe(command: &Command) -> anyhow::Result<Outcome> {
+    use clap::CommandFactory;
+    match command {
+        Command::Completions { shell } => {
+            let mut text = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "passerelle", &mut text);
+            output::raw(&text)?;
+        }
+        Command::Man { dir: Some(dir) } => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            clap_mangen::generate_to(Cli::command(), dir)
+                .with_context(|| format!("writing the manual pages into {}", dir.display()))?;
+        }
+        Command::Man { dir: None } => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut page)
+                .context("writing the manual page")?;
+            output::raw(&page)?;
+        }
+        _ => {}
+    }
+    Ok(Outcome::Done)
+}
+
 fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let data_dir = match cli.data_dir {
         Some(dir) => dir,
@@ -169,7 +230,14 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
     runtime.block_on(async move {
         let lang = match (&cli.command, cli.lang) {
             (_, Some(lang)) => lang,
-            (Command::Init(_) | Command::Demo | Command::Repair(_), None) => Default::default(),
+            (
+                Command::Init(_)
+                | Command::Demo
+                | Command::Repair(_)
+                | Command::Completions { .. }
+                | Command::Man { .. },
+                None,
+            ) => Default::default(),
             (_, None) => client::load_config(&data_dir)?.lang,
         };
         match cli.command {
@@ -194,6 +262,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             Command::User(command) => cmd::user::run(&data_dir, command, json).await,
             Command::Repair(args) => cmd::repair::run(&data_dir, args, json),
             Command::Demo => cmd::demo::run().await,
+            command @ (Command::Completions { .. } | Command::Man { .. }) => describe(&command),
         }
     })
 }

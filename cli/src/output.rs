@@ -13,6 +13,29 @@ pub fn out(text: &str) -> anyhow::Result<()> {
     write(&passerelle_node::text::visible(text))
 }
 
+/// Whether the log is JSON lines (`--log-format json`): then what `passerelle start` tells
+/// the person who started it goes into the log too, as JSON, not as plain lines among them.
+pub static JSON_LOG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Tells the person running `passerelle start` something (on standard error), or logs it
+/// when the log is JSON lines.
+pub fn say(text: &str) {
+    if JSON_LOG.load(std::sync::atomic::Ordering::Relaxed) {
+        tracing::info!(target: "passerelle", "{text}");
+    } else {
+        eprintln!("{text}");
+    }
+}
+
+/// Prints `bytes` as they are (generated text: completions, a manual page); a reader that
+/// stops early (`| head`) is not an error.
+pub fn raw(bytes: &[u8]) -> anyhow::Result<()> {
+    match std::io::stdout().lock().write_all(bytes) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
 fn write(text: &str) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     match stdout

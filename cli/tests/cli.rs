@@ -2974,3 +2974,119 @@ fn the_page_is_served_over_tls_on_a_network_address_with_a_certificate_made_at_f
         "the page was served without TLS"
     );
 }
+
+/// What `bash` completes after `words` (the last one being typed), with the script
+/// `passerelle completions bash` printed, sourced in a real bash.
+fn bash_completes(script: &Path, words: &[&str]) -> Vec<String> {
+    let cword = words.len() - 1;
+    let line = format!(
+        "source {}; COMP_WORDS=({}); COMP_CWORD={cword}; _passerelle passerelle {} {}; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        script.display(),
+        words.join(" "),
+        words[cword],
+        words[cword - 1],
+    );
+    let out = Command::new("bash")
+        .args(["-c", &line])
+        .output()
+        .expect("bash");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn completions_manual_pages_and_json_logs_come_from_the_command_itself() {
+    let (dir, data) = init("Association Retour et Dignité");
+    // Completions for bash, run in a real bash: commands, subcommands, flags.
+    let script = dir.path().join("passerelle.bash");
+    std::fs::write(&script, ok(&data, &["completions", "bash"]).stdout).expect("script");
+    assert_eq!(
+        bash_completes(&script, &["passerelle", "refer"]),
+        ["referral"]
+    );
+    assert_eq!(
+        bash_completes(&script, &["passerelle", "referral", "se"]),
+        ["send"]
+    );
+    assert!(
+        bash_completes(&script, &["passerelle", "referral", "send", "--cons"])
+            .contains(&"--consent".to_owned())
+    );
+    for shell in ["zsh", "fish"] {
+        let text = ok(&data, &["completions", shell]).stdout;
+        assert!(
+            text.contains("referral") && text.contains("consent"),
+            "{shell}"
+        );
+    }
+    let wrong = run(&data, &["completions", "cmd.exe"]);
+    assert_eq!(wrong.code, 2);
+    assert!(wrong.stderr.contains("possible values"), "{}", wrong.stderr);
+
+    // Manual pages: passerelle(1) printed, and one per command written into a folder.
+    let page = ok(&data, &["man"]).stdout;
+    assert!(page.contains(".TH passerelle 1"), "{page}");
+    let pages = dir.path().join("man");
+    ok(&data, &["man", "--dir", pages.to_str().expect("path")]);
+    let send = std::fs::read_to_string(pages.join("passerelle-referral-send.1"))
+        .expect("the page of referral send");
+    assert!(
+        send.contains(".TH passerelle-referral-send 1") && send.contains("consent"),
+        "{send}"
+    );
+    assert!(pages.join("passerelle-user-add.1").exists());
+
+    // JSON logs: every line the node writes on standard error is one JSON object, what it
+    // tells its operator included.
+    let log = dir.path().join("node.log");
+    let mut child = Command::new(bin())
+        .arg("--data-dir")
+        .arg(&data)
+        .args([
+            "--log-format",
+            "json",
+            "start",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--no-mdns",
+            "--no-upnp",
+            "--web-listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("start");
+    poll_until("the node to answer", TIMEOUT, || {
+        run(&data, &["status", "--json"]).code == 0
+    });
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{status}");
+    let text = std::fs::read_to_string(&log).expect("log");
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("Passerelle node running for"))),
+        "{text}"
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["level"].is_string() && l["timestamp"].is_string())
+    );
+}

@@ -107,31 +107,33 @@ pub async fn run(data_dir: &Path, args: StartArgs) -> anyhow::Result<Outcome> {
         }
     }
     let org = running.handle().org_id();
-    eprintln!(
+    crate::output::say(&format!(
         "Passerelle node running for {} ({}).\nControl socket: {}",
         org,
         org.fingerprint(),
         running.control_socket().display()
-    );
+    ));
     match (&web, &web_problem) {
         (Some(web), _) => {
-            eprintln!(
+            crate::output::say(&format!(
                 "Web page: {} (accounts: passerelle user add NAME --role officer)",
                 web.url()
-            );
+            ));
             if let Some((fingerprint, made)) = web.certificate() {
-                eprintln!(
+                crate::output::say(&format!(
                     "Web page certificate{} (SHA-256, for the officers to check in their browser):\n  {fingerprint}",
                     if made { ", made now in web-tls/" } else { "" }
-                );
+                ));
             }
         }
-        (None, Some(problem)) => eprintln!("Web page: NOT served: {problem}"),
-        (None, None) => eprintln!("Web page: not served ([web] enabled = false or --no-web)"),
+        (None, Some(problem)) => crate::output::say(&format!("Web page: NOT served: {problem}")),
+        (None, None) => {
+            crate::output::say("Web page: not served ([web] enabled = false or --no-web)")
+        }
     }
     let notifier = notify_config.map(|mut notify| {
         notify.page = web.as_ref().map(|web| web.url());
-        eprintln!(
+        crate::output::say(&format!(
             "Notifications:{}{}",
             notify
                 .webhook
@@ -143,12 +145,12 @@ pub async fn run(data_dir: &Path, args: StartArgs) -> anyhow::Result<Outcome> {
                 .as_ref()
                 .map(|digest| format!(" {digest}"))
                 .unwrap_or_default()
-        );
+        ));
         passerelle_web::notify::start(running.handle(), notify)
     });
-    eprintln!("Press Ctrl-C to stop.");
+    crate::output::say("Press Ctrl-C to stop.");
     wait_for_stop_signal().await?;
-    eprintln!("Stopping…");
+    crate::output::say("Stopping…");
     if let Some(notifier) = notifier {
         notifier.shutdown().await;
     }
