@@ -2880,23 +2880,9 @@ fn accounts_are_managed_from_the_command_line_and_the_node_serves_its_page() {
 fn the_page_is_served_over_tls_on_a_network_address_with_a_certificate_made_at_first_start() {
     let (_dir, data) = init("Association Retour et Dignité");
     let log = data.parent().expect("parent").join("node.log");
-    let child = Command::new(bin())
-        .arg("--data-dir")
-        .arg(&data)
-        .args([
-            "start",
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--no-mdns",
-            "--no-upnp",
-            "--web-listen",
-            "0.0.0.0:0",
-        ])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("start");
-    let _node = NodeProcess { child };
+    let _node = NodeProcess {
+        child: start_logged(&data, &[], "0.0.0.0:0", &log),
+    };
     poll_until("the page to be served", TIMEOUT, || {
         data.join("web.address").exists()
     });
@@ -2975,6 +2961,27 @@ fn the_page_is_served_over_tls_on_a_network_address_with_a_certificate_made_at_f
     );
 }
 
+/// `passerelle [global] start` on loopback, its page on `web`, its standard error in `log`.
+fn start_logged(data: &Path, global: &[&str], web: &str, log: &Path) -> Child {
+    Command::new(bin())
+        .arg("--data-dir")
+        .arg(data)
+        .args(global)
+        .args([
+            "start",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--no-mdns",
+            "--no-upnp",
+            "--web-listen",
+            web,
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("log"))
+        .spawn()
+        .expect("start")
+}
+
 /// What `bash` completes after `words` (the last one being typed), with the script
 /// `passerelle completions bash` printed, sourced in a real bash.
 fn bash_completes(script: &Path, words: &[&str]) -> Vec<String> {
@@ -3046,24 +3053,7 @@ fn completions_manual_pages_and_json_logs_come_from_the_command_itself() {
     // JSON logs: every line the node writes on standard error is one JSON object, what it
     // tells its operator included.
     let log = dir.path().join("node.log");
-    let mut child = Command::new(bin())
-        .arg("--data-dir")
-        .arg(&data)
-        .args([
-            "--log-format",
-            "json",
-            "start",
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--no-mdns",
-            "--no-upnp",
-            "--web-listen",
-            "127.0.0.1:0",
-        ])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("start");
+    let mut child = start_logged(&data, &["--log-format", "json"], "127.0.0.1:0", &log);
     poll_until("the node to answer", TIMEOUT, || {
         run(&data, &["status", "--json"]).code == 0
     });
