@@ -6,11 +6,17 @@
 //! `cfg(passerelle_browser)` when Debian's Chromium and ChromeDriver run, for the web page's
 //! tests in a real browser; and `cfg(passerelle_smtp)` when Debian's `python3-aiosmtpd` (a
 //! real SMTP server) is installed, for the daily digest's test, with the interpreter that
-//! has it in `PASSERELLE_SMTP_PYTHON`.
+//! has it in `PASSERELLE_SMTP_PYTHON`; and `cfg(passerelle_openmetrics)` when Debian's
+//! `python3-prometheus-client` (Prometheus's own OpenMetrics parser) is, for the metrics'
+//! test, its interpreter in `PASSERELLE_OPENMETRICS_PYTHON`.
 
 fn runs(program: &str, arg: &str) -> bool {
+    runs_with(program, &[arg])
+}
+
+fn runs_with(program: &str, args: &[&str]) -> bool {
     std::process::Command::new(program)
-        .arg(arg)
+        .args(args)
         .output()
         .is_ok_and(|o| o.status.success())
 }
@@ -20,6 +26,7 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(passerelle_standards)");
     println!("cargo::rustc-check-cfg=cfg(passerelle_browser)");
     println!("cargo::rustc-check-cfg=cfg(passerelle_smtp)");
+    println!("cargo::rustc-check-cfg=cfg(passerelle_openmetrics)");
     println!("cargo::rerun-if-env-changed=USER");
     println!("cargo::rerun-if-env-changed=PATH");
     let root = std::process::Command::new("id")
@@ -39,14 +46,23 @@ fn main() {
     if runs("chromium", "--version") && runs("chromedriver", "--version") {
         println!("cargo::rustc-cfg=passerelle_browser");
     }
-    // Debian's package goes to Debian's interpreter, which may not be the first on PATH.
-    if let Some(python) = ["python3", "/usr/bin/python3"].into_iter().find(|python| {
-        std::process::Command::new(python)
-            .args(["-c", "import aiosmtpd"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    }) {
-        println!("cargo::rustc-cfg=passerelle_smtp");
-        println!("cargo::rustc-env=PASSERELLE_SMTP_PYTHON={python}");
+    // Debian's Python packages go to Debian's interpreter, which may not be the first on
+    // PATH: a real SMTP server (python3-aiosmtpd) and Prometheus's OpenMetrics parser
+    // (python3-prometheus-client).
+    for (module, cfg, env) in [
+        ("aiosmtpd", "passerelle_smtp", "PASSERELLE_SMTP_PYTHON"),
+        (
+            "prometheus_client.openmetrics.parser",
+            "passerelle_openmetrics",
+            "PASSERELLE_OPENMETRICS_PYTHON",
+        ),
+    ] {
+        if let Some(python) = ["python3", "/usr/bin/python3"]
+            .into_iter()
+            .find(|python| runs_with(python, &["-c", &format!("import {module}")]))
+        {
+            println!("cargo::rustc-cfg={cfg}");
+            println!("cargo::rustc-env={env}={python}");
+        }
     }
 }

@@ -193,6 +193,18 @@ pub struct ConfigFile {
     /// Notifications outside the page: a webhook, a daily digest by e-mail.
     #[serde(default)]
     pub notify: NotifySection,
+    /// Metrics for monitoring.
+    #[serde(default)]
+    pub metrics: MetricsSection,
+}
+
+/// `[metrics]`: an OpenMetrics endpoint (`/metrics`) and a health check (`/health`) for
+/// monitoring, off unless `listen` is given (e.g. `127.0.0.1:9464`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Address and port to serve them on.
+    pub listen: Option<String>,
 }
 
 /// `[notify]`: notifications outside the web page, for offices that want them: a webhook

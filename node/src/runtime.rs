@@ -33,6 +33,7 @@ pub struct RunningNode {
     actor_thread: Option<std::thread::JoinHandle<()>>,
     network: Option<Network>,
     socket: PathBuf,
+    registry: Arc<libp2p::metrics::Registry>,
     store_dir: PathBuf,
 }
 
@@ -40,6 +41,11 @@ impl RunningNode {
     /// A handle to send commands.
     pub fn handle(&self) -> NodeHandle {
         self.handle.clone()
+    }
+
+    /// libp2p's metrics of this node's network (empty without networking).
+    pub fn libp2p_metrics(&self) -> Arc<libp2p::metrics::Registry> {
+        self.registry.clone()
     }
 
     /// The control socket's path.
@@ -84,16 +90,21 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
     } = crate::node::start_actor(config).await?;
     let org_id = handle.org_id();
 
+    // libp2p's metrics, filled by the network, read by `[metrics]`.
+    let mut registry = libp2p::metrics::Registry::default();
     let network = match (config.network.clone(), outbound) {
         (Some(network_config), Some((outbound, members))) => {
             match crate::network::spawn(
                 identity.signing(),
                 network_config,
                 network_id,
-                handle.clone(),
-                outbound,
-                network_status,
-                members,
+                crate::network::NodeLinks {
+                    handle: handle.clone(),
+                    outbound,
+                    status: network_status,
+                    members,
+                },
+                &mut registry,
             )
             .await
             {
@@ -165,5 +176,6 @@ pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         network,
         socket,
         store_dir: config.store_dir(),
+        registry: Arc::new(registry),
     })
 }

@@ -294,6 +294,14 @@ impl TestNode {
         self.running.as_ref().expect("node is running").handle()
     }
 
+    /// libp2p's metrics of the running node (started on this test's runtime).
+    pub fn libp2p_metrics(&self) -> std::sync::Arc<libp2p::metrics::Registry> {
+        match self.running.as_ref().expect("node is running") {
+            Running::Here(running) => running.libp2p_metrics(),
+            Running::Namespaced { .. } => panic!("a namespaced node's metrics are not reachable"),
+        }
+    }
+
     /// The data folder.
     pub fn data_dir(&self) -> PathBuf {
         self.config.data_dir.clone()
@@ -374,6 +382,46 @@ pub async fn spawn_line(names: &[&str]) -> Vec<TestNode> {
     found_network(&nodes.iter().collect::<Vec<_>>(), "1/2");
     start_line(&mut nodes).await;
     nodes
+}
+
+/// Two members in a line, the second offering a job-placement service in the Littoral
+/// that has reached the first: the nodes, and the service's id.
+pub async fn referral_pair() -> (Vec<TestNode>, String) {
+    let nodes = spawn_line(&["ONG Retour Douala", "Centre Emploi Littoral"]).await;
+    let service = nodes[1]
+        .handle()
+        .edit(add("Placement en emploi des jeunes", "CM005"))
+        .await
+        .expect("the second's service")
+        .id;
+    wait_for("the second's service to reach the first", || async {
+        !nodes[0].services().await.is_empty()
+    })
+    .await;
+    (nodes, service)
+}
+
+/// `from` refers a returnee (with a case file and consent) to `to`'s `service`: the
+/// referral's id.
+pub async fn refer(
+    from: &TestNode,
+    to: &TestNode,
+    service: &str,
+) -> passerelle_node::ids::ReferralId {
+    match from
+        .handle()
+        .referral(
+            passerelle_node::node::ReferralRequest::Send {
+                send: Box::new(partition::referral(to.handle().org_id(), service)),
+            },
+            "agent du test",
+        )
+        .await
+        .expect("send a referral")
+    {
+        passerelle_node::node::ReferralReply::Receipt(receipt) => receipt.id,
+        other => panic!("unexpected reply {other:?}"),
+    }
 }
 
 /// Starts (stopped, networked) nodes one after the other, each dialling the one before it.

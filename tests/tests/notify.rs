@@ -8,12 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use passerelle_node::config::NotifySection;
-use passerelle_node::node::{ReferralReply, ReferralRequest};
 use passerelle_node::reference::Lang;
-use passerelle_tests::partition::referral;
 use passerelle_web::notify::{NotifyConfig, send_digest, start};
-
-use crate::add;
 
 /// A port nothing listens on yet.
 fn free_port() -> u16 {
@@ -30,19 +26,8 @@ fn free_port() -> u16 {
     ignore = "needs Debian's python3-aiosmtpd, a real SMTP server (apt install python3-aiosmtpd; .ci/run installs it)"
 )]
 async fn a_referral_reaches_the_offices_webhook_and_daily_digest_without_personal_data() {
-    let nodes =
-        passerelle_tests::spawn_line(&["ONG Retour Douala", "Centre Emploi Littoral"]).await;
+    let (nodes, service) = passerelle_tests::referral_pair().await;
     let (a, b) = (&nodes[0], &nodes[1]);
-    let service = b
-        .handle()
-        .edit(add("Placement en emploi des jeunes", "CM005"))
-        .await
-        .expect("B's service")
-        .id;
-    passerelle_tests::wait_for("B's service to reach A", || async {
-        !a.services().await.is_empty()
-    })
-    .await;
 
     // The office's webhook: it fails once (the office's server is restarting), then answers.
     let calls = Arc::new(AtomicUsize::new(0));
@@ -113,20 +98,7 @@ async fn a_referral_reaches_the_offices_webhook_and_daily_digest_without_persona
     assert!(calls.load(Ordering::SeqCst) >= 2);
 
     // A refers a returnee to B: the webhook hears of it, with the id and no personal data.
-    let reply = a
-        .handle()
-        .referral(
-            ReferralRequest::Send {
-                send: Box::new(referral(b.handle().org_id(), &service)),
-            },
-            "agent du test",
-        )
-        .await
-        .expect("send");
-    let ReferralReply::Receipt(receipt) = reply else {
-        panic!("unexpected reply {reply:?}");
-    };
-    let id = receipt.id.to_string();
+    let id = passerelle_tests::refer(a, b, &service).await.to_string();
     let call = loop {
         let body = tokio::time::timeout(Duration::from_secs(60), received.recv())
             .await

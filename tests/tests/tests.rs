@@ -17,6 +17,7 @@ mod fuzz;
 mod hostile;
 mod layering;
 mod membership;
+mod metrics;
 mod nat;
 mod notify;
 mod partition;

@@ -32,6 +32,7 @@ use passerelle_node::reference::Lang;
 use tokio::sync::watch;
 
 mod assets;
+pub mod metrics;
 pub mod notify;
 mod pages;
 mod session;

@@ -80,6 +80,7 @@ pub async fn run(data_dir: &Path, args: StartArgs) -> anyhow::Result<Outcome> {
     let web_config = passerelle_web::WebConfig::from_section(&web_section, config.lang, data_dir)?;
     let notify_config =
         passerelle_web::notify::NotifyConfig::from_section(&file.notify, config.lang, data_dir)?;
+    let metrics_address = passerelle_web::metrics::address(&file.metrics)?;
     let running = runtime::start(config)
         .await
         .with_context(|| format!("starting the node in {}", data_dir.display()))?;
@@ -131,6 +132,31 @@ pub async fn run(data_dir: &Path, args: StartArgs) -> anyhow::Result<Outcome> {
             crate::output::say("Web page: not served ([web] enabled = false or --no-web)")
         }
     }
+    // Metrics that cannot be served (the port taken) do not stop the node either.
+    let metrics = match metrics_address {
+        Some(address) => {
+            match passerelle_web::metrics::serve(
+                running.handle(),
+                running.libp2p_metrics(),
+                address,
+            )
+            .await
+            {
+                Ok(metrics) => {
+                    crate::output::say(&format!(
+                        "Metrics: http://{}/metrics (health: /health)",
+                        metrics.address()
+                    ));
+                    Some(metrics)
+                }
+                Err(e) => {
+                    crate::output::say(&format!("Metrics: NOT served: {e}"));
+                    None
+                }
+            }
+        }
+        None => None,
+    };
     let notifier = notify_config.map(|mut notify| {
         notify.page = web.as_ref().map(|web| web.url());
         crate::output::say(&format!(
@@ -153,6 +179,9 @@ pub async fn run(data_dir: &Path, args: StartArgs) -> anyhow::Result<Outcome> {
     crate::output::say("Stopping…");
     if let Some(notifier) = notifier {
         notifier.shutdown().await;
+    }
+    if let Some(metrics) = metrics {
+        metrics.shutdown().await;
     }
     if let Some(web) = web {
         web.shutdown().await;

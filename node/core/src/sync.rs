@@ -222,6 +222,28 @@ pub enum RejectionCode {
 }
 
 impl RejectionCode {
+    /// Every code, for counters that show each one from zero.
+    pub const ALL: [RejectionCode; 18] = [
+        RejectionCode::Undecodable,
+        RejectionCode::BadSignature,
+        RejectionCode::WrongWriter,
+        RejectionCode::NotMember,
+        RejectionCode::SenderNotMember,
+        RejectionCode::Revoked,
+        RejectionCode::OtherNetwork,
+        RejectionCode::NoNetwork,
+        RejectionCode::MalformedOperation,
+        RejectionCode::UnknownDocument,
+        RejectionCode::DependsOnRefused,
+        RejectionCode::BadBundle,
+        RejectionCode::Unattested,
+        RejectionCode::Equivocation,
+        RejectionCode::IllegalReferral,
+        RejectionCode::UnsafeText,
+        RejectionCode::DoesNotApply,
+        RejectionCode::OversizedRequest,
+    ];
+
     /// The code as written.
     pub fn as_str(self) -> &'static str {
         match self {

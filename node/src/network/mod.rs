@@ -187,24 +187,43 @@ impl Network {
     }
 }
 
+/// What ties the network actor to its node: the documents actor's handle, what it sends
+/// out, where the network's status is published, the members' keys.
+#[derive(Debug)]
+pub struct NodeLinks {
+    /// The documents actor.
+    pub handle: NodeHandle,
+    /// Changes and case files to send.
+    pub outbound: mpsc::Receiver<Outbound>,
+    /// The network's status, published.
+    pub status: watch::Sender<NetworkStatus>,
+    /// The members' keys, as the network document says.
+    pub members: watch::Receiver<gate::MemberKeys>,
+}
+
 /// Starts the network actor of a node in `network` (its id): listens, dials the
-/// configured peers, and syncs.
+/// configured peers, and syncs; libp2p's metrics go into `registry`.
 pub async fn spawn(
     secret: &SigningSecret,
     config: NetworkConfig,
     network: Option<String>,
-    handle: NodeHandle,
-    outbound: mpsc::Receiver<Outbound>,
-    status: watch::Sender<NetworkStatus>,
-    members: watch::Receiver<gate::MemberKeys>,
+    links: NodeLinks,
+    registry: &mut libp2p::metrics::Registry,
 ) -> Result<Network, NodeError> {
+    let NodeLinks {
+        handle,
+        outbound,
+        status,
+        members,
+    } = links;
     let topic = gossipsub::IdentTopic::new(protocol::changes_topic(network.as_deref()));
     #[cfg(feature = "test-hooks")]
     let digest = !config.without_digest;
     #[cfg(not(feature = "test-hooks"))]
     let digest = true;
     let shared_members = relay::SharedMembers::default();
-    let mut swarm = build_swarm(secret, &config, digest, &topic, &shared_members)?;
+    let mut swarm = build_swarm(secret, &config, digest, &topic, &shared_members, registry)?;
+    let metrics = libp2p::metrics::Metrics::new(registry);
     for address in &config.external {
         swarm.add_external_address(address.clone());
     }
@@ -232,6 +251,7 @@ pub async fn spawn(
             .collect(),
         local_peer: *swarm.local_peer_id(),
         swarm,
+        metrics,
         handle,
         topic,
         config,
@@ -280,6 +300,8 @@ pub async fn spawn(
 
 struct NetworkActor {
     swarm: Swarm<Behaviour>,
+    /// libp2p's own metrics (connections, identify, relay, hole punching, gossip).
+    metrics: libp2p::metrics::Metrics,
     local_peer: PeerId,
     handle: NodeHandle,
     topic: gossipsub::IdentTopic,
@@ -542,6 +564,7 @@ impl NetworkActor {
     }
 
     fn handle_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        self.record(&event);
         let span = event_peer(&event).map(|peer| {
             tracing::debug_span!(
                 "peer",
@@ -752,6 +775,19 @@ impl NetworkActor {
                 identify::Event::Received { peer_id, info, .. }
                 | identify::Event::Pushed { peer_id, info, .. },
             )) => self.identified(peer_id, info),
+            _ => {}
+        }
+    }
+
+    /// Counts `event` in libp2p's metrics.
+    fn record(&self, event: &SwarmEvent<BehaviourEvent>) {
+        use libp2p::metrics::Recorder;
+        self.metrics.record(event);
+        match event {
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => self.metrics.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Relay(e)) => self.metrics.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Dcutr(e)) => self.metrics.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => self.metrics.record(e),
             _ => {}
         }
     }

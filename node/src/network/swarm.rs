@@ -59,6 +59,7 @@ pub(super) fn build_swarm(
     serve_digest: bool,
     topic: &gossipsub::IdentTopic,
     members: &SharedMembers,
+    registry: &mut libp2p::metrics::Registry,
 ) -> Result<Swarm<Behaviour>, NodeError> {
     let use_mdns = config.mdns;
     let other = |reason: String| NodeError::Network {
@@ -81,6 +82,8 @@ pub(super) fn build_swarm(
         .map_err(|e| other(e.to_string()))?
         .with_relay_client(noise::Config::new, yamux::Config::default)
         .map_err(|e| other(e.to_string()))?
+        // Bytes in and out by protocol, for `[metrics]`.
+        .with_bandwidth_metrics(registry)
         .with_behaviour(|keypair, relay_client| {
             let gossip_config = gossipsub::ConfigBuilder::default()
                 .validation_mode(gossipsub::ValidationMode::Strict)
