@@ -3,7 +3,8 @@
 //! elsewhere; and `cfg(passerelle_standards)` when the standards' own validators are
 //! installed (PyPI: `check-jsonschema`, `compiletojsonschema`, `frictionless`, `libhxl`'s
 //! `hxlvalidate`; `.ci/run` installs them), for the tests that run them; and
-//! `cfg(passerelle_browser)` when Debian's Chromium and ChromeDriver run, for the web page's
+//! `cfg(passerelle_package)` when cargo-deb, debootstrap and systemd-analyze are installed
+//! and the build is root's, for the Debian package's install test; `cfg(passerelle_browser)` when Debian's Chromium and ChromeDriver run, for the web page's
 //! tests in a real browser; and `cfg(passerelle_smtp)` when Debian's `python3-aiosmtpd` (a
 //! real SMTP server) is installed, for the daily digest's test, with the interpreter that
 //! has it in `PASSERELLE_SMTP_PYTHON`; and `cfg(passerelle_openmetrics)` when Debian's
@@ -27,6 +28,7 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(passerelle_browser)");
     println!("cargo::rustc-check-cfg=cfg(passerelle_smtp)");
     println!("cargo::rustc-check-cfg=cfg(passerelle_openmetrics)");
+    println!("cargo::rustc-check-cfg=cfg(passerelle_package)");
     println!("cargo::rerun-if-env-changed=USER");
     println!("cargo::rerun-if-env-changed=PATH");
     let root = std::process::Command::new("id")
@@ -42,6 +44,15 @@ fn main() {
         && runs("hxlvalidate", "--help")
     {
         println!("cargo::rustc-cfg=passerelle_standards");
+    }
+    // The Debian package's install test: cargo-deb builds it, debootstrap makes the clean
+    // root it is installed in (as root).
+    if root
+        && runs("cargo-deb", "--version")
+        && runs("debootstrap", "--version")
+        && runs("systemd-analyze", "--version")
+    {
+        println!("cargo::rustc-cfg=passerelle_package");
     }
     if runs("chromium", "--version") && runs("chromedriver", "--version") {
         println!("cargo::rustc-cfg=passerelle_browser");

@@ -185,10 +185,23 @@ fn main() -> ExitCode {
     }
 }
 
+/// The data folder of the node the Debian package runs as a service.
+const SYSTEM_DATA_DIR: &str = "/var/lib/passerelle";
+
+/// Without `--data-dir` or `PASSERELLE_HOME`: this user's own node's folder when there is
+/// one, else the service's (`/var/lib/passerelle`, where the package installed one: its
+/// administrators, in the group `passerelle`, reach its control socket), else this user's.
 fn default_data_dir() -> anyhow::Result<PathBuf> {
-    dirs::data_dir()
-        .map(|d| d.join("passerelle"))
-        .context("no data directory on this platform: give --data-dir or set PASSERELLE_HOME")
+    let own = dirs::data_dir().map(|d| d.join("passerelle"));
+    let system = std::path::Path::new(SYSTEM_DATA_DIR);
+    match own {
+        Some(own) if own.exists() => Ok(own),
+        _ if system.is_dir() => Ok(system.to_path_buf()),
+        Some(own) => Ok(own),
+        None => anyhow::bail!(
+            "no data directory on this platform: give --data-dir or set PASSERELLE_HOME"
+        ),
+    }
 }
 
 /// `passerelle completions SHELL` and `passerelle man`: from the command's own definition.

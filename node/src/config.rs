@@ -397,6 +397,21 @@ name = {name}
 # certificate = "/etc/passerelle/web.crt"
 # key = "/etc/passerelle/web.key"
 # tls = false   # true: TLS even on 127.0.0.1
+
+[notify]
+# Notifications outside the page, ids and counts only (docs/web.md): a webhook called
+# when the counts change, and a daily digest by e-mail through the office's server.
+# webhook = "https://intranet.example.cm/passerelle"
+# smtp = "smtp://passerelle@mail.example.cm:587"
+# smtp_password_file = "/etc/passerelle/smtp-password"
+# from = "passerelle@example.cm"
+# to = ["coordination@example.cm"]
+# digest_at = "07:00"
+# utc_offset = "+01:00"
+
+[metrics]
+# Serve /metrics (OpenMetrics, for Prometheus) and /health on this address.
+# listen = "127.0.0.1:9464"
 "#
         )
     }
@@ -459,6 +474,30 @@ impl Default for NetworkConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_packaged_configuration_is_the_template() {
+        let packaged = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/config.toml"),
+        )
+        .expect("packaging/config.toml");
+        assert_eq!(
+            packaged,
+            ConfigFile::template(""),
+            "packaging/config.toml is not the template of `passerelle init`: write it again \
+             (cargo test -p passerelle-node write_the_packaged -- --ignored writes it)"
+        );
+    }
+
+    #[test]
+    #[ignore = "writes packaging/config.toml from the template"]
+    fn write_the_packaged_configuration() {
+        std::fs::write(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/config.toml"),
+            ConfigFile::template(""),
+        )
+        .expect("write");
+    }
 
     #[test]
     fn template_parses_and_names_the_organisation() {

@@ -1,9 +1,10 @@
 //! The local control API: how the `passerelle` command talks to its running node.
 //!
 //! Rules:
-//! - Transport: a Unix domain socket in the data folder (`control.sock`, mode 0600, in a
-//!   folder of mode 0700), so only the node's own user can reach it; it is never reachable
-//!   from the network.
+//! - Transport: a Unix domain socket in the data folder (`control.sock`, mode 0660, in a
+//!   folder of mode 0700 — 0750 under the Debian package's service, whose group
+//!   `passerelle` holds the administrators), so only the node's own user and its group can
+//!   reach it; it is never reachable from the network.
 //! - Protocol: [`crate::api`]: one JSON request per line, answered by one line (a call) or
 //!   by a head, items and an end (a stream). A connection may carry several requests in
 //!   turn. A request line longer than [`api::MAX_REQUEST_BYTES`] closes the connection
@@ -381,7 +382,9 @@ pub async fn bind(path: &Path) -> Result<UnixListener, NodeError> {
         context: format!("binding control socket {}", path.display()),
         source,
     })?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|source| {
+    // The node's user and its group: the Debian package's service runs as `passerelle`,
+    // and the administrators it adds to that group run commands; nobody else.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(|source| {
         NodeError::Io {
             context: format!("restricting control socket {}", path.display()),
             source,
@@ -573,6 +576,9 @@ async fn read_line<R: AsyncBufRead + Unpin>(
     }
 }
 
+/// What to do when this user may not reach a node's folder or socket.
+pub const NOT_ALLOWED: &str = "this user may not reach this node: run the command as the node's user, or join its group (the Debian package's: sudo usermod -aG passerelle $USER, then log in again)";
+
 /// Errors of the control client.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -584,6 +590,12 @@ pub enum ClientError {
         /// The data folder.
         data_dir: PathBuf,
         /// The socket tried.
+        socket: PathBuf,
+    },
+    /// This user may not connect to the socket.
+    #[error("{socket}: {NOT_ALLOWED}")]
+    NotAllowed {
+        /// The socket.
         socket: PathBuf,
     },
     /// The node answered with an error.
@@ -634,6 +646,11 @@ impl Client {
                         ErrorKind::Busy,
                         "the node is running but accepts no more control connections right now; retry",
                     )));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                    return Err(ClientError::NotAllowed {
+                        socket: socket.clone(),
+                    });
                 }
                 Err(_) => {
                     return Err(ClientError::NotRunning {
