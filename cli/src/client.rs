@@ -36,11 +36,9 @@ pub fn read_config_file(data_dir: &Path) -> anyhow::Result<ConfigFile> {
     match std::fs::read_to_string(&path) {
         Ok(text) => ConfigFile::parse(&text).with_context(|| format!("reading {}", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ConfigFile::default()),
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => anyhow::bail!(
-            "{}: {}",
-            path.display(),
-            passerelle_node::control::NOT_ALLOWED
-        ),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            Err(passerelle_node::control::ClientError::NotAllowed { path }.into())
+        }
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
 }

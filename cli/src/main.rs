@@ -7,6 +7,7 @@
 mod client;
 mod cmd;
 mod flags;
+mod messages;
 mod output;
 mod present;
 
@@ -162,7 +163,8 @@ fn main() -> ExitCode {
                 .init()
         }
     }
-    match run(cli) {
+    let lang = resolve_lang(&cli);
+    match run(cli, lang) {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
         Ok(Outcome::NothingFound) => ExitCode::from(1),
         Err(error) => {
@@ -170,13 +172,15 @@ fn main() -> ExitCode {
             let not_found = error.downcast_ref::<ClientError>().is_some_and(
                 |e| matches!(e, ClientError::Api(api) if api.kind == ErrorKind::NotFound),
             );
-            eprintln!(
-                "error: {}",
-                passerelle_node::text::visible(&error.to_string())
-            );
+            let (word, cause_word) = messages::error_words(lang);
+            let said = error
+                .downcast_ref::<ClientError>()
+                .and_then(|e| messages::client_error(e, lang))
+                .unwrap_or_else(|| error.to_string());
+            eprintln!("{word}{}", passerelle_node::text::visible(&said));
             for cause in error.chain().skip(1) {
                 eprintln!(
-                    "  caused by: {}",
+                    "  {cause_word}{}",
                     passerelle_node::text::visible(&cause.to_string())
                 );
             }
@@ -230,7 +234,31 @@ fn describe(command: &Command) -> anyhow::Result<Outcome> {
     Ok(Outcome::Done)
 }
 
-fn run(cli: Cli) -> anyhow::Result<Outcome> {
+/// The language of labels and messages: `--lang`, else `[node] lang` of the node's
+/// `config.toml`, else the locale, else French.
+fn resolve_lang(cli: &Cli) -> passerelle_node::reference::Lang {
+    if let Some(lang) = cli.lang {
+        return lang;
+    }
+    let configured = match &cli.command {
+        Command::Init(_)
+        | Command::Demo
+        | Command::Repair(_)
+        | Command::Completions { .. }
+        | Command::Man { .. } => None,
+        _ => cli
+            .data_dir
+            .clone()
+            .or_else(|| default_data_dir().ok())
+            .and_then(|dir| client::read_config_file(&dir).ok())
+            .and_then(|file| file.node.lang),
+    };
+    configured
+        .or_else(messages::locale_lang)
+        .unwrap_or_default()
+}
+
+fn run(cli: Cli, lang: passerelle_node::reference::Lang) -> anyhow::Result<Outcome> {
     let data_dir = match cli.data_dir {
         Some(dir) => dir,
         None => default_data_dir()?,
@@ -241,18 +269,6 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         .context("starting the async runtime")?;
     let json = cli.json;
     runtime.block_on(async move {
-        let lang = match (&cli.command, cli.lang) {
-            (_, Some(lang)) => lang,
-            (
-                Command::Init(_)
-                | Command::Demo
-                | Command::Repair(_)
-                | Command::Completions { .. }
-                | Command::Man { .. },
-                None,
-            ) => Default::default(),
-            (_, None) => client::load_config(&data_dir)?.lang,
-        };
         match cli.command {
             Command::Init(args) => cmd::init::run(&data_dir, args, json),
             Command::Start(args) => cmd::start::run(&data_dir, args).await,

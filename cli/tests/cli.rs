@@ -510,10 +510,40 @@ fn bad_input_names_the_field_and_writes_nothing() {
 #[test]
 fn commands_without_a_running_node_say_so() {
     let (_dir, data) = init("Centre Espoir");
-    let r = run(&data, &["status"]);
+    let r = run(&data, &["--lang", "en", "status"]);
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("no node is running"), "{}", r.stderr);
+    assert!(
+        r.stderr.starts_with("error: no node is running"),
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.contains("passerelle start"), "{}", r.stderr);
+    // In French: asked for, or by the locale, or by default; `[node] lang` over the locale.
+    let french = "erreur : aucun nœud ne tourne pour le dossier";
+    assert!(
+        run(&data, &["--lang", "fr", "status"])
+            .stderr
+            .starts_with(french)
+    );
+    let with_locale = |locale: &str| {
+        let out = Command::new(bin())
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("status")
+            .env_remove("LC_ALL")
+            .env_remove("LC_MESSAGES")
+            .env("LANG", locale)
+            .output()
+            .expect("run");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(with_locale("fr_CM.UTF-8").starts_with(french));
+    assert!(with_locale("C.UTF-8").starts_with(french));
+    assert!(with_locale("en_GB.UTF-8").starts_with("error: no node is running"));
+    let config = data.join("config.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(&config, text.replace("# lang = \"fr\"", "lang = \"fr\"")).expect("config");
+    assert!(with_locale("en_GB.UTF-8").starts_with(french));
 
     let empty = tempfile::tempdir().unwrap();
     let r = run(&empty.path().join("none"), &["start"]);

@@ -323,19 +323,24 @@ fn the_debian_package_installs_runs_as_its_unit_says_upgrades_and_purges_keeping
         status.contains("Délégation régionale du Littoral"),
         "{status}"
     );
-    // Another user is refused, and told why.
-    let refused = inside(
-        &root,
-        "paul",
-        &["HOME=/home/paul"],
-        &["passerelle", "status"],
-    );
-    assert_eq!(refused.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("join its group"),
-        "{}",
-        String::from_utf8_lossy(&refused.stderr)
-    );
+    // Another user is refused, and told why, in the language of their locale.
+    for (locale, why) in [
+        ("LANG=en_GB.UTF-8", "join its group"),
+        ("LANG=fr_CM.UTF-8", "rejoignez son groupe"),
+    ] {
+        let refused = inside(
+            &root,
+            "paul",
+            &["HOME=/home/paul", "LC_ALL=", locale],
+            &["passerelle", "status"],
+        );
+        assert_eq!(refused.status.code(), Some(2));
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains(why),
+            "{}",
+            String::from_utf8_lossy(&refused.stderr)
+        );
+    }
     let socket = ok(
         "chroot",
         &[

@@ -592,11 +592,11 @@ pub enum ClientError {
         /// The socket tried.
         socket: PathBuf,
     },
-    /// This user may not connect to the socket.
-    #[error("{socket}: {NOT_ALLOWED}")]
+    /// This user may not reach the node's folder or socket.
+    #[error("{path}: {NOT_ALLOWED}", path = path.display())]
     NotAllowed {
-        /// The socket.
-        socket: PathBuf,
+        /// The folder, file or socket.
+        path: PathBuf,
     },
     /// The node answered with an error.
     #[error(transparent)]
@@ -649,7 +649,7 @@ impl Client {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
                     return Err(ClientError::NotAllowed {
-                        socket: socket.clone(),
+                        path: socket.clone(),
                     });
                 }
                 Err(_) => {

@@ -222,6 +222,9 @@ pub struct StatusReport {
     pub documents: Vec<DocumentStatus>,
     /// Store size on disk, bytes.
     pub store_bytes: u64,
+    /// When a snapshot of a document was last written since start (Unix seconds).
+    #[serde(default)]
+    pub last_snapshot_at: Option<i64>,
     /// Received signed changes waiting for missing dependencies.
     pub pending_changes: usize,
     /// Received changes rejected (bad signature, wrong author, undecodable) since start.
@@ -763,6 +766,7 @@ impl DocumentsActor {
             uptime_seconds: self.started.elapsed().as_secs(),
             documents,
             store_bytes: self.store.size_on_disk(),
+            last_snapshot_at: self.store.last_snapshot_at(),
             pending_changes: self.pending.len(),
             rejected_changes: self.rejected_changes,
             rejected_by_reason: self.rejected_by_code.clone(),

@@ -98,6 +98,13 @@ async fn a_nodes_metrics_count_its_peers_documents_referrals_and_libp2p_traffic(
         sample(&text, "passerelle_changes_stored").is_some_and(|n| n >= 4.0),
         "{text}"
     );
+    // A document received whole is written with its snapshot.
+    if sample(&text, "passerelle_documents_received_whole_total").is_some_and(|n| n > 0.0) {
+        assert!(
+            sample(&text, "passerelle_last_snapshot_timestamp_seconds").is_some_and(|t| t > 1.7e9),
+            "{text}"
+        );
+    }
     assert!(
         sample(&text, "passerelle_store_bytes").is_some_and(|n| n > 0.0),
         "{text}"

@@ -305,6 +305,14 @@ pub fn node_registry(status: &StatusReport, report: Option<&Report>) -> Registry
         "1 when the background check found the store damaged",
         i64::from(status.store_check.state == StoreCheckState::Damaged),
     );
+    if let Some(at) = status.last_snapshot_at {
+        gauge(
+            &mut r,
+            "last_snapshot_timestamp_seconds",
+            "When a snapshot of a document was last written (since start)",
+            at,
+        );
+    }
     if let Some(finished) = status.store_check.finished_at {
         gauge(
             &mut r,

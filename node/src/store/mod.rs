@@ -189,6 +189,8 @@ pub struct Store {
     received_whole: sled::Tree,
     meta: sled::Tree,
     requests: sled::Tree,
+    /// When a snapshot was last written (Unix seconds; 0: none since the store opened).
+    last_snapshot: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 fn change_key(document: &DocumentId, hash: &ChangeHash) -> Vec<u8> {

@@ -354,6 +354,7 @@ impl Store {
             addresses: db.open_tree("peer-addresses")?,
             meta,
             db,
+            last_snapshot: std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0)),
         })
     }
 

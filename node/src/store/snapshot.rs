@@ -177,7 +177,18 @@ impl Store {
         self.snapshot_documents
             .insert(key, snapshot.encode_document())?;
         self.snapshots.insert(key, snapshot.encode_record())?;
+        self.last_snapshot
+            .store(crate::unix_now(), std::sync::atomic::Ordering::Relaxed);
         Ok(())
+    }
+
+    /// When a snapshot was last written since the store opened (Unix seconds).
+    pub fn last_snapshot_at(&self) -> Option<i64> {
+        Some(
+            self.last_snapshot
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
+        .filter(|&t| t > 0)
     }
 
     /// The snapshot of one document, record and Automerge document, if one is stored and
