@@ -84,13 +84,16 @@ fn unit_values<'a>(unit: &'a str, key: &str) -> Vec<&'a str> {
     ignore = "needs root, cargo-deb (cargo install cargo-deb) and debootstrap (apt install debootstrap); .ci/run installs them"
 )]
 fn the_debian_package_installs_runs_as_its_unit_says_upgrades_and_purges_keeping_the_data() {
-    // The package, from this build's binary.
+    // The package, from this build's binary (or, to measure the one shipped, the dist
+    // build's: PASSERELLE_PACKAGE_PROFILE=dist after `cargo build --profile dist`).
+    let profile = std::env::var("PASSERELLE_PACKAGE_PROFILE").unwrap_or_else(|_| "dev".into());
+    let _ = std::fs::remove_dir_all(workspace().join("target/debian"));
     ok(
         workspace()
             .join("packaging/build-deb.sh")
             .to_str()
             .expect("path"),
-        &["--profile", "dev", "--no-build"],
+        &["--profile", &profile, "--no-build"],
     );
     let deb = std::fs::read_dir(workspace().join("target/debian"))
         .expect("target/debian")
