@@ -270,8 +270,8 @@ fn uses_are_read_from_paths_and_lists() {
 /// and `main` (the dispatch).
 const CLI_LAYERS: &[(&str, &[&str])] = &[
     (
-        "shared: output, argument values, the client of the node, how records read",
-        &["output", "flags", "client", "present"],
+        "shared: output, argument values, the client of the node, how records read, the messages' catalogue",
+        &["output", "flags", "client", "present", "messages"],
     ),
     ("the commands", &["cmd::*"]),
     ("the demo", &["cmd::demo"]),

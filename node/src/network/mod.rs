@@ -771,10 +771,15 @@ impl NetworkActor {
             }
             SwarmEvent::Behaviour(BehaviourEvent::Dcutr(event)) => self.handle_dcutr_event(event),
             SwarmEvent::Behaviour(BehaviourEvent::Upnp(event)) => self.handle_upnp_event(event),
-            SwarmEvent::Behaviour(BehaviourEvent::Identify(
-                identify::Event::Received { peer_id, info, .. }
-                | identify::Event::Pushed { peer_id, info, .. },
-            )) => self.identified(peer_id, info),
+            // Only what a peer says of itself: `Pushed` carries what this node told the
+            // peer (its own addresses), which must not be remembered as the peer's — it
+            // was, and an office restarted with no partner configured dialled its own old
+            // addresses for the relay's, reconnecting only after 40–90 s.
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => self.identified(peer_id, info),
             _ => {}
         }
     }
