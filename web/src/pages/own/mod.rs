@@ -76,7 +76,7 @@ pub async fn services(State(app): State<App>, headers: HeaderMap) -> Response {
                                     label for={ "status-" (id) } { (visitor.t("État", "Status")) }
                                     select id={ "status-" (id) } name="status" {
                                         @for (value, label) in statuses {
-                                            option value=(value) selected[capacity_code(service.capacity.status) == value] { (label) }
+                                            option value=(value) selected[service::code(&service.capacity.status) == value] { (label) }
                                         }
                                     }
                                     label for={ "places-" (id) } { (visitor.t("Places", "Places")) }
@@ -225,14 +225,6 @@ pub(crate) fn department_select(
     }
 }
 
-fn capacity_code(status: CapacityStatus) -> &'static str {
-    match status {
-        CapacityStatus::Available => "available",
-        CapacityStatus::Waitlist => "waitlist",
-        CapacityStatus::Full => "full",
-    }
-}
-
 #[derive(Deserialize)]
 pub struct CapacityForm {
     csrf: String,
@@ -248,11 +240,7 @@ pub async fn capacity(
     headers: HeaderMap,
     Form(form): Form<CapacityForm>,
 ) -> Response {
-    let status = match form.status.as_str() {
-        "waitlist" => CapacityStatus::Waitlist,
-        "full" => CapacityStatus::Full,
-        _ => CapacityStatus::Available,
-    };
+    let status = form.status.parse().unwrap_or(CapacityStatus::Available);
     let patch = ServicePatch {
         capacity: Some(Capacity {
             status,

@@ -45,7 +45,8 @@ pub struct ServiceForm {
     contact_phone: String,
 }
 
-fn code<T: serde::Serialize>(value: &T) -> String {
+/// The code a value is written as (its serde name: `waitlist`, `temporarily_closed`).
+pub(super) fn code<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_value(value)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
@@ -163,21 +164,16 @@ impl ServiceForm {
                 ));
             }
         };
-        let status = match self.capacity.as_str() {
-            "available" => CapacityStatus::Available,
-            "waitlist" => CapacityStatus::Waitlist,
-            "full" => CapacityStatus::Full,
-            other => {
-                return Err(wrong(
-                    ("Capacité", "Capacity"),
-                    other,
-                    visitor.t(
-                        "choisissez places disponibles, liste d'attente ou complet",
-                        "choose available, waiting list or full",
-                    ),
-                ));
-            }
-        };
+        let status: CapacityStatus = self.capacity.parse().map_err(|_| {
+            wrong(
+                ("Capacité", "Capacity"),
+                &self.capacity,
+                visitor.t(
+                    "choisissez places disponibles, liste d'attente ou complet",
+                    "choose available, waiting list or full",
+                ),
+            )
+        })?;
         let places = match self.places.trim() {
             "" => None,
             text => Some(text.parse::<u32>().map_err(|_| {
@@ -208,19 +204,17 @@ impl ServiceForm {
             }
         }
         let status_of_service = match self.status.as_str() {
-            "" | "active" => ServiceStatus::Active,
-            "inactive" => ServiceStatus::Inactive,
-            "temporarily_closed" => ServiceStatus::TemporarilyClosed,
-            other => {
-                return Err(wrong(
+            "" => ServiceStatus::Active,
+            written => written.parse().map_err(|_| {
+                wrong(
                     ("État du service", "Service status"),
-                    other,
+                    written,
                     visitor.t(
                         "choisissez actif, arrêté ou fermé temporairement",
                         "choose active, stopped or temporarily closed",
                     ),
-                ));
-            }
+                )
+            })?,
         };
         let contact = Contact {
             name: optional(&self.contact_name),
