@@ -26,15 +26,18 @@ if [ "$build" = yes ]; then
 fi
 binary="target/$folder/passerelle"
 
-# Manual pages and completions, from the command's own definition.
+# Manual pages and completions, from the command's own definition: the pages in English
+# (man1) and in French (fr/man1, which man shows under a French locale); the completions'
+# descriptions in French, the language of most of the network's offices.
 assets=target/package-assets
 rm -rf "$assets"
-mkdir -p "$assets/man" "$assets/completions"
-"$binary" man --dir "$assets/man"
-gzip -9n "$assets"/man/*.1
-"$binary" completions bash > "$assets/completions/passerelle"
-"$binary" completions zsh > "$assets/completions/_passerelle"
-"$binary" completions fish > "$assets/completions/passerelle.fish"
+mkdir -p "$assets/man/en" "$assets/man/fr" "$assets/completions"
+"$binary" --lang en man --dir "$assets/man/en"
+"$binary" --lang fr man --dir "$assets/man/fr"
+gzip -9n "$assets"/man/*/*.1
+"$binary" --lang fr completions bash > "$assets/completions/passerelle"
+"$binary" --lang fr completions zsh > "$assets/completions/_passerelle"
+"$binary" --lang fr completions fish > "$assets/completions/passerelle.fish"
 
 mkdir -p target/debian
 cargo deb -p passerelle --no-build --profile "$profile" --output target/debian/

@@ -11,6 +11,8 @@ use passerelle_node::referral::casefile::ConsentMethod;
 use passerelle_node::referral::lifecycle::{Outcome, Reason, Status};
 use serde_json::{Map, Value};
 
+use crate::messages::said;
+
 /// Contact flags shared by several commands.
 #[derive(Debug, Args, Default)]
 pub struct ContactArgs {
@@ -50,17 +52,21 @@ pub fn parse_quorum(text: &str) -> Result<Quorum, String> {
 
 /// A whole number, 0 or more.
 pub fn parse_count<T: std::str::FromStr>(s: &str) -> Result<T, String> {
-    s.trim()
-        .parse::<T>()
-        .map_err(|_| format!("{s:?} is not a whole number of 0 or more (e.g. 12)"))
+    s.trim().parse::<T>().map_err(|_| {
+        said(
+            format!("{s:?} is not a whole number of 0 or more (e.g. 12)"),
+            format!("{s:?} n'est pas un nombre entier de 0 ou plus (par ex. 12)"),
+        )
+    })
 }
 
 /// A whole number, 1 or more.
 pub fn parse_positive(s: &str) -> Result<u32, String> {
     match s.trim().parse::<u32>() {
         Ok(n) if n >= 1 => Ok(n),
-        _ => Err(format!(
-            "{s:?} is not a whole number of 1 or more (e.g. 100)"
+        _ => Err(said(
+            format!("{s:?} is not a whole number of 1 or more (e.g. 100)"),
+            format!("{s:?} n'est pas un nombre entier de 1 ou plus (par ex. 100)"),
         )),
     }
 }
@@ -69,8 +75,9 @@ pub fn parse_positive(s: &str) -> Result<u32, String> {
 pub fn parse_degrees(s: &str) -> Result<f64, String> {
     match s.trim().replace(',', ".").parse::<f64>() {
         Ok(d) if d.is_finite() => Ok(d),
-        _ => Err(format!(
-            "{s:?} is not a number of degrees (decimal, e.g. 4.0483 or -9.7043)"
+        _ => Err(said(
+            format!("{s:?} is not a number of degrees (decimal, e.g. 4.0483 or -9.7043)"),
+            format!("{s:?} n'est pas un nombre de degrés (décimal, par ex. 4,0483 ou -9.7043)"),
         )),
     }
 }
@@ -116,17 +123,31 @@ pub fn parse_consent_method(text: &str) -> Result<ConsentMethod, String> {
 }
 
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    humantime::parse_duration(text)
-        .map_err(|e| format!("{text:?} is not a duration such as 48h, 7d or 2weeks ({e})"))
+    humantime::parse_duration(text).map_err(|e| {
+        said(
+            format!("{text:?} is not a duration such as 48h, 7d or 2weeks ({e})"),
+            format!("{text:?} n'est pas une durée comme 48h, 7d ou 2weeks ({e})"),
+        )
+    })
 }
 
 /// A calendar date `YYYY-MM-DD` as Unix seconds (midnight UTC).
 pub fn parse_date(text: &str) -> Result<i64, String> {
-    let time = humantime::parse_rfc3339_weak(&format!("{} 00:00:00", text.trim()))
-        .map_err(|_| format!("{text:?} is not a date written YYYY-MM-DD"))?;
+    let time =
+        humantime::parse_rfc3339_weak(&format!("{} 00:00:00", text.trim())).map_err(|_| {
+            said(
+                format!("{text:?} is not a date written YYYY-MM-DD"),
+                format!("{text:?} n'est pas une date écrite AAAA-MM-JJ"),
+            )
+        })?;
     time.duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
-        .map_err(|_| format!("{text:?} is before 1970"))
+        .map_err(|_| {
+            said(
+                format!("{text:?} is before 1970"),
+                format!("{text:?} est avant 1970"),
+            )
+        })
 }
 
 pub fn parse_lang(text: &str) -> Result<passerelle_node::reference::Lang, String> {

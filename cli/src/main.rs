@@ -7,6 +7,7 @@
 mod client;
 mod cmd;
 mod flags;
+mod help;
 mod messages;
 mod output;
 mod present;
@@ -30,7 +31,7 @@ use client::Outcome;
 #[command(name = "passerelle", version, propagate_version = true)]
 pub struct Cli {
     /// Data folder of the node (keys, store, config). Default: the platform's data
-    /// directory, e.g. ~/.local/share/passerelle.
+    /// directory, e.g. ~/.local/share/passerelle, else the service's (/var/lib/passerelle).
     #[arg(long, global = true, env = "PASSERELLE_HOME", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
@@ -38,8 +39,8 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
-    /// Language of labels and of the import's messages: fr or en (default: `[node] lang`
-    /// of config.toml, else fr).
+    /// Language of messages, help and labels: fr or en (default: `[node] lang` of
+    /// config.toml, else the locale, else fr).
     #[arg(long, global = true, value_parser = flags::parse_lang, value_name = "fr|en")]
     pub lang: Option<passerelle_node::reference::Lang>,
 
@@ -142,7 +143,18 @@ fn main() -> ExitCode {
             default_hook(info);
         }
     }));
-    let cli = Cli::parse();
+    // The language is known before the arguments are read: the help and clap's own
+    // errors are said in it.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let early = early_lang(&args);
+    messages::set_lang(early);
+    let cli = match help::command(early)
+        .try_get_matches_from(&args)
+        .and_then(|matches| <Cli as clap::FromArgMatches>::from_arg_matches(&matches))
+    {
+        Ok(cli) => cli,
+        Err(error) => messages::clap_error(error, early),
+    };
     let default_filter = if matches!(cli.command, Command::Start(_)) {
         "info"
     } else {
@@ -164,6 +176,7 @@ fn main() -> ExitCode {
         }
     }
     let lang = resolve_lang(&cli);
+    messages::set_lang(lang);
     match run(cli, lang) {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
         Ok(Outcome::NothingFound) => ExitCode::from(1),
@@ -209,22 +222,21 @@ fn default_data_dir() -> anyhow::Result<PathBuf> {
 }
 
 /// `passerelle completions SHELL` and `passerelle man`: from the command's own definition.
-fn describe(command: &Command) -> anyhow::Result<Outcome> {
-    use clap::CommandFactory;
+fn describe(command: &Command, lang: passerelle_node::reference::Lang) -> anyhow::Result<Outcome> {
     match command {
         Command::Completions { shell } => {
             let mut text = Vec::new();
-            clap_complete::generate(*shell, &mut Cli::command(), "passerelle", &mut text);
+            clap_complete::generate(*shell, &mut help::command(lang), "passerelle", &mut text);
             output::raw(&text)?;
         }
         Command::Man { dir: Some(dir) } => {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-            clap_mangen::generate_to(Cli::command(), dir)
+            clap_mangen::generate_to(help::command(lang), dir)
                 .with_context(|| format!("writing the manual pages into {}", dir.display()))?;
         }
         Command::Man { dir: None } => {
             let mut page = Vec::new();
-            clap_mangen::Man::new(Cli::command())
+            clap_mangen::Man::new(help::command(lang))
                 .render(&mut page)
                 .context("writing the manual page")?;
             output::raw(&page)?;
@@ -237,18 +249,36 @@ fn describe(command: &Command) -> anyhow::Result<Outcome> {
 /// The language of labels and messages: `--lang`, else `[node] lang` of the node's
 /// `config.toml`, else the locale, else French.
 fn resolve_lang(cli: &Cli) -> passerelle_node::reference::Lang {
-    if let Some(lang) = cli.lang {
+    lang_for(cli.lang, cli.data_dir.clone(), command_name(&cli.command))
+}
+
+/// The name of `command`, as typed.
+fn command_name(command: &Command) -> &'static str {
+    match command {
+        Command::Init(_) => "init",
+        Command::Demo => "demo",
+        Command::Repair(_) => "repair",
+        Command::Completions { .. } => "completions",
+        Command::Man { .. } => "man",
+        _ => "",
+    }
+}
+
+/// The language: `explicit` (`--lang`), else `[node] lang` of the node's `config.toml`
+/// (not for the commands that make or mend a folder, or describe the command), else the
+/// locale, else French.
+fn lang_for(
+    explicit: Option<passerelle_node::reference::Lang>,
+    data_dir: Option<PathBuf>,
+    command: &str,
+) -> passerelle_node::reference::Lang {
+    if let Some(lang) = explicit {
         return lang;
     }
-    let configured = match &cli.command {
-        Command::Init(_)
-        | Command::Demo
-        | Command::Repair(_)
-        | Command::Completions { .. }
-        | Command::Man { .. } => None,
-        _ => cli
-            .data_dir
-            .clone()
+    let configured = match command {
+        "init" | "demo" | "repair" | "completions" | "man" => None,
+        _ => data_dir
+            .or_else(|| std::env::var_os("PASSERELLE_HOME").map(PathBuf::from))
             .or_else(|| default_data_dir().ok())
             .and_then(|dir| client::read_config_file(&dir).ok())
             .and_then(|file| file.node.lang),
@@ -256,6 +286,42 @@ fn resolve_lang(cli: &Cli) -> passerelle_node::reference::Lang {
     configured
         .or_else(messages::locale_lang)
         .unwrap_or_default()
+}
+
+/// The language, from the arguments as typed, before clap reads them (for the help and
+/// clap's errors): `--lang`, `--data-dir` and the command's name.
+fn early_lang(args: &[std::ffi::OsString]) -> passerelle_node::reference::Lang {
+    let mut explicit = None;
+    let mut data_dir = None;
+    let mut command = None;
+    let mut words = args
+        .iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned());
+    while let Some(word) = words.next() {
+        match word.as_str() {
+            "--" => break,
+            "--lang" => explicit = words.next(),
+            "--data-dir" => data_dir = words.next(),
+            "--log-format" => {
+                words.next();
+            }
+            _ => {
+                if let Some(value) = word.strip_prefix("--lang=") {
+                    explicit = Some(value.to_owned());
+                } else if let Some(value) = word.strip_prefix("--data-dir=") {
+                    data_dir = Some(value.to_owned());
+                } else if !word.starts_with('-') && command.is_none() {
+                    command = Some(word);
+                }
+            }
+        }
+    }
+    lang_for(
+        explicit.and_then(|lang| lang.parse().ok()),
+        data_dir.map(PathBuf::from),
+        command.as_deref().unwrap_or(""),
+    )
 }
 
 fn run(cli: Cli, lang: passerelle_node::reference::Lang) -> anyhow::Result<Outcome> {
@@ -291,7 +357,9 @@ fn run(cli: Cli, lang: passerelle_node::reference::Lang) -> anyhow::Result<Outco
             Command::User(command) => cmd::user::run(&data_dir, command, json).await,
             Command::Repair(args) => cmd::repair::run(&data_dir, args, json),
             Command::Demo => cmd::demo::run().await,
-            command @ (Command::Completions { .. } | Command::Man { .. }) => describe(&command),
+            command @ (Command::Completions { .. } | Command::Man { .. }) => {
+                describe(&command, lang)
+            }
         }
     })
 }

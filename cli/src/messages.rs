@@ -1,7 +1,8 @@
 //! The command's own messages in French and English, in one place: the words around an
 //! error, and the errors every command can meet (no node, a node this user may not reach,
 //! a node of another release, a busy node). Errors the node answers with (bad input, not
-//! found) come from the node, with the field, the value and what is accepted.
+//! found) come from the node in both languages, with the field, the value and what is
+//! accepted.
 //!
 //! The language: `--lang`, else `[node] lang` of `config.toml`, else the locale
 //! (`LC_ALL`, `LC_MESSAGES`, `LANG`: `fr_CM.UTF-8` is French, `en_GB.UTF-8` English; `C`
@@ -10,6 +11,29 @@
 use passerelle_node::api::ErrorKind;
 use passerelle_node::control::ClientError;
 use passerelle_node::reference::Lang;
+
+/// The language of this run: French unless set to English.
+static ENGLISH: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Sets the language of this run's messages: as the arguments look before clap reads
+/// them, then as resolved once they are read.
+pub fn set_lang(lang: Lang) {
+    ENGLISH.store(lang == Lang::En, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The language of this run's messages.
+pub fn lang() -> Lang {
+    if ENGLISH.load(std::sync::atomic::Ordering::Relaxed) {
+        Lang::En
+    } else {
+        Lang::Fr
+    }
+}
+
+/// The English or the French, as this run speaks.
+pub fn said(en: String, fr: String) -> String {
+    lang().pick(en, fr)
+}
 
 /// The language the locale asks for, if it names French or English.
 pub fn locale_lang() -> Option<Lang> {
@@ -50,6 +74,87 @@ pub fn client_error(error: &ClientError, lang: Lang) -> Option<String> {
         ),
         ClientError::Api(api) if api.kind == ErrorKind::Busy => {
             "le nœud est trop occupé pour répondre maintenant : rien n'a été fait ; réessayez dans un instant".to_owned()
+        }
+        // Input refused, not found: the node says them in French.
+        ClientError::Api(api) => api.fr.clone()?,
+        _ => return None,
+    })
+}
+
+/// Says clap's refusal of the arguments in `lang` and exits (2), as clap does; the help
+/// and version it was asked for are printed as they are.
+pub fn clap_error(error: clap::Error, lang: Lang) -> ! {
+    use clap::error::ErrorKind as Kind;
+    if lang == Lang::En
+        || matches!(
+            error.kind(),
+            Kind::DisplayHelp
+                | Kind::DisplayVersion
+                | Kind::DisplayHelpOnMissingArgumentOrSubcommand
+        )
+    {
+        error.exit()
+    }
+    match clap_in_french(&error) {
+        Some(said) => {
+            eprintln!("erreur : {said}");
+            if let Some(usage) = error.get(clap::error::ContextKind::Usage) {
+                let usage = usage.to_string();
+                let usage = usage.trim().replacen("Usage:", "Utilisation :", 1);
+                eprintln!("\n{usage}");
+            }
+            eprintln!("\nPour en savoir plus, essayez « --help ».");
+            std::process::exit(2)
+        }
+        None => error.exit(),
+    }
+}
+
+/// clap's refusal in French, for the kinds people meet; `None` for the others.
+fn clap_in_french(error: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind as Context, ErrorKind as Kind};
+    let get = |kind: Context| error.get(kind).map(ToString::to_string);
+    let arg = get(Context::InvalidArg).unwrap_or_default();
+    let value = get(Context::InvalidValue).unwrap_or_default();
+    let suggestion = |kind: Context| {
+        get(kind)
+            .map(|s| format!(" ; vouliez-vous dire « {s} » ?"))
+            .unwrap_or_default()
+    };
+    Some(match error.kind() {
+        Kind::InvalidValue => match get(Context::ValidValue) {
+            Some(valid) => {
+                format!("valeur « {value} » refusée pour « {arg} » ; valeurs acceptées : {valid}")
+            }
+            None => format!("« {arg} » demande une valeur"),
+        },
+        Kind::ValueValidation => {
+            let why = std::error::Error::source(error)
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            // The model's parsers say what they accept after "is not one of: ".
+            let why = match why.split_once(" is not one of: ") {
+                Some((_, accepted)) => format!("valeurs acceptées : {accepted}"),
+                None => why,
+            };
+            format!("valeur « {value} » refusée pour « {arg} » : {why}")
+        }
+        Kind::UnknownArgument => format!(
+            "argument « {arg} » inattendu{}",
+            suggestion(Context::SuggestedArg)
+        ),
+        Kind::InvalidSubcommand => format!(
+            "sous-commande « {} » inconnue{}",
+            get(Context::InvalidSubcommand).unwrap_or_default(),
+            suggestion(Context::SuggestedSubcommand)
+        ),
+        Kind::MissingRequiredArgument => format!("argument requis manquant : {arg}"),
+        Kind::ArgumentConflict => format!(
+            "« {arg} » ne peut pas être donné avec « {} »",
+            get(Context::PriorArg).unwrap_or_default()
+        ),
+        Kind::TooManyValues | Kind::TooFewValues | Kind::WrongNumberOfValues => {
+            format!("nombre de valeurs refusé pour « {arg} »")
         }
         _ => return None,
     })

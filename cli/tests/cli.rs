@@ -29,12 +29,20 @@ impl Run {
     }
 }
 
+/// The command, in English: these tests read what it says in English (the tests of the
+/// French say `--lang fr` or set the locale themselves).
+fn passerelle() -> Command {
+    let mut command = Command::new(bin());
+    command.env("LC_ALL", "en_GB.UTF-8");
+    command
+}
+
 fn run(data_dir: &Path, args: &[&str]) -> Run {
     let Output {
         status,
         stdout,
         stderr,
-    } = Command::new(bin())
+    } = passerelle()
         .arg("--data-dir")
         .arg(data_dir)
         .args(args)
@@ -53,6 +61,16 @@ fn ok(data_dir: &Path, args: &[&str]) -> Run {
     let r = run(data_dir, args);
     assert_eq!(r.code, 0, "{args:?} failed:\n{}\n{}", r.stdout, r.stderr);
     r
+}
+
+/// `run`, in French (a coordinator's spreadsheet, read as she reads it).
+fn run_fr(data_dir: &Path, args: &[&str]) -> Run {
+    run(data_dir, &[&["--lang", "fr"], args].concat())
+}
+
+/// `ok`, in French.
+fn ok_fr(data_dir: &Path, args: &[&str]) -> Run {
+    ok(data_dir, &[&["--lang", "fr"], args].concat())
 }
 
 /// A `passerelle start` process, killed when dropped.
@@ -549,6 +567,124 @@ fn commands_without_a_running_node_say_so() {
     let r = run(&empty.path().join("none"), &["start"]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("passerelle init"), "{}", r.stderr);
+}
+
+/// The main errors, as a French-speaking officer and an English-speaking one read them:
+/// the node's refusals (a field, not found), clap's (a value, a command), the help.
+#[test]
+fn errors_and_help_are_said_in_french_and_in_english() {
+    let (_dir, data) = init("Centre Espoir");
+    let node = NodeProcess::start(&data);
+    let both = |args: &[&str], code: i32, french: &str, english: &str| {
+        for (lang, expected, word) in [("fr", french, "erreur : "), ("en", english, "error: ")] {
+            let mut with_lang = vec!["--lang", lang];
+            with_lang.extend_from_slice(args);
+            let r = run(&data, &with_lang);
+            assert_eq!(r.code, code, "{args:?} in {lang}: {}", r.stderr);
+            assert!(
+                r.stderr.starts_with(word),
+                "{args:?} in {lang}: {}",
+                r.stderr
+            );
+            assert!(
+                r.stderr.contains(expected),
+                "{args:?} in {lang}: expected {expected:?} in {}",
+                r.stderr
+            );
+        }
+    };
+    // Refused by the node: the field, the value, what is accepted.
+    both(
+        &[
+            "office", "add", "--name", "Antenne", "--region", "CM099", "--town", "Douala",
+        ],
+        2,
+        "region : code de région \"CM099\" inconnu ; codes valides : CM001",
+        "region: unknown region code \"CM099\"; valid codes: CM001",
+    );
+    both(
+        &[
+            "service",
+            "add",
+            "--name",
+            "  ",
+            "--dimension",
+            "social",
+            "--cost",
+            "free",
+            "--capacity",
+            "full",
+        ],
+        2,
+        "name : ne doit pas être vide",
+        "name: must not be empty",
+    );
+    both(
+        &[
+            "service",
+            "add",
+            "--name",
+            "Couture",
+            "--dimension",
+            "social",
+            "--cost",
+            "free",
+            "--capacity",
+            "full",
+            "--category",
+            "vocational_training",
+        ],
+        2,
+        "la catégorie \"vocational_training\" relève de la dimension economic, pas social",
+        "category \"vocational_training\" belongs to the economic dimension, not social",
+    );
+    // Not found: exit code 1, like an empty result.
+    both(
+        &["service", "remove", "svc-none"],
+        1,
+        "aucun service d'identifiant \"svc-none\"",
+        "no service with id \"svc-none\"",
+    );
+    both(
+        &["referral", "show", "ref-000000000000000000000000"],
+        1,
+        "aucune référence ref-000000000000000000000000 au tableau de ce nœud",
+        "no referral ref-000000000000000000000000 on this node's board",
+    );
+    // Refused before anything is asked: a value, a command.
+    both(
+        &["service", "add", "--name", "Couture", "--cost", "cher"],
+        2,
+        "valeur « cher » refusée pour « --cost <COST> » : valeurs acceptées : free, cost-shared",
+        "invalid value 'cher' for '--cost <COST>'",
+    );
+    both(
+        &["service", "add", "--name", "Couture", "--places", "-3"],
+        2,
+        "n'est pas un nombre entier de 0 ou plus",
+        "is not a whole number of 0 or more",
+    );
+    both(
+        &["referral", "sned"],
+        2,
+        "sous-commande « sned » inconnue ; vouliez-vous dire « send » ?",
+        "unrecognized subcommand 'sned'",
+    );
+    // The help: the commands, the flags, clap's own words.
+    let help = ok(&data, &["--lang", "fr", "referral", "send", "--help"]).stdout;
+    assert!(
+        help.contains("Utilisation : passerelle referral send"),
+        "{help}"
+    );
+    assert!(help.contains("Le nom complet de la personne"), "{help}");
+    assert!(help.contains("Afficher l'aide"), "{help}");
+    let help = ok(&data, &["--lang", "en", "referral", "send", "--help"]).stdout;
+    assert!(help.contains("Usage: passerelle referral send"), "{help}");
+    assert!(help.contains("The person's full name"), "{help}");
+    // The manual page in French too.
+    let page = ok(&data, &["--lang", "fr", "man"]).stdout;
+    assert!(page.contains("Afficher les pairs connect"), "{page}");
+    assert_eq!(node.terminate(), 0);
 }
 
 #[test]
@@ -1625,7 +1761,7 @@ fn two_hundred_concurrent_calls_are_all_answered_while_idle_connections_are_held
             } else {
                 vec!["status".into(), "--json".into()]
             };
-            Command::new(bin())
+            passerelle()
                 .arg("--data-dir")
                 .arg(&data)
                 .args(&args)
@@ -2537,11 +2673,11 @@ fn a_messy_mapping_reports_every_bad_row_and_lands_every_good_one() {
 
     let (_dir, data) = init("Association Retour et Dignité");
     let _node = NodeProcess::start(&data);
-    ok(&data, &["org", "set", "--acronym", "ARD"]);
+    ok_fr(&data, &["org", "set", "--acronym", "ARD"]);
     let history = history_len(&data);
 
-    // French by default: every bad value reported, nothing written.
-    let planned = run(&data, &["import", "csv", path, "--dry-run", "--json"]);
+    // In French (the coordinator's): every bad value reported, nothing written.
+    let planned = run_fr(&data, &["import", "csv", path, "--dry-run", "--json"]);
     assert_eq!(planned.code, 2, "{}", planned.stderr);
     let planned = planned.json();
     let errors = planned["errors"].as_array().expect("errors");
@@ -2600,7 +2736,7 @@ fn a_messy_mapping_reports_every_bad_row_and_lands_every_good_one() {
         .filter(|l| l[org].starts_with("ARD") || l[org] == "Association Retour et Dignité")
         .collect();
     assert_eq!(planned["own_rows"], own_rows.len());
-    let refused = run(&data, &["import", "csv", path]);
+    let refused = run_fr(&data, &["import", "csv", path]);
     assert_eq!(refused.code, 2);
     assert!(
         refused
@@ -2619,7 +2755,7 @@ fn a_messy_mapping_reports_every_bad_row_and_lands_every_good_one() {
     assert_eq!(history_len(&data), history);
 
     // The same in English.
-    let english = ok(
+    let english = ok_fr(
         &data,
         &[
             "import",
@@ -2646,13 +2782,13 @@ fn a_messy_mapping_reports_every_bad_row_and_lands_every_good_one() {
 
     // Skipping the bad rows, every good row lands: this organisation's as its services,
     // the others' as drafts.
-    let done = ok(&data, &["import", "csv", path, "--skip-errors", "--drafts"]);
+    let done = ok_fr(&data, &["import", "csv", path, "--skip-errors", "--drafts"]);
     assert!(done.stdout.contains("par cause"), "{}", done.stdout);
     let services = service_names(&data);
     let expected: std::collections::BTreeSet<String> =
         own_rows.iter().map(|l| l[service].clone()).collect();
     assert_eq!(services, expected);
-    let drafts = ok(&data, &["directory", "drafts", "--json"]).json();
+    let drafts = ok_fr(&data, &["directory", "drafts", "--json"]).json();
     let drafts = drafts.as_array().expect("drafts");
     let mut landed = 0;
     for (index, line) in lines[1..].iter().enumerate() {
@@ -2685,7 +2821,7 @@ fn a_messy_mapping_reports_every_bad_row_and_lands_every_good_one() {
     )
     .expect("write");
     let renamed = renamed.to_str().expect("path");
-    let lost = run(
+    let lost = run_fr(
         &data,
         &["import", "csv", renamed, "--dry-run", "--lang", "en"],
     );
@@ -2701,7 +2837,7 @@ fn a_messy_mapping_reports_every_bad_row_and_lands_every_good_one() {
             lost.stderr
         );
     }
-    let told = ok(
+    let told = ok_fr(
         &data,
         &[
             "import",
@@ -2725,7 +2861,7 @@ fn a_messy_mapping_reports_every_bad_row_and_lands_every_good_one() {
     assert_eq!(intitule["rule"], "given");
     let file = _dir.path().join("colonnes.txt");
     std::fs::write(&file, "# mes colonnes\nIntitulé = prestation\n").expect("write");
-    let from_file = ok(
+    let from_file = ok_fr(
         &data,
         &[
             "import",
@@ -2740,7 +2876,7 @@ fn a_messy_mapping_reports_every_bad_row_and_lands_every_good_one() {
     )
     .json();
     assert_eq!(from_file["own_rows"], planned["own_rows"]);
-    let wrong = run(
+    let wrong = run_fr(
         &data,
         &["import", "csv", renamed, "--column", "Intitulé=servise"],
     );
@@ -2752,7 +2888,7 @@ fn a_messy_mapping_reports_every_bad_row_and_lands_every_good_one() {
         "{}",
         wrong.stderr
     );
-    let absent = run(
+    let absent = run_fr(
         &data,
         &["import", "csv", renamed, "--column", "Prestation=service"],
     );
@@ -2769,7 +2905,7 @@ fn a_messy_mapping_reports_every_bad_row_and_lands_every_good_one() {
 /// Runs `passerelle ARGS` with `input` on its standard input.
 fn run_with_input(data_dir: &Path, args: &[&str], input: &str) -> Run {
     use std::io::Write;
-    let mut child = Command::new(bin())
+    let mut child = passerelle()
         .arg("--data-dir")
         .arg(data_dir)
         .args(args)
@@ -2993,7 +3129,7 @@ fn the_page_is_served_over_tls_on_a_network_address_with_a_certificate_made_at_f
 
 /// `passerelle [global] start` on loopback, its page on `web`, its standard error in `log`.
 fn start_logged(data: &Path, global: &[&str], web: &str, log: &Path) -> Child {
-    Command::new(bin())
+    passerelle()
         .arg("--data-dir")
         .arg(data)
         .args(global)

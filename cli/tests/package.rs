@@ -136,6 +136,7 @@ fn the_debian_package_installs_runs_as_its_unit_says_upgrades_and_purges_keeping
         "usr/lib/systemd/system/passerelle.service",
         "usr/share/man/man1/passerelle.1.gz",
         "usr/share/man/man1/passerelle-referral-send.1.gz",
+        "usr/share/man/fr/man1/passerelle-referral-send.1.gz",
         "usr/share/bash-completion/completions/passerelle",
         "usr/share/zsh/vendor-completions/_passerelle",
         "usr/share/fish/vendor_completions.d/passerelle.fish",

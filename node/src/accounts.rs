@@ -129,6 +129,30 @@ pub enum AccountError {
     Damaged(String),
 }
 
+impl AccountError {
+    /// What is wrong, in French.
+    pub fn fr(&self) -> String {
+        match self {
+            Self::BadName(name) => {
+                format!("nom {name:?} : 1 à 64 lettres, chiffres, '.', '_' ou '-'")
+            }
+            Self::ShortPassword => {
+                format!("mot de passe : au moins {MIN_PASSWORD_CHARS} caractères")
+            }
+            Self::Exists(name) => format!("un compte nommé {name:?} existe déjà"),
+            Self::NotFound(name) => format!("aucun compte nommé {name:?}"),
+            Self::LastAdmin(name) => format!(
+                "{name:?} est le dernier administrateur : ajoutez d'abord un autre administrateur"
+            ),
+            Self::Hash(e) => format!("hachage du mot de passe : {e}"),
+            Self::Store(e) => format!("le stockage : {e}"),
+            Self::Damaged(name) => {
+                format!("le compte enregistré {name:?} est illisible (le stockage est endommagé)")
+            }
+        }
+    }
+}
+
 impl From<sled::Error> for AccountError {
     fn from(e: sled::Error) -> Self {
         Self::Store(e.into())

@@ -576,8 +576,11 @@ pub struct ApiError {
     /// The field at fault, for invalid input.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
-    /// A message for people.
+    /// A message for people, in English.
     pub message: String,
+    /// The same in French, where the node says it in French (input refused, not found).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fr: Option<String>,
 }
 
 impl ApiError {
@@ -587,6 +590,15 @@ impl ApiError {
             kind,
             field: None,
             message: message.into(),
+            fr: None,
+        }
+    }
+
+    /// The message in `lang` (English where the node wrote no French).
+    pub fn message_in(&self, lang: crate::reference::Lang) -> &str {
+        match (lang, &self.fr) {
+            (crate::reference::Lang::Fr, Some(fr)) => fr,
+            _ => &self.message,
         }
     }
 }
@@ -610,6 +622,7 @@ impl From<AccountError> for ApiError {
         Self {
             kind,
             field: field.map(str::to_owned),
+            fr: Some(e.fr()),
             message: e.to_string(),
         }
     }
@@ -621,9 +634,15 @@ impl From<NodeError> for ApiError {
             NodeError::Invalid(v) => Self {
                 kind: ErrorKind::InvalidInput,
                 message: v.to_string(),
+                fr: v.fr.is_some().then(|| v.said(crate::reference::Lang::Fr)),
                 field: Some(v.field),
             },
-            NodeError::NotFound(message) => Self::new(ErrorKind::NotFound, message),
+            NodeError::NotFound { message, fr } => Self {
+                kind: ErrorKind::NotFound,
+                field: None,
+                message,
+                fr: Some(fr),
+            },
             other => Self::new(ErrorKind::Internal, other.to_string()),
         }
     }

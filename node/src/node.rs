@@ -77,8 +77,13 @@ pub enum NodeError {
     #[error("invalid input: {0}")]
     Invalid(#[from] ValidationError),
     /// The thing asked for does not exist.
-    #[error("{0}")]
-    NotFound(String),
+    #[error("{message}")]
+    NotFound {
+        /// What was not found.
+        message: String,
+        /// The same in French.
+        fr: String,
+    },
     /// The data folder already holds an identity.
     #[error("{0} is already initialised (it holds an identity); use another --data-dir")]
     AlreadyInitialised(PathBuf),
@@ -134,9 +139,29 @@ impl From<DocumentError> for NodeError {
         match e {
             DocumentError::Invalid(v) => Self::Invalid(v),
             DocumentError::NotFound { kind, id } => {
-                Self::NotFound(format!("no {kind} with id {id:?}"))
+                let none = match kind {
+                    "office" => "aucun bureau",
+                    "service" => "aucun service",
+                    "referral" => "aucune référence",
+                    "draft" => "aucun brouillon",
+                    _ => "rien",
+                };
+                Self::not_found(
+                    format!("no {kind} with id {id:?}"),
+                    format!("{none} d'identifiant {id:?}"),
+                )
             }
             other => Self::Document(other),
+        }
+    }
+}
+
+impl NodeError {
+    /// "Not found", in English and French.
+    pub fn not_found(message: impl Into<String>, fr: impl Into<String>) -> Self {
+        Self::NotFound {
+            message: message.into(),
+            fr: fr.into(),
         }
     }
 }
@@ -547,7 +572,8 @@ impl DocumentsActor {
                         Err(NodeError::Invalid(ValidationError::new(
                             "edit",
                             "referrals are made with the referral requests (`passerelle referral …`), and the encryption key only by `passerelle init`",
-                        )))
+                        )
+                        .fr("les références se font par les demandes de référence (`passerelle referral …`), et la clé de chiffrement seulement par `passerelle init`")))
                     } else {
                         self.handle_edit(edit)
                     };

@@ -275,7 +275,10 @@ const CLI_LAYERS: &[(&str, &[&str])] = &[
     ),
     ("the commands", &["cmd::*"]),
     ("the demo", &["cmd::demo"]),
-    ("the dispatch", &["main"]),
+    (
+        "the dispatch, and the help it reads with",
+        &["main", "help"],
+    ),
 ];
 
 /// The CLI module a file is (`cmd::<file>` under `cmd/`; `None` for `cmd/mod.rs`).

@@ -718,7 +718,7 @@ async fn admins_keep_their_offices_and_services_and_admit_a_member_from_the_page
         browser
             .text(".error")
             .await
-            .contains("still used by service"),
+            .contains("sert encore au service"),
         "{}",
         browser.body().await
     );

@@ -171,9 +171,15 @@ pub async fn run(
             let map = service_json(&args)?;
             let service: Box<model::Service> = model::decode_json("service", Value::Object(map))
                 .map_err(|e| {
-                    anyhow::anyhow!(
-                        "invalid service: {e} (required: --name, --dimension, --cost, --capacity)"
-                    )
+                    anyhow::anyhow!(crate::messages::said(
+                        format!(
+                            "invalid service: {e} (required: --name, --dimension, --cost, --capacity)"
+                        ),
+                        format!(
+                            "service refusé : {} (requis : --name, --dimension, --cost, --capacity)",
+                            e.said(passerelle_node::reference::Lang::Fr)
+                        ),
+                    ))
                 })?;
             edit(
                 data_dir,

@@ -137,8 +137,14 @@ pub struct MembershipView {
     pub void_operations: usize,
 }
 
-fn invalid(field: &str, message: impl Into<String>) -> NodeError {
-    NodeError::Invalid(ValidationError::new(field, message))
+/// Input refused: the field, and what is wrong in English and in French.
+fn invalid(field: &str, message: impl Into<String>, fr: impl Into<String>) -> NodeError {
+    NodeError::Invalid(ValidationError::new(field, message).fr(fr))
+}
+
+/// Input refused by the membership rules, as they say it (in English).
+fn refused(field: &str, error: impl std::fmt::Display) -> NodeError {
+    NodeError::Invalid(ValidationError::new(field, error.to_string()))
 }
 
 /// Creates a network in a node's data folder (the node must be stopped): the genesis with
@@ -152,11 +158,14 @@ pub fn create_network(config: &Config, charter: Charter) -> Result<NetworkId, No
             format!(
                 "this node already belongs to network {existing}; a node belongs to one network"
             ),
+            format!(
+                "ce nœud appartient déjà au réseau {existing} ; un nœud appartient à un seul réseau"
+            ),
         ));
     }
     let (network, changes) =
         NetworkDocument::create(identity.signing(), charter, crate::unix_now())
-            .map_err(|e| invalid("charter", e.to_string()))?;
+            .map_err(|e| refused("charter", e))?;
     store.put_changes(&changes)?;
     store.set_network(&network.network(), &[])?;
     Ok(network.network())
@@ -175,16 +184,20 @@ pub fn found_network_locally(
         .map(|c| Identity::load(&c.data_dir))
         .collect::<Result<Vec<_>, _>>()?;
     let Some(first) = identities.first() else {
-        return Err(invalid("founders", "at least one founder"));
+        return Err(invalid(
+            "founders",
+            "at least one founder",
+            "au moins un fondateur",
+        ));
     };
     charter.founders = identities.iter().map(|i| i.org_id()).collect();
     let now = crate::unix_now();
     let (mut network, mut changes) = NetworkDocument::create(first.signing(), charter, now)
-        .map_err(|e| invalid("charter", e.to_string()))?;
+        .map_err(|e| refused("charter", e))?;
     for identity in &identities[1..] {
         let ratify = network
             .append(Operation::Ratify, identity.signing(), now)
-            .map_err(|e| invalid("charter", e.to_string()))?;
+            .map_err(|e| refused("charter", e))?;
         changes.push(ratify);
     }
     for config in configs {
@@ -194,6 +207,10 @@ pub fn found_network_locally(
                 "network",
                 format!(
                     "{} already belongs to network {existing}",
+                    config.data_dir.display()
+                ),
+                format!(
+                    "{} appartient déjà au réseau {existing}",
                     config.data_dir.display()
                 ),
             ));
@@ -389,6 +406,7 @@ impl DocumentsActor {
             return Err(invalid(
                 "network",
                 "this node is in no network: run `passerelle network create` or `passerelle network join` first",
+                "ce nœud n'est dans aucun réseau : lancez d'abord `passerelle network create` ou `passerelle network join`",
             ));
         };
         let network_id = network.network();
@@ -399,6 +417,7 @@ impl DocumentsActor {
             return Err(invalid(
                 "network",
                 "the network document has not arrived yet: wait until the node has synced with a member",
+                "le document du réseau n'est pas encore arrivé : attendez que le nœud se soit synchronisé avec un membre",
             ));
         };
         let (operation, message) = match decision {
@@ -434,9 +453,14 @@ impl DocumentsActor {
                         ),
                     )
                 } else {
-                    return Err(NodeError::NotFound(format!(
-                        "nothing to approve about {org}: no open proposal, and no admission request from it on this node (ask it to run `passerelle member request` while connected to this node)"
-                    )));
+                    return Err(NodeError::not_found(
+                        format!(
+                            "nothing to approve about {org}: no open proposal, and no admission request from it on this node (ask it to run `passerelle member request` while connected to this node)"
+                        ),
+                        format!(
+                            "rien à approuver au sujet de {org} : aucune proposition ouverte, et aucune demande d'admission de sa part sur ce nœud (demandez-lui de lancer `passerelle member request` pendant qu'il est connecté à ce nœud)"
+                        ),
+                    ));
                 }
             }
             Decision::Revoke { org, reason } => {
@@ -445,6 +469,7 @@ impl DocumentsActor {
                         return Err(invalid(
                             "org",
                             "the open proposal about it is not a revocation",
+                            "la proposition ouverte à son sujet n'est pas une révocation",
                         ));
                     }
                     (
@@ -480,6 +505,7 @@ impl DocumentsActor {
                         return Err(invalid(
                             "amendment",
                             "another amendment is open: approve it (with the same values) or wait until it is decided",
+                            "un autre amendement est ouvert : approuvez-le (avec les mêmes valeurs) ou attendez qu'il soit décidé",
                         ));
                     }
                     (
@@ -526,12 +552,16 @@ impl DocumentsActor {
         message: String,
     ) -> Result<DecisionReceipt, NodeError> {
         let Some(network) = self.network.as_mut() else {
-            return Err(invalid("network", "this node is in no network"));
+            return Err(invalid(
+                "network",
+                "this node is in no network",
+                "ce nœud n'est dans aucun réseau",
+            ));
         };
         let before = network.membership().map(|m| m.write_rules_digest());
         let signed = network
             .append(operation, self.identity.signing(), crate::unix_now())
-            .map_err(|e| invalid("decision", e.to_string()))?;
+            .map_err(|e| refused("decision", e))?;
         if let Err(e) = self.store.put_changes(std::slice::from_ref(&signed)) {
             error!(error = %e, "could not store a membership operation; reloading the network document");
             self.reload_network();
@@ -562,12 +592,14 @@ impl DocumentsActor {
             return Err(invalid(
                 "request",
                 "a device node does not ask to join: its organisation does, from its own node",
+                "un appareil ne demande pas à rejoindre le réseau : son organisation le fait, depuis son propre nœud",
             ));
         }
         if self.membership().is_some_and(|m| m.knows_key(&own.key())) {
             return Err(invalid(
                 "request",
                 "this organisation is already a founder, member or former member of the network",
+                "cette organisation est déjà fondatrice, membre ou ancien membre du réseau",
             ));
         }
         let name = self
@@ -584,8 +616,8 @@ impl DocumentsActor {
             created: crate::unix_now(),
         };
         let signed = SignedRequest::sign(&request, self.identity.signing())
-            .map_err(|e| invalid("request", e.to_string()))?;
-        let bytes = serde_json::to_vec(&signed).map_err(|e| invalid("request", e.to_string()))?;
+            .map_err(|e| refused("request", e))?;
+        let bytes = serde_json::to_vec(&signed).map_err(|e| refused("request", e))?;
         self.store.set_own_request(&bytes)?;
         if let Some(outbound) = &self.outbound {
             let _ = outbound.try_send(super::Outbound::AdmissionRequest);
@@ -602,21 +634,28 @@ impl DocumentsActor {
         from: KeyId,
     ) -> Result<String, NodeError> {
         let Some(m) = self.membership() else {
-            return Err(invalid("request", "this node is in no network"));
+            return Err(invalid(
+                "request",
+                "this node is in no network",
+                "ce nœud n'est dans aucun réseau",
+            ));
         };
         let signed: SignedRequest =
-            serde_json::from_slice(raw).map_err(|e| invalid("request", e.to_string()))?;
-        let request = signed
-            .verify()
-            .map_err(|e| invalid("request", e.to_string()))?;
+            serde_json::from_slice(raw).map_err(|e| refused("request", e))?;
+        let request = signed.verify().map_err(|e| refused("request", e))?;
         if request.org.key() != from {
             return Err(invalid(
                 "request",
                 "a request is delivered by the candidate's own node",
+                "une demande est remise par le nœud même du candidat",
             ));
         }
         if request.network != m.network {
-            return Err(invalid("request", "the request is for another network"));
+            return Err(invalid(
+                "request",
+                "the request is for another network",
+                "la demande vise un autre réseau",
+            ));
         }
         if m.knows_key(&request.org.key()) {
             return Ok("already decided".into());
@@ -628,6 +667,7 @@ impl DocumentsActor {
             return Err(invalid(
                 "request",
                 "this node's inbox of admission requests is full",
+                "la boîte des demandes d'admission de ce nœud est pleine",
             ));
         }
         info!(candidate = %request.org.fingerprint(), name = %request.name, "admission request received");

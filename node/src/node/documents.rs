@@ -21,12 +21,15 @@ impl DocumentsActor {
                 format!(
                     "this node's key {key} is not (or no longer) an authorised device of {own}: run `passerelle device add {key}` on the organisation's node"
                 ),
-            )));
+            )
+            .fr(format!(
+                "la clé {key} de ce nœud n'est pas (ou plus) un appareil autorisé de {own} : lancez `passerelle device add {key}` sur le nœud de l'organisation"
+            ))));
         }
         let document = self.documents.get_mut(&own).ok_or_else(|| {
-            NodeError::NotFound(
-                "this organisation's document is not on this node yet (a device node, or a node repaired with `passerelle repair`): wait until it has synced with a member"
-                    .into(),
+            NodeError::not_found(
+                "this organisation's document is not on this node yet (a device node, or a node repaired with `passerelle repair`): wait until it has synced with a member",
+                "le document de cette organisation n'est pas encore sur ce nœud (un appareil, ou un nœud réparé avec `passerelle repair`) : attendez qu'il se soit synchronisé avec un membre",
             )
         })?;
         let now = crate::unix_now();
@@ -146,9 +149,12 @@ impl DocumentsActor {
         org: Option<OrgId>,
     ) -> Result<&mut OrganisationDocument, NodeError> {
         let org = org.unwrap_or(self.own);
-        self.documents
-            .get_mut(&org)
-            .ok_or_else(|| NodeError::NotFound(format!("no organisation {org} on this node")))
+        self.documents.get_mut(&org).ok_or_else(|| {
+            NodeError::not_found(
+                format!("no organisation {org} on this node"),
+                format!("aucune organisation {org} sur ce nœud"),
+            )
+        })
     }
 
     pub(super) fn handle_organisation(
@@ -156,10 +162,12 @@ impl DocumentsActor {
         org: Option<OrgId>,
     ) -> Result<OrganisationView, NodeError> {
         let document = self.document(org)?;
-        let record = document
-            .record()
-            .cloned()
-            .ok_or_else(|| NodeError::NotFound("that organisation has no profile yet".into()))?;
+        let record = document.record().cloned().ok_or_else(|| {
+            NodeError::not_found(
+                "that organisation has no profile yet",
+                "cette organisation n'a pas encore de profil",
+            )
+        })?;
         Ok(OrganisationView {
             fingerprint: document.owner().fingerprint(),
             document: document.id().to_string(),

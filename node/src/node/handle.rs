@@ -264,10 +264,10 @@ impl NodeHandle {
     /// True if this node holds the change `hash` (hex) of `document`.
     pub async fn has_change(&self, document: &DocumentId, hash: &str) -> Result<bool, NodeError> {
         let hash: automerge::ChangeHash = hash.parse().map_err(|_| {
-            NodeError::Invalid(ValidationError::new(
-                "hash",
-                "not a 64-digit hex change hash",
-            ))
+            NodeError::Invalid(
+                ValidationError::new("hash", "not a 64-digit hex change hash")
+                    .fr("pas l'empreinte d'un changement (64 chiffres hexadécimaux)"),
+            )
         })?;
         let document = document.clone();
         self.ask(|reply| Command::HasChange {

@@ -232,8 +232,9 @@ pub enum ReferralReply {
     Report(Report),
 }
 
-pub(super) fn invalid(field: &str, message: impl Into<String>) -> NodeError {
-    NodeError::Invalid(ValidationError::new(field, message))
+/// Input refused: the field, and what is wrong in English and in French.
+pub(super) fn invalid(field: &str, message: impl Into<String>, fr: impl Into<String>) -> NodeError {
+    NodeError::Invalid(ValidationError::new(field, message).fr(fr))
 }
 
 fn fresh_referral_id() -> Result<ReferralId, NodeError> {
@@ -291,16 +292,24 @@ impl DocumentsActor {
             return Err(invalid(
                 "id",
                 format!("{id:?} is not a referral id (ref- and 24 hex digits)"),
+                format!(
+                    "{id:?} n'est pas un identifiant de référence (ref- et 24 chiffres hexadécimaux)"
+                ),
             ));
         }
         let referral = ReferralId::parse(id).ok_or_else(|| {
             invalid(
                 "id",
                 format!("{id:?} is not a referral id (ref- and 24 hex digits)"),
+                format!("{id:?} n'est pas un identifiant de référence (ref- et 24 chiffres hexadécimaux)"),
             )
         })?;
-        board::entry(referral, self.records())
-            .ok_or_else(|| NodeError::NotFound(format!("no referral {id} on this node's board")))
+        board::entry(referral, self.records()).ok_or_else(|| {
+            NodeError::not_found(
+                format!("no referral {id} on this node's board"),
+                format!("aucune référence {id} au tableau de ce nœud"),
+            )
+        })
     }
 
     fn role_in(&self, entry: &BoardEntry) -> Option<Role> {
@@ -338,6 +347,10 @@ impl DocumentsActor {
                         "needs",
                         format!(
                             "name at least one need, among: {}",
+                            taxonomy::category_codes()
+                        ),
+                        format!(
+                            "nommez au moins un besoin, parmi : {}",
                             taxonomy::category_codes()
                         ),
                     ));
@@ -400,18 +413,24 @@ impl DocumentsActor {
             return Err(invalid(
                 "respond_within",
                 "the response deadline must be between 1 hour and 1 year",
+                "le délai de réponse doit être compris entre 1 heure et 1 an",
             ));
         }
         send.case_file.validate(this_year(now))?;
         let (receiver, service, category, open) = match (&send.to, &send.service) {
             (Some(to), Some(service)) => {
                 if *to == self.own {
-                    return Err(invalid("to", "an organisation cannot refer to itself"));
+                    return Err(invalid(
+                        "to",
+                        "an organisation cannot refer to itself",
+                        "une organisation ne peut pas se référer à elle-même",
+                    ));
                 }
                 if self.membership().and_then(|m| m.acting_member(&to.key())) != Some(*to) {
                     return Err(invalid(
                         "to",
                         format!("{to} is not a member of the network"),
+                        format!("{to} n'est pas membre du réseau"),
                     ));
                 }
                 let record = self
@@ -419,7 +438,11 @@ impl DocumentsActor {
                     .get(to)
                     .and_then(|d| d.record())
                     .ok_or_else(|| {
-                        invalid("to", format!("no organisation {to} on this node yet"))
+                        invalid(
+                            "to",
+                            format!("no organisation {to} on this node yet"),
+                            format!("aucune organisation {to} sur ce nœud pour l'instant"),
+                        )
                     })?;
                 let offered = record.services.get(service.as_str()).ok_or_else(|| {
                     invalid(
@@ -428,12 +451,17 @@ impl DocumentsActor {
                             "{} offers no service \"{service}\"; see `passerelle directory search` or `passerelle referral match`",
                             record.profile.name
                         ),
+                        format!(
+                            "{} n'offre aucun service « {service} » ; voyez `passerelle directory search` ou `passerelle referral match`",
+                            record.profile.name
+                        ),
                     )
                 })?;
                 if offered.status != ServiceStatus::Active {
                     return Err(invalid(
                         "service",
                         format!("service {service:?} is not active"),
+                        format!("le service {service:?} n'est pas actif"),
                     ));
                 }
                 if record.encryption_key.is_none() {
@@ -441,6 +469,10 @@ impl DocumentsActor {
                         "to",
                         format!(
                             "{} has published no encryption key: its case files cannot be sealed",
+                            record.profile.name
+                        ),
+                        format!(
+                            "{} n'a publié aucune clé de chiffrement : ses dossiers ne peuvent pas être scellés",
                             record.profile.name
                         ),
                     ));
@@ -454,12 +486,19 @@ impl DocumentsActor {
                                 "service {service:?} is not in category {c:?}; its categories: {}",
                                 offered.categories.join(", ")
                             ),
+                            format!(
+                                "le service {service:?} n'est pas dans la catégorie {c:?} ; ses catégories : {}",
+                                offered.categories.join(", ")
+                            ),
                         ));
                     }
                     None => offered.categories.first().cloned().ok_or_else(|| {
                         invalid(
                             "category",
                             format!("service \"{service}\" has no category; give --category"),
+                            format!(
+                                "le service « {service} » n'a pas de catégorie ; donnez --category"
+                            ),
                         )
                     })?,
                 };
@@ -471,6 +510,7 @@ impl DocumentsActor {
                     invalid(
                         "category",
                         "an open referral (no --to) needs the category of service asked for",
+                        "une référence ouverte (sans --to) demande la catégorie du service recherché",
                     )
                 })?;
                 crate::model::check_category("category", &category)?;
@@ -481,12 +521,19 @@ impl DocumentsActor {
                 return Err(invalid(
                     "to",
                     "give both --to and --service (a direct referral), or neither (an open referral)",
+                    "donnez --to et --service (une référence directe), ou aucun des deux (une référence ouverte)",
                 ));
             }
         };
         let dimension = taxonomy::category(&category)
             .map(|c| c.dimension)
-            .ok_or_else(|| invalid("category", format!("unknown category {category:?}")))?;
+            .ok_or_else(|| {
+                invalid(
+                    "category",
+                    format!("unknown category {category:?}"),
+                    format!("catégorie {category:?} inconnue"),
+                )
+            })?;
         let referral_id = fresh_referral_id()?;
         let id = referral_id.to_string();
         let fields = send.consent.fields();
@@ -577,11 +624,12 @@ impl DocumentsActor {
             invalid(
                 "id",
                 format!("this organisation is neither the sender nor the receiver of {id}"),
+                format!("cette organisation n'a ni envoyé ni reçu {id}"),
             )
         })?;
         let status = entry
             .decide(role, action, now)
-            .map_err(|e| invalid("move", e.to_string()))?;
+            .map_err(|e| NodeError::Invalid(e.into()))?;
         let record = MoveRecord {
             action,
             from: entry.status,
@@ -619,32 +667,48 @@ impl DocumentsActor {
             return Err(invalid(
                 "id",
                 format!("{id} is not an open referral waiting for a receiver"),
+                format!("{id} n'est pas une référence ouverte en attente d'un destinataire"),
             ));
         }
         if entry.sender == self.own {
             return Err(invalid(
                 "id",
                 "an organisation does not propose for its own referral",
+                "une organisation ne se propose pas pour sa propre référence",
             ));
         }
         if entry.status != Status::Pending {
-            return Err(invalid("id", format!("{id} is {}", entry.status)));
+            return Err(invalid(
+                "id",
+                format!("{id} is {}", entry.status),
+                format!("{id} est {}", entry.status),
+            ));
         }
         let record = self
             .documents
             .get(&self.own)
             .and_then(|d| d.record())
-            .ok_or_else(|| NodeError::NotFound("this organisation's document".into()))?;
+            .ok_or_else(|| {
+                NodeError::not_found(
+                    "this organisation's document",
+                    "le document de cette organisation",
+                )
+            })?;
         let offered = record.services.get(&service).ok_or_else(|| {
             invalid(
                 "service",
                 format!("this organisation has no service {service:?}"),
+                format!("cette organisation n'a pas de service {service:?}"),
             )
         })?;
         if !offered.categories.contains(&entry.category) {
             return Err(invalid(
                 "service",
                 format!("service {service:?} is not in category {}", entry.category),
+                format!(
+                    "le service {service:?} n'est pas dans la catégorie {}",
+                    entry.category
+                ),
             ));
         }
         let in_region = crate::directory::matches(
@@ -660,6 +724,10 @@ impl DocumentsActor {
                 "service",
                 format!(
                     "service {service:?} is not offered in region {}",
+                    entry.region
+                ),
+                format!(
+                    "le service {service:?} n'est pas offert dans la région {}",
                     entry.region
                 ),
             ));
@@ -694,22 +762,34 @@ impl DocumentsActor {
             return Err(invalid(
                 "id",
                 "only the sending organisation assigns its open referral",
+                "seule l'organisation qui l'a envoyée attribue sa référence ouverte",
             ));
         }
         if !entry.open || entry.receiver.is_some() {
             return Err(invalid(
                 "id",
                 format!("{id} is not an open referral waiting for a receiver"),
+                format!("{id} n'est pas une référence ouverte en attente d'un destinataire"),
             ));
         }
         if entry.status != Status::Pending {
-            return Err(invalid("id", format!("{id} is {}", entry.status)));
+            return Err(invalid(
+                "id",
+                format!("{id} is {}", entry.status),
+                format!("{id} est {}", entry.status),
+            ));
         }
         let proposal = entry
             .proposals
             .iter()
             .find(|p| p.org == org)
-            .ok_or_else(|| invalid("org", format!("{org} has not proposed for {id}")))?;
+            .ok_or_else(|| {
+                invalid(
+                    "org",
+                    format!("{org} has not proposed for {id}"),
+                    format!("{org} ne s'est pas proposée pour {id}"),
+                )
+            })?;
         if self
             .documents
             .get(&org)
@@ -720,12 +800,14 @@ impl DocumentsActor {
             return Err(invalid(
                 "org",
                 "that organisation has published no encryption key",
+                "cette organisation n'a publié aucune clé de chiffrement",
             ));
         }
         let mut held = self.vault.read(id)?.ok_or_else(|| {
-            NodeError::NotFound(format!(
-                "the case file of {id} is not on this node (erased?)"
-            ))
+            NodeError::not_found(
+                format!("the case file of {id} is not on this node (erased?)"),
+                format!("le dossier de {id} n'est pas sur ce nœud (effacé ?)"),
+            )
         })?;
         held.content
             .consent
@@ -869,6 +951,9 @@ impl DocumentsActor {
                         "id",
                         format!(
                             "this organisation is not a party to {id}: it holds no case file of it"
+                        ),
+                        format!(
+                            "cette organisation n'est pas partie à {id} : elle n'en détient aucun dossier"
                         ),
                     ));
                 }

@@ -339,7 +339,12 @@ impl DocumentsActor {
 
     /// Every signed change of a document, encoded, in causal order.
     pub(super) fn handle_export(&mut self, id: &DocumentId) -> Result<Vec<Vec<u8>>, NodeError> {
-        let missing = || NodeError::NotFound(format!("no document {id} on this node"));
+        let missing = || {
+            NodeError::not_found(
+                format!("no document {id} on this node"),
+                format!("aucun document {id} sur ce nœud"),
+            )
+        };
         let document: &mut dyn Replica = match id.organisation_owner() {
             Some(owner) => self.documents.get_mut(&owner).ok_or_else(missing)?,
             None => match self.network.as_mut() {
@@ -757,10 +762,12 @@ impl DocumentsActor {
         // batch touches several, they are applied, re-read and written on every core.
         let mut work = Vec::with_capacity(releasable.len());
         for (owner, what) in releasable {
-            let document = self
-                .documents
-                .remove(&owner)
-                .ok_or_else(|| NodeError::NotFound(format!("document of {owner}")))?;
+            let document = self.documents.remove(&owner).ok_or_else(|| {
+                NodeError::not_found(
+                    format!("document of {owner}"),
+                    format!("document de {owner}"),
+                )
+            })?;
             work.push((owner, document, what));
         }
         let results = apply_in_parallel(work, &self.store);

@@ -266,7 +266,7 @@ pub fn failure(visitor: &Visitor, error: &ApiError) -> Response {
         page(
             visitor,
             visitor.t("Erreur", "Error"),
-            html! { p.error role="alert" { (error.message) } },
+            html! { p.error role="alert" { (error.message_in(visitor.lang)) } },
         ),
     )
         .into_response()

@@ -564,6 +564,6 @@ pub async fn send(
     .await
     {
         Ok(ReferralReceipt { id, .. }) => Redirect::to(&format!("/referral/{id}")).into_response(),
-        Err(e) => refused(e.message, names),
+        Err(e) => refused(e.message_in(visitor.lang).to_owned(), names),
     }
 }

@@ -306,6 +306,9 @@ pub(super) fn plan(
                         "office {id} is still used by service {service_id}; update or remove that service first"
                     ),
                 )
+                .fr(format!(
+                    "le bureau {id} sert encore au service {service_id} ; modifiez ou retirez d'abord ce service"
+                ))
                 .into());
             }
             (
@@ -356,7 +359,9 @@ pub(super) fn plan(
         Edit::SendReferral { id, referral } => {
             if record.referrals.contains_key(id) {
                 return Err(
-                    ValidationError::new("id", format!("referral {id} already exists")).into(),
+                    ValidationError::new("id", format!("referral {id} already exists"))
+                        .fr(format!("la référence {id} existe déjà"))
+                        .into(),
                 );
             }
             board::check_sent(owner, id, referral)
@@ -397,6 +402,10 @@ pub(super) fn plan(
                             "referral",
                             format!("referral {id} was sent by {}, not {sender}", answer.sender),
                         )
+                        .fr(format!(
+                            "la référence {id} a été envoyée par {}, pas par {sender}",
+                            answer.sender
+                        ))
                         .into());
                     }
                     answer.moves.push(step.clone());
@@ -415,6 +424,9 @@ pub(super) fn plan(
                     "referral",
                     format!("this organisation already proposed for referral {id}"),
                 )
+                .fr(format!(
+                    "cette organisation s'est déjà proposée pour la référence {id}"
+                ))
                 .into());
             }
             if !record.services.contains_key(&proposal.service) {
@@ -463,6 +475,11 @@ pub(super) fn plan(
                         model::MAX_ADDRESSED_NODES
                     ),
                 )
+                .fr(format!(
+                    "adresses de {} nœuds déjà publiées ; au plus {}",
+                    record.addresses.len(),
+                    model::MAX_ADDRESSED_NODES
+                ))
                 .into());
             }
             (
@@ -488,6 +505,9 @@ pub(super) fn plan(
                     "referral",
                     format!("referral {id} is not an open referral waiting for assignment"),
                 )
+                .fr(format!(
+                    "la référence {id} n'est pas une référence ouverte en attente d'attribution"
+                ))
                 .into());
             }
             referral.assigned = Some(assignment.clone());
@@ -517,13 +537,16 @@ pub(super) fn check_new_id(kind: &str, id: &str, taken: bool) -> Result<(), Vali
         return Err(ValidationError::new(
             "id",
             format!("{kind} id {id:?} must be 1 to 64 characters of a-z, 0-9, '-' or '_'"),
-        ));
+        )
+        .fr(format!(
+            "l'identifiant {id:?} ({kind}) doit compter 1 à 64 caractères parmi a-z, 0-9, '-' et '_'"
+        )));
     }
     if taken {
-        return Err(ValidationError::new(
-            "id",
-            format!("a {kind} with id {id:?} already exists"),
-        ));
+        return Err(
+            ValidationError::new("id", format!("a {kind} with id {id:?} already exists"))
+                .fr(format!("l'identifiant {id:?} ({kind}) existe déjà")),
+        );
     }
     Ok(())
 }

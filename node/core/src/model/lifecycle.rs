@@ -327,6 +327,38 @@ pub enum MoveError {
     NotYetExpired,
 }
 
+impl MoveError {
+    /// Why, in French.
+    pub fn fr(&self) -> String {
+        let role = |role: &Role| match role {
+            Role::Sender => "l'organisation qui a envoyé la référence",
+            Role::Receiver => "l'organisation qui l'a reçue",
+        };
+        match self {
+            Self::WrongActor { target, allowed } => {
+                format!(
+                    "seule {} peut passer une référence à {target}",
+                    role(allowed)
+                )
+            }
+            Self::NotFromHere {
+                from,
+                target,
+                options,
+            } => format!(
+                "une référence {from} ne peut pas passer à {target} ; depuis {from}, elle peut passer à : {options}"
+            ),
+            Self::NotYetExpired => "le délai de réponse n'est pas encore passé".to_owned(),
+        }
+    }
+}
+
+impl From<MoveError> for crate::model::ValidationError {
+    fn from(e: MoveError) -> Self {
+        Self::new("move", e.to_string()).fr(e.fr())
+    }
+}
+
 /// The statuses a move can lead to from `from` (whoever makes it).
 pub fn targets_from(from: Status) -> &'static [Status] {
     use Status::*;

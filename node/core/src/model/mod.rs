@@ -15,8 +15,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::reference::areas;
 use crate::reference::taxonomy::{self, Dimension};
+use crate::reference::{Lang, areas};
 
 pub mod lifecycle;
 pub mod patch;
@@ -34,7 +34,7 @@ pub const MAX_TEXT_CHARS: usize = 4000;
 /// Most entries in any list field.
 pub const MAX_LIST_ITEMS: usize = 64;
 
-/// A field that failed validation, and why.
+/// A field that failed validation, and why: in English, and in French where it is said.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[error("{field}: {message}")]
 pub struct ValidationError {
@@ -42,14 +42,42 @@ pub struct ValidationError {
     pub field: String,
     /// What is wrong, with the accepted values where they are few.
     pub message: String,
+    /// The same in French.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fr: Option<String>,
 }
 
 impl ValidationError {
-    /// A new error for `field`.
+    /// A new error for `field`, in English (add the French with [`Self::fr`]).
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             field: field.into(),
             message: message.into(),
+            fr: None,
+        }
+    }
+
+    /// The same error, said in French too.
+    #[must_use]
+    pub fn fr(mut self, message: impl Into<String>) -> Self {
+        self.fr = Some(message.into());
+        self
+    }
+
+    /// What is wrong, in `lang` (English where no French was written).
+    pub fn message_in(&self, lang: Lang) -> &str {
+        match (lang, &self.fr) {
+            (Lang::Fr, Some(fr)) => fr,
+            _ => &self.message,
+        }
+    }
+
+    /// The field and what is wrong with it, in `lang`: `field: message`, or
+    /// `field : message` in French.
+    pub fn said(&self, lang: Lang) -> String {
+        match (lang, &self.fr) {
+            (Lang::Fr, Some(fr)) => format!("{} : {fr}", self.field),
+            _ => self.to_string(),
         }
     }
 }
@@ -415,10 +443,10 @@ pub const MAX_ADDRESSED_NODES: usize = 32;
 /// [`MAX_ADDRESS_CHARS`] characters, each starting with `/`.
 pub fn validate_addresses(key: &str, entry: &NodeAddresses) -> Result<(), ValidationError> {
     if key.parse::<crate::identity::KeyId>().is_err() {
-        return Err(ValidationError::new(
-            "addresses",
-            format!("{key:?} is not a node's key id"),
-        ));
+        return Err(
+            ValidationError::new("addresses", format!("{key:?} is not a node's key id"))
+                .fr(format!("{key:?} n'est pas l'identifiant de clé d'un nœud")),
+        );
     }
     if entry.addresses.len() > MAX_NODE_ADDRESSES {
         return Err(ValidationError::new(
@@ -427,7 +455,11 @@ pub fn validate_addresses(key: &str, entry: &NodeAddresses) -> Result<(), Valida
                 "{} addresses for one node; at most {MAX_NODE_ADDRESSES}",
                 entry.addresses.len()
             ),
-        ));
+        )
+        .fr(format!(
+            "{} adresses pour un nœud ; au plus {MAX_NODE_ADDRESSES}",
+            entry.addresses.len()
+        )));
     }
     if let Some(bad) = entry
         .addresses
@@ -440,7 +472,11 @@ pub fn validate_addresses(key: &str, entry: &NodeAddresses) -> Result<(), Valida
                 "{:?} is not an address (a multiaddr such as /ip4/192.0.2.10/tcp/4690, at most {MAX_ADDRESS_CHARS} characters)",
                 bad.chars().take(80).collect::<String>()
             ),
-        ));
+        )
+        .fr(format!(
+            "{:?} n'est pas une adresse (une multiaddr comme /ip4/192.0.2.10/tcp/4690, au plus {MAX_ADDRESS_CHARS} caractères)",
+            bad.chars().take(80).collect::<String>()
+        )));
     }
     Ok(())
 }
@@ -533,7 +569,10 @@ pub fn validate_draft(draft: &mut Draft) -> Result<(), ValidationError> {
             format!(
                 "a draft holds at most {MAX_DRAFT_ENTRIES} offices and {MAX_DRAFT_ENTRIES} services"
             ),
-        ));
+        )
+        .fr(format!(
+            "un brouillon contient au plus {MAX_DRAFT_ENTRIES} bureaux et {MAX_DRAFT_ENTRIES} services"
+        )));
     }
     for office in draft.entries.offices.values_mut() {
         validate_office(office)?;
@@ -598,23 +637,58 @@ pub fn decode_json<T: serde::de::DeserializeOwned>(
         } else {
             path
         };
-        ValidationError::new(field, inner)
+        let fr = serde_in_french(&inner);
+        let error = ValidationError::new(field, inner);
+        match fr {
+            Some(fr) => error.fr(fr),
+            None => error,
+        }
     })
+}
+
+/// serde's most frequent messages, in French: a field or value unknown (with what is
+/// accepted), a field missing, a value of the wrong type.
+fn serde_in_french(message: &str) -> Option<String> {
+    let rest = |prefix: &str| message.strip_prefix(prefix);
+    if let Some(rest) = rest("unknown field ") {
+        let (name, accepted) = rest.split_once(", expected ").unwrap_or((rest, ""));
+        let accepted = accepted.strip_prefix("one of ").unwrap_or(accepted);
+        return Some(if accepted.is_empty() {
+            format!("champ {name} inconnu")
+        } else {
+            format!("champ {name} inconnu ; champs acceptés : {accepted}")
+        });
+    }
+    if let Some(rest) = rest("unknown variant ") {
+        let (value, accepted) = rest.split_once(", expected ").unwrap_or((rest, ""));
+        let accepted = accepted.strip_prefix("one of ").unwrap_or(accepted);
+        return Some(format!(
+            "valeur {value} inconnue ; valeurs acceptées : {accepted}"
+        ));
+    }
+    if let Some(name) = rest("missing field ") {
+        return Some(format!("champ {name} manquant"));
+    }
+    if let Some(rest) = rest("invalid type: ") {
+        let (found, expected) = rest.split_once(", expected ")?;
+        return Some(format!("type invalide : {found}, attendu : {expected}"));
+    }
+    None
 }
 
 fn check_name(field: &str, value: &str) -> Result<(), ValidationError> {
     if value.trim().is_empty() {
-        return Err(ValidationError::new(field, "must not be empty"));
+        return Err(ValidationError::new(field, "must not be empty").fr("ne doit pas être vide"));
     }
     check_line(field, value, MAX_NAME_CHARS)
 }
 
 fn check_len(field: &str, value: &str, max: usize) -> Result<(), ValidationError> {
     if value.chars().count() > max {
-        return Err(ValidationError::new(
-            field,
-            format!("is longer than {max} characters"),
-        ));
+        return Err(
+            ValidationError::new(field, format!("is longer than {max} characters"))
+                .fr(format!("dépasse {max} caractères")),
+        );
     }
     Ok(())
 }
@@ -628,6 +702,10 @@ impl From<crate::text::TextError> for ValidationError {
                 e.what, e.code, e.at
             ),
         )
+        .fr(format!(
+            "contient {} (U+{:04X}) au caractère {} ; retirez-le (un texte ne peut contenir ni caractère de contrôle, ni forçage de sens d'écriture, ni caractère invisible)",
+            e.what, e.code, e.at
+        ))
     }
 }
 
@@ -649,10 +727,10 @@ fn check_opt_text(field: &str, value: &Option<String>) -> Result<(), ValidationE
 
 fn check_list_len<T>(field: &str, list: &[T]) -> Result<(), ValidationError> {
     if list.len() > MAX_LIST_ITEMS {
-        return Err(ValidationError::new(
-            field,
-            format!("has more than {MAX_LIST_ITEMS} entries"),
-        ));
+        return Err(
+            ValidationError::new(field, format!("has more than {MAX_LIST_ITEMS} entries"))
+                .fr(format!("a plus de {MAX_LIST_ITEMS} entrées")),
+        );
     }
     Ok(())
 }
@@ -667,7 +745,10 @@ fn check_languages(field: &str, languages: &[String]) -> Result<(), ValidationEr
                 format!(
                     "{lang:?} is not an ISO 639 language code (2 or 3 lower-case letters, e.g. fr, en, ful)"
                 ),
-            ));
+            )
+            .fr(format!(
+                "{lang:?} n'est pas un code de langue ISO 639 (2 ou 3 lettres minuscules, par ex. fr, en, ful)"
+            )));
         }
     }
     Ok(())
@@ -690,7 +771,8 @@ fn check_contact(field: &str, contact: &Contact) -> Result<(), ValidationError> 
         return Err(ValidationError::new(
             format!("{field}.email"),
             format!("{email:?} is not an e-mail address"),
-        ));
+        )
+        .fr(format!("{email:?} n'est pas une adresse électronique")));
     }
     if let Some(phone) = &contact.phone {
         let digits = phone.chars().filter(char::is_ascii_digit).count();
@@ -701,7 +783,10 @@ fn check_contact(field: &str, contact: &Contact) -> Result<(), ValidationError> 
             return Err(ValidationError::new(
                 format!("{field}.phone"),
                 format!("{phone:?} is not a phone number (digits, spaces, + - ( ) .)"),
-            ));
+            )
+            .fr(format!(
+                "{phone:?} n'est pas un numéro de téléphone (chiffres, espaces, + - ( ) .)"
+            )));
         }
     }
     Ok(())
@@ -717,6 +802,10 @@ pub fn check_region(field: &str, code: &str) -> Result<&'static areas::Region, V
                 areas::region_list()
             ),
         )
+        .fr(format!(
+            "code de région {code:?} inconnu ; codes valides : {}",
+            areas::region_list()
+        ))
     })
 }
 
@@ -734,6 +823,10 @@ pub fn check_department(
                 areas::department_list(region)
             ),
         )
+        .fr(format!(
+            "code de département {code:?} inconnu ; codes valides : {}",
+            areas::department_list(region)
+        ))
     })?;
     if let Some(region) = region
         && department.region != region
@@ -745,7 +838,12 @@ pub fn check_department(
                 department.name_fr,
                 areas::department_list(Some(region))
             ),
-        ));
+        )
+        .fr(format!(
+            "le département {code:?} ({}) n'est pas dans la région {region} ; ses départements sont : {}",
+            department.name_fr,
+            areas::department_list(Some(region))
+        )));
     }
     Ok(department)
 }
@@ -759,7 +857,11 @@ pub fn check_category(field: &str, code: &str) -> Result<(), ValidationError> {
                 "unknown category {code:?}; valid categories: {}",
                 taxonomy::category_codes()
             ),
-        ));
+        )
+        .fr(format!(
+            "catégorie {code:?} inconnue ; catégories valides : {}",
+            taxonomy::category_codes()
+        )));
     }
     Ok(())
 }
@@ -789,7 +891,8 @@ pub fn validate_profile(profile: &mut Profile) -> Result<(), ValidationError> {
         return Err(ValidationError::new(
             "website",
             format!("{site:?} must start with https:// or http://"),
-        ));
+        )
+        .fr(format!("{site:?} doit commencer par https:// ou http://")));
     }
     Ok(())
 }
@@ -811,27 +914,29 @@ pub fn validate_office(office: &mut Office) -> Result<(), ValidationError> {
                 return Err(ValidationError::new(
                     "latitude",
                     format!("{lat} is outside -90 to 90"),
-                ));
+                )
+                .fr(format!("{lat} est hors de -90 à 90")));
             }
             if !(-180.0..=180.0).contains(&lon) {
                 return Err(ValidationError::new(
                     "longitude",
                     format!("{lon} is outside -180 to 180"),
-                ));
+                )
+                .fr(format!("{lon} est hors de -180 à 180")));
             }
         }
         (None, None) => {}
         (Some(_), None) => {
-            return Err(ValidationError::new(
-                "longitude",
-                "is required when latitude is given",
-            ));
+            return Err(
+                ValidationError::new("longitude", "is required when latitude is given")
+                    .fr("est requise quand la latitude est donnée"),
+            );
         }
         (None, Some(_)) => {
-            return Err(ValidationError::new(
-                "latitude",
-                "is required when longitude is given",
-            ));
+            return Err(
+                ValidationError::new("latitude", "is required when longitude is given")
+                    .fr("est requise quand la longitude est donnée"),
+            );
         }
     }
     Ok(())
@@ -866,14 +971,22 @@ pub fn validate_service(
                     service.dimension,
                     same.join(", ")
                 ),
-            ));
+            )
+            .fr(format!(
+                "la catégorie {code:?} relève de la dimension {}, pas {} ; catégories de {} : {}",
+                category.dimension,
+                service.dimension,
+                service.dimension,
+                same.join(", ")
+            )));
         }
     }
     if let Cost::Fee { amount_xaf: 0 } = service.cost {
         return Err(ValidationError::new(
             "cost.amount_xaf",
             "a fee must be a positive whole number of XAF (use `free` for no charge)",
-        ));
+        )
+        .fr("un tarif est un nombre entier positif de FCFA (`free` ou `gratuit` pour un service sans frais)"));
     }
     check_languages("languages", &service.languages)?;
     check_list_len("service_area.regions", &service.service_area.regions)?;
@@ -905,7 +1018,15 @@ pub fn validate_service(
                         known.join(", ")
                     }
                 ),
-            ));
+            )
+            .fr(format!(
+                "pas de bureau {office:?} dans cette organisation ; ses bureaux sont : {}",
+                if known.is_empty() {
+                    "(aucun encore : ajoutez-en un avec `passerelle office add`)".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            )));
         }
     }
     check_list_len("required_documents", &service.required_documents)?;
@@ -921,6 +1042,48 @@ pub fn validate_service(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_are_said_in_french_and_in_english() {
+        let mut office = Office {
+            name: "Antenne".into(),
+            region: "CM099".into(),
+            department: None,
+            town: "Douala".into(),
+            address: None,
+            latitude: None,
+            longitude: None,
+        };
+        let error = validate_office(&mut office).expect_err("unknown region");
+        assert!(
+            error
+                .said(Lang::Fr)
+                .starts_with("region : code de région \"CM099\" inconnu ; codes valides : CM001"),
+            "{}",
+            error.said(Lang::Fr)
+        );
+        assert!(
+            error
+                .said(Lang::En)
+                .starts_with("region: unknown region code \"CM099\"; valid codes: CM001")
+        );
+        // serde's own words, in French.
+        let error = decode_json::<Contact>("contact", serde_json::json!({"colour": "red"}))
+            .expect_err("unknown field");
+        assert_eq!(
+            error.message_in(Lang::Fr),
+            "champ `colour` inconnu ; champs acceptés : `name`, `title`, `email`, `phone`"
+        );
+        let error = decode_json::<Cost>("cost", serde_json::json!({"kind": "cher"}))
+            .expect_err("unknown variant");
+        assert!(
+            error
+                .message_in(Lang::Fr)
+                .starts_with("valeur `cher` inconnue ; valeurs acceptées : `free`"),
+            "{}",
+            error.message_in(Lang::Fr)
+        );
+    }
 
     pub(crate) fn sample_service() -> Service {
         Service {

@@ -78,20 +78,21 @@ pub struct CaseFile {
 
 fn check_text(field: &str, value: &str, max: usize) -> Result<(), ValidationError> {
     if value.chars().count() > max {
-        return Err(ValidationError::new(
-            field,
-            format!("at most {max} characters"),
-        ));
+        return Err(
+            ValidationError::new(field, format!("at most {max} characters"))
+                .fr(format!("au plus {max} caractères")),
+        );
     }
     if value.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(ValidationError::new(field, "contains control characters"));
+        return Err(ValidationError::new(field, "contains control characters")
+            .fr("contient des caractères de contrôle"));
     }
     Ok(())
 }
 
 fn check_list(field: &str, values: &[String]) -> Result<(), ValidationError> {
     if values.len() > 32 {
-        return Err(ValidationError::new(field, "at most 32 entries"));
+        return Err(ValidationError::new(field, "at most 32 entries").fr("au plus 32 entrées"));
     }
     values.iter().try_for_each(|v| check_text(field, v, 200))
 }
@@ -100,10 +101,10 @@ impl CaseFile {
     /// Checks a case file as entered: a name, a plausible age, short fields.
     pub fn validate(&self, this_year: i32) -> Result<(), ValidationError> {
         if self.name.trim().is_empty() {
-            return Err(ValidationError::new(
-                "name",
-                "the person's name is required",
-            ));
+            return Err(
+                ValidationError::new("name", "the person's name is required")
+                    .fr("le nom de la personne est requis"),
+            );
         }
         check_text("name", &self.name, 200)?;
         if let Some(sex) = &self.sex
@@ -112,7 +113,8 @@ impl CaseFile {
             return Err(ValidationError::new(
                 "sex",
                 format!("{sex:?} is not one of: female, male, other"),
-            ));
+            )
+            .fr(format!("{sex:?} n'est pas l'une de : female, male, other")));
         }
         if let Some(year) = self.birth_year
             && !(1900..=this_year).contains(&i32::from(year))
@@ -120,10 +122,13 @@ impl CaseFile {
             return Err(ValidationError::new(
                 "birth_year",
                 format!("{year} is not a year between 1900 and {this_year}"),
-            ));
+            )
+            .fr(format!(
+                "{year} n'est pas une année entre 1900 et {this_year}"
+            )));
         }
         if self.age.is_some_and(|a| a > 120) {
-            return Err(ValidationError::new("age", "at most 120"));
+            return Err(ValidationError::new("age", "at most 120").fr("au plus 120"));
         }
         if let Some(phone) = &self.phone
             && (phone.len() > 32
@@ -134,7 +139,10 @@ impl CaseFile {
             return Err(ValidationError::new(
                 "phone",
                 format!("{phone:?} is not a phone number (digits, +, spaces, at most 32)"),
-            ));
+            )
+            .fr(format!(
+                "{phone:?} n'est pas un numéro de téléphone (chiffres, +, espaces, au plus 32)"
+            )));
         }
         check_list("languages", &self.languages)?;
         check_text("location", self.location.as_deref().unwrap_or(""), 200)?;
@@ -259,7 +267,8 @@ impl ConsentRecord {
                     return Err(ValidationError::new(
                         "consent_override",
                         "an override needs its reason in words (at least 10 characters)",
-                    ));
+                    )
+                    .fr("passer outre le consentement demande sa raison en toutes lettres (au moins 10 caractères)"));
                 }
                 check_text("consent_override", reason, 1000)
             }
@@ -268,13 +277,14 @@ impl ConsentRecord {
                     return Err(ValidationError::new(
                         "consent_date",
                         "consent cannot be dated in the future",
-                    ));
+                    )
+                    .fr("le consentement ne peut pas être daté dans le futur"));
                 }
                 if consent.expires_at.is_some_and(|e| e <= now) {
-                    return Err(ValidationError::new(
-                        "consent_expiry",
-                        "the consent has expired",
-                    ));
+                    return Err(
+                        ValidationError::new("consent_expiry", "the consent has expired")
+                            .fr("le consentement a expiré"),
+                    );
                 }
                 if let (Some(named), Some(receiver)) = (&consent.organisation, receiver)
                     && named != receiver
@@ -282,7 +292,8 @@ impl ConsentRecord {
                     return Err(ValidationError::new(
                         "consent_organisation",
                         "the consent names another organisation than the receiver",
-                    ));
+                    )
+                    .fr("le consentement nomme une autre organisation que la destinataire"));
                 }
                 if let (Some(named), Some(service)) = (consent.service.as_deref(), service)
                     && named != service
@@ -290,19 +301,25 @@ impl ConsentRecord {
                     return Err(ValidationError::new(
                         "consent_service",
                         "the consent names another service than the referral's",
-                    ));
+                    )
+                    .fr("le consentement nomme un autre service que celui de la référence"));
                 }
                 if consent.data.is_empty() {
                     return Err(ValidationError::new(
                         "consent_data",
                         format!("name the fields consented to, among: {}", FIELDS.join(", ")),
-                    ));
+                    )
+                    .fr(format!(
+                        "nommez les champs consentis, parmi : {}",
+                        FIELDS.join(", ")
+                    )));
                 }
                 if let Some(bad) = consent.data.iter().find(|f| !FIELDS.contains(&f.as_str())) {
                     return Err(ValidationError::new(
                         "consent_data",
                         format!("{bad:?} is not one of: {}", FIELDS.join(", ")),
-                    ));
+                    )
+                    .fr(format!("{bad:?} n'est pas l'un de : {}", FIELDS.join(", "))));
                 }
                 Ok(())
             }

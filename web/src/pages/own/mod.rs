@@ -145,7 +145,7 @@ pub(crate) async fn send_edit(
 ) -> Response {
     match local_call(&app.handle, api::EditOwn { edit }, &visitor.by()).await {
         Ok(_) => axum::response::Redirect::to("/own").into_response(),
-        Err(e) if e.kind == api::ErrorKind::InvalidInput => again(&e.message),
+        Err(e) if e.kind == api::ErrorKind::InvalidInput => again(e.message_in(visitor.lang)),
         Err(e) => failure(visitor, &e),
     }
 }
