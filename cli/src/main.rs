@@ -110,6 +110,10 @@ pub enum Command {
     /// Bring an existing mapping in: this organisation's rows of a spreadsheet.
     #[command(subcommand)]
     Import(cmd::import::ImportCommand),
+    /// The audit log of case files, a chain sealed with this node's key: verify it, export
+    /// it for an inspector.
+    #[command(subcommand)]
+    Audit(cmd::audit::AuditCommand),
     /// The accounts of this node's web page: add, list, remove, passwd.
     #[command(subcommand)]
     User(cmd::user::UserCommand),
@@ -355,6 +359,7 @@ fn run(cli: Cli, lang: passerelle_node::reference::Lang) -> anyhow::Result<Outco
             Command::Export(command) => cmd::export::run(&data_dir, command, lang, json).await,
             Command::Import(command) => cmd::import::run(&data_dir, command, json, lang).await,
             Command::User(command) => cmd::user::run(&data_dir, command, json).await,
+            Command::Audit(command) => cmd::audit::run(&data_dir, command, json, lang).await,
             Command::Repair(args) => cmd::repair::run(&data_dir, args, json),
             Command::Demo => cmd::demo::run().await,
             command @ (Command::Completions { .. } | Command::Man { .. }) => {

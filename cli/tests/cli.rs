@@ -1349,6 +1349,83 @@ fn referral_workflow(a: &Path, b: &Path) {
         "A to erase its copy",
         |v| v["case_state"] == "erased",
     );
+    audit_chain(a, &id);
+}
+
+/// A's audit log after the referral: a chain that holds, exported for an inspector with
+/// the read and the erasure (erasing a case file never erases its audit entries), and
+/// every tampering found at its line.
+fn audit_chain(a: &Path, id: &str) {
+    let holds = ok(a, &["audit", "verify"]);
+    assert!(
+        holds.stdout.contains("the audit log holds"),
+        "{}",
+        holds.stdout
+    );
+    let today = passerelle_node::unix_now() / 86_400 * 86_400;
+    let day = humantime::format_rfc3339(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(today as u64),
+    )
+    .to_string()[..10]
+        .to_owned();
+    let export = ok(a, &["audit", "export", "--from", &day, "--to", &day]).json();
+    let entries = export["entries"].as_array().expect("entries");
+    let actions: Vec<&str> = entries
+        .iter()
+        .filter(|e| e["referral"] == id)
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert!(
+        actions.contains(&"read") && actions.contains(&"erased"),
+        "{actions:?}"
+    );
+    assert!(export["sealed_by"].as_str().is_some_and(|k| !k.is_empty()));
+    let csv = ok(a, &["audit", "export", "--format", "csv"]).stdout;
+    assert!(
+        csv.starts_with("seq,at,time_utc,referral,action,by,detail,prev,hash"),
+        "{csv}"
+    );
+    assert!(
+        !csv.contains("Boris"),
+        "no case-file content in the audit log"
+    );
+    // Nothing before the first day, nothing after the last.
+    let none = run(a, &["audit", "export", "--to", "2020-01-01"]);
+    assert_eq!(none.code, 1, "{}", none.stderr);
+
+    // An officer's read made someone else's: found at its line, exit code 2.
+    let file = a.join("audit").join("000001.jsonl");
+    let text = std::fs::read_to_string(&file).expect("audit file");
+    let (number, line) = text
+        .lines()
+        .enumerate()
+        .find(|(_, l)| l.contains("\"action\":\"read\""))
+        .expect("a read");
+    let by: serde_json::Value = serde_json::from_str(line).expect("entry");
+    let by = by["by"].as_str().expect("by").to_owned();
+    std::fs::write(
+        &file,
+        text.replacen(line, &line.replace(&by, "someone-else"), 1),
+    )
+    .expect("edit");
+    let broken = run(a, &["audit", "verify"]);
+    assert_eq!(broken.code, 2, "{}", broken.stdout);
+    assert!(
+        broken
+            .stderr
+            .contains(&format!("000001.jsonl:{}", number + 1))
+            && broken.stderr.contains("changed after it was written"),
+        "{}",
+        broken.stderr
+    );
+    // A line deleted.
+    let without: Vec<&str> = text.lines().filter(|l| *l != line).collect();
+    std::fs::write(&file, without.join("\n") + "\n").expect("delete");
+    let broken = run(a, &["audit", "verify"]);
+    assert_eq!(broken.code, 2);
+    assert!(broken.stderr.contains("missing"), "{}", broken.stderr);
+    std::fs::write(&file, &text).expect("restore");
+    ok(a, &["audit", "verify"]);
 }
 
 #[test]

@@ -214,7 +214,12 @@ fn main() {
     // 3. The vault: store (key file + ciphertext, flushed), read, erase.
     let folder = tempfile::tempdir().expect("tempdir");
     let store = Store::create(&folder.path().join("store")).expect("store");
-    let vault = Vault::open(&store, folder.path()).expect("vault");
+    let vault = Vault::open(
+        &store,
+        folder.path(),
+        passerelle_node::identity::SigningSecret::generate().expect("key"),
+    )
+    .expect("vault");
     let n = 500;
     let started = Instant::now();
     for p in payloads.iter().take(n) {

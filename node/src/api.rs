@@ -122,6 +122,10 @@ requests! {
     Board(Board),
     /// [`Audit`].
     Audit(Audit),
+    /// [`AuditExport`].
+    AuditExport(AuditExport),
+    /// [`AuditVerify`].
+    AuditVerify(AuditVerify),
     /// [`UserAdd`].
     UserAdd(UserAdd),
     /// [`UserList`].
@@ -441,6 +445,42 @@ impl Streamed for Audit {
     type Item = AuditEntry;
 }
 
+/// The audit log's chain made in a period, seals included, oldest first: what an inspector
+/// is given (`passerelle audit export`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditExport {
+    /// From this time (Unix seconds, inclusive).
+    #[serde(default)]
+    pub from: Option<i64>,
+    /// To this time (Unix seconds, inclusive).
+    #[serde(default)]
+    pub to: Option<i64>,
+}
+
+/// Who sealed the chain: what an inspector checks the seals with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditHead {
+    /// This node's organisation.
+    pub organisation: String,
+    /// The key that seals the chain (this node's key id).
+    pub sealed_by: String,
+}
+
+impl Streamed for AuditExport {
+    type Head = AuditHead;
+    type Item = crate::audit::Entry;
+}
+
+/// Checks the audit log's whole chain (`passerelle audit verify`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditVerify {}
+
+impl Call for AuditVerify {
+    type Reply = crate::audit::Verdict;
+}
+
 /// Makes an account of this node's web page (`passerelle user add`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -522,6 +562,8 @@ impl Request {
             | Request::ExportAutomerge(_)
             | Request::Board(_)
             | Request::Audit(_)
+            | Request::AuditExport(_)
+            | Request::AuditVerify(_)
             | Request::UserList(_) => false,
         }
     }

@@ -241,6 +241,41 @@ pub async fn answer(handle: &NodeHandle, request: Request, by: &str) -> Answer {
                 });
             stream(&r, log)
         }
+        Request::AuditExport(r) => {
+            let chain = handle
+                .referral(
+                    ReferralRequest::AuditChain {
+                        from: r.from,
+                        to: r.to,
+                    },
+                    by,
+                )
+                .await
+                .and_then(|reply| match reply {
+                    ReferralReply::AuditChain(entries, sealed_by) => Ok((
+                        api::AuditHead {
+                            organisation: handle.org_id().to_string(),
+                            sealed_by,
+                        },
+                        entries,
+                    )),
+                    other => Err(unexpected(&other)),
+                });
+            stream(&r, chain)
+        }
+        Request::AuditVerify(r) => reply(
+            &r,
+            referral(
+                handle,
+                ReferralRequest::AuditVerify,
+                by,
+                |reply| match reply {
+                    ReferralReply::AuditVerdict(verdict) => Some(verdict),
+                    _ => None,
+                },
+            )
+            .await,
+        ),
         Request::UserAdd(r) => {
             let (name, role, password) = (r.name.clone(), r.role, r.password.clone());
             account_reply(&r, handle, move |a| a.add(&name, role, &password)).await

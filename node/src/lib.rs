@@ -20,13 +20,14 @@
 //! - [`durable`], [`parallel`]: durable file writes; independent work over the cores.
 
 pub use passerelle_core::{
-    automerge_bounds, automerge_de, automerge_guard, cartography, directory, document, envelope,
-    identity, ids, membership, model, protocol, reference, referral, status, sync, text,
+    audit, automerge_bounds, automerge_de, automerge_guard, cartography, directory, document,
+    envelope, identity, ids, membership, model, protocol, reference, referral, status, sync, text,
 };
 
 pub mod accounts;
 pub mod api;
 pub mod archive;
+pub mod audit_log;
 pub mod backup;
 pub mod config;
 pub mod control;

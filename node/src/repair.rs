@@ -181,7 +181,7 @@ pub fn repair(config: &Config, options: &RepairOptions) -> Result<RepairReport, 
             report.network = Some(network);
             report.own_document_awaited = seed.device_of.is_none();
             report.records_lost = vec![
-                "every record (the database does not open): documents come back from peers; case files, the audit log and the outbox are lost".into(),
+                "every record (the database does not open): documents come back from peers; case files and the outbox are lost (the audit log, in its own files, stays)".into(),
             ];
             if !options.dry_run {
                 let target = Store::create(&repairing)?;

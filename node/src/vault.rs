@@ -8,7 +8,8 @@
 //!   ciphertext: what may linger in sled's log cannot be decrypted any more.
 //! - An erased referral leaves a tombstone, so a late delivery of it is refused.
 //! - Every read, delivery, erasure and override is appended to the audit log, which stays
-//!   on this node.
+//!   on this node: a hash chain sealed with the node's key ([`crate::audit_log`]); a read
+//!   that cannot be recorded is refused.
 
 use std::fs;
 use std::io::Write;
@@ -51,6 +52,9 @@ pub enum VaultError {
     /// A stored record does not parse.
     #[error("the vault record of {0} is damaged")]
     Damaged(String),
+    /// The audit log failed.
+    #[error("the audit log: {0}")]
+    Audit(#[from] crate::audit_log::AuditError),
     /// The system's random source failed (drawing a case file's key).
     #[error("drawing a case-file key: the system's random source failed: {0}")]
     Random(getrandom::Error),
@@ -93,22 +97,8 @@ struct StoredRecord {
     sealed: String,
 }
 
-/// One line of the audit log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditEntry {
-    /// When (Unix seconds).
-    pub at: i64,
-    /// The referral.
-    pub referral: String,
-    /// What happened: `stored`, `sent`, `delivered`, `received`, `read`, `erased`,
-    /// `erase_requested`, `retention_expired`, `refused`, `consent_override`.
-    pub action: String,
-    /// Who: the local user who asked, or the peer organisation.
-    pub by: String,
-    /// More, when useful (never case-file content).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub detail: String,
-}
+/// One event of the audit log (its line in the chain: [`crate::audit::Entry`]).
+pub use crate::audit::Event as AuditEntry;
 
 /// A delivery still to make.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,11 +146,10 @@ pub struct Tombstone {
 #[derive(Debug, Clone)]
 pub struct Vault {
     keys_dir: PathBuf,
-    db: sled::Db,
     syncer: std::sync::Arc<crate::store::Syncer>,
     files: sled::Tree,
     erased: sled::Tree,
-    audit: sled::Tree,
+    audit: crate::audit_log::AuditLog,
     outbox: sled::Tree,
 }
 
@@ -169,8 +158,13 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 impl Vault {
-    /// Opens the vault of the node whose data folder is `data_dir` and store is `store`.
-    pub fn open(store: &Store, data_dir: &Path) -> Result<Self, VaultError> {
+    /// Opens the vault of the node whose data folder is `data_dir` and store is `store`;
+    /// its audit log is sealed by `secret` (the node's key).
+    pub fn open(
+        store: &Store,
+        data_dir: &Path,
+        secret: crate::identity::SigningSecret,
+    ) -> Result<Self, VaultError> {
         let keys_dir = data_dir.join(KEYS_DIR);
         fs::create_dir_all(&keys_dir).map_err(io("creating the case-keys folder"))?;
         fs::set_permissions(&keys_dir, fs::Permissions::from_mode(0o700))
@@ -179,11 +173,15 @@ impl Vault {
         crate::durable::sync_dir(data_dir).map_err(io("syncing the data folder"))?;
         Ok(Self {
             keys_dir,
-            db: db.clone(),
             syncer: store.syncer(),
             files: db.open_tree("case-files")?,
             erased: db.open_tree("case-erased")?,
-            audit: db.open_tree("case-audit")?,
+            audit: crate::audit_log::AuditLog::open(
+                data_dir,
+                &db,
+                secret,
+                &db.open_tree("case-audit")?,
+            )?,
             outbox: db.open_tree("case-outbox")?,
         })
     }
@@ -331,27 +329,19 @@ impl Vault {
         Ok(held)
     }
 
-    /// Appends to the audit log (flushed).
+    /// Appends to the audit log; on disk when it returns.
     pub fn audit(&self, entry: &AuditEntry) -> Result<(), VaultError> {
-        let id = self.db.generate_id()?;
-        let value = serde_json::to_vec(entry).map_err(|_| VaultError::Damaged("audit".into()))?;
-        self.audit.insert(id.to_be_bytes(), value)?;
-        self.syncer.flush()?;
-        Ok(())
+        Ok(self.audit.append(entry.clone())?)
     }
 
     /// The audit log, oldest first, for one referral or all.
     pub fn audit_log(&self, referral: Option<&str>) -> Result<Vec<AuditEntry>, VaultError> {
-        let mut entries = Vec::new();
-        for item in self.audit.iter() {
-            let (_, value) = item?;
-            let entry: AuditEntry = serde_json::from_slice(&value)
-                .map_err(|_| VaultError::Damaged("audit log".into()))?;
-            if referral.is_none_or(|r| r == entry.referral) {
-                entries.push(entry);
-            }
-        }
-        Ok(entries)
+        Ok(self.audit.events(referral)?)
+    }
+
+    /// The audit log's chain (for `audit export` and `audit verify`).
+    pub fn audit_chain(&self) -> &crate::audit_log::AuditLog {
+        &self.audit
     }
 
     fn outbox_key(kind: OutboxKind, referral: &str) -> Vec<u8> {
@@ -401,7 +391,12 @@ mod tests {
     fn a_case_file_is_encrypted_at_rest_and_erasure_makes_it_unreadable() {
         let folder = tempfile::tempdir().unwrap();
         let store = Store::create(&folder.path().join("store")).unwrap();
-        let vault = Vault::open(&store, folder.path()).unwrap();
+        let vault = Vault::open(
+            &store,
+            folder.path(),
+            crate::identity::SigningSecret::generate().unwrap(),
+        )
+        .unwrap();
         let referral = "ref-0123456789abcdef01234567";
         let case = HeldCase {
             side: Side::Received,

@@ -37,11 +37,12 @@ const LAYERS: &[(&str, &[&str])] = &[
             "protocol",
             "status",
             "sync",
+            "audit",
         ],
     ),
     (
         "storage and configuration",
-        &["store", "vault", "accounts", "keys", "config"],
+        &["store", "audit_log", "vault", "accounts", "keys", "config"],
     ),
     (
         "the documents actor and what it writes",

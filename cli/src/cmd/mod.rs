@@ -2,6 +2,7 @@
 //! shared modules (`client`, `flags`, `output`, `present`) and never another command; only
 //! the demo, which shows the others at work, runs them.
 
+pub mod audit;
 pub mod demo;
 pub mod device;
 pub mod directory;

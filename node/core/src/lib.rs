@@ -5,6 +5,7 @@
 //! and no disk: the runtime (`passerelle-node`) brings those, and re-exports every module
 //! here under the same name. See docs/architecture.md ("Layers").
 
+pub mod audit;
 pub mod automerge_bounds;
 pub mod automerge_de;
 pub mod automerge_guard;

@@ -28,7 +28,11 @@ impl DocumentsActor {
         let opening = Instant::now();
         let identity = Identity::load(&config.data_dir)?;
         let store = Store::open(&config.store_dir())?;
-        let vault = crate::vault::Vault::open(&store, &config.data_dir)?;
+        let vault = crate::vault::Vault::open(
+            &store,
+            &config.data_dir,
+            crate::identity::SigningSecret::from_bytes(&identity.signing().to_secret_bytes()),
+        )?;
         let open_ms = opening.elapsed().as_millis() as u64;
         let started = Instant::now();
         let counts = if config.verify_store {

@@ -131,6 +131,17 @@ pub enum ReferralRequest {
         #[serde(default)]
         id: Option<ReferralId>,
     },
+    /// The audit log's chain made from `from` to `to` (Unix seconds), seals included.
+    AuditChain {
+        /// From (inclusive).
+        #[serde(default)]
+        from: Option<i64>,
+        /// To (inclusive).
+        #[serde(default)]
+        to: Option<i64>,
+    },
+    /// Checks the audit log's chain.
+    AuditVerify,
     /// Aggregate figures.
     Report,
 }
@@ -228,6 +239,10 @@ pub enum ReferralReply {
     Erased(EraseReceipt),
     /// The audit log.
     Audit(Vec<AuditEntry>),
+    /// The audit log's chain, and the key that seals it.
+    AuditChain(Vec<crate::audit::Entry>, String),
+    /// What checking the chain found.
+    AuditVerdict(crate::audit::Verdict),
     /// Aggregate figures.
     Report(Report),
 }
@@ -384,6 +399,19 @@ impl DocumentsActor {
             ReferralRequest::Erase { id } => self.erase(id, by).map(ReferralReply::Erased),
             ReferralRequest::Audit { id } => Ok(ReferralReply::Audit(
                 self.vault.audit_log(id.map(|i| i.to_string()).as_deref())?,
+            )),
+            ReferralRequest::AuditChain { from, to } => Ok(ReferralReply::AuditChain(
+                self.vault
+                    .audit_chain()
+                    .entries(from, to)
+                    .map_err(crate::vault::VaultError::from)?,
+                self.identity.key_id().to_string(),
+            )),
+            ReferralRequest::AuditVerify => Ok(ReferralReply::AuditVerdict(
+                self.vault
+                    .audit_chain()
+                    .verify(&[self.identity.key_id()])
+                    .map_err(crate::vault::VaultError::from)?,
             )),
             ReferralRequest::Report => {
                 let entries = self.board();
@@ -928,7 +956,15 @@ impl DocumentsActor {
             Some(case) => {
                 view.intact =
                     Some(case.content.commitment(id, &view.entry.sender) == view.entry.commitment);
-                self.audit(id, "read", by, "");
+                // No read goes unrecorded: a case file whose read cannot be written to
+                // the audit log is not shown.
+                self.vault.audit(&AuditEntry {
+                    at: crate::unix_now(),
+                    referral: id.to_owned(),
+                    action: "read".into(),
+                    by: by.to_owned(),
+                    detail: String::new(),
+                })?;
                 view.case_state = CaseState::Held;
                 view.case = Some(case);
             }
