@@ -132,6 +132,7 @@ pub fn print_report(report: &Report) -> anyhow::Result<()> {
     };
     output::out(&fields(vec![
         ("referrals", report.total.to_string()),
+        ("entered in error", report.entered_in_error.to_string()),
         (
             "median first response",
             report
@@ -164,6 +165,16 @@ pub fn print_report(report: &Report) -> anyhow::Result<()> {
                 .iter()
                 .map(|(k, v)| vec![k.clone(), v.to_string()])
                 .collect(),
+        ))?;
+    }
+    output::out(&format!(
+        "\ncounts below {k} are written <{k}; x: withheld so they cannot be recomputed from the totals",
+        k = report.min_count
+    ))?;
+    if !report.withheld_tables.is_empty() {
+        output::out(&format!(
+            "too few referrals to publish: {}",
+            report.withheld_tables.join(", ")
         ))?;
     }
     if !report.by_organisation.is_empty() {

@@ -1328,10 +1328,43 @@ fn referral_workflow(a: &Path, b: &Path) {
     let list = ok(b, &["referral", "list", "--outgoing"]);
     assert!(list.stdout.contains("completed"), "{}", list.stdout);
     let report = ok(b, &["report", "--json"]).json();
-    assert_eq!(report["total"], 1);
-    assert_eq!(report["by_status"]["completed"], 1);
+    // One referral: too few to show (docs/security.md, small-cell suppression).
+    assert_eq!(report["total"], "<5");
+    assert_eq!(report["min_count"], 5);
+    assert!(
+        report["by_status"]
+            .as_object()
+            .is_some_and(|m| m.is_empty())
+    );
     let human = ok(b, &["report"]);
-    assert!(human.stdout.contains("completion rate"), "{}", human.stdout);
+    assert!(
+        human.stdout.contains("counts below 5 are written <5"),
+        "{}",
+        human.stdout
+    );
+    let today = passerelle_node::unix_now() / 86_400 * 86_400;
+    let day = |seconds: i64| {
+        humantime::format_rfc3339(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds as u64),
+        )
+        .to_string()[..10]
+            .to_owned()
+    };
+    let csv = ok(
+        b,
+        &[
+            "report",
+            "--csv",
+            "--from",
+            &day(today),
+            "--to",
+            &day(today),
+        ],
+    )
+    .stdout;
+    assert!(csv.starts_with("table,key,count\ntotal,,<5\n"), "{csv}");
+    let before = ok(b, &["report", "--json", "--to", &day(today - 86_400)]).json();
+    assert_eq!(before["total"], 0, "nothing was sent before today");
 
     // A's read is in its audit log; erasing on B reaches A.
     let audit = ok(a, &["referral", "audit", &id, "--json"]).json();

@@ -172,7 +172,12 @@ fn main() {
         started.elapsed().as_secs_f64() * 1e3 / lookups as f64
     );
     let started = Instant::now();
-    let report = passerelle_node::referral::report::report(&entries, &BTreeMap::new(), 0);
+    let report = passerelle_node::referral::report::report(
+        &entries,
+        &BTreeMap::new(),
+        0,
+        passerelle_node::referral::report::Scope::default(),
+    );
     println!(
         "report over the board:                 {:>8.1} ms ({} referrals)",
         started.elapsed().as_secs_f64() * 1e3,

@@ -396,7 +396,19 @@ impl Call for ReferralErase {
 /// Aggregate figures of the board (counts only, no personal data).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ReferralReport {}
+pub struct ReferralReport {
+    /// Referrals sent from this time (Unix seconds, inclusive).
+    #[serde(default)]
+    pub from: Option<i64>,
+    /// Referrals sent up to this time (Unix seconds, inclusive).
+    #[serde(default)]
+    pub to: Option<i64>,
+    /// The smallest count shown, instead of the node's `[referrals] report_min_count`: for
+    /// the node's own monitoring (`/metrics`: counts by status, as the board shows them to
+    /// every member), never for a report that leaves the network.
+    #[serde(default)]
+    pub min_count: Option<u64>,
+}
 
 impl Call for ReferralReport {
     type Reply = Report;

@@ -45,6 +45,9 @@ pub struct Config {
     /// How long the receiving organisation keeps access to a case file after its referral
     /// closes; then its key is destroyed.
     pub retention: std::time::Duration,
+    /// The smallest count the referral reports show (smaller ones are `<N`, others
+    /// withheld so they cannot be recomputed); 1 shows every count.
+    pub report_min_count: u64,
     /// How often the node records expired referrals and ends access past retention.
     pub housekeeping_interval: std::time::Duration,
     /// At start, decode and verify every stored signed change and rebuild every document
@@ -65,6 +68,7 @@ impl Config {
             lang: Lang::Fr,
             network: None,
             retention: std::time::Duration::from_secs(DEFAULT_RETENTION_DAYS * 24 * 3600),
+            report_min_count: crate::referral::report::DEFAULT_MIN_COUNT,
             housekeeping_interval: std::time::Duration::from_secs(60),
             verify_store: false,
             store_check_after: Some(std::time::Duration::from_secs(30)),
@@ -84,6 +88,9 @@ impl Config {
         }
         if let Some(days) = file.referrals.retention_days {
             self.retention = std::time::Duration::from_secs(days * 24 * 3600);
+        }
+        if let Some(min) = file.referrals.report_min_count {
+            self.report_min_count = min.max(1);
         }
         self
     }
@@ -259,6 +266,8 @@ pub struct WebSection {
 pub struct ReferralsSection {
     /// Days the receiving organisation keeps a case file after its referral closes.
     pub retention_days: Option<u64>,
+    /// The smallest count the reports show (default 5; 1 shows every count).
+    pub report_min_count: Option<u64>,
 }
 
 /// `[network]`.
@@ -385,6 +394,11 @@ name = {name}
 # referral closes (completed, declined, failed, withdrawn, expired). Then its key is
 # destroyed. The sending organisation keeps its own copy until it erases it.
 # retention_days = {DEFAULT_RETENTION_DAYS}
+
+# The smallest count the referral reports show (page, `passerelle report`, JSON, CSV):
+# smaller ones are written "<5", and others withheld ("x") so they cannot be recomputed
+# from the totals. 1 shows every count.
+# report_min_count = 5
 
 [web]
 # The officers' web page, served by `passerelle start` (accounts: `passerelle user add`).

@@ -201,10 +201,19 @@ pub async fn answer(handle: &NodeHandle, request: Request, by: &str) -> Answer {
         }
         Request::ReferralReport(r) => reply(
             &r,
-            referral(handle, ReferralRequest::Report, by, |reply| match reply {
-                ReferralReply::Report(report) => Some(report),
-                _ => None,
-            })
+            referral(
+                handle,
+                ReferralRequest::Report {
+                    from: r.from,
+                    to: r.to,
+                    min_count: r.min_count,
+                },
+                by,
+                |reply| match reply {
+                    ReferralReply::Report(report) => Some(report),
+                    _ => None,
+                },
+            )
             .await,
         ),
         Request::Board(r) => {

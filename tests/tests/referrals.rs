@@ -1,6 +1,7 @@
 //! Referrals between real nodes: the board replicated to every member, the case file
 //! point to point between the two organisations only, encrypted end to end and at rest.
 
+use passerelle_node::referral::report::Count;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -311,17 +312,70 @@ async fn a_referral_goes_to_completed_and_only_the_two_organisations_see_the_cas
     })
     .await;
 
-    // The report counts it, without naming anyone.
-    let ReferralReply::Report(report) = ask(observer, ReferralRequest::Report)
+    // The report counts it, without naming anyone: one referral is too few to show.
+    let report = report_of(observer).await;
+    assert_eq!(report.total, Count::Small { below: 5 });
+    assert!(report.by_status.is_empty() && report.by_region.is_empty());
+    assert!(report.withheld_tables.contains(&"status".to_owned()));
+    assert_eq!(
+        report.completion_rate, None,
+        "a rate of one referral is its outcome"
+    );
+
+    // Seven more, one of them from another region, one entered in error: the small region
+    // is "<5", and the other withheld with it so it cannot be recomputed from the total.
+    for region in [
+        "CM005", "CM005", "CM005", "CM005", "CM005", "CM004", "CM005",
+    ] {
+        let mut referral = direct(receiver.handle().org_id(), &service);
+        referral.region = region.into();
+        send(sender, referral).await.expect("send");
+    }
+    let mistaken = send(sender, direct(receiver.handle().org_id(), &service))
         .await
-        .expect("report")
-    else {
-        panic!("report");
-    };
-    assert_eq!(report.total, 1);
-    assert_eq!(report.by_status.get("completed"), Some(&1));
-    assert_eq!(report.completion_rate, Some(1.0));
-    assert_eq!(report.answered_before_deadline, Some(1.0));
+        .expect("send");
+    assert_eq!(
+        move_to(sender, &mistaken, Move::EnteredInError).await,
+        Ok(Status::EnteredInError)
+    );
+    wait_for("the observer to see every referral", || async {
+        report_of(observer).await.total == Count::Shown(8)
+    })
+    .await;
+    let report = report_of(observer).await;
+    assert_eq!(report.entered_in_error, Count::Small { below: 5 });
+    assert_eq!(
+        report.by_region.get("CM004"),
+        Some(&Count::Small { below: 5 })
+    );
+    assert_eq!(report.by_region.get("CM005"), Some(&Count::Withheld));
+    // The statuses: 1 completed (small), 7 pending: withheld with it.
+    assert_eq!(
+        report.by_status.get("completed"),
+        Some(&Count::Small { below: 5 })
+    );
+    assert_eq!(report.by_status.get("pending"), Some(&Count::Withheld));
+    // One dimension and one category: everything shows, nothing is small.
+    assert_eq!(
+        report.by_dimension.values().collect::<Vec<_>>(),
+        vec![&Count::Shown(8)]
+    );
+}
+
+async fn report_of(node: &TestNode) -> passerelle_node::referral::report::Report {
+    match ask(
+        node,
+        ReferralRequest::Report {
+            from: None,
+            to: None,
+            min_count: None,
+        },
+    )
+    .await
+    {
+        Ok(ReferralReply::Report(report)) => report,
+        other => panic!("report: {other:?}"),
+    }
 }
 
 /// A change of `org`'s document, made outside the node's checks and signed with its key:

@@ -526,8 +526,14 @@ async fn a_referral_made_on_one_nodes_page_is_answered_on_anothers_and_a_viewer_
 
     // The reports and the members, on A.
     sender.follow("nav a[href='/reports']").await;
+    // Two referrals: a count too small to show, and the page says why.
     let report = sender.text("#referral-report").await;
-    assert!(report.starts_with("Total\n2"), "{report}");
+    assert!(report.starts_with("Total\n<5"), "{report}");
+    assert!(
+        sender.text("#suppression").await.contains("écrit « <5 »"),
+        "{}",
+        sender.body().await
+    );
     assert!(sender.text("table.gaps").await.contains("Extrême-Nord"));
     shot(&sender, "reports").await;
     sender.follow("nav a[href='/members']").await;

@@ -323,10 +323,13 @@ pub fn node_registry(status: &StatusReport, report: Option<&Report>) -> Registry
     }
     if let Some(report) = report {
         let referrals = Family::<Vec<(String, String)>, Gauge>::default();
+        // Every count (`min_count` 1): the node's own monitoring, as the board shows them.
         for (state, n) in &report.by_status {
-            referrals
-                .get_or_create(&vec![("status".to_owned(), state.clone())])
-                .set(as_i64(*n));
+            if let Some(n) = n.shown() {
+                referrals
+                    .get_or_create(&vec![("status".to_owned(), state.clone())])
+                    .set(as_i64(n));
+            }
         }
         r.register("referrals", "Referrals on the board, by status", referrals);
     }
@@ -342,11 +345,20 @@ async fn metrics(State(metrics): State<Metrics>) -> Response {
         )
             .into_response();
     };
-    let report: Option<Report> =
-        tokio::time::timeout(ASK, local_call(&metrics.handle, api::ReferralReport {}, BY))
-            .await
-            .ok()
-            .and_then(Result::ok);
+    let report: Option<Report> = tokio::time::timeout(
+        ASK,
+        local_call(
+            &metrics.handle,
+            api::ReferralReport {
+                min_count: Some(1),
+                ..api::ReferralReport::default()
+            },
+            BY,
+        ),
+    )
+    .await
+    .ok()
+    .and_then(Result::ok);
     let mut text = String::new();
     if encode(&mut text, &metrics.libp2p).is_err() {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();

@@ -611,6 +611,6 @@ async fn refer(nodes: &[DemoNode], folder: &Path) -> anyhow::Result<()> {
         bail!("the foundation holds the case file");
     }
     println!("\nAggregate figures, as any member can print them (passerelle report):");
-    crate::cmd::report::referrals(&foundation.data_dir, false).await?;
+    crate::cmd::report::referrals(&foundation.data_dir, Default::default(), false).await?;
     Ok(())
 }

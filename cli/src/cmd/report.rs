@@ -7,9 +7,10 @@ use clap::{Args, Subcommand};
 use passerelle_node::api;
 use passerelle_node::cartography::actors::ActorsReport;
 use passerelle_node::reference::Lang;
+use passerelle_node::referral::report::Report;
 
 use crate::client::{Outcome, call, records};
-use crate::flags::parse_lang;
+use crate::flags::{parse_date, parse_lang};
 use crate::output::{self, table};
 use crate::present::print_report;
 
@@ -19,13 +20,34 @@ pub struct ReportArgs {
     /// What to report on (default: referrals).
     #[command(subcommand)]
     pub what: Option<ReportCommand>,
+    /// The referral figures' period.
+    #[command(flatten)]
+    pub period: Period,
+}
+
+/// The period and form of the referral figures.
+#[derive(Debug, Args, Default, Clone)]
+pub struct Period {
+    /// Referrals sent from this day (YYYY-MM-DD, UTC, included).
+    #[arg(long, value_parser = parse_date, value_name = "YYYY-MM-DD")]
+    pub from: Option<i64>,
+    /// Referrals sent up to this day (YYYY-MM-DD, UTC, included).
+    #[arg(long, value_parser = parse_date, value_name = "YYYY-MM-DD")]
+    pub to: Option<i64>,
+    /// Print the figures as CSV (table, key, count) instead of human tables.
+    #[arg(long = "csv", conflicts_with = "json")]
+    pub csv: bool,
 }
 
 /// `passerelle report …`.
 #[derive(Debug, Subcommand)]
 pub enum ReportCommand {
     /// Aggregate figures of the referral board (the default).
-    Referrals,
+    Referrals {
+        /// The period and form.
+        #[command(flatten)]
+        period: Period,
+    },
     /// Organisations and services by dimension, category, region and department, and the
     /// regions where no organisation offers a category.
     Actors {
@@ -38,14 +60,57 @@ pub enum ReportCommand {
     },
 }
 
-pub async fn referrals(data_dir: &Path, json_out: bool) -> anyhow::Result<Outcome> {
-    let report = call(data_dir, api::ReferralReport {}).await?;
+pub async fn referrals(data_dir: &Path, period: Period, json_out: bool) -> anyhow::Result<Outcome> {
+    let report: Report = call(
+        data_dir,
+        api::ReferralReport {
+            from: period.from,
+            // `--to` names a day: all of it.
+            to: period.to.map(|day| day + 86_399),
+            min_count: None,
+        },
+    )
+    .await?;
     if json_out {
         output::json(&report)?;
+    } else if period.csv {
+        output::raw(&report_csv(&report)?)?;
     } else {
         print_report(&report)?;
     }
     Ok(Outcome::Done)
+}
+
+/// The figures as one CSV table: `table,key,count` (counts as the report writes them:
+/// a number, `<5` or `x`).
+fn report_csv(report: &Report) -> anyhow::Result<Vec<u8>> {
+    let mut writer = ::csv::Writer::from_writer(Vec::new());
+    writer.write_record(["table", "key", "count"])?;
+    writer.write_record(["total", "", &report.total.to_string()])?;
+    writer.write_record(["entered_in_error", "", &report.entered_in_error.to_string()])?;
+    for (table, counts) in [
+        ("status", &report.by_status),
+        ("dimension", &report.by_dimension),
+        ("category", &report.by_category),
+        ("region", &report.by_region),
+    ] {
+        for (key, count) in counts {
+            writer.write_record([table, key, &count.to_string()])?;
+        }
+    }
+    for (name, c) in &report.by_organisation {
+        for (column, count) in [
+            ("sent", c.sent),
+            ("received", c.received),
+            ("completed", c.completed),
+        ] {
+            writer.write_record([&format!("organisation_{column}"), name, &count.to_string()])?;
+        }
+    }
+    for table in &report.withheld_tables {
+        writer.write_record([table.as_str(), "", "withheld"])?;
+    }
+    Ok(writer.into_inner()?)
 }
 
 pub async fn actors(data_dir: &Path, json: bool, csv: bool, lang: Lang) -> anyhow::Result<Outcome> {
@@ -142,7 +207,8 @@ pub async fn run(
     lang: Lang,
 ) -> anyhow::Result<Outcome> {
     match args.what {
-        None | Some(ReportCommand::Referrals) => referrals(data_dir, json).await,
+        None => referrals(data_dir, args.period, json).await,
+        Some(ReportCommand::Referrals { period }) => referrals(data_dir, period, json).await,
         Some(ReportCommand::Actors { csv, lang: chosen }) => {
             actors(data_dir, json, csv, chosen.unwrap_or(lang)).await
         }

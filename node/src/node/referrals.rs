@@ -142,8 +142,18 @@ pub enum ReferralRequest {
     },
     /// Checks the audit log's chain.
     AuditVerify,
-    /// Aggregate figures.
-    Report,
+    /// Aggregate figures of the referrals sent from `from` to `to` (Unix seconds).
+    Report {
+        /// From (inclusive).
+        #[serde(default)]
+        from: Option<i64>,
+        /// To (inclusive).
+        #[serde(default)]
+        to: Option<i64>,
+        /// The smallest count shown, instead of the configured one.
+        #[serde(default)]
+        min_count: Option<u64>,
+    },
 }
 
 /// What a send or move did.
@@ -413,12 +423,21 @@ impl DocumentsActor {
                     .verify(&[self.identity.key_id()])
                     .map_err(crate::vault::VaultError::from)?,
             )),
-            ReferralRequest::Report => {
+            ReferralRequest::Report {
+                from,
+                to,
+                min_count,
+            } => {
                 let entries = self.board();
                 Ok(ReferralReply::Report(report::report(
                     &entries,
                     &self.names(),
                     crate::unix_now(),
+                    report::Scope {
+                        from,
+                        to,
+                        min_count: min_count.unwrap_or(self.config.report_min_count),
+                    },
                 )))
             }
         }

@@ -4,7 +4,7 @@
 //! the gaps (regions where no one offers a category).
 
 use axum::Form;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
@@ -18,7 +18,7 @@ use passerelle_node::model::OrganisationRecord;
 use passerelle_node::node::{Decision, MembershipView};
 use passerelle_node::reference::{areas, taxonomy};
 use passerelle_node::referral::lifecycle::Status;
-use passerelle_node::referral::report::Report;
+use passerelle_node::referral::report::{Count, Report};
 use serde::Deserialize;
 
 use super::{Visitor, failure, head_row, page};
@@ -33,14 +33,41 @@ fn counts_table(visitor: &Visitor, heading: (&str, &str), rows: &[(String, Strin
     }
 }
 
+/// The period of `GET /reports?from=YYYY-MM-DD&to=YYYY-MM-DD` (both optional).
+#[derive(Debug, Default, Deserialize)]
+pub struct Period {
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+}
+
+/// A day written YYYY-MM-DD as Unix seconds at its start (UTC); `None` when empty or not a
+/// date (the form shows it back, and the report is of all time on that side).
+fn day(text: &str) -> Option<i64> {
+    let time = humantime::parse_rfc3339_weak(&format!("{} 00:00:00", text.trim())).ok()?;
+    time.duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs() as i64)
+}
+
 /// `GET /reports`.
-pub async fn reports(State(app): State<App>, headers: HeaderMap) -> Response {
+pub async fn reports(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Query(period): Query<Period>,
+) -> Response {
     let visitor = match app.require(&headers, Role::Viewer) {
         Ok(v) => v,
         Err(answer) => return *answer,
     };
     let by = visitor.by();
-    let report: Report = match local_call(&app.handle, api::ReferralReport {}, &by).await {
+    let asked = api::ReferralReport {
+        from: day(&period.from),
+        to: day(&period.to).map(|d| d + 86_399),
+        min_count: None,
+    };
+    let report: Report = match local_call(&app.handle, asked, &by).await {
         Ok(report) => report,
         Err(e) => return failure(&visitor, &e),
     };
@@ -60,7 +87,7 @@ pub async fn reports(State(app): State<App>, headers: HeaderMap) -> Response {
     let percent =
         |share: Option<f64>| share.map_or("—".to_owned(), |s| format!("{:.0} %", s * 100.0));
     // Codes shown as words in the page's language (the code itself when it has none).
-    let named = |map: &std::collections::BTreeMap<String, u64>,
+    let named = |map: &std::collections::BTreeMap<String, Count>,
                  name: &dyn Fn(&str) -> Option<String>|
      -> Vec<(String, String)> {
         map.iter()
@@ -78,8 +105,25 @@ pub async fn reports(State(app): State<App>, headers: HeaderMap) -> Response {
         visitor.t("Rapports", "Reports"),
         html! {
             h2 { (visitor.t("Orientations", "Referrals")) }
+            form.period method="get" action="/reports" {
+                label { (visitor.t("Envoyées du", "Sent from")) " " input type="date" name="from" value=(period.from); }
+                " "
+                label { (visitor.t("au", "to")) " " input type="date" name="to" value=(period.to); }
+                " "
+                button type="submit" { (visitor.t("Afficher", "Show")) }
+            }
+            p.note #suppression {
+                (visitor.t(
+                    &format!("Pour qu'aucune personne ne puisse être reconnue, un nombre inférieur à {k} est écrit « <{k} », et d'autres sont masqués (« x ») pour qu'il ne puisse pas être recalculé à partir des totaux.", k = report.min_count),
+                    &format!("So that no one can be singled out, a count below {k} is written \"<{k}\", and others are withheld (\"x\") so it cannot be recomputed from the totals.", k = report.min_count),
+                ))
+                @if !report.withheld_tables.is_empty() {
+                    " " (visitor.t("Trop peu d'orientations pour publier : ", "Too few referrals to publish: ")) (report.withheld_tables.join(", ")) "."
+                }
+            }
             dl.profile #referral-report {
                 dt { (visitor.t("Total", "Total")) } dd { (report.total) }
+                dt { (visitor.t("Saisies par erreur (hors total)", "Entered in error (not counted)")) } dd { (report.entered_in_error) }
                 dt { (visitor.t("Délai médian de première réponse", "Median time to first answer")) }
                 dd { (report.median_first_response_seconds.map_or("—".to_owned(), |s| format!("{:.1} h", s as f64 / 3600.0))) }
                 dt { (visitor.t("Répondues avant l'échéance", "Answered before the deadline")) } dd { (percent(report.answered_before_deadline)) }
