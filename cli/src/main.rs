@@ -114,6 +114,9 @@ pub enum Command {
     /// it for an inspector.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
+    /// The case files held here and when their retention period ends; `--run` destroys
+    /// what is due now.
+    Retention(cmd::retention::RetentionArgs),
     /// The accounts of this node's web page: add, list, remove, passwd.
     #[command(subcommand)]
     User(cmd::user::UserCommand),
@@ -359,6 +362,7 @@ fn run(cli: Cli, lang: passerelle_node::reference::Lang) -> anyhow::Result<Outco
             Command::Export(command) => cmd::export::run(&data_dir, command, lang, json).await,
             Command::Import(command) => cmd::import::run(&data_dir, command, json, lang).await,
             Command::User(command) => cmd::user::run(&data_dir, command, json).await,
+            Command::Retention(args) => cmd::retention::run(&data_dir, args, json).await,
             Command::Audit(command) => cmd::audit::run(&data_dir, command, json, lang).await,
             Command::Repair(args) => cmd::repair::run(&data_dir, args, json),
             Command::Demo => cmd::demo::run().await,

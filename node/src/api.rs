@@ -126,6 +126,8 @@ requests! {
     AuditExport(AuditExport),
     /// [`AuditVerify`].
     AuditVerify(AuditVerify),
+    /// [`Retention`].
+    Retention(Retention),
     /// [`UserAdd`].
     UserAdd(UserAdd),
     /// [`UserList`].
@@ -436,6 +438,9 @@ pub struct BoardHead {
     pub now: i64,
     /// The referrals whose case file this node holds (without reading them).
     pub case_files_held: Vec<ReferralId>,
+    /// When each held case file of a closed referral will be destroyed here.
+    #[serde(default)]
+    pub destroy_at: std::collections::BTreeMap<ReferralId, i64>,
 }
 
 impl Streamed for Board {
@@ -491,6 +496,20 @@ pub struct AuditVerify {}
 
 impl Call for AuditVerify {
     type Reply = crate::audit::Verdict;
+}
+
+/// Every case file held here and when its retention ends (`passerelle retention`); with
+/// `run`, what is due is destroyed first.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// Destroy what is due now.
+    #[serde(default)]
+    pub run: bool,
+}
+
+impl Call for Retention {
+    type Reply = crate::node::RetentionReport;
 }
 
 /// Makes an account of this node's web page (`passerelle user add`).
@@ -560,6 +579,7 @@ impl Request {
             | Request::UserAdd(_)
             | Request::UserRemove(_)
             | Request::UserPassword(_) => true,
+            Request::Retention(Retention { run }) => *run,
             Request::ImportAutomerge(ImportAutomerge { dry_run, .. }) => !dry_run,
             Request::ReferralMatch(_)
             | Request::ReferralShow(_)

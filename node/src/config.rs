@@ -45,6 +45,9 @@ pub struct Config {
     /// How long the receiving organisation keeps access to a case file after its referral
     /// closes; then its key is destroyed.
     pub retention: std::time::Duration,
+    /// How long the sending organisation keeps its own copy of a case file after its
+    /// referral closes (default: as long as the receiver).
+    pub sender_retention: std::time::Duration,
     /// The smallest count the referral reports show (smaller ones are `<N`, others
     /// withheld so they cannot be recomputed); 1 shows every count.
     pub report_min_count: u64,
@@ -68,6 +71,7 @@ impl Config {
             lang: Lang::Fr,
             network: None,
             retention: std::time::Duration::from_secs(DEFAULT_RETENTION_DAYS * 24 * 3600),
+            sender_retention: std::time::Duration::from_secs(DEFAULT_RETENTION_DAYS * 24 * 3600),
             report_min_count: crate::referral::report::DEFAULT_MIN_COUNT,
             housekeeping_interval: std::time::Duration::from_secs(60),
             verify_store: false,
@@ -88,6 +92,10 @@ impl Config {
         }
         if let Some(days) = file.referrals.retention_days {
             self.retention = std::time::Duration::from_secs(days * 24 * 3600);
+            self.sender_retention = self.retention;
+        }
+        if let Some(days) = file.referrals.sender_retention_days {
+            self.sender_retention = std::time::Duration::from_secs(days * 24 * 3600);
         }
         if let Some(min) = file.referrals.report_min_count {
             self.report_min_count = min.max(1);
@@ -266,6 +274,9 @@ pub struct WebSection {
 pub struct ReferralsSection {
     /// Days the receiving organisation keeps a case file after its referral closes.
     pub retention_days: Option<u64>,
+    /// Days the sending organisation keeps its own copy after the referral closes (default:
+    /// `retention_days`).
+    pub sender_retention_days: Option<u64>,
     /// The smallest count the reports show (default 5; 1 shows every count).
     pub report_min_count: Option<u64>,
 }
@@ -392,8 +403,12 @@ name = {name}
 [referrals]
 # Days a case file received from another organisation stays readable here after its
 # referral closes (completed, declined, failed, withdrawn, expired). Then its key is
-# destroyed. The sending organisation keeps its own copy until it erases it.
+# destroyed.
 # retention_days = {DEFAULT_RETENTION_DAYS}
+
+# Days the sending organisation keeps its own copy of a case file after the referral
+# closes; then its key is destroyed too. Default: as retention_days.
+# sender_retention_days = {DEFAULT_RETENTION_DAYS}
 
 # The smallest count the referral reports show (page, `passerelle report`, JSON, CSV):
 # smaller ones are written "<5", and others withheld ("x") so they cannot be recomputed

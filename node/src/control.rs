@@ -233,6 +233,7 @@ pub async fn answer(handle: &NodeHandle, request: Request, by: &str) -> Answer {
                             own: list.own,
                             now: list.now,
                             case_files_held: list.case_files_held,
+                            destroy_at: list.destroy_at,
                         },
                         list.entries,
                     )),
@@ -272,6 +273,19 @@ pub async fn answer(handle: &NodeHandle, request: Request, by: &str) -> Answer {
                 });
             stream(&r, chain)
         }
+        Request::Retention(r) => reply(
+            &r,
+            referral(
+                handle,
+                ReferralRequest::Retention { run: r.run },
+                by,
+                |reply| match reply {
+                    ReferralReply::Retention(report) => Some(report),
+                    _ => None,
+                },
+            )
+            .await,
+        ),
         Request::AuditVerify(r) => reply(
             &r,
             referral(

@@ -59,7 +59,7 @@ pub use decisions::{
 };
 pub use referrals::{
     CaseState, EraseReceipt, ListFilter, ReferralList, ReferralReceipt, ReferralReply,
-    ReferralRequest, ReferralView, SendReferral,
+    ReferralRequest, ReferralView, RetentionItem, RetentionReport, SendReferral,
 };
 pub use replication::{
     MAX_PENDING, Rejection, RejectionCode, RemoteOutcome, SyncOffer, SyncServed,

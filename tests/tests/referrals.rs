@@ -2,6 +2,7 @@
 //! point to point between the two organisations only, encrypted end to end and at rest.
 
 use passerelle_node::referral::report::Count;
+use passerelle_node::vault::Side;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -339,7 +340,8 @@ async fn a_referral_goes_to_completed_and_only_the_two_organisations_see_the_cas
         Ok(Status::EnteredInError)
     );
     wait_for("the observer to see every referral", || async {
-        report_of(observer).await.total == Count::Shown(8)
+        let report = report_of(observer).await;
+        report.total == Count::Shown(8) && report.entered_in_error != Count::Shown(0)
     })
     .await;
     let report = report_of(observer).await;
@@ -728,7 +730,7 @@ async fn an_open_referral_is_taken_by_one_of_the_members_that_propose() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unanswered_referrals_expire_and_the_receivers_access_ends_after_retention() {
+async fn unanswered_referrals_expire_and_each_side_destroys_its_copy_after_retention() {
     let mut nodes: Vec<TestNode> = ["Délégation MINPROFF Ouest", "Centre social Dschang"]
         .iter()
         .map(|name| TestNode::init_networked(name, vec![]))
@@ -811,14 +813,64 @@ async fn unanswered_referrals_expire_and_the_receivers_access_ends_after_retenti
         show(receiver, &answered).await.map(|v| v.case_state),
         Some(CaseState::RetentionExpired)
     );
-    // The expired one closed a week later: still readable; the sender keeps its copies.
+    // The expired one closed a week later: still readable.
     assert_eq!(
         show(receiver, &unanswered).await.map(|v| v.case_state),
         Some(CaseState::Held)
     );
+
+    // The sender's copy goes too, by its own clock and setting (default: the same 90 days),
+    // and says when.
+    let view = show(sender, &answered).await.expect("view");
+    assert_eq!(view.case_state, CaseState::Held);
+    let closed = view.entry.closed_at.expect("closed");
+    assert_eq!(view.destroy_at, Some(closed + 90 * day));
+    let ReferralReply::Retention(plan) = ask(sender, ReferralRequest::Retention { run: false })
+        .await
+        .expect("retention")
+    else {
+        panic!("retention");
+    };
+    let item = plan
+        .held
+        .iter()
+        .find(|i| i.referral == answered)
+        .expect("held");
+    assert_eq!((item.side, item.due), (Side::Sent, false));
+    assert_eq!(item.destroy_at, Some(closed + 90 * day));
+    sender
+        .handle()
+        .housekeeping_at(now + 89 * day)
+        .await
+        .expect("housekeeping");
     assert_eq!(
         show(sender, &answered).await.map(|v| v.case_state),
         Some(CaseState::Held)
+    );
+    sender
+        .handle()
+        .housekeeping_at(now + 91 * day)
+        .await
+        .expect("housekeeping");
+    assert_eq!(
+        show(sender, &answered).await.map(|v| v.case_state),
+        Some(CaseState::RetentionExpired)
+    );
+    // The unanswered one closed at its expiry, a week later: the sender keeps it still.
+    assert_eq!(
+        show(sender, &unanswered).await.map(|v| v.case_state),
+        Some(CaseState::Held)
+    );
+    let ReferralReply::Audit(log) = ask(sender, ReferralRequest::Audit { id: Some(answered) })
+        .await
+        .expect("audit")
+    else {
+        panic!("audit");
+    };
+    assert!(
+        log.iter()
+            .any(|a| a.action == "retention_expired" && a.detail.contains("sender's")),
+        "{log:?}"
     );
     let ReferralReply::Audit(log) = ask(receiver, ReferralRequest::Audit { id: Some(answered) })
         .await

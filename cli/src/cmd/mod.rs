@@ -18,6 +18,7 @@ pub mod peers;
 pub mod referral;
 pub mod repair;
 pub mod report;
+pub mod retention;
 pub mod service;
 pub mod start;
 pub mod status;

@@ -597,6 +597,12 @@ fn print_view(view: &ReferralView) -> anyhow::Result<()> {
     if view.delivery_pending {
         output::out("delivery: waiting for the receiving node to come online")?;
     }
+    if let Some(at) = view.destroy_at {
+        output::out(&format!(
+            "retention: this node's copy is destroyed on {} (passerelle retention)",
+            output::time(at)
+        ))?;
+    }
     Ok(())
 }
 
@@ -734,6 +740,7 @@ pub async fn run(
                 own: head.own,
                 now: head.now,
                 case_files_held: head.case_files_held,
+                destroy_at: head.destroy_at,
             };
             if json_out {
                 output::json(&list)?;

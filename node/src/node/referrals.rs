@@ -142,6 +142,13 @@ pub enum ReferralRequest {
     },
     /// Checks the audit log's chain.
     AuditVerify,
+    /// Every case file held here and when its retention ends; `run`: destroy what is due
+    /// first.
+    Retention {
+        /// Destroy what is due now.
+        #[serde(default)]
+        run: bool,
+    },
     /// Aggregate figures of the referrals sent from `from` to `to` (Unix seconds).
     Report {
         /// From (inclusive).
@@ -202,6 +209,38 @@ pub struct ReferralView {
     pub intact: Option<bool>,
     /// The case file's delivery is still queued on this node.
     pub delivery_pending: bool,
+    /// When this node's copy of the case file will be destroyed (Unix seconds): its
+    /// retention period after the referral closed; `None` while it is open or not held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destroy_at: Option<i64>,
+}
+
+/// A case file held here, and when its retention ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionItem {
+    /// The referral.
+    pub referral: ReferralId,
+    /// Whether this node's organisation sent or received it.
+    pub side: Side,
+    /// When the referral closed (`None`: still open, kept).
+    pub closed_at: Option<i64>,
+    /// When the copy here is destroyed (`None` while open).
+    pub destroy_at: Option<i64>,
+    /// True when that time has passed: the next housekeeping destroys it.
+    pub due: bool,
+}
+
+/// `passerelle retention`: every case file held here and when it goes; what was run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionReport {
+    /// Days the receiver keeps a case file after closing.
+    pub receiver_days: u64,
+    /// Days the sender keeps its copy after closing.
+    pub sender_days: u64,
+    /// Every case file held here (after the run, when one was asked).
+    pub held: Vec<RetentionItem>,
+    /// The case files destroyed by this run.
+    pub destroyed: Vec<ReferralId>,
 }
 
 /// The board as `referral list` prints it.
@@ -220,6 +259,9 @@ pub struct ReferralList {
     pub now: i64,
     /// The referrals whose case file this node holds (without reading them).
     pub case_files_held: Vec<ReferralId>,
+    /// When each held case file of a closed referral will be destroyed here.
+    #[serde(default)]
+    pub destroy_at: BTreeMap<ReferralId, i64>,
 }
 
 /// What `referral erase` did.
@@ -253,6 +295,8 @@ pub enum ReferralReply {
     AuditChain(Vec<crate::audit::Entry>, String),
     /// What checking the chain found.
     AuditVerdict(crate::audit::Verdict),
+    /// The retention plan, and what a run destroyed.
+    Retention(RetentionReport),
     /// Aggregate figures.
     Report(Report),
 }
@@ -417,6 +461,9 @@ impl DocumentsActor {
                     .map_err(crate::vault::VaultError::from)?,
                 self.identity.key_id().to_string(),
             )),
+            ReferralRequest::Retention { run } => self
+                .retention(run, crate::unix_now())
+                .map(ReferralReply::Retention),
             ReferralRequest::AuditVerify => Ok(ReferralReply::AuditVerdict(
                 self.vault
                     .audit_chain()
@@ -881,6 +928,12 @@ impl DocumentsActor {
 
     fn list(&self, filter: &ListFilter) -> Result<ReferralList, NodeError> {
         let now = crate::unix_now();
+        // Before the board is borrowed for the list (the plan reads it too).
+        let destroy_at = self
+            .retention_plan(now)?
+            .into_iter()
+            .filter_map(|item| item.destroy_at.map(|at| (item.referral, at)))
+            .collect();
         let own = self.own;
         let own_record = self.documents.get(&own).and_then(|d| d.record());
         // This organisation offers the category in the region (service area, departments
@@ -940,7 +993,77 @@ impl DocumentsActor {
                 .into_iter()
                 .filter_map(|(id, _, _)| ReferralId::parse(&id))
                 .collect(),
+            destroy_at,
         })
+    }
+
+    /// Every case file held here, its side, and when its retention ends: `retention_days`
+    /// after closing for a received one, `sender_retention_days` for a sent one.
+    pub(super) fn retention_plan(&self, now: i64) -> Result<Vec<RetentionItem>, NodeError> {
+        let closed: BTreeMap<ReferralId, Option<i64>> = self
+            .board_index()
+            .summaries()
+            .map(|s| (s.id, s.closed_at))
+            .collect();
+        let mut plan = Vec::new();
+        for (id, side, _) in self.vault.held()? {
+            let Some(referral) = ReferralId::parse(&id) else {
+                continue;
+            };
+            let keep = match side {
+                Side::Received => self.config.retention,
+                Side::Sent => self.config.sender_retention,
+            }
+            .as_secs() as i64;
+            let closed_at = closed.get(&referral).copied().flatten();
+            let destroy_at = closed_at.map(|at| at + keep);
+            plan.push(RetentionItem {
+                referral,
+                side,
+                closed_at,
+                destroy_at,
+                due: destroy_at.is_some_and(|at| now >= at),
+            });
+        }
+        Ok(plan)
+    }
+
+    /// `passerelle retention [--run]`: the plan, after running what is due when asked.
+    pub(super) fn retention(&mut self, run: bool, now: i64) -> Result<RetentionReport, NodeError> {
+        let destroyed = if run {
+            self.destroy_due(now)?
+        } else {
+            Vec::new()
+        };
+        Ok(RetentionReport {
+            receiver_days: self.config.retention.as_secs() / 86_400,
+            sender_days: self.config.sender_retention.as_secs() / 86_400,
+            held: self.retention_plan(now)?,
+            destroyed,
+        })
+    }
+
+    /// Destroys every case file held here whose retention period has ended, on either
+    /// side; each in the audit log.
+    fn destroy_due(&mut self, now: i64) -> Result<Vec<ReferralId>, NodeError> {
+        let mut destroyed = Vec::new();
+        for item in self.retention_plan(now)?.into_iter().filter(|i| i.due) {
+            let id = item.referral.to_string();
+            self.vault.erase(&id, now, Erasure::RetentionEnded)?;
+            let whose = match item.side {
+                Side::Received => "the receiver's",
+                Side::Sent => "the sender's",
+            };
+            self.audit(
+                &id,
+                "retention_expired",
+                "housekeeping",
+                format!("{whose} retention period after closing ended; key destroyed"),
+            );
+            info!(referral = %id, side = ?item.side, "case file erased at the end of its retention period");
+            destroyed.push(item.referral);
+        }
+        Ok(destroyed)
     }
 
     fn show(&mut self, referral: ReferralId, by: &str) -> Result<ReferralView, NodeError> {
@@ -959,6 +1082,7 @@ impl DocumentsActor {
             case: None,
             intact: None,
             delivery_pending,
+            destroy_at: None,
             entry,
         };
         if role.is_none() && !(view.entry.open && view.entry.sender == self.own) {
@@ -985,6 +1109,11 @@ impl DocumentsActor {
                     detail: String::new(),
                 })?;
                 view.case_state = CaseState::Held;
+                let keep = match case.side {
+                    Side::Received => self.config.retention,
+                    Side::Sent => self.config.sender_retention,
+                };
+                view.destroy_at = view.entry.closed_at.map(|at| at + keep.as_secs() as i64);
                 view.case = Some(case);
             }
             None => view.case_state = CaseState::NotReceived,
@@ -1044,36 +1173,19 @@ impl DocumentsActor {
     /// Periodic work: records the expiry of this organisation's unanswered referrals, and
     /// ends the receiver's access to case files a retention period after closing.
     pub(super) fn handle_housekeeping(&mut self, now: i64) -> Result<(), NodeError> {
-        let retention = self.config.retention.as_secs() as i64;
         let own_key = self.identity.key_id() == self.own.key();
         let own = self.own;
-        let (to_expire, to_erase): (Vec<Summary>, Vec<Summary>) = self
+        let to_expire: Vec<Summary> = self
             .board_index()
             .summaries()
-            .filter(|e| {
-                (own_key && e.sender == own && e.overdue(now))
-                    || (e.receiver == Some(own)
-                        && e.closed_at.is_some_and(|closed| now >= closed + retention))
-            })
-            .partition(|e| own_key && e.sender == own && e.overdue(now));
+            .filter(|e| own_key && e.sender == own && e.overdue(now))
+            .collect();
         for entry in to_expire {
             if let Err(e) = self.move_referral(entry.id, Move::Expire, now) {
                 warn!(referral = %entry.id, error = %e, "could not record an expiry");
             }
         }
-        for entry in to_erase {
-            let id = entry.id.to_string();
-            if self.vault.holds(&id)? {
-                self.vault.erase(&id, now, Erasure::RetentionEnded)?;
-                self.audit(
-                    &id,
-                    "retention_expired",
-                    "housekeeping",
-                    "the retention period after closing ended; key destroyed",
-                );
-                info!(referral = %id, "case file erased at the end of its retention period");
-            }
-        }
+        self.destroy_due(now)?;
         Ok(())
     }
 }
