@@ -134,6 +134,10 @@ pub fn print_report(report: &Report) -> anyhow::Result<()> {
         ("referrals", report.total.to_string()),
         ("entered in error", report.entered_in_error.to_string()),
         (
+            "dated before what they followed (left out of the timings)",
+            report.clock_flagged.to_string(),
+        ),
+        (
             "median first response",
             report
                 .median_first_response_seconds

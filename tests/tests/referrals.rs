@@ -388,6 +388,26 @@ fn forged_answer(
     referral: &str,
     sender: OrgId,
 ) -> Vec<u8> {
+    forged_move(
+        owner,
+        changes,
+        referral,
+        sender,
+        &[("move", "complete"), ("outcome", "achieved")],
+        passerelle_node::unix_now(),
+    )
+}
+
+/// A receiver move written outside the node's checks, dated `at` by its author's (lying)
+/// clock, signed with its key: `action` is the move's fields.
+fn forged_move(
+    owner: &TestNode,
+    changes: Vec<Vec<u8>>,
+    referral: &str,
+    sender: OrgId,
+    fields: &[(&str, &str)],
+    at: i64,
+) -> Vec<u8> {
     let (identity, mut doc) = replay_outside(owner, &changes);
     let am = doc.automerge();
     let answers = match am.get(automerge::ROOT, "answers").expect("get") {
@@ -408,13 +428,100 @@ fn forged_answer(
     let action = am
         .put_object(&step, "move", automerge::ObjType::Map)
         .expect("action");
-    am.put(&action, "move", "complete").expect("kind");
-    am.put(&action, "outcome", "achieved").expect("outcome");
+    for (key, value) in fields {
+        am.put(&action, *key, *value).expect("action");
+    }
     am.put(&step, "from", "pending").expect("from");
-    am.put(&step, "at", passerelle_node::unix_now())
-        .expect("at");
+    am.put(&step, "at", at).expect("at");
     am.put(&step, "seen", 0u64).expect("seen");
     sign_last_change(&identity, &mut doc, "forged")
+}
+
+/// A receiver that answers with its clock set back (to look on time) writes a legal move:
+/// every other node applies it, and flags it, since it is dated before the referral its
+/// author had seen; the report counts it apart from the timings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backdated_answer_is_flagged_on_every_node_and_left_out_of_the_timings() {
+    let nodes = three_nodes(None).await;
+    let (sender, receiver, observer) = (&nodes[0], &nodes[1], &nodes[2]);
+    let service = offer(receiver, "Placement en emploi").await;
+    wait_converged(&nodes, 3).await;
+    let id = send(sender, direct(receiver.handle().org_id(), &service))
+        .await
+        .expect("send");
+    let created = entry(sender, &id).await.expect("entry").created;
+    let receiver_doc = DocumentId::organisation(&receiver.handle().org_id());
+    let history = receiver
+        .handle()
+        .export(&receiver_doc)
+        .await
+        .expect("export");
+    let backdated = forged_move(
+        receiver,
+        history,
+        &id.to_string(),
+        sender.handle().org_id(),
+        &[("move", "accept")],
+        created - 3 * 3600,
+    );
+    // (The receiver's own node takes it too, so its next changes follow it.)
+    for node in [receiver, sender, observer] {
+        let outcome = node
+            .handle()
+            .apply_remote(vec![backdated.clone()], Some(receiver.handle().key_id()))
+            .await
+            .expect("apply");
+        assert_eq!(outcome.applied, 1, "{}: a legal move applies", node.name);
+        let seen = entry(node, &id).await.expect("entry");
+        assert_eq!(seen.status, Status::Accepted, "{}", node.name);
+        assert!(seen.clock_flagged(), "{}: {:?}", node.name, seen.history);
+        let flag = seen.history[0].clock.as_deref().expect("flag");
+        assert!(flag.contains("3 h before"), "{flag}");
+    }
+    // An honest answer is not flagged.
+    let honest = send(sender, direct(receiver.handle().org_id(), &service))
+        .await
+        .expect("send");
+    wait_for("the second referral to reach the receiver", || async {
+        entry(receiver, &honest).await.is_some()
+    })
+    .await;
+    move_to(receiver, &honest, Move::Accept)
+        .await
+        .expect("accept");
+    wait_for("the observer to see the honest answer", || async {
+        entry(observer, &honest)
+            .await
+            .is_some_and(|e| e.status == Status::Accepted)
+    })
+    .await;
+    assert!(
+        !entry(observer, &honest)
+            .await
+            .expect("entry")
+            .clock_flagged()
+    );
+    // The report: every count shown (min_count 1), the backdated one apart from the timings.
+    let ReferralReply::Report(report) = ask(
+        observer,
+        ReferralRequest::Report {
+            from: None,
+            to: None,
+            min_count: Some(1),
+        },
+    )
+    .await
+    .expect("report") else {
+        panic!("report");
+    };
+    assert_eq!(report.total, Count::Shown(2));
+    assert_eq!(report.clock_flagged, Count::Shown(1));
+    assert_eq!(report.by_status.get("accepted"), Some(&Count::Shown(2)));
+    assert_eq!(
+        report.answered_before_deadline,
+        Some(1.0),
+        "only the honest answer is timed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

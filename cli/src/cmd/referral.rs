@@ -521,10 +521,14 @@ fn print_view(view: &ReferralView) -> anyhow::Result<()> {
                         })
                         .unwrap_or_default(),
                     h.status.to_string(),
-                    h.void
-                        .clone()
-                        .map(|v| format!("void: {v}"))
-                        .unwrap_or_default(),
+                    [
+                        h.void.clone().map(|v| format!("void: {v}")),
+                        h.clock.clone().map(|c| format!("clock: {c}")),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join("; "),
                 ]
             })
             .collect(),

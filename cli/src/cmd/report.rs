@@ -88,6 +88,7 @@ fn report_csv(report: &Report) -> anyhow::Result<Vec<u8>> {
     writer.write_record(["table", "key", "count"])?;
     writer.write_record(["total", "", &report.total.to_string()])?;
     writer.write_record(["entered_in_error", "", &report.entered_in_error.to_string()])?;
+    writer.write_record(["clock_flagged", "", &report.clock_flagged.to_string()])?;
     for (table, counts) in [
         ("status", &report.by_status),
         ("dimension", &report.by_dimension),

@@ -124,6 +124,7 @@ pub async fn reports(
             dl.profile #referral-report {
                 dt { (visitor.t("Total", "Total")) } dd { (report.total) }
                 dt { (visitor.t("Saisies par erreur (hors total)", "Entered in error (not counted)")) } dd { (report.entered_in_error) }
+                dt { (visitor.t("Datées avant une étape déjà vue (hors délais)", "Dated before a step already seen (not in the timings)")) } dd { (report.clock_flagged) }
                 dt { (visitor.t("Délai médian de première réponse", "Median time to first answer")) }
                 dd { (report.median_first_response_seconds.map_or("—".to_owned(), |s| format!("{:.1} h", s as f64 / 3600.0))) }
                 dt { (visitor.t("Répondues avant l'échéance", "Answered before the deadline")) } dd { (percent(report.answered_before_deadline)) }

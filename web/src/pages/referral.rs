@@ -340,7 +340,12 @@ pub async fn show(State(app): State<App>, headers: HeaderMap, Path(id): Path<Str
         h2 { (visitor.t("Historique", "History")) }
         ol.history {
             @for line in &entry.history {
-                li { (date(line.at)) " — " (status_text(&visitor, line.status)) }
+                li {
+                    (date(line.at)) " — " (status_text(&visitor, line.status))
+                    @if line.clock.is_some() {
+                        " " strong.flag { (visitor.t("(datée avant une étape que son auteur avait déjà vue)", "(dated before a step its author had already seen)")) }
+                    }
+                }
             }
         }
     };

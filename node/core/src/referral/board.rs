@@ -18,6 +18,12 @@
 //!   seen (`seen`), the sender's other moves after the receiver moves made concurrently
 //!   (the receiver's answer counts first). A move that is not legal at its place is void:
 //!   shown in the history with why, never applied.
+//! - A move's time is its author's clock. A move dated before something its author had
+//!   already seen (the referral's creation, its own earlier move, the sender moves a
+//!   receiver move records as `seen`), by more than [`CLOCK_SKEW`], is flagged in the
+//!   history (`clock`): the same on every node, since it depends only on the documents.
+//!   It still applies (the documents say it happened), but the report counts such
+//!   referrals apart from its timings.
 //! - Nothing here identifies a person: the case file is elsewhere ([`super::casefile`]).
 
 use std::collections::BTreeMap;
@@ -190,6 +196,10 @@ pub fn check_record(owner: &OrgId, record: &OrganisationRecord) -> Result<(), Il
     Ok(())
 }
 
+/// How far two members' clocks may differ before a move dated before what its author had
+/// seen is flagged.
+pub const CLOCK_SKEW: i64 = 300;
+
 /// One line of a board entry's history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryLine {
@@ -205,6 +215,9 @@ pub struct HistoryLine {
     /// Why it did not apply, when it did not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub void: Option<String>,
+    /// When it is dated before something its author had already seen: how, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<String>,
 }
 
 /// A proposal as the board shows it.
@@ -275,6 +288,11 @@ impl BoardEntry {
         decide(self.status, role, action, now, self.deadline)
     }
 
+    /// True when a move of its history is dated before something its author had seen.
+    pub fn clock_flagged(&self) -> bool {
+        self.history.iter().any(|h| h.clock.is_some())
+    }
+
     /// How many sender moves the board shows (what a receiver move records as `seen`).
     pub fn sender_moves(&self) -> u32 {
         self.history.iter().filter(|h| h.by == Role::Sender).count() as u32
@@ -329,20 +347,42 @@ pub fn fold(
         _ => &[],
     };
     let mut next_sender = 0usize;
+    // The latest time each side's author had seen: the creation, its own moves, and for
+    // the receiver the sender moves it records as seen.
+    let mut sender_seen = sent.created;
+    let mut receiver_seen = sent.created;
     for r in receiver_moves {
         while next_sender < sent.moves.len() && next_sender < r.seen as usize {
-            apply(&mut entry, Role::Sender, &sent.moves[next_sender]);
+            let s = &sent.moves[next_sender];
+            apply(&mut entry, Role::Sender, s, sender_seen);
+            sender_seen = sender_seen.max(s.at);
+            receiver_seen = receiver_seen.max(s.at);
             next_sender += 1;
         }
-        apply(&mut entry, Role::Receiver, r);
+        apply(&mut entry, Role::Receiver, r, receiver_seen);
+        receiver_seen = receiver_seen.max(r.at);
     }
     for s in &sent.moves[next_sender..] {
-        apply(&mut entry, Role::Sender, s);
+        apply(&mut entry, Role::Sender, s, sender_seen);
+        sender_seen = sender_seen.max(s.at);
     }
     entry
 }
 
-fn apply(entry: &mut BoardEntry, by: Role, m: &MoveRecord) {
+/// Says how `at` is dated before `seen`, the latest time its author had seen.
+fn clock_flag(at: i64, seen: i64) -> Option<String> {
+    (at + CLOCK_SKEW < seen).then(|| {
+        let minutes = (seen - at) / 60;
+        let (amount, unit) = if minutes >= 120 {
+            (minutes / 60, "h")
+        } else {
+            (minutes, "min")
+        };
+        format!("dated {amount} {unit} before a step its author had already seen")
+    })
+}
+
+fn apply(entry: &mut BoardEntry, by: Role, m: &MoveRecord, seen: i64) {
     use super::lifecycle::Move as M;
     let result = decide(entry.status, by, m.action, m.at, entry.deadline);
     let void = match result {
@@ -372,6 +412,7 @@ fn apply(entry: &mut BoardEntry, by: Role, m: &MoveRecord) {
         action: m.action,
         status: entry.status,
         void,
+        clock: clock_flag(m.at, seen),
     });
 }
 

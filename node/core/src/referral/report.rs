@@ -116,6 +116,9 @@ pub struct Report {
     pub total: Count,
     /// Referrals their sender marked as entered in error (not counted anywhere else).
     pub entered_in_error: Count,
+    /// Referrals with a move dated before something its author had already seen (the
+    /// board flags it): counted in the tables, left out of the timings.
+    pub clock_flagged: Count,
     /// By status.
     pub by_status: BTreeMap<String, Count>,
     /// By dimension.
@@ -231,6 +234,7 @@ fn publish(counts: &BTreeMap<String, u64>, sum: u64, k: u64) -> Option<BTreeMap<
 struct Tally {
     total: u64,
     entered_in_error: u64,
+    clock_flagged: u64,
     by_status: BTreeMap<String, u64>,
     by_dimension: BTreeMap<String, u64>,
     by_category: BTreeMap<String, u64>,
@@ -299,13 +303,17 @@ pub fn report(
                 *t.completed.entry(name(receiver)).or_default() += 1;
             }
         }
-        if let Some(first) = entry.first_response {
+        let timed = !entry.clock_flagged();
+        if !timed {
+            t.clock_flagged += 1;
+        }
+        if let Some(first) = entry.first_response.filter(|_| timed) {
             t.response_times.push(first - entry.created);
             t.due += 1;
             if first <= entry.deadline {
                 t.on_time += 1;
             }
-        } else if now > entry.deadline && entry.status != Status::Withdrawn {
+        } else if timed && now > entry.deadline && entry.status != Status::Withdrawn {
             t.due += 1;
         }
         if entry.status.is_closed() {
@@ -369,6 +377,7 @@ pub fn report(
         to: scope.to,
         total: single(t.total),
         entered_in_error: single(t.entered_in_error),
+        clock_flagged: single(t.clock_flagged),
         by_status,
         by_dimension,
         by_category,
