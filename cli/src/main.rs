@@ -114,6 +114,10 @@ pub enum Command {
     /// it for an inspector.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
+    /// Backups of the case files sealed to a backup key kept off this computer: make the
+    /// key, write a backup, restore one.
+    #[command(subcommand)]
+    Backup(cmd::backup::BackupCommand),
     /// The case files held here and when their retention period ends; `--run` destroys
     /// what is due now.
     Retention(cmd::retention::RetentionArgs),
@@ -362,6 +366,7 @@ fn run(cli: Cli, lang: passerelle_node::reference::Lang) -> anyhow::Result<Outco
             Command::Export(command) => cmd::export::run(&data_dir, command, lang, json).await,
             Command::Import(command) => cmd::import::run(&data_dir, command, json, lang).await,
             Command::User(command) => cmd::user::run(&data_dir, command, json).await,
+            Command::Backup(command) => cmd::backup::run(&data_dir, command, json).await,
             Command::Retention(args) => cmd::retention::run(&data_dir, args, json).await,
             Command::Audit(command) => cmd::audit::run(&data_dir, command, json, lang).await,
             Command::Repair(args) => cmd::repair::run(&data_dir, args, json),

@@ -687,6 +687,98 @@ fn errors_and_help_are_said_in_french_and_in_english() {
     assert_eq!(node.terminate(), 0);
 }
 
+/// The backup key: made once (its secret 0600, never overwritten), its public half for the
+/// config; a backup without it is refused naming what to do; with it, written and restored.
+#[test]
+fn a_backup_key_is_made_once_and_backups_are_sealed_to_it() {
+    let (dir, data) = init("Centre Espoir");
+    let secret = dir.path().join("backup-secret.txt");
+    let made = ok(
+        &data,
+        &[
+            "backup",
+            "key",
+            "--secret-out",
+            secret.to_str().unwrap(),
+            "--json",
+        ],
+    )
+    .json();
+    let public = made["public_key"].as_str().expect("public key").to_owned();
+    let mode = std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let again = run(
+        &data,
+        &["backup", "key", "--secret-out", secret.to_str().unwrap()],
+    );
+    assert_eq!(again.code, 2);
+    assert!(
+        again.stderr.contains("never overwritten"),
+        "{}",
+        again.stderr
+    );
+
+    let node = NodeProcess::start(&data);
+    let refused = run(&data, &["backup", "write"]);
+    assert_eq!(refused.code, 2);
+    assert!(
+        refused.stderr.contains("passerelle backup key"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(node.terminate(), 0);
+
+    let backups = dir.path().join("backups");
+    let config = data.join("config.toml");
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    text = text.replace(
+        "# dir = \"/var/backups/passerelle\"",
+        &format!("dir = \"{}\"", backups.display()),
+    );
+    text = text.replace(
+        "# public_key = \"…\"",
+        &format!("public_key = \"{public}\""),
+    );
+    std::fs::write(&config, text).expect("config");
+    let node = NodeProcess::start(&data);
+    let written = ok(&data, &["backup", "write", "--json"]).json();
+    let file = written["file"].as_str().expect("file").to_owned();
+    assert!(file.starts_with(backups.to_str().unwrap()), "{file}");
+    assert_eq!(written["case_files"], 0);
+    let restored = ok(
+        &data,
+        &[
+            "backup",
+            "restore",
+            &file,
+            "--secret-file",
+            secret.to_str().unwrap(),
+            "--json",
+        ],
+    )
+    .json();
+    assert_eq!(restored["restored"].as_array().map(Vec::len), Some(0));
+    let wrong = dir.path().join("wrong.txt");
+    std::fs::write(&wrong, "passerelle-backup-secret-nope").expect("wrong");
+    let refused = run(
+        &data,
+        &[
+            "backup",
+            "restore",
+            &file,
+            "--secret-file",
+            wrong.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(refused.code, 2);
+    assert!(
+        refused.stderr.contains("not a backup secret"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(node.terminate(), 0);
+}
+
 #[test]
 fn a_killed_node_loses_nothing_it_acknowledged() {
     let (_dir, data) = init("Centre Espoir");

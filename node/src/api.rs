@@ -128,6 +128,10 @@ requests! {
     AuditVerify(AuditVerify),
     /// [`Retention`].
     Retention(Retention),
+    /// [`BackupWrite`].
+    BackupWrite(BackupWrite),
+    /// [`BackupRestore`].
+    BackupRestore(BackupRestore),
     /// [`UserAdd`].
     UserAdd(UserAdd),
     /// [`UserList`].
@@ -498,6 +502,71 @@ impl Call for AuditVerify {
     type Reply = crate::audit::Verdict;
 }
 
+/// A secret given in a request (the backup secret): never written in a log or a debug
+/// print.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretText(String);
+
+impl SecretText {
+    /// Wraps `text`.
+    pub fn new(text: impl Into<String>) -> Self {
+        Self(text.into())
+    }
+
+    /// The text.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq for SecretText {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretText(<redacted>)")
+    }
+}
+
+impl Drop for SecretText {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
+/// Writes a backup of every case file held here, sealed to `[backup] public_key`, into
+/// `dir` (else `[backup] dir`): `passerelle backup write`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupWrite {
+    /// The folder.
+    #[serde(default)]
+    pub dir: Option<std::path::PathBuf>,
+}
+
+impl Call for BackupWrite {
+    type Reply = crate::case_backup::BackupReceipt;
+}
+
+/// Restores a sealed backup of case files (`passerelle backup restore`), except those
+/// erased since it was made.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupRestore {
+    /// The sealed backup (a path on the node's computer).
+    pub file: std::path::PathBuf,
+    /// The backup secret's text.
+    pub secret: SecretText,
+}
+
+impl Call for BackupRestore {
+    type Reply = crate::case_backup::RestoreReceipt;
+}
+
 /// Every case file held here and when its retention ends (`passerelle retention`); with
 /// `run`, what is due is destroyed first.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -580,6 +649,7 @@ impl Request {
             | Request::UserRemove(_)
             | Request::UserPassword(_) => true,
             Request::Retention(Retention { run }) => *run,
+            Request::BackupWrite(_) | Request::BackupRestore(_) => true,
             Request::ImportAutomerge(ImportAutomerge { dry_run, .. }) => !dry_run,
             Request::ReferralMatch(_)
             | Request::ReferralShow(_)

@@ -48,6 +48,10 @@ pub struct Config {
     /// How long the sending organisation keeps its own copy of a case file after its
     /// referral closes (default: as long as the receiver).
     pub sender_retention: std::time::Duration,
+    /// Where sealed backups of the case files go, and erasures are recorded.
+    pub backup_dir: Option<PathBuf>,
+    /// The backup key's public half.
+    pub backup_key: Option<crate::identity::EncryptionPublicKey>,
     /// The smallest count the referral reports show (smaller ones are `<N`, others
     /// withheld so they cannot be recomputed); 1 shows every count.
     pub report_min_count: u64,
@@ -73,6 +77,8 @@ impl Config {
             retention: std::time::Duration::from_secs(DEFAULT_RETENTION_DAYS * 24 * 3600),
             sender_retention: std::time::Duration::from_secs(DEFAULT_RETENTION_DAYS * 24 * 3600),
             report_min_count: crate::referral::report::DEFAULT_MIN_COUNT,
+            backup_dir: None,
+            backup_key: None,
             housekeeping_interval: std::time::Duration::from_secs(60),
             verify_store: false,
             store_check_after: Some(std::time::Duration::from_secs(30)),
@@ -96,6 +102,12 @@ impl Config {
         }
         if let Some(days) = file.referrals.sender_retention_days {
             self.sender_retention = std::time::Duration::from_secs(days * 24 * 3600);
+        }
+        if let Some(dir) = &file.backup.dir {
+            self.backup_dir = Some(dir.clone());
+        }
+        if let Some(key) = file.backup.public_key {
+            self.backup_key = Some(key);
         }
         if let Some(min) = file.referrals.report_min_count {
             self.report_min_count = min.max(1);
@@ -211,6 +223,21 @@ pub struct ConfigFile {
     /// Metrics for monitoring.
     #[serde(default)]
     pub metrics: MetricsSection,
+    /// Backups of the case files, sealed to a backup key.
+    #[serde(default)]
+    pub backup: BackupSection,
+}
+
+/// `[backup]`: where `passerelle backup write` puts its sealed backups of the case files
+/// (and where every erasure is recorded, so that a restore destroys what was erased since),
+/// and the backup key's public half they are sealed to.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupSection {
+    /// The folder (another disk, a mounted share).
+    pub dir: Option<PathBuf>,
+    /// The backup key's public half (`passerelle backup key` prints it).
+    pub public_key: Option<crate::identity::EncryptionPublicKey>,
 }
 
 /// `[metrics]`: an OpenMetrics endpoint (`/metrics`) and a health check (`/health`) for
@@ -441,6 +468,13 @@ name = {name}
 [metrics]
 # Serve /metrics (OpenMetrics, for Prometheus) and /health on this address.
 # listen = "127.0.0.1:9464"
+
+[backup]
+# Backups of the case files (`passerelle backup write`), sealed to a backup key whose
+# secret half is kept off this computer (`passerelle backup key` makes one). Every erasure
+# is also recorded in this folder, so a restore destroys what was erased since the backup.
+# dir = "/var/backups/passerelle"
+# public_key = "…"
 "#
         )
     }

@@ -273,6 +273,35 @@ pub async fn answer(handle: &NodeHandle, request: Request, by: &str) -> Answer {
                 });
             stream(&r, chain)
         }
+        Request::BackupWrite(r) => reply(
+            &r,
+            referral(
+                handle,
+                ReferralRequest::BackupWrite { dir: r.dir.clone() },
+                by,
+                |reply| match reply {
+                    ReferralReply::BackupWritten(receipt) => Some(receipt),
+                    _ => None,
+                },
+            )
+            .await,
+        ),
+        Request::BackupRestore(r) => reply(
+            &r,
+            referral(
+                handle,
+                ReferralRequest::BackupRestore {
+                    file: r.file.clone(),
+                    secret: r.secret.clone(),
+                },
+                by,
+                |reply| match reply {
+                    ReferralReply::Restored(receipt) => Some(receipt),
+                    _ => None,
+                },
+            )
+            .await,
+        ),
         Request::Retention(r) => reply(
             &r,
             referral(

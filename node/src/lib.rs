@@ -20,8 +20,9 @@
 //! - [`durable`], [`parallel`]: durable file writes; independent work over the cores.
 
 pub use passerelle_core::{
-    audit, automerge_bounds, automerge_de, automerge_guard, cartography, directory, document,
-    envelope, identity, ids, membership, model, protocol, reference, referral, status, sync, text,
+    audit, automerge_bounds, automerge_de, automerge_guard, backup_seal, cartography, directory,
+    document, envelope, identity, ids, membership, model, protocol, reference, referral, status,
+    sync, text,
 };
 
 pub mod accounts;
@@ -29,6 +30,7 @@ pub mod api;
 pub mod archive;
 pub mod audit_log;
 pub mod backup;
+pub mod case_backup;
 pub mod config;
 pub mod control;
 pub mod durable;

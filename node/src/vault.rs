@@ -151,7 +151,24 @@ pub struct Vault {
     erased: sled::Tree,
     audit: crate::audit_log::AuditLog,
     outbox: sled::Tree,
+    /// The backup folder, where every erasure is recorded too.
+    erasure_journal: Option<PathBuf>,
 }
+
+/// One erasure, as the backup folder records it (`erasures.jsonl`): a restore destroys the
+/// case files erased after its backup was made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErasureRecord {
+    /// The referral.
+    pub referral: String,
+    /// When.
+    pub at: i64,
+    /// Why.
+    pub why: Erasure,
+}
+
+/// The name of the erasure journal in a backup folder.
+pub const ERASURE_JOURNAL: &str = "erasures.jsonl";
 
 fn hex(bytes: &[u8]) -> String {
     data_encoding::HEXLOWER.encode(bytes)
@@ -183,7 +200,47 @@ impl Vault {
                 &db.open_tree("case-audit")?,
             )?,
             outbox: db.open_tree("case-outbox")?,
+            erasure_journal: None,
         })
+    }
+
+    /// Records every erasure in `dir`'s erasure journal too (the backup folder).
+    pub fn with_erasure_journal(mut self, dir: Option<PathBuf>) -> Self {
+        self.erasure_journal = dir;
+        self
+    }
+
+    /// Appends an erasure to the backup folder's journal (on disk when it returns).
+    fn journal(&self, record: &ErasureRecord) -> Result<(), VaultError> {
+        let Some(dir) = &self.erasure_journal else {
+            return Ok(());
+        };
+        let path = dir.join(ERASURE_JOURNAL);
+        let mut line =
+            serde_json::to_vec(record).map_err(|_| VaultError::Damaged("erasure record".into()))?;
+        line.push(b'\n');
+        let mut file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io(format!("opening {}", path.display())))?;
+        file.write_all(&line)
+            .and_then(|()| file.sync_data())
+            .map_err(io(format!("recording the erasure in {}", path.display())))
+    }
+
+    /// Every tombstone: the referrals whose case file was erased here.
+    pub fn tombstones(&self) -> Result<Vec<(String, Tombstone)>, VaultError> {
+        let mut all = Vec::new();
+        for item in self.erased.iter() {
+            let (key, value) = item?;
+            let referral = String::from_utf8_lossy(&key).into_owned();
+            let tombstone = serde_json::from_slice(&value)
+                .map_err(|_| VaultError::Damaged(referral.clone()))?;
+            all.push((referral, tombstone));
+        }
+        Ok(all)
     }
 
     fn key_path(&self, referral: &str) -> PathBuf {
@@ -305,6 +362,15 @@ impl Vault {
             .map_err(|_| VaultError::Damaged(referral.into()))?;
         self.erased.insert(referral.as_bytes(), tombstone)?;
         self.syncer.flush()?;
+        // Erased here whatever happens next. A backup folder that cannot be written to (a
+        // share unmounted) is reported: a restore from it could bring this one back.
+        if let Err(e) = self.journal(&ErasureRecord {
+            referral: referral.to_owned(),
+            at: now,
+            why,
+        }) {
+            tracing::error!(referral, error = %e, "the erasure could not be recorded in the backup folder: a restore from there would bring this case file back");
+        }
         Ok(held)
     }
 

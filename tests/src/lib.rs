@@ -317,7 +317,7 @@ impl TestNode {
 
 /// A network configuration for tests: listens on loopback (a free port), dials `peers`,
 /// catches up every second, no mDNS.
-fn loopback_network(peers: Vec<libp2p::Multiaddr>) -> NetworkConfig {
+pub fn loopback_network(peers: Vec<libp2p::Multiaddr>) -> NetworkConfig {
     NetworkConfig {
         listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr")],
         peers,

@@ -1096,3 +1096,133 @@ async fn hostile_case_file_messages_are_refused_counted_and_change_nothing() {
     assert_eq!(after.case, before, "the held case file changed");
     assert_eq!(after.intact, Some(true));
 }
+
+/// A receiver's case files backed up, sealed to a backup key kept off the node; one erased
+/// afterwards; the receiver's vault lost (its case-file keys and records gone, documents
+/// kept): the restore brings back the other case file, never the erased one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_after_an_erasure_leaves_the_erased_case_file_erased() {
+    use passerelle_node::backup_seal::BackupSecret;
+    let backups = tempfile::tempdir().expect("backup folder");
+    let secret = BackupSecret::generate().expect("backup key");
+    let key = secret.public_key();
+    let mut nodes = vec![
+        TestNode::init_networked("ONG Retour Douala", vec![]),
+        TestNode::init("Centre Emploi Littoral", |config| {
+            config.network = Some(passerelle_tests::loopback_network(vec![]));
+            config.backup_dir = Some(backups.path().to_path_buf());
+            config.backup_key = Some(key);
+        }),
+    ];
+    found_network(&nodes.iter().collect::<Vec<_>>(), "2");
+    start_line(&mut nodes).await;
+    let (sender, receiver) = (&nodes[0], &nodes[1]);
+    let service = offer(receiver, "Placement en emploi").await;
+    wait_converged(&nodes, 2).await;
+    let kept = send(sender, direct(receiver.handle().org_id(), &service))
+        .await
+        .expect("send");
+    let erased = send(sender, direct(receiver.handle().org_id(), &service))
+        .await
+        .expect("send");
+    for id in [&kept, &erased] {
+        wait_for("the case files to arrive", || async {
+            show(receiver, id)
+                .await
+                .is_some_and(|v| v.case_state == CaseState::Held)
+        })
+        .await;
+    }
+
+    // The backup: both case files, sealed (no name in the file).
+    let ReferralReply::BackupWritten(backup) =
+        ask(receiver, ReferralRequest::BackupWrite { dir: None })
+            .await
+            .expect("backup")
+    else {
+        panic!("backup");
+    };
+    assert_eq!(backup.case_files, 2);
+    let bytes = std::fs::read(&backup.file).expect("backup file");
+    assert!(!contains(&bytes, NAME) && !contains(&bytes, PHONE));
+
+    // The sender erases one; the receiver's node erases its copy and records it beside
+    // the backups.
+    ask(sender, ReferralRequest::Erase { id: erased })
+        .await
+        .expect("erase");
+    wait_for("the receiver to erase its copy", || async {
+        show(receiver, &erased)
+            .await
+            .is_some_and(|v| v.case_state == CaseState::Erased)
+    })
+    .await;
+    let journal = std::fs::read_to_string(backups.path().join("erasures.jsonl")).expect("journal");
+    assert!(journal.contains(&erased.to_string()), "{journal}");
+
+    // The receiver's vault is lost: its case-file keys and records, tombstones included.
+    let mut nodes = nodes;
+    nodes[1].stop().await;
+    let data = nodes[1].data_dir();
+    std::fs::remove_dir_all(data.join("case-keys")).expect("keys gone");
+    {
+        let store = passerelle_node::store::Store::open(
+            &passerelle_node::config::Config::new(&data).store_dir(),
+        )
+        .expect("store");
+        for tree in ["case-files", "case-erased"] {
+            store.database().drop_tree(tree).expect("drop");
+        }
+    }
+    nodes[1].start().await;
+    let receiver = &nodes[1];
+    assert_eq!(
+        show(receiver, &kept).await.map(|v| v.case_state),
+        Some(CaseState::NotReceived)
+    );
+
+    // A wrong secret opens nothing.
+    let other = BackupSecret::generate().expect("another key");
+    let refused = ask(
+        receiver,
+        ReferralRequest::BackupRestore {
+            file: backup.file.clone(),
+            secret: passerelle_node::api::SecretText::new(other.to_text().as_str()),
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        refused.contains("does not open with this secret"),
+        "{refused}"
+    );
+
+    // The restore: the kept one back and readable, the erased one not, and erased here.
+    let ReferralReply::Restored(restored) = ask(
+        receiver,
+        ReferralRequest::BackupRestore {
+            file: backup.file.clone(),
+            secret: passerelle_node::api::SecretText::new(secret.to_text().as_str()),
+        },
+    )
+    .await
+    .expect("restore") else {
+        panic!("restore");
+    };
+    assert_eq!(restored.restored, vec![kept.to_string()]);
+    assert_eq!(restored.erased_since, vec![erased.to_string()]);
+    let view = show(receiver, &kept).await.expect("view");
+    assert_eq!(view.case_state, CaseState::Held);
+    assert_eq!(view.case.expect("case").content.case_file.name, NAME);
+    assert_eq!(
+        show(receiver, &erased).await.map(|v| v.case_state),
+        Some(CaseState::Erased)
+    );
+    let ReferralReply::Audit(log) = ask(receiver, ReferralRequest::Audit { id: Some(erased) })
+        .await
+        .expect("audit")
+    else {
+        panic!("audit");
+    };
+    assert!(log.iter().any(|a| a.action == "restore_skipped"), "{log:?}");
+}

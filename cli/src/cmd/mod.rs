@@ -3,6 +3,7 @@
 //! the demo, which shows the others at work, runs them.
 
 pub mod audit;
+pub mod backup;
 pub mod demo;
 pub mod device;
 pub mod directory;

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod automerge_bounds;
 pub mod automerge_de;
 pub mod automerge_guard;
+pub mod backup_seal;
 pub mod cartography;
 pub mod directory;
 pub mod document;

@@ -32,7 +32,8 @@ impl DocumentsActor {
             &store,
             &config.data_dir,
             crate::identity::SigningSecret::from_bytes(&identity.signing().to_secret_bytes()),
-        )?;
+        )?
+        .with_erasure_journal(config.backup_dir.clone());
         let open_ms = opening.elapsed().as_millis() as u64;
         let started = Instant::now();
         let counts = if config.verify_store {

@@ -142,6 +142,20 @@ pub enum ReferralRequest {
     },
     /// Checks the audit log's chain.
     AuditVerify,
+    /// A backup of every case file held here, sealed to the backup key, into `dir` (else
+    /// `[backup] dir`).
+    BackupWrite {
+        /// The folder.
+        #[serde(default)]
+        dir: Option<std::path::PathBuf>,
+    },
+    /// Restores a backup, opened with the backup secret, except what was erased since.
+    BackupRestore {
+        /// The sealed backup.
+        file: std::path::PathBuf,
+        /// The backup secret's text.
+        secret: crate::api::SecretText,
+    },
     /// Every case file held here and when its retention ends; `run`: destroy what is due
     /// first.
     Retention {
@@ -297,8 +311,38 @@ pub enum ReferralReply {
     AuditVerdict(crate::audit::Verdict),
     /// The retention plan, and what a run destroyed.
     Retention(RetentionReport),
+    /// A backup written.
+    BackupWritten(crate::case_backup::BackupReceipt),
+    /// A backup restored.
+    Restored(crate::case_backup::RestoreReceipt),
     /// Aggregate figures.
     Report(Report),
+}
+
+/// A backup's failure as the node says it: a wrong secret or file is the input's fault.
+fn backup_error(e: crate::case_backup::CaseBackupError) -> NodeError {
+    use crate::case_backup::CaseBackupError as E;
+    match e {
+        E::Seal(seal) => {
+            let fr = match &seal {
+                crate::backup_seal::BackupSealError::NotABackup => {
+                    "ce n'est pas une sauvegarde de dossiers écrite par `passerelle backup write`"
+                }
+                crate::backup_seal::BackupSealError::WrongKeyOrAltered => {
+                    "la sauvegarde ne s'ouvre pas avec ce secret (une autre clé de sauvegarde, ou un fichier modifié)"
+                }
+                _ => "la sauvegarde ne s'ouvre pas",
+            };
+            invalid("file", seal.to_string(), fr)
+        }
+        E::Contents(why) => invalid(
+            "file",
+            format!("the backup's contents cannot be read: {why}"),
+            format!("le contenu de la sauvegarde est illisible : {why}"),
+        ),
+        E::Vault(v) => NodeError::Vault(v),
+        E::Io { context, source } => NodeError::Io { context, source },
+    }
 }
 
 /// Input refused: the field, and what is wrong in English and in French.
@@ -461,6 +505,12 @@ impl DocumentsActor {
                     .map_err(crate::vault::VaultError::from)?,
                 self.identity.key_id().to_string(),
             )),
+            ReferralRequest::BackupWrite { dir } => {
+                self.backup_write(dir, by).map(ReferralReply::BackupWritten)
+            }
+            ReferralRequest::BackupRestore { file, secret } => self
+                .backup_restore(&file, &secret, by)
+                .map(ReferralReply::Restored),
             ReferralRequest::Retention { run } => self
                 .retention(run, crate::unix_now())
                 .map(ReferralReply::Retention),
@@ -1036,6 +1086,70 @@ impl DocumentsActor {
             });
         }
         Ok(plan)
+    }
+
+    fn backup_write(
+        &mut self,
+        dir: Option<std::path::PathBuf>,
+        by: &str,
+    ) -> Result<crate::case_backup::BackupReceipt, NodeError> {
+        let key = self.config.backup_key.ok_or_else(|| {
+            invalid(
+                "public_key",
+                "no backup key: make one with `passerelle backup key` and set [backup] public_key in config.toml",
+                "aucune clé de sauvegarde : créez-en une avec `passerelle backup key` et renseignez [backup] public_key dans config.toml",
+            )
+        })?;
+        let dir = dir.or_else(|| self.config.backup_dir.clone()).ok_or_else(|| {
+            invalid(
+                "dir",
+                "no backup folder: give --dir or set [backup] dir in config.toml",
+                "aucun dossier de sauvegarde : donnez --dir ou renseignez [backup] dir dans config.toml",
+            )
+        })?;
+        let receipt = crate::case_backup::write(
+            &self.vault,
+            &dir,
+            &key,
+            &self.own.to_string(),
+            crate::unix_now(),
+        )
+        .map_err(backup_error)?;
+        self.audit(
+            "",
+            "backup",
+            by,
+            format!(
+                "{} case files sealed to the backup key into {}",
+                receipt.case_files,
+                receipt.file.display()
+            ),
+        );
+        Ok(receipt)
+    }
+
+    fn backup_restore(
+        &mut self,
+        file: &std::path::Path,
+        secret: &crate::api::SecretText,
+        by: &str,
+    ) -> Result<crate::case_backup::RestoreReceipt, NodeError> {
+        let secret = crate::backup_seal::BackupSecret::from_text(secret.expose())
+            .map_err(|e| invalid("secret", e.to_string(), e.to_string()))?;
+        let receipt = crate::case_backup::restore(&self.vault, file, &secret, crate::unix_now())
+            .map_err(backup_error)?;
+        for referral in &receipt.restored {
+            self.audit(referral, "restored", by, format!("from {}", file.display()));
+        }
+        for referral in &receipt.erased_since {
+            self.audit(
+                referral,
+                "restore_skipped",
+                by,
+                "erased since the backup was made: not restored",
+            );
+        }
+        Ok(receipt)
     }
 
     /// `passerelle retention [--run]`: the plan, after running what is due when asked.
