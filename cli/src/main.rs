@@ -10,6 +10,7 @@ mod flags;
 mod help;
 mod messages;
 mod output;
+mod passphrase;
 mod present;
 
 use std::path::PathBuf;

@@ -779,6 +779,91 @@ fn a_backup_key_is_made_once_and_backups_are_sealed_to_it() {
     assert_eq!(node.terminate(), 0);
 }
 
+/// Keys protected by a passphrase: sealed on disk, a start without it refused naming what
+/// to do, a wrong one refused, the right one (the service's credential) runs the node.
+#[test]
+fn keys_protected_by_a_passphrase_open_only_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let credentials = dir.path().join("credentials");
+    std::fs::create_dir_all(&credentials).unwrap();
+    std::fs::write(
+        credentials.join("passphrase"),
+        "la clé du bureau de Douala\n",
+    )
+    .unwrap();
+    let with_credential = |args: &[&str]| {
+        let out = passerelle()
+            .arg("--data-dir")
+            .arg(&data)
+            .args(args)
+            .env("CREDENTIALS_DIRECTORY", &credentials)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = with_credential(&["init", "--org-name", "Centre Espoir", "--passphrase"]);
+    assert_eq!(code, 0, "{stderr}");
+    for key in ["organisation.ed25519", "encryption.x25519"] {
+        let bytes = std::fs::read(data.join("keys").join(key)).unwrap();
+        assert!(bytes.starts_with(b"PASSERELLE-SEALED-KEY-1\n"), "{key}");
+    }
+    // Without it (no credential, no terminal): refused, saying how to give it.
+    let out = passerelle()
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["start", "--no-network", "--no-web"])
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("protected by a passphrase"), "{stderr}");
+    // A wrong one.
+    std::fs::write(
+        credentials.join("passphrase"),
+        "une autre phrase bien longue",
+    )
+    .unwrap();
+    let (code, stderr) = with_credential(&["start", "--no-network", "--no-web"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("passphrase does not open"), "{stderr}");
+    // The right one: the node runs and answers.
+    std::fs::write(
+        credentials.join("passphrase"),
+        "la clé du bureau de Douala\n",
+    )
+    .unwrap();
+    let mut child = passerelle()
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["start", "--no-network", "--no-web"])
+        .env("CREDENTIALS_DIRECTORY", &credentials)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start");
+    let mut status = None;
+    for _ in 0..100 {
+        let r = run(&data, &["status", "--json"]);
+        if r.code == 0 {
+            status = Some(r.json());
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let status = status.expect("the node never answered");
+    assert!(status["org_id"].as_str().is_some(), "{status}");
+}
+
 #[test]
 fn a_killed_node_loses_nothing_it_acknowledged() {
     let (_dir, data) = init("Centre Espoir");

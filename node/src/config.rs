@@ -48,6 +48,9 @@ pub struct Config {
     /// How long the sending organisation keeps its own copy of a case file after its
     /// referral closes (default: as long as the receiver).
     pub sender_retention: std::time::Duration,
+    /// The passphrase protecting the key files (none: they are not protected, or not
+    /// opened). Never written anywhere by the node.
+    pub passphrase: Option<crate::keys::Passphrase>,
     /// Where sealed backups of the case files go, and erasures are recorded.
     pub backup_dir: Option<PathBuf>,
     /// The backup key's public half.
@@ -77,6 +80,7 @@ impl Config {
             retention: std::time::Duration::from_secs(DEFAULT_RETENTION_DAYS * 24 * 3600),
             sender_retention: std::time::Duration::from_secs(DEFAULT_RETENTION_DAYS * 24 * 3600),
             report_min_count: crate::referral::report::DEFAULT_MIN_COUNT,
+            passphrase: None,
             backup_dir: None,
             backup_key: None,
             housekeeping_interval: std::time::Duration::from_secs(60),

@@ -109,7 +109,7 @@ const DOCUMENT_TREES: [&str; 5] = [
 /// Repairs the store of the (stopped) node of `config`.
 pub fn repair(config: &Config, options: &RepairOptions) -> Result<RepairReport, RepairError> {
     let store_dir = config.store_dir();
-    let own = match Identity::load(&config.data_dir) {
+    let own = match Identity::load_with(&config.data_dir, config.passphrase.as_ref()) {
         Ok(identity) => identity.org_id(),
         Err(e) => return Err(e.into()),
     };

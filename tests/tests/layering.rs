@@ -272,7 +272,14 @@ fn uses_are_read_from_paths_and_lists() {
 const CLI_LAYERS: &[(&str, &[&str])] = &[
     (
         "shared: output, argument values, the client of the node, how records read, the messages' catalogue",
-        &["output", "flags", "client", "present", "messages"],
+        &[
+            "output",
+            "flags",
+            "client",
+            "present",
+            "messages",
+            "passphrase",
+        ],
     ),
     ("the commands", &["cmd::*"]),
     ("the demo", &["cmd::demo"]),

@@ -31,10 +31,17 @@ pub struct InitArgs {
     /// Acronym or short name.
     #[arg(long)]
     pub acronym: Option<String>,
+    /// Protect the keys with a passphrase (asked twice; for the service, read from its
+    /// credential $CREDENTIALS_DIRECTORY/passphrase): asked again at every start.
+    #[arg(long)]
+    pub passphrase: bool,
 }
 
 pub fn run(data_dir: &Path, args: InitArgs, json_out: bool) -> anyhow::Result<Outcome> {
-    let config = Config::new(data_dir);
+    let mut config = Config::new(data_dir);
+    if args.passphrase {
+        config.passphrase = Some(crate::passphrase::new_one()?);
+    }
     if let Some(org) = args.device_of {
         let key = node::initialise_device(&config, org)
             .with_context(|| format!("initialising {}", data_dir.display()))?;

@@ -116,8 +116,12 @@ pub async fn run(
 ) -> anyhow::Result<Outcome> {
     match command {
         NetworkCommand::Create(args) => {
-            let config = load_config(data_dir)?;
-            let identity = passerelle_node::identity::Identity::load(data_dir)?;
+            let mut config = load_config(data_dir)?;
+            config.passphrase = crate::passphrase::unlock(data_dir)?;
+            let identity = passerelle_node::identity::Identity::load_with(
+                data_dir,
+                config.passphrase.as_ref(),
+            )?;
             let mut founders = vec![identity.org_id()];
             founders.extend(args.founder.iter().filter(|f| **f != identity.org_id()));
             let charter = Charter {

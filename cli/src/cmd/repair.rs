@@ -27,7 +27,8 @@ pub struct RepairArgs {
 }
 
 pub fn run(data_dir: &Path, args: RepairArgs, json_out: bool) -> anyhow::Result<Outcome> {
-    let config = Config::new(data_dir);
+    let mut config = Config::new(data_dir);
+    config.passphrase = crate::passphrase::unlock(data_dir)?;
     let options = RepairOptions {
         dry_run: args.dry_run,
         network: args.network,

@@ -49,6 +49,7 @@ pub fn start_config(data_dir: &Path, args: &StartArgs) -> anyhow::Result<Config>
     let file = read_config_file(data_dir)?;
     let mut config = Config::new(data_dir).with_file(&file);
     config.verify_store = args.verify_store;
+    config.passphrase = crate::passphrase::unlock(data_dir)?;
     if !args.no_network {
         let mut network = Config::network_from_file(&file)?.unwrap_or_default();
         if !args.listen.is_empty() {

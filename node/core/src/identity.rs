@@ -51,6 +51,14 @@ pub enum IdentityError {
     /// The system random source failed.
     #[error("the system random source failed: {0}")]
     Random(String),
+    /// A key file is protected by a passphrase and none was given.
+    #[error(
+        "key file {0} is protected by a passphrase: give it (asked on the terminal, or the service's credential file $CREDENTIALS_DIRECTORY/passphrase)"
+    )]
+    Locked(PathBuf),
+    /// The passphrase does not open a key file.
+    #[error("the passphrase does not open key file {0}")]
+    WrongPassphrase(PathBuf),
 }
 
 /// Errors parsing an organisation id.

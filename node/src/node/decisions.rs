@@ -150,7 +150,7 @@ fn refused(field: &str, error: impl std::fmt::Display) -> NodeError {
 /// Creates a network in a node's data folder (the node must be stopped): the genesis with
 /// the charter and this organisation's ratification. This organisation must be a founder.
 pub fn create_network(config: &Config, charter: Charter) -> Result<NetworkId, NodeError> {
-    let identity = Identity::load(&config.data_dir)?;
+    let identity = Identity::load_with(&config.data_dir, config.passphrase.as_ref())?;
     let store = Store::open(&config.store_dir())?;
     if let Some(existing) = store.network()? {
         return Err(invalid(
@@ -181,7 +181,7 @@ pub fn found_network_locally(
 ) -> Result<NetworkId, NodeError> {
     let identities = configs
         .iter()
-        .map(|c| Identity::load(&c.data_dir))
+        .map(|c| Identity::load_with(&c.data_dir, c.passphrase.as_ref()))
         .collect::<Result<Vec<_>, _>>()?;
     let Some(first) = identities.first() else {
         return Err(invalid(

@@ -26,7 +26,7 @@ type LoadedSnapshot = (Snapshot, Result<OrganisationDocument, DocumentError>);
 impl DocumentsActor {
     pub(super) fn load(config: Config) -> Result<Self, NodeError> {
         let opening = Instant::now();
-        let identity = Identity::load(&config.data_dir)?;
+        let identity = Identity::load_with(&config.data_dir, config.passphrase.as_ref())?;
         let store = Store::open(&config.store_dir())?;
         let vault = crate::vault::Vault::open(
             &store,
@@ -172,7 +172,7 @@ pub(super) fn create_data_folder(config: &Config, identity: &Identity) -> Result
     if store.change_count() > 0 {
         return Err(NodeError::AlreadyInitialised(dir.clone()));
     }
-    identity.save_new(dir)?;
+    identity.save_new_with(dir, config.passphrase.as_ref())?;
     Ok(store)
 }
 
