@@ -111,6 +111,15 @@ fn open_for_append(path: &Path) -> Result<fs::File, AuditError> {
         .map_err(io(format!("opening {}", path.display())))
 }
 
+/// The lines of one file of the log.
+fn file_lines(path: &Path) -> Result<Vec<String>, AuditError> {
+    let file = fs::File::open(path).map_err(io(format!("reading {}", path.display())))?;
+    std::io::BufReader::new(file)
+        .lines()
+        .map(|line| line.map_err(io(format!("reading {}", path.display()))))
+        .collect()
+}
+
 /// Every line of the log, in order, with where it is (`000001.jsonl:12`).
 fn lines(dir: &Path) -> Result<Vec<(String, String)>, AuditError> {
     let mut all = Vec::new();
@@ -162,16 +171,25 @@ impl AuditLog {
             .last()
             .cloned()
             .unwrap_or_else(|| (1, dir.join(file_name(1))));
+        // The head is in the newest file that holds an entry (each closed file ends with a
+        // seal): only that file is read, whatever the size of the whole log.
         let mut head = Head::default();
         let mut since_seal = 0;
-        for (_, line) in lines(&dir)? {
-            if let Ok(entry) = serde_json::from_str::<Entry>(&line) {
-                since_seal = if entry.event.action == crate::audit::SEAL {
-                    0
-                } else {
-                    since_seal + 1
-                };
-                head = Head::after(&entry);
+        for (_, path) in existing.iter().rev() {
+            let mut found = false;
+            for line in file_lines(path)? {
+                if let Ok(entry) = serde_json::from_str::<Entry>(&line) {
+                    since_seal = if entry.event.action == crate::audit::SEAL {
+                        0
+                    } else {
+                        since_seal + 1
+                    };
+                    head = Head::after(&entry);
+                    found = true;
+                }
+            }
+            if found {
+                break;
             }
         }
         // A log cut short while the node was stopped: the chain goes on from where the node
