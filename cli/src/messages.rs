@@ -35,6 +35,11 @@ pub fn said(en: String, fr: String) -> String {
     lang().pick(en, fr)
 }
 
+/// A word or label in the English or the French, as this run speaks.
+pub fn t(en: &'static str, fr: &'static str) -> &'static str {
+    lang().pick(en, fr)
+}
+
 /// The language the locale asks for, if it names French or English.
 pub fn locale_lang() -> Option<Lang> {
     ["LC_ALL", "LC_MESSAGES", "LANG"]

@@ -289,13 +289,21 @@ mod tests {
         let folder = tempfile::tempdir().unwrap();
         let identity = Identity::generate().unwrap();
         let passphrase = Passphrase::new("la clé du bureau de Douala\n");
-        identity.save_new_with(folder.path(), Some(&passphrase)).unwrap();
+        identity
+            .save_new_with(folder.path(), Some(&passphrase))
+            .unwrap();
         assert!(protected(folder.path()));
         let path = folder.path().join(KEYS_DIR).join(SIGNING_KEY_FILE);
         let bytes = fs::read(&path).unwrap();
         let secret = identity.signing().to_secret_bytes();
-        assert!(!bytes.windows(32).any(|w| w == secret.as_slice()), "the key in clear");
-        assert!(matches!(Identity::load(folder.path()), Err(IdentityError::Locked(_))));
+        assert!(
+            !bytes.windows(32).any(|w| w == secret.as_slice()),
+            "the key in clear"
+        );
+        assert!(matches!(
+            Identity::load(folder.path()),
+            Err(IdentityError::Locked(_))
+        ));
         let wrong = Passphrase::new("une autre phrase");
         assert!(matches!(
             Identity::load_with(folder.path(), Some(&wrong)),

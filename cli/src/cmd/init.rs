@@ -53,10 +53,17 @@ pub fn run(data_dir: &Path, args: InitArgs, json_out: bool) -> anyhow::Result<Ou
                 "data_dir": data_dir.display().to_string(),
             }))?;
         } else {
-            output::out(&format!(
-                "Created a device node of organisation {} in {}\n\n  device key  {key}\n\nOn the organisation's node run: passerelle device add {key} --label \"…\"\nThen here: passerelle network join '<invitation>' and passerelle start",
-                org.fingerprint(),
-                data_dir.display(),
+            output::out(&crate::messages::said(
+                format!(
+                    "Created a device node of organisation {} in {}\n\n  device key  {key}\n\nOn the organisation's node run: passerelle device add {key} --label \"…\"\nThen here: passerelle network join '<invitation>' and passerelle start",
+                    org.fingerprint(),
+                    data_dir.display(),
+                ),
+                format!(
+                    "Nœud appareil de l'organisation {} créé dans {}\n\n  clé de l'appareil  {key}\n\nSur le nœud de l'organisation, lancez : passerelle device add {key} --label \"…\"\nPuis ici : passerelle network join '<invitation>' et passerelle start",
+                    org.fingerprint(),
+                    data_dir.display(),
+                ),
             ))?;
         }
         return Ok(Outcome::Done);
@@ -77,12 +84,21 @@ pub fn run(data_dir: &Path, args: InitArgs, json_out: bool) -> anyhow::Result<Ou
             "data_dir": data_dir.display().to_string(),
         }))?;
     } else {
-        output::out(&format!(
-            "Created the identity of {:?} in {}\n\n  organisation id  {}\n  fingerprint      {}\n\nRead the fingerprint out to partners so they can check your id.\nStart the node with: passerelle start",
-            org_name,
-            data_dir.display(),
-            org,
-            org.fingerprint()
+        output::out(&crate::messages::said(
+            format!(
+                "Created the identity of {:?} in {}\n\n  organisation id  {}\n  fingerprint      {}\n\nRead the fingerprint out to partners so they can check your id.\nStart the node with: passerelle start",
+                org_name,
+                data_dir.display(),
+                org,
+                org.fingerprint()
+            ),
+            format!(
+                "Identité de {:?} créée dans {}\n\n  identifiant de l'organisation  {}\n  empreinte                      {}\n\nLisez l'empreinte à vos partenaires pour qu'ils vérifient votre identifiant.\nDémarrez le nœud avec : passerelle start",
+                org_name,
+                data_dir.display(),
+                org,
+                org.fingerprint()
+            ),
         ))?;
     }
     Ok(Outcome::Done)

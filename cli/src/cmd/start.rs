@@ -9,6 +9,7 @@ use passerelle_node::network::Multiaddr;
 use passerelle_node::runtime;
 
 use crate::client::{Outcome, read_config_file};
+use crate::messages::{said, t};
 
 /// `passerelle start`.
 #[derive(Debug, Args, Default)]
@@ -109,29 +110,57 @@ pub async fn run(data_dir: &Path, args: StartArgs) -> anyhow::Result<Outcome> {
         }
     }
     let org = running.handle().org_id();
-    crate::output::say(&format!(
-        "Passerelle node running for {} ({}).\nControl socket: {}",
-        org,
-        org.fingerprint(),
-        running.control_socket().display()
+    crate::output::say(&said(
+        format!(
+            "Passerelle node running for {} ({}).\nControl socket: {}",
+            org,
+            org.fingerprint(),
+            running.control_socket().display()
+        ),
+        format!(
+            "Nœud Passerelle en marche pour {} ({}).\nSocket de contrôle : {}",
+            org,
+            org.fingerprint(),
+            running.control_socket().display()
+        ),
     ));
     match (&web, &web_problem) {
         (Some(web), _) => {
-            crate::output::say(&format!(
-                "Web page: {} (accounts: passerelle user add NAME --role officer)",
-                web.url()
+            crate::output::say(&said(
+                format!(
+                    "Web page: {} (accounts: passerelle user add NAME --role officer)",
+                    web.url()
+                ),
+                format!(
+                    "Page web : {} (comptes : passerelle user add NOM --role officer)",
+                    web.url()
+                ),
             ));
             if let Some((fingerprint, made)) = web.certificate() {
-                crate::output::say(&format!(
-                    "Web page certificate{} (SHA-256, for the officers to check in their browser):\n  {fingerprint}",
-                    if made { ", made now in web-tls/" } else { "" }
+                crate::output::say(&said(
+                    format!(
+                        "Web page certificate{} (SHA-256, for the officers to check in their browser):\n  {fingerprint}",
+                        if made { ", made now in web-tls/" } else { "" }
+                    ),
+                    format!(
+                        "Certificat de la page web{} (SHA-256, que les agents vérifient dans leur navigateur) :\n  {fingerprint}",
+                        if made {
+                            ", créé à l'instant dans web-tls/"
+                        } else {
+                            ""
+                        }
+                    ),
                 ));
             }
         }
-        (None, Some(problem)) => crate::output::say(&format!("Web page: NOT served: {problem}")),
-        (None, None) => {
-            crate::output::say("Web page: not served ([web] enabled = false or --no-web)")
-        }
+        (None, Some(problem)) => crate::output::say(&said(
+            format!("Web page: NOT served: {problem}"),
+            format!("Page web : NON servie : {problem}"),
+        )),
+        (None, None) => crate::output::say(t(
+            "Web page: not served ([web] enabled = false or --no-web)",
+            "Page web : non servie ([web] enabled = false ou --no-web)",
+        )),
     }
     // Metrics that cannot be served (the port taken) do not stop the node either.
     let metrics = match metrics_address {
@@ -144,14 +173,23 @@ pub async fn run(data_dir: &Path, args: StartArgs) -> anyhow::Result<Outcome> {
             .await
             {
                 Ok(metrics) => {
-                    crate::output::say(&format!(
-                        "Metrics: http://{}/metrics (health: /health)",
-                        metrics.address()
+                    crate::output::say(&said(
+                        format!(
+                            "Metrics: http://{}/metrics (health: /health)",
+                            metrics.address()
+                        ),
+                        format!(
+                            "Métriques : http://{}/metrics (santé : /health)",
+                            metrics.address()
+                        ),
                     ));
                     Some(metrics)
                 }
                 Err(e) => {
-                    crate::output::say(&format!("Metrics: NOT served: {e}"));
+                    crate::output::say(&said(
+                        format!("Metrics: NOT served: {e}"),
+                        format!("Métriques : NON servies : {e}"),
+                    ));
                     None
                 }
             }
@@ -175,9 +213,9 @@ pub async fn run(data_dir: &Path, args: StartArgs) -> anyhow::Result<Outcome> {
         ));
         passerelle_web::notify::start(running.handle(), notify)
     });
-    crate::output::say("Press Ctrl-C to stop.");
+    crate::output::say(t("Press Ctrl-C to stop.", "Ctrl-C pour arrêter."));
     wait_for_stop_signal().await?;
-    crate::output::say("Stopping…");
+    crate::output::say(t("Stopping…", "Arrêt…"));
     if let Some(notifier) = notifier {
         notifier.shutdown().await;
     }

@@ -6,6 +6,7 @@ use passerelle_node::api;
 use passerelle_node::node::StatusReport;
 
 use crate::client::{Outcome, call};
+use crate::messages::t;
 use crate::output::{self, fields, table};
 
 pub async fn run(data_dir: &Path, json_out: bool) -> anyhow::Result<Outcome> {
@@ -15,21 +16,24 @@ pub async fn run(data_dir: &Path, json_out: bool) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Done);
     }
     let mut rows = vec![
-        ("organisation", report.org_name.clone()),
-        ("id", report.org_id.clone()),
-        ("fingerprint", report.fingerprint.clone()),
+        (t("organisation", "organisation"), report.org_name.clone()),
+        (t("id", "identifiant"), report.org_id.clone()),
+        (t("fingerprint", "empreinte"), report.fingerprint.clone()),
     ];
     if report.device_of.is_some() {
-        rows.push(("device key", report.node_key.clone()));
+        rows.push((
+            t("device key", "clé de l'appareil"),
+            report.node_key.clone(),
+        ));
     }
     rows.extend(vec![
-        ("encryption key", report.encryption_key.clone()),
-        ("data folder", report.data_dir.clone()),
-        ("version", report.version.clone()),
-        ("uptime", format!("{} s", report.uptime_seconds)),
-        ("store", format!("{} bytes", report.store_bytes)),
+        (t("encryption key", "clé de chiffrement"), report.encryption_key.clone()),
+        (t("data folder", "dossier de données"), report.data_dir.clone()),
+        (t("version", "version"), report.version.clone()),
+        (t("uptime", "en marche depuis"), format!("{} s", report.uptime_seconds)),
+        (t("store", "stockage"), format!("{} bytes", report.store_bytes)),
         (
-            "last start",
+            t("last start", "dernier démarrage"),
             format!(
                 "{} ms (store opened in {} ms): {} documents from snapshots, {} rebuilt from their signed changes",
                 report.start.load_ms,
@@ -38,20 +42,20 @@ pub async fn run(data_dir: &Path, json_out: bool) -> anyhow::Result<Outcome> {
                 report.start.rebuilt
             ),
         ),
-        ("store check", store_check_line(&report.store_check)),
+        (t("store check", "vérification du stockage"), store_check_line(&report.store_check)),
         (
-            "peer id",
+            t("peer id", "identifiant de pair"),
             if report.network.enabled {
                 report.network.peer_id.clone()
             } else {
                 "(networking off)".into()
             },
         ),
-        ("listening on", report.network.listen_addrs.join(", ")),
-        ("reachability", output::reachability_line(&report.network)),
-        ("relays", output::relays_line(&report.network)),
+        (t("listening on", "écoute sur"), report.network.listen_addrs.join(", ")),
+        (t("reachability", "joignabilité"), output::reachability_line(&report.network)),
+        (t("relays", "relais"), output::relays_line(&report.network)),
         (
-            "peers",
+            t("peers", "pairs"),
             format!(
                 "{} ({} through a relay)",
                 report.network.peers.len(),
@@ -59,29 +63,29 @@ pub async fn run(data_dir: &Path, json_out: bool) -> anyhow::Result<Outcome> {
             ),
         ),
         (
-            "catch-up rounds",
+            t("catch-up rounds", "rattrapages"),
             format!(
                 "{} settled by a digest (nothing differed), {} listed this node's heads",
                 report.network.sync_rounds_in_step, report.network.sync_rounds_listed
             ),
         ),
         (
-            "network",
+            t("network", "réseau"),
             report
                 .membership
                 .network_id
                 .clone()
                 .unwrap_or_else(|| "(none: `passerelle network create` or `network join`)".into()),
         ),
-        ("role", report.membership.role.clone()),
-        ("members", report.membership.members.to_string()),
-        ("pending changes", report.pending_changes.to_string()),
+        (t("role", "rôle"), report.membership.role.clone()),
+        (t("members", "membres"), report.membership.members.to_string()),
+        (t("pending changes", "changements en attente"), report.pending_changes.to_string()),
         (
-            "documents received whole",
+            t("documents received whole", "documents reçus entiers"),
             report.documents_received_whole.to_string(),
         ),
         (
-            "rejected changes",
+            t("rejected changes", "changements refusés"),
             if report.rejected_by_reason.is_empty() {
                 report.rejected_changes.to_string()
             } else {
@@ -98,7 +102,7 @@ pub async fn run(data_dir: &Path, json_out: bool) -> anyhow::Result<Outcome> {
             },
         ),
         (
-            "case files",
+            t("case files", "dossiers"),
             format!(
                 "{} held, {} waiting to be delivered, {} refused",
                 report.case_files_held, report.case_outbox, report.case_files_refused
@@ -123,7 +127,12 @@ pub async fn run(data_dir: &Path, json_out: bool) -> anyhow::Result<Outcome> {
         })
         .collect();
     output::out(&table(
-        &["document", "organisation", "changes", "heads"],
+        &[
+            t("document", "document"),
+            t("organisation", "organisation"),
+            t("changes", "changements"),
+            t("heads", "têtes"),
+        ],
         rows,
     ))?;
     Ok(Outcome::Done)
