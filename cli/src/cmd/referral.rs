@@ -24,6 +24,7 @@ use crate::flags::{
     parse_consent_method, parse_count, parse_date, parse_duration, parse_outcome, parse_positive,
     parse_priority, parse_reason, parse_status,
 };
+use crate::messages::t;
 use crate::output::{self, fields, table, time};
 
 /// `passerelle referral …`.
@@ -420,16 +421,16 @@ fn print_list(list: &ReferralList) -> anyhow::Result<()> {
         .collect();
     output::out(&table(
         &[
-            "referral",
+            t("referral", "référence"),
             "",
-            "status",
-            "priority",
-            "from",
-            "to",
-            "category",
-            "region",
-            "answer by",
-            "case file",
+            t("status", "statut"),
+            t("priority", "priorité"),
+            t("from", "de"),
+            t("to", "à"),
+            t("category", "catégorie"),
+            t("region", "région"),
+            t("answer by", "réponse avant"),
+            t("case file", "dossier"),
         ],
         rows,
     ))?;
@@ -448,36 +449,47 @@ fn print_view(view: &ReferralView) -> anyhow::Result<()> {
     let names = &view.names;
     let now = passerelle_node::unix_now();
     output::out(&fields(vec![
-        ("referral", e.id.to_string()),
-        ("status", status_cell(e, now)),
+        (t("referral", "référence"), e.id.to_string()),
+        (t("status", "statut"), status_cell(e, now)),
         (
-            "reason",
+            t("reason", "raison"),
             e.reason.map(|r| r.code().to_owned()).unwrap_or_default(),
         ),
         (
-            "outcome",
+            t("outcome", "résultat"),
             e.outcome.map(|o| o.code().to_owned()).unwrap_or_default(),
         ),
-        ("priority", e.priority.to_string()),
-        ("from", name_of(names, &e.sender)),
+        (t("priority", "priorité"), e.priority.to_string()),
+        (t("from", "de"), name_of(names, &e.sender)),
         (
-            "to",
+            t("to", "à"),
             e.receiver
                 .as_ref()
                 .map(|r| name_of(names, r))
                 .unwrap_or_else(|| "(open referral, not assigned)".into()),
         ),
-        ("service", e.service.clone().unwrap_or_default()),
-        ("category", format!("{} ({})", e.category, e.dimension)),
-        ("region", e.region.clone()),
+        (
+            t("service", "service"),
+            e.service.clone().unwrap_or_default(),
+        ),
+        (
+            t("category", "catégorie"),
+            format!("{} ({})", e.category, e.dimension),
+        ),
+        (t("region", "région"), e.region.clone()),
         ("sent", time(e.created)),
-        ("answer by", time(e.deadline)),
+        (t("answer by", "réponse avant"), time(e.deadline)),
         ("closed", e.closed_at.map(time).unwrap_or_default()),
     ]))?;
     if !e.proposals.is_empty() {
-        output::out("\nproposals")?;
+        output::out(t("\nproposals", "\npropositions"))?;
         output::out(&table(
-            &["organisation", "service", "when", "chosen"],
+            &[
+                t("organisation", "organisation"),
+                t("service", "service"),
+                t("when", "quand"),
+                t("chosen", "choisie"),
+            ],
             e.proposals
                 .iter()
                 .map(|p| {
@@ -495,9 +507,15 @@ fn print_view(view: &ReferralView) -> anyhow::Result<()> {
                 .collect(),
         ))?;
     }
-    output::out("\nhistory")?;
+    output::out(t("\nhistory", "\nhistorique"))?;
     output::out(&table(
-        &["when", "by", "move", "status", "note"],
+        &[
+            t("when", "quand"),
+            t("by", "par"),
+            t("move", "étape"),
+            t("status", "statut"),
+            t("note", "note"),
+        ],
         e.history
             .iter()
             .map(|h| {
@@ -571,35 +589,53 @@ fn print_view(view: &ReferralView) -> anyhow::Result<()> {
                 }
             ))?;
             output::out(&fields(vec![
-                ("name", c.name.clone()),
-                ("sex", c.sex.clone().unwrap_or_default()),
+                (t("name", "nom"), c.name.clone()),
+                (t("sex", "sexe"), c.sex.clone().unwrap_or_default()),
                 (
-                    "birth year",
+                    t("birth year", "année de naissance"),
                     c.birth_year.map(|y| y.to_string()).unwrap_or_default(),
                 ),
-                ("age", c.age.map(|a| a.to_string()).unwrap_or_default()),
-                ("phone", c.phone.clone().unwrap_or_default()),
-                ("languages", c.languages.join(", ")),
-                ("location", c.location.clone().unwrap_or_default()),
-                ("needs", c.needs.join(", ")),
-                ("vulnerabilities", c.vulnerabilities.join(", ")),
-                ("notes", c.notes.clone().unwrap_or_default()),
-                ("consent", consent),
+                (
+                    t("age", "âge"),
+                    c.age.map(|a| a.to_string()).unwrap_or_default(),
+                ),
+                (t("phone", "téléphone"), c.phone.clone().unwrap_or_default()),
+                (t("languages", "langues"), c.languages.join(", ")),
+                (
+                    t("location", "lieu"),
+                    c.location.clone().unwrap_or_default(),
+                ),
+                (t("needs", "besoins"), c.needs.join(", ")),
+                (
+                    t("vulnerabilities", "vulnérabilités"),
+                    c.vulnerabilities.join(", "),
+                ),
+                (t("notes", "notes"), c.notes.clone().unwrap_or_default()),
+                (t("consent", "consentement"), consent),
             ]))?;
         }
-        (CaseState::NotReceived, _) => output::out(
+        (CaseState::NotReceived, _) => output::out(t(
             "case file: not received yet (the sending node retries until it is delivered)",
-        )?,
-        (CaseState::Erased, _) => output::out("case file: erased on this node")?,
-        (CaseState::RetentionExpired, _) => output::out(
+            "dossier : pas encore reçu (le nœud qui l'envoie réessaie jusqu'à la remise)",
+        ))?,
+        (CaseState::Erased, _) => output::out(t(
+            "case file: erased on this node",
+            "dossier : effacé sur ce nœud",
+        ))?,
+        (CaseState::RetentionExpired, _) => output::out(t(
             "case file: access ended (retention period after closing); erased on this node",
-        )?,
-        (CaseState::NotAParty, _) | (CaseState::Held, None) => output::out(
+            "dossier : accès terminé (durée de conservation après clôture) ; effacé sur ce nœud",
+        ))?,
+        (CaseState::NotAParty, _) | (CaseState::Held, None) => output::out(t(
             "case file: not on this node (only the two organisations of a referral hold it)",
-        )?,
+            "dossier : pas sur ce nœud (seules les deux organisations d'une référence le détiennent)",
+        ))?,
     }
     if view.delivery_pending {
-        output::out("delivery: waiting for the receiving node to come online")?;
+        output::out(t(
+            "delivery: waiting for the receiving node to come online",
+            "remise : en attente que le nœud destinataire soit en ligne",
+        ))?;
     }
     if let Some(at) = view.destroy_at {
         output::out(&format!(
@@ -851,7 +887,13 @@ pub async fn run(
                 output::json(&log)?;
             } else {
                 output::out(&table(
-                    &["when", "referral", "action", "by", "detail"],
+                    &[
+                        t("when", "quand"),
+                        t("referral", "référence"),
+                        t("action", "action"),
+                        t("by", "par"),
+                        t("detail", "détail"),
+                    ],
                     log.iter()
                         .map(|a| {
                             vec![
@@ -874,13 +916,13 @@ pub async fn run(
 fn print_matches(found: &[ServiceMatch]) -> anyhow::Result<()> {
     output::out(&table(
         &[
-            "score",
-            "organisation",
-            "service",
-            "id",
-            "covers",
-            "capacity",
-            "cost",
+            t("score", "score"),
+            t("organisation", "organisation"),
+            t("service", "service"),
+            t("id", "id"),
+            t("covers", "couvre"),
+            t("capacity", "capacité"),
+            t("cost", "coût"),
         ],
         found
             .iter()
