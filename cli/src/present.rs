@@ -9,6 +9,7 @@ use passerelle_node::referral::report::Report;
 use serde_json::json;
 
 use crate::client::Outcome;
+use crate::messages::t;
 use crate::output::{self, fields, table};
 
 pub fn region_name(code: &str, lang: Lang) -> String {
@@ -106,19 +107,19 @@ pub fn print_services(
     if json_out {
         output::json(&hits)?;
     } else if hits.is_empty() {
-        eprintln!("no service matches");
+        eprintln!("{}", t("no service matches", "aucun service ne correspond"));
     } else {
-        let mut header = vec!["id"];
+        let mut header = vec![t("id", "identifiant")];
         if with_org {
-            header.push("organisation");
+            header.push(t("organisation", "organisation"));
         }
         header.extend([
-            "service",
-            "dimension",
-            "categories",
-            "area",
-            "cost",
-            "capacity",
+            t("service", "service"),
+            t("dimension", "dimension"),
+            t("categories", "catégories"),
+            t("area", "zone desservie"),
+            t("cost", "coût"),
+            t("capacity", "capacité"),
         ]);
         output::out(&table(&header, service_rows(hits, lang, with_org)))?;
     }
@@ -131,14 +132,20 @@ pub fn print_report(report: &Report) -> anyhow::Result<()> {
             .unwrap_or("—".into())
     };
     output::out(&fields(vec![
-        ("referrals", report.total.to_string()),
-        ("entered in error", report.entered_in_error.to_string()),
+        (t("referrals", "références"), report.total.to_string()),
         (
-            "dated before what they followed (left out of the timings)",
+            t("entered in error", "saisies par erreur"),
+            report.entered_in_error.to_string(),
+        ),
+        (
+            t(
+                "dated before what they followed (left out of the timings)",
+                "datées avant une étape déjà vue (hors délais)",
+            ),
             report.clock_flagged.to_string(),
         ),
         (
-            "median first response",
+            t("median first response", "délai médian de première réponse"),
             report
                 .median_first_response_seconds
                 .map(|s| {
@@ -148,43 +155,61 @@ pub fn print_report(report: &Report) -> anyhow::Result<()> {
                 .unwrap_or("—".into()),
         ),
         (
-            "answered by the deadline",
+            t("answered by the deadline", "répondues avant l'échéance"),
             pct(report.answered_before_deadline),
         ),
-        ("completion rate", pct(report.completion_rate)),
+        (
+            t("completion rate", "taux d'achèvement"),
+            pct(report.completion_rate),
+        ),
     ]))?;
     for (title, counts) in [
-        ("status", &report.by_status),
-        ("dimension", &report.by_dimension),
-        ("category", &report.by_category),
-        ("region", &report.by_region),
+        (t("status", "statut"), &report.by_status),
+        (t("dimension", "dimension"), &report.by_dimension),
+        (t("category", "catégorie"), &report.by_category),
+        (t("region", "région"), &report.by_region),
     ] {
         if counts.is_empty() {
             continue;
         }
         output::out("")?;
         output::out(&table(
-            &[title, "referrals"],
+            &[title, t("referrals", "références")],
             counts
                 .iter()
                 .map(|(k, v)| vec![k.clone(), v.to_string()])
                 .collect(),
         ))?;
     }
-    output::out(&format!(
-        "\ncounts below {k} are written <{k}; x: withheld so they cannot be recomputed from the totals",
-        k = report.min_count
+    output::out(&crate::messages::said(
+        format!(
+            "\ncounts below {k} are written <{k}; x: withheld so they cannot be recomputed from the totals",
+            k = report.min_count
+        ),
+        format!(
+            "\nles nombres inférieurs à {k} sont écrits <{k} ; x : masqué pour qu'ils ne puissent pas être recalculés à partir des totaux",
+            k = report.min_count
+        ),
     ))?;
     if !report.withheld_tables.is_empty() {
         output::out(&format!(
-            "too few referrals to publish: {}",
+            "{} {}",
+            t(
+                "too few referrals to publish:",
+                "trop peu de références pour publier :"
+            ),
             report.withheld_tables.join(", ")
         ))?;
     }
     if !report.by_organisation.is_empty() {
         output::out("")?;
         output::out(&table(
-            &["organisation", "sent", "received", "completed"],
+            &[
+                t("organisation", "organisation"),
+                t("sent", "envoyées"),
+                t("received", "reçues"),
+                t("completed", "achevées"),
+            ],
             report
                 .by_organisation
                 .iter()

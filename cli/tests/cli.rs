@@ -681,6 +681,22 @@ fn errors_and_help_are_said_in_french_and_in_english() {
     let help = ok(&data, &["--lang", "en", "referral", "send", "--help"]).stdout;
     assert!(help.contains("Usage: passerelle referral send"), "{help}");
     assert!(help.contains("The person's full name"), "{help}");
+    // What the commands print, too.
+    let status = ok(&data, &["--lang", "fr", "status"]).stdout;
+    assert!(
+        status.contains("empreinte") && status.contains("dossier de données"),
+        "{status}"
+    );
+    let status = ok(&data, &["--lang", "en", "status"]).stdout;
+    assert!(
+        status.contains("fingerprint") && status.contains("data folder"),
+        "{status}"
+    );
+    let retention = ok(&data, &["--lang", "fr", "retention"]).stdout;
+    assert!(
+        retention.contains("les dossiers sont gardés 90 jours"),
+        "{retention}"
+    );
     // The manual page in French too.
     let page = ok(&data, &["--lang", "fr", "man"]).stdout;
     assert!(page.contains("Afficher les pairs connect"), "{page}");

@@ -502,41 +502,7 @@ impl Call for AuditVerify {
     type Reply = crate::audit::Verdict;
 }
 
-/// A secret given in a request (the backup secret): never written in a log or a debug
-/// print.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct SecretText(String);
-
-impl SecretText {
-    /// Wraps `text`.
-    pub fn new(text: impl Into<String>) -> Self {
-        Self(text.into())
-    }
-
-    /// The text.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl PartialEq for SecretText {
-    fn eq(&self, other: &Self) -> bool {
-        self.0 == other.0
-    }
-}
-
-impl std::fmt::Debug for SecretText {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SecretText(<redacted>)")
-    }
-}
-
-impl Drop for SecretText {
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.0);
-    }
-}
+pub use crate::keys::SecretText;
 
 /// Writes a backup of every case file held here, sealed to `[backup] public_key`, into
 /// `dir` (else `[backup] dir`): `passerelle backup write`.

@@ -38,11 +38,20 @@ const LAYERS: &[(&str, &[&str])] = &[
             "status",
             "sync",
             "audit",
+            "backup_seal",
         ],
     ),
     (
         "storage and configuration",
-        &["store", "audit_log", "vault", "accounts", "keys", "config"],
+        &[
+            "store",
+            "audit_log",
+            "vault",
+            "case_backup",
+            "accounts",
+            "keys",
+            "config",
+        ],
     ),
     (
         "the documents actor and what it writes",

@@ -72,9 +72,15 @@ pub async fn run(data_dir: &Path, command: BackupCommand, json: bool) -> anyhow:
                     "secret_file": secret_out,
                 }))?;
             } else {
-                output::out(&format!(
-                    "backup key made. Its secret is in {} — keep it off this computer, with whoever may restore; without it no backup opens.\nAdd to config.toml, then restart the node:\n\n[backup]\ndir = \"/var/backups/passerelle\"\npublic_key = \"{public}\"",
-                    secret_out.display()
+                output::out(&crate::messages::said(
+                    format!(
+                        "backup key made. Its secret is in {} — keep it off this computer, with whoever may restore; without it no backup opens.\nAdd to config.toml, then restart the node:\n\n[backup]\ndir = \"/var/backups/passerelle\"\npublic_key = \"{public}\"",
+                        secret_out.display()
+                    ),
+                    format!(
+                        "clé de sauvegarde créée. Son secret est dans {} — gardez-le hors de cet ordinateur, avec qui peut restaurer ; sans lui aucune sauvegarde ne s'ouvre.\nAjoutez à config.toml, puis redémarrez le nœud :\n\n[backup]\ndir = \"/var/backups/passerelle\"\npublic_key = \"{public}\"",
+                        secret_out.display()
+                    ),
                 ))?;
             }
             Ok(Outcome::Done)
@@ -85,11 +91,19 @@ pub async fn run(data_dir: &Path, command: BackupCommand, json: bool) -> anyhow:
             if json {
                 output::json(&receipt)?;
             } else {
-                output::out(&format!(
-                    "{} case files sealed to the backup key in {} ({} bytes)",
-                    receipt.case_files,
-                    receipt.file.display(),
-                    receipt.bytes
+                output::out(&crate::messages::said(
+                    format!(
+                        "{} case files sealed to the backup key in {} ({} bytes)",
+                        receipt.case_files,
+                        receipt.file.display(),
+                        receipt.bytes
+                    ),
+                    format!(
+                        "{} dossiers scellés à la clé de sauvegarde dans {} ({} octets)",
+                        receipt.case_files,
+                        receipt.file.display(),
+                        receipt.bytes
+                    ),
                 ))?;
             }
             Ok(Outcome::Done)
@@ -108,12 +122,21 @@ pub async fn run(data_dir: &Path, command: BackupCommand, json: bool) -> anyhow:
             if json {
                 output::json(&receipt)?;
             } else {
-                output::out(&format!(
-                    "backup of {}: {} case files restored, {} not (erased since), {} held already",
-                    output::time(receipt.made_at),
-                    receipt.restored.len(),
-                    receipt.erased_since.len(),
-                    receipt.held_already.len()
+                output::out(&crate::messages::said(
+                    format!(
+                        "backup of {}: {} case files restored, {} not (erased since), {} held already",
+                        output::time(receipt.made_at),
+                        receipt.restored.len(),
+                        receipt.erased_since.len(),
+                        receipt.held_already.len()
+                    ),
+                    format!(
+                        "sauvegarde du {} : {} dossiers restaurés, {} non (effacés depuis), {} déjà détenus",
+                        output::time(receipt.made_at),
+                        receipt.restored.len(),
+                        receipt.erased_since.len(),
+                        receipt.held_already.len()
+                    ),
                 ))?;
             }
             Ok(Outcome::Done)

@@ -23,6 +23,7 @@ use crate::client::Outcome;
 use crate::cmd::directory::{DirectoryCommand, SearchArgs};
 use crate::cmd::history::HistoryArgs;
 use crate::cmd::member::MemberCommand;
+use crate::messages::{said, t};
 
 /// Upper bound for the directories to converge (loopback: well under a second).
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -208,7 +209,10 @@ pub async fn run() -> anyhow::Result<Outcome> {
     let lang = Lang::Fr;
     let orgs = organisations();
 
-    step("1. Three organisations create their identities (passerelle init) and found a network");
+    step(t(
+        "1. Three organisations create their identities (passerelle init) and found a network",
+        "1. Trois organisations créent leur identité (passerelle init) et fondent un réseau",
+    ));
     let mut configs: Vec<(PathBuf, Config)> = Vec::new();
     for org in &orgs {
         let data_dir = folder.path().join(org.folder);
@@ -220,9 +224,10 @@ pub async fn run() -> anyhow::Result<Outcome> {
         };
         let id = node::initialise(&config, profile)?;
         println!(
-            "{:<12} {}  fingerprint {}",
+            "{:<12} {}  {} {}",
             org.acronym,
             id,
+            t("fingerprint", "empreinte"),
             id.fingerprint()
         );
         configs.push((data_dir, config));
@@ -239,7 +244,15 @@ pub async fn run() -> anyhow::Result<Outcome> {
         },
     )?;
     println!(
-        "\nThey found network {network} together: each signs the charter (admission by 2 members, revocation by 2, amendments by 2/3)."
+        "{}",
+        said(
+            format!(
+                "\nThey found network {network} together: each signs the charter (admission by 2 members, revocation by 2, amendments by 2/3)."
+            ),
+            format!(
+                "\nElles fondent ensemble le réseau {network} : chacune signe la charte (admission par 2 membres, révocation par 2, amendements par 2/3)."
+            ),
+        )
     );
 
     let mut nodes: Vec<DemoNode> = Vec::new();
@@ -278,26 +291,51 @@ pub async fn run() -> anyhow::Result<Outcome> {
         });
     }
 
-    step("2. Their nodes run on loopback: ARD dials the delegation, FHE dials ARD");
+    step(t(
+        "2. Their nodes run on loopback: ARD dials the delegation, FHE dials ARD",
+        "2. Leurs nœuds tournent en boucle locale : ARD joint la délégation, FHE joint ARD",
+    ));
     crate::cmd::peers::run(&nodes[1].data_dir, false).await?;
 
-    step("3. Each publishes its office and services on its own node, as signed changes");
+    step(t(
+        "3. Each publishes its office and services on its own node, as signed changes",
+        "3. Chacune publie son bureau et ses services sur son propre nœud, en changements signés",
+    ));
     for (node, org) in nodes.iter().zip(&orgs) {
         publish(&node.data_dir, org).await?;
         println!(
-            "{:<12} published {} services",
+            "{:<12} {} {} services",
             node.name,
+            t("published", "a publié"),
             org.services.len()
         );
     }
 
-    step("4. The three directories converge over libp2p");
+    step(t(
+        "4. The three directories converge over libp2p",
+        "4. Les trois annuaires convergent par libp2p",
+    ));
     let took = wait_converged(&nodes).await?;
     println!(
-        "All three nodes hold the same three signed documents, {} ms after the last edit.\n",
-        took.as_millis()
+        "{}",
+        said(
+            format!(
+                "All three nodes hold the same three signed documents, {} ms after the last edit.\n",
+                took.as_millis()
+            ),
+            format!(
+                "Les trois nœuds détiennent les trois mêmes documents signés, {} ms après la dernière modification.\n",
+                took.as_millis()
+            ),
+        )
     );
-    println!("The directory as the private foundation in Bafoussam sees it:");
+    println!(
+        "{}",
+        t(
+            "The directory as the private foundation in Bafoussam sees it:",
+            "L'annuaire tel que le voit la fondation privée de Bafoussam :",
+        )
+    );
     crate::cmd::directory::run(
         &nodes[2].data_dir,
         DirectoryCommand::Search(SearchArgs {
@@ -318,7 +356,10 @@ pub async fn run() -> anyhow::Result<Outcome> {
     )
     .await?;
 
-    step("5. The NGO's shelter is full: it says so once, every node knows");
+    step(t(
+        "5. The NGO's shelter is full: it says so once, every node knows",
+        "5. Le foyer de l'ONG est complet : elle le dit une fois, chaque nœud le sait",
+    ));
     let mut client = Client::connect(&nodes[1].data_dir).await?;
     let view: passerelle_node::node::OrganisationView =
         client.call(api::Organisation::default()).await?;
@@ -340,8 +381,17 @@ pub async fn run() -> anyhow::Result<Outcome> {
     }
     let took = wait_converged(&nodes).await?;
     println!(
-        "Seen at the delegation {} ms later — housing in Wouri with places now:",
-        took.as_millis()
+        "{}",
+        said(
+            format!(
+                "Seen at the delegation {} ms later — housing in Wouri with places now:",
+                took.as_millis()
+            ),
+            format!(
+                "Vu à la délégation {} ms plus tard — hébergement dans le Wouri avec des places maintenant :",
+                took.as_millis()
+            ),
+        )
     );
     let found = crate::cmd::directory::run(
         &nodes[0].data_dir,
@@ -366,7 +416,10 @@ pub async fn run() -> anyhow::Result<Outcome> {
         bail!("the full shelter still shows as available");
     }
 
-    step("6. The signed change log of the NGO's document, as the delegation holds it");
+    step(t(
+        "6. The signed change log of the NGO's document, as the delegation holds it",
+        "6. Le journal des changements signés du document de l'ONG, tel que la délégation le détient",
+    ));
     crate::cmd::history::run(
         &nodes[0].data_dir,
         HistoryArgs {
@@ -377,7 +430,10 @@ pub async fn run() -> anyhow::Result<Outcome> {
     )
     .await?;
 
-    step("7. A fourth organisation asks to join; the charter wants two members' approvals");
+    step(t(
+        "7. A fourth organisation asks to join; the charter wants two members' approvals",
+        "7. Une quatrième organisation demande à rejoindre le réseau ; la charte veut l'approbation de deux membres",
+    ));
     let org = newcomer();
     let data_dir = folder.path().join(org.folder);
     let mut config = Config::new(&data_dir);
@@ -424,7 +480,13 @@ pub async fn run() -> anyhow::Result<Outcome> {
         }
     })
     .await?;
-    println!("The foundation's node holds the signed request; the foundation proposes it:");
+    println!(
+        "{}",
+        t(
+            "The foundation's node holds the signed request; the foundation proposes it:",
+            "Le nœud de la fondation détient la demande signée ; la fondation propose l'admission :",
+        )
+    );
     crate::cmd::member::run(
         &nodes[2].data_dir,
         MemberCommand::Approve { org: new_id },
@@ -442,7 +504,13 @@ pub async fn run() -> anyhow::Result<Outcome> {
         }
     })
     .await?;
-    println!("\nThe delegation sees one approval of two, and approves:");
+    println!(
+        "{}",
+        t(
+            "\nThe delegation sees one approval of two, and approves:",
+            "\nLa délégation voit une approbation sur deux, et approuve :",
+        )
+    );
     crate::cmd::member::run(&nodes[0].data_dir, MemberCommand::List, false).await?;
     crate::cmd::member::run(
         &nodes[0].data_dir,
@@ -457,21 +525,39 @@ pub async fn run() -> anyhow::Result<Outcome> {
     });
     let took = wait_converged(&nodes).await?;
     println!(
-        "\nAdmitted: all four nodes hold the same four documents {} ms later. The members:",
-        took.as_millis()
+        "{}",
+        said(
+            format!(
+                "\nAdmitted: all four nodes hold the same four documents {} ms later. The members:",
+                took.as_millis()
+            ),
+            format!(
+                "\nAdmise : les quatre nœuds détiennent les quatre mêmes documents {} ms plus tard. Les membres :",
+                took.as_millis()
+            ),
+        )
     );
     crate::cmd::member::run(&nodes[3].data_dir, MemberCommand::List, false).await?;
 
     refer(&nodes, folder.path()).await?;
 
-    step("Done");
+    step(t("Done", "Terminé"));
     let count = nodes.len();
     for node in nodes {
         node.running.shutdown().await?;
     }
     println!(
-        "{count} nodes stopped; the demo folder {} is removed now.",
-        folder.path().display()
+        "{}",
+        said(
+            format!(
+                "{count} nodes stopped; the demo folder {} is removed now.",
+                folder.path().display()
+            ),
+            format!(
+                "{count} nœuds arrêtés ; le dossier de la démonstration {} est supprimé maintenant.",
+                folder.path().display()
+            ),
+        )
     );
     Ok(Outcome::Done)
 }
@@ -483,8 +569,17 @@ async fn refer(nodes: &[DemoNode], folder: &Path) -> anyhow::Result<()> {
     use passerelle_node::node::{ReferralReply, ReferralRequest};
 
     let (delegation, ngo, foundation) = (&nodes[0], &nodes[1], &nodes[2]);
-    step("8. The NGO refers a returnee to a training; the case file goes to the delegation only");
-    println!("Services for vocational training in the Littoral, best first:");
+    step(t(
+        "8. The NGO refers a returnee to a training; the case file goes to the delegation only",
+        "8. L'ONG oriente une personne de retour vers une formation ; le dossier va à la délégation seulement",
+    ));
+    println!(
+        "{}",
+        t(
+            "Services for vocational training in the Littoral, best first:",
+            "Services de formation professionnelle dans le Littoral, les meilleurs d'abord :",
+        )
+    );
     referral(
         &ngo.data_dir,
         ReferralCommand::Match(MatchArgs {
@@ -515,7 +610,11 @@ async fn refer(nodes: &[DemoNode], folder: &Path) -> anyhow::Result<()> {
         "name = \"Samuel Ekambi\"\nsex = \"male\"\nbirth_year = 1998\nphone = \"+237 670 00 00 00\"\nlanguages = [\"fr\", \"duala\"]\nlocation = \"Douala, New Bell\"\nneeds = [\"vocational_training\"]\nnotes = \"Électricien autodidacte, revenu du Niger en janvier.\"\n",
     )?;
     println!(
-        "\nThe NGO's officer sends it (verbal consent, name, phone, languages and needs only):"
+        "{}",
+        t(
+            "\nThe NGO's officer sends it (verbal consent, name, phone, languages and needs only):",
+            "\nL'agent de l'ONG l'envoie (consentement oral ; nom, téléphone, langues et besoins seulement) :",
+        )
     );
     referral(
         &ngo.data_dir,
@@ -574,9 +673,21 @@ async fn refer(nodes: &[DemoNode], folder: &Path) -> anyhow::Result<()> {
     })
     .await?;
     let id = received(handle.clone()).await.context("the referral")?;
-    println!("\nAt the delegation (the read is recorded in its audit log):");
+    println!(
+        "{}",
+        t(
+            "\nAt the delegation (the read is recorded in its audit log):",
+            "\nÀ la délégation (la lecture est inscrite dans son journal d'audit) :",
+        )
+    );
     referral(&delegation.data_dir, ReferralCommand::Show { id }, false).await?;
-    println!("\nThe delegation accepts and starts the training:");
+    println!(
+        "{}",
+        t(
+            "\nThe delegation accepts and starts the training:",
+            "\nLa délégation accepte et commence la formation :",
+        )
+    );
     referral(&delegation.data_dir, ReferralCommand::Accept { id }, false).await?;
     referral(&delegation.data_dir, ReferralCommand::Start { id }, false).await?;
     let fhe = foundation.running.handle();
@@ -590,7 +701,13 @@ async fn refer(nodes: &[DemoNode], folder: &Path) -> anyhow::Result<()> {
         }
     })
     .await?;
-    println!("\nThe foundation sees the board entry — and no case file:");
+    println!(
+        "{}",
+        t(
+            "\nThe foundation sees the board entry — and no case file:",
+            "\nLa fondation voit l'entrée du tableau — et aucun dossier :",
+        )
+    );
     referral(
         &foundation.data_dir,
         ReferralCommand::List(ListArgs {
@@ -610,7 +727,13 @@ async fn refer(nodes: &[DemoNode], folder: &Path) -> anyhow::Result<()> {
     {
         bail!("the foundation holds the case file");
     }
-    println!("\nAggregate figures, as any member can print them (passerelle report):");
+    println!(
+        "{}",
+        t(
+            "\nAggregate figures, as any member can print them (passerelle report):",
+            "\nChiffres agrégés, tels que tout membre peut les afficher (passerelle report) :",
+        )
+    );
     crate::cmd::report::referrals(&foundation.data_dir, Default::default(), false).await?;
     Ok(())
 }

@@ -132,14 +132,20 @@ pub async fn run(
     };
     let hits: Vec<ServiceHit> = items(data_dir, api::Search { query }).await?;
     if args.drafts && !json_out && !hits.is_empty() {
-        output::out(&format!(
-            "unverified drafts of a historical mapping, published by {} (each organisation claims its own: `passerelle directory claim DRAFT`):",
-            hits.iter()
-                .filter_map(|h| h.draft_by.clone())
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .collect::<Vec<_>>()
-                .join(", ")
+        let by = hits
+            .iter()
+            .filter_map(|h| h.draft_by.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+            .join(", ");
+        output::out(&crate::messages::said(
+            format!(
+                "unverified drafts of a historical mapping, published by {by} (each organisation claims its own: `passerelle directory claim DRAFT`):"
+            ),
+            format!(
+                "brouillons non vérifiés d'une cartographie historique, publiés par {by} (chaque organisation réclame les siens : `passerelle directory claim BROUILLON`) :"
+            ),
         ))?;
     }
     print_services(&hits, lang, true, json_out)
@@ -239,10 +245,17 @@ pub async fn claim(
     });
     apply_edits(data_dir, edits).await?;
     if !json {
-        output::out(&format!(
-            "claimed {draft}: {} change(s) signed by {}; the draft is now hidden on every node",
-            plan.changes.len(),
-            own.profile.name
+        output::out(&crate::messages::said(
+            format!(
+                "claimed {draft}: {} change(s) signed by {}; the draft is now hidden on every node",
+                plan.changes.len(),
+                own.profile.name
+            ),
+            format!(
+                "{draft} réclamé : {} changement(s) signé(s) par {} ; le brouillon est désormais masqué sur chaque nœud",
+                plan.changes.len(),
+                own.profile.name
+            ),
         ))?;
     }
     Ok(Outcome::Done)

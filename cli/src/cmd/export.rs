@@ -14,6 +14,7 @@ use passerelle_node::cartography::{geojson, hsds, hxl};
 use passerelle_node::reference::Lang;
 
 use crate::client::{Outcome, absolute, call, records};
+use crate::messages::t;
 use crate::output::{self, table};
 
 /// `passerelle export …`.
@@ -87,12 +88,21 @@ pub async fn run(
                     "files": package.iter().map(|(name, _)| name).collect::<Vec<_>>(),
                 }))?;
             } else {
-                output::out(&format!(
-                    "{} organisations written to {} (HSDS 3.0 JSON) and the tabular package ({} CSV tables and datapackage.json) in {}",
-                    records.len(),
-                    path.display(),
-                    package.len() - 1,
-                    dir.display()
+                output::out(&crate::messages::said(
+                    format!(
+                        "{} organisations written to {} (HSDS 3.0 JSON) and the tabular package ({} CSV tables and datapackage.json) in {}",
+                        records.len(),
+                        path.display(),
+                        package.len() - 1,
+                        dir.display()
+                    ),
+                    format!(
+                        "{} organisations écrites dans {} (HSDS 3.0 JSON) et le paquet tabulaire ({} tables CSV et datapackage.json) dans {}",
+                        records.len(),
+                        path.display(),
+                        package.len() - 1,
+                        dir.display()
+                    ),
                 ))?;
             }
         }
@@ -160,7 +170,11 @@ pub async fn automerge(data_dir: &Path, dir: &Path, json: bool) -> anyhow::Resul
         return Ok(Outcome::Done);
     }
     output::out(&table(
-        &["document", "changes", "automerge bytes"],
+        &[
+            t("document", "document"),
+            t("changes", "changements"),
+            t("automerge bytes", "octets automerge"),
+        ],
         written
             .iter()
             .map(|w| {
@@ -172,10 +186,17 @@ pub async fn automerge(data_dir: &Path, dir: &Path, json: bool) -> anyhow::Resul
             })
             .collect(),
     ))?;
-    output::out(&format!(
-        "written to {}: <name>.automerge opens with any Automerge implementation; <name>.changes and <name>.heads.json make it verifiable (`passerelle import automerge {}`)",
-        dir.display(),
-        dir.display()
+    output::out(&crate::messages::said(
+        format!(
+            "written to {}: <name>.automerge opens with any Automerge implementation; <name>.changes and <name>.heads.json make it verifiable (`passerelle import automerge {}`)",
+            dir.display(),
+            dir.display()
+        ),
+        format!(
+            "écrit dans {} : <nom>.automerge s'ouvre avec toute implémentation d'Automerge ; <nom>.changes et <nom>.heads.json le rendent vérifiable (`passerelle import automerge {}`)",
+            dir.display(),
+            dir.display()
+        ),
     ))?;
     Ok(Outcome::Done)
 }

@@ -9,6 +9,7 @@ use passerelle_node::identity::OrgId;
 
 use crate::client::{Outcome, items};
 use crate::flags::parse_count;
+use crate::messages::t;
 use crate::output::{self, table};
 
 /// `passerelle history`.
@@ -47,7 +48,13 @@ pub async fn run(data_dir: &Path, args: HistoryArgs, json_out: bool) -> anyhow::
             })
             .collect();
         output::out(&table(
-            &["time (UTC)", "author", "seq", "what changed", "change"],
+            &[
+                t("time (UTC)", "heure (UTC)"),
+                t("author", "auteur"),
+                t("seq", "seq"),
+                t("what changed", "ce qui a changé"),
+                t("change", "changement"),
+            ],
             rows,
         ))?;
     }

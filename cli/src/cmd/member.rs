@@ -8,6 +8,7 @@ use passerelle_node::identity::OrgId;
 use passerelle_node::node::{Decision, MembershipView};
 
 use crate::client::{Outcome, call, decide};
+use crate::messages::t;
 use crate::output::{self, table};
 
 /// `passerelle member …`.
@@ -83,7 +84,15 @@ pub async fn run(
                     m.org.to_string(),
                 ]
             }));
-            output::out(&table(&["fingerprint", "name", "status", "id"], rows))?;
+            output::out(&table(
+                &[
+                    t("fingerprint", "empreinte"),
+                    t("name", "nom"),
+                    t("status", "statut"),
+                    t("id", "identifiant"),
+                ],
+                rows,
+            ))?;
             if !view.proposals.is_empty() {
                 let rows = view
                     .proposals
@@ -102,8 +111,19 @@ pub async fn run(
                         ]
                     })
                     .collect();
-                output::out("\nopen proposals (approve with `passerelle member approve <id>`):")?;
-                output::out(&table(&["proposal", "about", "approvals", "id"], rows))?;
+                output::out(t(
+                    "\nopen proposals (approve with `passerelle member approve <id>`):",
+                    "\npropositions ouvertes (approuver avec `passerelle member approve <id>`) :",
+                ))?;
+                output::out(&table(
+                    &[
+                        t("proposal", "proposition"),
+                        t("about", "au sujet de"),
+                        t("approvals", "approbations"),
+                        t("id", "identifiant"),
+                    ],
+                    rows,
+                ))?;
             }
             if !view.requests.is_empty() {
                 let rows = view
@@ -118,10 +138,19 @@ pub async fn run(
                         ]
                     })
                     .collect();
-                output::out(
+                output::out(t(
                     "\nadmission requests received (propose with `passerelle member approve <id>`):",
-                )?;
-                output::out(&table(&["fingerprint", "name", "message", "id"], rows))?;
+                    "\ndemandes d'admission reçues (proposer avec `passerelle member approve <id>`) :",
+                ))?;
+                output::out(&table(
+                    &[
+                        t("fingerprint", "empreinte"),
+                        t("name", "nom"),
+                        t("message", "message"),
+                        t("id", "identifiant"),
+                    ],
+                    rows,
+                ))?;
             }
             if !view.devices.is_empty() {
                 let rows = view
@@ -140,8 +169,16 @@ pub async fn run(
                         ]
                     })
                     .collect();
-                output::out("\ndevices:")?;
-                output::out(&table(&["device", "organisation", "label", "status"], rows))?;
+                output::out(t("\ndevices:", "\nappareils :"))?;
+                output::out(&table(
+                    &[
+                        t("device", "appareil"),
+                        t("organisation", "organisation"),
+                        t("label", "libellé"),
+                        t("status", "statut"),
+                    ],
+                    rows,
+                ))?;
             }
             Ok(Outcome::Done)
         }

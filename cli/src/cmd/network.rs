@@ -14,6 +14,7 @@ use passerelle_node::{api, node};
 
 use crate::client::{Outcome, call, decide, load_config};
 use crate::flags::parse_quorum;
+use crate::messages::t;
 use crate::output::{self, fields};
 
 /// `passerelle network …`.
@@ -136,8 +137,13 @@ pub async fn run(
             if json_out {
                 output::json(&serde_json::json!({ "network_id": network.to_string() }))?;
             } else {
-                output::out(&format!(
-                    "network {network} created; this organisation signed its charter.\nStart the node, then give the other founders an invitation (`passerelle network invite`): each joins and runs `passerelle network ratify`."
+                output::out(&crate::messages::said(
+                    format!(
+                        "network {network} created; this organisation signed its charter.\nStart the node, then give the other founders an invitation (`passerelle network invite`): each joins and runs `passerelle network ratify`."
+                    ),
+                    format!(
+                        "réseau {network} créé ; cette organisation a signé sa charte.\nDémarrez le nœud, puis donnez une invitation aux autres fondateurs (`passerelle network invite`) : chacun rejoint le réseau et lance `passerelle network ratify`."
+                    ),
                 ))?;
             }
             Ok(Outcome::Done)
@@ -151,9 +157,15 @@ pub async fn run(
                     &serde_json::json!({ "network_id": network.to_string(), "peers": peers }),
                 )?;
             } else {
-                output::out(&format!(
-                    "this node joins network {network} through {} peer(s).\nStart it (`passerelle start`); then, if you are a founder, `passerelle network ratify`, otherwise `passerelle member request`.",
-                    peers.len()
+                output::out(&crate::messages::said(
+                    format!(
+                        "this node joins network {network} through {} peer(s).\nStart it (`passerelle start`); then, if you are a founder, `passerelle network ratify`, otherwise `passerelle member request`.",
+                        peers.len()
+                    ),
+                    format!(
+                        "ce nœud rejoint le réseau {network} par {} pair(s).\nDémarrez-le (`passerelle start`) ; puis, si vous êtes fondateur, `passerelle network ratify`, sinon `passerelle member request`.",
+                        peers.len()
+                    ),
                 ))?;
             }
             Ok(Outcome::Done)
@@ -199,32 +211,53 @@ pub async fn run(
             let summary = &view.summary;
             let mut rows = vec![
                 (
-                    "network",
+                    t("network", "réseau"),
                     summary
                         .network_id
                         .clone()
                         .unwrap_or_else(|| "(none)".into()),
                 ),
-                ("name", summary.network_name.clone().unwrap_or_default()),
-                ("this node", summary.role.clone()),
-                ("members", summary.members.to_string()),
-                ("open proposals", summary.open_proposals.to_string()),
-                ("requests received", summary.requests.to_string()),
+                (
+                    t("name", "nom"),
+                    summary.network_name.clone().unwrap_or_default(),
+                ),
+                (t("this node", "ce nœud"), summary.role.clone()),
+                (t("members", "membres"), summary.members.to_string()),
+                (
+                    t("open proposals", "propositions ouvertes"),
+                    summary.open_proposals.to_string(),
+                ),
+                (
+                    t("requests received", "demandes reçues"),
+                    summary.requests.to_string(),
+                ),
             ];
             if let Some(charter) = &view.charter {
-                rows.push(("founders", charter.founders.len().to_string()));
                 rows.push((
-                    "awaiting ratification",
+                    t("founders", "fondateurs"),
+                    charter.founders.len().to_string(),
+                ));
+                rows.push((
+                    t("awaiting ratification", "ratification attendue de"),
                     view.awaiting_ratification
                         .iter()
                         .map(|f| f.fingerprint())
                         .collect::<Vec<_>>()
                         .join(", "),
                 ));
-                rows.push(("admission quorum", charter.admission.to_string()));
-                rows.push(("revocation quorum", charter.revocation.to_string()));
-                rows.push(("amendment quorum", charter.amendment.to_string()));
-                rows.push(("taxonomy", charter.taxonomy.clone()));
+                rows.push((
+                    t("admission quorum", "quorum d'admission"),
+                    charter.admission.to_string(),
+                ));
+                rows.push((
+                    t("revocation quorum", "quorum de révocation"),
+                    charter.revocation.to_string(),
+                ));
+                rows.push((
+                    t("amendment quorum", "quorum d'amendement"),
+                    charter.amendment.to_string(),
+                ));
+                rows.push((t("taxonomy", "taxonomie"), charter.taxonomy.clone()));
             }
             output::out(&fields(rows))?;
             Ok(Outcome::Done)

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::client::{Outcome, call, edit};
 use crate::flags::parse_degrees;
+use crate::messages::t;
 use crate::output::{self, table};
 use crate::present::{department_name, region_name};
 
@@ -99,7 +100,7 @@ pub async fn run(
                     office,
                 },
                 json_out,
-                "Office added:",
+                t("Office added:", "Bureau ajouté :"),
             )
             .await
         }
@@ -112,7 +113,7 @@ pub async fn run(
                 data_dir,
                 Edit::update_office(id, patch),
                 json_out,
-                "Office updated:",
+                t("Office updated:", "Bureau modifié :"),
             )
             .await
         }
@@ -121,7 +122,7 @@ pub async fn run(
                 data_dir,
                 Edit::RemoveOffice { id },
                 json_out,
-                "Office removed:",
+                t("Office removed:", "Bureau retiré :"),
             )
             .await
         }
@@ -148,7 +149,13 @@ pub async fn run(
                     })
                     .collect();
                 output::out(&table(
-                    &["id", "name", "town", "region", "department"],
+                    &[
+                        t("id", "identifiant"),
+                        t("name", "nom"),
+                        t("town", "ville"),
+                        t("region", "région"),
+                        t("department", "département"),
+                    ],
                     rows,
                 ))?;
             }

@@ -14,6 +14,7 @@ use serde_json::{Map, json};
 
 use crate::client::{Outcome, call, edit};
 use crate::flags::{ContactArgs, contact, parse_json_object, parse_legal_status};
+use crate::messages::t;
 use crate::output::{self, fields};
 
 /// `passerelle org …`.
@@ -106,7 +107,7 @@ pub async fn run(
                 data_dir,
                 Edit::SetProfile { patch },
                 json_out,
-                "Profile updated",
+                t("Profile updated", "Profil modifié"),
             )
             .await
         }
@@ -116,22 +117,31 @@ pub async fn run(
 fn print_profile(view: &OrganisationView, lang: Lang) -> anyhow::Result<()> {
     let p = &view.record.profile;
     output::out(&fields(vec![
-        ("name", p.name.clone()),
-        ("acronym", p.acronym.clone().unwrap_or_default()),
-        ("id", view.record.org_id.clone()),
-        ("fingerprint", view.fingerprint.clone()),
+        (t("name", "nom"), p.name.clone()),
+        (t("acronym", "sigle"), p.acronym.clone().unwrap_or_default()),
+        (t("id", "identifiant"), view.record.org_id.clone()),
+        (t("fingerprint", "empreinte"), view.fingerprint.clone()),
         (
-            "legal status",
+            t("legal status", "statut juridique"),
             p.legal_status
                 .map(|s| json!(s).as_str().unwrap_or("").to_owned())
                 .unwrap_or_else(|| "(not set)".into()),
         ),
-        ("parent", p.parent_organisation.clone().unwrap_or_default()),
-        ("description", p.description.clone().unwrap_or_default()),
-        ("languages", p.languages.join(", ")),
-        ("website", p.website.clone().unwrap_or_default()),
         (
-            "contacts",
+            t("parent", "organisation mère"),
+            p.parent_organisation.clone().unwrap_or_default(),
+        ),
+        (
+            t("description", "description"),
+            p.description.clone().unwrap_or_default(),
+        ),
+        (t("languages", "langues"), p.languages.join(", ")),
+        (
+            t("website", "site web"),
+            p.website.clone().unwrap_or_default(),
+        ),
+        (
+            t("contacts", "contacts"),
             p.contacts
                 .iter()
                 .map(|c| {
@@ -145,8 +155,14 @@ fn print_profile(view: &OrganisationView, lang: Lang) -> anyhow::Result<()> {
                 .collect::<Vec<_>>()
                 .join("; "),
         ),
-        ("offices", view.record.offices.len().to_string()),
-        ("services", view.record.services.len().to_string()),
+        (
+            t("offices", "bureaux"),
+            view.record.offices.len().to_string(),
+        ),
+        (
+            t("services", "services"),
+            view.record.services.len().to_string(),
+        ),
     ]))?;
     let _ = lang;
     Ok(())

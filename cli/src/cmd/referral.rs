@@ -682,12 +682,16 @@ fn print_receipt(receipt: &ReferralReceipt, json_out: bool) -> anyhow::Result<Ou
     if json_out {
         output::json(receipt)?;
     } else {
+        let note = match crate::messages::lang() {
+            passerelle_node::reference::Lang::Fr if !receipt.note_fr.is_empty() => &receipt.note_fr,
+            _ => &receipt.note,
+        };
         output::out(&format!(
-            "{}: {} (change {})\n{}",
+            "{}: {} ({} {})\n{note}",
             receipt.id,
             receipt.status,
+            t("change", "changement"),
             &receipt.change[..12.min(receipt.change.len())],
-            receipt.note
         ))?;
     }
     Ok(Outcome::Done)

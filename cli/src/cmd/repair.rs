@@ -9,6 +9,7 @@ use passerelle_node::config::Config;
 use passerelle_node::repair::{RepairOptions, RepairReport};
 
 use crate::client::Outcome;
+use crate::messages::{said, t};
 use crate::output;
 
 /// `passerelle repair`.
@@ -46,48 +47,92 @@ pub fn run(data_dir: &Path, args: RepairArgs, json_out: bool) -> anyhow::Result<
 
 fn describe(report: &RepairReport, dry_run: bool) -> String {
     if report.sound {
-        return format!(
-            "The store is sound ({} documents read and verified): nothing to repair.",
-            report.documents_kept
+        return said(
+            format!(
+                "The store is sound ({} documents read and verified): nothing to repair.",
+                report.documents_kept
+            ),
+            format!(
+                "Le stockage est sain ({} documents lus et vérifiés) : rien à réparer.",
+                report.documents_kept
+            ),
         );
     }
     let mut lines = Vec::new();
     lines.push(if dry_run {
-        "Dry run: nothing was changed. A repair would do this:".to_owned()
+        t(
+            "Dry run: nothing was changed. A repair would do this:",
+            "Essai : rien n'a été changé. Une réparation ferait ceci :",
+        )
+        .to_owned()
     } else {
-        "The store was repaired:".to_owned()
+        t("The store was repaired:", "Le stockage a été réparé :").to_owned()
     });
     for damage in &report.damaged {
-        lines.push(format!("  damaged: {} ({})", damage.record, damage.reason));
+        lines.push(format!(
+            "  {} {} ({})",
+            t("damaged:", "endommagé :"),
+            damage.record,
+            damage.reason
+        ));
     }
     if report.opened {
-        lines.push(format!(
-            "  kept: {} documents and {} other records that read and verify",
-            report.documents_kept, report.records_kept
+        lines.push(said(
+            format!(
+                "  kept: {} documents and {} other records that read and verify",
+                report.documents_kept, report.records_kept
+            ),
+            format!(
+                "  gardés : {} documents et {} autres enregistrements qui se lisent et se vérifient",
+                report.documents_kept, report.records_kept
+            ),
         ));
     } else {
         lines.push(
-            "  the database did not open: a new store was started for the same network".into(),
+            t(
+                "  the database did not open: a new store was started for the same network",
+                "  la base ne s'est pas ouverte : un nouveau stockage a été commencé pour le même réseau",
+            )
+            .into(),
         );
     }
     if !report.documents_to_fetch.is_empty() {
         lines.push(format!(
-            "  to fetch again from peers at the next start: {}",
+            "  {} {}",
+            t(
+                "to fetch again from peers at the next start:",
+                "à rechercher auprès des pairs au prochain démarrage :"
+            ),
             report.documents_to_fetch.join(", ")
         ));
     }
     if report.own_document_awaited {
-        lines.push("  this organisation's own document comes back from peers too; edits wait until it is back (changes no peer or backup holds are lost; if you keep backups, also run `passerelle import automerge <backup folder>`)".into());
+        lines.push(t(
+            "  this organisation's own document comes back from peers too; edits wait until it is back (changes no peer or backup holds are lost; if you keep backups, also run `passerelle import automerge <backup folder>`)",
+            "  le document de cette organisation revient aussi des pairs ; les modifications attendent son retour (les changements qu'aucun pair ni aucune sauvegarde ne détient sont perdus ; si vous gardez des sauvegardes, lancez aussi `passerelle import automerge <dossier de sauvegarde>`)",
+        ).into());
     }
     for lost in &report.records_lost {
-        lines.push(format!("  could not all be read: {lost}"));
+        lines.push(format!(
+            "  {} {lost}",
+            t("could not all be read:", "n'ont pas tous pu être lus :")
+        ));
     }
     if !dry_run {
-        lines.push(format!(
-            "  the damaged store is kept in {} (remove it once the node runs well)",
-            report.damaged_store
+        lines.push(said(
+            format!(
+                "  the damaged store is kept in {} (remove it once the node runs well)",
+                report.damaged_store
+            ),
+            format!(
+                "  le stockage endommagé est gardé dans {} (supprimez-le quand le nœud tourne bien)",
+                report.damaged_store
+            ),
         ));
-        lines.push("Next: `passerelle start`; `passerelle status` shows the documents coming back and the store check.".into());
+        lines.push(t(
+            "Next: `passerelle start`; `passerelle status` shows the documents coming back and the store check.",
+            "Ensuite : `passerelle start` ; `passerelle status` montre le retour des documents et la vérification du stockage.",
+        ).into());
     }
     lines.join("\n")
 }

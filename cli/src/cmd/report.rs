@@ -150,9 +150,15 @@ pub async fn actors(data_dir: &Path, json: bool, csv: bool, lang: Lang) -> anyho
         output::out(String::from_utf8_lossy(&writer.into_inner()?).trim_end())?;
         return Ok(Outcome::Done);
     }
-    output::out(&format!(
-        "{} organisations, {} active services",
-        report.organisations, report.services
+    output::out(&crate::messages::said(
+        format!(
+            "{} organisations, {} active services",
+            report.organisations, report.services
+        ),
+        format!(
+            "{} organisations, {} services actifs",
+            report.organisations, report.services
+        ),
     ))?;
     for (section, counts) in sections {
         if counts.is_empty() {
@@ -160,13 +166,23 @@ pub async fn actors(data_dir: &Path, json: bool, csv: bool, lang: Lang) -> anyho
         }
         output::out("")?;
         output::out(&table(
-            &[section, "organisations", "services"],
+            &[
+                section,
+                crate::messages::t("organisations", "organisations"),
+                crate::messages::t("services", "services"),
+            ],
             counts_rows(counts),
         ))?;
     }
-    output::out(&format!(
-        "\ngaps: {} region × category pairs with no active provider",
-        report.gaps.len()
+    output::out(&crate::messages::said(
+        format!(
+            "\ngaps: {} region × category pairs with no active provider",
+            report.gaps.len()
+        ),
+        format!(
+            "\nmanques : {} couples région × catégorie sans prestataire actif",
+            report.gaps.len()
+        ),
     ))?;
     let mut by_region: std::collections::BTreeMap<String, Vec<&str>> = Default::default();
     for gap in &report.gaps {

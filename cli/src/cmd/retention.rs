@@ -9,6 +9,7 @@ use passerelle_node::node::RetentionReport;
 use passerelle_node::vault::Side;
 
 use crate::client::{Outcome, call};
+use crate::messages::t;
 use crate::output::{self, table};
 
 /// `passerelle retention`.
@@ -26,15 +27,22 @@ pub async fn run(data_dir: &Path, args: RetentionArgs, json: bool) -> anyhow::Re
         output::json(&report)?;
         return Ok(Outcome::Done);
     }
-    output::out(&format!(
-        "case files are kept {} days after their referral closes by the receiver, {} days by the sender ([referrals] retention_days, sender_retention_days)",
-        report.receiver_days, report.sender_days
+    output::out(&crate::messages::said(
+        format!(
+            "case files are kept {} days after their referral closes by the receiver, {} days by the sender ([referrals] retention_days, sender_retention_days)",
+            report.receiver_days, report.sender_days
+        ),
+        format!(
+            "les dossiers sont gardés {} jours après la clôture de leur référence par le destinataire, {} jours par l'expéditeur ([referrals] retention_days, sender_retention_days)",
+            report.receiver_days, report.sender_days
+        ),
     ))?;
     if args.run {
         output::out(&format!(
-            "destroyed now: {}",
+            "{} {}",
+            t("destroyed now:", "détruits maintenant :"),
             if report.destroyed.is_empty() {
-                "none".to_owned()
+                t("none", "aucun").to_owned()
             } else {
                 report
                     .destroyed
@@ -46,9 +54,15 @@ pub async fn run(data_dir: &Path, args: RetentionArgs, json: bool) -> anyhow::Re
         ))?;
     }
     let due = report.held.iter().filter(|i| i.due).count();
-    output::out(&format!(
-        "{} case file(s) held here, {due} due for destruction",
-        report.held.len()
+    output::out(&crate::messages::said(
+        format!(
+            "{} case file(s) held here, {due} due for destruction",
+            report.held.len()
+        ),
+        format!(
+            "{} dossier(s) détenu(s) ici, {due} à détruire",
+            report.held.len()
+        ),
     ))?;
     if !report.held.is_empty() {
         let rows = report
@@ -58,17 +72,24 @@ pub async fn run(data_dir: &Path, args: RetentionArgs, json: bool) -> anyhow::Re
                 vec![
                     i.referral.to_string(),
                     match i.side {
-                        Side::Sent => "sent".to_owned(),
-                        Side::Received => "received".to_owned(),
+                        Side::Sent => t("sent", "envoyé").to_owned(),
+                        Side::Received => t("received", "reçu").to_owned(),
                     },
-                    i.closed_at.map_or("open".to_owned(), output::time),
+                    i.closed_at
+                        .map_or(t("open", "ouverte").to_owned(), output::time),
                     i.destroy_at.map_or("—".to_owned(), output::time),
-                    if i.due { "due" } else { "" }.to_owned(),
+                    if i.due { t("due", "à détruire") } else { "" }.to_owned(),
                 ]
             })
             .collect();
         output::out(&table(
-            &["referral", "side", "closed", "destroyed on", ""],
+            &[
+                t("referral", "référence"),
+                t("side", "côté"),
+                t("closed", "clôturée"),
+                t("destroyed on", "détruit le"),
+                "",
+            ],
             rows,
         ))?;
     }

@@ -20,6 +20,7 @@ use crate::flags::{
     ContactArgs, contact, parse_capacity, parse_cost, parse_count, parse_dimension,
     parse_json_object, parse_service_status,
 };
+use crate::messages::t;
 use crate::output::{self, fields};
 use crate::present::{
     area_text, capacity_text, categories_text, cost_text, hits_of, print_services,
@@ -188,7 +189,7 @@ pub async fn run(
                     service,
                 },
                 json_out,
-                "Service added:",
+                t("Service added:", "Service ajouté :"),
             )
             .await
         }
@@ -201,7 +202,7 @@ pub async fn run(
                 data_dir,
                 Edit::UpdateService { id, patch },
                 json_out,
-                "Service updated:",
+                t("Service updated:", "Service modifié :"),
             )
             .await
         }
@@ -210,16 +211,20 @@ pub async fn run(
                 data_dir,
                 Edit::RemoveService { id },
                 json_out,
-                "Service removed:",
+                t("Service removed:", "Service retiré :"),
             )
             .await
         }
         ServiceCommand::Show { id, org } => {
             let view: OrganisationView = call(data_dir, api::Organisation { org }).await?;
             let Some(hit) = hits_of(&view).into_iter().find(|h| h.service_id == id) else {
+                let name = passerelle_node::text::visible(&view.record.profile.name);
                 eprintln!(
-                    "no service with id {id:?} in {}",
-                    passerelle_node::text::visible(&view.record.profile.name)
+                    "{}",
+                    crate::messages::said(
+                        format!("no service with id {id:?} in {name}"),
+                        format!("aucun service d'identifiant {id:?} chez {name}"),
+                    )
                 );
                 return Ok(Outcome::NothingFound);
             };
@@ -229,22 +234,46 @@ pub async fn run(
             }
             let s = &hit.service;
             output::out(&fields(vec![
-                ("id", hit.service_id.clone()),
-                ("organisation", hit.org_name.clone()),
-                ("name", s.name.clone()),
-                ("description", s.description.clone().unwrap_or_default()),
-                ("dimension", s.dimension.label(lang).to_owned()),
-                ("categories", categories_text(&s.categories, lang)),
-                ("eligibility", s.eligibility.clone().unwrap_or_default()),
-                ("cost", cost_text(&s.cost)),
-                ("capacity", capacity_text(&s.capacity)),
-                ("languages", s.languages.join(", ")),
-                ("area", area_text(&s.service_area, lang)),
-                ("offices", s.offices.join(", ")),
-                ("schedule", s.schedule.clone().unwrap_or_default()),
-                ("documents", s.required_documents.join("; ")),
-                ("status", json!(s.status).as_str().unwrap_or("").to_owned()),
-                ("last update", output::time(s.last_update)),
+                (t("id", "identifiant"), hit.service_id.clone()),
+                (t("organisation", "organisation"), hit.org_name.clone()),
+                (t("name", "nom"), s.name.clone()),
+                (
+                    t("description", "description"),
+                    s.description.clone().unwrap_or_default(),
+                ),
+                (
+                    t("dimension", "dimension"),
+                    s.dimension.label(lang).to_owned(),
+                ),
+                (
+                    t("categories", "catégories"),
+                    categories_text(&s.categories, lang),
+                ),
+                (
+                    t("eligibility", "conditions d'accès"),
+                    s.eligibility.clone().unwrap_or_default(),
+                ),
+                (t("cost", "coût"), cost_text(&s.cost)),
+                (t("capacity", "capacité"), capacity_text(&s.capacity)),
+                (t("languages", "langues"), s.languages.join(", ")),
+                (
+                    t("area", "zone desservie"),
+                    area_text(&s.service_area, lang),
+                ),
+                (t("offices", "bureaux"), s.offices.join(", ")),
+                (
+                    t("schedule", "horaires"),
+                    s.schedule.clone().unwrap_or_default(),
+                ),
+                (
+                    t("documents", "pièces à fournir"),
+                    s.required_documents.join("; "),
+                ),
+                (
+                    t("status", "statut"),
+                    json!(s.status).as_str().unwrap_or("").to_owned(),
+                ),
+                (t("last update", "mise à jour"), output::time(s.last_update)),
             ]))?;
             Ok(Outcome::Done)
         }

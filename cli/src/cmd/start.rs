@@ -199,7 +199,8 @@ pub async fn run(data_dir: &Path, args: StartArgs) -> anyhow::Result<Outcome> {
     let notifier = notify_config.map(|mut notify| {
         notify.page = web.as_ref().map(|web| web.url());
         crate::output::say(&format!(
-            "Notifications:{}{}",
+            "{}{}{}",
+            t("Notifications:", "Notifications :"),
             notify
                 .webhook
                 .as_ref()

@@ -9,6 +9,7 @@ use passerelle_node::accounts::{Account, MIN_PASSWORD_CHARS, Password, Role};
 use passerelle_node::api;
 
 use crate::client::{Outcome, call};
+use crate::messages::t;
 use crate::output::{self, table};
 
 /// `passerelle user …`.
@@ -98,9 +99,15 @@ pub async fn run(data_dir: &Path, command: UserCommand, json: bool) -> anyhow::R
             if json {
                 output::json(&account)?;
             } else {
-                output::out(&format!(
-                    "account {} ({}) made: it signs in on this node's web page",
-                    account.name, account.role
+                output::out(&crate::messages::said(
+                    format!(
+                        "account {} ({}) made: it signs in on this node's web page",
+                        account.name, account.role
+                    ),
+                    format!(
+                        "compte {} ({}) créé : il se connecte à la page web de ce nœud",
+                        account.name, account.role
+                    ),
                 ))?;
             }
         }
@@ -110,7 +117,12 @@ pub async fn run(data_dir: &Path, command: UserCommand, json: bool) -> anyhow::R
                 output::json(&accounts)?;
             } else if !accounts.is_empty() {
                 output::out(&table(
-                    &["name", "role", "made", "password set"],
+                    &[
+                        t("name", "nom"),
+                        t("role", "rôle"),
+                        t("made", "créé"),
+                        t("password set", "mot de passe défini"),
+                    ],
                     accounts
                         .iter()
                         .map(|a| {
@@ -131,7 +143,10 @@ pub async fn run(data_dir: &Path, command: UserCommand, json: bool) -> anyhow::R
             if json {
                 output::json(&serde_json::json!({ "removed": name }))?;
             } else {
-                output::out(&format!("account {name} removed"))?;
+                output::out(&crate::messages::said(
+                    format!("account {name} removed"),
+                    format!("compte {name} supprimé"),
+                ))?;
             }
         }
         UserCommand::Passwd {
@@ -150,7 +165,10 @@ pub async fn run(data_dir: &Path, command: UserCommand, json: bool) -> anyhow::R
             if json {
                 output::json(&serde_json::json!({ "password_set": name }))?;
             } else {
-                output::out(&format!("password of {name} set"))?;
+                output::out(&crate::messages::said(
+                    format!("password of {name} set"),
+                    format!("mot de passe de {name} défini"),
+                ))?;
             }
         }
     }

@@ -154,7 +154,7 @@ pub enum ReferralRequest {
         /// The sealed backup.
         file: std::path::PathBuf,
         /// The backup secret's text.
-        secret: crate::api::SecretText,
+        secret: crate::keys::SecretText,
     },
     /// Every case file held here and when its retention ends; `run`: destroy what is due
     /// first.
@@ -188,6 +188,9 @@ pub struct ReferralReceipt {
     pub change: String,
     /// What happens next, in words.
     pub note: String,
+    /// The same in French.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note_fr: String,
 }
 
 /// Where a case file stands on this node.
@@ -737,19 +740,27 @@ impl DocumentsActor {
                 ),
             );
         }
-        let note = match receiver {
+        let (note, note_fr) = match receiver {
             Some(to) => {
                 self.queue_delivery(&id, to, now)?;
-                "the case file goes to the receiving node directly, encrypted; it is retried until that node acknowledges it".to_owned()
+                (
+                    "the case file goes to the receiving node directly, encrypted; it is retried until that node acknowledges it",
+                    "le dossier va directement au nœud destinataire, chiffré ; l'envoi est répété jusqu'à ce que ce nœud en accuse réception",
+                )
             }
-            None => "open referral: members offering the category in the region can propose; choose one with `passerelle referral assign`".to_owned(),
+            None => (
+                "open referral: members offering the category in the region can propose; choose one with `passerelle referral assign`",
+                "référence ouverte : les membres qui offrent la catégorie dans la région peuvent se proposer ; choisissez-en un avec `passerelle referral assign`",
+            ),
         };
+        let (note, note_fr) = (note.to_owned(), note_fr.to_owned());
         info!(referral = %id, "referral sent");
         Ok(ReferralReceipt {
             id: referral_id,
             status: Status::Pending,
             change,
             note,
+            note_fr,
         })
     }
 
@@ -804,6 +815,7 @@ impl DocumentsActor {
             status,
             change,
             note: format!("{} → {status}", entry.status),
+            note_fr: format!("{} → {status}", entry.status),
         })
     }
 
@@ -899,6 +911,8 @@ impl DocumentsActor {
             status: entry.status,
             change,
             note: "proposal recorded; the sending organisation chooses who takes it".into(),
+            note_fr: "proposition enregistrée ; l'organisation qui envoie choisit qui la prend"
+                .into(),
         })
     }
 
@@ -983,6 +997,7 @@ impl DocumentsActor {
             status: entry.status,
             change,
             note: "assigned; the case file goes to that organisation's node, and it answers".into(),
+            note_fr: "attribuée ; le dossier va au nœud de cette organisation, qui répond".into(),
         })
     }
 
@@ -1131,7 +1146,7 @@ impl DocumentsActor {
     fn backup_restore(
         &mut self,
         file: &std::path::Path,
-        secret: &crate::api::SecretText,
+        secret: &crate::keys::SecretText,
         by: &str,
     ) -> Result<crate::case_backup::RestoreReceipt, NodeError> {
         let secret = crate::backup_seal::BackupSecret::from_text(secret.expose())
