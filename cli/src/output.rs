@@ -94,29 +94,62 @@ pub fn time(seconds: i64) -> String {
 
 /// This node's reachability from the internet, in words an office's IT person reads.
 pub fn reachability_line(network: &passerelle_node::network::NetworkStatus) -> String {
+    use crate::messages::t;
     match network.reachability.as_str() {
-        "public" => "public: members can dial this node directly".into(),
-        "private" => "private: behind NAT or a firewall; members reach it through relays".into(),
-        _ => "unknown (not yet asked of a peer on the internet)".into(),
+        "public" => t(
+            "public: members can dial this node directly",
+            "public : les membres joignent ce nœud directement",
+        )
+        .into(),
+        "private" => t(
+            "private: behind NAT or a firewall; members reach it through relays",
+            "privé : derrière un NAT ou un pare-feu ; les membres le joignent par des relais",
+        )
+        .into(),
+        _ => t(
+            "unknown (not yet asked of a peer on the internet)",
+            "inconnue (pas encore demandée à un pair sur internet)",
+        )
+        .into(),
     }
 }
 
 /// The relays this node uses, and whether it relays for others.
 pub fn relays_line(network: &passerelle_node::network::NetworkStatus) -> String {
+    use crate::messages::{said, t};
     let using = if network.relays.is_empty() {
-        "no slot on a relay".to_owned()
+        t("no slot on a relay", "aucune place sur un relais").to_owned()
     } else {
-        format!("slot on {}", network.relays.join(", "))
+        format!(
+            "{} {}",
+            t("slot on", "place sur"),
+            network.relays.join(", ")
+        )
     };
     if network.relay_serving {
-        format!(
-            "{using}; relaying for members: {} slots, {} circuits now ({} since start), {} refused",
-            network.relay_reservations,
-            network.relay_circuits,
-            network.relay_circuits_served,
-            network.relay_refused
+        said(
+            format!(
+                "{using}; relaying for members: {} slots, {} circuits now ({} since start), {} refused",
+                network.relay_reservations,
+                network.relay_circuits,
+                network.relay_circuits_served,
+                network.relay_refused
+            ),
+            format!(
+                "{using} ; relaie pour les membres : {} places, {} circuits maintenant ({} depuis le démarrage), {} refusés",
+                network.relay_reservations,
+                network.relay_circuits,
+                network.relay_circuits_served,
+                network.relay_refused
+            ),
         )
     } else {
-        format!("{using}; not relaying for others")
+        format!(
+            "{using}{}",
+            t(
+                "; not relaying for others",
+                " ; ne relaie pas pour les autres"
+            )
+        )
     }
 }

@@ -6,7 +6,7 @@ use passerelle_node::api;
 use passerelle_node::node::StatusReport;
 
 use crate::client::{Outcome, call};
-use crate::messages::t;
+use crate::messages::{said, t};
 use crate::output::{self, fields, table};
 
 pub async fn run(data_dir: &Path, json_out: bool) -> anyhow::Result<Outcome> {
@@ -31,15 +31,27 @@ pub async fn run(data_dir: &Path, json_out: bool) -> anyhow::Result<Outcome> {
         (t("data folder", "dossier de données"), report.data_dir.clone()),
         (t("version", "version"), report.version.clone()),
         (t("uptime", "en marche depuis"), format!("{} s", report.uptime_seconds)),
-        (t("store", "stockage"), format!("{} bytes", report.store_bytes)),
+        (
+            t("store", "stockage"),
+            format!("{} {}", report.store_bytes, t("bytes", "octets")),
+        ),
         (
             t("last start", "dernier démarrage"),
-            format!(
-                "{} ms (store opened in {} ms): {} documents from snapshots, {} rebuilt from their signed changes",
-                report.start.load_ms,
-                report.start.open_ms,
-                report.start.from_snapshots,
-                report.start.rebuilt
+            said(
+                format!(
+                    "{} ms (store opened in {} ms): {} documents from snapshots, {} rebuilt from their signed changes",
+                    report.start.load_ms,
+                    report.start.open_ms,
+                    report.start.from_snapshots,
+                    report.start.rebuilt
+                ),
+                format!(
+                    "{} ms (stockage ouvert en {} ms) : {} documents depuis les instantanés, {} reconstruits depuis leurs changements signés",
+                    report.start.load_ms,
+                    report.start.open_ms,
+                    report.start.from_snapshots,
+                    report.start.rebuilt
+                ),
             ),
         ),
         (t("store check", "vérification du stockage"), store_check_line(&report.store_check)),
@@ -48,7 +60,7 @@ pub async fn run(data_dir: &Path, json_out: bool) -> anyhow::Result<Outcome> {
             if report.network.enabled {
                 report.network.peer_id.clone()
             } else {
-                "(networking off)".into()
+                t("(networking off)", "(réseau coupé)").into()
             },
         ),
         (t("listening on", "écoute sur"), report.network.listen_addrs.join(", ")),
@@ -57,16 +69,23 @@ pub async fn run(data_dir: &Path, json_out: bool) -> anyhow::Result<Outcome> {
         (
             t("peers", "pairs"),
             format!(
-                "{} ({} through a relay)",
+                "{} ({} {})",
                 report.network.peers.len(),
-                report.network.peers.iter().filter(|p| p.relayed).count()
+                report.network.peers.iter().filter(|p| p.relayed).count(),
+                t("through a relay", "par un relais")
             ),
         ),
         (
             t("catch-up rounds", "rattrapages"),
-            format!(
-                "{} settled by a digest (nothing differed), {} listed this node's heads",
-                report.network.sync_rounds_in_step, report.network.sync_rounds_listed
+            said(
+                format!(
+                    "{} settled by a digest (nothing differed), {} listed this node's heads",
+                    report.network.sync_rounds_in_step, report.network.sync_rounds_listed
+                ),
+                format!(
+                    "{} réglés par un condensé (rien ne différait), {} ont listé les têtes de ce nœud",
+                    report.network.sync_rounds_in_step, report.network.sync_rounds_listed
+                ),
             ),
         ),
         (
@@ -75,7 +94,13 @@ pub async fn run(data_dir: &Path, json_out: bool) -> anyhow::Result<Outcome> {
                 .membership
                 .network_id
                 .clone()
-                .unwrap_or_else(|| "(none: `passerelle network create` or `network join`)".into()),
+                .unwrap_or_else(|| {
+                    t(
+                        "(none: `passerelle network create` or `network join`)",
+                        "(aucun : `passerelle network create` ou `network join`)",
+                    )
+                    .into()
+                }),
         ),
         (t("role", "rôle"), report.membership.role.clone()),
         (t("members", "membres"), report.membership.members.to_string()),
@@ -103,9 +128,15 @@ pub async fn run(data_dir: &Path, json_out: bool) -> anyhow::Result<Outcome> {
         ),
         (
             t("case files", "dossiers"),
-            format!(
-                "{} held, {} waiting to be delivered, {} refused",
-                report.case_files_held, report.case_outbox, report.case_files_refused
+            said(
+                format!(
+                    "{} held, {} waiting to be delivered, {} refused",
+                    report.case_files_held, report.case_outbox, report.case_files_refused
+                ),
+                format!(
+                    "{} détenus, {} en attente de remise, {} refusés",
+                    report.case_files_held, report.case_outbox, report.case_files_refused
+                ),
             ),
         ),
     ]);
@@ -143,20 +174,42 @@ fn store_check_line(check: &passerelle_node::node::StoreCheckStatus) -> String {
     use passerelle_node::node::StoreCheckState as S;
     let r = &check.report;
     match check.state {
-        S::NotRun => "not run yet (it runs in the background shortly after start)".into(),
-        S::Running => "running".into(),
-        S::Interrupted => "interrupted (the node is stopping)".into(),
-        S::Sound => format!(
-            "sound: {} documents, {} changes, {} other records read and verified in {} ms",
-            r.documents, r.changes, r.records, check.millis
+        S::NotRun => t(
+            "not run yet (it runs in the background shortly after start)",
+            "pas encore faite (elle tourne en arrière-plan peu après le démarrage)",
+        )
+        .into(),
+        S::Running => t("running", "en cours").into(),
+        S::Interrupted => t(
+            "interrupted (the node is stopping)",
+            "interrompue (le nœud s'arrête)",
+        )
+        .into(),
+        S::Sound => said(
+            format!(
+                "sound: {} documents, {} changes, {} other records read and verified in {} ms",
+                r.documents, r.changes, r.records, check.millis
+            ),
+            format!(
+                "sain : {} documents, {} changements, {} autres enregistrements lus et vérifiés en {} ms",
+                r.documents, r.changes, r.records, check.millis
+            ),
         ),
-        S::Damaged => format!(
-            "DAMAGED: {} — stop the node and run `passerelle repair` (what peers hold is fetched again)",
-            r.damaged
+        S::Damaged => {
+            let damaged = r
+                .damaged
                 .iter()
                 .map(|d| format!("{} ({})", d.record, d.reason))
                 .collect::<Vec<_>>()
-                .join("; ")
-        ),
+                .join("; ");
+            said(
+                format!(
+                    "DAMAGED: {damaged} — stop the node and run `passerelle repair` (what peers hold is fetched again)"
+                ),
+                format!(
+                    "ENDOMMAGÉ : {damaged} — arrêtez le nœud et lancez `passerelle repair` (ce que détiennent les pairs est recherché de nouveau)"
+                ),
+            )
+        }
     }
 }
