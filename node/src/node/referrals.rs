@@ -1003,10 +1003,12 @@ impl DocumentsActor {
 
     fn list(&self, filter: &ListFilter) -> Result<ReferralList, NodeError> {
         let now = crate::unix_now();
-        // Before the board is borrowed for the list (the plan reads it too).
-        let destroy_at = self
-            .retention_plan(now)?
-            .into_iter()
+        // Before the board is borrowed for the list (the plan reads it too): the case files
+        // held, and when each goes.
+        let plan = self.retention_plan(now)?;
+        let case_files_held = plan.iter().map(|item| item.referral).collect();
+        let destroy_at = plan
+            .iter()
             .filter_map(|item| item.destroy_at.map(|at| (item.referral, at)))
             .collect();
         let own = self.own;
@@ -1062,12 +1064,7 @@ impl DocumentsActor {
             names: self.names(),
             own,
             now,
-            case_files_held: self
-                .vault
-                .held()?
-                .into_iter()
-                .filter_map(|(id, _, _)| ReferralId::parse(&id))
-                .collect(),
+            case_files_held,
             destroy_at,
         })
     }
@@ -1075,23 +1072,27 @@ impl DocumentsActor {
     /// Every case file held here, its side, and when its retention ends: `retention_days`
     /// after closing for a received one, `sender_retention_days` for a sent one.
     pub(super) fn retention_plan(&self, now: i64) -> Result<Vec<RetentionItem>, NodeError> {
-        let closed: BTreeMap<ReferralId, Option<i64>> = self
-            .board_index()
-            .summaries()
-            .map(|s| (s.id, s.closed_at))
+        let held: Vec<(ReferralId, Side)> = self
+            .vault
+            .held()?
+            .into_iter()
+            .filter_map(|(id, side, _)| ReferralId::parse(&id).map(|r| (r, side)))
             .collect();
-        let mut plan = Vec::new();
-        for (id, side, _) in self.vault.held()? {
-            let Some(referral) = ReferralId::parse(&id) else {
-                continue;
-            };
-            let keep = match side {
-                Side::Received => self.config.retention,
-                Side::Sent => self.config.sender_retention,
-            }
-            .as_secs() as i64;
-            let closed_at = closed.get(&referral).copied().flatten();
-            let destroy_at = closed_at.map(|at| at + keep);
+        // When each held one closed: one pass over the board, keeping only those.
+        let wanted: std::collections::BTreeSet<ReferralId> = held.iter().map(|(r, _)| *r).collect();
+        let closed: BTreeMap<ReferralId, i64> = if wanted.is_empty() {
+            BTreeMap::new()
+        } else {
+            self.board_index()
+                .summaries()
+                .filter(|s| wanted.contains(&s.id))
+                .filter_map(|s| s.closed_at.map(|at| (s.id, at)))
+                .collect()
+        };
+        let mut plan = Vec::with_capacity(held.len());
+        for (referral, side) in held {
+            let closed_at = closed.get(&referral).copied();
+            let destroy_at = closed_at.map(|at| at + self.kept_for(side));
             plan.push(RetentionItem {
                 referral,
                 side,
@@ -1165,6 +1166,15 @@ impl DocumentsActor {
             );
         }
         Ok(receipt)
+    }
+
+    /// How long this node keeps a case file of `side` after its referral closes (seconds).
+    fn kept_for(&self, side: Side) -> i64 {
+        match side {
+            Side::Received => self.config.retention,
+            Side::Sent => self.config.sender_retention,
+        }
+        .as_secs() as i64
     }
 
     /// `passerelle retention [--run]`: the plan, after running what is due when asked.
@@ -1248,11 +1258,7 @@ impl DocumentsActor {
                     detail: String::new(),
                 })?;
                 view.case_state = CaseState::Held;
-                let keep = match case.side {
-                    Side::Received => self.config.retention,
-                    Side::Sent => self.config.sender_retention,
-                };
-                view.destroy_at = view.entry.closed_at.map(|at| at + keep.as_secs() as i64);
+                view.destroy_at = view.entry.closed_at.map(|at| at + self.kept_for(case.side));
                 view.case = Some(case);
             }
             None => view.case_state = CaseState::NotReceived,
