@@ -21,6 +21,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "automerge_guard",
             "identity",
             "ids",
+            "sealing",
         ],
     ),
     (

@@ -8,10 +8,7 @@
 //! bytes), the nonce (12) and the ChaCha20-Poly1305 ciphertext, its key derived by
 //! HKDF-SHA256 from the X25519 agreement.
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use data_encoding::BASE32_NOPAD;
-use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use crate::identity::EncryptionPublicKey;
@@ -94,40 +91,20 @@ impl BackupSecret {
     }
 }
 
-fn derive(shared: &[u8; 32], ephemeral: &[u8; 32], recipient: &[u8; 32]) -> Zeroizing<[u8; 32]> {
-    let mut salt = [0u8; 64];
-    salt[..32].copy_from_slice(ephemeral);
-    salt[32..].copy_from_slice(recipient);
-    let hkdf = hkdf::Hkdf::<Sha256>::new(Some(&salt), shared);
-    let mut key = Zeroizing::new([0u8; 32]);
-    // 32 bytes is a valid HKDF-SHA256 output length.
-    let _ = hkdf.expand(INFO, key.as_mut());
-    key
+fn from_sealing(e: crate::sealing::SealingError) -> BackupSealError {
+    use crate::sealing::SealingError as E;
+    match e {
+        E::BadKey => BackupSealError::BadKey,
+        E::Decrypt => BackupSealError::WrongKeyOrAltered,
+        E::Random(why) => BackupSealError::Random(why),
+    }
 }
 
 /// Seals `plaintext` to the backup key `recipient`.
 pub fn seal(plaintext: &[u8], recipient: &EncryptionPublicKey) -> Result<Vec<u8>, BackupSealError> {
-    let mut secret = Zeroizing::new([0u8; 32]);
-    getrandom::fill(secret.as_mut()).map_err(|e| BackupSealError::Random(e.to_string()))?;
-    let ephemeral = x25519_dalek::StaticSecret::from(*secret);
-    let ephemeral_public = x25519_dalek::PublicKey::from(&ephemeral).to_bytes();
-    let shared = ephemeral.diffie_hellman(&x25519_dalek::PublicKey::from(recipient.0));
-    if !shared.was_contributory() {
-        return Err(BackupSealError::BadKey);
-    }
-    let key = derive(shared.as_bytes(), &ephemeral_public, &recipient.0);
-    let mut nonce = [0u8; 12];
-    getrandom::fill(&mut nonce).map_err(|e| BackupSealError::Random(e.to_string()))?;
-    let ciphertext = ChaCha20Poly1305::new(Key::from_slice(key.as_ref()))
-        .encrypt(
-            Nonce::from_slice(&nonce),
-            Payload {
-                msg: plaintext,
-                aad: MAGIC,
-            },
-        )
-        .map_err(|_| BackupSealError::WrongKeyOrAltered)?;
-    Ok([MAGIC, &ephemeral_public, &nonce, &ciphertext].concat())
+    let sealed =
+        crate::sealing::seal(plaintext, &recipient.0, INFO, MAGIC).map_err(from_sealing)?;
+    Ok([MAGIC, &sealed.ephemeral, &sealed.nonce, &sealed.ciphertext].concat())
 }
 
 /// Opens a sealed backup with the backup secret.
@@ -138,26 +115,27 @@ pub fn open(sealed: &[u8], secret: &BackupSecret) -> Result<Zeroizing<Vec<u8>>, 
         .ok_or(BackupSealError::NotABackup)?;
     let (ephemeral, rest) = body.split_at(32);
     let (nonce, ciphertext) = rest.split_at(12);
-    let ephemeral: [u8; 32] = ephemeral
-        .try_into()
-        .map_err(|_| BackupSealError::NotABackup)?;
+    let parts = crate::sealing::Sealed {
+        ephemeral: ephemeral
+            .try_into()
+            .map_err(|_| BackupSealError::NotABackup)?,
+        nonce: nonce.try_into().map_err(|_| BackupSealError::NotABackup)?,
+        ciphertext: ciphertext.to_vec(),
+    };
     let shared = secret
         .0
-        .diffie_hellman(&x25519_dalek::PublicKey::from(ephemeral));
+        .diffie_hellman(&x25519_dalek::PublicKey::from(parts.ephemeral));
     if !shared.was_contributory() {
         return Err(BackupSealError::BadKey);
     }
-    let key = derive(shared.as_bytes(), &ephemeral, &secret.public_key().0);
-    ChaCha20Poly1305::new(Key::from_slice(key.as_ref()))
-        .decrypt(
-            Nonce::from_slice(nonce),
-            Payload {
-                msg: ciphertext,
-                aad: MAGIC,
-            },
-        )
-        .map(Zeroizing::new)
-        .map_err(|_| BackupSealError::WrongKeyOrAltered)
+    crate::sealing::open(
+        &parts,
+        shared.as_bytes(),
+        &secret.public_key().0,
+        INFO,
+        MAGIC,
+    )
+    .map_err(from_sealing)
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ pub mod model;
 pub mod protocol;
 pub mod reference;
 pub mod referral;
+pub mod sealing;
 pub mod status;
 pub mod sync;
 pub mod text;

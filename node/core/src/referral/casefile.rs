@@ -14,8 +14,6 @@
 //!   the 32-byte random salt travels only inside the sealed payload, so the commitment
 //!   reveals nothing, even of a guessable name and phone number.
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload as AeadPayload};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -434,52 +432,30 @@ fn associated_data(referral: &str, sender: &OrgId, receiver: &OrgId) -> Vec<u8> 
     aad
 }
 
-fn derive_key(
-    shared: &[u8; 32],
-    ephemeral: &[u8; 32],
-    recipient: &[u8; 32],
-) -> Zeroizing<[u8; 32]> {
-    let mut salt = [0u8; 64];
-    salt[..32].copy_from_slice(ephemeral);
-    salt[32..].copy_from_slice(recipient);
-    let hkdf = hkdf::Hkdf::<Sha256>::new(Some(&salt), shared);
-    let mut key = Zeroizing::new([0u8; 32]);
-    // 32 bytes is a valid HKDF-SHA256 output length.
-    let _ = hkdf.expand(b"passerelle case file v1", key.as_mut());
-    key
+/// What a case file's sealing key is derived for (HKDF info).
+const CASE_FILE_INFO: &[u8] = b"passerelle case file v1";
+
+fn from_sealing(e: crate::sealing::SealingError) -> SealError {
+    use crate::sealing::SealingError as E;
+    match e {
+        E::BadKey => SealError::BadKey,
+        E::Decrypt => SealError::Decrypt,
+        E::Random(why) => SealError::Random(why),
+    }
 }
 
 /// Seals `payload` to `recipient`'s encryption key.
 pub fn seal(payload: &Payload, recipient: &EncryptionPublicKey) -> Result<Sealed, SealError> {
-    let mut secret = Zeroizing::new([0u8; 32]);
-    getrandom::fill(secret.as_mut()).map_err(|e| SealError::Random(e.to_string()))?;
-    let ephemeral = x25519_dalek::StaticSecret::from(*secret);
-    let ephemeral_public = x25519_dalek::PublicKey::from(&ephemeral).to_bytes();
-    let shared = ephemeral.diffie_hellman(&x25519_dalek::PublicKey::from(recipient.0));
-    if !shared.was_contributory() {
-        return Err(SealError::BadKey);
-    }
-    let key = derive_key(shared.as_bytes(), &ephemeral_public, &recipient.0);
-    let mut nonce = [0u8; 12];
-    getrandom::fill(&mut nonce).map_err(|e| SealError::Random(e.to_string()))?;
     let plaintext = Zeroizing::new(
         serde_json::to_vec(payload).map_err(|e| SealError::Malformed(e.to_string()))?,
     );
-    let cipher = ChaCha20Poly1305::new(Key::from_slice(key.as_ref()));
     let aad = associated_data(&payload.referral, &payload.sender, &payload.receiver);
-    let ciphertext = cipher
-        .encrypt(
-            Nonce::from_slice(&nonce),
-            AeadPayload {
-                msg: &plaintext,
-                aad: &aad,
-            },
-        )
-        .map_err(|_| SealError::Decrypt)?;
+    let sealed = crate::sealing::seal(&plaintext, &recipient.0, CASE_FILE_INFO, &aad)
+        .map_err(from_sealing)?;
     Ok(Sealed {
-        ephemeral: ephemeral_public.to_vec(),
-        nonce: nonce.to_vec(),
-        ciphertext,
+        ephemeral: sealed.ephemeral.to_vec(),
+        nonce: sealed.nonce.to_vec(),
+        ciphertext: sealed.ciphertext,
     })
 }
 
@@ -495,25 +471,27 @@ pub fn open(
         .as_slice()
         .try_into()
         .map_err(|_| SealError::Malformed("the ephemeral key is not 32 bytes".into()))?;
-    if sealed.nonce.len() != 12 {
-        return Err(SealError::Malformed("the nonce is not 12 bytes".into()));
-    }
+    let nonce: [u8; 12] = sealed
+        .nonce
+        .as_slice()
+        .try_into()
+        .map_err(|_| SealError::Malformed("the nonce is not 12 bytes".into()))?;
     let shared = identity.agree(&ephemeral).ok_or(SealError::BadKey)?;
     let receiver = identity.org_id();
-    let key = derive_key(&shared, &ephemeral, &identity.encryption_public_key().0);
-    let cipher = ChaCha20Poly1305::new(Key::from_slice(key.as_ref()));
     let aad = associated_data(referral, sender, &receiver);
-    let plaintext = Zeroizing::new(
-        cipher
-            .decrypt(
-                Nonce::from_slice(&sealed.nonce),
-                AeadPayload {
-                    msg: &sealed.ciphertext,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| SealError::Decrypt)?,
-    );
+    let parts = crate::sealing::Sealed {
+        ephemeral,
+        nonce,
+        ciphertext: sealed.ciphertext.clone(),
+    };
+    let plaintext = crate::sealing::open(
+        &parts,
+        &shared,
+        &identity.encryption_public_key().0,
+        CASE_FILE_INFO,
+        &aad,
+    )
+    .map_err(from_sealing)?;
     let payload: Payload =
         serde_json::from_slice(&plaintext).map_err(|e| SealError::Malformed(e.to_string()))?;
     if payload.referral != referral || &payload.sender != sender || payload.receiver != receiver {
