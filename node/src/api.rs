@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::accounts::{Account, AccountError, Password, Role};
 use crate::directory::{SearchQuery, ServiceHit};
 use crate::document::{Edit, HistoryEntry};
-use crate::identity::OrgId;
+use crate::identity::{KeyId, OrgId};
 use crate::ids::{ReferralId, ServiceId};
 use crate::model::OrganisationRecord;
 use crate::node::{
@@ -116,6 +116,8 @@ requests! {
     ReferralShow(ReferralShow),
     /// [`ReferralErase`].
     ReferralErase(ReferralErase),
+    /// [`ReferralToOffice`].
+    ReferralToOffice(ReferralToOffice),
     /// [`ReferralReport`].
     ReferralReport(ReferralReport),
     /// [`Board`].
@@ -399,6 +401,24 @@ impl Call for ReferralErase {
     type Reply = EraseReceipt;
 }
 
+/// Hands a received case file on to one of this organisation's offices (a device node
+/// granted case files), sealed to the device's own key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferralToOffice {
+    /// The referral.
+    pub id: ReferralId,
+    /// The office's device key.
+    pub office: KeyId,
+    /// The operator.
+    #[serde(default)]
+    pub operator: Option<String>,
+}
+
+impl Call for ReferralToOffice {
+    type Reply = ReferralReceipt;
+}
+
 /// Aggregate figures of the board (counts only, no personal data).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -611,6 +631,7 @@ impl Request {
             | Request::ReferralPropose(_)
             | Request::ReferralAssign(_)
             | Request::ReferralErase(_)
+            | Request::ReferralToOffice(_)
             | Request::UserAdd(_)
             | Request::UserRemove(_)
             | Request::UserPassword(_) => true,

@@ -187,6 +187,14 @@ pub async fn answer(handle: &NodeHandle, request: Request, by: &str) -> Answer {
                 .await,
             )
         }
+        Request::ReferralToOffice(r) => {
+            let by = by_operator(&r.operator);
+            let asked = ReferralRequest::ToOffice {
+                id: r.id,
+                office: r.office,
+            };
+            reply(&r, referral(handle, asked, by, receipt).await)
+        }
         Request::ReferralErase(r) => {
             let by = by_operator(&r.operator);
             let asked = ReferralRequest::Erase { id: r.id };

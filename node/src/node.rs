@@ -657,12 +657,12 @@ impl DocumentsActor {
                 }
                 Command::CaseAnswered {
                     referral,
-                    erase,
+                    kind,
                     from,
                     answer,
                     reply,
                 } => {
-                    let _ = reply.send(self.handle_case_answered(&referral, erase, from, answer));
+                    let _ = reply.send(self.handle_case_answered(&referral, kind, from, answer));
                 }
                 Command::CaseMessage {
                     message,

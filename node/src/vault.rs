@@ -21,7 +21,7 @@ use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::identity::OrgId;
+use crate::identity::{KeyId, OrgId};
 use crate::referral::board::is_referral_id;
 use crate::referral::casefile::CaseContent;
 use crate::store::Store;
@@ -121,6 +121,11 @@ pub enum OutboxKind {
     Deliver,
     /// Ask the other node to erase it.
     Erase,
+    /// Hand the case file on to one of this organisation's offices (a device node granted
+    /// case files); `to` is the device's key.
+    ToOffice,
+    /// Ask the office that was handed the case file to erase it; `to` is the device's key.
+    EraseAtOffice,
 }
 
 /// Why a case file was erased.
@@ -151,6 +156,8 @@ pub struct Vault {
     erased: sled::Tree,
     audit: crate::audit_log::AuditLog,
     outbox: sled::Tree,
+    /// The office (device key) each case file was handed on to.
+    offices: sled::Tree,
     /// The backup folder, where every erasure is recorded too.
     erasure_journal: Option<PathBuf>,
 }
@@ -200,6 +207,7 @@ impl Vault {
                 &db.open_tree("case-audit")?,
             )?,
             outbox: db.open_tree("case-outbox")?,
+            offices: db.open_tree("case-offices")?,
             erasure_journal: None,
         })
     }
@@ -414,6 +422,8 @@ impl Vault {
         let mut key = vec![match kind {
             OutboxKind::Deliver => b'd',
             OutboxKind::Erase => b'e',
+            OutboxKind::ToOffice => b'o',
+            OutboxKind::EraseAtOffice => b'x',
         }];
         key.extend_from_slice(referral.as_bytes());
         key
@@ -433,6 +443,47 @@ impl Vault {
         self.outbox.remove(Self::outbox_key(kind, referral))?;
         self.syncer.flush()?;
         Ok(())
+    }
+
+    /// Records that the case file of `referral` is handed on to the office `device`
+    /// (on disk when it returns).
+    pub fn hand_to_office(&self, referral: &str, device: &KeyId) -> Result<(), VaultError> {
+        self.offices
+            .insert(referral.as_bytes(), device.to_string().as_bytes())?;
+        self.syncer.flush()?;
+        Ok(())
+    }
+
+    /// The office the case file of `referral` was handed on to, if any.
+    pub fn office_of(&self, referral: &str) -> Result<Option<KeyId>, VaultError> {
+        self.offices
+            .get(referral.as_bytes())?
+            .map(|v| {
+                String::from_utf8_lossy(&v)
+                    .parse()
+                    .map_err(|_| VaultError::Damaged(format!("office of {referral}")))
+            })
+            .transpose()
+    }
+
+    /// Forgets which office holds the case file of `referral`.
+    pub fn leave_office(&self, referral: &str) -> Result<(), VaultError> {
+        self.offices.remove(referral.as_bytes())?;
+        self.syncer.flush()?;
+        Ok(())
+    }
+
+    /// The referrals whose case file was handed on to the office `device`.
+    pub fn at_office(&self, device: &KeyId) -> Result<Vec<String>, VaultError> {
+        let device = device.to_string();
+        let mut referrals = Vec::new();
+        for item in self.offices.iter() {
+            let (key, value) = item?;
+            if value.as_ref() == device.as_bytes() {
+                referrals.push(String::from_utf8_lossy(&key).into_owned());
+            }
+        }
+        Ok(referrals)
     }
 
     /// Every delivery still to make.

@@ -1036,7 +1036,7 @@ async fn hostile_case_file_messages_are_refused_counted_and_change_nothing() {
     };
     let mut tampered = match deliver(a, a) {
         CaseMessage::Deliver { sealed, .. } => sealed,
-        CaseMessage::Erase { .. } => unreachable!(),
+        CaseMessage::Erase { .. } | CaseMessage::ToOffice { .. } => unreachable!(),
     };
     tampered.ciphertext[0] ^= 1;
     let attempts = [
@@ -1225,4 +1225,234 @@ async fn a_restore_after_an_erasure_leaves_the_erased_case_file_erased() {
         panic!("audit");
     };
     assert!(log.iter().any(|a| a.action == "restore_skipped"), "{log:?}");
+}
+
+async fn audit_actions(node: &TestNode) -> Vec<String> {
+    match ask(node, ReferralRequest::Audit { id: None }).await {
+        Ok(ReferralReply::Audit(entries)) => entries.into_iter().map(|e| e.action).collect(),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// A regional office (a device node of the receiving organisation) works a referral: the
+/// organisation grants it case files, hands it one, the office reads it; once the grant
+/// ends, the office has destroyed it and nothing more is handed to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_office_granted_case_files_reads_one_handed_to_it_and_not_after_the_grant_ends() {
+    use passerelle_node::node::Decision;
+    let mut nodes: Vec<TestNode> = ["Délégation MINJEC Littoral", "ONG Retour Digne"]
+        .iter()
+        .map(|name| TestNode::init_networked(name, vec![]))
+        .collect();
+    let network = found_network(&nodes.iter().collect::<Vec<_>>(), "1/2");
+    start_line(&mut nodes).await;
+    let service = offer(&nodes[1], "Placement en emploi Bafoussam").await;
+    wait_converged(&nodes, 2).await;
+    let org = nodes[1].handle().org_id();
+    let mut office = TestNode::init_device("Antenne ORD Bafoussam", org);
+    passerelle_node::node::join_network(
+        &office.config,
+        network,
+        &[nodes[1].listen_addr().await.to_string()],
+    )
+    .expect("join");
+    office.start().await;
+    let key = office.handle().key_id();
+    let case_key: passerelle_node::identity::EncryptionPublicKey = office
+        .handle()
+        .status()
+        .await
+        .expect("status")
+        .encryption_key
+        .parse()
+        .expect("an encryption key");
+    let head = nodes[1].handle();
+    // Not a device of the organisation yet: no grant.
+    let refused = head
+        .decide(Decision::GrantCaseFiles {
+            device: key,
+            case_key,
+        })
+        .await
+        .expect_err("not a device yet");
+    assert!(refused.to_string().contains("device add"), "{refused}");
+    head.decide(Decision::AddDevice {
+        device: key,
+        label: "Bafoussam".into(),
+    })
+    .await
+    .expect("delegate");
+
+    let id = send(&nodes[0], direct(org, &service)).await.expect("send");
+    wait_for("the case file to reach the organisation", || async {
+        show(&nodes[1], &id)
+            .await
+            .is_some_and(|v| v.case_state == CaseState::Held)
+    })
+    .await;
+    // Delegated but not granted: nothing is handed to the office.
+    let to_office = || ReferralRequest::ToOffice { id, office: key };
+    let refused = ask(&nodes[1], to_office()).await.expect_err("not granted");
+    assert!(refused.contains("device grant"), "{refused}");
+    head.decide(Decision::GrantCaseFiles {
+        device: key,
+        case_key,
+    })
+    .await
+    .expect("grant");
+    // The sending organisation cannot hand its case file to another organisation's office.
+    let refused = ask(&nodes[0], to_office())
+        .await
+        .expect_err("not received there");
+    assert!(refused.contains("not received"), "{refused}");
+    wait_for(
+        "the office to see the referral, and not its case file",
+        || async {
+            show(&office, &id)
+                .await
+                .is_some_and(|v| v.case.is_none() && v.entry.receiver == Some(org))
+        },
+    )
+    .await;
+    ask(&nodes[1], to_office())
+        .await
+        .expect("hand to the office");
+    wait_for("the case file to reach the office", || async {
+        show(&office, &id)
+            .await
+            .is_some_and(|v| v.case_state == CaseState::Held)
+    })
+    .await;
+    let view = show(&office, &id).await.expect("view at the office");
+    assert_eq!(view.intact, Some(true));
+    let case = view.case.expect("the office reads the case file");
+    assert_eq!(case.content.case_file.name, NAME);
+    assert_eq!(case.counterpart, Some(nodes[0].handle().org_id()));
+    wait_for("the organisation to record the hand-over", || async {
+        audit_actions(&nodes[1])
+            .await
+            .contains(&"handed_to_office".to_owned())
+    })
+    .await;
+    let actions = audit_actions(&nodes[1]).await;
+    for action in ["office_granted", "to_office"] {
+        assert!(actions.contains(&action.to_owned()), "{actions:?}");
+    }
+    let actions = audit_actions(&office).await;
+    assert!(
+        actions.contains(&"received_from_organisation".to_owned()),
+        "{actions:?}"
+    );
+
+    // Another member cannot hand a case file to the office, even sealed to its key.
+    let forged = passerelle_node::referral::casefile::seal_for_office(
+        &passerelle_node::referral::casefile::Payload {
+            referral: id.to_string(),
+            sender: nodes[0].handle().org_id(),
+            receiver: org,
+            sent_at: passerelle_node::unix_now(),
+            content: case.content.clone(),
+        },
+        &key,
+        &case_key,
+    )
+    .expect("seal");
+    let reply = office
+        .handle()
+        .case_message(
+            passerelle_node::protocol::CaseMessage::ToOffice {
+                referral: id.to_string(),
+                sender: nodes[0].handle().org_id(),
+                sealed: forged,
+            },
+            nodes[0].handle().key_id(),
+        )
+        .await
+        .expect("answer");
+    assert!(
+        !reply.accepted && reply.message.contains("only this office's organisation"),
+        "{reply:?}"
+    );
+    assert_eq!(
+        office
+            .handle()
+            .status()
+            .await
+            .expect("status")
+            .case_files_refused,
+        1
+    );
+
+    // A second referral handed to the office, then erased at the sender's request: the
+    // organisation takes it back from the office too.
+    let second = send(&nodes[0], direct(org, &service)).await.expect("send");
+    wait_for("the second case file to reach the organisation", || async {
+        show(&nodes[1], &second)
+            .await
+            .is_some_and(|v| v.case_state == CaseState::Held)
+    })
+    .await;
+    ask(
+        &nodes[1],
+        ReferralRequest::ToOffice {
+            id: second,
+            office: key,
+        },
+    )
+    .await
+    .expect("hand the second to the office");
+    wait_for("the second case file to reach the office", || async {
+        show(&office, &second)
+            .await
+            .is_some_and(|v| v.case_state == CaseState::Held)
+    })
+    .await;
+    ask(&nodes[0], ReferralRequest::Erase { id: second })
+        .await
+        .expect("the sender erases");
+    wait_for("the office to erase the second case file", || async {
+        show(&office, &second)
+            .await
+            .is_some_and(|v| v.case.is_none() && v.case_state == CaseState::Erased)
+    })
+    .await;
+    assert_eq!(
+        show(&office, &id).await.map(|v| v.case_state),
+        Some(CaseState::Held),
+        "the first stays at the office"
+    );
+
+    // The grant ends: the office destroys what it holds; nothing more is handed to it.
+    head.decide(Decision::RevokeCaseFiles { device: key })
+        .await
+        .expect("end the grant");
+    wait_for("the office to destroy the case file", || async {
+        show(&office, &id)
+            .await
+            .is_some_and(|v| v.case.is_none() && v.case_state == CaseState::Erased)
+    })
+    .await;
+    let refused = ask(&nodes[1], to_office()).await.expect_err("grant ended");
+    assert!(refused.contains("device grant"), "{refused}");
+    let actions = audit_actions(&nodes[1]).await;
+    assert!(
+        actions.contains(&"office_access_ended".to_owned()),
+        "{actions:?}"
+    );
+    assert!(
+        audit_actions(&office).await.contains(&"erased".to_owned()),
+        "the office's erasure is in its audit log"
+    );
+    // The organisation's own copy stays; nothing in clear at rest anywhere.
+    assert_eq!(
+        show(&nodes[1], &id).await.map(|v| v.case_state),
+        Some(CaseState::Held)
+    );
+    nodes.push(office);
+    for node in &nodes {
+        assert_no_plaintext(node);
+    }
+    for node in &mut nodes {
+        node.stop().await;
+    }
 }

@@ -162,9 +162,12 @@ pub async fn run(
                             d.org.fingerprint(),
                             d.label.clone(),
                             if d.withdrawn_keep.is_some() {
-                                "withdrawn".into()
+                                t("withdrawn", "retiré").into()
+                            } else if d.case_key.is_some() {
+                                t("active, receives case files", "actif, reçoit des dossiers")
+                                    .into()
                             } else {
-                                "active".into()
+                                t("active", "actif").into()
                             },
                         ]
                     })

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use passerelle_node::api;
-use passerelle_node::identity::OrgId;
+use passerelle_node::identity::{KeyId, OrgId};
 use passerelle_node::ids::{ReferralId, ServiceId};
 use passerelle_node::node::{
     CaseState, ListFilter, ReferralList, ReferralReceipt, ReferralView, SendReferral, StatusReport,
@@ -116,6 +116,14 @@ pub enum ReferralCommand {
         /// The organisation chosen (id, or a part of its name).
         #[arg(long)]
         org: String,
+    },
+    /// Hand a case file this organisation received on to one of its offices (a device
+    /// node granted case files with `device grant`), the one that will serve the person.
+    ToOffice {
+        /// The referral id.
+        id: ReferralId,
+        /// The office's device key (its `passerelle status` node key).
+        office: KeyId,
     },
     /// Erase a referral's case file on this node, and ask the other organisation's node
     /// to erase its copy. The board entry stays (it holds no personal data).
@@ -848,6 +856,18 @@ pub async fn run(
                 api::ReferralAssign {
                     id,
                     org,
+                    operator: operator(),
+                },
+            )
+            .await?;
+            print_receipt(&receipt, json_out)
+        }
+        ReferralCommand::ToOffice { id, office } => {
+            let receipt = call(
+                data_dir,
+                api::ReferralToOffice {
+                    id,
+                    office,
                     operator: operator(),
                 },
             )

@@ -351,6 +351,14 @@ impl Serialize for EncryptionPublicKey {
     }
 }
 
+impl FromStr for EncryptionPublicKey {
+    type Err = OrgIdError;
+    /// 52 base32 characters (any case), as `passerelle status` prints it.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_key_text(s).map(Self)
+    }
+}
+
 impl<'de> Deserialize<'de> for EncryptionPublicKey {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;

@@ -169,6 +169,16 @@ pub enum CaseMessage {
         /// The referral id.
         referral: String,
     },
+    /// A case file the receiving organisation's node hands on to one of its offices (a
+    /// device node it granted case files), sealed to the device's own key.
+    ToOffice {
+        /// The referral id.
+        referral: String,
+        /// The organisation that sent the referral.
+        sender: crate::identity::OrgId,
+        /// The payload, sealed to the office.
+        sealed: crate::referral::casefile::Sealed,
+    },
 }
 
 /// The answer to a [`CaseMessage`].

@@ -50,25 +50,27 @@ impl NetworkActor {
         }
         for Outgoing {
             to,
+            kind,
             message,
             addresses: published,
         } in outgoing
         {
-            let (referral, erase) = match &message {
-                CaseMessage::Deliver { referral, .. } => (referral.clone(), false),
-                CaseMessage::Erase { referral } => (referral.clone(), true),
+            let referral = match &message {
+                CaseMessage::Deliver { referral, .. }
+                | CaseMessage::Erase { referral }
+                | CaseMessage::ToOffice { referral, .. } => referral.clone(),
             };
             if self
                 .case_in_flight
                 .values()
-                .any(|(r, e, _)| *r == referral && *e == erase)
+                .any(|(r, k, _)| *r == referral && *k == kind)
             {
                 continue;
             }
             let peer = to.peer_id();
             if self.swarm.is_connected(&peer) {
                 let request = self.swarm.behaviour_mut().case.send_request(&peer, message);
-                self.case_in_flight.insert(request, (referral, erase, to));
+                self.case_in_flight.insert(request, (referral, kind, to));
             } else {
                 // Not connected: dial it on the addresses it told this node (identify), then
                 // those it published in its document, then through the relays this node
@@ -132,7 +134,7 @@ impl NetworkActor {
                     request_id,
                     response,
                 } => {
-                    if let Some((referral, erase, to)) = self.case_in_flight.remove(&request_id) {
+                    if let Some((referral, kind, to)) = self.case_in_flight.remove(&request_id) {
                         if response.done {
                             self.case_retry_delay = FIRST_CASE_RETRY;
                         } else {
@@ -140,13 +142,12 @@ impl NetworkActor {
                             // then less and less often.
                             self.schedule_case_retry();
                         }
-                        debug!(%referral, erase, done = response.done, message = %response.message, "case-file message answered");
+                        debug!(%referral, ?kind, done = response.done, message = %response.message, "case-file message answered");
                         let handle = self.handle.clone();
                         // Shed, the answer is not recorded: the message stays in the
                         // outbox and is sent again (the other node answers it again).
                         let _ = self.spawn_task(async move {
-                            if let Err(e) =
-                                handle.case_answered(referral, erase, to, response).await
+                            if let Err(e) = handle.case_answered(referral, kind, to, response).await
                             {
                                 warn!(error = %e, "could not record a case-file answer");
                             }

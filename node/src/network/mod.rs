@@ -343,7 +343,8 @@ struct NetworkActor {
     sync_bytes_sent: u64,
     gossip_bytes_received: u64,
     /// Case-file messages sent and not answered yet: (referral, erase) → request.
-    case_in_flight: HashMap<request_response::OutboundRequestId, (String, bool, OrgId)>,
+    case_in_flight:
+        HashMap<request_response::OutboundRequestId, (String, crate::vault::OutboxKind, OrgId)>,
     /// A look at the outbox is in flight.
     case_outbox_asked: bool,
     /// Pause before retrying after a "retry later" answer (doubles up to the sync

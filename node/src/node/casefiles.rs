@@ -20,8 +20,11 @@ use crate::vault::{Erasure, HeldCase, OutboxKind, Side};
 /// A message for another organisation's node, from the outbox.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
-    /// The organisation whose node should receive it.
+    /// The organisation whose node should receive it (for an office: the device's key,
+    /// read as the id its node answers to).
     pub to: OrgId,
+    /// Which outbox entry it comes from.
+    pub kind: OutboxKind,
     /// The message.
     pub message: CaseMessage,
     /// Where the receiver's node said it can be reached (its organisation's document),
@@ -42,13 +45,24 @@ impl DocumentsActor {
                 .map(|a| a.addresses.clone())
                 .unwrap_or_default();
             match entry.kind {
-                OutboxKind::Erase => out.push(Outgoing {
+                OutboxKind::Erase | OutboxKind::EraseAtOffice => out.push(Outgoing {
                     addresses,
                     to: entry.to,
+                    kind: entry.kind,
                     message: CaseMessage::Erase {
                         referral: entry.referral,
                     },
                 }),
+                OutboxKind::ToOffice => {
+                    if let Some(message) = self.sealed_for_office(&entry.referral, &entry.to)? {
+                        out.push(Outgoing {
+                            addresses,
+                            to: entry.to,
+                            kind: entry.kind,
+                            message,
+                        });
+                    }
+                }
                 OutboxKind::Deliver => {
                     let Some(key) = self
                         .documents
@@ -74,6 +88,7 @@ impl DocumentsActor {
                         Ok(sealed) => out.push(Outgoing {
                             addresses,
                             to: entry.to,
+                            kind: entry.kind,
                             message: CaseMessage::Deliver {
                                 referral: entry.referral,
                                 sender: self.own,
@@ -90,26 +105,62 @@ impl DocumentsActor {
         Ok(out)
     }
 
+    /// The case file of `referral` sealed for the office `to` (a device key read as an
+    /// id), or `None` when there is nothing to send any more (the grant ended, the case
+    /// file was erased): the entry leaves the outbox.
+    fn sealed_for_office(
+        &mut self,
+        referral: &str,
+        to: &OrgId,
+    ) -> Result<Option<CaseMessage>, NodeError> {
+        let device = to.key();
+        let key = self.membership().and_then(|m| m.office_case_key(&device));
+        let held = self.vault.read(referral)?;
+        let (Some(key), Some(held)) = (key, held) else {
+            self.vault.dequeue(OutboxKind::ToOffice, referral)?;
+            return Ok(None);
+        };
+        let Some(sender) = held.counterpart else {
+            self.vault.dequeue(OutboxKind::ToOffice, referral)?;
+            return Ok(None);
+        };
+        let payload = Payload {
+            referral: referral.to_owned(),
+            sender,
+            receiver: self.own,
+            sent_at: crate::unix_now(),
+            content: held.content,
+        };
+        match casefile::seal_for_office(&payload, &device, &key) {
+            Ok(sealed) => Ok(Some(CaseMessage::ToOffice {
+                referral: referral.to_owned(),
+                sender,
+                sealed,
+            })),
+            Err(e) => {
+                warn!(%referral, error = %e, "could not seal a case file for an office");
+                Ok(None)
+            }
+        }
+    }
+
     /// The receiving node answered a message of the outbox.
     pub(super) fn handle_case_answered(
         &mut self,
         referral: &str,
-        erase: bool,
+        kind: OutboxKind,
         from: OrgId,
         reply: CaseReply,
     ) -> Result<(), NodeError> {
-        let kind = if erase {
-            OutboxKind::Erase
-        } else {
-            OutboxKind::Deliver
-        };
         if !reply.done {
             return Ok(());
         }
         self.vault.dequeue(kind, referral)?;
-        let action = match (erase, reply.accepted) {
-            (false, true) => "delivered",
-            (true, true) => "erased_remotely",
+        let action = match (kind, reply.accepted) {
+            (OutboxKind::Deliver, true) => "delivered",
+            (OutboxKind::Erase, true) => "erased_remotely",
+            (OutboxKind::ToOffice, true) => "handed_to_office",
+            (OutboxKind::EraseAtOffice, true) => "erased_at_office",
             (_, false) => "refused",
         };
         let peer = from.to_string();
@@ -150,6 +201,10 @@ impl DocumentsActor {
                 if !board::is_referral_id(&referral) {
                     return refuse("not a referral id".into());
                 }
+                if self.is_device_node() && key == self.own.key() {
+                    // The organisation takes back what it handed to this office.
+                    return self.erase_at_office(&referral, now, "at the organisation's request");
+                }
                 match self.vault.side(&referral) {
                     Ok(Some((_, counterpart))) if counterpart == Some(peer_org) => {}
                     Ok(Some(_)) => {
@@ -188,6 +243,9 @@ impl DocumentsActor {
                 match self.vault.erase(&referral, now, Erasure::Asked) {
                     Ok(_) => {
                         let _ = self.vault.dequeue(OutboxKind::Deliver, &referral);
+                        if let Err(e) = self.take_back_from_office(&referral, now) {
+                            warn!(%referral, error = %e, "could not ask the office to erase its copy");
+                        }
                         self.audit(
                             &referral,
                             "erased",
@@ -207,6 +265,11 @@ impl DocumentsActor {
                     },
                 }
             }
+            CaseMessage::ToOffice {
+                referral,
+                sender,
+                sealed,
+            } => self.office_case(key, referral, sender, sealed, now),
             CaseMessage::Deliver {
                 referral,
                 sender,
@@ -309,6 +372,223 @@ impl DocumentsActor {
                         accepted: false,
                         message: e.to_string(),
                     },
+                }
+            }
+        }
+    }
+
+    /// True on a device node (a regional office): its key is not its organisation's.
+    pub(super) fn is_device_node(&self) -> bool {
+        self.identity.key_id() != self.own.key()
+    }
+
+    /// Erases, on a device node, a case file its organisation handed to it.
+    fn erase_at_office(&mut self, referral: &str, now: i64, why: &str) -> CaseReply {
+        match self.vault.erase(referral, now, Erasure::Asked) {
+            Ok(held) => {
+                if held {
+                    self.audit(
+                        referral,
+                        "erased",
+                        &self.own.to_string(),
+                        format!("{why}; key destroyed"),
+                    );
+                }
+                CaseReply {
+                    done: true,
+                    accepted: true,
+                    message: "erased".into(),
+                }
+            }
+            Err(e) => CaseReply {
+                done: false,
+                accepted: false,
+                message: e.to_string(),
+            },
+        }
+    }
+
+    /// A case file this device node's organisation hands on to it (the office that will
+    /// serve the person). Taken only from the organisation's own key, while the network
+    /// document grants this device case files, for a referral the board shows to the
+    /// organisation, matching the board's commitment and the consent.
+    fn office_case(
+        &mut self,
+        key: KeyId,
+        referral: String,
+        sender: OrgId,
+        sealed: casefile::Sealed,
+        now: i64,
+    ) -> CaseReply {
+        let refuse = |message: &str| CaseReply {
+            done: true,
+            accepted: false,
+            message: message.to_owned(),
+        };
+        if !board::is_referral_id(&referral) {
+            return refuse("not a referral id");
+        }
+        if !self.is_device_node() {
+            return refuse("this is the organisation's own node, not one of its offices");
+        }
+        if key != self.own.key() {
+            self.case_refused(
+                &referral,
+                &sender,
+                "handed on by a key that is not the organisation's",
+            );
+            return refuse("only this office's organisation hands case files on to it");
+        }
+        let own_key = self.identity.key_id();
+        let granted = self
+            .membership()
+            .and_then(|m| m.office_case_key(&own_key))
+            .is_some_and(|k| k == self.identity.encryption_public_key());
+        if !granted {
+            return CaseReply {
+                done: false,
+                accepted: false,
+                message: "this office is not granted case files in the network document (yet)"
+                    .into(),
+            };
+        }
+        if let Ok(Some(_)) = self.vault.erased(&referral) {
+            return refuse("erased here already; not taken again");
+        }
+        let Ok(entry) = self.entry(&referral) else {
+            return CaseReply {
+                done: false,
+                accepted: false,
+                message: "the board entry of this referral has not reached this node yet; retry"
+                    .into(),
+            };
+        };
+        if entry.sender != sender || entry.receiver != Some(self.own) {
+            self.case_refused(&referral, &sender, "the board names other organisations");
+            return refuse("the board entry names other organisations");
+        }
+        if self.vault.holds(&referral).unwrap_or(false) {
+            return CaseReply {
+                done: true,
+                accepted: true,
+                message: "already held".into(),
+            };
+        }
+        let payload = match casefile::open_as_office(
+            &sealed,
+            &self.identity,
+            &referral,
+            &sender,
+            &self.own,
+        ) {
+            Ok(payload) => payload,
+            Err(e) => {
+                self.case_refused(&referral, &sender, &e.to_string());
+                return refuse(&e.to_string());
+            }
+        };
+        if payload.commitment() != entry.commitment {
+            self.case_refused(&referral, &sender, "does not match the board's commitment");
+            return refuse("the case file does not match the board entry's commitment");
+        }
+        if let Err(e) =
+            payload
+                .content
+                .consent
+                .allows(Some(&self.own), entry.service.as_deref(), now)
+        {
+            self.case_refused(&referral, &sender, &e.to_string());
+            return refuse(&format!("consent does not allow it: {e}"));
+        }
+        let held = HeldCase {
+            side: Side::Received,
+            counterpart: Some(sender),
+            stored_at: now,
+            content: payload.content,
+        };
+        match self.vault.put(&referral, &held) {
+            Ok(()) => {
+                self.audit(
+                    &referral,
+                    "received_from_organisation",
+                    &self.own.to_string(),
+                    "handed on to this office",
+                );
+                info!(%referral, "case file handed on to this office");
+                CaseReply {
+                    done: true,
+                    accepted: true,
+                    message: "stored at the office".into(),
+                }
+            }
+            Err(e) => CaseReply {
+                done: false,
+                accepted: false,
+                message: e.to_string(),
+            },
+        }
+    }
+
+    /// On a device node whose grant of case files ended (or that was withdrawn): destroys
+    /// every case file it holds. Runs when the membership changes and at start.
+    pub(super) fn enforce_office_grant(&mut self) {
+        if !self.is_device_node() {
+            self.forget_offices_without_grant();
+            return;
+        }
+        let own_key = self.identity.key_id();
+        match self.membership() {
+            None => return,
+            Some(m) if m.office_case_key(&own_key).is_some() => return,
+            Some(_) => {}
+        }
+        let held = match self.vault.held() {
+            Ok(held) => held,
+            Err(e) => {
+                warn!(error = %e, "could not list the case files held at this office");
+                return;
+            }
+        };
+        let now = crate::unix_now();
+        for (referral, _, _) in held {
+            let _ =
+                self.erase_at_office(&referral, now, "this office's access to case files ended");
+        }
+    }
+
+    /// On the organisation's node: forgets the offices whose grant ended (they destroy
+    /// what they hold themselves when they learn it), and what was still to hand to them.
+    fn forget_offices_without_grant(&mut self) {
+        let Some(m) = self.membership().cloned() else {
+            return;
+        };
+        let outbox = match self.vault.outbox() {
+            Ok(outbox) => outbox,
+            Err(e) => {
+                warn!(error = %e, "could not read the case-file outbox");
+                return;
+            }
+        };
+        for entry in outbox {
+            if entry.kind == OutboxKind::ToOffice && m.office_case_key(&entry.to.key()).is_none() {
+                let _ = self.vault.dequeue(OutboxKind::ToOffice, &entry.referral);
+            }
+        }
+        let offices: Vec<KeyId> = m
+            .devices
+            .values()
+            .filter(|d| d.org == self.own && m.office_case_key(&d.key).is_none())
+            .map(|d| d.key)
+            .collect();
+        for device in offices {
+            for referral in self.vault.at_office(&device).unwrap_or_default() {
+                if self.vault.leave_office(&referral).is_ok() {
+                    self.audit(
+                        &referral,
+                        "office_access_ended",
+                        &device.to_string(),
+                        "the office's access to case files ended; it destroys its copy",
+                    );
                 }
             }
         }

@@ -70,6 +70,19 @@ pub enum Decision {
         /// The device's key.
         device: KeyId,
     },
+    /// Let a device of this organisation (a regional office) receive case files, sealed
+    /// to its own encryption key.
+    GrantCaseFiles {
+        /// The device's key.
+        device: KeyId,
+        /// The device's encryption key (its `passerelle status`).
+        case_key: crate::identity::EncryptionPublicKey,
+    },
+    /// End a device's access to case files: it destroys those it holds.
+    RevokeCaseFiles {
+        /// The device's key.
+        device: KeyId,
+    },
 }
 
 /// What a decision did.
@@ -527,6 +540,63 @@ impl DocumentsActor {
                 Operation::Delegate { device, label },
                 format!("authorised device {}", device.fingerprint()),
             ),
+            Decision::GrantCaseFiles { device, case_key } => {
+                let known = m.devices.get(&device).filter(|d| d.org == own);
+                match known {
+                    None => {
+                        return Err(invalid(
+                            "device",
+                            format!(
+                                "{device} is not a device of this organisation: authorise it first (`passerelle device add`)"
+                            ),
+                            format!(
+                                "{device} n'est pas un appareil de cette organisation : autorisez-le d'abord (`passerelle device add`)"
+                            ),
+                        ));
+                    }
+                    Some(d) if d.withdrawn_keep.is_some() => {
+                        return Err(invalid(
+                            "device",
+                            format!("{device} was withdrawn"),
+                            format!("{device} a été retiré"),
+                        ));
+                    }
+                    Some(d) if d.case_key.is_some() => {
+                        return Err(invalid(
+                            "device",
+                            format!("{device} already receives case files"),
+                            format!("{device} reçoit déjà des dossiers"),
+                        ));
+                    }
+                    Some(_) => {}
+                }
+                (
+                    Operation::Grant { device, case_key },
+                    format!("device {} may receive case files", device.fingerprint()),
+                )
+            }
+            Decision::RevokeCaseFiles { device } => {
+                if m.office_case_key(&device).is_none()
+                    || m.devices.get(&device).is_none_or(|d| d.org != own)
+                {
+                    return Err(invalid(
+                        "device",
+                        format!(
+                            "{device} is not a device of this organisation receiving case files"
+                        ),
+                        format!(
+                            "{device} n'est pas un appareil de cette organisation recevant des dossiers"
+                        ),
+                    ));
+                }
+                (
+                    Operation::Ungrant { device },
+                    format!(
+                        "device {} receives no more case files; it destroys those it holds",
+                        device.fingerprint()
+                    ),
+                )
+            }
             Decision::RemoveDevice { device } => {
                 // The device keeps what this node holds of its changes.
                 let keep = self
@@ -543,7 +613,28 @@ impl DocumentsActor {
                 )
             }
         };
-        self.append_operation(operation, message)
+        let audit = match &operation {
+            Operation::Grant { device, case_key } => Some((
+                "office_granted",
+                format!(
+                    "device {} may receive case files, sealed to its key {case_key}",
+                    device.fingerprint()
+                ),
+            )),
+            Operation::Ungrant { device } => Some((
+                "office_access_ended",
+                format!(
+                    "device {} receives no more case files and destroys those it holds",
+                    device.fingerprint()
+                ),
+            )),
+            _ => None,
+        };
+        let receipt = self.append_operation(operation, message)?;
+        if let Some((action, detail)) = audit {
+            self.audit("", action, "operator", detail);
+        }
+        Ok(receipt)
     }
 
     fn append_operation(
@@ -699,6 +790,7 @@ impl DocumentsActor {
     /// device withdrawal, or an admission voided by a concurrent decision). This node's
     /// own document is never cut on its own node.
     pub(super) fn enforce_write_rules(&mut self) {
+        self.enforce_office_grant();
         let Some(m) = self.membership().cloned() else {
             return;
         };

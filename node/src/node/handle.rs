@@ -84,7 +84,7 @@ pub(super) enum Command {
     },
     CaseAnswered {
         referral: String,
-        erase: bool,
+        kind: crate::vault::OutboxKind,
         from: OrgId,
         answer: crate::protocol::CaseReply,
         reply: Reply<()>,
@@ -369,13 +369,13 @@ impl NodeHandle {
     pub async fn case_answered(
         &self,
         referral: String,
-        erase: bool,
+        kind: crate::vault::OutboxKind,
         from: OrgId,
         answer: crate::protocol::CaseReply,
     ) -> Result<(), NodeError> {
         self.ask(|reply| Command::CaseAnswered {
             referral,
-            erase,
+            kind,
             from,
             answer,
             reply,

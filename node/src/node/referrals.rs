@@ -10,7 +10,7 @@ use tracing::{info, warn};
 
 use super::{DocumentsActor, NodeError};
 use crate::document::Edit;
-use crate::identity::OrgId;
+use crate::identity::{KeyId, OrgId};
 use crate::ids::{ReferralId, ServiceId};
 use crate::model::{OrganisationRecord, ServiceStatus, ValidationError};
 use crate::reference::taxonomy;
@@ -119,6 +119,14 @@ pub enum ReferralRequest {
     Show {
         /// The referral.
         id: ReferralId,
+    },
+    /// Hand a received case file on to one of this organisation's offices (a device node
+    /// granted case files), the one that will serve the person.
+    ToOffice {
+        /// The referral.
+        id: ReferralId,
+        /// The office's device key.
+        office: KeyId,
     },
     /// Erase a referral's case file here and ask the other node to erase it.
     Erase {
@@ -498,6 +506,9 @@ impl DocumentsActor {
                 self.show(id, by).map(|v| ReferralReply::Show(Box::new(v)))
             }
             ReferralRequest::Erase { id } => self.erase(id, by).map(ReferralReply::Erased),
+            ReferralRequest::ToOffice { id, office } => self
+                .hand_to_office(id, office, by)
+                .map(ReferralReply::Receipt),
             ReferralRequest::Audit { id } => Ok(ReferralReply::Audit(
                 self.vault.audit_log(id.map(|i| i.to_string()).as_deref())?,
             )),
@@ -1001,6 +1012,105 @@ impl DocumentsActor {
         })
     }
 
+    /// Hands the case file of a referral this organisation received on to its office
+    /// `office` (sealed to the device's own key, delivered until it acknowledges); a
+    /// copy handed to another office before is taken back from it.
+    fn hand_to_office(
+        &mut self,
+        referral: ReferralId,
+        office: KeyId,
+        by: &str,
+    ) -> Result<ReferralReceipt, NodeError> {
+        let text = referral.to_string();
+        let id = text.as_str();
+        let now = crate::unix_now();
+        if self.is_device_node() {
+            return Err(invalid(
+                "id",
+                "an office hands nothing on: the organisation's own node does",
+                "un bureau ne transmet rien : le nœud de l'organisation le fait",
+            ));
+        }
+        let entry = self.entry(id)?;
+        if entry.receiver != Some(self.own) {
+            return Err(invalid(
+                "id",
+                format!("{id} was not received by this organisation"),
+                format!("{id} n'a pas été reçue par cette organisation"),
+            ));
+        }
+        let granted = self.membership().and_then(|m| {
+            m.devices
+                .get(&office)
+                .filter(|d| d.org == self.own)
+                .and_then(|_| m.office_case_key(&office))
+        });
+        if granted.is_none() {
+            return Err(invalid(
+                "office",
+                format!(
+                    "{office} is not an office of this organisation granted case files: run `passerelle device grant {office} <its encryption key>` first"
+                ),
+                format!(
+                    "{office} n'est pas un bureau de cette organisation autorisé à recevoir des dossiers : lancez d'abord `passerelle device grant {office} <sa clé de chiffrement>`"
+                ),
+            ));
+        }
+        let held = self.vault.read(id)?.ok_or_else(|| {
+            NodeError::not_found(
+                format!("the case file of {id} is not on this node (not arrived yet, or erased)"),
+                format!("le dossier de {id} n'est pas sur ce nœud (pas encore arrivé, ou effacé)"),
+            )
+        })?;
+        held.content
+            .consent
+            .allows(Some(&self.own), entry.service.as_deref(), now)?;
+        if let Some(before) = self.vault.office_of(id)?
+            && before != office
+        {
+            self.take_back_from_office(id, now)?;
+        }
+        self.vault.hand_to_office(id, &office)?;
+        self.vault.queue(&OutboxEntry {
+            referral: id.to_owned(),
+            kind: OutboxKind::ToOffice,
+            to: office.as_own_org(),
+            since: now,
+        })?;
+        self.audit(id, "to_office", by, format!("handed on to office {office}"));
+        self.nudge_network();
+        Ok(ReferralReceipt {
+            id: referral,
+            status: entry.status,
+            change: String::new(),
+            note: "the case file goes to that office, sealed to its own key".into(),
+            note_fr: "le dossier va à ce bureau, scellé pour sa propre clé".into(),
+        })
+    }
+
+    /// Asks the office a case file was handed on to (if any) to erase it.
+    pub(super) fn take_back_from_office(&mut self, id: &str, now: i64) -> Result<(), NodeError> {
+        let Some(office) = self.vault.office_of(id)? else {
+            return Ok(());
+        };
+        self.vault.dequeue(OutboxKind::ToOffice, id)?;
+        self.vault.leave_office(id)?;
+        self.vault.queue(&OutboxEntry {
+            referral: id.to_owned(),
+            kind: OutboxKind::EraseAtOffice,
+            to: office.as_own_org(),
+            since: now,
+        })?;
+        self.audit(
+            id,
+            "erase_requested",
+            "node",
+            format!("asked office {office} to erase its copy"),
+        );
+        self.nudge_network();
+        Ok(())
+    }
+
     fn list(&self, filter: &ListFilter) -> Result<ReferralList, NodeError> {
         let now = crate::unix_now();
         // Before the board is borrowed for the list (the plan reads it too): the case files
@@ -1199,6 +1309,7 @@ impl DocumentsActor {
         for item in self.retention_plan(now)?.into_iter().filter(|i| i.due) {
             let id = item.referral.to_string();
             self.vault.erase(&id, now, Erasure::RetentionEnded)?;
+            self.take_back_from_office(&id, now)?;
             let whose = match item.side {
                 Side::Received => "the receiver's",
                 Side::Sent => "the sender's",
@@ -1292,6 +1403,7 @@ impl DocumentsActor {
         };
         let erased_here = self.vault.erase(id, now, Erasure::Asked)?;
         self.vault.dequeue(OutboxKind::Deliver, id)?;
+        self.take_back_from_office(id, now)?;
         self.audit(id, "erased", by, "erased on this node; key destroyed");
         if let Some(to) = counterpart {
             self.vault.queue(&OutboxEntry {

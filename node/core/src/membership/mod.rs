@@ -14,7 +14,8 @@
 //!   the proposal counts as the proposer's approval; other members approve
 //!   ([`Operation::Approve`]). It takes effect when the quorum the charter sets is reached.
 //! - A member organisation delegates device keys (other nodes of the same organisation)
-//!   and revokes them ([`Operation::Delegate`], [`Operation::Undelegate`]).
+//!   and revokes them ([`Operation::Delegate`], [`Operation::Undelegate`]); it lets a
+//!   device receive case files and ends that ([`Operation::Grant`], [`Operation::Ungrant`]).
 //! - The membership is the fold of the operations in one deterministic order consistent
 //!   with causality ([`causal_order`]: parents first, ties broken by change hash). Every
 //!   node holding the same operations computes the same membership, whatever order they
@@ -37,7 +38,7 @@ use std::str::FromStr;
 use automerge::ChangeHash;
 use serde::{Deserialize, Serialize};
 
-use crate::identity::{KeyId, OrgId, SigningSecret};
+use crate::identity::{EncryptionPublicKey, KeyId, OrgId, SigningSecret};
 pub use crate::ids::{InvalidId, NetworkId};
 
 /// Largest operation message, in bytes.
@@ -409,6 +410,21 @@ pub enum Operation {
         /// The last sequence number of the device's changes that stays.
         keep: u64,
     },
+    /// A member organisation lets one of its devices (a regional office) receive case
+    /// files: its node may seal a case file it holds to the device's own X25519 key.
+    Grant {
+        /// The device's key.
+        device: KeyId,
+        /// The device's own encryption key (its `passerelle status`), which case files
+        /// are sealed to.
+        case_key: EncryptionPublicKey,
+    },
+    /// A member organisation ends a device's access to case files: the device destroys
+    /// every case file it holds, and none is sealed to it again.
+    Ungrant {
+        /// The device's key.
+        device: KeyId,
+    },
 }
 
 /// Version field of operation messages.
@@ -582,6 +598,9 @@ pub struct Device {
     pub label: String,
     /// Once withdrawn: the last sequence number of its changes that stays.
     pub withdrawn_keep: Option<u64>,
+    /// While its organisation lets it receive case files: its encryption key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case_key: Option<EncryptionPublicKey>,
 }
 
 /// Where a proposal stands.
@@ -660,6 +679,15 @@ pub enum Void {
     /// A second withdrawal.
     #[error("the device was already withdrawn")]
     AlreadyWithdrawn,
+    /// A grant or its end signed by a key that is not a member organisation's own.
+    #[error("only a member organisation's own key grants devices access to case files")]
+    GrantedByNonMember,
+    /// A grant to a device already granted.
+    #[error("the device already receives case files")]
+    AlreadyGranted,
+    /// The end of a grant that was not given.
+    #[error("the device does not receive case files")]
+    NotGranted,
     /// A decision before every founder ratified.
     #[error("the network is not active yet (a founder has not ratified)")]
     NotActive,
@@ -1010,6 +1038,7 @@ impl Membership {
                         org,
                         label: label.clone(),
                         withdrawn_keep: None,
+                        case_key: None,
                     },
                 );
                 Ok(())
@@ -1028,9 +1057,56 @@ impl Membership {
                     return Err(Void::AlreadyWithdrawn);
                 }
                 entry.withdrawn_keep = Some(*keep);
+                // A withdrawn device receives no case file either.
+                entry.case_key = None;
+                Ok(())
+            }
+            Operation::Grant { device, case_key } => {
+                let entry = self.own_active_device(op, device)?;
+                if entry.case_key.is_some() {
+                    return Err(Void::AlreadyGranted);
+                }
+                entry.case_key = Some(*case_key);
+                Ok(())
+            }
+            Operation::Ungrant { device } => {
+                let entry = self.own_active_device(op, device)?;
+                if entry.case_key.take().is_none() {
+                    return Err(Void::NotGranted);
+                }
                 Ok(())
             }
         }
+    }
+
+    /// The device `device` of the member whose own key signed `op`, still authorised.
+    fn own_active_device(
+        &mut self,
+        op: &LoggedOperation,
+        device: &KeyId,
+    ) -> Result<&mut Device, Void> {
+        let org = op.author.as_own_org();
+        if !self.members.contains_key(&org) {
+            return Err(Void::GrantedByNonMember);
+        }
+        let entry = self
+            .devices
+            .get_mut(device)
+            .filter(|d| d.org == org)
+            .ok_or(Void::NotItsDevice)?;
+        if entry.withdrawn_keep.is_some() {
+            return Err(Void::AlreadyWithdrawn);
+        }
+        Ok(entry)
+    }
+
+    /// The encryption key case files are sealed to for `device`, while its organisation
+    /// (a current member) lets it receive them and it is not withdrawn.
+    pub fn office_case_key(&self, device: &KeyId) -> Option<EncryptionPublicKey> {
+        self.devices
+            .get(device)
+            .filter(|d| d.withdrawn_keep.is_none() && self.members.contains_key(&d.org))
+            .and_then(|d| d.case_key)
     }
 
     /// The member a proposal or approval counts for.

@@ -256,6 +256,78 @@ fn write_rule_one_writer_per_document_and_devices() {
 }
 
 #[test]
+fn only_the_organisation_grants_its_own_device_case_files_and_withdrawal_ends_it() {
+    let (mut doc, orgs) = network();
+    let device = Org::new();
+    let case_key = crate::identity::Identity::generate()
+        .unwrap()
+        .encryption_public_key();
+    let grant = |device: KeyId| Operation::Grant { device, case_key };
+    // Not a device yet: nothing to grant.
+    assert!(doc.append(grant(device.key()), &orgs[0].secret, 3).is_err());
+    doc.append(
+        Operation::Delegate {
+            device: device.key(),
+            label: "Antenne de Bafoussam".into(),
+        },
+        &orgs[0].secret,
+        3,
+    )
+    .unwrap();
+    assert_eq!(
+        doc.membership().unwrap().office_case_key(&device.key()),
+        None
+    );
+    // Another member, or the device itself, cannot grant it.
+    assert!(doc.append(grant(device.key()), &orgs[1].secret, 4).is_err());
+    assert!(doc.append(grant(device.key()), &device.secret, 4).is_err());
+    doc.append(grant(device.key()), &orgs[0].secret, 4).unwrap();
+    assert_eq!(
+        doc.membership().unwrap().office_case_key(&device.key()),
+        Some(case_key)
+    );
+    assert!(doc.append(grant(device.key()), &orgs[0].secret, 5).is_err());
+    doc.append(
+        Operation::Ungrant {
+            device: device.key(),
+        },
+        &orgs[0].secret,
+        5,
+    )
+    .unwrap();
+    assert_eq!(
+        doc.membership().unwrap().office_case_key(&device.key()),
+        None
+    );
+    assert!(
+        doc.append(
+            Operation::Ungrant {
+                device: device.key()
+            },
+            &orgs[0].secret,
+            6
+        )
+        .is_err()
+    );
+    // Granted again, then the device is withdrawn: the grant ends with it.
+    doc.append(grant(device.key()), &orgs[0].secret, 6).unwrap();
+    doc.append(
+        Operation::Undelegate {
+            device: device.key(),
+            keep: 0,
+        },
+        &orgs[0].secret,
+        7,
+    )
+    .unwrap();
+    assert_eq!(
+        doc.membership().unwrap().office_case_key(&device.key()),
+        None
+    );
+    assert!(doc.append(grant(device.key()), &orgs[0].secret, 8).is_err());
+}
+
+#[test]
 fn the_fold_does_not_depend_on_arrival_order() {
     // Two members act concurrently: one approves an admission while the other proposes the
     // approver's revocation. Every order of the same operations folds to the same result.

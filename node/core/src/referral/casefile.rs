@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::identity::{EncryptionPublicKey, Identity, OrgId};
+use crate::identity::{EncryptionPublicKey, Identity, KeyId, OrgId};
 use crate::model::ValidationError;
 
 /// The fields of a case file, as consent scopes name them.
@@ -444,14 +444,49 @@ fn from_sealing(e: crate::sealing::SealingError) -> SealError {
     }
 }
 
+/// What a case file handed on to one of the receiving organisation's offices (a device
+/// node granted case files) is sealed for: the same associated data, the office's key
+/// after it, and its own HKDF info — a sealing for the organisation never opens as one
+/// for an office, nor one office's for another's.
+const OFFICE_INFO: &[u8] = b"passerelle case file for an office v1";
+
+fn office_associated_data(payload_aad: Vec<u8>, office: &KeyId) -> Vec<u8> {
+    let mut aad = payload_aad;
+    aad.extend_from_slice(b"\0office\0");
+    aad.extend_from_slice(office.as_bytes());
+    aad
+}
+
 /// Seals `payload` to `recipient`'s encryption key.
 pub fn seal(payload: &Payload, recipient: &EncryptionPublicKey) -> Result<Sealed, SealError> {
+    let aad = associated_data(&payload.referral, &payload.sender, &payload.receiver);
+    seal_with(payload, recipient, CASE_FILE_INFO, &aad)
+}
+
+/// Seals a case file the receiving organisation holds to one of its offices: the device
+/// `office`, whose encryption key (granted in the network document) is `key`.
+pub fn seal_for_office(
+    payload: &Payload,
+    office: &KeyId,
+    key: &EncryptionPublicKey,
+) -> Result<Sealed, SealError> {
+    let aad = office_associated_data(
+        associated_data(&payload.referral, &payload.sender, &payload.receiver),
+        office,
+    );
+    seal_with(payload, key, OFFICE_INFO, &aad)
+}
+
+fn seal_with(
+    payload: &Payload,
+    recipient: &EncryptionPublicKey,
+    info: &[u8],
+    aad: &[u8],
+) -> Result<Sealed, SealError> {
     let plaintext = Zeroizing::new(
         serde_json::to_vec(payload).map_err(|e| SealError::Malformed(e.to_string()))?,
     );
-    let aad = associated_data(&payload.referral, &payload.sender, &payload.receiver);
-    let sealed = crate::sealing::seal(&plaintext, &recipient.0, CASE_FILE_INFO, &aad)
-        .map_err(from_sealing)?;
+    let sealed = crate::sealing::seal(&plaintext, &recipient.0, info, aad).map_err(from_sealing)?;
     Ok(Sealed {
         ephemeral: sealed.ephemeral.to_vec(),
         nonce: sealed.nonce.to_vec(),
@@ -466,6 +501,41 @@ pub fn open(
     referral: &str,
     sender: &OrgId,
 ) -> Result<Payload, SealError> {
+    let receiver = identity.org_id();
+    let aad = associated_data(referral, sender, &receiver);
+    open_with(
+        sealed,
+        identity,
+        CASE_FILE_INFO,
+        &aad,
+        referral,
+        sender,
+        &receiver,
+    )
+}
+
+/// Opens, on a device node of organisation `org`, a case file its organisation sealed to
+/// it ([`seal_for_office`]) for `referral` from `sender`.
+pub fn open_as_office(
+    sealed: &Sealed,
+    identity: &Identity,
+    referral: &str,
+    sender: &OrgId,
+    org: &OrgId,
+) -> Result<Payload, SealError> {
+    let aad = office_associated_data(associated_data(referral, sender, org), &identity.key_id());
+    open_with(sealed, identity, OFFICE_INFO, &aad, referral, sender, org)
+}
+
+fn open_with(
+    sealed: &Sealed,
+    identity: &Identity,
+    info: &[u8],
+    aad: &[u8],
+    referral: &str,
+    sender: &OrgId,
+    receiver: &OrgId,
+) -> Result<Payload, SealError> {
     let ephemeral: [u8; 32] = sealed
         .ephemeral
         .as_slice()
@@ -477,8 +547,6 @@ pub fn open(
         .try_into()
         .map_err(|_| SealError::Malformed("the nonce is not 12 bytes".into()))?;
     let shared = identity.agree(&ephemeral).ok_or(SealError::BadKey)?;
-    let receiver = identity.org_id();
-    let aad = associated_data(referral, sender, &receiver);
     let parts = crate::sealing::Sealed {
         ephemeral,
         nonce,
@@ -488,13 +556,13 @@ pub fn open(
         &parts,
         &shared,
         &identity.encryption_public_key().0,
-        CASE_FILE_INFO,
-        &aad,
+        info,
+        aad,
     )
     .map_err(from_sealing)?;
     let payload: Payload =
         serde_json::from_slice(&plaintext).map_err(|e| SealError::Malformed(e.to_string()))?;
-    if payload.referral != referral || &payload.sender != sender || payload.receiver != receiver {
+    if payload.referral != referral || &payload.sender != sender || &payload.receiver != receiver {
         return Err(SealError::Malformed(
             "it names another referral or other organisations".into(),
         ));
@@ -560,6 +628,34 @@ mod tests {
             open(&tampered, &receiver, &p.referral, &sender.org_id()),
             Err(SealError::Decrypt)
         ));
+    }
+
+    #[test]
+    fn a_case_file_sealed_to_an_office_opens_only_there() {
+        let sender = Identity::generate().unwrap();
+        let org = Identity::generate().unwrap();
+        let office = Identity::generate().unwrap();
+        let other_office = Identity::generate().unwrap();
+        let p = payload(sender.org_id(), org.org_id());
+        let (referral, from, to) = (p.referral.clone(), sender.org_id(), org.org_id());
+        let sealed =
+            seal_for_office(&p, &office.key_id(), &office.encryption_public_key()).unwrap();
+        assert_eq!(
+            open_as_office(&sealed, &office, &referral, &from, &to).unwrap(),
+            p
+        );
+        // Not another office, not as a sealing for the organisation, not for another
+        // organisation.
+        assert!(open_as_office(&sealed, &other_office, &referral, &from, &to).is_err());
+        assert!(open(&sealed, &office, &referral, &from).is_err());
+        assert!(open_as_office(&sealed, &office, &referral, &from, &from).is_err());
+        // Sealed to the office's key but for another office's key id: refused.
+        let misdirected =
+            seal_for_office(&p, &other_office.key_id(), &office.encryption_public_key()).unwrap();
+        assert!(open_as_office(&misdirected, &office, &referral, &from, &to).is_err());
+        // The organisation's own sealing does not open as an office's.
+        let for_org = seal(&p, &office.encryption_public_key()).unwrap();
+        assert!(open_as_office(&for_org, &office, &referral, &from, &to).is_err());
     }
 
     #[test]
