@@ -22,6 +22,12 @@
 //!   arrived in. An operation not allowed at its place in that order (an approval by a
 //!   non-member, a second ratification, …) has no effect: it stays in the log, recorded as
 //!   void with its reason.
+//! - An organisation's key can be replaced while its id stays ([`Action::Rotate`]): by the
+//!   quorum that revokes (the organisation concerned does not count), or alone by the
+//!   offline recovery key the organisation registered ([`Operation::SetRecovery`],
+//!   [`Operation::Recover`]). The old key's changes up to its keep-point stay; later ones
+//!   are refused, and it acts for nobody any more. A quorum's rotation also drops the
+//!   recovery key (whoever held the old key may have registered it).
 //! - A revocation names, for each key of the revoked organisation, the last sequence number
 //!   it keeps (`keep`): the revoked organisation's changes up to there stay, marked as from a
 //!   former member; every later one is rejected, whether it was made before the revocation
@@ -49,6 +55,8 @@ pub const MAX_TEXT_CHARS: usize = 200;
 pub const MAX_FOUNDERS: usize = 64;
 /// Domain tag of admission request signatures.
 const REQUEST_DOMAIN: &[u8] = b"passerelle/admission-request\0";
+/// Domain tag of key rotations signed by a recovery key.
+const ROTATION_DOMAIN: &[u8] = b"passerelle/key-rotation\0";
 
 /// The keys that act for current members: their organisation keys and authorised devices.
 pub type MemberKeys = std::sync::Arc<std::collections::HashSet<KeyId>>;
@@ -372,6 +380,80 @@ pub enum Action {
         /// The changes.
         amendment: Amendment,
     },
+    /// Replace a member's organisation key (lost or stolen) by a new one; its id stays.
+    Rotate {
+        /// The member.
+        org: OrgId,
+        /// Its new key (the `node key` of its new node's `status`).
+        key: KeyId,
+        /// Why (shown to every member).
+        reason: String,
+        /// For each of its keys, the last sequence number of its changes that stays.
+        keep: BTreeMap<KeyId, u64>,
+    },
+}
+
+/// What an organisation's offline recovery key signs to replace the organisation's key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotationStatement {
+    /// The network.
+    pub network: NetworkId,
+    /// The organisation.
+    pub org: OrgId,
+    /// Its new key.
+    pub key: KeyId,
+    /// Unix time it was signed.
+    pub created: i64,
+}
+
+/// A rotation statement with the recovery key's signature over its exact JSON bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedRotation {
+    /// The statement, as JSON.
+    pub body: String,
+    /// ed25519 signature (hex) of the recovery key over the domain tag and `body`.
+    pub signature: String,
+}
+
+impl SignedRotation {
+    /// Signs a statement with the organisation's recovery key.
+    pub fn sign(statement: &RotationStatement, recovery: &SigningSecret) -> Self {
+        let body = serde_json::to_string(statement).unwrap_or_default();
+        let signature = recovery.sign(&[ROTATION_DOMAIN, body.as_bytes()].concat());
+        Self {
+            body,
+            signature: data_encoding::HEXLOWER.encode(&signature.to_bytes()),
+        }
+    }
+
+    /// Checks the signature against the recovery key `recovery`; returns the statement.
+    pub fn verify(&self, recovery: &KeyId) -> Result<RotationStatement, MembershipError> {
+        if self.body.len() > MAX_OPERATION_BYTES / 2 {
+            return Err(invalid("rotation", "too large"));
+        }
+        let statement: RotationStatement = serde_json::from_str(&self.body)
+            .map_err(|e| invalid("rotation", format!("does not decode: {e}")))?;
+        let signature = data_encoding::HEXLOWER
+            .decode(self.signature.as_bytes())
+            .ok()
+            .and_then(|b| <[u8; 64]>::try_from(b).ok())
+            .map(|b| ed25519_dalek::Signature::from_bytes(&b))
+            .ok_or_else(|| invalid("signature", "not a 128-digit hex ed25519 signature"))?;
+        let key = recovery
+            .verifying_key()
+            .map_err(|_| invalid("recovery", "not a public key"))?;
+        key.verify_strict(
+            &[ROTATION_DOMAIN, self.body.as_bytes()].concat(),
+            &signature,
+        )
+        .map_err(|_| {
+            invalid(
+                "signature",
+                "does not verify for the organisation's recovery key",
+            )
+        })?;
+        Ok(statement)
+    }
 }
 
 /// One operation of the network document.
@@ -424,6 +506,21 @@ pub enum Operation {
     Ungrant {
         /// The device's key.
         device: KeyId,
+    },
+    /// A member organisation registers its offline recovery key (once; a quorum's rotation
+    /// drops it).
+    SetRecovery {
+        /// The recovery key's public half.
+        key: KeyId,
+    },
+    /// A member (any of its keys) brings a rotation signed by another organisation's
+    /// recovery key: it takes effect without a quorum.
+    Recover {
+        /// The statement, signed by the recovery key.
+        rotation: SignedRotation,
+        /// For each of the organisation's keys, the last sequence number that stays (what
+        /// the bringing node held of them).
+        keep: BTreeMap<KeyId, u64>,
     },
 }
 
@@ -603,6 +700,23 @@ pub struct Device {
     pub case_key: Option<EncryptionPublicKey>,
 }
 
+/// An organisation key that was replaced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetiredKey {
+    /// The key.
+    pub key: KeyId,
+    /// The organisation it signed for.
+    pub org: OrgId,
+    /// The last sequence number of its changes that stays.
+    pub keep: u64,
+    /// The key that replaced it.
+    pub replaced_by: KeyId,
+    /// `quorum` or `recovery`.
+    pub how: String,
+    /// The change that replaced it (the decision's last approval, or the recovery).
+    pub change: String,
+}
+
 /// Where a proposal stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -661,6 +775,27 @@ pub enum Void {
     /// A member approving its own revocation.
     #[error("a member may not approve its own revocation")]
     ApprovesOwnRevocation,
+    /// A member approving the rotation of its own key.
+    #[error("a member may not approve the rotation of its own key")]
+    ApprovesOwnRotation,
+    /// A member proposing the rotation of its own key.
+    #[error("a member may not propose the rotation of its own key: another member does")]
+    ProposesOwnRotation,
+    /// A second recovery key.
+    #[error("the organisation already registered a recovery key")]
+    RecoveryRegistered,
+    /// A recovery by an organisation with no recovery key.
+    #[error("the organisation registered no recovery key")]
+    NoRecoveryKey,
+    /// A recovery statement that does not verify or is for something else.
+    #[error("{0}")]
+    BadRotation(MembershipError),
+    /// A second open decision about the same member.
+    #[error("a decision about this member (revocation or key rotation) is already open")]
+    MemberDecisionPending,
+    /// A signer that is not the organisation's current own key.
+    #[error("signed by a key that is not a member organisation's own")]
+    NotOwnKey,
     /// A second approval by the same member.
     #[error("already approved by this member")]
     AlreadyApproved,
@@ -784,6 +919,15 @@ pub struct Membership {
     pub revoked: BTreeMap<OrgId, FormerMember>,
     /// Device keys of members.
     pub devices: BTreeMap<KeyId, Device>,
+    /// Organisations whose key was replaced: their current key.
+    #[serde(default)]
+    pub org_keys: BTreeMap<OrgId, KeyId>,
+    /// Keys replaced, with their keep-points (the fingerprint history).
+    #[serde(default)]
+    pub retired: BTreeMap<KeyId, RetiredKey>,
+    /// Recovery keys registered by organisations.
+    #[serde(default)]
+    pub recovery: BTreeMap<OrgId, KeyId>,
     /// Every proposal, open or decided.
     pub proposals: Vec<Proposal>,
     /// Operations without effect.
@@ -796,6 +940,9 @@ pub struct Membership {
     /// Open proposals by subject.
     #[serde(skip)]
     open_by_subject: HashMap<String, usize>,
+    /// The organisation of each current key that is not its id.
+    #[serde(skip)]
+    key_owner: HashMap<KeyId, OrgId>,
 }
 
 impl Membership {
@@ -813,11 +960,15 @@ impl Membership {
             members: BTreeMap::new(),
             revoked: BTreeMap::new(),
             devices: BTreeMap::new(),
+            org_keys: BTreeMap::new(),
+            retired: BTreeMap::new(),
+            recovery: BTreeMap::new(),
             proposals: Vec::new(),
             void: Vec::new(),
             operations: 0,
             proposal_index: HashMap::new(),
             open_by_subject: HashMap::new(),
+            key_owner: HashMap::new(),
         };
         for i in order {
             let op = &operations[i];
@@ -838,10 +989,47 @@ impl Membership {
             .all(|f| self.ratified.contains(f))
     }
 
+    /// The key an organisation signs with now: its id's key, or the one that replaced it.
+    pub fn own_key_of(&self, org: &OrgId) -> KeyId {
+        self.org_keys.get(org).copied().unwrap_or_else(|| org.key())
+    }
+
+    /// The organisation whose current own key `key` is (member or not), `None` for a
+    /// retired key or one that names no organisation.
+    pub fn org_by_own_key(&self, key: &KeyId) -> Option<OrgId> {
+        if self.retired.contains_key(key) {
+            return None;
+        }
+        if let Some(org) = self.key_owner.get(key) {
+            return Some(*org);
+        }
+        let org = key.as_own_org();
+        (!self.org_keys.contains_key(&org) && !self.devices.contains_key(key)).then_some(org)
+    }
+
+    /// The keys an organisation signed with before its current one, oldest first.
+    pub fn key_history(&self, org: &OrgId) -> Vec<&RetiredKey> {
+        let mut history: Vec<&RetiredKey> =
+            self.retired.values().filter(|r| r.org == *org).collect();
+        // Each replaced key names its successor: follow the chain from the id's key.
+        let mut ordered = Vec::with_capacity(history.len());
+        let mut next = org.key();
+        while let Some(i) = history.iter().position(|r| r.key == next) {
+            let r = history.remove(i);
+            next = r.replaced_by;
+            ordered.push(r);
+        }
+        ordered.extend(history);
+        ordered
+    }
+
     /// The member organisation a key acts for: its own key, or an active device of it.
     pub fn acting_member(&self, key: &KeyId) -> Option<OrgId> {
-        if self.members.contains_key(&key.as_own_org()) {
-            return Some(key.as_own_org());
+        if let Some(org) = self
+            .org_by_own_key(key)
+            .filter(|org| self.members.contains_key(org))
+        {
+            return Some(org);
         }
         self.devices
             .get(key)
@@ -852,8 +1040,11 @@ impl Membership {
     /// Every key that acts for a current member: the members' organisation keys and their
     /// authorised devices (what [`Membership::acting_member`] answers for).
     pub fn acting_keys(&self) -> std::collections::HashSet<KeyId> {
-        let mut keys: std::collections::HashSet<KeyId> =
-            self.members.keys().map(OrgId::key).collect();
+        let mut keys: std::collections::HashSet<KeyId> = self
+            .members
+            .keys()
+            .map(|org| self.own_key_of(org))
+            .collect();
         keys.extend(
             self.devices
                 .values()
@@ -871,6 +1062,9 @@ impl Membership {
             || self.members.contains_key(&org)
             || self.revoked.contains_key(&org)
             || self.devices.contains_key(key)
+            || self.retired.contains_key(key)
+            || self.key_owner.contains_key(key)
+            || self.recovery.values().any(|k| k == key)
     }
 
     /// The organisation a key belongs to (itself for an organisation key).
@@ -878,13 +1072,33 @@ impl Membership {
         self.devices
             .get(key)
             .map(|d| d.org)
+            .or_else(|| self.key_owner.get(key).copied())
+            .or_else(|| self.retired.get(key).map(|r| r.org))
             .unwrap_or_else(|| key.as_own_org())
     }
 
     /// The write rule of organisation documents: may `author` write change number `seq`
     /// (its Automerge sequence number) of `owner`'s document?
     pub fn may_write(&self, owner: &OrgId, author: &KeyId, seq: u64) -> Result<(), WriteRefusal> {
-        let own_key = *author == owner.key();
+        if let Some(retired) = self.retired.get(author).filter(|r| r.org == *owner) {
+            // A replaced key: what it wrote up to its keep-point stays (and, for a former
+            // member, up to the revocation's keep-point too).
+            let mut keep = retired.keep;
+            if let Some(former) = self.revoked.get(owner) {
+                keep = keep.min(former.keep.get(author).copied().unwrap_or(0));
+            } else if !self.members.contains_key(owner) {
+                return Err(WriteRefusal::NotMember { owner: *owner });
+            }
+            if seq <= keep {
+                return Ok(());
+            }
+            return Err(WriteRefusal::Revoked {
+                author: *author,
+                seq,
+                keep,
+            });
+        }
+        let own_key = *author == self.own_key_of(owner);
         let device = self.devices.get(author).filter(|d| d.org == *owner);
         if !own_key && device.is_none() {
             return Err(WriteRefusal::NotOwnersKey {
@@ -1016,6 +1230,11 @@ impl Membership {
                 {
                     return Err(Void::ApprovesOwnRevocation);
                 }
+                if let Action::Rotate { org, .. } = &p.action
+                    && *org == approver
+                {
+                    return Err(Void::ApprovesOwnRotation);
+                }
                 if !p.approvals.insert(approver) {
                     return Err(Void::AlreadyApproved);
                 }
@@ -1023,10 +1242,10 @@ impl Membership {
                 Ok(())
             }
             Operation::Delegate { device, label } => {
-                let org = op.author.as_own_org();
-                if !self.members.contains_key(&org) {
-                    return Err(Void::DelegatedByNonMember);
-                }
+                let org = self
+                    .org_by_own_key(&op.author)
+                    .filter(|org| self.members.contains_key(org))
+                    .ok_or(Void::DelegatedByNonMember)?;
                 check_text("label", label, false).map_err(Void::Text)?;
                 if self.knows_key(device) {
                     return Err(Void::KeyTaken);
@@ -1044,10 +1263,10 @@ impl Membership {
                 Ok(())
             }
             Operation::Undelegate { device, keep } => {
-                let org = op.author.as_own_org();
-                if !self.members.contains_key(&org) {
-                    return Err(Void::WithdrawnByNonMember);
-                }
+                let org = self
+                    .org_by_own_key(&op.author)
+                    .filter(|org| self.members.contains_key(org))
+                    .ok_or(Void::WithdrawnByNonMember)?;
                 let entry = self
                     .devices
                     .get_mut(device)
@@ -1076,6 +1295,44 @@ impl Membership {
                 }
                 Ok(())
             }
+            Operation::SetRecovery { key } => {
+                if !self.is_active() {
+                    return Err(Void::NotActive);
+                }
+                let org = self
+                    .org_by_own_key(&op.author)
+                    .filter(|org| self.members.contains_key(org))
+                    .ok_or(Void::NotOwnKey)?;
+                if self.recovery.contains_key(&org) {
+                    return Err(Void::RecoveryRegistered);
+                }
+                if self.knows_key(key) {
+                    return Err(Void::KeyTaken);
+                }
+                self.recovery.insert(org, *key);
+                Ok(())
+            }
+            Operation::Recover { rotation, keep } => {
+                self.acting_for_decision(&op.author)?;
+                let org = serde_json::from_str::<RotationStatement>(&rotation.body)
+                    .map_err(|e| {
+                        Void::BadRotation(invalid("rotation", format!("does not decode: {e}")))
+                    })?
+                    .org;
+                let recovery = *self.recovery.get(&org).ok_or(Void::NoRecoveryKey)?;
+                let statement = rotation.verify(&recovery).map_err(Void::BadRotation)?;
+                if statement.network != self.network {
+                    return Err(Void::OtherNetwork);
+                }
+                if !self.members.contains_key(&org) {
+                    return Err(Void::NotAMember);
+                }
+                if self.knows_key(&statement.key) {
+                    return Err(Void::KeyTaken);
+                }
+                self.rotate(org, statement.key, keep, "recovery", op);
+                Ok(())
+            }
         }
     }
 
@@ -1085,10 +1342,10 @@ impl Membership {
         op: &LoggedOperation,
         device: &KeyId,
     ) -> Result<&mut Device, Void> {
-        let org = op.author.as_own_org();
-        if !self.members.contains_key(&org) {
-            return Err(Void::GrantedByNonMember);
-        }
+        let org = self
+            .org_by_own_key(&op.author)
+            .filter(|org| self.members.contains_key(org))
+            .ok_or(Void::GrantedByNonMember)?;
         let entry = self
             .devices
             .get_mut(device)
@@ -1160,6 +1417,25 @@ impl Membership {
                 let required = self.charter.revocation.required(eligible).min(eligible);
                 Ok((subject, member.name.clone(), required))
             }
+            Action::Rotate {
+                org, key, reason, ..
+            } => {
+                check_text("reason", reason, true).map_err(Void::Text)?;
+                let member = self.members.get(org).ok_or(Void::NotAMember)?;
+                if org == proposer {
+                    return Err(Void::ProposesOwnRotation);
+                }
+                if self.knows_key(key) {
+                    return Err(Void::KeyTaken);
+                }
+                let subject = org.to_string();
+                if self.open_proposal_about(&subject).is_some() {
+                    return Err(Void::MemberDecisionPending);
+                }
+                let eligible = members.saturating_sub(1).max(1);
+                let required = self.charter.revocation.required(eligible).min(eligible);
+                Ok((subject, member.name.clone(), required))
+            }
             Action::Amend { amendment } => {
                 if amendment.is_empty() {
                     return Err(Void::EmptyAmendment);
@@ -1220,10 +1496,47 @@ impl Membership {
                 }
             }
             Action::Amend { amendment } => amendment.apply_to(&mut self.charter),
+            Action::Rotate { org, key, keep, .. } => {
+                // The new key may have joined the network meanwhile (a concurrent
+                // delegation, another rotation): then the decision has no effect.
+                if self.members.contains_key(&org) && !self.knows_key(&key) {
+                    self.rotate(org, key, &keep, "quorum", op);
+                    // Whoever held the old key may have registered a recovery key.
+                    self.recovery.remove(&org);
+                }
+            }
         }
         self.proposals[index].status = ProposalStatus::Decided;
         let subject = self.proposals[index].subject.clone();
         self.open_by_subject.remove(&subject);
+    }
+
+    /// Replaces `org`'s current key by `key`; the old key keeps its changes up to
+    /// `keep[old]` (none if absent). A recovery key, once used, is spent.
+    fn rotate(
+        &mut self,
+        org: OrgId,
+        key: KeyId,
+        keep: &BTreeMap<KeyId, u64>,
+        how: &str,
+        op: &LoggedOperation,
+    ) {
+        let old = self.own_key_of(&org);
+        self.retired.insert(
+            old,
+            RetiredKey {
+                key: old,
+                org,
+                keep: keep.get(&old).copied().unwrap_or(0),
+                replaced_by: key,
+                how: how.to_owned(),
+                change: op.hash.to_string(),
+            },
+        );
+        self.key_owner.remove(&old);
+        self.org_keys.insert(org, key);
+        self.key_owner.insert(key, org);
+        self.recovery.remove(&org);
     }
 
     /// A short digest of what decides write verdicts (members, former members and their
@@ -1233,6 +1546,8 @@ impl Membership {
             &self.members.keys().collect::<Vec<_>>(),
             &self.revoked,
             &self.devices,
+            &self.org_keys,
+            &self.retired,
         ))
         .unwrap_or_default()
     }

@@ -328,6 +328,139 @@ fn only_the_organisation_grants_its_own_device_case_files_and_withdrawal_ends_it
 }
 
 #[test]
+fn a_quorum_replaces_a_stolen_key_and_the_old_key_acts_for_nobody_after_its_keep_point() {
+    let (mut doc, orgs) = network();
+    let new = Org::new();
+    let rotate = |keep: u64| Action::Rotate {
+        org: orgs[0].id(),
+        key: new.key(),
+        reason: "ordinateur volé".into(),
+        keep: BTreeMap::from([(orgs[0].key(), keep)]),
+    };
+    // The organisation concerned neither proposes nor approves its own rotation.
+    assert!(make_proposal(&mut doc, &orgs[0], rotate(4)).is_err());
+    // The thief, holding the old key, registers a recovery key of its own.
+    let thiefs_recovery = Org::new();
+    doc.append(
+        Operation::SetRecovery {
+            key: thiefs_recovery.key(),
+        },
+        &orgs[0].secret,
+        3,
+    )
+    .unwrap();
+    let proposal = make_proposal(&mut doc, &orgs[1], rotate(4)).unwrap();
+    assert!(approve_proposal(&mut doc, &orgs[0], &proposal).is_err());
+    let m = doc.membership().unwrap();
+    assert_eq!(
+        m.own_key_of(&orgs[0].id()),
+        orgs[0].key(),
+        "not decided yet"
+    );
+    approve_proposal(&mut doc, &orgs[2], &proposal).unwrap();
+    let m = doc.membership().unwrap();
+    let org = orgs[0].id();
+    // Same organisation, new key: it acts and writes for it; the old key up to 4 only.
+    assert_eq!(m.own_key_of(&org), new.key());
+    assert_eq!(m.acting_member(&new.key()), Some(org));
+    assert_eq!(m.acting_member(&orgs[0].key()), None);
+    assert!(m.acting_keys().contains(&new.key()));
+    assert!(!m.acting_keys().contains(&orgs[0].key()));
+    assert!(m.may_write(&org, &new.key(), 1).is_ok());
+    assert!(m.may_write(&org, &orgs[0].key(), 4).is_ok());
+    assert!(matches!(
+        m.may_write(&org, &orgs[0].key(), 5),
+        Err(WriteRefusal::Revoked { keep: 4, .. })
+    ));
+    assert_eq!(m.organisation_of(&orgs[0].key()), org);
+    let history = m.key_history(&org);
+    assert_eq!(history.len(), 1);
+    assert_eq!(
+        (
+            history[0].key,
+            history[0].replaced_by,
+            history[0].how.as_str()
+        ),
+        (orgs[0].key(), new.key(), "quorum")
+    );
+    // The thief's recovery key was dropped with the rotation; the old key decides nothing.
+    assert!(!m.recovery.contains_key(&org));
+    assert!(
+        doc.append(
+            Operation::Delegate {
+                device: Org::new().key(),
+                label: "x".into()
+            },
+            &orgs[0].secret,
+            9
+        )
+        .is_err()
+    );
+    assert!(make_proposal(&mut doc, &orgs[0], rotate(9)).is_err());
+    // The new key acts as the organisation: it delegates a device.
+    doc.append(
+        Operation::Delegate {
+            device: Org::new().key(),
+            label: "Antenne".into(),
+        },
+        &new.secret,
+        10,
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_registered_recovery_key_alone_replaces_the_key_once() {
+    let (mut doc, orgs) = network();
+    let network_id = doc.network();
+    let recovery = Org::new();
+    doc.append(
+        Operation::SetRecovery {
+            key: recovery.key(),
+        },
+        &orgs[0].secret,
+        3,
+    )
+    .unwrap();
+    // Only one, and only by the organisation's own key.
+    assert!(
+        doc.append(
+            Operation::SetRecovery {
+                key: Org::new().key()
+            },
+            &orgs[0].secret,
+            4
+        )
+        .is_err()
+    );
+    let new = Org::new();
+    let statement = |key: KeyId| RotationStatement {
+        network: network_id,
+        org: orgs[0].id(),
+        key,
+        created: 5,
+    };
+    let recover = |rotation: SignedRotation| Operation::Recover {
+        rotation,
+        keep: BTreeMap::from([(orgs[0].key(), 2)]),
+    };
+    // Signed by another key than the registered one: no effect.
+    let forged = SignedRotation::sign(&statement(new.key()), &Org::new().secret);
+    assert!(doc.append(recover(forged), &orgs[1].secret, 5).is_err());
+    // Brought by another member, signed by the recovery key: done, without a quorum.
+    let signed = SignedRotation::sign(&statement(new.key()), &recovery.secret);
+    doc.append(recover(signed.clone()), &orgs[1].secret, 6)
+        .unwrap();
+    let m = doc.membership().unwrap();
+    assert_eq!(m.own_key_of(&orgs[0].id()), new.key());
+    assert_eq!(m.key_history(&orgs[0].id())[0].how, "recovery");
+    // Spent: the same key cannot sign another rotation.
+    let again = SignedRotation::sign(&statement(Org::new().key()), &recovery.secret);
+    assert!(doc.append(recover(again), &orgs[2].secret, 7).is_err());
+    assert!(doc.append(recover(signed), &orgs[2].secret, 7).is_err());
+}
+
+#[test]
 fn the_fold_does_not_depend_on_arrival_order() {
     // Two members act concurrently: one approves an admission while the other proposes the
     // approver's revocation. Every order of the same operations folds to the same result.
