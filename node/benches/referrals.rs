@@ -208,7 +208,14 @@ fn main() {
     let seal_rate = per_second(payloads.len(), started.elapsed());
     let started = Instant::now();
     for (p, s) in payloads.iter().zip(&sealed) {
-        casefile::open(s, &receiver, &p.referral, &sender.org_id()).expect("open");
+        casefile::open(
+            s,
+            &receiver,
+            &p.referral,
+            &sender.org_id(),
+            &receiver.org_id(),
+        )
+        .expect("open");
     }
     let open_rate = per_second(payloads.len(), started.elapsed());
     println!(

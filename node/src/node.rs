@@ -50,7 +50,7 @@ mod replication;
 use handle::Command;
 pub use handle::{NodeHandle, Outbound};
 use load::rebuild;
-pub use load::{initialise, initialise_device};
+pub use load::{initialise, initialise_device, remember_recovery_key};
 
 pub use casefiles::Outgoing;
 pub use decisions::{
@@ -780,7 +780,7 @@ impl DocumentsActor {
             org_id: own.to_string(),
             fingerprint: own.fingerprint(),
             node_key: key.to_string(),
-            device_of: (key != own.key()).then(|| own.to_string()),
+            device_of: self.is_device_node().then(|| own.to_string()),
             org_name: self
                 .documents
                 .get(&own)

@@ -177,7 +177,13 @@ pub fn case_message(data: &[u8]) {
     }) = block_on(codec.read_request(&libp2p::StreamProtocol::new(CASE_PROTOCOL), &mut io))
     {
         let receiver = receiver();
-        let _ = passerelle_node::referral::casefile::open(&sealed, &receiver, &referral, &sender);
+        let _ = passerelle_node::referral::casefile::open(
+            &sealed,
+            &receiver,
+            &referral,
+            &sender,
+            &receiver.org_id(),
+        );
     }
 }
 

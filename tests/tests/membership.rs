@@ -645,3 +645,230 @@ async fn a_candidates_request_reaches_a_connected_member_at_once_not_at_the_next
     candidate.stop().await;
     member.stop().await;
 }
+
+/// An organisation's machine is stolen with its key. It makes a new node; two other
+/// members replace its key by the new node's. The new node writes for the organisation
+/// under the same id and receives its case files; what the thief writes with the old key
+/// after the keep-point is refused by every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stolen_key_is_replaced_by_the_quorum_and_refused_everywhere_after_its_keep_point() {
+    use crate::referrals::{direct, send, show};
+    use passerelle_node::node::CaseState;
+    let mut nodes: Vec<TestNode> = ["ONG Retour Digne", "Délégation MINJEC", "CICR Garoua"]
+        .iter()
+        .map(|name| TestNode::init_networked(name, vec![]))
+        .collect();
+    let network = found_network(&nodes.iter().collect::<Vec<_>>(), "2");
+    start_line(&mut nodes).await;
+    let org = nodes[0].handle().org_id();
+    let service = nodes[0]
+        .handle()
+        .edit(add("Avant le vol", "CM005"))
+        .await
+        .expect("edit")
+        .id;
+    wait_converged(&nodes, 3).await;
+
+    // The machine is stolen; the organisation makes a new node and joins it.
+    nodes[0].stop().await;
+    let mut new = TestNode::init_device("ONG Retour Digne (nouveau nœud)", org);
+    passerelle_node::node::join_network(
+        &new.config,
+        network,
+        &[nodes[1].listen_addr().await.to_string()],
+    )
+    .expect("join");
+    new.start().await;
+    let key = new.handle().key_id();
+    let rotate = || Decision::RotateKey {
+        org,
+        key,
+        reason: "ordinateur volé avec sa clé".into(),
+    };
+    // The organisation concerned does not count: B proposes, C approves.
+    nodes[1].handle().decide(rotate()).await.expect("propose");
+    let c = nodes[2].handle();
+    wait_for("the proposal to reach C", || {
+        let c = c.clone();
+        async move {
+            c.membership()
+                .await
+                .is_ok_and(|m| m.proposals.iter().any(|p| p.subject == org.to_string()))
+        }
+    })
+    .await;
+    c.decide(rotate()).await.expect("approve");
+    for node in [&nodes[1], &nodes[2], &new] {
+        let handle = node.handle();
+        wait_for("the rotation to be decided everywhere", || {
+            let handle = handle.clone();
+            async move {
+                handle
+                    .membership()
+                    .await
+                    .is_ok_and(|m| m.current_keys.get(&org) == Some(&key))
+            }
+        })
+        .await;
+    }
+    // The new node writes for the organisation, same id, and everyone reads it.
+    let handle = new.handle();
+    wait_for("the new node to write for the organisation", || {
+        let handle = handle.clone();
+        async move {
+            let _ = handle.housekeeping().await;
+            handle.edit(add("Après la rotation", "CM005")).await.is_ok()
+        }
+    })
+    .await;
+    for node in [&nodes[1], &nodes[2]] {
+        let handle = node.handle();
+        wait_for("the new node's service to reach the others", || {
+            let handle = handle.clone();
+            async move {
+                handle.organisation(Some(org)).await.is_ok_and(|o| {
+                    o.record
+                        .services
+                        .values()
+                        .any(|s| s.name == "Après la rotation")
+                })
+            }
+        })
+        .await;
+    }
+    // A referral to the organisation: its case file reaches the new node, sealed to the
+    // key the new node published.
+    let id = send(&nodes[1], direct(org, &service)).await.expect("send");
+    wait_for("the case file to reach the new node", || async {
+        let _ = new.handle().housekeeping().await;
+        show(&new, &id)
+            .await
+            .is_some_and(|v| v.case_state == CaseState::Held)
+    })
+    .await;
+    // The history shows the replaced key.
+    let view = nodes[2].handle().membership().await.expect("membership");
+    assert_eq!(view.replaced_keys.len(), 1);
+    assert_eq!(view.replaced_keys[0].key, org.key());
+    assert_eq!(view.replaced_keys[0].replaced_by, key);
+    assert_eq!(view.replaced_keys[0].how, "quorum");
+
+    // The thief starts the stolen node, cut off from the decision, and writes with the
+    // old key: every other node refuses it.
+    nodes[0].config.network = None;
+    nodes[0].start().await;
+    let thief = nodes.remove(0);
+    nodes.push(new);
+    refused_everywhere(
+        &thief,
+        "Écrit par le voleur",
+        &nodes,
+        RejectionCode::Revoked,
+    )
+    .await;
+    for node in &nodes {
+        let services = node
+            .handle()
+            .organisation(Some(org))
+            .await
+            .expect("organisation")
+            .record
+            .services;
+        assert!(
+            !services.values().any(|s| s.name == "Écrit par le voleur"),
+            "{}",
+            node.name
+        );
+        assert_eq!(services.len(), 2, "{}", node.name);
+    }
+    nodes.push(thief);
+    for node in &mut nodes {
+        node.stop().await;
+    }
+}
+
+/// The recovery key made at `init` is registered by the node once its organisation is a
+/// member; later, alone, it gives the organisation its new node's key, brought by one
+/// member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovery_key_registered_at_init_alone_gives_the_organisation_a_new_key() {
+    use passerelle_node::membership::{RotationStatement, SignedRotation};
+    let mut nodes: Vec<TestNode> = ["ONG Retour Digne", "Délégation MINJEC", "CICR Garoua"]
+        .iter()
+        .map(|name| TestNode::init_networked(name, vec![]))
+        .collect();
+    let network = found_network(&nodes.iter().collect::<Vec<_>>(), "2");
+    let recovery = SigningSecret::generate().expect("recovery key");
+    passerelle_node::node::remember_recovery_key(&nodes[0].config, &recovery.key_id())
+        .expect("remember");
+    start_line(&mut nodes).await;
+    let org = nodes[0].handle().org_id();
+    let c = nodes[2].handle();
+    let recovery_key = recovery.key_id();
+    wait_for("the recovery key to be registered and reach C", || {
+        let c = c.clone();
+        async move {
+            c.membership()
+                .await
+                .is_ok_and(|m| m.recovery_keys.get(&org) == Some(&recovery_key))
+        }
+    })
+    .await;
+    nodes[0].stop().await;
+    let mut new = TestNode::init_device("ONG Retour Digne (nouveau nœud)", org);
+    passerelle_node::node::join_network(
+        &new.config,
+        network,
+        &[nodes[1].listen_addr().await.to_string()],
+    )
+    .expect("join");
+    new.start().await;
+    let statement = |key| RotationStatement {
+        network,
+        org,
+        key,
+        created: passerelle_node::unix_now(),
+    };
+    // A statement signed by another key is refused with the reason, nothing written.
+    let forged = SignedRotation::sign(
+        &statement(new.handle().key_id()),
+        &SigningSecret::generate().expect("key"),
+    );
+    let refused = nodes[1]
+        .handle()
+        .decide(Decision::Recover { rotation: forged })
+        .await
+        .expect_err("forged");
+    assert!(refused.to_string().contains("recovery key"), "{refused}");
+    let signed = SignedRotation::sign(&statement(new.handle().key_id()), &recovery);
+    nodes[1]
+        .handle()
+        .decide(Decision::Recover { rotation: signed })
+        .await
+        .expect("recover");
+    let key = new.handle().key_id();
+    for node in [&nodes[1], &nodes[2], &new] {
+        let handle = node.handle();
+        wait_for("the recovery to take effect everywhere", || {
+            let handle = handle.clone();
+            async move {
+                handle.membership().await.is_ok_and(|m| {
+                    m.current_keys.get(&org) == Some(&key)
+                        && m.replaced_keys.iter().any(|r| r.how == "recovery")
+                        && !m.recovery_keys.contains_key(&org)
+                })
+            }
+        })
+        .await;
+    }
+    let handle = new.handle();
+    wait_for("the new node to write for the organisation", || {
+        let handle = handle.clone();
+        async move { handle.edit(add("Après la reprise", "CM005")).await.is_ok() }
+    })
+    .await;
+    nodes.push(new);
+    for node in &mut nodes {
+        node.stop().await;
+    }
+}

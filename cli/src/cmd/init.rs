@@ -31,6 +31,11 @@ pub struct InitArgs {
     /// Acronym or short name.
     #[arg(long)]
     pub acronym: Option<String>,
+    /// Make an offline recovery key, its secret written once to FILE (keep it off this
+    /// computer): registered in the network once this organisation is a member, it alone
+    /// can give the organisation a new key if this one is lost or stolen.
+    #[arg(long, value_name = "FILE", conflicts_with = "device_of")]
+    pub recovery_key: Option<std::path::PathBuf>,
     /// Protect the keys with a passphrase (asked twice; for the service, read from its
     /// credential $CREDENTIALS_DIRECTORY/passphrase): asked again at every start.
     #[arg(long)]
@@ -76,6 +81,27 @@ pub fn run(data_dir: &Path, args: InitArgs, json_out: bool) -> anyhow::Result<Ou
     };
     let org = node::initialise(&config, profile)
         .with_context(|| format!("initialising {}", data_dir.display()))?;
+    if let Some(path) = &args.recovery_key {
+        let secret = passerelle_node::identity::SigningSecret::generate()?;
+        crate::cmd::member::write_secret(
+            path,
+            &passerelle_node::membership::recovery_secret_text(&secret),
+        )?;
+        node::remember_recovery_key(&config, &secret.key_id())
+            .context("recording the recovery key")?;
+        if !json_out {
+            output::out(&crate::messages::said(
+                format!(
+                    "Recovery key made: its secret is in {} — keep it off this computer. It is registered in the network once this organisation is a member.",
+                    path.display()
+                ),
+                format!(
+                    "Clé de secours créée : son secret est dans {} — gardez-le hors de cet ordinateur. Elle est enregistrée dans le réseau dès que cette organisation est membre.",
+                    path.display()
+                ),
+            ))?;
+        }
+    }
     write_config_template(data_dir, &org_name)?;
     if json_out {
         output::json(&json!({

@@ -1,10 +1,16 @@
 //! `passerelle member …`: admission requests, approvals, revocations, the member list.
 
-use std::path::Path;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 
+use anyhow::Context;
 use clap::Subcommand;
 use passerelle_node::api;
-use passerelle_node::identity::OrgId;
+use passerelle_node::identity::{KeyId, OrgId, SigningSecret};
+use passerelle_node::membership::{
+    RotationStatement, SignedRotation, recovery_secret_from_text, recovery_secret_text,
+};
 use passerelle_node::node::{Decision, MembershipView};
 
 use crate::client::{Outcome, call, decide};
@@ -35,6 +41,43 @@ pub enum MemberCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Propose (or approve the open proposal of) replacing a member's organisation key,
+    /// lost or stolen, by the key of its new node (made with `init --device-of ORG`); its
+    /// id stays, its old key's later changes are refused.
+    Rotate {
+        /// The member's id.
+        org: OrgId,
+        /// The new node's key (the `node key` of its `passerelle status`).
+        #[arg(long)]
+        key: KeyId,
+        /// Why, for every member to read.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Make this organisation's offline recovery key and register it: its secret, written
+    /// once to FILE and kept off this computer, can alone replace the organisation's key.
+    RecoveryKey {
+        /// Where to write the secret (never overwritten).
+        #[arg(long, value_name = "FILE")]
+        secret_out: PathBuf,
+    },
+    /// On the organisation's new node (made with `init --device-of ORG`, joined to the
+    /// network): sign with the recovery key's secret the statement that gives the
+    /// organisation this node's key; a member brings it with `member recover`.
+    RecoveryStatement {
+        /// The recovery key's secret.
+        #[arg(long, value_name = "FILE")]
+        secret_file: PathBuf,
+        /// Where to write the statement (for a member to bring).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Bring a key rotation signed by an organisation's recovery key (the file of `member
+    /// recovery-statement`): it takes effect without a quorum.
+    Recover {
+        /// The statement file.
+        file: PathBuf,
+    },
     /// List members, former members, open proposals and admission requests received.
     List,
 }
@@ -53,6 +96,88 @@ pub async fn run(
         }
         MemberCommand::Revoke { org, reason } => {
             decide(data_dir, Decision::Revoke { org, reason }, json_out).await
+        }
+        MemberCommand::Rotate { org, key, reason } => {
+            decide(data_dir, Decision::RotateKey { org, key, reason }, json_out).await
+        }
+        MemberCommand::RecoveryKey { secret_out } => {
+            let secret = SigningSecret::generate()?;
+            write_secret(&secret_out, &recovery_secret_text(&secret))?;
+            decide(
+                data_dir,
+                Decision::SetRecovery {
+                    key: secret.key_id(),
+                },
+                json_out,
+            )
+            .await
+        }
+        MemberCommand::RecoveryStatement { secret_file, out } => {
+            let text = std::fs::read_to_string(&secret_file)
+                .with_context(|| format!("secret_file: reading {}", secret_file.display()))?;
+            let secret = recovery_secret_from_text(&text)?;
+            let status: passerelle_node::node::StatusReport =
+                call(data_dir, api::Status {}).await?;
+            let view: MembershipView = call(data_dir, api::Membership {}).await?;
+            let network = view
+                .summary
+                .network_id
+                .as_deref()
+                .context("this node is in no network: join it first (`passerelle network join`)")?
+                .parse()
+                .context("the network id")?;
+            let statement = RotationStatement {
+                network,
+                org: status.org_id.parse().context("the organisation id")?,
+                key: status.node_key.parse().context("the node key")?,
+                created: passerelle_node::unix_now(),
+            };
+            let signed = SignedRotation::sign(&statement, &secret);
+            let mut bytes = serde_json::to_vec_pretty(&signed)?;
+            bytes.push(b'\n');
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&out)
+                .and_then(|mut f| f.write_all(&bytes).and_then(|()| f.sync_all()))
+                .with_context(|| {
+                    format!(
+                        "out: writing {} (an existing file is never overwritten)",
+                        out.display()
+                    )
+                })?;
+            if json_out {
+                output::json(&statement)?;
+            } else {
+                output::out(&crate::messages::said(
+                    format!(
+                        "Statement written to {}: the key of {} becomes this node's key {}.\nGive it to any member, who runs: passerelle member recover {}",
+                        out.display(),
+                        statement.org.fingerprint(),
+                        statement.key.fingerprint(),
+                        out.display()
+                    ),
+                    format!(
+                        "Déclaration écrite dans {} : la clé de {} devient la clé de ce nœud {}.\nDonnez-la à un membre, qui lance : passerelle member recover {}",
+                        out.display(),
+                        statement.org.fingerprint(),
+                        statement.key.fingerprint(),
+                        out.display()
+                    ),
+                ))?;
+            }
+            Ok(Outcome::Done)
+        }
+        MemberCommand::Recover { file } => {
+            let bytes = std::fs::read(&file)
+                .with_context(|| format!("file: reading {}", file.display()))?;
+            let rotation: SignedRotation = serde_json::from_slice(&bytes).with_context(|| {
+                format!(
+                    "file: {} is not a recovery statement (written by `member recovery-statement`)",
+                    file.display()
+                )
+            })?;
+            decide(data_dir, Decision::Recover { rotation }, json_out).await
         }
         MemberCommand::List => {
             let view: MembershipView = call(data_dir, api::Membership {}).await?;
@@ -102,6 +227,7 @@ pub async fn run(
                             passerelle_node::membership::Action::Admit { .. } => "admit",
                             passerelle_node::membership::Action::Revoke { .. } => "revoke",
                             passerelle_node::membership::Action::Amend { .. } => "amend",
+                            passerelle_node::membership::Action::Rotate { .. } => "rotate key",
                         };
                         vec![
                             kind.to_owned(),
@@ -183,7 +309,59 @@ pub async fn run(
                     rows,
                 ))?;
             }
+            if !view.replaced_keys.is_empty() {
+                let rows = view
+                    .replaced_keys
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.org.fingerprint(),
+                            r.key.fingerprint(),
+                            r.replaced_by.fingerprint(),
+                            match r.how.as_str() {
+                                "recovery" => t("by its recovery key", "par sa clé de secours"),
+                                _ => t("by the members' quorum", "par le quorum des membres"),
+                            }
+                            .to_owned(),
+                            r.keep.to_string(),
+                        ]
+                    })
+                    .collect();
+                output::out(t(
+                    "\nreplaced organisation keys (same organisation id):",
+                    "\nclés d'organisation remplacées (même identifiant d'organisation) :",
+                ))?;
+                output::out(&table(
+                    &[
+                        t("organisation", "organisation"),
+                        t("old key", "ancienne clé"),
+                        t("replaced by", "remplacée par"),
+                        t("how", "comment"),
+                        t("changes kept", "modifications gardées"),
+                    ],
+                    rows,
+                ))?;
+            }
             Ok(Outcome::Done)
         }
     }
+}
+
+/// Writes a secret once (mode 0600, never over an existing file), on disk when it returns.
+pub fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| {
+            format!(
+                "secret_out: creating {} (an existing file is never overwritten)",
+                path.display()
+            )
+        })?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.write_all(b"\n"))
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("secret_out: writing {}", path.display()))
 }

@@ -50,6 +50,7 @@ impl NetworkActor {
         }
         for Outgoing {
             to,
+            key,
             kind,
             message,
             addresses: published,
@@ -67,7 +68,7 @@ impl NetworkActor {
             {
                 continue;
             }
-            let peer = to.peer_id();
+            let peer = key.peer_id();
             if self.swarm.is_connected(&peer) {
                 let request = self.swarm.behaviour_mut().case.send_request(&peer, message);
                 self.case_in_flight.insert(request, (referral, kind, to));

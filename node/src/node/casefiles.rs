@@ -23,6 +23,9 @@ pub struct Outgoing {
     /// The organisation whose node should receive it (for an office: the device's key,
     /// read as the id its node answers to).
     pub to: OrgId,
+    /// The key of the node to send it to: the organisation's own key now (the one that
+    /// replaced its id's key after a rotation), or the office's device key.
+    pub key: KeyId,
     /// Which outbox entry it comes from.
     pub kind: OutboxKind,
     /// The message.
@@ -37,17 +40,29 @@ impl DocumentsActor {
     pub(super) fn handle_case_outbox(&mut self) -> Result<Vec<Outgoing>, NodeError> {
         let mut out = Vec::new();
         for entry in self.vault.outbox()? {
+            // Where the node to send to publishes its addresses: an office in its
+            // organisation's document (this one's), an organisation in its own.
+            let (key, published_in) = match entry.kind {
+                OutboxKind::ToOffice | OutboxKind::EraseAtOffice => (entry.to.key(), self.own),
+                OutboxKind::Deliver | OutboxKind::Erase => (
+                    self.membership()
+                        .map(|m| m.own_key_of(&entry.to))
+                        .unwrap_or_else(|| entry.to.key()),
+                    entry.to,
+                ),
+            };
             let addresses = self
                 .documents
-                .get(&entry.to)
+                .get(&published_in)
                 .and_then(|d| d.record())
-                .and_then(|r| r.addresses.get(&entry.to.to_string()))
+                .and_then(|r| r.addresses.get(&key.to_string()))
                 .map(|a| a.addresses.clone())
                 .unwrap_or_default();
             match entry.kind {
                 OutboxKind::Erase | OutboxKind::EraseAtOffice => out.push(Outgoing {
                     addresses,
                     to: entry.to,
+                    key,
                     kind: entry.kind,
                     message: CaseMessage::Erase {
                         referral: entry.referral,
@@ -58,13 +73,14 @@ impl DocumentsActor {
                         out.push(Outgoing {
                             addresses,
                             to: entry.to,
+                            key,
                             kind: entry.kind,
                             message,
                         });
                     }
                 }
                 OutboxKind::Deliver => {
-                    let Some(key) = self
+                    let Some(encryption_key) = self
                         .documents
                         .get(&entry.to)
                         .and_then(|d| d.record())
@@ -84,10 +100,11 @@ impl DocumentsActor {
                         sent_at: crate::unix_now(),
                         content: held.content,
                     };
-                    match casefile::seal(&payload, &key) {
+                    match casefile::seal(&payload, &encryption_key) {
                         Ok(sealed) => out.push(Outgoing {
                             addresses,
                             to: entry.to,
+                            key,
                             kind: entry.kind,
                             message: CaseMessage::Deliver {
                                 referral: entry.referral,
@@ -201,7 +218,7 @@ impl DocumentsActor {
                 if !board::is_referral_id(&referral) {
                     return refuse("not a referral id".into());
                 }
-                if self.is_device_node() && key == self.own.key() {
+                if self.is_device_node() && key == self.own_key() {
                     // The organisation takes back what it handed to this office.
                     return self.erase_at_office(&referral, now, "at the organisation's request");
                 }
@@ -281,7 +298,7 @@ impl DocumentsActor {
                 if !board::is_referral_id(&referral) {
                     return refuse("not a referral id".into());
                 }
-                if self.identity.key_id() != self.own.key() {
+                if self.is_device_node() {
                     return refuse(
                         "this is a device node; case files go to the organisation's own node"
                             .into(),
@@ -320,13 +337,14 @@ impl DocumentsActor {
                         message: "already held".into(),
                     };
                 }
-                let payload = match casefile::open(&sealed, &self.identity, &referral, &sender) {
-                    Ok(payload) => payload,
-                    Err(e) => {
-                        self.case_refused(&referral, &sender, &e.to_string());
-                        return refuse(e.to_string());
-                    }
-                };
+                let payload =
+                    match casefile::open(&sealed, &self.identity, &referral, &sender, &self.own) {
+                        Ok(payload) => payload,
+                        Err(e) => {
+                            self.case_refused(&referral, &sender, &e.to_string());
+                            return refuse(e.to_string());
+                        }
+                    };
                 if payload.commitment() != entry.commitment {
                     self.case_refused(&referral, &sender, "does not match the board's commitment");
                     return refuse(
@@ -379,7 +397,15 @@ impl DocumentsActor {
 
     /// True on a device node (a regional office): its key is not its organisation's.
     pub(super) fn is_device_node(&self) -> bool {
-        self.identity.key_id() != self.own.key()
+        self.identity.key_id() != self.own_key()
+    }
+
+    /// The key this node's organisation signs with now: its id's key, or the key that
+    /// replaced it (a rotation) — the key of its own node.
+    pub(super) fn own_key(&self) -> KeyId {
+        self.membership()
+            .map(|m| m.own_key_of(&self.own))
+            .unwrap_or_else(|| self.own.key())
     }
 
     /// Erases, on a device node, a case file its organisation handed to it.
@@ -431,7 +457,7 @@ impl DocumentsActor {
         if !self.is_device_node() {
             return refuse("this is the organisation's own node, not one of its offices");
         }
-        if key != self.own.key() {
+        if key != self.own_key() {
             self.case_refused(
                 &referral,
                 &sender,

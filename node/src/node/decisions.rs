@@ -10,7 +10,7 @@
 //!   back to what the decision keeps: the later changes are deleted from the store and the
 //!   document is rebuilt, so this node holds exactly what every other honest node holds.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use tracing::{error, info, warn};
@@ -69,6 +69,27 @@ pub enum Decision {
     RemoveDevice {
         /// The device's key.
         device: KeyId,
+    },
+    /// Propose (or approve) replacing a member's organisation key, lost or stolen, by the
+    /// key of its new node; its id stays.
+    RotateKey {
+        /// The member.
+        org: OrgId,
+        /// The new node's key (its `passerelle status` node key).
+        key: KeyId,
+        /// Why.
+        reason: String,
+    },
+    /// Bring a key rotation signed by an organisation's offline recovery key: it takes
+    /// effect without a quorum.
+    Recover {
+        /// The signed statement.
+        rotation: crate::membership::SignedRotation,
+    },
+    /// Register this organisation's offline recovery key.
+    SetRecovery {
+        /// The recovery key's public half.
+        key: KeyId,
     },
     /// Let a device of this organisation (a regional office) receive case files, sealed
     /// to its own encryption key.
@@ -148,6 +169,15 @@ pub struct MembershipView {
     pub requests: Vec<RequestView>,
     /// Operations without effect, with their reasons.
     pub void_operations: usize,
+    /// Organisation keys replaced (lost or stolen), oldest first: the fingerprint history.
+    #[serde(default)]
+    pub replaced_keys: Vec<crate::membership::RetiredKey>,
+    /// The current key of each organisation whose key was replaced.
+    #[serde(default)]
+    pub current_keys: BTreeMap<OrgId, KeyId>,
+    /// The organisations that registered an offline recovery key, and its public half.
+    #[serde(default)]
+    pub recovery_keys: BTreeMap<OrgId, KeyId>,
 }
 
 /// Input refused: the field, and what is wrong in English and in French.
@@ -281,7 +311,7 @@ impl DocumentsActor {
                 ..Default::default()
             };
         };
-        let role = if key != own.key() {
+        let role = if key != m.own_key_of(&own) {
             match m.devices.get(&key) {
                 Some(d) if d.withdrawn_keep.is_some() => "device (withdrawn)",
                 Some(_) if m.members.contains_key(&own) => "device of a member",
@@ -367,6 +397,9 @@ impl DocumentsActor {
                 proposals: Vec::new(),
                 requests,
                 void_operations: 0,
+                replaced_keys: Vec::new(),
+                current_keys: BTreeMap::new(),
+                recovery_keys: BTreeMap::new(),
             });
         };
         let name_of = |org: &OrgId| {
@@ -407,6 +440,14 @@ impl DocumentsActor {
                 .collect(),
             requests,
             void_operations: m.void.len(),
+            replaced_keys: m
+                .org_keys
+                .keys()
+                .flat_map(|org| m.key_history(org))
+                .cloned()
+                .collect(),
+            current_keys: m.org_keys.clone(),
+            recovery_keys: m.recovery.clone(),
         })
     }
 
@@ -539,6 +580,80 @@ impl DocumentsActor {
             Decision::AddDevice { device, label } => (
                 Operation::Delegate { device, label },
                 format!("authorised device {}", device.fingerprint()),
+            ),
+            Decision::RotateKey { org, key, reason } => {
+                if let Some(p) = m.open_proposal_about(&org.to_string()) {
+                    if !matches!(&p.action, Action::Rotate { key: k, .. } if *k == key) {
+                        return Err(invalid(
+                            "org",
+                            "another decision about this member is open: approve it, or wait until it is decided",
+                            "une autre décision sur ce membre est ouverte : approuvez-la, ou attendez qu'elle soit décidée",
+                        ));
+                    }
+                    (
+                        Operation::Approve {
+                            proposal: p.id.clone(),
+                        },
+                        format!(
+                            "approved the rotation of the key of {} ({} of {} approvals before this one)",
+                            org.fingerprint(),
+                            p.approvals.len(),
+                            p.required
+                        ),
+                    )
+                } else {
+                    // The keep-point: everything of the member's document this node holds.
+                    let keep = self
+                        .documents
+                        .get_mut(&org)
+                        .map(|d| d.latest_seq_by_key())
+                        .unwrap_or_default();
+                    (
+                        Operation::Propose {
+                            action: Action::Rotate {
+                                org,
+                                key,
+                                reason,
+                                keep,
+                            },
+                        },
+                        format!(
+                            "proposed replacing the key of {} by {} (needs {} approvals)",
+                            org.fingerprint(),
+                            key.fingerprint(),
+                            m.charter
+                                .revocation
+                                .required(m.members.len().saturating_sub(1).max(1))
+                        ),
+                    )
+                }
+            }
+            Decision::Recover { rotation } => {
+                let statement: crate::membership::RotationStatement =
+                    serde_json::from_str(&rotation.body).map_err(|e| {
+                        invalid(
+                            "rotation",
+                            format!("the statement does not decode: {e}"),
+                            format!("la déclaration ne se lit pas : {e}"),
+                        )
+                    })?;
+                let keep = self
+                    .documents
+                    .get_mut(&statement.org)
+                    .map(|d| d.latest_seq_by_key())
+                    .unwrap_or_default();
+                (
+                    Operation::Recover { rotation, keep },
+                    format!(
+                        "brought the recovery of {}: its key is now {}",
+                        statement.org.fingerprint(),
+                        statement.key.fingerprint()
+                    ),
+                )
+            }
+            Decision::SetRecovery { key } => (
+                Operation::SetRecovery { key },
+                format!("registered the recovery key {}", key.fingerprint()),
             ),
             Decision::GrantCaseFiles { device, case_key } => {
                 let known = m.devices.get(&device).filter(|d| d.org == own);
@@ -791,6 +906,7 @@ impl DocumentsActor {
     /// own document is never cut on its own node.
     pub(super) fn enforce_write_rules(&mut self) {
         self.enforce_office_grant();
+        self.own_key_duties();
         let Some(m) = self.membership().cloned() else {
             return;
         };
@@ -811,6 +927,62 @@ impl DocumentsActor {
             if let Err(e) = self.cut_document(&m, owner) {
                 error!(org = %owner, error = %e, "could not cut a document back to its write rules");
             }
+        }
+    }
+
+    /// What this node does once the membership says it is its organisation's own node:
+    /// publishes its encryption key in the organisation's document (after a key rotation,
+    /// the new node's, so that case files are sealed to it), and registers the recovery key
+    /// made at `init`. Runs when the membership changes and at each housekeeping.
+    pub(super) fn own_key_duties(&mut self) {
+        let own = self.own;
+        let Some(m) = self.membership() else {
+            return;
+        };
+        if !m.is_active() || !m.members.contains_key(&own) || self.is_device_node() {
+            return;
+        }
+        let registered = m.recovery.get(&own).copied();
+        let mine = self.identity.encryption_public_key();
+        let published = self
+            .documents
+            .get(&own)
+            .and_then(|d| d.record())
+            .map(|r| r.encryption_key);
+        if let Some(published) = published
+            && published != Some(mine)
+        {
+            match self.handle_edit(crate::document::Edit::SetEncryptionKey { key: mine }) {
+                Ok(_) => {
+                    info!("published this node's encryption key in the organisation's document")
+                }
+                Err(e) => warn!(error = %e, "could not publish this node's encryption key"),
+            }
+        }
+        let pending = match self.store.recovery_pending() {
+            Ok(pending) => pending,
+            Err(e) => {
+                warn!(error = %e, "could not read the recovery key to register");
+                return;
+            }
+        };
+        let Some(key) = pending else {
+            return;
+        };
+        match registered {
+            Some(done) if done == key => {
+                let _ = self.store.set_recovery_pending(None);
+            }
+            Some(other) => {
+                warn!(registered = %other.fingerprint(), made = %key.fingerprint(), "another recovery key is registered for this organisation: if it is not yours, ask the members to rotate this organisation's key");
+                let _ = self.store.set_recovery_pending(None);
+            }
+            None => match self.handle_decision(Decision::SetRecovery { key }) {
+                Ok(_) => {
+                    let _ = self.store.set_recovery_pending(None);
+                }
+                Err(e) => warn!(error = %e, "could not register the recovery key"),
+            },
         }
     }
 

@@ -15,7 +15,9 @@ impl DocumentsActor {
         let own = self.own;
         let key = self.identity.key_id();
         let id = assign_id(&mut edit)?;
-        if key != own.key() && self.membership().and_then(|m| m.acting_member(&key)) != Some(own) {
+        if key != self.own_key()
+            && self.membership().and_then(|m| m.acting_member(&key)) != Some(own)
+        {
             return Err(NodeError::Invalid(ValidationError::new(
                 "device",
                 format!(

@@ -155,6 +155,18 @@ pub fn initialise_device(config: &Config, org: OrgId) -> Result<OrgId, NodeError
     Ok(identity.org_id())
 }
 
+/// Records the public half of the offline recovery key made at `init` (the node must be
+/// stopped): the node registers it in the network document once its organisation is a
+/// member.
+pub fn remember_recovery_key(
+    config: &Config,
+    key: &crate::identity::KeyId,
+) -> Result<(), NodeError> {
+    let store = Store::open(&config.store_dir())?;
+    store.set_recovery_pending(Some(key))?;
+    Ok(())
+}
+
 /// Makes the data folder (mode 0700), an empty store and the key files; refuses a folder
 /// that already holds an identity or a store with changes.
 pub(super) fn create_data_folder(config: &Config, identity: &Identity) -> Result<Store, NodeError> {

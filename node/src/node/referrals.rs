@@ -584,7 +584,10 @@ impl DocumentsActor {
                         "une organisation ne peut pas se référer à elle-même",
                     ));
                 }
-                if self.membership().and_then(|m| m.acting_member(&to.key())) != Some(*to) {
+                if !self
+                    .membership()
+                    .is_some_and(|m| m.members.contains_key(to))
+                {
                     return Err(invalid(
                         "to",
                         format!("{to} is not a member of the network"),
@@ -1430,7 +1433,8 @@ impl DocumentsActor {
     /// Periodic work: records the expiry of this organisation's unanswered referrals, and
     /// ends the receiver's access to case files a retention period after closing.
     pub(super) fn handle_housekeeping(&mut self, now: i64) -> Result<(), NodeError> {
-        let own_key = self.identity.key_id() == self.own.key();
+        self.own_key_duties();
+        let own_key = !self.is_device_node();
         let own = self.own;
         let to_expire: Vec<Summary> = self
             .board_index()

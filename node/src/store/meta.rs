@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::{
     BOOTSTRAP_KEY, MAX_ADMISSION_REQUESTS, NETWORK_KEY, ORGANISATION_KEY, OWN_AWAITED_KEY,
-    OWN_REQUEST_KEY, SEED_FILE, Store, StoreError,
+    OWN_REQUEST_KEY, RECOVERY_PENDING_KEY, SEED_FILE, Store, StoreError,
 };
 use crate::identity::{KeyId, OrgId};
 
@@ -134,6 +134,34 @@ impl Store {
             .insert(ORGANISATION_KEY, org.to_string().as_bytes())?;
         self.syncer.flush()?;
         self.write_seed()
+    }
+
+    /// The recovery key made at `init`, not yet registered in the network document.
+    pub fn recovery_pending(&self) -> Result<Option<KeyId>, StoreError> {
+        match self.meta.get(RECOVERY_PENDING_KEY)? {
+            None => Ok(None),
+            Some(bytes) => String::from_utf8_lossy(&bytes).parse().map(Some).map_err(
+                |e: crate::identity::OrgIdError| StoreError::Corrupt {
+                    key: "meta/recovery-key-pending".into(),
+                    reason: e.to_string(),
+                },
+            ),
+        }
+    }
+
+    /// Records (or, with `None`, forgets) the recovery key still to register.
+    pub fn set_recovery_pending(&self, key: Option<&KeyId>) -> Result<(), StoreError> {
+        match key {
+            Some(key) => {
+                self.meta
+                    .insert(RECOVERY_PENDING_KEY, key.to_string().as_bytes())?;
+            }
+            None => {
+                self.meta.remove(RECOVERY_PENDING_KEY)?;
+            }
+        }
+        self.syncer.flush()?;
+        Ok(())
     }
 
     /// Peer addresses recorded from invitations.

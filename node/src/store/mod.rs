@@ -65,6 +65,8 @@ const ORGANISATION_KEY: &[u8] = b"device-of";
 /// Set by `passerelle repair` when the node's own document was damaged or lost: the node
 /// starts without it and takes it back from its peers.
 const OWN_AWAITED_KEY: &[u8] = b"own-document-awaited";
+/// The organisation's offline recovery key made at `init`, until the network records it.
+const RECOVERY_PENDING_KEY: &[u8] = b"recovery-key-pending";
 /// What a node needs to find its network again if its database cannot be opened at all,
 /// kept beside the database as a small file (`store/seed.json`).
 pub const SEED_FILE: &str = "seed.json";

@@ -415,6 +415,41 @@ pub struct SignedRotation {
     pub signature: String,
 }
 
+/// How a recovery key's secret is written for keeping offline.
+const RECOVERY_PREFIX: &str = "passerelle-recovery-secret-1:";
+
+/// An organisation's offline recovery key, written as text: the prefix and 52 base32
+/// characters of its 32 secret bytes.
+pub fn recovery_secret_text(secret: &SigningSecret) -> zeroize::Zeroizing<String> {
+    zeroize::Zeroizing::new(format!(
+        "{RECOVERY_PREFIX}{}",
+        data_encoding::BASE32_NOPAD
+            .encode(secret.to_secret_bytes().as_slice())
+            .to_lowercase()
+    ))
+}
+
+/// A recovery key's secret from its text (surrounding space ignored).
+pub fn recovery_secret_from_text(text: &str) -> Result<SigningSecret, MembershipError> {
+    let not_one = || {
+        invalid(
+            "secret_file",
+            format!("not a recovery key's secret (it starts with {RECOVERY_PREFIX})"),
+        )
+    };
+    let body = text
+        .trim()
+        .strip_prefix(RECOVERY_PREFIX)
+        .ok_or_else(not_one)?;
+    let bytes = zeroize::Zeroizing::new(
+        data_encoding::BASE32_NOPAD
+            .decode(body.to_ascii_uppercase().as_bytes())
+            .map_err(|_| not_one())?,
+    );
+    let bytes: &[u8; 32] = bytes.as_slice().try_into().map_err(|_| not_one())?;
+    Ok(SigningSecret::from_bytes(bytes))
+}
+
 impl SignedRotation {
     /// Signs a statement with the organisation's recovery key.
     pub fn sign(statement: &RotationStatement, recovery: &SigningSecret) -> Self {

@@ -414,6 +414,15 @@ fn a_registered_recovery_key_alone_replaces_the_key_once() {
     let (mut doc, orgs) = network();
     let network_id = doc.network();
     let recovery = Org::new();
+    // Written offline as text, read back the same.
+    let text = recovery_secret_text(&recovery.secret);
+    assert_eq!(
+        recovery_secret_from_text(&format!(" {}\n", text.as_str()))
+            .unwrap()
+            .key_id(),
+        recovery.key()
+    );
+    assert!(recovery_secret_from_text("passerelle-backup-secret-1:abc").is_err());
     doc.append(
         Operation::SetRecovery {
             key: recovery.key(),

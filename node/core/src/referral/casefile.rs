@@ -494,15 +494,17 @@ fn seal_with(
     })
 }
 
-/// Opens a payload sealed to `identity`'s organisation for `referral` from `sender`.
+/// Opens, with the keys of `identity` (the node of organisation `receiver`: its own key,
+/// or the key that replaced it), a payload sealed to `receiver` for `referral` from
+/// `sender`.
 pub fn open(
     sealed: &Sealed,
     identity: &Identity,
     referral: &str,
     sender: &OrgId,
+    receiver: &OrgId,
 ) -> Result<Payload, SealError> {
-    let receiver = identity.org_id();
-    let aad = associated_data(referral, sender, &receiver);
+    let aad = associated_data(referral, sender, receiver);
     open_with(
         sealed,
         identity,
@@ -510,7 +512,7 @@ pub fn open(
         &aad,
         referral,
         sender,
-        &receiver,
+        receiver,
     )
 }
 
@@ -609,23 +611,46 @@ mod tests {
         let sealed = seal(&p, &receiver.encryption_public_key()).unwrap();
         let bytes = serde_json::to_vec(&sealed).unwrap();
         assert!(!String::from_utf8_lossy(&bytes).contains("Mbarga"));
-        let opened = open(&sealed, &receiver, &p.referral, &sender.org_id()).unwrap();
+        let opened = open(
+            &sealed,
+            &receiver,
+            &p.referral,
+            &sender.org_id(),
+            &receiver.org_id(),
+        )
+        .unwrap();
         assert_eq!(opened, p);
         assert_eq!(opened.commitment(), p.commitment());
-        assert!(open(&sealed, &third, &p.referral, &sender.org_id()).is_err());
+        assert!(
+            open(
+                &sealed,
+                &third,
+                &p.referral,
+                &sender.org_id(),
+                &receiver.org_id()
+            )
+            .is_err()
+        );
         assert!(
             open(
                 &sealed,
                 &receiver,
                 "ref-ffffffffffffffffffffffff",
-                &sender.org_id()
+                &sender.org_id(),
+                &receiver.org_id()
             )
             .is_err()
         );
         let mut tampered = sealed.clone();
         tampered.ciphertext[3] ^= 1;
         assert!(matches!(
-            open(&tampered, &receiver, &p.referral, &sender.org_id()),
+            open(
+                &tampered,
+                &receiver,
+                &p.referral,
+                &sender.org_id(),
+                &receiver.org_id()
+            ),
             Err(SealError::Decrypt)
         ));
     }
@@ -647,7 +672,7 @@ mod tests {
         // Not another office, not as a sealing for the organisation, not for another
         // organisation.
         assert!(open_as_office(&sealed, &other_office, &referral, &from, &to).is_err());
-        assert!(open(&sealed, &office, &referral, &from).is_err());
+        assert!(open(&sealed, &office, &referral, &from, &to).is_err());
         assert!(open_as_office(&sealed, &office, &referral, &from, &from).is_err());
         // Sealed to the office's key but for another office's key id: refused.
         let misdirected =
