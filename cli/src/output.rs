@@ -153,3 +153,26 @@ pub fn relays_line(network: &passerelle_node::network::NetworkStatus) -> String 
         )
     }
 }
+
+/// Writes a secret once (mode 0600, never over an existing file), on disk when it
+/// returns; errors name the `secret_out` argument.
+pub fn write_secret(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| {
+            format!(
+                "secret_out: creating {} (an existing file is never overwritten)",
+                path.display()
+            )
+        })?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.write_all(b"\n"))
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("secret_out: writing {}", path.display()))
+}

@@ -1,8 +1,6 @@
 //! `passerelle backup`: backups of the case files sealed to a backup key kept off the
 //! node, and their restore (what was erased since a backup stays erased).
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -50,21 +48,7 @@ pub async fn run(data_dir: &Path, command: BackupCommand, json: bool) -> anyhow:
     match command {
         BackupCommand::Key { secret_out } => {
             let secret = BackupSecret::generate()?;
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&secret_out)
-                .with_context(|| {
-                    format!(
-                        "secret_out: creating {} (an existing file is never overwritten)",
-                        secret_out.display()
-                    )
-                })?;
-            file.write_all(secret.to_text().as_bytes())
-                .and_then(|()| file.write_all(b"\n"))
-                .and_then(|()| file.sync_all())
-                .with_context(|| format!("secret_out: writing {}", secret_out.display()))?;
+            output::write_secret(&secret_out, &secret.to_text())?;
             let public = secret.public_key().to_string();
             if json {
                 output::json(&serde_json::json!({

@@ -83,7 +83,7 @@ pub fn run(data_dir: &Path, args: InitArgs, json_out: bool) -> anyhow::Result<Ou
         .with_context(|| format!("initialising {}", data_dir.display()))?;
     if let Some(path) = &args.recovery_key {
         let secret = passerelle_node::identity::SigningSecret::generate()?;
-        crate::cmd::member::write_secret(
+        crate::output::write_secret(
             path,
             &passerelle_node::membership::recovery_secret_text(&secret),
         )?;

@@ -1,7 +1,6 @@
 //! `passerelle member …`: admission requests, approvals, revocations, the member list.
 
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -102,7 +101,7 @@ pub async fn run(
         }
         MemberCommand::RecoveryKey { secret_out } => {
             let secret = SigningSecret::generate()?;
-            write_secret(&secret_out, &recovery_secret_text(&secret))?;
+            crate::output::write_secret(&secret_out, &recovery_secret_text(&secret))?;
             decide(
                 data_dir,
                 Decision::SetRecovery {
@@ -345,23 +344,4 @@ pub async fn run(
             Ok(Outcome::Done)
         }
     }
-}
-
-/// Writes a secret once (mode 0600, never over an existing file), on disk when it returns.
-pub fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| {
-            format!(
-                "secret_out: creating {} (an existing file is never overwritten)",
-                path.display()
-            )
-        })?;
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.write_all(b"\n"))
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("secret_out: writing {}", path.display()))
 }
