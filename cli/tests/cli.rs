@@ -3549,3 +3549,146 @@ fn completions_manual_pages_and_json_logs_come_from_the_command_itself() {
             .all(|l| l["level"].is_string() && l["timestamp"].is_string())
     );
 }
+
+/// Through the binary: an organisation made with a recovery key joins; its machine is
+/// lost; its new node, with the recovery secret kept offline, signs the rotation, a member
+/// brings it, and the new node writes for the organisation under the same id.
+#[test]
+fn a_lost_node_is_replaced_with_the_recovery_key_made_at_init() {
+    let (_a_dir, a) = init("Délégation régionale Littoral");
+    let b_dir = tempfile::tempdir().expect("tempdir");
+    let b = b_dir.path().join("node");
+    let secret = b_dir.path().join("secours.txt");
+    let made = ok(
+        &b,
+        &[
+            "init",
+            "--org-name",
+            "ONG Avenir",
+            "--legal-status",
+            "ngo",
+            "--recovery-key",
+            secret.to_str().expect("path"),
+        ],
+    );
+    assert!(made.stdout.contains("Recovery key made"), "{}", made.stdout);
+    let mode = std::fs::metadata(&secret)
+        .expect("secret")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    // Never written over.
+    let again = run(
+        &b_dir.path().join("other"),
+        &[
+            "init",
+            "--org-name",
+            "X",
+            "--recovery-key",
+            secret.to_str().expect("path"),
+        ],
+    );
+    assert_ne!(again.code, 0);
+    assert!(again.stderr.contains("secret_out"), "{}", again.stderr);
+    ok(
+        &a,
+        &[
+            "network",
+            "create",
+            "--name",
+            "Réseau Littoral",
+            "--admission",
+            "1",
+        ],
+    );
+    let node_a = NodeProcess::start(&a);
+    let invitation = ok(&a, &["network", "invite"]).stdout.trim().to_owned();
+    ok(&b, &["network", "join", &invitation]);
+    let node_b = NodeProcess::start(&b);
+    ok(&b, &["member", "request"]);
+    let b_id = ok(&b, &["status", "--json"]).json()["org_id"]
+        .as_str()
+        .expect("org id")
+        .to_owned();
+    poll_until("B's request to reach A", TIMEOUT, || {
+        let list = ok(&a, &["member", "list", "--json"]).json();
+        list["requests"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| r["org"] == b_id.as_str()))
+    });
+    ok(&a, &["member", "approve", &b_id]);
+    // Once a member, B's node registers the recovery key made at init.
+    poll_until("B's recovery key to reach A", TIMEOUT, || {
+        ok(&a, &["member", "list", "--json"]).json()["recovery_keys"][&b_id].is_string()
+    });
+    // B's machine is lost. Its new node joins with the same invitation.
+    drop(node_b);
+    let b2_dir = tempfile::tempdir().expect("tempdir");
+    let b2 = b2_dir.path().join("node");
+    ok(&b2, &["init", "--device-of", &b_id]);
+    ok(&b2, &["network", "join", &invitation]);
+    let node_b2 = NodeProcess::start(&b2);
+    poll_until("B's new node to read the network document", TIMEOUT, || {
+        ok(&b2, &["status", "--json"]).json()["membership"]["network_id"].is_string()
+            && run(&b2, &["member", "list", "--json"]).json()["members"]
+                .as_array()
+                .is_some_and(|m| m.len() == 2)
+    });
+    let statement = b2_dir.path().join("rotation.json");
+    let signed = ok(
+        &b2,
+        &[
+            "member",
+            "recovery-statement",
+            "--secret-file",
+            secret.to_str().expect("path"),
+            "--out",
+            statement.to_str().expect("path"),
+        ],
+    );
+    assert!(
+        signed.stdout.contains("member recover"),
+        "{}",
+        signed.stdout
+    );
+    // A statement signed by another key is refused, naming why; then the real one.
+    let forged = b2_dir.path().join("forged.json");
+    let mut text: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&statement).expect("statement")).expect("json");
+    text["signature"] = serde_json::Value::String("00".repeat(64));
+    std::fs::write(&forged, text.to_string()).expect("write");
+    let refused = run(&a, &["member", "recover", forged.to_str().expect("path")]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("recovery key"),
+        "{}",
+        refused.stderr
+    );
+    ok(
+        &a,
+        &["member", "recover", statement.to_str().expect("path")],
+    );
+    poll_until(
+        "B's new node to be the organisation's own node",
+        TIMEOUT,
+        || ok(&b2, &["status", "--json"]).json()["membership"]["role"] == "member",
+    );
+    poll_until("B's new node to write for B", TIMEOUT, || {
+        add_service(&b2, "Après la reprise").code == 0
+    });
+    poll_until("the new node's service to reach A", TIMEOUT, || {
+        run(&a, &["directory", "search", "reprise", "--json"]).code == 0
+    });
+    let found = ok(&a, &["directory", "search", "reprise", "--json"]).json();
+    assert_eq!(found[0]["org_name"], "ONG Avenir");
+    let human = ok(&a, &["member", "list"]);
+    assert!(
+        human.stdout.contains("replaced organisation keys")
+            && human.stdout.contains("by its recovery key"),
+        "{}",
+        human.stdout
+    );
+    assert_eq!(node_b2.terminate(), 0);
+    assert_eq!(node_a.terminate(), 0);
+}
