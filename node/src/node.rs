@@ -627,9 +627,10 @@ impl DocumentsActor {
                 Command::ApplyRemote {
                     changes,
                     from,
+                    live,
                     reply,
                 } => {
-                    let result = self.handle_apply_remote(changes, from);
+                    let result = self.handle_apply_remote(changes, from, live);
                     self.snapshot_due();
                     let _ = reply.send(result);
                 }

@@ -524,6 +524,91 @@ async fn a_backdated_answer_is_flagged_on_every_node_and_left_out_of_the_timings
     );
 }
 
+/// A receiver whose clock runs three hours ahead answers: the move is legal and after
+/// everything its author had seen, so the documents alone cannot tell. Every other node
+/// notes that it arrived dated three hours after its own clock — whether it came live or
+/// in a catch-up — keeps the note across a restart, shows it, and the report counts the
+/// referral apart from its timings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_dated_ahead_of_its_arrival_is_noted_by_the_nodes_it_reaches() {
+    let mut nodes = three_nodes(None).await;
+    let service = offer(&nodes[1], "Placement en emploi").await;
+    wait_converged(&nodes, 3).await;
+    let (sender_org, receiver_org) = (nodes[0].handle().org_id(), nodes[1].handle().org_id());
+    let id = send(&nodes[0], direct(receiver_org, &service))
+        .await
+        .expect("send");
+    wait_for("the referral to reach the observer", || async {
+        entry(&nodes[2], &id).await.is_some()
+    })
+    .await;
+    let history = nodes[1]
+        .handle()
+        .export(&DocumentId::organisation(&receiver_org))
+        .await
+        .expect("export");
+    let ahead = forged_move(
+        &nodes[1],
+        history,
+        &id.to_string(),
+        sender_org,
+        &[("move", "accept")],
+        passerelle_node::unix_now() + 3 * 3600,
+    );
+    let from = Some(nodes[1].handle().key_id());
+    // The author's own node, the sender live, the observer in a catch-up.
+    for (node, live) in [(&nodes[1], true), (&nodes[0], true), (&nodes[2], false)] {
+        let outcome = if live {
+            node.handle().apply_remote(vec![ahead.clone()], from).await
+        } else {
+            node.handle()
+                .apply_received(vec![ahead.clone()], Vec::new(), from)
+                .await
+        }
+        .expect("apply");
+        assert!(outcome.applied <= 1, "{}", node.name);
+    }
+    for node in &nodes {
+        let seen = entry(node, &id).await.expect("entry");
+        assert_eq!(seen.status, Status::Accepted, "{}", node.name);
+        assert_eq!(seen.history[0].clock, None, "{}", node.name);
+        if node.handle().org_id() == receiver_org {
+            assert_eq!(
+                seen.history[0].arrival, None,
+                "its author's node notes nothing"
+            );
+        } else {
+            let note = seen.history[0].arrival.as_deref().expect("noted");
+            assert!(
+                note.contains("3 h after it reached"),
+                "{}: {note}",
+                node.name
+            );
+        }
+    }
+    // Kept on disk: the observer restarts and still shows it; its report counts it apart.
+    nodes[2].stop().await;
+    nodes[2].start().await;
+    let seen = entry(&nodes[2], &id).await.expect("entry");
+    assert!(seen.history[0].arrival.is_some(), "{:?}", seen.history);
+    let ReferralReply::Report(report) = ask(
+        &nodes[2],
+        ReferralRequest::Report {
+            from: None,
+            to: None,
+            min_count: Some(1),
+        },
+    )
+    .await
+    .expect("report") else {
+        panic!("report");
+    };
+    assert_eq!(report.clock_flagged, Count::Shown(1));
+    for node in &mut nodes {
+        node.stop().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn illegal_moves_are_refused_locally_and_forged_ones_by_every_node() {
     let nodes = three_nodes(None).await;

@@ -550,6 +550,7 @@ fn print_view(view: &ReferralView) -> anyhow::Result<()> {
                     [
                         h.void.clone().map(|v| format!("void: {v}")),
                         h.clock.clone().map(|c| format!("clock: {c}")),
+                        h.arrival.clone().map(|a| format!("arrival: {a}")),
                     ]
                     .into_iter()
                     .flatten()

@@ -56,6 +56,7 @@ pub(super) enum Command {
     ApplyRemote {
         changes: received::VerifiedBatch,
         from: Option<KeyId>,
+        live: bool,
         reply: Reply<RemoteOutcome>,
     },
     Membership {
@@ -298,13 +299,13 @@ impl NodeHandle {
     }
 
     /// Checks, stores and applies encoded signed changes received from the peer whose key
-    /// is `from`.
+    /// is `from`, as their author published them (live, by gossip).
     pub async fn apply_remote(
         &self,
         changes: Vec<Vec<u8>>,
         from: Option<KeyId>,
     ) -> Result<RemoteOutcome, NodeError> {
-        self.apply_received(changes, Vec::new(), from).await
+        self.apply(changes, Vec::new(), from, true).await
     }
 
     /// Checks, stores and applies a sync response's signed changes and whole documents
@@ -314,6 +315,16 @@ impl NodeHandle {
         changes: Vec<Vec<u8>>,
         documents: Vec<crate::protocol::DocumentBundle>,
         from: Option<KeyId>,
+    ) -> Result<RemoteOutcome, NodeError> {
+        self.apply(changes, documents, from, false).await
+    }
+
+    async fn apply(
+        &self,
+        changes: Vec<Vec<u8>>,
+        documents: Vec<crate::protocol::DocumentBundle>,
+        from: Option<KeyId>,
+        live: bool,
     ) -> Result<RemoteOutcome, NodeError> {
         // Decoding, loading whole documents and signature verification run beside the
         // documents thread (on every core for a large batch), which then only checks,
@@ -326,6 +337,7 @@ impl NodeHandle {
         self.ask(|reply| Command::ApplyRemote {
             changes,
             from,
+            live,
             reply,
         })
         .await

@@ -428,12 +428,24 @@ impl DocumentsActor {
                 format!("{id:?} n'est pas un identifiant de référence (ref- et 24 chiffres hexadécimaux)"),
             )
         })?;
-        board::entry(referral, self.records()).ok_or_else(|| {
-            NodeError::not_found(
-                format!("no referral {id} on this node's board"),
-                format!("aucune référence {id} au tableau de ce nœud"),
-            )
-        })
+        board::entry(referral, self.records())
+            .map(|entry| self.with_arrivals(entry))
+            .ok_or_else(|| {
+                NodeError::not_found(
+                    format!("no referral {id} on this node's board"),
+                    format!("aucune référence {id} au tableau de ce nœud"),
+                )
+            })
+    }
+
+    /// The entry with what this node noted of when its moves arrived.
+    fn with_arrivals(&self, mut entry: BoardEntry) -> BoardEntry {
+        match self.store.arrivals_of(&entry.id.to_string()) {
+            Ok(arrivals) if !arrivals.is_empty() => entry.note_arrivals(&arrivals),
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "could not read the moves' arrivals"),
+        }
+        entry
     }
 
     fn role_in(&self, entry: &BoardEntry) -> Option<Role> {
@@ -539,7 +551,13 @@ impl DocumentsActor {
                 to,
                 min_count,
             } => {
-                let entries = self.board();
+                let mut entries = self.board();
+                let arrivals = self.store.all_arrivals()?;
+                for entry in &mut entries {
+                    if let Some(noted) = arrivals.get(&entry.id.to_string()) {
+                        entry.note_arrivals(noted);
+                    }
+                }
                 Ok(ReferralReply::Report(report::report(
                     &entries,
                     &self.names(),
@@ -1170,6 +1188,7 @@ impl DocumentsActor {
         let entries = shown
             .iter()
             .filter_map(|summary| index.entry(summary, |org| self.record_of(org)))
+            .map(|entry| self.with_arrivals(entry))
             .collect();
         Ok(ReferralList {
             entries,

@@ -519,6 +519,7 @@ impl DocumentsActor {
         &mut self,
         batch: VerifiedBatch,
         from: Option<KeyId>,
+        live: bool,
     ) -> Result<RemoteOutcome, NodeError> {
         let mut outcome = RemoteOutcome::default();
         for rejection in batch.rejected {
@@ -624,7 +625,23 @@ impl DocumentsActor {
             }
         }
         if !fresh.is_empty() || !take_whole.is_empty() {
+            // What each document held of referral moves before: what it holds more after
+            // is what arrived now.
+            let owners: HashSet<OrgId> = fresh
+                .keys()
+                .filter_map(DocumentId::organisation_owner)
+                .chain(take_whole.iter().filter_map(|w| w.id.organisation_owner()))
+                .filter(|owner| *owner != self.own)
+                .collect();
+            let before: HashMap<OrgId, _> = owners
+                .iter()
+                .filter_map(|owner| {
+                    let record = self.documents.get(owner)?.record()?;
+                    Some((*owner, crate::referral::board::move_counts(record)))
+                })
+                .collect();
             self.receive_organisation_changes(fresh, take_whole, from, &mut outcome)?;
+            self.note_arrivals(&owners, &before, live);
         }
         self.rejected_changes += outcome.rejected.len() as u64;
         self.documents_received_whole += outcome.documents_whole as u64;
@@ -635,6 +652,35 @@ impl DocumentsActor {
                 .or_default() += 1;
         }
         Ok(outcome)
+    }
+
+    /// Records the referral moves that just arrived dated ahead of their arrival, or (when
+    /// published live) long after their date.
+    fn note_arrivals(
+        &self,
+        owners: &HashSet<OrgId>,
+        before: &HashMap<OrgId, std::collections::BTreeMap<(String, bool), usize>>,
+        live: bool,
+    ) {
+        use crate::referral::board::{Arrival, moves_since};
+        let arrival = Arrival {
+            arrived: crate::unix_now(),
+            live,
+        };
+        let empty = std::collections::BTreeMap::new();
+        for owner in owners {
+            let Some(record) = self.documents.get(owner).and_then(|d| d.record()) else {
+                continue;
+            };
+            for (referral, place, at) in moves_since(record, before.get(owner).unwrap_or(&empty)) {
+                if let Some(note) = arrival.note(at) {
+                    warn!(%referral, ?place, %note, "a referral move arrived out of time");
+                    if let Err(e) = self.store.record_arrival(&referral, place, &arrival) {
+                        warn!(error = %e, "could not record a move's arrival");
+                    }
+                }
+            }
+        }
     }
 
     fn receive_network_changes(

@@ -8,7 +8,10 @@ use super::{
     BOOTSTRAP_KEY, MAX_ADMISSION_REQUESTS, NETWORK_KEY, ORGANISATION_KEY, OWN_AWAITED_KEY,
     OWN_REQUEST_KEY, RECOVERY_PENDING_KEY, SEED_FILE, Store, StoreError,
 };
+use std::collections::BTreeMap;
+
 use crate::identity::{KeyId, OrgId};
+use crate::referral::board::{Arrival, MovePlace};
 
 /// What `store/seed.json` holds: enough to rebuild a store whose database cannot be opened
 /// for the right network (`passerelle repair`).
@@ -286,4 +289,86 @@ pub struct PeerAddresses {
     pub addresses: Vec<String>,
     /// When, in Unix seconds.
     pub seen: i64,
+}
+
+impl Store {
+    fn arrival_key(referral: &str, place: MovePlace) -> Vec<u8> {
+        let mut key = referral.as_bytes().to_vec();
+        key.push(0);
+        let (side, n) = match place {
+            MovePlace::Sender(n) => (b's', n),
+            MovePlace::Receiver(n) => (b'r', n),
+        };
+        key.push(side);
+        key.extend_from_slice(&n.to_be_bytes());
+        key
+    }
+
+    /// Records a noteworthy arrival of a move (the first one stays).
+    pub fn record_arrival(
+        &self,
+        referral: &str,
+        place: MovePlace,
+        arrival: &Arrival,
+    ) -> Result<(), StoreError> {
+        let value = serde_json::to_vec(arrival).unwrap_or_default();
+        let _ = self.arrivals.compare_and_swap(
+            Self::arrival_key(referral, place),
+            None::<&[u8]>,
+            Some(value),
+        )?;
+        Ok(())
+    }
+
+    /// The noteworthy arrivals of one referral's moves, by place.
+    pub fn arrivals_of(&self, referral: &str) -> Result<BTreeMap<MovePlace, Arrival>, StoreError> {
+        let mut prefix = referral.as_bytes().to_vec();
+        prefix.push(0);
+        let mut found = BTreeMap::new();
+        for item in self.arrivals.scan_prefix(&prefix) {
+            let (key, value) = item?;
+            if let (Some(place), Ok(arrival)) = (
+                Self::arrival_place(&key[prefix.len()..]),
+                serde_json::from_slice(&value),
+            ) {
+                found.insert(place, arrival);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Every referral with a noteworthy arrival, and those arrivals.
+    pub fn all_arrivals(
+        &self,
+    ) -> Result<BTreeMap<String, BTreeMap<MovePlace, Arrival>>, StoreError> {
+        let mut referrals: BTreeMap<String, BTreeMap<MovePlace, Arrival>> = BTreeMap::new();
+        for item in self.arrivals.iter() {
+            let (key, value) = item?;
+            let Some(end) = key.iter().position(|b| *b == 0) else {
+                continue;
+            };
+            let referral = String::from_utf8_lossy(&key[..end]).into_owned();
+            if let (Some(place), Ok(arrival)) = (
+                Self::arrival_place(&key[end + 1..]),
+                serde_json::from_slice(&value),
+            ) {
+                referrals
+                    .entry(referral)
+                    .or_default()
+                    .insert(place, arrival);
+            }
+        }
+        Ok(referrals)
+    }
+
+    /// The place a key's end names (`s` or `r`, then a big-endian u32).
+    fn arrival_place(rest: &[u8]) -> Option<MovePlace> {
+        let (&side, n) = rest.split_first()?;
+        let n = u32::from_be_bytes(n.try_into().ok()?);
+        match side {
+            b's' => Some(MovePlace::Sender(n)),
+            b'r' => Some(MovePlace::Receiver(n)),
+            _ => None,
+        }
+    }
 }

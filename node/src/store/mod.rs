@@ -191,6 +191,10 @@ pub struct Store {
     received_whole: sled::Tree,
     meta: sled::Tree,
     requests: sled::Tree,
+    /// Referral id, `\0`, move place → when a noteworthy move reached this node
+    /// ([`crate::referral::board::Arrival`], JSON): only the moves dated ahead of their
+    /// arrival or published late are kept.
+    arrivals: sled::Tree,
     /// When a snapshot was last written (Unix seconds; 0: none since the store opened).
     last_snapshot: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }

@@ -352,6 +352,7 @@ impl Store {
             received_whole: db.open_tree("documents-received-whole")?,
             requests: db.open_tree("admission-requests")?,
             addresses: db.open_tree("peer-addresses")?,
+            arrivals: db.open_tree("move-arrivals")?,
             meta,
             db,
             last_snapshot: std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0)),

@@ -345,6 +345,9 @@ pub async fn show(State(app): State<App>, headers: HeaderMap, Path(id): Path<Str
                     @if line.clock.is_some() {
                         " " strong.flag { (visitor.t("(datée avant une étape que son auteur avait déjà vue)", "(dated before a step its author had already seen)")) }
                     }
+                    @if line.arrival.is_some() {
+                        " " strong.flag { (visitor.t("(arrivée sur ce nœud loin de sa date)", "(reached this node far from its date)")) }
+                    }
                 }
             }
         }

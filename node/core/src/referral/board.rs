@@ -24,6 +24,12 @@
 //!   history (`clock`): the same on every node, since it depends only on the documents.
 //!   It still applies (the documents say it happened), but the report counts such
 //!   referrals apart from its timings.
+//! - Each node also notes, for itself, a move that reached it dated more than
+//!   [`CLOCK_SKEW`] after its arrival (its author's clock ahead), or published live more
+//!   than [`LATE_ARRIVAL`] after its date (written offline, or backdated): an [`Arrival`]
+//!   kept by that node, shown in the history (`arrival`) and counted apart like a clock
+//!   flag. Moves a node fetches when it catches up are judged only for a date ahead of
+//!   their arrival: a node that was itself offline does not blame their authors.
 //! - Nothing here identifies a person: the case file is elsewhere ([`super::casefile`]).
 
 use std::collections::BTreeMap;
@@ -200,6 +206,98 @@ pub fn check_record(owner: &OrgId, record: &OrganisationRecord) -> Result<(), Il
 /// seen is flagged.
 pub const CLOCK_SKEW: i64 = 300;
 
+/// How long after its date a move published live may reach a node before that node notes
+/// it (an hour: a phone that lost its signal for a while is normal, a day is not).
+pub const LATE_ARRIVAL: i64 = 3600;
+
+/// Where a move is in its author's document: the n-th move of the sender's side (in the
+/// referral) or of the receiver's (in its answer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MovePlace {
+    /// The sender's n-th move.
+    Sender(u32),
+    /// The receiver's n-th move.
+    Receiver(u32),
+}
+
+/// When a move reached this node, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Arrival {
+    /// This node's clock when the move arrived.
+    pub arrived: i64,
+    /// True when it came as its author published it (live), not fetched in a catch-up.
+    pub live: bool,
+}
+
+impl Arrival {
+    /// What is noteworthy about a move dated `at` arriving so, in words, if anything: dated
+    /// after it arrived (its author's clock ahead), or published live long after its date.
+    pub fn note(&self, at: i64) -> Option<String> {
+        let words = |seconds: i64| {
+            let minutes = seconds / 60;
+            if minutes >= 120 {
+                format!("{} h", minutes / 60)
+            } else {
+                format!("{minutes} min")
+            }
+        };
+        if at > self.arrived + CLOCK_SKEW {
+            return Some(format!(
+                "dated {} after it reached this node (its author's clock is ahead)",
+                words(at - self.arrived)
+            ));
+        }
+        (self.live && self.arrived > at + LATE_ARRIVAL).then(|| {
+            format!(
+                "published {} after its date (written offline, or backdated)",
+                words(self.arrived - at)
+            )
+        })
+    }
+}
+
+/// The moves a record holds, per referral: how many on the sender's side (its referrals)
+/// and on the receiver's (its answers). What changed between two readings of a document
+/// is what arrived.
+pub fn move_counts(record: &OrganisationRecord) -> BTreeMap<(String, bool), usize> {
+    let mut counts = BTreeMap::new();
+    for (id, sent) in &record.referrals {
+        counts.insert((id.clone(), true), sent.moves.len());
+    }
+    for (id, answer) in &record.answers {
+        counts.insert((id.clone(), false), answer.moves.len());
+    }
+    counts
+}
+
+/// The moves of `record` that `before` (its earlier [`move_counts`]) did not hold: the
+/// referral, the move's place and its date.
+pub fn moves_since(
+    record: &OrganisationRecord,
+    before: &BTreeMap<(String, bool), usize>,
+) -> Vec<(String, MovePlace, i64)> {
+    let mut new = Vec::new();
+    let mut side = |id: &String, sender: bool, moves: &[MoveRecord]| {
+        let known = before.get(&(id.clone(), sender)).copied().unwrap_or(0);
+        for (i, m) in moves.iter().enumerate().skip(known) {
+            let place = if sender {
+                MovePlace::Sender(i as u32)
+            } else {
+                MovePlace::Receiver(i as u32)
+            };
+            new.push((id.clone(), place, m.at));
+        }
+    };
+    for (id, sent) in &record.referrals {
+        side(id, true, &sent.moves);
+    }
+    for (id, answer) in &record.answers {
+        side(id, false, &answer.moves);
+    }
+    new
+}
+
 /// One line of a board entry's history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryLine {
@@ -218,6 +316,12 @@ pub struct HistoryLine {
     /// When it is dated before something its author had already seen: how, in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock: Option<String>,
+    /// What this node noted of when it reached it ([`Arrival::note`]), if anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrival: Option<String>,
+    /// Where the move is in its author's document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place: Option<MovePlace>,
 }
 
 /// A proposal as the board shows it.
@@ -288,9 +392,21 @@ impl BoardEntry {
         decide(self.status, role, action, now, self.deadline)
     }
 
-    /// True when a move of its history is dated before something its author had seen.
+    /// True when a move of its history is dated before something its author had seen,
+    /// or this node noted when it arrived.
     pub fn clock_flagged(&self) -> bool {
-        self.history.iter().any(|h| h.clock.is_some())
+        self.history
+            .iter()
+            .any(|h| h.clock.is_some() || h.arrival.is_some())
+    }
+
+    /// Adds what this node noted of when each move arrived (`arrivals` by place).
+    pub fn note_arrivals(&mut self, arrivals: &BTreeMap<MovePlace, Arrival>) {
+        for line in &mut self.history {
+            if let Some(arrival) = line.place.and_then(|p| arrivals.get(&p)) {
+                line.arrival = arrival.note(line.at);
+            }
+        }
     }
 
     /// How many sender moves the board shows (what a receiver move records as `seen`).
@@ -351,19 +467,32 @@ pub fn fold(
     // the receiver the sender moves it records as seen.
     let mut sender_seen = sent.created;
     let mut receiver_seen = sent.created;
-    for r in receiver_moves {
+    for (i, r) in receiver_moves.iter().enumerate() {
         while next_sender < sent.moves.len() && next_sender < r.seen as usize {
             let s = &sent.moves[next_sender];
-            apply(&mut entry, Role::Sender, s, sender_seen);
+            let place = MovePlace::Sender(next_sender as u32);
+            apply(&mut entry, Role::Sender, s, sender_seen, place);
             sender_seen = sender_seen.max(s.at);
             receiver_seen = receiver_seen.max(s.at);
             next_sender += 1;
         }
-        apply(&mut entry, Role::Receiver, r, receiver_seen);
+        apply(
+            &mut entry,
+            Role::Receiver,
+            r,
+            receiver_seen,
+            MovePlace::Receiver(i as u32),
+        );
         receiver_seen = receiver_seen.max(r.at);
     }
-    for s in &sent.moves[next_sender..] {
-        apply(&mut entry, Role::Sender, s, sender_seen);
+    for (i, s) in sent.moves.iter().enumerate().skip(next_sender) {
+        apply(
+            &mut entry,
+            Role::Sender,
+            s,
+            sender_seen,
+            MovePlace::Sender(i as u32),
+        );
         sender_seen = sender_seen.max(s.at);
     }
     entry
@@ -382,7 +511,7 @@ fn clock_flag(at: i64, seen: i64) -> Option<String> {
     })
 }
 
-fn apply(entry: &mut BoardEntry, by: Role, m: &MoveRecord, seen: i64) {
+fn apply(entry: &mut BoardEntry, by: Role, m: &MoveRecord, seen: i64, place: MovePlace) {
     use super::lifecycle::Move as M;
     let result = decide(entry.status, by, m.action, m.at, entry.deadline);
     let void = match result {
@@ -413,6 +542,8 @@ fn apply(entry: &mut BoardEntry, by: Role, m: &MoveRecord, seen: i64) {
         status: entry.status,
         void,
         clock: clock_flag(m.at, seen),
+        arrival: None,
+        place: Some(place),
     });
 }
 
@@ -522,6 +653,63 @@ mod tests {
             at,
             seen,
         }
+    }
+
+    #[test]
+    fn a_node_notes_a_move_dated_ahead_of_its_arrival_or_published_late() {
+        let live = |arrived| Arrival {
+            arrived,
+            live: true,
+        };
+        let caught_up = |arrived| Arrival {
+            arrived,
+            live: false,
+        };
+        // On time, or within the clocks' skew: nothing.
+        assert_eq!(live(10_000).note(10_000 - 60), None);
+        assert_eq!(live(10_000).note(10_000 + CLOCK_SKEW), None);
+        // Dated ahead of its arrival: the author's clock, whatever the path.
+        let ahead = caught_up(10_000).note(10_000 + 3 * 3600).expect("ahead");
+        assert!(ahead.contains("3 h after it reached"), "{ahead}");
+        // Published live three hours after its date: noted; fetched in a catch-up: not.
+        let late = live(10_000 + 3 * 3600).note(10_000).expect("late");
+        assert!(late.contains("published 3 h after its date"), "{late}");
+        assert_eq!(caught_up(10_000 + 3 * 3600).note(10_000), None);
+        assert_eq!(live(10_000 + LATE_ARRIVAL).note(10_000), None);
+
+        // What arrived is what a document's record holds beyond its earlier counts, at
+        // the places the board gives its history lines.
+        let (a, b) = (org(), org());
+        let mut record = OrganisationRecord::new(a.to_string(), crate::model::Profile::named("x"));
+        let mut referral = sent(b);
+        referral.moves.push(mv(
+            Move::Withdraw {
+                reason: Reason::Other,
+            },
+            Status::Pending,
+            150,
+            0,
+        ));
+        record.referrals.insert(ID.into(), referral.clone());
+        let before = move_counts(&record);
+        assert_eq!(moves_since(&record, &before), vec![]);
+        referral
+            .moves
+            .push(mv(Move::EnteredInError, Status::Withdrawn, 160, 0));
+        record.referrals.insert(ID.into(), referral.clone());
+        assert_eq!(
+            moves_since(&record, &before),
+            vec![(ID.to_owned(), MovePlace::Sender(1), 160)]
+        );
+        let mut entry = fold(id(), a, &record.referrals[ID], None, Vec::new());
+        entry.note_arrivals(&BTreeMap::from([(
+            MovePlace::Sender(1),
+            live(160 + 2 * 3600),
+        )]));
+        assert_eq!(entry.history[1].place, Some(MovePlace::Sender(1)));
+        assert!(entry.history[1].arrival.is_some());
+        assert!(entry.history[0].arrival.is_none());
+        assert!(entry.clock_flagged());
     }
 
     #[test]
