@@ -413,6 +413,9 @@ async fn a_referral_made_on_one_nodes_page_is_answered_on_anothers_and_a_viewer_
     receiver.choose("#outcome", "achieved").await;
     receiver.follow("#move-complete button").await;
     assert_eq!(receiver.text("#status").await, "Terminée");
+    // Closed: the page says when this node destroys its copy.
+    let destroy = receiver.text("#destroy-at").await;
+    assert!(destroy.contains("sera détruit sur ce nœud le"), "{destroy}");
     let ((), audit) = passerelle_node::control::local_stream(
         &b.handle(),
         passerelle_node::api::Audit {

@@ -167,6 +167,15 @@ fn case_file(visitor: &Visitor, view: &ReferralView) -> Markup {
                     "Cette lecture est inscrite au journal d'audit à votre nom.",
                     "This reading is recorded in the audit log under your name."
                 )) }
+                @if let Some(at) = view.destroy_at {
+                    p.hint #destroy-at { (visitor.t(
+                        "Ce dossier sera détruit sur ce nœud le ",
+                        "This case file will be destroyed on this node on "
+                    )) (date(at)) (visitor.t(
+                        " (durée de conservation après clôture).",
+                        " (retention after closing)."
+                    )) }
+                }
                 @if view.intact == Some(false) {
                     p.error role="alert" { (visitor.t(
                         "Ce dossier NE CORRESPOND PAS à l'engagement inscrit au tableau.",
