@@ -2706,6 +2706,67 @@ fn a_tenth_of_the_national_dataset_reads_and_exports_through_the_socket() {
     let board = ok(&data, &["referral", "list", "--all", "--json"]).json();
     let entries = board["entries"].as_array().expect("entries");
     assert_eq!(entries.len(), size.referrals, "every referral on the board");
+
+    // The referral report over the whole board, suppressed as published, in JSON and CSV,
+    // for a period that holds every referral.
+    let report = ok(&data, &["report", "referrals", "--json"]).json();
+    let counted = report["total"].as_u64().expect("total") as usize
+        + report["entered_in_error"]
+            .as_u64()
+            .expect("entered in error") as usize;
+    assert_eq!(counted, size.referrals, "{report}");
+    // The generated histories are consistent in time: nothing flagged, the timings given.
+    assert_eq!(report["clock_flagged"], 0, "{report}");
+    assert!(report["completion_rate"].is_number(), "{report}");
+    let csv = ok(
+        &data,
+        &[
+            "report",
+            "referrals",
+            "--csv",
+            "--from",
+            "2000-01-01",
+            "--to",
+            "2099-12-31",
+        ],
+    );
+    assert!(csv.stdout.lines().count() > 20, "{}", csv.stdout);
+    assert!(
+        csv.stdout
+            .lines()
+            .any(|l| l == format!("total,,{}", report["total"])),
+        "the CSV says what the JSON says: {}",
+        csv.stdout
+    );
+    // What this node holds and when it goes (it is party to none of these referrals), and
+    // its audit chain, exported and verified.
+    let retention = ok(&data, &["retention", "--json"]).json();
+    assert_eq!(
+        retention["held"].as_array().map(Vec::len),
+        Some(0),
+        "{retention}"
+    );
+    let audit = out.path().join("audit.csv");
+    let exported = run(
+        &data,
+        &[
+            "audit",
+            "export",
+            "--format",
+            "csv",
+            "--output",
+            audit.to_str().expect("path"),
+        ],
+    );
+    // This node read no case file: the chain holds its seals only, and it says so.
+    assert_eq!(exported.code, 1, "{}", exported.stderr);
+    assert!(
+        exported.stderr.contains("no audit entry"),
+        "{}",
+        exported.stderr
+    );
+    assert!(audit.exists());
+    ok(&data, &["audit", "verify"]);
 }
 
 /// An office's IT person behind NAT asks the real binary where the node stands: the office

@@ -347,7 +347,7 @@ async fn send_through_a_node() {
         .expect("export");
     sender
         .handle()
-        .apply_remote(document, None)
+        .apply_received(document, Vec::new(), None)
         .await
         .expect("import");
     let n = 300;

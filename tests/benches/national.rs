@@ -30,7 +30,7 @@ use passerelle_tests::dataset::{DatasetSize, generate};
 use passerelle_tests::{TestNode, copy_folder};
 use serde_json::json;
 
-/// Signed changes per `apply_remote` call, as a catch-up batch would bring them.
+/// Signed changes per `apply_received` call, as a catch-up batch would bring them.
 const BATCH: usize = 2_000;
 const QUERY_ROUNDS: usize = 100;
 

@@ -410,7 +410,7 @@ impl Dataset {
             pending.push(bytes.clone());
             if pending.len() == batch || changes.peek().is_none() {
                 let outcome = handle
-                    .apply_remote(std::mem::take(&mut pending), None)
+                    .apply_received(std::mem::take(&mut pending), Vec::new(), None)
                     .await
                     .expect("ingest");
                 assert!(outcome.rejected.is_empty(), "{:?}", outcome.rejected);

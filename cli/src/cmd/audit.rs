@@ -170,11 +170,16 @@ pub async fn run(
                     .with_context(|| format!("output: writing {}", path.display()))?,
                 None => output::raw(&bytes)?,
             }
-            Ok(if entries.is_empty() {
-                Outcome::NothingFound
-            } else {
-                Outcome::Done
-            })
+            if entries.is_empty() {
+                // Exit 1 says "nothing found"; the sentence says it to a person too.
+                output::say(&crate::messages::said(
+                    "no audit entry in that period (the export holds none)".to_owned(),
+                    "aucune entrée du journal d'audit sur cette période (l'export n'en contient aucune)"
+                        .to_owned(),
+                ));
+                return Ok(Outcome::NothingFound);
+            }
+            Ok(Outcome::Done)
         }
     }
 }
