@@ -697,6 +697,21 @@ async fn a_stolen_key_is_replaced_by_the_quorum_and_refused_everywhere_after_its
         }
     })
     .await;
+    // Meanwhile the thief starts the stolen node, cut off from the network, and writes;
+    // the change reaches C before C approves: C takes it (the old key still acts).
+    nodes[0].config.network = None;
+    nodes[0].start().await;
+    let thief = nodes[0].handle();
+    thief
+        .edit(add("Pendant le vote", "CM005"))
+        .await
+        .expect("the thief edits its copy");
+    let during = thief
+        .export(&DocumentId::organisation(&org))
+        .await
+        .expect("export");
+    let taken = c.apply_remote(during, None).await.expect("apply");
+    assert_eq!(taken.applied, 1, "{:?}", taken.rejected);
     c.decide(rotate()).await.expect("approve");
     for node in [&nodes[1], &nodes[2], &new] {
         let handle = node.handle();
@@ -753,10 +768,9 @@ async fn a_stolen_key_is_replaced_by_the_quorum_and_refused_everywhere_after_its
     assert_eq!(view.replaced_keys[0].replaced_by, key);
     assert_eq!(view.replaced_keys[0].how, "quorum");
 
-    // The thief starts the stolen node, cut off from the decision, and writes with the
-    // old key: every other node refuses it.
-    nodes[0].config.network = None;
-    nodes[0].start().await;
+    // The thief, cut off from the decision, writes again with the old key: every other
+    // node refuses it; the change C took during the vote was cut when the rotation took
+    // effect (it comes after the keep-point).
     let thief = nodes.remove(0);
     nodes.push(new);
     refused_everywhere(
@@ -775,7 +789,9 @@ async fn a_stolen_key_is_replaced_by_the_quorum_and_refused_everywhere_after_its
             .record
             .services;
         assert!(
-            !services.values().any(|s| s.name == "Écrit par le voleur"),
+            !services
+                .values()
+                .any(|s| s.name == "Écrit par le voleur" || s.name == "Pendant le vote"),
             "{}",
             node.name
         );

@@ -920,7 +920,8 @@ impl DocumentsActor {
                 && !m
                     .devices
                     .values()
-                    .any(|d| d.org == owner && d.withdrawn_keep.is_some());
+                    .any(|d| d.org == owner && d.withdrawn_keep.is_some())
+                && !m.org_keys.contains_key(&owner);
             if fast_path {
                 continue;
             }
