@@ -191,3 +191,32 @@ pub struct CaseReply {
     /// What happened, in words.
     pub message: String,
 }
+
+impl CaseReply {
+    /// Taken (stored, already held, or erased): the sender stops.
+    pub fn taken(message: impl Into<String>) -> Self {
+        Self {
+            done: true,
+            accepted: true,
+            message: message.into(),
+        }
+    }
+
+    /// Refused for good: the sender stops.
+    pub fn refused(message: impl Into<String>) -> Self {
+        Self {
+            done: true,
+            accepted: false,
+            message: message.into(),
+        }
+    }
+
+    /// Not now (the board entry has not arrived, a storage error): the sender retries.
+    pub fn retry(message: impl Into<String>) -> Self {
+        Self {
+            done: false,
+            accepted: false,
+            message: message.into(),
+        }
+    }
+}

@@ -186,11 +186,7 @@ impl NetworkActor {
         channel: ResponseChannel<CaseReply>,
         reply: Result<CaseReply, NodeError>,
     ) {
-        let reply = reply.unwrap_or_else(|e| CaseReply {
-            done: false,
-            accepted: false,
-            message: e.to_string(),
-        });
+        let reply = reply.unwrap_or_else(|e| CaseReply::retry(e.to_string()));
         if !reply.accepted {
             warn!(peer = %peer, message = %reply.message, "case-file message refused");
         }

@@ -200,17 +200,9 @@ impl DocumentsActor {
     }
 
     fn case_message(&mut self, message: CaseMessage, key: KeyId) -> CaseReply {
-        let refuse = |message: String| CaseReply {
-            done: true,
-            accepted: false,
-            message,
-        };
+        let refuse = |message: String| CaseReply::refused(message);
         let Some(peer_org) = self.membership().and_then(|m| m.acting_member(&key)) else {
-            return CaseReply {
-                done: false,
-                accepted: false,
-                message: "this node does not know the sender as a member (yet)".into(),
-            };
+            return CaseReply::retry("this node does not know the sender as a member (yet)");
         };
         let now = crate::unix_now();
         match message {
@@ -243,18 +235,10 @@ impl DocumentsActor {
                             );
                         }
                         let _ = self.vault.erase(&referral, now, Erasure::Asked);
-                        return CaseReply {
-                            done: true,
-                            accepted: true,
-                            message: "no case file held; none will be taken".into(),
-                        };
+                        return CaseReply::taken("no case file held; none will be taken");
                     }
                     Err(e) => {
-                        return CaseReply {
-                            done: false,
-                            accepted: false,
-                            message: e.to_string(),
-                        };
+                        return CaseReply::retry(e.to_string());
                     }
                 }
                 match self.vault.erase(&referral, now, Erasure::Asked) {
@@ -269,17 +253,9 @@ impl DocumentsActor {
                             &peer_org.to_string(),
                             "at the other organisation's request; key destroyed",
                         );
-                        CaseReply {
-                            done: true,
-                            accepted: true,
-                            message: "erased".into(),
-                        }
+                        CaseReply::taken("erased")
                     }
-                    Err(e) => CaseReply {
-                        done: false,
-                        accepted: false,
-                        message: e.to_string(),
-                    },
+                    Err(e) => CaseReply::retry(e.to_string()),
                 }
             }
             CaseMessage::ToOffice {
@@ -308,34 +284,22 @@ impl DocumentsActor {
                     Ok(Some(_)) => return refuse("erased here already; not taken again".into()),
                     Ok(None) => {}
                     Err(e) => {
-                        return CaseReply {
-                            done: false,
-                            accepted: false,
-                            message: e.to_string(),
-                        };
+                        return CaseReply::retry(e.to_string());
                     }
                 }
                 // Only a case file whose board entry is here is taken: its commitment is
                 // checked, and nobody can slip in a case file ahead of the real sender.
                 let Ok(entry) = self.entry(&referral) else {
-                    return CaseReply {
-                        done: false,
-                        accepted: false,
-                        message:
-                            "the board entry of this referral has not reached this node yet; retry"
-                                .into(),
-                    };
+                    return CaseReply::retry(
+                        "the board entry of this referral has not reached this node yet; retry",
+                    );
                 };
                 if entry.sender != sender || entry.receiver != Some(self.own) {
                     self.case_refused(&referral, &sender, "the board names other organisations");
                     return refuse("the board entry names other organisations".into());
                 }
                 if self.vault.holds(&referral).unwrap_or(false) {
-                    return CaseReply {
-                        done: true,
-                        accepted: true,
-                        message: "already held".into(),
-                    };
+                    return CaseReply::taken("already held");
                 }
                 let payload =
                     match casefile::open(&sealed, &self.identity, &referral, &sender, &self.own) {
@@ -379,17 +343,9 @@ impl DocumentsActor {
                             );
                         }
                         info!(%referral, "case file received");
-                        CaseReply {
-                            done: true,
-                            accepted: true,
-                            message: "stored".into(),
-                        }
+                        CaseReply::taken("stored")
                     }
-                    Err(e) => CaseReply {
-                        done: false,
-                        accepted: false,
-                        message: e.to_string(),
-                    },
+                    Err(e) => CaseReply::retry(e.to_string()),
                 }
             }
         }
@@ -420,17 +376,9 @@ impl DocumentsActor {
                         format!("{why}; key destroyed"),
                     );
                 }
-                CaseReply {
-                    done: true,
-                    accepted: true,
-                    message: "erased".into(),
-                }
+                CaseReply::taken("erased")
             }
-            Err(e) => CaseReply {
-                done: false,
-                accepted: false,
-                message: e.to_string(),
-            },
+            Err(e) => CaseReply::retry(e.to_string()),
         }
     }
 
@@ -446,11 +394,7 @@ impl DocumentsActor {
         sealed: casefile::Sealed,
         now: i64,
     ) -> CaseReply {
-        let refuse = |message: &str| CaseReply {
-            done: true,
-            accepted: false,
-            message: message.to_owned(),
-        };
+        let refuse = |message: &str| CaseReply::refused(message);
         if !board::is_referral_id(&referral) {
             return refuse("not a referral id");
         }
@@ -471,34 +415,24 @@ impl DocumentsActor {
             .and_then(|m| m.office_case_key(&own_key))
             .is_some_and(|k| k == self.identity.encryption_public_key());
         if !granted {
-            return CaseReply {
-                done: false,
-                accepted: false,
-                message: "this office is not granted case files in the network document (yet)"
-                    .into(),
-            };
+            return CaseReply::retry(
+                "this office is not granted case files in the network document (yet)",
+            );
         }
         if let Ok(Some(_)) = self.vault.erased(&referral) {
             return refuse("erased here already; not taken again");
         }
         let Ok(entry) = self.entry(&referral) else {
-            return CaseReply {
-                done: false,
-                accepted: false,
-                message: "the board entry of this referral has not reached this node yet; retry"
-                    .into(),
-            };
+            return CaseReply::retry(
+                "the board entry of this referral has not reached this node yet; retry",
+            );
         };
         if entry.sender != sender || entry.receiver != Some(self.own) {
             self.case_refused(&referral, &sender, "the board names other organisations");
             return refuse("the board entry names other organisations");
         }
         if self.vault.holds(&referral).unwrap_or(false) {
-            return CaseReply {
-                done: true,
-                accepted: true,
-                message: "already held".into(),
-            };
+            return CaseReply::taken("already held");
         }
         let payload = match casefile::open_as_office(
             &sealed,
@@ -541,17 +475,9 @@ impl DocumentsActor {
                     "handed on to this office",
                 );
                 info!(%referral, "case file handed on to this office");
-                CaseReply {
-                    done: true,
-                    accepted: true,
-                    message: "stored at the office".into(),
-                }
+                CaseReply::taken("stored at the office")
             }
-            Err(e) => CaseReply {
-                done: false,
-                accepted: false,
-                message: e.to_string(),
-            },
+            Err(e) => CaseReply::retry(e.to_string()),
         }
     }
 

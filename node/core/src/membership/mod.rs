@@ -1277,10 +1277,7 @@ impl Membership {
                 Ok(())
             }
             Operation::Delegate { device, label } => {
-                let org = self
-                    .org_by_own_key(&op.author)
-                    .filter(|org| self.members.contains_key(org))
-                    .ok_or(Void::DelegatedByNonMember)?;
+                let org = self.member_of_own_key(&op.author, Void::DelegatedByNonMember)?;
                 check_text("label", label, false).map_err(Void::Text)?;
                 if self.knows_key(device) {
                     return Err(Void::KeyTaken);
@@ -1298,25 +1295,14 @@ impl Membership {
                 Ok(())
             }
             Operation::Undelegate { device, keep } => {
-                let org = self
-                    .org_by_own_key(&op.author)
-                    .filter(|org| self.members.contains_key(org))
-                    .ok_or(Void::WithdrawnByNonMember)?;
-                let entry = self
-                    .devices
-                    .get_mut(device)
-                    .filter(|d| d.org == org)
-                    .ok_or(Void::NotItsDevice)?;
-                if entry.withdrawn_keep.is_some() {
-                    return Err(Void::AlreadyWithdrawn);
-                }
+                let entry = self.own_active_device(op, device, Void::WithdrawnByNonMember)?;
                 entry.withdrawn_keep = Some(*keep);
                 // A withdrawn device receives no case file either.
                 entry.case_key = None;
                 Ok(())
             }
             Operation::Grant { device, case_key } => {
-                let entry = self.own_active_device(op, device)?;
+                let entry = self.own_active_device(op, device, Void::GrantedByNonMember)?;
                 if entry.case_key.is_some() {
                     return Err(Void::AlreadyGranted);
                 }
@@ -1324,7 +1310,7 @@ impl Membership {
                 Ok(())
             }
             Operation::Ungrant { device } => {
-                let entry = self.own_active_device(op, device)?;
+                let entry = self.own_active_device(op, device, Void::GrantedByNonMember)?;
                 if entry.case_key.take().is_none() {
                     return Err(Void::NotGranted);
                 }
@@ -1334,10 +1320,7 @@ impl Membership {
                 if !self.is_active() {
                     return Err(Void::NotActive);
                 }
-                let org = self
-                    .org_by_own_key(&op.author)
-                    .filter(|org| self.members.contains_key(org))
-                    .ok_or(Void::NotOwnKey)?;
+                let org = self.member_of_own_key(&op.author, Void::NotOwnKey)?;
                 if self.recovery.contains_key(&org) {
                     return Err(Void::RecoveryRegistered);
                 }
@@ -1371,16 +1354,22 @@ impl Membership {
         }
     }
 
-    /// The device `device` of the member whose own key signed `op`, still authorised.
+    /// The member whose current own key `key` is; `void` when it is no member's.
+    fn member_of_own_key(&self, key: &KeyId, void: Void) -> Result<OrgId, Void> {
+        self.org_by_own_key(key)
+            .filter(|org| self.members.contains_key(org))
+            .ok_or(void)
+    }
+
+    /// The device `device` of the member whose own key signed `op`, still authorised
+    /// (`void` when the signer is no member's own key).
     fn own_active_device(
         &mut self,
         op: &LoggedOperation,
         device: &KeyId,
+        void: Void,
     ) -> Result<&mut Device, Void> {
-        let org = self
-            .org_by_own_key(&op.author)
-            .filter(|org| self.members.contains_key(org))
-            .ok_or(Void::GrantedByNonMember)?;
+        let org = self.member_of_own_key(&op.author, void)?;
         let entry = self
             .devices
             .get_mut(device)
