@@ -625,8 +625,9 @@ impl DocumentsActor {
             }
         }
         if !fresh.is_empty() || !take_whole.is_empty() {
-            // What each document held of referral moves before: what it holds more after
-            // is what arrived now.
+            // Published live: what each document held of referral moves before, so that
+            // what it holds more after is what arrived now. (A catch-up batch is only
+            // looked at for moves dated ahead, which needs no before.)
             let owners: HashSet<OrgId> = fresh
                 .keys()
                 .filter_map(DocumentId::organisation_owner)
@@ -635,6 +636,7 @@ impl DocumentsActor {
                 .collect();
             let before: HashMap<OrgId, _> = owners
                 .iter()
+                .filter(|_| live)
                 .filter_map(|owner| {
                     let record = self.documents.get(owner)?.record()?;
                     Some((*owner, crate::referral::board::move_counts(record)))
@@ -662,7 +664,7 @@ impl DocumentsActor {
         before: &HashMap<OrgId, std::collections::BTreeMap<(String, bool), usize>>,
         live: bool,
     ) {
-        use crate::referral::board::{Arrival, moves_since};
+        use crate::referral::board::{Arrival, CLOCK_SKEW, moves_dated_after, moves_since};
         let arrival = Arrival {
             arrived: crate::unix_now(),
             live,
@@ -672,7 +674,12 @@ impl DocumentsActor {
             let Some(record) = self.documents.get(owner).and_then(|d| d.record()) else {
                 continue;
             };
-            for (referral, place, at) in moves_since(record, before.get(owner).unwrap_or(&empty)) {
+            let arrived = if live {
+                moves_since(record, before.get(owner).unwrap_or(&empty))
+            } else {
+                moves_dated_after(record, arrival.arrived + CLOCK_SKEW)
+            };
+            for (referral, place, at) in arrived {
                 if let Some(note) = arrival.note(at) {
                     warn!(%referral, ?place, %note, "a referral move arrived out of time");
                     if let Err(e) = self.store.record_arrival(&referral, place, &arrival) {

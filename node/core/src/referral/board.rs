@@ -298,6 +298,24 @@ pub fn moves_since(
     new
 }
 
+/// The moves of `record` dated after `time`: what a catch-up batch may hold that is dated
+/// ahead of its arrival (time only moves on, so such a move was ahead when it came too;
+/// no need to know what the document held before).
+pub fn moves_dated_after(record: &OrganisationRecord, time: i64) -> Vec<(String, MovePlace, i64)> {
+    let mut found = Vec::new();
+    for (id, sent) in &record.referrals {
+        for (i, m) in sent.moves.iter().enumerate().filter(|(_, m)| m.at > time) {
+            found.push((id.clone(), MovePlace::Sender(i as u32), m.at));
+        }
+    }
+    for (id, answer) in &record.answers {
+        for (i, m) in answer.moves.iter().enumerate().filter(|(_, m)| m.at > time) {
+            found.push((id.clone(), MovePlace::Receiver(i as u32), m.at));
+        }
+    }
+    found
+}
+
 /// One line of a board entry's history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryLine {
@@ -701,6 +719,11 @@ mod tests {
             moves_since(&record, &before),
             vec![(ID.to_owned(), MovePlace::Sender(1), 160)]
         );
+        assert_eq!(
+            moves_dated_after(&record, 155),
+            vec![(ID.to_owned(), MovePlace::Sender(1), 160)]
+        );
+        assert_eq!(moves_dated_after(&record, 160), vec![]);
         let mut entry = fold(id(), a, &record.referrals[ID], None, Vec::new());
         entry.note_arrivals(&BTreeMap::from([(
             MovePlace::Sender(1),
