@@ -60,7 +60,7 @@ fn main() {
     }
     let hsds = out.path().join("hsds");
     let table = out.path().join("3w.csv");
-    let commands: [(&str, Vec<&str>, Option<&Path>); 5] = [
+    let commands: [(&str, Vec<&str>, Option<&Path>); 9] = [
         (
             "export hsds DIR",
             vec!["export", "hsds", hsds.to_str().expect("path")],
@@ -88,6 +88,26 @@ fn main() {
             vec!["referral", "list", "--all", "--json"],
             None,
         ),
+        (
+            "report referrals --json",
+            vec!["report", "referrals", "--json"],
+            None,
+        ),
+        (
+            "report referrals --csv --from --to",
+            vec![
+                "report",
+                "referrals",
+                "--csv",
+                "--from",
+                "2000-01-01",
+                "--to",
+                "2099-12-31",
+            ],
+            None,
+        ),
+        ("retention --json", vec!["retention", "--json"], None),
+        ("audit verify", vec!["audit", "verify"], None),
     ];
     println!("| command | median | min – max | output |");
     println!("|---|---|---|---|");
