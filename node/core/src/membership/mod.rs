@@ -885,9 +885,6 @@ pub enum Void {
     /// A member proposing its own revocation.
     #[error("a member may not propose its own revocation")]
     ProposesOwnRevocation,
-    /// A second open proposal to revoke the same member.
-    #[error("a revocation of this member is already proposed")]
-    RevocationPending,
     /// An amendment that changes nothing.
     #[error("an amendment that changes nothing")]
     EmptyAmendment,
@@ -1435,7 +1432,7 @@ impl Membership {
                 }
                 let subject = org.to_string();
                 if self.open_proposal_about(&subject).is_some() {
-                    return Err(Void::RevocationPending);
+                    return Err(Void::MemberDecisionPending);
                 }
                 let eligible = members.saturating_sub(1).max(1);
                 let required = self.charter.revocation.required(eligible).min(eligible);
