@@ -337,8 +337,9 @@ pub struct HistoryLine {
     /// What this node noted of when it reached it ([`Arrival::note`]), if anything.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arrival: Option<String>,
-    /// Where the move is in its author's document.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Where the move is in its author's document (to find this node's arrival notes;
+    /// not sent: the history is read in order).
+    #[serde(skip)]
     pub place: Option<MovePlace>,
 }
 
