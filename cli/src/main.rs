@@ -92,10 +92,11 @@ pub enum Command {
     /// Create, join, show or ratify the network this node belongs to.
     #[command(subcommand)]
     Network(cmd::network::NetworkCommand),
-    /// Membership: request admission, approve, revoke, list members and requests.
+    /// Membership: request admission, approve, revoke, replace a lost or stolen key, list
+    /// members and requests.
     #[command(subcommand)]
     Member(cmd::member::MemberCommand),
-    /// Other nodes of this organisation (device keys): add, remove.
+    /// Other nodes of this organisation (device keys): add, remove, grant them case files.
     #[command(subcommand)]
     Device(cmd::device::DeviceCommand),
     /// Referrals: find a service, send a returnee's case file, follow and answer referrals.

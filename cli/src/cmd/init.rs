@@ -60,12 +60,12 @@ pub fn run(data_dir: &Path, args: InitArgs, json_out: bool) -> anyhow::Result<Ou
         } else {
             output::out(&crate::messages::said(
                 format!(
-                    "Created a device node of organisation {} in {}\n\n  device key  {key}\n\nOn the organisation's node run: passerelle device add {key} --label \"…\"\nThen here: passerelle network join '<invitation>' and passerelle start",
+                    "Created a device node of organisation {} in {}\n\n  device key  {key}\n\nOn the organisation's node run: passerelle device add {key} --label \"…\"\nThen here: passerelle network join '<invitation>' and passerelle start\n\nIf this node replaces the organisation's lost or stolen node: other members (as many as a revocation needs) run\npasserelle member rotate {org} --key {key} --reason \"…\"\n(or, with the recovery key: passerelle member recovery-statement here, member recover on a member's node)",
                     org.fingerprint(),
                     data_dir.display(),
                 ),
                 format!(
-                    "Nœud appareil de l'organisation {} créé dans {}\n\n  clé de l'appareil  {key}\n\nSur le nœud de l'organisation, lancez : passerelle device add {key} --label \"…\"\nPuis ici : passerelle network join '<invitation>' et passerelle start",
+                    "Nœud appareil de l'organisation {} créé dans {}\n\n  clé de l'appareil  {key}\n\nSur le nœud de l'organisation, lancez : passerelle device add {key} --label \"…\"\nPuis ici : passerelle network join '<invitation>' et passerelle start\n\nSi ce nœud remplace le nœud perdu ou volé de l'organisation : d'autres membres (autant qu'une révocation en demande) lancent\npasserelle member rotate {org} --key {key} --reason \"…\"\n(ou, avec la clé de secours : passerelle member recovery-statement ici, member recover sur le nœud d'un membre)",
                     org.fingerprint(),
                     data_dir.display(),
                 ),
