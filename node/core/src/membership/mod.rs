@@ -324,11 +324,8 @@ impl SignedRequest {
             ));
         }
         let body = serde_json::to_string(request).map_err(|e| invalid("request", e.to_string()))?;
-        let signature = secret.sign(&[REQUEST_DOMAIN, body.as_bytes()].concat());
-        Ok(Self {
-            body,
-            signature: data_encoding::HEXLOWER.encode(&signature.to_bytes()),
-        })
+        let signature = sign_body(REQUEST_DOMAIN, &body, secret);
+        Ok(Self { body, signature })
     }
 
     /// Checks the signature and returns the request.
@@ -340,18 +337,13 @@ impl SignedRequest {
             .map_err(|e| invalid("request", format!("does not decode: {e}")))?;
         check_text("name", &request.name, true)?;
         check_text("message", &request.message, false)?;
-        let signature = data_encoding::HEXLOWER
-            .decode(self.signature.as_bytes())
-            .ok()
-            .and_then(|b| <[u8; 64]>::try_from(b).ok())
-            .map(|b| ed25519_dalek::Signature::from_bytes(&b))
-            .ok_or_else(|| invalid("signature", "not a 128-digit hex ed25519 signature"))?;
-        let key = request
-            .org
-            .verifying_key()
-            .map_err(|_| invalid("org", "not a public key"))?;
-        key.verify_strict(&[REQUEST_DOMAIN, self.body.as_bytes()].concat(), &signature)
-            .map_err(|_| invalid("signature", "does not verify for the candidate's key"))?;
+        verify_body(
+            REQUEST_DOMAIN,
+            &self.body,
+            &self.signature,
+            (&request.org.key(), "org"),
+            "does not verify for the candidate's key",
+        )?;
         Ok(request)
     }
 }
@@ -454,11 +446,8 @@ impl SignedRotation {
     /// Signs a statement with the organisation's recovery key.
     pub fn sign(statement: &RotationStatement, recovery: &SigningSecret) -> Self {
         let body = serde_json::to_string(statement).unwrap_or_default();
-        let signature = recovery.sign(&[ROTATION_DOMAIN, body.as_bytes()].concat());
-        Self {
-            body,
-            signature: data_encoding::HEXLOWER.encode(&signature.to_bytes()),
-        }
+        let signature = sign_body(ROTATION_DOMAIN, &body, recovery);
+        Self { body, signature }
     }
 
     /// Checks the signature against the recovery key `recovery`; returns the statement.
@@ -468,27 +457,46 @@ impl SignedRotation {
         }
         let statement: RotationStatement = serde_json::from_str(&self.body)
             .map_err(|e| invalid("rotation", format!("does not decode: {e}")))?;
-        let signature = data_encoding::HEXLOWER
-            .decode(self.signature.as_bytes())
-            .ok()
-            .and_then(|b| <[u8; 64]>::try_from(b).ok())
-            .map(|b| ed25519_dalek::Signature::from_bytes(&b))
-            .ok_or_else(|| invalid("signature", "not a 128-digit hex ed25519 signature"))?;
-        let key = recovery
-            .verifying_key()
-            .map_err(|_| invalid("recovery", "not a public key"))?;
-        key.verify_strict(
-            &[ROTATION_DOMAIN, self.body.as_bytes()].concat(),
-            &signature,
-        )
-        .map_err(|_| {
-            invalid(
-                "signature",
-                "does not verify for the organisation's recovery key",
-            )
-        })?;
+        verify_body(
+            ROTATION_DOMAIN,
+            &self.body,
+            &self.signature,
+            (recovery, "recovery"),
+            "does not verify for the organisation's recovery key",
+        )?;
         Ok(statement)
     }
+}
+
+/// The hex ed25519 signature of `secret` over `domain` and `body` (what a signed request
+/// or rotation statement carries beside its exact JSON bytes).
+fn sign_body(domain: &[u8], body: &str, secret: &SigningSecret) -> String {
+    let signature = secret.sign(&[domain, body.as_bytes()].concat());
+    data_encoding::HEXLOWER.encode(&signature.to_bytes())
+}
+
+/// Checks `signature` (hex) of `key` over `domain` and `body`; `key.1` names the field of a
+/// key that is not one, `refused` says why a signature that does not verify is refused.
+fn verify_body(
+    domain: &[u8],
+    body: &str,
+    signature: &str,
+    key: (&KeyId, &'static str),
+    refused: &str,
+) -> Result<(), MembershipError> {
+    let signature = data_encoding::HEXLOWER
+        .decode(signature.as_bytes())
+        .ok()
+        .and_then(|b| <[u8; 64]>::try_from(b).ok())
+        .map(|b| ed25519_dalek::Signature::from_bytes(&b))
+        .ok_or_else(|| invalid("signature", "not a 128-digit hex ed25519 signature"))?;
+    let verifying = key
+        .0
+        .verifying_key()
+        .map_err(|_| invalid(key.1, "not a public key"))?;
+    verifying
+        .verify_strict(&[domain, body.as_bytes()].concat(), &signature)
+        .map_err(|_| invalid("signature", refused))
 }
 
 /// One operation of the network document.
