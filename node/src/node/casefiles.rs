@@ -280,61 +280,13 @@ impl DocumentsActor {
                             .into(),
                     );
                 }
-                match self.vault.erased(&referral) {
-                    Ok(Some(_)) => return refuse("erased here already; not taken again".into()),
-                    Ok(None) => {}
-                    Err(e) => {
-                        return CaseReply::retry(e.to_string());
-                    }
-                }
-                // Only a case file whose board entry is here is taken: its commitment is
-                // checked, and nobody can slip in a case file ahead of the real sender.
-                let Ok(entry) = self.entry(&referral) else {
-                    return CaseReply::retry(
-                        "the board entry of this referral has not reached this node yet; retry",
-                    );
-                };
-                if entry.sender != sender || entry.receiver != Some(self.own) {
-                    self.case_refused(&referral, &sender, "the board names other organisations");
-                    return refuse("the board entry names other organisations".into());
-                }
-                if self.vault.holds(&referral).unwrap_or(false) {
-                    return CaseReply::taken("already held");
-                }
-                let payload =
-                    match casefile::open(&sealed, &self.identity, &referral, &sender, &self.own) {
-                        Ok(payload) => payload,
-                        Err(e) => {
-                            self.case_refused(&referral, &sender, &e.to_string());
-                            return refuse(e.to_string());
-                        }
-                    };
-                if payload.commitment() != entry.commitment {
-                    self.case_refused(&referral, &sender, "does not match the board's commitment");
-                    return refuse(
-                        "the case file does not match the board entry's commitment".into(),
-                    );
-                }
-                let service = entry.service.clone();
-                if let Err(e) =
-                    payload
-                        .content
-                        .consent
-                        .allows(Some(&self.own), service.as_deref(), now)
-                {
-                    self.case_refused(&referral, &sender, &e.to_string());
-                    return refuse(format!("consent does not allow it: {e}"));
-                }
-                let held = HeldCase {
-                    side: Side::Received,
-                    counterpart: Some(sender),
-                    stored_at: now,
-                    content: payload.content,
-                };
-                match self.vault.put(&referral, &held) {
-                    Ok(()) => {
+                let stored = self.take_case_file(&referral, sender, now, |identity, own| {
+                    casefile::open(&sealed, identity, &referral, &sender, own)
+                });
+                match stored {
+                    Ok(consent_override) => {
                         self.audit(&referral, "received", &sender.to_string(), "");
-                        if matches!(held.content.consent, ConsentRecord::Override { .. }) {
+                        if consent_override {
                             self.audit(
                                 &referral,
                                 "consent_override",
@@ -345,7 +297,7 @@ impl DocumentsActor {
                         info!(%referral, "case file received");
                         CaseReply::taken("stored")
                     }
-                    Err(e) => CaseReply::retry(e.to_string()),
+                    Err(answer) => answer,
                 }
             }
         }
@@ -419,55 +371,11 @@ impl DocumentsActor {
                 "this office is not granted case files in the network document (yet)",
             );
         }
-        if let Ok(Some(_)) = self.vault.erased(&referral) {
-            return refuse("erased here already; not taken again");
-        }
-        let Ok(entry) = self.entry(&referral) else {
-            return CaseReply::retry(
-                "the board entry of this referral has not reached this node yet; retry",
-            );
-        };
-        if entry.sender != sender || entry.receiver != Some(self.own) {
-            self.case_refused(&referral, &sender, "the board names other organisations");
-            return refuse("the board entry names other organisations");
-        }
-        if self.vault.holds(&referral).unwrap_or(false) {
-            return CaseReply::taken("already held");
-        }
-        let payload = match casefile::open_as_office(
-            &sealed,
-            &self.identity,
-            &referral,
-            &sender,
-            &self.own,
-        ) {
-            Ok(payload) => payload,
-            Err(e) => {
-                self.case_refused(&referral, &sender, &e.to_string());
-                return refuse(&e.to_string());
-            }
-        };
-        if payload.commitment() != entry.commitment {
-            self.case_refused(&referral, &sender, "does not match the board's commitment");
-            return refuse("the case file does not match the board entry's commitment");
-        }
-        if let Err(e) =
-            payload
-                .content
-                .consent
-                .allows(Some(&self.own), entry.service.as_deref(), now)
-        {
-            self.case_refused(&referral, &sender, &e.to_string());
-            return refuse(&format!("consent does not allow it: {e}"));
-        }
-        let held = HeldCase {
-            side: Side::Received,
-            counterpart: Some(sender),
-            stored_at: now,
-            content: payload.content,
-        };
-        match self.vault.put(&referral, &held) {
-            Ok(()) => {
+        let stored = self.take_case_file(&referral, sender, now, |identity, own| {
+            casefile::open_as_office(&sealed, identity, &referral, &sender, own)
+        });
+        match stored {
+            Ok(_) => {
                 self.audit(
                     &referral,
                     "received_from_organisation",
@@ -477,8 +385,78 @@ impl DocumentsActor {
                 info!(%referral, "case file handed on to this office");
                 CaseReply::taken("stored at the office")
             }
-            Err(e) => CaseReply::retry(e.to_string()),
+            Err(answer) => answer,
         }
+    }
+
+    /// What every case file passes before it is stored here, in order: not erased here
+    /// already; its board entry here, naming `sender` and this organisation (nobody slips a
+    /// case file in ahead of the real sender); not held already; it opens (`open`, with
+    /// this node's keys and organisation); it matches the board entry's commitment; its
+    /// consent allows this organisation and the referral's service. Then it is stored.
+    /// `Ok`: stored, and whether it came under a consent override; `Err`: the answer to
+    /// give (each refusal written to the audit log).
+    fn take_case_file(
+        &mut self,
+        referral: &str,
+        sender: OrgId,
+        now: i64,
+        open: impl FnOnce(&crate::identity::Identity, &OrgId) -> Result<Payload, casefile::SealError>,
+    ) -> Result<bool, CaseReply> {
+        match self.vault.erased(referral) {
+            Ok(Some(_)) => return Err(CaseReply::refused("erased here already; not taken again")),
+            Ok(None) => {}
+            Err(e) => return Err(CaseReply::retry(e.to_string())),
+        }
+        let Ok(entry) = self.entry(referral) else {
+            return Err(CaseReply::retry(
+                "the board entry of this referral has not reached this node yet; retry",
+            ));
+        };
+        if entry.sender != sender || entry.receiver != Some(self.own) {
+            self.case_refused(referral, &sender, "the board names other organisations");
+            return Err(CaseReply::refused(
+                "the board entry names other organisations",
+            ));
+        }
+        if self.vault.holds(referral).unwrap_or(false) {
+            return Err(CaseReply::taken("already held"));
+        }
+        let payload = match open(&self.identity, &self.own) {
+            Ok(payload) => payload,
+            Err(e) => {
+                self.case_refused(referral, &sender, &e.to_string());
+                return Err(CaseReply::refused(e.to_string()));
+            }
+        };
+        if payload.commitment() != entry.commitment {
+            self.case_refused(referral, &sender, "does not match the board's commitment");
+            return Err(CaseReply::refused(
+                "the case file does not match the board entry's commitment",
+            ));
+        }
+        if let Err(e) =
+            payload
+                .content
+                .consent
+                .allows(Some(&self.own), entry.service.as_deref(), now)
+        {
+            self.case_refused(referral, &sender, &e.to_string());
+            return Err(CaseReply::refused(format!(
+                "consent does not allow it: {e}"
+            )));
+        }
+        let consent_override = matches!(payload.content.consent, ConsentRecord::Override { .. });
+        let held = HeldCase {
+            side: Side::Received,
+            counterpart: Some(sender),
+            stored_at: now,
+            content: payload.content,
+        };
+        self.vault
+            .put(referral, &held)
+            .map_err(|e| CaseReply::retry(e.to_string()))?;
+        Ok(consent_override)
     }
 
     /// On a device node whose grant of case files ended (or that was withdrawn): destroys
