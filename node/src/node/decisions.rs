@@ -533,12 +533,7 @@ impl DocumentsActor {
                         format!("approved the revocation of {}", org.fingerprint()),
                     )
                 } else {
-                    // The keep-point: everything of the member's document this node holds.
-                    let keep = self
-                        .documents
-                        .get_mut(&org)
-                        .map(|d| d.latest_seq_by_key())
-                        .unwrap_or_default();
+                    let keep = Self::keep_point(&mut self.documents, &org);
                     (
                         Operation::Propose {
                             action: Action::Revoke { org, reason, keep },
@@ -602,12 +597,7 @@ impl DocumentsActor {
                         ),
                     )
                 } else {
-                    // The keep-point: everything of the member's document this node holds.
-                    let keep = self
-                        .documents
-                        .get_mut(&org)
-                        .map(|d| d.latest_seq_by_key())
-                        .unwrap_or_default();
+                    let keep = Self::keep_point(&mut self.documents, &org);
                     (
                         Operation::Propose {
                             action: Action::Rotate {
@@ -637,11 +627,7 @@ impl DocumentsActor {
                             format!("la déclaration ne se lit pas : {e}"),
                         )
                     })?;
-                let keep = self
-                    .documents
-                    .get_mut(&statement.org)
-                    .map(|d| d.latest_seq_by_key())
-                    .unwrap_or_default();
+                let keep = Self::keep_point(&mut self.documents, &statement.org);
                 (
                     Operation::Recover { rotation, keep },
                     format!(
@@ -750,6 +736,18 @@ impl DocumentsActor {
             self.audit("", action, "operator", detail);
         }
         Ok(receipt)
+    }
+
+    /// The keep-point of a revocation or key rotation: for each key, the last sequence
+    /// number of `org`'s document among `documents` (those this node holds).
+    fn keep_point(
+        documents: &mut BTreeMap<OrgId, crate::document::OrganisationDocument>,
+        org: &OrgId,
+    ) -> BTreeMap<KeyId, u64> {
+        documents
+            .get_mut(org)
+            .map(|d| d.latest_seq_by_key())
+            .unwrap_or_default()
     }
 
     fn append_operation(
