@@ -157,22 +157,32 @@ pub fn relays_line(network: &passerelle_node::network::NetworkStatus) -> String 
 /// Writes a secret once (mode 0600, never over an existing file), on disk when it
 /// returns; errors name the `secret_out` argument.
 pub fn write_secret(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    write_new(path, "secret_out", format!("{text}\n").as_bytes(), 0o600)
+}
+
+/// Writes a new file (never over an existing one) with permission bits `mode`, on disk
+/// when it returns; errors name the argument `field`.
+pub fn write_new(
+    path: &std::path::Path,
+    field: &str,
+    bytes: &[u8],
+    mode: u32,
+) -> anyhow::Result<()> {
     use anyhow::Context;
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o600)
+        .mode(mode)
         .open(path)
         .with_context(|| {
             format!(
-                "secret_out: creating {} (an existing file is never overwritten)",
+                "{field}: creating {} (an existing file is never overwritten)",
                 path.display()
             )
         })?;
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.write_all(b"\n"))
+    file.write_all(bytes)
         .and_then(|()| file.sync_all())
-        .with_context(|| format!("secret_out: writing {}", path.display()))
+        .with_context(|| format!("{field}: writing {}", path.display()))
 }

@@ -1,6 +1,5 @@
 //! `passerelle member …`: admission requests, approvals, revocations, the member list.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -134,17 +133,7 @@ pub async fn run(
             let signed = SignedRotation::sign(&statement, &secret);
             let mut bytes = serde_json::to_vec_pretty(&signed)?;
             bytes.push(b'\n');
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&out)
-                .and_then(|mut f| f.write_all(&bytes).and_then(|()| f.sync_all()))
-                .with_context(|| {
-                    format!(
-                        "out: writing {} (an existing file is never overwritten)",
-                        out.display()
-                    )
-                })?;
+            output::write_new(&out, "out", &bytes, 0o644)?;
             if json_out {
                 output::json(&statement)?;
             } else {
