@@ -681,9 +681,13 @@ impl DocumentsActor {
             };
             for (referral, place, at) in arrived {
                 if let Some(note) = arrival.note(at) {
-                    warn!(%referral, ?place, %note, "a referral move arrived out of time");
-                    if let Err(e) = self.store.record_arrival(&referral, place, &arrival) {
-                        warn!(error = %e, "could not record a move's arrival");
+                    // A move dated ahead is seen again in later catch-ups: said once.
+                    match self.store.record_arrival(&referral, place, &arrival) {
+                        Ok(true) => {
+                            warn!(%referral, ?place, %note, "a referral move arrived out of time")
+                        }
+                        Ok(false) => {}
+                        Err(e) => warn!(error = %e, "could not record a move's arrival"),
                     }
                 }
             }

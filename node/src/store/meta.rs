@@ -304,20 +304,21 @@ impl Store {
         key
     }
 
-    /// Records a noteworthy arrival of a move (the first one stays).
+    /// Records a noteworthy arrival of a move (the first one stays); true if it was not
+    /// recorded before.
     pub fn record_arrival(
         &self,
         referral: &str,
         place: MovePlace,
         arrival: &Arrival,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let value = serde_json::to_vec(arrival).unwrap_or_default();
-        let _ = self.arrivals.compare_and_swap(
+        let swapped = self.arrivals.compare_and_swap(
             Self::arrival_key(referral, place),
             None::<&[u8]>,
             Some(value),
         )?;
-        Ok(())
+        Ok(swapped.is_ok())
     }
 
     /// The noteworthy arrivals of one referral's moves, by place.
