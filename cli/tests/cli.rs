@@ -3753,3 +3753,136 @@ fn a_lost_node_is_replaced_with_the_recovery_key_made_at_init() {
     assert_eq!(node_b2.terminate(), 0);
     assert_eq!(node_a.terminate(), 0);
 }
+
+/// Through the binary: an organisation grants its regional office's node case files and
+/// hands it one; the office reads it; once the grant ends the office has destroyed it and
+/// nothing more is handed to it.
+#[test]
+fn a_regional_office_reads_a_case_file_handed_to_it_until_its_grant_ends() {
+    let (_a_dir, a, a_id) = init_with_id("Délégation régionale Littoral");
+    let (b_dir, b, b_id) = init_with_id("ONG Avenir");
+    ok(
+        &a,
+        &[
+            "network",
+            "create",
+            "--name",
+            "Réseau Ouest",
+            "--admission",
+            "1",
+        ],
+    );
+    let node_a = NodeProcess::start(&a);
+    let invitation = ok(&a, &["network", "invite"]).stdout.trim().to_owned();
+    ok(&b, &["network", "join", &invitation]);
+    let node_b = NodeProcess::start(&b);
+    ok(&b, &["member", "request"]);
+    poll_until("B's request to reach A", TIMEOUT, || {
+        ok(&a, &["member", "list", "--json"]).json()["requests"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| r["org"] == b_id.as_str()))
+    });
+    ok(&a, &["member", "approve", &b_id]);
+    // The office's node: a device of A.
+    let d_dir = tempfile::tempdir().expect("tempdir");
+    let d = d_dir.path().join("node");
+    ok(&d, &["init", "--device-of", &a_id]);
+    ok(&d, &["network", "join", &invitation]);
+    let node_d = NodeProcess::start(&d);
+    let status = ok(&d, &["status", "--json"]).json();
+    let key = status["node_key"].as_str().expect("key").to_owned();
+    let case_key = status["encryption_key"].as_str().expect("key").to_owned();
+    // Not a device yet: refused, naming what to do.
+    let refused = run(&a, &["device", "grant", &key, &case_key]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("device add"), "{}", refused.stderr);
+    ok(&a, &["device", "add", &key, "--label", "Bafoussam"]);
+    ok(&a, &["device", "grant", &key, &case_key]);
+    assert!(
+        ok(&a, &["member", "list"])
+            .stdout
+            .contains("receives case files")
+    );
+    assert_eq!(add_service(&a, "Placement Bafoussam").code, 0);
+    poll_until("A's service to reach B", TIMEOUT, || {
+        run(
+            &b,
+            &[
+                "referral",
+                "match",
+                "--need",
+                "job_placement",
+                "--region",
+                "CM005",
+            ],
+        )
+        .code
+            == 0
+    });
+    let service = ok(
+        &b,
+        &[
+            "referral",
+            "match",
+            "--need",
+            "job_placement",
+            "--region",
+            "CM005",
+            "--json",
+        ],
+    )
+    .json()[0]["service_id"]
+        .as_str()
+        .expect("service")
+        .to_owned();
+    let case_file = b_dir.path().join("case.toml");
+    std::fs::write(
+        &case_file,
+        "name = \"Boris Tchoumi\"\nphone = \"+237 655 44 33 22\"\nneeds = [\"job_placement\"]\n",
+    )
+    .expect("case file");
+    let sent = ok(
+        &b,
+        &[
+            "referral",
+            "send",
+            "--to",
+            &a_id,
+            "--service",
+            &service,
+            "--region",
+            "CM005",
+            "--case-file",
+            case_file.to_str().expect("path"),
+            "--consent",
+            "verbal",
+            "--json",
+        ],
+    )
+    .json();
+    let id = sent["id"].as_str().expect("id").to_owned();
+    poll_until("the case file to reach A", TIMEOUT, || {
+        ok(&a, &["referral", "show", &id, "--json"]).json()["case_state"] == "held"
+    });
+    let handed = ok(&a, &["referral", "to-office", &id, &key]);
+    assert!(handed.stdout.contains("that office"), "{}", handed.stdout);
+    poll_until("the office to read the case file", TIMEOUT, || {
+        ok(&d, &["referral", "show", &id, "--json"]).json()["case_state"] == "held"
+    });
+    let shown = ok(&d, &["referral", "show", &id]);
+    assert!(shown.stdout.contains("Boris Tchoumi"), "{}", shown.stdout);
+    ok(&a, &["device", "ungrant", &key]);
+    poll_until("the office to destroy it", TIMEOUT, || {
+        ok(&d, &["referral", "show", &id, "--json"]).json()["case_state"] == "erased"
+    });
+    let again = run(&a, &["referral", "to-office", &id, &key]);
+    assert_eq!(again.code, 2, "{}", again.stderr);
+    assert!(again.stderr.contains("device grant"), "{}", again.stderr);
+    let audit = ok(&a, &["referral", "audit", &id]).stdout;
+    for action in ["to_office", "handed_to_office", "office_access_ended"] {
+        assert!(audit.contains(action), "{action}: {audit}");
+    }
+    assert_eq!(node_d.terminate(), 0);
+    assert_eq!(node_b.terminate(), 0);
+    assert_eq!(node_a.terminate(), 0);
+}

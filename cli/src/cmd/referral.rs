@@ -695,12 +695,19 @@ fn print_receipt(receipt: &ReferralReceipt, json_out: bool) -> anyhow::Result<Ou
             passerelle_node::reference::Lang::Fr if !receipt.note_fr.is_empty() => &receipt.note_fr,
             _ => &receipt.note,
         };
+        // A hand-over to an office writes no signed change: no change to name.
+        let change = if receipt.change.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({} {})",
+                t("change", "changement"),
+                &receipt.change[..12.min(receipt.change.len())]
+            )
+        };
         output::out(&format!(
-            "{}: {} ({} {})\n{note}",
-            receipt.id,
-            receipt.status,
-            t("change", "changement"),
-            &receipt.change[..12.min(receipt.change.len())],
+            "{}: {}{change}\n{note}",
+            receipt.id, receipt.status
         ))?;
     }
     Ok(Outcome::Done)
