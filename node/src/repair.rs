@@ -189,6 +189,13 @@ pub fn repair(config: &Config, options: &RepairOptions) -> Result<RepairReport, 
                 if let Some(org) = seed.device_of.as_ref().and_then(|o| o.parse().ok()) {
                     target.set_device_of(&org)?;
                 }
+                if let Some(key) = seed
+                    .recovery_key_pending
+                    .as_ref()
+                    .and_then(|k| k.parse().ok())
+                {
+                    target.set_recovery_pending(Some(&key))?;
+                }
                 if report.own_document_awaited {
                     target.set_own_document_awaited(true)?;
                 }

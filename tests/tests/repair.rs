@@ -141,6 +141,14 @@ async fn a_database_that_no_longer_opens_is_refused_with_what_to_do_and_rebuilt_
     let mut nodes = two_members_with_services().await;
     nodes[1].stop().await;
     let store_dir = nodes[1].config.store_dir();
+    // A recovery key made at init and not yet registered: the seed carries it.
+    let recovery = passerelle_node::identity::SigningSecret::generate()
+        .expect("key")
+        .key_id();
+    Store::open(&store_dir)
+        .expect("store")
+        .set_recovery_pending(Some(&recovery))
+        .expect("pending");
     // A flipped bit in the log where sled reads it at open (found by trying, on copies).
     let probe = tempfile::tempdir().expect("dir");
     let len = std::fs::metadata(store_dir.join("db")).expect("db").len();
@@ -173,6 +181,14 @@ async fn a_database_that_no_longer_opens_is_refused_with_what_to_do_and_rebuilt_
     let report = repair(&nodes[1].config, &RepairOptions::default()).expect("repair");
     assert!(!report.opened);
     assert!(report.own_document_awaited);
+    assert_eq!(
+        Store::open(&store_dir)
+            .expect("repaired store")
+            .recovery_pending()
+            .expect("read"),
+        Some(recovery),
+        "the recovery key still to register survives the rebuild"
+    );
     nodes[1].start().await;
     wait_converged(&nodes, 2).await;
     assert_eq!(nodes[1].services().await.len(), 6);

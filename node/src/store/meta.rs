@@ -26,6 +26,10 @@ pub struct Seed {
     /// On a device node: its organisation.
     #[serde(default)]
     pub device_of: Option<String>,
+    /// The recovery key made at `init` and not yet registered in the network document: a
+    /// rebuilt store still registers it (its secret is offline, with the organisation).
+    #[serde(default)]
+    pub recovery_key_pending: Option<String>,
 }
 
 impl Seed {
@@ -109,6 +113,7 @@ impl Store {
             network: self.network()?.map(|n| n.to_string()),
             bootstrap_peers: self.bootstrap_peers()?,
             device_of: self.device_of()?.map(|o| o.to_string()),
+            recovery_key_pending: self.recovery_pending()?.map(|k| k.to_string()),
         };
         let bytes = serde_json::to_vec_pretty(&seed).unwrap_or_default();
         let io = |source: std::io::Error| StoreError::Open {
@@ -164,7 +169,7 @@ impl Store {
             }
         }
         self.syncer.flush()?;
-        Ok(())
+        self.write_seed()
     }
 
     /// Peer addresses recorded from invitations.
