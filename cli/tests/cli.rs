@@ -1006,6 +1006,14 @@ fn two_nodes_started_from_the_command_line_share_their_directories() {
         ],
     );
     let node_a = NodeProcess::start(&a);
+    // What the membership rules refuse is said in the officer's language.
+    let twice = run_fr(&a, &["network", "ratify"]);
+    assert_eq!(twice.code, 2, "{}", twice.stderr);
+    assert!(
+        twice.stderr.starts_with("erreur : ") && twice.stderr.contains("déjà ratifiée"),
+        "{}",
+        twice.stderr
+    );
     let invitation = ok(&a, &["network", "invite"]).stdout.trim().to_owned();
     assert!(invitation.starts_with("passerelle-invite:"), "{invitation}");
     ok(&b, &["network", "join", &invitation]);
@@ -3703,10 +3711,13 @@ fn a_lost_node_is_replaced_with_the_recovery_key_made_at_init() {
     ok(&b2, &["network", "join", &invitation]);
     let node_b2 = NodeProcess::start(&b2);
     poll_until("B's new node to read the network document", TIMEOUT, || {
-        ok(&b2, &["status", "--json"]).json()["membership"]["network_id"].is_string()
-            && run(&b2, &["member", "list", "--json"]).json()["members"]
-                .as_array()
-                .is_some_and(|m| m.len() == 2)
+        ok(&b2, &["status", "--json"]).json()["membership"]["network_id"].is_string() && {
+            let list = run(&b2, &["member", "list", "--json"]);
+            list.code == 0
+                && list.json()["members"]
+                    .as_array()
+                    .is_some_and(|m| m.len() == 2)
+        }
     });
     let statement = b2_dir.path().join("rotation.json");
     let signed = ok(

@@ -530,6 +530,7 @@ pub fn network_refusal(error: &NetworkDocumentError) -> Rejection {
         NetworkDocumentError::UnknownKey { .. } => RejectionCode::NotMember,
         NetworkDocumentError::Malformed { .. }
         | NetworkDocumentError::NotAllowed(_)
+        | NetworkDocumentError::Void(_)
         | NetworkDocumentError::Refused(_)
         | NetworkDocumentError::Automerge(_) => RejectionCode::MalformedOperation,
     };

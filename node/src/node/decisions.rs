@@ -765,7 +765,10 @@ impl DocumentsActor {
         let before = network.membership().map(|m| m.write_rules_digest());
         let signed = network
             .append(operation, self.identity.signing(), crate::unix_now())
-            .map_err(|e| refused("decision", e))?;
+            .map_err(|e| match e.fr() {
+                Some(fr) => invalid("decision", e.to_string(), fr),
+                None => refused("decision", e),
+            })?;
         if let Err(e) = self.store.put_changes(std::slice::from_ref(&signed)) {
             error!(error = %e, "could not store a membership operation; reloading the network document");
             self.reload_network();

@@ -37,6 +37,9 @@ pub enum NetworkDocumentError {
     /// The operation would have no effect (not allowed now).
     #[error("{0}")]
     NotAllowed(String),
+    /// The operation would have no effect: the rule it breaks.
+    #[error("{0}")]
+    Void(super::Void),
     /// Automerge refused the change, or could not read it.
     #[error("the network document refused a change: {0}")]
     Refused(#[from] crate::automerge_guard::DecodeError),
@@ -44,6 +47,22 @@ pub enum NetworkDocumentError {
     #[error("the network document: {0}")]
     Automerge(String),
 }
+
+impl NetworkDocumentError {
+    /// Why, in French, where the refusal is one a person meets (an operation the rules
+    /// refuse, a network not synced yet); `None` for the others.
+    pub fn fr(&self) -> Option<String> {
+        match self {
+            Self::Void(void) => Some(void.fr()),
+            Self::NotAllowed(reason) if reason == NO_GENESIS => {
+                Some("ce nœud n'a pas encore reçu la genèse du réseau".to_owned())
+            }
+            _ => None,
+        }
+    }
+}
+
+const NO_GENESIS: &str = "this node does not hold the network's genesis yet";
 
 /// The network document and its folded membership.
 #[derive(Debug, Clone)]
@@ -264,11 +283,10 @@ impl NetworkDocument {
         if self.dirty {
             self.refold();
         }
-        let mut trial = self.membership.clone().ok_or_else(|| {
-            NetworkDocumentError::NotAllowed(
-                "this node does not hold the network's genesis yet".into(),
-            )
-        })?;
+        let mut trial = self
+            .membership
+            .clone()
+            .ok_or_else(|| NetworkDocumentError::NotAllowed(NO_GENESIS.into()))?;
         let trial_hash = ChangeHash([0xff; 32]);
         trial.read(&LoggedOperation::new(
             trial_hash,
@@ -277,6 +295,9 @@ impl NetworkDocument {
             now,
             operation.clone(),
         ));
+        if let Some(void) = trial.void_of(&trial_hash) {
+            return Err(NetworkDocumentError::Void(void.clone()));
+        }
         if let Some(reason) = trial.void_reason(&trial_hash) {
             return Err(NetworkDocumentError::NotAllowed(reason.to_owned()));
         }

@@ -904,6 +904,65 @@ pub enum Void {
     Text(MembershipError),
 }
 
+impl Void {
+    /// Why, in French (a field's own words stay as the rule wrote them).
+    pub fn fr(&self) -> String {
+        match self {
+            Self::SecondCharter => "une seconde charte",
+            Self::NotAFounder => "ratifiée par une clé qui n'est pas celle d'un fondateur",
+            Self::AlreadyRatified => "déjà ratifiée",
+            Self::RevokedFounder => "un fondateur révoqué",
+            Self::NoProposalHash => "ne nomme aucune proposition",
+            Self::UnknownProposal => "approuve une proposition inconnue",
+            Self::AlreadyDecided => "la proposition a déjà été décidée",
+            Self::ApprovesOwnRevocation => "un membre ne peut pas approuver sa propre révocation",
+            Self::ApprovesOwnRotation => {
+                "un membre ne peut pas approuver le remplacement de sa propre clé"
+            }
+            Self::ProposesOwnRotation => {
+                "un membre ne peut pas proposer le remplacement de sa propre clé : un autre membre le propose"
+            }
+            Self::RecoveryRegistered => "l'organisation a déjà enregistré une clé de secours",
+            Self::NoRecoveryKey => "l'organisation n'a enregistré aucune clé de secours",
+            Self::BadRotation(e) | Self::BadRequest(e) | Self::Text(e) => return e.to_string(),
+            Self::MemberDecisionPending => {
+                "une décision sur ce membre (révocation ou remplacement de clé) est déjà ouverte"
+            }
+            Self::NotOwnKey => "signée par une clé qui n'est pas la clé propre d'un membre",
+            Self::AlreadyApproved => "déjà approuvée par ce membre",
+            Self::DelegatedByNonMember => {
+                "seule la clé propre d'une organisation membre autorise des appareils"
+            }
+            Self::KeyTaken => "cette clé appartient déjà au réseau",
+            Self::WithdrawnByNonMember => {
+                "seule la clé propre d'une organisation membre retire des appareils"
+            }
+            Self::NotItsDevice => "ce n'est pas un appareil de cette organisation",
+            Self::AlreadyWithdrawn => "l'appareil a déjà été retiré",
+            Self::GrantedByNonMember => {
+                "seule la clé propre d'une organisation membre donne à un appareil l'accès aux dossiers"
+            }
+            Self::AlreadyGranted => "l'appareil reçoit déjà des dossiers",
+            Self::NotGranted => "l'appareil ne reçoit pas de dossiers",
+            Self::NotActive => {
+                "le réseau n'est pas encore actif (un fondateur n'a pas ratifié la charte)"
+            }
+            Self::NotAMembersKey => "signée par une clé qui n'est pas celle d'un membre",
+            Self::RequestNotRead => "la demande d'admission n'a pas été lue",
+            Self::OtherNetwork => "la demande est pour un autre réseau",
+            Self::AlreadyKnown => {
+                "le candidat est déjà membre, ancien membre ou appareil"
+            }
+            Self::AdmissionPending => "une admission de cette organisation est déjà proposée",
+            Self::NotAMember => "révoque une organisation qui n'est pas membre",
+            Self::ProposesOwnRevocation => "un membre ne peut pas proposer sa propre révocation",
+            Self::EmptyAmendment => "un amendement qui ne change rien",
+            Self::AmendmentPending => "un amendement est déjà proposé",
+        }
+        .to_owned()
+    }
+}
+
 /// An operation that had no effect, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VoidOperation {
@@ -913,6 +972,9 @@ pub struct VoidOperation {
     pub author: KeyId,
     /// Why it had no effect.
     pub reason: String,
+    /// The same, as a rule (for saying it in another language).
+    #[serde(skip)]
+    pub why: Option<Void>,
 }
 
 /// Why a key may not write a document.
@@ -1193,6 +1255,7 @@ impl Membership {
                 change: op.hash.to_string(),
                 author: op.author,
                 reason: reason.to_string(),
+                why: Some(reason),
             });
         }
     }
@@ -1205,6 +1268,16 @@ impl Membership {
             .rev()
             .find(|v| v.change == hash)
             .map(|v| v.reason.as_str())
+    }
+
+    /// Why `hash` had no effect, as a rule, if it was read and had none.
+    pub fn void_of(&self, hash: &ChangeHash) -> Option<&Void> {
+        let hash = hash.to_string();
+        self.void
+            .iter()
+            .rev()
+            .find(|v| v.change == hash)
+            .and_then(|v| v.why.as_ref())
     }
 
     fn step(&mut self, op: &LoggedOperation) -> Result<(), Void> {
