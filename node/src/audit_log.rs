@@ -120,23 +120,123 @@ fn file_lines(path: &Path) -> Result<Vec<String>, AuditError> {
         .collect()
 }
 
-/// Every line of the log, in order, with where it is (`000001.jsonl:12`).
-fn lines(dir: &Path) -> Result<Vec<(String, String)>, AuditError> {
-    let mut all = Vec::new();
-    for (_, path) in files(dir)? {
+/// Calls `each` on every line of the log, in order, with where it is (`000001.jsonl:12`),
+/// up to `end` (the tail's file and length when it was taken): lines appended meanwhile
+/// are left for the next read, and the log is read without holding the writer up.
+fn each_line(
+    dir: &Path,
+    end: &End,
+    mut each: impl FnMut(&str, &str) -> Result<(), AuditError>,
+) -> Result<(), AuditError> {
+    use std::io::Read;
+    for (index, path) in files(dir)? {
+        if index > end.index {
+            break;
+        }
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let file = fs::File::open(&path).map_err(io(format!("reading {}", path.display())))?;
-        for (number, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let limit = if index == end.index {
+            end.length
+        } else {
+            u64::MAX
+        };
+        let reader = std::io::BufReader::with_capacity(1 << 16, file.take(limit));
+        for (number, line) in reader.lines().enumerate() {
             let line = line.map_err(io(format!("reading {}", path.display())))?;
             if !line.trim().is_empty() {
-                all.push((format!("{name}:{}", number + 1), line));
+                each(&format!("{name}:{}", number + 1), &line)?;
             }
         }
     }
-    Ok(all)
+    Ok(())
+}
+
+/// Where the log ended when a read began: its last file, that file's length, and the
+/// head the node wrote last.
+struct End {
+    index: u32,
+    length: u64,
+    head: Head,
+}
+
+/// Reads the audit log beside its writer (cheap to clone; holds no store open): what
+/// `referral audit`, `audit export` and `audit verify` read, off the documents thread.
+#[derive(Clone)]
+pub struct AuditReader {
+    dir: PathBuf,
+    tail: Arc<Mutex<Tail>>,
+}
+
+impl std::fmt::Debug for AuditReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditReader")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuditReader {
+    /// Where the log ends now (the writer is held only for this).
+    fn end(&self) -> End {
+        let tail = self.tail.lock().unwrap_or_else(|e| e.into_inner());
+        End {
+            index: tail.index,
+            length: tail.length,
+            head: tail.head.clone(),
+        }
+    }
+
+    /// The events of the log, oldest first (seals left out), of one referral or all.
+    pub fn events(&self, referral: Option<&str>) -> Result<Vec<Event>, AuditError> {
+        let mut events = Vec::new();
+        each_line(&self.dir, &self.end(), |at, line| {
+            // Only the lines that name the referral are read as JSON.
+            if referral.is_some_and(|r| !line.contains(r)) {
+                return Ok(());
+            }
+            let entry = parse(at, line)?;
+            if entry.event.action != crate::audit::SEAL
+                && referral.is_none_or(|r| r == entry.event.referral)
+            {
+                events.push(entry.event);
+            }
+            Ok(())
+        })?;
+        Ok(events)
+    }
+
+    /// The chain's entries made from `from` to `to` (Unix seconds, inclusive), seals
+    /// included: what an inspector is given.
+    pub fn entries(&self, from: Option<i64>, to: Option<i64>) -> Result<Vec<Entry>, AuditError> {
+        let mut entries = Vec::new();
+        each_line(&self.dir, &self.end(), |at, line| {
+            let entry = parse(at, line)?;
+            if from.is_none_or(|f| entry.event.at >= f) && to.is_none_or(|t| entry.event.at <= t) {
+                entries.push(entry);
+            }
+            Ok(())
+        })?;
+        Ok(entries)
+    }
+
+    /// Checks the whole chain: every line, every seal (by `sealers`: this node's keys), and
+    /// that it ends where the node wrote last.
+    pub fn verify(&self, sealers: &[KeyId]) -> Result<Verdict, AuditError> {
+        let end = self.end();
+        let mut checker = Checker::new(sealers);
+        each_line(&self.dir, &end, |at, line| {
+            checker.line(at, line);
+            Ok(())
+        })?;
+        Ok(checker.finish(Some(&end.head)))
+    }
+}
+
+fn parse(at: &str, line: &str) -> Result<Entry, AuditError> {
+    serde_json::from_str(line).map_err(|_| AuditError::Damaged(format!("audit log, {at}")))
 }
 
 impl AuditLog {
@@ -315,47 +415,27 @@ impl AuditLog {
         Ok(())
     }
 
-    /// The events of the log, oldest first (seals left out), of one referral or all.
+    /// Its reader (see [`AuditReader`]).
+    pub fn reader(&self) -> AuditReader {
+        AuditReader {
+            dir: self.dir.clone(),
+            tail: self.tail.clone(),
+        }
+    }
+
+    /// [`AuditReader::events`].
     pub fn events(&self, referral: Option<&str>) -> Result<Vec<Event>, AuditError> {
-        Ok(self
-            .entries(None, None)?
-            .into_iter()
-            .filter(|e| e.event.action != crate::audit::SEAL)
-            .filter(|e| referral.is_none_or(|r| r == e.event.referral))
-            .map(|e| e.event)
-            .collect())
+        self.reader().events(referral)
     }
 
-    /// The chain's entries made from `from` to `to` (Unix seconds, inclusive), seals
-    /// included: what an inspector is given.
+    /// [`AuditReader::entries`].
     pub fn entries(&self, from: Option<i64>, to: Option<i64>) -> Result<Vec<Entry>, AuditError> {
-        let _tail = self.lock();
-        let mut entries = Vec::new();
-        for (at, line) in lines(&self.dir)? {
-            let entry: Entry = serde_json::from_str(&line)
-                .map_err(|_| AuditError::Damaged(format!("audit log, {at}")))?;
-            if from.is_none_or(|f| entry.event.at >= f) && to.is_none_or(|t| entry.event.at <= t) {
-                entries.push(entry);
-            }
-        }
-        Ok(entries)
+        self.reader().entries(from, to)
     }
 
-    /// Checks the whole chain: every line, every seal (by `sealers`: this node's keys), and
-    /// that it ends where the node wrote last.
+    /// [`AuditReader::verify`].
     pub fn verify(&self, sealers: &[KeyId]) -> Result<Verdict, AuditError> {
-        let _tail = self.lock();
-        let head: Option<Head> = self
-            .heads
-            .get(HEAD_KEY)?
-            .map(|bytes| serde_json::from_slice(&bytes))
-            .transpose()
-            .map_err(|_| AuditError::Damaged("audit head".into()))?;
-        let mut checker = Checker::new(sealers);
-        for (at, line) in lines(&self.dir)? {
-            checker.line(&at, &line);
-        }
-        Ok(checker.finish(head.as_ref()))
+        self.reader().verify(sealers)
     }
 
     /// The folder of the log's files.
@@ -431,5 +511,35 @@ mod tests {
         let verdict = log.verify(&keys).unwrap();
         assert_eq!(verdict.breaks.len(), 1, "{verdict:?}");
         assert_eq!(verdict.breaks[0].at, "end");
+    }
+
+    #[test]
+    fn the_log_is_read_and_verified_while_entries_are_appended() {
+        let folder = tempfile::tempdir().unwrap();
+        let db = sled::open(folder.path().join("db")).unwrap();
+        let legacy = db.open_tree("case-audit").unwrap();
+        let secret = SigningSecret::generate().unwrap();
+        let keys = [secret.key_id()];
+        let log = AuditLog::open_rotating(folder.path(), &db, secret, &legacy, 4096).unwrap();
+        let reader = log.reader();
+        let writer = std::thread::spawn(move || {
+            for i in 0..300 {
+                log.append(event(i)).unwrap();
+            }
+        });
+        // Each read ends where the log ended when it began: never on a half-written line,
+        // never before the head it compares with.
+        let mut reads = 0;
+        while !writer.is_finished() {
+            let verdict = reader.verify(&keys).unwrap();
+            assert!(verdict.holds(), "{verdict:?}");
+            reader.events(None).unwrap();
+            reads += 1;
+        }
+        writer.join().unwrap();
+        assert!(reads > 0);
+        assert!(reader.verify(&keys).unwrap().holds());
+        assert_eq!(reader.events(None).unwrap().len(), 300);
+        assert!(files(&folder.path().join(AUDIT_DIR)).unwrap().len() > 2);
     }
 }

@@ -436,6 +436,7 @@ pub async fn start_actor(config: Config) -> Result<StartedActor, NodeError> {
         key_id: identity.key_id(),
         network: network_rx,
         accounts: Arc::new(std::sync::Mutex::new(Some(accounts))),
+        audit: loaded.vault.audit_chain().reader(),
     };
     // Peers recorded from an invitation (`passerelle network join`) are dialled too.
     let mut config = config;

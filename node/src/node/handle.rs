@@ -187,6 +187,8 @@ pub struct NodeHandle {
     /// The web page's accounts, while the node runs (they hold the store open: taken out
     /// when the node stops, so that no handle kept elsewhere keeps the store locked).
     pub(super) accounts: Arc<std::sync::Mutex<Option<crate::accounts::Accounts>>>,
+    /// The audit log, read beside the documents thread (it holds no store open).
+    pub(super) audit: crate::audit_log::AuditReader,
 }
 
 impl NodeHandle {
@@ -367,6 +369,18 @@ impl NodeHandle {
         request: ReferralRequest,
         by: impl Into<String>,
     ) -> Result<ReferralReply, NodeError> {
+        if request.reads_audit_log() {
+            // Beside the documents thread: a large log holds up neither sync nor writes.
+            if self.commands.is_closed() {
+                return Err(NodeError::Stopped);
+            }
+            let (reader, sealer) = (self.audit.clone(), self.key_id);
+            return tokio::task::spawn_blocking(move || {
+                super::referrals::read_audit(&reader, &sealer, request)
+            })
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        }
         let by = by.into();
         self.ask(|reply| Command::Referral { request, by, reply })
             .await

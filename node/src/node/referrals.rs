@@ -375,6 +375,46 @@ fn this_year(now: i64) -> i32 {
     1970 + (now / 31_556_952) as i32
 }
 
+/// Answers a request that reads the audit log (`Audit`, `AuditChain`, `AuditVerify`):
+/// what [`NodeHandle::referral`](super::NodeHandle::referral) runs beside the documents
+/// thread, so that reading a large log holds up neither sync nor writes. `sealer` is this
+/// node's key.
+pub(super) fn read_audit(
+    reader: &crate::audit_log::AuditReader,
+    sealer: &KeyId,
+    request: ReferralRequest,
+) -> Result<ReferralReply, NodeError> {
+    let failed = |e| NodeError::from(crate::vault::VaultError::from(e));
+    match request {
+        ReferralRequest::Audit { id } => reader
+            .events(id.map(|i| i.to_string()).as_deref())
+            .map(ReferralReply::Audit)
+            .map_err(failed),
+        ReferralRequest::AuditChain { from, to } => reader
+            .entries(from, to)
+            .map(|entries| ReferralReply::AuditChain(entries, sealer.to_string()))
+            .map_err(failed),
+        ReferralRequest::AuditVerify => reader
+            .verify(std::slice::from_ref(sealer))
+            .map(ReferralReply::AuditVerdict)
+            .map_err(failed),
+        other => Err(NodeError::Io {
+            context: "reading the audit log".into(),
+            source: std::io::Error::other(format!("{other:?} does not read the audit log")),
+        }),
+    }
+}
+
+impl ReferralRequest {
+    /// True for the requests that only read the audit log ([`read_audit`]).
+    pub(super) fn reads_audit_log(&self) -> bool {
+        matches!(
+            self,
+            Self::Audit { .. } | Self::AuditChain { .. } | Self::AuditVerify
+        )
+    }
+}
+
 impl DocumentsActor {
     fn names(&self) -> BTreeMap<OrgId, String> {
         self.records()
@@ -521,16 +561,13 @@ impl DocumentsActor {
             ReferralRequest::ToOffice { id, office } => self
                 .hand_to_office(id, office, by)
                 .map(ReferralReply::Receipt),
-            ReferralRequest::Audit { id } => Ok(ReferralReply::Audit(
-                self.vault.audit_log(id.map(|i| i.to_string()).as_deref())?,
-            )),
-            ReferralRequest::AuditChain { from, to } => Ok(ReferralReply::AuditChain(
-                self.vault
-                    .audit_chain()
-                    .entries(from, to)
-                    .map_err(crate::vault::VaultError::from)?,
-                self.identity.key_id().to_string(),
-            )),
+            request @ (ReferralRequest::Audit { .. }
+            | ReferralRequest::AuditChain { .. }
+            | ReferralRequest::AuditVerify) => read_audit(
+                &self.vault.audit_chain().reader(),
+                &self.identity.key_id(),
+                request,
+            ),
             ReferralRequest::BackupWrite { dir } => {
                 self.backup_write(dir, by).map(ReferralReply::BackupWritten)
             }
@@ -540,12 +577,6 @@ impl DocumentsActor {
             ReferralRequest::Retention { run } => self
                 .retention(run, crate::unix_now())
                 .map(ReferralReply::Retention),
-            ReferralRequest::AuditVerify => Ok(ReferralReply::AuditVerdict(
-                self.vault
-                    .audit_chain()
-                    .verify(&[self.identity.key_id()])
-                    .map_err(crate::vault::VaultError::from)?,
-            )),
             ReferralRequest::Report {
                 from,
                 to,
