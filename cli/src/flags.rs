@@ -47,7 +47,7 @@ pub fn parse_json_object(what: &str, text: &str) -> anyhow::Result<Map<String, V
 
 pub fn parse_quorum(text: &str) -> Result<Quorum, String> {
     text.parse()
-        .map_err(|e: passerelle_node::membership::MembershipError| e.to_string())
+        .map_err(|e: passerelle_node::membership::MembershipError| said(e.to_string(), e.fr()))
 }
 
 /// A whole number, 0 or more.

@@ -12,7 +12,7 @@ use passerelle_node::membership::{
 use passerelle_node::node::{Decision, MembershipView};
 
 use crate::client::{Outcome, call, decide};
-use crate::messages::t;
+use crate::messages::{said, t};
 use crate::output::{self, table};
 
 /// `passerelle member …`.
@@ -113,7 +113,8 @@ pub async fn run(
         MemberCommand::RecoveryStatement { secret_file, out } => {
             let text = std::fs::read_to_string(&secret_file)
                 .with_context(|| format!("secret_file: reading {}", secret_file.display()))?;
-            let secret = recovery_secret_from_text(&text)?;
+            let secret = recovery_secret_from_text(&text)
+                .map_err(|e| anyhow::anyhow!(said(e.to_string(), e.fr())))?;
             let status: passerelle_node::node::StatusReport =
                 call(data_dir, api::Status {}).await?;
             let view: MembershipView = call(data_dir, api::Membership {}).await?;

@@ -531,6 +531,7 @@ pub fn network_refusal(error: &NetworkDocumentError) -> Rejection {
         NetworkDocumentError::Malformed { .. }
         | NetworkDocumentError::NotAllowed(_)
         | NetworkDocumentError::Void(_)
+        | NetworkDocumentError::Charter(_)
         | NetworkDocumentError::Refused(_)
         | NetworkDocumentError::Automerge(_) => RejectionCode::MalformedOperation,
     };

@@ -22,7 +22,8 @@ use crate::identity::{Identity, KeyId, OrgId};
 use crate::keys::KeyFiles;
 use crate::membership::{
     Action, AdmissionRequest, Amendment, Charter, FormerMember, Member, Membership,
-    NetworkDocument, NetworkId, Operation, Proposal, SignedRequest,
+    MembershipError, NetworkDocument, NetworkDocumentError, NetworkId, Operation, Proposal,
+    SignedRequest,
 };
 use crate::model::ValidationError;
 use crate::store::Store;
@@ -185,9 +186,22 @@ fn invalid(field: &str, message: impl Into<String>, fr: impl Into<String>) -> No
     NodeError::Invalid(ValidationError::new(field, message).fr(fr))
 }
 
-/// Input refused by the membership rules, as they say it (in English).
+/// Input refused as its parser says it (in English).
 fn refused(field: &str, error: impl std::fmt::Display) -> NodeError {
     NodeError::Invalid(ValidationError::new(field, error.to_string()))
+}
+
+/// Input refused by the network document, in French too where the rule says it.
+fn refused_network(field: &str, error: NetworkDocumentError) -> NodeError {
+    match error.fr() {
+        Some(fr) => invalid(field, error.to_string(), fr),
+        None => refused(field, error),
+    }
+}
+
+/// Input refused by the membership rules, in both languages.
+fn refused_membership(field: &str, error: MembershipError) -> NodeError {
+    invalid(field, error.to_string(), error.fr())
 }
 
 /// Creates a network in a node's data folder (the node must be stopped): the genesis with
@@ -208,7 +222,7 @@ pub fn create_network(config: &Config, charter: Charter) -> Result<NetworkId, No
     }
     let (network, changes) =
         NetworkDocument::create(identity.signing(), charter, crate::unix_now())
-            .map_err(|e| refused("charter", e))?;
+            .map_err(|e| refused_network("charter", e))?;
     store.put_changes(&changes)?;
     store.set_network(&network.network(), &[])?;
     Ok(network.network())
@@ -236,11 +250,11 @@ pub fn found_network_locally(
     charter.founders = identities.iter().map(|i| i.org_id()).collect();
     let now = crate::unix_now();
     let (mut network, mut changes) = NetworkDocument::create(first.signing(), charter, now)
-        .map_err(|e| refused("charter", e))?;
+        .map_err(|e| refused_network("charter", e))?;
     for identity in &identities[1..] {
         let ratify = network
             .append(Operation::Ratify, identity.signing(), now)
-            .map_err(|e| refused("charter", e))?;
+            .map_err(|e| refused_network("charter", e))?;
         changes.push(ratify);
     }
     for config in configs {
@@ -765,10 +779,7 @@ impl DocumentsActor {
         let before = network.membership().map(|m| m.write_rules_digest());
         let signed = network
             .append(operation, self.identity.signing(), crate::unix_now())
-            .map_err(|e| match e.fr() {
-                Some(fr) => invalid("decision", e.to_string(), fr),
-                None => refused("decision", e),
-            })?;
+            .map_err(|e| refused_network("decision", e))?;
         if let Err(e) = self.store.put_changes(std::slice::from_ref(&signed)) {
             error!(error = %e, "could not store a membership operation; reloading the network document");
             self.reload_network();
@@ -823,7 +834,7 @@ impl DocumentsActor {
             created: crate::unix_now(),
         };
         let signed = SignedRequest::sign(&request, self.identity.signing())
-            .map_err(|e| refused("request", e))?;
+            .map_err(|e| refused_membership("request", e))?;
         let bytes = serde_json::to_vec(&signed).map_err(|e| refused("request", e))?;
         self.store.set_own_request(&bytes)?;
         if let Some(outbound) = &self.outbound {
@@ -849,7 +860,9 @@ impl DocumentsActor {
         };
         let signed: SignedRequest =
             serde_json::from_slice(raw).map_err(|e| refused("request", e))?;
-        let request = signed.verify().map_err(|e| refused("request", e))?;
+        let request = signed
+            .verify()
+            .map_err(|e| refused_membership("request", e))?;
         if request.org.key() != from {
             return Err(invalid(
                 "request",

@@ -40,6 +40,9 @@ pub enum NetworkDocumentError {
     /// The operation would have no effect: the rule it breaks.
     #[error("{0}")]
     Void(super::Void),
+    /// The charter of a new network is refused.
+    #[error("{0}")]
+    Charter(super::MembershipError),
     /// Automerge refused the change, or could not read it.
     #[error("the network document refused a change: {0}")]
     Refused(#[from] crate::automerge_guard::DecodeError),
@@ -54,6 +57,7 @@ impl NetworkDocumentError {
     pub fn fr(&self) -> Option<String> {
         match self {
             Self::Void(void) => Some(void.fr()),
+            Self::Charter(e) => Some(e.fr()),
             Self::NotAllowed(reason) if reason == NO_GENESIS => {
                 Some("ce nœud n'a pas encore reçu la genèse du réseau".to_owned())
             }
@@ -119,9 +123,7 @@ impl NetworkDocument {
         charter: Charter,
         now: i64,
     ) -> Result<(Self, Vec<SignedChange>), NetworkDocumentError> {
-        charter
-            .validate()
-            .map_err(|e| NetworkDocumentError::NotAllowed(e.to_string()))?;
+        charter.validate().map_err(NetworkDocumentError::Charter)?;
         let creator = secret.org_id();
         if !charter.founders.contains(&creator) {
             return Err(NetworkDocumentError::NotAllowed(

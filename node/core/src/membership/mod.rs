@@ -71,22 +71,40 @@ pub enum MembershipError {
         field: &'static str,
         /// What is wrong and what is accepted.
         message: String,
+        /// The same in French.
+        fr: String,
     },
+}
+
+impl MembershipError {
+    /// Said in French: the field, then what is wrong.
+    pub fn fr(&self) -> String {
+        match self {
+            Self::Invalid { field, fr, .. } => format!("{field} : {fr}"),
+        }
+    }
 }
 
 impl From<InvalidId> for MembershipError {
     fn from(e: InvalidId) -> Self {
         MembershipError::Invalid {
             field: e.field,
+            fr: e.message.clone(),
             message: e.message,
         }
     }
 }
 
-fn invalid(field: &'static str, message: impl Into<String>) -> MembershipError {
+/// A field refused: what is wrong in English and in French.
+fn invalid(
+    field: &'static str,
+    message: impl Into<String>,
+    fr: impl Into<String>,
+) -> MembershipError {
     MembershipError::Invalid {
         field,
         message: message.into(),
+        fr: fr.into(),
     }
 }
 
@@ -139,6 +157,9 @@ impl FromStr for Quorum {
                 format!(
                     "{s:?} is not a quorum; accepted: a number of members (\"2\") or a fraction of the members (\"2/3\", \"1/2\")"
                 ),
+                format!(
+                    "{s:?} n'est pas un quorum ; acceptés : un nombre de membres (\"2\") ou une fraction des membres (\"2/3\", \"1/2\")"
+                ),
             )
         };
         let s = s.trim();
@@ -178,16 +199,21 @@ impl<'de> Deserialize<'de> for Quorum {
 
 fn check_text(field: &'static str, text: &str, required: bool) -> Result<(), MembershipError> {
     if required && text.trim().is_empty() {
-        return Err(invalid(field, "must not be empty"));
+        return Err(invalid(field, "must not be empty", "ne doit pas être vide"));
     }
     if text.chars().count() > MAX_TEXT_CHARS {
         return Err(invalid(
             field,
             format!("is longer than {MAX_TEXT_CHARS} characters"),
+            format!("dépasse {MAX_TEXT_CHARS} caractères"),
         ));
     }
     if text.chars().any(char::is_control) {
-        return Err(invalid(field, "must not hold control characters"));
+        return Err(invalid(
+            field,
+            "must not hold control characters",
+            "ne doit pas contenir de caractères de contrôle",
+        ));
     }
     Ok(())
 }
@@ -219,11 +245,16 @@ impl Charter {
             return Err(invalid(
                 "founders",
                 format!("a charter needs 1 to {MAX_FOUNDERS} founders"),
+                format!("une charte compte de 1 à {MAX_FOUNDERS} fondateurs"),
             ));
         }
         let distinct: BTreeSet<_> = self.founders.iter().collect();
         if distinct.len() != self.founders.len() {
-            return Err(invalid("founders", "a founder is listed twice"));
+            return Err(invalid(
+                "founders",
+                "a founder is listed twice",
+                "un fondateur est nommé deux fois",
+            ));
         }
         for (field, quorum) in [("admission", self.admission), ("amendment", self.amendment)] {
             if quorum.required(self.founders.len()) > self.founders.len() {
@@ -231,6 +262,10 @@ impl Charter {
                     field,
                     format!(
                         "quorum {quorum} is more than the {} founders could ever give",
+                        self.founders.len()
+                    ),
+                    format!(
+                        "le quorum {quorum} dépasse ce que les {} fondateurs pourront jamais donner",
                         self.founders.len()
                     ),
                 ));
@@ -321,9 +356,11 @@ impl SignedRequest {
             return Err(invalid(
                 "org",
                 "a request is signed by the candidate's own key",
+                "une demande est signée par la clé propre du candidat",
             ));
         }
-        let body = serde_json::to_string(request).map_err(|e| invalid("request", e.to_string()))?;
+        let body = serde_json::to_string(request)
+            .map_err(|e| invalid("request", e.to_string(), e.to_string()))?;
         let signature = sign_body(REQUEST_DOMAIN, &body, secret);
         Ok(Self { body, signature })
     }
@@ -331,10 +368,15 @@ impl SignedRequest {
     /// Checks the signature and returns the request.
     pub fn verify(&self) -> Result<AdmissionRequest, MembershipError> {
         if self.body.len() > MAX_OPERATION_BYTES / 2 {
-            return Err(invalid("request", "too large"));
+            return Err(invalid("request", "too large", "trop grande"));
         }
-        let request: AdmissionRequest = serde_json::from_str(&self.body)
-            .map_err(|e| invalid("request", format!("does not decode: {e}")))?;
+        let request: AdmissionRequest = serde_json::from_str(&self.body).map_err(|e| {
+            invalid(
+                "request",
+                format!("does not decode: {e}"),
+                format!("ne se lit pas : {e}"),
+            )
+        })?;
         check_text("name", &request.name, true)?;
         check_text("message", &request.message, false)?;
         verify_body(
@@ -342,7 +384,10 @@ impl SignedRequest {
             &self.body,
             &self.signature,
             (&request.org.key(), "org"),
-            "does not verify for the candidate's key",
+            (
+                "does not verify for the candidate's key",
+                "ne se vérifie pas avec la clé du candidat",
+            ),
         )?;
         Ok(request)
     }
@@ -427,6 +472,9 @@ pub fn recovery_secret_from_text(text: &str) -> Result<SigningSecret, Membership
         invalid(
             "secret_file",
             format!("not a recovery key's secret (it starts with {RECOVERY_PREFIX})"),
+            format!(
+                "ce n'est pas le secret d'une clé de secours (il commence par {RECOVERY_PREFIX})"
+            ),
         )
     };
     let body = text
@@ -453,16 +501,24 @@ impl SignedRotation {
     /// Checks the signature against the recovery key `recovery`; returns the statement.
     pub fn verify(&self, recovery: &KeyId) -> Result<RotationStatement, MembershipError> {
         if self.body.len() > MAX_OPERATION_BYTES / 2 {
-            return Err(invalid("rotation", "too large"));
+            return Err(invalid("rotation", "too large", "trop grande"));
         }
-        let statement: RotationStatement = serde_json::from_str(&self.body)
-            .map_err(|e| invalid("rotation", format!("does not decode: {e}")))?;
+        let statement: RotationStatement = serde_json::from_str(&self.body).map_err(|e| {
+            invalid(
+                "rotation",
+                format!("does not decode: {e}"),
+                format!("ne se lit pas : {e}"),
+            )
+        })?;
         verify_body(
             ROTATION_DOMAIN,
             &self.body,
             &self.signature,
             (recovery, "recovery"),
-            "does not verify for the organisation's recovery key",
+            (
+                "does not verify for the organisation's recovery key",
+                "ne se vérifie pas avec la clé de secours de l'organisation",
+            ),
         )?;
         Ok(statement)
     }
@@ -482,21 +538,27 @@ fn verify_body(
     body: &str,
     signature: &str,
     key: (&KeyId, &'static str),
-    refused: &str,
+    refused: (&str, &str),
 ) -> Result<(), MembershipError> {
     let signature = data_encoding::HEXLOWER
         .decode(signature.as_bytes())
         .ok()
         .and_then(|b| <[u8; 64]>::try_from(b).ok())
         .map(|b| ed25519_dalek::Signature::from_bytes(&b))
-        .ok_or_else(|| invalid("signature", "not a 128-digit hex ed25519 signature"))?;
+        .ok_or_else(|| {
+            invalid(
+                "signature",
+                "not a 128-digit hex ed25519 signature",
+                "n'est pas une signature ed25519 de 128 chiffres hexadécimaux",
+            )
+        })?;
     let verifying = key
         .0
         .verifying_key()
-        .map_err(|_| invalid(key.1, "not a public key"))?;
+        .map_err(|_| invalid(key.1, "not a public key", "n'est pas une clé publique"))?;
     verifying
         .verify_strict(&[domain, body.as_bytes()].concat(), &signature)
-        .map_err(|_| invalid("signature", refused))
+        .map_err(|_| invalid("signature", refused.0, refused.1))
 }
 
 /// One operation of the network document.
@@ -593,14 +655,21 @@ impl Operation {
             return Err(invalid(
                 "operation",
                 format!("over {MAX_OPERATION_BYTES} bytes"),
+                format!("dépasse {MAX_OPERATION_BYTES} octets"),
             ));
         }
-        let envelope: Envelope = serde_json::from_str(message)
-            .map_err(|e| invalid("operation", format!("does not decode: {e}")))?;
+        let envelope: Envelope = serde_json::from_str(message).map_err(|e| {
+            invalid(
+                "operation",
+                format!("does not decode: {e}"),
+                format!("ne se lit pas : {e}"),
+            )
+        })?;
         if envelope.v != OPERATION_VERSION {
             return Err(invalid(
                 "operation",
                 format!("unknown version {}", envelope.v),
+                format!("version inconnue {}", envelope.v),
             ));
         }
         Ok(envelope.operation)
@@ -924,7 +993,7 @@ impl Void {
             }
             Self::RecoveryRegistered => "l'organisation a déjà enregistré une clé de secours",
             Self::NoRecoveryKey => "l'organisation n'a enregistré aucune clé de secours",
-            Self::BadRotation(e) | Self::BadRequest(e) | Self::Text(e) => return e.to_string(),
+            Self::BadRotation(e) | Self::BadRequest(e) | Self::Text(e) => return e.fr(),
             Self::MemberDecisionPending => {
                 "une décision sur ce membre (révocation ou remplacement de clé) est déjà ouverte"
             }
@@ -1412,7 +1481,11 @@ impl Membership {
                 self.acting_for_decision(&op.author)?;
                 let org = serde_json::from_str::<RotationStatement>(&rotation.body)
                     .map_err(|e| {
-                        Void::BadRotation(invalid("rotation", format!("does not decode: {e}")))
+                        Void::BadRotation(invalid(
+                            "rotation",
+                            format!("does not decode: {e}"),
+                            format!("ne se lit pas : {e}"),
+                        ))
                     })?
                     .org;
                 let recovery = *self.recovery.get(&org).ok_or(Void::NoRecoveryKey)?;
