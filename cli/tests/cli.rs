@@ -650,6 +650,20 @@ fn errors_and_help_are_said_in_french_and_in_english() {
         "la catégorie \"vocational_training\" relève de la dimension economic, pas social",
         "category \"vocational_training\" belongs to the economic dimension, not social",
     );
+    // Refused by the membership rules' own parser.
+    both(
+        &[
+            "network",
+            "create",
+            "--name",
+            "Réseau",
+            "--admission",
+            "3/x",
+        ],
+        2,
+        "\"3/x\" n'est pas un quorum",
+        "\"3/x\" is not a quorum",
+    );
     // Not found: exit code 1, like an empty result.
     both(
         &["service", "remove", "svc-none"],
