@@ -253,6 +253,27 @@ fn main() {
         vault.read(&p.referral).expect("read").expect("held");
     }
     let read_rate = per_second(n, started.elapsed());
+    // A sealed backup of every case file held (what `backup write` does, on the documents
+    // thread): each read, all sealed at once to the backup key, written and synced.
+    let backup_key = passerelle_node::backup_seal::BackupSecret::generate()
+        .expect("backup key")
+        .public_key();
+    let started = Instant::now();
+    let backup = passerelle_node::case_backup::write(
+        &vault,
+        &folder.path().join("backups"),
+        &backup_key,
+        "bench",
+        1,
+    )
+    .expect("backup");
+    let backup_ms = started.elapsed().as_secs_f64() * 1e3;
+    println!(
+        "backup write: {backup_ms:>6.1} ms for {} case files ({:.0} µs each, {:.1} MB sealed)",
+        backup.case_files,
+        backup_ms * 1e3 / backup.case_files as f64,
+        backup.bytes as f64 / 1e6
+    );
     let started = Instant::now();
     for p in payloads.iter().take(n) {
         vault.erase(&p.referral, 2, Erasure::Asked).expect("erase");
