@@ -1,5 +1,6 @@
 //! Referrals benchmark: the cost of the board fold at scale, of sealing and opening a case
-//! file, of the encrypted vault (store, read, erase), and of sending referrals through a
+//! file, of the encrypted vault (store, read, a sealed backup, erase), of the audit log, and
+//! of sending referrals through a
 //! real node (consent and case file checked, case file stored encrypted, board entry
 //! signed and flushed).
 //!
