@@ -314,7 +314,7 @@ async fn a_referral_goes_to_completed_and_only_the_two_organisations_see_the_cas
     .await;
 
     // The report counts it, without naming anyone: one referral is too few to show.
-    let report = report_of(observer).await;
+    let report = report_of(observer, None).await;
     assert_eq!(report.total, Count::Small { below: 5 });
     assert!(report.by_status.is_empty() && report.by_region.is_empty());
     assert!(report.withheld_tables.contains(&"status".to_owned()));
@@ -340,11 +340,11 @@ async fn a_referral_goes_to_completed_and_only_the_two_organisations_see_the_cas
         Ok(Status::EnteredInError)
     );
     wait_for("the observer to see every referral", || async {
-        let report = report_of(observer).await;
+        let report = report_of(observer, None).await;
         report.total == Count::Shown(8) && report.entered_in_error != Count::Shown(0)
     })
     .await;
-    let report = report_of(observer).await;
+    let report = report_of(observer, None).await;
     assert_eq!(report.entered_in_error, Count::Small { below: 5 });
     assert_eq!(
         report.by_region.get("CM004"),
@@ -364,13 +364,18 @@ async fn a_referral_goes_to_completed_and_only_the_two_organisations_see_the_cas
     );
 }
 
-async fn report_of(node: &TestNode) -> passerelle_node::referral::report::Report {
+/// The node's referral report over all time, cells under `min_count` hidden (the node's
+/// setting when `None`).
+async fn report_of(
+    node: &TestNode,
+    min_count: Option<u64>,
+) -> passerelle_node::referral::report::Report {
     match ask(
         node,
         ReferralRequest::Report {
             from: None,
             to: None,
-            min_count: None,
+            min_count,
         },
     )
     .await
@@ -502,18 +507,7 @@ async fn a_backdated_answer_is_flagged_on_every_node_and_left_out_of_the_timings
             .clock_flagged()
     );
     // The report: every count shown (min_count 1), the backdated one apart from the timings.
-    let ReferralReply::Report(report) = ask(
-        observer,
-        ReferralRequest::Report {
-            from: None,
-            to: None,
-            min_count: Some(1),
-        },
-    )
-    .await
-    .expect("report") else {
-        panic!("report");
-    };
+    let report = report_of(observer, Some(1)).await;
     assert_eq!(report.total, Count::Shown(2));
     assert_eq!(report.clock_flagged, Count::Shown(1));
     assert_eq!(report.by_status.get("accepted"), Some(&Count::Shown(2)));
@@ -591,18 +585,7 @@ async fn an_answer_dated_ahead_of_its_arrival_is_noted_by_the_nodes_it_reaches()
     nodes[2].start().await;
     let seen = entry(&nodes[2], &id).await.expect("entry");
     assert!(seen.history[0].arrival.is_some(), "{:?}", seen.history);
-    let ReferralReply::Report(report) = ask(
-        &nodes[2],
-        ReferralRequest::Report {
-            from: None,
-            to: None,
-            min_count: Some(1),
-        },
-    )
-    .await
-    .expect("report") else {
-        panic!("report");
-    };
+    let report = report_of(&nodes[2], Some(1)).await;
     assert_eq!(report.clock_flagged, Count::Shown(1));
     for node in &mut nodes {
         node.stop().await;
