@@ -75,6 +75,32 @@ fn case_state(data_dir: &Path, id: &str) -> Option<String> {
     })
 }
 
+/// A founds a network `name` admitting by one approval, and starts; B joins with A's
+/// invitation, starts and asks to be admitted; A approves once the request has reached it.
+/// Returns both running nodes, the invitation and B's organisation id.
+fn found_and_admit(a: &Path, b: &Path, name: &str) -> (NodeProcess, NodeProcess, String, String) {
+    ok(
+        a,
+        &["network", "create", "--name", name, "--admission", "1"],
+    );
+    let node_a = NodeProcess::start(a);
+    let invitation = ok(a, &["network", "invite"]).stdout.trim().to_owned();
+    ok(b, &["network", "join", &invitation]);
+    let node_b = NodeProcess::start(b);
+    ok(b, &["member", "request"]);
+    let b_id = ok(b, &["status", "--json"]).json()["org_id"]
+        .as_str()
+        .expect("org id")
+        .to_owned();
+    poll_until("B's request to reach A", TIMEOUT, || {
+        ok(a, &["member", "list", "--json"]).json()["requests"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| r["org"] == b_id.as_str()))
+    });
+    ok(a, &["member", "approve", &b_id]);
+    (node_a, node_b, invitation, b_id)
+}
+
 /// `run`, in French (a coordinator's spreadsheet, read as she reads it).
 fn run_fr(data_dir: &Path, args: &[&str]) -> Run {
     run(data_dir, &[&["--lang", "fr"], args].concat())
@@ -3686,33 +3712,7 @@ fn a_lost_node_is_replaced_with_the_recovery_key_made_at_init() {
     );
     assert_ne!(again.code, 0);
     assert!(again.stderr.contains("secret_out"), "{}", again.stderr);
-    ok(
-        &a,
-        &[
-            "network",
-            "create",
-            "--name",
-            "Réseau Littoral",
-            "--admission",
-            "1",
-        ],
-    );
-    let node_a = NodeProcess::start(&a);
-    let invitation = ok(&a, &["network", "invite"]).stdout.trim().to_owned();
-    ok(&b, &["network", "join", &invitation]);
-    let node_b = NodeProcess::start(&b);
-    ok(&b, &["member", "request"]);
-    let b_id = ok(&b, &["status", "--json"]).json()["org_id"]
-        .as_str()
-        .expect("org id")
-        .to_owned();
-    poll_until("B's request to reach A", TIMEOUT, || {
-        let list = ok(&a, &["member", "list", "--json"]).json();
-        list["requests"]
-            .as_array()
-            .is_some_and(|r| r.iter().any(|r| r["org"] == b_id.as_str()))
-    });
-    ok(&a, &["member", "approve", &b_id]);
+    let (node_a, node_b, invitation, b_id) = found_and_admit(&a, &b, "Réseau Littoral");
     // Once a member, B's node registers the recovery key made at init.
     poll_until("B's recovery key to reach A", TIMEOUT, || {
         ok(&a, &["member", "list", "--json"]).json()["recovery_keys"][&b_id].is_string()
@@ -3798,28 +3798,8 @@ fn a_lost_node_is_replaced_with_the_recovery_key_made_at_init() {
 fn a_regional_office_reads_a_case_file_handed_to_it_until_its_grant_ends() {
     let (_a_dir, a, a_id) = init_with_id("Délégation régionale Littoral");
     let (b_dir, b, b_id) = init_with_id("ONG Avenir");
-    ok(
-        &a,
-        &[
-            "network",
-            "create",
-            "--name",
-            "Réseau Ouest",
-            "--admission",
-            "1",
-        ],
-    );
-    let node_a = NodeProcess::start(&a);
-    let invitation = ok(&a, &["network", "invite"]).stdout.trim().to_owned();
-    ok(&b, &["network", "join", &invitation]);
-    let node_b = NodeProcess::start(&b);
-    ok(&b, &["member", "request"]);
-    poll_until("B's request to reach A", TIMEOUT, || {
-        ok(&a, &["member", "list", "--json"]).json()["requests"]
-            .as_array()
-            .is_some_and(|r| r.iter().any(|r| r["org"] == b_id.as_str()))
-    });
-    ok(&a, &["member", "approve", &b_id]);
+    let (node_a, node_b, invitation, admitted) = found_and_admit(&a, &b, "Réseau Ouest");
+    assert_eq!(admitted, b_id);
     // The office's node: a device of A.
     let d_dir = tempfile::tempdir().expect("tempdir");
     let d = d_dir.path().join("node");
