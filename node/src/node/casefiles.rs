@@ -200,7 +200,6 @@ impl DocumentsActor {
     }
 
     fn case_message(&mut self, message: CaseMessage, key: KeyId) -> CaseReply {
-        let refuse = |message: String| CaseReply::refused(message);
         let Some(peer_org) = self.membership().and_then(|m| m.acting_member(&key)) else {
             return CaseReply::retry("this node does not know the sender as a member (yet)");
         };
@@ -208,7 +207,7 @@ impl DocumentsActor {
         match message {
             CaseMessage::Erase { referral } => {
                 if !board::is_referral_id(&referral) {
-                    return refuse("not a referral id".into());
+                    return CaseReply::refused("not a referral id");
                 }
                 if self.is_device_node() && key == self.own_key() {
                     // The organisation takes back what it handed to this office.
@@ -217,8 +216,8 @@ impl DocumentsActor {
                 match self.vault.side(&referral) {
                     Ok(Some((_, counterpart))) if counterpart == Some(peer_org) => {}
                     Ok(Some(_)) => {
-                        return refuse(
-                            "that organisation is not the other party of this referral".into(),
+                        return CaseReply::refused(
+                            "that organisation is not the other party of this referral",
                         );
                     }
                     Ok(None) => {
@@ -230,8 +229,8 @@ impl DocumentsActor {
                             .ok()
                             .is_some_and(|e| e.sender == peer_org || e.receiver == Some(peer_org));
                         if !party {
-                            return refuse(
-                                "that organisation is not a party to this referral".into(),
+                            return CaseReply::refused(
+                                "that organisation is not a party to this referral",
                             );
                         }
                         let _ = self.vault.erase(&referral, now, Erasure::Asked);
@@ -269,15 +268,16 @@ impl DocumentsActor {
                 sealed,
             } => {
                 if sender != peer_org {
-                    return refuse(format!("sent by {peer_org} in the name of {sender}"));
+                    return CaseReply::refused(format!(
+                        "sent by {peer_org} in the name of {sender}"
+                    ));
                 }
                 if !board::is_referral_id(&referral) {
-                    return refuse("not a referral id".into());
+                    return CaseReply::refused("not a referral id");
                 }
                 if self.is_device_node() {
-                    return refuse(
-                        "this is a device node; case files go to the organisation's own node"
-                            .into(),
+                    return CaseReply::refused(
+                        "this is a device node; case files go to the organisation's own node",
                     );
                 }
                 let stored = self.take_case_file(&referral, sender, now, |identity, own| {
@@ -346,12 +346,13 @@ impl DocumentsActor {
         sealed: casefile::Sealed,
         now: i64,
     ) -> CaseReply {
-        let refuse = |message: &str| CaseReply::refused(message);
         if !board::is_referral_id(&referral) {
-            return refuse("not a referral id");
+            return CaseReply::refused("not a referral id");
         }
         if !self.is_device_node() {
-            return refuse("this is the organisation's own node, not one of its offices");
+            return CaseReply::refused(
+                "this is the organisation's own node, not one of its offices",
+            );
         }
         if key != self.own_key() {
             self.case_refused(
@@ -359,7 +360,7 @@ impl DocumentsActor {
                 &sender,
                 "handed on by a key that is not the organisation's",
             );
-            return refuse("only this office's organisation hands case files on to it");
+            return CaseReply::refused("only this office's organisation hands case files on to it");
         }
         let own_key = self.identity.key_id();
         let granted = self

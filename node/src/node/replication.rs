@@ -634,14 +634,17 @@ impl DocumentsActor {
                 .chain(take_whole.iter().filter_map(|w| w.id.organisation_owner()))
                 .filter(|owner| *owner != self.own)
                 .collect();
-            let before: HashMap<OrgId, _> = owners
-                .iter()
-                .filter(|_| live)
-                .filter_map(|owner| {
-                    let record = self.documents.get(owner)?.record()?;
-                    Some((*owner, crate::referral::board::move_counts(record)))
-                })
-                .collect();
+            let before: HashMap<OrgId, _> = if live {
+                owners
+                    .iter()
+                    .filter_map(|owner| {
+                        let record = self.documents.get(owner)?.record()?;
+                        Some((*owner, crate::referral::board::move_counts(record)))
+                    })
+                    .collect()
+            } else {
+                HashMap::new()
+            };
             self.receive_organisation_changes(fresh, take_whole, from, &mut outcome)?;
             self.note_arrivals(&owners, &before, live);
         }
