@@ -488,6 +488,21 @@ impl DocumentsActor {
         entry
     }
 
+    /// The entries with what this node noted of when their moves arrived: the notes read
+    /// once (they are few), not once per entry.
+    fn with_all_arrivals(&self, entries: &mut [BoardEntry]) -> Result<(), NodeError> {
+        let arrivals = self.store.all_arrivals()?;
+        if arrivals.is_empty() {
+            return Ok(());
+        }
+        for entry in entries {
+            if let Some(noted) = arrivals.get(&entry.id.to_string()) {
+                entry.note_arrivals(noted);
+            }
+        }
+        Ok(())
+    }
+
     fn role_in(&self, entry: &BoardEntry) -> Option<Role> {
         if entry.sender == self.own {
             Some(Role::Sender)
@@ -583,12 +598,7 @@ impl DocumentsActor {
                 min_count,
             } => {
                 let mut entries = self.board();
-                let arrivals = self.store.all_arrivals()?;
-                for entry in &mut entries {
-                    if let Some(noted) = arrivals.get(&entry.id.to_string()) {
-                        entry.note_arrivals(noted);
-                    }
-                }
+                self.with_all_arrivals(&mut entries)?;
                 Ok(ReferralReply::Report(report::report(
                     &entries,
                     &self.names(),
@@ -1216,11 +1226,11 @@ impl DocumentsActor {
                 filter.limit.is_none_or(|limit| total <= limit)
             })
             .collect();
-        let entries = shown
+        let mut entries: Vec<BoardEntry> = shown
             .iter()
             .filter_map(|summary| index.entry(summary, |org| self.record_of(org)))
-            .map(|entry| self.with_arrivals(entry))
             .collect();
+        self.with_all_arrivals(&mut entries)?;
         Ok(ReferralList {
             entries,
             total,
