@@ -3821,34 +3821,19 @@ fn a_regional_office_reads_a_case_file_handed_to_it_until_its_grant_ends() {
             .contains("receives case files")
     );
     assert_eq!(add_service(&a, "Placement Bafoussam").code, 0);
+    let matching = [
+        "referral",
+        "match",
+        "--need",
+        "job_placement",
+        "--region",
+        "CM005",
+        "--json",
+    ];
     poll_until("A's service to reach B", TIMEOUT, || {
-        run(
-            &b,
-            &[
-                "referral",
-                "match",
-                "--need",
-                "job_placement",
-                "--region",
-                "CM005",
-            ],
-        )
-        .code
-            == 0
+        run(&b, &matching).code == 0
     });
-    let service = ok(
-        &b,
-        &[
-            "referral",
-            "match",
-            "--need",
-            "job_placement",
-            "--region",
-            "CM005",
-            "--json",
-        ],
-    )
-    .json()[0]["service_id"]
+    let service = ok(&b, &matching).json()[0]["service_id"]
         .as_str()
         .expect("service")
         .to_owned();
